@@ -22,6 +22,7 @@ type command struct {
 }
 
 var commands = map[string]command{
+	"manager": {"run the operator: the PredictionModel and FreightPipeline controllers", runManager},
 	"version": {"print the version and exit", runVersion},
 }
 

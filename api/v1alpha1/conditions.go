@@ -1,0 +1,71 @@
+package v1alpha1
+
+// Condition types shared by both kinds. Ready, Progressing and Degraded follow kstatus, which Argo CD
+// and Flux read; the per-stage types say which part of the data path is at fault.
+const (
+	// ConditionReady is True when every part is serving the current spec.
+	ConditionReady = "Ready"
+	// ConditionProgressing is True while the operator is converging children on a new spec.
+	ConditionProgressing = "Progressing"
+	// ConditionDegraded is True when something failed that waiting alone may not fix.
+	ConditionDegraded = "Degraded"
+
+	// ConditionModelLoaded (PredictionModel) is True when serving pods of the current model revision
+	// have loaded the model: they only report ready after a successful load.
+	ConditionModelLoaded = "ModelLoaded"
+
+	// ConditionIngestionReady (FreightPipeline) is True when the ingestion Deployment is available.
+	ConditionIngestionReady = "IngestionReady"
+	// ConditionQueueReady (FreightPipeline) is True when the pipeline's stream, consumer and
+	// prediction bucket exist on a reachable NATS server and match the spec.
+	ConditionQueueReady = "QueueReady"
+	// ConditionInferenceReady (FreightPipeline) is True when the inference pool can consume: its
+	// model is loaded and its Deployment has ready workers (or is scaled to zero on purpose).
+	ConditionInferenceReady = "InferenceReady"
+)
+
+// Condition reasons, PascalCase as metav1.Condition requires.
+const (
+	// ReasonReconciling: the operator has not yet observed the outcome of its last change.
+	ReasonReconciling = "Reconciling"
+	// ReasonAvailable: the component has the replicas it needs, all on the current revision.
+	ReasonAvailable = "Available"
+	// ReasonRollingOut: a new revision is being rolled out.
+	ReasonRollingOut = "RollingOut"
+	// ReasonUnavailable: no ready replica.
+	ReasonUnavailable = "Unavailable"
+	// ReasonScaledToZero: no replica is wanted now, by spec or by the autoscaler.
+	ReasonScaledToZero = "ScaledToZero"
+	// ReasonProgressDeadlineExceeded: a rollout stopped making progress (from the Deployment).
+	ReasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"
+	// ReasonAsExpected: nothing is degraded.
+	ReasonAsExpected = "AsExpected"
+	// ReasonReconciled: the children match the spec.
+	ReasonReconciled = "Reconciled"
+	// ReasonApplyFailed: writing a child object failed.
+	ReasonApplyFailed = "ApplyFailed"
+
+	// ReasonSourceNotFound: the model's ConfigMap or key does not exist.
+	ReasonSourceNotFound = "SourceNotFound"
+	// ReasonSourceInvalid: the model's source exists but cannot be used (e.g. empty).
+	ReasonSourceInvalid = "SourceInvalid"
+	// ReasonLoading: serving pods exist but none has loaded the model yet.
+	ReasonLoading = "Loading"
+	// ReasonModelLoaded: at least one pod of the current revision has loaded the model.
+	ReasonModelLoaded = "Loaded"
+
+	// ReasonModelNotFound: the pipeline's modelRef names no PredictionModel.
+	ReasonModelNotFound = "ModelNotFound"
+	// ReasonModelNotReady: the pipeline's model exists but has not loaded.
+	ReasonModelNotReady = "ModelNotReady"
+	// ReasonQueueProvisioned: stream, consumer and bucket exist and match the spec.
+	ReasonQueueProvisioned = "Provisioned"
+	// ReasonQueueUnreachable: the NATS server did not answer.
+	ReasonQueueUnreachable = "NATSUnreachable"
+	// ReasonQueueNotConfigured: neither the pipeline nor the operator names a NATS server.
+	ReasonQueueNotConfigured = "QueueNotConfigured"
+	// ReasonQueueProvisionFailed: NATS answered but refused the stream, consumer or bucket.
+	ReasonQueueProvisionFailed = "ProvisionFailed"
+	// ReasonPipelineReady: ingestion, queue and inference are all ready.
+	ReasonPipelineReady = "PipelineReady"
+)

@@ -1,0 +1,92 @@
+package v1alpha1
+
+import (
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+// The defaults below are the ones the CRD schema applies (the +kubebuilder:default markers).
+// Go code that builds objects without an API server (local mode, unit tests) applies them with
+// Default; a test checks that both agree.
+
+// Default fills every unset field of the PredictionModel with its schema default.
+func (m *PredictionModel) Default() {
+	s := &m.Spec
+	if s.Format == "" {
+		s.Format = ModelFormatONNX
+	}
+	if s.Version == "" {
+		s.Version = "1"
+	}
+	if s.Source.ConfigMap != nil && s.Source.ConfigMap.Key == "" {
+		s.Source.ConfigMap.Key = "model.onnx"
+	}
+	if s.Replicas == nil {
+		s.Replicas = ptr.To[int32](1)
+	}
+	if s.Batching.MaxBatchSize == 0 {
+		s.Batching.MaxBatchSize = 64
+	}
+	if s.Batching.MaxQueueDelay == nil {
+		s.Batching.MaxQueueDelay = &metav1.Duration{Duration: 2 * time.Millisecond}
+	}
+}
+
+// Default fills every unset field of the FreightPipeline with its schema default.
+func (p *FreightPipeline) Default() {
+	q := &p.Spec.Queue
+	if q.MaxMessages == 0 {
+		q.MaxMessages = 1_000_000
+	}
+	if q.MaxBytes == nil {
+		q.MaxBytes = ptr.To(resource.MustParse("1Gi"))
+	}
+	defaultDuration(&q.MaxAge, 24*time.Hour)
+	defaultDuration(&q.DuplicateWindow, 2*time.Minute)
+	defaultDuration(&q.AckWait, 30*time.Second)
+	if q.MaxDeliver == 0 {
+		q.MaxDeliver = 5
+	}
+
+	in := &p.Spec.Ingestion
+	if in.Replicas == nil {
+		in.Replicas = ptr.To[int32](2)
+	}
+	if in.MaxBodyBytes == nil {
+		in.MaxBodyBytes = ptr.To(resource.MustParse("4Mi"))
+	}
+	if in.Auth != nil && in.Auth.SecretRef.Key == "" {
+		in.Auth.SecretRef.Key = "tokens"
+	}
+
+	inf := &p.Spec.Inference
+	if inf.MinReplicas == nil {
+		inf.MinReplicas = ptr.To[int32](1)
+	}
+	if inf.MaxReplicas == 0 {
+		inf.MaxReplicas = 10
+	}
+	if inf.TargetQueueDepthPerReplica == 0 {
+		inf.TargetQueueDepthPerReplica = 100
+	}
+	defaultDuration(&inf.PollInterval, 2*time.Second)
+	for _, rules := range []*ScalingRules{inf.ScaleUp, inf.ScaleDown} {
+		if rules != nil && rules.SelectPolicy == "" {
+			rules.SelectPolicy = SelectMax
+		}
+	}
+	if inf.BatchSize == 0 {
+		inf.BatchSize = 64
+	}
+
+	defaultDuration(&p.Spec.Output.PredictionRetention, 24*time.Hour)
+}
+
+func defaultDuration(d **metav1.Duration, v time.Duration) {
+	if *d == nil {
+		*d = &metav1.Duration{Duration: v}
+	}
+}

@@ -1,0 +1,381 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// FreightPipelineSpec is a data path: ingestion pods publish freight events to a NATS JetStream
+// stream, an inference pool consumes it with the referenced model, and predictions are kept by event id.
+type FreightPipelineSpec struct {
+	// modelRef names the PredictionModel, in the pipeline's namespace, that scores the events.
+	// The pipeline waits, with a condition saying so, until that model exists and has loaded.
+	// +required
+	ModelRef ModelReference `json:"modelRef"`
+
+	// queue configures the pipeline's JetStream stream and consumer.
+	// +kubebuilder:default={}
+	// +optional
+	Queue QueueSpec `json:"queue,omitempty"`
+
+	// ingestion configures the pods that accept events over HTTP.
+	// +kubebuilder:default={}
+	// +optional
+	Ingestion IngestionSpec `json:"ingestion,omitempty"`
+
+	// inference configures the pool of workers that consume the queue, and its autoscaling.
+	// +kubebuilder:default={}
+	// +optional
+	Inference InferenceSpec `json:"inference,omitempty"`
+
+	// output configures where predictions go and how long they are kept.
+	// +kubebuilder:default={}
+	// +optional
+	Output OutputSpec `json:"output,omitempty"`
+}
+
+// ModelReference names a PredictionModel in the same namespace.
+type ModelReference struct {
+	// name of the PredictionModel.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	// +required
+	Name string `json:"name"`
+}
+
+// QueueSpec configures the pipeline's stream. Limits apply with DiscardNew: a full stream refuses
+// new events (ingestion answers 503) rather than silently dropping accepted ones.
+// +kubebuilder:validation:XValidation:rule="(has(self.url) ? self.url : '') == (has(oldSelf.url) ? oldSelf.url : '')",message="queue.url is immutable: events already in the old server's stream would be orphaned; create a new pipeline instead"
+type QueueSpec struct {
+	// url of the NATS server (nats:// or tls://). Empty means the operator's default NATS.
+	// Immutable, because events already queued on one server cannot follow to another.
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['nats', 'tls'] && url(self).getHostname() != ''",message="queue.url must be a nats:// or tls:// URL with a host"
+	// +optional
+	URL string `json:"url,omitempty"`
+
+	// maxMessages is the most events the stream holds.
+	// +kubebuilder:default=1000000
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000000
+	// +optional
+	MaxMessages int64 `json:"maxMessages,omitempty"`
+
+	// maxBytes is the most storage the stream uses.
+	// +kubebuilder:default="1Gi"
+	// +kubebuilder:validation:XValidation:rule="quantity(self).isGreaterThan(quantity('1Mi')) || quantity(self).compareTo(quantity('1Mi')) == 0",message="queue.maxBytes must be at least 1Mi"
+	// +optional
+	MaxBytes *resource.Quantity `json:"maxBytes,omitempty"`
+
+	// maxAge is how long an event may wait in the stream before it expires unprocessed.
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="queue.maxAge must be at least 1m"
+	// +optional
+	MaxAge *metav1.Duration `json:"maxAge,omitempty"`
+
+	// duplicateWindow is how long the stream remembers event ids, so a client's retry of an
+	// event it already sent is acknowledged as a duplicate instead of queued twice.
+	// +kubebuilder:default="2m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="queue.duplicateWindow must be between 1s and 24h"
+	// +optional
+	DuplicateWindow *metav1.Duration `json:"duplicateWindow,omitempty"`
+
+	// ackWait is how long a worker may hold an event before the queue redelivers it to another.
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="queue.ackWait must be between 1s and 1h"
+	// +optional
+	AckWait *metav1.Duration `json:"ackWait,omitempty"`
+
+	// maxDeliver is how many times an event is tried before it goes to the dead-letter subject.
+	// +kubebuilder:default=5
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	MaxDeliver int32 `json:"maxDeliver,omitempty"`
+}
+
+// IngestionSpec configures the HTTP ingestion pods.
+type IngestionSpec struct {
+	// replicas of the ingestion Deployment.
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// resources of each ingestion container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// auth requires a bearer token on every request. The operator mounts the Secret into the
+	// ingestion pods; it never reads it itself.
+	// +optional
+	Auth *IngestionAuth `json:"auth,omitempty"`
+
+	// rateLimit caps events per second per token (per client address without auth).
+	// +optional
+	RateLimit *RateLimitSpec `json:"rateLimit,omitempty"`
+
+	// maxBodyBytes caps one request body; larger bodies get 413.
+	// +kubebuilder:default="4Mi"
+	// +kubebuilder:validation:XValidation:rule="quantity(self).compareTo(quantity('1Ki')) >= 0 && quantity(self).compareTo(quantity('64Mi')) <= 0",message="ingestion.maxBodyBytes must be between 1Ki and 64Mi"
+	// +optional
+	MaxBodyBytes *resource.Quantity `json:"maxBodyBytes,omitempty"`
+}
+
+// IngestionAuth points at the bearer tokens clients must present.
+type IngestionAuth struct {
+	// secretRef is a Secret in the pipeline's namespace whose key holds the accepted tokens,
+	// one per line.
+	// +required
+	SecretRef SecretKeyReference `json:"secretRef"`
+}
+
+// SecretKeyReference is a key of a Secret in the same namespace.
+type SecretKeyReference struct {
+	// name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	// +required
+	Name string `json:"name"`
+
+	// key in the Secret.
+	// +kubebuilder:default="tokens"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// RateLimitSpec is a token bucket.
+// +kubebuilder:validation:XValidation:rule="!has(self.burst) || self.burst >= self.eventsPerSecond",message="rateLimit.burst must be at least rateLimit.eventsPerSecond"
+type RateLimitSpec struct {
+	// eventsPerSecond is the sustained rate allowed; events beyond it get 429 with Retry-After.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000000
+	// +required
+	EventsPerSecond int32 `json:"eventsPerSecond"`
+
+	// burst is how many events may arrive at once; defaults to eventsPerSecond.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000000
+	// +optional
+	Burst int32 `json:"burst,omitempty"`
+}
+
+// InferenceSpec configures the inference pool and how it scales on queue depth.
+// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",message="inference.minReplicas must not exceed inference.maxReplicas"
+type InferenceSpec struct {
+	// minReplicas is the fewest workers; 0 lets the pool scale to zero when the queue is empty.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	MinReplicas *int32 `json:"minReplicas,omitempty"`
+
+	// maxReplicas is the most workers the autoscaler may run.
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	MaxReplicas int32 `json:"maxReplicas,omitempty"`
+
+	// targetQueueDepthPerReplica is the queue depth (pending + unacknowledged events) one worker
+	// is expected to hold; desired workers = ceil(depth / target).
+	// +kubebuilder:default=100
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000000
+	// +optional
+	TargetQueueDepthPerReplica int64 `json:"targetQueueDepthPerReplica,omitempty"`
+
+	// pollInterval is how often the operator reads the queue depth.
+	// +kubebuilder:default="2s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('500ms') && duration(self) <= duration('5m')",message="inference.pollInterval must be between 500ms and 5m"
+	// +optional
+	PollInterval *metav1.Duration `json:"pollInterval,omitempty"`
+
+	// scaleUp governs how fast the pool grows.
+	// +optional
+	ScaleUp *ScalingRules `json:"scaleUp,omitempty"`
+
+	// scaleDown governs how fast the pool shrinks. Workers finish and acknowledge what they
+	// hold before they exit, so a scale-down loses nothing.
+	// +optional
+	ScaleDown *ScalingRules `json:"scaleDown,omitempty"`
+
+	// batchSize is the most events a worker takes from the queue in one fetch and model run.
+	// +kubebuilder:default=64
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4096
+	// +optional
+	BatchSize int32 `json:"batchSize,omitempty"`
+
+	// resources of each worker container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// ScalingPolicyType says how a ScalingPolicy's value is read.
+// +kubebuilder:validation:Enum=Pods;Percent
+type ScalingPolicyType string
+
+const (
+	// ScalingPolicyPods limits the change to a number of pods per period.
+	ScalingPolicyPods ScalingPolicyType = "Pods"
+	// ScalingPolicyPercent limits the change to a percentage of the current pods per period.
+	ScalingPolicyPercent ScalingPolicyType = "Percent"
+)
+
+// ScalingPolicySelect chooses among several policies.
+// +kubebuilder:validation:Enum=Max;Min;Disabled
+type ScalingPolicySelect string
+
+const (
+	// SelectMax picks the policy allowing the largest change.
+	SelectMax ScalingPolicySelect = "Max"
+	// SelectMin picks the policy allowing the smallest change.
+	SelectMin ScalingPolicySelect = "Min"
+	// SelectDisabled forbids changes in this direction.
+	SelectDisabled ScalingPolicySelect = "Disabled"
+)
+
+// ScalingRules mirror the HorizontalPodAutoscaler v2 behavior rules for one direction.
+type ScalingRules struct {
+	// stabilizationWindow: recommendations over this past window are considered, and the most
+	// conservative one wins (the highest for scale-down, the lowest for scale-up).
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('1h')",message="stabilizationWindow must be between 0s and 1h"
+	// +optional
+	StabilizationWindow *metav1.Duration `json:"stabilizationWindow,omitempty"`
+
+	// policies cap the rate of change.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=10
+	// +optional
+	Policies []ScalingPolicy `json:"policies,omitempty"`
+
+	// selectPolicy chooses among policies; Disabled forbids scaling in this direction.
+	// +kubebuilder:default=Max
+	// +optional
+	SelectPolicy ScalingPolicySelect `json:"selectPolicy,omitempty"`
+}
+
+// ScalingPolicy allows at most value pods (or percent) of change per period.
+type ScalingPolicy struct {
+	// type is Pods or Percent.
+	// +required
+	Type ScalingPolicyType `json:"type"`
+
+	// value is the number of pods, or the percentage of current pods.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +required
+	Value int32 `json:"value"`
+
+	// period over which the change is counted.
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('30m')",message="policy period must be between 1s and 30m"
+	// +required
+	Period metav1.Duration `json:"period"`
+}
+
+// OutputSpec configures the predictions.
+type OutputSpec struct {
+	// predictionRetention is how long a prediction stays readable by event id.
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('8760h')",message="output.predictionRetention must be between 1m and 8760h"
+	// +optional
+	PredictionRetention *metav1.Duration `json:"predictionRetention,omitempty"`
+}
+
+// FreightPipelineStatus is what the operator observed of the pipeline.
+type FreightPipelineStatus struct {
+	// conditions: Ready, Progressing, Degraded, IngestionReady, QueueReady, InferenceReady.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the metadata.generation this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// ingestionEndpoint is the in-cluster URL clients POST events to (…/v1/events).
+	// +optional
+	IngestionEndpoint string `json:"ingestionEndpoint,omitempty"`
+
+	// stream is the JetStream stream that holds the pipeline's events.
+	// +optional
+	Stream string `json:"stream,omitempty"`
+
+	// queueDepth is the last queue depth read (pending + unacknowledged events). Absent when it
+	// could not be read: an unknown depth is never reported as zero.
+	// +optional
+	QueueDepth *int64 `json:"queueDepth,omitempty"`
+
+	// ingestion reports the ingestion Deployment's pods.
+	// +optional
+	Ingestion ReplicaStatus `json:"ingestion,omitempty"`
+
+	// inference reports the inference pool's pods.
+	// +optional
+	Inference InferenceStatus `json:"inference,omitempty"`
+}
+
+// ReplicaStatus counts a Deployment's pods.
+type ReplicaStatus struct {
+	// replicas is the number of pods.
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+	// readyReplicas is the number of pods passing readiness.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+}
+
+// InferenceStatus counts the inference pool's pods and what the operator wants of it.
+type InferenceStatus struct {
+	ReplicaStatus `json:",inline"`
+	// desiredReplicas is the replica count the operator last set on the pool.
+	// +optional
+	DesiredReplicas int32 `json:"desiredReplicas,omitempty"`
+}
+
+// FreightPipeline runs ingestion → NATS JetStream → inference pool → predictions for one model.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=fp,categories=freightcast
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Model",type=string,JSONPath=`.spec.modelRef.name`
+// +kubebuilder:printcolumn:name="Queue Depth",type=integer,JSONPath=`.status.queueDepth`
+// +kubebuilder:printcolumn:name="Workers",type=integer,JSONPath=`.status.inference.readyReplicas`,description="Ready inference pool pods"
+// +kubebuilder:printcolumn:name="Desired",type=integer,JSONPath=`.status.inference.desiredReplicas`
+// +kubebuilder:printcolumn:name="Ingestion",type=integer,JSONPath=`.status.ingestion.readyReplicas`,priority=1
+// +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.ingestionEndpoint`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type FreightPipeline struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired pipeline.
+	// +required
+	Spec FreightPipelineSpec `json:"spec"`
+
+	// status is what the operator observed.
+	// +optional
+	Status FreightPipelineStatus `json:"status,omitempty"`
+}
+
+// FreightPipelineList is a list of FreightPipelines.
+// +kubebuilder:object:root=true
+type FreightPipelineList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []FreightPipeline `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&FreightPipeline{}, &FreightPipelineList{})
+}

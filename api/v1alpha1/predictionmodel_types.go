@@ -1,0 +1,255 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ModelFormat is the serialisation of a model file.
+// +kubebuilder:validation:Enum=ONNX
+type ModelFormat string
+
+// ModelFormatONNX is an ONNX protobuf model file.
+const ModelFormatONNX ModelFormat = "ONNX"
+
+// TensorDataType is an Open Inference Protocol tensor datatype.
+// +kubebuilder:validation:Enum=BOOL;UINT8;UINT16;UINT32;UINT64;INT8;INT16;INT32;INT64;FP16;FP32;FP64;BYTES
+type TensorDataType string
+
+// PredictionModelSpec is the model to serve and how to serve it.
+// +kubebuilder:validation:XValidation:rule="!has(self.inputs) || !has(self.features) || size(self.features) == 0 || size(self.inputs) == 1",message="features describe a single input tensor: with features set, inputs may list only one tensor"
+type PredictionModelSpec struct {
+	// format is the serialisation of the model file. Only ONNX is supported.
+	// +kubebuilder:default=ONNX
+	// +optional
+	Format ModelFormat `json:"format,omitempty"`
+
+	// source says where the model file comes from: exactly one of configMap, uri or
+	// persistentVolumeClaim.
+	// +required
+	Source ModelSource `json:"source"`
+
+	// version names this revision of the model in the Open Inference Protocol metadata
+	// (`versions`) and in the serving URL's optional /versions/{version} segment.
+	// +kubebuilder:default="1"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$`
+	// +optional
+	Version string `json:"version,omitempty"`
+
+	// features are the model's input feature names in input-column order. Pipelines map each
+	// event's `features` object into the input tensor by these names. When empty, the names come
+	// from the model file's metadata (freightcast.io/features); when both exist they must agree,
+	// or the serving pods refuse to start.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=1024
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=128
+	// +kubebuilder:validation:items:Pattern=`^[A-Za-z_][A-Za-z0-9_.-]*$`
+	// +optional
+	Features []string `json:"features,omitempty"`
+
+	// inputs optionally declares the model's input tensors; the serving pods check the model
+	// file against it. When empty, the model file alone describes its inputs.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	Inputs []TensorSpec `json:"inputs,omitempty"`
+
+	// outputs optionally declares the model's output tensors, as inputs does.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	Outputs []TensorSpec `json:"outputs,omitempty"`
+
+	// replicas is the number of serving pods. It is the scale subresource's spec.replicas, so
+	// `kubectl scale pm/NAME` and a HorizontalPodAutoscaler targeting the PredictionModel work.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// resources of each serving container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// batching groups concurrent requests into one model run.
+	// +optional
+	Batching BatchingSpec `json:"batching,omitempty"`
+}
+
+// ModelSource locates a model file. Exactly one field is set.
+// +kubebuilder:validation:XValidation:rule="[has(self.configMap), has(self.uri), has(self.persistentVolumeClaim)].filter(x, x).size() == 1",message="exactly one of source.configMap, source.uri or source.persistentVolumeClaim must be set"
+// +kubebuilder:validation:XValidation:rule="has(self.uri) == has(self.sha256)",message="source.sha256 is required with source.uri, and only allowed with it"
+type ModelSource struct {
+	// configMap is a key of a ConfigMap in the model's namespace holding the model file in
+	// binaryData (ConfigMaps cap out at 1 MiB, enough for the small tabular models freight uses).
+	// +optional
+	ConfigMap *ConfigMapModelSource `json:"configMap,omitempty"`
+
+	// uri is an https:// URL the serving pods download the model from, once per pod start.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() == 'https' && url(self).getHostname() != ''",message="source.uri must be an absolute https:// URL"
+	// +optional
+	URI string `json:"uri,omitempty"`
+
+	// sha256 is the hex SHA-256 digest the file downloaded from uri must have; pods refuse to
+	// serve a file that does not match.
+	// +kubebuilder:validation:Pattern=`^[a-f0-9]{64}$`
+	// +optional
+	SHA256 string `json:"sha256,omitempty"`
+
+	// persistentVolumeClaim is a file on a PersistentVolumeClaim in the model's namespace,
+	// mounted read-only.
+	// +optional
+	PersistentVolumeClaim *PVCModelSource `json:"persistentVolumeClaim,omitempty"`
+}
+
+// ConfigMapModelSource is a model file stored in a ConfigMap key.
+type ConfigMapModelSource struct {
+	// name of the ConfigMap, in the PredictionModel's namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	// +required
+	Name string `json:"name"`
+
+	// key in the ConfigMap's binaryData (or data) that holds the model file.
+	// +kubebuilder:default="model.onnx"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// PVCModelSource is a model file on a PersistentVolumeClaim.
+type PVCModelSource struct {
+	// claimName is the PersistentVolumeClaim, in the PredictionModel's namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	// +required
+	ClaimName string `json:"claimName"`
+
+	// path of the model file relative to the volume's root.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/') && !self.split('/').exists(s, s == '..')",message="persistentVolumeClaim.path must be relative and must not contain '..'"
+	// +required
+	Path string `json:"path"`
+}
+
+// TensorSpec describes one input or output tensor.
+type TensorSpec struct {
+	// name of the tensor in the model graph.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +required
+	Name string `json:"name"`
+
+	// datatype in Open Inference Protocol terms (FP32, INT64, ...).
+	// +required
+	DataType TensorDataType `json:"datatype"`
+
+	// shape of the tensor; -1 marks a variable dimension (usually the batch).
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=0
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:Minimum=-1
+	// +optional
+	Shape []int64 `json:"shape,omitempty"`
+}
+
+// BatchingSpec configures server-side micro-batching.
+type BatchingSpec struct {
+	// maxBatchSize is the most rows one model run takes from concurrent requests.
+	// +kubebuilder:default=64
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4096
+	// +optional
+	MaxBatchSize int32 `json:"maxBatchSize,omitempty"`
+
+	// maxQueueDelay is the longest a request waits for others to join its batch. A request
+	// that finds the model idle runs at once.
+	// +kubebuilder:default="2ms"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('1s')",message="batching.maxQueueDelay must be between 0s and 1s"
+	// +optional
+	MaxQueueDelay *metav1.Duration `json:"maxQueueDelay,omitempty"`
+}
+
+// PredictionModelStatus is what the operator observed of the model's serving pods.
+type PredictionModelStatus struct {
+	// conditions: Ready, Progressing, Degraded and ModelLoaded.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the metadata.generation this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// replicas is the number of serving pods (the scale subresource's status.replicas).
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// readyReplicas is the number of serving pods that have loaded the model and pass readiness.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+
+	// selector is the label selector of the serving pods, for the scale subresource.
+	// +optional
+	Selector string `json:"selector,omitempty"`
+
+	// endpoint is the in-cluster Open Inference Protocol URL of the model.
+	// +optional
+	Endpoint string `json:"endpoint,omitempty"`
+
+	// modelDigest is "sha256:<hex>" of the model file the current revision serves: computed from
+	// the ConfigMap, or the digest pinned with a URI. Empty for a PVC source, whose content the
+	// operator does not read.
+	// +optional
+	ModelDigest string `json:"modelDigest,omitempty"`
+}
+
+// PredictionModel is an ONNX model served over the Open Inference Protocol (KServe v2 REST).
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:subresource:scale:specpath=.spec.replicas,statuspath=.status.replicas,selectorpath=.status.selector
+// +kubebuilder:resource:shortName=pm,categories=freightcast
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.spec.version`
+// +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.status.readyReplicas`,description="Serving pods that loaded the model"
+// +kubebuilder:printcolumn:name="Desired",type=integer,JSONPath=`.spec.replicas`
+// +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.endpoint`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type PredictionModel struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired model and serving configuration.
+	// +required
+	Spec PredictionModelSpec `json:"spec"`
+
+	// status is what the operator observed.
+	// +optional
+	Status PredictionModelStatus `json:"status,omitempty"`
+}
+
+// PredictionModelList is a list of PredictionModels.
+// +kubebuilder:object:root=true
+type PredictionModelList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []PredictionModel `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&PredictionModel{}, &PredictionModelList{})
+}

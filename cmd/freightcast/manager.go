@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/controllers"
+	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/version"
+)
+
+// managerScheme holds every kind the operator reads or writes.
+func managerScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(freightcastv1alpha1.AddToScheme(s))
+	return s
+}
+
+// managerConfig is the operator's command line.
+type managerConfig struct {
+	metricsAddr, probeAddr string
+	leaderElect            bool
+	leaderElectionNS       string
+	controllers.Options
+	pullPolicy string
+}
+
+func parseManagerFlags(args []string) (managerConfig, *zap.Options, error) {
+	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	var c managerConfig
+	fs.StringVar(&c.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus /metrics endpoint; 0 disables it")
+	fs.StringVar(&c.probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz probes")
+	fs.BoolVar(&c.leaderElect, "leader-elect", false, "elect a leader so that only one replica reconciles at a time")
+	fs.StringVar(&c.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's namespace)")
+	fs.StringVar(&c.Image, "data-plane-image", envOr("FREIGHTCAST_IMAGE", ""), "image of the data-plane pods; the operator's own image (env FREIGHTCAST_IMAGE)")
+	fs.StringVar(&c.pullPolicy, "data-plane-image-pull-policy", envOr("FREIGHTCAST_IMAGE_PULL_POLICY", string(corev1.PullIfNotPresent)), "imagePullPolicy of data-plane containers (env FREIGHTCAST_IMAGE_PULL_POLICY)")
+	fs.StringVar(&c.DefaultNATSURL, "default-nats-url", envOr("FREIGHTCAST_NATS_URL", ""), "NATS server for pipelines that do not set spec.queue.url (env FREIGHTCAST_NATS_URL)")
+	zapOpts := &zap.Options{Development: false}
+	zapOpts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return c, nil, err
+	}
+	if c.Image == "" {
+		return c, nil, fmt.Errorf("--data-plane-image (or FREIGHTCAST_IMAGE) is required: data-plane pods run the operator's own image")
+	}
+	switch corev1.PullPolicy(c.pullPolicy) {
+	case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+		c.ImagePullPolicy = corev1.PullPolicy(c.pullPolicy)
+	default:
+		return c, nil, fmt.Errorf("--data-plane-image-pull-policy must be Always, IfNotPresent or Never, got %q", c.pullPolicy)
+	}
+	return c, zapOpts, nil
+}
+
+func envOr(key, fallback string) string {
+	if v, ok := os.LookupEnv(key); ok && v != "" {
+		return v
+	}
+	return fallback
+}
+
+func runManager(ctx context.Context, args []string) error {
+	cfg, zapOpts, err := parseManagerFlags(args)
+	if err != nil {
+		return err
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(zapOpts)))
+	log := ctrl.Log.WithName("manager")
+	log.Info("starting", "version", version.String(), "dataPlaneImage", cfg.Image, "defaultNATSURL", cfg.DefaultNATSURL)
+
+	restConfig, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme:                  managerScheme(),
+		Metrics:                 metricsserver.Options{BindAddress: cfg.metricsAddr},
+		HealthProbeBindAddress:  cfg.probeAddr,
+		LeaderElection:          cfg.leaderElect,
+		LeaderElectionID:        "freightcast-manager.freightcast.io",
+		LeaderElectionNamespace: cfg.leaderElectionNS,
+		// The manager stops reconciling as soon as it loses the lease; a new leader takes over
+		// without waiting for this process to exit.
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+	connector := queue.NewConnector("freightcast-operator")
+	defer connector.Close()
+	if err := controllers.SetupWithManager(mgr, cfg.Options, connector, clock.RealClock{}); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}

@@ -1,0 +1,51 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// namedApplyConfiguration is a typed apply configuration of a namespaced object.
+type namedApplyConfiguration interface {
+	runtime.ApplyConfiguration
+	GetName() *string
+	GetNamespace() *string
+}
+
+// applyChild makes the fields fieldOwner owns on a child equal desired, with server-side apply.
+// It first reads the child into live and extracts what fieldOwner owns there (extract is the
+// client-go ExtractX function); when that already equals desired it writes nothing, so that a
+// reconcile of an unchanged object makes no API write. A field someone else changed by hand is no
+// longer ours in managedFields, so the extraction differs and the apply takes it back.
+// applied reports whether a write was sent; live holds the object as it was before any write
+// (its zero value when it did not exist).
+func applyChild[O client.Object, A namedApplyConfiguration](
+	ctx context.Context, c client.Client, fieldOwner string, desired A, live O,
+	extract func(O, string) (A, error),
+) (applied bool, err error) {
+	key := client.ObjectKey{Namespace: ptr.Deref(desired.GetNamespace(), ""), Name: ptr.Deref(desired.GetName(), "")}
+	kind := fmt.Sprintf("%T", live)
+	switch err := c.Get(ctx, key, live); {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return false, fmt.Errorf("reading %s %s: %w", kind, key, err)
+	default:
+		current, err := extract(live, fieldOwner)
+		if err != nil {
+			return false, fmt.Errorf("extracting %s's fields of %s %s: %w", fieldOwner, kind, key, err)
+		}
+		if equality.Semantic.DeepEqual(current, desired) {
+			return false, nil
+		}
+	}
+	if err := c.Apply(ctx, desired, client.FieldOwner(fieldOwner), client.ForceOwnership); err != nil {
+		return false, fmt.Errorf("applying %s %s: %w", kind, key, err)
+	}
+	return true, nil
+}

@@ -1,0 +1,131 @@
+// Package controllers holds one reconciler per Freightcast kind, the pure functions that build
+// their children, and the pure functions that compute their status.
+package controllers
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+)
+
+// Options are the operator-wide settings the reconcilers build children with.
+type Options struct {
+	// Image is the freightcast image every data-plane pod runs (the operator's own image, so
+	// operator and data plane never skew).
+	Image string
+	// ImagePullPolicy of data-plane containers.
+	ImagePullPolicy corev1.PullPolicy
+	// DefaultNATSURL serves pipelines that do not name a NATS server.
+	DefaultNATSURL string
+}
+
+const (
+	// Port is the one HTTP port of every data-plane container: API, health and /metrics.
+	httpPort     = 8080
+	httpPortName = "http"
+
+	// Label keys of every child; the selector ones never change once a Deployment exists.
+	labelName      = "app.kubernetes.io/name"
+	labelInstance  = "app.kubernetes.io/instance"
+	labelComponent = "app.kubernetes.io/component"
+	labelManagedBy = "app.kubernetes.io/managed-by"
+	labelPartOf    = "app.kubernetes.io/part-of"
+	labelModel     = "freightcast.io/model"
+	labelPipeline  = "freightcast.io/pipeline"
+
+	appName   = "freightcast"
+	managedBy = "freightcast-operator"
+
+	componentPredictor = "predictor"
+	componentIngestion = "ingestion"
+	componentInference = "inference"
+
+	// Pod template annotations whose change rolls the pods.
+	annotationModelDigest  = "freightcast.io/model-digest"
+	annotationConfigDigest = "freightcast.io/config-digest"
+
+	// Where the model file appears inside data-plane containers.
+	modelVolumeName = "model"
+	modelMountDir   = "/var/lib/freightcast/model"
+	modelCacheName  = "model-cache"
+	modelCacheDir   = "/var/cache/freightcast"
+	tmpVolumeName   = "tmp"
+
+	// How long data-plane pods get to drain after SIGTERM; workers finish and acknowledge the
+	// batch they hold, servers finish in-flight requests.
+	servingGracePeriodSeconds   = 30
+	inferenceGracePeriodSeconds = 60
+	// preStop pause so that endpoints drop the pod before it stops accepting connections.
+	preStopSleepSeconds = 5
+)
+
+// restrictedPodSecurityContext meets the "restricted" Pod Security Standard.
+func restrictedPodSecurityContext() *corev1ac.PodSecurityContextApplyConfiguration {
+	return corev1ac.PodSecurityContext().
+		WithRunAsNonRoot(true).
+		WithRunAsUser(65532).
+		WithRunAsGroup(65532).
+		WithFSGroup(65532).
+		WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))
+}
+
+func restrictedContainerSecurityContext() *corev1ac.SecurityContextApplyConfiguration {
+	return corev1ac.SecurityContext().
+		WithAllowPrivilegeEscalation(false).
+		WithReadOnlyRootFilesystem(true).
+		WithRunAsNonRoot(true).
+		WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")).
+		WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))
+}
+
+// dataPlaneContainer is the part every data-plane container shares: image, port, security,
+// probes on the given paths, and a preStop pause.
+func dataPlaneContainer(name string, opts Options, args []string, livePath, readyPath string, resources corev1.ResourceRequirements) *corev1ac.ContainerApplyConfiguration {
+	c := corev1ac.Container().
+		WithName(name).
+		WithImage(opts.Image).
+		WithImagePullPolicy(opts.ImagePullPolicy).
+		WithArgs(args...).
+		WithPorts(corev1ac.ContainerPort().WithName(httpPortName).WithContainerPort(httpPort).WithProtocol(corev1.ProtocolTCP)).
+		WithSecurityContext(restrictedContainerSecurityContext()).
+		WithLivenessProbe(httpProbe(livePath).WithPeriodSeconds(10).WithFailureThreshold(3)).
+		WithReadinessProbe(httpProbe(readyPath).WithPeriodSeconds(2).WithFailureThreshold(2)).
+		WithStartupProbe(httpProbe(livePath).WithPeriodSeconds(1).WithFailureThreshold(120)).
+		WithLifecycle(corev1ac.Lifecycle().WithPreStop(corev1ac.LifecycleHandler().
+			WithSleep(corev1ac.SleepAction().WithSeconds(preStopSleepSeconds)))).
+		WithVolumeMounts(corev1ac.VolumeMount().WithName(tmpVolumeName).WithMountPath("/tmp"))
+	if rr := resourceRequirements(resources); rr != nil {
+		c.WithResources(rr)
+	}
+	return c
+}
+
+func httpProbe(path string) *corev1ac.ProbeApplyConfiguration {
+	return corev1ac.Probe().WithHTTPGet(corev1ac.HTTPGetAction().
+		WithPath(path).WithPort(intstr.FromString(httpPortName)).WithScheme(corev1.URISchemeHTTP)).
+		WithTimeoutSeconds(1)
+}
+
+// resourceRequirements converts a typed ResourceRequirements into its apply configuration,
+// returning nil when empty so that nothing is sent.
+func resourceRequirements(r corev1.ResourceRequirements) *corev1ac.ResourceRequirementsApplyConfiguration {
+	if len(r.Limits) == 0 && len(r.Requests) == 0 {
+		return nil
+	}
+	rr := corev1ac.ResourceRequirements()
+	if len(r.Limits) > 0 {
+		rr.WithLimits(r.Limits.DeepCopy())
+	}
+	if len(r.Requests) > 0 {
+		rr.WithRequests(r.Requests.DeepCopy())
+	}
+	return rr
+}
+
+func commonVolumes() []*corev1ac.VolumeApplyConfiguration {
+	return []*corev1ac.VolumeApplyConfiguration{
+		corev1ac.Volume().WithName(tmpVolumeName).WithEmptyDir(corev1ac.EmptyDirVolumeSource().
+			WithSizeLimit(resource.MustParse("64Mi"))),
+	}
+}

@@ -1,0 +1,233 @@
+package controllers
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"path"
+	"strconv"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+
+	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/pipelineconfig"
+	"github.com/freightcast/freightcast/internal/queue"
+)
+
+const (
+	pipelineConfigVolume = "pipeline-config"
+	pipelineConfigDir    = "/etc/freightcast/pipeline"
+	authVolume           = "auth"
+	authDir              = "/etc/freightcast/auth"
+	authFile             = "tokens"
+)
+
+func ingestionName(p *freightcastv1alpha1.FreightPipeline) string { return p.Name + "-ingest" }
+func inferenceName(p *freightcastv1alpha1.FreightPipeline) string { return p.Name + "-inference" }
+func pipelineConfigName(p *freightcastv1alpha1.FreightPipeline) string {
+	return p.Name + "-pipeline"
+}
+
+// ingestionEndpoint is where clients inside the cluster POST events.
+func ingestionEndpoint(p *freightcastv1alpha1.FreightPipeline) string {
+	return fmt.Sprintf("http://%s.%s.svc:%d/v1/events", ingestionName(p), p.Namespace, httpPort)
+}
+
+func pipelineSelector(p *freightcastv1alpha1.FreightPipeline, component string) map[string]string {
+	return map[string]string{
+		labelName:      appName,
+		labelComponent: component,
+		labelPipeline:  p.Name,
+	}
+}
+
+func pipelineLabels(p *freightcastv1alpha1.FreightPipeline, component string) map[string]string {
+	l := pipelineSelector(p, component)
+	l[labelInstance] = p.Name
+	l[labelManagedBy] = managedBy
+	l[labelPartOf] = appName
+	return l
+}
+
+func pipelineOwnerReference(p *freightcastv1alpha1.FreightPipeline) *metav1ac.OwnerReferenceApplyConfiguration {
+	return metav1ac.OwnerReference().
+		WithAPIVersion(freightcastv1alpha1.GroupVersion.String()).
+		WithKind("FreightPipeline").
+		WithName(p.Name).
+		WithUID(p.UID).
+		WithController(true).
+		WithBlockOwnerDeletion(true)
+}
+
+// queueSpecFor is the pipeline's JetStream topology and limits.
+func queueSpecFor(p *freightcastv1alpha1.FreightPipeline) queue.Spec {
+	p = defaultedPipeline(p)
+	q := p.Spec.Queue
+	return queue.Spec{
+		Topology: queue.TopologyFor(p.Namespace, p.Name),
+		Limits: queue.Limits{
+			MaxMessages:     q.MaxMessages,
+			MaxBytes:        q.MaxBytes.Value(),
+			MaxAge:          q.MaxAge.Duration,
+			DuplicateWindow: q.DuplicateWindow.Duration,
+			AckWait:         q.AckWait.Duration,
+			MaxDeliver:      int(q.MaxDeliver),
+			// Enough unacknowledged events for every worker the pool may run to hold two batches.
+			MaxAckPending:       int(p.Spec.Inference.MaxReplicas) * int(p.Spec.Inference.BatchSize) * 2,
+			PredictionRetention: p.Spec.Output.PredictionRetention.Duration,
+		},
+	}
+}
+
+// pipelineConfigFor renders what the pipeline's pods read: the data-plane contract.
+func pipelineConfigFor(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1.PredictionModel, natsURL string) pipelineconfig.Config {
+	p = defaultedPipeline(p)
+	cfg := pipelineconfig.Config{
+		Namespace: p.Namespace,
+		Name:      p.Name,
+		NATSURL:   natsURL,
+		Queue:     queueSpecFor(p),
+		Model: pipelineconfig.Model{
+			Name:     model.Name,
+			Version:  modelVersion(model),
+			Features: model.Spec.Features,
+		},
+		Ingestion: pipelineconfig.Ingestion{
+			MaxBodyBytes: p.Spec.Ingestion.MaxBodyBytes.Value(),
+		},
+		Inference: pipelineconfig.Inference{BatchSize: int(p.Spec.Inference.BatchSize)},
+	}
+	if p.Spec.Ingestion.Auth != nil {
+		cfg.Ingestion.TokensFile = path.Join(authDir, authFile)
+	}
+	if rl := p.Spec.Ingestion.RateLimit; rl != nil {
+		burst := rl.Burst
+		if burst == 0 {
+			burst = rl.EventsPerSecond
+		}
+		cfg.Ingestion.RateLimit = &pipelineconfig.RateLimit{EventsPerSecond: rl.EventsPerSecond, Burst: burst}
+	}
+	return cfg
+}
+
+// desiredPipelineConfigMap holds the rendered config; its digest goes into the pod templates.
+func desiredPipelineConfigMap(p *freightcastv1alpha1.FreightPipeline, rendered []byte) *corev1ac.ConfigMapApplyConfiguration {
+	return corev1ac.ConfigMap(pipelineConfigName(p), p.Namespace).
+		WithLabels(pipelineLabels(p, "config")).
+		WithOwnerReferences(pipelineOwnerReference(p)).
+		WithData(map[string]string{pipelineconfig.FileName: string(rendered)})
+}
+
+func contentDigest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// pipelinePodSpec is what the ingestion and inference pods share: the config and model mounts.
+func pipelinePodSpec(p *freightcastv1alpha1.FreightPipeline, container *corev1ac.ContainerApplyConfiguration, mm modelMount, gracePeriod int64) *corev1ac.PodSpecApplyConfiguration {
+	container.WithVolumeMounts(corev1ac.VolumeMount().WithName(pipelineConfigVolume).WithMountPath(pipelineConfigDir).WithReadOnly(true)).
+		WithVolumeMounts(mm.mounts...)
+	return corev1ac.PodSpec().
+		WithAutomountServiceAccountToken(false).
+		WithEnableServiceLinks(false).
+		WithSecurityContext(restrictedPodSecurityContext()).
+		WithTerminationGracePeriodSeconds(gracePeriod).
+		WithContainers(container).
+		WithVolumes(commonVolumes()...).
+		WithVolumes(corev1ac.Volume().WithName(pipelineConfigVolume).
+			WithConfigMap(corev1ac.ConfigMapVolumeSource().WithName(pipelineConfigName(p)))).
+		WithVolumes(mm.volumes...)
+}
+
+func podAnnotations(modelDigest, configDigest string) map[string]string {
+	a := map[string]string{annotationConfigDigest: configDigest}
+	if modelDigest != "" {
+		a[annotationModelDigest] = modelDigest
+	}
+	return a
+}
+
+// desiredIngestionDeployment builds the ingestion Deployment: `freightcast ingest`, reading the
+// pipeline config and, for feature names, the model file.
+func desiredIngestionDeployment(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1.PredictionModel, modelDigest, configDigest string, opts Options) *appsv1ac.DeploymentApplyConfiguration {
+	p = defaultedPipeline(p)
+	mm := modelMountFor(model)
+	args := append([]string{"ingest", fmt.Sprintf("--addr=:%d", httpPort), "--pipeline-config=" + path.Join(pipelineConfigDir, pipelineconfig.FileName)}, mm.args...)
+	container := dataPlaneContainer("ingest", opts, args, "/livez", "/readyz", p.Spec.Ingestion.Resources)
+	spec := pipelinePodSpec(p, container, mm, servingGracePeriodSeconds)
+	if auth := p.Spec.Ingestion.Auth; auth != nil {
+		container.WithVolumeMounts(corev1ac.VolumeMount().WithName(authVolume).WithMountPath(authDir).WithReadOnly(true))
+		spec.WithVolumes(corev1ac.Volume().WithName(authVolume).WithSecret(corev1ac.SecretVolumeSource().
+			WithSecretName(auth.SecretRef.Name).
+			WithDefaultMode(0o440).
+			WithItems(corev1ac.KeyToPath().WithKey(auth.SecretRef.Key).WithPath(authFile))))
+	}
+	return appsv1ac.Deployment(ingestionName(p), p.Namespace).
+		WithLabels(pipelineLabels(p, componentIngestion)).
+		WithOwnerReferences(pipelineOwnerReference(p)).
+		WithSpec(appsv1ac.DeploymentSpec().
+			WithReplicas(*p.Spec.Ingestion.Replicas).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(pipelineSelector(p, componentIngestion))).
+			WithStrategy(appsv1ac.DeploymentStrategy().
+				WithType(appsv1.RollingUpdateDeploymentStrategyType).
+				WithRollingUpdate(appsv1ac.RollingUpdateDeployment().
+					WithMaxSurge(intstr.FromString("25%")).
+					WithMaxUnavailable(intstr.FromInt32(0)))).
+			WithTemplate(corev1ac.PodTemplateSpec().
+				WithLabels(pipelineLabels(p, componentIngestion)).
+				WithAnnotations(podAnnotations(modelDigest, configDigest)).
+				WithSpec(spec)))
+}
+
+// desiredInferenceDeployment builds the inference pool. It never carries spec.replicas: the
+// operator's autoscaler sets replicas through the scale subresource, so a GitOps tool applying
+// the pipeline never fights it.
+func desiredInferenceDeployment(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1.PredictionModel, modelDigest, configDigest string, opts Options) *appsv1ac.DeploymentApplyConfiguration {
+	p = defaultedPipeline(p)
+	mm := modelMountFor(model)
+	args := append([]string{"infer", "--worker", fmt.Sprintf("--addr=:%d", httpPort),
+		"--pipeline-config=" + path.Join(pipelineConfigDir, pipelineconfig.FileName),
+		"--max-batch-size=" + strconv.Itoa(int(p.Spec.Inference.BatchSize))}, mm.args...)
+	container := dataPlaneContainer("worker", opts, args, "/v2/health/live", "/v2/health/ready", p.Spec.Inference.Resources)
+	return appsv1ac.Deployment(inferenceName(p), p.Namespace).
+		WithLabels(pipelineLabels(p, componentInference)).
+		WithOwnerReferences(pipelineOwnerReference(p)).
+		WithSpec(appsv1ac.DeploymentSpec().
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(pipelineSelector(p, componentInference))).
+			WithStrategy(appsv1ac.DeploymentStrategy().
+				WithType(appsv1.RollingUpdateDeploymentStrategyType).
+				WithRollingUpdate(appsv1ac.RollingUpdateDeployment().
+					WithMaxSurge(intstr.FromString("25%")).
+					WithMaxUnavailable(intstr.FromInt32(0)))).
+			WithTemplate(corev1ac.PodTemplateSpec().
+				WithLabels(pipelineLabels(p, componentInference)).
+				WithAnnotations(podAnnotations(modelDigest, configDigest)).
+				WithSpec(pipelinePodSpec(p, container, mm, inferenceGracePeriodSeconds))))
+}
+
+// desiredPipelineService exposes a component's HTTP port inside the cluster.
+func desiredPipelineService(p *freightcastv1alpha1.FreightPipeline, name, component string) *corev1ac.ServiceApplyConfiguration {
+	return corev1ac.Service(name, p.Namespace).
+		WithLabels(pipelineLabels(p, component)).
+		WithOwnerReferences(pipelineOwnerReference(p)).
+		WithSpec(corev1ac.ServiceSpec().
+			WithType(corev1.ServiceTypeClusterIP).
+			WithSelector(pipelineSelector(p, component)).
+			WithPorts(corev1ac.ServicePort().
+				WithName(httpPortName).
+				WithPort(httpPort).
+				WithTargetPort(intstr.FromString(httpPortName)).
+				WithProtocol(corev1.ProtocolTCP).
+				WithAppProtocol("http")))
+}
+
+func defaultedPipeline(p *freightcastv1alpha1.FreightPipeline) *freightcastv1alpha1.FreightPipeline {
+	p = p.DeepCopy()
+	p.Default()
+	return p
+}

@@ -1,0 +1,291 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/queue"
+)
+
+// FreightPipelineFieldOwner is the server-side apply field manager of the FreightPipeline
+// controller.
+const FreightPipelineFieldOwner = "freightcast-freightpipeline"
+
+// pipelineModelIndex indexes FreightPipelines by the PredictionModel they reference.
+const pipelineModelIndex = "spec.modelRef.name"
+
+// queueRetryInterval is how soon a pipeline whose NATS server did not answer is looked at again.
+const queueRetryInterval = 10 * time.Second
+
+// queueCallTimeout bounds one pipeline's provisioning calls, so that an unreachable server
+// cannot hold a reconcile worker.
+const queueCallTimeout = 5 * time.Second
+
+// JetStreamConnector hands out JetStream contexts by server URL; *queue.Connector is one.
+type JetStreamConnector interface {
+	JetStream(url string) (jetstream.JetStream, error)
+}
+
+// FreightPipelineReconciler provisions a pipeline's queue, applies its ingestion and inference
+// children, and reports what they do.
+type FreightPipelineReconciler struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	Queue    JetStreamConnector
+	Options  Options
+}
+
+var _ reconcile.Reconciler = (*FreightPipelineReconciler)(nil)
+
+// pipelineScope is one reconcile's state.
+type pipelineScope struct {
+	pipeline *freightcastv1alpha1.FreightPipeline
+	obs      pipelineObservation
+}
+
+// +kubebuilder:rbac:groups=freightcast.io,resources=freightpipelines,verbs=get;list;watch
+// +kubebuilder:rbac:groups=freightcast.io,resources=freightpipelines/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=freightcast.io,resources=predictionmodels,verbs=get;list;watch
+
+// Reconcile runs the phases in order and writes the status once.
+func (r *FreightPipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {
+	p := &freightcastv1alpha1.FreightPipeline{}
+	if err := r.Client.Get(ctx, req.NamespacedName, p); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !p.DeletionTimestamp.IsZero() {
+		// Children go with their owner references. The stream stays on NATS: deleting queued
+		// events is not the operator's call.
+		return ctrl.Result{}, nil
+	}
+	ctx = ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("freightPipeline", klog.KObj(p)))
+	s := &pipelineScope{pipeline: p}
+	defer func() {
+		if err := r.writeStatus(ctx, s); err != nil {
+			reterr = errors.Join(reterr, err)
+		}
+	}()
+
+	if err := r.getModel(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.provisionQueue(ctx, s)
+	if err := r.applyChildren(ctx, s); err != nil {
+		s.obs.applyErr = err
+		return ctrl.Result{}, err
+	}
+	if s.obs.natsURL != "" && s.obs.queueErr != nil {
+		return ctrl.Result{RequeueAfter: queueRetryInterval}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *FreightPipelineReconciler) getModel(ctx context.Context, s *pipelineScope) error {
+	model := &freightcastv1alpha1.PredictionModel{}
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.pipeline.Namespace, Name: s.pipeline.Spec.ModelRef.Name}, model)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading PredictionModel %s: %w", s.pipeline.Spec.ModelRef.Name, err)
+	}
+	s.obs.model = model
+	return nil
+}
+
+// provisionQueue makes the stream, consumer and bucket exist. Its failures are observations for
+// QueueReady, never reconcile errors: the children are still kept in step meanwhile.
+func (r *FreightPipelineReconciler) provisionQueue(ctx context.Context, s *pipelineScope) {
+	s.obs.natsURL = s.pipeline.Spec.Queue.URL
+	if s.obs.natsURL == "" {
+		s.obs.natsURL = r.Options.DefaultNATSURL
+	}
+	if s.obs.natsURL == "" {
+		return
+	}
+	js, err := r.Queue.JetStream(s.obs.natsURL)
+	if err != nil {
+		s.obs.queueErr = err
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, queueCallTimeout)
+	defer cancel()
+	res, err := queue.Provision(ctx, js, queueSpecFor(s.pipeline))
+	if err != nil {
+		s.obs.queueErr = err
+		return
+	}
+	s.obs.queueDepth = ptr.To(res.Lag.Total())
+	if res.Changed {
+		r.Recorder.Eventf(s.pipeline, nil, corev1.EventTypeNormal, "QueueProvisioned", "ProvisionQueue",
+			"Provisioned stream %s, consumer and prediction bucket on %s", queue.TopologyFor(s.pipeline.Namespace, s.pipeline.Name).Stream, s.obs.natsURL)
+	}
+}
+
+// applyChildren applies the config, the Services and the two Deployments. The Deployments are
+// first created only once the model has loaded (pods that cannot load it would crash-loop); once
+// they exist they follow the model and the spec.
+func (r *FreightPipelineReconciler) applyChildren(ctx context.Context, s *pipelineScope) error {
+	p := s.pipeline
+	if _, err := applyChild(ctx, r.Client, FreightPipelineFieldOwner, desiredPipelineService(p, ingestionName(p), componentIngestion), &corev1.Service{}, corev1ac.ExtractService); err != nil {
+		return err
+	}
+	if _, err := applyChild(ctx, r.Client, FreightPipelineFieldOwner, desiredPipelineService(p, inferenceName(p), componentInference), &corev1.Service{}, corev1ac.ExtractService); err != nil {
+		return err
+	}
+
+	ingest, infer := &appsv1.Deployment{}, &appsv1.Deployment{}
+	model := s.obs.model
+	loaded := false
+	if model != nil {
+		loaded, _ = modelLoaded(model)
+	}
+	if !loaded {
+		exists, err := r.readDeployments(ctx, s, ingest, infer)
+		if err != nil || model == nil || !exists {
+			return err
+		}
+	}
+
+	rendered, err := pipelineConfigFor(p, model, s.obs.natsURL).Marshal()
+	if err != nil {
+		return fmt.Errorf("rendering pipeline config: %w", err)
+	}
+	if _, err := applyChild(ctx, r.Client, FreightPipelineFieldOwner, desiredPipelineConfigMap(p, rendered), &corev1.ConfigMap{}, corev1ac.ExtractConfigMap); err != nil {
+		return err
+	}
+	configDigest := contentDigest(rendered)
+	modelDigest := model.Status.ModelDigest
+
+	applied, err := applyChild(ctx, r.Client, FreightPipelineFieldOwner,
+		desiredIngestionDeployment(p, model, modelDigest, configDigest, r.Options), ingest, appsv1ac.ExtractDeployment)
+	if err != nil {
+		return err
+	}
+	s.obs.ingestion = rolloutOf(ingest, applied)
+
+	applied, err = applyChild(ctx, r.Client, FreightPipelineFieldOwner,
+		desiredInferenceDeployment(p, model, modelDigest, configDigest, r.Options), infer, appsv1ac.ExtractDeployment)
+	if err != nil {
+		return err
+	}
+	s.obs.inference = rolloutOf(infer, applied)
+	return r.boundInferenceReplicas(ctx, s, infer)
+}
+
+// readDeployments reads the existing Deployments for status when they are not being applied.
+func (r *FreightPipelineReconciler) readDeployments(ctx context.Context, s *pipelineScope, ingest, infer *appsv1.Deployment) (bool, error) {
+	exists := false
+	for _, d := range []struct {
+		name string
+		obj  *appsv1.Deployment
+		out  *rollout
+	}{{ingestionName(s.pipeline), ingest, &s.obs.ingestion}, {inferenceName(s.pipeline), infer, &s.obs.inference}} {
+		err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.pipeline.Namespace, Name: d.name}, d.obj)
+		if client.IgnoreNotFound(err) != nil {
+			return false, fmt.Errorf("reading Deployment %s: %w", d.name, err)
+		}
+		*d.out = rolloutOf(d.obj, false)
+		exists = exists || err == nil
+	}
+	s.obs.desiredInference = s.obs.inference.desired
+	return exists, nil
+}
+
+// boundInferenceReplicas keeps the pool's replicas within [minReplicas, maxReplicas], writing
+// through the scale subresource, the only way the operator ever sets the pool's size.
+func (r *FreightPipelineReconciler) boundInferenceReplicas(ctx context.Context, s *pipelineScope, infer *appsv1.Deployment) error {
+	if !s.obs.inference.exists {
+		// Just created: the Deployment's watch event brings us back to bound it.
+		return nil
+	}
+	spec := defaultedPipeline(s.pipeline).Spec.Inference
+	current := s.obs.inference.desired
+	want := min(max(current, *spec.MinReplicas), spec.MaxReplicas)
+	s.obs.desiredInference = want
+	if want == current {
+		return nil
+	}
+	scale := &autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: want}}
+	if err := r.Client.SubResource("scale").Update(ctx, infer, client.WithSubResourceBody(scale)); err != nil {
+		return fmt.Errorf("scaling inference pool %s to %d: %w", infer.Name, want, err)
+	}
+	r.Recorder.Eventf(s.pipeline, infer, corev1.EventTypeNormal, "Scaled", "ScaleInferencePool",
+		"Scaled inference pool %s from %d to %d replicas to stay within [%d, %d]", infer.Name, current, want, *spec.MinReplicas, spec.MaxReplicas)
+	s.obs.inference.complete = false
+	return nil
+}
+
+// writeStatus computes the status, records events for condition changes, and patches the
+// status subresource only when it differs.
+func (r *FreightPipelineReconciler) writeStatus(ctx context.Context, s *pipelineScope) error {
+	status := computePipelineStatus(s.pipeline, s.obs, r.Clock.Now())
+	if equality.Semantic.DeepEqual(status, s.pipeline.Status) {
+		return nil
+	}
+	recordConditionChanges(r.Recorder, s.pipeline, s.pipeline.Status.Conditions, status.Conditions)
+	patch := client.MergeFromWithOptions(s.pipeline.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	s.pipeline.Status = status
+	if err := r.Client.Status().Patch(ctx, s.pipeline, patch); err != nil {
+		return fmt.Errorf("writing status: %w", err)
+	}
+	return nil
+}
+
+// SetupWithManager registers the controller, its watches and the model index.
+func (r *FreightPipelineReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &freightcastv1alpha1.FreightPipeline{}, pipelineModelIndex,
+		func(o client.Object) []string {
+			return []string{o.(*freightcastv1alpha1.FreightPipeline).Spec.ModelRef.Name}
+		}); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		// Status writes bump no generation: without the predicate each one would come back as
+		// a reconcile of its own.
+		For(&freightcastv1alpha1.FreightPipeline{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		Owns(&corev1.ConfigMap{}).
+		Watches(&freightcastv1alpha1.PredictionModel{}, handler.EnqueueRequestsFromMapFunc(r.pipelinesForModel)).
+		Named("freightpipeline").
+		Complete(r)
+}
+
+// pipelinesForModel wakes the pipelines that reference a model: it appeared, loaded, or changed.
+func (r *FreightPipelineReconciler) pipelinesForModel(ctx context.Context, o client.Object) []reconcile.Request {
+	var pipelines freightcastv1alpha1.FreightPipelineList
+	if err := r.Client.List(ctx, &pipelines, client.InNamespace(o.GetNamespace()), client.MatchingFields{pipelineModelIndex: o.GetName()}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing pipelines of a model", "predictionModel", klog.KObj(o))
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(pipelines.Items))
+	for _, p := range pipelines.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
+	}
+	return reqs
+}

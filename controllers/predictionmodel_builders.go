@@ -1,0 +1,133 @@
+package controllers
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
+
+	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+)
+
+// predictorName names the serving Deployment, Service and PodDisruptionBudget of a model.
+func predictorName(model *freightcastv1alpha1.PredictionModel) string {
+	return model.Name + "-predictor"
+}
+
+// predictorSelector selects a model's serving pods; it never changes for a given model.
+func predictorSelector(model *freightcastv1alpha1.PredictionModel) map[string]string {
+	return map[string]string{
+		labelName:      appName,
+		labelComponent: componentPredictor,
+		labelModel:     model.Name,
+	}
+}
+
+func predictorLabels(model *freightcastv1alpha1.PredictionModel) map[string]string {
+	l := predictorSelector(model)
+	l[labelInstance] = model.Name
+	l[labelManagedBy] = managedBy
+	l[labelPartOf] = appName
+	return l
+}
+
+// predictorEndpoint is the in-cluster OIP URL of a model.
+func predictorEndpoint(model *freightcastv1alpha1.PredictionModel) string {
+	return fmt.Sprintf("http://%s.%s.svc:%d/v2/models/%s", predictorName(model), model.Namespace, httpPort, model.Name)
+}
+
+func modelOwnerReference(model *freightcastv1alpha1.PredictionModel) *metav1ac.OwnerReferenceApplyConfiguration {
+	return metav1ac.OwnerReference().
+		WithAPIVersion(freightcastv1alpha1.GroupVersion.String()).
+		WithKind("PredictionModel").
+		WithName(model.Name).
+		WithUID(model.UID).
+		WithController(true).
+		WithBlockOwnerDeletion(true)
+}
+
+// desiredPredictorDeployment builds the serving Deployment. digest is the model file's digest
+// ("" when unknown): it goes into the pod template so that new content rolls the pods.
+func desiredPredictorDeployment(model *freightcastv1alpha1.PredictionModel, digest string, opts Options) *appsv1ac.DeploymentApplyConfiguration {
+	mm := modelMountFor(model)
+	args := append([]string{"infer", fmt.Sprintf("--addr=:%d", httpPort)}, mm.args...)
+	batching := model.Spec.Batching
+	maxBatch := batching.MaxBatchSize
+	if maxBatch == 0 {
+		maxBatch = 64
+	}
+	delay := 2 * time.Millisecond
+	if batching.MaxQueueDelay != nil {
+		delay = batching.MaxQueueDelay.Duration
+	}
+	args = append(args, "--max-batch-size="+strconv.Itoa(int(maxBatch)), "--max-batch-delay="+delay.String())
+
+	container := dataPlaneContainer("server", opts, args, "/v2/health/live", "/v2/health/ready", model.Spec.Resources).
+		WithVolumeMounts(mm.mounts...)
+
+	template := corev1ac.PodTemplateSpec().
+		WithLabels(predictorLabels(model)).
+		WithSpec(corev1ac.PodSpec().
+			WithAutomountServiceAccountToken(false).
+			WithEnableServiceLinks(false).
+			WithSecurityContext(restrictedPodSecurityContext()).
+			WithTerminationGracePeriodSeconds(servingGracePeriodSeconds).
+			WithContainers(container).
+			WithVolumes(commonVolumes()...).
+			WithVolumes(mm.volumes...))
+	if digest != "" {
+		template.WithAnnotations(map[string]string{annotationModelDigest: digest})
+	}
+
+	replicas := int32(1)
+	if model.Spec.Replicas != nil {
+		replicas = *model.Spec.Replicas
+	}
+	return appsv1ac.Deployment(predictorName(model), model.Namespace).
+		WithLabels(predictorLabels(model)).
+		WithOwnerReferences(modelOwnerReference(model)).
+		WithSpec(appsv1ac.DeploymentSpec().
+			WithReplicas(replicas).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(predictorSelector(model))).
+			// Never drop below the serving capacity during a model rollout: surge one pod,
+			// and only retire an old pod once a new one has loaded the model.
+			WithStrategy(appsv1ac.DeploymentStrategy().
+				WithType(appsv1.RollingUpdateDeploymentStrategyType).
+				WithRollingUpdate(appsv1ac.RollingUpdateDeployment().
+					WithMaxSurge(intstr.FromInt32(1)).
+					WithMaxUnavailable(intstr.FromInt32(0)))).
+			WithTemplate(template))
+}
+
+// desiredPredictorService exposes the serving pods' OIP port inside the cluster.
+func desiredPredictorService(model *freightcastv1alpha1.PredictionModel) *corev1ac.ServiceApplyConfiguration {
+	return corev1ac.Service(predictorName(model), model.Namespace).
+		WithLabels(predictorLabels(model)).
+		WithOwnerReferences(modelOwnerReference(model)).
+		WithSpec(corev1ac.ServiceSpec().
+			WithType(corev1.ServiceTypeClusterIP).
+			WithSelector(predictorSelector(model)).
+			WithPorts(corev1ac.ServicePort().
+				WithName(httpPortName).
+				WithPort(httpPort).
+				WithTargetPort(intstr.FromString(httpPortName)).
+				WithProtocol(corev1.ProtocolTCP).
+				WithAppProtocol("http")))
+}
+
+// desiredPredictorPDB lets voluntary disruptions (node drains) take one serving pod at a time.
+func desiredPredictorPDB(model *freightcastv1alpha1.PredictionModel) *policyv1ac.PodDisruptionBudgetApplyConfiguration {
+	return policyv1ac.PodDisruptionBudget(predictorName(model), model.Namespace).
+		WithLabels(predictorLabels(model)).
+		WithOwnerReferences(modelOwnerReference(model)).
+		WithSpec(policyv1ac.PodDisruptionBudgetSpec().
+			WithMaxUnavailable(intstr.FromInt32(1)).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(predictorSelector(model))))
+}

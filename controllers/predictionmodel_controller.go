@@ -1,0 +1,206 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+)
+
+// PredictionModelFieldOwner is the server-side apply field manager of the PredictionModel
+// controller; it owns every field of the children it sends, and nothing else.
+const PredictionModelFieldOwner = "freightcast-predictionmodel"
+
+// modelConfigMapIndex indexes PredictionModels by the ConfigMap their source names.
+const modelConfigMapIndex = "spec.source.configMap.name"
+
+// PredictionModelReconciler keeps a PredictionModel's serving Deployment, Service and
+// PodDisruptionBudget as its spec says, and reports what they do.
+type PredictionModelReconciler struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	Options  Options
+}
+
+var _ reconcile.Reconciler = (*PredictionModelReconciler)(nil)
+
+// modelScope is one reconcile's state.
+type modelScope struct {
+	model *freightcastv1alpha1.PredictionModel
+	obs   modelObservation
+}
+
+// +kubebuilder:rbac:groups=freightcast.io,resources=predictionmodels,verbs=get;list;watch
+// +kubebuilder:rbac:groups=freightcast.io,resources=predictionmodels/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments/scale,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile resolves the model's source, applies the children, and writes the status once.
+func (r *PredictionModelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {
+	model := &freightcastv1alpha1.PredictionModel{}
+	if err := r.Client.Get(ctx, req.NamespacedName, model); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !model.DeletionTimestamp.IsZero() {
+		// Owner references let the garbage collector remove the children.
+		return ctrl.Result{}, nil
+	}
+	ctx = ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("predictionModel", klog.KObj(model)))
+	s := &modelScope{model: model}
+
+	defer func() {
+		if err := r.writeStatus(ctx, s); err != nil {
+			reterr = errors.Join(reterr, err)
+		}
+	}()
+
+	if err := r.resolveSource(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.applyChildren(ctx, s); err != nil {
+		s.obs.applyErr = err
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, nil
+}
+
+// resolveSource computes the model file's digest, or records why the source cannot be used.
+// Only an API error is returned; a missing ConfigMap is an observation, not a failure.
+func (r *PredictionModelReconciler) resolveSource(ctx context.Context, s *modelScope) error {
+	src := s.model.Spec.Source
+	switch {
+	case src.ConfigMap != nil:
+		cm := &corev1.ConfigMap{}
+		err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.model.Namespace, Name: src.ConfigMap.Name}, cm)
+		if apierrors.IsNotFound(err) {
+			s.obs.sourceErr = &errSourceNotFound{msg: fmt.Sprintf("ConfigMap %s not found in namespace %s", src.ConfigMap.Name, s.model.Namespace)}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading model ConfigMap: %w", err)
+		}
+		s.obs.digest, s.obs.sourceErr = configMapModelDigest(cm, configMapKey(src.ConfigMap))
+	case src.URI != "":
+		s.obs.digest = "sha256:" + src.SHA256
+	}
+	return nil
+}
+
+// applyChildren applies the Deployment, Service and PodDisruptionBudget. While the source does
+// not resolve, an existing Deployment keeps serving the last model and none is created: rolling
+// pods onto a missing file would only take capacity away.
+func (r *PredictionModelReconciler) applyChildren(ctx context.Context, s *modelScope) error {
+	deploy := &appsv1.Deployment{}
+	if s.obs.sourceErr == nil {
+		applied, err := applyChild(ctx, r.Client, PredictionModelFieldOwner,
+			desiredPredictorDeployment(s.model, s.obs.digest, r.Options), deploy, appsv1ac.ExtractDeployment)
+		if err != nil {
+			return err
+		}
+		if applied {
+			r.Recorder.Eventf(s.model, deploy, corev1.EventTypeNormal, "Applied", "ApplyDeployment",
+				"Applied serving Deployment %s (model %s)", predictorName(s.model), digestOrSource(s))
+		}
+		s.obs.predictor = rolloutOf(deploy, applied)
+	} else {
+		err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.model.Namespace, Name: predictorName(s.model)}, deploy)
+		if client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("reading serving Deployment: %w", err)
+		}
+		s.obs.predictor = rolloutOf(deploy, false)
+	}
+	if _, err := applyChild(ctx, r.Client, PredictionModelFieldOwner, desiredPredictorService(s.model), &corev1.Service{}, corev1ac.ExtractService); err != nil {
+		return err
+	}
+	if _, err := applyChild(ctx, r.Client, PredictionModelFieldOwner, desiredPredictorPDB(s.model), &policyv1.PodDisruptionBudget{}, policyv1ac.ExtractPodDisruptionBudget); err != nil {
+		return err
+	}
+	return nil
+}
+
+func digestOrSource(s *modelScope) string {
+	if s.obs.digest != "" {
+		return s.obs.digest
+	}
+	if pvc := s.model.Spec.Source.PersistentVolumeClaim; pvc != nil {
+		return fmt.Sprintf("pvc %s:%s", pvc.ClaimName, pvc.Path)
+	}
+	return "unknown"
+}
+
+// writeStatus computes the status, records events for condition changes, and patches the
+// status subresource only when it differs from what the API server has.
+func (r *PredictionModelReconciler) writeStatus(ctx context.Context, s *modelScope) error {
+	status := computeModelStatus(s.model, s.obs, r.Clock.Now())
+	if equality.Semantic.DeepEqual(status, s.model.Status) {
+		return nil
+	}
+	recordConditionChanges(r.Recorder, s.model, s.model.Status.Conditions, status.Conditions)
+	patch := client.MergeFromWithOptions(s.model.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	s.model.Status = status
+	if err := r.Client.Status().Patch(ctx, s.model, patch); err != nil {
+		return fmt.Errorf("writing status: %w", err)
+	}
+	return nil
+}
+
+// SetupWithManager registers the controller, its watches and the ConfigMap index.
+func (r *PredictionModelReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &freightcastv1alpha1.PredictionModel{}, modelConfigMapIndex,
+		func(o client.Object) []string {
+			if cm := o.(*freightcastv1alpha1.PredictionModel).Spec.Source.ConfigMap; cm != nil {
+				return []string{cm.Name}
+			}
+			return nil
+		}); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&freightcastv1alpha1.PredictionModel{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.modelsForConfigMap)).
+		Named("predictionmodel").
+		Complete(r)
+}
+
+// modelsForConfigMap wakes the models whose source is this ConfigMap: it may have just appeared,
+// or its content changed and the pods must roll.
+func (r *PredictionModelReconciler) modelsForConfigMap(ctx context.Context, o client.Object) []reconcile.Request {
+	var models freightcastv1alpha1.PredictionModelList
+	if err := r.Client.List(ctx, &models, client.InNamespace(o.GetNamespace()), client.MatchingFields{modelConfigMapIndex: o.GetName()}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing models of a ConfigMap", "configMap", klog.KObj(o))
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(models.Items))
+	for _, m := range models.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: m.Namespace, Name: m.Name}})
+	}
+	return reqs
+}

@@ -1,0 +1,64 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+var (
+	// ErrUnreachable means the NATS server (or its JetStream) did not answer. A lag read that
+	// fails this way says nothing about the backlog: callers must not treat it as zero.
+	ErrUnreachable = errors.New("NATS JetStream unreachable")
+	// ErrConsumerMissing means the server answered but the pipeline's stream or consumer does not
+	// exist. Also not a zero backlog: the events, if any, are not where we look.
+	ErrConsumerMissing = errors.New("stream or consumer missing")
+)
+
+// Lag is a consumer's backlog, as KEDA's NATS JetStream scaler counts it.
+type Lag struct {
+	// Pending events not yet delivered to any worker.
+	Pending uint64
+	// AckPending events delivered and not yet acknowledged.
+	AckPending uint64
+}
+
+// Total is the queue depth the autoscaler and status report.
+func (l Lag) Total() int64 { return int64(l.Pending + l.AckPending) }
+
+func lagOf(info *jetstream.ConsumerInfo) Lag {
+	if info == nil {
+		return Lag{}
+	}
+	return Lag{Pending: info.NumPending, AckPending: uint64(info.NumAckPending)}
+}
+
+// ReadLag reads the consumer's backlog in one request. Its errors wrap ErrUnreachable or
+// ErrConsumerMissing when they are either, so a caller can tell both apart from an empty queue.
+func ReadLag(ctx context.Context, js jetstream.JetStream, stream, consumer string) (Lag, error) {
+	c, err := js.Consumer(ctx, stream, consumer)
+	if err != nil {
+		return Lag{}, classify(fmt.Errorf("reading consumer %s/%s: %w", stream, consumer, err))
+	}
+	return lagOf(c.CachedInfo()), nil
+}
+
+// classify wraps err with ErrUnreachable or ErrConsumerMissing when it is one of them.
+func classify(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, jetstream.ErrConsumerNotFound):
+		return fmt.Errorf("%w: %w", ErrConsumerMissing, err)
+	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoHeartbeat),
+		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrNoServers),
+		errors.Is(err, nats.ErrTimeout), errors.Is(err, nats.ErrDisconnected),
+		errors.Is(err, nats.ErrConnectionReconnecting),
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w: %w", ErrUnreachable, err)
+	}
+	return err
+}

@@ -1,0 +1,199 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/freightcast/freightcast/internal/natstest"
+)
+
+func testSpec(name string) Spec {
+	return Spec{
+		Topology: TopologyFor("ns1", name),
+		Limits: Limits{
+			MaxMessages:         1000,
+			MaxBytes:            1 << 20,
+			MaxAge:              time.Hour,
+			DuplicateWindow:     2 * time.Minute,
+			AckWait:             30 * time.Second,
+			MaxDeliver:          5,
+			MaxAckPending:       1000,
+			PredictionRetention: 24 * time.Hour,
+		},
+	}
+}
+
+func connect(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	c := NewConnector("queue-test")
+	t.Cleanup(c.Close)
+	js, err := c.JetStream(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func TestProvisionIsIdempotentAndFollowsTheSpec(t *testing.T) {
+	srv := natstest.Start(t)
+	js := connect(t, srv.URL())
+	ctx := context.Background()
+	spec := testSpec("orders")
+
+	res, err := Provision(ctx, js, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Changed {
+		t.Fatal("first Provision reported no change")
+	}
+	res, err = Provision(ctx, js, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changed {
+		t.Fatal("second Provision of the same spec wrote to the server")
+	}
+
+	spec.MaxMessages = 5
+	spec.AckWait = 10 * time.Second
+	spec.PredictionRetention = time.Hour
+	if res, err = Provision(ctx, js, spec); err != nil || !res.Changed {
+		t.Fatalf("Provision after a limit change: changed=%v err=%v", res.Changed, err)
+	}
+	stream, err := js.Stream(ctx, spec.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := stream.CachedInfo().Config.MaxMsgs; got != 5 {
+		t.Errorf("stream MaxMsgs = %d, want 5", got)
+	}
+	consumer, err := js.Consumer(ctx, spec.Stream, spec.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := consumer.CachedInfo().Config.AckWait; got != 10*time.Second {
+		t.Errorf("consumer AckWait = %s, want 10s", got)
+	}
+	kv, err := js.KeyValue(ctx, spec.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status.TTL() != time.Hour {
+		t.Errorf("bucket TTL = %s, want 1h", status.TTL())
+	}
+}
+
+func TestStreamDeduplicatesAndRefusesWhenFull(t *testing.T) {
+	srv := natstest.Start(t)
+	js := connect(t, srv.URL())
+	ctx := context.Background()
+	spec := testSpec("full")
+	spec.MaxMessages = 3
+	if _, err := Provision(ctx, js, spec); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		ack, err := js.Publish(ctx, spec.Subject, []byte("{}"), jetstream.WithMsgID(fmt.Sprintf("e%d", i)))
+		if err != nil || ack.Duplicate {
+			t.Fatalf("publish e%d: ack=%+v err=%v", i, ack, err)
+		}
+	}
+	ack, err := js.Publish(ctx, spec.Subject, []byte("{}"), jetstream.WithMsgID("e1"))
+	if err != nil || !ack.Duplicate {
+		t.Fatalf("republishing e1: want a duplicate ack, got ack=%+v err=%v", ack, err)
+	}
+	if _, err := js.Publish(ctx, spec.Subject, []byte("{}"), jetstream.WithMsgID("e3")); err == nil {
+		t.Fatal("a publish into a full stream succeeded; DiscardNew must refuse it")
+	}
+	lag, err := ReadLag(ctx, js, spec.Stream, spec.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lag.Total() != 3 {
+		t.Errorf("lag = %+v, want 3 pending", lag)
+	}
+}
+
+func TestReadLagTellsMissingAndUnreachableFromZero(t *testing.T) {
+	srv := natstest.Start(t)
+	js := connect(t, srv.URL())
+	ctx := context.Background()
+	spec := testSpec("lag")
+
+	if _, err := ReadLag(ctx, js, spec.Stream, spec.Consumer); !errors.Is(err, ErrConsumerMissing) {
+		t.Fatalf("lag of a missing consumer: err = %v, want ErrConsumerMissing", err)
+	}
+	if _, err := Provision(ctx, js, spec); err != nil {
+		t.Fatal(err)
+	}
+	lag, err := ReadLag(ctx, js, spec.Stream, spec.Consumer)
+	if err != nil || lag.Total() != 0 {
+		t.Fatalf("lag of an empty queue = %+v, %v; want 0, nil", lag, err)
+	}
+
+	srv.Stop()
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := ReadLag(ctx, js, spec.Stream, spec.Consumer); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("lag with the server down: err = %v, want ErrUnreachable", err)
+	}
+
+	// A server that comes back is usable through the same connection.
+	srv.Restart(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		lag, err = ReadLag(context.Background(), js, spec.Stream, spec.Consumer)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lag after restart: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestConnectorReportsUnreachable(t *testing.T) {
+	c := NewConnector("queue-test")
+	defer c.Close()
+	// Port 1 on loopback: nothing listens there, so the dial is refused at once.
+	if _, err := c.JetStream("nats://127.0.0.1:1"); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("err = %v, want ErrUnreachable", err)
+	}
+}
+
+func TestSpecValidate(t *testing.T) {
+	cases := map[string]struct {
+		mutate func(*Spec)
+		ok     bool
+	}{
+		"valid":                     {mutate: func(*Spec) {}, ok: true},
+		"no stream":                 {mutate: func(s *Spec) { s.Stream = "" }},
+		"zero messages":             {mutate: func(s *Spec) { s.MaxMessages = 0 }},
+		"zero bytes":                {mutate: func(s *Spec) { s.MaxBytes = 0 }},
+		"duplicate window over age": {mutate: func(s *Spec) { s.DuplicateWindow = 2 * s.MaxAge }},
+		"zero ack wait":             {mutate: func(s *Spec) { s.AckWait = 0 }},
+		"zero max deliver":          {mutate: func(s *Spec) { s.MaxDeliver = 0 }},
+		"zero ack pending":          {mutate: func(s *Spec) { s.MaxAckPending = 0 }},
+		"zero prediction retention": {mutate: func(s *Spec) { s.PredictionRetention = 0 }},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s := testSpec("v")
+			tc.mutate(&s)
+			if err := s.Validate(); (err == nil) != tc.ok {
+				t.Fatalf("Validate() = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}

@@ -1,0 +1,94 @@
+// Package queue owns a pipeline's objects on NATS JetStream: the events stream, the inference
+// pool's durable pull consumer, the output stream (predictions and dead letters) and the predictions
+// key-value bucket. The operator and local mode both provision through it, so the two never differ.
+// It knows nothing of Kubernetes.
+package queue
+
+import (
+	"fmt"
+	"time"
+)
+
+// Topology names everything one pipeline owns on a NATS server. Names derive from the pipeline's
+// namespace and name; neither may contain '_' or '.', so distinct pipelines never collide.
+type Topology struct {
+	// Stream holds the accepted events until a worker acknowledges their prediction.
+	Stream string `json:"stream"`
+	// Subject is where ingestion publishes events.
+	Subject string `json:"subject"`
+	// Consumer is the durable pull consumer the inference pool shares.
+	Consumer string `json:"consumer"`
+	// OutputStream keeps predictions and dead letters for the retention period.
+	OutputStream string `json:"outputStream"`
+	// PredictionSubject carries one message per prediction, message id = event id.
+	PredictionSubject string `json:"predictionSubject"`
+	// DeadLetterSubject carries events that could not be predicted, with the reason.
+	DeadLetterSubject string `json:"deadLetterSubject"`
+	// Bucket is the key-value bucket of predictions by event id.
+	Bucket string `json:"bucket"`
+}
+
+// TopologyFor derives the names for the pipeline namespace/name.
+func TopologyFor(namespace, name string) Topology {
+	base := fmt.Sprintf("freightcast_%s_%s", namespace, name)
+	subject := fmt.Sprintf("freightcast.%s.%s", namespace, name)
+	return Topology{
+		Stream:            base,
+		Subject:           subject + ".events",
+		Consumer:          "inference",
+		OutputStream:      base + "_out",
+		PredictionSubject: subject + ".predictions",
+		DeadLetterSubject: subject + ".deadletter",
+		Bucket:            base + "_predictions",
+	}
+}
+
+// Limits bound the pipeline's streams. Zero values are invalid; Validate says which.
+type Limits struct {
+	// MaxMessages and MaxBytes cap the events stream; a full stream refuses new events.
+	MaxMessages int64 `json:"maxMessages"`
+	MaxBytes    int64 `json:"maxBytes"`
+	// MaxAge expires events that waited too long.
+	MaxAge time.Duration `json:"maxAge"`
+	// DuplicateWindow is how long event ids are remembered for deduplication.
+	DuplicateWindow time.Duration `json:"duplicateWindow"`
+	// AckWait is how long a worker holds an event before it is redelivered.
+	AckWait time.Duration `json:"ackWait"`
+	// MaxDeliver is how many deliveries an event gets before it is dead-lettered.
+	MaxDeliver int `json:"maxDeliver"`
+	// MaxAckPending bounds events handed out and not yet acknowledged, across all workers.
+	MaxAckPending int `json:"maxAckPending"`
+	// PredictionRetention is how long predictions and dead letters are kept.
+	PredictionRetention time.Duration `json:"predictionRetention"`
+}
+
+// Spec is everything Provision makes exist.
+type Spec struct {
+	Topology
+	Limits
+}
+
+// Validate reports the first field that cannot be provisioned.
+func (s Spec) Validate() error {
+	switch {
+	case s.Stream == "" || s.Subject == "" || s.Consumer == "" || s.OutputStream == "" || s.Bucket == "":
+		return fmt.Errorf("queue: topology names must not be empty: %+v", s.Topology)
+	case s.MaxMessages <= 0:
+		return fmt.Errorf("queue: maxMessages must be positive, got %d", s.MaxMessages)
+	case s.MaxBytes <= 0:
+		return fmt.Errorf("queue: maxBytes must be positive, got %d", s.MaxBytes)
+	case s.MaxAge <= 0:
+		return fmt.Errorf("queue: maxAge must be positive, got %s", s.MaxAge)
+	case s.DuplicateWindow <= 0 || s.DuplicateWindow > s.MaxAge:
+		return fmt.Errorf("queue: duplicateWindow must be positive and at most maxAge (%s), got %s", s.MaxAge, s.DuplicateWindow)
+	case s.AckWait <= 0:
+		return fmt.Errorf("queue: ackWait must be positive, got %s", s.AckWait)
+	case s.MaxDeliver <= 0:
+		return fmt.Errorf("queue: maxDeliver must be positive, got %d", s.MaxDeliver)
+	case s.MaxAckPending <= 0:
+		return fmt.Errorf("queue: maxAckPending must be positive, got %d", s.MaxAckPending)
+	case s.PredictionRetention <= 0:
+		return fmt.Errorf("queue: predictionRetention must be positive, got %s", s.PredictionRetention)
+	}
+	return nil
+}
