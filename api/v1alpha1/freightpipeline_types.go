@@ -47,7 +47,7 @@ type ModelReference struct {
 
 // QueueSpec configures the pipeline's stream. Limits apply with DiscardNew: a full stream refuses
 // new events (ingestion answers 503) rather than silently dropping accepted ones.
-// +kubebuilder:validation:XValidation:rule="(has(self.url) ? self.url : ”) == (has(oldSelf.url) ? oldSelf.url : ”)",message="queue.url is immutable: events already in the old server's stream would be orphaned; create a new pipeline instead"
+// +kubebuilder:validation:XValidation:rule="has(self.url) == has(oldSelf.url) && (!has(self.url) || self.url == oldSelf.url)",message="queue.url is immutable: events already in the old server's stream would be orphaned; create a new pipeline instead"
 type QueueSpec struct {
 	// url of the NATS server (nats:// or tls://). Empty means the operator's default NATS.
 	// Immutable, because events already queued on one server cannot follow to another.
