@@ -1,0 +1,247 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/natstest"
+	"github.com/freightcast/freightcast/internal/pipelineconfig"
+	"github.com/freightcast/freightcast/internal/queue"
+)
+
+// loadedModel creates a model with its ConfigMap and plays the serving pods loading it.
+func loadedModel(t *testing.T, ns, name string) *freightcastv1alpha1.PredictionModel {
+	t.Helper()
+	model := newModel(ns, name, name+"-onnx")
+	mustCreate(t, newModelConfigMap(ns, name+"-onnx", modelBytes), model)
+	mustEventuallyGetDeployment(t, ns, name+"-predictor")
+	markDeploymentRolledOut(t, ns, name+"-predictor")
+	waitCondition(t, model, freightcastv1alpha1.ConditionModelLoaded, metav1.ConditionTrue, freightcastv1alpha1.ReasonModelLoaded)
+	return model
+}
+
+func TestFreightPipelineProvisionsQueueAndChildren(t *testing.T) {
+	srv := natstest.Start(t)
+	startOperator(t, srv.URL())
+	ns := newNamespace(t)
+	ctx := context.Background()
+	loadedModel(t, ns, "delay-risk")
+	p := newPipeline(ns, "orders", "delay-risk")
+	mustCreate(t, p)
+
+	waitCondition(t, p, freightcastv1alpha1.ConditionQueueReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonQueueProvisioned)
+	waitEvent(t, p, corev1.EventTypeNormal, "QueueProvisioned")
+	topo := queue.TopologyFor(ns, "orders")
+	nc := queue.NewConnector("test")
+	t.Cleanup(nc.Close)
+	js, err := nc.JetStream(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, topo.Stream)
+	if err != nil {
+		t.Fatalf("the pipeline's stream is not on the server: %v", err)
+	}
+	if cfg := stream.CachedInfo().Config; cfg.MaxMsgs != 1_000_000 || cfg.Discard != jetstream.DiscardNew || cfg.Duplicates != 2*time.Minute {
+		t.Errorf("stream config = %+v", cfg)
+	}
+
+	// The rendered config is what the pods read; it must parse with the data plane's own parser.
+	cm := &corev1.ConfigMap{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "orders-pipeline"}, cm); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pipelineconfig.Parse([]byte(cm.Data[pipelineconfig.FileName]))
+	if err != nil {
+		t.Fatalf("pipeline config does not parse: %v", err)
+	}
+	if cfg.NATSURL != srv.URL() || cfg.Queue.Stream != topo.Stream || cfg.Model.Name != "delay-risk" || len(cfg.Model.Features) != 3 {
+		t.Errorf("pipeline config = %+v", cfg)
+	}
+
+	ingest := mustEventuallyGetDeployment(t, ns, "orders-ingest")
+	if *ingest.Spec.Replicas != 2 || !slices.Contains(ingest.Spec.Template.Spec.Containers[0].Args, "ingest") {
+		t.Errorf("ingestion Deployment: replicas %d args %v", *ingest.Spec.Replicas, ingest.Spec.Template.Spec.Containers[0].Args)
+	}
+	infer := mustEventuallyGetDeployment(t, ns, "orders-inference")
+	owned, err := appsv1ac.ExtractDeployment(infer, FreightPipelineFieldOwner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if owned.Spec.Replicas != nil {
+		t.Errorf("the applied inference Deployment carries spec.replicas=%d; the autoscaler owns it", *owned.Spec.Replicas)
+	}
+	for _, name := range []string{"orders-ingest", "orders-inference"} {
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &corev1.Service{}); err != nil {
+			t.Errorf("Service %s: %v", name, err)
+		}
+	}
+
+	waitCondition(t, p, freightcastv1alpha1.ConditionIngestionReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonUnavailable)
+	waitCondition(t, p, freightcastv1alpha1.ConditionReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonUnavailable)
+	markDeploymentRolledOut(t, ns, "orders-ingest")
+	markDeploymentRolledOut(t, ns, "orders-inference")
+	waitCondition(t, p, freightcastv1alpha1.ConditionReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonPipelineReady)
+	waitCondition(t, p, freightcastv1alpha1.ConditionProgressing, metav1.ConditionFalse, freightcastv1alpha1.ReasonReconciled)
+	waitEvent(t, p, corev1.EventTypeNormal, freightcastv1alpha1.ReasonPipelineReady)
+	st := p.Status
+	if st.IngestionEndpoint != "http://orders-ingest."+ns+".svc:8080/v1/events" || st.Stream != topo.Stream ||
+		st.QueueDepth == nil || *st.QueueDepth != 0 || st.Inference.DesiredReplicas != 1 || st.Ingestion.ReadyReplicas != 2 {
+		t.Errorf("status = %+v", st)
+	}
+
+	// Events published to the stream show up as queue depth once the pipeline is reconciled.
+	for i := range 5 {
+		if _, err := js.Publish(ctx, topo.Subject, []byte(`{}`), jetstream.WithMsgID(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Spec.Inference.BatchSize = 32 // any spec change brings a reconcile
+	if err := k8s.Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "queue depth 5", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
+			return err
+		}
+		if p.Status.QueueDepth == nil || *p.Status.QueueDepth != 5 {
+			return fmt.Errorf("queueDepth %v", p.Status.QueueDepth)
+		}
+		return nil
+	})
+}
+
+func TestFreightPipelineWaitsForItsModel(t *testing.T) {
+	srv := natstest.Start(t)
+	startOperator(t, srv.URL())
+	ns := newNamespace(t)
+	p := newPipeline(ns, "orders", "later")
+	mustCreate(t, p)
+	waitCondition(t, p, freightcastv1alpha1.ConditionInferenceReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonModelNotFound)
+	waitCondition(t, p, freightcastv1alpha1.ConditionReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonModelNotFound)
+	if _, err := getDeployment(ns, "orders-inference"); !apierrors.IsNotFound(err) {
+		t.Fatalf("inference pool created without a model: %v", err)
+	}
+
+	model := newModel(ns, "later", "later-onnx")
+	mustCreate(t, newModelConfigMap(ns, "later-onnx", modelBytes), model)
+	// The model exists but has not loaded: still waiting, now for that.
+	waitCondition(t, p, freightcastv1alpha1.ConditionInferenceReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonModelNotReady)
+	markDeploymentRolledOut(t, ns, "later-predictor")
+	mustEventuallyGetDeployment(t, ns, "orders-inference")
+	mustEventuallyGetDeployment(t, ns, "orders-ingest")
+	waitCondition(t, p, freightcastv1alpha1.ConditionInferenceReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonUnavailable)
+}
+
+func TestFreightPipelineKeepsInferenceReplicasWithinBounds(t *testing.T) {
+	srv := natstest.Start(t)
+	startOperator(t, srv.URL())
+	ns := newNamespace(t)
+	ctx := context.Background()
+	loadedModel(t, ns, "m")
+	p := newPipeline(ns, "orders", "m")
+	p.Spec.Inference.MinReplicas = ptr.To[int32](3)
+	p.Spec.Inference.MaxReplicas = 5
+	mustCreate(t, p)
+
+	waitReplicas := func(want int32) {
+		t.Helper()
+		eventually(t, 10*time.Second, fmt.Sprintf("inference pool at %d replicas", want), func() error {
+			d, err := getDeployment(ns, "orders-inference")
+			if err != nil {
+				return err
+			}
+			if d.Spec.Replicas == nil || *d.Spec.Replicas != want {
+				return fmt.Errorf("replicas %v", d.Spec.Replicas)
+			}
+			return nil
+		})
+	}
+	waitReplicas(3)
+	waitEvent(t, p, corev1.EventTypeNormal, "Scaled")
+
+	// Someone scales the pool far past maxReplicas: the operator brings it back.
+	eventually(t, 10*time.Second, "scale the pool to 50", func() error {
+		d, err := getDeployment(ns, "orders-inference")
+		if err != nil {
+			return err
+		}
+		return k8s.SubResource("scale").Update(ctx, d, client.WithSubResourceBody(&autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: 50}}))
+	})
+	waitReplicas(5)
+
+	// A GitOps re-apply of the pipeline (a spec change) never resets the pool's size.
+	p = &freightcastv1alpha1.FreightPipeline{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "orders"}, p); err != nil {
+		t.Fatal(err)
+	}
+	p.Spec.Inference.BatchSize = 16
+	if err := k8s.Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "new batch size rolled into the pool", func() error {
+		d, err := getDeployment(ns, "orders-inference")
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--max-batch-size=16") {
+			return fmt.Errorf("args %v", d.Spec.Template.Spec.Containers[0].Args)
+		}
+		if *d.Spec.Replicas != 5 {
+			return fmt.Errorf("replicas %d after a spec change, want 5 kept", *d.Spec.Replicas)
+		}
+		return nil
+	})
+}
+
+func TestFreightPipelineReportsAnUnreachableQueue(t *testing.T) {
+	srv := natstest.Start(t)
+	srv.Stop()
+	startOperator(t, srv.URL())
+	ns := newNamespace(t)
+	loadedModel(t, ns, "m")
+	p := newPipeline(ns, "orders", "m")
+	mustCreate(t, p)
+	waitCondition(t, p, freightcastv1alpha1.ConditionQueueReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonQueueUnreachable)
+	if p.Status.QueueDepth != nil {
+		t.Errorf("queueDepth = %d while NATS is unreachable; an unknown depth must be absent", *p.Status.QueueDepth)
+	}
+	// The data-plane children do not wait for the queue: their pods report it themselves.
+	mustEventuallyGetDeployment(t, ns, "orders-ingest")
+
+	srv.Restart(t)
+	eventually(t, 2*queueRetryInterval+5*time.Second, "QueueReady after NATS returns", func() error {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(p), p); err != nil {
+			return err
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == freightcastv1alpha1.ConditionQueueReady && c.Status == metav1.ConditionTrue {
+				return nil
+			}
+		}
+		return fmt.Errorf("conditions %+v", p.Status.Conditions)
+	})
+}
+
+func TestFreightPipelineWithoutAnyNATS(t *testing.T) {
+	startOperator(t, "")
+	ns := newNamespace(t)
+	loadedModel(t, ns, "m")
+	p := newPipeline(ns, "orders", "m")
+	mustCreate(t, p)
+	waitCondition(t, p, freightcastv1alpha1.ConditionQueueReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonQueueNotConfigured)
+	waitCondition(t, p, freightcastv1alpha1.ConditionReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonQueueNotConfigured)
+}

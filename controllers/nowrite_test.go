@@ -1,0 +1,83 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/natstest"
+)
+
+// reconcileCount reads controller-runtime's own reconcile counter for one controller.
+func reconcileCount(t *testing.T, controller string) float64 {
+	t.Helper()
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total float64
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && l.GetValue() == controller {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return total
+}
+
+func TestReconcileOfUnchangedObjectsWritesNothing(t *testing.T) {
+	srv := natstest.Start(t)
+	op := startOperator(t, srv.URL())
+	ns := newNamespace(t)
+	ctx := context.Background()
+	loadedModel(t, ns, "m")
+	p := newPipeline(ns, "orders", "m")
+	mustCreate(t, p)
+	mustEventuallyGetDeployment(t, ns, "orders-ingest")
+	markDeploymentRolledOut(t, ns, "orders-ingest")
+	markDeploymentRolledOut(t, ns, "orders-inference")
+	waitCondition(t, p, freightcastv1alpha1.ConditionReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonPipelineReady)
+	// Let the last status writes and their watch events settle.
+	time.Sleep(time.Second)
+
+	before := op.writes.snapshot()
+	modelRuns, pipelineRuns := reconcileCount(t, "predictionmodel"), reconcileCount(t, "freightpipeline")
+
+	// A label added by someone else to a child wakes both controllers up without changing
+	// anything they own.
+	for _, name := range []string{"m-predictor", "orders-inference"} {
+		svc := &corev1.Service{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, svc); err != nil {
+			t.Fatal(err)
+		}
+		svc.Labels["team"] = "freight-ml"
+		if err := k8s.Update(ctx, svc, client.FieldOwner("someone-else")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "both controllers reconciled again", func() error {
+		if reconcileCount(t, "predictionmodel") <= modelRuns || reconcileCount(t, "freightpipeline") <= pipelineRuns {
+			return fmt.Errorf("reconciles: model %v→%v, pipeline %v→%v", modelRuns, reconcileCount(t, "predictionmodel"),
+				pipelineRuns, reconcileCount(t, "freightpipeline"))
+		}
+		return nil
+	})
+	time.Sleep(500 * time.Millisecond)
+	if diff := cmp.Diff(before, op.writes.snapshot()); diff != "" {
+		t.Errorf("a reconcile of unchanged objects wrote to the API server (-before +after):\n%s", diff)
+	}
+}

@@ -1,0 +1,230 @@
+package controllers
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+)
+
+// The API server, with the generated CRDs, is what rejects bad specs: these cases run against it.
+
+func TestInvalidPredictionModelsAreRejected(t *testing.T) {
+	ns := newNamespace(t)
+	const sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	cases := map[string]struct {
+		mutate func(*freightcastv1alpha1.PredictionModel)
+		// wantInMessage must all appear in the API server's error.
+		wantInMessage []string
+	}{
+		"no source": {
+			mutate:        func(m *freightcastv1alpha1.PredictionModel) { m.Spec.Source = freightcastv1alpha1.ModelSource{} },
+			wantInMessage: []string{"spec.source", "exactly one of"},
+		},
+		"two sources": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Source.URI, m.Spec.Source.SHA256 = "https://models.example.com/m.onnx", sha
+			},
+			wantInMessage: []string{"spec.source", "exactly one of"},
+		},
+		"uri without sha256": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Source = freightcastv1alpha1.ModelSource{URI: "https://models.example.com/m.onnx"}
+			},
+			wantInMessage: []string{"spec.source", "sha256 is required"},
+		},
+		"plain http uri": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Source = freightcastv1alpha1.ModelSource{URI: "http://models.example.com/m.onnx", SHA256: sha}
+			},
+			wantInMessage: []string{"spec.source.uri", "https://"},
+		},
+		"short sha256": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Source = freightcastv1alpha1.ModelSource{URI: "https://models.example.com/m.onnx", SHA256: "abc123"}
+			},
+			wantInMessage: []string{"spec.source.sha256"},
+		},
+		"pvc path escaping the volume": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Source = freightcastv1alpha1.ModelSource{PersistentVolumeClaim: &freightcastv1alpha1.PVCModelSource{ClaimName: "models", Path: "a/../../etc/passwd"}}
+			},
+			wantInMessage: []string{"spec.source.persistentVolumeClaim.path", "'..'"},
+		},
+		"duplicate features": {
+			mutate:        func(m *freightcastv1alpha1.PredictionModel) { m.Spec.Features = []string{"a", "b", "a"} },
+			wantInMessage: []string{"spec.features[2]", "Duplicate"},
+		},
+		"feature name with a space": {
+			mutate:        func(m *freightcastv1alpha1.PredictionModel) { m.Spec.Features = []string{"port congestion"} },
+			wantInMessage: []string{"spec.features[0]"},
+		},
+		"negative replicas": {
+			mutate:        func(m *freightcastv1alpha1.PredictionModel) { m.Spec.Replicas = ptr.To[int32](-1) },
+			wantInMessage: []string{"spec.replicas"},
+		},
+		"unknown format": {
+			mutate:        func(m *freightcastv1alpha1.PredictionModel) { m.Spec.Format = "PMML" },
+			wantInMessage: []string{"spec.format", "ONNX"},
+		},
+		"batch too large": {
+			mutate:        func(m *freightcastv1alpha1.PredictionModel) { m.Spec.Batching.MaxBatchSize = 100000 },
+			wantInMessage: []string{"spec.batching.maxBatchSize"},
+		},
+		"queue delay too long": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Batching.MaxQueueDelay = &metav1.Duration{Duration: 5 * time.Second}
+			},
+			wantInMessage: []string{"spec.batching.maxQueueDelay"},
+		},
+		"name too long for its Services": {
+			mutate:        func(m *freightcastv1alpha1.PredictionModel) { m.Name = strings.Repeat("m", 60) },
+			wantInMessage: []string{"metadata.name"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			m := newModel(ns, "m", "m-onnx")
+			tc.mutate(m)
+			assertRejected(t, m, tc.wantInMessage)
+		})
+	}
+}
+
+func TestInvalidFreightPipelinesAreRejected(t *testing.T) {
+	ns := newNamespace(t)
+	cases := map[string]struct {
+		mutate        func(*freightcastv1alpha1.FreightPipeline)
+		wantInMessage []string
+	}{
+		"no model": {
+			mutate:        func(p *freightcastv1alpha1.FreightPipeline) { p.Spec.ModelRef.Name = "" },
+			wantInMessage: []string{"spec.modelRef.name"},
+		},
+		"min above max": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Inference.MinReplicas, p.Spec.Inference.MaxReplicas = ptr.To[int32](5), 2
+			},
+			wantInMessage: []string{"spec.inference", "minReplicas must not exceed"},
+		},
+		"zero max replicas": {
+			mutate:        func(p *freightcastv1alpha1.FreightPipeline) { p.Spec.Inference.MaxReplicas = -1 },
+			wantInMessage: []string{"spec.inference.maxReplicas"},
+		},
+		"queue url not nats": {
+			mutate:        func(p *freightcastv1alpha1.FreightPipeline) { p.Spec.Queue.URL = "http://nats:4222" },
+			wantInMessage: []string{"spec.queue.url", "nats://"},
+		},
+		"poll interval too short": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Inference.PollInterval = &metav1.Duration{Duration: 100 * time.Millisecond}
+			},
+			wantInMessage: []string{"spec.inference.pollInterval"},
+		},
+		"tiny stream": {
+			mutate:        func(p *freightcastv1alpha1.FreightPipeline) { p.Spec.Queue.MaxBytes = ptr.To(resource.MustParse("1Ki")) },
+			wantInMessage: []string{"spec.queue.maxBytes"},
+		},
+		"burst below rate": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Ingestion.RateLimit = &freightcastv1alpha1.RateLimitSpec{EventsPerSecond: 100, Burst: 10}
+			},
+			wantInMessage: []string{"spec.ingestion.rateLimit", "burst"},
+		},
+		"unknown scaling policy": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Inference.ScaleDown = &freightcastv1alpha1.ScalingRules{Policies: []freightcastv1alpha1.ScalingPolicy{
+					{Type: "Bananas", Value: 1, Period: metav1.Duration{Duration: time.Minute}}}}
+			},
+			wantInMessage: []string{"spec.inference.scaleDown.policies[0].type"},
+		},
+		"max deliver zero": {
+			mutate:        func(p *freightcastv1alpha1.FreightPipeline) { p.Spec.Queue.MaxDeliver = -3 },
+			wantInMessage: []string{"spec.queue.maxDeliver"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := newPipeline(ns, "p", "m")
+			tc.mutate(p)
+			assertRejected(t, p, tc.wantInMessage)
+		})
+	}
+}
+
+func TestQueueURLIsImmutable(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	p := newPipeline(ns, "p", "m")
+	p.Spec.Queue.URL = "nats://nats-a.freight.svc:4222"
+	mustCreate(t, p)
+	p.Spec.Queue.URL = "nats://nats-b.freight.svc:4222"
+	err := k8s.Update(ctx, p)
+	if err == nil || !strings.Contains(err.Error(), "queue.url is immutable") {
+		t.Fatalf("changing queue.url: err = %v, want it refused as immutable", err)
+	}
+	// Other queue settings may change.
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
+		t.Fatal(err)
+	}
+	p.Spec.Queue.MaxMessages = 42
+	if err := k8s.Update(ctx, p); err != nil {
+		t.Fatalf("changing queue.maxMessages: %v", err)
+	}
+}
+
+func assertRejected(t *testing.T, obj client.Object, wantInMessage []string) {
+	t.Helper()
+	err := k8s.Create(context.Background(), obj)
+	if err == nil {
+		_ = k8s.Delete(context.Background(), obj)
+		t.Fatalf("the API server accepted %s", obj.GetName())
+	}
+	for _, want := range wantInMessage {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+// TestGoDefaultsMatchTheSchema keeps Default (used where no API server defaults, like local mode)
+// in step with the CRD's +kubebuilder:default markers.
+func TestGoDefaultsMatchTheSchema(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	p := newPipeline(ns, "p", "m")
+	p.Spec.Ingestion.Auth = &freightcastv1alpha1.IngestionAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "tokens"}}
+	p.Spec.Inference.ScaleUp = &freightcastv1alpha1.ScalingRules{}
+	m := newModel(ns, "m", "m-onnx")
+	mustCreate(t, p, m)
+
+	fromServer := &freightcastv1alpha1.FreightPipeline{}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), fromServer); err != nil {
+		t.Fatal(err)
+	}
+	inGo := newPipeline(ns, "p", "m")
+	inGo.Spec.Ingestion.Auth = &freightcastv1alpha1.IngestionAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "tokens"}}
+	inGo.Spec.Inference.ScaleUp = &freightcastv1alpha1.ScalingRules{}
+	inGo.Default()
+	if diff := cmp.Diff(fromServer.Spec, inGo.Spec); diff != "" {
+		t.Errorf("FreightPipeline defaults differ (-server +Go):\n%s", diff)
+	}
+
+	modelFromServer := &freightcastv1alpha1.PredictionModel{}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(m), modelFromServer); err != nil {
+		t.Fatal(err)
+	}
+	modelInGo := newModel(ns, "m", "m-onnx")
+	modelInGo.Default()
+	if diff := cmp.Diff(modelFromServer.Spec, modelInGo.Spec); diff != "" {
+		t.Errorf("PredictionModel defaults differ (-server +Go):\n%s", diff)
+	}
+}
