@@ -130,7 +130,9 @@ func TestInvalidFreightPipelinesAreRejected(t *testing.T) {
 			wantInMessage: []string{"spec.inference.pollInterval"},
 		},
 		"tiny stream": {
-			mutate:        func(p *freightcastv1alpha1.FreightPipeline) { p.Spec.Queue.MaxBytes = ptr.To(resource.MustParse("1Ki")) },
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Queue.MaxBytes = ptr.To(resource.MustParse("1Ki"))
+			},
 			wantInMessage: []string{"spec.queue.maxBytes"},
 		},
 		"burst below rate": {
