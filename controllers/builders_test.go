@@ -1,0 +1,240 @@
+package controllers
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"k8s.io/utils/ptr"
+
+	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/pipelineconfig"
+	"github.com/freightcast/freightcast/internal/queue"
+)
+
+var testOptions = Options{Image: "registry.example/freightcast:v1", ImagePullPolicy: corev1.PullIfNotPresent, DefaultNATSURL: "nats://nats:4222"}
+
+func TestModelMountFor(t *testing.T) {
+	const sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	cases := map[string]struct {
+		source      freightcastv1alpha1.ModelSource
+		version     string
+		features    []string
+		wantArgs    []string
+		wantVolumes []string
+	}{
+		"configmap with the default key": {
+			source:      freightcastv1alpha1.ModelSource{ConfigMap: &freightcastv1alpha1.ConfigMapModelSource{Name: "cm"}},
+			wantArgs:    []string{"--model-file=/var/lib/freightcast/model/model.onnx", "--model-name=m", "--model-version=1"},
+			wantVolumes: []string{"model"},
+		},
+		"pvc path, version and features": {
+			source:   freightcastv1alpha1.ModelSource{PersistentVolumeClaim: &freightcastv1alpha1.PVCModelSource{ClaimName: "models", Path: "freight/./v3.onnx"}},
+			version:  "v3",
+			features: []string{"a", "b"},
+			wantArgs: []string{"--model-file=/var/lib/freightcast/model/freight/v3.onnx", "--model-name=m", "--model-version=v3",
+				"--features=a,b"},
+			wantVolumes: []string{"model"},
+		},
+		"https uri": {
+			source: freightcastv1alpha1.ModelSource{URI: "https://models.example.com/m.onnx", SHA256: sha},
+			wantArgs: []string{"--model-uri=https://models.example.com/m.onnx", "--model-sha256=" + sha,
+				"--model-cache-dir=/var/cache/freightcast", "--model-name=m", "--model-version=1"},
+			wantVolumes: []string{"model-cache"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			m := newModel("ns", "m", "")
+			m.Spec.Source, m.Spec.Version, m.Spec.Features = tc.source, tc.version, tc.features
+			mm := modelMountFor(m)
+			if diff := cmp.Diff(tc.wantArgs, mm.args); diff != "" {
+				t.Errorf("args (-want +got):\n%s", diff)
+			}
+			var vols []string
+			for _, v := range mm.volumes {
+				vols = append(vols, *v.Name)
+			}
+			if diff := cmp.Diff(tc.wantVolumes, vols); diff != "" {
+				t.Errorf("volumes (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// assertRestricted checks what the "restricted" Pod Security Standard requires of a pod.
+func assertRestricted(t *testing.T, spec *corev1ac.PodSpecApplyConfiguration) {
+	t.Helper()
+	if !*spec.SecurityContext.RunAsNonRoot || *spec.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("pod security context %+v", spec.SecurityContext)
+	}
+	if *spec.AutomountServiceAccountToken {
+		t.Error("data-plane pods must not mount a service account token")
+	}
+	for _, c := range spec.Containers {
+		sc := c.SecurityContext
+		if *sc.AllowPrivilegeEscalation || !*sc.ReadOnlyRootFilesystem || !*sc.RunAsNonRoot ||
+			len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" || len(sc.Capabilities.Add) != 0 {
+			t.Errorf("container %s security context %+v", *c.Name, sc)
+		}
+		if c.LivenessProbe == nil || c.ReadinessProbe == nil || c.Lifecycle == nil || c.Lifecycle.PreStop == nil {
+			t.Errorf("container %s lacks probes or a preStop hook", *c.Name)
+		}
+	}
+}
+
+func TestDesiredPredictorDeployment(t *testing.T) {
+	cases := map[string]struct {
+		mutate         func(*freightcastv1alpha1.PredictionModel)
+		digest         string
+		wantReplicas   int32
+		wantBatchArgs  []string
+		wantAnnotation map[string]string
+	}{
+		"defaults": {
+			mutate:         func(*freightcastv1alpha1.PredictionModel) {},
+			digest:         "sha256:aa",
+			wantReplicas:   1,
+			wantBatchArgs:  []string{"--max-batch-size=64", "--max-batch-delay=2ms"},
+			wantAnnotation: map[string]string{annotationModelDigest: "sha256:aa"},
+		},
+		"batching and replicas, unknown digest": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Replicas = ptr.To[int32](4)
+				m.Spec.Batching = freightcastv1alpha1.BatchingSpec{MaxBatchSize: 256, MaxQueueDelay: &metav1.Duration{Duration: 500 * time.Microsecond}}
+			},
+			wantReplicas:  4,
+			wantBatchArgs: []string{"--max-batch-size=256", "--max-batch-delay=500µs"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			m := newModel("ns", "m", "cm")
+			tc.mutate(m)
+			d := desiredPredictorDeployment(m, tc.digest, testOptions)
+			if *d.Spec.Replicas != tc.wantReplicas {
+				t.Errorf("replicas = %d, want %d", *d.Spec.Replicas, tc.wantReplicas)
+			}
+			args := d.Spec.Template.Spec.Containers[0].Args
+			if diff := cmp.Diff(tc.wantBatchArgs, args[len(args)-2:]); diff != "" {
+				t.Errorf("batching args (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantAnnotation, d.Spec.Template.Annotations); diff != "" {
+				t.Errorf("template annotations (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(predictorSelector(m), d.Spec.Selector.MatchLabels); diff != "" {
+				t.Errorf("selector (-want +got):\n%s", diff)
+			}
+			if *d.Spec.Template.Spec.Containers[0].Image != testOptions.Image {
+				t.Errorf("image %s", *d.Spec.Template.Spec.Containers[0].Image)
+			}
+			assertRestricted(t, d.Spec.Template.Spec)
+		})
+	}
+}
+
+func TestDesiredPipelineDeployments(t *testing.T) {
+	m := newModel("ns", "m", "cm")
+	cases := map[string]struct {
+		mutate       func(*freightcastv1alpha1.FreightPipeline)
+		wantAuthVol  bool
+		wantIngestRS int32
+	}{
+		"defaults": {mutate: func(*freightcastv1alpha1.FreightPipeline) {}, wantIngestRS: 2},
+		"auth and 5 ingesters": {mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+			p.Spec.Ingestion.Auth = &freightcastv1alpha1.IngestionAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "tokens", Key: "list"}}
+			p.Spec.Ingestion.Replicas = ptr.To[int32](5)
+		}, wantAuthVol: true, wantIngestRS: 5},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := newPipeline("ns", "orders", "m")
+			tc.mutate(p)
+			ingest := desiredIngestionDeployment(p, m, "sha256:m", "sha256:c", testOptions)
+			infer := desiredInferenceDeployment(p, m, "sha256:m", "sha256:c", testOptions)
+			if *ingest.Spec.Replicas != tc.wantIngestRS {
+				t.Errorf("ingestion replicas %d", *ingest.Spec.Replicas)
+			}
+			if infer.Spec.Replicas != nil {
+				t.Errorf("inference Deployment carries replicas %d: the autoscaler owns them", *infer.Spec.Replicas)
+			}
+			assertRestricted(t, ingest.Spec.Template.Spec)
+			assertRestricted(t, infer.Spec.Template.Spec)
+			hasAuth := false
+			for _, v := range ingest.Spec.Template.Spec.Volumes {
+				if *v.Name == authVolume {
+					hasAuth = true
+					if *v.Secret.SecretName != "tokens" || *v.Secret.Items[0].Key != "list" {
+						t.Errorf("auth volume %+v", v.Secret)
+					}
+				}
+			}
+			if hasAuth != tc.wantAuthVol {
+				t.Errorf("auth volume present = %v, want %v", hasAuth, tc.wantAuthVol)
+			}
+			wantAnn := map[string]string{annotationModelDigest: "sha256:m", annotationConfigDigest: "sha256:c"}
+			if diff := cmp.Diff(wantAnn, infer.Spec.Template.Annotations); diff != "" {
+				t.Errorf("inference template annotations (-want +got):\n%s", diff)
+			}
+			if got := infer.Spec.Template.Spec.Containers[0].Args[:2]; got[0] != "infer" || got[1] != "--worker" {
+				t.Errorf("inference args %v", infer.Spec.Template.Spec.Containers[0].Args)
+			}
+		})
+	}
+}
+
+func TestPipelineConfigFor(t *testing.T) {
+	m := newModel("ns", "m", "cm")
+	m.Spec.Version = "7"
+	cases := map[string]struct {
+		mutate func(*freightcastv1alpha1.FreightPipeline)
+		want   func(*pipelineconfig.Config)
+	}{
+		"defaults": {mutate: func(*freightcastv1alpha1.FreightPipeline) {}, want: func(*pipelineconfig.Config) {}},
+		"auth and a rate limit without burst": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Ingestion.Auth = &freightcastv1alpha1.IngestionAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "s"}}
+				p.Spec.Ingestion.RateLimit = &freightcastv1alpha1.RateLimitSpec{EventsPerSecond: 500}
+			},
+			want: func(c *pipelineconfig.Config) {
+				c.Ingestion.TokensFile = "/etc/freightcast/auth/tokens"
+				c.Ingestion.RateLimit = &pipelineconfig.RateLimit{EventsPerSecond: 500, Burst: 500}
+			},
+		},
+		"bigger pool and batches raise the ack-pending bound": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Inference.MaxReplicas, p.Spec.Inference.BatchSize = 40, 128
+			},
+			want: func(c *pipelineconfig.Config) {
+				c.Queue.MaxAckPending = 40 * 128 * 2
+				c.Inference.BatchSize = 128
+			},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			want := pipelineconfig.Config{
+				Namespace: "ns", Name: "orders", NATSURL: "nats://nats:4222",
+				Queue: queue.Spec{Topology: queue.TopologyFor("ns", "orders"), Limits: queue.Limits{
+					MaxMessages: 1_000_000, MaxBytes: 1 << 30, MaxAge: 24 * time.Hour, DuplicateWindow: 2 * time.Minute,
+					AckWait: 30 * time.Second, MaxDeliver: 5, MaxAckPending: 10 * 64 * 2, PredictionRetention: 24 * time.Hour}},
+				Model:     pipelineconfig.Model{Name: "m", Version: "7", Features: m.Spec.Features},
+				Ingestion: pipelineconfig.Ingestion{MaxBodyBytes: 4 << 20},
+				Inference: pipelineconfig.Inference{BatchSize: 64},
+			}
+			tc.want(&want)
+			p := newPipeline("ns", "orders", "m")
+			tc.mutate(p)
+			got := pipelineConfigFor(p, m, "nats://nats:4222")
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("config (-want +got):\n%s", diff)
+			}
+			if err := got.Validate(); err != nil {
+				t.Errorf("rendered config does not validate: %v", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,286 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
+
+	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/queue"
+)
+
+var testNow = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+
+// summary reduces conditions to "Status/Reason" by type, what the tables below compare.
+func summary(conds []metav1.Condition) map[string]string {
+	out := map[string]string{}
+	for _, c := range conds {
+		out[c.Type] = string(c.Status) + "/" + c.Reason
+	}
+	return out
+}
+
+func TestRolloutOf(t *testing.T) {
+	deployment := func(gen, observed int64, spec, replicas, updated, ready int32, conds ...appsv1.DeploymentCondition) *appsv1.Deployment {
+		return &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: "d", Generation: gen, CreationTimestamp: metav1.NewTime(testNow)},
+			Spec:       appsv1.DeploymentSpec{Replicas: ptr.To(spec)},
+			Status: appsv1.DeploymentStatus{ObservedGeneration: observed, Replicas: replicas, UpdatedReplicas: updated,
+				ReadyReplicas: ready, Conditions: conds},
+		}
+	}
+	cases := map[string]struct {
+		d       *appsv1.Deployment
+		changed bool
+		want    rollout
+	}{
+		"not created": {d: &appsv1.Deployment{}, want: rollout{message: "Deployment not created yet"}},
+		"complete": {d: deployment(2, 2, 3, 3, 3, 3),
+			want: rollout{exists: true, desired: 3, replicas: 3, updated: 3, ready: 3, complete: true}},
+		"just written by us": {d: deployment(2, 2, 3, 3, 3, 3), changed: true,
+			want: rollout{exists: true, desired: 3, replicas: 3, updated: 3, ready: 3,
+				message: "Deployment d: waiting for the Deployment controller to observe the new spec"}},
+		"not observed": {d: deployment(3, 2, 3, 3, 3, 3),
+			want: rollout{exists: true, desired: 3, replicas: 3, updated: 3, ready: 3,
+				message: "Deployment d: waiting for the Deployment controller to observe the new spec"}},
+		"old pods left": {d: deployment(2, 2, 2, 3, 2, 3),
+			want: rollout{exists: true, desired: 2, replicas: 3, updated: 2, ready: 3, message: "Deployment d: 2 of 2 pods updated, 3 ready"}},
+		"stalled": {d: deployment(2, 2, 2, 2, 1, 1, appsv1.DeploymentCondition{Type: appsv1.DeploymentProgressing,
+			Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded", Message: "ReplicaSet d-2 has timed out progressing."}),
+			want: rollout{exists: true, desired: 2, replicas: 2, updated: 1, ready: 1, stalled: true,
+				message: "Deployment d: ReplicaSet d-2 has timed out progressing."}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, rolloutOf(tc.d, tc.changed), cmp.AllowUnexported(rollout{})); diff != "" {
+				t.Errorf("rolloutOf (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestComputeModelStatus(t *testing.T) {
+	done := rollout{exists: true, desired: 2, replicas: 2, updated: 2, ready: 2, complete: true}
+	cases := map[string]struct {
+		obs        modelObservation
+		want       map[string]string
+		wantDigest string
+	}{
+		"source not found": {
+			obs: modelObservation{sourceErr: &errSourceNotFound{msg: "ConfigMap m not found"}},
+			want: map[string]string{"Ready": "False/SourceNotFound", "ModelLoaded": "False/SourceNotFound",
+				"Degraded": "True/SourceNotFound", "Progressing": "False/SourceNotFound"},
+		},
+		"source invalid keeps the old pods serving": {
+			obs: modelObservation{sourceErr: &errSourceInvalid{msg: "empty"}, predictor: done},
+			want: map[string]string{"Ready": "False/SourceInvalid", "ModelLoaded": "False/SourceInvalid",
+				"Degraded": "True/SourceInvalid", "Progressing": "False/SourceInvalid"},
+		},
+		"just created": {
+			obs: modelObservation{digest: "sha256:aa", predictor: rollout{message: "Deployment not created yet"}},
+			want: map[string]string{"Ready": "False/Loading", "ModelLoaded": "False/Loading",
+				"Degraded": "False/AsExpected", "Progressing": "True/RollingOut"},
+		},
+		"rolled out": {
+			obs: modelObservation{digest: "sha256:aa", predictor: done},
+			want: map[string]string{"Ready": "True/Available", "ModelLoaded": "True/Loaded",
+				"Degraded": "False/AsExpected", "Progressing": "False/Reconciled"},
+			wantDigest: "sha256:aa",
+		},
+		"scaled to zero": {
+			obs: modelObservation{digest: "sha256:aa", predictor: rollout{exists: true, complete: true}},
+			want: map[string]string{"Ready": "False/ScaledToZero", "ModelLoaded": "False/ScaledToZero",
+				"Degraded": "False/AsExpected", "Progressing": "False/Reconciled"},
+			wantDigest: "sha256:aa",
+		},
+		"rollout stalled": {
+			obs: modelObservation{digest: "sha256:bb", predictor: rollout{exists: true, desired: 2, replicas: 3, ready: 2, stalled: true, message: "timed out"}},
+			want: map[string]string{"Ready": "False/ProgressDeadlineExceeded", "ModelLoaded": "False/ProgressDeadlineExceeded",
+				"Degraded": "True/ProgressDeadlineExceeded", "Progressing": "False/ProgressDeadlineExceeded"},
+		},
+		"apply failed": {
+			obs: modelObservation{digest: "sha256:aa", predictor: done, applyErr: errors.New("forbidden")},
+			want: map[string]string{"Ready": "False/ApplyFailed", "ModelLoaded": "True/Loaded",
+				"Degraded": "True/ApplyFailed", "Progressing": "False/Reconciled"},
+			wantDigest: "sha256:aa",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			m := newModel("ns", "m", "m-onnx")
+			m.Generation = 4
+			st := computeModelStatus(m, tc.obs, testNow)
+			if diff := cmp.Diff(tc.want, summary(st.Conditions)); diff != "" {
+				t.Errorf("conditions (-want +got):\n%s", diff)
+			}
+			if st.ModelDigest != tc.wantDigest || st.ObservedGeneration != 4 {
+				t.Errorf("modelDigest %q observedGeneration %d", st.ModelDigest, st.ObservedGeneration)
+			}
+			for _, c := range st.Conditions {
+				if c.ObservedGeneration != 4 || !c.LastTransitionTime.Time.Equal(testNow) {
+					t.Errorf("condition %s: observedGeneration %d, lastTransitionTime %v", c.Type, c.ObservedGeneration, c.LastTransitionTime)
+				}
+			}
+		})
+	}
+}
+
+func TestComputeModelStatusKeepsTransitionTimes(t *testing.T) {
+	m := newModel("ns", "m", "m-onnx")
+	done := rollout{exists: true, desired: 1, replicas: 1, updated: 1, ready: 1, complete: true}
+	m.Status = computeModelStatus(m, modelObservation{predictor: done}, testNow)
+	later := computeModelStatus(m, modelObservation{predictor: done}, testNow.Add(time.Hour))
+	for _, c := range later.Conditions {
+		if !c.LastTransitionTime.Time.Equal(testNow) {
+			t.Errorf("%s moved its lastTransitionTime to %v without changing", c.Type, c.LastTransitionTime)
+		}
+	}
+}
+
+func loadedTestModel() *freightcastv1alpha1.PredictionModel {
+	m := newModel("ns", "m", "m-onnx")
+	m.Generation = 1
+	m.Status.Conditions = []metav1.Condition{{Type: "ModelLoaded", Status: metav1.ConditionTrue, Reason: "Loaded", ObservedGeneration: 1}}
+	return m
+}
+
+func TestComputePipelineStatus(t *testing.T) {
+	ready := func(n int32) rollout {
+		return rollout{exists: true, desired: n, replicas: n, updated: n, ready: n, complete: true}
+	}
+	notLoaded := newModel("ns", "m", "m-onnx")
+	notLoaded.Generation = 2
+	notLoaded.Status.Conditions = []metav1.Condition{{Type: "ModelLoaded", Status: metav1.ConditionFalse, Reason: "Loading", ObservedGeneration: 2}}
+	unreachable := fmt.Errorf("%w: dial tcp: refused", queue.ErrUnreachable)
+
+	cases := map[string]struct {
+		minReplicas int32
+		obs         pipelineObservation
+		want        map[string]string
+	}{
+		"model missing": {
+			obs: pipelineObservation{natsURL: "nats://q:4222"},
+			want: map[string]string{"Ready": "False/ModelNotFound", "Degraded": "False/AsExpected", "Progressing": "False/Reconciling",
+				"QueueReady": "True/Provisioned", "IngestionReady": "False/ModelNotFound", "InferenceReady": "False/ModelNotFound"},
+		},
+		"model not loaded, pods already running": {
+			obs: pipelineObservation{natsURL: "nats://q:4222", model: notLoaded, ingestion: ready(2), inference: ready(1)},
+			want: map[string]string{"Ready": "False/ModelNotReady", "Degraded": "False/AsExpected", "Progressing": "False/Reconciled",
+				"QueueReady": "True/Provisioned", "IngestionReady": "True/Available", "InferenceReady": "False/ModelNotReady"},
+		},
+		"no NATS configured": {
+			obs: pipelineObservation{model: loadedTestModel(), ingestion: ready(2), inference: ready(1)},
+			want: map[string]string{"Ready": "False/QueueNotConfigured", "Degraded": "False/AsExpected", "Progressing": "False/Reconciled",
+				"QueueReady": "False/QueueNotConfigured", "IngestionReady": "True/Available", "InferenceReady": "True/Available"},
+		},
+		"NATS unreachable": {
+			obs: pipelineObservation{natsURL: "nats://q:4222", queueErr: unreachable, model: loadedTestModel(), ingestion: ready(2), inference: ready(1)},
+			want: map[string]string{"Ready": "False/NATSUnreachable", "Degraded": "False/AsExpected", "Progressing": "False/Reconciled",
+				"QueueReady": "False/NATSUnreachable", "IngestionReady": "True/Available", "InferenceReady": "True/Available"},
+		},
+		"NATS refuses the stream": {
+			obs: pipelineObservation{natsURL: "nats://q:4222", queueErr: errors.New("insufficient resources"), model: loadedTestModel(), ingestion: ready(2), inference: ready(1)},
+			want: map[string]string{"Ready": "False/ProvisionFailed", "Degraded": "True/ProvisionFailed", "Progressing": "False/ProvisionFailed",
+				"QueueReady": "False/ProvisionFailed", "IngestionReady": "True/Available", "InferenceReady": "True/Available"},
+		},
+		"all ready": {
+			obs: pipelineObservation{natsURL: "nats://q:4222", model: loadedTestModel(), ingestion: ready(2), inference: ready(3), queueDepth: ptr.To[int64](7)},
+			want: map[string]string{"Ready": "True/PipelineReady", "Degraded": "False/AsExpected", "Progressing": "False/Reconciled",
+				"QueueReady": "True/Provisioned", "IngestionReady": "True/Available", "InferenceReady": "True/Available"},
+		},
+		"scaled to zero on purpose": {
+			minReplicas: 0,
+			obs:         pipelineObservation{natsURL: "nats://q:4222", model: loadedTestModel(), ingestion: ready(2), inference: ready(0)},
+			want: map[string]string{"Ready": "True/PipelineReady", "Degraded": "False/AsExpected", "Progressing": "False/Reconciled",
+				"QueueReady": "True/Provisioned", "IngestionReady": "True/Available", "InferenceReady": "True/ScaledToZero"},
+		},
+		"zero workers with minReplicas 1": {
+			minReplicas: 1,
+			obs: pipelineObservation{natsURL: "nats://q:4222", model: loadedTestModel(), ingestion: ready(2),
+				inference: rollout{exists: true, desired: 1, message: "Deployment d: 0 of 1 pods updated, 0 ready"}},
+			want: map[string]string{"Ready": "False/Unavailable", "Degraded": "False/AsExpected", "Progressing": "True/RollingOut",
+				"QueueReady": "True/Provisioned", "IngestionReady": "True/Available", "InferenceReady": "False/Unavailable"},
+		},
+		"ingestion stalled": {
+			obs: pipelineObservation{natsURL: "nats://q:4222", model: loadedTestModel(), ingestion: rollout{exists: true, desired: 2, stalled: true, message: "timed out"}, inference: ready(1)},
+			want: map[string]string{"Ready": "False/ProgressDeadlineExceeded", "Degraded": "True/ProgressDeadlineExceeded", "Progressing": "False/ProgressDeadlineExceeded",
+				"QueueReady": "True/Provisioned", "IngestionReady": "False/ProgressDeadlineExceeded", "InferenceReady": "True/Available"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := newPipeline("ns", "orders", "m")
+			p.Generation = 3
+			p.Spec.Inference.MinReplicas = ptr.To(tc.minReplicas)
+			st := computePipelineStatus(p, tc.obs, testNow)
+			if diff := cmp.Diff(tc.want, summary(st.Conditions)); diff != "" {
+				t.Errorf("conditions (-want +got):\n%s", diff)
+			}
+			if st.ObservedGeneration != 3 || st.IngestionEndpoint != "http://orders-ingest.ns.svc:8080/v1/events" {
+				t.Errorf("status = %+v", st)
+			}
+			if diff := cmp.Diff(tc.obs.queueDepth, st.QueueDepth); diff != "" {
+				t.Errorf("queueDepth (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRecordConditionChanges(t *testing.T) {
+	cond := func(typ, status, reason string) metav1.Condition {
+		return metav1.Condition{Type: typ, Status: metav1.ConditionStatus(status), Reason: reason, Message: "m"}
+	}
+	cases := map[string]struct {
+		before, after []metav1.Condition
+		want          []string
+	}{
+		"first sight of not-yet states is quiet": {
+			after: []metav1.Condition{cond("Ready", "False", "Loading"), cond("Degraded", "False", "AsExpected"), cond("Progressing", "True", "RollingOut")},
+		},
+		"first sight of a failure warns": {
+			after: []metav1.Condition{cond("Degraded", "True", "SourceNotFound")},
+			want:  []string{"Warning SourceNotFound Degraded=True: m"},
+		},
+		"becoming ready is news": {
+			before: []metav1.Condition{cond("Ready", "False", "Loading")},
+			after:  []metav1.Condition{cond("Ready", "True", "Available")},
+			want:   []string{"Normal Available Ready=True: m"},
+		},
+		"losing readiness warns": {
+			before: []metav1.Condition{cond("QueueReady", "True", "Provisioned")},
+			after:  []metav1.Condition{cond("QueueReady", "False", "NATSUnreachable")},
+			want:   []string{"Warning NATSUnreachable QueueReady=False: m"},
+		},
+		"recovery from degraded": {
+			before: []metav1.Condition{cond("Degraded", "True", "SourceNotFound")},
+			after:  []metav1.Condition{cond("Degraded", "False", "AsExpected")},
+			want:   []string{"Normal AsExpected Degraded=False: m"},
+		},
+		"unchanged is silent": {
+			before: []metav1.Condition{cond("Ready", "True", "Available")},
+			after:  []metav1.Condition{cond("Ready", "True", "Available")},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			rec := events.NewFakeRecorder(10)
+			recordConditionChanges(rec, newModel("ns", "m", "cm"), tc.before, tc.after)
+			close(rec.Events)
+			var got []string
+			for e := range rec.Events {
+				got = append(got, e)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("events (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -1,0 +1,79 @@
+package pipelineconfig
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/freightcast/freightcast/internal/queue"
+)
+
+func validConfig() Config {
+	return Config{
+		Namespace: "freight", Name: "orders", NATSURL: "nats://127.0.0.1:4222",
+		Queue: queue.Spec{Topology: queue.TopologyFor("freight", "orders"), Limits: queue.Limits{
+			MaxMessages: 10, MaxBytes: 1 << 20, MaxAge: time.Hour, DuplicateWindow: time.Minute,
+			AckWait: 30 * time.Second, MaxDeliver: 5, MaxAckPending: 100, PredictionRetention: time.Hour}},
+		Model:     Model{Name: "delay-risk", Version: "1", Features: []string{"a", "b"}},
+		Ingestion: Ingestion{MaxBodyBytes: 1 << 20, RateLimit: &RateLimit{EventsPerSecond: 10, Burst: 20}},
+		Inference: Inference{BatchSize: 64},
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	want := validConfig()
+	data, err := want.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), FileName)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	cases := map[string]struct {
+		data        func() string
+		wantInError string
+	}{
+		"unknown field from a newer operator": {
+			data: func() string {
+				b, _ := validConfig().Marshal()
+				return strings.Replace(string(b), `"name": "orders"`, `"name": "orders", "shards": 3`, 1)
+			},
+			wantInError: `unknown field "shards"`,
+		},
+		"not JSON":       {data: func() string { return "name: orders" }, wantInError: "invalid character"},
+		"empty NATS URL": {data: func() string { c := validConfig(); c.NATSURL = ""; b, _ := c.Marshal(); return string(b) }, wantInError: "natsURL is empty"},
+		"zero batch": {data: func() string { c := validConfig(); c.Inference.BatchSize = 0; b, _ := c.Marshal(); return string(b) },
+			wantInError: "inference.batchSize must be positive"},
+		"burst below rate": {data: func() string {
+			c := validConfig()
+			c.Ingestion.RateLimit.Burst = 1
+			b, _ := c.Marshal()
+			return string(b)
+		}, wantInError: "ingestion.rateLimit"},
+		"queue limits": {data: func() string { c := validConfig(); c.Queue.MaxDeliver = 0; b, _ := c.Marshal(); return string(b) },
+			wantInError: "maxDeliver must be positive"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.data()))
+			if err == nil || !strings.Contains(err.Error(), tc.wantInError) {
+				t.Fatalf("Parse error = %v, want it to mention %q", err, tc.wantInError)
+			}
+		})
+	}
+}
