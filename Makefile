@@ -41,6 +41,10 @@ verify: manifests generate ## Fail when generated files drift from the types.
 fmt: ## Format the Go code.
 	gofmt -w $$(git ls-files '*.go')
 
+.PHONY: fmt-check
+fmt-check: ## Fail when a Go file is not gofmt-formatted.
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
 .PHONY: vet
 vet: ## Run go vet.
 	go vet ./...
@@ -57,7 +61,7 @@ envtest: ## Build kube-apiserver and etcd for envtest (once; cached outside the 
 	@hack/k8s-binaries.sh >/dev/null
 
 .PHONY: test
-test: manifests generate fmt vet envtest ## Run every test with the race detector, against a real kube-apiserver and etcd.
+test: manifests generate fmt-check vet envtest ## Run every test with the race detector, against a real kube-apiserver and etcd.
 	KUBEBUILDER_ASSETS="$$(hack/k8s-binaries.sh)" go test -race -count=1 ./...
 
 .PHONY: bench
