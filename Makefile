@@ -29,11 +29,18 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC from the API types an
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths="./api/..."
 
+.PHONY: samples
+samples: ## Regenerate the sample ConfigMap that carries the model in models/.
+	hack/sample-model-configmap.sh
+
+# Everything that generators write: checked for drift against what is committed.
+GENERATED := api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml config/samples/freightcast_v1alpha1_model_configmap.yaml
+
 .PHONY: verify
-verify: manifests generate ## Fail when generated files drift from the types.
-	@if [ -n "$$(git status --porcelain -- api config)" ]; then \
-		echo "generated files are out of date; run 'make manifests generate' and commit:"; \
-		git status --porcelain -- api config; git --no-pager diff --stat -- api config; exit 1; fi
+verify: manifests generate samples ## Fail when generated files drift from the committed ones.
+	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
+		echo "generated files differ from the committed ones; run 'make manifests generate samples' and commit:"; \
+		git status --porcelain -- $(GENERATED); git --no-pager diff --stat -- $(GENERATED); exit 1; fi
 
 ##@ Development
 
