@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +29,7 @@ import (
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/testenv"
 )
 
 // The suite runs one real kube-apiserver and etcd (envtest) for the whole package. Each test
@@ -56,13 +55,13 @@ func TestMain(m *testing.M) {
 }
 
 func runSuite(m *testing.M) int {
-	assets, err := envtestAssets()
+	assets, err := testenv.Assets()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
+		CRDDirectoryPaths:     []string{testenv.CRDDirectory()},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 	}
@@ -82,19 +81,6 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
-}
-
-// envtestAssets finds kube-apiserver and etcd: KUBEBUILDER_ASSETS when set (make test sets it),
-// otherwise the project's own build of them (hack/k8s-binaries.sh builds them once, cached).
-func envtestAssets() (string, error) {
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		return dir, nil
-	}
-	out, err := exec.Command(filepath.Join("..", "hack", "k8s-binaries.sh")).Output()
-	if err != nil {
-		return "", fmt.Errorf("building envtest binaries with hack/k8s-binaries.sh: %w", err)
-	}
-	return strings.TrimSpace(string(out)), nil
 }
 
 // writeCounter counts the API writes a manager sends.

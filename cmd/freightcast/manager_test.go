@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/freightcast/freightcast/internal/testenv"
+)
+
+func TestParseManagerFlags(t *testing.T) {
+	cases := map[string]struct {
+		args    []string
+		env     map[string]string
+		wantErr string
+		check   func(*testing.T, managerConfig)
+	}{
+		"image from the environment": {
+			env: map[string]string{"FREIGHTCAST_IMAGE": "r.example/freightcast:v1", "FREIGHTCAST_NATS_URL": "nats://n:4222"},
+			check: func(t *testing.T, c managerConfig) {
+				if c.Image != "r.example/freightcast:v1" || c.DefaultNATSURL != "nats://n:4222" || c.ImagePullPolicy != "IfNotPresent" {
+					t.Errorf("config %+v", c)
+				}
+			},
+		},
+		"flags win over the environment": {
+			args: []string{"--data-plane-image=flag/image:v2", "--data-plane-image-pull-policy=Never", "--leader-elect"},
+			env:  map[string]string{"FREIGHTCAST_IMAGE": "env/image:v1"},
+			check: func(t *testing.T, c managerConfig) {
+				if c.Image != "flag/image:v2" || c.ImagePullPolicy != "Never" || !c.leaderElect {
+					t.Errorf("config %+v", c)
+				}
+			},
+		},
+		"no image":        {wantErr: "--data-plane-image"},
+		"bad pull policy": {args: []string{"--data-plane-image=i", "--data-plane-image-pull-policy=Sometimes"}, wantErr: "Always, IfNotPresent or Never"},
+		"unknown flag":    {args: []string{"--data-plane-image=i", "--frobnicate"}, wantErr: "frobnicate"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			for _, k := range []string{"FREIGHTCAST_IMAGE", "FREIGHTCAST_NATS_URL", "FREIGHTCAST_IMAGE_PULL_POLICY"} {
+				t.Setenv(k, tc.env[k])
+			}
+			c, _, err := parseManagerFlags(tc.args)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want it to mention %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, c)
+		})
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestManagerRunsAgainstARealAPIServer runs `freightcast manager` as the binary would, against
+// envtest: probes and metrics answer, the leader Lease is taken, and a cancel stops it cleanly.
+func TestManagerRunsAgainstARealAPIServer(t *testing.T) {
+	assets, err := testenv.Assets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &envtest.Environment{CRDDirectoryPaths: []string{testenv.CRDDirectory()}, ErrorIfCRDPathMissing: true, BinaryAssetsDirectory: assets}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+
+	// The manager finds the cluster the way it does in a terminal: through KUBECONFIG.
+	user, err := env.AddUser(envtest.User{Name: "freightcast-test", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", path)
+
+	metricsAddr, probeAddr := freePort(t), freePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runManager(ctx, []string{"--data-plane-image=freightcast:test", "--leader-elect", "--leader-election-namespace=default",
+			"--metrics-bind-address=" + metricsAddr, "--health-probe-bind-address=" + probeAddr, "--zap-log-level=error"})
+	}()
+
+	get := func(url string) (int, string, error) {
+		resp, err := http.Get(url)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body), err
+	}
+	waitFor := func(what string, check func() error) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			err := check()
+			if err == nil {
+				return
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("manager exited early: %v", err)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %v", what, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	for _, p := range []string{"/healthz", "/readyz"} {
+		waitFor(p, func() error {
+			code, body, err := get("http://" + probeAddr + p)
+			if err == nil && code != http.StatusOK {
+				err = fmt.Errorf("status %d: %s", code, body)
+			}
+			return err
+		})
+	}
+	waitFor("/metrics", func() error {
+		code, body, err := get("http://" + metricsAddr + "/metrics")
+		if err == nil && (code != http.StatusOK || !strings.Contains(body, "controller_runtime_")) {
+			err = fmt.Errorf("status %d, %d bytes", code, len(body))
+		}
+		return err
+	})
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor("leader Lease", func() error {
+		lease := &coordinationv1.Lease{}
+		if err := c.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: "freightcast-manager.freightcast.io"}, lease); err != nil {
+			return err
+		}
+		if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
+			return fmt.Errorf("lease has no holder")
+		}
+		return nil
+	})
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("manager returned %v on cancel", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("manager did not stop within 30s of cancel")
+	}
+}
