@@ -1,0 +1,184 @@
+package model
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/freightcast/freightcast/internal/onnxpb"
+)
+
+type opCase struct {
+	spec graphSpec
+	// shapes are the concrete input shapes; axis 0 is the batch.
+	shapes [][]int
+	// ref, when set, is the model gorgonnx runs instead: the same computation written with the
+	// concrete batch where gorgonnx cannot handle a variable one.
+	ref *graphSpec
+}
+
+func opCases() map[string]opCase {
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := func(dims ...int64) []onnxpb.ValueInfo { return []onnxpb.ValueInfo{tensorInfo("x", dims...)} }
+	y := func(dims ...int64) []onnxpb.ValueInfo { return []onnxpb.ValueInfo{tensorInfo("y", dims...)} }
+	unary := func(op string, attrs ...onnxpb.Attribute) opCase {
+		return opCase{
+			spec:   graphSpec{nodes: []onnxpb.Node{node(op, []string{"x"}, []string{"y"}, attrs...)}, inputs: x(-1, 6), outputs: y(-1, 6)},
+			shapes: [][]int{{5, 6}},
+		}
+	}
+	return map[string]opCase{
+		"Gemm with bias": {
+			spec: graphSpec{
+				nodes:   []onnxpb.Node{node("Gemm", []string{"x", "w", "b"}, []string{"y"})},
+				inits:   []onnxpb.Tensor{randomInit(rng, "w", 5, 7), randomInit(rng, "b", 7)},
+				inputs:  x(-1, 5),
+				outputs: y(-1, 7),
+			},
+			shapes: [][]int{{9, 5}},
+		},
+		"Gemm transB alpha beta": {
+			spec: graphSpec{
+				nodes: []onnxpb.Node{node("Gemm", []string{"x", "w", "b"}, []string{"y"},
+					intAttr("transB", 1), floatAttr("alpha", 0.5), floatAttr("beta", 2))},
+				inits:   []onnxpb.Tensor{randomInit(rng, "w", 3, 4), randomInit(rng, "b", 1, 3)},
+				inputs:  x(-1, 4),
+				outputs: y(-1, 3),
+			},
+			shapes: [][]int{{4, 4}},
+		},
+		"MatMul": {
+			spec: graphSpec{
+				nodes:   []onnxpb.Node{node("MatMul", []string{"x", "w"}, []string{"y"})},
+				inits:   []onnxpb.Tensor{randomInit(rng, "w", 5, 3)},
+				inputs:  x(-1, 5),
+				outputs: y(-1, 3),
+			},
+			shapes: [][]int{{7, 5}},
+		},
+		"Add row bias": {
+			spec: graphSpec{
+				nodes:   []onnxpb.Node{node("Add", []string{"x", "b"}, []string{"y"})},
+				inits:   []onnxpb.Tensor{randomInit(rng, "b", 4)},
+				inputs:  x(-1, 4),
+				outputs: y(-1, 4),
+			},
+			shapes: [][]int{{3, 4}},
+		},
+		"Sub two inputs": {
+			spec: graphSpec{
+				nodes:   []onnxpb.Node{node("Sub", []string{"x", "z"}, []string{"y"})},
+				inputs:  []onnxpb.ValueInfo{tensorInfo("x", -1, 4), tensorInfo("z", -1, 4)},
+				outputs: y(-1, 4),
+			},
+			shapes: [][]int{{3, 4}, {3, 4}},
+		},
+		"Mul same shape constant": {
+			spec: graphSpec{
+				nodes:   []onnxpb.Node{node("Mul", []string{"x", "c"}, []string{"y"})},
+				inits:   []onnxpb.Tensor{randomInit(rng, "c", 1, 4)},
+				inputs:  x(-1, 4),
+				outputs: y(-1, 4),
+			},
+			shapes: [][]int{{6, 4}},
+		},
+		"Div by constant": {
+			spec: graphSpec{
+				nodes:   []onnxpb.Node{node("Div", []string{"x", "c"}, []string{"y"})},
+				inits:   []onnxpb.Tensor{floatInit("c", []int64{4}, []float32{2, -4, 0.5, 8})},
+				inputs:  x(-1, 4),
+				outputs: y(-1, 4),
+			},
+			shapes: [][]int{{2, 4}},
+		},
+		"Relu":      unary("Relu"),
+		"LeakyRelu": unary("LeakyRelu", floatAttr("alpha", 0.2)),
+		"Sigmoid":   unary("Sigmoid"),
+		"Tanh":      unary("Tanh"),
+		"Identity":  unary("Identity"),
+		"Softmax":   unary("Softmax", intAttr("axis", 1)),
+		"Flatten": {
+			spec: graphSpec{
+				nodes:   []onnxpb.Node{node("Flatten", []string{"x"}, []string{"y"}, intAttr("axis", 1))},
+				inputs:  x(-1, 2, 3),
+				outputs: y(-1, 6),
+			},
+			shapes: [][]int{{4, 2, 3}},
+		},
+		"Reshape": {
+			spec: graphSpec{
+				nodes:   []onnxpb.Node{node("Reshape", []string{"x", "s"}, []string{"y"})},
+				inits:   []onnxpb.Tensor{int64Init("s", -1, 3, 2)},
+				inputs:  x(-1, 6),
+				outputs: y(-1, 3, 2),
+			},
+			shapes: [][]int{{4, 6}},
+			ref: &graphSpec{
+				nodes:   []onnxpb.Node{node("Reshape", []string{"x", "s"}, []string{"y"})},
+				inits:   []onnxpb.Tensor{int64Init("s", 4, 3, 2)},
+				inputs:  x(4, 6),
+				outputs: y(4, 3, 2),
+			},
+		},
+		"Concat": {
+			spec: graphSpec{
+				nodes:   []onnxpb.Node{node("Concat", []string{"x", "z"}, []string{"y"}, intAttr("axis", 1))},
+				inputs:  []onnxpb.ValueInfo{tensorInfo("x", -1, 2), tensorInfo("z", -1, 3)},
+				outputs: y(-1, 5),
+			},
+			shapes: [][]int{{4, 2}, {4, 3}},
+		},
+		"BatchNormalization": {
+			spec: graphSpec{
+				nodes: []onnxpb.Node{node("BatchNormalization", []string{"x", "s", "b", "m", "v"}, []string{"y"}, floatAttr("epsilon", 1e-3))},
+				inits: []onnxpb.Tensor{randomInit(rng, "s", 3), randomInit(rng, "b", 3), randomInit(rng, "m", 3),
+					floatInit("v", []int64{3}, []float32{0.5, 1, 2})},
+				inputs:  x(-1, 3, 2, 2),
+				outputs: y(-1, 3, 2, 2),
+			},
+			shapes: [][]int{{2, 3, 2, 2}},
+		},
+		"MLP": {
+			spec: graphSpec{
+				nodes: []onnxpb.Node{
+					node("Gemm", []string{"x", "w1", "b1"}, []string{"h"}),
+					node("Relu", []string{"h"}, []string{"r"}),
+					node("Gemm", []string{"r", "w2", "b2"}, []string{"l"}),
+					node("Sigmoid", []string{"l"}, []string{"y"}),
+				},
+				inits:   []onnxpb.Tensor{randomInit(rng, "w1", 12, 32), randomInit(rng, "b1", 32), randomInit(rng, "w2", 32, 1), randomInit(rng, "b2", 1)},
+				inputs:  x(-1, 12),
+				outputs: y(-1, 1),
+			},
+			shapes: [][]int{{7, 12}},
+		},
+	}
+}
+
+// TestOpsAgreeWithGorgonnx runs every supported operator through this backend and through
+// onnx-go's gorgonia backend, on the same ONNX bytes and inputs.
+func TestOpsAgreeWithGorgonnx(t *testing.T) {
+	for name, tc := range opCases() {
+		t.Run(name, func(t *testing.T) {
+			data := tc.spec.modelBytes()
+			rng := rand.New(rand.NewPCG(3, 4))
+			inputs := make([][]float32, len(tc.shapes))
+			for i, s := range tc.shapes {
+				inputs[i] = randomFloats(rng, product(s))
+			}
+			ref := data
+			if tc.ref != nil {
+				ref = tc.ref.modelBytes()
+			}
+			want := runGorgonnx(t, ref, tc.shapes, inputs)
+			got := runOurs(t, data, tc.shapes[0][0], inputs)
+			if len(want) != len(got) {
+				t.Fatalf("outputs: gorgonnx %d, ours %d", len(want), len(got))
+			}
+			for i := range want {
+				if d := diffFloats(want[i], got[i], 1e-5); d != "" {
+					t.Errorf("output %d: %s", i, d)
+				}
+			}
+		})
+	}
+}
