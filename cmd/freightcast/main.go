@@ -23,6 +23,7 @@ type command struct {
 
 var commands = map[string]command{
 	"version": {"print the version and exit", runVersion},
+	"infer":   {"serve a model over the Open Inference Protocol", runInfer},
 }
 
 func main() {
