@@ -6,12 +6,15 @@ package model
 // per pass over the weights, with eight independent accumulators to keep the floating-point
 // units busy.
 type dense struct {
-	k, n   int
-	packed []float32 // [n/4 blocks][k][4], zero-padded past n
-	wt     []float32 // W transposed, [n][k], for the narrow path (n < 4)
-	bias   []float32 // n, then zero-padded to the block size
-	act    activation
-	alpha  float32
+	k, n int
+	// packed16 is W in blocks of sixteen columns, [n/16][k][16], for the AVX2 kernels; set only
+	// when n is a multiple of 16 and the CPU has AVX2 and FMA.
+	packed16 []float32
+	packed   []float32 // [n/4 blocks][k][4], zero-padded past n
+	wt       []float32 // W transposed, [n][k], for the narrow path (n < 4)
+	bias     []float32 // n, then zero-padded to the block size
+	act      activation
+	alpha    float32
 }
 
 // newDense takes W row-major as k×n.
@@ -26,12 +29,24 @@ func newDense(k, n int, w, bias []float32) *dense {
 			d.wt[j*k+kk] = w[kk*n+j]
 		}
 	}
-	d.bias = make([]float32, blocks*4)
+	d.bias = make([]float32, max(blocks*4, n))
 	copy(d.bias, bias)
+	if useAVX2 && n%16 == 0 && k > 0 {
+		d.packed16 = make([]float32, n*k)
+		for kk := range k {
+			for j := range n {
+				d.packed16[(j/16)*k*16+kk*16+j%16] = w[kk*n+j]
+			}
+		}
+	}
 	return d
 }
 
 func (d *dense) run(m int, a, out []float32) {
+	if d.packed16 != nil {
+		d.runAVX2(m, a, out)
+		return
+	}
 	k, n := d.k, d.n
 	for r := 0; r < m; r += 2 {
 		a0 := a[r*k : r*k+k]
@@ -123,5 +138,32 @@ func (d *dense) narrow(a0, a1, o []float32, rows int) {
 		if rows == 2 {
 			o[n+j] = d.bias[j] + ((q0 + q1) + (q2 + q3))
 		}
+	}
+}
+
+// runAVX2 computes four vectors per pass over the weights, sixteen outputs at a time, and
+// applies ReLU in the kernel; other activations run over the finished rows.
+func (d *dense) runAVX2(m int, a, out []float32) {
+	k, n := d.k, d.n
+	_ = a[m*k-1]
+	_ = out[m*n-1] // the kernels write rows 0..m-1 in full
+	relu := 0
+	if d.act == actRelu {
+		relu = 1
+	}
+	r := 0
+	for ; r+4 <= m; r += 4 {
+		for jb := 0; jb < n; jb += 16 {
+			gemm4x16(&a[r*k], k, &d.packed16[jb*k], k, &d.bias[jb], &out[r*n+jb], n, relu)
+		}
+	}
+	for ; r < m; r++ {
+		for jb := 0; jb < n; jb += 16 {
+			gemm1x16(&a[r*k], &d.packed16[jb*k], k, &d.bias[jb], &out[r*n+jb], relu)
+		}
+	}
+	if d.act != actNone && d.act != actRelu {
+		o := out[:m*n]
+		applyActivation(d.act, d.alpha, o, o)
 	}
 }

@@ -72,6 +72,10 @@ func TestFreightModelMetadata(t *testing.T) {
 
 // TestFreightModelAgreesWithGorgonnx covers batch sizes across the chunk boundary.
 func TestFreightModelAgreesWithGorgonnx(t *testing.T) {
+	forEachKernel(t, testFreightModelAgreesWithGorgonnx)
+}
+
+func testFreightModelAgreesWithGorgonnx(t *testing.T) {
 	m, data := loadFreight(t)
 	for _, rows := range []int{1, 2, 3, 64, ChunkRows + 1, 1024} {
 		t.Run(fmt.Sprint(rows), func(t *testing.T) {

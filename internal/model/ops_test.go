@@ -137,6 +137,42 @@ func opCases() map[string]opCase {
 			},
 			shapes: [][]int{{2, 3, 2, 2}},
 		},
+		"MLP, batch past one chunk and not a multiple of four": func() opCase {
+			w1, w2 := randomInit(rng, "w1", 5, 48), randomInit(rng, "w2", 16, 48)
+			nodes := func(gemmInputs ...string) []onnxpb.Node {
+				return []onnxpb.Node{
+					node("MatMul", []string{"x", "w1"}, []string{"h"}),
+					node("LeakyRelu", []string{"h"}, []string{"r"}, floatAttr("alpha", 0.1)),
+					node("Gemm", gemmInputs, []string{"y"}, intAttr("transB", 1)),
+				}
+			}
+			return opCase{
+				spec:   graphSpec{nodes: nodes("r", "w2"), inits: []onnxpb.Tensor{w1, w2}, inputs: x(-1, 5), outputs: y(-1, 16)},
+				shapes: [][]int{{ChunkRows + 7, 5}},
+				// gorgonnx insists on Gemm's optional C.
+				ref: &graphSpec{nodes: nodes("r", "w2", "zero"), inits: []onnxpb.Tensor{w1, w2, floatInit("zero", []int64{16}, make([]float32, 16))},
+					inputs: x(-1, 5), outputs: y(-1, 16)},
+			}
+		}(),
+		"Mul broadcast column": func() opCase {
+			c := randomInit(rng, "c", 3, 1)
+			tiled := make([]float32, 0, 24)
+			for range 2 {
+				for i := range 3 {
+					for range 4 {
+						tiled = append(tiled, c.FloatData[i])
+					}
+				}
+			}
+			return opCase{
+				spec: graphSpec{nodes: []onnxpb.Node{node("Mul", []string{"x", "c"}, []string{"y"})},
+					inits: []onnxpb.Tensor{c}, inputs: x(-1, 3, 4), outputs: y(-1, 3, 4)},
+				shapes: [][]int{{2, 3, 4}},
+				// gorgonnx cannot broadcast (2,3,4) with (3,1): its model gets the constant tiled.
+				ref: &graphSpec{nodes: []onnxpb.Node{node("Mul", []string{"x", "c"}, []string{"y"})},
+					inits: []onnxpb.Tensor{floatInit("c", []int64{2, 3, 4}, tiled)}, inputs: x(2, 3, 4), outputs: y(2, 3, 4)},
+			}
+		}(),
 		"MLP": {
 			spec: graphSpec{
 				nodes: []onnxpb.Node{
@@ -157,6 +193,23 @@ func opCases() map[string]opCase {
 // TestOpsAgreeWithGorgonnx runs every supported operator through this backend and through
 // onnx-go's gorgonia backend, on the same ONNX bytes and inputs.
 func TestOpsAgreeWithGorgonnx(t *testing.T) {
+	forEachKernel(t, testOpsAgreeWithGorgonnx)
+}
+
+// forEachKernel runs a test with the Go dense kernels and, where the CPU has them, the assembly
+// ones (the choice is made when a model is loaded).
+func forEachKernel(t *testing.T, test func(t *testing.T)) {
+	saved := useAVX2
+	t.Cleanup(func() { useAVX2 = saved })
+	useAVX2 = false
+	t.Run("go", test)
+	if saved {
+		useAVX2 = true
+		t.Run("avx2", test)
+	}
+}
+
+func testOpsAgreeWithGorgonnx(t *testing.T) {
 	for name, tc := range opCases() {
 		t.Run(name, func(t *testing.T) {
 			data := tc.spec.modelBytes()
