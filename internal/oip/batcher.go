@@ -1,63 +1,82 @@
 package oip
 
 import (
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/freightcast/freightcast/internal/metrics"
 )
 
-// batcher merges concurrent infer calls into one model run, opportunistically: a worker takes
-// what is queued right now, and waits up to the maximum delay only while other requests are
-// being decoded and so about to join. A lone request never waits.
+// batcher merges concurrent infer calls into one model run. There are no worker goroutines: a
+// request that finds a free slot (one per CPU) becomes the leader and runs what is queued,
+// itself included, so a lone request runs on its own goroutine without a hand-off. A leader
+// takes what is queued right now, and waits up to the maximum delay only while other requests
+// are being decoded and so about to join: a lone request never waits.
 type batcher struct {
-	queue   chan *call
+	queue chan *call
+	// leaders holds one slot per concurrent leader, with the slot's scratch.
+	leaders chan *leaderSlot
 	maxRows int
 	delay   time.Duration
 	// pending counts requests between reading their body and joining the queue.
 	pending atomic.Int64
 	metrics *metrics.Inference
-	wg      sync.WaitGroup
 }
 
-func newBatcher(workers, maxRows int, delay time.Duration, m *metrics.Inference) *batcher {
-	b := &batcher{queue: make(chan *call, 4*maxRows), maxRows: maxRows, delay: delay, metrics: m}
-	for range workers {
-		b.wg.Go(b.work)
+type leaderSlot struct {
+	batch   []*call
+	in, out [][]float32
+	timer   *time.Timer
+	next    *call // a call that did not fit the previous batch
+}
+
+func newBatcher(leaders, maxRows int, delay time.Duration, m *metrics.Inference) *batcher {
+	b := &batcher{
+		queue:   make(chan *call, 1024),
+		leaders: make(chan *leaderSlot, leaders),
+		maxRows: maxRows,
+		delay:   delay,
+		metrics: m,
+	}
+	for range leaders {
+		t := time.NewTimer(time.Hour)
+		t.Stop()
+		b.leaders <- &leaderSlot{timer: t}
 	}
 	return b
 }
 
-// close stops the workers once every queued call is done. No call may be submitted after it.
-func (b *batcher) close() {
-	close(b.queue)
-	b.wg.Wait()
+// submit queues c and returns when it has run; the caller has counted it in pending.
+func (b *batcher) submit(c *call) {
+	b.queue <- c
+	b.pending.Add(-1)
+	// Whoever queued last checks for a free slot after queueing, and a leader checks the queue
+	// after giving its slot back, so no call is left in the queue without a leader.
+	for len(b.queue) > 0 {
+		select {
+		case slot := <-b.leaders:
+			b.lead(slot)
+			b.leaders <- slot
+			continue
+		default:
+		}
+		break
+	}
+	<-c.done
 }
 
-// worker buffers for the merged batch.
-type batchBuffers struct {
-	in, out [][]float32
-}
-
-func (b *batcher) work() {
-	var (
-		batch []*call
-		bufs  batchBuffers
-		next  *call // a call that did not fit the previous batch
-	)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
+func (b *batcher) lead(s *leaderSlot) {
 	for {
-		first := next
-		next = nil
+		first := s.next
+		s.next = nil
 		if first == nil {
-			var ok bool
-			if first, ok = <-b.queue; !ok {
+			select {
+			case first = <-b.queue:
+			default:
 				return
 			}
 		}
-		batch = append(batch[:0], first)
+		s.batch = append(s.batch[:0], first)
 		rows := first.rows
 		var deadline time.Time
 	gather:
@@ -76,50 +95,48 @@ func (b *batcher) work() {
 				if !now.Before(deadline) {
 					break gather
 				}
-				timer.Reset(deadline.Sub(now))
+				s.timer.Reset(deadline.Sub(now))
 				select {
 				case c = <-b.queue:
-					timer.Stop()
-				case <-timer.C:
+					s.timer.Stop()
+				case <-s.timer.C:
 					break gather
 				}
 			}
-			if c == nil {
-				break gather // the queue closed; finish this batch
-			}
 			if c.model != first.model || rows+c.rows > b.maxRows {
-				next = c
+				s.next = c
 				break gather
 			}
-			batch = append(batch, c)
+			s.batch = append(s.batch, c)
 			rows += c.rows
 		}
-		b.run(batch, rows, &bufs)
-		clear(batch)
+		b.run(s, rows)
+		clear(s.batch)
 	}
 }
 
-func (b *batcher) run(batch []*call, rows int, bufs *batchBuffers) {
+func (b *batcher) run(s *leaderSlot, rows int) {
+	batch := s.batch
 	lm := batch[0].model
 	var err error
 	if len(batch) == 1 {
 		c := batch[0]
 		err = lm.rt.Run(c.rows, c.in, c.out)
 	} else {
-		bufs.in = fit(bufs.in, lm.inRow, rows)
-		bufs.out = fit(bufs.out, lm.outRow, rows)
+		s.in = fit(s.in, lm.inRow, rows)
+		s.out = fit(s.out, lm.outRow, rows)
 		for i := range lm.inRow {
 			pos := 0
 			for _, c := range batch {
-				pos += copy(bufs.in[i][pos:], c.in[i])
+				pos += copy(s.in[i][pos:], c.in[i])
 			}
 		}
-		err = lm.rt.Run(rows, bufs.in, bufs.out)
+		err = lm.rt.Run(rows, s.in, s.out)
 		if err == nil {
 			for j := range lm.outRow {
 				pos := 0
 				for _, c := range batch {
-					pos += copy(c.out[j], bufs.out[j][pos:])
+					pos += copy(c.out[j], s.out[j][pos:])
 				}
 			}
 		}

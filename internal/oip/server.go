@@ -45,7 +45,7 @@ type Config struct {
 	Gatherer prometheus.Gatherer
 	// Logger logs failures; nil discards.
 	Logger *slog.Logger
-	// Workers is the number of batch workers; zero means GOMAXPROCS.
+	// Workers is the number of model runs that may proceed at once; zero means GOMAXPROCS.
 	Workers int
 }
 
@@ -137,9 +137,9 @@ func (s *Server) SetModel(rt model.Runtime) error {
 // Ready tells whether the model is loaded.
 func (s *Server) Ready() bool { return s.model.Load() != nil }
 
-// Close stops the batch workers. Call it after http.Server.Shutdown has returned, so that no
-// request is still being served.
-func (s *Server) Close() { s.batcher.close() }
+// Close releases the server. Call it after http.Server.Shutdown has returned; requests run on
+// their own goroutines, so there is nothing left to drain by then.
+func (s *Server) Close() {}
 
 type modelMetadata struct {
 	Name       string         `json:"name"`
@@ -219,21 +219,17 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (endpoint string,
 		return "not_found", s.fail(w, http.StatusNotFound, metrics.ReasonNotFound, fmt.Sprintf("no route for %s", p))
 	}
 	// {m}[/versions/{v}][/ready|/infer]
-	parts := strings.Split(modelPath, "/")
-	name, action := parts[0], ""
-	parts = parts[1:]
-	if len(parts) >= 2 && parts[0] == "versions" {
-		if parts[1] != s.cfg.ModelVersion {
+	name, tail, _ := strings.Cut(modelPath, "/")
+	if v, ok := strings.CutPrefix(tail, "versions/"); ok {
+		version, after, _ := strings.Cut(v, "/")
+		if version != s.cfg.ModelVersion {
 			return "not_found", s.fail(w, http.StatusNotFound, metrics.ReasonNotFound,
-				fmt.Sprintf("model %q has no version %q (it has %q)", name, parts[1], s.cfg.ModelVersion))
+				fmt.Sprintf("model %q has no version %q (it has %q)", name, version, s.cfg.ModelVersion))
 		}
-		parts = parts[2:]
+		tail = after
 	}
-	switch {
-	case len(parts) == 0:
-	case len(parts) == 1 && (parts[0] == "ready" || parts[0] == "infer"):
-		action = parts[0]
-	default:
+	action := tail
+	if action != "" && action != "ready" && action != "infer" {
 		return "not_found", s.fail(w, http.StatusNotFound, metrics.ReasonNotFound, fmt.Sprintf("no route for %s", p))
 	}
 	if name != s.cfg.ModelName {
@@ -315,7 +311,7 @@ type call struct {
 }
 
 func (s *Server) infer(w http.ResponseWriter, r *http.Request) int {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
+	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
 			return s.fail(w, http.StatusUnsupportedMediaType, metrics.ReasonMediaType,
@@ -345,9 +341,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) int {
 		s.batcher.pending.Add(-1)
 		return s.fail(w, http.StatusBadRequest, metrics.ReasonBadRequest, err.Error())
 	}
-	s.batcher.queue <- c
-	s.batcher.pending.Add(-1)
-	<-c.done
+	s.batcher.submit(c)
 	if c.err != nil {
 		s.log.Error("model run failed", "model", s.cfg.ModelName, "rows", c.rows, "err", c.err)
 		return s.fail(w, http.StatusInternalServerError, metrics.ReasonInternal, "model run failed: "+c.err.Error())

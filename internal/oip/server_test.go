@@ -30,7 +30,7 @@ type testServer struct {
 	m     *metrics.Inference
 }
 
-func newTestServer(t *testing.T, load bool, tweak func(*Config)) *testServer {
+func newTestServer(t testing.TB, load bool, tweak func(*Config)) *testServer {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	m, err := metrics.NewInference(reg)
