@@ -36,8 +36,11 @@ build: ## Build bin/freightcast.
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/freightcast ./cmd/freightcast
 
 .PHONY: bench
-bench: ## Run the Go benchmarks (figures go to docs/benchmarks.md).
+bench: ## Run the Go benchmarks (figures go to docs/benchmarks.md), with the onnxruntime anchor when its library can be fetched.
 	go test -run '^$$' -bench . -benchmem ./...
+	if lib=$$(bash hack/onnxruntime.sh); then \
+		ORT_LIB="$$lib" CGO_ENABLED=1 go test -tags ortbench -run '^$$' -bench 'Freight' -benchmem ./internal/model/; \
+	else echo "bench: onnxruntime anchor skipped (hack/onnxruntime.sh failed)"; fi
 
 ##@ Help
 
