@@ -205,6 +205,9 @@ func compile(pb *onnxpb.Model, b *builder) (*plan, Metadata, error) {
 	if len(meta.Outputs) == 0 {
 		return nil, meta, errors.New("graph has no outputs")
 	}
+	if err := c.p.sizeChunks(); err != nil {
+		return nil, meta, err
+	}
 	return c.p, meta, nil
 }
 
@@ -262,9 +265,19 @@ func (c *compiler) graphInput(in onnxpb.ValueInfo) (TensorInfo, *value, error) {
 	if err := checkSize(fmt.Sprintf("input %q", in.Name), v.shape); err != nil {
 		return TensorInfo{}, nil, err
 	}
+	if product(v.shape[1:]) > maxRowValues {
+		return TensorInfo{}, nil, fmt.Errorf("input %q has rows of %d values, more than the %d allowed", in.Name, product(v.shape[1:]), maxRowValues)
+	}
 	v.slot = c.newSlot(product(v.shape[1:]), false)
 	return info, v, nil
 }
+
+// maxRowValues caps the values of one row of any batched value, and maxStateValues the buffers
+// of one execution state, so that a model cannot make every goroutine allocate gigabytes.
+const (
+	maxRowValues   = 1 << 22
+	maxStateValues = 1 << 24
+)
 
 func (c *compiler) newSlot(row int, computed bool) int {
 	c.p.slotRow = append(c.p.slotRow, row)
@@ -319,6 +332,9 @@ func (c *compiler) emit(n *onnxpb.Node, shape []int, k kernel, ins ...*value) er
 	}
 	if shape[0] != -1 {
 		return fmt.Errorf("output shape %v does not keep the batch on axis 0", shape)
+	}
+	if product(shape[1:]) > maxRowValues {
+		return fmt.Errorf("output rows of %d values are more than the %d allowed", product(shape[1:]), maxRowValues)
 	}
 	ops := make([]operand, len(ins))
 	for i, in := range ins {

@@ -26,7 +26,8 @@ const FeaturesKey = "freightcast.io/features"
 // a wrong path or URI from filling memory.
 const MaxModelBytes = 256 << 20
 
-// ChunkRows is the number of rows a plan processes in one pass; larger batches run in chunks.
+// ChunkRows is the most rows a plan processes in one pass (fewer for models with wide rows);
+// larger batches run in chunks.
 const ChunkRows = 256
 
 // Runtime is what the data plane needs from an inference engine. Model is the one implementation;
@@ -128,6 +129,10 @@ func readFull(f *os.File, b []byte) (int, error) {
 	return n, nil
 }
 
+// recoverPanics is switched off by the fuzz test, so that a panic in this package's own code
+// shows instead of being converted.
+var recoverPanics = true
+
 // ErrInvalidModel is wrapped by every Load error caused by the model bytes (as opposed to I/O).
 var ErrInvalidModel = errors.New("invalid model")
 
@@ -139,11 +144,13 @@ func Load(data []byte) (m *Model, err error) {
 	}
 	// The validating decoder and the compiler are written not to panic; this is the last line of
 	// defence for onnx-go and gorgonia code that may, on input nobody foresaw.
-	defer func() {
-		if r := recover(); r != nil {
-			m, err = nil, fmt.Errorf("%w: decoder panic: %v", ErrInvalidModel, r)
-		}
-	}()
+	if recoverPanics {
+		defer func() {
+			if r := recover(); r != nil {
+				m, err = nil, fmt.Errorf("%w: decoder panic: %v", ErrInvalidModel, r)
+			}
+		}()
+	}
 	pb, err := onnxpb.Decode(data)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidModel, err)

@@ -358,6 +358,11 @@ func (c *compiler) gemm(n *onnxpb.Node, op onnx.Operation) error {
 	if err := checkSize("output", []int{m, nn}); err != nil {
 		return err
 	}
+	if !a.batched {
+		if err := checkFoldWork(m, k, nn); err != nil {
+			return err
+		}
+	}
 	if a.batched {
 		return c.emitDense(n, []int{-1, nn}, d, a)
 	}
@@ -405,6 +410,11 @@ func (c *compiler) matmul(n *onnxpb.Node) error {
 	d := newDense(k, nn, b.konst, make([]float32, nn))
 	if err := checkSize("output", shape); err != nil {
 		return err
+	}
+	if !a.batched {
+		if err := checkFoldWork(product(a.shape)/max(k, 1), k, nn); err != nil {
+			return err
+		}
 	}
 	if a.batched {
 		return c.emitDense(n, shape, d, a)
@@ -683,4 +693,14 @@ func (c *compiler) batchNorm(n *onnxpb.Node, op onnx.Operation) error {
 			}
 		}
 	}, x)
+}
+
+// checkFoldWork refuses to fold a constant product that would keep Load busy for long: a model
+// file must not be able to stall the server at start-up.
+func checkFoldWork(m, k, n int) error {
+	const maxMACs = 1 << 28
+	if m > 0 && k > 0 && n > 0 && (m > maxMACs/k || m*k > maxMACs/n) {
+		return fmt.Errorf("folding a constant %dx%d by %dx%d product would take too long", m, k, k, n)
+	}
+	return nil
 }

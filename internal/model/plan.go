@@ -1,5 +1,7 @@
 package model
 
+import "fmt"
+
 // plan is a compiled model: a list of kernel steps over numbered buffer slots.
 type plan struct {
 	inSlots  []int // slot of each graph input
@@ -9,6 +11,26 @@ type plan struct {
 	slotRow  []int  // values per row of each slot
 	computed []bool // whether a slot owns a buffer (graph inputs are views of the caller's data)
 	steps    []step
+	// chunk is the number of rows per pass: ChunkRows, or fewer for models with wide rows.
+	chunk int
+}
+
+// sizeChunks picks the rows per pass so that one state's buffers stay within maxStateValues.
+func (p *plan) sizeChunks() error {
+	perRow := 0
+	for s, row := range p.slotRow {
+		if p.computed[s] {
+			perRow += row
+		}
+	}
+	p.chunk = ChunkRows
+	if perRow > 0 {
+		p.chunk = min(ChunkRows, maxStateValues/perRow)
+	}
+	if p.chunk < 1 {
+		return fmt.Errorf("one row needs %d intermediate values, more than the %d allowed", perRow, maxStateValues)
+	}
+	return nil
 }
 
 // operand is a step input: a slot, or a constant when slot < 0.
@@ -39,7 +61,7 @@ func (p *plan) newState() any {
 	st := &state{bufs: make([][]float32, len(p.slotRow)), args: make([][][]float32, len(p.steps))}
 	for s, row := range p.slotRow {
 		if p.computed[s] {
-			st.bufs[s] = make([]float32, ChunkRows*row)
+			st.bufs[s] = make([]float32, p.chunk*row)
 		}
 	}
 	for i, s := range p.steps {
@@ -49,8 +71,8 @@ func (p *plan) newState() any {
 }
 
 func (p *plan) run(st *state, rows int, inputs, outputs [][]float32) {
-	for start := 0; start < rows; start += ChunkRows {
-		n := min(ChunkRows, rows-start)
+	for start := 0; start < rows; start += p.chunk {
+		n := min(p.chunk, rows-start)
 		for i, s := range p.inSlots {
 			r := p.inRow[i]
 			st.bufs[s] = inputs[i][start*r : (start+n)*r]
