@@ -64,11 +64,11 @@ type Metadata struct {
 // TensorInfo describes one input or output.
 type TensorInfo struct {
 	// Name is the graph value name.
-	Name string
+	Name string `json:"name"`
 	// DataType is the Open Inference Protocol datatype; this runtime computes in FP32.
-	DataType string
+	DataType string `json:"datatype"`
 	// Shape is the declared shape; -1 marks a variable dimension (always axis 0, the batch).
-	Shape []int64
+	Shape []int64 `json:"shape"`
 }
 
 // RowSize is the number of values one batch row holds: the product of the dimensions after axis 0.
