@@ -280,10 +280,13 @@ func (s *Server) writeJSON(w http.ResponseWriter, code int, v any) int {
 	return s.write(w, code, b)
 }
 
+// jsonContentType is shared by every response, so setting the header allocates nothing; net/http
+// only reads it. Content-Length is left to net/http, which computes it for bodies that fit its
+// buffer and otherwise streams them chunked.
+var jsonContentType = []string{"application/json"}
+
 func (s *Server) write(w http.ResponseWriter, code int, b []byte) int {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(code)
 	_, _ = w.Write(b)
 	return code
