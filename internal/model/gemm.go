@@ -10,11 +10,13 @@ type dense struct {
 	// packed16 is W in blocks of sixteen columns, [n/16][k][16], for the AVX2 kernels; set only
 	// when n is a multiple of 16 and the CPU has AVX2 and FMA.
 	packed16 []float32
-	packed   []float32 // [n/4 blocks][k][4], zero-padded past n
-	wt       []float32 // W transposed, [n][k], for the narrow path (n < 4)
-	bias     []float32 // n, then zero-padded to the block size
-	act      activation
-	alpha    float32
+	// dot selects the AVX2 kernel for single-output layers whose width is a multiple of 8.
+	dot    bool
+	packed []float32 // [n/4 blocks][k][4], zero-padded past n
+	wt     []float32 // W transposed, [n][k], for the narrow path (n < 4)
+	bias   []float32 // n, then zero-padded to the block size
+	act    activation
+	alpha  float32
 }
 
 // newDense takes W row-major as k×n.
@@ -39,6 +41,7 @@ func newDense(k, n int, w, bias []float32) *dense {
 			}
 		}
 	}
+	d.dot = useAVX2 && n == 1 && k > 0 && k%8 == 0
 	return d
 }
 
@@ -48,7 +51,18 @@ func (d *dense) run(m int, a, out []float32) {
 		return
 	}
 	k, n := d.k, d.n
-	for r := 0; r < m; r += 2 {
+	start := 0
+	if d.dot {
+		_ = a[m*k-1]
+		_ = out[m-1] // n == 1
+		for ; start+4 <= m; start += 4 {
+			dot4x1(&a[start*k], k, &d.wt[0], k, &d.bias[0], &out[start])
+		}
+		for ; start < m; start++ {
+			dot1x1(&a[start*k], &d.wt[0], k, &d.bias[0], &out[start])
+		}
+	}
+	for r := start; r < m; r += 2 {
 		a0 := a[r*k : r*k+k]
 		a1 := a0 // an odd last vector is computed twice and stored once
 		rows := 1
@@ -62,9 +76,10 @@ func (d *dense) run(m int, a, out []float32) {
 		} else {
 			d.blocks(a0, a1, o, rows)
 		}
-		if d.act != actNone {
-			applyActivation(d.act, d.alpha, o, o)
-		}
+	}
+	if d.act != actNone {
+		o := out[:m*n]
+		applyActivation(d.act, d.alpha, o, o)
 	}
 }
 

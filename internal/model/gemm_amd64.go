@@ -10,3 +10,9 @@ func gemm4x16(a *float32, lda int, w *float32, k int, bias *float32, out *float3
 
 //go:noescape
 func gemm1x16(a *float32, w *float32, k int, bias *float32, out *float32, relu int)
+
+//go:noescape
+func dot4x1(a *float32, lda int, w *float32, k int, bias *float32, out *float32)
+
+//go:noescape
+func dot1x1(a *float32, w *float32, k int, bias *float32, out *float32)

@@ -113,3 +113,85 @@ store1:
 	VMOVUPS Y1, 32(DX)
 	VZEROUPPER
 	RET
+
+// func dot4x1(a *float32, lda int, w *float32, k int, bias *float32, out *float32)
+//
+// out[r] = bias[0] + sum_kk a[r][kk] * w[kk] for rows r = 0..3: a layer with a single output.
+// k must be a positive multiple of 8; a is row-major with row stride lda (in floats).
+TEXT ·dot4x1(SB), NOSPLIT, $0-48
+	MOVQ a+0(FP), SI
+	MOVQ lda+8(FP), R8
+	SHLQ $2, R8
+	MOVQ w+16(FP), DI
+	MOVQ k+24(FP), CX
+	SHRQ $3, CX
+	MOVQ bias+32(FP), BX
+	MOVQ out+40(FP), DX
+
+	LEAQ (SI)(R8*1), R11
+	LEAQ (R11)(R8*1), R12
+	LEAQ (R12)(R8*1), R13
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ AX, AX
+
+loopd:
+	VMOVUPS (DI)(AX*1), Y8
+	VFMADD231PS (SI)(AX*1), Y8, Y0
+	VFMADD231PS (R11)(AX*1), Y8, Y1
+	VFMADD231PS (R12)(AX*1), Y8, Y2
+	VFMADD231PS (R13)(AX*1), Y8, Y3
+	ADDQ $32, AX
+	DECQ CX
+	JNZ loopd
+
+	// Fold each row's eight partial sums, then the four rows into one vector.
+	VEXTRACTF128 $1, Y0, X4
+	VADDPS X4, X0, X0
+	VEXTRACTF128 $1, Y1, X4
+	VADDPS X4, X1, X1
+	VEXTRACTF128 $1, Y2, X4
+	VADDPS X4, X2, X2
+	VEXTRACTF128 $1, Y3, X4
+	VADDPS X4, X3, X3
+	VHADDPS X1, X0, X0
+	VHADDPS X3, X2, X2
+	VHADDPS X2, X0, X0
+	VBROADCASTSS (BX), X5
+	VADDPS X5, X0, X0
+	VMOVUPS X0, (DX)
+	VZEROUPPER
+	RET
+
+// func dot1x1(a *float32, w *float32, k int, bias *float32, out *float32)
+//
+// The one-row form of dot4x1, summing in the same order so that a row's result does not depend
+// on where it falls in a batch.
+TEXT ·dot1x1(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), SI
+	MOVQ w+8(FP), DI
+	MOVQ k+16(FP), CX
+	SHRQ $3, CX
+	MOVQ bias+24(FP), BX
+	MOVQ out+32(FP), DX
+	VXORPS Y0, Y0, Y0
+	XORQ AX, AX
+
+loopd1:
+	VMOVUPS (DI)(AX*1), Y8
+	VFMADD231PS (SI)(AX*1), Y8, Y0
+	ADDQ $32, AX
+	DECQ CX
+	JNZ loopd1
+
+	VEXTRACTF128 $1, Y0, X4
+	VADDPS X4, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS (BX), X5
+	VADDSS X5, X0, X0
+	VMOVSS X0, (DX)
+	VZEROUPPER
+	RET

@@ -12,3 +12,11 @@ func gemm4x16(a *float32, lda int, w *float32, k int, bias *float32, out *float3
 func gemm1x16(a *float32, w *float32, k int, bias *float32, out *float32, relu int) {
 	panic("model: gemm1x16 without AVX2")
 }
+
+func dot4x1(a *float32, lda int, w *float32, k int, bias *float32, out *float32) {
+	panic("model: dot4x1 without AVX2")
+}
+
+func dot1x1(a *float32, w *float32, k int, bias *float32, out *float32) {
+	panic("model: dot1x1 without AVX2")
+}

@@ -112,7 +112,9 @@ func TestRunDoesNotAllocate(t *testing.T) {
 	}
 }
 
-// TestConcurrentRuns shares one Model between goroutines (run it with -race).
+// TestConcurrentRuns shares one Model between goroutines (run it with -race), and checks, to
+// the bit, that a row's prediction does not depend on the batch it is part of: micro-batching
+// must not change answers.
 func TestConcurrentRuns(t *testing.T) {
 	m, _ := loadFreight(t)
 	const rows = 300

@@ -276,8 +276,33 @@ func applyActivation(act activation, alpha float32, o, x []float32) {
 	}
 }
 
+// sigmoid is 1/(1+e^-v) in float32 with exp32; its absolute error is below 1e-7.
 func sigmoid(v float32) float32 {
-	return float32(1 / (1 + math.Exp(-float64(v))))
+	return 1 / (1 + exp32(-v))
+}
+
+// exp32 is e^x in float32 arithmetic: x = k·ln2 + r with |r| ≤ ln2/2, then a degree-6 Taylor
+// polynomial for e^r (relative error about 1.2e-7 from truncation, plus a few float32
+// roundings) scaled by 2^k through the exponent bits. math.Exp in float64 costs three times as
+// much, and the sigmoid of a model's last layer is the hottest loop after the dense kernels.
+func exp32(x float32) float32 {
+	switch {
+	case x != x:
+		return x
+	case x > 88.72:
+		return float32(math.Inf(1))
+	case x < -87.33:
+		return 0 // below the smallest normal float32; sigmoid and softmax need no subnormals
+	}
+	const (
+		log2e = 1.44269504088896341
+		ln2Hi = 0.693359375 // ln2 split so that k·ln2Hi is exact for the k that occur
+		ln2Lo = -2.12194440e-4
+	)
+	k := float32(math.Floor(float64(x*log2e + 0.5)))
+	r := x - k*ln2Hi - k*ln2Lo
+	p := 1 + r*(1+r*(1.0/2+r*(1.0/6+r*(1.0/24+r*(1.0/120+r*(1.0/720))))))
+	return p * math.Float32frombits(uint32(int32(k)+127)<<23)
 }
 
 func (c *compiler) gemm(n *onnxpb.Node, op onnx.Operation) error {

@@ -295,3 +295,36 @@ func testOpsAgreeWithGorgonnx(t *testing.T) {
 		})
 	}
 }
+
+// TestExp32 compares the float32 exp with math.Exp over the range sigmoid and softmax use.
+func TestExp32(t *testing.T) {
+	worst := 0.0
+	for x := -87.0; x <= 88.0; x += 0.001 {
+		want := math.Exp(float64(float32(x)))
+		got := float64(exp32(float32(x)))
+		if rel := math.Abs(got-want) / want; rel > worst {
+			worst = rel
+		}
+	}
+	if worst > 5e-7 {
+		t.Errorf("worst relative error %g, want at most 5e-7", worst)
+	}
+	cases := map[string]struct {
+		x    float32
+		want float64
+	}{
+		"overflow":  {x: 100, want: math.Inf(1)},
+		"underflow": {x: -100, want: 0},
+		"zero":      {x: 0, want: 1},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := float64(exp32(tc.x)); got != tc.want {
+				t.Errorf("exp32(%v) = %v, want %v", tc.x, got, tc.want)
+			}
+		})
+	}
+	if v := exp32(float32(math.NaN())); v == v {
+		t.Errorf("exp32(NaN) = %v, want NaN", v)
+	}
+}
