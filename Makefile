@@ -72,8 +72,11 @@ test: manifests generate fmt-check vet envtest ## Run every test with the race d
 	KUBEBUILDER_ASSETS="$$(hack/k8s-binaries.sh)" go test -race -count=1 ./...
 
 .PHONY: bench
-bench: ## Run the Go benchmarks (figures go to docs/benchmarks.md).
+bench: ## Run the Go benchmarks (figures go to docs/benchmarks.md), with the onnxruntime anchor when its library can be fetched.
 	go test -run '^$$' -bench . -benchmem ./...
+	if lib=$$(bash hack/onnxruntime.sh); then \
+		ORT_LIB="$$lib" CGO_ENABLED=1 go test -tags ortbench -run '^$$' -bench 'Freight' -benchmem ./internal/model/; \
+	else echo "bench: onnxruntime anchor skipped (hack/onnxruntime.sh failed)"; fi
 
 ##@ Help
 

@@ -24,6 +24,7 @@ type command struct {
 var commands = map[string]command{
 	"manager": {"run the operator: the PredictionModel and FreightPipeline controllers", runManager},
 	"version": {"print the version and exit", runVersion},
+	"infer":   {"serve a model over the Open Inference Protocol", runInfer},
 }
 
 func main() {

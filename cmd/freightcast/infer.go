@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/freightcast/freightcast/internal/metrics"
+	"github.com/freightcast/freightcast/internal/model"
+	"github.com/freightcast/freightcast/internal/modelsource"
+	"github.com/freightcast/freightcast/internal/oip"
+	"github.com/freightcast/freightcast/internal/version"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// inferOptions are the flags of freightcast infer. The operator starts model-serving pods with
+// exactly these names.
+type inferOptions struct {
+	addr            string
+	modelName       string
+	modelVersion    string
+	modelFile       string
+	modelURI        string
+	modelSHA256     string
+	modelCacheDir   string
+	features        string
+	maxBatchSize    int
+	maxBatchDelay   time.Duration
+	maxBodyBytes    int64
+	shutdownTimeout time.Duration
+}
+
+func parseInferFlags(args []string) (*inferOptions, error) {
+	o := &inferOptions{}
+	fs := flag.NewFlagSet("infer", flag.ContinueOnError)
+	fs.StringVar(&o.addr, "addr", ":8080", "listen address of the Open Inference Protocol API and /metrics")
+	fs.StringVar(&o.modelName, "model-name", "", "name clients address the model by (required)")
+	fs.StringVar(&o.modelVersion, "model-version", "1", "model version")
+	fs.StringVar(&o.modelFile, "model-file", "", "path of the ONNX model file")
+	fs.StringVar(&o.modelURI, "model-uri", "", "https:// URI of the ONNX model (needs --model-sha256)")
+	fs.StringVar(&o.modelSHA256, "model-sha256", "", "hex SHA-256 the model bytes must have")
+	fs.StringVar(&o.modelCacheDir, "model-cache-dir", "", "directory for downloaded models (default: a directory under the system temp dir)")
+	fs.StringVar(&o.features, "features", "", "comma-separated feature names in input column order; must match the model's own list if it declares one")
+	fs.IntVar(&o.maxBatchSize, "max-batch-size", 64, "most rows merged into one model run")
+	fs.DurationVar(&o.maxBatchDelay, "max-batch-delay", 2*time.Millisecond, "longest a batch waits for requests that are being decoded")
+	fs.Int64Var(&o.maxBodyBytes, "max-body-bytes", 4<<20, "largest infer request body accepted")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 25*time.Second, "how long in-flight requests may take to finish on SIGTERM")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	case o.modelName == "":
+		return nil, errors.New("--model-name is required")
+	case (o.modelFile == "") == (o.modelURI == ""):
+		return nil, errors.New("give exactly one of --model-file and --model-uri")
+	case o.maxBatchSize < 1:
+		return nil, fmt.Errorf("--max-batch-size %d must be at least 1", o.maxBatchSize)
+	case o.maxBatchDelay < 0:
+		return nil, fmt.Errorf("--max-batch-delay %v must not be negative", o.maxBatchDelay)
+	case o.maxBodyBytes < 1:
+		return nil, fmt.Errorf("--max-body-bytes %d must be positive", o.maxBodyBytes)
+	case o.shutdownTimeout <= 0:
+		return nil, fmt.Errorf("--shutdown-timeout %v must be positive", o.shutdownTimeout)
+	}
+	return o, nil
+}
+
+func runInfer(ctx context.Context, args []string) error {
+	o, err := parseInferFlags(args)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("component", "infer", "model", o.modelName, "version", o.modelVersion)
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return err
+	}
+	return serveInfer(ctx, o, ln, log)
+}
+
+// serveInfer serves on ln until ctx ends, loading the model in the background so that liveness
+// answers at once and readiness turns true when the model is in.
+func serveInfer(ctx context.Context, o *inferOptions, ln net.Listener, log *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m, err := metrics.NewInference(reg)
+	if err != nil {
+		return err
+	}
+	srv, err := oip.NewServer(oip.Config{
+		ModelName:     o.modelName,
+		ModelVersion:  o.modelVersion,
+		MaxBatchSize:  o.maxBatchSize,
+		MaxBatchDelay: o.maxBatchDelay,
+		MaxBodyBytes:  o.maxBodyBytes,
+		Metrics:       m,
+		Gatherer:      reg,
+		Logger:        log,
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	log.Info("serving the Open Inference Protocol", "addr", ln.Addr().String(), "freightcast", version.String())
+
+	loadCtx, cancelLoad := context.WithCancel(ctx)
+	defer cancelLoad()
+	loaded := make(chan error, 1)
+	go func() {
+		start := time.Now()
+		rt, err := loadModel(loadCtx, o)
+		if err == nil {
+			err = srv.SetModel(rt)
+		}
+		if err == nil {
+			d := time.Since(start)
+			m.ModelLoadDuration.Set(d.Seconds())
+			meta := rt.Metadata()
+			log.Info("model loaded", "duration", d.String(), "inputs", meta.Inputs, "outputs", meta.Outputs, "features", meta.Features, "producer", meta.Producer)
+		}
+		loaded <- err
+	}()
+
+	select {
+	case err := <-loaded:
+		if err != nil {
+			shutdown(hs, o.shutdownTimeout, log)
+			return fmt.Errorf("load model: %w", err)
+		}
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", o.shutdownTimeout.String())
+	return shutdown(hs, o.shutdownTimeout, log)
+}
+
+func shutdown(hs *http.Server, timeout time.Duration, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := hs.Shutdown(ctx); err != nil {
+		log.Error("shutdown did not finish in-flight requests in time", "err", err)
+		return err
+	}
+	return nil
+}
+
+func loadModel(ctx context.Context, o *inferOptions) (*model.Model, error) {
+	data, err := modelsource.Fetch(ctx, modelsource.Spec{
+		Path:     o.modelFile,
+		URI:      o.modelURI,
+		SHA256:   o.modelSHA256,
+		CacheDir: o.modelCacheDir,
+	})
+	if err != nil {
+		return nil, err
+	}
+	m, err := model.Load(data)
+	if err != nil {
+		return nil, err
+	}
+	if o.features != "" {
+		want, err := model.ParseFeatures(o.features)
+		if err != nil {
+			return nil, fmt.Errorf("--features: %w", err)
+		}
+		if err := checkFeatures(want, m.Metadata()); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// checkFeatures compares the --features list with the model: its declared names when it has
+// them, else at least the width of its input.
+func checkFeatures(want []string, meta *model.Metadata) error {
+	have := meta.Features
+	if have == nil {
+		if len(meta.Inputs) == 1 && meta.Inputs[0].RowSize() == len(want) {
+			return nil
+		}
+		return fmt.Errorf("--features lists %d names, but the model takes %d values per row", len(want), meta.Inputs[0].RowSize())
+	}
+	if len(want) != len(have) {
+		return fmt.Errorf("--features lists %d names, the model declares %d: %s", len(want), len(have), strings.Join(have, ","))
+	}
+	for i := range want {
+		if want[i] != have[i] {
+			return fmt.Errorf("--features column %d is %q, the model declares %q there (model order: %s)", i, want[i], have[i], strings.Join(have, ","))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const freightModel = "../../models/freight-delay-risk.onnx"
+
+const freightFeatures = "distance_km,mode_ocean,mode_air,mode_rail,mode_road,carrier_on_time_rate,port_congestion_index,weather_severity,month_sin,month_cos,customs_complexity,dwell_time_hours"
+
+func TestParseInferFlags(t *testing.T) {
+	cases := map[string]struct {
+		args    []string
+		want    *inferOptions
+		wantErr string
+	}{
+		"defaults": {
+			args: []string{"--model-name", "freight", "--model-file", "m.onnx"},
+			want: &inferOptions{addr: ":8080", modelName: "freight", modelVersion: "1", modelFile: "m.onnx",
+				maxBatchSize: 64, maxBatchDelay: 2 * time.Millisecond, maxBodyBytes: 4 << 20, shutdownTimeout: 25 * time.Second},
+		},
+		"uri": {
+			args: []string{"--model-name=m", "--model-uri=https://x/m.onnx", "--model-sha256=ab", "--max-batch-size=8", "--max-batch-delay=0"},
+			want: &inferOptions{addr: ":8080", modelName: "m", modelVersion: "1", modelURI: "https://x/m.onnx", modelSHA256: "ab",
+				maxBatchSize: 8, maxBodyBytes: 4 << 20, shutdownTimeout: 25 * time.Second},
+		},
+		"no name":       {args: []string{"--model-file", "m.onnx"}, wantErr: "--model-name is required"},
+		"no source":     {args: []string{"--model-name", "m"}, wantErr: "exactly one of --model-file and --model-uri"},
+		"two sources":   {args: []string{"--model-name", "m", "--model-file", "a", "--model-uri", "https://b"}, wantErr: "exactly one"},
+		"zero batch":    {args: []string{"--model-name", "m", "--model-file", "a", "--max-batch-size", "0"}, wantErr: "at least 1"},
+		"stray arg":     {args: []string{"--model-name", "m", "--model-file", "a", "extra"}, wantErr: "unexpected arguments"},
+		"unknown flag":  {args: []string{"--model"}, wantErr: "flag provided but not defined"},
+		"negative body": {args: []string{"--model-name", "m", "--model-file", "a", "--max-body-bytes", "-1"}, wantErr: "must be positive"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := parseInferFlags(tc.args)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(inferOptions{})); diff != "" {
+				t.Errorf("options (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func startInfer(t *testing.T, o *inferOptions) (base string, done chan error, cancel context.CancelFunc) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done = make(chan error, 1)
+	go func() { done <- serveInfer(ctx, o, ln, slog.New(slog.DiscardHandler)) }()
+	return "http://" + ln.Addr().String(), done, cancel
+}
+
+func defaultOptions(features string) *inferOptions {
+	return &inferOptions{modelName: "freight", modelVersion: "1", modelFile: freightModel, features: features,
+		maxBatchSize: 64, maxBatchDelay: 2 * time.Millisecond, maxBodyBytes: 4 << 20, shutdownTimeout: 5 * time.Second}
+}
+
+// TestServeInferEndToEnd runs the subcommand's server on loopback with the committed model and
+// sends the committed sample request.
+func TestServeInferEndToEnd(t *testing.T) {
+	base, done, cancel := startInfer(t, defaultOptions(freightFeatures))
+	defer cancel()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(base + "/v2/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready after 10s (last: %v)", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	body, err := os.ReadFile("../../models/freight-delay-risk.request.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(base+"/v2/models/freight/infer", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var got struct {
+		ID      string `json:"id"`
+		Outputs []struct {
+			Name  string    `json:"name"`
+			Shape []int     `json:"shape"`
+			Data  []float64 `json:"data"`
+		} `json:"outputs"`
+	}
+	if err := json.Unmarshal(raw, &got); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("status %d, body %s, %v", resp.StatusCode, raw, err)
+	}
+	if got.ID != "sample-1" || len(got.Outputs) != 1 || got.Outputs[0].Name != "delay_risk" || !cmp.Equal(got.Outputs[0].Shape, []int{2, 1}) {
+		t.Fatalf("response %s", raw)
+	}
+	for _, p := range got.Outputs[0].Data {
+		if p <= 0 || p >= 1 {
+			t.Errorf("delay risk %v is not a probability", p)
+		}
+	}
+	mresp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mraw, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	for _, want := range []string{"freightcast_inference_rows_predicted_total 2", "freightcast_inference_model_load_duration_seconds", "go_goroutines"} {
+		if !strings.Contains(string(mraw), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serveInfer: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serveInfer did not return after cancel")
+	}
+}
+
+func TestServeInferRefusesBadModels(t *testing.T) {
+	cases := map[string]struct {
+		o       *inferOptions
+		wantErr string
+	}{
+		"feature order": {
+			o:       defaultOptions(strings.Replace(freightFeatures, "mode_ocean,mode_air", "mode_air,mode_ocean", 1)),
+			wantErr: `--features column 1 is "mode_air", the model declares "mode_ocean" there`,
+		},
+		"feature count": {o: defaultOptions("a,b"), wantErr: "--features lists 2 names, the model declares 12"},
+		"missing file": {
+			o:       &inferOptions{modelName: "m", modelVersion: "1", modelFile: "/nonexistent.onnx", maxBatchSize: 1, maxBodyBytes: 1, shutdownTimeout: time.Second},
+			wantErr: "no such file",
+		},
+		"not a model": {
+			o:       &inferOptions{modelName: "m", modelVersion: "1", modelFile: "infer.go", maxBatchSize: 1, maxBodyBytes: 1, shutdownTimeout: time.Second},
+			wantErr: "invalid model",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, done, cancel := startInfer(t, tc.o)
+			defer cancel()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Errorf("error %v, want one containing %q", err, tc.wantErr)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("serveInfer kept serving a model it should refuse")
+			}
+		})
+	}
+}

@@ -1,0 +1,507 @@
+// Package oip serves a model over the Open Inference Protocol (KServe v2 REST): server and model
+// metadata, liveness and readiness, infer with micro-batching, and Prometheus metrics, all on one
+// handler.
+package oip
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/freightcast/freightcast/internal/metrics"
+	"github.com/freightcast/freightcast/internal/model"
+	"github.com/freightcast/freightcast/internal/version"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Platform is the OIP platform string of ONNX models.
+const Platform = "onnx_onnxv1"
+
+// Config configures a Server.
+type Config struct {
+	// ModelName and ModelVersion are the names clients address the model by.
+	ModelName    string
+	ModelVersion string
+	// MaxBatchSize caps the rows of one model run; concurrent requests merge up to it.
+	MaxBatchSize int
+	// MaxBatchDelay is how long a batch may wait for requests that are being decoded.
+	MaxBatchDelay time.Duration
+	// MaxBodyBytes caps the size of an infer request body.
+	MaxBodyBytes int64
+	// Metrics records the server's metrics; required.
+	Metrics *metrics.Inference
+	// Gatherer, when set, is served at /metrics.
+	Gatherer prometheus.Gatherer
+	// Logger logs failures; nil discards.
+	Logger *slog.Logger
+	// Workers is the number of model runs that may proceed at once; zero means GOMAXPROCS.
+	Workers int
+}
+
+// Server is an http.Handler serving one model. It is not ready until SetModel.
+type Server struct {
+	cfg     Config
+	model   atomic.Pointer[loadedModel]
+	batcher *batcher
+	calls   sync.Pool
+	metrics http.Handler
+	log     *slog.Logger
+	// inferOK is the duration observer of the most common outcome, looked up once.
+	inferOK prometheus.Observer
+}
+
+// loadedModel is a model with everything the hot path would otherwise compute per request.
+type loadedModel struct {
+	rt       model.Runtime
+	meta     *model.Metadata
+	inRow    []int
+	outRow   []int
+	metadata []byte // the model metadata response
+}
+
+// NewServer checks cfg and starts the batch workers.
+func NewServer(cfg Config) (*Server, error) {
+	switch {
+	case cfg.ModelName == "":
+		return nil, errors.New("oip: model name is empty")
+	case strings.Contains(cfg.ModelName, "/"):
+		return nil, fmt.Errorf("oip: model name %q contains '/'", cfg.ModelName)
+	case cfg.ModelVersion == "" || strings.Contains(cfg.ModelVersion, "/"):
+		return nil, fmt.Errorf("oip: model version %q must be non-empty and free of '/'", cfg.ModelVersion)
+	case cfg.MaxBatchSize < 1:
+		return nil, fmt.Errorf("oip: max batch size %d must be at least 1", cfg.MaxBatchSize)
+	case cfg.MaxBatchDelay < 0:
+		return nil, fmt.Errorf("oip: max batch delay %v is negative", cfg.MaxBatchDelay)
+	case cfg.MaxBodyBytes < 1:
+		return nil, fmt.Errorf("oip: max body bytes %d must be positive", cfg.MaxBodyBytes)
+	case cfg.Metrics == nil:
+		return nil, errors.New("oip: metrics are required")
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Gatherer != nil {
+		s.metrics = promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
+	}
+	s.inferOK = cfg.Metrics.RequestDuration.WithLabelValues("infer", "200")
+	s.batcher = newBatcher(cfg.Workers, cfg.MaxBatchSize, cfg.MaxBatchDelay, cfg.Metrics)
+	s.calls.New = func() any { return &call{done: make(chan struct{}, 1)} }
+	return s, nil
+}
+
+// SetModel makes the server ready with rt. It may be called once.
+func (s *Server) SetModel(rt model.Runtime) error {
+	meta := rt.Metadata()
+	lm := &loadedModel{rt: rt, meta: meta}
+	for _, t := range meta.Inputs {
+		lm.inRow = append(lm.inRow, t.RowSize())
+	}
+	for _, t := range meta.Outputs {
+		lm.outRow = append(lm.outRow, t.RowSize())
+	}
+	md, err := json.Marshal(modelMetadata{
+		Name:     s.cfg.ModelName,
+		Versions: []string{s.cfg.ModelVersion},
+		Platform: Platform,
+		Inputs:   tensorMetadata(meta.Inputs),
+		Outputs:  tensorMetadata(meta.Outputs),
+		Parameters: map[string]any{
+			"features": meta.Features,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	lm.metadata = md
+	if !s.model.CompareAndSwap(nil, lm) {
+		return errors.New("oip: a model is already set")
+	}
+	return nil
+}
+
+// Ready tells whether the model is loaded.
+func (s *Server) Ready() bool { return s.model.Load() != nil }
+
+// Close releases the server. Call it after http.Server.Shutdown has returned; requests run on
+// their own goroutines, so there is nothing left to drain by then.
+func (s *Server) Close() {}
+
+type modelMetadata struct {
+	Name       string         `json:"name"`
+	Versions   []string       `json:"versions"`
+	Platform   string         `json:"platform"`
+	Inputs     []tensorMeta   `json:"inputs"`
+	Outputs    []tensorMeta   `json:"outputs"`
+	Parameters map[string]any `json:"parameters,omitempty"`
+}
+
+type tensorMeta struct {
+	Name     string  `json:"name"`
+	Datatype string  `json:"datatype"`
+	Shape    []int64 `json:"shape"`
+}
+
+func tensorMetadata(ts []model.TensorInfo) []tensorMeta {
+	out := make([]tensorMeta, len(ts))
+	for i, t := range ts {
+		out[i] = tensorMeta{Name: t.Name, Datatype: t.DataType, Shape: t.Shape}
+	}
+	return out
+}
+
+// ServeHTTP routes OIP paths. Each route returns the status it wrote, for the metrics.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	endpoint, code := s.route(w, r)
+	d := time.Since(start).Seconds()
+	if endpoint == "infer" && code == http.StatusOK {
+		s.inferOK.Observe(d)
+		return
+	}
+	s.cfg.Metrics.RequestDuration.WithLabelValues(endpoint, strconv.Itoa(code)).Observe(d)
+}
+
+func (s *Server) route(w http.ResponseWriter, r *http.Request) (endpoint string, code int) {
+	p := r.URL.Path
+	if p == "/metrics" && s.metrics != nil {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			return "metrics", s.methodNotAllowed(w, "GET")
+		}
+		s.metrics.ServeHTTP(w, r)
+		return "metrics", http.StatusOK
+	}
+	rest, ok := strings.CutPrefix(p, "/v2")
+	if !ok || (rest != "" && rest[0] != '/') {
+		return "not_found", s.fail(w, http.StatusNotFound, metrics.ReasonNotFound, fmt.Sprintf("no route for %s", p))
+	}
+	rest = strings.TrimSuffix(rest, "/")
+	switch rest {
+	case "":
+		return "server_metadata", s.get(w, r, func() int {
+			return s.writeJSON(w, http.StatusOK, map[string]any{"name": "freightcast", "version": version.Version, "extensions": []string{}})
+		})
+	case "/health/live":
+		return "health_live", s.get(w, r, func() int {
+			return s.writeJSON(w, http.StatusOK, map[string]bool{"live": true})
+		})
+	case "/health/ready":
+		return "health_ready", s.get(w, r, func() int {
+			code := http.StatusOK
+			if !s.Ready() {
+				code = http.StatusServiceUnavailable
+			}
+			return s.writeJSON(w, code, map[string]bool{"ready": code == http.StatusOK})
+		})
+	case "/models":
+		return "models_list", s.get(w, r, func() int {
+			return s.writeJSON(w, http.StatusOK, map[string]any{"models": []map[string]any{{
+				"name": s.cfg.ModelName, "versions": []string{s.cfg.ModelVersion}, "platform": Platform, "ready": s.Ready(),
+			}}})
+		})
+	}
+	modelPath, ok := strings.CutPrefix(rest, "/models/")
+	if !ok {
+		return "not_found", s.fail(w, http.StatusNotFound, metrics.ReasonNotFound, fmt.Sprintf("no route for %s", p))
+	}
+	// {m}[/versions/{v}][/ready|/infer]
+	name, tail, _ := strings.Cut(modelPath, "/")
+	if v, ok := strings.CutPrefix(tail, "versions/"); ok {
+		version, after, _ := strings.Cut(v, "/")
+		if version != s.cfg.ModelVersion {
+			return "not_found", s.fail(w, http.StatusNotFound, metrics.ReasonNotFound,
+				fmt.Sprintf("model %q has no version %q (it has %q)", name, version, s.cfg.ModelVersion))
+		}
+		tail = after
+	}
+	action := tail
+	if action != "" && action != "ready" && action != "infer" {
+		return "not_found", s.fail(w, http.StatusNotFound, metrics.ReasonNotFound, fmt.Sprintf("no route for %s", p))
+	}
+	if name != s.cfg.ModelName {
+		return "not_found", s.fail(w, http.StatusNotFound, metrics.ReasonNotFound,
+			fmt.Sprintf("unknown model %q (this server serves %q)", name, s.cfg.ModelName))
+	}
+	switch action {
+	case "ready":
+		return "model_ready", s.get(w, r, func() int {
+			code := http.StatusOK
+			if !s.Ready() {
+				code = http.StatusServiceUnavailable
+			}
+			return s.writeJSON(w, code, map[string]any{"name": s.cfg.ModelName, "ready": code == http.StatusOK})
+		})
+	case "infer":
+		if r.Method != http.MethodPost {
+			return "infer", s.methodNotAllowed(w, "POST")
+		}
+		return "infer", s.infer(w, r)
+	}
+	return "model_metadata", s.get(w, r, func() int {
+		lm := s.model.Load()
+		if lm == nil {
+			return s.fail(w, http.StatusServiceUnavailable, metrics.ReasonNotReady, fmt.Sprintf("model %q is not loaded yet", s.cfg.ModelName))
+		}
+		return s.write(w, http.StatusOK, lm.metadata)
+	})
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request, h func() int) int {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return s.methodNotAllowed(w, "GET")
+	}
+	return h()
+}
+
+func (s *Server) methodNotAllowed(w http.ResponseWriter, allow string) int {
+	w.Header().Set("Allow", allow)
+	return s.fail(w, http.StatusMethodNotAllowed, metrics.ReasonMethodNotAllowed, "method not allowed; use "+allow)
+}
+
+func (s *Server) writeJSON(w http.ResponseWriter, code int, v any) int {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return s.fail(w, http.StatusInternalServerError, metrics.ReasonInternal, err.Error())
+	}
+	return s.write(w, code, b)
+}
+
+// jsonContentType is shared by every response, so setting the header allocates nothing; net/http
+// only reads it. Content-Length is left to net/http, which computes it for bodies that fit its
+// buffer and otherwise streams them chunked.
+var jsonContentType = []string{"application/json"}
+
+func (s *Server) write(w http.ResponseWriter, code int, b []byte) int {
+	w.Header()["Content-Type"] = jsonContentType
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+	return code
+}
+
+// fail writes {"error": msg} and counts the error.
+func (s *Server) fail(w http.ResponseWriter, code int, reason, msg string) int {
+	s.cfg.Metrics.Errors.WithLabelValues(reason).Inc()
+	b := append([]byte(`{"error":`), appendJSONString(nil, msg)...)
+	b = append(b, '}')
+	return s.write(w, code, b)
+}
+
+// call is one infer request on its way through the batcher; pooled with all its buffers.
+type call struct {
+	body  []byte
+	req   inferRequest
+	model *loadedModel
+	rows  int
+	in    [][]float32
+	out   [][]float32
+	resp  []byte
+	err   error
+	done  chan struct{}
+}
+
+func (s *Server) infer(w http.ResponseWriter, r *http.Request) int {
+	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return s.fail(w, http.StatusUnsupportedMediaType, metrics.ReasonMediaType,
+				fmt.Sprintf("content type %q is not supported; send application/json", ct))
+		}
+	}
+	lm := s.model.Load()
+	if lm == nil {
+		return s.fail(w, http.StatusServiceUnavailable, metrics.ReasonNotReady, fmt.Sprintf("model %q is not loaded yet", s.cfg.ModelName))
+	}
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return s.tooLarge(w)
+	}
+	c := s.calls.Get().(*call)
+	defer s.calls.Put(c)
+	var err error
+	c.body, err = readBody(r.Body, c.body[:0], s.cfg.MaxBodyBytes)
+	if err != nil {
+		if errors.Is(err, errTooLarge) {
+			return s.tooLarge(w)
+		}
+		return s.fail(w, http.StatusBadRequest, metrics.ReasonBadRequest, "reading the body: "+err.Error())
+	}
+	s.batcher.pending.Add(1)
+	err = s.prepare(c, lm)
+	if err != nil {
+		s.batcher.pending.Add(-1)
+		return s.fail(w, http.StatusBadRequest, metrics.ReasonBadRequest, err.Error())
+	}
+	s.batcher.submit(c)
+	if c.err != nil {
+		s.log.Error("model run failed", "model", s.cfg.ModelName, "rows", c.rows, "err", c.err)
+		return s.fail(w, http.StatusInternalServerError, metrics.ReasonInternal, "model run failed: "+c.err.Error())
+	}
+	c.resp, err = s.encodeResponse(c.resp[:0], c, lm)
+	if err != nil {
+		return s.fail(w, http.StatusBadRequest, metrics.ReasonBadRequest, err.Error())
+	}
+	return s.write(w, http.StatusOK, c.resp)
+}
+
+func (s *Server) tooLarge(w http.ResponseWriter) int {
+	return s.fail(w, http.StatusRequestEntityTooLarge, metrics.ReasonBodyTooLarge,
+		fmt.Sprintf("request body exceeds %d bytes", s.cfg.MaxBodyBytes))
+}
+
+var errTooLarge = errors.New("body too large")
+
+// readBody reads at most limit bytes into buf, growing it as needed.
+func readBody(r io.Reader, buf []byte, limit int64) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			return buf, errTooLarge
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// prepare decodes the body and matches it to the model's inputs and outputs.
+func (s *Server) prepare(c *call, lm *loadedModel) error {
+	c.model, c.err = lm, nil
+	req := &c.req
+	if err := decodeInferRequest(c.body, req); err != nil {
+		return err
+	}
+	meta := lm.meta
+	if cap(c.in) < len(meta.Inputs) {
+		c.in = make([][]float32, len(meta.Inputs))
+	}
+	c.in = c.in[:len(meta.Inputs)]
+	clear(c.in)
+	c.rows = 0
+	for i := range req.inputs {
+		t := &req.inputs[i]
+		idx := -1
+		for j, mi := range meta.Inputs {
+			if string(t.name) == mi.Name {
+				idx = j
+				break
+			}
+		}
+		if idx < 0 {
+			return fmt.Errorf("unknown input %q; the model takes %s", t.name, inputNames(meta.Inputs))
+		}
+		if c.in[idx] != nil {
+			return fmt.Errorf("input %q appears twice", t.name)
+		}
+		rows, err := checkInput(t, meta.Inputs[idx])
+		if err != nil {
+			return err
+		}
+		if c.rows != 0 && rows != c.rows {
+			return fmt.Errorf("input %q has %d rows, another input has %d", t.name, rows, c.rows)
+		}
+		c.rows = rows
+		c.in[idx] = t.data
+	}
+	for j, mi := range meta.Inputs {
+		if c.in[j] == nil {
+			return fmt.Errorf("missing input %q (%s %s)", mi.Name, mi.DataType, shapeString(mi.Shape))
+		}
+	}
+	for _, name := range req.outputs {
+		found := false
+		for _, mo := range meta.Outputs {
+			if string(name) == mo.Name {
+				found = true
+			}
+		}
+		if !found {
+			return fmt.Errorf("unknown output %q; the model has %s", name, inputNames(meta.Outputs))
+		}
+	}
+	if cap(c.out) < len(meta.Outputs) {
+		c.out = make([][]float32, len(meta.Outputs))
+	}
+	c.out = c.out[:len(meta.Outputs)]
+	for j, r := range lm.outRow {
+		n := c.rows * r
+		if cap(c.out[j]) < n {
+			c.out[j] = make([]float32, n)
+		}
+		c.out[j] = c.out[j][:n]
+	}
+	return nil
+}
+
+// checkInput matches a request tensor to the model input it names and returns its row count.
+func checkInput(t *inputTensor, want model.TensorInfo) (int, error) {
+	shape := t.shape
+	if len(shape) != len(want.Shape) {
+		return 0, fmt.Errorf("input %q has shape %s; the model takes %s", t.name, shapeString(shape), shapeString(want.Shape))
+	}
+	for d := 1; d < len(shape); d++ {
+		if shape[d] != want.Shape[d] {
+			return 0, fmt.Errorf("input %q has shape %s; the model takes %s", t.name, shapeString(shape), shapeString(want.Shape))
+		}
+	}
+	rows := shape[0]
+	if rows < 1 {
+		return 0, fmt.Errorf("input %q has shape %s: at least one row is needed", t.name, shapeString(shape))
+	}
+	if want.Shape[0] > 0 && rows != want.Shape[0] {
+		return 0, fmt.Errorf("input %q has shape %s; the model takes exactly %d rows", t.name, shapeString(shape), want.Shape[0])
+	}
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	if int64(len(t.data)) != n {
+		return 0, fmt.Errorf("input %q: shape %s needs %d values, data has %d", t.name, shapeString(shape), n, len(t.data))
+	}
+	if len(t.dims) > 1 {
+		for d, v := range t.dims {
+			if int64(v) != shape[d] {
+				return 0, fmt.Errorf("input %q: nested data of shape %v does not match shape %s", t.name, t.dims, shapeString(shape))
+			}
+		}
+	}
+	return int(rows), nil
+}
+
+func shapeString(shape []int64) string {
+	b := []byte{'['}
+	for i, d := range shape {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, d, 10)
+	}
+	return string(append(b, ']'))
+}
+
+func inputNames(ts []model.TensorInfo) string {
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = strconv.Quote(t.Name)
+	}
+	return strings.Join(names, ", ")
+}
