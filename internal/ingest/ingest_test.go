@@ -1,0 +1,170 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/freightcast/freightcast/internal/event"
+)
+
+const ctJSON, ctNDJSON = "application/json", "application/x-ndjson"
+
+func TestPostCountsAcceptedAndDuplicatesAndStoresEachIDOnce(t *testing.T) {
+	e := newEnv(t, testSpec(1000), Config{})
+	steps := []struct {
+		name, contentType, body string
+		want                    answer
+	}{
+		{"single event", ctJSON, ev("e1"), answer{Status: 202, Body: map[string]any{"accepted": 1.0, "duplicates": 0.0}}},
+		{"single again", "application/json; charset=utf-8", ev("e1"), answer{Status: 202, Body: map[string]any{"accepted": 0.0, "duplicates": 1.0}}},
+		// e1 is stored already; e2 repeats inside the body.
+		{"array", ctJSON, array("e1", "e2", "e3", "e2"), answer{Status: 202, Body: map[string]any{"accepted": 2.0, "duplicates": 2.0}}},
+		{"ndjson", ctNDJSON, ndjson("e3", "e4", "e4", "e5") + "\n", answer{Status: 202, Body: map[string]any{"accepted": 2.0, "duplicates": 2.0}}},
+		{"ndjson without final newline", ctNDJSON, ev("e6") + "\r\n" + ev("e7"), answer{Status: 202, Body: map[string]any{"accepted": 2.0, "duplicates": 0.0}}},
+	}
+	for _, s := range steps {
+		if diff := cmp.Diff(s.want, e.post(t, s.contentType, s.body)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", s.name, diff)
+		}
+	}
+	if diff := cmp.Diff([]string{"e1", "e2", "e3", "e4", "e5", "e6", "e7"}, e.streamIDs(t)); diff != "" {
+		t.Errorf("ids in the stream (-want +got):\n%s", diff)
+	}
+
+	// The message is the internal/event format, features in model order, shipment bytes kept.
+	s, err := e.js.Stream(context.Background(), e.spec.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.GetMsg(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := event.Decode(m.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ReceivedAt.IsZero() {
+		t.Error("receivedAt is zero")
+	}
+	got.ReceivedAt = time.Time{}
+	want := event.Event{ID: "e1", Features: []float64{0.7, 3, 1200.5}, Shipment: json.RawMessage(`{"from":"NLRTM","to":"SGSIN"}`)}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("queued event (-want +got):\n%s", diff)
+	}
+}
+
+func TestFullStreamAnswers503AndKeepsWhatItAccepted(t *testing.T) {
+	e := newEnv(t, testSpec(5), Config{})
+	if a := e.post(t, ctJSON, array("a1", "a2", "a3")); a.Status != 202 {
+		t.Fatalf("first body: %+v", a)
+	}
+	// Room for two more: b1 and b2 are stored, b3 and b4 refused.
+	got := e.post(t, ctNDJSON, ndjson("b1", "b2", "b3", "b4"))
+	want := answer{Status: 503, RetryAfter: "5", Body: map[string]any{
+		"error":    "the pipeline's queue is full (maximum messages exceeded); retry later; 2 events of this body were stored and 0 were duplicates: retry the whole body, the stored ones will count as duplicates",
+		"accepted": 2.0, "duplicates": 0.0,
+	}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("overflowing body (-want +got):\n%s", diff)
+	}
+	// A retry of the same body: the stored ones are duplicates, the rest still refused.
+	got = e.post(t, ctNDJSON, ndjson("b1", "b2", "b3", "b4"))
+	if got.Status != 503 || got.RetryAfter == "" || got.Body["duplicates"] != 2.0 || got.Body["accepted"] != 0.0 {
+		t.Errorf("retried body: %+v, want 503 with 2 duplicates and 0 accepted", got)
+	}
+	got = e.post(t, ctJSON, ev("c1"))
+	want = answer{Status: 503, RetryAfter: "5", Body: map[string]any{"error": "the pipeline's queue is full (maximum messages exceeded); retry later"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("body into a full stream (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"a1", "a2", "a3", "b1", "b2"}, e.streamIDs(t)); diff != "" {
+		t.Errorf("ids in the stream (-want +got):\n%s", diff)
+	}
+}
+
+func TestNATSOutageAnswers503AndHealsByItself(t *testing.T) {
+	e := newEnv(t, testSpec(1000), Config{PublishTimeout: time.Second})
+	if a := e.post(t, ctJSON, ev("before")); a.Status != 202 {
+		t.Fatalf("before the outage: %+v", a)
+	}
+	if a := e.do(t, http.MethodGet, "/readyz", "", "", ""); a.Status != 200 {
+		t.Fatalf("readyz before the outage: %+v", a)
+	}
+
+	e.srv.Stop()
+	got := e.post(t, ctNDJSON, ndjson("during1", "during2"))
+	if got.Status != 503 || got.RetryAfter != "2" {
+		t.Errorf("during the outage: %+v, want 503 with Retry-After 2", got)
+	}
+	if a := e.do(t, http.MethodGet, "/readyz", "", "", ""); a.Status != 503 {
+		t.Errorf("readyz during the outage: %+v, want 503", a)
+	}
+	if a := e.do(t, http.MethodGet, "/livez", "", "", ""); a.Status != 200 {
+		t.Errorf("livez during the outage: %+v, want 200", a)
+	}
+
+	e.srv.Restart(t)
+	eventually(t, "readyz after restart", func() bool { return e.do(t, http.MethodGet, "/readyz", "", "", "").Status == 200 })
+	got = e.post(t, ctNDJSON, ndjson("during1", "during2"))
+	if diff := cmp.Diff(answer{Status: 202, Body: map[string]any{"accepted": 2.0, "duplicates": 0.0}}, got); diff != "" {
+		t.Errorf("after the restart (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"before", "during1", "during2"}, e.streamIDs(t)); diff != "" {
+		t.Errorf("ids in the stream (-want +got):\n%s", diff)
+	}
+}
+
+func TestReadyzWaitsForTheStream(t *testing.T) {
+	e := newEnv(t, testSpec(1000), Config{})
+	if err := e.js.DeleteStream(context.Background(), e.spec.Stream); err != nil {
+		t.Fatal(err)
+	}
+	if a := e.do(t, http.MethodGet, "/readyz", "", "", ""); a.Status != 503 {
+		t.Errorf("readyz without the stream: %+v, want 503", a)
+	}
+	got := e.post(t, ctJSON, ev("x"))
+	want := answer{Status: 503, RetryAfter: "5", Body: map[string]any{"error": "the pipeline's stream does not exist yet; retry later"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("posting without the stream (-want +got):\n%s", diff)
+	}
+}
+
+func TestGetPrediction(t *testing.T) {
+	e := newEnv(t, testSpec(1000), Config{})
+	want404 := answer{Status: 404, Body: map[string]any{"error": "no prediction for event e1 (yet)"}}
+	if diff := cmp.Diff(want404, e.do(t, http.MethodGet, "/v1/predictions/e1", "", "", "")); diff != "" {
+		t.Errorf("before the prediction (-want +got):\n%s", diff)
+	}
+	record, err := event.EncodePrediction(event.Prediction{ID: "e1", Model: "delay", ModelVersion: "3",
+		Outputs: map[string][]float64{"delay_risk": {0.82}}, Shipment: json.RawMessage(`{"to":"SGSIN"}`),
+		ReceivedAt: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC), PredictedAt: time.Date(2026, 11, 27, 8, 0, 1, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := e.js.KeyValue(context.Background(), e.spec.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(context.Background(), "e1", record); err != nil {
+		t.Fatal(err)
+	}
+	got := e.do(t, http.MethodGet, "/v1/predictions/e1", "", "", "")
+	var want map[string]any
+	if err := json.Unmarshal(record, &want); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(answer{Status: 200, Body: want}, got); diff != "" {
+		t.Errorf("after the prediction (-want +got):\n%s", diff)
+	}
+	bad := e.do(t, http.MethodGet, "/v1/predictions/a*b", "", "", "")
+	wantBad := answer{Status: 400, Body: map[string]any{"error": "id has '*' at offset 1; ids use only [A-Za-z0-9_=.-]", "field": "eventId"}}
+	if diff := cmp.Diff(wantBad, bad); diff != "" {
+		t.Errorf("bad id (-want +got):\n%s", diff)
+	}
+}

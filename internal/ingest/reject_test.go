@@ -1,0 +1,164 @@
+package ingest
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/freightcast/freightcast/internal/pipelineconfig"
+)
+
+func TestRejectedBodiesPublishNothing(t *testing.T) {
+	tokensFile := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokensFile, []byte("# clients\ngood-token\n\ndrained-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A frozen clock: buckets never refill, so what the table sees does not depend on timing.
+	frozen := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	e := newEnv(t, testSpec(1000), Config{
+		MaxBodyBytes: 4096,
+		TokensFile:   tokensFile,
+		RateLimit:    &pipelineconfig.RateLimit{EventsPerSecond: 1, Burst: 10},
+		Now:          func() time.Time { return frozen },
+	})
+	// Use up most of drained-token's bucket: 8 of 10.
+	if a := e.do(t, "POST", "/v1/events", ctNDJSON, "drained-token", ndjson("d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8")); a.Status != 202 {
+		t.Fatalf("draining: %+v", a)
+	}
+
+	idx := func(i float64) any { return i }
+	errBody := func(msg string, index any, field string) map[string]any {
+		m := map[string]any{"error": msg}
+		if index != nil {
+			m["index"] = index
+		}
+		if field != "" {
+			m["field"] = field
+		}
+		return m
+	}
+	const good = "good-token"
+	feats := `"features":{"port_congestion_index":0.7,"weather_severity":3,"distance_km":1200.5}`
+	cases := map[string]struct {
+		contentType, token, body string
+		want                     answer
+	}{
+		"truncated JSON": {ctJSON, good, `{"id":"a",`,
+			answer{Status: 400, Body: errBody("invalid JSON: the input ends where a string should be", idx(0), "")}},
+		"not an object": {ctJSON, good, `"hello"`,
+			answer{Status: 400, Body: errBody(`invalid JSON at byte 0: found '"' where an event object or an array of them should be`, nil, "")}},
+		"empty body": {ctJSON, good, "  ",
+			answer{Status: 400, Body: errBody("the body is empty", nil, "")}},
+		"empty array": {ctJSON, good, "[ ]",
+			answer{Status: 400, Body: errBody("the array holds no events", nil, "")}},
+		"blank ndjson": {ctNDJSON, good, "\n\n",
+			answer{Status: 400, Body: errBody("the body holds no events", nil, "")}},
+		"trailing data": {ctJSON, good, ev("a") + " x",
+			answer{Status: 400, Body: errBody(`invalid JSON at byte 135: found 'x' where the end of the body should be`, nil, "")}},
+		"id is a number": {ctJSON, good, `{"id":5,` + feats + `}`,
+			answer{Status: 400, Body: errBody("must be a string", idx(0), "id")}},
+		"empty id": {ctJSON, good, `{"id":"",` + feats + `}`,
+			answer{Status: 400, Body: errBody("is empty", idx(0), "id")}},
+		"id with a space": {ctJSON, good, `{"id":"a b",` + feats + `}`,
+			answer{Status: 400, Body: errBody("has ' ' at offset 1; ids use only [A-Za-z0-9_=.-]", idx(0), "id")}},
+		"id with a wildcard": {ctJSON, good, `{"id":"a.>",` + feats + `}`,
+			answer{Status: 400, Body: errBody("has '>' at offset 2; ids use only [A-Za-z0-9_=.-]", idx(0), "id")}},
+		"id too long": {ctJSON, good, `{"id":"` + strings.Repeat("x", 129) + `",` + feats + `}`,
+			answer{Status: 400, Body: errBody("is 129 bytes long, the limit is 128", idx(0), "id")}},
+		"id missing": {ctJSON, good, `{` + feats + `}`,
+			answer{Status: 400, Body: errBody("missing", idx(0), "id")}},
+		"features not an object": {ctJSON, good, `{"id":"a","features":[1,2,3]}`,
+			answer{Status: 400, Body: errBody("must be an object of feature name to number", idx(0), "features")}},
+		"features missing": {ctJSON, good, `{"id":"a"}`,
+			answer{Status: 400, Body: errBody("missing", idx(0), "features")}},
+		"a feature missing": {ctJSON, good, `{"id":"a","features":{"port_congestion_index":0.7,"weather_severity":3}}`,
+			answer{Status: 400, Body: errBody("missing; the model needs every feature", idx(0), "features.distance_km")}},
+		"unknown feature": {ctJSON, good, `{"id":"a","features":{"port_congestion_index":0.7,"colour":1,"weather_severity":3,"distance_km":1}}`,
+			answer{Status: 400, Body: errBody("unknown feature; the model has no such input", idx(0), "features.colour")}},
+		"feature given twice": {ctJSON, good, `{"id":"a","features":{"distance_km":1,"port_congestion_index":0.7,"weather_severity":3,"distance_km":2}}`,
+			answer{Status: 400, Body: errBody("given twice", idx(0), "features.distance_km")}},
+		"NaN as a string": {ctJSON, good, `{"id":"a","features":{"port_congestion_index":0.7,"weather_severity":"NaN","distance_km":1}}`,
+			answer{Status: 400, Body: errBody("is a string; features are JSON numbers (NaN and Infinity are not accepted)", idx(0), "features.weather_severity")}},
+		"number as a string": {ctJSON, good, `{"id":"a","features":{"port_congestion_index":"0.7","weather_severity":3,"distance_km":1}}`,
+			answer{Status: 400, Body: errBody("is a string; features are JSON numbers (NaN and Infinity are not accepted)", idx(0), "features.port_congestion_index")}},
+		"bare NaN": {ctJSON, good, `{"id":"a","features":{"port_congestion_index":NaN,"weather_severity":3,"distance_km":1}}`,
+			answer{Status: 400, Body: errBody("is not a number", idx(0), "features.port_congestion_index")}},
+		"null feature": {ctJSON, good, `{"id":"a","features":{"port_congestion_index":null,"weather_severity":3,"distance_km":1}}`,
+			answer{Status: 400, Body: errBody("is null; every feature needs a number", idx(0), "features.port_congestion_index")}},
+		"number beyond float64": {ctJSON, good, `{"id":"a","features":{"port_congestion_index":1e400,"weather_severity":3,"distance_km":1}}`,
+			answer{Status: 400, Body: errBody("1e400 is out of the float64 range", idx(0), "features.port_congestion_index")}},
+		"unknown field": {ctJSON, good, `{"id":"a",` + feats + `,"priority":1}`,
+			answer{Status: 400, Body: errBody("unknown field; an event has id, features and shipment", idx(0), "priority")}},
+		"shipment too large": {ctJSON, good, `{"id":"a",` + feats + `,"shipment":"` + strings.Repeat("x", 16<<10) + `"}`,
+			answer{Status: 413, Body: errBody("the body is larger than 4096 bytes; send fewer events per request", nil, "")}},
+		"invalid shipment": {ctJSON, good, `{"id":"a",` + feats + `,"shipment":{"to":}}`,
+			answer{Status: 400, Body: errBody(`invalid JSON at byte 110: found '}' where a JSON value should be`, idx(0), "")}},
+		"second array element bad": {ctJSON, good, `[` + ev("a") + `,{"id":"b"}]`,
+			answer{Status: 400, Body: errBody("missing", idx(1), "features")}},
+		"third ndjson line bad": {ctNDJSON, good, ev("a") + "\n\n" + `{"id":"c d",` + feats + "}\n",
+			answer{Status: 400, Body: errBody("has ' ' at offset 1; ids use only [A-Za-z0-9_=.-]", idx(2), "id")}},
+		"two events on one ndjson line": {ctNDJSON, good, ev("a") + ev("b"),
+			answer{Status: 400, Body: errBody(`invalid JSON at byte 134: found '{' where the end of the line after the event should be`, idx(0), "")}},
+		"too large body": {ctNDJSON, good, ndjson("l1", "l2", "l3", "l4", "l5", "l6", "l7", "l8", "l9", "l10", "l11", "l12", "l13", "l14", "l15", "l16", "l17", "l18", "l19", "l20", "l21", "l22", "l23", "l24", "l25", "l26", "l27", "l28", "l29", "l30", "l31", "l32", "l33", "l34"),
+			answer{Status: 413, Body: errBody("the body is larger than 4096 bytes; send fewer events per request", nil, "")}},
+		"more events than the burst": {ctNDJSON, good, ndjson("m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9", "m10", "m11"),
+			answer{Status: 413, Body: errBody("the body holds 11 events, more than the rate limit's burst of 10; send smaller bodies", nil, "")}},
+		"text/plain": {"text/plain", good, ev("a"),
+			answer{Status: 415, Body: errBody(`Content-Type "text/plain" is not supported; send application/json or application/x-ndjson`, nil, "")}},
+		"latin-1": {"application/json; charset=iso-8859-1", good, ev("a"),
+			answer{Status: 415, Body: errBody(`charset "iso-8859-1" is not supported, only utf-8; send application/json or application/x-ndjson`, nil, "")}},
+		"no content type": {"", good, ev("a"),
+			answer{Status: 415, Body: errBody("Content-Type is missing; send application/json or application/x-ndjson", nil, "")}},
+		"no token": {ctJSON, "", ev("a"),
+			answer{Status: 401, Body: errBody("missing or unknown bearer token", nil, "")}},
+		"wrong token": {ctJSON, "good-token-", ev("a"),
+			answer{Status: 401, Body: errBody("missing or unknown bearer token", nil, "")}},
+		"rate limited": {ctNDJSON, "drained-token", ndjson("r1", "r2", "r3"),
+			answer{Status: 429, RetryAfter: "1", Body: errBody("rate limit of 1 events/s exceeded", nil, "")}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			before := e.streamMsgs(t)
+			got := e.do(t, "POST", "/v1/events", tc.contentType, tc.token, tc.body)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+			if after := e.streamMsgs(t); after != before {
+				t.Errorf("a refused body changed the stream from %d to %d messages", before, after)
+			}
+		})
+	}
+}
+
+func TestTokensFileIsReread(t *testing.T) {
+	tokensFile := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokensFile, []byte("old\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	e := newEnv(t, testSpec(1000), Config{TokensFile: tokensFile, Now: func() time.Time { return now }})
+	if a := e.do(t, "POST", "/v1/events", ctJSON, "old", ev("t1")); a.Status != 202 {
+		t.Fatalf("old token: %+v", a)
+	}
+	// A Secret update swaps the file; mtime and size change.
+	if err := os.WriteFile(tokensFile, []byte("rotated\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(tokensFile, now.Add(time.Minute), now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * tokenCheckInterval)
+	if a := e.do(t, "POST", "/v1/events", ctJSON, "old", ev("t2")); a.Status != 401 {
+		t.Errorf("old token after rotation: %+v, want 401", a)
+	}
+	if a := e.do(t, "POST", "/v1/events", ctJSON, "rotated", ev("t3")); a.Status != 202 {
+		t.Errorf("new token after rotation: %+v, want 202", a)
+	}
+	if a := e.do(t, "GET", "/v1/predictions/t3", "", "", ""); a.Status != 401 {
+		t.Errorf("prediction without a token: %+v, want 401", a)
+	}
+}
