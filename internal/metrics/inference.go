@@ -21,13 +21,13 @@ type Inference struct {
 
 // Reasons an inference request fails, the values of the errors counter's reason label.
 const (
-	ReasonBadRequest       = "bad_request"
-	ReasonNotFound         = "not_found"
-	ReasonMethodNotAllowed = "method_not_allowed"
-	ReasonBodyTooLarge     = "body_too_large"
-	ReasonMediaType        = "unsupported_media_type"
-	ReasonNotReady         = "not_ready"
-	ReasonInternal         = "internal"
+	ReasonBadRequest           = "bad_request"
+	ReasonNotFound             = "not_found"
+	ReasonMethodNotAllowed     = "method_not_allowed"
+	ReasonBodyTooLarge         = "body_too_large"
+	ReasonUnsupportedMediaType = "unsupported_media_type"
+	ReasonNotReady             = "not_ready"
+	ReasonInternal             = "internal"
 )
 
 // NewInference creates the inference metrics and registers them on reg, which is the serving

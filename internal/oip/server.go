@@ -317,7 +317,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) int {
 	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
-			return s.fail(w, http.StatusUnsupportedMediaType, metrics.ReasonMediaType,
+			return s.fail(w, http.StatusUnsupportedMediaType, metrics.ReasonUnsupportedMediaType,
 				fmt.Sprintf("content type %q is not supported; send application/json", ct))
 		}
 	}
