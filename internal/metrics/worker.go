@@ -1,0 +1,68 @@
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Reasons an event goes to the dead-letter subject; the reason label of
+// freightcast_worker_dead_letters_total.
+const (
+	DeadLetterUndecodable   = "undecodable"    // the queue message is not a valid event
+	DeadLetterFeatureCount  = "feature_count"  // the event's features do not fit the model's input
+	DeadLetterNonFinite     = "non_finite"     // the model produced NaN or Inf for the event
+	DeadLetterMaxDeliveries = "max_deliveries" // the event failed on its last allowed delivery
+)
+
+// Worker is what an inference pool worker exports.
+type Worker struct {
+	// EventsPredicted counts events whose prediction was stored and acknowledged.
+	EventsPredicted prometheus.Counter
+	// DeadLetters counts events sent to the dead-letter subject, by reason.
+	DeadLetters *prometheus.CounterVec
+	// BatchDuration observes fetch-to-ack time of each batch.
+	BatchDuration prometheus.Histogram
+	// BatchSize observes the events of each fetched batch.
+	BatchSize prometheus.Histogram
+	// EventLatency observes the time from ingestion receiving an event to its prediction being
+	// stored: what a client waiting for a prediction sees.
+	EventLatency prometheus.Histogram
+	// Failures counts batches that failed and were left for redelivery, by stage.
+	Failures *prometheus.CounterVec
+}
+
+// NewWorker creates the worker metrics and registers them on reg.
+func NewWorker(reg prometheus.Registerer) (*Worker, error) {
+	m := &Worker{
+		EventsPredicted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "freightcast_worker_events_predicted_total",
+			Help: "Events whose prediction was stored and whose queue message was acknowledged.",
+		}),
+		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "freightcast_worker_dead_letters_total",
+			Help: "Events sent to the pipeline's dead-letter subject, by reason.",
+		}, []string{"reason"}),
+		BatchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "freightcast_worker_batch_duration_seconds",
+			Help:    "Time from receiving a batch from the queue to acknowledging it.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		BatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "freightcast_worker_batch_size",
+			Help:    "Events per batch fetched from the queue.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 13),
+		}),
+		EventLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "freightcast_worker_event_latency_seconds",
+			Help:    "Time from ingestion receiving an event to its prediction being stored.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		Failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "freightcast_worker_batch_failures_total",
+			Help: "Batches left unacknowledged for redelivery, by the stage that failed.",
+		}, []string{"stage"}),
+	}
+	for _, c := range []prometheus.Collector{m.EventsPredicted, m.DeadLetters, m.BatchDuration, m.BatchSize, m.EventLatency, m.Failures} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,349 @@
+// Package worker is the inference pool: it consumes a pipeline's events from the JetStream
+// consumer in batches, runs the model, stores each prediction (predictions stream, message id =
+// event id, and the predictions bucket, key = event id, written only if absent), and acknowledges
+// the events only after every prediction is stored. A crash at any point leaves the events
+// unacknowledged, so they are redelivered; the id-keyed writes make the redelivery invisible in
+// the results. It knows nothing of Kubernetes.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/freightcast/freightcast/internal/event"
+	"github.com/freightcast/freightcast/internal/metrics"
+	"github.com/freightcast/freightcast/internal/model"
+	"github.com/freightcast/freightcast/internal/queue"
+)
+
+// Header names on dead letters.
+const (
+	HeaderReason  = "Freightcast-Dead-Letter-Reason"
+	HeaderError   = "Freightcast-Dead-Letter-Error"
+	HeaderEventID = "Freightcast-Event-Id"
+	HeaderSeq     = "Freightcast-Stream-Sequence"
+)
+
+// Config is what a Worker needs.
+type Config struct {
+	// JetStream is the connection to the pipeline's server.
+	JetStream jetstream.JetStream
+	// Topology names the stream, consumer, subjects and bucket.
+	Topology queue.Topology
+	// Model scores the events; its first input takes the features, one row per event.
+	Model model.Runtime
+	// ModelName and ModelVersion are written into every prediction.
+	ModelName, ModelVersion string
+	// BatchSize is the most events scored in one model run.
+	BatchSize int
+	// MaxDeliver is the consumer's delivery limit: an event failing on its last delivery is
+	// dead-lettered instead of lost.
+	MaxDeliver int
+	// BatchLinger is how long a batch waits for more events once it has one; zero picks 500µs.
+	// It trades a little latency for fuller batches under load.
+	BatchLinger time.Duration
+	// StoreTimeout bounds the wait for the server to confirm a batch's predictions.
+	StoreTimeout time.Duration
+	// Metrics records what the worker does; required.
+	Metrics *metrics.Worker
+	// Logger logs failures; nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Worker consumes one pipeline's queue. Several Workers, in one process or many, share the
+// durable consumer; the server spreads events among them.
+type Worker struct {
+	cfg      Config
+	features int
+	outputs  []model.TensorInfo
+	bucket   string
+	in       []float32
+	out      [][]float32
+}
+
+// New checks cfg against the model and sizes the batch buffers once.
+func New(cfg Config) (*Worker, error) {
+	switch {
+	case cfg.JetStream == nil:
+		return nil, errors.New("worker: no JetStream connection")
+	case cfg.Model == nil:
+		return nil, errors.New("worker: no model")
+	case cfg.Metrics == nil:
+		return nil, errors.New("worker: no metrics")
+	case cfg.BatchSize <= 0:
+		return nil, fmt.Errorf("worker: batch size must be positive, got %d", cfg.BatchSize)
+	case cfg.MaxDeliver <= 0:
+		return nil, fmt.Errorf("worker: max deliver must be positive, got %d", cfg.MaxDeliver)
+	case cfg.Topology.Stream == "" || cfg.Topology.Consumer == "" || cfg.Topology.Bucket == "":
+		return nil, fmt.Errorf("worker: incomplete topology %+v", cfg.Topology)
+	}
+	meta := cfg.Model.Metadata()
+	if len(meta.Inputs) != 1 {
+		return nil, fmt.Errorf("worker: the model has %d inputs; a pipeline model takes one feature tensor", len(meta.Inputs))
+	}
+	if cfg.BatchLinger == 0 {
+		cfg.BatchLinger = 500 * time.Microsecond
+	}
+	if cfg.StoreTimeout == 0 {
+		cfg.StoreTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	w := &Worker{
+		cfg:      cfg,
+		features: meta.Inputs[0].RowSize(),
+		outputs:  meta.Outputs,
+		bucket:   "$KV." + cfg.Topology.Bucket + ".",
+		in:       make([]float32, cfg.BatchSize*meta.Inputs[0].RowSize()),
+		out:      make([][]float32, len(meta.Outputs)),
+	}
+	for i, o := range meta.Outputs {
+		w.out[i] = make([]float32, cfg.BatchSize*o.RowSize())
+	}
+	return w, nil
+}
+
+// Run consumes until ctx is cancelled. Then it stops pulling, finishes and acknowledges the
+// events it already holds, and returns: a scale-in loses nothing and strands nothing until the
+// ack wait expires. A Worker runs one Run at a time.
+func (w *Worker) Run(ctx context.Context) error {
+	consumer, err := w.cfg.JetStream.Consumer(ctx, w.cfg.Topology.Stream, w.cfg.Topology.Consumer)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	it, err := consumer.Messages(jetstream.PullMaxMessages(2 * w.cfg.BatchSize))
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	defer it.Stop()
+
+	batch := make([]jetstream.Msg, 0, w.cfg.BatchSize)
+	draining := false
+	for {
+		var first jetstream.Msg
+		if draining {
+			first, err = it.Next()
+		} else {
+			first, err = it.Next(jetstream.NextContext(ctx))
+		}
+		switch {
+		case err == nil:
+		case !draining && ctx.Err() != nil:
+			// Stop pulling; what the server already sent us is still delivered by Next.
+			it.Drain()
+			draining = true
+			continue
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+			return nil
+		default:
+			// A dropped connection: the iterator resumes when it is back.
+			w.cfg.Logger.Warn("worker: next message", "error", err)
+			continue
+		}
+		batch = append(batch[:0], first)
+		for len(batch) < w.cfg.BatchSize {
+			m, err := it.Next(jetstream.NextMaxWait(w.cfg.BatchLinger))
+			if err != nil {
+				break
+			}
+			batch = append(batch, m)
+		}
+		// The batch is finished even after cancellation: its events are ours until acknowledged.
+		w.Handle(context.WithoutCancel(ctx), batch)
+	}
+}
+
+// pending is one event of a batch on its way to being stored.
+type pending struct {
+	msg jetstream.Msg
+	ev  event.Event
+}
+
+// Handle scores and stores one batch, then acknowledges it. Events that can never be predicted
+// are dead-lettered and acknowledged; when storing fails, the batch is left unacknowledged so
+// the queue redelivers it, or dead-lettered on its last allowed delivery.
+func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
+	start := w.cfg.Now()
+	w.cfg.Metrics.BatchSize.Observe(float64(len(msgs)))
+	good := make([]pending, 0, len(msgs))
+	for _, m := range msgs {
+		ev, err := event.Decode(m.Data())
+		switch {
+		case err != nil:
+			w.deadLetter(ctx, m, "", metrics.DeadLetterUndecodable, err)
+		case len(ev.Features) != w.features:
+			w.deadLetter(ctx, m, ev.ID, metrics.DeadLetterFeatureCount,
+				fmt.Errorf("event has %d features, the model takes %d", len(ev.Features), w.features))
+		default:
+			good = append(good, pending{msg: m, ev: ev})
+		}
+	}
+	if len(good) == 0 {
+		return
+	}
+
+	for i, p := range good {
+		row := w.in[i*w.features : (i+1)*w.features]
+		for j, f := range p.ev.Features {
+			row[j] = float32(f)
+		}
+	}
+	outs := make([][]float32, len(w.out))
+	for j, o := range w.outputs {
+		outs[j] = w.out[j][:len(good)*o.RowSize()]
+	}
+	if err := w.cfg.Model.Run(len(good), [][]float32{w.in[:len(good)*w.features]}, outs); err != nil {
+		w.fail(ctx, good, "model", err)
+		return
+	}
+
+	now := w.cfg.Now()
+	futures := make([]jetstream.PubAckFuture, 0, 2*len(good))
+	stored := make([]pending, 0, len(good))
+	for i, p := range good {
+		rec, err := w.record(p.ev, i, now)
+		if err != nil {
+			w.deadLetter(ctx, p.msg, p.ev.ID, metrics.DeadLetterNonFinite, err)
+			continue
+		}
+		pf, err := w.cfg.JetStream.PublishMsgAsync(&nats.Msg{Subject: w.cfg.Topology.PredictionSubject, Data: rec},
+			jetstream.WithMsgID(p.ev.ID))
+		if err != nil {
+			w.fail(ctx, good, "publish", err)
+			return
+		}
+		// Written only if absent: a redelivered event's prediction must not replace the first.
+		kf, err := w.cfg.JetStream.PublishMsgAsync(&nats.Msg{Subject: w.bucket + p.ev.ID, Data: rec},
+			jetstream.WithExpectLastSequencePerSubject(0))
+		if err != nil {
+			w.fail(ctx, good, "publish", err)
+			return
+		}
+		futures = append(futures, pf, kf)
+		stored = append(stored, p)
+	}
+	if err := w.awaitAcks(ctx, futures); err != nil {
+		w.fail(ctx, stored, "store", err)
+		return
+	}
+	for _, p := range stored {
+		if err := p.msg.Ack(); err != nil {
+			// The prediction is stored; a redelivery will find it and change nothing.
+			w.cfg.Logger.Warn("worker: ack", "event", p.ev.ID, "error", err)
+			continue
+		}
+		w.cfg.Metrics.EventLatency.Observe(now.Sub(p.ev.ReceivedAt).Seconds())
+	}
+	w.cfg.Metrics.EventsPredicted.Add(float64(len(stored)))
+	w.cfg.Metrics.BatchDuration.Observe(w.cfg.Now().Sub(start).Seconds())
+}
+
+// record encodes the prediction of the i-th row of the last model run.
+func (w *Worker) record(ev event.Event, i int, now time.Time) ([]byte, error) {
+	outputs := make(map[string][]float64, len(w.outputs))
+	for j, o := range w.outputs {
+		n := o.RowSize()
+		vals := make([]float64, n)
+		for k, v := range w.out[j][i*n : (i+1)*n] {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return nil, fmt.Errorf("output %s[%d] is %v", o.Name, k, v)
+			}
+			vals[k] = float64(v)
+		}
+		outputs[o.Name] = vals
+	}
+	return event.EncodePrediction(event.Prediction{
+		ID: ev.ID, Model: w.cfg.ModelName, ModelVersion: w.cfg.ModelVersion, Outputs: outputs,
+		Shipment: ev.Shipment, ReceivedAt: ev.ReceivedAt, PredictedAt: now,
+	})
+}
+
+// awaitAcks waits for every publish of a batch. A bucket write refused because the key exists
+// means an earlier delivery already stored this prediction: that is success.
+func (w *Worker) awaitAcks(ctx context.Context, futures []jetstream.PubAckFuture) error {
+	timeout := time.NewTimer(w.cfg.StoreTimeout)
+	defer timeout.Stop()
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			var apiErr *jetstream.APIError
+			if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+				apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+				continue
+			}
+			return err
+		case <-timeout.C:
+			return fmt.Errorf("no acknowledgement within %s", w.cfg.StoreTimeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// fail handles a batch that could not be stored: events on their last allowed delivery are
+// dead-lettered (the queue would drop them otherwise); the rest are negatively acknowledged so
+// that they come back soon, to this worker or another.
+func (w *Worker) fail(ctx context.Context, batch []pending, stage string, err error) {
+	w.cfg.Metrics.Failures.WithLabelValues(stage).Inc()
+	w.cfg.Logger.Error("worker: batch failed; leaving it for redelivery", "stage", stage, "events", len(batch), "error", err)
+	for _, p := range batch {
+		if meta, merr := p.msg.Metadata(); merr == nil && meta.NumDelivered >= uint64(w.cfg.MaxDeliver) {
+			w.deadLetter(ctx, p.msg, p.ev.ID, metrics.DeadLetterMaxDeliveries, fmt.Errorf("%s: %w", stage, err))
+			continue
+		}
+		_ = p.msg.NakWithDelay(time.Second)
+	}
+}
+
+// deadLetter publishes the original message with the reason to the dead-letter subject, then
+// acknowledges it. If the dead letter cannot be stored, the event stays in the queue.
+func (w *Worker) deadLetter(ctx context.Context, m jetstream.Msg, id, reason string, cause error) {
+	dl := nats.NewMsg(w.cfg.Topology.DeadLetterSubject)
+	dl.Data = m.Data()
+	dl.Header.Set(HeaderReason, reason)
+	dl.Header.Set(HeaderError, truncate(cause.Error(), 1024))
+	if id != "" {
+		dl.Header.Set(HeaderEventID, id)
+	}
+	msgID := "deadletter"
+	if meta, err := m.Metadata(); err == nil {
+		seq := strconv.FormatUint(meta.Sequence.Stream, 10)
+		dl.Header.Set(HeaderSeq, seq)
+		msgID += "-" + seq
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.StoreTimeout)
+	defer cancel()
+	if _, err := w.cfg.JetStream.PublishMsg(ctx, dl, jetstream.WithMsgID(msgID)); err != nil {
+		w.cfg.Logger.Error("worker: dead letter not stored; the event stays queued", "event", id, "reason", reason, "error", err)
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
+	w.cfg.Metrics.DeadLetters.WithLabelValues(reason).Inc()
+	w.cfg.Logger.Warn("worker: dead-lettered an event", "event", id, "reason", reason, "error", cause)
+	if err := m.Ack(); err != nil {
+		w.cfg.Logger.Warn("worker: ack of a dead letter", "event", id, "error", err)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -1,0 +1,407 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/freightcast/freightcast/internal/event"
+	"github.com/freightcast/freightcast/internal/metrics"
+	"github.com/freightcast/freightcast/internal/model"
+	"github.com/freightcast/freightcast/internal/natstest"
+	"github.com/freightcast/freightcast/internal/queue"
+)
+
+// freightModel loads the committed freight delay-risk model: the real runtime on the real file.
+func freightModel(t testing.TB) *model.Model {
+	t.Helper()
+	_, self, _, _ := runtime.Caller(0)
+	m, err := model.LoadFile(filepath.Join(filepath.Dir(self), "..", "..", "models", "freight-delay-risk.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+type harness struct {
+	t     testing.TB
+	srv   *natstest.Server
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	spec  queue.Spec
+	model *model.Model
+}
+
+func newHarness(t testing.TB, ackWait time.Duration) *harness {
+	t.Helper()
+	srv := natstest.Start(t)
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := queue.Spec{
+		Topology: queue.TopologyFor("test", "orders"),
+		Limits: queue.Limits{MaxMessages: 1_000_000, MaxBytes: 1 << 30, MaxAge: time.Hour, DuplicateWindow: 2 * time.Minute,
+			AckWait: ackWait, MaxDeliver: 3, MaxAckPending: 10_000, PredictionRetention: time.Hour},
+	}
+	if _, err := queue.Provision(context.Background(), js, spec); err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, srv: srv, nc: nc, js: js, spec: spec, model: freightModel(t)}
+}
+
+// newWorker builds a worker on its own connection, so a test can drop that connection as a
+// crashed pod would.
+func (h *harness) newWorker(batch int) (*Worker, *nats.Conn, *metrics.Worker) {
+	h.t.Helper()
+	nc, err := nats.Connect(h.srv.URL())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	m, err := metrics.NewWorker(prometheus.NewRegistry())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	w, err := New(Config{JetStream: js, Topology: h.spec.Topology, Model: h.model, ModelName: "freight-delay-risk",
+		ModelVersion: "1", BatchSize: batch, MaxDeliver: h.spec.MaxDeliver, Metrics: m})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return w, nc, m
+}
+
+// features returns a plausible feature row for event i.
+func features(i int) []float64 {
+	mode := i % 4
+	return []float64{float64(200 + i%5000), b(mode == 0), b(mode == 1), b(mode == 2), b(mode == 3),
+		0.6 + float64(i%40)/100, float64(i%10) / 10, float64(i%7) / 7, math.Sin(float64(i)), math.Cos(float64(i)),
+		float64(i%5) / 5, float64(i % 72)}
+}
+
+func b(v bool) float64 {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+func (h *harness) publish(ids ...string) {
+	h.t.Helper()
+	for _, id := range ids {
+		var i int
+		fmt.Sscanf(id, "e%d", &i)
+		data, err := event.Encode(&event.Event{ID: id, Features: features(i), ReceivedAt: time.Now(),
+			Shipment: []byte(fmt.Sprintf(`{"ref":%q}`, id))})
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if _, err := h.js.Publish(context.Background(), h.spec.Subject, data, jetstream.WithMsgID(id)); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+}
+
+func ids(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("e%d", i)
+	}
+	return out
+}
+
+// want is the model's own answer for event i, computed apart from the worker.
+func (h *harness) want(i int) float64 {
+	in := make([]float32, 12)
+	for j, f := range features(i) {
+		in[j] = float32(f)
+	}
+	out := make([]float32, 1)
+	if err := h.model.Run(1, [][]float32{in}, [][]float32{out}); err != nil {
+		h.t.Fatal(err)
+	}
+	return float64(out[0])
+}
+
+// waitPredicted waits until n predictions are in the bucket.
+func (h *harness) waitPredicted(n int, timeout time.Duration) {
+	h.t.Helper()
+	kv, err := h.js.KeyValue(context.Background(), h.spec.Bucket)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := kv.Status(context.Background())
+		if err == nil && int(st.Values()) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%v predictions after %s, want %d (err %v)", st.Values(), timeout, n, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkExactlyOnce asserts one prediction record per id, each the model's answer, nothing left
+// in the queue, and one prediction message per id in the output stream.
+func (h *harness) checkExactlyOnce(idList []string) {
+	h.t.Helper()
+	ctx := context.Background()
+	kv, err := h.js.KeyValue(ctx, h.spec.Bucket)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	st, _ := kv.Status(ctx)
+	if int(st.Values()) != len(idList) {
+		h.t.Errorf("bucket holds %d values, want %d (one per event)", st.Values(), len(idList))
+	}
+	for _, id := range idList {
+		entry, err := kv.Get(ctx, id)
+		if err != nil {
+			h.t.Fatalf("prediction %s: %v", id, err)
+		}
+		if entry.Revision() == 0 {
+			h.t.Errorf("prediction %s has revision 0", id)
+		}
+		p, err := event.DecodePrediction(entry.Value())
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		var i int
+		fmt.Sscanf(id, "e%d", &i)
+		if got := p.Outputs["delay_risk"]; len(got) != 1 || math.Abs(got[0]-h.want(i)) > 1e-6 {
+			h.t.Errorf("prediction %s = %v, want %v", id, got, h.want(i))
+		}
+		if string(p.Shipment) != fmt.Sprintf(`{"ref":%q}`, id) || p.Model != "freight-delay-risk" {
+			h.t.Errorf("prediction %s = %+v", id, p)
+		}
+	}
+	stream, err := h.js.Stream(ctx, h.spec.Stream)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if info.State.Msgs != 0 {
+		h.t.Errorf("%d events still queued after all were predicted", info.State.Msgs)
+	}
+	out, err := h.js.Stream(ctx, h.spec.OutputStream)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	outInfo, err := out.Info(ctx, jetstream.WithSubjectFilter(h.spec.PredictionSubject))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if got := outInfo.State.Subjects[h.spec.PredictionSubject]; int(got) != len(idList) {
+		h.t.Errorf("predictions stream holds %d messages, want %d", got, len(idList))
+	}
+}
+
+func runWorker(ctx context.Context, t testing.TB, w *Worker) (wait func()) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := w.Run(ctx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	return wg.Wait
+}
+
+func TestWorkerPredictsEveryEventOnce(t *testing.T) {
+	h := newHarness(t, 30*time.Second)
+	all := ids(2000)
+	h.publish(all...)
+	ctx, cancel := context.WithCancel(context.Background())
+	w1, _, m1 := h.newWorker(64)
+	w2, _, m2 := h.newWorker(64)
+	wait1, wait2 := runWorker(ctx, t, w1), runWorker(ctx, t, w2)
+	h.waitPredicted(len(all), 30*time.Second)
+	cancel()
+	wait1()
+	wait2()
+	h.checkExactlyOnce(all)
+	if got := testutil.ToFloat64(m1.EventsPredicted) + testutil.ToFloat64(m2.EventsPredicted); got != float64(len(all)) {
+		t.Errorf("workers report %v events predicted, want %d", got, len(all))
+	}
+}
+
+func TestWorkerKilledMidBatchLosesNothing(t *testing.T) {
+	h := newHarness(t, time.Second)
+	all := ids(300)
+	h.publish(all...)
+
+	// A worker takes a batch and dies before acknowledging: its connection drops.
+	_, crashed, _ := h.newWorker(100)
+	js, _ := jetstream.New(crashed)
+	cons, err := js.Consumer(context.Background(), h.spec.Stream, h.spec.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(100, jetstream.FetchMaxWait(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := 0
+	for range batch.Messages() {
+		held++
+	}
+	if held != 100 {
+		t.Fatalf("the doomed worker got %d events, want 100", held)
+	}
+	crashed.Close()
+
+	// Another worker finishes everything once the ack wait hands the held events back.
+	ctx, cancel := context.WithCancel(context.Background())
+	w, _, _ := h.newWorker(64)
+	wait := runWorker(ctx, t, w)
+	h.waitPredicted(len(all), 30*time.Second)
+	cancel()
+	wait()
+	h.checkExactlyOnce(all)
+}
+
+func TestWorkerStopsCleanlyOnCancel(t *testing.T) {
+	h := newHarness(t, 30*time.Second)
+	all := ids(3000)
+	h.publish(all...)
+	ctx, cancel := context.WithCancel(context.Background())
+	w, _, m := h.newWorker(32)
+	wait := runWorker(ctx, t, w)
+	// Stop it as SIGTERM would, in the middle of the backlog.
+	for testutil.ToFloat64(m.EventsPredicted) < 200 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	wait()
+	stopped := int(testutil.ToFloat64(m.EventsPredicted))
+
+	// Nothing the stopped worker held is stranded: a second worker finishes the rest at once,
+	// well before the 30 s ack wait would hand back anything unacknowledged.
+	w2, _, m2 := h.newWorker(64)
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	wait2 := runWorker(ctx2, t, w2)
+	h.waitPredicted(len(all), 20*time.Second)
+	cancel2()
+	wait2()
+	h.checkExactlyOnce(all)
+	if rest := int(testutil.ToFloat64(m2.EventsPredicted)); stopped+rest != len(all) {
+		t.Errorf("first worker %d + second %d predictions, want %d in all", stopped, rest, len(all))
+	}
+}
+
+func TestWorkerKeepsTheFirstPredictionOfARedeliveredEvent(t *testing.T) {
+	h := newHarness(t, 30*time.Second)
+	ctx := context.Background()
+	kv, err := h.js.KeyValue(ctx, h.spec.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An earlier delivery stored e7's prediction and died before its ack.
+	first := []byte(`{"v":1,"id":"e7","model":"freight-delay-risk","modelVersion":"1","outputs":{"delay_risk":[0.25]},"receivedAt":"2026-11-27T08:00:00Z","predictedAt":"2026-11-27T08:00:01Z"}`)
+	if _, err := kv.Create(ctx, "e7", first); err != nil {
+		t.Fatal(err)
+	}
+	h.publish("e7")
+	w, _, m := h.newWorker(8)
+	runCtx, cancel := context.WithCancel(ctx)
+	wait := runWorker(runCtx, t, w)
+	for testutil.ToFloat64(m.EventsPredicted) < 1 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	wait()
+	entry, err := kv.Get(ctx, "e7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(first), string(entry.Value())); diff != "" || entry.Revision() != 1 {
+		t.Errorf("the redelivery replaced the stored prediction (revision %d):\n%s", entry.Revision(), diff)
+	}
+}
+
+func TestWorkerDeadLettersWhatItCannotPredict(t *testing.T) {
+	h := newHarness(t, 30*time.Second)
+	ctx := context.Background()
+	short, _ := event.Encode(&event.Event{ID: "short", Features: []float64{1, 2, 3}, ReceivedAt: time.Now()})
+	huge := features(1)
+	huge[0] = math.MaxFloat64 // finite in, but no finite risk out of float32 arithmetic
+	hugeMsg, _ := event.Encode(&event.Event{ID: "huge", Features: huge, ReceivedAt: time.Now()})
+	bodies := map[string][]byte{"garbage": []byte("not an event"), "short": short, "huge": hugeMsg}
+	for id, data := range bodies {
+		if _, err := h.js.Publish(ctx, h.spec.Subject, data, jetstream.WithMsgID(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.publish("e1")
+
+	w, _, m := h.newWorker(16)
+	runCtx, cancel := context.WithCancel(ctx)
+	wait := runWorker(runCtx, t, w)
+	h.waitPredicted(1, 10*time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(m.DeadLetters.WithLabelValues(metrics.DeadLetterUndecodable))+
+		testutil.ToFloat64(m.DeadLetters.WithLabelValues(metrics.DeadLetterFeatureCount))+
+		testutil.ToFloat64(m.DeadLetters.WithLabelValues(metrics.DeadLetterNonFinite)) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("dead letters not counted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	wait()
+
+	out, err := h.js.Stream(ctx, h.spec.OutputStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for seq := uint64(1); ; seq++ {
+		msg, err := out.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg.Subject != h.spec.DeadLetterSubject {
+			continue
+		}
+		key := msg.Header.Get(HeaderEventID)
+		if key == "" {
+			key = string(msg.Data)
+		}
+		got[key] = msg.Header.Get(HeaderReason)
+	}
+	want := map[string]string{"not an event": metrics.DeadLetterUndecodable, "short": metrics.DeadLetterFeatureCount, "huge": metrics.DeadLetterNonFinite}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("dead letters (-want +got):\n%s", diff)
+	}
+	h.checkExactlyOnce([]string{"e1"})
+}
