@@ -63,6 +63,10 @@ lint: fmt vet ## gofmt and go vet (the linters that build here without downloads
 build: ## Build bin/freightcast.
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/freightcast ./cmd/freightcast
 
+.PHONY: run
+run: build ## The main job: the sample pipeline and model on this machine, on an embedded NATS (Ctrl-C stops it).
+	bin/freightcast run -f config/samples/
+
 .PHONY: envtest
 envtest: ## Build kube-apiserver and etcd for envtest (once; cached outside the clone).
 	@hack/k8s-binaries.sh >/dev/null

@@ -231,3 +231,10 @@ func defaultedPipeline(p *freightcastv1alpha1.FreightPipeline) *freightcastv1alp
 	p.Default()
 	return p
 }
+
+// PipelineConfig renders the data-plane configuration of pipeline p scoring with model on the
+// NATS server at natsURL: what the operator writes into the pipeline's ConfigMap, and what local
+// mode (`freightcast run`) hands its in-process components. Both apply the same defaults.
+func PipelineConfig(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1.PredictionModel, natsURL string) pipelineconfig.Config {
+	return pipelineConfigFor(p, model, natsURL)
+}

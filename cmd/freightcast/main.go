@@ -23,6 +23,7 @@ type command struct {
 
 var commands = map[string]command{
 	"manager": {"run the operator: the PredictionModel and FreightPipeline controllers", runManager},
+	"run":     {"run pipelines and their models on this machine, on an embedded NATS (the main job of `make run`)", runLocal},
 	"version": {"print the version and exit", runVersion},
 	"infer":   {"serve a model over the Open Inference Protocol", runInfer},
 }

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/controllers"
+	"github.com/freightcast/freightcast/internal/local"
+	"github.com/freightcast/freightcast/internal/model"
+	"github.com/freightcast/freightcast/internal/modelsource"
+)
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+type runOptions struct {
+	files      stringList
+	pvcs       stringList
+	dataDir    string
+	natsAddr   string
+	ingestAddr string
+	inferAddr  string
+	workers    int
+	logLevel   string
+}
+
+func parseRunFlags(args []string) (*runOptions, error) {
+	o := &runOptions{}
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.Var(&o.files, "f", "YAML file or directory of PredictionModels, FreightPipelines and model ConfigMaps, as a cluster gets them (repeatable)")
+	fs.Var(&o.pvcs, "pvc", "CLAIM=DIR: serve persistentVolumeClaim model sources of CLAIM from local directory DIR (repeatable)")
+	fs.StringVar(&o.dataDir, "data-dir", "", "JetStream storage directory; events survive a restart on the same dir (default: a new temporary directory)")
+	fs.StringVar(&o.natsAddr, "nats-addr", "127.0.0.1:4222", "address of the embedded NATS server")
+	fs.StringVar(&o.ingestAddr, "ingest-addr", "127.0.0.1:8080", "address of the first pipeline's ingestion API; more pipelines take the next ports")
+	fs.StringVar(&o.inferAddr, "infer-addr", "127.0.0.1:9080", "address of the first model's Open Inference Protocol API; more models take the next ports")
+	fs.IntVar(&o.workers, "workers", 2, "inference workers per pipeline")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return nil, fmt.Errorf("unexpected arguments %q (files go after -f)", fs.Args())
+	case len(o.files) == 0:
+		return nil, errors.New("-f FILE is required: the PredictionModel and FreightPipeline YAML to run")
+	case o.workers < 1:
+		return nil, fmt.Errorf("--workers %d must be at least 1", o.workers)
+	}
+	return o, nil
+}
+
+func runLocal(ctx context.Context, args []string) error {
+	o, err := parseRunFlags(args)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	objs, err := readManifests(o.files)
+	if err != nil {
+		return err
+	}
+	pvcDirs := map[string]string{}
+	for _, p := range o.pvcs {
+		claim, dir, ok := strings.Cut(p, "=")
+		if !ok || claim == "" || dir == "" {
+			return fmt.Errorf("--pvc %q: want CLAIM=DIR", p)
+		}
+		pvcDirs[claim] = dir
+	}
+	if o.dataDir == "" {
+		if o.dataDir, err = os.MkdirTemp("", "freightcast-run-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(o.dataDir)
+	}
+	models, pipelines, err := objs.resolve(ctx, pvcDirs, filepath.Join(o.dataDir, "models"))
+	if err != nil {
+		return err
+	}
+	return local.Run(ctx, local.Options{DataDir: filepath.Join(o.dataDir, "jetstream"), NATSAddr: o.natsAddr,
+		IngestAddr: o.ingestAddr, InferAddr: o.inferAddr, Workers: o.workers, Out: os.Stdout, Logger: log}, models, pipelines)
+}
+
+// manifests are the objects local mode understands, by name.
+type manifests struct {
+	configMaps map[string]*corev1.ConfigMap
+	models     map[string]*freightcastv1alpha1.PredictionModel
+	pipelines  []*freightcastv1alpha1.FreightPipeline
+}
+
+// readManifests decodes every YAML document of the files (directories: their *.yaml and *.yml),
+// strictly: an unknown field or kind is an error naming the file, not something silently skipped.
+func readManifests(paths []string) (*manifests, error) {
+	scheme := runtime.NewScheme()
+	if err := freightcastv1alpha1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := corev1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	decoder := serializer.NewCodecFactory(scheme, serializer.EnableStrict).UniversalDeserializer()
+	m := &manifests{configMaps: map[string]*corev1.ConfigMap{}, models: map[string]*freightcastv1alpha1.PredictionModel{}}
+	var files []string
+	for _, p := range paths {
+		info, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !info.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		for _, pattern := range []string{"*.yaml", "*.yml"} {
+			found, _ := filepath.Glob(filepath.Join(p, pattern))
+			files = append(files, found...)
+		}
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+		for doc := 1; ; doc++ {
+			raw, err := reader.Read()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: document %d: %w", f, doc, err)
+			}
+			if len(bytes.TrimSpace(raw)) == 0 || isOnlyComments(raw) {
+				continue
+			}
+			obj, gvk, err := decoder.Decode(raw, nil, nil)
+			if err != nil {
+				return nil, fmt.Errorf("%s: document %d: %w", f, doc, err)
+			}
+			switch o := obj.(type) {
+			case *corev1.ConfigMap:
+				m.configMaps[o.Name] = o
+			case *freightcastv1alpha1.PredictionModel:
+				o.Default()
+				if _, dup := m.models[o.Name]; dup {
+					return nil, fmt.Errorf("%s: PredictionModel %s is defined twice", f, o.Name)
+				}
+				m.models[o.Name] = o
+			case *freightcastv1alpha1.FreightPipeline:
+				o.Default()
+				m.pipelines = append(m.pipelines, o)
+			default:
+				return nil, fmt.Errorf("%s: document %d: local mode runs PredictionModels, FreightPipelines and their ConfigMaps, not %s", f, doc, gvk.Kind)
+			}
+		}
+	}
+	if len(m.pipelines) == 0 && len(m.models) == 0 {
+		return nil, fmt.Errorf("no PredictionModel or FreightPipeline in %s", strings.Join(paths, ", "))
+	}
+	return m, nil
+}
+
+func isOnlyComments(doc []byte) bool {
+	for _, line := range bytes.Split(doc, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		if len(line) > 0 && line[0] != '#' {
+			return false
+		}
+	}
+	return true
+}
+
+// resolve loads each model from its source and renders each pipeline's config.
+func (m *manifests) resolve(ctx context.Context, pvcDirs map[string]string, cacheDir string) ([]local.Model, []local.Pipeline, error) {
+	runtimes := map[string]*model.Model{}
+	var models []local.Model
+	for name, pm := range m.models {
+		data, err := m.modelBytes(ctx, pm, pvcDirs, cacheDir)
+		if err != nil {
+			return nil, nil, fmt.Errorf("PredictionModel %s: %w", name, err)
+		}
+		rt, err := model.Load(data)
+		if err != nil {
+			return nil, nil, fmt.Errorf("PredictionModel %s: %w", name, err)
+		}
+		if _, err := model.ResolveFeatures(pm.Spec.Features, rt.Metadata()); err != nil {
+			return nil, nil, fmt.Errorf("PredictionModel %s: %w", name, err)
+		}
+		runtimes[name] = rt
+		models = append(models, local.Model{Name: name, Version: pm.Spec.Version, Runtime: rt,
+			MaxBatchSize: int(pm.Spec.Batching.MaxBatchSize), MaxBatchDelay: pm.Spec.Batching.MaxQueueDelay.Duration})
+	}
+	var pipelines []local.Pipeline
+	for _, p := range m.pipelines {
+		pm, ok := m.models[p.Spec.ModelRef.Name]
+		if !ok {
+			return nil, nil, fmt.Errorf("FreightPipeline %s: its model %s is not in the files", p.Name, p.Spec.ModelRef.Name)
+		}
+		if p.Namespace == "" {
+			p.Namespace = "local"
+		}
+		cfg := controllers.PipelineConfig(p, pm, "nats://embedded")
+		features, err := model.ResolveFeatures(cfg.Model.Features, runtimes[pm.Name].Metadata())
+		if err != nil {
+			return nil, nil, fmt.Errorf("FreightPipeline %s: %w", p.Name, err)
+		}
+		pipelines = append(pipelines, local.Pipeline{Config: cfg, Model: runtimes[pm.Name], Features: features})
+	}
+	return models, pipelines, nil
+}
+
+func (m *manifests) modelBytes(ctx context.Context, pm *freightcastv1alpha1.PredictionModel, pvcDirs map[string]string, cacheDir string) ([]byte, error) {
+	src := pm.Spec.Source
+	switch {
+	case src.ConfigMap != nil:
+		cm, ok := m.configMaps[src.ConfigMap.Name]
+		if !ok {
+			return nil, fmt.Errorf("its ConfigMap %s is not in the files", src.ConfigMap.Name)
+		}
+		if b, ok := cm.BinaryData[src.ConfigMap.Key]; ok {
+			return b, nil
+		}
+		if s, ok := cm.Data[src.ConfigMap.Key]; ok {
+			return []byte(s), nil
+		}
+		return nil, fmt.Errorf("ConfigMap %s has no key %q", cm.Name, src.ConfigMap.Key)
+	case src.URI != "":
+		return modelsource.Fetch(ctx, modelsource.Spec{URI: src.URI, SHA256: src.SHA256, CacheDir: cacheDir})
+	case src.PersistentVolumeClaim != nil:
+		dir, ok := pvcDirs[src.PersistentVolumeClaim.ClaimName]
+		if !ok {
+			return nil, fmt.Errorf("its source is PersistentVolumeClaim %s: map it to a local directory with --pvc %s=DIR",
+				src.PersistentVolumeClaim.ClaimName, src.PersistentVolumeClaim.ClaimName)
+		}
+		return modelsource.Fetch(ctx, modelsource.Spec{Path: filepath.Join(dir, filepath.Clean("/"+src.PersistentVolumeClaim.Path))})
+	}
+	return nil, errors.New("it has no source")
+}

@@ -1,0 +1,278 @@
+// Package local runs whole pipelines in one process: an embedded nats-server with JetStream, and
+// for each pipeline its ingestion API, its model's Open Inference Protocol API and its workers —
+// the same packages the operator's pods run, wired together without Kubernetes. It is what
+// `freightcast run` (and `make run`) starts.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/freightcast/freightcast/internal/ingest"
+	"github.com/freightcast/freightcast/internal/metrics"
+	"github.com/freightcast/freightcast/internal/model"
+	"github.com/freightcast/freightcast/internal/oip"
+	"github.com/freightcast/freightcast/internal/pipelineconfig"
+	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/worker"
+)
+
+// Model is a loaded model to serve over the Open Inference Protocol.
+type Model struct {
+	Name, Version string
+	Runtime       model.Runtime
+	MaxBatchSize  int
+	MaxBatchDelay time.Duration
+}
+
+// Pipeline is one pipeline to run. Config.NATSURL is ignored: local mode uses its own server.
+type Pipeline struct {
+	Config pipelineconfig.Config
+	// Model is the runtime of the pipeline's model; Features its resolved feature names.
+	Model    model.Runtime
+	Features []string
+}
+
+// Options configure Run.
+type Options struct {
+	// DataDir is where JetStream keeps its files; events survive a restart on the same dir.
+	DataDir string
+	// NATSAddr is the embedded server's client address ("127.0.0.1:4222").
+	NATSAddr string
+	// IngestAddr and InferAddr are the first listen addresses of the ingestion and OIP APIs;
+	// further pipelines and models take the next ports.
+	IngestAddr, InferAddr string
+	// Workers is the number of workers per pipeline.
+	Workers int
+	// Out receives the endpoint summary a person reads; Logger the logs.
+	Out    io.Writer
+	Logger *slog.Logger
+	// Ready, when set, is called with the endpoints once everything serves.
+	Ready func(Endpoints)
+}
+
+// Endpoints are the URLs Run serves.
+type Endpoints struct {
+	NATS string
+	// Ingest and Infer map pipeline and model names to their base URLs.
+	Ingest map[string]string
+	Infer  map[string]string
+}
+
+// Run starts everything and serves until ctx is cancelled, then stops in order: ingestion first
+// (nothing new comes in), then the workers (they finish their batches), then the OIP servers, then
+// NATS.
+func Run(ctx context.Context, opts Options, models []Model, pipelines []Pipeline) error {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Out == nil {
+		opts.Out = io.Discard
+	}
+	if opts.Workers <= 0 {
+		return fmt.Errorf("local: workers must be positive, got %d", opts.Workers)
+	}
+	log := opts.Logger
+
+	ns, err := startNATS(opts.NATSAddr, opts.DataDir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	}()
+	natsURL := ns.ClientURL()
+	nc, err := nats.Connect(natsURL, nats.Name("freightcast-run"), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1))
+	if err != nil {
+		return fmt.Errorf("local: connecting to the embedded NATS: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+
+	eps := Endpoints{NATS: natsURL, Ingest: map[string]string{}, Infer: map[string]string{}}
+	var servers []*http.Server
+	serveErr := make(chan error, len(models)+len(pipelines))
+	serve := func(addr string, offset int, h http.Handler) (string, *http.Server, error) {
+		ln, err := listenOffset(addr, offset)
+		if err != nil {
+			return "", nil, err
+		}
+		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		go func() {
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- err
+			}
+		}()
+		return "http://" + ln.Addr().String(), hs, nil
+	}
+
+	// Model servers.
+	var oipServers []*oip.Server
+	defer func() {
+		for _, s := range oipServers {
+			s.Close()
+		}
+	}()
+	for i, m := range models {
+		reg := prometheus.NewRegistry()
+		im, err := metrics.NewInference(reg)
+		if err != nil {
+			return err
+		}
+		srv, err := oip.NewServer(oip.Config{ModelName: m.Name, ModelVersion: m.Version, MaxBatchSize: m.MaxBatchSize,
+			MaxBatchDelay: m.MaxBatchDelay, MaxBodyBytes: 4 << 20, Metrics: im, Gatherer: reg, Logger: log.With("model", m.Name)})
+		if err != nil {
+			return err
+		}
+		oipServers = append(oipServers, srv)
+		if err := srv.SetModel(m.Runtime); err != nil {
+			return fmt.Errorf("local: model %s: %w", m.Name, err)
+		}
+		url, hs, err := serve(opts.InferAddr, i, srv)
+		if err != nil {
+			return err
+		}
+		servers = append(servers, hs)
+		eps.Infer[m.Name] = url
+	}
+
+	// Pipelines: queue, ingestion, workers.
+	var ingestServers []*http.Server
+	workersCtx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWorkers()
+	var workers sync.WaitGroup
+	for i, p := range pipelines {
+		cfg := p.Config
+		if _, err := queue.Provision(ctx, js, cfg.Queue); err != nil {
+			return fmt.Errorf("local: provisioning pipeline %s: %w", cfg.Name, err)
+		}
+		reg := prometheus.NewRegistry()
+		h, err := ingest.New(ingest.Config{Conn: nc, Topology: cfg.Queue.Topology, Features: p.Features,
+			MaxBodyBytes: cfg.Ingestion.MaxBodyBytes, TokensFile: cfg.Ingestion.TokensFile, RateLimit: cfg.Ingestion.RateLimit,
+			Registry: reg, Logger: log.With("pipeline", cfg.Name)})
+		if err != nil {
+			return fmt.Errorf("local: pipeline %s: %w", cfg.Name, err)
+		}
+		url, hs, err := serve(opts.IngestAddr, i, h)
+		if err != nil {
+			return err
+		}
+		ingestServers = append(ingestServers, hs)
+		eps.Ingest[cfg.Name] = url
+
+		wm, err := metrics.NewWorker(reg)
+		if err != nil {
+			return err
+		}
+		for range opts.Workers {
+			w, err := worker.New(worker.Config{JetStream: js, Topology: cfg.Queue.Topology, Model: p.Model,
+				ModelName: cfg.Model.Name, ModelVersion: cfg.Model.Version, BatchSize: cfg.Inference.BatchSize,
+				MaxDeliver: cfg.Queue.MaxDeliver, Metrics: wm, Logger: log.With("pipeline", cfg.Name)})
+			if err != nil {
+				return fmt.Errorf("local: pipeline %s: %w", cfg.Name, err)
+			}
+			workers.Add(1)
+			go func() {
+				defer workers.Done()
+				if err := w.Run(workersCtx); err != nil {
+					serveErr <- fmt.Errorf("pipeline %s worker: %w", cfg.Name, err)
+				}
+			}()
+		}
+	}
+
+	printEndpoints(opts.Out, eps)
+	if opts.Ready != nil {
+		opts.Ready(eps)
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-serveErr:
+	}
+
+	shutdown := func(list []*http.Server) {
+		sctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+		defer cancel()
+		for _, s := range list {
+			_ = s.Shutdown(sctx)
+		}
+	}
+	shutdown(ingestServers)
+	stopWorkers()
+	workers.Wait()
+	shutdown(servers)
+	return runErr
+}
+
+func startNATS(addr, dataDir string) (*server.Server, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("local: NATS address %q: %w", addr, err)
+	}
+	port, err := net.LookupPort("tcp", portStr)
+	if err != nil {
+		return nil, fmt.Errorf("local: NATS port %q: %w", portStr, err)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("local: data dir: %w", err)
+	}
+	ns, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: dataDir, NoSigs: true, NoLog: true})
+	if err != nil {
+		return nil, fmt.Errorf("local: NATS: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("local: the embedded NATS did not start on %s", addr)
+	}
+	return ns, nil
+}
+
+// listenOffset listens on addr's port plus offset (port 0 stays 0: any free port).
+func listenOffset(addr string, offset int) (net.Listener, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("local: address %q: %w", addr, err)
+	}
+	port, err := net.LookupPort("tcp", portStr)
+	if err != nil {
+		return nil, fmt.Errorf("local: address %q: %w", addr, err)
+	}
+	if port != 0 {
+		port += offset
+	}
+	return net.Listen("tcp", net.JoinHostPort(host, fmt.Sprint(port)))
+}
+
+func printEndpoints(w io.Writer, eps Endpoints) {
+	fmt.Fprintf(w, "\nFreightcast is running (Ctrl-C stops it).\n\n  NATS JetStream: %s\n", eps.NATS)
+	for name, url := range eps.Ingest {
+		fmt.Fprintf(w, "\n  pipeline %s\n    send events:     curl -XPOST %s/v1/events -H 'Content-Type: application/json' -d @models/freight-delay-risk.events.json\n    read prediction: curl %s/v1/predictions/EVENT_ID\n    metrics:         %s/metrics\n", name, url, url, url)
+	}
+	for name, url := range eps.Infer {
+		fmt.Fprintf(w, "\n  model %s (Open Inference Protocol v2)\n    metadata: curl %s/v2/models/%s\n    infer:    curl -XPOST %s/v2/models/%s/infer -H 'Content-Type: application/json' -d @models/freight-delay-risk.request.json\n", name, url, name, url, name)
+	}
+	fmt.Fprintln(w)
+}
