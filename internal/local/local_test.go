@@ -1,0 +1,301 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/freightcast/freightcast/internal/event"
+	"github.com/freightcast/freightcast/internal/model"
+	"github.com/freightcast/freightcast/internal/pipelineconfig"
+	"github.com/freightcast/freightcast/internal/queue"
+)
+
+func freightModel(t testing.TB) *model.Model {
+	t.Helper()
+	_, self, _, _ := runtime.Caller(0)
+	m, err := model.LoadFile(filepath.Join(filepath.Dir(self), "..", "..", "models", "freight-delay-risk.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func testPipeline(t testing.TB, m *model.Model) Pipeline {
+	return Pipeline{
+		Config: pipelineconfig.Config{
+			Namespace: "local", Name: "orders",
+			Queue: queue.Spec{Topology: queue.TopologyFor("local", "orders"), Limits: queue.Limits{
+				MaxMessages: 1_000_000, MaxBytes: 1 << 30, MaxAge: time.Hour, DuplicateWindow: 10 * time.Minute,
+				AckWait: 30 * time.Second, MaxDeliver: 5, MaxAckPending: 10_000, PredictionRetention: time.Hour}},
+			Model:     pipelineconfig.Model{Name: "freight-delay-risk", Version: "1"},
+			Ingestion: pipelineconfig.Ingestion{MaxBodyBytes: 4 << 20},
+			Inference: pipelineconfig.Inference{BatchSize: 64},
+		},
+		Model:    m,
+		Features: m.Metadata().Features,
+	}
+}
+
+// start runs Run on free loopback ports until the test ends.
+func start(t testing.TB, workers int) Endpoints {
+	return startWith(t, workers, func(*Pipeline) {})
+}
+
+func startWith(t testing.TB, workers int, mutate func(*Pipeline)) Endpoints {
+	t.Helper()
+	m := freightModel(t)
+	p := testPipeline(t, m)
+	mutate(&p)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan Endpoints, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{DataDir: t.TempDir(), NATSAddr: "127.0.0.1:0", IngestAddr: "127.0.0.1:0", InferAddr: "127.0.0.1:0",
+			Workers: workers, Ready: func(e Endpoints) { ready <- e }},
+			[]Model{{Name: "freight-delay-risk", Version: "1", Runtime: m, MaxBatchSize: 64, MaxBatchDelay: time.Millisecond}},
+			[]Pipeline{p})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	select {
+	case e := <-ready:
+		return e
+	case err := <-done:
+		t.Fatalf("Run stopped before it was ready: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run not ready within 30s")
+	}
+	return Endpoints{}
+}
+
+func eventJSON(id string, i int) string {
+	return fmt.Sprintf(`{"id":%q,"features":{"distance_km":%d,"mode_ocean":1,"mode_air":0,"mode_rail":0,"mode_road":0,"carrier_on_time_rate":0.8,"port_congestion_index":%g,"weather_severity":0.2,"month_sin":0.5,"month_cos":0.8,"customs_complexity":0.3,"dwell_time_hours":%d},"shipment":{"ref":%q}}`,
+		id, 100+i%9000, float64(i%10)/10, i%72, id)
+}
+
+type answer struct {
+	Accepted   int `json:"accepted"`
+	Duplicates int `json:"duplicates"`
+}
+
+func post(t testing.TB, url, contentType, body string) answer {
+	t.Helper()
+	resp, err := http.Post(url+"/v1/events", contentType, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", resp.StatusCode, data)
+	}
+	var a answer
+	if err := json.Unmarshal(data, &a); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestTenThousandEventsArePredictedExactlyOnce sends 10,000 distinct events as single JSON
+// objects, JSON arrays and NDJSON, with duplicates across and within bodies, and reads one
+// prediction back for each distinct id.
+func TestTenThousandEventsArePredictedExactlyOnce(t *testing.T) {
+	eps := start(t, 2)
+	url := eps.Ingest["orders"]
+	const n = 10_000
+	id := func(i int) string { return fmt.Sprintf("evt-%05d", i) }
+
+	var mu sync.Mutex
+	var total answer
+	add := func(a answer) {
+		mu.Lock()
+		total.Accepted += a.Accepted
+		total.Duplicates += a.Duplicates
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	// 0–1999: single objects, from 8 clients at once.
+	for c := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := c; i < 2000; i += 8 {
+				add(post(t, url, "application/json", eventJSON(id(i), i)))
+			}
+		}()
+	}
+	// 2000–5999: JSON arrays of 100; 6000–9999: NDJSON of 100. Each body repeats its first event
+	// at the end (a duplicate within the body).
+	for start := 2000; start < n; start += 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var items []string
+			for i := start; i < start+100; i++ {
+				items = append(items, eventJSON(id(i), i))
+			}
+			items = append(items, eventJSON(id(start), start))
+			if start < 6000 {
+				add(post(t, url, "application/json", "["+strings.Join(items, ",")+"]"))
+			} else {
+				add(post(t, url, "application/x-ndjson", strings.Join(items, "\n")+"\n"))
+			}
+		}()
+	}
+	wg.Wait()
+	// A client retrying 500 events it already sent (all singles) gets duplicates, not new events.
+	var retry []string
+	for i := 0; i < 500; i++ {
+		retry = append(retry, eventJSON(id(i), i))
+	}
+	add(post(t, url, "application/json", "["+strings.Join(retry, ",")+"]"))
+	if total.Accepted != n || total.Duplicates != 80+500 {
+		t.Fatalf("accepted %d, duplicates %d; want %d and %d", total.Accepted, total.Duplicates, n, 80+500)
+	}
+
+	// Every distinct id gets exactly one prediction, readable by id.
+	nc, err := nats.Connect(eps.NATS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	topo := queue.TopologyFor("local", "orders")
+	kv, err := js.KeyValue(context.Background(), topo.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, err := kv.Status(context.Background())
+		if err == nil && st.Values() == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d predictions after 60s, want %d", st.Values(), n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for i := 0; i < n; i++ {
+		resp, err := http.Get(url + "/v1/predictions/" + id(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET prediction %s: %d %s", id(i), resp.StatusCode, body)
+		}
+		p, err := event.DecodePrediction(body)
+		if err != nil || p.ID != id(i) || !bytes.Contains(p.Shipment, []byte(id(i))) {
+			t.Fatalf("prediction %s: %+v, %v", id(i), p, err)
+		}
+	}
+	out, err := js.Stream(context.Background(), topo.OutputStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := out.Info(context.Background(), jetstream.WithSubjectFilter(topo.PredictionSubject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.State.Subjects[topo.PredictionSubject]; got != n {
+		t.Errorf("predictions stream holds %d messages, want exactly %d", got, n)
+	}
+}
+
+func TestRunServesTheModelOverOIP(t *testing.T) {
+	eps := start(t, 1)
+	resp, err := http.Post(eps.Infer["freight-delay-risk"]+"/v2/models/freight-delay-risk/infer", "application/json",
+		strings.NewReader(`{"inputs":[{"name":"features","shape":[1,12],"datatype":"FP32","data":[800,0,0,0,1,0.9,0.1,0.1,0.5,0.8,0.1,4]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"delay_risk"`) {
+		t.Fatalf("infer: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestAFullStreamRefusesAndLosesNothingAccepted bursts more events than a tiny stream holds: the
+// overflow gets 503 with Retry-After, and every event that got 202 is predicted.
+func TestAFullStreamRefusesAndLosesNothingAccepted(t *testing.T) {
+	eps := startWith(t, 1, func(p *Pipeline) { p.Config.Queue.MaxMessages = 50 })
+	url := eps.Ingest["orders"]
+	var mu sync.Mutex
+	var acceptedIDs []string
+	refused := 0
+	var wg sync.WaitGroup
+	for b := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var items, ids []string
+			for i := b * 10; i < (b+1)*10; i++ {
+				id := fmt.Sprintf("burst-%04d", i)
+				ids = append(ids, id)
+				items = append(items, eventJSON(id, i))
+			}
+			resp, err := http.Post(url+"/v1/events", "application/json", strings.NewReader("["+strings.Join(items, ",")+"]"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			mu.Lock()
+			defer mu.Unlock()
+			switch resp.StatusCode {
+			case http.StatusAccepted:
+				acceptedIDs = append(acceptedIDs, ids...)
+			case http.StatusServiceUnavailable:
+				if resp.Header.Get("Retry-After") == "" {
+					t.Error("503 without Retry-After")
+				}
+				refused++
+			default:
+				t.Errorf("unexpected status %d", resp.StatusCode)
+			}
+		}()
+	}
+	wg.Wait()
+	if refused == 0 || len(acceptedIDs) == 0 {
+		t.Fatalf("%d bodies refused, %d events accepted: the burst must both fill the 50-event stream and get some events in, or this test proves nothing", refused, len(acceptedIDs))
+	}
+	for _, id := range acceptedIDs {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			resp, err := http.Get(url + "/v1/predictions/" + id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("event %s got 202 but no prediction within 30s", id)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	t.Logf("%d bodies refused with 503, %d events accepted and predicted", refused, len(acceptedIDs))
+}
