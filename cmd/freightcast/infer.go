@@ -36,6 +36,9 @@ type inferOptions struct {
 	maxBatchDelay   time.Duration
 	maxBodyBytes    int64
 	shutdownTimeout time.Duration
+	// client downloads --model-uri; nil means modelsource's default. Tests set it to trust
+	// their TLS server.
+	client *http.Client
 }
 
 func parseInferFlags(args []string) (*inferOptions, error) {
@@ -169,6 +172,7 @@ func loadModel(ctx context.Context, o *inferOptions) (*model.Model, error) {
 		URI:      o.modelURI,
 		SHA256:   o.modelSHA256,
 		CacheDir: o.modelCacheDir,
+		Client:   o.client,
 	})
 	if err != nil {
 		return nil, err
