@@ -31,12 +31,13 @@ func TestParseInferFlags(t *testing.T) {
 		"defaults": {
 			args: []string{"--model-name", "freight", "--model-file", "m.onnx"},
 			want: &inferOptions{addr: ":8080", modelName: "freight", modelVersion: "1", modelFile: "m.onnx",
-				maxBatchSize: 64, maxBatchDelay: 2 * time.Millisecond, maxBodyBytes: 4 << 20, shutdownTimeout: 25 * time.Second},
+				maxBatchSize: 64, maxBatchDelay: 2 * time.Millisecond, maxBodyBytes: 4 << 20, shutdownTimeout: 25 * time.Second,
+				drainDelay: 5 * time.Second},
 		},
 		"uri": {
-			args: []string{"--model-name=m", "--model-uri=https://x/m.onnx", "--model-sha256=ab", "--max-batch-size=8", "--max-batch-delay=0"},
+			args: []string{"--model-name=m", "--model-uri=https://x/m.onnx", "--model-sha256=ab", "--max-batch-size=8", "--max-batch-delay=0", "--shutdown-timeout=10s"},
 			want: &inferOptions{addr: ":8080", modelName: "m", modelVersion: "1", modelURI: "https://x/m.onnx", modelSHA256: "ab",
-				maxBatchSize: 8, maxBodyBytes: 4 << 20, shutdownTimeout: 25 * time.Second},
+				maxBatchSize: 8, maxBodyBytes: 4 << 20, shutdownTimeout: 10 * time.Second, drainDelay: 2 * time.Second},
 		},
 		"no name":       {args: []string{"--model-file", "m.onnx"}, wantErr: "--model-name is required"},
 		"no source":     {args: []string{"--model-name", "m"}, wantErr: "exactly one of --model-file and --model-uri"},
@@ -127,6 +128,43 @@ func TestServeInferEndToEnd(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("serveInfer did not return after cancel")
+	}
+}
+
+// TestServeInferDrains checks that after the signal the server reports not ready but still
+// answers infer requests for the drain delay, then stops.
+func TestServeInferDrains(t *testing.T) {
+	o := defaultOptions("")
+	o.drainDelay = 2 * time.Second
+	base, done, cancel := startInfer(t, o)
+	defer cancel()
+	waitReady(t, base)
+	cancel()
+	deadline := time.Now().Add(time.Second)
+	for {
+		resp, err := http.Get(base + "/v2/health/ready")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readiness still %d a second after the signal", resp.StatusCode)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if code, body := postSample(t, base); code != http.StatusOK {
+		t.Errorf("infer while draining: %d %s", code, body)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serveInfer: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serveInfer did not return after draining")
 	}
 }
 

@@ -473,3 +473,19 @@ func (r *failingRuntime) Run(rows int, in, out [][]float32) error {
 	}
 	return r.Runtime.Run(rows, in, out)
 }
+
+// TestDrain checks that draining turns both readiness endpoints false while infer still answers.
+func TestDrain(t *testing.T) {
+	ts := newTestServer(t, true, nil)
+	ts.oip.Drain()
+	if code, got := ts.do(t, http.MethodGet, "/v2/health/ready", "", ""); code != 503 || got["ready"] != false {
+		t.Errorf("health/ready while draining: %d %v", code, got)
+	}
+	if code, got := ts.do(t, http.MethodGet, "/v2/models/freight/ready", "", ""); code != 503 || got["ready"] != false {
+		t.Errorf("model ready while draining: %d %v", code, got)
+	}
+	body := `{"inputs":[{"name":"features","shape":[1,12],"datatype":"FP32","data":[` + jsonNumbers(featureRow(0)) + `]}]}`
+	if code, got := ts.do(t, http.MethodPost, "/v2/models/freight/infer", "application/json", body); code != 200 {
+		t.Errorf("infer while draining: %d %v", code, got)
+	}
+}
