@@ -36,6 +36,13 @@ type inferOptions struct {
 	maxBatchDelay   time.Duration
 	maxBodyBytes    int64
 	shutdownTimeout time.Duration
+	// drainDelay is how long the server keeps serving with readiness false after SIGTERM, so
+	// that the pod leaves the Service's endpoints before the listener closes. A fifth of the
+	// shutdown timeout, at most 5 s.
+	drainDelay time.Duration
+	// client downloads --model-uri; nil means modelsource's default. Tests set it to trust
+	// their TLS server.
+	client *http.Client
 }
 
 func parseInferFlags(args []string) (*inferOptions, error) {
@@ -52,7 +59,7 @@ func parseInferFlags(args []string) (*inferOptions, error) {
 	fs.IntVar(&o.maxBatchSize, "max-batch-size", 64, "most rows merged into one model run")
 	fs.DurationVar(&o.maxBatchDelay, "max-batch-delay", 2*time.Millisecond, "longest a batch waits for requests that are being decoded")
 	fs.Int64Var(&o.maxBodyBytes, "max-body-bytes", 4<<20, "largest infer request body accepted")
-	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 25*time.Second, "how long in-flight requests may take to finish on SIGTERM")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 25*time.Second, "how long the process may take to exit on SIGTERM: a drain with readiness false (a fifth, at most 5s), then in-flight requests finish")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -72,6 +79,7 @@ func parseInferFlags(args []string) (*inferOptions, error) {
 	case o.shutdownTimeout <= 0:
 		return nil, fmt.Errorf("--shutdown-timeout %v must be positive", o.shutdownTimeout)
 	}
+	o.drainDelay = min(5*time.Second, o.shutdownTimeout/5)
 	return o, nil
 }
 
@@ -149,8 +157,17 @@ func serveInfer(ctx context.Context, o *inferOptions, ln net.Listener, log *slog
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "timeout", o.shutdownTimeout.String())
-	return shutdown(hs, o.shutdownTimeout, log)
+	log.Info("draining: readiness is false, requests are still served", "for", o.drainDelay.String())
+	srv.Drain()
+	select {
+	case <-time.After(o.drainDelay):
+	case err := <-served:
+		return err
+	}
+	// The drain is part of the shutdown budget, so the whole exit stays within --shutdown-timeout.
+	rest := o.shutdownTimeout - o.drainDelay
+	log.Info("shutting down", "timeout", rest.String())
+	return shutdown(hs, rest, log)
 }
 
 func shutdown(hs *http.Server, timeout time.Duration, log *slog.Logger) error {
@@ -169,6 +186,7 @@ func loadModel(ctx context.Context, o *inferOptions) (*model.Model, error) {
 		URI:      o.modelURI,
 		SHA256:   o.modelSHA256,
 		CacheDir: o.modelCacheDir,
+		Client:   o.client,
 	})
 	if err != nil {
 		return nil, err

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -28,12 +31,13 @@ func TestParseInferFlags(t *testing.T) {
 		"defaults": {
 			args: []string{"--model-name", "freight", "--model-file", "m.onnx"},
 			want: &inferOptions{addr: ":8080", modelName: "freight", modelVersion: "1", modelFile: "m.onnx",
-				maxBatchSize: 64, maxBatchDelay: 2 * time.Millisecond, maxBodyBytes: 4 << 20, shutdownTimeout: 25 * time.Second},
+				maxBatchSize: 64, maxBatchDelay: 2 * time.Millisecond, maxBodyBytes: 4 << 20, shutdownTimeout: 25 * time.Second,
+				drainDelay: 5 * time.Second},
 		},
 		"uri": {
-			args: []string{"--model-name=m", "--model-uri=https://x/m.onnx", "--model-sha256=ab", "--max-batch-size=8", "--max-batch-delay=0"},
+			args: []string{"--model-name=m", "--model-uri=https://x/m.onnx", "--model-sha256=ab", "--max-batch-size=8", "--max-batch-delay=0", "--shutdown-timeout=10s"},
 			want: &inferOptions{addr: ":8080", modelName: "m", modelVersion: "1", modelURI: "https://x/m.onnx", modelSHA256: "ab",
-				maxBatchSize: 8, maxBodyBytes: 4 << 20, shutdownTimeout: 25 * time.Second},
+				maxBatchSize: 8, maxBodyBytes: 4 << 20, shutdownTimeout: 10 * time.Second, drainDelay: 2 * time.Second},
 		},
 		"no name":       {args: []string{"--model-file", "m.onnx"}, wantErr: "--model-name is required"},
 		"no source":     {args: []string{"--model-name", "m"}, wantErr: "exactly one of --model-file and --model-uri"},
@@ -84,30 +88,8 @@ func defaultOptions(features string) *inferOptions {
 func TestServeInferEndToEnd(t *testing.T) {
 	base, done, cancel := startInfer(t, defaultOptions(freightFeatures))
 	defer cancel()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(base + "/v2/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready after 10s (last: %v)", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	body, err := os.ReadFile("../../models/freight-delay-risk.request.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Post(base+"/v2/models/freight/infer", "application/json", strings.NewReader(string(body)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	waitReady(t, base)
+	code, raw := postSample(t, base)
 	var got struct {
 		ID      string `json:"id"`
 		Outputs []struct {
@@ -116,8 +98,8 @@ func TestServeInferEndToEnd(t *testing.T) {
 			Data  []float64 `json:"data"`
 		} `json:"outputs"`
 	}
-	if err := json.Unmarshal(raw, &got); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("status %d, body %s, %v", resp.StatusCode, raw, err)
+	if err := json.Unmarshal([]byte(raw), &got); err != nil || code != 200 {
+		t.Fatalf("status %d, body %s, %v", code, raw, err)
 	}
 	if got.ID != "sample-1" || len(got.Outputs) != 1 || got.Outputs[0].Name != "delay_risk" || !cmp.Equal(got.Outputs[0].Shape, []int{2, 1}) {
 		t.Fatalf("response %s", raw)
@@ -147,6 +129,116 @@ func TestServeInferEndToEnd(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("serveInfer did not return after cancel")
 	}
+}
+
+// TestServeInferDrains checks that after the signal the server reports not ready but still
+// answers infer requests for the drain delay, then stops.
+func TestServeInferDrains(t *testing.T) {
+	o := defaultOptions("")
+	o.drainDelay = 2 * time.Second
+	base, done, cancel := startInfer(t, o)
+	defer cancel()
+	waitReady(t, base)
+	cancel()
+	deadline := time.Now().Add(time.Second)
+	for {
+		resp, err := http.Get(base + "/v2/health/ready")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readiness still %d a second after the signal", resp.StatusCode)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if code, body := postSample(t, base); code != http.StatusOK {
+		t.Errorf("infer while draining: %d %s", code, body)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serveInfer: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serveInfer did not return after draining")
+	}
+}
+
+// TestServeInferFromURI serves the model from an https URI pinned by its digest, and refuses a
+// wrong digest.
+func TestServeInferFromURI(t *testing.T) {
+	data, err := os.ReadFile(freightModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(data) }))
+	defer ts.Close()
+	sum := sha256.Sum256(data)
+	good := hex.EncodeToString(sum[:])
+	uriOptions := func(digest string) *inferOptions {
+		o := defaultOptions("")
+		o.modelFile, o.modelURI, o.modelSHA256, o.modelCacheDir, o.client = "", ts.URL+"/m.onnx", digest, t.TempDir(), ts.Client()
+		return o
+	}
+
+	base, done, cancel := startInfer(t, uriOptions(good))
+	waitReady(t, base)
+	code, body := postSample(t, base)
+	if code != http.StatusOK || !strings.Contains(body, `"id":"sample-1"`) {
+		t.Errorf("infer: %d %s", code, body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("serveInfer: %v", err)
+	}
+
+	_, done, cancel = startInfer(t, uriOptions(strings.Repeat("0", 64)))
+	defer cancel()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "SHA-256 mismatch") {
+			t.Errorf("error %v, want a SHA-256 mismatch", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("served a model whose digest does not match")
+	}
+}
+
+func waitReady(t *testing.T, base string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(base + "/v2/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready after 10s (last: %v)", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func postSample(t *testing.T, base string) (int, string) {
+	t.Helper()
+	body, err := os.ReadFile("../../models/freight-delay-risk.request.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(base+"/v2/models/freight/infer", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw)
 }
 
 func TestServeInferRefusesBadModels(t *testing.T) {

@@ -4,8 +4,9 @@
 // of Go kernels: shapes are inferred once at load, constants are folded, weights are laid out for
 // the kernels, and every buffer is sized in advance, so a run allocates nothing. Axis 0 of every
 // graph input is the batch axis and may take any size; the plan runs large batches in chunks of
-// ChunkRows rows. A Model is safe for concurrent use: each goroutine borrows its own execution
-// state from a pool.
+// ChunkRows rows. Dense layers run in AVX2/FMA assembly on amd64 CPUs that have it, in Go
+// elsewhere. A Model is safe for concurrent use: each goroutine borrows its own execution state
+// from a pool.
 package model
 
 import (

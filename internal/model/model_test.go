@@ -214,6 +214,26 @@ func TestLoadRejects(t *testing.T) {
 			data: graphSpec{nodes: []onnxpb.Node{node("Softmax", []string{"x"}, []string{"y"}, intAttr("axis", 0))}, inputs: x, outputs: y}.modelBytes(),
 			want: "mix the rows of a batch",
 		},
+		"reshape merging the batch": {
+			data: graphSpec{nodes: []onnxpb.Node{node("Reshape", []string{"x", "s"}, []string{"y"})},
+				inits: []onnxpb.Tensor{int64Init("s", -1)}, inputs: x, outputs: y}.modelBytes(),
+			want: "does not keep rows of [-1 4] intact",
+		},
+		"reshape fixing the batch": {
+			data: graphSpec{nodes: []onnxpb.Node{node("Reshape", []string{"x", "s"}, []string{"y"})},
+				inits: []onnxpb.Tensor{int64Init("s", 2, 2)}, inputs: x, outputs: y}.modelBytes(),
+			want: "would not keep the batch on axis 0",
+		},
+		"flatten into the batch": {
+			data: graphSpec{nodes: []onnxpb.Node{node("Flatten", []string{"x"}, []string{"y"}, intAttr("axis", 2))},
+				inputs: []onnxpb.ValueInfo{tensorInfo("x", -1, 2, 3)}, outputs: y}.modelBytes(),
+			want: "would change the batch",
+		},
+		"variable inner dimension": {
+			data: graphSpec{nodes: []onnxpb.Node{node("Relu", []string{"x"}, []string{"y"})},
+				inputs: []onnxpb.ValueInfo{tensorInfo("x", -1, -1)}, outputs: y}.modelBytes(),
+			want: "only axis 0 (the batch) may vary",
+		},
 		"features do not match input": {
 			data: graphSpec{nodes: []onnxpb.Node{node("Relu", []string{"x"}, []string{"y"})}, inputs: x, outputs: y,
 				props: []onnxpb.StringString{{Key: FeaturesKey, Value: "a,b,c"}}}.modelBytes(),

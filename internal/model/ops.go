@@ -586,11 +586,18 @@ func (c *compiler) reshape(n *onnxpb.Node, op onnx.Operation) error {
 		if len(target) == 0 || (target[0] != -1 && infer != 0) {
 			return fmt.Errorf("shape %v would not keep the batch on axis 0 of %v", s.ints, x.shape)
 		}
+		row := product(x.shape[1:])
 		if infer > 0 {
-			return fmt.Errorf("shape %v cannot infer a dimension besides the batch of %v", s.ints, x.shape)
+			// The batch is copied (0), so the -1 is inferred within a row, as in [0, -1].
+			target[infer] = 1
+			known := product(target[1:])
+			if known == 0 || row%known != 0 {
+				return fmt.Errorf("cannot reshape rows of %v into %v", x.shape, s.ints)
+			}
+			target[infer] = row / known
 		}
 		target[0] = -1
-		if product(target[1:]) != product(x.shape[1:]) {
+		if product(target[1:]) != row {
 			return fmt.Errorf("shape %v does not keep rows of %v intact", s.ints, x.shape)
 		}
 		return c.alias(n, x, target)

@@ -173,6 +173,22 @@ func opCases() map[string]opCase {
 				outputs: y(4, 3, 2),
 			},
 		},
+		"Reshape keeping the batch and inferring the row": {
+			spec: graphSpec{
+				nodes:   []onnxpb.Node{node("Reshape", []string{"x", "s"}, []string{"y"})},
+				inits:   []onnxpb.Tensor{int64Init("s", 0, -1)},
+				inputs:  x(-1, 2, 3),
+				outputs: y(-1, 6),
+			},
+			shapes: [][]int{{4, 2, 3}},
+			// gorgonnx needs the concrete target shape.
+			ref: &graphSpec{
+				nodes:   []onnxpb.Node{node("Reshape", []string{"x", "s"}, []string{"y"})},
+				inits:   []onnxpb.Tensor{int64Init("s", 4, 6)},
+				inputs:  x(4, 2, 3),
+				outputs: y(4, 6),
+			},
+		},
 		"Concat": {
 			spec: graphSpec{
 				nodes:   []onnxpb.Node{node("Concat", []string{"x", "z"}, []string{"y"}, intAttr("axis", 1))},

@@ -2,7 +2,9 @@ package model
 
 import "fmt"
 
-// plan is a compiled model: a list of kernel steps over numbered buffer slots.
+// plan is a compiled model: a list of kernel steps over numbered buffer slots. Batches run in
+// chunks of at most chunk rows so that a state's buffers have a fixed size, fit in cache, and any
+// batch size runs without allocating.
 type plan struct {
 	inSlots  []int // slot of each graph input
 	inRow    []int // values per row of each graph input

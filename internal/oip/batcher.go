@@ -1,6 +1,7 @@
 package oip
 
 import (
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -121,7 +122,7 @@ func (b *batcher) run(s *leaderSlot, rows int) {
 	var err error
 	if len(batch) == 1 {
 		c := batch[0]
-		err = lm.rt.Run(c.rows, c.in, c.out)
+		err = safeRun(lm, c.rows, c.in, c.out)
 	} else {
 		s.in = fit(s.in, lm.inRow, rows)
 		s.out = fit(s.out, lm.outRow, rows)
@@ -131,7 +132,7 @@ func (b *batcher) run(s *leaderSlot, rows int) {
 				pos += copy(s.in[i][pos:], c.in[i])
 			}
 		}
-		err = lm.rt.Run(rows, s.in, s.out)
+		err = safeRun(lm, rows, s.in, s.out)
 		if err == nil {
 			for j := range lm.outRow {
 				pos := 0
@@ -149,6 +150,17 @@ func (b *batcher) run(s *leaderSlot, rows int) {
 		c.err = err
 		c.done <- struct{}{}
 	}
+}
+
+// safeRun turns a panic in the runtime into an error: the leader holds a slot and other
+// requests' answers, and must hand both back whatever happens.
+func safeRun(lm *loadedModel, rows int, in, out [][]float32) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("model run panicked: %v", r)
+		}
+	}()
+	return lm.rt.Run(rows, in, out)
 }
 
 // fit resizes one buffer per tensor to rows rows, reusing capacity.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,9 +23,13 @@ import (
 // client is a lean HTTP/1.1 writer and reader (as wrk is) rather than net/http's client, which
 // costs more CPU per request than the server does.
 func BenchmarkHTTPInfer(b *testing.B) {
+	delay := time.Millisecond
+	if v := os.Getenv("BENCH_BATCH_DELAY"); v != "" {
+		delay, _ = time.ParseDuration(v)
+	}
 	for _, c := range []int{1, 8, 64} {
 		b.Run(fmt.Sprintf("concurrency=%d", c), func(b *testing.B) {
-			ts := newTestServer(b, true, nil)
+			ts := newTestServer(b, true, func(cfg *Config) { cfg.MaxBatchDelay = delay })
 			body := `{"id":"bench","inputs":[{"name":"features","shape":[1,12],"datatype":"FP32","data":[` + jsonNumbers(featureRow(1)) + `]}]}`
 			addr := strings.TrimPrefix(ts.URL, "http://")
 			req := []byte("POST /v2/models/freight/infer HTTP/1.1\r\nHost: " + addr +
@@ -68,6 +73,7 @@ func BenchmarkHTTPInfer(b *testing.B) {
 				b.Fatal(err)
 			}
 			reportLatency(b, lat)
+			reportBatching(b, ts)
 		})
 	}
 }
@@ -157,4 +163,18 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(pct(0.50), "p50-µs")
 	b.ReportMetric(pct(0.99), "p99-µs")
 	b.ReportMetric(0, "ns/op") // per-request time is what req/s and the percentiles say
+}
+
+// reportBatching reports the mean rows per model run, from the server's own histogram.
+func reportBatching(b *testing.B, ts *testServer) {
+	mfs, err := ts.reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range mfs {
+		if f.GetName() == "freightcast_inference_batch_size" {
+			h := f.GetMetric()[0].GetHistogram()
+			b.ReportMetric(h.GetSampleSum()/float64(h.GetSampleCount()), "rows/run")
+		}
+	}
 }

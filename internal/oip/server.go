@@ -51,12 +51,13 @@ type Config struct {
 
 // Server is an http.Handler serving one model. It is not ready until SetModel.
 type Server struct {
-	cfg     Config
-	model   atomic.Pointer[loadedModel]
-	batcher *batcher
-	calls   sync.Pool
-	metrics http.Handler
-	log     *slog.Logger
+	cfg      Config
+	model    atomic.Pointer[loadedModel]
+	draining atomic.Bool
+	batcher  *batcher
+	calls    sync.Pool
+	metrics  http.Handler
+	log      *slog.Logger
 	// inferOK is the duration observer of the most common outcome, looked up once.
 	inferOK prometheus.Observer
 }
@@ -134,8 +135,12 @@ func (s *Server) SetModel(rt model.Runtime) error {
 	return nil
 }
 
-// Ready tells whether the model is loaded.
-func (s *Server) Ready() bool { return s.model.Load() != nil }
+// Ready tells whether the server wants traffic: the model is loaded and it is not draining.
+func (s *Server) Ready() bool { return s.model.Load() != nil && !s.draining.Load() }
+
+// Drain turns readiness false while requests are still served, so that load balancers stop
+// sending new ones before the listener closes.
+func (s *Server) Drain() { s.draining.Store(true) }
 
 // Close releases the server. Call it after http.Server.Shutdown has returned; requests run on
 // their own goroutines, so there is nothing left to drain by then.

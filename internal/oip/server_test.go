@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -422,4 +423,69 @@ func (r *gatedRuntime) Run(rows int, in, out [][]float32) error {
 		}
 	})
 	return r.Runtime.Run(rows, in, out)
+}
+
+// TestModelFailures checks that a runtime error or panic becomes a 500 for the requests of that
+// run, and that the server keeps serving afterwards.
+func TestModelFailures(t *testing.T) {
+	ts := newTestServer(t, false, nil)
+	fr := &failingRuntime{Runtime: ts.model}
+	if err := ts.oip.SetModel(fr); err != nil {
+		t.Fatal(err)
+	}
+	body := `{"inputs":[{"name":"features","shape":[1,12],"datatype":"FP32","data":[` + jsonNumbers(featureRow(0)) + `]}]}`
+	cases := []struct {
+		mode     string
+		wantCode int
+		wantErr  string
+	}{
+		{mode: "error", wantCode: 500, wantErr: "model run failed: injected failure"},
+		{mode: "panic", wantCode: 500, wantErr: "model run failed: model run panicked: injected panic"},
+		{mode: "", wantCode: 200},
+	}
+	for _, tc := range cases {
+		fr.mode = tc.mode
+		code, got := ts.do(t, http.MethodPost, "/v2/models/freight/infer", "application/json", body)
+		if code != tc.wantCode {
+			t.Fatalf("mode %q: status %d, want %d: %v", tc.mode, code, tc.wantCode, got)
+		}
+		if msg, _ := got["error"].(string); tc.wantErr != "" && msg != tc.wantErr {
+			t.Errorf("mode %q: error %q, want %q", tc.mode, msg, tc.wantErr)
+		}
+	}
+	if n := testutil.ToFloat64(ts.m.Errors.WithLabelValues(metrics.ReasonInternal)); n != 2 {
+		t.Errorf("internal errors counted: %v, want 2", n)
+	}
+}
+
+// failingRuntime fails its runs as mode says; the test sets mode between requests only.
+type failingRuntime struct {
+	model.Runtime
+	mode string
+}
+
+func (r *failingRuntime) Run(rows int, in, out [][]float32) error {
+	switch r.mode {
+	case "error":
+		return errors.New("injected failure")
+	case "panic":
+		panic("injected panic")
+	}
+	return r.Runtime.Run(rows, in, out)
+}
+
+// TestDrain checks that draining turns both readiness endpoints false while infer still answers.
+func TestDrain(t *testing.T) {
+	ts := newTestServer(t, true, nil)
+	ts.oip.Drain()
+	if code, got := ts.do(t, http.MethodGet, "/v2/health/ready", "", ""); code != 503 || got["ready"] != false {
+		t.Errorf("health/ready while draining: %d %v", code, got)
+	}
+	if code, got := ts.do(t, http.MethodGet, "/v2/models/freight/ready", "", ""); code != 503 || got["ready"] != false {
+		t.Errorf("model ready while draining: %d %v", code, got)
+	}
+	body := `{"inputs":[{"name":"features","shape":[1,12],"datatype":"FP32","data":[` + jsonNumbers(featureRow(0)) + `]}]}`
+	if code, got := ts.do(t, http.MethodPost, "/v2/models/freight/infer", "application/json", body); code != 200 {
+		t.Errorf("infer while draining: %d %v", code, got)
+	}
 }

@@ -155,7 +155,7 @@ type Dim struct {
 	Fixed bool
 }
 
-// String prints a shape the way error messages show it, symbolic dimensions as -1.
+// ShapeString prints a shape the way error messages show it, symbolic dimensions as -1.
 func ShapeString(dims []Dim) string {
 	parts := make([]string, len(dims))
 	for i, d := range dims {
