@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/modelsource"
 	"github.com/freightcast/freightcast/internal/oip"
+	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/version"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -36,6 +38,9 @@ type inferOptions struct {
 	maxBatchDelay   time.Duration
 	maxBodyBytes    int64
 	shutdownTimeout time.Duration
+	worker          bool
+	pipelineConfig  string
+	workers         int
 	// drainDelay is how long the server keeps serving with readiness false after SIGTERM, so
 	// that the pod leaves the Service's endpoints before the listener closes. A fifth of the
 	// shutdown timeout, at most 5 s.
@@ -60,6 +65,9 @@ func parseInferFlags(args []string) (*inferOptions, error) {
 	fs.DurationVar(&o.maxBatchDelay, "max-batch-delay", 2*time.Millisecond, "longest a batch waits for requests that are being decoded")
 	fs.Int64Var(&o.maxBodyBytes, "max-body-bytes", 4<<20, "largest infer request body accepted")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 25*time.Second, "how long the process may take to exit on SIGTERM: a drain with readiness false (a fifth, at most 5s), then in-flight requests finish")
+	fs.BoolVar(&o.worker, "worker", false, "also consume the pipeline's queue as an inference pool worker (needs --pipeline-config)")
+	fs.StringVar(&o.pipelineConfig, "pipeline-config", "", "the pipeline's config file (pipeline.json), with --worker")
+	fs.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "concurrent queue consumers, with --worker")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -76,6 +84,12 @@ func parseInferFlags(args []string) (*inferOptions, error) {
 		return nil, fmt.Errorf("--max-batch-delay %v must not be negative", o.maxBatchDelay)
 	case o.maxBodyBytes < 1:
 		return nil, fmt.Errorf("--max-body-bytes %d must be positive", o.maxBodyBytes)
+	case o.worker && o.pipelineConfig == "":
+		return nil, errors.New("--worker needs --pipeline-config")
+	case !o.worker && o.pipelineConfig != "":
+		return nil, errors.New("--pipeline-config is only read with --worker")
+	case o.workers < 1:
+		return nil, fmt.Errorf("--workers %d must be at least 1", o.workers)
 	case o.shutdownTimeout <= 0:
 		return nil, fmt.Errorf("--shutdown-timeout %v must be positive", o.shutdownTimeout)
 	}
@@ -126,10 +140,20 @@ func serveInfer(ctx context.Context, o *inferOptions, ln net.Listener, log *slog
 
 	loadCtx, cancelLoad := context.WithCancel(ctx)
 	defer cancelLoad()
+	var pipeline *pipelineconfig.Config
+	if o.worker {
+		cfg, err := pipelineconfig.Load(o.pipelineConfig)
+		if err != nil {
+			return err
+		}
+		pipeline = &cfg
+	}
+	var rt model.Runtime
 	loaded := make(chan error, 1)
 	go func() {
 		start := time.Now()
-		rt, err := loadModel(loadCtx, o)
+		var err error
+		rt, err = loadModel(loadCtx, o)
 		if err == nil {
 			err = srv.SetModel(rt)
 		}
@@ -142,15 +166,27 @@ func serveInfer(ctx context.Context, o *inferOptions, ln net.Listener, log *slog
 		loaded <- err
 	}()
 
+	var pool *workerPool
 	select {
 	case err := <-loaded:
 		if err != nil {
 			shutdown(hs, o.shutdownTimeout, log)
 			return fmt.Errorf("load model: %w", err)
 		}
+		if pipeline != nil {
+			if pool, err = startWorkerPool(*pipeline, rt, o.workers, reg, log); err != nil {
+				shutdown(hs, o.shutdownTimeout, log)
+				return err
+			}
+		}
 	case err := <-served:
 		return err
 	case <-ctx.Done():
+	}
+	if pool != nil {
+		// Workers stop first: they finish and acknowledge what they hold while the pod is still
+		// up, which is what makes a scale-in lose nothing.
+		defer pool.stop()
 	}
 	select {
 	case err := <-served:
@@ -159,6 +195,9 @@ func serveInfer(ctx context.Context, o *inferOptions, ln net.Listener, log *slog
 	}
 	log.Info("draining: readiness is false, requests are still served", "for", o.drainDelay.String())
 	srv.Drain()
+	if pool != nil {
+		pool.stop()
+	}
 	select {
 	case <-time.After(o.drainDelay):
 	case err := <-served:

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -32,12 +33,21 @@ func TestParseInferFlags(t *testing.T) {
 			args: []string{"--model-name", "freight", "--model-file", "m.onnx"},
 			want: &inferOptions{addr: ":8080", modelName: "freight", modelVersion: "1", modelFile: "m.onnx",
 				maxBatchSize: 64, maxBatchDelay: 2 * time.Millisecond, maxBodyBytes: 4 << 20, shutdownTimeout: 25 * time.Second,
-				drainDelay: 5 * time.Second},
+				drainDelay: 5 * time.Second, workers: runtime.GOMAXPROCS(0)},
 		},
+		"worker": {
+			args: []string{"--model-name=m", "--model-file=m.onnx", "--worker", "--pipeline-config=/etc/p.json", "--workers=3"},
+			want: &inferOptions{addr: ":8080", modelName: "m", modelVersion: "1", modelFile: "m.onnx",
+				maxBatchSize: 64, maxBatchDelay: 2 * time.Millisecond, maxBodyBytes: 4 << 20, shutdownTimeout: 25 * time.Second,
+				drainDelay: 5 * time.Second, worker: true, pipelineConfig: "/etc/p.json", workers: 3},
+		},
+		"worker without config": {args: []string{"--model-name=m", "--model-file=a", "--worker"}, wantErr: "--worker needs --pipeline-config"},
+		"config without worker": {args: []string{"--model-name=m", "--model-file=a", "--pipeline-config=p"}, wantErr: "only read with --worker"},
 		"uri": {
 			args: []string{"--model-name=m", "--model-uri=https://x/m.onnx", "--model-sha256=ab", "--max-batch-size=8", "--max-batch-delay=0", "--shutdown-timeout=10s"},
 			want: &inferOptions{addr: ":8080", modelName: "m", modelVersion: "1", modelURI: "https://x/m.onnx", modelSHA256: "ab",
-				maxBatchSize: 8, maxBodyBytes: 4 << 20, shutdownTimeout: 10 * time.Second, drainDelay: 2 * time.Second},
+				maxBatchSize: 8, maxBodyBytes: 4 << 20, shutdownTimeout: 10 * time.Second, drainDelay: 2 * time.Second,
+				workers: runtime.GOMAXPROCS(0)},
 		},
 		"no name":       {args: []string{"--model-file", "m.onnx"}, wantErr: "--model-name is required"},
 		"no source":     {args: []string{"--model-name", "m"}, wantErr: "exactly one of --model-file and --model-uri"},

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/freightcast/freightcast/internal/metrics"
+	"github.com/freightcast/freightcast/internal/model"
+	"github.com/freightcast/freightcast/internal/pipelineconfig"
+	"github.com/freightcast/freightcast/internal/worker"
+)
+
+// workerPool runs the queue consumers of an inference pool pod (`freightcast infer --worker`).
+type workerPool struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	nc     *nats.Conn
+	once   sync.Once
+	log    *slog.Logger
+}
+
+// startWorkerPool connects to the pipeline's NATS and starts n workers on the loaded model.
+func startWorkerPool(cfg pipelineconfig.Config, rt model.Runtime, n int, reg prometheus.Registerer, log *slog.Logger) (*workerPool, error) {
+	if _, err := model.ResolveFeatures(cfg.Model.Features, rt.Metadata()); err != nil {
+		return nil, fmt.Errorf("pipeline %s: %w", cfg.Name, err)
+	}
+	m, err := metrics.NewWorker(reg)
+	if err != nil {
+		return nil, err
+	}
+	log = log.With("pipeline", cfg.Name, "stream", cfg.Queue.Stream)
+	nc, err := nats.Connect(cfg.NATSURL,
+		nats.Name("freightcast-worker/"+cfg.Namespace+"/"+cfg.Name),
+		// Start without NATS and heal when it returns: the consumer resumes by itself.
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", "error", err) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted()) }),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to NATS at %s: %w", cfg.NATSURL, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &workerPool{cancel: cancel, nc: nc, log: log}
+	for i := range n {
+		w, err := worker.New(worker.Config{JetStream: js, Topology: cfg.Queue.Topology, Model: rt,
+			ModelName: cfg.Model.Name, ModelVersion: cfg.Model.Version, BatchSize: cfg.Inference.BatchSize,
+			MaxDeliver: cfg.Queue.MaxDeliver, Metrics: m, Logger: log.With("worker", i)})
+		if err != nil {
+			p.stop()
+			return nil, err
+		}
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			// Run only fails before it consumes (no stream or consumer yet): retry until stopped.
+			for ctx.Err() == nil {
+				if err := w.Run(ctx); err != nil {
+					log.Warn("worker cannot consume yet; retrying", "error", err)
+					select {
+					case <-ctx.Done():
+					case <-time.After(2 * time.Second):
+					}
+				}
+			}
+		}()
+	}
+	log.Info("consuming", "workers", n, "batchSize", cfg.Inference.BatchSize, "nats", cfg.NATSURL)
+	return p, nil
+}
+
+// stop stops pulling, lets every worker finish and acknowledge its batch, then closes NATS.
+func (p *workerPool) stop() {
+	p.once.Do(func() {
+		p.cancel()
+		p.wg.Wait()
+		p.nc.Close()
+		p.log.Info("workers stopped")
+	})
+}

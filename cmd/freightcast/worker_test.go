@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/freightcast/freightcast/internal/event"
+	"github.com/freightcast/freightcast/internal/natstest"
+	"github.com/freightcast/freightcast/internal/pipelineconfig"
+	"github.com/freightcast/freightcast/internal/queue"
+)
+
+// TestInferWorkerModeConsumesThePipeline runs `freightcast infer --worker` as an inference pool pod
+// does: it serves OIP and consumes the pipeline's queue, and on cancel (SIGTERM) it stops after
+// acknowledging what it holds.
+func TestInferWorkerModeConsumesThePipeline(t *testing.T) {
+	srv := natstest.Start(t)
+	cfg := pipelineconfig.Config{
+		Namespace: "freight", Name: "orders", NATSURL: srv.URL(),
+		Queue: queue.Spec{Topology: queue.TopologyFor("freight", "orders"), Limits: queue.Limits{
+			MaxMessages: 100000, MaxBytes: 1 << 28, MaxAge: time.Hour, DuplicateWindow: time.Minute,
+			AckWait: 30 * time.Second, MaxDeliver: 3, MaxAckPending: 1000, PredictionRetention: time.Hour}},
+		Model:     pipelineconfig.Model{Name: "freight", Version: "1"},
+		Ingestion: pipelineconfig.Ingestion{MaxBodyBytes: 1 << 20},
+		Inference: pipelineconfig.Inference{BatchSize: 32},
+	}
+	data, err := cfg.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), pipelineconfig.FileName)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	if _, err := queue.Provision(ctx, js, cfg.Queue); err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	for i := range n {
+		msg, _ := event.Encode(&event.Event{ID: fmt.Sprintf("e%d", i), Features: make([]float64, 12), ReceivedAt: time.Now()})
+		if _, err := js.Publish(ctx, cfg.Queue.Subject, msg, jetstream.WithMsgID(fmt.Sprintf("e%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	o := defaultOptions(freightFeatures)
+	o.worker, o.pipelineConfig, o.workers = true, path, 2
+	base, done, cancel := startInfer(t, o)
+	waitReady(t, base)
+	kv, err := js.KeyValue(ctx, cfg.Queue.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := kv.Status(ctx)
+		if err == nil && st.Values() == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("predictions: %v after 30s, want %d", st.Values(), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, body := postSample(t, base); code != 200 {
+		t.Fatalf("the worker pod stopped serving OIP: %d %s", code, body)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("infer --worker returned %v on stop", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("infer --worker did not stop within 30s")
+	}
+	stream, _ := js.Stream(ctx, cfg.Queue.Stream)
+	info, _ := stream.Info(ctx)
+	if info.State.Msgs != 0 {
+		t.Errorf("%d events left in the queue", info.State.Msgs)
+	}
+}
