@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestRunReadsTheSamples resolves config/samples as `make run` does: the model from its ConfigMap,
+// the pipeline's config with its defaults, features from the model.
+func TestRunReadsTheSamples(t *testing.T) {
+	m, err := readManifests([]string{filepath.Join("..", "..", "config", "samples")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	models, pipelines, err := m.resolve(context.Background(), nil, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(models) != 1 || models[0].Name != "freight-delay-risk" || models[0].MaxBatchSize != 64 {
+		t.Fatalf("models = %+v", models)
+	}
+	if len(pipelines) != 1 {
+		t.Fatalf("pipelines = %+v", pipelines)
+	}
+	p := pipelines[0]
+	if p.Config.Name != "eu-lanes" || len(p.Features) != 12 || p.Features[0] != "distance_km" ||
+		p.Config.Ingestion.RateLimit == nil || p.Config.Queue.MaxDeliver != 5 {
+		t.Errorf("pipeline = %+v", p.Config)
+	}
+}
+
+func TestRunRefusesBadManifests(t *testing.T) {
+	const model = `apiVersion: freightcast.io/v1alpha1
+kind: PredictionModel
+metadata: {name: m}
+spec:
+  source: {configMap: {name: m-onnx}}
+`
+	cases := map[string]struct {
+		files   map[string]string
+		pvcs    map[string]string
+		wantErr string
+	}{
+		"unknown field": {
+			files:   map[string]string{"a.yaml": strings.Replace(model, "spec:", "spec:\n  replicaz: 3", 1)},
+			wantErr: `unknown field "spec.replicaz"`,
+		},
+		"unsupported kind": {
+			files:   map[string]string{"a.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n"},
+			wantErr: "not Secret",
+		},
+		"model without its ConfigMap": {
+			files:   map[string]string{"a.yaml": model},
+			wantErr: "ConfigMap m-onnx is not in the files",
+		},
+		"pipeline without its model": {
+			files: map[string]string{"a.yaml": "apiVersion: freightcast.io/v1alpha1\nkind: FreightPipeline\nmetadata: {name: p}\nspec: {modelRef: {name: ghost}}\n"},
+			wantErr: "its model ghost is not in the files",
+		},
+		"pvc source without a mapping": {
+			files:   map[string]string{"a.yaml": strings.Replace(model, "{configMap: {name: m-onnx}}", "{persistentVolumeClaim: {claimName: models, path: m.onnx}}", 1)},
+			wantErr: "--pvc models=DIR",
+		},
+		"a ConfigMap key that is not a model": {
+			files: map[string]string{"a.yaml": model + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: m-onnx}\ndata: {model.onnx: not-a-model}\n"},
+			wantErr: "PredictionModel m",
+		},
+		"nothing to run": {
+			files:   map[string]string{"a.yaml": "# only a comment\n"},
+			wantErr: "no PredictionModel or FreightPipeline",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			for n, c := range tc.files {
+				writeFile(t, dir, n, c)
+			}
+			m, err := readManifests([]string{dir})
+			if err == nil {
+				_, _, err = m.resolve(context.Background(), tc.pvcs, t.TempDir())
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestParseRunFlags(t *testing.T) {
+	if _, err := parseRunFlags(nil); err == nil || !strings.Contains(err.Error(), "-f FILE is required") {
+		t.Errorf("no -f: err = %v", err)
+	}
+	o, err := parseRunFlags([]string{"-f", "a.yaml", "-f", "b", "--pvc", "models=/srv/models", "--workers=4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.files) != 2 || o.workers != 4 || o.pvcs[0] != "models=/srv/models" || o.ingestAddr != "127.0.0.1:8080" {
+		t.Errorf("options %+v", o)
+	}
+}
