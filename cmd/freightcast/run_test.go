@@ -66,7 +66,7 @@ spec:
 			wantErr: "ConfigMap m-onnx is not in the files",
 		},
 		"pipeline without its model": {
-			files: map[string]string{"a.yaml": "apiVersion: freightcast.io/v1alpha1\nkind: FreightPipeline\nmetadata: {name: p}\nspec: {modelRef: {name: ghost}}\n"},
+			files:   map[string]string{"a.yaml": "apiVersion: freightcast.io/v1alpha1\nkind: FreightPipeline\nmetadata: {name: p}\nspec: {modelRef: {name: ghost}}\n"},
 			wantErr: "its model ghost is not in the files",
 		},
 		"pvc source without a mapping": {
@@ -74,7 +74,7 @@ spec:
 			wantErr: "--pvc models=DIR",
 		},
 		"a ConfigMap key that is not a model": {
-			files: map[string]string{"a.yaml": model + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: m-onnx}\ndata: {model.onnx: not-a-model}\n"},
+			files:   map[string]string{"a.yaml": model + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: m-onnx}\ndata: {model.onnx: not-a-model}\n"},
 			wantErr: "PredictionModel m",
 		},
 		"nothing to run": {
