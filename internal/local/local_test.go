@@ -182,14 +182,14 @@ func TestTenThousandEventsArePredictedExactlyOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(120 * time.Second)
 	for {
 		st, err := kv.Status(context.Background())
 		if err == nil && st.Values() == n {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d predictions after 60s, want %d", st.Values(), n)
+			t.Fatalf("%d predictions after 120s, want %d", st.Values(), n)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"strconv"
 	"time"
 
@@ -69,6 +68,10 @@ type Worker struct {
 	bucket   string
 	in       []float32
 	out      [][]float32
+	// values holds one row's outputs by name, reused for every record.
+	values map[string][]float64
+	// records is the encoding buffer of the batch being built.
+	records []byte
 }
 
 // New checks cfg against the model and sizes the batch buffers once.
@@ -111,8 +114,10 @@ func New(cfg Config) (*Worker, error) {
 		in:       make([]float32, cfg.BatchSize*meta.Inputs[0].RowSize()),
 		out:      make([][]float32, len(meta.Outputs)),
 	}
+	w.values = make(map[string][]float64, len(meta.Outputs))
 	for i, o := range meta.Outputs {
 		w.out[i] = make([]float32, cfg.BatchSize*o.RowSize())
+		w.values[o.Name] = make([]float64, o.RowSize())
 	}
 	return w, nil
 }
@@ -211,15 +216,35 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 		return
 	}
 
+	// Encode every record into one buffer first: the async publishes below keep their data
+	// until acknowledged, so the buffer must not move once records are sliced out of it.
 	now := w.cfg.Now()
-	futures := make([]jetstream.PubAckFuture, 0, 2*len(good))
-	stored := make([]pending, 0, len(good))
+	w.records = w.records[:0]
+	ends := make([]int, len(good))
 	for i, p := range good {
-		rec, err := w.record(p.ev, i, now)
+		start := len(w.records)
+		var err error
+		w.records, err = w.record(w.records, p.ev, i, now)
 		if err != nil {
+			w.records = w.records[:start]
 			w.deadLetter(ctx, p.msg, p.ev.ID, metrics.DeadLetterNonFinite, err)
+			ends[i] = -1
 			continue
 		}
+		ends[i] = len(w.records)
+	}
+	records := w.records
+	w.records = nil // the next batch must not overwrite data still being published
+
+	futures := make([]jetstream.PubAckFuture, 0, 2*len(good))
+	stored := make([]pending, 0, len(good))
+	begin := 0
+	for i, p := range good {
+		if ends[i] < 0 {
+			continue
+		}
+		rec := records[begin:ends[i]:ends[i]]
+		begin = ends[i]
 		pf, err := w.cfg.JetStream.PublishMsgAsync(&nats.Msg{Subject: w.cfg.Topology.PredictionSubject, Data: rec},
 			jetstream.WithMsgID(p.ev.ID))
 		if err != nil {
@@ -252,24 +277,18 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 	w.cfg.Metrics.BatchDuration.Observe(w.cfg.Now().Sub(start).Seconds())
 }
 
-// record encodes the prediction of the i-th row of the last model run.
-func (w *Worker) record(ev event.Event, i int, now time.Time) ([]byte, error) {
-	outputs := make(map[string][]float64, len(w.outputs))
+// record appends the prediction of the i-th row of the last model run to dst.
+func (w *Worker) record(dst []byte, ev event.Event, i int, now time.Time) ([]byte, error) {
 	for j, o := range w.outputs {
 		n := o.RowSize()
-		vals := make([]float64, n)
+		vals := w.values[o.Name][:n]
 		for k, v := range w.out[j][i*n : (i+1)*n] {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return nil, fmt.Errorf("output %s[%d] is %v", o.Name, k, v)
-			}
 			vals[k] = float64(v)
 		}
-		outputs[o.Name] = vals
 	}
-	return event.EncodePrediction(event.Prediction{
-		ID: ev.ID, Model: w.cfg.ModelName, ModelVersion: w.cfg.ModelVersion, Outputs: outputs,
-		Shipment: ev.Shipment, ReceivedAt: ev.ReceivedAt, PredictedAt: now,
-	})
+	p := event.Prediction{ID: ev.ID, Model: w.cfg.ModelName, ModelVersion: w.cfg.ModelVersion, Outputs: w.values,
+		Shipment: ev.Shipment, ReceivedAt: ev.ReceivedAt, PredictedAt: now}
+	return event.AppendPrediction(dst, &p)
 }
 
 // awaitAcks waits for every publish of a batch. A bucket write refused because the key exists

@@ -1,0 +1,65 @@
+package event
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestAppendPredictionMatchesEncodePrediction(t *testing.T) {
+	at := time.Date(2026, 11, 27, 9, 0, 0, 123456789, time.UTC)
+	cases := map[string]Prediction{
+		"one output": {ID: "evt-1", Model: "freight", ModelVersion: "3", Outputs: map[string][]float64{"delay_risk": {0.8125}},
+			ReceivedAt: at, PredictedAt: at.Add(time.Millisecond)},
+		"several outputs, shipment, odd names": {ID: "a.b_c=d-e", Model: `m"odel\x<&>`, ModelVersion: "v\t2",
+			Outputs:  map[string][]float64{"z": {1e-9, 3}, "a": {-2.5e21, 0}, "m\u00e9": {1}},
+			Shipment: json.RawMessage(`{"ref":"MSKU 7781203","legs":[1,2]}`), ReceivedAt: at, PredictedAt: at},
+	}
+	for name, p := range cases {
+		t.Run(name, func(t *testing.T) {
+			want, err := EncodePrediction(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := AppendPrediction(nil, &p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(string(want), string(got)); diff != "" {
+				t.Errorf("AppendPrediction differs from EncodePrediction (-want +got):\n%s", diff)
+			}
+			if _, err := DecodePrediction(got); err != nil {
+				t.Errorf("the appended record does not decode: %v", err)
+			}
+		})
+	}
+}
+
+func TestAppendPredictionRefusesNonFiniteOutputs(t *testing.T) {
+	p := Prediction{ID: "e", Model: "m", Outputs: map[string][]float64{"risk": {math.NaN()}}, PredictedAt: time.Now()}
+	if _, err := AppendPrediction(nil, &p); err == nil || !strings.Contains(err.Error(), "outputs.risk[0]") {
+		t.Fatalf("err = %v, want it to name outputs.risk[0]", err)
+	}
+}
+
+func BenchmarkAppendPrediction(b *testing.B) {
+	p := Prediction{ID: "shp-20261127-0001", Model: "freight-delay-risk", ModelVersion: "1",
+		Outputs:    map[string][]float64{"delay_risk": {0.954164981842041}},
+		Shipment:   json.RawMessage(`{"ref":"MSKU7781203","lane":"CNSHA-NLRTM","carrier":"Maersk"}`),
+		ReceivedAt: time.Now(), PredictedAt: time.Now()}
+	b.Run("AppendPrediction", func(b *testing.B) {
+		buf := make([]byte, 0, 512)
+		for b.Loop() {
+			buf, _ = AppendPrediction(buf[:0], &p)
+		}
+	})
+	b.Run("EncodePrediction", func(b *testing.B) {
+		for b.Loop() {
+			_, _ = EncodePrediction(p)
+		}
+	})
+}
