@@ -247,12 +247,16 @@ func (r *FreightPipelineReconciler) writeStatus(ctx context.Context, s *pipeline
 	if equality.Semantic.DeepEqual(status, s.pipeline.Status) {
 		return nil
 	}
-	recordConditionChanges(r.Recorder, s.pipeline, s.pipeline.Status.Conditions, status.Conditions)
-	patch := client.MergeFromWithOptions(s.pipeline.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	before := s.pipeline.Status.Conditions
+	// The whole status is ours: an update (not a merge patch) also stores zero counts, which
+	// printer columns show, and its resourceVersion is the optimistic lock.
 	s.pipeline.Status = status
-	if err := r.Client.Status().Patch(ctx, s.pipeline, patch); err != nil {
+	if err := r.Client.Status().Update(ctx, s.pipeline); err != nil {
 		return fmt.Errorf("writing status: %w", err)
 	}
+	// Only a status that was written tells news: a reconcile working from a stale cache loses
+	// the optimistic lock (resourceVersion) and must not repeat the events of the one that won.
+	recordConditionChanges(r.Recorder, s.pipeline, before, status.Conditions)
 	return nil
 }
 

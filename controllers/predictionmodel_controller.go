@@ -160,12 +160,16 @@ func (r *PredictionModelReconciler) writeStatus(ctx context.Context, s *modelSco
 	if equality.Semantic.DeepEqual(status, s.model.Status) {
 		return nil
 	}
-	recordConditionChanges(r.Recorder, s.model, s.model.Status.Conditions, status.Conditions)
-	patch := client.MergeFromWithOptions(s.model.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	before := s.model.Status.Conditions
+	// The whole status is ours: an update (not a merge patch) also stores zero counts, which
+	// printer columns show, and its resourceVersion is the optimistic lock.
 	s.model.Status = status
-	if err := r.Client.Status().Patch(ctx, s.model, patch); err != nil {
+	if err := r.Client.Status().Update(ctx, s.model); err != nil {
 		return fmt.Errorf("writing status: %w", err)
 	}
+	// Only a status that was written tells news: a reconcile working from a stale cache loses
+	// the optimistic lock (resourceVersion) and must not repeat the events of the one that won.
+	recordConditionChanges(r.Recorder, s.model, before, status.Conditions)
 	return nil
 }
 

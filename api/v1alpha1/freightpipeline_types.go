@@ -328,10 +328,10 @@ type FreightPipelineStatus struct {
 type ReplicaStatus struct {
 	// replicas is the number of pods.
 	// +optional
-	Replicas int32 `json:"replicas,omitempty"`
+	Replicas int32 `json:"replicas"`
 	// readyReplicas is the number of pods passing readiness.
 	// +optional
-	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+	ReadyReplicas int32 `json:"readyReplicas"`
 }
 
 // InferenceStatus counts the inference pool's pods and what the operator wants of it.
@@ -339,7 +339,7 @@ type InferenceStatus struct {
 	ReplicaStatus `json:",inline"`
 	// desiredReplicas is the replica count the operator last set on the pool.
 	// +optional
-	DesiredReplicas int32 `json:"desiredReplicas,omitempty"`
+	DesiredReplicas int32 `json:"desiredReplicas"`
 }
 
 // FreightPipeline runs ingestion → NATS JetStream → inference pool → predictions for one model.

@@ -196,11 +196,11 @@ type PredictionModelStatus struct {
 
 	// replicas is the number of serving pods (the scale subresource's status.replicas).
 	// +optional
-	Replicas int32 `json:"replicas,omitempty"`
+	Replicas int32 `json:"replicas"`
 
 	// readyReplicas is the number of serving pods that have loaded the model and pass readiness.
 	// +optional
-	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+	ReadyReplicas int32 `json:"readyReplicas"`
 
 	// selector is the label selector of the serving pods, for the scale subresource.
 	// +optional
