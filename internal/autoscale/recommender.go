@@ -10,15 +10,17 @@ import (
 type Input struct {
 	// Now is when the reading was taken; the Recommender has no clock of its own.
 	Now time.Time
-	// Current is the pool's replica count (the scale subresource's status), Ready those passing
-	// readiness.
+	// Current is the pool's replica count (the scale subresource's status); Ready counts the pods
+	// passing readiness. Pods not ready yet serve nothing, so a scale-up does not count them as
+	// capacity.
 	Current, Ready int32
 	// Lag is the queue depth: the consumer's pending plus unacknowledged events.
 	Lag int64
 	// LagErr is why Lag could not be read (NATS unreachable, consumer missing); when set, Lag is
 	// ignored rather than taken as 0 or as infinite.
 	LagErr error
-	// Throughput is the measured events per second of one ready replica; 0 means unknown.
+	// Throughput is the measured events per second of one ready replica; 0 (or any value that
+	// is not a positive finite number) means unknown. Only Policy.DrainTarget reads it.
 	Throughput float64
 }
 
@@ -58,8 +60,9 @@ type Decision struct {
 }
 
 // Recommender turns readings into Decisions for one pool. It remembers its recommendations, for
-// stabilization, and the changes it decided, for rate policies; it assumes each Decision is
-// applied. It is not safe for concurrent use: one pool has one reconcile at a time.
+// stabilization, and the changes it decided, for rate policies. Like the HPA it counts its own
+// decisions rather than observed changes, so a Decision the caller fails to apply still uses up
+// its period's allowance. It is not safe for concurrent use: one pool has one reconcile at a time.
 type Recommender struct {
 	p        Policy
 	up, down rules
@@ -104,6 +107,13 @@ func New(p Policy) (*Recommender, error) {
 	if err := errors.Join(verr, uerr, derr); err != nil {
 		return nil, err
 	}
+	if f := p.FallbackReplicas; f != nil {
+		// Copied, as the policies are, so that the caller cannot move it out of bounds later.
+		own := *f
+		p.FallbackReplicas = &own
+	}
+	// Resolved into up and down; cleared so that nothing reads the unresolved rules by mistake.
+	p.ScaleUp, p.ScaleDown = Rules{}, Rules{}
 	r := &Recommender{p: p, up: up, down: down, recWindow: max(up.window, down.window), drainText: p.DrainTarget.String()}
 	for _, rp := range append(append([]RatePolicy(nil), up.policies...), down.policies...) {
 		r.eventWindow = max(r.eventWindow, rp.Period)
@@ -116,7 +126,8 @@ func New(p Policy) (*Recommender, error) {
 func (r *Recommender) Recommend(in Input) Decision {
 	if !r.started {
 		// Counting the current size as a recommendation made now keeps a restarted operator from
-		// scaling down before a full scale-down window has been observed (the HPA does the same).
+		// scaling down (or up, with a scale-up window) before it has watched a full window; the HPA
+		// seeds its history the same way.
 		r.recs = append(r.recs, recommendation{at: in.Now, replicas: in.Current})
 		r.started = true
 	}
@@ -191,7 +202,7 @@ func (r *Recommender) scale(in Input) Decision {
 			capacity = max(min(in.Ready, in.Current), 0)
 		}
 		if math.Abs(need/float64(capacity)-1) <= r.p.Tolerance {
-			t.s(", within tolerance ").f(r.p.Tolerance).s(" of ").i(int64(capacity))
+			t.s(", within tolerance ").f(r.p.Tolerance, -1).s(" of ").i(int64(capacity))
 			if capacity < in.Current {
 				t.s(" ready")
 			}
@@ -227,7 +238,7 @@ func (r *Recommender) need(in Input, t *text) float64 {
 	t.s("queue depth ").i(in.Lag)
 	tp := in.Throughput
 	if r.p.DrainTarget > 0 && tp > 0 && !math.IsInf(tp, 0) {
-		t.s(" to drain in ").s(r.drainText).s(" at ").f(tp).s(" events/s per replica")
+		t.s(" to drain in ").s(r.drainText).s(" at ").f(tp, 3).s(" events/s per replica")
 		return float64(in.Lag) / (tp * r.p.DrainTarget.Seconds())
 	}
 	t.s(" over target ").i(r.p.TargetPerReplica).s("/replica")

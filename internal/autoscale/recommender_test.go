@@ -2,6 +2,7 @@ package autoscale
 
 import (
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -167,6 +168,17 @@ func TestRecommendOneReading(t *testing.T) {
 			in:     Input{Now: t0, Current: 1, Ready: 1, Lag: 6000, Throughput: 1000},
 			want:   Decision{Desired: 1, Reason: "queue depth 6000 to drain in 1m0s at 1000 events/s per replica → 1 replica: holding 1 replica"},
 		},
+		"a measured rate is written with three significant digits": {
+			policy: valid(func(p *Policy) { p.DrainTarget = 30 * time.Second }),
+			in:     Input{Now: t0, Current: 2, Ready: 2, Lag: 500, Throughput: 19.87654},
+			want:   Decision{Desired: 2, Reason: "queue depth 500 to drain in 30s at 19.9 events/s per replica → 1 replica; scale-down stabilized: highest recommendation in the last 5m0s is 2: holding 2 replicas"},
+		},
+		"a throughput that is not a positive finite number is unknown": {
+			policy: valid(func(p *Policy) { p.DrainTarget = time.Minute; p.ScaleDown.StabilizationWindow = noWindow }),
+			in:     Input{Now: t0, Current: 5, Ready: 5, Lag: 300, Throughput: math.Inf(1)},
+			want: Decision{Desired: 3, Direction: Down,
+				Reason: "queue depth 300 over target 100/replica (throughput unknown) → 3 replicas: scale down 5 → 3"},
+		},
 		"drain target without measured throughput uses the depth target": {
 			policy: valid(func(p *Policy) { p.DrainTarget = time.Minute; p.MaxReplicas = 100 }),
 			in:     Input{Now: t0, Current: 30, Ready: 30, Lag: 6000},
@@ -178,6 +190,12 @@ func TestRecommendOneReading(t *testing.T) {
 			in:     ready(0, 3, 900),
 			want: Decision{Desired: 3,
 				Reason: "queue depth 900 over target 100/replica → 9 replicas; scale-up disabled: holding 3 replicas"},
+		},
+		"scale-up disabled keeps even a pool at zero there": {
+			policy: valid(func(p *Policy) { p.MinReplicas = 0; p.ScaleUp.Select = SelectDisabled }),
+			in:     ready(0, 0, 500),
+			want: Decision{Desired: 0,
+				Reason: "queue depth 500 over target 100/replica → 5 replicas; scale-up disabled: holding 0 replicas"},
 		},
 		"scale-down disabled": {
 			policy: valid(func(p *Policy) { p.ScaleDown = Rules{StabilizationWindow: noWindow, Select: SelectDisabled} }),
@@ -474,5 +492,63 @@ func TestRecommendDoesNotFlap(t *testing.T) {
 				t.Errorf("resizes %v (-want +got):\n%s", changes, diff)
 			}
 		})
+	}
+}
+
+// TestHistoryIsPruned checks that a long-running pool remembers only what its windows can read,
+// which is what keeps each call O(window) and a warm call free of allocations.
+func TestHistoryIsPruned(t *testing.T) {
+	cases := map[string]struct {
+		policy               Policy
+		wantRecs, wantEvents int
+	}{
+		// 5-minute scale-down window at a 15 s poll: the 19 readings after the cutoff, and the
+		// 15 s periods see only the latest change.
+		"defaults": {policy: valid(func(p *Policy) { p.MaxReplicas = 100 }), wantRecs: 19, wantEvents: 0},
+		"no windows": {
+			policy: valid(func(p *Policy) {
+				p.MaxReplicas = 100
+				p.ScaleDown.StabilizationWindow = ptr(time.Duration(0))
+			}),
+			wantRecs: 0, wantEvents: 0,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			r, err := New(tc.policy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			current := int32(10)
+			for i := range 1000 {
+				// Alternate between two depths far apart, so that changes happen too.
+				lag := int64(1000 + 4000*(i/40%2))
+				current = r.Recommend(ready(time.Duration(i)*15*time.Second, current, lag)).Desired
+			}
+			r.prune(at(1000 * 15 * time.Second))
+			got := [2]int{len(r.recs), len(r.events)}
+			if diff := cmp.Diff([2]int{tc.wantRecs, tc.wantEvents}, got); diff != "" {
+				t.Errorf("recommendations and events kept (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestNewCopiesFallback(t *testing.T) {
+	fallback := int32(2)
+	r, err := New(valid(func(p *Policy) { p.FallbackReplicas = &fallback; p.FailureThreshold = 1 }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fallback = 1000
+	if got := r.Recommend(failed(0, 5)).Desired; got != 2 {
+		t.Errorf("after the caller changed its fallback variable, a failed read recommends %d replicas; want 2", got)
+	}
+}
+
+func TestDirectionString(t *testing.T) {
+	got := []string{None.String(), Up.String(), Down.String()}
+	if diff := cmp.Diff([]string{"none", "up", "down"}, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
 	}
 }

@@ -23,8 +23,16 @@ func (t *text) n(replicas int32) *text {
 	return t
 }
 
-// f writes x with as few digits as identify it: 0.1, 12.5.
-func (t *text) f(x float64) *text { t.b = strconv.AppendFloat(t.b, x, 'g', -1, 64); return t }
+// f writes x with digits significant digits, all of them when -1, and no exponent above 1000,
+// where a measured rate reads better whole: 0.1, 19.9, 12345.
+func (t *text) f(x float64, digits int) *text {
+	if x >= 1000 {
+		t.b = strconv.AppendFloat(t.b, x, 'f', 0, 64)
+	} else {
+		t.b = strconv.AppendFloat(t.b, x, 'g', digits, 64)
+	}
+	return t
+}
 
 // readFailure says why the depth of in is unknown.
 func (t *text) readFailure(in Input) *text {
