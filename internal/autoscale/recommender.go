@@ -8,7 +8,8 @@ import (
 
 // Input is one reading of the queue and the pool.
 type Input struct {
-	// Now is when the reading was taken; the Recommender has no clock of its own.
+	// Now is when the reading was taken; the Recommender has no clock of its own. Readings come
+	// in time order, between the years 1678 and 2262 (what Unix nanoseconds can hold).
 	Now time.Time
 	// Current is the pool's replica count (the scale subresource's status); Ready counts the pods
 	// passing readiness. Pods not ready yet serve nothing, so a scale-up does not count them as
@@ -87,14 +88,16 @@ type Recommender struct {
 }
 
 // recommendation is one stabilization sample: what the depth asked for, before stabilization.
+// Times are Unix nanoseconds, which compare several times faster than time.Time in the loops
+// that read a whole window on every call.
 type recommendation struct {
-	at       time.Time
+	at       int64
 	replicas int32
 }
 
 // scaleEvent is one change this Recommender decided: change is positive when it added replicas.
 type scaleEvent struct {
-	at     time.Time
+	at     int64
 	change int32
 }
 
@@ -122,13 +125,13 @@ func New(p Policy) (*Recommender, error) {
 }
 
 // Recommend returns the size the pool should have now; see the package documentation for the rules
-// in the order they apply. Readings are expected in time order.
+// in the order they apply.
 func (r *Recommender) Recommend(in Input) Decision {
 	if !r.started {
 		// Counting the current size as a recommendation made now keeps a restarted operator from
 		// scaling down (or up, with a scale-up window) before it has watched a full window; the HPA
 		// seeds its history the same way.
-		r.recs = append(r.recs, recommendation{at: in.Now, replicas: in.Current})
+		r.recs = append(r.recs, recommendation{at: in.Now.UnixNano(), replicas: in.Current})
 		r.started = true
 	}
 	r.prune(in.Now)
@@ -148,7 +151,7 @@ func (r *Recommender) Recommend(in Input) Decision {
 		return r.hold(in)
 	case in.Current == 0 && in.Lag <= r.p.ActivationThreshold:
 		// Recorded as zero so that the scale-up window, if any, sees the pool idle.
-		r.recs = append(r.recs, recommendation{at: in.Now, replicas: 0})
+		r.recs = append(r.recs, recommendation{at: in.Now.UnixNano(), replicas: 0})
 		t := r.text.reset().s("queue depth ").i(in.Lag).s(" not over activation threshold ").i(r.p.ActivationThreshold).s(": staying at zero replicas")
 		return r.decide(in, 0, t, false)
 	}
@@ -219,7 +222,7 @@ func (r *Recommender) scale(in Input) Decision {
 	}
 
 	want := r.stabilize(in, rec, t)
-	r.recs = append(r.recs, recommendation{at: in.Now, replicas: rec})
+	r.recs = append(r.recs, recommendation{at: in.Now.UnixNano(), replicas: rec})
 	if in.Current == 0 && want == 0 {
 		// Step 3 let us through, so the depth is over the activation threshold: leave zero now.
 		want = 1
@@ -251,12 +254,12 @@ func (r *Recommender) need(in Input, t *text) float64 {
 // stabilize bounds rec by the window of each direction, from the history before this reading.
 func (r *Recommender) stabilize(in Input, rec int32, t *text) int32 {
 	upRec, downRec := rec, rec
-	upCut, downCut := in.Now.Add(-r.up.window), in.Now.Add(-r.down.window)
+	upCut, downCut := in.Now.Add(-r.up.window).UnixNano(), in.Now.Add(-r.down.window).UnixNano()
 	for _, s := range r.recs {
-		if s.at.After(upCut) {
+		if s.at > upCut {
 			upRec = min(upRec, s.replicas)
 		}
-		if s.at.After(downCut) {
+		if s.at > downCut {
 			downRec = max(downRec, s.replicas)
 		}
 	}
@@ -314,9 +317,9 @@ func (r *Recommender) rateLimit(in Input, rl rules, sign int64) int32 {
 	var limit int64
 	for i, p := range rl.policies {
 		start := int64(in.Current)
-		cut := in.Now.Add(-p.Period)
+		cut := in.Now.Add(-p.Period).UnixNano()
 		for _, e := range r.events {
-			if e.at.After(cut) {
+			if e.at > cut {
 				start -= int64(e.change)
 			}
 		}
@@ -354,30 +357,28 @@ func (r *Recommender) decide(in Input, want int32, t *text, fallback bool) Decis
 	}
 	if d.Direction != None {
 		t.i(int64(in.Current)).s(" → ").i(int64(want))
-		r.events = append(r.events, scaleEvent{at: in.Now, change: want - in.Current})
+		r.events = append(r.events, scaleEvent{at: in.Now.UnixNano(), change: want - in.Current})
 	}
 	d.Reason = r.text.String(&r.reason)
 	return d
 }
 
-// prune drops what no window can read any more, in place, so that a warm history stops growing
-// and stops allocating.
+// prune drops the readings and events no window can read any more. Both are appended in time
+// order, so the old ones lead; should the caller's clock step back, a stray entry only lives a
+// little longer, as every reader still checks its time. Compacting in place keeps a warm history
+// from growing or allocating.
 func (r *Recommender) prune(now time.Time) {
-	recCut, eventCut := now.Add(-r.recWindow), now.Add(-r.eventWindow)
-	recs := r.recs[:0]
-	for _, s := range r.recs {
-		if s.at.After(recCut) {
-			recs = append(recs, s)
-		}
+	recCut, eventCut := now.Add(-r.recWindow).UnixNano(), now.Add(-r.eventWindow).UnixNano()
+	old := 0
+	for old < len(r.recs) && r.recs[old].at <= recCut {
+		old++
 	}
-	r.recs = recs
-	events := r.events[:0]
-	for _, e := range r.events {
-		if e.at.After(eventCut) {
-			events = append(events, e)
-		}
+	r.recs = r.recs[:copy(r.recs, r.recs[old:])]
+	old = 0
+	for old < len(r.events) && r.events[old].at <= eventCut {
+		old++
 	}
-	r.events = events
+	r.events = r.events[:copy(r.events, r.events[old:])]
 }
 
 // ceilReplicas rounds need up to whole replicas, saturating so that an absurd depth cannot
