@@ -16,8 +16,8 @@ type Policy struct {
 	MaxReplicas int32
 	// TargetPerReplica is the queue depth one worker is expected to hold; at least 1.
 	TargetPerReplica int64
-	// Tolerance is the dead band around the target, as a ratio (HPA's 0.1 when 0). Queue depth
-	// moves on every read, so a zero dead band would only ever be asked for by mistake.
+	// Tolerance is the dead band around the target, as a ratio. Zero means the HPA's 0.1, which
+	// is what the API implies; a caller wanting a tighter band passes a small positive value.
 	Tolerance float64
 	// ActivationThreshold is the depth a pool at zero replicas must exceed before it starts a
 	// worker (KEDA's activation). It only gates leaving zero: once running, any queued event keeps
@@ -26,7 +26,9 @@ type Policy struct {
 	// ScaleUp and ScaleDown are the HPA v2 behavior rules of each direction.
 	ScaleUp, ScaleDown Rules
 	// DrainTarget, when positive, sizes the pool so that the backlog clears within it at the
-	// measured per-replica throughput; while throughput is unknown the depth target applies.
+	// measured per-replica throughput, replacing the depth target; while throughput is unknown
+	// the depth target applies. With events still arriving, the queue then settles where an
+	// event waits about DrainTarget (Little's law), whatever the model's speed.
 	DrainTarget time.Duration
 	// FailureThreshold is how many failed reads in a row lead to FallbackReplicas (3 when 0).
 	FailureThreshold int

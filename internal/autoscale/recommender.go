@@ -301,6 +301,7 @@ func (r *Recommender) limitRate(in Input, want int32, t *text) int32 {
 	return want
 }
 
+// rateText says which limit held want back; Disabled has no number to give.
 func (r *Recommender) rateText(t *text, dir string, sel Select, limit int32) {
 	t.s(dir)
 	if sel == SelectDisabled {
