@@ -3,6 +3,7 @@ package autoscale
 import (
 	"errors"
 	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -550,5 +551,61 @@ func TestDirectionString(t *testing.T) {
 	got := []string{None.String(), Up.String(), Down.String()}
 	if diff := cmp.Diff([]string{"none", "up", "down"}, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestRecommendInvariants replays seeded random readings, with failures, pods starting and clock
+// gaps, and checks what must hold whatever the sequence.
+func TestRecommendInvariants(t *testing.T) {
+	cases := map[string]Policy{
+		"defaults":      valid(nil),
+		"scale to zero": valid(func(p *Policy) { p.MinReplicas = 0; p.ActivationThreshold = 50 }),
+		"fallback and drain": valid(func(p *Policy) {
+			p.MinReplicas, p.MaxReplicas = 2, 40
+			p.FallbackReplicas = ptr[int32](6)
+			p.DrainTarget = time.Minute
+		}),
+		"slow and Min": valid(func(p *Policy) {
+			p.MaxReplicas = 200
+			p.ScaleUp = Rules{StabilizationWindow: ptr(time.Minute), Select: SelectMin}
+			p.ScaleDown.Policies = []RatePolicy{{Type: Pods, Value: 1, Period: time.Minute}}
+		}),
+	}
+	for name, p := range cases {
+		t.Run(name, func(t *testing.T) {
+			r, err := New(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			now, current := time.Duration(0), p.MinReplicas
+			for i := range 5000 {
+				now += time.Duration(1+rng.IntN(30)) * time.Second
+				in := Input{Now: at(now), Current: current, Ready: int32(rng.IntN(int(current) + 1)), Lag: rng.Int64N(20000)}
+				if rng.IntN(10) == 0 {
+					in.LagErr = errNATS
+				}
+				if rng.IntN(2) == 0 {
+					in.Throughput = rng.Float64() * 50
+				}
+				d := r.Recommend(in)
+				if d.Desired < p.MinReplicas || d.Desired > p.MaxReplicas {
+					t.Fatalf("reading %d %+v: desired %d outside [%d, %d]", i, in, d.Desired, p.MinReplicas, p.MaxReplicas)
+				}
+				wantDir := None
+				if d.Desired > current {
+					wantDir = Up
+				} else if d.Desired < current {
+					wantDir = Down
+				}
+				if d.Direction != wantDir || d.Reason == "" {
+					t.Fatalf("reading %d %+v: %+v does not say its direction or reason", i, in, d)
+				}
+				if in.LagErr != nil && !d.Fallback && d.Desired != current {
+					t.Fatalf("reading %d: a failed read without fallback moved %d to %d", i, current, d.Desired)
+				}
+				current = d.Desired
+			}
+		})
 	}
 }
