@@ -8,7 +8,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,13 +17,14 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/queue"
@@ -52,11 +52,14 @@ type JetStreamConnector interface {
 // FreightPipelineReconciler provisions a pipeline's queue, applies its ingestion and inference
 // children, and reports what they do.
 type FreightPipelineReconciler struct {
-	Client   client.Client
-	Recorder events.EventRecorder
-	Clock    clock.PassiveClock
-	Queue    JetStreamConnector
-	Options  Options
+	Client     client.Client
+	Recorder   events.EventRecorder
+	Clock      clock.PassiveClock
+	Queue      JetStreamConnector
+	Autoscaler *Autoscaler
+	Options    Options
+	// wake carries the autoscaler's wake-ups into the controller's queue.
+	wake chan event.GenericEvent
 }
 
 var _ reconcile.Reconciler = (*FreightPipelineReconciler)(nil)
@@ -75,11 +78,15 @@ type pipelineScope struct {
 func (r *FreightPipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {
 	p := &freightcastv1alpha1.FreightPipeline{}
 	if err := r.Client.Get(ctx, req.NamespacedName, p); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Autoscaler.Forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !p.DeletionTimestamp.IsZero() {
 		// Children go with their owner references. The stream stays on NATS: deleting queued
 		// events is not the operator's call.
+		r.Autoscaler.Forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	ctx = ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("freightPipeline", klog.KObj(p)))
@@ -97,6 +104,12 @@ func (r *FreightPipelineReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := r.applyChildren(ctx, s); err != nil {
 		s.obs.applyErr = err
 		return ctrl.Result{}, err
+	}
+	if (s.obs.inference.exists || s.obs.inferenceCreated) && s.obs.natsURL != "" {
+		// The pool exists: from now on the autoscaler alone sizes it.
+		if err := r.Autoscaler.Track(p, s.obs.natsURL); err != nil {
+			return ctrl.Result{}, fmt.Errorf("autoscaling policy: %w", err)
+		}
 	}
 	if s.obs.natsURL != "" && s.obs.queueErr != nil {
 		return ctrl.Result{RequeueAfter: queueRetryInterval}, nil
@@ -139,7 +152,6 @@ func (r *FreightPipelineReconciler) provisionQueue(ctx context.Context, s *pipel
 		s.obs.queueErr = err
 		return
 	}
-	s.obs.queueDepth = ptr.To(res.Lag.Total())
 	if res.Changed {
 		r.Recorder.Eventf(s.pipeline, nil, corev1.EventTypeNormal, "QueueProvisioned", "ProvisionQueue",
 			"Provisioned stream %s, consumer and prediction bucket on %s", queue.TopologyFor(s.pipeline.Namespace, s.pipeline.Name).Stream, s.obs.natsURL)
@@ -194,7 +206,8 @@ func (r *FreightPipelineReconciler) applyChildren(ctx context.Context, s *pipeli
 		return err
 	}
 	s.obs.inference = rolloutOf(infer, applied)
-	return r.boundInferenceReplicas(ctx, s, infer)
+	s.obs.inferenceCreated = applied
+	return nil
 }
 
 // readDeployments reads the existing Deployments for status when they are not being applied.
@@ -212,32 +225,7 @@ func (r *FreightPipelineReconciler) readDeployments(ctx context.Context, s *pipe
 		*d.out = rolloutOf(d.obj, false)
 		exists = exists || err == nil
 	}
-	s.obs.desiredInference = s.obs.inference.desired
 	return exists, nil
-}
-
-// boundInferenceReplicas keeps the pool's replicas within [minReplicas, maxReplicas], writing
-// through the scale subresource, the only way the operator ever sets the pool's size.
-func (r *FreightPipelineReconciler) boundInferenceReplicas(ctx context.Context, s *pipelineScope, infer *appsv1.Deployment) error {
-	if !s.obs.inference.exists {
-		// Just created: the Deployment's watch event brings us back to bound it.
-		return nil
-	}
-	spec := defaultedPipeline(s.pipeline).Spec.Inference
-	current := s.obs.inference.desired
-	want := min(max(current, *spec.MinReplicas), spec.MaxReplicas)
-	s.obs.desiredInference = want
-	if want == current {
-		return nil
-	}
-	scale := &autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: want}}
-	if err := r.Client.SubResource("scale").Update(ctx, infer, client.WithSubResourceBody(scale)); err != nil {
-		return fmt.Errorf("scaling inference pool %s to %d: %w", infer.Name, want, err)
-	}
-	r.Recorder.Eventf(s.pipeline, infer, corev1.EventTypeNormal, "Scaled", "ScaleInferencePool",
-		"Scaled inference pool %s from %d to %d replicas to stay within [%d, %d]", infer.Name, current, want, *spec.MinReplicas, spec.MaxReplicas)
-	s.obs.inference.complete = false
-	return nil
 }
 
 // writeStatus computes the status, records events for condition changes, and patches the
@@ -268,6 +256,11 @@ func (r *FreightPipelineReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}); err != nil {
 		return err
 	}
+	r.wake = make(chan event.GenericEvent, 1024)
+	r.Autoscaler.Wake = r.wake
+	if err := mgr.Add(r.Autoscaler); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		// Status writes bump no generation: without the predicate each one would come back as
 		// a reconcile of its own.
@@ -276,6 +269,7 @@ func (r *FreightPipelineReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.Service{}).
 		Owns(&corev1.ConfigMap{}).
 		Watches(&freightcastv1alpha1.PredictionModel{}, handler.EnqueueRequestsFromMapFunc(r.pipelinesForModel)).
+		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{})).
 		Named("freightpipeline").
 		Complete(r)
 }

@@ -99,26 +99,22 @@ func TestFreightPipelineProvisionsQueueAndChildren(t *testing.T) {
 	waitEvent(t, p, corev1.EventTypeNormal, freightcastv1alpha1.ReasonPipelineReady)
 	st := p.Status
 	if st.IngestionEndpoint != "http://orders-ingest."+ns+".svc:8080/v1/events" || st.Stream != topo.Stream ||
-		st.QueueDepth == nil || *st.QueueDepth != 0 || st.Inference.DesiredReplicas != 1 || st.Ingestion.ReadyReplicas != 2 {
+		st.Inference.ReadyReplicas != 1 || st.Ingestion.ReadyReplicas != 2 {
 		t.Errorf("status = %+v", st)
 	}
 
-	// Events published to the stream show up as queue depth once the pipeline is reconciled.
+	// The autoscaler samples the queue: 5 events show up as its depth.
 	for i := range 5 {
 		if _, err := js.Publish(ctx, topo.Subject, []byte(`{}`), jetstream.WithMsgID(fmt.Sprint(i))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	p.Spec.Inference.BatchSize = 32 // any spec change brings a reconcile
-	if err := k8s.Update(ctx, p); err != nil {
-		t.Fatal(err)
-	}
 	eventually(t, 10*time.Second, "queue depth 5", func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
 			return err
 		}
-		if p.Status.QueueDepth == nil || *p.Status.QueueDepth != 5 {
-			return fmt.Errorf("queueDepth %v", p.Status.QueueDepth)
+		if a := p.Status.Autoscaling; a == nil || a.QueueDepth == nil || *a.QueueDepth != 5 || a.DesiredReplicas != 1 {
+			return fmt.Errorf("autoscaling status %+v", a)
 		}
 		return nil
 	})
@@ -171,7 +167,7 @@ func TestFreightPipelineKeepsInferenceReplicasWithinBounds(t *testing.T) {
 		})
 	}
 	waitReplicas(3)
-	waitEvent(t, p, corev1.EventTypeNormal, "Scaled")
+	waitEvent(t, p, corev1.EventTypeNormal, "ScaledUp")
 
 	// Someone scales the pool far past maxReplicas: the operator brings it back.
 	eventually(t, 10*time.Second, "scale the pool to 50", func() error {
@@ -216,8 +212,8 @@ func TestFreightPipelineReportsAnUnreachableQueue(t *testing.T) {
 	p := newPipeline(ns, "orders", "m")
 	mustCreate(t, p)
 	waitCondition(t, p, freightcastv1alpha1.ConditionQueueReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonQueueUnreachable)
-	if p.Status.QueueDepth != nil {
-		t.Errorf("queueDepth = %d while NATS is unreachable; an unknown depth must be absent", *p.Status.QueueDepth)
+	if a := p.Status.Autoscaling; a != nil && a.QueueDepth != nil {
+		t.Errorf("queueDepth = %d while NATS is unreachable; an unknown depth must be absent", *a.QueueDepth)
 	}
 	// The data-plane children do not wait for the queue: their pods report it themselves.
 	mustEventuallyGetDeployment(t, ns, "orders-ingest")

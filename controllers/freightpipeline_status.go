@@ -20,12 +20,10 @@ type pipelineObservation struct {
 	natsURL string
 	// queueErr is why provisioning failed; nil when it succeeded.
 	queueErr error
-	// queueDepth is the consumer's backlog, nil when it could not be read.
-	queueDepth *int64
 	// ingestion and inference are the Deployments' rollouts.
 	ingestion, inference rollout
-	// desiredInference is the replica count the operator set on the inference pool.
-	desiredInference int32
+	// inferenceCreated is true when this reconcile wrote the inference Deployment.
+	inferenceCreated bool
 	// applyErr is the first error writing a child.
 	applyErr error
 }
@@ -50,12 +48,9 @@ func computePipelineStatus(p *freightcastv1alpha1.FreightPipeline, obs pipelineO
 	st.ObservedGeneration = p.Generation
 	st.IngestionEndpoint = ingestionEndpoint(p)
 	st.Stream = queue.TopologyFor(p.Namespace, p.Name).Stream
-	st.QueueDepth = obs.queueDepth
 	st.Ingestion = freightcastv1alpha1.ReplicaStatus{Replicas: obs.ingestion.replicas, ReadyReplicas: obs.ingestion.ready}
-	st.Inference = freightcastv1alpha1.InferenceStatus{
-		ReplicaStatus:   freightcastv1alpha1.ReplicaStatus{Replicas: obs.inference.replicas, ReadyReplicas: obs.inference.ready},
-		DesiredReplicas: obs.desiredInference,
-	}
+	st.Inference = freightcastv1alpha1.ReplicaStatus{Replicas: obs.inference.replicas, ReadyReplicas: obs.inference.ready}
+	// status.autoscaling belongs to the autoscaler; it is carried over unchanged.
 
 	c := newConditionSetter(p.Status.Conditions, p.Generation, now)
 	const (

@@ -3,11 +3,18 @@ package controllers
 import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/freightcast/freightcast/internal/metrics"
 )
 
-// SetupWithManager registers both reconcilers with the manager; the operator and the tests start
-// the controllers the same way.
-func SetupWithManager(mgr ctrl.Manager, opts Options, connector JetStreamConnector, clk clock.PassiveClock) error {
+// autoscalerConcurrency bounds the queue-depth reads in flight: enough that a slow NATS server
+// does not delay the other pipelines' samples, few enough not to flood it.
+const autoscalerConcurrency = 16
+
+// SetupWithManager registers both reconcilers and the autoscaler with the manager; the operator
+// and the tests start them the same way.
+func SetupWithManager(mgr ctrl.Manager, opts Options, connector JetStreamConnector, clk clock.WithTicker) error {
 	if err := (&PredictionModelReconciler{
 		Client:   mgr.GetClient(),
 		Recorder: mgr.GetEventRecorder("freightcast-predictionmodel"),
@@ -16,11 +23,18 @@ func SetupWithManager(mgr ctrl.Manager, opts Options, connector JetStreamConnect
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	m, err := metrics.NewAutoscaling(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
+	recorder := mgr.GetEventRecorder("freightcast-freightpipeline")
 	return (&FreightPipelineReconciler{
 		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("freightcast-freightpipeline"),
+		Recorder: recorder,
 		Clock:    clk,
 		Queue:    connector,
 		Options:  opts,
+		Autoscaler: &Autoscaler{Client: mgr.GetClient(), Queue: connector, Recorder: recorder, Clock: clk,
+			Metrics: m, Concurrency: autoscalerConcurrency},
 	}).SetupWithManager(mgr)
 }

@@ -78,6 +78,12 @@ func (p *FreightPipeline) Default() {
 			rules.SelectPolicy = SelectMax
 		}
 	}
+	if inf.TolerancePercent == 0 {
+		inf.TolerancePercent = 10
+	}
+	if inf.Fallback != nil && inf.Fallback.FailureThreshold == 0 {
+		inf.Fallback.FailureThreshold = 3
+	}
 	if inf.BatchSize == 0 {
 		inf.BatchSize = 64
 	}

@@ -169,6 +169,7 @@ type RateLimitSpec struct {
 
 // InferenceSpec configures the inference pool and how it scales on queue depth.
 // +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",message="inference.minReplicas must not exceed inference.maxReplicas"
+// +kubebuilder:validation:XValidation:rule="!has(self.fallback) || !has(self.maxReplicas) || !has(self.minReplicas) || (self.fallback.replicas >= self.minReplicas && self.fallback.replicas <= self.maxReplicas)",message="inference.fallback.replicas must lie within [minReplicas, maxReplicas]"
 type InferenceSpec struct {
 	// minReplicas is the fewest workers; 0 lets the pool scale to zero when the queue is empty.
 	// +kubebuilder:default=1
@@ -207,6 +208,33 @@ type InferenceSpec struct {
 	// +optional
 	ScaleDown *ScalingRules `json:"scaleDown,omitempty"`
 
+	// tolerancePercent is the dead band around the target: the pool keeps its size while the
+	// queue depth is within this percentage of what the current workers are meant to hold.
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	TolerancePercent int32 `json:"tolerancePercent,omitempty"`
+
+	// activationQueueDepth is the queue depth above which a pool at zero workers starts one.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000000000
+	// +optional
+	ActivationQueueDepth int64 `json:"activationQueueDepth,omitempty"`
+
+	// drainTarget, when set, sizes the pool so that the backlog clears within this time at the
+	// workers' measured throughput, whatever the model's speed; until a throughput is measured,
+	// targetQueueDepthPerReplica applies.
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="inference.drainTarget must be between 1s and 1h"
+	// +optional
+	DrainTarget *metav1.Duration `json:"drainTarget,omitempty"`
+
+	// fallback is the pool size to use when the queue depth cannot be read (NATS unreachable, or
+	// the consumer missing) for failureThreshold polls in a row. Without it the pool keeps its
+	// size: an unknown depth is never read as zero or as infinite.
+	// +optional
+	Fallback *FallbackSpec `json:"fallback,omitempty"`
+
 	// batchSize is the most events a worker takes from the queue in one fetch and model run.
 	// +kubebuilder:default=64
 	// +kubebuilder:validation:Minimum=1
@@ -217,6 +245,22 @@ type InferenceSpec struct {
 	// resources of each worker container.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// FallbackSpec is the pool size to hold while the queue depth is unknown.
+type FallbackSpec struct {
+	// failureThreshold is how many failed reads in a row switch to the fallback size.
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	FailureThreshold int32 `json:"failureThreshold,omitempty"`
+
+	// replicas is the fallback pool size.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +required
+	Replicas int32 `json:"replicas"`
 }
 
 // ScalingPolicyType says how a ScalingPolicy's value is read.
@@ -310,18 +354,38 @@ type FreightPipelineStatus struct {
 	// +optional
 	Stream string `json:"stream,omitempty"`
 
-	// queueDepth is the last queue depth read (pending + unacknowledged events). Absent when it
-	// could not be read: an unknown depth is never reported as zero.
-	// +optional
-	QueueDepth *int64 `json:"queueDepth,omitempty"`
-
 	// ingestion reports the ingestion Deployment's pods.
 	// +optional
 	Ingestion ReplicaStatus `json:"ingestion,omitempty"`
 
 	// inference reports the inference pool's pods.
 	// +optional
-	Inference InferenceStatus `json:"inference,omitempty"`
+	Inference ReplicaStatus `json:"inference,omitempty"`
+
+	// autoscaling reports the last queue-depth sample and scaling decision.
+	// +optional
+	Autoscaling *AutoscalingStatus `json:"autoscaling,omitempty"`
+}
+
+// AutoscalingStatus is the autoscaler's view of the inference pool.
+type AutoscalingStatus struct {
+	// queueDepth is the last queue depth read (pending + unacknowledged events). Absent when it
+	// could not be read: an unknown depth is never reported as zero.
+	// +optional
+	QueueDepth *int64 `json:"queueDepth,omitempty"`
+	// currentReplicas is the pool size when the decision was made.
+	// +optional
+	CurrentReplicas int32 `json:"currentReplicas"`
+	// desiredReplicas is the pool size the autoscaler decided.
+	// +optional
+	DesiredReplicas int32 `json:"desiredReplicas"`
+	// lastScaleTime is when the autoscaler last changed the pool size.
+	// +optional
+	LastScaleTime *metav1.Time `json:"lastScaleTime,omitempty"`
+	// reason explains the last decision.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Reason string `json:"reason,omitempty"`
 }
 
 // ReplicaStatus counts a Deployment's pods.
@@ -334,13 +398,6 @@ type ReplicaStatus struct {
 	ReadyReplicas int32 `json:"readyReplicas"`
 }
 
-// InferenceStatus counts the inference pool's pods and what the operator wants of it.
-type InferenceStatus struct {
-	ReplicaStatus `json:",inline"`
-	// desiredReplicas is the replica count the operator last set on the pool.
-	// +optional
-	DesiredReplicas int32 `json:"desiredReplicas"`
-}
 
 // FreightPipeline runs ingestion → NATS JetStream → inference pool → predictions for one model.
 // +kubebuilder:object:root=true
@@ -350,9 +407,9 @@ type InferenceStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Model",type=string,JSONPath=`.spec.modelRef.name`
-// +kubebuilder:printcolumn:name="Queue Depth",type=integer,JSONPath=`.status.queueDepth`
+// +kubebuilder:printcolumn:name="Queue Depth",type=integer,JSONPath=`.status.autoscaling.queueDepth`
 // +kubebuilder:printcolumn:name="Workers",type=integer,JSONPath=`.status.inference.readyReplicas`,description="Ready inference pool pods"
-// +kubebuilder:printcolumn:name="Desired",type=integer,JSONPath=`.status.inference.desiredReplicas`
+// +kubebuilder:printcolumn:name="Desired",type=integer,JSONPath=`.status.autoscaling.desiredReplicas`
 // +kubebuilder:printcolumn:name="Ingestion",type=integer,JSONPath=`.status.ingestion.readyReplicas`,priority=1
 // +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.ingestionEndpoint`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -24,6 +24,9 @@ type Lag struct {
 	Pending uint64
 	// AckPending events delivered and not yet acknowledged.
 	AckPending uint64
+	// Acknowledged counts the consumer's deliveries up to its ack floor: its difference between
+	// two reads over their interval is the pool's throughput.
+	Acknowledged uint64
 }
 
 // Total is the queue depth the autoscaler and status report.
@@ -33,7 +36,7 @@ func lagOf(info *jetstream.ConsumerInfo) Lag {
 	if info == nil {
 		return Lag{}
 	}
-	return Lag{Pending: info.NumPending, AckPending: uint64(info.NumAckPending)}
+	return Lag{Pending: info.NumPending, AckPending: uint64(info.NumAckPending), Acknowledged: info.AckFloor.Consumer}
 }
 
 // ReadLag reads the consumer's backlog in one request. Its errors wrap ErrUnreachable or
