@@ -23,6 +23,7 @@ type command struct {
 
 var commands = map[string]command{
 	"manager": {"run the operator: the PredictionModel and FreightPipeline controllers", runManager},
+	"ingest":  {"accept freight events over HTTP and queue them in NATS JetStream", runIngest},
 	"version": {"print the version and exit", runVersion},
 }
 
