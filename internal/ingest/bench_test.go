@@ -137,4 +137,3 @@ func BenchmarkDecodeNDJSON100(b *testing.B) {
 	}
 	reportEventsPerSecond(b, int64(b.N)*100)
 }
-
