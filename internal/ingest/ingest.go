@@ -23,6 +23,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -74,8 +75,8 @@ type Config struct {
 	// TokensFile, when set, holds the accepted bearer tokens, one a line; it is re-read when
 	// it changes. Empty means no authentication.
 	TokensFile string
-	// RateLimit, when set, caps events per second per bearer token (one shared bucket without
-	// authentication).
+	// RateLimit, when set, caps events per second per bearer token, or per client address
+	// without authentication.
 	RateLimit *pipelineconfig.RateLimit
 	// PublishTimeout bounds the wait for acknowledgements; DefaultPublishTimeout when zero.
 	PublishTimeout time.Duration
@@ -303,7 +304,7 @@ func (h *Handler) ingest(r *http.Request, st *requestState, received time.Time, 
 			return 0, 0, &apiError{status: http.StatusRequestEntityTooLarge, reason: metrics.ReasonTooLarge,
 				body: errorBody{Error: fmt.Sprintf("the body holds %d events, more than the rate limit's burst of %d; send smaller bodies", n, h.limits.burst)}}
 		}
-		if ok, wait := h.limits.take(key, n); !ok {
+		if ok, wait := h.limits.take(rateKey(r, key, h.tokens != nil), n); !ok {
 			return 0, 0, &apiError{status: http.StatusTooManyRequests, reason: metrics.ReasonRateLimited, retryAfter: wait,
 				body: errorBody{Error: fmt.Sprintf("rate limit of %s events/s exceeded", strconv.FormatFloat(float64(h.limits.limit), 'f', -1, 64))}}
 		}
@@ -325,6 +326,18 @@ func (h *Handler) authenticate(r *http.Request) (digest, *apiError) {
 			body: errorBody{Error: "missing or unknown bearer token"}}
 	}
 	return key, nil
+}
+
+// rateKey names the client's bucket: its token's digest, or its address without tokens.
+func rateKey(r *http.Request, token digest, authenticated bool) string {
+	if authenticated {
+		return string(token[:])
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // mediaType accepts application/json and application/x-ndjson, with a UTF-8 charset if any.

@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,5 +162,39 @@ func TestTokensFileIsReread(t *testing.T) {
 	}
 	if a := e.do(t, "GET", "/v1/predictions/t3", "", "", ""); a.Status != 401 {
 		t.Errorf("prediction without a token: %+v, want 401", a)
+	}
+}
+
+func TestRateLimitIsPerClientAddressWithoutTokens(t *testing.T) {
+	frozen := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	e := newEnv(t, testSpec(1000), Config{
+		RateLimit: &pipelineconfig.RateLimit{EventsPerSecond: 2, Burst: 3},
+		Now:       func() time.Time { return frozen },
+	})
+	post := func(remoteAddr, body string) (int, string) {
+		req := httptest.NewRequest(http.MethodPost, "/v1/events", strings.NewReader(body))
+		req.Header.Set("Content-Type", ctNDJSON)
+		req.RemoteAddr = remoteAddr
+		rec := httptest.NewRecorder()
+		e.handler.ServeHTTP(rec, req)
+		return rec.Code, rec.Header().Get("Retry-After")
+	}
+	type result struct {
+		Code       int
+		RetryAfter string
+	}
+	var got []result
+	for _, step := range []struct{ addr, body string }{
+		{"10.0.0.1:4000", ndjson("a1", "a2", "a3")},
+		{"10.0.0.1:4001", ndjson("a4")}, // same client, another connection
+		{"10.0.0.2:4000", ndjson("b1", "b2")},
+	} {
+		code, retry := post(step.addr, step.body)
+		got = append(got, result{code, retry})
+	}
+	// The next event is half a second away at 2/s; Retry-After rounds up to whole seconds.
+	want := []result{{202, ""}, {429, "1"}, {202, ""}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("answers (-want +got):\n%s", diff)
 	}
 }
