@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,7 +96,9 @@ func TestRunIngestServesAndShutsDown(t *testing.T) {
 	go func() {
 		done <- runIngest(ctx, []string{"--addr=" + addr, "--pipeline-config=" + cfgPath, "--model-name=delay"})
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	// Stopping twice (the test, then the cleanup after a failure) must not wait twice.
+	stop := sync.OnceValue(func() error { cancel(); return <-done })
+	t.Cleanup(func() { _ = stop() })
 
 	get := func(path string) int {
 		resp, err := http.Get("http://" + addr + path)
@@ -141,9 +144,7 @@ func TestRunIngestServesAndShutsDown(t *testing.T) {
 		t.Fatalf("POST = %d, want 202", resp.StatusCode)
 	}
 
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("runIngest after cancel: %v", err)
 	}
-	done <- nil // for the cleanup
 }

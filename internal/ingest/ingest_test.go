@@ -3,11 +3,14 @@ package ingest
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/freightcast/freightcast/internal/event"
 )
@@ -34,6 +37,31 @@ func TestPostCountsAcceptedAndDuplicatesAndStoresEachIDOnce(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"e1", "e2", "e3", "e4", "e5", "e6", "e7"}, e.streamIDs(t)); diff != "" {
 		t.Errorf("ids in the stream (-want +got):\n%s", diff)
+	}
+	counters := map[string]float64{
+		"accepted":   testutil.ToFloat64(e.handler.metrics.EventsAccepted),
+		"duplicates": testutil.ToFloat64(e.handler.metrics.EventsDuplicate),
+	}
+	if diff := cmp.Diff(map[string]float64{"accepted": 7, "duplicates": 5}, counters); diff != "" {
+		t.Errorf("metrics (-want +got):\n%s", diff)
+	}
+	resp, err := http.Get(e.http.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exposition, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{
+		"freightcast_ingest_events_accepted_total 7",
+		`freightcast_ingest_request_duration_seconds_count{code="202",handler="events"} 5`,
+		`freightcast_ingest_requests_rejected_total{reason="stream_full"} 0`,
+	} {
+		if !strings.Contains(string(exposition), line+"\n") {
+			t.Errorf("/metrics lacks %q", line)
+		}
 	}
 
 	// The message is the internal/event format, features in model order, shipment bytes kept.
