@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,23 +44,17 @@ func reportEventsPerSecond(b *testing.B, events int64) {
 	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
 }
 
-// BenchmarkAnchorAsyncPublish publishes queue messages as ingestion would produce them, with no
-// HTTP and no parsing: the ceiling ingestion is measured against.
-func BenchmarkAnchorAsyncPublish(b *testing.B) {
-	e := benchEnv(b)
-	js, err := jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(16384))
-	if err != nil {
-		b.Fatal(err)
-	}
+// anchorPublish publishes n queue messages as ingestion would produce them, with no HTTP and no
+// parsing, and waits for every ack: the ceiling ingestion is measured against.
+func anchorPublish(b *testing.B, js jetstream.JetStream, subject string, n int) {
 	received := time.Now()
 	var payload []byte
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	for range n {
 		id := "anchor-" + strconv.FormatInt(benchSeq.Add(1), 10)
 		payload = event.AppendEncode(payload[:0], &event.Event{ID: id, Features: []float64{0.73, 2.5, 8450.25},
 			Shipment: []byte(`{"from":"NLRTM","to":"SGSIN","carrier":"MAEU","teu":2}`), ReceivedAt: received})
 		data := bytes.Clone(payload)
-		if _, err := js.PublishMsgAsync(&nats.Msg{Subject: e.spec.Subject, Data: data}, jetstream.WithMsgID(id), jetstream.WithStallWait(30*time.Second)); err != nil {
+		if _, err := js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data}, jetstream.WithMsgID(id), jetstream.WithStallWait(30*time.Second)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -68,40 +63,87 @@ func BenchmarkAnchorAsyncPublish(b *testing.B) {
 	case <-time.After(30 * time.Second):
 		b.Fatal("acks did not arrive within 30s")
 	}
+}
+
+func anchorJetStream(b *testing.B, e *env) jetstream.JetStream {
+	js, err := jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(16384))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return js
+}
+
+// BenchmarkAnchorAsyncPublish is the anchor alone.
+func BenchmarkAnchorAsyncPublish(b *testing.B) {
+	e := benchEnv(b)
+	js := anchorJetStream(b, e)
+	b.ResetTimer()
+	anchorPublish(b, js, e.spec.Subject, b.N)
 	reportEventsPerSecond(b, int64(b.N))
-	b.SetBytes(int64(len(payload)))
+}
+
+// poster sends bodies of perBody fresh events to the ingestion API.
+type poster struct {
+	client      *http.Client
+	url         string
+	contentType string
+	perBody     int
+}
+
+func newPoster(e *env, contentType string, perBody int) *poster {
+	return &poster{
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second},
+		url:    e.http.URL + "/v1/events", contentType: contentType, perBody: perBody,
+	}
+}
+
+// post sends one body, reusing buf, and returns it for the next call.
+func (p *poster) post(b *testing.B, buf []byte) ([]byte, bool) {
+	buf = buf[:0]
+	for range p.perBody {
+		buf = benchEvent(buf, benchSeq.Add(1))
+		buf = append(buf, '\n')
+	}
+	resp, err := p.client.Post(p.url, p.contentType, bytes.NewReader(buf))
+	if err != nil {
+		b.Error(err)
+		return buf, false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		b.Errorf("status %d", resp.StatusCode)
+		return buf, false
+	}
+	return buf, true
+}
+
+// postConcurrently sends bodies bodies from clients goroutines and waits for all answers.
+func (p *poster) postConcurrently(b *testing.B, bodies, clients int) {
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range clients {
+		wg.Go(func() {
+			var buf []byte
+			ok := true
+			for ok && next.Add(1) <= int64(bodies) {
+				buf, ok = p.post(b, buf)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // benchPost runs clients in parallel, each POSTing bodies of perBody events.
 func benchPost(b *testing.B, contentType string, perBody, clientsPerCPU int) {
-	e := benchEnv(b)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second}
-	url := e.http.URL + "/v1/events"
+	p := newPoster(benchEnv(b), contentType, perBody)
 	b.SetParallelism(clientsPerCPU)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		var body []byte
-		for pb.Next() {
-			body = body[:0]
-			if perBody > 1 {
-				for range perBody {
-					body = benchEvent(body, benchSeq.Add(1))
-					body = append(body, '\n')
-				}
-			} else {
-				body = benchEvent(body, benchSeq.Add(1))
-			}
-			resp, err := client.Post(url, contentType, bytes.NewReader(body))
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusAccepted {
-				b.Errorf("status %d", resp.StatusCode)
-				return
-			}
+		var buf []byte
+		ok := true
+		for ok && pb.Next() {
+			buf, ok = p.post(b, buf)
 		}
 	})
 	reportEventsPerSecond(b, int64(b.N)*int64(perBody))
@@ -112,6 +154,38 @@ func BenchmarkIngestSingle(b *testing.B) { benchPost(b, "application/json", 1, 1
 
 // BenchmarkIngestNDJSON100: 100 events per NDJSON request, 4 concurrent clients per CPU.
 func BenchmarkIngestNDJSON100(b *testing.B) { benchPost(b, "application/x-ndjson", 100, 4) }
+
+// benchVersusAnchor alternates rounds of the anchor and of ingestion on one server, so that
+// both see the same load from whatever else runs on the machine, and reports both rates and
+// their ratio. Each iteration is one round of roundEvents events on each side.
+func benchVersusAnchor(b *testing.B, contentType string, perBody, clients int) {
+	const roundEvents = 2000
+	e := benchEnv(b)
+	js := anchorJetStream(b, e)
+	p := newPoster(e, contentType, perBody)
+	var anchorTime, ingestTime time.Duration
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		anchorPublish(b, js, e.spec.Subject, roundEvents)
+		mid := time.Now()
+		p.postConcurrently(b, roundEvents/perBody, clients)
+		anchorTime += mid.Sub(start)
+		ingestTime += time.Since(mid)
+	}
+	events := float64(b.N * roundEvents)
+	b.ReportMetric(events/anchorTime.Seconds(), "anchor-events/s")
+	b.ReportMetric(events/ingestTime.Seconds(), "ingest-events/s")
+	b.ReportMetric(anchorTime.Seconds()/ingestTime.Seconds(), "ratio")
+}
+
+// BenchmarkVersusAnchorSingle: single-event JSON requests from 32 clients against the anchor.
+func BenchmarkVersusAnchorSingle(b *testing.B) { benchVersusAnchor(b, "application/json", 1, 32) }
+
+// BenchmarkVersusAnchorNDJSON100: NDJSON bodies of 100 from 8 clients against the anchor.
+func BenchmarkVersusAnchorNDJSON100(b *testing.B) {
+	benchVersusAnchor(b, "application/x-ndjson", 100, 8)
+}
 
 // BenchmarkDecodeNDJSON100 is the parser alone, to tell its share of the request cost.
 func BenchmarkDecodeNDJSON100(b *testing.B) {

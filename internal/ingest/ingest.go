@@ -210,6 +210,9 @@ func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 	writeRaw(w, http.StatusOK, `{"ready":true}`)
 }
 
+// maxPooledBytes is the largest body or payload buffer kept for the next request.
+const maxPooledBytes = 1 << 20
+
 // requestState is the scratch space of one POST, pooled so that a steady load allocates little.
 type requestState struct {
 	body    []byte
@@ -246,7 +249,8 @@ func (h *Handler) postEvents(w http.ResponseWriter, r *http.Request) {
 	st := h.states.Get().(*requestState)
 	reuse := true
 	defer func() {
-		if reuse {
+		// A rare huge body should not pin its buffers in the pool.
+		if reuse && cap(st.body) <= maxPooledBytes && cap(st.payload) <= maxPooledBytes {
 			st.batch.reset()
 			h.states.Put(st)
 		}
