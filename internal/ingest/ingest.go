@@ -28,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -105,6 +106,8 @@ type Handler struct {
 	metrics *metrics.Ingest
 	mux     *http.ServeMux
 	states  sync.Pool
+	// refusals throttles the log of 5xx answers.
+	refusals logThrottle
 
 	kvMu sync.Mutex
 	kv   jetstream.KeyValue
@@ -500,7 +503,14 @@ func classifyPublishError(err error) *apiError {
 func (h *Handler) fail(w http.ResponseWriter, e *apiError) {
 	h.metrics.RequestsRejected.WithLabelValues(e.reason).Inc()
 	if e.status >= 500 {
-		h.log.Warn("refusing events", "status", e.status, "reason", e.reason, "error", e.body.Error, "cause", e.err)
+		// During an outage every request fails the same way; one line a second tells as much.
+		if ok, suppressed := h.refusals.allow(time.Now()); ok {
+			attrs := []any{"status", e.status, "reason", e.reason, "error", e.body.Error, "alikeSuppressed", suppressed}
+			if e.err != nil {
+				attrs = append(attrs, "cause", e.err.Error())
+			}
+			h.log.Warn("refusing events", attrs...)
+		}
 	}
 	if e.status == http.StatusTooManyRequests || e.status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", retryAfterSeconds(e.retryAfter))
@@ -577,6 +587,21 @@ type statusRecorder struct {
 func (s *statusRecorder) WriteHeader(code int) {
 	s.status = code
 	s.ResponseWriter.WriteHeader(code)
+}
+
+// logThrottle lets one log line through per second and counts the ones it held back.
+type logThrottle struct {
+	next       atomic.Int64 // unix nanos
+	suppressed atomic.Int64
+}
+
+func (t *logThrottle) allow(now time.Time) (bool, int64) {
+	next := t.next.Load()
+	if now.UnixNano() < next || !t.next.CompareAndSwap(next, now.Add(time.Second).UnixNano()) {
+		t.suppressed.Add(1)
+		return false, 0
+	}
+	return true, t.suppressed.Swap(0)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
