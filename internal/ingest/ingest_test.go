@@ -3,9 +3,11 @@ package ingest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -194,5 +196,81 @@ func TestGetPrediction(t *testing.T) {
 	wantBad := answer{Status: 400, Body: map[string]any{"error": "id has '*' at offset 1; ids use only [A-Za-z0-9_=.-]", "field": "eventId"}}
 	if diff := cmp.Diff(wantBad, bad); diff != "" {
 		t.Errorf("bad id (-want +got):\n%s", diff)
+	}
+}
+
+// TestOutageUnderLoadLosesNothingAccepted stops the server while clients keep posting: every
+// answer must be 202 or 503 (none hangs), and every event of a 202 must be in the stream after
+// the restart.
+func TestOutageUnderLoadLosesNothingAccepted(t *testing.T) {
+	e := newEnv(t, testSpec(1_000_000), Config{PublishTimeout: time.Second})
+	var (
+		mu       sync.Mutex
+		accepted []string
+		statuses = map[int]int{}
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for c := range 4 {
+		wg.Go(func() {
+			client := &http.Client{Timeout: 10 * time.Second}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ids := make([]string, 10)
+				for j := range ids {
+					ids[j] = fmt.Sprintf("c%d-%d-%d", c, i, j)
+				}
+				resp, err := client.Post(e.http.URL+"/v1/events", ctNDJSON, strings.NewReader(ndjson(ids...)))
+				if err != nil {
+					t.Errorf("client %d: %v", c, err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				mu.Lock()
+				statuses[resp.StatusCode]++
+				if resp.StatusCode == http.StatusAccepted {
+					accepted = append(accepted, ids...)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	countOf := func(code int) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return statuses[code]
+	}
+	eventually(t, "some bodies accepted before the outage", func() bool { return countOf(202) >= 20 })
+	e.srv.Stop()
+	eventually(t, "bodies refused during the outage", func() bool { return countOf(503) >= 20 })
+	e.srv.Restart(t)
+	before := countOf(202)
+	eventually(t, "bodies accepted after the restart", func() bool { return countOf(202) >= before+20 })
+	close(stop)
+	wg.Wait()
+
+	for code := range statuses {
+		if code != http.StatusAccepted && code != http.StatusServiceUnavailable {
+			t.Errorf("answers by status: %v; only 202 and 503 belong here", statuses)
+			break
+		}
+	}
+	stored := map[string]bool{}
+	for _, id := range e.streamIDs(t) {
+		stored[id] = true
+	}
+	var lost []string
+	for _, id := range accepted {
+		if !stored[id] {
+			lost = append(lost, id)
+		}
+	}
+	if len(lost) > 0 {
+		t.Errorf("%d of %d accepted events are not in the stream, e.g. %v", len(lost), len(accepted), lost[:min(5, len(lost))])
 	}
 }
