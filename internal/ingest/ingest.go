@@ -42,6 +42,10 @@ import (
 	"github.com/freightcast/freightcast/internal/queue"
 )
 
+// maxPendingAcks bounds the events published and not yet acknowledged, across all requests
+// of the pod: about 4 MiB of messages held for a possible resend.
+const maxPendingAcks = 16384
+
 // DefaultPublishTimeout bounds how long a request waits for the stream's acknowledgements.
 const DefaultPublishTimeout = 3 * time.Second
 
@@ -159,7 +163,7 @@ func New(cfg Config) (*Handler, error) {
 		// The library times out each ack itself, so a publish lost in a disconnect does not
 		// stay pending for ever; the request's own deadline is a little longer.
 		jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout),
-		jetstream.WithPublishAsyncMaxPending(16384),
+		jetstream.WithPublishAsyncMaxPending(maxPendingAcks),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
@@ -431,7 +435,10 @@ func (h *Handler) publish(ctx context.Context, st *requestState, received time.T
 		st.payload = event.AppendEncode(st.payload, &ev)
 		// A later append may move st.payload; this message keeps the bytes it was given.
 		data := st.payload[from:len(st.payload):len(st.payload)]
-		f, err := h.js.PublishMsgAsync(&nats.Msg{Subject: h.cfg.Topology.Subject, Data: data}, jetstream.WithMsgID(id))
+		// A body may hold more events than the pending-ack window; wait for room as long as
+		// the request may take rather than failing after the library's default 200 ms.
+		f, err := h.js.PublishMsgAsync(&nats.Msg{Subject: h.cfg.Topology.Subject, Data: data},
+			jetstream.WithMsgID(id), jetstream.WithStallWait(h.cfg.PublishTimeout))
 		if err != nil {
 			pubErr = err
 			break

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -272,5 +273,22 @@ func TestOutageUnderLoadLosesNothingAccepted(t *testing.T) {
 	}
 	if len(lost) > 0 {
 		t.Errorf("%d of %d accepted events are not in the stream, e.g. %v", len(lost), len(accepted), lost[:min(5, len(lost))])
+	}
+}
+
+// TestBodyLargerThanTheAckWindow posts more events in one body than may await acks at once.
+func TestBodyLargerThanTheAckWindow(t *testing.T) {
+	e := newEnv(t, testSpec(1_000_000), Config{MaxBodyBytes: 8 << 20})
+	n := maxPendingAcks + 2000
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = "big-" + strconv.Itoa(i)
+	}
+	got := e.post(t, ctNDJSON, ndjson(ids...))
+	if diff := cmp.Diff(answer{Status: 202, Body: map[string]any{"accepted": float64(n), "duplicates": 0.0}}, got); diff != "" {
+		t.Errorf("answer (-want +got):\n%s", diff)
+	}
+	if got := e.streamMsgs(t); got != uint64(n) {
+		t.Errorf("stream holds %d messages, want %d", got, n)
 	}
 }
