@@ -23,9 +23,10 @@ type command struct {
 
 var commands = map[string]command{
 	"manager": {"run the operator: the PredictionModel and FreightPipeline controllers", runManager},
+	"ingest":  {"accept freight events over HTTP and queue them in NATS JetStream", runIngest},
+	"infer":   {"serve a model over the Open Inference Protocol (with --worker: a pipeline's inference pool)", runInfer},
 	"run":     {"run pipelines and their models on this machine, on an embedded NATS (the main job of `make run`)", runLocal},
 	"version": {"print the version and exit", runVersion},
-	"infer":   {"serve a model over the Open Inference Protocol", runInfer},
 }
 
 func main() {

@@ -112,32 +112,45 @@ func (t *tokens) authenticate(r *http.Request) (digest, bool) {
 	return got, found == 1
 }
 
-// limiters hold one token bucket per bearer token (or a single one without authentication).
-// Their number is bounded by the tokens file, since only authenticated requests get one.
+// maxIdleLimiters is how many buckets may exist before idle ones are swept. With tokens their
+// number is bounded by the tokens file; keyed by client address it is not, hence the sweep.
+const maxIdleLimiters = 10000
+
+// limiters hold one token bucket per client: per bearer token, or per client address when the
+// pipeline has no authentication (the connection's address; X-Forwarded-For is not trusted, a
+// client could make up one per request).
 type limiters struct {
 	limit rate.Limit
 	burst int
 	now   func() time.Time
 
 	mu sync.Mutex
-	m  map[digest]*rate.Limiter
+	m  map[string]*rate.Limiter
 }
 
 func newLimiters(eventsPerSecond float64, burst int, now func() time.Time) *limiters {
-	return &limiters{limit: rate.Limit(eventsPerSecond), burst: burst, now: now, m: map[digest]*rate.Limiter{}}
+	return &limiters{limit: rate.Limit(eventsPerSecond), burst: burst, now: now, m: map[string]*rate.Limiter{}}
 }
 
 // take charges n events to key's bucket. When the bucket lacks them it charges nothing and
 // says how long until it holds them.
-func (l *limiters) take(key digest, n int) (ok bool, retryAfter time.Duration) {
+func (l *limiters) take(key string, n int) (ok bool, retryAfter time.Duration) {
+	now := l.now()
 	l.mu.Lock()
 	lim, found := l.m[key]
 	if !found {
+		if len(l.m) >= maxIdleLimiters {
+			// A full bucket is the same as a new one: forgetting it changes nothing.
+			for k, old := range l.m {
+				if old.TokensAt(now) >= float64(l.burst) {
+					delete(l.m, k)
+				}
+			}
+		}
 		lim = rate.NewLimiter(l.limit, l.burst)
 		l.m[key] = lim
 	}
 	l.mu.Unlock()
-	now := l.now()
 	res := lim.ReserveN(now, n)
 	if !res.OK() {
 		return false, 0

@@ -23,10 +23,12 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -39,6 +41,10 @@ import (
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
 )
+
+// maxPendingAcks bounds the events published and not yet acknowledged, across all requests
+// of the pod: about 4 MiB of messages held for a possible resend.
+const maxPendingAcks = 16384
 
 // DefaultPublishTimeout bounds how long a request waits for the stream's acknowledgements.
 const DefaultPublishTimeout = 3 * time.Second
@@ -74,8 +80,8 @@ type Config struct {
 	// TokensFile, when set, holds the accepted bearer tokens, one a line; it is re-read when
 	// it changes. Empty means no authentication.
 	TokensFile string
-	// RateLimit, when set, caps events per second per bearer token (one shared bucket without
-	// authentication).
+	// RateLimit, when set, caps events per second per bearer token, or per client address
+	// without authentication.
 	RateLimit *pipelineconfig.RateLimit
 	// PublishTimeout bounds the wait for acknowledgements; DefaultPublishTimeout when zero.
 	PublishTimeout time.Duration
@@ -104,6 +110,8 @@ type Handler struct {
 	metrics *metrics.Ingest
 	mux     *http.ServeMux
 	states  sync.Pool
+	// refusals throttles the log of 5xx answers.
+	refusals logThrottle
 
 	kvMu sync.Mutex
 	kv   jetstream.KeyValue
@@ -155,7 +163,7 @@ func New(cfg Config) (*Handler, error) {
 		// The library times out each ack itself, so a publish lost in a disconnect does not
 		// stay pending for ever; the request's own deadline is a little longer.
 		jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout),
-		jetstream.WithPublishAsyncMaxPending(16384),
+		jetstream.WithPublishAsyncMaxPending(maxPendingAcks),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
@@ -209,6 +217,9 @@ func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 	writeRaw(w, http.StatusOK, `{"ready":true}`)
 }
 
+// maxPooledBytes is the largest body or payload buffer kept for the next request.
+const maxPooledBytes = 1 << 20
+
 // requestState is the scratch space of one POST, pooled so that a steady load allocates little.
 type requestState struct {
 	body    []byte
@@ -245,7 +256,8 @@ func (h *Handler) postEvents(w http.ResponseWriter, r *http.Request) {
 	st := h.states.Get().(*requestState)
 	reuse := true
 	defer func() {
-		if reuse {
+		// A rare huge body should not pin its buffers in the pool.
+		if reuse && cap(st.body) <= maxPooledBytes && cap(st.payload) <= maxPooledBytes {
 			st.batch.reset()
 			h.states.Put(st)
 		}
@@ -303,7 +315,7 @@ func (h *Handler) ingest(r *http.Request, st *requestState, received time.Time, 
 			return 0, 0, &apiError{status: http.StatusRequestEntityTooLarge, reason: metrics.ReasonTooLarge,
 				body: errorBody{Error: fmt.Sprintf("the body holds %d events, more than the rate limit's burst of %d; send smaller bodies", n, h.limits.burst)}}
 		}
-		if ok, wait := h.limits.take(key, n); !ok {
+		if ok, wait := h.limits.take(rateKey(r, key, h.tokens != nil), n); !ok {
 			return 0, 0, &apiError{status: http.StatusTooManyRequests, reason: metrics.ReasonRateLimited, retryAfter: wait,
 				body: errorBody{Error: fmt.Sprintf("rate limit of %s events/s exceeded", strconv.FormatFloat(float64(h.limits.limit), 'f', -1, 64))}}
 		}
@@ -325,6 +337,18 @@ func (h *Handler) authenticate(r *http.Request) (digest, *apiError) {
 			body: errorBody{Error: "missing or unknown bearer token"}}
 	}
 	return key, nil
+}
+
+// rateKey names the client's bucket: its token's digest, or its address without tokens.
+func rateKey(r *http.Request, token digest, authenticated bool) string {
+	if authenticated {
+		return string(token[:])
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // mediaType accepts application/json and application/x-ndjson, with a UTF-8 charset if any.
@@ -411,7 +435,10 @@ func (h *Handler) publish(ctx context.Context, st *requestState, received time.T
 		st.payload = event.AppendEncode(st.payload, &ev)
 		// A later append may move st.payload; this message keeps the bytes it was given.
 		data := st.payload[from:len(st.payload):len(st.payload)]
-		f, err := h.js.PublishMsgAsync(&nats.Msg{Subject: h.cfg.Topology.Subject, Data: data}, jetstream.WithMsgID(id))
+		// A body may hold more events than the pending-ack window; wait for room as long as
+		// the request may take rather than failing after the library's default 200 ms.
+		f, err := h.js.PublishMsgAsync(&nats.Msg{Subject: h.cfg.Topology.Subject, Data: data},
+			jetstream.WithMsgID(id), jetstream.WithStallWait(h.cfg.PublishTimeout))
 		if err != nil {
 			pubErr = err
 			break
@@ -483,7 +510,14 @@ func classifyPublishError(err error) *apiError {
 func (h *Handler) fail(w http.ResponseWriter, e *apiError) {
 	h.metrics.RequestsRejected.WithLabelValues(e.reason).Inc()
 	if e.status >= 500 {
-		h.log.Warn("refusing events", "status", e.status, "reason", e.reason, "error", e.body.Error, "cause", e.err)
+		// During an outage every request fails the same way; one line a second tells as much.
+		if ok, suppressed := h.refusals.allow(time.Now()); ok {
+			attrs := []any{"status", e.status, "reason", e.reason, "error", e.body.Error, "alikeSuppressed", suppressed}
+			if e.err != nil {
+				attrs = append(attrs, "cause", e.err.Error())
+			}
+			h.log.Warn("refusing events", attrs...)
+		}
 	}
 	if e.status == http.StatusTooManyRequests || e.status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", retryAfterSeconds(e.retryAfter))
@@ -560,6 +594,21 @@ type statusRecorder struct {
 func (s *statusRecorder) WriteHeader(code int) {
 	s.status = code
 	s.ResponseWriter.WriteHeader(code)
+}
+
+// logThrottle lets one log line through per second and counts the ones it held back.
+type logThrottle struct {
+	next       atomic.Int64 // unix nanos
+	suppressed atomic.Int64
+}
+
+func (t *logThrottle) allow(now time.Time) (bool, int64) {
+	next := t.next.Load()
+	if now.UnixNano() < next || !t.next.CompareAndSwap(next, now.Add(time.Second).UnixNano()) {
+		t.suppressed.Add(1)
+		return false, 0
+	}
+	return true, t.suppressed.Swap(0)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

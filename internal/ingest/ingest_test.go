@@ -3,11 +3,17 @@ package ingest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/freightcast/freightcast/internal/event"
 )
@@ -34,6 +40,31 @@ func TestPostCountsAcceptedAndDuplicatesAndStoresEachIDOnce(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"e1", "e2", "e3", "e4", "e5", "e6", "e7"}, e.streamIDs(t)); diff != "" {
 		t.Errorf("ids in the stream (-want +got):\n%s", diff)
+	}
+	counters := map[string]float64{
+		"accepted":   testutil.ToFloat64(e.handler.metrics.EventsAccepted),
+		"duplicates": testutil.ToFloat64(e.handler.metrics.EventsDuplicate),
+	}
+	if diff := cmp.Diff(map[string]float64{"accepted": 7, "duplicates": 5}, counters); diff != "" {
+		t.Errorf("metrics (-want +got):\n%s", diff)
+	}
+	resp, err := http.Get(e.http.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exposition, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{
+		"freightcast_ingest_events_accepted_total 7",
+		`freightcast_ingest_request_duration_seconds_count{code="202",handler="events"} 5`,
+		`freightcast_ingest_requests_rejected_total{reason="stream_full"} 0`,
+	} {
+		if !strings.Contains(string(exposition), line+"\n") {
+			t.Errorf("/metrics lacks %q", line)
+		}
 	}
 
 	// The message is the internal/event format, features in model order, shipment bytes kept.
@@ -166,5 +197,98 @@ func TestGetPrediction(t *testing.T) {
 	wantBad := answer{Status: 400, Body: map[string]any{"error": "id has '*' at offset 1; ids use only [A-Za-z0-9_=.-]", "field": "eventId"}}
 	if diff := cmp.Diff(wantBad, bad); diff != "" {
 		t.Errorf("bad id (-want +got):\n%s", diff)
+	}
+}
+
+// TestOutageUnderLoadLosesNothingAccepted stops the server while clients keep posting: every
+// answer must be 202 or 503 (none hangs), and every event of a 202 must be in the stream after
+// the restart.
+func TestOutageUnderLoadLosesNothingAccepted(t *testing.T) {
+	e := newEnv(t, testSpec(1_000_000), Config{PublishTimeout: time.Second})
+	var (
+		mu       sync.Mutex
+		accepted []string
+		statuses = map[int]int{}
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for c := range 4 {
+		wg.Go(func() {
+			client := &http.Client{Timeout: 10 * time.Second}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ids := make([]string, 10)
+				for j := range ids {
+					ids[j] = fmt.Sprintf("c%d-%d-%d", c, i, j)
+				}
+				resp, err := client.Post(e.http.URL+"/v1/events", ctNDJSON, strings.NewReader(ndjson(ids...)))
+				if err != nil {
+					t.Errorf("client %d: %v", c, err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				mu.Lock()
+				statuses[resp.StatusCode]++
+				if resp.StatusCode == http.StatusAccepted {
+					accepted = append(accepted, ids...)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	countOf := func(code int) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return statuses[code]
+	}
+	eventually(t, "some bodies accepted before the outage", func() bool { return countOf(202) >= 20 })
+	e.srv.Stop()
+	eventually(t, "bodies refused during the outage", func() bool { return countOf(503) >= 20 })
+	e.srv.Restart(t)
+	before := countOf(202)
+	eventually(t, "bodies accepted after the restart", func() bool { return countOf(202) >= before+20 })
+	close(stop)
+	wg.Wait()
+
+	for code := range statuses {
+		if code != http.StatusAccepted && code != http.StatusServiceUnavailable {
+			t.Errorf("answers by status: %v; only 202 and 503 belong here", statuses)
+			break
+		}
+	}
+	stored := map[string]bool{}
+	for _, id := range e.streamIDs(t) {
+		stored[id] = true
+	}
+	var lost []string
+	for _, id := range accepted {
+		if !stored[id] {
+			lost = append(lost, id)
+		}
+	}
+	if len(lost) > 0 {
+		t.Errorf("%d of %d accepted events are not in the stream, e.g. %v", len(lost), len(accepted), lost[:min(5, len(lost))])
+	}
+}
+
+// TestBodyLargerThanTheAckWindow posts more events in one body than may await acks at once.
+func TestBodyLargerThanTheAckWindow(t *testing.T) {
+	e := newEnv(t, testSpec(1_000_000), Config{MaxBodyBytes: 8 << 20})
+	n := maxPendingAcks + 2000
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = "big-" + strconv.Itoa(i)
+	}
+	got := e.post(t, ctNDJSON, ndjson(ids...))
+	if diff := cmp.Diff(answer{Status: 202, Body: map[string]any{"accepted": float64(n), "duplicates": 0.0}}, got); diff != "" {
+		t.Errorf("answer (-want +got):\n%s", diff)
+	}
+	if got := e.streamMsgs(t); got != uint64(n) {
+		t.Errorf("stream holds %d messages, want %d", got, n)
 	}
 }

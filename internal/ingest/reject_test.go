@@ -1,8 +1,11 @@
 package ingest
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +23,7 @@ func TestRejectedBodiesPublishNothing(t *testing.T) {
 	// A frozen clock: buckets never refill, so what the table sees does not depend on timing.
 	frozen := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 	e := newEnv(t, testSpec(1000), Config{
-		MaxBodyBytes: 4096,
+		MaxBodyBytes: 20000, // above one event's largest shipment (16 KiB)
 		TokensFile:   tokensFile,
 		RateLimit:    &pipelineconfig.RateLimit{EventsPerSecond: 1, Burst: 10},
 		Now:          func() time.Time { return frozen },
@@ -94,7 +97,7 @@ func TestRejectedBodiesPublishNothing(t *testing.T) {
 		"unknown field": {ctJSON, good, `{"id":"a",` + feats + `,"priority":1}`,
 			answer{Status: 400, Body: errBody("unknown field; an event has id, features and shipment", idx(0), "priority")}},
 		"shipment too large": {ctJSON, good, `{"id":"a",` + feats + `,"shipment":"` + strings.Repeat("x", 16<<10) + `"}`,
-			answer{Status: 413, Body: errBody("the body is larger than 4096 bytes; send fewer events per request", nil, "")}},
+			answer{Status: 400, Body: errBody("is 16386 bytes, the limit is 16384", idx(0), "shipment")}},
 		"invalid shipment": {ctJSON, good, `{"id":"a",` + feats + `,"shipment":{"to":}}`,
 			answer{Status: 400, Body: errBody(`invalid JSON at byte 110: found '}' where a JSON value should be`, idx(0), "")}},
 		"second array element bad": {ctJSON, good, `[` + ev("a") + `,{"id":"b"}]`,
@@ -103,8 +106,8 @@ func TestRejectedBodiesPublishNothing(t *testing.T) {
 			answer{Status: 400, Body: errBody("has ' ' at offset 1; ids use only [A-Za-z0-9_=.-]", idx(2), "id")}},
 		"two events on one ndjson line": {ctNDJSON, good, ev("a") + ev("b"),
 			answer{Status: 400, Body: errBody(`invalid JSON at byte 134: found '{' where the end of the line after the event should be`, idx(0), "")}},
-		"too large body": {ctNDJSON, good, ndjson("l1", "l2", "l3", "l4", "l5", "l6", "l7", "l8", "l9", "l10", "l11", "l12", "l13", "l14", "l15", "l16", "l17", "l18", "l19", "l20", "l21", "l22", "l23", "l24", "l25", "l26", "l27", "l28", "l29", "l30", "l31", "l32", "l33", "l34"),
-			answer{Status: 413, Body: errBody("the body is larger than 4096 bytes; send fewer events per request", nil, "")}},
+		"too large body": {ctNDJSON, good, manyEvents(150),
+			answer{Status: 413, Body: errBody("the body is larger than 20000 bytes; send fewer events per request", nil, "")}},
 		"more events than the burst": {ctNDJSON, good, ndjson("m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9", "m10", "m11"),
 			answer{Status: 413, Body: errBody("the body holds 11 events, more than the rate limit's burst of 10; send smaller bodies", nil, "")}},
 		"text/plain": {"text/plain", good, ev("a"),
@@ -134,6 +137,15 @@ func TestRejectedBodiesPublishNothing(t *testing.T) {
 	}
 }
 
+// manyEvents is an NDJSON body of n distinct events.
+func manyEvents(n int) string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = "many-" + strconv.Itoa(i)
+	}
+	return ndjson(ids...)
+}
+
 func TestTokensFileIsReread(t *testing.T) {
 	tokensFile := filepath.Join(t.TempDir(), "tokens")
 	if err := os.WriteFile(tokensFile, []byte("old\n"), 0o600); err != nil {
@@ -160,5 +172,39 @@ func TestTokensFileIsReread(t *testing.T) {
 	}
 	if a := e.do(t, "GET", "/v1/predictions/t3", "", "", ""); a.Status != 401 {
 		t.Errorf("prediction without a token: %+v, want 401", a)
+	}
+}
+
+func TestRateLimitIsPerClientAddressWithoutTokens(t *testing.T) {
+	frozen := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	e := newEnv(t, testSpec(1000), Config{
+		RateLimit: &pipelineconfig.RateLimit{EventsPerSecond: 2, Burst: 3},
+		Now:       func() time.Time { return frozen },
+	})
+	post := func(remoteAddr, body string) (int, string) {
+		req := httptest.NewRequest(http.MethodPost, "/v1/events", strings.NewReader(body))
+		req.Header.Set("Content-Type", ctNDJSON)
+		req.RemoteAddr = remoteAddr
+		rec := httptest.NewRecorder()
+		e.handler.ServeHTTP(rec, req)
+		return rec.Code, rec.Header().Get("Retry-After")
+	}
+	type result struct {
+		Code       int
+		RetryAfter string
+	}
+	var got []result
+	for _, step := range []struct{ addr, body string }{
+		{"10.0.0.1:4000", ndjson("a1", "a2", "a3")},
+		{"10.0.0.1:4001", ndjson("a4")}, // same client, another connection
+		{"10.0.0.2:4000", ndjson("b1", "b2")},
+	} {
+		code, retry := post(step.addr, step.body)
+		got = append(got, result{code, retry})
+	}
+	// The next event is half a second away at 2/s; Retry-After rounds up to whole seconds.
+	want := []result{{202, ""}, {429, "1"}, {202, ""}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("answers (-want +got):\n%s", diff)
 	}
 }

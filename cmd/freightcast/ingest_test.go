@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/freightcast/freightcast/internal/natstest"
+	"github.com/freightcast/freightcast/internal/pipelineconfig"
+	"github.com/freightcast/freightcast/internal/queue"
+)
+
+func TestResolveFeatures(t *testing.T) {
+	cases := map[string]struct {
+		flag    string
+		config  []string
+		want    []string
+		wantErr string
+	}{
+		"flag wins":       {flag: "a, b,c", config: []string{"x"}, want: []string{"a", "b", "c"}},
+		"config":          {config: []string{"x", "y"}, want: []string{"x", "y"}},
+		"neither":         {wantErr: "feature names are required"},
+		"empty flag name": {flag: "a,,b", wantErr: "name 1 is empty"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := resolveFeatures(tc.flag, tc.config)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("features (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseIngestFlagsAcceptsTheOperatorsArguments(t *testing.T) {
+	// What desiredIngestionDeployment renders for a URI model source.
+	args := []string{"--addr=:8080", "--pipeline-config=/etc/freightcast/pipeline/pipeline.json",
+		"--model-uri=https://models/m.onnx", "--model-sha256=abc", "--model-cache-dir=/var/cache/model",
+		"--model-name=delay", "--model-version=1", "--features=a,b"}
+	c, err := parseIngestFlags(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.features != "a,b" || c.modelName != "delay" || c.shutdownTimeout != 25*time.Second {
+		t.Errorf("parsed %+v", c)
+	}
+}
+
+// TestRunIngestServesAndShutsDown runs the command as the operator starts it, against a real
+// nats-server whose stream is provisioned after the pod started.
+func TestRunIngestServesAndShutsDown(t *testing.T) {
+	srv := natstest.Start(t)
+	spec := queue.Spec{Topology: queue.TopologyFor("ns1", "p1"), Limits: queue.Limits{
+		MaxMessages: 100, MaxBytes: 1 << 20, MaxAge: time.Hour, DuplicateWindow: time.Minute,
+		AckWait: time.Minute, MaxDeliver: 3, MaxAckPending: 10, PredictionRetention: time.Hour,
+	}}
+	cfg := pipelineconfig.Config{Namespace: "ns1", Name: "p1", NATSURL: srv.URL(), Queue: spec,
+		Model:     pipelineconfig.Model{Name: "delay", Version: "1", Features: []string{"a", "b"}},
+		Ingestion: pipelineconfig.Ingestion{MaxBodyBytes: 1 << 16}, Inference: pipelineconfig.Inference{BatchSize: 8}}
+	data, err := cfg.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(t.TempDir(), pipelineconfig.FileName)
+	if err := os.WriteFile(cfgPath, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runIngest(ctx, []string{"--addr=" + addr, "--pipeline-config=" + cfgPath, "--model-name=delay"})
+	}()
+	// Stopping twice (the test, then the cleanup after a failure) must not wait twice.
+	stop := sync.OnceValue(func() error { cancel(); return <-done })
+	t.Cleanup(func() { _ = stop() })
+
+	get := func(path string) int {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: still false after 15s", what)
+			}
+		}
+	}
+	waitFor("livez", func() bool { return get("/livez") == http.StatusOK })
+	if code := get("/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("readyz before the stream exists = %d, want 503", code)
+	}
+
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := queue.Provision(context.Background(), js, spec); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("readyz", func() bool { return get("/readyz") == http.StatusOK })
+
+	resp, err := http.Post("http://"+addr+"/v1/events", "application/json", strings.NewReader(`{"id":"e1","features":{"a":1,"b":2}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST = %d, want 202", resp.StatusCode)
+	}
+
+	if err := stop(); err != nil {
+		t.Fatalf("runIngest after cancel: %v", err)
+	}
+}
