@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/freightcast/freightcast/internal/ingest"
+	"github.com/freightcast/freightcast/internal/model"
+	"github.com/freightcast/freightcast/internal/modelsource"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/version"
 )
@@ -28,6 +29,9 @@ type ingestConfig struct {
 	pipelineConfig  string
 	features        string
 	modelFile       string
+	modelURI        string
+	modelSHA256     string
+	modelCacheDir   string
 	modelName       string
 	modelVersion    string
 	shutdownTimeout time.Duration
@@ -39,14 +43,12 @@ func parseIngestFlags(args []string) (ingestConfig, error) {
 	fs.StringVar(&c.addr, "addr", ":8080", "address of the HTTP API, probes and /metrics")
 	fs.StringVar(&c.pipelineConfig, "pipeline-config", "/etc/freightcast/pipeline/"+pipelineconfig.FileName, "the pipeline config the operator renders")
 	fs.StringVar(&c.features, "features", "", "the model's feature names in model order, comma-separated (default: the pipeline config's model.features)")
-	fs.StringVar(&c.modelFile, "model-file", "", "the model file (not read yet: feature names from ONNX metadata come later)")
+	fs.StringVar(&c.modelFile, "model-file", "", "the model file; its metadata names the features when neither --features nor the config does, and is checked against them otherwise")
 	fs.StringVar(&c.modelName, "model-name", "", "the model's name, for logs")
 	fs.StringVar(&c.modelVersion, "model-version", "", "the model's version, for logs")
-	// The operator passes the same model flags to every data-plane pod; ingestion has no use for
-	// a model download, but must not refuse to start because of them.
-	fs.String("model-uri", "", "ignored by ingest")
-	fs.String("model-sha256", "", "ignored by ingest")
-	fs.String("model-cache-dir", "", "ignored by ingest")
+	fs.StringVar(&c.modelURI, "model-uri", "", "https:// URI of the model, instead of --model-file (needs --model-sha256)")
+	fs.StringVar(&c.modelSHA256, "model-sha256", "", "hex SHA-256 the model must have")
+	fs.StringVar(&c.modelCacheDir, "model-cache-dir", "", "where a downloaded model is kept")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 25*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -60,25 +62,34 @@ func parseIngestFlags(args []string) (ingestConfig, error) {
 	return c, nil
 }
 
-// resolveFeatures picks the model's feature names: --features (from the model's spec) first,
-// then the pipeline config. The model file's metadata is not read yet, so one of the two must
-// name them.
-func resolveFeatures(flagValue string, fromConfig []string) ([]string, error) {
-	if flagValue != "" {
-		names := strings.Split(flagValue, ",")
-		for i, n := range names {
-			names[i] = strings.TrimSpace(n)
-			if names[i] == "" {
-				return nil, fmt.Errorf("--features %q: name %d is empty", flagValue, i)
-			}
+// resolveFeatures decides the feature names ingestion validates events against, in model order:
+// --features (the model's spec) or the pipeline config declare them; the model file, when given,
+// names them itself or must agree with the declared ones (model.ResolveFeatures), so ingestion
+// never accepts events the workers' model would then refuse.
+func resolveFeatures(ctx context.Context, c ingestConfig, fromConfig []string) ([]string, error) {
+	declared := fromConfig
+	if c.features != "" {
+		var err error
+		if declared, err = model.ParseFeatures(c.features); err != nil {
+			return nil, fmt.Errorf("--features: %w", err)
 		}
-		return names, nil
 	}
-	if len(fromConfig) > 0 {
-		return fromConfig, nil
+	if c.modelFile == "" && c.modelURI == "" {
+		if len(declared) == 0 {
+			return nil, errors.New("the model's feature names are required: pass --features, set model.features in the pipeline config, " +
+				"or give the model (--model-file or --model-uri) whose metadata names them")
+		}
+		return declared, nil
 	}
-	return nil, errors.New("the model's feature names are required: pass --features or set model.features in the pipeline config " +
-		"(reading them from the model file's metadata is not supported yet)")
+	data, err := modelsource.Fetch(ctx, modelsource.Spec{Path: c.modelFile, URI: c.modelURI, SHA256: c.modelSHA256, CacheDir: c.modelCacheDir})
+	if err != nil {
+		return nil, err
+	}
+	m, err := model.Load(data)
+	if err != nil {
+		return nil, err
+	}
+	return model.ResolveFeatures(declared, m.Metadata())
 }
 
 func runIngest(ctx context.Context, args []string) error {
@@ -90,7 +101,7 @@ func runIngest(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	features, err := resolveFeatures(c.features, cfg.Model.Features)
+	features, err := resolveFeatures(ctx, c, cfg.Model.Features)
 	if err != nil {
 		return err
 	}

@@ -21,20 +21,27 @@ import (
 )
 
 func TestResolveFeatures(t *testing.T) {
+	modelOrder := strings.Split(freightFeatures, ",")
 	cases := map[string]struct {
-		flag    string
-		config  []string
-		want    []string
-		wantErr string
+		flag      string
+		modelFile string
+		config    []string
+		want      []string
+		wantErr   string
 	}{
-		"flag wins":       {flag: "a, b,c", config: []string{"x"}, want: []string{"a", "b", "c"}},
-		"config":          {config: []string{"x", "y"}, want: []string{"x", "y"}},
-		"neither":         {wantErr: "feature names are required"},
-		"empty flag name": {flag: "a,,b", wantErr: "name 1 is empty"},
+		"flag wins":             {flag: "a,b,c", config: []string{"x"}, want: []string{"a", "b", "c"}},
+		"config":                {config: []string{"x", "y"}, want: []string{"x", "y"}},
+		"neither":               {wantErr: "feature names are required"},
+		"empty flag name":       {flag: "a,,b", wantErr: "empty"},
+		"from the model file":   {modelFile: freightModel, want: modelOrder},
+		"flag agrees with file": {flag: freightFeatures, modelFile: freightModel, want: modelOrder},
+		"config disagrees with file": {config: []string{"distance_km", "mode_air"}, modelFile: freightModel,
+			wantErr: "the model declares 12"},
+		"not a model": {modelFile: "ingest_test.go", wantErr: "model"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			got, err := resolveFeatures(tc.flag, tc.config)
+			got, err := resolveFeatures(context.Background(), ingestConfig{features: tc.flag, modelFile: tc.modelFile}, tc.config)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
