@@ -57,7 +57,9 @@ type FreightPipelineReconciler struct {
 	Clock      clock.PassiveClock
 	Queue      JetStreamConnector
 	Autoscaler *Autoscaler
-	Options    Options
+	// APIReader reads around the cache, for retrying a status write on the live object.
+	APIReader client.Reader
+	Options   Options
 	// wake carries the autoscaler's wake-ups into the controller's queue.
 	wake chan event.GenericEvent
 }
@@ -75,7 +77,7 @@ type pipelineScope struct {
 // +kubebuilder:rbac:groups=freightcast.io,resources=predictionmodels,verbs=get;list;watch
 
 // Reconcile runs the phases in order and writes the status once.
-func (r *FreightPipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {
+func (r *FreightPipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, reterr error) {
 	p := &freightcastv1alpha1.FreightPipeline{}
 	if err := r.Client.Get(ctx, req.NamespacedName, p); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -94,6 +96,10 @@ func (r *FreightPipelineReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	defer func() {
 		if err := r.writeStatus(ctx, s); err != nil {
 			reterr = errors.Join(reterr, err)
+		}
+		if reterr != nil {
+			// An error brings its own backoff; a RequeueAfter beside it would be ignored.
+			res = ctrl.Result{}
 		}
 	}()
 
@@ -228,24 +234,42 @@ func (r *FreightPipelineReconciler) readDeployments(ctx context.Context, s *pipe
 	return exists, nil
 }
 
-// writeStatus computes the status, records events for condition changes, and patches the
-// status subresource only when it differs.
+// statusWriteAttempts bounds how often a status write is retried after losing to the
+// autoscaler, which writes status.autoscaling of the same object.
+const statusWriteAttempts = 3
+
+// writeStatus computes the status and writes it when it differs, then records events for the
+// condition changes it wrote. The whole status is written with an update, so that zero counts
+// are stored and shown; its resourceVersion makes it lose, rather than overwrite, when the
+// object changed meanwhile. Losing to the autoscaler (status.autoscaling only) is retried on the
+// live object, keeping the autoscaler's part; losing to a spec change is left to the next
+// reconcile.
 func (r *FreightPipelineReconciler) writeStatus(ctx context.Context, s *pipelineScope) error {
-	status := computePipelineStatus(s.pipeline, s.obs, r.Clock.Now())
-	if equality.Semantic.DeepEqual(status, s.pipeline.Status) {
-		return nil
+	p := s.pipeline
+	for attempt := 1; ; attempt++ {
+		status := computePipelineStatus(p, s.obs, r.Clock.Now())
+		if equality.Semantic.DeepEqual(status, p.Status) {
+			return nil
+		}
+		before := p.Status.Conditions
+		p.Status = status
+		err := r.Client.Status().Update(ctx, p)
+		if err == nil {
+			recordConditionChanges(r.Recorder, p, before, status.Conditions)
+			return nil
+		}
+		if !apierrors.IsConflict(err) || attempt == statusWriteAttempts {
+			return fmt.Errorf("writing status: %w", err)
+		}
+		live := &freightcastv1alpha1.FreightPipeline{}
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(p), live); err != nil {
+			return fmt.Errorf("writing status: %w", err)
+		}
+		if live.Generation != p.Generation {
+			return fmt.Errorf("writing status: the spec changed meanwhile (generation %d → %d)", p.Generation, live.Generation)
+		}
+		p = live
 	}
-	before := s.pipeline.Status.Conditions
-	// The whole status is ours: an update (not a merge patch) also stores zero counts, which
-	// printer columns show, and its resourceVersion is the optimistic lock.
-	s.pipeline.Status = status
-	if err := r.Client.Status().Update(ctx, s.pipeline); err != nil {
-		return fmt.Errorf("writing status: %w", err)
-	}
-	// Only a status that was written tells news: a reconcile working from a stale cache loses
-	// the optimistic lock (resourceVersion) and must not repeat the events of the one that won.
-	recordConditionChanges(r.Recorder, s.pipeline, before, status.Conditions)
-	return nil
 }
 
 // SetupWithManager registers the controller, its watches and the model index.

@@ -103,13 +103,13 @@ func TestFreightPipelineProvisionsQueueAndChildren(t *testing.T) {
 		t.Errorf("status = %+v", st)
 	}
 
-	// The autoscaler samples the queue: 5 events show up as its depth.
+	// The autoscaler samples the queue: 5 events show up as its depth within a status refresh.
 	for i := range 5 {
 		if _, err := js.Publish(ctx, topo.Subject, []byte(`{}`), jetstream.WithMsgID(fmt.Sprint(i))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, "queue depth 5", func() error {
+	eventually(t, 2*statusRefresh, "queue depth 5", func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
 			return err
 		}
@@ -180,14 +180,14 @@ func TestFreightPipelineKeepsInferenceReplicasWithinBounds(t *testing.T) {
 	waitReplicas(5)
 
 	// A GitOps re-apply of the pipeline (a spec change) never resets the pool's size.
-	p = &freightcastv1alpha1.FreightPipeline{}
-	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "orders"}, p); err != nil {
-		t.Fatal(err)
-	}
-	p.Spec.Inference.BatchSize = 16
-	if err := k8s.Update(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	eventually(t, 10*time.Second, "change the batch size", func() error {
+		p = &freightcastv1alpha1.FreightPipeline{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "orders"}, p); err != nil {
+			return err
+		}
+		p.Spec.Inference.BatchSize = 16
+		return k8s.Update(ctx, p)
+	})
 	eventually(t, 10*time.Second, "new batch size rolled into the pool", func() error {
 		d, err := getDeployment(ns, "orders-inference")
 		if err != nil {

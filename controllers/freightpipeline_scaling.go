@@ -311,14 +311,14 @@ func (a *Autoscaler) noteFailing(sp *scaledPipeline, p *freightcastv1alpha1.Frei
 	}
 }
 
-// writeStatus patches status.autoscaling when a decision changed, or when only the depth changed
-// and the last write is older than statusRefresh.
+// writeStatus patches status.autoscaling at once when the decision changed (sizes, last scale,
+// depth known or not), and otherwise at most every statusRefresh: depth and reason move with every
+// sample, and the gauge freightcast_queue_depth is where those are followed live.
 func (a *Autoscaler) writeStatus(ctx context.Context, sp *scaledPipeline, p *freightcastv1alpha1.FreightPipeline, st *freightcastv1alpha1.AutoscalingStatus, now time.Time) {
-	if sp.written != nil {
-		sameDecision := *sp.written
-		sameDecision.QueueDepth = st.QueueDepth
-		if equality.Semantic.DeepEqual(&sameDecision, st) &&
-			(equality.Semantic.DeepEqual(sp.written.QueueDepth, st.QueueDepth) || now.Sub(sp.writtenAt) < statusRefresh) {
+	if w := sp.written; w != nil {
+		decisionChanged := w.CurrentReplicas != st.CurrentReplicas || w.DesiredReplicas != st.DesiredReplicas ||
+			!equality.Semantic.DeepEqual(w.LastScaleTime, st.LastScaleTime) || (w.QueueDepth == nil) != (st.QueueDepth == nil)
+		if !decisionChanged && now.Sub(sp.writtenAt) < statusRefresh {
 			return
 		}
 	}

@@ -192,10 +192,13 @@ func TestPredictionModelSourceChangeRollsThePods(t *testing.T) {
 	})
 
 	// A spec change (version) rolls too, and the conditions follow the new generation.
-	model.Spec.Version = "2026-11"
-	if err := k8s.Update(ctx, model); err != nil {
-		t.Fatal(err)
-	}
+	eventually(t, 10*time.Second, "change the version", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(model), model); err != nil {
+			return err
+		}
+		model.Spec.Version = "2026-11"
+		return k8s.Update(ctx, model)
+	})
 	eventually(t, 10*time.Second, "args carry the new version", func() error {
 		d, err := getDeployment(ns, "m-predictor")
 		if err != nil {

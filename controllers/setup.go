@@ -29,11 +29,12 @@ func SetupWithManager(mgr ctrl.Manager, opts Options, connector JetStreamConnect
 	}
 	recorder := mgr.GetEventRecorder("freightcast-freightpipeline")
 	return (&FreightPipelineReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: recorder,
-		Clock:    clk,
-		Queue:    connector,
-		Options:  opts,
+		Client:    mgr.GetClient(),
+		Recorder:  recorder,
+		Clock:     clk,
+		Queue:     connector,
+		APIReader: mgr.GetAPIReader(),
+		Options:   opts,
 		Autoscaler: &Autoscaler{Client: mgr.GetClient(), Queue: connector, Recorder: recorder, Clock: clk,
 			Metrics: m, Concurrency: autoscalerConcurrency},
 	}).SetupWithManager(mgr)

@@ -398,7 +398,6 @@ type ReplicaStatus struct {
 	ReadyReplicas int32 `json:"readyReplicas"`
 }
 
-
 // FreightPipeline runs ingestion → NATS JetStream → inference pool → predictions for one model.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status

@@ -1,0 +1,329 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/event"
+	"github.com/freightcast/freightcast/internal/metrics"
+	"github.com/freightcast/freightcast/internal/model"
+	"github.com/freightcast/freightcast/internal/natstest"
+	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/worker"
+)
+
+// fastScaling makes the autoscaler react within a test's patience: a short poll interval, no
+// scale-up window, a 2 s scale-down window, and rate policies that allow any step.
+func fastScaling(p *freightcastv1alpha1.FreightPipeline) {
+	p.Spec.Inference.PollInterval = &metav1.Duration{Duration: 500 * time.Millisecond}
+	p.Spec.Inference.ScaleUp = &freightcastv1alpha1.ScalingRules{
+		StabilizationWindow: &metav1.Duration{},
+		Policies:            []freightcastv1alpha1.ScalingPolicy{{Type: "Pods", Value: 100, Period: metav1.Duration{Duration: time.Second}}},
+	}
+	p.Spec.Inference.ScaleDown = &freightcastv1alpha1.ScalingRules{
+		StabilizationWindow: &metav1.Duration{Duration: 2 * time.Second},
+		Policies:            []freightcastv1alpha1.ScalingPolicy{{Type: "Percent", Value: 100, Period: metav1.Duration{Duration: time.Second}}},
+	}
+}
+
+func waitPoolReplicas(t *testing.T, ns, name string, want int32, timeout time.Duration) {
+	t.Helper()
+	eventually(t, timeout, fmt.Sprintf("inference pool %s at %d replicas", name, want), func() error {
+		d, err := getDeployment(ns, name)
+		if err != nil {
+			return err
+		}
+		if got := ptr.Deref(d.Spec.Replicas, 1); got != want {
+			return fmt.Errorf("replicas %d", got)
+		}
+		return nil
+	})
+}
+
+func publishEvents(t *testing.T, js jetstream.JetStream, subject, prefix string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	var futures []jetstream.PubAckFuture
+	for i := range n {
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		data, err := event.Encode(&event.Event{ID: id, Features: make([]float64, 12), ReceivedAt: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data}, jetstream.WithMsgID(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			t.Fatal(err)
+		case <-ctx.Done():
+		}
+	}
+}
+
+func jetStreamFor(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func TestAutoscalerFollowsQueueDepth(t *testing.T) {
+	srv := natstest.Start(t)
+	startOperator(t, srv.URL())
+	ns := newNamespace(t)
+	ctx := context.Background()
+	loadedModel(t, ns, "m")
+	p := newPipeline(ns, "orders", "m")
+	p.Spec.Inference.TargetQueueDepthPerReplica = 500
+	p.Spec.Inference.MaxReplicas = 20
+	fastScaling(p)
+	mustCreate(t, p)
+	mustEventuallyGetDeployment(t, ns, "orders-inference")
+	waitCondition(t, p, freightcastv1alpha1.ConditionQueueReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonQueueProvisioned)
+
+	// 5,000 events and no worker: 5000 / 500 = 10 workers.
+	js := jetStreamFor(t, srv.URL())
+	topo := queue.TopologyFor(ns, "orders")
+	publishEvents(t, js, topo.Subject, "e", 5000)
+	waitPoolReplicas(t, ns, "orders-inference", 10, 15*time.Second)
+	waitEvent(t, p, corev1.EventTypeNormal, "ScaledUp")
+	eventually(t, 10*time.Second, "status.autoscaling shows the decision", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
+			return err
+		}
+		a := p.Status.Autoscaling
+		if a == nil || a.QueueDepth == nil || *a.QueueDepth != 5000 || a.DesiredReplicas != 10 || a.LastScaleTime == nil || a.Reason == "" {
+			return fmt.Errorf("autoscaling status %+v", a)
+		}
+		return nil
+	})
+
+	// The backlog clears: after the 2 s scale-down window the pool returns to minReplicas.
+	stream, err := js.Stream(ctx, topo.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitPoolReplicas(t, ns, "orders-inference", 1, 15*time.Second)
+	waitEvent(t, p, corev1.EventTypeNormal, "ScaledDown")
+}
+
+func TestAutoscalerFallsBackWhileNATSIsDown(t *testing.T) {
+	srv := natstest.Start(t)
+	startOperator(t, srv.URL())
+	ns := newNamespace(t)
+	loadedModel(t, ns, "m")
+	p := newPipeline(ns, "orders", "m")
+	fastScaling(p)
+	p.Spec.Inference.Fallback = &freightcastv1alpha1.FallbackSpec{FailureThreshold: 2, Replicas: 4}
+	mustCreate(t, p)
+	mustEventuallyGetDeployment(t, ns, "orders-inference")
+	waitCondition(t, p, freightcastv1alpha1.ConditionQueueReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonQueueProvisioned)
+	waitPoolReplicas(t, ns, "orders-inference", 1, 10*time.Second)
+
+	srv.Stop()
+	// Two failed reads, then the fallback size; and the outage shows as a condition.
+	waitPoolReplicas(t, ns, "orders-inference", 4, 15*time.Second)
+	waitEvent(t, p, corev1.EventTypeNormal, "ScaledToFallback")
+	waitCondition(t, p, freightcastv1alpha1.ConditionQueueReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonQueueUnreachable)
+	if a := p.Status.Autoscaling; a != nil && a.QueueDepth != nil {
+		t.Errorf("status.autoscaling.queueDepth = %d while NATS is down; it must be absent", *a.QueueDepth)
+	}
+
+	srv.Restart(t)
+	waitCondition(t, p, freightcastv1alpha1.ConditionQueueReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonQueueProvisioned)
+	// Depth readable again (and zero): back to minReplicas after the scale-down window.
+	waitPoolReplicas(t, ns, "orders-inference", 1, 20*time.Second)
+}
+
+func TestAutoscalerScalesToZeroAndBack(t *testing.T) {
+	srv := natstest.Start(t)
+	startOperator(t, srv.URL())
+	ns := newNamespace(t)
+	loadedModel(t, ns, "m")
+	p := newPipeline(ns, "orders", "m")
+	p.Spec.Inference.MinReplicas = ptr.To[int32](0)
+	fastScaling(p)
+	mustCreate(t, p)
+	mustEventuallyGetDeployment(t, ns, "orders-inference")
+	markDeploymentRolledOut(t, ns, "orders-ingest")
+	waitPoolReplicas(t, ns, "orders-inference", 0, 15*time.Second)
+	markDeploymentRolledOut(t, ns, "orders-inference")
+	waitCondition(t, p, freightcastv1alpha1.ConditionInferenceReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonScaledToZero)
+
+	js := jetStreamFor(t, srv.URL())
+	publishEvents(t, js, queue.TopologyFor(ns, "orders").Subject, "wake", 1)
+	waitPoolReplicas(t, ns, "orders-inference", 1, 10*time.Second)
+}
+
+// podStandIn plays the Deployment controller and the kubelet for an inference pool, which
+// envtest does not run: it keeps as many in-process workers running as the pool's replicas, and
+// stops surplus ones the way a pod gets SIGTERM (the worker drains and acknowledges).
+type podStandIn struct {
+	t       *testing.T
+	ns      string
+	cfg     worker.Config
+	mu      sync.Mutex
+	running []context.CancelFunc
+	wg      sync.WaitGroup
+	stopped int
+}
+
+func (s *podStandIn) follow(ctx context.Context) {
+	for ctx.Err() == nil {
+		d, err := getDeployment(s.ns, "orders-inference")
+		if err == nil {
+			want := int(ptr.Deref(d.Spec.Replicas, 1))
+			s.mu.Lock()
+			for len(s.running) < want {
+				w, err := worker.New(s.cfg)
+				if err != nil {
+					s.t.Error(err)
+					s.mu.Unlock()
+					return
+				}
+				wctx, cancel := context.WithCancel(context.Background())
+				s.running = append(s.running, cancel)
+				s.wg.Add(1)
+				go func() { defer s.wg.Done(); _ = w.Run(wctx) }()
+			}
+			for len(s.running) > want {
+				s.running[len(s.running)-1]()
+				s.running = s.running[:len(s.running)-1]
+				s.stopped++
+			}
+			s.mu.Unlock()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.mu.Lock()
+	for _, c := range s.running {
+		c()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// TestScaleInLosesNothing runs a burst through a pool the autoscaler grows and then shrinks while
+// workers still hold events: every event is predicted once, none is redelivered, none expires
+// into the dead-letter subject.
+func TestScaleInLosesNothing(t *testing.T) {
+	srv := natstest.Start(t)
+	startOperator(t, srv.URL())
+	ns := newNamespace(t)
+	ctx := context.Background()
+	loadedModel(t, ns, "m")
+	p := newPipeline(ns, "orders", "m")
+	p.Spec.Inference.TargetQueueDepthPerReplica = 300
+	p.Spec.Inference.MaxReplicas = 6
+	p.Spec.Inference.BatchSize = 16
+	fastScaling(p)
+	mustCreate(t, p)
+	mustEventuallyGetDeployment(t, ns, "orders-inference")
+	waitCondition(t, p, freightcastv1alpha1.ConditionQueueReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonQueueProvisioned)
+
+	js := jetStreamFor(t, srv.URL())
+	topo := queue.TopologyFor(ns, "orders")
+	rt, err := model.LoadFile(filepath.Join("..", "models", "freight-delay-risk.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wm, err := metrics.NewWorker(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods := &podStandIn{t: t, ns: ns, cfg: worker.Config{JetStream: js, Topology: topo, Model: &slowModel{Runtime: rt},
+		ModelName: "m", ModelVersion: "1", BatchSize: 16, MaxDeliver: 5, Metrics: wm}}
+	followCtx, stopFollowing := context.WithCancel(ctx)
+	followed := make(chan struct{})
+	go func() { pods.follow(followCtx); close(followed) }()
+
+	const n = 6000
+	publishEvents(t, js, topo.Subject, "burst", n)
+	kv, err := js.KeyValue(ctx, topo.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "every event predicted", func() error {
+		st, err := kv.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if st.Values() != n {
+			return fmt.Errorf("%d predictions", st.Values())
+		}
+		return nil
+	})
+	waitPoolReplicas(t, ns, "orders-inference", 1, 20*time.Second)
+	eventually(t, 10*time.Second, "the stand-in stopped the surplus workers", func() error {
+		pods.mu.Lock()
+		defer pods.mu.Unlock()
+		if len(pods.running) != 1 {
+			return fmt.Errorf("%d workers running", len(pods.running))
+		}
+		return nil
+	})
+	stopFollowing()
+	<-followed
+
+	cons, err := js.Consumer(ctx, topo.Stream, topo.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := cons.CachedInfo()
+	if info.NumRedelivered != 0 || info.NumPending != 0 || info.NumAckPending != 0 {
+		t.Errorf("consumer after the burst: redelivered %d, pending %d, ack pending %d; want all 0", info.NumRedelivered, info.NumPending, info.NumAckPending)
+	}
+	if pods.stopped == 0 {
+		t.Error("no worker was stopped: the pool never scaled in, so this test proved nothing")
+	}
+	out, err := js.Stream(ctx, topo.OutputStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outInfo, err := out.Info(ctx, jetstream.WithSubjectFilter(topo.DeadLetterSubject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dl := outInfo.State.Subjects[topo.DeadLetterSubject]; dl != 0 {
+		t.Errorf("%d dead letters", dl)
+	}
+	t.Logf("%d events, %d workers stopped while the pool shrank, 0 redeliveries", n, pods.stopped)
+}
+
+// slowModel stretches each model run, so that workers hold their batches long enough for the
+// pool to shrink under them.
+type slowModel struct{ model.Runtime }
+
+func (m *slowModel) Run(rows int, in, out [][]float32) error {
+	time.Sleep(30 * time.Millisecond)
+	return m.Runtime.Run(rows, in, out)
+}
