@@ -361,3 +361,9 @@ func truncateReason(r string) string {
 	}
 	return r[:1021] + "..."
 }
+
+// AutoscalePolicy is the recommender policy of pipeline p, with its poll interval: what the
+// operator sizes the inference pool with, and what local mode sizes its workers with.
+func AutoscalePolicy(p *freightcastv1alpha1.FreightPipeline) (autoscale.Policy, time.Duration) {
+	return policyFor(p), defaultedPipeline(p).Spec.Inference.PollInterval.Duration
+}

@@ -51,7 +51,7 @@ func parseRunFlags(args []string) (*runOptions, error) {
 	fs.StringVar(&o.natsAddr, "nats-addr", "127.0.0.1:4222", "address of the embedded NATS server")
 	fs.StringVar(&o.ingestAddr, "ingest-addr", "127.0.0.1:8080", "address of the first pipeline's ingestion API; more pipelines take the next ports")
 	fs.StringVar(&o.inferAddr, "infer-addr", "127.0.0.1:9080", "address of the first model's Open Inference Protocol API; more models take the next ports")
-	fs.IntVar(&o.workers, "workers", 2, "inference workers per pipeline")
+	fs.IntVar(&o.workers, "workers", 0, "a fixed number of inference workers per pipeline; 0 sizes them from the queue depth with the pipeline's autoscaling spec, as the operator does")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -61,8 +61,8 @@ func parseRunFlags(args []string) (*runOptions, error) {
 		return nil, fmt.Errorf("unexpected arguments %q (files go after -f)", fs.Args())
 	case len(o.files) == 0:
 		return nil, errors.New("-f FILE is required: the PredictionModel and FreightPipeline YAML to run")
-	case o.workers < 1:
-		return nil, fmt.Errorf("--workers %d must be at least 1", o.workers)
+	case o.workers < 0:
+		return nil, fmt.Errorf("--workers %d must not be negative", o.workers)
 	}
 	return o, nil
 }
@@ -226,7 +226,9 @@ func (m *manifests) resolve(ctx context.Context, pvcDirs map[string]string, cach
 		if err != nil {
 			return nil, nil, fmt.Errorf("FreightPipeline %s: %w", p.Name, err)
 		}
-		pipelines = append(pipelines, local.Pipeline{Config: cfg, Model: runtimes[pm.Name], Features: features})
+		policy, interval := controllers.AutoscalePolicy(p)
+		pipelines = append(pipelines, local.Pipeline{Config: cfg, Model: runtimes[pm.Name], Features: features,
+			Autoscale: policy, PollInterval: interval})
 	}
 	return models, pipelines, nil
 }

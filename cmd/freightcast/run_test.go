@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func writeFile(t *testing.T, dir, name, content string) string {
@@ -36,7 +37,8 @@ func TestRunReadsTheSamples(t *testing.T) {
 	}
 	p := pipelines[0]
 	if p.Config.Name != "eu-lanes" || len(p.Features) != 12 || p.Features[0] != "distance_km" ||
-		p.Config.Ingestion.RateLimit == nil || p.Config.Queue.MaxDeliver != 5 {
+		p.Config.Ingestion.RateLimit == nil || p.Config.Queue.MaxDeliver != 5 ||
+		p.Autoscale.MaxReplicas != 10 || p.Autoscale.TargetPerReplica != 500 || p.PollInterval != 2*time.Second {
 		t.Errorf("pipeline = %+v", p.Config)
 	}
 }

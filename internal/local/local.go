@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/freightcast/freightcast/internal/autoscale"
 	"github.com/freightcast/freightcast/internal/ingest"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/model"
@@ -44,6 +45,11 @@ type Pipeline struct {
 	// Model is the runtime of the pipeline's model; Features its resolved feature names.
 	Model    model.Runtime
 	Features []string
+	// Autoscale sizes the pipeline's workers from its queue depth every PollInterval, with the
+	// recommender the operator uses for inference pools; Options.Workers > 0 fixes the count
+	// instead.
+	Autoscale    autoscale.Policy
+	PollInterval time.Duration
 }
 
 // Options configure Run.
@@ -55,13 +61,16 @@ type Options struct {
 	// IngestAddr and InferAddr are the first listen addresses of the ingestion and OIP APIs;
 	// further pipelines and models take the next ports.
 	IngestAddr, InferAddr string
-	// Workers is the number of workers per pipeline.
+	// Workers, when positive, fixes the number of workers per pipeline; zero lets each
+	// pipeline's autoscaling policy size them.
 	Workers int
 	// Out receives the endpoint summary a person reads; Logger the logs.
 	Out    io.Writer
 	Logger *slog.Logger
 	// Ready, when set, is called with the endpoints once everything serves.
 	Ready func(Endpoints)
+	// OnScale, when set, is called after a pipeline's autoscaled workers change in number.
+	OnScale func(pipeline string, from, to int32, reason string)
 }
 
 // Endpoints are the URLs Run serves.
@@ -82,8 +91,8 @@ func Run(ctx context.Context, opts Options, models []Model, pipelines []Pipeline
 	if opts.Out == nil {
 		opts.Out = io.Discard
 	}
-	if opts.Workers <= 0 {
-		return fmt.Errorf("local: workers must be positive, got %d", opts.Workers)
+	if opts.Workers < 0 {
+		return fmt.Errorf("local: workers must not be negative, got %d", opts.Workers)
 	}
 	log := opts.Logger
 
@@ -182,21 +191,27 @@ func Run(ctx context.Context, opts Options, models []Model, pipelines []Pipeline
 		if err != nil {
 			return err
 		}
-		for range opts.Workers {
-			w, err := worker.New(worker.Config{JetStream: js, Topology: cfg.Queue.Topology, Model: p.Model,
-				ModelName: cfg.Model.Name, ModelVersion: cfg.Model.Version, BatchSize: cfg.Inference.BatchSize,
-				MaxDeliver: cfg.Queue.MaxDeliver, Metrics: wm, Logger: log.With("pipeline", cfg.Name)})
-			if err != nil {
+		pool := &workerPool{ctx: workersCtx, wg: &workers, errs: serveErr, name: cfg.Name, onScale: opts.OnScale,
+			newWorker: func() (*worker.Worker, error) {
+				return worker.New(worker.Config{JetStream: js, Topology: cfg.Queue.Topology, Model: p.Model,
+					ModelName: cfg.Model.Name, ModelVersion: cfg.Model.Version, BatchSize: cfg.Inference.BatchSize,
+					MaxDeliver: cfg.Queue.MaxDeliver, Metrics: wm, Logger: log.With("pipeline", cfg.Name)})
+			}}
+		if opts.Workers > 0 {
+			if err := pool.resize(opts.Workers); err != nil {
 				return fmt.Errorf("local: pipeline %s: %w", cfg.Name, err)
 			}
-			workers.Add(1)
-			go func() {
-				defer workers.Done()
-				if err := w.Run(workersCtx); err != nil {
-					serveErr <- fmt.Errorf("pipeline %s worker: %w", cfg.Name, err)
-				}
-			}()
+			continue
 		}
+		rec, err := autoscale.New(p.Autoscale)
+		if err != nil {
+			return fmt.Errorf("local: pipeline %s autoscaling: %w", cfg.Name, err)
+		}
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			pool.autoscale(workersCtx, js, cfg.Queue.Topology, rec, p.PollInterval, log.With("pipeline", cfg.Name))
+		}()
 	}
 
 	printEndpoints(opts.Out, eps)
@@ -275,4 +290,82 @@ func printEndpoints(w io.Writer, eps Endpoints) {
 		fmt.Fprintf(w, "\n  model %s (Open Inference Protocol v2)\n    metadata: curl %s/v2/models/%s\n    infer:    curl -XPOST %s/v2/models/%s/infer -H 'Content-Type: application/json' -d @models/freight-delay-risk.request.json\n", name, url, name, url, name)
 	}
 	fmt.Fprintln(w)
+}
+
+// workerPool runs one pipeline's workers in this process and resizes them as pods would be.
+type workerPool struct {
+	ctx       context.Context
+	wg        *sync.WaitGroup
+	errs      chan<- error
+	name      string
+	newWorker func() (*worker.Worker, error)
+	onScale   func(pipeline string, from, to int32, reason string)
+	running   []context.CancelFunc
+}
+
+// resize starts or stops workers until n run. A stopped worker drains: it finishes and
+// acknowledges what it holds, as an inference pod does on SIGTERM.
+func (wp *workerPool) resize(n int) error {
+	for len(wp.running) < n {
+		w, err := wp.newWorker()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithCancel(wp.ctx)
+		wp.running = append(wp.running, cancel)
+		wp.wg.Add(1)
+		go func() {
+			defer wp.wg.Done()
+			if err := w.Run(ctx); err != nil {
+				wp.errs <- fmt.Errorf("pipeline %s worker: %w", wp.name, err)
+			}
+		}()
+	}
+	for len(wp.running) > n {
+		last := len(wp.running) - 1
+		wp.running[last]()
+		wp.running = wp.running[:last]
+	}
+	return nil
+}
+
+// autoscale samples the queue every interval and sizes the pool with the operator's recommender,
+// until ctx ends.
+func (wp *workerPool) autoscale(ctx context.Context, js jetstream.JetStream, topo queue.Topology, rec *autoscale.Recommender, interval time.Duration, log *slog.Logger) {
+	if interval <= 0 {
+		interval = 2 * time.Second
+	}
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	var lastAcked uint64
+	var lastAt time.Time
+	for {
+		now := time.Now()
+		current := int32(len(wp.running))
+		readCtx, cancel := context.WithTimeout(ctx, min(interval, 2*time.Second))
+		lag, err := queue.ReadLag(readCtx, js, topo.Stream, topo.Consumer)
+		cancel()
+		in := autoscale.Input{Now: now, Current: current, Ready: current, LagErr: err}
+		if err == nil {
+			in.Lag = lag.Total()
+			if !lastAt.IsZero() && current > 0 && lag.Acknowledged >= lastAcked {
+				in.Throughput = float64(lag.Acknowledged-lastAcked) / now.Sub(lastAt).Seconds() / float64(current)
+			}
+			lastAcked, lastAt = lag.Acknowledged, now
+		}
+		d := rec.Recommend(in)
+		if d.Desired != current {
+			log.Info("scaling workers", "from", current, "to", d.Desired, "reason", d.Reason)
+			if err := wp.resize(int(d.Desired)); err != nil {
+				log.Error("scaling workers", "error", err)
+			} else if wp.onScale != nil {
+				wp.onScale(wp.name, current, d.Desired, d.Reason)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/freightcast/freightcast/internal/autoscale"
 	"github.com/freightcast/freightcast/internal/event"
 	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
@@ -55,6 +57,10 @@ func start(t testing.TB, workers int) Endpoints {
 }
 
 func startWith(t testing.TB, workers int, mutate func(*Pipeline)) Endpoints {
+	return startWithOptions(t, Options{Workers: workers}, mutate)
+}
+
+func startWithOptions(t testing.TB, opts Options, mutate func(*Pipeline)) Endpoints {
 	t.Helper()
 	m := freightModel(t)
 	p := testPipeline(t, m)
@@ -63,8 +69,9 @@ func startWith(t testing.TB, workers int, mutate func(*Pipeline)) Endpoints {
 	ready := make(chan Endpoints, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Options{DataDir: t.TempDir(), NATSAddr: "127.0.0.1:0", IngestAddr: "127.0.0.1:0", InferAddr: "127.0.0.1:0",
-			Workers: workers, Ready: func(e Endpoints) { ready <- e }},
+		opts.DataDir, opts.NATSAddr, opts.IngestAddr, opts.InferAddr = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		opts.Ready = func(e Endpoints) { ready <- e }
+		done <- Run(ctx, opts,
 			[]Model{{Name: "freight-delay-risk", Version: "1", Runtime: m, MaxBatchSize: 64, MaxBatchDelay: time.Millisecond}},
 			[]Pipeline{p})
 	}()
@@ -298,4 +305,42 @@ func TestAFullStreamRefusesAndLosesNothingAccepted(t *testing.T) {
 		}
 	}
 	t.Logf("%d bodies refused with 503, %d events accepted and predicted", refused, len(acceptedIDs))
+}
+
+// TestWorkersFollowTheQueueDepth runs local mode with autoscaled workers: a backlog grows the
+// pool with the operator's recommender, and it shrinks back to minReplicas once drained.
+func TestWorkersFollowTheQueueDepth(t *testing.T) {
+	var mu sync.Mutex
+	var sizes []int32
+	window := time.Second
+	eps := startWithOptions(t, Options{OnScale: func(_ string, _, to int32, _ string) {
+		mu.Lock()
+		sizes = append(sizes, to)
+		mu.Unlock()
+	}}, func(p *Pipeline) {
+		p.Autoscale = autoscale.Policy{MinReplicas: 1, MaxReplicas: 4, TargetPerReplica: 100,
+			ScaleDown: autoscale.Rules{StabilizationWindow: &window}}
+		p.PollInterval = 100 * time.Millisecond
+	})
+	var items []string
+	for i := range 3000 {
+		items = append(items, eventJSON(fmt.Sprintf("auto-%05d", i), i))
+	}
+	// Queue the backlog in one go, faster than the first worker drains it.
+	for start := 0; start < len(items); start += 500 {
+		post(t, eps.Ingest["orders"], "application/x-ndjson", strings.Join(items[start:start+500], "\n"))
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		mu.Lock()
+		got := slices.Clone(sizes)
+		mu.Unlock()
+		if len(got) >= 2 && slices.Max(got) > 1 && got[len(got)-1] == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("worker counts over time %v: want growth past 1, then back to 1", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
