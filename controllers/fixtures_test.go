@@ -46,7 +46,7 @@ func newPipeline(ns, name, model string) *freightcastv1alpha1.FreightPipeline {
 	}
 }
 
-func mustCreate(t *testing.T, objs ...client.Object) {
+func mustCreate(t testing.TB, objs ...client.Object) {
 	t.Helper()
 	for _, o := range objs {
 		if err := k8s.Create(context.Background(), o); err != nil {
@@ -61,7 +61,7 @@ func getDeployment(ns, name string) (*appsv1.Deployment, error) {
 }
 
 // waitCondition waits until obj's condition condType has status and reason.
-func waitCondition(t *testing.T, obj client.Object, condType string, status metav1.ConditionStatus, reason string) {
+func waitCondition(t testing.TB, obj client.Object, condType string, status metav1.ConditionStatus, reason string) {
 	t.Helper()
 	eventually(t, 15*time.Second, fmt.Sprintf("%s %s=%s/%s", obj.GetName(), condType, status, reason), func() error {
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
@@ -93,7 +93,7 @@ func waitCondition(t *testing.T, obj client.Object, condType string, status meta
 }
 
 // waitEvent waits for an event about obj with the given type and reason.
-func waitEvent(t *testing.T, obj client.Object, eventType, reason string) {
+func waitEvent(t testing.TB, obj client.Object, eventType, reason string) {
 	t.Helper()
 	eventually(t, 15*time.Second, fmt.Sprintf("%s event %s about %s", eventType, reason, obj.GetName()), func() error {
 		var list eventsv1.EventList

@@ -23,7 +23,7 @@ import (
 )
 
 // loadedModel creates a model with its ConfigMap and plays the serving pods loading it.
-func loadedModel(t *testing.T, ns, name string) *freightcastv1alpha1.PredictionModel {
+func loadedModel(t testing.TB, ns, name string) *freightcastv1alpha1.PredictionModel {
 	t.Helper()
 	model := newModel(ns, name, name+"-onnx")
 	mustCreate(t, newModelConfigMap(ns, name+"-onnx", modelBytes), model)

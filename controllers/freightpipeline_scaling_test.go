@@ -39,7 +39,7 @@ func fastScaling(p *freightcastv1alpha1.FreightPipeline) {
 	}
 }
 
-func waitPoolReplicas(t *testing.T, ns, name string, want int32, timeout time.Duration) {
+func waitPoolReplicas(t testing.TB, ns, name string, want int32, timeout time.Duration) {
 	t.Helper()
 	eventually(t, timeout, fmt.Sprintf("inference pool %s at %d replicas", name, want), func() error {
 		d, err := getDeployment(ns, name)
@@ -53,7 +53,7 @@ func waitPoolReplicas(t *testing.T, ns, name string, want int32, timeout time.Du
 	})
 }
 
-func publishEvents(t *testing.T, js jetstream.JetStream, subject, prefix string, n int) {
+func publishEvents(t testing.TB, js jetstream.JetStream, subject, prefix string, n int) {
 	t.Helper()
 	ctx := context.Background()
 	var futures []jetstream.PubAckFuture
@@ -79,7 +79,7 @@ func publishEvents(t *testing.T, js jetstream.JetStream, subject, prefix string,
 	}
 }
 
-func jetStreamFor(t *testing.T, url string) jetstream.JetStream {
+func jetStreamFor(t testing.TB, url string) jetstream.JetStream {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {

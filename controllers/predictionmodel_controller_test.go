@@ -79,7 +79,7 @@ func TestPredictionModelServesFromConfigMap(t *testing.T) {
 	waitEvent(t, model, corev1.EventTypeNormal, freightcastv1alpha1.ReasonModelLoaded)
 }
 
-func mustEventuallyGetDeployment(t *testing.T, ns, name string) (d *appsv1.Deployment) {
+func mustEventuallyGetDeployment(t testing.TB, ns, name string) (d *appsv1.Deployment) {
 	t.Helper()
 	eventually(t, 10*time.Second, "Deployment "+name, func() (err error) {
 		d, err = getDeployment(ns, name)

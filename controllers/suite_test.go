@@ -119,7 +119,7 @@ type operator struct {
 const testImage = "freightcast.test/freightcast:test"
 
 // startOperator starts the manager for one test and stops it when the test ends.
-func startOperator(t *testing.T, defaultNATSURL string) *operator {
+func startOperator(t testing.TB, defaultNATSURL string) *operator {
 	t.Helper()
 	op := &operator{writes: &writeCounter{}}
 	cfg := rest.CopyConfig(testConfig)
@@ -154,7 +154,7 @@ func startOperator(t *testing.T, defaultNATSURL string) *operator {
 
 // newNamespace creates a namespace for one test. envtest runs no namespace controller, so the
 // namespace's objects are not removed with it; names are unique per test instead.
-func newNamespace(t *testing.T) string {
+func newNamespace(t testing.TB) string {
 	t.Helper()
 	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
 	if len(name) > 40 {
@@ -170,7 +170,7 @@ func newNamespace(t *testing.T) string {
 }
 
 // eventually polls check until it returns nil, failing the test with its last error after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
+func eventually(t testing.TB, timeout time.Duration, what string, check func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var err error
@@ -188,7 +188,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, check func() e
 // markDeploymentRolledOut stands in for the Deployment controller and the kubelet, which envtest
 // does not run: it writes the status they would write once every pod of the current template
 // runs and passes readiness (for our pods: the model loaded).
-func markDeploymentRolledOut(t *testing.T, ns, name string) {
+func markDeploymentRolledOut(t testing.TB, ns, name string) {
 	t.Helper()
 	ctx := context.Background()
 	eventually(t, 10*time.Second, "Deployment "+name+" rolled out", func() error {
