@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"hash/fnv"
 	"sync"
 	"time"
 
@@ -140,7 +141,12 @@ func (a *Autoscaler) Track(p *freightcastv1alpha1.FreightPipeline, natsURL strin
 	}
 	interval := defaultedPipeline(p).Spec.Inference.PollInterval.Duration
 	if sp == nil {
-		sp = &scaledPipeline{key: key, due: a.Clock.Now()}
+		// Spread first samples over the interval by the pipeline's name, so that pipelines
+		// tracked together (an operator restart) do not all sample in the same tick.
+		h := fnv.New32a()
+		h.Write([]byte(key.String()))
+		offset := time.Duration(h.Sum32()) % interval
+		sp = &scaledPipeline{key: key, due: a.Clock.Now().Add(offset)}
 		a.tracked[key] = sp
 	}
 	sp.generation, sp.natsURL, sp.rec, sp.interval = p.Generation, natsURL, rec, interval
