@@ -35,8 +35,8 @@ func loadedModel(t testing.TB, ns, name string) *freightcastv1alpha1.PredictionM
 
 func TestFreightPipelineProvisionsQueueAndChildren(t *testing.T) {
 	srv := natstest.Start(t)
-	startOperator(t, srv.URL())
 	ns := newNamespace(t)
+	startOperator(t, srv.URL(), ns)
 	ctx := context.Background()
 	loadedModel(t, ns, "delay-risk")
 	p := newPipeline(ns, "orders", "delay-risk")
@@ -122,8 +122,8 @@ func TestFreightPipelineProvisionsQueueAndChildren(t *testing.T) {
 
 func TestFreightPipelineWaitsForItsModel(t *testing.T) {
 	srv := natstest.Start(t)
-	startOperator(t, srv.URL())
 	ns := newNamespace(t)
+	startOperator(t, srv.URL(), ns)
 	p := newPipeline(ns, "orders", "later")
 	mustCreate(t, p)
 	waitCondition(t, p, freightcastv1alpha1.ConditionInferenceReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonModelNotFound)
@@ -144,8 +144,8 @@ func TestFreightPipelineWaitsForItsModel(t *testing.T) {
 
 func TestFreightPipelineKeepsInferenceReplicasWithinBounds(t *testing.T) {
 	srv := natstest.Start(t)
-	startOperator(t, srv.URL())
 	ns := newNamespace(t)
+	startOperator(t, srv.URL(), ns)
 	ctx := context.Background()
 	loadedModel(t, ns, "m")
 	p := newPipeline(ns, "orders", "m")
@@ -206,8 +206,8 @@ func TestFreightPipelineKeepsInferenceReplicasWithinBounds(t *testing.T) {
 func TestFreightPipelineReportsAnUnreachableQueue(t *testing.T) {
 	srv := natstest.Start(t)
 	srv.Stop()
-	startOperator(t, srv.URL())
 	ns := newNamespace(t)
+	startOperator(t, srv.URL(), ns)
 	loadedModel(t, ns, "m")
 	p := newPipeline(ns, "orders", "m")
 	mustCreate(t, p)
@@ -233,8 +233,8 @@ func TestFreightPipelineReportsAnUnreachableQueue(t *testing.T) {
 }
 
 func TestFreightPipelineWithoutAnyNATS(t *testing.T) {
-	startOperator(t, "")
 	ns := newNamespace(t)
+	startOperator(t, "", ns)
 	loadedModel(t, ns, "m")
 	p := newPipeline(ns, "orders", "m")
 	mustCreate(t, p)

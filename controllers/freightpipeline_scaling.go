@@ -310,7 +310,9 @@ func (a *Autoscaler) noteFailing(sp *scaledPipeline, p *freightcastv1alpha1.Frei
 	sp.failing = failing
 	if a.Wake != nil {
 		select {
-		case a.Wake <- event.GenericEvent{Object: p}:
+		// A copy of the key only: p is patched right after, while the controller reads this.
+		case a.Wake <- event.GenericEvent{Object: &freightcastv1alpha1.FreightPipeline{
+			ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name}}}:
 		default:
 			// A full channel already holds wake-ups; the reconcile's own retry covers the rest.
 		}

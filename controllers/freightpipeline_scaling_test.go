@@ -57,6 +57,17 @@ func publishEvents(t testing.TB, js jetstream.JetStream, subject, prefix string,
 	t.Helper()
 	ctx := context.Background()
 	var futures []jetstream.PubAckFuture
+	await := func() {
+		for _, f := range futures {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				t.Fatal(err)
+			case <-ctx.Done():
+			}
+		}
+		futures = futures[:0]
+	}
 	for i := range n {
 		id := fmt.Sprintf("%s-%d", prefix, i)
 		data, err := event.Encode(&event.Event{ID: id, Features: make([]float64, 12), ReceivedAt: time.Now()})
@@ -67,16 +78,12 @@ func publishEvents(t testing.TB, js jetstream.JetStream, subject, prefix string,
 		if err != nil {
 			t.Fatal(err)
 		}
-		futures = append(futures, f)
-	}
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			t.Fatal(err)
-		case <-ctx.Done():
+		// Stay under the client's limit of outstanding asynchronous publishes.
+		if futures = append(futures, f); len(futures) == 1000 {
+			await()
 		}
 	}
+	await()
 }
 
 func jetStreamFor(t testing.TB, url string) jetstream.JetStream {
@@ -95,8 +102,8 @@ func jetStreamFor(t testing.TB, url string) jetstream.JetStream {
 
 func TestAutoscalerFollowsQueueDepth(t *testing.T) {
 	srv := natstest.Start(t)
-	startOperator(t, srv.URL())
 	ns := newNamespace(t)
+	startOperator(t, srv.URL(), ns)
 	ctx := context.Background()
 	loadedModel(t, ns, "m")
 	p := newPipeline(ns, "orders", "m")
@@ -138,8 +145,8 @@ func TestAutoscalerFollowsQueueDepth(t *testing.T) {
 
 func TestAutoscalerFallsBackWhileNATSIsDown(t *testing.T) {
 	srv := natstest.Start(t)
-	startOperator(t, srv.URL())
 	ns := newNamespace(t)
+	startOperator(t, srv.URL(), ns)
 	loadedModel(t, ns, "m")
 	p := newPipeline(ns, "orders", "m")
 	fastScaling(p)
@@ -166,8 +173,8 @@ func TestAutoscalerFallsBackWhileNATSIsDown(t *testing.T) {
 
 func TestAutoscalerScalesToZeroAndBack(t *testing.T) {
 	srv := natstest.Start(t)
-	startOperator(t, srv.URL())
 	ns := newNamespace(t)
+	startOperator(t, srv.URL(), ns)
 	loadedModel(t, ns, "m")
 	p := newPipeline(ns, "orders", "m")
 	p.Spec.Inference.MinReplicas = ptr.To[int32](0)
@@ -237,8 +244,8 @@ func (s *podStandIn) follow(ctx context.Context) {
 // into the dead-letter subject.
 func TestScaleInLosesNothing(t *testing.T) {
 	srv := natstest.Start(t)
-	startOperator(t, srv.URL())
 	ns := newNamespace(t)
+	startOperator(t, srv.URL(), ns)
 	ctx := context.Background()
 	loadedModel(t, ns, "m")
 	p := newPipeline(ns, "orders", "m")

@@ -41,8 +41,8 @@ func reconcileCount(t *testing.T, controller string) float64 {
 
 func TestReconcileOfUnchangedObjectsWritesNothing(t *testing.T) {
 	srv := natstest.Start(t)
-	op := startOperator(t, srv.URL())
 	ns := newNamespace(t)
+	op := startOperator(t, srv.URL(), ns)
 	ctx := context.Background()
 	loadedModel(t, ns, "m")
 	p := newPipeline(ns, "orders", "m")

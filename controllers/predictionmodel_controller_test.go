@@ -30,8 +30,8 @@ func digestOf(b []byte) string {
 }
 
 func TestPredictionModelServesFromConfigMap(t *testing.T) {
-	startOperator(t, "")
 	ns := newNamespace(t)
+	startOperator(t, "", ns)
 	ctx := context.Background()
 	model := newModel(ns, "delay-risk", "delay-risk-onnx")
 	mustCreate(t, newModelConfigMap(ns, "delay-risk-onnx", modelBytes), model)
@@ -89,8 +89,8 @@ func mustEventuallyGetDeployment(t testing.TB, ns, name string) (d *appsv1.Deplo
 }
 
 func TestPredictionModelRestoresDeletedAndEditedChildren(t *testing.T) {
-	startOperator(t, "")
 	ns := newNamespace(t)
+	startOperator(t, "", ns)
 	ctx := context.Background()
 	mustCreate(t, newModelConfigMap(ns, "m-onnx", modelBytes), newModel(ns, "m", "m-onnx"))
 	deploy := mustEventuallyGetDeployment(t, ns, "m-predictor")
@@ -149,8 +149,8 @@ func TestPredictionModelRestoresDeletedAndEditedChildren(t *testing.T) {
 }
 
 func TestPredictionModelSourceChangeRollsThePods(t *testing.T) {
-	startOperator(t, "")
 	ns := newNamespace(t)
+	startOperator(t, "", ns)
 	ctx := context.Background()
 	cm := newModelConfigMap(ns, "m-onnx", modelBytes)
 	model := newModel(ns, "m", "m-onnx")
@@ -216,8 +216,8 @@ func TestPredictionModelSourceChangeRollsThePods(t *testing.T) {
 }
 
 func TestPredictionModelWaitsForItsConfigMap(t *testing.T) {
-	startOperator(t, "")
 	ns := newNamespace(t)
+	startOperator(t, "", ns)
 	model := newModel(ns, "m", "not-yet")
 	mustCreate(t, model)
 	waitCondition(t, model, freightcastv1alpha1.ConditionReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonSourceNotFound)
@@ -253,8 +253,8 @@ func TestPredictionModelWaitsForItsConfigMap(t *testing.T) {
 }
 
 func TestPredictionModelScaleSubresource(t *testing.T) {
-	startOperator(t, "")
 	ns := newNamespace(t)
+	startOperator(t, "", ns)
 	ctx := context.Background()
 	model := newModel(ns, "m", "m-onnx")
 	mustCreate(t, newModelConfigMap(ns, "m-onnx", modelBytes), model)

@@ -54,8 +54,8 @@ func applySamples(t *testing.T, ns string) {
 
 func TestSamplesBecomeARunningPipeline(t *testing.T) {
 	srv := natstest.Start(t)
-	startOperator(t, srv.URL())
 	ns := newNamespace(t)
+	startOperator(t, srv.URL(), ns)
 	applySamples(t, ns)
 
 	model := &freightcastv1alpha1.PredictionModel{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "freight-delay-risk"}}

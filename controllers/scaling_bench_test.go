@@ -20,8 +20,8 @@ import (
 // reference is up to 30 s of polling plus the HPA's 15 s sync.
 func BenchmarkScaleReaction(b *testing.B) {
 	srv := natstest.Start(b)
-	startOperator(b, srv.URL())
 	ns := newNamespace(b)
+	startOperator(b, srv.URL(), ns)
 	ctx := context.Background()
 	loadedModel(b, ns, "m")
 	js := jetStreamFor(b, srv.URL())

@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -118,8 +119,10 @@ type operator struct {
 
 const testImage = "freightcast.test/freightcast:test"
 
-// startOperator starts the manager for one test and stops it when the test ends.
-func startOperator(t testing.TB, defaultNATSURL string) *operator {
+// startOperator starts the manager for one test, watching only the test's namespace (envtest
+// has no namespace controller, so earlier tests' objects stay; they must not be this manager's
+// business), and stops it when the test ends.
+func startOperator(t testing.TB, defaultNATSURL, namespace string) *operator {
 	t.Helper()
 	op := &operator{writes: &writeCounter{}}
 	cfg := rest.CopyConfig(testConfig)
@@ -128,6 +131,7 @@ func startOperator(t testing.TB, defaultNATSURL string) *operator {
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
+		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{namespace: {}}},
 		// Every test starts its own manager with the same controller names.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
