@@ -51,6 +51,17 @@ func TestReconcileOfUnchangedObjectsWritesNothing(t *testing.T) {
 	markDeploymentRolledOut(t, ns, "orders-ingest")
 	markDeploymentRolledOut(t, ns, "orders-inference")
 	waitCondition(t, p, freightcastv1alpha1.ConditionReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonPipelineReady)
+	// The autoscaler writes status.autoscaling once after its first sample (within a poll
+	// interval), then only when its decision changes: wait for that first write.
+	eventually(t, 10*time.Second, "the autoscaler's first sample", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
+			return err
+		}
+		if p.Status.Autoscaling == nil {
+			return fmt.Errorf("no status.autoscaling yet")
+		}
+		return nil
+	})
 	// Let the last status writes and their watch events settle.
 	time.Sleep(time.Second)
 
