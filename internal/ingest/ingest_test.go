@@ -120,7 +120,7 @@ func TestFullStreamAnswers503AndKeepsWhatItAccepted(t *testing.T) {
 }
 
 func TestNATSOutageAnswers503AndHealsByItself(t *testing.T) {
-	e := newEnv(t, testSpec(1000), Config{PublishTimeout: time.Second})
+	e := newEnv(t, testSpec(1000), Config{PublishTimeout: 5 * time.Second})
 	if a := e.post(t, ctJSON, ev("before")); a.Status != 202 {
 		t.Fatalf("before the outage: %+v", a)
 	}
@@ -204,7 +204,7 @@ func TestGetPrediction(t *testing.T) {
 // answer must be 202 or 503 (none hangs), and every event of a 202 must be in the stream after
 // the restart.
 func TestOutageUnderLoadLosesNothingAccepted(t *testing.T) {
-	e := newEnv(t, testSpec(1_000_000), Config{PublishTimeout: time.Second})
+	e := newEnv(t, testSpec(1_000_000), Config{PublishTimeout: 5 * time.Second})
 	var (
 		mu       sync.Mutex
 		accepted []string
@@ -278,7 +278,9 @@ func TestOutageUnderLoadLosesNothingAccepted(t *testing.T) {
 
 // TestBodyLargerThanTheAckWindow posts more events in one body than may await acks at once.
 func TestBodyLargerThanTheAckWindow(t *testing.T) {
-	e := newEnv(t, testSpec(1_000_000), Config{MaxBodyBytes: 8 << 20})
+	// A generous publish timeout: this test is about the ack window, not about speed, and a
+	// loaded machine running -race may need more than the default to store 18,000 events.
+	e := newEnv(t, testSpec(1_000_000), Config{MaxBodyBytes: 8 << 20, PublishTimeout: 30 * time.Second})
 	n := maxPendingAcks + 2000
 	ids := make([]string, n)
 	for i := range ids {
