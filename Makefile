@@ -67,6 +67,12 @@ build: ## Build bin/freightcast.
 run: build ## The main job: the sample pipeline and model on this machine, on an embedded NATS (Ctrl-C stops it).
 	bin/freightcast run -f config/samples/
 
+IMG ?= freightcast:$(VERSION)
+
+.PHONY: docker-build
+docker-build: ## Build the image with a Docker engine (IMG=...). This machine has none: see the Dockerfile.
+	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
+
 .PHONY: envtest
 envtest: ## Build kube-apiserver and etcd for envtest (once; cached outside the clone).
 	@hack/k8s-binaries.sh >/dev/null
