@@ -54,6 +54,12 @@ const (
 	// ReasonModelLoaded: at least one pod of the current revision has loaded the model.
 	ReasonModelLoaded = "Loaded"
 
+	// ReasonRolloutFailed: a rollout of a new model revision made no progress within
+	// spec.progressDeadlineSeconds; the serving pods were rolled back to the last good revision.
+	ReasonRolloutFailed = "RolloutFailed"
+	// EventReasonRolledBack is the Warning event of a rollback to the last good revision.
+	EventReasonRolledBack = "RolledBack"
+
 	// ReasonModelNotFound: the pipeline's modelRef names no PredictionModel.
 	ReasonModelNotFound = "ModelNotFound"
 	// ReasonModelNotReady: the pipeline's model exists but has not loaded.
