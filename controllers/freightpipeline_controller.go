@@ -116,6 +116,9 @@ func (r *FreightPipelineReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		if err := r.Autoscaler.Track(p, s.obs.natsURL); err != nil {
 			return ctrl.Result{}, fmt.Errorf("autoscaling policy: %w", err)
 		}
+		// The autoscaler samples the backlog and the pool's readiness; it wakes this reconcile
+		// when a stall starts or ends.
+		s.obs.queueStall = r.Autoscaler.Stall(req.NamespacedName)
 	}
 	if s.obs.natsURL != "" && s.obs.queueErr != nil {
 		return ctrl.Result{RequeueAfter: queueRetryInterval}, nil

@@ -28,6 +28,10 @@ func SetupWithManager(mgr ctrl.Manager, opts Options, connector JetStreamConnect
 		return err
 	}
 	recorder := mgr.GetEventRecorder("freightcast-freightpipeline")
+	stallGrace := opts.QueueStallGrace
+	if stallGrace == 0 {
+		stallGrace = defaultQueueStallGrace
+	}
 	return (&FreightPipelineReconciler{
 		Client:    mgr.GetClient(),
 		Recorder:  recorder,
@@ -36,6 +40,6 @@ func SetupWithManager(mgr ctrl.Manager, opts Options, connector JetStreamConnect
 		APIReader: mgr.GetAPIReader(),
 		Options:   opts,
 		Autoscaler: &Autoscaler{Client: mgr.GetClient(), Queue: connector, Recorder: recorder, Clock: clk,
-			Metrics: m, Concurrency: autoscalerConcurrency},
+			Metrics: m, Concurrency: autoscalerConcurrency, StallGrace: stallGrace},
 	}).SetupWithManager(mgr)
 }

@@ -278,6 +278,14 @@ func TestComputePipelineStatus(t *testing.T) {
 			want: map[string]string{"Ready": "False/ProgressDeadlineExceeded", "Degraded": "True/ProgressDeadlineExceeded", "Progressing": "False/ProgressDeadlineExceeded",
 				"QueueReady": "True/Provisioned", "IngestionReady": "False/ProgressDeadlineExceeded", "InferenceReady": "True/Available"},
 		},
+		"backlog with no ready worker past the threshold": {
+			minReplicas: 1,
+			obs: pipelineObservation{natsURL: "nats://q:4222", model: loadedTestModel(), ingestion: ready(2),
+				inference:  rollout{exists: true, desired: 3, replicas: 3, updated: 3, message: "Deployment d: 3 of 3 pods updated, 0 ready"},
+				queueStall: &queueStall{since: testNow.Add(-time.Minute), reported: true}},
+			want: map[string]string{"Ready": "False/QueueStalled", "Degraded": "True/QueueStalled", "Progressing": "False/QueueStalled",
+				"QueueReady": "True/Provisioned", "IngestionReady": "True/Available", "InferenceReady": "False/Unavailable"},
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -121,8 +121,8 @@ const testImage = "freightcast.test/freightcast:test"
 
 // startOperator starts the manager for one test, watching only the test's namespace (envtest
 // has no namespace controller, so earlier tests' objects stay; they must not be this manager's
-// business), and stops it when the test ends.
-func startOperator(t testing.TB, defaultNATSURL, namespace string) *operator {
+// business), and stops it when the test ends. tune adjusts the operator's options.
+func startOperator(t testing.TB, defaultNATSURL, namespace string, tune ...func(*Options)) *operator {
 	t.Helper()
 	op := &operator{writes: &writeCounter{}}
 	cfg := rest.CopyConfig(testConfig)
@@ -141,6 +141,9 @@ func startOperator(t testing.TB, defaultNATSURL, namespace string) *operator {
 	connector := queue.NewConnector("freightcast-test-operator")
 	t.Cleanup(connector.Close)
 	opts := Options{Image: testImage, ImagePullPolicy: corev1.PullIfNotPresent, DefaultNATSURL: defaultNATSURL}
+	for _, f := range tune {
+		f(&opts)
+	}
 	if err := SetupWithManager(mgr, opts, connector, clock.RealClock{}); err != nil {
 		t.Fatal(err)
 	}

@@ -72,6 +72,9 @@ const (
 	ReasonQueueNotConfigured = "QueueNotConfigured"
 	// ReasonQueueProvisionFailed: NATS answered but refused the stream, consumer or bucket.
 	ReasonQueueProvisionFailed = "ProvisionFailed"
+	// ReasonQueueStalled: events wait in the queue while the inference pool, which wants pods,
+	// has had none ready for longer than the operator's stall threshold.
+	ReasonQueueStalled = "QueueStalled"
 	// ReasonPipelineReady: ingestion, queue and inference are all ready.
 	ReasonPipelineReady = "PipelineReady"
 )
