@@ -24,6 +24,12 @@ type Options struct {
 	// with no ready inference pod before the pipeline reports Degraded=True QueueStalled;
 	// 0 means defaultQueueStallGrace.
 	QueueStallGrace time.Duration
+	// StuckPodThreshold is how long a serving or inference pod may stay unready beside ready
+	// siblings, or in CrashLoopBackOff, before it is deleted; 0 means defaultStuckPodThreshold.
+	StuckPodThreshold time.Duration
+	// StuckPodInterval is the least time between two deletions of stuck pods of one
+	// Deployment; 0 means defaultStuckPodInterval.
+	StuckPodInterval time.Duration
 }
 
 // defaultQueueStallGrace leaves a starting pool the time a pod usually needs to pull its image

@@ -41,6 +41,8 @@ type PredictionModelReconciler struct {
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
 	Options  Options
+	// restarter deletes stuck serving pods.
+	restarter *podRestarter
 }
 
 var _ reconcile.Reconciler = (*PredictionModelReconciler)(nil)
@@ -59,6 +61,7 @@ type modelScope struct {
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;delete
 
 // Reconcile resolves the model's source, applies the children, and writes the status once.
 func (r *PredictionModelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {
@@ -86,7 +89,11 @@ func (r *PredictionModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		s.obs.applyErr = err
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{}, nil
+	if !s.obs.predictor.exists {
+		return ctrl.Result{}, nil
+	}
+	recheck, err := r.restarter.healPods(ctx, model, types.NamespacedName{Namespace: model.Namespace, Name: predictorName(model)}, predictorSelector(model))
+	return ctrl.Result{RequeueAfter: recheck}, err
 }
 
 // resolveSource computes the model file's digest, or records why the source cannot be used.
@@ -160,10 +167,14 @@ func (r *PredictionModelReconciler) applyPredictor(ctx context.Context, s *model
 		// comes from elsewhere (image, resources, the cluster), and the conditions report it.
 		return nil
 	}
+	message := s.obs.predictor.message
+	if why := r.failingPods(ctx, s.model); why != "" {
+		message += "; " + why
+	}
 	s.obs.failed = &freightcastv1alpha1.FailedRollout{
 		Generation: s.model.Generation,
 		Revision:   want,
-		Message:    truncateString(s.obs.predictor.message, 4096),
+		Message:    truncateString(message, 4096),
 	}
 	deploy = &appsv1.Deployment{}
 	applied, err = r.applyPredictorRevision(ctx, s, *lastGood, deploy)
@@ -172,6 +183,17 @@ func (r *PredictionModelReconciler) applyPredictor(ctx context.Context, s *model
 	}
 	s.obs.predictor, s.obs.served = rolloutOf(deploy, applied), lastGood
 	return nil
+}
+
+// failingPods describes why the serving pods that are not ready fail (their containers' waiting
+// reasons and last exits), "" when that cannot be read: the rollback does not wait on it.
+func (r *PredictionModelReconciler) failingPods(ctx context.Context, model *freightcastv1alpha1.PredictionModel) string {
+	var pods corev1.PodList
+	if err := r.restarter.APIReader.List(ctx, &pods, client.InNamespace(model.Namespace), client.MatchingLabels(predictorSelector(model))); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing serving pods")
+		return ""
+	}
+	return podProblems(pods.Items)
 }
 
 func (r *PredictionModelReconciler) applyPredictorRevision(ctx context.Context, s *modelScope, rev freightcastv1alpha1.ModelRevision, deploy *appsv1.Deployment) (bool, error) {
