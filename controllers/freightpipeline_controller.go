@@ -124,7 +124,7 @@ func (r *FreightPipelineReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	var result ctrl.Result
 	if s.obs.inference.exists {
-		recheck, err := r.restarter.healPods(ctx, p, types.NamespacedName{Namespace: p.Namespace, Name: inferenceName(p)}, pipelineSelector(p, componentInference))
+		_, recheck, err := r.restarter.healPods(ctx, p, types.NamespacedName{Namespace: p.Namespace, Name: inferenceName(p)}, pipelineSelector(p, componentInference))
 		if err != nil {
 			return ctrl.Result{}, err
 		}

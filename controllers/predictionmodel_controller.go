@@ -92,7 +92,8 @@ func (r *PredictionModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if !s.obs.predictor.exists {
 		return ctrl.Result{}, nil
 	}
-	recheck, err := r.restarter.healPods(ctx, model, types.NamespacedName{Namespace: model.Namespace, Name: predictorName(model)}, predictorSelector(model))
+	pods, recheck, err := r.restarter.healPods(ctx, model, types.NamespacedName{Namespace: model.Namespace, Name: predictorName(model)}, predictorSelector(model))
+	s.obs.crashLooping = crashLooping(pods)
 	return ctrl.Result{RequeueAfter: recheck}, err
 }
 

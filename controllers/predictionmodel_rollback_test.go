@@ -103,6 +103,8 @@ func TestPredictionModelRollsBackAFailedRollout(t *testing.T) {
 	setModelSource(t, model, "m-v2")
 	waitPredictorServes(t, ns, "m-predictor", "m-v2", digestOf(v2))
 	waitCondition(t, model, freightcastv1alpha1.ConditionProgressing, metav1.ConditionTrue, freightcastv1alpha1.ReasonRollingOut)
+	// The new pod cannot load the file; its kubelet reports why.
+	v2Pod := createServingPod(t, model, "m-predictor-v2", time.Minute, true)
 	markDeploymentProgressDeadlineExceeded(t, ns, "m-predictor")
 
 	// The operator puts v1 back, says so, and is not Ready: it serves, but not the spec.
@@ -115,13 +117,18 @@ func TestPredictionModelRollsBackAFailedRollout(t *testing.T) {
 		t.Fatalf("failedRollout = %+v", f)
 	}
 	degraded := meta.FindStatusCondition(model.Status.Conditions, freightcastv1alpha1.ConditionDegraded)
-	for _, want := range []string{"ConfigMap m-v2", "has timed out progressing", "rolled back to ConfigMap m-v1"} {
+	for _, want := range []string{"ConfigMap m-v2", "has timed out progressing", "rolled back to ConfigMap m-v1",
+		"pod m-predictor-v2 container server: CrashLoopBackOff", "model: bad magic"} {
 		if !strings.Contains(degraded.Message, want) {
 			t.Errorf("Degraded message %q lacks %q", degraded.Message, want)
 		}
 	}
 
-	// The rollback completes; the operator stays on v1 (no flapping back to v2).
+	// The rollback completes (the Deployment controller scales the failed revision's pod away);
+	// the operator stays on v1 (no flapping back to v2).
+	if err := k8s.Delete(ctx, v2Pod); err != nil {
+		t.Fatal(err)
+	}
 	markDeploymentRolledOut(t, ns, "m-predictor")
 	eventually(t, 10*time.Second, "status names the served v1 digest", func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(model), model); err != nil {

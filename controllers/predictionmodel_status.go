@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,6 +27,8 @@ type modelObservation struct {
 	served *freightcastv1alpha1.ModelRevision
 	// failed is the rollout of the spec's revision that was rolled back, nil when none is.
 	failed *freightcastv1alpha1.FailedRollout
+	// crashLooping describes the serving pods in CrashLoopBackOff.
+	crashLooping []string
 }
 
 // computeModelStatus derives the whole status from the observation. It is pure: the same
@@ -115,6 +118,10 @@ func computeModelStatus(model *freightcastv1alpha1.PredictionModel, obs modelObs
 		c.set(freightcastv1alpha1.ConditionReady, metav1.ConditionFalse, deg.Reason, deg.Message)
 	case loaded.Status != metav1.ConditionTrue:
 		c.set(freightcastv1alpha1.ConditionReady, metav1.ConditionFalse, loaded.Reason, loaded.Message)
+	case len(obs.crashLooping) > 0:
+		// The Deployment may count every desired pod ready for a moment between two crashes.
+		c.set(freightcastv1alpha1.ConditionReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonCrashLoopBackOff,
+			strings.Join(obs.crashLooping, "; "))
 	default:
 		c.set(freightcastv1alpha1.ConditionReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonAvailable,
 			fmt.Sprintf("serving at %s", st.Endpoint))

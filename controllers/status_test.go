@@ -154,6 +154,13 @@ func TestComputeModelStatus(t *testing.T) {
 			wantLastGood: good,
 			wantFailed:   failed,
 		},
+		"every pod counted ready, but one crash-loops between two checks": {
+			obs: modelObservation{digest: "sha256:aa", served: good, predictor: done, crashLooping: []string{"pod m-1 container server"}},
+			want: map[string]string{"Ready": "False/CrashLoopBackOff", "ModelLoaded": "True/Loaded",
+				"Degraded": "False/AsExpected", "Progressing": "False/Reconciled"},
+			wantDigest:   "sha256:aa",
+			wantLastGood: good,
+		},
 		"apply failed": {
 			obs: modelObservation{digest: "sha256:aa", served: good, predictor: done, applyErr: errors.New("forbidden")},
 			want: map[string]string{"Ready": "False/ApplyFailed", "ModelLoaded": "True/Loaded",

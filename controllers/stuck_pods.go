@@ -109,6 +109,17 @@ func crashLoopMessage(pod *corev1.Pod) string {
 	return ""
 }
 
+// crashLooping names the pods of pods with a container in CrashLoopBackOff, with why.
+func crashLooping(pods []corev1.Pod) []string {
+	var out []string
+	for i := range pods {
+		if m := crashLoopMessage(&pods[i]); m != "" && pods[i].DeletionTimestamp == nil {
+			out = append(out, "pod "+pods[i].Name+" "+m)
+		}
+	}
+	return out
+}
+
 // podProblems describes why the unready pods of pods are: their containers' waiting reasons and
 // last exits, for a message a human can act on.
 func podProblems(pods []corev1.Pod) string {
@@ -167,16 +178,21 @@ type podRestarter struct {
 }
 
 // healPods lists the pods of Deployment d (through the API reader: the operator caches no
-// pods) and deletes a stuck one, recording a Normal event on owner. It returns when to look
-// again: when an unready pod will have waited long enough, or the rate limit lets the next
-// deletion through.
-func (h *podRestarter) healPods(ctx context.Context, owner runtime.Object, d types.NamespacedName, selector map[string]string) (time.Duration, error) {
+// pods) and deletes a stuck one, recording a Normal event on owner. It returns the pods, as
+// listed, and when to look again: when an unready pod will have waited long enough, or the rate
+// limit lets the next deletion through.
+func (h *podRestarter) healPods(ctx context.Context, owner runtime.Object, d types.NamespacedName, selector map[string]string) ([]corev1.Pod, time.Duration, error) {
 	var pods corev1.PodList
 	if err := h.APIReader.List(ctx, &pods, client.InNamespace(d.Namespace), client.MatchingLabels(selector)); err != nil {
-		return 0, fmt.Errorf("listing pods of Deployment %s: %w", d, err)
+		return nil, 0, fmt.Errorf("listing pods of Deployment %s: %w", d, err)
 	}
+	recheck, err := h.restartStuck(ctx, owner, d, pods.Items)
+	return pods.Items, recheck, err
+}
+
+func (h *podRestarter) restartStuck(ctx context.Context, owner runtime.Object, d types.NamespacedName, pods []corev1.Pod) (time.Duration, error) {
 	now := h.Clock.Now()
-	victim, why, recheck := stuckPod(pods.Items, now, h.Threshold)
+	victim, why, recheck := stuckPod(pods, now, h.Threshold)
 	if victim == nil {
 		return recheck, nil
 	}

@@ -30,7 +30,7 @@ func testPod(name, rev string, ready bool, age time.Duration) corev1.Pod {
 	}
 }
 
-func crashLooping(p corev1.Pod) corev1.Pod {
+func crashLoopingPod(p corev1.Pod) corev1.Pod {
 	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "server",
 		State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 5m0s"}},
 		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Error", ExitCode: 1, Message: "model: bad magic\n"}}}}
@@ -68,7 +68,7 @@ func TestStuckPod(t *testing.T) {
 			pods: []corev1.Pod{testPod("a", "old", true, time.Hour), testPod("b", "new", false, time.Hour)},
 		},
 		"crash-looping past the threshold, alone": {
-			pods:       []corev1.Pod{crashLooping(testPod("b", "a", false, 7*time.Minute))},
+			pods:       []corev1.Pod{crashLoopingPod(testPod("b", "a", false, 7*time.Minute))},
 			wantVictim: "b",
 			wantWhy:    "unready for 7m0s in CrashLoopBackOff (container server, last exit Error (code 1): model: bad magic)",
 		},
@@ -91,7 +91,7 @@ func TestStuckPod(t *testing.T) {
 }
 
 func TestPodProblems(t *testing.T) {
-	pods := []corev1.Pod{testPod("ok", "a", true, time.Hour), crashLooping(testPod("bad", "b", false, time.Minute))}
+	pods := []corev1.Pod{testPod("ok", "a", true, time.Hour), crashLoopingPod(testPod("bad", "b", false, time.Minute))}
 	want := "pod bad container server: CrashLoopBackOff: back-off 5m0s, last exit Error (code 1): model: bad magic"
 	if diff := cmp.Diff(want, podProblems(pods)); diff != "" {
 		t.Errorf("podProblems (-want +got):\n%s", diff)
@@ -118,7 +118,7 @@ func createServingPod(t testing.TB, model *freightcastv1alpha1.PredictionModel, 
 	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning,
 		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: ready, LastTransitionTime: since}}}
 	if crash {
-		pod.Status.ContainerStatuses = crashLooping(*pod).Status.ContainerStatuses
+		pod.Status.ContainerStatuses = crashLoopingPod(*pod).Status.ContainerStatuses
 	}
 	if err := k8s.Status().Update(ctx, pod); err != nil {
 		t.Fatal(err)
@@ -163,4 +163,8 @@ func TestStuckServingPodIsRestartedOnceAtATime(t *testing.T) {
 	}
 	// Ready is not True while pods fail.
 	waitCondition(t, model, freightcastv1alpha1.ConditionReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonLoading)
+	// Not even when the Deployment counts every pod ready, caught between two crashes.
+	markDeploymentRolledOut(t, ns, "m-predictor")
+	waitCondition(t, model, freightcastv1alpha1.ConditionReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonCrashLoopBackOff)
+	waitCondition(t, model, freightcastv1alpha1.ConditionModelLoaded, metav1.ConditionTrue, freightcastv1alpha1.ReasonModelLoaded)
 }

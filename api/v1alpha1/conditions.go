@@ -57,6 +57,8 @@ const (
 	// ReasonRolloutFailed: a rollout of a new model revision made no progress within
 	// spec.progressDeadlineSeconds; the serving pods were rolled back to the last good revision.
 	ReasonRolloutFailed = "RolloutFailed"
+	// ReasonCrashLoopBackOff: a serving pod is in CrashLoopBackOff.
+	ReasonCrashLoopBackOff = "CrashLoopBackOff"
 	// EventReasonRestartedStuckPod is the Normal event of a stuck pod deleted to be rescheduled.
 	EventReasonRestartedStuckPod = "RestartedStuckPod"
 	// EventReasonRolledBack is the Warning event of a rollback to the last good revision.
