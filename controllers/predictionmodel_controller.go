@@ -93,8 +93,11 @@ func (r *PredictionModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		return ctrl.Result{}, nil
 	}
 	pods, recheck, err := r.restarter.healPods(ctx, model, types.NamespacedName{Namespace: model.Namespace, Name: predictorName(model)}, predictorSelector(model))
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	s.obs.crashLooping = crashLooping(pods)
-	return ctrl.Result{RequeueAfter: recheck}, err
+	return ctrl.Result{RequeueAfter: recheck}, nil
 }
 
 // resolveSource computes the model file's digest, or records why the source cannot be used.

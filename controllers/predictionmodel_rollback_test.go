@@ -104,7 +104,7 @@ func TestPredictionModelRollsBackAFailedRollout(t *testing.T) {
 	waitPredictorServes(t, ns, "m-predictor", "m-v2", digestOf(v2))
 	waitCondition(t, model, freightcastv1alpha1.ConditionProgressing, metav1.ConditionTrue, freightcastv1alpha1.ReasonRollingOut)
 	// The new pod cannot load the file; its kubelet reports why.
-	v2Pod := createServingPod(t, model, "m-predictor-v2", time.Minute, true)
+	v2Pod := createPod(t, ns, "m-predictor-v2", predictorSelector(model), time.Minute, true)
 	markDeploymentProgressDeadlineExceeded(t, ns, "m-predictor")
 
 	// The operator puts v1 back, says so, and is not Ready: it serves, but not the spec.

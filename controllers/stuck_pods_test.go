@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/natstest"
 )
 
 // testPod is a pod of revision rev that is ready or not since testNow-age.
@@ -98,16 +100,17 @@ func TestPodProblems(t *testing.T) {
 	}
 }
 
-// createServingPod stands in for the ReplicaSet controller and the kubelet, which envtest does
-// not run: it creates a pod with the serving pods' labels and writes the status a kubelet would
-// report for it, unready since unreadyFor ago (ready when 0), crash-looping when crash is set.
-func createServingPod(t testing.TB, model *freightcastv1alpha1.PredictionModel, name string, unreadyFor time.Duration, crash bool) *corev1.Pod {
+// createPod stands in for the ReplicaSet controller and the kubelet, which envtest does not
+// run: it creates a pod with a Deployment's selector labels and writes the status a kubelet
+// would report for it, unready since unreadyFor ago (ready when 0), crash-looping when crash is
+// set.
+func createPod(t testing.TB, ns, name string, selector map[string]string, unreadyFor time.Duration, crash bool) *corev1.Pod {
 	t.Helper()
 	ctx := context.Background()
-	labels := predictorSelector(model)
+	labels := maps.Clone(selector)
 	labels[appsv1.DefaultDeploymentUniqueLabelKey] = "5d8f7c9b4"
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: model.Namespace, Name: name, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "server", Image: testImage}}},
 	}
 	mustCreate(t, pod)
@@ -139,9 +142,9 @@ func TestStuckServingPodIsRestartedOnceAtATime(t *testing.T) {
 	markDeploymentRolledOut(t, ns, "m-predictor")
 	waitCondition(t, model, freightcastv1alpha1.ConditionReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonAvailable)
 
-	createServingPod(t, model, "m-predictor-ready", 0, false)
-	stuck := createServingPod(t, model, "m-predictor-stuck", 10*time.Minute, false)
-	crash := createServingPod(t, model, "m-predictor-crash", 5*time.Minute, true)
+	createPod(t, ns, "m-predictor-ready", predictorSelector(model), 0, false)
+	stuck := createPod(t, ns, "m-predictor-stuck", predictorSelector(model), 10*time.Minute, false)
+	crash := createPod(t, ns, "m-predictor-crash", predictorSelector(model), 5*time.Minute, true)
 	// The Deployment controller sees two pods go unready and says so in its status, which
 	// wakes the model's reconcile.
 	setDeploymentStatus(t, ns, "m-predictor", "with 1 of 3 pods ready", func(d *appsv1.Deployment, n int32) appsv1.DeploymentStatus {
@@ -167,4 +170,30 @@ func TestStuckServingPodIsRestartedOnceAtATime(t *testing.T) {
 	markDeploymentRolledOut(t, ns, "m-predictor")
 	waitCondition(t, model, freightcastv1alpha1.ConditionReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonCrashLoopBackOff)
 	waitCondition(t, model, freightcastv1alpha1.ConditionModelLoaded, metav1.ConditionTrue, freightcastv1alpha1.ReasonModelLoaded)
+}
+
+func TestStuckInferencePodIsRestarted(t *testing.T) {
+	srv := natstest.Start(t)
+	ns := newNamespace(t)
+	startOperator(t, srv.URL(), ns, func(o *Options) { o.StuckPodThreshold = time.Minute })
+	loadedModel(t, ns, "m")
+	p := newPipeline(ns, "orders", "m")
+	p.Spec.Inference.MinReplicas = ptr.To[int32](2)
+	mustCreate(t, p)
+	mustEventuallyGetDeployment(t, ns, "orders-inference")
+	markDeploymentRolledOut(t, ns, "orders-inference")
+
+	selector := pipelineSelector(p, componentInference)
+	createPod(t, ns, "orders-inference-ready", selector, 0, false)
+	stuck := createPod(t, ns, "orders-inference-stuck", selector, 2*time.Minute, false)
+	setDeploymentStatus(t, ns, "orders-inference", "with 1 of 2 pods ready", func(d *appsv1.Deployment, n int32) appsv1.DeploymentStatus {
+		return appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: 1, AvailableReplicas: 1}
+	})
+	eventually(t, 15*time.Second, "the stuck worker is deleted", func() error {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(stuck), &corev1.Pod{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("pod %s still there (err %v)", stuck.Name, err)
+		}
+		return nil
+	})
+	waitEvent(t, p, corev1.EventTypeNormal, freightcastv1alpha1.EventReasonRestartedStuckPod)
 }
