@@ -1,12 +1,15 @@
 package controllers
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/utils/ptr"
 
@@ -50,7 +53,7 @@ func TestModelMountFor(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			m := newModel("ns", "m", "")
 			m.Spec.Source, m.Spec.Version, m.Spec.Features = tc.source, tc.version, tc.features
-			mm := modelMountFor(m)
+			mm := modelMountFor(m, specRevision(m, ""))
 			if diff := cmp.Diff(tc.wantArgs, mm.args); diff != "" {
 				t.Errorf("args (-want +got):\n%s", diff)
 			}
@@ -87,10 +90,19 @@ func assertRestricted(t *testing.T, spec *corev1ac.PodSpecApplyConfiguration) {
 }
 
 func TestDesiredPredictorDeployment(t *testing.T) {
+	lastGood := freightcastv1alpha1.ModelRevision{
+		Source:  freightcastv1alpha1.ModelSource{ConfigMap: &freightcastv1alpha1.ConfigMapModelSource{Name: "cm-old"}},
+		Version: "0.9",
+		Digest:  "sha256:old",
+	}
 	cases := map[string]struct {
 		mutate         func(*freightcastv1alpha1.PredictionModel)
 		digest         string
+		rev            *freightcastv1alpha1.ModelRevision // nil: the spec's revision with digest
 		wantReplicas   int32
+		wantDeadline   int32
+		wantModelArgs  []string
+		wantConfigMap  string
 		wantBatchArgs  []string
 		wantAnnotation map[string]string
 	}{
@@ -98,25 +110,68 @@ func TestDesiredPredictorDeployment(t *testing.T) {
 			mutate:         func(*freightcastv1alpha1.PredictionModel) {},
 			digest:         "sha256:aa",
 			wantReplicas:   1,
+			wantDeadline:   300,
+			wantModelArgs:  []string{"--model-name=m", "--model-version=1"},
+			wantConfigMap:  "cm",
 			wantBatchArgs:  []string{"--max-batch-size=64", "--max-batch-delay=2ms"},
 			wantAnnotation: map[string]string{annotationModelDigest: "sha256:aa"},
 		},
-		"batching and replicas, unknown digest": {
+		"batching, replicas and progress deadline, unknown digest": {
 			mutate: func(m *freightcastv1alpha1.PredictionModel) {
 				m.Spec.Replicas = ptr.To[int32](4)
+				m.Spec.ProgressDeadlineSeconds = 60
 				m.Spec.Batching = freightcastv1alpha1.BatchingSpec{MaxBatchSize: 256, MaxQueueDelay: &metav1.Duration{Duration: 500 * time.Microsecond}}
 			},
 			wantReplicas:  4,
+			wantDeadline:  60,
+			wantModelArgs: []string{"--model-name=m", "--model-version=1"},
+			wantConfigMap: "cm",
 			wantBatchArgs: []string{"--max-batch-size=256", "--max-batch-delay=500µs"},
+		},
+		"rolled back: the last good revision's file, version and digest, the spec's serving settings": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Version = "1.0"
+				m.Spec.Replicas = ptr.To[int32](2)
+			},
+			rev:            &lastGood,
+			wantReplicas:   2,
+			wantDeadline:   300,
+			wantModelArgs:  []string{"--model-name=m", "--model-version=0.9"},
+			wantConfigMap:  "cm-old",
+			wantBatchArgs:  []string{"--max-batch-size=64", "--max-batch-delay=2ms"},
+			wantAnnotation: map[string]string{annotationModelDigest: "sha256:old"},
 		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			m := newModel("ns", "m", "cm")
+			m.Spec.Features = nil
 			tc.mutate(m)
-			d := desiredPredictorDeployment(m, tc.digest, testOptions)
-			if *d.Spec.Replicas != tc.wantReplicas {
-				t.Errorf("replicas = %d, want %d", *d.Spec.Replicas, tc.wantReplicas)
+			rev := specRevision(m, tc.digest)
+			if tc.rev != nil {
+				rev = *tc.rev
+			}
+			d := desiredPredictorDeployment(m, rev, testOptions)
+			if *d.Spec.Replicas != tc.wantReplicas || *d.Spec.ProgressDeadlineSeconds != tc.wantDeadline {
+				t.Errorf("replicas = %d, progressDeadlineSeconds = %d, want %d, %d", *d.Spec.Replicas, *d.Spec.ProgressDeadlineSeconds, tc.wantReplicas, tc.wantDeadline)
+			}
+			var modelArgs []string
+			for _, a := range d.Spec.Template.Spec.Containers[0].Args {
+				if strings.HasPrefix(a, "--model-name=") || strings.HasPrefix(a, "--model-version=") {
+					modelArgs = append(modelArgs, a)
+				}
+			}
+			if diff := cmp.Diff(tc.wantModelArgs, modelArgs); diff != "" {
+				t.Errorf("model args (-want +got):\n%s", diff)
+			}
+			var configMaps []string
+			for _, v := range d.Spec.Template.Spec.Volumes {
+				if v.ConfigMap != nil {
+					configMaps = append(configMaps, *v.ConfigMap.Name)
+				}
+			}
+			if !slices.Contains(configMaps, tc.wantConfigMap) {
+				t.Errorf("ConfigMap volumes %v lack %q", configMaps, tc.wantConfigMap)
 			}
 			args := d.Spec.Template.Spec.Containers[0].Args
 			if diff := cmp.Diff(tc.wantBatchArgs, args[len(args)-2:]); diff != "" {
@@ -234,6 +289,65 @@ func TestPipelineConfigFor(t *testing.T) {
 			}
 			if err := got.Validate(); err != nil {
 				t.Errorf("rendered config does not validate: %v", err)
+			}
+		})
+	}
+}
+
+func TestPipelinePoolsFollowTheServedRevision(t *testing.T) {
+	lastGood := &freightcastv1alpha1.ModelRevision{
+		Source:  freightcastv1alpha1.ModelSource{ConfigMap: &freightcastv1alpha1.ConfigMapModelSource{Name: "cm-old"}},
+		Version: "0.9",
+		Digest:  "sha256:old",
+	}
+	cases := map[string]struct {
+		status        freightcastv1alpha1.PredictionModelStatus
+		wantConfigMap string
+		wantVersion   string
+	}{
+		"no rollback: the spec": {
+			status:        freightcastv1alpha1.PredictionModelStatus{LastGoodRevision: lastGood},
+			wantConfigMap: "cm",
+			wantVersion:   "1",
+		},
+		"rolled back on the current generation: the last good revision": {
+			status: freightcastv1alpha1.PredictionModelStatus{LastGoodRevision: lastGood,
+				FailedRollout: &freightcastv1alpha1.FailedRollout{Generation: 3}},
+			wantConfigMap: "cm-old",
+			wantVersion:   "0.9",
+		},
+		"a rollback of an older generation no longer applies": {
+			status: freightcastv1alpha1.PredictionModelStatus{LastGoodRevision: lastGood,
+				FailedRollout: &freightcastv1alpha1.FailedRollout{Generation: 2}},
+			wantConfigMap: "cm",
+			wantVersion:   "1",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			m := newModel("ns", "m", "cm")
+			m.Generation = 3
+			m.Status = tc.status
+			p := newPipeline("ns", "orders", "m")
+			for component, d := range map[string]*appsv1ac.DeploymentApplyConfiguration{
+				"ingestion": desiredIngestionDeployment(p, m, "sha256:m", "sha256:c", testOptions),
+				"inference": desiredInferenceDeployment(p, m, "sha256:m", "sha256:c", testOptions),
+			} {
+				var got []string
+				for _, v := range d.Spec.Template.Spec.Volumes {
+					if *v.Name == modelVolumeName {
+						got = append(got, *v.ConfigMap.Name)
+					}
+				}
+				if diff := cmp.Diff([]string{tc.wantConfigMap}, got); diff != "" {
+					t.Errorf("%s model ConfigMap (-want +got):\n%s", component, diff)
+				}
+				if args := d.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--model-version="+tc.wantVersion) {
+					t.Errorf("%s args %v lack --model-version=%s", component, args, tc.wantVersion)
+				}
+			}
+			if got := pipelineConfigFor(p, m, "nats://n").Model.Version; got != tc.wantVersion {
+				t.Errorf("pipeline config model version %q, want %q", got, tc.wantVersion)
 			}
 		})
 	}

@@ -3,6 +3,8 @@
 package controllers
 
 import (
+	"time"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -18,7 +20,21 @@ type Options struct {
 	ImagePullPolicy corev1.PullPolicy
 	// DefaultNATSURL serves pipelines that do not name a NATS server.
 	DefaultNATSURL string
+	// QueueStallGrace is how long, beyond two poll intervals, a pipeline's backlog may wait
+	// with no ready inference pod before the pipeline reports Degraded=True QueueStalled;
+	// 0 means defaultQueueStallGrace.
+	QueueStallGrace time.Duration
+	// StuckPodThreshold is how long a serving or inference pod may stay unready beside ready
+	// siblings, or in CrashLoopBackOff, before it is deleted; 0 means defaultStuckPodThreshold.
+	StuckPodThreshold time.Duration
+	// StuckPodInterval is the least time between two deletions of stuck pods of one
+	// Deployment; 0 means defaultStuckPodInterval.
+	StuckPodInterval time.Duration
 }
+
+// defaultQueueStallGrace leaves a starting pool the time a pod usually needs to pull its image
+// and load a small model, so that a scale-up from zero is not reported as a stall.
+const defaultQueueStallGrace = 30 * time.Second
 
 const (
 	// Port is the one HTTP port of every data-plane container: API, health and /metrics.

@@ -43,11 +43,15 @@ func (s *conditionSetter) get(condType string) *metav1.Condition {
 
 // truncateMessage keeps a message within metav1.Condition's 32768-byte limit.
 func truncateMessage(m string) string {
-	const max = 32768
-	if len(m) <= max {
-		return m
+	return truncateString(m, 32768)
+}
+
+// truncateString keeps s within max bytes, marking the cut.
+func truncateString(s string, max int) string {
+	if len(s) <= max {
+		return s
 	}
-	return m[:max-3] + "..."
+	return s[:max-3] + "..."
 }
 
 func boolStatus(b bool) metav1.ConditionStatus {

@@ -94,7 +94,7 @@ func pipelineConfigFor(p *freightcastv1alpha1.FreightPipeline, model *freightcas
 		Queue:     queueSpecFor(p),
 		Model: pipelineconfig.Model{
 			Name:     model.Name,
-			Version:  modelVersion(model),
+			Version:  servedVersion(model),
 			Features: model.Spec.Features,
 		},
 		Ingestion: pipelineconfig.Ingestion{
@@ -113,6 +113,14 @@ func pipelineConfigFor(p *freightcastv1alpha1.FreightPipeline, model *freightcas
 		cfg.Ingestion.RateLimit = &pipelineconfig.RateLimit{EventsPerSecond: rl.EventsPerSecond, Burst: burst}
 	}
 	return cfg
+}
+
+// servedVersion is the version the model's pods serve (see ServedRevision).
+func servedVersion(model *freightcastv1alpha1.PredictionModel) string {
+	if v := ServedRevision(model).Version; v != "" {
+		return v
+	}
+	return modelVersion(model)
 }
 
 // desiredPipelineConfigMap holds the rendered config; its digest goes into the pod templates.
@@ -156,7 +164,7 @@ func podAnnotations(modelDigest, configDigest string) map[string]string {
 // pipeline config and, for feature names, the model file.
 func desiredIngestionDeployment(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1.PredictionModel, modelDigest, configDigest string, opts Options) *appsv1ac.DeploymentApplyConfiguration {
 	p = defaultedPipeline(p)
-	mm := modelMountFor(model)
+	mm := modelMountFor(model, ServedRevision(model))
 	args := append([]string{"ingest", fmt.Sprintf("--addr=:%d", httpPort), "--pipeline-config=" + path.Join(pipelineConfigDir, pipelineconfig.FileName)}, mm.args...)
 	container := dataPlaneContainer("ingest", opts, args, "/livez", "/readyz", p.Spec.Ingestion.Resources)
 	spec := pipelinePodSpec(p, container, mm, servingGracePeriodSeconds)
@@ -189,7 +197,7 @@ func desiredIngestionDeployment(p *freightcastv1alpha1.FreightPipeline, model *f
 // the pipeline never fights it.
 func desiredInferenceDeployment(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1.PredictionModel, modelDigest, configDigest string, opts Options) *appsv1ac.DeploymentApplyConfiguration {
 	p = defaultedPipeline(p)
-	mm := modelMountFor(model)
+	mm := modelMountFor(model, ServedRevision(model))
 	args := append([]string{"infer", "--worker", fmt.Sprintf("--addr=:%d", httpPort),
 		"--pipeline-config=" + path.Join(pipelineConfigDir, pipelineconfig.FileName),
 		"--max-batch-size=" + strconv.Itoa(int(p.Spec.Inference.BatchSize))}, mm.args...)

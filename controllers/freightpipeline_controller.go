@@ -62,6 +62,8 @@ type FreightPipelineReconciler struct {
 	Options   Options
 	// wake carries the autoscaler's wake-ups into the controller's queue.
 	wake chan event.GenericEvent
+	// restarter deletes stuck inference pods.
+	restarter *podRestarter
 }
 
 var _ reconcile.Reconciler = (*FreightPipelineReconciler)(nil)
@@ -116,11 +118,22 @@ func (r *FreightPipelineReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		if err := r.Autoscaler.Track(p, s.obs.natsURL); err != nil {
 			return ctrl.Result{}, fmt.Errorf("autoscaling policy: %w", err)
 		}
+		// The autoscaler samples the backlog and the pool's readiness; it wakes this reconcile
+		// when a stall starts or ends.
+		s.obs.queueStall = r.Autoscaler.Stall(req.NamespacedName)
 	}
-	if s.obs.natsURL != "" && s.obs.queueErr != nil {
-		return ctrl.Result{RequeueAfter: queueRetryInterval}, nil
+	var result ctrl.Result
+	if s.obs.inference.exists {
+		_, recheck, err := r.restarter.healPods(ctx, p, types.NamespacedName{Namespace: p.Namespace, Name: inferenceName(p)}, pipelineSelector(p, componentInference))
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		result.RequeueAfter = recheck
 	}
-	return ctrl.Result{}, nil
+	if s.obs.natsURL != "" && s.obs.queueErr != nil && (result.RequeueAfter == 0 || result.RequeueAfter > queueRetryInterval) {
+		result.RequeueAfter = queueRetryInterval
+	}
+	return result, nil
 }
 
 func (r *FreightPipelineReconciler) getModel(ctx context.Context, s *pipelineScope) error {

@@ -241,3 +241,33 @@ func TestFreightPipelineWithoutAnyNATS(t *testing.T) {
 	waitCondition(t, p, freightcastv1alpha1.ConditionQueueReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonQueueNotConfigured)
 	waitCondition(t, p, freightcastv1alpha1.ConditionReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonQueueNotConfigured)
 }
+
+func TestFreightPipelineReprovisionsADeletedStream(t *testing.T) {
+	srv := natstest.Start(t)
+	ns := newNamespace(t)
+	startOperator(t, srv.URL(), ns)
+	ctx := context.Background()
+	loadedModel(t, ns, "m")
+	p := newPipeline(ns, "orders", "m")
+	fastScaling(p)
+	mustCreate(t, p)
+	mustEventuallyGetDeployment(t, ns, "orders-inference")
+	waitCondition(t, p, freightcastv1alpha1.ConditionQueueReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonQueueProvisioned)
+
+	// Someone deletes the stream (and with it the consumer) on the server: the autoscaler's
+	// next depth read fails, wakes the reconciler, and that provisions them again.
+	js := jetStreamFor(t, srv.URL())
+	topo := queue.TopologyFor(ns, "orders")
+	if err := js.DeleteStream(ctx, topo.Stream); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "stream and consumer provisioned again", func() error {
+		stream, err := js.Stream(ctx, topo.Stream)
+		if err != nil {
+			return err
+		}
+		_, err = stream.Consumer(ctx, topo.Consumer)
+		return err
+	})
+	waitCondition(t, p, freightcastv1alpha1.ConditionQueueReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonQueueProvisioned)
+}

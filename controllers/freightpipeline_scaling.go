@@ -88,9 +88,15 @@ type Autoscaler struct {
 	Metrics  *metrics.Autoscaling
 	// Concurrency bounds the samples in flight at once.
 	Concurrency int
-	// Wake receives a pipeline whose queue reads started or stopped failing, so that its
-	// reconcile reports QueueReady at once rather than at its next retry.
+	// Wake receives a pipeline whose queue reads started or stopped failing, or whose backlog
+	// became or stopped being stalled, so that its reconcile reports it at once rather than at
+	// its next retry.
 	Wake chan<- event.GenericEvent
+	// StallGrace is how long, beyond two poll intervals, a backlog may wait with no ready
+	// inference pod (while the pool wants some) before it is reported stalled: two intervals
+	// so that one sample taken just before a pod turned ready never counts, the grace for pods
+	// to start.
+	StallGrace time.Duration
 
 	mu      sync.Mutex
 	tracked map[types.NamespacedName]*scaledPipeline
@@ -114,6 +120,17 @@ type scaledPipeline struct {
 	lastScale   *metav1.Time
 	written     *freightcastv1alpha1.AutoscalingStatus
 	writtenAt   time.Time
+	// stall is the backlog waiting with no ready consumer, nil when there is none; its
+	// reported field tells whether it has lasted long enough to be reported.
+	stall *queueStall
+}
+
+// queueStall is a backlog that no ready inference pod consumes.
+type queueStall struct {
+	// since is the first sample that saw it.
+	since time.Time
+	// reported is true once it outlasted the threshold; the pipeline is then Degraded.
+	reported bool
 }
 
 var _ interface {
@@ -252,6 +269,7 @@ func (a *Autoscaler) sample(ctx context.Context, sp *scaledPipeline) {
 	a.noteFailing(sp, p, lagErr != nil)
 
 	d := rec.Recommend(in)
+	a.noteStall(sp, p, lagErr == nil && in.Lag > 0 && in.Ready == 0 && max(d.Desired, current) > 0, now, interval)
 	a.Metrics.DesiredReplicas.WithLabelValues(p.Namespace, p.Name).Set(float64(d.Desired))
 	if d.Desired != current {
 		scale := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Namespace: pool.Namespace, Name: pool.Name},
@@ -308,6 +326,46 @@ func (a *Autoscaler) noteFailing(sp *scaledPipeline, p *freightcastv1alpha1.Frei
 		return
 	}
 	sp.failing = failing
+	a.wake(p)
+}
+
+// noteStall follows a backlog that no ready inference pod consumes (stalled: events queued,
+// no ready pod, and the pool has or wants pods), and wakes the pipeline's reconcile when
+// it has lasted StallGrace plus two poll intervals, and again when it ends after that.
+func (a *Autoscaler) noteStall(sp *scaledPipeline, p *freightcastv1alpha1.FreightPipeline, stalled bool, now time.Time, interval time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case !stalled:
+		wasReported := sp.stall != nil && sp.stall.reported
+		sp.stall = nil
+		if wasReported {
+			a.wake(p)
+		}
+	case sp.stall == nil:
+		sp.stall = &queueStall{since: now}
+	default:
+		if !sp.stall.reported && now.Sub(sp.stall.since) >= a.StallGrace+2*interval {
+			sp.stall.reported = true
+			a.wake(p)
+		}
+	}
+}
+
+// Stall returns the reported stall of a pipeline's backlog, nil when there is none.
+func (a *Autoscaler) Stall(key types.NamespacedName) *queueStall {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	sp := a.tracked[key]
+	if sp == nil || sp.stall == nil || !sp.stall.reported {
+		return nil
+	}
+	st := *sp.stall
+	return &st
+}
+
+// wake queues a reconcile of p.
+func (a *Autoscaler) wake(p *freightcastv1alpha1.FreightPipeline) {
 	if a.Wake != nil {
 		select {
 		// A copy of the key only: p is patched right after, while the controller reads this.

@@ -11,10 +11,13 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlevent "sigs.k8s.io/controller-runtime/pkg/event"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/event"
@@ -333,4 +336,83 @@ type slowModel struct{ model.Runtime }
 func (m *slowModel) Run(rows int, in, out [][]float32) error {
 	time.Sleep(30 * time.Millisecond)
 	return m.Runtime.Run(rows, in, out)
+}
+
+func TestNoteStall(t *testing.T) {
+	const interval = time.Second
+	type sample struct {
+		at      time.Duration // since the first sample
+		stalled bool
+	}
+	cases := map[string]struct {
+		samples      []sample
+		wantReported bool
+		wantWakes    int
+	}{
+		"a backlog that a worker picks up within the threshold is never reported": {
+			samples: []sample{{0, true}, {time.Second, true}, {2 * time.Second, false}},
+		},
+		"a backlog with no ready worker past grace + 2 intervals is reported once": {
+			samples:      []sample{{0, true}, {5 * time.Second, true}, {12 * time.Second, true}, {13 * time.Second, true}},
+			wantReported: true,
+			wantWakes:    1,
+		},
+		"a reported stall that ends wakes the reconcile again": {
+			samples:   []sample{{0, true}, {12 * time.Second, true}, {13 * time.Second, false}},
+			wantWakes: 2,
+		},
+		"a stall that ends restarts the clock": {
+			samples: []sample{{0, true}, {11 * time.Second, false}, {12 * time.Second, true}, {20 * time.Second, true}},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			wake := make(chan ctrlevent.GenericEvent, 10)
+			a := &Autoscaler{StallGrace: 10 * time.Second, Wake: wake}
+			key := types.NamespacedName{Namespace: "ns", Name: "orders"}
+			sp := &scaledPipeline{key: key}
+			a.tracked = map[types.NamespacedName]*scaledPipeline{key: sp}
+			p := newPipeline("ns", "orders", "m")
+			for _, s := range tc.samples {
+				a.noteStall(sp, p, s.stalled, testNow.Add(s.at), interval)
+			}
+			got := a.Stall(key)
+			if (got != nil) != tc.wantReported || len(wake) != tc.wantWakes {
+				t.Errorf("reported stall %+v, %d wake-ups; want reported %v, %d wake-ups", got, len(wake), tc.wantReported, tc.wantWakes)
+			}
+			if got != nil && !got.since.Equal(testNow) {
+				t.Errorf("stall since %v, want the first sample's %v", got.since, testNow)
+			}
+		})
+	}
+}
+
+func TestPipelineReportsABacklogNoWorkerConsumes(t *testing.T) {
+	srv := natstest.Start(t)
+	ns := newNamespace(t)
+	startOperator(t, srv.URL(), ns, func(o *Options) { o.QueueStallGrace = time.Second })
+	loadedModel(t, ns, "m")
+	p := newPipeline(ns, "orders", "m")
+	fastScaling(p)
+	mustCreate(t, p)
+	mustEventuallyGetDeployment(t, ns, "orders-inference")
+	markDeploymentRolledOut(t, ns, "orders-ingest")
+	markDeploymentRolledOut(t, ns, "orders-inference")
+	waitCondition(t, p, freightcastv1alpha1.ConditionReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonPipelineReady)
+
+	// The workers stop passing readiness (say, the node they ran on went away and their
+	// replacements crash) while events keep arriving.
+	setDeploymentStatus(t, ns, "orders-inference", "without a ready pod", func(d *appsv1.Deployment, n int32) appsv1.DeploymentStatus {
+		return appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n}
+	})
+	publishEvents(t, jetStreamFor(t, srv.URL()), queue.TopologyFor(ns, "orders").Subject, "e", 50)
+	// grace 1 s + 2 × 500 ms poll interval, then the next sample.
+	waitCondition(t, p, freightcastv1alpha1.ConditionDegraded, metav1.ConditionTrue, freightcastv1alpha1.ReasonQueueStalled)
+	waitCondition(t, p, freightcastv1alpha1.ConditionReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonQueueStalled)
+	waitEvent(t, p, corev1.EventTypeWarning, freightcastv1alpha1.ReasonQueueStalled)
+
+	// A worker is ready again: the condition clears by itself.
+	markDeploymentRolledOut(t, ns, "orders-inference")
+	waitCondition(t, p, freightcastv1alpha1.ConditionDegraded, metav1.ConditionFalse, freightcastv1alpha1.ReasonAsExpected)
+	waitCondition(t, p, freightcastv1alpha1.ConditionReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonPipelineReady)
 }

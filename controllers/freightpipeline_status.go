@@ -26,6 +26,9 @@ type pipelineObservation struct {
 	inferenceCreated bool
 	// applyErr is the first error writing a child.
 	applyErr error
+	// queueStall is the autoscaler's report of a backlog that no ready inference pod has
+	// consumed for longer than its threshold; nil when there is none.
+	queueStall *queueStall
 }
 
 // modelLoaded reports whether the model has loaded its current spec, and why not.
@@ -121,6 +124,10 @@ func computePipelineStatus(p *freightcastv1alpha1.FreightPipeline, obs pipelineO
 		c.set(degraded, metav1.ConditionTrue, freightcastv1alpha1.ReasonProgressDeadlineExceeded, obs.ingestion.message)
 	case obs.inference.stalled:
 		c.set(degraded, metav1.ConditionTrue, freightcastv1alpha1.ReasonProgressDeadlineExceeded, obs.inference.message)
+	case obs.queueStall != nil:
+		c.set(degraded, metav1.ConditionTrue, freightcastv1alpha1.ReasonQueueStalled,
+			fmt.Sprintf("events have waited in stream %s since %s with no ready inference pod to consume them, while the autoscaler wants some: the inference pods do not start or do not pass readiness",
+				st.Stream, obs.queueStall.since.UTC().Format(time.RFC3339)))
 	default:
 		c.set(degraded, metav1.ConditionFalse, freightcastv1alpha1.ReasonAsExpected, "")
 	}

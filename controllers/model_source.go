@@ -59,12 +59,40 @@ type modelMount struct {
 	args    []string
 }
 
-// modelMountFor builds the modelMount of a PredictionModel's source. The model's own flags (name,
-// version, features) come with it, so every pod that runs the model runs it the same way.
-func modelMountFor(model *freightcastv1alpha1.PredictionModel) modelMount {
+// specRevision is the model revision the spec asks for; digest is the resolved file's ("" when
+// unknown).
+func specRevision(model *freightcastv1alpha1.PredictionModel, digest string) freightcastv1alpha1.ModelRevision {
+	return freightcastv1alpha1.ModelRevision{Source: *model.Spec.Source.DeepCopy(), Version: modelVersion(model), Digest: digest}
+}
+
+// rolledBackTo returns the revision the serving pods were rolled back to, when the model's
+// status says that the rollout of its current generation failed; nil otherwise. The model
+// reconciler clears status.failedRollout as soon as it tries a new revision, so the generation
+// alone tells whether the record still applies.
+func rolledBackTo(model *freightcastv1alpha1.PredictionModel) *freightcastv1alpha1.ModelRevision {
+	st := model.Status
+	if st.FailedRollout == nil || st.LastGoodRevision == nil || st.FailedRollout.Generation != model.Generation {
+		return nil
+	}
+	return st.LastGoodRevision
+}
+
+// ServedRevision is the model revision a model's pods run, or are rolling out: the spec's,
+// unless a failed rollout of the spec was rolled back to the last good revision. Pipelines run
+// their inference pools on it, so that they follow what the model actually serves.
+func ServedRevision(model *freightcastv1alpha1.PredictionModel) freightcastv1alpha1.ModelRevision {
+	if rev := rolledBackTo(model); rev != nil {
+		return *rev
+	}
+	return specRevision(model, model.Status.ModelDigest)
+}
+
+// modelMountFor builds the modelMount of revision rev of a PredictionModel. The model's own flags
+// (name, version, features) come with it, so every pod that runs the model runs it the same way.
+func modelMountFor(model *freightcastv1alpha1.PredictionModel, rev freightcastv1alpha1.ModelRevision) modelMount {
 	spec := model.Spec
 	var m modelMount
-	src := spec.Source
+	src := rev.Source
 	switch {
 	case src.ConfigMap != nil:
 		key := configMapKey(src.ConfigMap)
@@ -85,7 +113,11 @@ func modelMountFor(model *freightcastv1alpha1.PredictionModel) modelMount {
 		m.mounts = append(m.mounts, corev1ac.VolumeMount().WithName(modelCacheName).WithMountPath(modelCacheDir))
 		m.args = append(m.args, "--model-uri="+src.URI, "--model-sha256="+src.SHA256, "--model-cache-dir="+modelCacheDir)
 	}
-	m.args = append(m.args, "--model-name="+model.Name, "--model-version="+modelVersion(model))
+	version := rev.Version
+	if version == "" {
+		version = modelVersion(model)
+	}
+	m.args = append(m.args, "--model-name="+model.Name, "--model-version="+version)
 	if len(spec.Features) > 0 {
 		m.args = append(m.args, "--features="+strings.Join(spec.Features, ","))
 	}

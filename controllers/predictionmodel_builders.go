@@ -53,10 +53,12 @@ func modelOwnerReference(model *freightcastv1alpha1.PredictionModel) *metav1ac.O
 		WithBlockOwnerDeletion(true)
 }
 
-// desiredPredictorDeployment builds the serving Deployment. digest is the model file's digest
-// ("" when unknown): it goes into the pod template so that new content rolls the pods.
-func desiredPredictorDeployment(model *freightcastv1alpha1.PredictionModel, digest string, opts Options) *appsv1ac.DeploymentApplyConfiguration {
-	mm := modelMountFor(model)
+// desiredPredictorDeployment builds the serving Deployment of revision rev of the model: the
+// spec's, or the last good one after a failed rollout. rev.Digest ("" when unknown) goes into the
+// pod template so that new content rolls the pods.
+func desiredPredictorDeployment(model *freightcastv1alpha1.PredictionModel, rev freightcastv1alpha1.ModelRevision, opts Options) *appsv1ac.DeploymentApplyConfiguration {
+	mm := modelMountFor(model, rev)
+	digest := rev.Digest
 	args := append([]string{"infer", fmt.Sprintf("--addr=:%d", httpPort)}, mm.args...)
 	batching := model.Spec.Batching
 	maxBatch := batching.MaxBatchSize
@@ -90,11 +92,18 @@ func desiredPredictorDeployment(model *freightcastv1alpha1.PredictionModel, dige
 	if model.Spec.Replicas != nil {
 		replicas = *model.Spec.Replicas
 	}
+	deadline := model.Spec.ProgressDeadlineSeconds
+	if deadline == 0 {
+		deadline = freightcastv1alpha1.DefaultProgressDeadlineSeconds
+	}
 	return appsv1ac.Deployment(predictorName(model), model.Namespace).
 		WithLabels(predictorLabels(model)).
 		WithOwnerReferences(modelOwnerReference(model)).
 		WithSpec(appsv1ac.DeploymentSpec().
 			WithReplicas(replicas).
+			// Past this deadline the Deployment reports ProgressDeadlineExceeded, and the
+			// operator rolls back to the last good revision.
+			WithProgressDeadlineSeconds(deadline).
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(predictorSelector(model))).
 			// Never drop below the serving capacity during a model rollout: surge one pod,
 			// and only retire an old pod once a new one has loaded the model.

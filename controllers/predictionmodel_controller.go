@@ -41,6 +41,8 @@ type PredictionModelReconciler struct {
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
 	Options  Options
+	// restarter deletes stuck serving pods.
+	restarter *podRestarter
 }
 
 var _ reconcile.Reconciler = (*PredictionModelReconciler)(nil)
@@ -59,6 +61,7 @@ type modelScope struct {
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;delete
 
 // Reconcile resolves the model's source, applies the children, and writes the status once.
 func (r *PredictionModelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {
@@ -86,7 +89,15 @@ func (r *PredictionModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		s.obs.applyErr = err
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{}, nil
+	if !s.obs.predictor.exists {
+		return ctrl.Result{}, nil
+	}
+	pods, recheck, err := r.restarter.healPods(ctx, model, types.NamespacedName{Namespace: model.Namespace, Name: predictorName(model)}, predictorSelector(model))
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	s.obs.crashLooping = crashLooping(pods)
+	return ctrl.Result{RequeueAfter: recheck}, nil
 }
 
 // resolveSource computes the model file's digest, or records why the source cannot be used.
@@ -117,21 +128,15 @@ func (r *PredictionModelReconciler) resolveSource(ctx context.Context, s *modelS
 func (r *PredictionModelReconciler) applyChildren(ctx context.Context, s *modelScope) error {
 	deploy := &appsv1.Deployment{}
 	if s.obs.sourceErr == nil {
-		applied, err := applyChild(ctx, r.Client, PredictionModelFieldOwner,
-			desiredPredictorDeployment(s.model, s.obs.digest, r.Options), deploy, appsv1ac.ExtractDeployment)
-		if err != nil {
+		if err := r.applyPredictor(ctx, s); err != nil {
 			return err
 		}
-		if applied {
-			r.Recorder.Eventf(s.model, deploy, corev1.EventTypeNormal, "Applied", "ApplyDeployment",
-				"Applied serving Deployment %s (model %s)", predictorName(s.model), digestOrSource(s))
-		}
-		s.obs.predictor = rolloutOf(deploy, applied)
 	} else {
 		err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.model.Namespace, Name: predictorName(s.model)}, deploy)
 		if client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("reading serving Deployment: %w", err)
 		}
+		// The Deployment is left as it is, and so is the rollback record.
 		s.obs.predictor = rolloutOf(deploy, false)
 	}
 	if _, err := applyChild(ctx, r.Client, PredictionModelFieldOwner, desiredPredictorService(s.model), &corev1.Service{}, corev1ac.ExtractService); err != nil {
@@ -143,14 +148,102 @@ func (r *PredictionModelReconciler) applyChildren(ctx context.Context, s *modelS
 	return nil
 }
 
-func digestOrSource(s *modelScope) string {
-	if s.obs.digest != "" {
-		return s.obs.digest
+// applyPredictor applies the serving Deployment of the spec's revision, or of the last good
+// revision while a failed rollout of the spec is rolled back. A rollout of the spec's revision
+// that the Deployment controller reports past its progress deadline is rolled back here, once:
+// status.failedRollout then keeps the pods on the last good revision until the spec or the
+// model file changes, so that the operator does not flap between the two.
+func (r *PredictionModelReconciler) applyPredictor(ctx context.Context, s *modelScope) error {
+	want := specRevision(s.model, s.obs.digest)
+	lastGood := s.model.Status.LastGoodRevision
+	rev := want
+	if f := s.model.Status.FailedRollout; f != nil && lastGood != nil && f.Generation == s.model.Generation && equality.Semantic.DeepEqual(f.Revision, want) {
+		rev, s.obs.failed = *lastGood, f
 	}
-	if pvc := s.model.Spec.Source.PersistentVolumeClaim; pvc != nil {
-		return fmt.Sprintf("pvc %s:%s", pvc.ClaimName, pvc.Path)
+	deploy := &appsv1.Deployment{}
+	applied, err := r.applyPredictorRevision(ctx, s, rev, deploy)
+	if err != nil {
+		return err
 	}
-	return "unknown"
+	s.obs.predictor, s.obs.served = rolloutOf(deploy, applied), &rev
+	if s.obs.failed != nil || !rolloutFailed(deploy, applied) || lastGood == nil || equality.Semantic.DeepEqual(*lastGood, want) {
+		// Nothing to roll back to when the last good revision is the spec's own: the failure
+		// comes from elsewhere (image, resources, the cluster), and the conditions report it.
+		return nil
+	}
+	message := s.obs.predictor.message
+	if why := r.failingPods(ctx, s.model); why != "" {
+		message += "; " + why
+	}
+	s.obs.failed = &freightcastv1alpha1.FailedRollout{
+		Generation: s.model.Generation,
+		Revision:   want,
+		Message:    truncateString(message, 4096),
+	}
+	deploy = &appsv1.Deployment{}
+	applied, err = r.applyPredictorRevision(ctx, s, *lastGood, deploy)
+	if err != nil {
+		return err
+	}
+	s.obs.predictor, s.obs.served = rolloutOf(deploy, applied), lastGood
+	return nil
+}
+
+// failingPods describes why the serving pods that are not ready fail (their containers' waiting
+// reasons and last exits), "" when that cannot be read: the rollback does not wait on it.
+func (r *PredictionModelReconciler) failingPods(ctx context.Context, model *freightcastv1alpha1.PredictionModel) string {
+	var pods corev1.PodList
+	if err := r.restarter.APIReader.List(ctx, &pods, client.InNamespace(model.Namespace), client.MatchingLabels(predictorSelector(model))); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing serving pods")
+		return ""
+	}
+	return podProblems(pods.Items)
+}
+
+func (r *PredictionModelReconciler) applyPredictorRevision(ctx context.Context, s *modelScope, rev freightcastv1alpha1.ModelRevision, deploy *appsv1.Deployment) (bool, error) {
+	applied, err := applyChild(ctx, r.Client, PredictionModelFieldOwner, desiredPredictorDeployment(s.model, rev, r.Options), deploy, appsv1ac.ExtractDeployment)
+	if err != nil {
+		return false, err
+	}
+	if applied {
+		r.Recorder.Eventf(s.model, deploy, corev1.EventTypeNormal, "Applied", "ApplyDeployment",
+			"Applied serving Deployment %s (model %s)", predictorName(s.model), revisionString(rev))
+	}
+	return applied, nil
+}
+
+// rolloutFailed reports whether d, as read before any write (applied false: its template is
+// the one just wanted), is a rollout that the Deployment controller gave up on: it observed the
+// current template and reports ProgressDeadlineExceeded for it.
+func rolloutFailed(d *appsv1.Deployment, applied bool) bool {
+	r := rolloutOf(d, applied)
+	return r.stalled && !applied && d.Status.ObservedGeneration >= d.Generation
+}
+
+// revisionString names a revision for humans: its digest, or its source when no digest is known.
+func revisionString(rev freightcastv1alpha1.ModelRevision) string {
+	src := rev.Source
+	var where string
+	switch {
+	case src.ConfigMap != nil:
+		where = "ConfigMap " + src.ConfigMap.Name
+		if k := configMapKey(src.ConfigMap); k != "model.onnx" {
+			where += " key " + k
+		}
+	case src.PersistentVolumeClaim != nil:
+		where = fmt.Sprintf("pvc %s:%s", src.PersistentVolumeClaim.ClaimName, src.PersistentVolumeClaim.Path)
+	case src.URI != "":
+		where = src.URI
+	default:
+		where = "unknown source"
+	}
+	if rev.Version != "" {
+		where += " version " + rev.Version
+	}
+	if rev.Digest != "" {
+		where += " (" + rev.Digest + ")"
+	}
+	return where
 }
 
 // writeStatus computes the status, records events for condition changes, and patches the
@@ -160,7 +253,7 @@ func (r *PredictionModelReconciler) writeStatus(ctx context.Context, s *modelSco
 	if equality.Semantic.DeepEqual(status, s.model.Status) {
 		return nil
 	}
-	before := s.model.Status.Conditions
+	before, failedBefore := s.model.Status.Conditions, s.model.Status.FailedRollout
 	// The whole status is ours: an update (not a merge patch) also stores zero counts, which
 	// printer columns show, and its resourceVersion is the optimistic lock.
 	s.model.Status = status
@@ -170,6 +263,11 @@ func (r *PredictionModelReconciler) writeStatus(ctx context.Context, s *modelSco
 	// Only a status that was written tells news: a reconcile working from a stale cache loses
 	// the optimistic lock (resourceVersion) and must not repeat the events of the one that won.
 	recordConditionChanges(r.Recorder, s.model, before, status.Conditions)
+	if f := status.FailedRollout; f != nil && !equality.Semantic.DeepEqual(f, failedBefore) {
+		r.Recorder.Eventf(s.model, nil, corev1.EventTypeWarning, freightcastv1alpha1.EventReasonRolledBack, "RollBack",
+			"%s", truncateNote(fmt.Sprintf("Rolled the serving pods back to %s: the rollout of %s failed: %s",
+				revisionString(*status.LastGoodRevision), revisionString(f.Revision), f.Message)))
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,6 +21,14 @@ type modelObservation struct {
 	predictor rollout
 	// applyErr is the first error writing a child.
 	applyErr error
+	// served is the revision the serving Deployment was given (the spec's, or the last good
+	// one while rolled back); nil when the reconcile did not get that far, and the status then
+	// keeps its rollback record as it was.
+	served *freightcastv1alpha1.ModelRevision
+	// failed is the rollout of the spec's revision that was rolled back, nil when none is.
+	failed *freightcastv1alpha1.FailedRollout
+	// crashLooping describes the serving pods in CrashLoopBackOff.
+	crashLooping []string
 }
 
 // computeModelStatus derives the whole status from the observation. It is pure: the same
@@ -31,9 +40,22 @@ func computeModelStatus(model *freightcastv1alpha1.PredictionModel, obs modelObs
 	st.Endpoint = predictorEndpoint(model)
 	st.Replicas = obs.predictor.replicas
 	st.ReadyReplicas = obs.predictor.ready
-	if obs.sourceErr == nil && obs.predictor.complete {
-		// The digest reports what is served, so it moves only once the rollout has finished.
-		st.ModelDigest = obs.digest
+	if obs.served != nil {
+		st.FailedRollout = obs.failed
+		if obs.sourceErr == nil && obs.predictor.complete {
+			// The digest reports what is served, so it moves only once the rollout has finished.
+			st.ModelDigest = obs.served.Digest
+			if obs.failed == nil && obs.predictor.ready > 0 {
+				// Every pod of this revision loaded the model and passes readiness: it is what
+				// a later failed rollout comes back to.
+				st.LastGoodRevision = obs.served.DeepCopy()
+			}
+		}
+	}
+	rolledBack := ""
+	if f := st.FailedRollout; f != nil && st.LastGoodRevision != nil {
+		rolledBack = fmt.Sprintf("the rollout of %s failed: %s; the serving pods were rolled back to %s and stay there until the spec or the model file changes",
+			revisionString(f.Revision), f.Message, revisionString(*st.LastGoodRevision))
 	}
 
 	c := newConditionSetter(model.Status.Conditions, model.Generation, now)
@@ -48,6 +70,8 @@ func computeModelStatus(model *freightcastv1alpha1.PredictionModel, obs modelObs
 		c.set(freightcastv1alpha1.ConditionModelLoaded, metav1.ConditionFalse, freightcastv1alpha1.ReasonSourceNotFound, notFound.Error())
 	case isInvalid:
 		c.set(freightcastv1alpha1.ConditionModelLoaded, metav1.ConditionFalse, freightcastv1alpha1.ReasonSourceInvalid, invalid.Error())
+	case rolledBack != "":
+		c.set(freightcastv1alpha1.ConditionModelLoaded, metav1.ConditionFalse, freightcastv1alpha1.ReasonRolloutFailed, rolledBack)
 	case p.exists && p.desired == 0:
 		c.set(freightcastv1alpha1.ConditionModelLoaded, metav1.ConditionFalse, freightcastv1alpha1.ReasonScaledToZero, "spec.replicas is 0: no pod serves the model")
 	case p.complete && p.ready > 0:
@@ -67,6 +91,8 @@ func computeModelStatus(model *freightcastv1alpha1.PredictionModel, obs modelObs
 		c.set(freightcastv1alpha1.ConditionDegraded, metav1.ConditionTrue, freightcastv1alpha1.ReasonSourceInvalid, invalid.Error())
 	case obs.applyErr != nil:
 		c.set(freightcastv1alpha1.ConditionDegraded, metav1.ConditionTrue, freightcastv1alpha1.ReasonApplyFailed, obs.applyErr.Error())
+	case rolledBack != "":
+		c.set(freightcastv1alpha1.ConditionDegraded, metav1.ConditionTrue, freightcastv1alpha1.ReasonRolloutFailed, rolledBack)
 	case p.stalled:
 		c.set(freightcastv1alpha1.ConditionDegraded, metav1.ConditionTrue, freightcastv1alpha1.ReasonProgressDeadlineExceeded, p.message)
 	default:
@@ -75,7 +101,7 @@ func computeModelStatus(model *freightcastv1alpha1.PredictionModel, obs modelObs
 
 	// Progressing: converging on the current spec.
 	switch {
-	case obs.sourceErr != nil || p.stalled:
+	case obs.sourceErr != nil || p.stalled || rolledBack != "":
 		c.set(freightcastv1alpha1.ConditionProgressing, metav1.ConditionFalse, c.get(freightcastv1alpha1.ConditionDegraded).Reason,
 			"not progressing: "+c.get(freightcastv1alpha1.ConditionDegraded).Message)
 	case !p.complete:
@@ -92,6 +118,10 @@ func computeModelStatus(model *freightcastv1alpha1.PredictionModel, obs modelObs
 		c.set(freightcastv1alpha1.ConditionReady, metav1.ConditionFalse, deg.Reason, deg.Message)
 	case loaded.Status != metav1.ConditionTrue:
 		c.set(freightcastv1alpha1.ConditionReady, metav1.ConditionFalse, loaded.Reason, loaded.Message)
+	case len(obs.crashLooping) > 0:
+		// The Deployment may count every desired pod ready for a moment between two crashes.
+		c.set(freightcastv1alpha1.ConditionReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonCrashLoopBackOff,
+			strings.Join(obs.crashLooping, "; "))
 	default:
 		c.set(freightcastv1alpha1.ConditionReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonAvailable,
 			fmt.Sprintf("serving at %s", st.Endpoint))

@@ -1,6 +1,9 @@
 package controllers
 
 import (
+	"cmp"
+
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -15,11 +18,17 @@ const autoscalerConcurrency = 16
 // SetupWithManager registers both reconcilers and the autoscaler with the manager; the operator
 // and the tests start them the same way.
 func SetupWithManager(mgr ctrl.Manager, opts Options, connector JetStreamConnector, clk clock.WithTicker) error {
+	restarter := func(recorder events.EventRecorder) *podRestarter {
+		return &podRestarter{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Clock: clk,
+			Threshold: cmp.Or(opts.StuckPodThreshold, defaultStuckPodThreshold), Interval: cmp.Or(opts.StuckPodInterval, defaultStuckPodInterval)}
+	}
+	modelRecorder := mgr.GetEventRecorder("freightcast-predictionmodel")
 	if err := (&PredictionModelReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("freightcast-predictionmodel"),
-		Clock:    clk,
-		Options:  opts,
+		Client:    mgr.GetClient(),
+		Recorder:  modelRecorder,
+		Clock:     clk,
+		Options:   opts,
+		restarter: restarter(modelRecorder),
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
@@ -35,7 +44,8 @@ func SetupWithManager(mgr ctrl.Manager, opts Options, connector JetStreamConnect
 		Queue:     connector,
 		APIReader: mgr.GetAPIReader(),
 		Options:   opts,
+		restarter: restarter(recorder),
 		Autoscaler: &Autoscaler{Client: mgr.GetClient(), Queue: connector, Recorder: recorder, Clock: clk,
-			Metrics: m, Concurrency: autoscalerConcurrency},
+			Metrics: m, Concurrency: autoscalerConcurrency, StallGrace: cmp.Or(opts.QueueStallGrace, defaultQueueStallGrace)},
 	}).SetupWithManager(mgr)
 }

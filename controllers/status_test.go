@@ -3,12 +3,14 @@ package controllers
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
@@ -69,10 +71,21 @@ func TestRolloutOf(t *testing.T) {
 
 func TestComputeModelStatus(t *testing.T) {
 	done := rollout{exists: true, desired: 2, replicas: 2, updated: 2, ready: 2, complete: true}
+	revision := func(cm, digest string) *freightcastv1alpha1.ModelRevision {
+		return &freightcastv1alpha1.ModelRevision{
+			Source:  freightcastv1alpha1.ModelSource{ConfigMap: &freightcastv1alpha1.ConfigMapModelSource{Name: cm}},
+			Version: "1", Digest: digest,
+		}
+	}
+	good, bad := revision("m-onnx", "sha256:aa"), revision("m-v2", "sha256:bb")
+	failed := &freightcastv1alpha1.FailedRollout{Generation: 4, Revision: *bad, Message: "Deployment m-predictor: ReplicaSet has timed out progressing."}
 	cases := map[string]struct {
-		obs        modelObservation
-		want       map[string]string
-		wantDigest string
+		status       freightcastv1alpha1.PredictionModelStatus // before
+		obs          modelObservation
+		want         map[string]string
+		wantDigest   string
+		wantLastGood *freightcastv1alpha1.ModelRevision
+		wantFailed   *freightcastv1alpha1.FailedRollout
 	}{
 		"source not found": {
 			obs: modelObservation{sourceErr: &errSourceNotFound{msg: "ConfigMap m not found"}},
@@ -85,38 +98,82 @@ func TestComputeModelStatus(t *testing.T) {
 				"Degraded": "True/SourceInvalid", "Progressing": "False/SourceInvalid"},
 		},
 		"just created": {
-			obs: modelObservation{digest: "sha256:aa", predictor: rollout{message: "Deployment not created yet"}},
+			obs: modelObservation{digest: "sha256:aa", served: good, predictor: rollout{message: "Deployment not created yet"}},
 			want: map[string]string{"Ready": "False/Loading", "ModelLoaded": "False/Loading",
 				"Degraded": "False/AsExpected", "Progressing": "True/RollingOut"},
 		},
-		"rolled out": {
-			obs: modelObservation{digest: "sha256:aa", predictor: done},
+		"rolled out: the revision becomes the last good one": {
+			obs: modelObservation{digest: "sha256:aa", served: good, predictor: done},
 			want: map[string]string{"Ready": "True/Available", "ModelLoaded": "True/Loaded",
 				"Degraded": "False/AsExpected", "Progressing": "False/Reconciled"},
-			wantDigest: "sha256:aa",
+			wantDigest:   "sha256:aa",
+			wantLastGood: good,
 		},
 		"scaled to zero": {
-			obs: modelObservation{digest: "sha256:aa", predictor: rollout{exists: true, complete: true}},
+			obs: modelObservation{digest: "sha256:aa", served: good, predictor: rollout{exists: true, complete: true}},
 			want: map[string]string{"Ready": "False/ScaledToZero", "ModelLoaded": "False/ScaledToZero",
 				"Degraded": "False/AsExpected", "Progressing": "False/Reconciled"},
 			wantDigest: "sha256:aa",
 		},
-		"rollout stalled": {
-			obs: modelObservation{digest: "sha256:bb", predictor: rollout{exists: true, desired: 2, replicas: 3, ready: 2, stalled: true, message: "timed out"}},
+		"rollout stalled with nothing to roll back to": {
+			obs: modelObservation{digest: "sha256:bb", served: bad, predictor: rollout{exists: true, desired: 2, replicas: 3, ready: 2, stalled: true, message: "timed out"}},
 			want: map[string]string{"Ready": "False/ProgressDeadlineExceeded", "ModelLoaded": "False/ProgressDeadlineExceeded",
 				"Degraded": "True/ProgressDeadlineExceeded", "Progressing": "False/ProgressDeadlineExceeded"},
 		},
+		"rolling out a new revision keeps the last good one and the served digest": {
+			status: freightcastv1alpha1.PredictionModelStatus{ModelDigest: "sha256:aa", LastGoodRevision: good},
+			obs:    modelObservation{digest: "sha256:bb", served: bad, predictor: rollout{exists: true, desired: 2, replicas: 3, updated: 1, ready: 2, message: "1 of 2 updated"}},
+			want: map[string]string{"Ready": "False/Loading", "ModelLoaded": "False/Loading",
+				"Degraded": "False/AsExpected", "Progressing": "True/RollingOut"},
+			wantDigest:   "sha256:aa",
+			wantLastGood: good,
+		},
+		"rolled back: serving the last good revision is not Ready": {
+			status: freightcastv1alpha1.PredictionModelStatus{ModelDigest: "sha256:aa", LastGoodRevision: good},
+			obs:    modelObservation{digest: "sha256:bb", served: good, failed: failed, predictor: done},
+			want: map[string]string{"Ready": "False/RolloutFailed", "ModelLoaded": "False/RolloutFailed",
+				"Degraded": "True/RolloutFailed", "Progressing": "False/RolloutFailed"},
+			wantDigest:   "sha256:aa",
+			wantLastGood: good,
+			wantFailed:   failed,
+		},
+		"a new revision after a rollback clears the record": {
+			status: freightcastv1alpha1.PredictionModelStatus{ModelDigest: "sha256:aa", LastGoodRevision: good, FailedRollout: failed},
+			obs:    modelObservation{digest: "sha256:cc", served: revision("m-v3", "sha256:cc"), predictor: rollout{exists: true, desired: 2, replicas: 3, ready: 2, message: "rolling"}},
+			want: map[string]string{"Ready": "False/Loading", "ModelLoaded": "False/Loading",
+				"Degraded": "False/AsExpected", "Progressing": "True/RollingOut"},
+			wantDigest:   "sha256:aa",
+			wantLastGood: good,
+		},
+		"a reconcile cut short keeps the rollback record": {
+			status: freightcastv1alpha1.PredictionModelStatus{ModelDigest: "sha256:aa", LastGoodRevision: good, FailedRollout: failed},
+			obs:    modelObservation{applyErr: errors.New("forbidden")},
+			want: map[string]string{"Ready": "False/ApplyFailed", "ModelLoaded": "False/RolloutFailed",
+				"Degraded": "True/ApplyFailed", "Progressing": "False/ApplyFailed"},
+			wantDigest:   "sha256:aa",
+			wantLastGood: good,
+			wantFailed:   failed,
+		},
+		"every pod counted ready, but one crash-loops between two checks": {
+			obs: modelObservation{digest: "sha256:aa", served: good, predictor: done, crashLooping: []string{"pod m-1 container server"}},
+			want: map[string]string{"Ready": "False/CrashLoopBackOff", "ModelLoaded": "True/Loaded",
+				"Degraded": "False/AsExpected", "Progressing": "False/Reconciled"},
+			wantDigest:   "sha256:aa",
+			wantLastGood: good,
+		},
 		"apply failed": {
-			obs: modelObservation{digest: "sha256:aa", predictor: done, applyErr: errors.New("forbidden")},
+			obs: modelObservation{digest: "sha256:aa", served: good, predictor: done, applyErr: errors.New("forbidden")},
 			want: map[string]string{"Ready": "False/ApplyFailed", "ModelLoaded": "True/Loaded",
 				"Degraded": "True/ApplyFailed", "Progressing": "False/Reconciled"},
-			wantDigest: "sha256:aa",
+			wantDigest:   "sha256:aa",
+			wantLastGood: good,
 		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			m := newModel("ns", "m", "m-onnx")
 			m.Generation = 4
+			m.Status = tc.status
 			st := computeModelStatus(m, tc.obs, testNow)
 			if diff := cmp.Diff(tc.want, summary(st.Conditions)); diff != "" {
 				t.Errorf("conditions (-want +got):\n%s", diff)
@@ -124,9 +181,23 @@ func TestComputeModelStatus(t *testing.T) {
 			if st.ModelDigest != tc.wantDigest || st.ObservedGeneration != 4 {
 				t.Errorf("modelDigest %q observedGeneration %d", st.ModelDigest, st.ObservedGeneration)
 			}
+			if diff := cmp.Diff(tc.wantLastGood, st.LastGoodRevision); diff != "" {
+				t.Errorf("lastGoodRevision (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantFailed, st.FailedRollout); diff != "" {
+				t.Errorf("failedRollout (-want +got):\n%s", diff)
+			}
 			for _, c := range st.Conditions {
 				if c.ObservedGeneration != 4 || !c.LastTransitionTime.Time.Equal(testNow) {
 					t.Errorf("condition %s: observedGeneration %d, lastTransitionTime %v", c.Type, c.ObservedGeneration, c.LastTransitionTime)
+				}
+			}
+			if tc.wantFailed != nil {
+				msg := meta.FindStatusCondition(st.Conditions, "ModelLoaded").Message
+				for _, want := range []string{"ConfigMap m-v2", "sha256:bb", "timed out progressing", "rolled back to ConfigMap m-onnx"} {
+					if !strings.Contains(msg, want) {
+						t.Errorf("ModelLoaded message %q lacks %q", msg, want)
+					}
 				}
 			}
 		})
@@ -213,6 +284,14 @@ func TestComputePipelineStatus(t *testing.T) {
 			obs: pipelineObservation{natsURL: "nats://q:4222", model: loadedTestModel(), ingestion: rollout{exists: true, desired: 2, stalled: true, message: "timed out"}, inference: ready(1)},
 			want: map[string]string{"Ready": "False/ProgressDeadlineExceeded", "Degraded": "True/ProgressDeadlineExceeded", "Progressing": "False/ProgressDeadlineExceeded",
 				"QueueReady": "True/Provisioned", "IngestionReady": "False/ProgressDeadlineExceeded", "InferenceReady": "True/Available"},
+		},
+		"backlog with no ready worker past the threshold": {
+			minReplicas: 1,
+			obs: pipelineObservation{natsURL: "nats://q:4222", model: loadedTestModel(), ingestion: ready(2),
+				inference:  rollout{exists: true, desired: 3, replicas: 3, updated: 3, message: "Deployment d: 3 of 3 pods updated, 0 ready"},
+				queueStall: &queueStall{since: testNow.Add(-time.Minute), reported: true}},
+			want: map[string]string{"Ready": "False/QueueStalled", "Degraded": "True/QueueStalled", "Progressing": "False/QueueStalled",
+				"QueueReady": "True/Provisioned", "IngestionReady": "True/Available", "InferenceReady": "False/Unavailable"},
 		},
 	}
 	for name, tc := range cases {

@@ -121,8 +121,8 @@ const testImage = "freightcast.test/freightcast:test"
 
 // startOperator starts the manager for one test, watching only the test's namespace (envtest
 // has no namespace controller, so earlier tests' objects stay; they must not be this manager's
-// business), and stops it when the test ends.
-func startOperator(t testing.TB, defaultNATSURL, namespace string) *operator {
+// business), and stops it when the test ends. tune adjusts the operator's options.
+func startOperator(t testing.TB, defaultNATSURL, namespace string, tune ...func(*Options)) *operator {
 	t.Helper()
 	op := &operator{writes: &writeCounter{}}
 	cfg := rest.CopyConfig(testConfig)
@@ -141,6 +141,9 @@ func startOperator(t testing.TB, defaultNATSURL, namespace string) *operator {
 	connector := queue.NewConnector("freightcast-test-operator")
 	t.Cleanup(connector.Close)
 	opts := Options{Image: testImage, ImagePullPolicy: corev1.PullIfNotPresent, DefaultNATSURL: defaultNATSURL}
+	for _, f := range tune {
+		f(&opts)
+	}
 	if err := SetupWithManager(mgr, opts, connector, clock.RealClock{}); err != nil {
 		t.Fatal(err)
 	}
@@ -194,17 +197,8 @@ func eventually(t testing.TB, timeout time.Duration, what string, check func() e
 // runs and passes readiness (for our pods: the model loaded).
 func markDeploymentRolledOut(t testing.TB, ns, name string) {
 	t.Helper()
-	ctx := context.Background()
-	eventually(t, 10*time.Second, "Deployment "+name+" rolled out", func() error {
-		d := &appsv1.Deployment{}
-		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, d); err != nil {
-			return err
-		}
-		n := int32(1)
-		if d.Spec.Replicas != nil {
-			n = *d.Spec.Replicas
-		}
-		d.Status = appsv1.DeploymentStatus{
+	setDeploymentStatus(t, ns, name, "rolled out", func(d *appsv1.Deployment, n int32) appsv1.DeploymentStatus {
+		return appsv1.DeploymentStatus{
 			ObservedGeneration: d.Generation,
 			Replicas:           n,
 			UpdatedReplicas:    n,
@@ -215,6 +209,24 @@ func markDeploymentRolledOut(t testing.TB, ns, name string) {
 				{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable", LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now()},
 			},
 		}
+	})
+}
+
+// setDeploymentStatus writes the status that status returns for the Deployment as it is now and
+// its spec.replicas (1 when unset), retrying on conflicts and cache lag.
+func setDeploymentStatus(t testing.TB, ns, name, what string, status func(d *appsv1.Deployment, replicas int32) appsv1.DeploymentStatus) {
+	t.Helper()
+	ctx := context.Background()
+	eventually(t, 10*time.Second, "Deployment "+name+" "+what, func() error {
+		d := &appsv1.Deployment{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, d); err != nil {
+			return err
+		}
+		n := int32(1)
+		if d.Spec.Replicas != nil {
+			n = *d.Spec.Replicas
+		}
+		d.Status = status(d, n)
 		return k8s.Status().Update(ctx, d)
 	})
 }

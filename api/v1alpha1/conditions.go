@@ -54,6 +54,16 @@ const (
 	// ReasonModelLoaded: at least one pod of the current revision has loaded the model.
 	ReasonModelLoaded = "Loaded"
 
+	// ReasonRolloutFailed: a rollout of a new model revision made no progress within
+	// spec.progressDeadlineSeconds; the serving pods were rolled back to the last good revision.
+	ReasonRolloutFailed = "RolloutFailed"
+	// ReasonCrashLoopBackOff: a serving pod is in CrashLoopBackOff.
+	ReasonCrashLoopBackOff = "CrashLoopBackOff"
+	// EventReasonRestartedStuckPod is the Normal event of a stuck pod deleted to be rescheduled.
+	EventReasonRestartedStuckPod = "RestartedStuckPod"
+	// EventReasonRolledBack is the Warning event of a rollback to the last good revision.
+	EventReasonRolledBack = "RolledBack"
+
 	// ReasonModelNotFound: the pipeline's modelRef names no PredictionModel.
 	ReasonModelNotFound = "ModelNotFound"
 	// ReasonModelNotReady: the pipeline's model exists but has not loaded.
@@ -66,6 +76,9 @@ const (
 	ReasonQueueNotConfigured = "QueueNotConfigured"
 	// ReasonQueueProvisionFailed: NATS answered but refused the stream, consumer or bucket.
 	ReasonQueueProvisionFailed = "ProvisionFailed"
+	// ReasonQueueStalled: events wait in the queue while the inference pool, which wants pods,
+	// has had none ready for longer than the operator's stall threshold.
+	ReasonQueueStalled = "QueueStalled"
 	// ReasonPipelineReady: ingestion, queue and inference are all ready.
 	ReasonPipelineReady = "PipelineReady"
 )

@@ -33,7 +33,13 @@ func (m *PredictionModel) Default() {
 	if s.Batching.MaxQueueDelay == nil {
 		s.Batching.MaxQueueDelay = &metav1.Duration{Duration: 2 * time.Millisecond}
 	}
+	if s.ProgressDeadlineSeconds == 0 {
+		s.ProgressDeadlineSeconds = DefaultProgressDeadlineSeconds
+	}
 }
+
+// DefaultProgressDeadlineSeconds is spec.progressDeadlineSeconds' default.
+const DefaultProgressDeadlineSeconds = 300
 
 // Default fills every unset field of the FreightPipeline with its schema default.
 func (p *FreightPipeline) Default() {

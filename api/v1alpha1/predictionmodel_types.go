@@ -80,6 +80,16 @@ type PredictionModelSpec struct {
 	// batching groups concurrent requests into one model run.
 	// +optional
 	Batching BatchingSpec `json:"batching,omitempty"`
+
+	// progressDeadlineSeconds is how long a rollout of the serving pods may go without progress
+	// (the serving Deployment's progressDeadlineSeconds). When it passes, the operator rolls the
+	// pods back to the last model revision that served (status.lastGoodRevision) and keeps them
+	// there until the spec changes.
+	// +kubebuilder:default=300
+	// +kubebuilder:validation:Minimum=30
+	// +kubebuilder:validation:Maximum=3600
+	// +optional
+	ProgressDeadlineSeconds int32 `json:"progressDeadlineSeconds,omitempty"`
 }
 
 // ModelSource locates a model file. Exactly one field is set.
@@ -215,6 +225,51 @@ type PredictionModelStatus struct {
 	// operator does not read.
 	// +optional
 	ModelDigest string `json:"modelDigest,omitempty"`
+
+	// lastGoodRevision is the last model revision whose rollout completed with every serving pod
+	// ready: what the operator rolls back to when a later rollout fails.
+	// +optional
+	LastGoodRevision *ModelRevision `json:"lastGoodRevision,omitempty"`
+
+	// failedRollout is the revision of the current spec whose rollout failed and was rolled back
+	// to lastGoodRevision. The pods stay on lastGoodRevision until the spec (metadata.generation)
+	// or the content of the model file changes; then the operator tries again.
+	// +optional
+	FailedRollout *FailedRollout `json:"failedRollout,omitempty"`
+}
+
+// ModelRevision is one revision of a model: where its file comes from, the version it is served
+// as, and the file's digest.
+type ModelRevision struct {
+	// source of the model file, as spec.source said it at the time.
+	// +required
+	Source ModelSource `json:"source"`
+
+	// version the model was served as.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Version string `json:"version,omitempty"`
+
+	// digest is "sha256:<hex>" of the model file; empty for a PVC source.
+	// +kubebuilder:validation:MaxLength=71
+	// +optional
+	Digest string `json:"digest,omitempty"`
+}
+
+// FailedRollout records a rollout that was rolled back.
+type FailedRollout struct {
+	// generation is the metadata.generation whose rollout failed.
+	// +required
+	Generation int64 `json:"generation"`
+
+	// revision is the model revision that failed to roll out.
+	// +required
+	Revision ModelRevision `json:"revision"`
+
+	// message is why the rollout was judged failed, as the serving Deployment reported it.
+	// +kubebuilder:validation:MaxLength=4096
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // PredictionModel is an ONNX model served over the Open Inference Protocol (KServe v2 REST).

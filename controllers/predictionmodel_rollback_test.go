@@ -1,0 +1,162 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+)
+
+// markDeploymentProgressDeadlineExceeded stands in for the Deployment controller, which envtest
+// does not run, when a rollout makes no progress for progressDeadlineSeconds (for our pods: the
+// new model file does not load, so they crash-loop or never pass readiness): it writes the status
+// that controller would write then, with the old pods still serving.
+func markDeploymentProgressDeadlineExceeded(t testing.TB, ns, name string) {
+	t.Helper()
+	setDeploymentStatus(t, ns, name, "past its progress deadline", func(d *appsv1.Deployment, n int32) appsv1.DeploymentStatus {
+		return appsv1.DeploymentStatus{
+			ObservedGeneration: d.Generation,
+			Replicas:           n + 1, // maxSurge 1: one new pod beside the old ones
+			UpdatedReplicas:    1,
+			ReadyReplicas:      n,
+			AvailableReplicas:  n,
+			Conditions: []appsv1.DeploymentCondition{
+				{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable", LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now()},
+				{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded",
+					Message:        fmt.Sprintf("ReplicaSet %q has timed out progressing.", name+"-7d9f8b6c5d"),
+					LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now()},
+			},
+		}
+	})
+}
+
+// waitPredictorServes waits until the serving Deployment's pod template mounts ConfigMap cm and
+// carries digest.
+func waitPredictorServes(t testing.TB, ns, name, cm, digest string) *appsv1.Deployment {
+	t.Helper()
+	var d *appsv1.Deployment
+	eventually(t, 15*time.Second, fmt.Sprintf("%s serves ConfigMap %s (%s)", name, cm, digest), func() (err error) {
+		if d, err = getDeployment(ns, name); err != nil {
+			return err
+		}
+		var mounted []string
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.ConfigMap != nil && v.Name == modelVolumeName {
+				mounted = append(mounted, v.ConfigMap.Name)
+			}
+		}
+		if got := d.Spec.Template.Annotations[annotationModelDigest]; got != digest || !slices.Equal(mounted, []string{cm}) {
+			return fmt.Errorf("model ConfigMaps %v, digest %q", mounted, got)
+		}
+		return nil
+	})
+	return d
+}
+
+func setModelSource(t testing.TB, model *freightcastv1alpha1.PredictionModel, cm string) {
+	t.Helper()
+	eventually(t, 10*time.Second, "point the model at ConfigMap "+cm, func() error {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(model), model); err != nil {
+			return err
+		}
+		model.Spec.Source = freightcastv1alpha1.ModelSource{ConfigMap: &freightcastv1alpha1.ConfigMapModelSource{Name: cm}}
+		return k8s.Update(context.Background(), model)
+	})
+}
+
+func TestPredictionModelRollsBackAFailedRollout(t *testing.T) {
+	ns := newNamespace(t)
+	startOperator(t, "", ns)
+	ctx := context.Background()
+	v2 := append(slices.Clone(modelBytes), []byte("-v2-does-not-load")...)
+	v3 := append(slices.Clone(modelBytes), []byte("-v3")...)
+	model := newModel(ns, "m", "m-v1")
+	mustCreate(t, newModelConfigMap(ns, "m-v1", modelBytes), newModelConfigMap(ns, "m-v2", v2), newModelConfigMap(ns, "m-v3", v3), model)
+
+	d := waitPredictorServes(t, ns, "m-predictor", "m-v1", digestOf(modelBytes))
+	if d.Spec.ProgressDeadlineSeconds == nil || *d.Spec.ProgressDeadlineSeconds != 300 {
+		t.Errorf("progressDeadlineSeconds = %v, want the default 300", d.Spec.ProgressDeadlineSeconds)
+	}
+	markDeploymentRolledOut(t, ns, "m-predictor")
+	waitCondition(t, model, freightcastv1alpha1.ConditionReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonAvailable)
+	eventually(t, 10*time.Second, "v1 recorded as the last good revision", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(model), model); err != nil {
+			return err
+		}
+		if lg := model.Status.LastGoodRevision; lg == nil || lg.Digest != digestOf(modelBytes) || lg.Source.ConfigMap.Name != "m-v1" {
+			return fmt.Errorf("lastGoodRevision %+v", lg)
+		}
+		return nil
+	})
+
+	// v2 never loads: the Deployment controller gives up on it after the progress deadline.
+	setModelSource(t, model, "m-v2")
+	waitPredictorServes(t, ns, "m-predictor", "m-v2", digestOf(v2))
+	waitCondition(t, model, freightcastv1alpha1.ConditionProgressing, metav1.ConditionTrue, freightcastv1alpha1.ReasonRollingOut)
+	// The new pod cannot load the file; its kubelet reports why.
+	v2Pod := createPod(t, ns, "m-predictor-v2", predictorSelector(model), time.Minute, true)
+	markDeploymentProgressDeadlineExceeded(t, ns, "m-predictor")
+
+	// The operator puts v1 back, says so, and is not Ready: it serves, but not the spec.
+	waitPredictorServes(t, ns, "m-predictor", "m-v1", digestOf(modelBytes))
+	waitCondition(t, model, freightcastv1alpha1.ConditionDegraded, metav1.ConditionTrue, freightcastv1alpha1.ReasonRolloutFailed)
+	waitCondition(t, model, freightcastv1alpha1.ConditionReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonRolloutFailed)
+	waitEvent(t, model, corev1.EventTypeWarning, freightcastv1alpha1.EventReasonRolledBack)
+	f := model.Status.FailedRollout
+	if f == nil || f.Generation != model.Generation || f.Revision.Source.ConfigMap == nil || f.Revision.Source.ConfigMap.Name != "m-v2" || f.Revision.Digest != digestOf(v2) {
+		t.Fatalf("failedRollout = %+v", f)
+	}
+	degraded := meta.FindStatusCondition(model.Status.Conditions, freightcastv1alpha1.ConditionDegraded)
+	for _, want := range []string{"ConfigMap m-v2", "has timed out progressing", "rolled back to ConfigMap m-v1",
+		"pod m-predictor-v2 container server: CrashLoopBackOff", "model: bad magic"} {
+		if !strings.Contains(degraded.Message, want) {
+			t.Errorf("Degraded message %q lacks %q", degraded.Message, want)
+		}
+	}
+
+	// The rollback completes (the Deployment controller scales the failed revision's pod away);
+	// the operator stays on v1 (no flapping back to v2).
+	if err := k8s.Delete(ctx, v2Pod); err != nil {
+		t.Fatal(err)
+	}
+	markDeploymentRolledOut(t, ns, "m-predictor")
+	eventually(t, 10*time.Second, "status names the served v1 digest", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(model), model); err != nil {
+			return err
+		}
+		if model.Status.ModelDigest != digestOf(modelBytes) || model.Status.ReadyReplicas != 1 {
+			return fmt.Errorf("modelDigest %q readyReplicas %d", model.Status.ModelDigest, model.Status.ReadyReplicas)
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second)
+	waitPredictorServes(t, ns, "m-predictor", "m-v1", digestOf(modelBytes))
+	waitCondition(t, model, freightcastv1alpha1.ConditionReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonRolloutFailed)
+	if lg := model.Status.LastGoodRevision; lg == nil || lg.Source.ConfigMap.Name != "m-v1" {
+		t.Errorf("lastGoodRevision = %+v while rolled back, want v1", lg)
+	}
+
+	// A new spec is tried again, and once it rolls out it is the new last good revision.
+	setModelSource(t, model, "m-v3")
+	waitPredictorServes(t, ns, "m-predictor", "m-v3", digestOf(v3))
+	waitCondition(t, model, freightcastv1alpha1.ConditionProgressing, metav1.ConditionTrue, freightcastv1alpha1.ReasonRollingOut)
+	waitCondition(t, model, freightcastv1alpha1.ConditionDegraded, metav1.ConditionFalse, freightcastv1alpha1.ReasonAsExpected)
+	if model.Status.FailedRollout != nil {
+		t.Errorf("failedRollout = %+v after a new spec", model.Status.FailedRollout)
+	}
+	markDeploymentRolledOut(t, ns, "m-predictor")
+	waitCondition(t, model, freightcastv1alpha1.ConditionReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonAvailable)
+	if lg := model.Status.LastGoodRevision; lg == nil || lg.Source.ConfigMap.Name != "m-v3" || model.Status.ModelDigest != digestOf(v3) {
+		t.Errorf("lastGoodRevision = %+v, modelDigest %q after v3 rolled out", lg, model.Status.ModelDigest)
+	}
+}
