@@ -1,0 +1,136 @@
+package controllers
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	lua "github.com/yuin/gopher-lua"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/natstest"
+)
+
+// The Argo CD health checks in config/argocd/health run here, in a real Lua interpreter, on the
+// objects the operator itself produced against the API server: what Argo CD would read.
+
+// argoHealth runs the kind's health.lua on obj and returns Argo CD's status and message.
+func argoHealth(t testing.TB, obj client.Object) (string, string) {
+	t.Helper()
+	kind := "PredictionModel"
+	if _, ok := obj.(*freightcastv1alpha1.FreightPipeline); ok {
+		kind = "FreightPipeline"
+	}
+	script, err := os.ReadFile(filepath.Join("..", "config", "argocd", "health", "freightcast.io", kind, "health.lua"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	L := lua.NewState()
+	defer L.Close()
+	L.SetGlobal("obj", toLua(L, u))
+	if err := L.DoString(string(script)); err != nil {
+		t.Fatalf("%s health.lua: %v", kind, err)
+	}
+	hs, ok := L.Get(-1).(*lua.LTable)
+	if !ok {
+		t.Fatalf("%s health.lua returned %v, not a table", kind, L.Get(-1))
+	}
+	return lua.LVAsString(hs.RawGetString("status")), lua.LVAsString(hs.RawGetString("message"))
+}
+
+func toLua(L *lua.LState, v any) lua.LValue {
+	switch x := v.(type) {
+	case map[string]any:
+		t := L.NewTable()
+		for k, e := range x {
+			t.RawSetString(k, toLua(L, e))
+		}
+		return t
+	case []any:
+		t := L.NewTable()
+		for _, e := range x {
+			t.Append(toLua(L, e))
+		}
+		return t
+	case string:
+		return lua.LString(x)
+	case bool:
+		return lua.LBool(x)
+	case int64:
+		return lua.LNumber(x)
+	case float64:
+		return lua.LNumber(x)
+	case nil:
+		return lua.LNil
+	}
+	return lua.LString("")
+}
+
+func TestArgoCDHealthOfRealObjects(t *testing.T) {
+	srv := natstest.Start(t)
+	ns := newNamespace(t)
+	startOperator(t, srv.URL(), ns)
+	ctx := context.Background()
+	check := func(what string, obj client.Object, want string) {
+		t.Helper()
+		eventually(t, 15*time.Second, what, func() error {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+				return err
+			}
+			got, msg := argoHealth(t, obj)
+			if diff := cmp.Diff(want, got); diff != "" {
+				return &healthMismatch{got: got, msg: msg}
+			}
+			return nil
+		})
+	}
+
+	// A model whose ConfigMap is missing: Degraded. Then loading: Progressing. Then Healthy.
+	model := newModel(ns, "m", "m-onnx")
+	mustCreate(t, model)
+	check("model without its ConfigMap", model, "Degraded")
+	mustCreate(t, newModelConfigMap(ns, "m-onnx", modelBytes))
+	check("model loading", model, "Progressing")
+	// A pipeline whose model has not loaded yet waits: Progressing, not Degraded.
+	p := newPipeline(ns, "orders", "m")
+	mustCreate(t, p)
+	check("pipeline waiting for its model", p, "Progressing")
+	markDeploymentRolledOut(t, ns, "m-predictor")
+	check("model serving", model, "Healthy")
+	mustEventuallyGetDeployment(t, ns, "orders-ingest")
+	markDeploymentRolledOut(t, ns, "orders-ingest")
+	markDeploymentRolledOut(t, ns, "orders-inference")
+	check("pipeline serving", p, "Healthy")
+
+	// A spec the operator has not observed yet is never reported healthy.
+	stale := p.DeepCopy()
+	stale.Generation++
+	if got, _ := argoHealth(t, stale); got != "Progressing" {
+		t.Errorf("health of a spec not yet observed = %s, want Progressing", got)
+	}
+
+	// A model scaled to zero on purpose: Suspended.
+	eventually(t, 10*time.Second, "scale the model to zero", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(model), model); err != nil {
+			return err
+		}
+		model.Spec.Replicas = ptr.To[int32](0)
+		return k8s.Update(ctx, model)
+	})
+	markDeploymentRolledOut(t, ns, "m-predictor")
+	check("model scaled to zero", model, "Suspended")
+}
+
+type healthMismatch struct{ got, msg string }
+
+func (h *healthMismatch) Error() string { return "health " + h.got + " (" + h.msg + ")" }
