@@ -14,6 +14,9 @@ LDFLAGS := -s -w -X github.com/freightcast/freightcast/internal/version.Version=
 
 CONTROLLER_GEN_VERSION := v0.21.0
 CONTROLLER_GEN := $(TOOLS_BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+# kustomize v5.8.3 needs Go 1.27; v5.8.2 builds with the Go here.
+KUSTOMIZE_VERSION := v5.8.2
+KUSTOMIZE := $(TOOLS_BIN)/kustomize-$(KUSTOMIZE_VERSION)
 
 .PHONY: all
 all: build
@@ -77,8 +80,13 @@ docker-build: ## Build the image with a Docker engine (IMG=...). This machine ha
 envtest: ## Build kube-apiserver and etcd for envtest (once; cached outside the clone).
 	@hack/k8s-binaries.sh >/dev/null
 
+.PHONY: build-installer
+build-installer: manifests $(KUSTOMIZE) ## Render config/default into dist/install.yaml, one file to kubectl apply.
+	@mkdir -p dist
+	$(KUSTOMIZE) build config/default > dist/install.yaml
+
 .PHONY: test
-test: manifests generate fmt-check vet envtest ## Run every test with the race detector, against a real kube-apiserver and etcd.
+test: manifests generate fmt-check vet envtest build-installer ## Run every test with the race detector, against a real kube-apiserver and etcd.
 	KUBEBUILDER_ASSETS="$$(hack/k8s-binaries.sh)" go test -race -count=1 ./...
 
 .PHONY: bench
@@ -100,3 +108,8 @@ $(CONTROLLER_GEN):
 	@mkdir -p $(TOOLS_BIN)/.$(@F)
 	GOBIN=$(TOOLS_BIN)/.$(@F) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
 	mv $(TOOLS_BIN)/.$(@F)/controller-gen $@ && rmdir $(TOOLS_BIN)/.$(@F)
+
+$(KUSTOMIZE):
+	@mkdir -p $(TOOLS_BIN)/.$(@F)
+	GOBIN=$(TOOLS_BIN)/.$(@F) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	mv $(TOOLS_BIN)/.$(@F)/kustomize $@ && rmdir $(TOOLS_BIN)/.$(@F)
