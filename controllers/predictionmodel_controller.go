@@ -64,7 +64,7 @@ type modelScope struct {
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;delete
 
 // Reconcile resolves the model's source, applies the children, and writes the status once.
-func (r *PredictionModelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {
+func (r *PredictionModelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, reterr error) {
 	model := &freightcastv1alpha1.PredictionModel{}
 	if err := r.Client.Get(ctx, req.NamespacedName, model); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -79,6 +79,10 @@ func (r *PredictionModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	defer func() {
 		if err := r.writeStatus(ctx, s); err != nil {
 			reterr = errors.Join(reterr, err)
+		}
+		if reterr != nil {
+			// An error brings its own backoff; a RequeueAfter beside it would be ignored.
+			res = ctrl.Result{}
 		}
 	}()
 
