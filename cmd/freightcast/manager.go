@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -49,6 +50,9 @@ func parseManagerFlags(args []string) (managerConfig, *zap.Options, error) {
 	fs.StringVar(&c.Image, "data-plane-image", envOr("FREIGHTCAST_IMAGE", ""), "image of the data-plane pods; the operator's own image (env FREIGHTCAST_IMAGE)")
 	fs.StringVar(&c.pullPolicy, "data-plane-image-pull-policy", envOr("FREIGHTCAST_IMAGE_PULL_POLICY", string(corev1.PullIfNotPresent)), "imagePullPolicy of data-plane containers (env FREIGHTCAST_IMAGE_PULL_POLICY)")
 	fs.StringVar(&c.DefaultNATSURL, "default-nats-url", envOr("FREIGHTCAST_NATS_URL", ""), "NATS server for pipelines that do not set spec.queue.url (env FREIGHTCAST_NATS_URL)")
+	fs.DurationVar(&c.QueueStallGrace, "queue-stall-grace", 30*time.Second, "how long (beyond two poll intervals) a backlog may wait with no ready inference pod before the pipeline reports Degraded=True QueueStalled")
+	fs.DurationVar(&c.StuckPodThreshold, "stuck-pod-threshold", 5*time.Minute, "how long a serving or inference pod may crash-loop, or stay unready beside ready siblings, before it is deleted to be rescheduled")
+	fs.DurationVar(&c.StuckPodInterval, "stuck-pod-interval", 5*time.Minute, "the least time between two stuck-pod deletions in one Deployment")
 	zapOpts := &zap.Options{Development: false}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -56,6 +60,11 @@ func parseManagerFlags(args []string) (managerConfig, *zap.Options, error) {
 	}
 	if c.Image == "" {
 		return c, nil, fmt.Errorf("--data-plane-image (or FREIGHTCAST_IMAGE) is required: data-plane pods run the operator's own image")
+	}
+	for name, d := range map[string]time.Duration{"--queue-stall-grace": c.QueueStallGrace, "--stuck-pod-threshold": c.StuckPodThreshold, "--stuck-pod-interval": c.StuckPodInterval} {
+		if d <= 0 {
+			return c, nil, fmt.Errorf("%s must be positive, got %s", name, d)
+		}
 	}
 	switch corev1.PullPolicy(c.pullPolicy) {
 	case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
