@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 )
 
 // Options are the operator-wide settings the reconcilers build children with.
@@ -144,4 +145,20 @@ func commonVolumes() []*corev1ac.VolumeApplyConfiguration {
 		corev1ac.Volume().WithName(tmpVolumeName).WithEmptyDir(corev1ac.EmptyDirVolumeSource().
 			WithSizeLimit(resource.MustParse("64Mi"))),
 	}
+}
+
+// httpService exposes the pods that selector matches on the data plane's one HTTP port.
+func httpService(name, namespace string, labels, selector map[string]string, owner *metav1ac.OwnerReferenceApplyConfiguration) *corev1ac.ServiceApplyConfiguration {
+	return corev1ac.Service(name, namespace).
+		WithLabels(labels).
+		WithOwnerReferences(owner).
+		WithSpec(corev1ac.ServiceSpec().
+			WithType(corev1.ServiceTypeClusterIP).
+			WithSelector(selector).
+			WithPorts(corev1ac.ServicePort().
+				WithName(httpPortName).
+				WithPort(httpPort).
+				WithTargetPort(intstr.FromString(httpPortName)).
+				WithProtocol(corev1.ProtocolTCP).
+				WithAppProtocol("http")))
 }

@@ -8,7 +8,6 @@ import (
 	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -175,21 +174,9 @@ func desiredIngestionDeployment(p *freightcastv1alpha1.FreightPipeline, model *f
 			WithDefaultMode(0o440).
 			WithItems(corev1ac.KeyToPath().WithKey(auth.SecretRef.Key).WithPath(authFile))))
 	}
-	return appsv1ac.Deployment(ingestionName(p), p.Namespace).
-		WithLabels(pipelineLabels(p, componentIngestion)).
-		WithOwnerReferences(pipelineOwnerReference(p)).
-		WithSpec(appsv1ac.DeploymentSpec().
-			WithReplicas(*p.Spec.Ingestion.Replicas).
-			WithSelector(metav1ac.LabelSelector().WithMatchLabels(pipelineSelector(p, componentIngestion))).
-			WithStrategy(appsv1ac.DeploymentStrategy().
-				WithType(appsv1.RollingUpdateDeploymentStrategyType).
-				WithRollingUpdate(appsv1ac.RollingUpdateDeployment().
-					WithMaxSurge(intstr.FromString("25%")).
-					WithMaxUnavailable(intstr.FromInt32(0)))).
-			WithTemplate(corev1ac.PodTemplateSpec().
-				WithLabels(pipelineLabels(p, componentIngestion)).
-				WithAnnotations(podAnnotations(modelDigest, configDigest)).
-				WithSpec(spec)))
+	d := pipelineDeployment(p, ingestionName(p), componentIngestion, podAnnotations(modelDigest, configDigest), spec)
+	d.Spec.WithReplicas(*p.Spec.Ingestion.Replicas)
+	return d
 }
 
 // desiredInferenceDeployment builds the inference pool. It never carries spec.replicas: the
@@ -202,36 +189,32 @@ func desiredInferenceDeployment(p *freightcastv1alpha1.FreightPipeline, model *f
 		"--pipeline-config=" + path.Join(pipelineConfigDir, pipelineconfig.FileName),
 		"--max-batch-size=" + strconv.Itoa(int(p.Spec.Inference.BatchSize))}, mm.args...)
 	container := dataPlaneContainer("worker", opts, args, "/v2/health/live", "/v2/health/ready", p.Spec.Inference.Resources)
-	return appsv1ac.Deployment(inferenceName(p), p.Namespace).
-		WithLabels(pipelineLabels(p, componentInference)).
+	return pipelineDeployment(p, inferenceName(p), componentInference, podAnnotations(modelDigest, configDigest),
+		pipelinePodSpec(p, container, mm, inferenceGracePeriodSeconds))
+}
+
+// pipelineDeployment is what a pipeline's two Deployments share: labels, owner, selector, a
+// rollout that never drops below the current capacity, and the pod template.
+func pipelineDeployment(p *freightcastv1alpha1.FreightPipeline, name, component string, annotations map[string]string, pod *corev1ac.PodSpecApplyConfiguration) *appsv1ac.DeploymentApplyConfiguration {
+	return appsv1ac.Deployment(name, p.Namespace).
+		WithLabels(pipelineLabels(p, component)).
 		WithOwnerReferences(pipelineOwnerReference(p)).
 		WithSpec(appsv1ac.DeploymentSpec().
-			WithSelector(metav1ac.LabelSelector().WithMatchLabels(pipelineSelector(p, componentInference))).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(pipelineSelector(p, component))).
 			WithStrategy(appsv1ac.DeploymentStrategy().
 				WithType(appsv1.RollingUpdateDeploymentStrategyType).
 				WithRollingUpdate(appsv1ac.RollingUpdateDeployment().
 					WithMaxSurge(intstr.FromString("25%")).
 					WithMaxUnavailable(intstr.FromInt32(0)))).
 			WithTemplate(corev1ac.PodTemplateSpec().
-				WithLabels(pipelineLabels(p, componentInference)).
-				WithAnnotations(podAnnotations(modelDigest, configDigest)).
-				WithSpec(pipelinePodSpec(p, container, mm, inferenceGracePeriodSeconds))))
+				WithLabels(pipelineLabels(p, component)).
+				WithAnnotations(annotations).
+				WithSpec(pod)))
 }
 
 // desiredPipelineService exposes a component's HTTP port inside the cluster.
 func desiredPipelineService(p *freightcastv1alpha1.FreightPipeline, name, component string) *corev1ac.ServiceApplyConfiguration {
-	return corev1ac.Service(name, p.Namespace).
-		WithLabels(pipelineLabels(p, component)).
-		WithOwnerReferences(pipelineOwnerReference(p)).
-		WithSpec(corev1ac.ServiceSpec().
-			WithType(corev1.ServiceTypeClusterIP).
-			WithSelector(pipelineSelector(p, component)).
-			WithPorts(corev1ac.ServicePort().
-				WithName(httpPortName).
-				WithPort(httpPort).
-				WithTargetPort(intstr.FromString(httpPortName)).
-				WithProtocol(corev1.ProtocolTCP).
-				WithAppProtocol("http")))
+	return httpService(name, p.Namespace, pipelineLabels(p, component), pipelineSelector(p, component), pipelineOwnerReference(p))
 }
 
 func defaultedPipeline(p *freightcastv1alpha1.FreightPipeline) *freightcastv1alpha1.FreightPipeline {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -117,18 +116,7 @@ func desiredPredictorDeployment(model *freightcastv1alpha1.PredictionModel, rev 
 
 // desiredPredictorService exposes the serving pods' OIP port inside the cluster.
 func desiredPredictorService(model *freightcastv1alpha1.PredictionModel) *corev1ac.ServiceApplyConfiguration {
-	return corev1ac.Service(predictorName(model), model.Namespace).
-		WithLabels(predictorLabels(model)).
-		WithOwnerReferences(modelOwnerReference(model)).
-		WithSpec(corev1ac.ServiceSpec().
-			WithType(corev1.ServiceTypeClusterIP).
-			WithSelector(predictorSelector(model)).
-			WithPorts(corev1ac.ServicePort().
-				WithName(httpPortName).
-				WithPort(httpPort).
-				WithTargetPort(intstr.FromString(httpPortName)).
-				WithProtocol(corev1.ProtocolTCP).
-				WithAppProtocol("http")))
+	return httpService(predictorName(model), model.Namespace, predictorLabels(model), predictorSelector(model), modelOwnerReference(model))
 }
 
 // desiredPredictorPDB lets voluntary disruptions (node drains) take one serving pod at a time.
