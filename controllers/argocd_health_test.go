@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,21 +14,17 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/natstest"
 )
 
 // The Argo CD health checks in config/argocd/health run here, in a real Lua interpreter, on the
 // objects the operator itself produced against the API server: what Argo CD would read.
 
-// argoHealth runs the kind's health.lua on obj and returns Argo CD's status and message.
+// argoHealth runs health.lua on obj and returns Argo CD's status and message.
 func argoHealth(t testing.TB, obj client.Object) (string, string) {
 	t.Helper()
-	kind := "PredictionModel"
-	if _, ok := obj.(*freightcastv1alpha1.FreightPipeline); ok {
-		kind = "FreightPipeline"
-	}
-	script, err := os.ReadFile(filepath.Join("..", "config", "argocd", "health", "freightcast.io", kind, "health.lua"))
+	kind := fmt.Sprintf("%T", obj)
+	script, err := os.ReadFile(filepath.Join("..", "config", "argocd", "health", "freightcast.io", "health.lua"))
 	if err != nil {
 		t.Fatal(err)
 	}
