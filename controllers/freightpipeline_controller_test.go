@@ -45,12 +45,7 @@ func TestFreightPipelineProvisionsQueueAndChildren(t *testing.T) {
 	waitCondition(t, p, freightcastv1alpha1.ConditionQueueReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonQueueProvisioned)
 	waitEvent(t, p, corev1.EventTypeNormal, "QueueProvisioned")
 	topo := queue.TopologyFor(ns, "orders")
-	nc := queue.NewConnector("test")
-	t.Cleanup(nc.Close)
-	js, err := nc.JetStream(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := jetStreamFor(t, srv.URL())
 	stream, err := js.Stream(ctx, topo.Stream)
 	if err != nil {
 		t.Fatalf("the pipeline's stream is not on the server: %v", err)
