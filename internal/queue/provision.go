@@ -9,12 +9,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Result reports what Provision did and saw.
+// Result reports what Provision did.
 type Result struct {
 	// Changed is true when anything was created or updated on the server.
 	Changed bool
-	// Lag is the consumer's backlog as of provisioning, read from the same call.
-	Lag Lag
 }
 
 // Provision makes the pipeline's streams, consumer and bucket exist as spec says. It reads first
@@ -37,12 +35,11 @@ func Provision(ctx context.Context, js jetstream.JetStream, spec Spec) (Result, 
 	}
 	res.Changed = res.Changed || changed
 
-	info, changed, err := ensureConsumer(ctx, js, spec)
+	changed, err = ensureConsumer(ctx, js, spec)
 	if err != nil {
 		return res, err
 	}
 	res.Changed = res.Changed || changed
-	res.Lag = lagOf(info)
 
 	changed, err = ensureBucket(ctx, js, spec)
 	if err != nil {
@@ -147,24 +144,22 @@ func consumerConfig(spec Spec) jetstream.ConsumerConfig {
 	}
 }
 
-func ensureConsumer(ctx context.Context, js jetstream.JetStream, spec Spec) (*jetstream.ConsumerInfo, bool, error) {
+func ensureConsumer(ctx context.Context, js jetstream.JetStream, spec Spec) (bool, error) {
 	want := consumerConfig(spec)
 	consumer, err := js.Consumer(ctx, spec.Stream, spec.Consumer)
 	if err == nil {
-		info := consumer.CachedInfo()
-		have := info.Config
+		have := consumer.CachedInfo().Config
 		if have.AckWait == want.AckWait && have.MaxDeliver == want.MaxDeliver &&
 			have.MaxAckPending == want.MaxAckPending && have.Description == want.Description {
-			return info, false, nil
+			return false, nil
 		}
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil, false, classify(fmt.Errorf("reading consumer %s/%s: %w", spec.Stream, spec.Consumer, err))
+		return false, classify(fmt.Errorf("reading consumer %s/%s: %w", spec.Stream, spec.Consumer, err))
 	}
-	consumer, err = js.CreateOrUpdateConsumer(ctx, spec.Stream, want)
-	if err != nil {
-		return nil, false, classify(fmt.Errorf("writing consumer %s/%s: %w", spec.Stream, spec.Consumer, err))
+	if _, err := js.CreateOrUpdateConsumer(ctx, spec.Stream, want); err != nil {
+		return false, classify(fmt.Errorf("writing consumer %s/%s: %w", spec.Stream, spec.Consumer, err))
 	}
-	return consumer.CachedInfo(), true, nil
+	return true, nil
 }
 
 func ensureBucket(ctx context.Context, js jetstream.JetStream, spec Spec) (bool, error) {
