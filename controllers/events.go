@@ -48,10 +48,4 @@ func recordConditionChanges(rec events.EventRecorder, obj runtime.Object, before
 }
 
 // truncateNote keeps an event note within the events API's 1 kB limit.
-func truncateNote(n string) string {
-	const max = 1024
-	if len(n) <= max {
-		return n
-	}
-	return n[:max-3] + "..."
-}
+func truncateNote(n string) string { return truncateString(n, 1024) }

@@ -421,12 +421,8 @@ func scaleEventReason(d autoscale.Decision) string {
 	return "ScaledDown"
 }
 
-func truncateReason(r string) string {
-	if len(r) <= 1024 {
-		return r
-	}
-	return r[:1021] + "..."
-}
+// truncateReason keeps a reason within status.autoscaling.reason's 1024-byte bound.
+func truncateReason(r string) string { return truncateString(r, 1024) }
 
 // AutoscalePolicy is the recommender policy of pipeline p, with its poll interval: what the
 // operator sizes the inference pool with, and what local mode sizes its workers with.
