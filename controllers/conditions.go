@@ -54,13 +54,6 @@ func truncateString(s string, max int) string {
 	return s[:max-3] + "..."
 }
 
-func boolStatus(b bool) metav1.ConditionStatus {
-	if b {
-		return metav1.ConditionTrue
-	}
-	return metav1.ConditionFalse
-}
-
 // asError reports whether err is of type T, and returns it.
 func asError[T error](err error) (T, bool) {
 	var t T
