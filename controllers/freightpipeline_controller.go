@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/queue"
 )
 
@@ -60,6 +61,8 @@ type FreightPipelineReconciler struct {
 	// APIReader reads around the cache, for retrying a status write on the live object.
 	APIReader client.Reader
 	Options   Options
+	// Metrics exports the pipelines' conditions.
+	Metrics *metrics.Resources
 	// wake carries the autoscaler's wake-ups into the controller's queue.
 	wake chan event.GenericEvent
 	// restarter deletes stuck inference pods.
@@ -84,6 +87,7 @@ func (r *FreightPipelineReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := r.Client.Get(ctx, req.NamespacedName, p); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Autoscaler.Forget(req.NamespacedName)
+			r.Metrics.Forget(metrics.KindFreightPipeline, req.Namespace, req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -91,6 +95,7 @@ func (r *FreightPipelineReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		// Children go with their owner references. The stream stays on NATS: deleting queued
 		// events is not the operator's call.
 		r.Autoscaler.Forget(req.NamespacedName)
+		r.Metrics.Forget(metrics.KindFreightPipeline, req.Namespace, req.Name)
 		return ctrl.Result{}, nil
 	}
 	ctx = ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("freightPipeline", klog.KObj(p)))
@@ -261,6 +266,7 @@ func (r *FreightPipelineReconciler) writeStatus(ctx context.Context, s *pipeline
 	p := s.pipeline
 	for attempt := 1; ; attempt++ {
 		status := computePipelineStatus(p, s.obs, r.Clock.Now())
+		r.Metrics.SetConditions(metrics.KindFreightPipeline, p.Namespace, p.Name, status.Conditions)
 		if equality.Semantic.DeepEqual(status, p.Status) {
 			return nil
 		}

@@ -92,3 +92,35 @@ func TestReconcileOfUnchangedObjectsWritesNothing(t *testing.T) {
 		t.Errorf("a reconcile of unchanged objects wrote to the API server (-before +after):\n%s", diff)
 	}
 }
+
+// metricValue reads one series of the operator's registry: a gauge's or a counter's value, and
+// whether the series exists.
+func metricValue(t *testing.T, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue series
+				}
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue(), true
+			}
+			return m.GetGauge().GetValue(), true
+		}
+	}
+	return 0, false
+}

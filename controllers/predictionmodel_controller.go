@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/metrics"
 )
 
 // PredictionModelFieldOwner is the server-side apply field manager of the PredictionModel
@@ -41,6 +42,8 @@ type PredictionModelReconciler struct {
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
 	Options  Options
+	// Metrics exports the models' conditions and rollbacks.
+	Metrics *metrics.Resources
 	// restarter deletes stuck serving pods.
 	restarter *podRestarter
 }
@@ -67,10 +70,14 @@ type modelScope struct {
 func (r *PredictionModelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, reterr error) {
 	model := &freightcastv1alpha1.PredictionModel{}
 	if err := r.Client.Get(ctx, req.NamespacedName, model); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Metrics.Forget(metrics.KindPredictionModel, req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !model.DeletionTimestamp.IsZero() {
 		// Owner references let the garbage collector remove the children.
+		r.Metrics.Forget(metrics.KindPredictionModel, req.Namespace, req.Name)
 		return ctrl.Result{}, nil
 	}
 	ctx = ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("predictionModel", klog.KObj(model)))
@@ -254,6 +261,7 @@ func revisionString(rev freightcastv1alpha1.ModelRevision) string {
 // status subresource only when it differs from what the API server has.
 func (r *PredictionModelReconciler) writeStatus(ctx context.Context, s *modelScope) error {
 	status := computeModelStatus(s.model, s.obs, r.Clock.Now())
+	r.Metrics.SetConditions(metrics.KindPredictionModel, s.model.Namespace, s.model.Name, status.Conditions)
 	if equality.Semantic.DeepEqual(status, s.model.Status) {
 		return nil
 	}
@@ -268,6 +276,7 @@ func (r *PredictionModelReconciler) writeStatus(ctx context.Context, s *modelSco
 	// the optimistic lock (resourceVersion) and must not repeat the events of the one that won.
 	recordConditionChanges(r.Recorder, s.model, before, status.Conditions)
 	if f := status.FailedRollout; f != nil && !equality.Semantic.DeepEqual(f, failedBefore) {
+		r.Metrics.RolledBack(s.model.Namespace, s.model.Name)
 		r.Recorder.Eventf(s.model, nil, corev1.EventTypeWarning, freightcastv1alpha1.EventReasonRolledBack, "RollBack",
 			"%s", truncateNote(fmt.Sprintf("Rolled the serving pods back to %s: the rollout of %s failed: %s",
 				revisionString(*status.LastGoodRevision), revisionString(f.Revision), f.Message)))

@@ -112,6 +112,14 @@ func TestPredictionModelRollsBackAFailedRollout(t *testing.T) {
 	waitCondition(t, model, freightcastv1alpha1.ConditionDegraded, metav1.ConditionTrue, freightcastv1alpha1.ReasonRolloutFailed)
 	waitCondition(t, model, freightcastv1alpha1.ConditionReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonRolloutFailed)
 	waitEvent(t, model, corev1.EventTypeWarning, freightcastv1alpha1.EventReasonRolledBack)
+	// Alerts see it too: the rollback counter and the Degraded condition gauge.
+	ids := map[string]string{"namespace": ns, "name": "m"}
+	if v, ok := metricValue(t, "freightcast_model_rollbacks_total", ids); v != 1 {
+		t.Errorf("freightcast_model_rollbacks_total = %v (exists: %v), want 1", v, ok)
+	}
+	if v, _ := metricValue(t, "freightcast_condition", map[string]string{"kind": "PredictionModel", "namespace": ns, "name": "m", "type": "Degraded"}); v != 1 {
+		t.Errorf("freightcast_condition{type=Degraded} = %v, want 1", v)
+	}
 	f := model.Status.FailedRollout
 	if f == nil || f.Generation != model.Generation || f.Revision.Source.ConfigMap == nil || f.Revision.Source.ConfigMap.Name != "m-v2" || f.Revision.Digest != digestOf(v2) {
 		t.Fatalf("failedRollout = %+v", f)
@@ -156,6 +164,12 @@ func TestPredictionModelRollsBackAFailedRollout(t *testing.T) {
 	}
 	markDeploymentRolledOut(t, ns, "m-predictor")
 	waitCondition(t, model, freightcastv1alpha1.ConditionReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonAvailable)
+	if v, _ := metricValue(t, "freightcast_condition", map[string]string{"kind": "PredictionModel", "namespace": ns, "name": "m", "type": "Degraded"}); v != 0 {
+		t.Errorf("freightcast_condition{type=Degraded} = %v after v3 rolled out, want 0", v)
+	}
+	if v, _ := metricValue(t, "freightcast_model_rollbacks_total", ids); v != 1 {
+		t.Errorf("freightcast_model_rollbacks_total = %v after v3 rolled out, want still 1", v)
+	}
 	if lg := model.Status.LastGoodRevision; lg == nil || lg.Source.ConfigMap.Name != "m-v3" || model.Status.ModelDigest != digestOf(v3) {
 		t.Errorf("lastGoodRevision = %+v, modelDigest %q after v3 rolled out", lg, model.Status.ModelDigest)
 	}

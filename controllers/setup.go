@@ -22,12 +22,17 @@ func SetupWithManager(mgr ctrl.Manager, opts Options, connector JetStreamConnect
 		return &podRestarter{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Clock: clk,
 			Threshold: cmp.Or(opts.StuckPodThreshold, defaultStuckPodThreshold), Interval: cmp.Or(opts.StuckPodInterval, defaultStuckPodInterval)}
 	}
+	resources, err := metrics.NewResources(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
 	modelRecorder := mgr.GetEventRecorder("freightcast-predictionmodel")
 	if err := (&PredictionModelReconciler{
 		Client:    mgr.GetClient(),
 		Recorder:  modelRecorder,
 		Clock:     clk,
 		Options:   opts,
+		Metrics:   resources,
 		restarter: restarter(modelRecorder),
 	}).SetupWithManager(mgr); err != nil {
 		return err
@@ -44,6 +49,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options, connector JetStreamConnect
 		Queue:     connector,
 		APIReader: mgr.GetAPIReader(),
 		Options:   opts,
+		Metrics:   resources,
 		restarter: restarter(recorder),
 		Autoscaler: &Autoscaler{Client: mgr.GetClient(), Queue: connector, Recorder: recorder, Clock: clk,
 			Metrics: m, Concurrency: autoscalerConcurrency, StallGrace: cmp.Or(opts.QueueStallGrace, defaultQueueStallGrace)},
