@@ -1,0 +1,517 @@
+// Package charts holds the tests of the Helm chart in charts/freightcast: what `helm template`
+// renders with the value sets users choose, and that the kustomize install (dist/install.yaml)
+// is the same install as the chart's defaults.
+package charts
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/yaml"
+
+	"github.com/freightcast/freightcast/internal/helmtest"
+	"github.com/freightcast/freightcast/internal/metrics"
+)
+
+const (
+	release   = "freightcast"
+	namespace = "freightcast-system"
+)
+
+// allOn turns on every optional part of the chart.
+var allOn = []string{
+	"--set", "nats.replicas=3",
+	"--set", "monitoring.serviceMonitor.enabled=true",
+	"--set", "monitoring.podMonitor.enabled=true",
+	"--set", "monitoring.prometheusRule.enabled=true",
+	"--set", "monitoring.dashboard.enabled=true",
+	"--set", "networkPolicy.enabled=true",
+}
+
+func render(t *testing.T, args ...string) []*unstructured.Unstructured {
+	t.Helper()
+	return helmtest.Render(t, release, namespace, args...)
+}
+
+// as converts a rendered object into its typed form.
+func as[T any](t *testing.T, objs []*unstructured.Unstructured, kind, name string) *T {
+	t.Helper()
+	u := helmtest.Find(objs, kind, name)
+	if u == nil {
+		t.Fatalf("no %s %s rendered", kind, name)
+	}
+	out := new(T)
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, out, true); err != nil {
+		t.Fatalf("%s %s: %v", kind, name, err)
+	}
+	return out
+}
+
+func kinds(objs []*unstructured.Unstructured) map[string]int {
+	k := map[string]int{}
+	for _, o := range objs {
+		k[o.GetKind()]++
+	}
+	return k
+}
+
+func env(c corev1.Container, name string) string {
+	for _, e := range c.Env {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	return ""
+}
+
+// checkRestricted fails unless the pod template meets the restricted Pod Security Standard.
+func checkRestricted(t *testing.T, what string, spec corev1.PodSpec) {
+	t.Helper()
+	psc := spec.SecurityContext
+	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("%s: pod securityContext %+v is not restricted", what, psc)
+	}
+	for _, c := range spec.Containers {
+		sc := c.SecurityContext
+		if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || sc.Capabilities == nil ||
+			!slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) > 0 {
+			t.Errorf("%s container %s: securityContext %+v is not restricted", what, c.Name, sc)
+		}
+		if sc != nil && (sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem) {
+			t.Errorf("%s container %s: root filesystem is writable", what, c.Name)
+		}
+		if c.LivenessProbe == nil || c.ReadinessProbe == nil {
+			t.Errorf("%s container %s: liveness and readiness probes are required", what, c.Name)
+		}
+		if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
+			t.Errorf("%s container %s: resources %+v lack CPU and memory requests or a memory limit", what, c.Name, c.Resources)
+		}
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	objs := render(t)
+	got := kinds(objs)
+	want := map[string]int{
+		"CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 1,
+		"Role": 1, "RoleBinding": 1, "Deployment": 1, "Service": 3, "ConfigMap": 1, "StatefulSet": 1,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("kinds rendered (-want +got):\n%s", diff)
+	}
+
+	// The CRDs are kept on uninstall.
+	for _, o := range objs {
+		if o.GetKind() == "CustomResourceDefinition" && o.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
+			t.Errorf("CRD %s lacks helm.sh/resource-policy: keep", o.GetName())
+		}
+	}
+
+	// The manager: one image for operator and data plane, the chart's NATS, leader election.
+	d := as[appsv1.Deployment](t, objs, "Deployment", "freightcast-manager")
+	c := d.Spec.Template.Spec.Containers[0]
+	if c.Image != "freightcast:0.1.0" || env(c, "FREIGHTCAST_IMAGE") != c.Image {
+		t.Errorf("image %q, FREIGHTCAST_IMAGE %q: want both freightcast:<appVersion>", c.Image, env(c, "FREIGHTCAST_IMAGE"))
+	}
+	if u := env(c, "FREIGHTCAST_NATS_URL"); u != "nats://nats.freightcast-system.svc:4222" {
+		t.Errorf("FREIGHTCAST_NATS_URL = %q", u)
+	}
+	if want := []string{"manager", "--leader-elect", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081"}; !slices.Equal(c.Args, want) {
+		t.Errorf("args %q, want %q", c.Args, want)
+	}
+	if *d.Spec.Replicas != 2 || d.Spec.Template.Spec.ServiceAccountName != "freightcast-manager" {
+		t.Errorf("replicas %d, serviceAccountName %q", *d.Spec.Replicas, d.Spec.Template.Spec.ServiceAccountName)
+	}
+	checkRestricted(t, "manager", d.Spec.Template.Spec)
+
+	// NATS: args only (the e2e suite swaps in an image whose entrypoint is nats-server), restricted.
+	sts := as[appsv1.StatefulSet](t, objs, "StatefulSet", "nats")
+	nc := sts.Spec.Template.Spec.Containers[0]
+	if len(nc.Command) != 0 || !slices.Equal(nc.Args, []string{"--config", "/etc/nats/nats.conf"}) {
+		t.Errorf("nats command %q args %q: want args only", nc.Command, nc.Args)
+	}
+	if *sts.Spec.Replicas != 1 || sts.Spec.ServiceName != "nats-headless" {
+		t.Errorf("nats replicas %d serviceName %q", *sts.Spec.Replicas, sts.Spec.ServiceName)
+	}
+	if q := sts.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests.Storage(); q.String() != "10Gi" {
+		t.Errorf("nats storage %s", q)
+	}
+	checkRestricted(t, "nats", sts.Spec.Template.Spec)
+	svc := as[corev1.Service](t, objs, "Service", "nats")
+	if svc.Spec.Ports[0].Port != 4222 || !cmp.Equal(svc.Spec.Selector, sts.Spec.Selector.MatchLabels) {
+		t.Errorf("Service nats: ports %+v selector %v", svc.Spec.Ports, svc.Spec.Selector)
+	}
+	if h := as[corev1.Service](t, objs, "Service", "nats-headless"); h.Spec.ClusterIP != corev1.ClusterIPNone {
+		t.Errorf("nats-headless clusterIP %q", h.Spec.ClusterIP)
+	}
+	conf := as[corev1.ConfigMap](t, objs, "ConfigMap", "nats-config").Data["nats.conf"]
+	opts := loadNATSConfig(t, conf)
+	if !opts.JetStream || opts.HTTPPort != 8222 || opts.Port != 4222 || opts.Cluster.Port != 0 {
+		t.Errorf("nats.conf: jetstream %v http %d port %d cluster port %d", opts.JetStream, opts.HTTPPort, opts.Port, opts.Cluster.Port)
+	}
+
+	// Least privilege: the generated rules exactly, and nothing reads Secrets.
+	role := as[rbacv1.ClusterRole](t, objs, "ClusterRole", "freightcast-manager")
+	if diff := cmp.Diff(generatedRules(t), role.Rules); diff != "" {
+		t.Errorf("ClusterRole rules differ from config/rbac/role.yaml (-want +got):\n%s", diff)
+	}
+	for _, o := range objs {
+		if o.GetKind() != "ClusterRole" && o.GetKind() != "Role" {
+			continue
+		}
+		rules, _, _ := unstructured.NestedSlice(o.Object, "rules")
+		for _, r := range rules {
+			res, _, _ := unstructured.NestedStringSlice(r.(map[string]any), "resources")
+			if slices.Contains(res, "secrets") || slices.Contains(res, "*") {
+				t.Errorf("%s %s grants %v", o.GetKind(), o.GetName(), res)
+			}
+		}
+	}
+}
+
+// loadNATSConfig parses nats.conf with nats-server's own parser.
+func loadNATSConfig(t *testing.T, conf string) *server.Options {
+	t.Helper()
+	t.Setenv("POD_NAME", "nats-0")
+	path := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(path)
+	if err != nil {
+		t.Fatalf("nats.conf does not parse: %v\n%s", err, conf)
+	}
+	if opts.ServerName != "nats-0" {
+		t.Errorf("server_name %q, want the pod name", opts.ServerName)
+	}
+	return opts
+}
+
+func generatedRules(t *testing.T) []rbacv1.PolicyRule {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(helmtest.Root(), "config", "rbac", "role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var role rbacv1.ClusterRole
+	if err := yaml.UnmarshalStrict(data, &role); err != nil {
+		t.Fatal(err)
+	}
+	return role.Rules
+}
+
+func TestExternalNATS(t *testing.T) {
+	objs := render(t, "--set", "nats.enabled=false", "--set", "nats.url=nats://nats.messaging.svc:4223", "--set", "networkPolicy.enabled=true")
+	for _, kind := range []string{"StatefulSet", "ConfigMap"} {
+		if n := kinds(objs)[kind]; n != 0 {
+			t.Errorf("%d %s rendered with an external NATS", n, kind)
+		}
+	}
+	if helmtest.Find(objs, "Service", "nats") != nil || helmtest.Find(objs, "NetworkPolicy", "nats") != nil {
+		t.Error("NATS Service or NetworkPolicy rendered with an external NATS")
+	}
+	d := as[appsv1.Deployment](t, objs, "Deployment", "freightcast-manager")
+	if u := env(d.Spec.Template.Spec.Containers[0], "FREIGHTCAST_NATS_URL"); u != "nats://nats.messaging.svc:4223" {
+		t.Errorf("FREIGHTCAST_NATS_URL = %q", u)
+	}
+	// The operator may reach the external server's port.
+	np := as[networkingv1.NetworkPolicy](t, objs, "NetworkPolicy", "freightcast-manager")
+	if !egressPort(np, 4223) {
+		t.Errorf("operator egress %+v lacks port 4223", np.Spec.Egress)
+	}
+
+	// Without a URL there is no NATS server at all: refused, with a reason.
+	if _, err := helmtest.Template(t, release, namespace, "--set", "nats.enabled=false"); err == nil || !strings.Contains(err.Error(), "nats/url") && !strings.Contains(err.Error(), "nats.url") {
+		t.Errorf("nats.enabled=false without nats.url: err %v, want one naming nats.url", err)
+	}
+}
+
+func egressPort(np *networkingv1.NetworkPolicy, port int32) bool {
+	for _, r := range np.Spec.Egress {
+		for _, p := range r.Ports {
+			if p.Port != nil && p.Port.IntVal == port {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func TestNATSCluster(t *testing.T) {
+	objs := render(t, "--set", "nats.replicas=3", "--set", "nats.storage.className=fast", "--set", "nats.storage.size=50Gi")
+	sts := as[appsv1.StatefulSet](t, objs, "StatefulSet", "nats")
+	if *sts.Spec.Replicas != 3 || sts.Spec.PodManagementPolicy != appsv1.ParallelPodManagement {
+		t.Errorf("replicas %d podManagementPolicy %q", *sts.Spec.Replicas, sts.Spec.PodManagementPolicy)
+	}
+	pvc := sts.Spec.VolumeClaimTemplates[0].Spec
+	if pvc.StorageClassName == nil || *pvc.StorageClassName != "fast" || pvc.Resources.Requests.Storage().String() != "50Gi" {
+		t.Errorf("claim template %+v", pvc)
+	}
+	opts := loadNATSConfig(t, as[corev1.ConfigMap](t, objs, "ConfigMap", "nats-config").Data["nats.conf"])
+	if opts.Cluster.Port != 6222 || opts.Cluster.Name != "freightcast" || !opts.JetStream {
+		t.Errorf("cluster %+v jetstream %v", opts.Cluster, opts.JetStream)
+	}
+	var routes []string
+	for _, r := range opts.Routes {
+		routes = append(routes, r.String())
+	}
+	want := []string{
+		"nats://nats-0.nats-headless.freightcast-system.svc:6222",
+		"nats://nats-1.nats-headless.freightcast-system.svc:6222",
+		"nats://nats-2.nats-headless.freightcast-system.svc:6222",
+	}
+	if diff := cmp.Diff(want, routes); diff != "" {
+		t.Errorf("routes (-want +got):\n%s", diff)
+	}
+	if helmtest.Find(objs, "PodDisruptionBudget", "nats") == nil {
+		t.Error("no PodDisruptionBudget for a 3-server cluster")
+	}
+	// A configuration change rolls the servers.
+	one := as[appsv1.StatefulSet](t, render(t), "StatefulSet", "nats")
+	if a, b := one.Spec.Template.Annotations["freightcast.io/config-digest"], sts.Spec.Template.Annotations["freightcast.io/config-digest"]; a == "" || a == b {
+		t.Errorf("config digests %q (1 server) and %q (3 servers): want different", a, b)
+	}
+}
+
+func TestCRDsOptional(t *testing.T) {
+	if n := kinds(render(t, "--set", "crds.install=false"))["CustomResourceDefinition"]; n != 0 {
+		t.Errorf("%d CRDs rendered with crds.install=false", n)
+	}
+	for _, o := range render(t, "--set", "crds.keep=false") {
+		if _, ok := o.GetAnnotations()["helm.sh/resource-policy"]; ok {
+			t.Errorf("%s %s keeps itself with crds.keep=false", o.GetKind(), o.GetName())
+		}
+	}
+}
+
+func TestImageDigestAndSettings(t *testing.T) {
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	objs := render(t, "--set", "image.repository=registry.example/freightcast", "--set", "image.digest="+digest,
+		"--set", "image.pullPolicy=Always", "--set", "manager.stuckPodThreshold=2m", "--set", "manager.logLevel=debug",
+		"--set", "replicaCount=1", "--set", "manager.leaderElection=false")
+	c := as[appsv1.Deployment](t, objs, "Deployment", "freightcast-manager").Spec.Template.Spec.Containers[0]
+	if want := "registry.example/freightcast@" + digest; c.Image != want || env(c, "FREIGHTCAST_IMAGE") != want {
+		t.Errorf("image %q FREIGHTCAST_IMAGE %q, want %q", c.Image, env(c, "FREIGHTCAST_IMAGE"), want)
+	}
+	if env(c, "FREIGHTCAST_IMAGE_PULL_POLICY") != "Always" {
+		t.Errorf("FREIGHTCAST_IMAGE_PULL_POLICY %q", env(c, "FREIGHTCAST_IMAGE_PULL_POLICY"))
+	}
+	want := []string{"manager", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081", "--stuck-pod-threshold=2m", "--zap-log-level=debug"}
+	if !slices.Equal(c.Args, want) {
+		t.Errorf("args %q, want %q", c.Args, want)
+	}
+}
+
+func TestSchemaIsStrict(t *testing.T) {
+	cases := map[string][]string{
+		"unknown top-level key":  {"--set", "replicas=2"},
+		"unknown nested key":     {"--set", "nats.size=1Gi"},
+		"nats replicas 2":        {"--set", "nats.replicas=2"},
+		"bad pull policy":        {"--set", "image.pullPolicy=Sometimes"},
+		"bad duration":           {"--set", "manager.queueStallGrace=soon"},
+		"bad storage size":       {"--set", "nats.storage.size=big"},
+		"bad nats url":           {"--set", "nats.enabled=false", "--set", "nats.url=http://nats:4222"},
+		"error ratio above 1":    {"--set", "monitoring.prometheusRule.errorRatio=2"},
+		"bad log level":          {"--set", "manager.logLevel=verbose"},
+		"non-sha256 digest":      {"--set", "image.digest=latest"},
+		"no API server port":     {"--set-json", "networkPolicy.apiServer.ports=[]"},
+		"string for a boolean":   {"--set-string", "crds.install=yes"},
+		"negative replica count": {"--set", "replicaCount=-1"},
+	}
+	for name, args := range cases {
+		t.Run(name, func(t *testing.T) {
+			if _, err := helmtest.Template(t, release, namespace, args...); err == nil {
+				t.Errorf("helm template %q succeeded, want a schema error", args)
+			}
+		})
+	}
+}
+
+func TestMonitoring(t *testing.T) {
+	objs := render(t, allOn...)
+	for _, name := range []string{"ServiceMonitor/freightcast-manager", "PodMonitor/freightcast-data-plane", "PrometheusRule/freightcast", "ConfigMap/freightcast-dashboard"} {
+		kind, n, _ := strings.Cut(name, "/")
+		if helmtest.Find(objs, kind, n) == nil {
+			t.Errorf("no %s", name)
+		}
+	}
+	sm := helmtest.Find(objs, "ServiceMonitor", "freightcast-manager")
+	port, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+	if port[0].(map[string]any)["port"] != "metrics" {
+		t.Errorf("ServiceMonitor endpoints %v", port)
+	}
+	svc := as[corev1.Service](t, objs, "Service", "freightcast-manager-metrics")
+	sel, _, _ := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
+	for k, v := range sel {
+		if svc.Labels[k] != v {
+			t.Errorf("ServiceMonitor selects %s=%s; the metrics Service has %v", k, v, svc.Labels)
+		}
+	}
+
+	rule := helmtest.Find(objs, "PrometheusRule", "freightcast")
+	groups, _, _ := unstructured.NestedSlice(rule.Object, "spec", "groups")
+	var alerts []string
+	var exprs strings.Builder
+	for _, g := range groups {
+		rules, _, _ := unstructured.NestedSlice(g.(map[string]any), "rules")
+		for _, r := range rules {
+			alerts = append(alerts, r.(map[string]any)["alert"].(string))
+			exprs.WriteString(r.(map[string]any)["expr"].(string) + "\n")
+		}
+	}
+	wantAlerts := []string{"FreightcastPipelineDegraded", "FreightcastModelDegraded", "FreightcastQueueLagGrowing",
+		"FreightcastInferenceErrorRatio", "FreightcastWorkerFailureRatio", "FreightcastModelRolledBack"}
+	if diff := cmp.Diff(wantAlerts, alerts); diff != "" {
+		t.Errorf("alerts (-want +got):\n%s", diff)
+	}
+	checkMetricNames(t, "PrometheusRule", exprs.String())
+
+	cm := as[corev1.ConfigMap](t, objs, "ConfigMap", "freightcast-dashboard")
+	if cm.Labels["grafana_dashboard"] != "1" {
+		t.Errorf("dashboard labels %v lack the Grafana sidecar's", cm.Labels)
+	}
+	var dash struct {
+		Title  string
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal([]byte(cm.Data["freightcast.json"]), &dash); err != nil {
+		t.Fatalf("dashboard JSON: %v", err)
+	}
+	var dexprs strings.Builder
+	var titles []string
+	for _, p := range dash.Panels {
+		titles = append(titles, p.Title)
+		for _, tg := range p.Targets {
+			dexprs.WriteString(tg.Expr + "\n")
+		}
+	}
+	for _, want := range []string{"Queue depth vs inference replicas", "Ingestion rate", "Prediction latency", "Errors"} {
+		if !slices.ContainsFunc(titles, func(s string) bool { return strings.HasPrefix(s, want) }) {
+			t.Errorf("dashboard lacks a %q panel (panels: %q)", want, titles)
+		}
+	}
+	checkMetricNames(t, "dashboard", dexprs.String())
+}
+
+// checkMetricNames fails for every freightcast_ metric a query names that Freightcast does not export.
+func checkMetricNames(t *testing.T, where, queries string) {
+	t.Helper()
+	known := exportedMetrics(t)
+	for _, name := range regexp.MustCompile(`freightcast_[a-z0-9_]+`).FindAllString(queries, -1) {
+		base := name
+		for _, suffix := range []string{"_bucket", "_count", "_sum"} {
+			if b, ok := strings.CutSuffix(name, suffix); ok && known[b] {
+				base = b
+			}
+		}
+		if !known[base] {
+			t.Errorf("%s queries %s, which no Freightcast process exports", where, name)
+		}
+	}
+}
+
+// exportedMetrics names every metric of the operator and the data plane, from their descriptors.
+func exportedMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	var errs []error
+	_, err := metrics.NewAutoscaling(reg)
+	errs = append(errs, err)
+	_, err = metrics.NewResources(reg)
+	errs = append(errs, err)
+	_, err = metrics.NewInference(reg)
+	errs = append(errs, err)
+	_, err = metrics.NewIngest(reg)
+	errs = append(errs, err)
+	_, err = metrics.NewWorker(reg)
+	errs = append(errs, err)
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	descs := make(chan *prometheus.Desc, 1000)
+	reg.Describe(descs)
+	close(descs)
+	known := map[string]bool{}
+	fq := regexp.MustCompile(`fqName: "([^"]+)"`)
+	for d := range descs {
+		if m := fq.FindStringSubmatch(d.String()); m != nil {
+			known[m[1]] = true
+		}
+	}
+	if len(known) < 10 {
+		t.Fatalf("only %d metrics described", len(known))
+	}
+	return known
+}
+
+func TestNetworkPolicies(t *testing.T) {
+	objs := render(t, allOn...)
+	op := as[networkingv1.NetworkPolicy](t, objs, "NetworkPolicy", "freightcast-manager")
+	for _, port := range []int32{443, 6443, 53, 4222} {
+		if !egressPort(op, port) {
+			t.Errorf("operator egress lacks port %d", port)
+		}
+	}
+	if len(op.Spec.Ingress) != 1 || op.Spec.Ingress[0].Ports[0].Port.IntVal != 8080 {
+		t.Errorf("operator ingress %+v, want metrics only", op.Spec.Ingress)
+	}
+	nats := as[networkingv1.NetworkPolicy](t, objs, "NetworkPolicy", "nats")
+	var clients []networkingv1.NetworkPolicyPeer
+	for _, r := range nats.Spec.Ingress {
+		if r.Ports[0].Port.IntVal == 4222 {
+			clients = r.From
+		}
+	}
+	if len(clients) != 2 {
+		t.Fatalf("NATS admits clients from %+v, want the operator and the data plane", clients)
+	}
+	if clients[0].PodSelector.MatchLabels["app.kubernetes.io/component"] != "manager" || clients[0].NamespaceSelector != nil {
+		t.Errorf("first NATS client peer %+v, want the operator's pods", clients[0])
+	}
+	dp := clients[1]
+	if dp.NamespaceSelector == nil || len(dp.PodSelector.MatchExpressions) != 2 ||
+		!slices.Equal(dp.PodSelector.MatchExpressions[1].Values, []string{"ingestion", "inference"}) {
+		t.Errorf("second NATS client peer %+v, want ingestion and inference pods of every namespace", dp)
+	}
+}
+
+// The chart's copies of the generated CRDs and ClusterRole are the generated files (make manifests
+// writes them; make verify also checks).
+func TestChartFilesAreGenerated(t *testing.T) {
+	pairs := map[string]string{"config/rbac/role.yaml": "charts/freightcast/files/role.yaml"}
+	crds, _ := filepath.Glob(filepath.Join(helmtest.Root(), "config", "crd", "bases", "*.yaml"))
+	for _, c := range crds {
+		pairs["config/crd/bases/"+filepath.Base(c)] = "charts/freightcast/files/crds/" + filepath.Base(c)
+	}
+	copies, _ := filepath.Glob(filepath.Join(helmtest.ChartDir(), "files", "crds", "*.yaml"))
+	if len(copies) != len(crds) || len(crds) == 0 {
+		t.Errorf("%d CRDs in config/crd/bases, %d in the chart", len(crds), len(copies))
+	}
+	for src, dst := range pairs {
+		a, errA := os.ReadFile(filepath.Join(helmtest.Root(), src))
+		b, errB := os.ReadFile(filepath.Join(helmtest.Root(), dst))
+		if errA != nil || errB != nil || !bytes.Equal(a, b) {
+			t.Errorf("%s differs from %s (%v, %v): run make manifests", dst, src, errA, errB)
+		}
+	}
+}
