@@ -351,9 +351,9 @@ func TestMonitoring(t *testing.T) {
 		}
 	}
 	sm := helmtest.Find(objs, "ServiceMonitor", "freightcast-manager")
-	port, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
-	if port[0].(map[string]any)["port"] != "metrics" {
-		t.Errorf("ServiceMonitor endpoints %v", port)
+	endpoints, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+	if ep := endpoints[0].(map[string]any); ep["port"] != "metrics" || ep["honorLabels"] != true {
+		t.Errorf("ServiceMonitor endpoints %v, want port metrics with honorLabels (the series name their own namespace)", endpoints)
 	}
 	svc := as[corev1.Service](t, objs, "Service", "freightcast-manager-metrics")
 	sel, _, _ := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
