@@ -69,8 +69,9 @@ fmt-check: ## Fail when a Go file is not gofmt-formatted.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 .PHONY: vet
-vet: ## Run go vet.
+vet: ## Run go vet (the e2e suite included: it only builds with its tag).
 	go vet ./...
+	go vet -tags e2e ./test/e2e/
 
 .PHONY: lint
 lint: fmt vet ## gofmt and go vet (the linters that build here without downloads).
@@ -117,6 +118,26 @@ bench: ## Run the Go benchmarks (figures go to docs/benchmarks.md), with the onn
 		ORT_LIB="$$lib" CGO_ENABLED=1 go test -tags ortbench -run '^$$' -bench 'Freight' -benchmem ./internal/model/; \
 	else echo "bench: onnxruntime anchor skipped (hack/onnxruntime.sh failed)"; fi
 
+##@ A real cluster (single node, built from source; needs root)
+
+CLUSTER := hack/cluster/cluster.sh
+
+.PHONY: cluster-up
+cluster-up: ## Build (cached) and start the single-node test cluster; prints its KUBECONFIG.
+	$(CLUSTER) up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the test cluster and remove its state, restoring what it changed.
+	$(CLUSTER) down
+
+.PHONY: e2e
+e2e: ## Run the end-to-end tests on the test cluster (make cluster-up first); timings go to docs/benchmarks.md.
+	hack/cluster/e2e.sh
+
+.PHONY: demo
+demo: ## The main job on a real Kubernetes: cluster up, operator and NATS installed, samples applied, endpoints printed.
+	hack/cluster/demo.sh
+
 ##@ Help
 
 .PHONY: help
@@ -139,3 +160,9 @@ $(KUSTOMIZE):
 	@mkdir -p $(TOOLS_BIN)/.$(@F)
 	GOBIN=$(TOOLS_BIN)/.$(@F) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 	mv $(TOOLS_BIN)/.$(@F)/kustomize $@ && rmdir $(TOOLS_BIN)/.$(@F)
+
+.PHONY: print-kustomize print-helm
+print-kustomize: $(KUSTOMIZE)
+	@echo $(KUSTOMIZE)
+print-helm: $(HELM)
+	@echo $(HELM)
