@@ -33,8 +33,7 @@ var parityFields = map[string][][]string{
 // TestKustomizeInstallMatchesChartDefaults compares dist/install.yaml (make build-installer:
 // kustomize's rendering of config/default, which make test runs first) with the chart's defaults
 // for a release named freightcast in freightcast-system: the same objects, and the same
-// fields that matter. The one difference allowed is the image tag (kustomize's "latest", the
-// chart's appVersion), so the chart is rendered with image.tag=latest.
+// fields that matter, the image included (both default to the chart's appVersion as the tag).
 func TestKustomizeInstallMatchesChartDefaults(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(helmtest.Root(), "dist", "install.yaml"))
 	if err != nil {
@@ -44,7 +43,7 @@ func TestKustomizeInstallMatchesChartDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chart := render(t, "--set", "image.tag=latest")
+	chart := render(t)
 
 	index := func(objs []*unstructured.Unstructured) map[string]*unstructured.Unstructured {
 		m := map[string]*unstructured.Unstructured{}
