@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -177,11 +178,16 @@ func (r *FreightPipelineReconciler) provisionQueue(ctx context.Context, s *pipel
 	}
 }
 
-// applyChildren applies the config, the Services and the two Deployments. The Deployments are
+// applyChildren applies the NetworkPolicy, the config, the Services and the two Deployments. The Deployments are
 // first created only once the model has loaded (pods that cannot load it would crash-loop); once
 // they exist they follow the model and the spec.
 func (r *FreightPipelineReconciler) applyChildren(ctx context.Context, s *pipelineScope) error {
 	p := s.pipeline
+	// The policy goes first, so that no pod of the pipeline runs without it.
+	if err := reconcileNetworkPolicy(ctx, r.Client, FreightPipelineFieldOwner, p, networkPolicyEnabled(p.Spec.NetworkPolicy),
+		desiredPipelineNetworkPolicy(p, s.obs.model, s.obs.natsURL)); err != nil {
+		return err
+	}
 	if _, err := applyChild(ctx, r.Client, FreightPipelineFieldOwner, desiredPipelineService(p, ingestionName(p), componentIngestion), &corev1.Service{}, corev1ac.ExtractService); err != nil {
 		return err
 	}
@@ -305,6 +311,7 @@ func (r *FreightPipelineReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.ConfigMap{}).
+		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&freightcastv1alpha1.PredictionModel{}, handler.EnqueueRequestsFromMapFunc(r.pipelinesForModel)).
 		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{})).
 		Named("freightpipeline").

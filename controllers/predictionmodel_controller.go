@@ -7,6 +7,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -126,11 +127,16 @@ func (r *PredictionModelReconciler) resolveSource(ctx context.Context, s *modelS
 	return nil
 }
 
-// applyChildren applies the Deployment, Service and PodDisruptionBudget. While the source does
+// applyChildren applies the NetworkPolicy, Deployment, Service and PodDisruptionBudget. While the source does
 // not resolve, an existing Deployment keeps serving the last model and none is created: rolling
 // pods onto a missing file would only take capacity away.
 func (r *PredictionModelReconciler) applyChildren(ctx context.Context, s *modelScope) error {
 	deploy := &appsv1.Deployment{}
+	// The policy goes first, so that no serving pod runs without it.
+	if err := reconcileNetworkPolicy(ctx, r.Client, PredictionModelFieldOwner, s.model, networkPolicyEnabled(s.model.Spec.NetworkPolicy),
+		desiredPredictorNetworkPolicy(s.model)); err != nil {
+		return err
+	}
 	if s.obs.sourceErr == nil {
 		if err := r.applyPredictor(ctx, s); err != nil {
 			return err
@@ -291,6 +297,7 @@ func (r *PredictionModelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.modelsForConfigMap)).
 		Named("predictionmodel").
 		Complete(r)

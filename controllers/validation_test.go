@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -85,6 +86,15 @@ func TestInvalidPredictionModelsAreRejected(t *testing.T) {
 			},
 			wantInMessage: []string{"spec.batching.maxQueueDelay"},
 		},
+		"too many network policy peers": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.NetworkPolicy.From = make([]networkingv1.NetworkPolicyPeer, 17)
+				for i := range m.Spec.NetworkPolicy.From {
+					m.Spec.NetworkPolicy.From[i].IPBlock = &networkingv1.IPBlock{CIDR: "10.0.0.0/8"}
+				}
+			},
+			wantInMessage: []string{"spec.networkPolicy.from", "16"},
+		},
 		"name too long for its Services": {
 			mutate:        func(m *freightcastv1alpha1.PredictionModel) { m.Name = strings.Repeat("m", 60) },
 			wantInMessage: []string{"metadata.name"},
@@ -151,6 +161,22 @@ func TestInvalidFreightPipelinesAreRejected(t *testing.T) {
 		"max deliver zero": {
 			mutate:        func(p *freightcastv1alpha1.FreightPipeline) { p.Spec.Queue.MaxDeliver = -3 },
 			wantInMessage: []string{"spec.queue.maxDeliver"},
+		},
+		"unknown network policy mode": {
+			mutate:        func(p *freightcastv1alpha1.FreightPipeline) { p.Spec.NetworkPolicy.Mode = "Off" },
+			wantInMessage: []string{"spec.networkPolicy.mode", "Enabled"},
+		},
+		"empty network policy peer": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.NetworkPolicy.From = []networkingv1.NetworkPolicyPeer{{}}
+			},
+			wantInMessage: []string{"spec.networkPolicy.from", "podSelector, a namespaceSelector or an ipBlock"},
+		},
+		"network policy peer with a bad CIDR": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.NetworkPolicy.From = []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "10.0.0.0/33"}}}
+			},
+			wantInMessage: []string{"spec.networkPolicy.from", "must be a CIDR"},
 		},
 	}
 	for name, tc := range cases {

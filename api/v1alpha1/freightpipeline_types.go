@@ -33,6 +33,12 @@ type FreightPipelineSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Output OutputSpec `json:"output,omitempty"`
+
+	// networkPolicy configures the NetworkPolicy the operator writes for the pipeline's
+	// ingestion and inference pods (on by default).
+	// +kubebuilder:default={}
+	// +optional
+	NetworkPolicy NetworkPolicySpec `json:"networkPolicy,omitempty"`
 }
 
 // ModelReference names a PredictionModel in the same namespace.

@@ -90,6 +90,12 @@ type PredictionModelSpec struct {
 	// +kubebuilder:validation:Maximum=3600
 	// +optional
 	ProgressDeadlineSeconds int32 `json:"progressDeadlineSeconds,omitempty"`
+
+	// networkPolicy configures the NetworkPolicy the operator writes for the serving pods
+	// (on by default).
+	// +kubebuilder:default={}
+	// +optional
+	NetworkPolicy NetworkPolicySpec `json:"networkPolicy,omitempty"`
 }
 
 // ModelSource locates a model file. Exactly one field is set.
