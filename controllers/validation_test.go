@@ -86,6 +86,24 @@ func TestInvalidPredictionModelsAreRejected(t *testing.T) {
 			},
 			wantInMessage: []string{"spec.batching.maxQueueDelay"},
 		},
+		"auth Secret key with a slash": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "t", Key: "../tokens"}}
+			},
+			wantInMessage: []string{"spec.auth.secretRef.key"},
+		},
+		"auth without a Secret name": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Auth = &freightcastv1alpha1.BearerTokenAuth{}
+			},
+			wantInMessage: []string{"spec.auth.secretRef.name"},
+		},
+		"tls Secret name too long": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.TLS = &freightcastv1alpha1.TLSSpec{SecretRef: freightcastv1alpha1.SecretReference{Name: strings.Repeat("c", 254)}}
+			},
+			wantInMessage: []string{"spec.tls.secretRef.name"},
+		},
 		"too many network policy peers": {
 			mutate: func(m *freightcastv1alpha1.PredictionModel) {
 				m.Spec.NetworkPolicy.From = make([]networkingv1.NetworkPolicyPeer, 17)
@@ -162,6 +180,18 @@ func TestInvalidFreightPipelinesAreRejected(t *testing.T) {
 			mutate:        func(p *freightcastv1alpha1.FreightPipeline) { p.Spec.Queue.MaxDeliver = -3 },
 			wantInMessage: []string{"spec.queue.maxDeliver"},
 		},
+		"ingestion tls without a Secret name": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Ingestion.TLS = &freightcastv1alpha1.TLSSpec{}
+			},
+			wantInMessage: []string{"spec.ingestion.tls.secretRef.name"},
+		},
+		"ingestion tls Secret name not a DNS name": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Ingestion.TLS = &freightcastv1alpha1.TLSSpec{SecretRef: freightcastv1alpha1.SecretReference{Name: "Orders_Cert"}}
+			},
+			wantInMessage: []string{"spec.ingestion.tls.secretRef.name"},
+		},
 		"unknown network policy mode": {
 			mutate:        func(p *freightcastv1alpha1.FreightPipeline) { p.Spec.NetworkPolicy.Mode = "Off" },
 			wantInMessage: []string{"spec.networkPolicy.mode", "Enabled"},
@@ -229,9 +259,10 @@ func TestGoDefaultsMatchTheSchema(t *testing.T) {
 	ns := newNamespace(t)
 	ctx := context.Background()
 	p := newPipeline(ns, "p", "m")
-	p.Spec.Ingestion.Auth = &freightcastv1alpha1.IngestionAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "tokens"}}
+	p.Spec.Ingestion.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "tokens"}}
 	p.Spec.Inference.ScaleUp = &freightcastv1alpha1.ScalingRules{}
 	m := newModel(ns, "m", "m-onnx")
+	m.Spec.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "oip-tokens"}}
 	mustCreate(t, p, m)
 
 	fromServer := &freightcastv1alpha1.FreightPipeline{}
@@ -239,7 +270,7 @@ func TestGoDefaultsMatchTheSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	inGo := newPipeline(ns, "p", "m")
-	inGo.Spec.Ingestion.Auth = &freightcastv1alpha1.IngestionAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "tokens"}}
+	inGo.Spec.Ingestion.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "tokens"}}
 	inGo.Spec.Inference.ScaleUp = &freightcastv1alpha1.ScalingRules{}
 	inGo.Default()
 	if diff := cmp.Diff(fromServer.Spec, inGo.Spec); diff != "" {
@@ -251,6 +282,7 @@ func TestGoDefaultsMatchTheSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	modelInGo := newModel(ns, "m", "m-onnx")
+	modelInGo.Spec.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "oip-tokens"}}
 	modelInGo.Default()
 	if diff := cmp.Diff(modelFromServer.Spec, modelInGo.Spec); diff != "" {
 		t.Errorf("PredictionModel defaults differ (-server +Go):\n%s", diff)

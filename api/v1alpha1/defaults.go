@@ -36,6 +36,9 @@ func (m *PredictionModel) Default() {
 	if s.ProgressDeadlineSeconds == 0 {
 		s.ProgressDeadlineSeconds = DefaultProgressDeadlineSeconds
 	}
+	if s.Auth != nil && s.Auth.SecretRef.Key == "" {
+		s.Auth.SecretRef.Key = "tokens"
+	}
 	defaultNetworkPolicy(&s.NetworkPolicy)
 }
 

@@ -91,6 +91,17 @@ type PredictionModelSpec struct {
 	// +optional
 	ProgressDeadlineSeconds int32 `json:"progressDeadlineSeconds,omitempty"`
 
+	// auth requires a bearer token on every Open Inference Protocol request except the health
+	// probes (/v2/health/live, /v2/health/ready) and /metrics. The operator mounts the Secret
+	// into the serving pods; it never reads it itself.
+	// +optional
+	Auth *BearerTokenAuth `json:"auth,omitempty"`
+
+	// tls makes the serving pods speak HTTPS with the certificate of a kubernetes.io/tls Secret.
+	// The operator mounts the Secret; it never reads it itself.
+	// +optional
+	TLS *TLSSpec `json:"tls,omitempty"`
+
 	// networkPolicy configures the NetworkPolicy the operator writes for the serving pods
 	// (on by default).
 	// +kubebuilder:default={}

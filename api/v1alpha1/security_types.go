@@ -37,3 +37,49 @@ type NetworkPolicySpec struct {
 	// +optional
 	From []networkingv1.NetworkPolicyPeer `json:"from,omitempty"`
 }
+
+// BearerTokenAuth points at the bearer tokens clients must present.
+type BearerTokenAuth struct {
+	// secretRef is a Secret in the resource's namespace whose key holds the accepted tokens,
+	// one per line (blank lines and lines starting with '#' are ignored). The pods re-read it
+	// when the Secret changes, so tokens rotate without a restart.
+	// +required
+	SecretRef SecretKeyReference `json:"secretRef"`
+}
+
+// SecretKeyReference is a key of a Secret in the same namespace.
+type SecretKeyReference struct {
+	// name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	// +required
+	Name string `json:"name"`
+
+	// key in the Secret.
+	// +kubebuilder:default="tokens"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// TLSSpec makes a server speak HTTPS.
+type TLSSpec struct {
+	// secretRef names a kubernetes.io/tls Secret in the resource's namespace (keys tls.crt and
+	// tls.key), e.g. one cert-manager issues. The pods reload the certificate when the Secret
+	// changes, and their probes switch to HTTPS.
+	// +required
+	SecretRef SecretReference `json:"secretRef"`
+}
+
+// SecretReference names a Secret in the same namespace.
+type SecretReference struct {
+	// name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	// +required
+	Name string `json:"name"`
+}
