@@ -48,7 +48,7 @@ func TestBearerTokensOverTLS(t *testing.T) {
 		method, path, body, token string
 		want                      int
 	}{
-		"infer without a token":      {method: "POST", path: "/v2/models/freight/infer", body: infer, want: 401},
+		"infer without a token":       {method: "POST", path: "/v2/models/freight/infer", body: infer, want: 401},
 		"infer with an unknown token": {method: "POST", path: "/v2/models/freight/infer", body: infer, token: "guess", want: 401},
 		"infer with a token":          {method: "POST", path: "/v2/models/freight/infer", body: infer, token: "secret-b", want: 200},
 		"metadata without a token":    {method: "GET", path: "/v2/models/freight", want: 401},
