@@ -26,6 +26,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayv1ac "sigs.k8s.io/gateway-api/applyconfiguration/apis/v1"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/queue"
@@ -65,6 +67,8 @@ type FreightPipelineReconciler struct {
 	wake chan event.GenericEvent
 	// restarter deletes stuck inference pods.
 	restarter *podRestarter
+	// routes: the cluster serves Gateway API HTTPRoutes (looked up at setup).
+	routes bool
 }
 
 var _ reconcile.Reconciler = (*FreightPipelineReconciler)(nil)
@@ -194,6 +198,12 @@ func (r *FreightPipelineReconciler) applyChildren(ctx context.Context, s *pipeli
 	if _, err := applyChild(ctx, r.Client, FreightPipelineFieldOwner, desiredPipelineService(p, inferenceName(p), componentInference), &corev1.Service{}, corev1ac.ExtractService); err != nil {
 		return err
 	}
+	route, err := reconcileRoute(ctx, r.Client, FreightPipelineFieldOwner, r.routes, p, ingestionName(p), p.Spec.Ingestion.Route,
+		func() *gatewayv1ac.HTTPRouteApplyConfiguration { return desiredIngestionRoute(p) })
+	s.obs.route = route
+	if err != nil {
+		return err
+	}
 
 	ingest, infer := &appsv1.Deployment{}, &appsv1.Deployment{}
 	model := s.obs.model
@@ -304,7 +314,11 @@ func (r *FreightPipelineReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.Add(r.Autoscaler); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	var err error
+	if r.routes, err = httpRoutesServed(mgr.GetRESTMapper()); err != nil {
+		return err
+	}
+	b := ctrl.NewControllerManagedBy(mgr).
 		// Status writes bump no generation: without the predicate each one would come back as
 		// a reconcile of its own.
 		For(&freightcastv1alpha1.FreightPipeline{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
@@ -313,9 +327,11 @@ func (r *FreightPipelineReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.ConfigMap{}).
 		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&freightcastv1alpha1.PredictionModel{}, handler.EnqueueRequestsFromMapFunc(r.pipelinesForModel)).
-		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{})).
-		Named("freightpipeline").
-		Complete(r)
+		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{}))
+	if r.routes {
+		b = b.Owns(&gatewayv1.HTTPRoute{})
+	}
+	return b.Named("freightpipeline").Complete(r)
 }
 
 // pipelinesForModel wakes the pipelines that reference a model: it appeared, loaded, or changed.

@@ -24,6 +24,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayv1ac "sigs.k8s.io/gateway-api/applyconfiguration/apis/v1"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 )
@@ -44,6 +46,8 @@ type PredictionModelReconciler struct {
 	Options  Options
 	// restarter deletes stuck serving pods.
 	restarter *podRestarter
+	// routes: the cluster serves Gateway API HTTPRoutes (looked up at setup).
+	routes bool
 }
 
 var _ reconcile.Reconciler = (*PredictionModelReconciler)(nil)
@@ -155,7 +159,10 @@ func (r *PredictionModelReconciler) applyChildren(ctx context.Context, s *modelS
 	if _, err := applyChild(ctx, r.Client, PredictionModelFieldOwner, desiredPredictorPDB(s.model), &policyv1.PodDisruptionBudget{}, policyv1ac.ExtractPodDisruptionBudget); err != nil {
 		return err
 	}
-	return nil
+	var err error
+	s.obs.route, err = reconcileRoute(ctx, r.Client, PredictionModelFieldOwner, r.routes, s.model, predictorName(s.model), s.model.Spec.Route,
+		func() *gatewayv1ac.HTTPRouteApplyConfiguration { return desiredPredictorRoute(s.model) })
+	return err
 }
 
 // applyPredictor applies the serving Deployment of the spec's revision, or of the last good
@@ -292,15 +299,21 @@ func (r *PredictionModelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	var err error
+	if r.routes, err = httpRoutesServed(mgr.GetRESTMapper()); err != nil {
+		return err
+	}
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&freightcastv1alpha1.PredictionModel{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.NetworkPolicy{}).
-		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.modelsForConfigMap)).
-		Named("predictionmodel").
-		Complete(r)
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.modelsForConfigMap))
+	if r.routes {
+		b = b.Owns(&gatewayv1.HTTPRoute{})
+	}
+	return b.Named("predictionmodel").Complete(r)
 }
 
 // modelsForConfigMap wakes the models whose source is this ConfigMap: it may have just appeared,

@@ -104,6 +104,12 @@ func TestInvalidPredictionModelsAreRejected(t *testing.T) {
 			},
 			wantInMessage: []string{"spec.tls.secretRef.name"},
 		},
+		"route to a gateway namespace that is not a DNS label": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Route = &freightcastv1alpha1.RouteSpec{Gateway: freightcastv1alpha1.GatewayReference{Name: "edge", Namespace: "Gateways"}}
+			},
+			wantInMessage: []string{"spec.route.gateway.namespace"},
+		},
 		"too many network policy peers": {
 			mutate: func(m *freightcastv1alpha1.PredictionModel) {
 				m.Spec.NetworkPolicy.From = make([]networkingv1.NetworkPolicyPeer, 17)
@@ -191,6 +197,19 @@ func TestInvalidFreightPipelinesAreRejected(t *testing.T) {
 				p.Spec.Ingestion.TLS = &freightcastv1alpha1.TLSSpec{SecretRef: freightcastv1alpha1.SecretReference{Name: "Orders_Cert"}}
 			},
 			wantInMessage: []string{"spec.ingestion.tls.secretRef.name"},
+		},
+		"route without a gateway name": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Ingestion.Route = &freightcastv1alpha1.RouteSpec{}
+			},
+			wantInMessage: []string{"spec.ingestion.route.gateway.name"},
+		},
+		"route hostname with a scheme": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Ingestion.Route = &freightcastv1alpha1.RouteSpec{Gateway: freightcastv1alpha1.GatewayReference{Name: "edge"},
+					Hostnames: []string{"https://events.example.com"}}
+			},
+			wantInMessage: []string{"spec.ingestion.route.hostnames[0]"},
 		},
 		"unknown network policy mode": {
 			mutate:        func(p *freightcastv1alpha1.FreightPipeline) { p.Spec.NetworkPolicy.Mode = "Off" },

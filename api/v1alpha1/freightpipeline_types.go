@@ -125,6 +125,11 @@ type IngestionSpec struct {
 	// +optional
 	TLS *TLSSpec `json:"tls,omitempty"`
 
+	// route exposes the ingestion API (/v1) through a Gateway API HTTPRoute attached to the
+	// named Gateway. The health and metrics paths stay inside the cluster.
+	// +optional
+	Route *RouteSpec `json:"route,omitempty"`
+
 	// rateLimit caps events per second per token (per client address without auth).
 	// +optional
 	RateLimit *RateLimitSpec `json:"rateLimit,omitempty"`

@@ -102,6 +102,11 @@ type PredictionModelSpec struct {
 	// +optional
 	TLS *TLSSpec `json:"tls,omitempty"`
 
+	// route exposes the Open Inference Protocol API (/v2) through a Gateway API HTTPRoute
+	// attached to the named Gateway. /metrics stays inside the cluster.
+	// +optional
+	Route *RouteSpec `json:"route,omitempty"`
+
 	// networkPolicy configures the NetworkPolicy the operator writes for the serving pods
 	// (on by default).
 	// +kubebuilder:default={}
