@@ -200,7 +200,7 @@ func TestDesiredPipelineDeployments(t *testing.T) {
 	}{
 		"defaults": {mutate: func(*freightcastv1alpha1.FreightPipeline) {}, wantIngestRS: 2},
 		"auth and 5 ingesters": {mutate: func(p *freightcastv1alpha1.FreightPipeline) {
-			p.Spec.Ingestion.Auth = &freightcastv1alpha1.IngestionAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "tokens", Key: "list"}}
+			p.Spec.Ingestion.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "tokens", Key: "list"}}
 			p.Spec.Ingestion.Replicas = ptr.To[int32](5)
 		}, wantAuthVol: true, wantIngestRS: 5},
 	}
@@ -251,7 +251,7 @@ func TestPipelineConfigFor(t *testing.T) {
 		"defaults": {mutate: func(*freightcastv1alpha1.FreightPipeline) {}, want: func(*pipelineconfig.Config) {}},
 		"auth and a rate limit without burst": {
 			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
-				p.Spec.Ingestion.Auth = &freightcastv1alpha1.IngestionAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "s"}}
+				p.Spec.Ingestion.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "s"}}
 				p.Spec.Ingestion.RateLimit = &freightcastv1alpha1.RateLimitSpec{EventsPerSecond: 500}
 			},
 			want: func(c *pipelineconfig.Config) {

@@ -3,6 +3,7 @@
 package controllers
 
 import (
+	"path"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -10,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+
+	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 )
 
 // Options are the operator-wide settings the reconcilers build children with.
@@ -61,6 +64,13 @@ const (
 	// Pod template annotations whose change rolls the pods.
 	annotationModelDigest  = "freightcast.io/model-digest"
 	annotationConfigDigest = "freightcast.io/config-digest"
+
+	// Where Secrets appear inside data-plane containers: bearer tokens and TLS certificates.
+	authVolume = "auth"
+	authDir    = "/etc/freightcast/auth"
+	authFile   = "tokens"
+	tlsVolume  = "tls"
+	tlsDir     = "/etc/freightcast/tls"
 
 	// Where the model file appears inside data-plane containers.
 	modelVolumeName = "model"
@@ -118,6 +128,52 @@ func dataPlaneContainer(name string, opts Options, args []string, livePath, read
 	return c
 }
 
+// urlScheme is the URL scheme of a data-plane server: https with a TLS Secret, http without.
+func urlScheme(tls *freightcastv1alpha1.TLSSpec) string {
+	if tls != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// withTokens mounts the Secret key holding the accepted bearer tokens at authDir/authFile into
+// c and returns the volume for the pod. A container is copied into its pod spec: call this
+// before adding it.
+func withTokens(c *corev1ac.ContainerApplyConfiguration, auth *freightcastv1alpha1.BearerTokenAuth) []*corev1ac.VolumeApplyConfiguration {
+	if auth == nil {
+		return nil
+	}
+	key := auth.SecretRef.Key
+	if key == "" {
+		key = "tokens"
+	}
+	c.WithVolumeMounts(corev1ac.VolumeMount().WithName(authVolume).WithMountPath(authDir).WithReadOnly(true))
+	return []*corev1ac.VolumeApplyConfiguration{corev1ac.Volume().WithName(authVolume).WithSecret(corev1ac.SecretVolumeSource().
+		WithSecretName(auth.SecretRef.Name).
+		WithDefaultMode(0o440).
+		WithItems(corev1ac.KeyToPath().WithKey(key).WithPath(authFile)))}
+}
+
+// withTLS mounts the kubernetes.io/tls Secret at tlsDir, has the server serve HTTPS with it, and
+// switches the probes to HTTPS (the kubelet does not verify the certificate); it returns the
+// volume for the pod. Call it before adding c to its pod spec, as withTokens.
+func withTLS(c *corev1ac.ContainerApplyConfiguration, tls *freightcastv1alpha1.TLSSpec) []*corev1ac.VolumeApplyConfiguration {
+	if tls == nil {
+		return nil
+	}
+	c.WithArgs("--tls-cert-file="+path.Join(tlsDir, corev1.TLSCertKey), "--tls-key-file="+path.Join(tlsDir, corev1.TLSPrivateKeyKey)).
+		WithVolumeMounts(corev1ac.VolumeMount().WithName(tlsVolume).WithMountPath(tlsDir).WithReadOnly(true))
+	for _, p := range []*corev1ac.ProbeApplyConfiguration{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
+		p.HTTPGet.WithScheme(corev1.URISchemeHTTPS)
+	}
+	return []*corev1ac.VolumeApplyConfiguration{corev1ac.Volume().WithName(tlsVolume).WithSecret(corev1ac.SecretVolumeSource().
+		WithSecretName(tls.SecretRef.Name).
+		WithDefaultMode(0o440).
+		WithItems(
+			corev1ac.KeyToPath().WithKey(corev1.TLSCertKey).WithPath(corev1.TLSCertKey),
+			corev1ac.KeyToPath().WithKey(corev1.TLSPrivateKeyKey).WithPath(corev1.TLSPrivateKeyKey)))}
+}
+
 func httpProbe(path string) *corev1ac.ProbeApplyConfiguration {
 	return corev1ac.Probe().WithHTTPGet(corev1ac.HTTPGetAction().
 		WithPath(path).WithPort(intstr.FromString(httpPortName)).WithScheme(corev1.URISchemeHTTP)).
@@ -147,8 +203,9 @@ func commonVolumes() []*corev1ac.VolumeApplyConfiguration {
 	}
 }
 
-// httpService exposes the pods that selector matches on the data plane's one HTTP port.
-func httpService(name, namespace string, labels, selector map[string]string, owner *metav1ac.OwnerReferenceApplyConfiguration) *corev1ac.ServiceApplyConfiguration {
+// httpService exposes the pods that selector matches on the data plane's one HTTP port, which
+// speaks appProtocol ("http" or "https").
+func httpService(name, namespace, appProtocol string, labels, selector map[string]string, owner *metav1ac.OwnerReferenceApplyConfiguration) *corev1ac.ServiceApplyConfiguration {
 	return corev1ac.Service(name, namespace).
 		WithLabels(labels).
 		WithOwnerReferences(owner).
@@ -160,5 +217,5 @@ func httpService(name, namespace string, labels, selector map[string]string, own
 				WithPort(httpPort).
 				WithTargetPort(intstr.FromString(httpPortName)).
 				WithProtocol(corev1.ProtocolTCP).
-				WithAppProtocol("http")))
+				WithAppProtocol(appProtocol)))
 }

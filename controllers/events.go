@@ -13,7 +13,8 @@ import (
 // recordConditionChanges emits an event for each condition change a human should see, so that
 // `kubectl describe` tells the story: a Warning when something went bad (Degraded became True, or
 // a condition that was True became False), a Normal event when a condition became True. Initial
-// "not yet" states and Progressing, which flips on every rollout, are left to the conditions.
+// "not yet" states and Progressing, which flips on every rollout, are left to the conditions;
+// RouteReady=False is never a "not yet" and is always told.
 func recordConditionChanges(rec events.EventRecorder, obj runtime.Object, before, after []metav1.Condition) {
 	for _, c := range after {
 		if c.Type == freightcastv1alpha1.ConditionProgressing {
@@ -32,6 +33,9 @@ func recordConditionChanges(rec events.EventRecorder, obj runtime.Object, before
 				continue
 			}
 			eventType = corev1.EventTypeNormal
+		case c.Type == freightcastv1alpha1.ConditionRouteReady && c.Status == metav1.ConditionFalse:
+			// A route that cannot be written is never a "not yet": say so at once.
+			eventType = corev1.EventTypeWarning
 		case c.Status == metav1.ConditionTrue:
 			eventType = corev1.EventTypeNormal
 		case old != nil && old.Status == metav1.ConditionTrue:

@@ -55,6 +55,19 @@ func mustCreate(t testing.TB, objs ...client.Object) {
 	}
 }
 
+// mustUpdate reads obj, applies mutate to it and updates it, again on conflicts with the
+// operator's status writes.
+func mustUpdate(t testing.TB, obj client.Object, mutate func()) {
+	t.Helper()
+	eventually(t, 10*time.Second, "updating "+obj.GetName(), func() error {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		mutate()
+		return k8s.Update(context.Background(), obj)
+	})
+}
+
 func getDeployment(ns, name string) (*appsv1.Deployment, error) {
 	d := &appsv1.Deployment{}
 	return d, k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, d)

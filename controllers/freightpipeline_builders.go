@@ -21,9 +21,6 @@ import (
 const (
 	pipelineConfigVolume = "pipeline-config"
 	pipelineConfigDir    = "/etc/freightcast/pipeline"
-	authVolume           = "auth"
-	authDir              = "/etc/freightcast/auth"
-	authFile             = "tokens"
 )
 
 func ingestionName(p *freightcastv1alpha1.FreightPipeline) string { return p.Name + "-ingest" }
@@ -34,7 +31,7 @@ func pipelineConfigName(p *freightcastv1alpha1.FreightPipeline) string {
 
 // ingestionEndpoint is where clients inside the cluster POST events.
 func ingestionEndpoint(p *freightcastv1alpha1.FreightPipeline) string {
-	return fmt.Sprintf("http://%s.%s.svc:%d/v1/events", ingestionName(p), p.Namespace, httpPort)
+	return fmt.Sprintf("%s://%s.%s.svc:%d/v1/events", urlScheme(p.Spec.Ingestion.TLS), ingestionName(p), p.Namespace, httpPort)
 }
 
 func pipelineSelector(p *freightcastv1alpha1.FreightPipeline, component string) map[string]string {
@@ -166,14 +163,9 @@ func desiredIngestionDeployment(p *freightcastv1alpha1.FreightPipeline, model *f
 	mm := modelMountFor(model, ServedRevision(model))
 	args := append([]string{"ingest", fmt.Sprintf("--addr=:%d", httpPort), "--pipeline-config=" + path.Join(pipelineConfigDir, pipelineconfig.FileName)}, mm.args...)
 	container := dataPlaneContainer("ingest", opts, args, "/livez", "/readyz", p.Spec.Ingestion.Resources)
-	spec := pipelinePodSpec(p, container, mm, servingGracePeriodSeconds)
-	if auth := p.Spec.Ingestion.Auth; auth != nil {
-		container.WithVolumeMounts(corev1ac.VolumeMount().WithName(authVolume).WithMountPath(authDir).WithReadOnly(true))
-		spec.WithVolumes(corev1ac.Volume().WithName(authVolume).WithSecret(corev1ac.SecretVolumeSource().
-			WithSecretName(auth.SecretRef.Name).
-			WithDefaultMode(0o440).
-			WithItems(corev1ac.KeyToPath().WithKey(auth.SecretRef.Key).WithPath(authFile))))
-	}
+	// The tokens file's path reaches the pods through the pipeline config.
+	secrets := append(withTokens(container, p.Spec.Ingestion.Auth), withTLS(container, p.Spec.Ingestion.TLS)...)
+	spec := pipelinePodSpec(p, container, mm, servingGracePeriodSeconds).WithVolumes(secrets...)
 	d := pipelineDeployment(p, ingestionName(p), componentIngestion, podAnnotations(modelDigest, configDigest), spec)
 	d.Spec.WithReplicas(*p.Spec.Ingestion.Replicas)
 	return d
@@ -214,7 +206,11 @@ func pipelineDeployment(p *freightcastv1alpha1.FreightPipeline, name, component 
 
 // desiredPipelineService exposes a component's HTTP port inside the cluster.
 func desiredPipelineService(p *freightcastv1alpha1.FreightPipeline, name, component string) *corev1ac.ServiceApplyConfiguration {
-	return httpService(name, p.Namespace, pipelineLabels(p, component), pipelineSelector(p, component), pipelineOwnerReference(p))
+	appProtocol := "http"
+	if component == componentIngestion {
+		appProtocol = urlScheme(p.Spec.Ingestion.TLS)
+	}
+	return httpService(name, p.Namespace, appProtocol, pipelineLabels(p, component), pipelineSelector(p, component), pipelineOwnerReference(p))
 }
 
 func defaultedPipeline(p *freightcastv1alpha1.FreightPipeline) *freightcastv1alpha1.FreightPipeline {

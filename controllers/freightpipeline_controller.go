@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -25,6 +26,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayv1ac "sigs.k8s.io/gateway-api/applyconfiguration/apis/v1"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/metrics"
@@ -67,6 +70,8 @@ type FreightPipelineReconciler struct {
 	wake chan event.GenericEvent
 	// restarter deletes stuck inference pods.
 	restarter *podRestarter
+	// routes: the cluster serves Gateway API HTTPRoutes (looked up at setup).
+	routes bool
 }
 
 var _ reconcile.Reconciler = (*FreightPipelineReconciler)(nil)
@@ -182,15 +187,26 @@ func (r *FreightPipelineReconciler) provisionQueue(ctx context.Context, s *pipel
 	}
 }
 
-// applyChildren applies the config, the Services and the two Deployments. The Deployments are
+// applyChildren applies the NetworkPolicy, the config, the Services and the two Deployments. The Deployments are
 // first created only once the model has loaded (pods that cannot load it would crash-loop); once
 // they exist they follow the model and the spec.
 func (r *FreightPipelineReconciler) applyChildren(ctx context.Context, s *pipelineScope) error {
 	p := s.pipeline
+	// The policy goes first, so that no pod of the pipeline runs without it.
+	if err := reconcileNetworkPolicy(ctx, r.Client, FreightPipelineFieldOwner, p, networkPolicyEnabled(p.Spec.NetworkPolicy),
+		desiredPipelineNetworkPolicy(p, s.obs.model, s.obs.natsURL)); err != nil {
+		return err
+	}
 	if _, err := applyChild(ctx, r.Client, FreightPipelineFieldOwner, desiredPipelineService(p, ingestionName(p), componentIngestion), &corev1.Service{}, corev1ac.ExtractService); err != nil {
 		return err
 	}
 	if _, err := applyChild(ctx, r.Client, FreightPipelineFieldOwner, desiredPipelineService(p, inferenceName(p), componentInference), &corev1.Service{}, corev1ac.ExtractService); err != nil {
+		return err
+	}
+	route, err := reconcileRoute(ctx, r.Client, FreightPipelineFieldOwner, r.routes, p, ingestionName(p), p.Spec.Ingestion.Route,
+		func() *gatewayv1ac.HTTPRouteApplyConfiguration { return desiredIngestionRoute(p) })
+	s.obs.route = route
+	if err != nil {
 		return err
 	}
 
@@ -304,17 +320,24 @@ func (r *FreightPipelineReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.Add(r.Autoscaler); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	var err error
+	if r.routes, err = httpRoutesServed(mgr.GetRESTMapper()); err != nil {
+		return err
+	}
+	b := ctrl.NewControllerManagedBy(mgr).
 		// Status writes bump no generation: without the predicate each one would come back as
 		// a reconcile of its own.
 		For(&freightcastv1alpha1.FreightPipeline{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.ConfigMap{}).
+		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&freightcastv1alpha1.PredictionModel{}, handler.EnqueueRequestsFromMapFunc(r.pipelinesForModel)).
-		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{})).
-		Named("freightpipeline").
-		Complete(r)
+		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{}))
+	if r.routes {
+		b = b.Owns(&gatewayv1.HTTPRoute{})
+	}
+	return b.Named("freightpipeline").Complete(r)
 }
 
 // pipelinesForModel wakes the pipelines that reference a model: it appeared, loaded, or changed.

@@ -14,6 +14,8 @@ import (
 
 // pipelineObservation is what one reconcile of a FreightPipeline learned.
 type pipelineObservation struct {
+	// route is what became of spec.ingestion.route.
+	route routeObservation
 	// model is the referenced PredictionModel, nil when it does not exist.
 	model *freightcastv1alpha1.PredictionModel
 	// natsURL is the server the queue lives on ("" when none is configured).
@@ -158,6 +160,7 @@ func computePipelineStatus(p *freightcastv1alpha1.FreightPipeline, obs pipelineO
 	default:
 		c.set(ready, metav1.ConditionTrue, freightcastv1alpha1.ReasonPipelineReady, "accepting events at "+st.IngestionEndpoint)
 	}
+	setRouteCondition(c, obs.route)
 	st.Conditions = c.conditions
 	return st
 }

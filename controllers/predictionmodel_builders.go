@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"path"
 	"strconv"
 	"time"
 
@@ -39,7 +40,7 @@ func predictorLabels(model *freightcastv1alpha1.PredictionModel) map[string]stri
 
 // predictorEndpoint is the in-cluster OIP URL of a model.
 func predictorEndpoint(model *freightcastv1alpha1.PredictionModel) string {
-	return fmt.Sprintf("http://%s.%s.svc:%d/v2/models/%s", predictorName(model), model.Namespace, httpPort, model.Name)
+	return fmt.Sprintf("%s://%s.%s.svc:%d/v2/models/%s", urlScheme(model.Spec.TLS), predictorName(model), model.Namespace, httpPort, model.Name)
 }
 
 func modelOwnerReference(model *freightcastv1alpha1.PredictionModel) *metav1ac.OwnerReferenceApplyConfiguration {
@@ -73,16 +74,22 @@ func desiredPredictorDeployment(model *freightcastv1alpha1.PredictionModel, rev 
 	container := dataPlaneContainer("server", opts, args, "/v2/health/live", "/v2/health/ready", model.Spec.Resources).
 		WithVolumeMounts(mm.mounts...)
 
+	if model.Spec.Auth != nil {
+		container.WithArgs("--tokens-file=" + path.Join(authDir, authFile))
+	}
+	secrets := append(withTokens(container, model.Spec.Auth), withTLS(container, model.Spec.TLS)...)
+	pod := corev1ac.PodSpec().
+		WithAutomountServiceAccountToken(false).
+		WithEnableServiceLinks(false).
+		WithSecurityContext(restrictedPodSecurityContext()).
+		WithTerminationGracePeriodSeconds(servingGracePeriodSeconds).
+		WithContainers(container).
+		WithVolumes(commonVolumes()...).
+		WithVolumes(mm.volumes...).
+		WithVolumes(secrets...)
 	template := corev1ac.PodTemplateSpec().
 		WithLabels(predictorLabels(model)).
-		WithSpec(corev1ac.PodSpec().
-			WithAutomountServiceAccountToken(false).
-			WithEnableServiceLinks(false).
-			WithSecurityContext(restrictedPodSecurityContext()).
-			WithTerminationGracePeriodSeconds(servingGracePeriodSeconds).
-			WithContainers(container).
-			WithVolumes(commonVolumes()...).
-			WithVolumes(mm.volumes...))
+		WithSpec(pod)
 	if digest != "" {
 		template.WithAnnotations(map[string]string{annotationModelDigest: digest})
 	}
@@ -116,7 +123,7 @@ func desiredPredictorDeployment(model *freightcastv1alpha1.PredictionModel, rev 
 
 // desiredPredictorService exposes the serving pods' OIP port inside the cluster.
 func desiredPredictorService(model *freightcastv1alpha1.PredictionModel) *corev1ac.ServiceApplyConfiguration {
-	return httpService(predictorName(model), model.Namespace, predictorLabels(model), predictorSelector(model), modelOwnerReference(model))
+	return httpService(predictorName(model), model.Namespace, urlScheme(model.Spec.TLS), predictorLabels(model), predictorSelector(model), modelOwnerReference(model))
 }
 
 // desiredPredictorPDB lets voluntary disruptions (node drains) take one serving pod at a time.

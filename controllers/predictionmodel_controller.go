@@ -7,6 +7,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,6 +24,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayv1ac "sigs.k8s.io/gateway-api/applyconfiguration/apis/v1"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/metrics"
@@ -46,6 +49,8 @@ type PredictionModelReconciler struct {
 	Metrics *metrics.Resources
 	// restarter deletes stuck serving pods.
 	restarter *podRestarter
+	// routes: the cluster serves Gateway API HTTPRoutes (looked up at setup).
+	routes bool
 }
 
 var _ reconcile.Reconciler = (*PredictionModelReconciler)(nil)
@@ -133,11 +138,16 @@ func (r *PredictionModelReconciler) resolveSource(ctx context.Context, s *modelS
 	return nil
 }
 
-// applyChildren applies the Deployment, Service and PodDisruptionBudget. While the source does
+// applyChildren applies the NetworkPolicy, Deployment, Service and PodDisruptionBudget. While the source does
 // not resolve, an existing Deployment keeps serving the last model and none is created: rolling
 // pods onto a missing file would only take capacity away.
 func (r *PredictionModelReconciler) applyChildren(ctx context.Context, s *modelScope) error {
 	deploy := &appsv1.Deployment{}
+	// The policy goes first, so that no serving pod runs without it.
+	if err := reconcileNetworkPolicy(ctx, r.Client, PredictionModelFieldOwner, s.model, networkPolicyEnabled(s.model.Spec.NetworkPolicy),
+		desiredPredictorNetworkPolicy(s.model)); err != nil {
+		return err
+	}
 	if s.obs.sourceErr == nil {
 		if err := r.applyPredictor(ctx, s); err != nil {
 			return err
@@ -156,7 +166,10 @@ func (r *PredictionModelReconciler) applyChildren(ctx context.Context, s *modelS
 	if _, err := applyChild(ctx, r.Client, PredictionModelFieldOwner, desiredPredictorPDB(s.model), &policyv1.PodDisruptionBudget{}, policyv1ac.ExtractPodDisruptionBudget); err != nil {
 		return err
 	}
-	return nil
+	var err error
+	s.obs.route, err = reconcileRoute(ctx, r.Client, PredictionModelFieldOwner, r.routes, s.model, predictorName(s.model), s.model.Spec.Route,
+		func() *gatewayv1ac.HTTPRouteApplyConfiguration { return desiredPredictorRoute(s.model) })
+	return err
 }
 
 // applyPredictor applies the serving Deployment of the spec's revision, or of the last good
@@ -295,14 +308,21 @@ func (r *PredictionModelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	var err error
+	if r.routes, err = httpRoutesServed(mgr.GetRESTMapper()); err != nil {
+		return err
+	}
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&freightcastv1alpha1.PredictionModel{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
-		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.modelsForConfigMap)).
-		Named("predictionmodel").
-		Complete(r)
+		Owns(&networkingv1.NetworkPolicy{}).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.modelsForConfigMap))
+	if r.routes {
+		b = b.Owns(&gatewayv1.HTTPRoute{})
+	}
+	return b.Named("predictionmodel").Complete(r)
 }
 
 // modelsForConfigMap wakes the models whose source is this ConfigMap: it may have just appeared,

@@ -29,6 +29,8 @@ type modelObservation struct {
 	failed *freightcastv1alpha1.FailedRollout
 	// crashLooping describes the serving pods in CrashLoopBackOff.
 	crashLooping []string
+	// route is what became of spec.route.
+	route routeObservation
 }
 
 // computeModelStatus derives the whole status from the observation. It is pure: the same
@@ -126,6 +128,7 @@ func computeModelStatus(model *freightcastv1alpha1.PredictionModel, obs modelObs
 		c.set(freightcastv1alpha1.ConditionReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonAvailable,
 			fmt.Sprintf("serving at %s", st.Endpoint))
 	}
+	setRouteCondition(c, obs.route)
 	st.Conditions = c.conditions
 	return st
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -85,6 +86,39 @@ func TestInvalidPredictionModelsAreRejected(t *testing.T) {
 			},
 			wantInMessage: []string{"spec.batching.maxQueueDelay"},
 		},
+		"auth Secret key with a slash": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "t", Key: "../tokens"}}
+			},
+			wantInMessage: []string{"spec.auth.secretRef.key"},
+		},
+		"auth without a Secret name": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Auth = &freightcastv1alpha1.BearerTokenAuth{}
+			},
+			wantInMessage: []string{"spec.auth.secretRef.name"},
+		},
+		"tls Secret name too long": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.TLS = &freightcastv1alpha1.TLSSpec{SecretRef: freightcastv1alpha1.SecretReference{Name: strings.Repeat("c", 254)}}
+			},
+			wantInMessage: []string{"spec.tls.secretRef.name"},
+		},
+		"route to a gateway namespace that is not a DNS label": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Route = &freightcastv1alpha1.RouteSpec{Gateway: freightcastv1alpha1.GatewayReference{Name: "edge", Namespace: "Gateways"}}
+			},
+			wantInMessage: []string{"spec.route.gateway.namespace"},
+		},
+		"too many network policy peers": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.NetworkPolicy.From = make([]networkingv1.NetworkPolicyPeer, 17)
+				for i := range m.Spec.NetworkPolicy.From {
+					m.Spec.NetworkPolicy.From[i].IPBlock = &networkingv1.IPBlock{CIDR: "10.0.0.0/8"}
+				}
+			},
+			wantInMessage: []string{"spec.networkPolicy.from", "16"},
+		},
 		"name too long for its Services": {
 			mutate:        func(m *freightcastv1alpha1.PredictionModel) { m.Name = strings.Repeat("m", 60) },
 			wantInMessage: []string{"metadata.name"},
@@ -152,6 +186,47 @@ func TestInvalidFreightPipelinesAreRejected(t *testing.T) {
 			mutate:        func(p *freightcastv1alpha1.FreightPipeline) { p.Spec.Queue.MaxDeliver = -3 },
 			wantInMessage: []string{"spec.queue.maxDeliver"},
 		},
+		"ingestion tls without a Secret name": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Ingestion.TLS = &freightcastv1alpha1.TLSSpec{}
+			},
+			wantInMessage: []string{"spec.ingestion.tls.secretRef.name"},
+		},
+		"ingestion tls Secret name not a DNS name": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Ingestion.TLS = &freightcastv1alpha1.TLSSpec{SecretRef: freightcastv1alpha1.SecretReference{Name: "Orders_Cert"}}
+			},
+			wantInMessage: []string{"spec.ingestion.tls.secretRef.name"},
+		},
+		"route without a gateway name": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Ingestion.Route = &freightcastv1alpha1.RouteSpec{}
+			},
+			wantInMessage: []string{"spec.ingestion.route.gateway.name"},
+		},
+		"route hostname with a scheme": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Ingestion.Route = &freightcastv1alpha1.RouteSpec{Gateway: freightcastv1alpha1.GatewayReference{Name: "edge"},
+					Hostnames: []string{"https://events.example.com"}}
+			},
+			wantInMessage: []string{"spec.ingestion.route.hostnames[0]"},
+		},
+		"unknown network policy mode": {
+			mutate:        func(p *freightcastv1alpha1.FreightPipeline) { p.Spec.NetworkPolicy.Mode = "Off" },
+			wantInMessage: []string{"spec.networkPolicy.mode", "Enabled"},
+		},
+		"empty network policy peer": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.NetworkPolicy.From = []networkingv1.NetworkPolicyPeer{{}}
+			},
+			wantInMessage: []string{"spec.networkPolicy.from", "podSelector, a namespaceSelector or an ipBlock"},
+		},
+		"network policy peer with a bad CIDR": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.NetworkPolicy.From = []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "10.0.0.0/33"}}}
+			},
+			wantInMessage: []string{"spec.networkPolicy.from", "must be a CIDR"},
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -203,9 +278,10 @@ func TestGoDefaultsMatchTheSchema(t *testing.T) {
 	ns := newNamespace(t)
 	ctx := context.Background()
 	p := newPipeline(ns, "p", "m")
-	p.Spec.Ingestion.Auth = &freightcastv1alpha1.IngestionAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "tokens"}}
+	p.Spec.Ingestion.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "tokens"}}
 	p.Spec.Inference.ScaleUp = &freightcastv1alpha1.ScalingRules{}
 	m := newModel(ns, "m", "m-onnx")
+	m.Spec.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "oip-tokens"}}
 	mustCreate(t, p, m)
 
 	fromServer := &freightcastv1alpha1.FreightPipeline{}
@@ -213,7 +289,7 @@ func TestGoDefaultsMatchTheSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	inGo := newPipeline(ns, "p", "m")
-	inGo.Spec.Ingestion.Auth = &freightcastv1alpha1.IngestionAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "tokens"}}
+	inGo.Spec.Ingestion.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "tokens"}}
 	inGo.Spec.Inference.ScaleUp = &freightcastv1alpha1.ScalingRules{}
 	inGo.Default()
 	if diff := cmp.Diff(fromServer.Spec, inGo.Spec); diff != "" {
@@ -225,6 +301,7 @@ func TestGoDefaultsMatchTheSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	modelInGo := newModel(ns, "m", "m-onnx")
+	modelInGo.Spec.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "oip-tokens"}}
 	modelInGo.Default()
 	if diff := cmp.Diff(modelFromServer.Spec, modelInGo.Spec); diff != "" {
 		t.Errorf("PredictionModel defaults differ (-server +Go):\n%s", diff)

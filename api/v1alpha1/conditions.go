@@ -22,10 +22,23 @@ const (
 	// ConditionInferenceReady (FreightPipeline) is True when the inference pool can consume: its
 	// model is loaded and its Deployment has ready workers (or is scaled to zero on purpose).
 	ConditionInferenceReady = "InferenceReady"
+
+	// ConditionRouteReady (both kinds, only with spec.route / spec.ingestion.route) is True when
+	// the operator has written the HTTPRoute; False when it cannot (e.g. no Gateway API CRDs).
+	// It does not make Ready False: the API stays reachable inside the cluster.
+	ConditionRouteReady = "RouteReady"
 )
 
 // Condition reasons, PascalCase as metav1.Condition requires.
 const (
+	// ReasonRouteApplied: the HTTPRoute is written; the Gateway's own status says whether it
+	// accepted it.
+	ReasonRouteApplied = "RouteApplied"
+	// ReasonGatewayAPIUnavailable: the cluster does not serve gateway.networking.k8s.io/v1
+	// HTTPRoutes (the Gateway API CRDs are not installed, or were installed after the operator
+	// started: it detects them at startup).
+	ReasonGatewayAPIUnavailable = "GatewayAPIUnavailable"
+
 	// ReasonReconciling: the operator has not yet observed the outcome of its last change.
 	ReasonReconciling = "Reconciling"
 	// ReasonAvailable: the component has the replicas it needs, all on the current revision.

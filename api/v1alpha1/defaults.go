@@ -36,6 +36,10 @@ func (m *PredictionModel) Default() {
 	if s.ProgressDeadlineSeconds == 0 {
 		s.ProgressDeadlineSeconds = DefaultProgressDeadlineSeconds
 	}
+	if s.Auth != nil && s.Auth.SecretRef.Key == "" {
+		s.Auth.SecretRef.Key = "tokens"
+	}
+	defaultNetworkPolicy(&s.NetworkPolicy)
 }
 
 // DefaultProgressDeadlineSeconds is spec.progressDeadlineSeconds' default.
@@ -95,6 +99,13 @@ func (p *FreightPipeline) Default() {
 	}
 
 	defaultDuration(&p.Spec.Output.PredictionRetention, 24*time.Hour)
+	defaultNetworkPolicy(&p.Spec.NetworkPolicy)
+}
+
+func defaultNetworkPolicy(np *NetworkPolicySpec) {
+	if np.Mode == "" {
+		np.Mode = NetworkPolicyEnabled
+	}
 }
 
 func defaultDuration(d **metav1.Duration, v time.Duration) {

@@ -33,6 +33,12 @@ type FreightPipelineSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Output OutputSpec `json:"output,omitempty"`
+
+	// networkPolicy configures the NetworkPolicy the operator writes for the pipeline's
+	// ingestion and inference pods (on by default).
+	// +kubebuilder:default={}
+	// +optional
+	NetworkPolicy NetworkPolicySpec `json:"networkPolicy,omitempty"`
 }
 
 // ModelReference names a PredictionModel in the same namespace.
@@ -112,7 +118,17 @@ type IngestionSpec struct {
 	// auth requires a bearer token on every request. The operator mounts the Secret into the
 	// ingestion pods; it never reads it itself.
 	// +optional
-	Auth *IngestionAuth `json:"auth,omitempty"`
+	Auth *BearerTokenAuth `json:"auth,omitempty"`
+
+	// tls makes the ingestion pods serve HTTPS with the certificate of a kubernetes.io/tls
+	// Secret. The operator mounts the Secret; it never reads it itself.
+	// +optional
+	TLS *TLSSpec `json:"tls,omitempty"`
+
+	// route exposes the ingestion API (/v1) through a Gateway API HTTPRoute attached to the
+	// named Gateway. The health and metrics paths stay inside the cluster.
+	// +optional
+	Route *RouteSpec `json:"route,omitempty"`
 
 	// rateLimit caps events per second per token (per client address without auth).
 	// +optional
@@ -123,32 +139,6 @@ type IngestionSpec struct {
 	// +kubebuilder:validation:XValidation:rule="quantity(self).compareTo(quantity('1Ki')) >= 0 && quantity(self).compareTo(quantity('64Mi')) <= 0",message="ingestion.maxBodyBytes must be between 1Ki and 64Mi"
 	// +optional
 	MaxBodyBytes *resource.Quantity `json:"maxBodyBytes,omitempty"`
-}
-
-// IngestionAuth points at the bearer tokens clients must present.
-type IngestionAuth struct {
-	// secretRef is a Secret in the pipeline's namespace whose key holds the accepted tokens,
-	// one per line.
-	// +required
-	SecretRef SecretKeyReference `json:"secretRef"`
-}
-
-// SecretKeyReference is a key of a Secret in the same namespace.
-type SecretKeyReference struct {
-	// name of the Secret.
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
-	// +required
-	Name string `json:"name"`
-
-	// key in the Secret.
-	// +kubebuilder:default="tokens"
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
-	// +optional
-	Key string `json:"key,omitempty"`
 }
 
 // RateLimitSpec is a token bucket.

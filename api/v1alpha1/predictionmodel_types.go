@@ -90,6 +90,28 @@ type PredictionModelSpec struct {
 	// +kubebuilder:validation:Maximum=3600
 	// +optional
 	ProgressDeadlineSeconds int32 `json:"progressDeadlineSeconds,omitempty"`
+
+	// auth requires a bearer token on every Open Inference Protocol request except the health
+	// probes (/v2/health/live, /v2/health/ready) and /metrics. The operator mounts the Secret
+	// into the serving pods; it never reads it itself.
+	// +optional
+	Auth *BearerTokenAuth `json:"auth,omitempty"`
+
+	// tls makes the serving pods speak HTTPS with the certificate of a kubernetes.io/tls Secret.
+	// The operator mounts the Secret; it never reads it itself.
+	// +optional
+	TLS *TLSSpec `json:"tls,omitempty"`
+
+	// route exposes the Open Inference Protocol API (/v2) through a Gateway API HTTPRoute
+	// attached to the named Gateway. /metrics stays inside the cluster.
+	// +optional
+	Route *RouteSpec `json:"route,omitempty"`
+
+	// networkPolicy configures the NetworkPolicy the operator writes for the serving pods
+	// (on by default).
+	// +kubebuilder:default={}
+	// +optional
+	NetworkPolicy NetworkPolicySpec `json:"networkPolicy,omitempty"`
 }
 
 // ModelSource locates a model file. Exactly one field is set.

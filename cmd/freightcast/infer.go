@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/freightcast/freightcast/internal/httpauth"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/modelsource"
@@ -41,6 +42,8 @@ type inferOptions struct {
 	worker          bool
 	pipelineConfig  string
 	workers         int
+	tokensFile      string
+	tls             tlsFiles
 	// drainDelay is how long the server keeps serving with readiness false after SIGTERM, so
 	// that the pod leaves the Service's endpoints before the listener closes. A fifth of the
 	// shutdown timeout, at most 5 s.
@@ -68,6 +71,8 @@ func parseInferFlags(args []string) (*inferOptions, error) {
 	fs.BoolVar(&o.worker, "worker", false, "also consume the pipeline's queue as an inference pool worker (needs --pipeline-config)")
 	fs.StringVar(&o.pipelineConfig, "pipeline-config", "", "the pipeline's config file (pipeline.json), with --worker")
 	fs.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "concurrent queue consumers, with --worker")
+	fs.StringVar(&o.tokensFile, "tokens-file", "", "file of accepted bearer tokens, one a line, re-read when it changes; every request but /v2/health/* and /metrics then needs one")
+	o.tls.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -92,6 +97,9 @@ func parseInferFlags(args []string) (*inferOptions, error) {
 		return nil, fmt.Errorf("--workers %d must be at least 1", o.workers)
 	case o.shutdownTimeout <= 0:
 		return nil, fmt.Errorf("--shutdown-timeout %v must be positive", o.shutdownTimeout)
+	}
+	if err := o.tls.validate(); err != nil {
+		return nil, err
 	}
 	o.drainDelay = min(5*time.Second, o.shutdownTimeout/5)
 	return o, nil
@@ -119,6 +127,18 @@ func serveInfer(ctx context.Context, o *inferOptions, ln net.Listener, log *slog
 	if err != nil {
 		return err
 	}
+	// Tokens and certificate are read before serving: a missing or unreadable file is a clear
+	// startup error, not a server that answers every request with a failure.
+	var tokens *httpauth.Tokens
+	if o.tokensFile != "" {
+		if tokens, err = httpauth.NewTokens(o.tokensFile, log, nil); err != nil {
+			return fmt.Errorf("--tokens-file: %w", err)
+		}
+	}
+	cert, err := o.tls.load(log)
+	if err != nil {
+		return err
+	}
 	srv, err := oip.NewServer(oip.Config{
 		ModelName:     o.modelName,
 		ModelVersion:  o.modelVersion,
@@ -128,6 +148,7 @@ func serveInfer(ctx context.Context, o *inferOptions, ln net.Listener, log *slog
 		Metrics:       m,
 		Gatherer:      reg,
 		Logger:        log,
+		Tokens:        tokens,
 	})
 	if err != nil {
 		return err
@@ -135,8 +156,9 @@ func serveInfer(ctx context.Context, o *inferOptions, ln net.Listener, log *slog
 	defer srv.Close()
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
-	log.Info("serving the Open Inference Protocol", "addr", ln.Addr().String(), "freightcast", version.String())
+	go func() { served <- serveOn(hs, ln, cert) }()
+	log.Info("serving the Open Inference Protocol", "addr", ln.Addr().String(), "freightcast", version.String(),
+		"tls", cert != nil, "auth", tokens != nil)
 
 	loadCtx, cancelLoad := context.WithCancel(ctx)
 	defer cancelLoad()

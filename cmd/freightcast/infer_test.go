@@ -49,13 +49,22 @@ func TestParseInferFlags(t *testing.T) {
 				maxBatchSize: 8, maxBodyBytes: 4 << 20, shutdownTimeout: 10 * time.Second, drainDelay: 2 * time.Second,
 				workers: runtime.GOMAXPROCS(0)},
 		},
-		"no name":       {args: []string{"--model-file", "m.onnx"}, wantErr: "--model-name is required"},
-		"no source":     {args: []string{"--model-name", "m"}, wantErr: "exactly one of --model-file and --model-uri"},
-		"two sources":   {args: []string{"--model-name", "m", "--model-file", "a", "--model-uri", "https://b"}, wantErr: "exactly one"},
-		"zero batch":    {args: []string{"--model-name", "m", "--model-file", "a", "--max-batch-size", "0"}, wantErr: "at least 1"},
-		"stray arg":     {args: []string{"--model-name", "m", "--model-file", "a", "extra"}, wantErr: "unexpected arguments"},
-		"unknown flag":  {args: []string{"--model"}, wantErr: "flag provided but not defined"},
-		"negative body": {args: []string{"--model-name", "m", "--model-file", "a", "--max-body-bytes", "-1"}, wantErr: "must be positive"},
+		"tls and tokens": {
+			args: []string{"--model-name=m", "--model-file=m.onnx", "--tokens-file=/etc/freightcast/auth/tokens",
+				"--tls-cert-file=/etc/freightcast/tls/tls.crt", "--tls-key-file=/etc/freightcast/tls/tls.key"},
+			want: &inferOptions{addr: ":8080", modelName: "m", modelVersion: "1", modelFile: "m.onnx",
+				maxBatchSize: 64, maxBatchDelay: 2 * time.Millisecond, maxBodyBytes: 4 << 20, shutdownTimeout: 25 * time.Second,
+				drainDelay: 5 * time.Second, workers: runtime.GOMAXPROCS(0), tokensFile: "/etc/freightcast/auth/tokens",
+				tls: tlsFiles{certFile: "/etc/freightcast/tls/tls.crt", keyFile: "/etc/freightcast/tls/tls.key"}},
+		},
+		"certificate without key": {args: []string{"--model-name=m", "--model-file=a", "--tls-cert-file=c"}, wantErr: "--tls-cert-file and --tls-key-file go together"},
+		"no name":                 {args: []string{"--model-file", "m.onnx"}, wantErr: "--model-name is required"},
+		"no source":               {args: []string{"--model-name", "m"}, wantErr: "exactly one of --model-file and --model-uri"},
+		"two sources":             {args: []string{"--model-name", "m", "--model-file", "a", "--model-uri", "https://b"}, wantErr: "exactly one"},
+		"zero batch":              {args: []string{"--model-name", "m", "--model-file", "a", "--max-batch-size", "0"}, wantErr: "at least 1"},
+		"stray arg":               {args: []string{"--model-name", "m", "--model-file", "a", "extra"}, wantErr: "unexpected arguments"},
+		"unknown flag":            {args: []string{"--model"}, wantErr: "flag provided but not defined"},
+		"negative body":           {args: []string{"--model-name", "m", "--model-file", "a", "--max-body-bytes", "-1"}, wantErr: "must be positive"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -69,7 +78,7 @@ func TestParseInferFlags(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(inferOptions{})); diff != "" {
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(inferOptions{}, tlsFiles{})); diff != "" {
 				t.Errorf("options (-want +got):\n%s", diff)
 			}
 		})

@@ -35,6 +35,7 @@ type ingestConfig struct {
 	modelName       string
 	modelVersion    string
 	shutdownTimeout time.Duration
+	tls             tlsFiles
 }
 
 func parseIngestFlags(args []string) (ingestConfig, error) {
@@ -50,7 +51,11 @@ func parseIngestFlags(args []string) (ingestConfig, error) {
 	fs.StringVar(&c.modelSHA256, "model-sha256", "", "hex SHA-256 the model must have")
 	fs.StringVar(&c.modelCacheDir, "model-cache-dir", "", "where a downloaded model is kept")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 25*time.Second, "how long in-flight requests may take to finish on SIGTERM")
+	c.tls.register(fs)
 	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if err := c.tls.validate(); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
@@ -143,6 +148,10 @@ func runIngest(ctx context.Context, args []string) error {
 		return err
 	}
 
+	cert, err := c.tls.load(log)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return err
@@ -156,9 +165,9 @@ func runIngest(ctx context.Context, args []string) error {
 	}
 	log.Info("ingesting", "addr", ln.Addr().String(), "version", version.String(), "stream", cfg.Queue.Stream,
 		"subject", cfg.Queue.Subject, "model", c.modelName, "modelVersion", c.modelVersion, "features", features,
-		"auth", cfg.Ingestion.TokensFile != "", "rateLimit", cfg.Ingestion.RateLimit)
+		"auth", cfg.Ingestion.TokensFile != "", "tls", cert != nil, "rateLimit", cfg.Ingestion.RateLimit)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- serveOn(srv, ln, cert) }()
 
 	select {
 	case err := <-serveErr:

@@ -72,6 +72,19 @@ func TestParseIngestFlagsAcceptsTheOperatorsArguments(t *testing.T) {
 	}
 }
 
+func TestParseIngestFlagsTLS(t *testing.T) {
+	c, err := parseIngestFlags([]string{"--tls-cert-file=/etc/freightcast/tls/tls.crt", "--tls-key-file=/etc/freightcast/tls/tls.key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.tls != (tlsFiles{certFile: "/etc/freightcast/tls/tls.crt", keyFile: "/etc/freightcast/tls/tls.key"}) {
+		t.Errorf("parsed %+v", c.tls)
+	}
+	if _, err := parseIngestFlags([]string{"--tls-key-file=k"}); err == nil || !strings.Contains(err.Error(), "go together") {
+		t.Errorf("a key without a certificate: error %v", err)
+	}
+}
+
 // TestRunIngestServesAndShutsDown runs the command as the operator starts it, against a real
 // nats-server whose stream is provisioned after the pod started.
 func TestRunIngestServesAndShutsDown(t *testing.T) {

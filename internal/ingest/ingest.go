@@ -37,6 +37,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/freightcast/freightcast/internal/event"
+	"github.com/freightcast/freightcast/internal/httpauth"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
@@ -105,8 +106,8 @@ type Handler struct {
 	log     *slog.Logger
 	js      jetstream.JetStream
 	dec     *decoder
-	tokens  *tokens   // nil without authentication
-	limits  *limiters // nil without a rate limit
+	tokens  *httpauth.Tokens // nil without authentication
+	limits  *limiters        // nil without a rate limit
 	metrics *metrics.Ingest
 	mux     *http.ServeMux
 	states  sync.Pool
@@ -169,7 +170,7 @@ func New(cfg Config) (*Handler, error) {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
 	if cfg.TokensFile != "" {
-		if h.tokens, err = newTokens(cfg.TokensFile, h.log, cfg.Now); err != nil {
+		if h.tokens, err = httpauth.NewTokens(cfg.TokensFile, h.log, cfg.Now); err != nil {
 			return nil, fmt.Errorf("ingest: %w", err)
 		}
 	}
@@ -327,20 +328,20 @@ func (h *Handler) ingest(r *http.Request, st *requestState, received time.Time, 
 	return h.publish(r.Context(), st, received, reuse)
 }
 
-func (h *Handler) authenticate(r *http.Request) (digest, *apiError) {
+func (h *Handler) authenticate(r *http.Request) (httpauth.Digest, *apiError) {
 	if h.tokens == nil {
-		return digest{}, nil
+		return httpauth.Digest{}, nil
 	}
-	key, ok := h.tokens.authenticate(r)
+	key, ok := h.tokens.Authenticate(r)
 	if !ok {
-		return digest{}, &apiError{status: http.StatusUnauthorized, reason: metrics.ReasonUnauthorized,
+		return httpauth.Digest{}, &apiError{status: http.StatusUnauthorized, reason: metrics.ReasonUnauthorized,
 			body: errorBody{Error: "missing or unknown bearer token"}}
 	}
 	return key, nil
 }
 
 // rateKey names the client's bucket: its token's digest, or its address without tokens.
-func rateKey(r *http.Request, token digest, authenticated bool) string {
+func rateKey(r *http.Request, token httpauth.Digest, authenticated bool) string {
 	if authenticated {
 		return string(token[:])
 	}

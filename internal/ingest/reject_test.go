@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/freightcast/freightcast/internal/httpauth"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 )
 
@@ -163,7 +164,7 @@ func TestTokensFileIsReread(t *testing.T) {
 	if err := os.Chtimes(tokensFile, now.Add(time.Minute), now.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	now = now.Add(2 * tokenCheckInterval)
+	now = now.Add(2 * httpauth.CheckInterval)
 	if a := e.do(t, "POST", "/v1/events", ctJSON, "old", ev("t2")); a.Status != 401 {
 		t.Errorf("old token after rotation: %+v, want 401", a)
 	}

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/freightcast/freightcast/internal/httpauth"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/version"
@@ -47,6 +48,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Workers is the number of model runs that may proceed at once; zero means GOMAXPROCS.
 	Workers int
+	// Tokens, when set, are the bearer tokens every request needs, except the health probes
+	// (/v2/health/live and /v2/health/ready) and /metrics.
+	Tokens *httpauth.Tokens
 }
 
 // Server is an http.Handler serving one model. It is not ready until SetModel.
@@ -195,6 +199,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (endpoint string,
 		return "not_found", s.fail(w, http.StatusNotFound, metrics.ReasonNotFound, fmt.Sprintf("no route for %s", p))
 	}
 	rest = strings.TrimSuffix(rest, "/")
+	if s.cfg.Tokens != nil && rest != "/health/live" && rest != "/health/ready" {
+		if _, ok := s.cfg.Tokens.Authenticate(r); !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="freightcast"`)
+			return "unauthorized", s.fail(w, http.StatusUnauthorized, metrics.ReasonUnauthorized, "missing or unknown bearer token")
+		}
+	}
 	switch rest {
 	case "":
 		return "server_metadata", s.get(w, r, func() int {

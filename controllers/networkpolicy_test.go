@@ -1,0 +1,266 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/natstest"
+)
+
+// typedNetworkPolicy reads an apply configuration back as the object it describes.
+func typedNetworkPolicy(t *testing.T, ac *networkingv1ac.NetworkPolicyApplyConfiguration) *networkingv1.NetworkPolicy {
+	t.Helper()
+	b, err := json.Marshal(ac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	np := &networkingv1.NetworkPolicy{}
+	if err := json.Unmarshal(b, np); err != nil {
+		t.Fatal(err)
+	}
+	return np
+}
+
+func tcpPort(p int32) networkingv1.NetworkPolicyPort {
+	return networkingv1.NetworkPolicyPort{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromInt32(p))}
+}
+
+var (
+	dnsRule = networkingv1.NetworkPolicyEgressRule{Ports: []networkingv1.NetworkPolicyPort{
+		{Protocol: ptr.To(corev1.ProtocolUDP), Port: ptr.To(intstr.FromInt32(53))}, tcpPort(53)}}
+	httpIngressPort = networkingv1.NetworkPolicyPort{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromString("http"))}
+)
+
+func TestDesiredPipelineNetworkPolicy(t *testing.T) {
+	const sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	monitoring := networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "monitoring"}}}
+	clients := networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: "10.20.0.0/16", Except: []string{"10.20.5.0/24"}}}
+	cases := map[string]struct {
+		natsURL     string
+		modelSource *freightcastv1alpha1.ModelSource // nil: no model yet
+		from        []networkingv1.NetworkPolicyPeer
+		wantIngress []networkingv1.NetworkPolicyIngressRule
+		wantEgress  []networkingv1.NetworkPolicyEgressRule
+	}{
+		"in-cluster NATS on the default port, model in a ConfigMap": {
+			natsURL:     "nats://nats.freightcast-system.svc",
+			modelSource: &freightcastv1alpha1.ModelSource{ConfigMap: &freightcastv1alpha1.ConfigMapModelSource{Name: "cm"}},
+			wantIngress: []networkingv1.NetworkPolicyIngressRule{{Ports: []networkingv1.NetworkPolicyPort{httpIngressPort}}},
+			wantEgress:  []networkingv1.NetworkPolicyEgressRule{dnsRule, {Ports: []networkingv1.NetworkPolicyPort{tcpPort(4222)}}},
+		},
+		"NATS outside the cluster on its own ports, model over https, restricted clients": {
+			natsURL:     "tls://nats-1.example.com:7422, tls://nats-2.example.com:7422,nats-3.example.com:7423",
+			modelSource: &freightcastv1alpha1.ModelSource{URI: "https://models.example.com:8443/m.onnx", SHA256: sha},
+			from:        []networkingv1.NetworkPolicyPeer{monitoring, clients},
+			wantIngress: []networkingv1.NetworkPolicyIngressRule{{Ports: []networkingv1.NetworkPolicyPort{httpIngressPort}, From: []networkingv1.NetworkPolicyPeer{monitoring, clients}}},
+			wantEgress: []networkingv1.NetworkPolicyEgressRule{dnsRule,
+				{Ports: []networkingv1.NetworkPolicyPort{tcpPort(7422), tcpPort(7423)}},
+				{Ports: []networkingv1.NetworkPolicyPort{tcpPort(8443)}}},
+		},
+		"model over https on the default port": {
+			natsURL:     "nats://nats:4222",
+			modelSource: &freightcastv1alpha1.ModelSource{URI: "https://models.example.com/m.onnx", SHA256: sha},
+			wantIngress: []networkingv1.NetworkPolicyIngressRule{{Ports: []networkingv1.NetworkPolicyPort{httpIngressPort}}},
+			wantEgress: []networkingv1.NetworkPolicyEgressRule{dnsRule,
+				{Ports: []networkingv1.NetworkPolicyPort{tcpPort(4222)}},
+				{Ports: []networkingv1.NetworkPolicyPort{tcpPort(443)}}},
+		},
+		"no model yet, no NATS server known": {
+			wantIngress: []networkingv1.NetworkPolicyIngressRule{{Ports: []networkingv1.NetworkPolicyPort{httpIngressPort}}},
+			wantEgress:  []networkingv1.NetworkPolicyEgressRule{dnsRule},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := newPipeline("ns", "orders", "m")
+			p.Spec.NetworkPolicy.From = tc.from
+			var model *freightcastv1alpha1.PredictionModel
+			if tc.modelSource != nil {
+				model = newModel("ns", "m", "")
+				model.Spec.Source = *tc.modelSource
+			}
+			np := typedNetworkPolicy(t, desiredPipelineNetworkPolicy(p, model, tc.natsURL))
+			want := networkingv1.NetworkPolicySpec{
+				PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{labelName: appName, labelPipeline: "orders"}},
+				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
+				Ingress:     tc.wantIngress,
+				Egress:      tc.wantEgress,
+			}
+			if diff := cmp.Diff(want, np.Spec); diff != "" {
+				t.Errorf("spec (-want +got):\n%s", diff)
+			}
+			if np.Name != "orders-pipeline" || len(np.OwnerReferences) != 1 || np.OwnerReferences[0].Kind != "FreightPipeline" {
+				t.Errorf("name %s, owners %+v", np.Name, np.OwnerReferences)
+			}
+		})
+	}
+}
+
+func TestDesiredPredictorNetworkPolicy(t *testing.T) {
+	const sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	cases := map[string]struct {
+		source     freightcastv1alpha1.ModelSource
+		lastGood   *freightcastv1alpha1.ModelSource
+		wantEgress []networkingv1.NetworkPolicyEgressRule
+	}{
+		"ConfigMap: DNS only": {
+			source:     freightcastv1alpha1.ModelSource{ConfigMap: &freightcastv1alpha1.ConfigMapModelSource{Name: "cm"}},
+			wantEgress: []networkingv1.NetworkPolicyEgressRule{dnsRule},
+		},
+		"https URI": {
+			source:     freightcastv1alpha1.ModelSource{URI: "https://models.example.com/m.onnx", SHA256: sha},
+			wantEgress: []networkingv1.NetworkPolicyEgressRule{dnsRule, {Ports: []networkingv1.NetworkPolicyPort{tcpPort(443)}}},
+		},
+		"a rollback may serve the last good URI": {
+			source:     freightcastv1alpha1.ModelSource{URI: "https://new.example.com:9443/m.onnx", SHA256: sha},
+			lastGood:   &freightcastv1alpha1.ModelSource{URI: "https://old.example.com/m.onnx", SHA256: sha},
+			wantEgress: []networkingv1.NetworkPolicyEgressRule{dnsRule, {Ports: []networkingv1.NetworkPolicyPort{tcpPort(443), tcpPort(9443)}}},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			m := newModel("ns", "risk", "")
+			m.Spec.Source = tc.source
+			if tc.lastGood != nil {
+				m.Status.LastGoodRevision = &freightcastv1alpha1.ModelRevision{Source: *tc.lastGood}
+			}
+			np := typedNetworkPolicy(t, desiredPredictorNetworkPolicy(m))
+			want := networkingv1.NetworkPolicySpec{
+				PodSelector: metav1.LabelSelector{MatchLabels: predictorSelector(m)},
+				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
+				Ingress:     []networkingv1.NetworkPolicyIngressRule{{Ports: []networkingv1.NetworkPolicyPort{httpIngressPort}}},
+				Egress:      tc.wantEgress,
+			}
+			if diff := cmp.Diff(want, np.Spec); diff != "" {
+				t.Errorf("spec (-want +got):\n%s", diff)
+			}
+			if np.Name != "risk-predictor" || np.OwnerReferences[0].Kind != "PredictionModel" {
+				t.Errorf("name %s, owners %+v", np.Name, np.OwnerReferences)
+			}
+		})
+	}
+}
+
+func getNetworkPolicy(ns, name string) (*networkingv1.NetworkPolicy, error) {
+	np := &networkingv1.NetworkPolicy{}
+	return np, k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, np)
+}
+
+func mustEventuallyGetNetworkPolicy(t testing.TB, ns, name string, check func(*networkingv1.NetworkPolicy) error) *networkingv1.NetworkPolicy {
+	t.Helper()
+	var np *networkingv1.NetworkPolicy
+	eventually(t, 10*time.Second, "NetworkPolicy "+name, func() (err error) {
+		if np, err = getNetworkPolicy(ns, name); err != nil {
+			return err
+		}
+		if check != nil {
+			return check(np)
+		}
+		return nil
+	})
+	return np
+}
+
+func waitNetworkPolicyGone(t testing.TB, ns, name string) {
+	t.Helper()
+	eventually(t, 10*time.Second, "NetworkPolicy "+name+" deleted", func() error {
+		if _, err := getNetworkPolicy(ns, name); !apierrors.IsNotFound(err) {
+			return err
+		}
+		return nil
+	})
+}
+
+func TestNetworkPoliciesAreOwnedRestoredAndOptional(t *testing.T) {
+	srv := natstest.Start(t)
+	ns := newNamespace(t)
+	startOperator(t, srv.URL(), ns)
+	ctx := context.Background()
+	model := loadedModel(t, ns, "risk")
+	p := newPipeline(ns, "orders", "risk")
+	mustCreate(t, p)
+
+	natsPort := natsPorts(srv.URL())[0]
+	for _, c := range []struct {
+		name  string
+		owner client.Object
+		check func(*networkingv1.NetworkPolicy) error
+	}{
+		{"orders-pipeline", p, func(np *networkingv1.NetworkPolicy) error {
+			if len(np.Spec.Egress) != 2 || *np.Spec.Egress[1].Ports[0].Port != intstr.FromInt32(natsPort) {
+				return fmt.Errorf("egress %+v does not admit the NATS port %d", np.Spec.Egress, natsPort)
+			}
+			return nil
+		}},
+		{"risk-predictor", model, nil},
+	} {
+		np := mustEventuallyGetNetworkPolicy(t, ns, c.name, c.check)
+		if !metav1.IsControlledBy(np, c.owner) {
+			t.Errorf("NetworkPolicy %s is not controlled by %s: %+v", c.name, c.owner.GetName(), np.OwnerReferences)
+		}
+		// Deleted by hand, it comes back.
+		if err := k8s.Delete(ctx, np); err != nil {
+			t.Fatal(err)
+		}
+		mustEventuallyGetNetworkPolicy(t, ns, c.name, func(got *networkingv1.NetworkPolicy) error {
+			if got.UID == np.UID {
+				return fmt.Errorf("not deleted yet")
+			}
+			return nil
+		})
+	}
+
+	// A from list narrows the ingestion port's sources.
+	peer := networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "shipping"}}}
+	mustUpdate(t, p, func() { p.Spec.NetworkPolicy.From = []networkingv1.NetworkPolicyPeer{peer} })
+	mustEventuallyGetNetworkPolicy(t, ns, "orders-pipeline", func(np *networkingv1.NetworkPolicy) error {
+		if diff := cmp.Diff([]networkingv1.NetworkPolicyPeer{peer}, np.Spec.Ingress[0].From); diff != "" {
+			return fmt.Errorf("ingress from (-want +got):\n%s", diff)
+		}
+		return nil
+	})
+
+	// Disabled: the operator removes what it wrote, and leaves a policy of the user's alone.
+	mustUpdate(t, p, func() { p.Spec.NetworkPolicy.Mode = freightcastv1alpha1.NetworkPolicyDisabled })
+	waitNetworkPolicyGone(t, ns, "orders-pipeline")
+
+	mustUpdate(t, model, func() { model.Spec.NetworkPolicy.Mode = freightcastv1alpha1.NetworkPolicyDisabled })
+	waitNetworkPolicyGone(t, ns, "risk-predictor")
+	users := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "risk-predictor"},
+		Spec:       networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}},
+	}
+	// A reconcile that read the model before the change may still write its policy once; the
+	// next one removes it again.
+	eventually(t, 10*time.Second, "the user's own NetworkPolicy created", func() error {
+		return k8s.Create(ctx, users)
+	})
+	// A spec change makes the model reconcile again; the user's policy stays.
+	mustUpdate(t, model, func() { model.Spec.Replicas = ptr.To[int32](2) })
+	eventually(t, 10*time.Second, "the model's status of its new generation", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(model), model); err != nil {
+			return err
+		}
+		if model.Status.ObservedGeneration != model.Generation {
+			return fmt.Errorf("observedGeneration %d, generation %d", model.Status.ObservedGeneration, model.Generation)
+		}
+		return nil
+	})
+	if _, err := getNetworkPolicy(ns, "risk-predictor"); err != nil {
+		t.Errorf("the user's NetworkPolicy was removed: %v", err)
+	}
+}

@@ -1,0 +1,121 @@
+// Package httpauth authenticates HTTP requests by bearer token against a file of accepted
+// tokens (a mounted Secret key), re-read when it changes. Ingestion and model serving share it.
+package httpauth
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// CheckInterval is how often, at most, the tokens file is looked at for changes. A mounted
+// Secret changes by an atomic symlink swap, so a stat sees it; once a second is cheap.
+const CheckInterval = time.Second
+
+// Digest is a token's SHA-256. Tokens are compared as digests, so every comparison takes the
+// same time whatever the token lengths, and the process keeps no plain token after loading.
+type Digest [sha256.Size]byte
+
+// Tokens authenticates bearer tokens against a file of accepted tokens, one a line, re-read
+// when it changes. Blank lines and lines starting with '#' are ignored.
+type Tokens struct {
+	path string
+	log  *slog.Logger
+	now  func() time.Time
+
+	set       atomic.Pointer[[]Digest]
+	nextCheck atomic.Int64 // unix nanos
+
+	mu      sync.Mutex // serialises reloads
+	modTime time.Time
+	size    int64
+}
+
+// NewTokens loads the tokens file at path; it fails, naming the file, when the file cannot be
+// read. An empty file is allowed (no token is accepted until one is added). log and now may
+// be nil.
+func NewTokens(path string, log *slog.Logger, now func() time.Time) (*Tokens, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	t := &Tokens{path: path, log: log, now: now}
+	if err := t.reload(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// reload reads the file if it changed since the last read.
+func (t *Tokens) reload() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	info, err := os.Stat(t.path)
+	if err != nil {
+		return fmt.Errorf("tokens file: %w", err)
+	}
+	if t.set.Load() != nil && info.ModTime().Equal(t.modTime) && info.Size() == t.size {
+		return nil
+	}
+	data, err := os.ReadFile(t.path)
+	if err != nil {
+		return fmt.Errorf("tokens file: %w", err)
+	}
+	set := []Digest{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		set = append(set, sha256.Sum256([]byte(line)))
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("tokens file %s: %w", t.path, err)
+	}
+	t.set.Store(&set)
+	t.modTime, t.size = info.ModTime(), info.Size()
+	t.log.Info("loaded bearer tokens", "file", t.path, "tokens", len(set))
+	return nil
+}
+
+// maybeReload re-reads the file at most once per CheckInterval. A file that cannot be read
+// keeps the tokens loaded before: a Secret being rotated must not lock every client out.
+func (t *Tokens) maybeReload() {
+	now := t.now().UnixNano()
+	next := t.nextCheck.Load()
+	if now < next || !t.nextCheck.CompareAndSwap(next, now+int64(CheckInterval)) {
+		return
+	}
+	if err := t.reload(); err != nil {
+		t.log.Error("keeping the previous bearer tokens", "err", err)
+	}
+}
+
+// Authenticate returns the digest of the request's bearer token if it is accepted.
+func (t *Tokens) Authenticate(r *http.Request) (Digest, bool) {
+	t.maybeReload()
+	auth := r.Header.Get("Authorization")
+	const prefix = "Bearer "
+	if len(auth) <= len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
+		return Digest{}, false
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(auth[len(prefix):])))
+	found := 0
+	// Look at every token, so the time taken does not tell which one, or whether any, matched.
+	for _, want := range *t.set.Load() {
+		found |= subtle.ConstantTimeCompare(got[:], want[:])
+	}
+	return got, found == 1
+}
