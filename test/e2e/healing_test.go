@@ -84,6 +84,7 @@ func TestHealing(t *testing.T) {
 			defer close(done)
 			postEvents(t, ingest, events, 250)
 		}()
+		killedAt := time.Now()
 		killContainer(t, pod.Status.ContainerStatuses[0].ContainerID)
 		took := eventually(t, 2*time.Minute, "killed worker restarted and Ready", func() error {
 			p := &corev1.Pod{}
@@ -99,6 +100,7 @@ func TestHealing(t *testing.T) {
 		timings.record("healing: killed worker container restarted and Ready", took)
 		<-done
 		settle(events)
+		timings.record("healing: killed worker, kill to every event predicted once (ackWait 10s)", time.Since(killedAt))
 	})
 
 	t.Run("deleted NATS stream", func(t *testing.T) {

@@ -46,7 +46,8 @@ spec:
   modelRef:
     name: freight-delay-risk
   queue:
-    ackWait: 30s
+    # Short, so that events held by a killed worker come back quickly.
+    ackWait: 10s
     maxDeliver: 5
   ingestion:
     replicas: 2
