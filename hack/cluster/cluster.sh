@@ -29,6 +29,8 @@ ETCD_CLIENT=127.0.0.1:12379
 ETCD_PEER=127.0.0.1:12380
 API_PORT=6443
 COREDNS_VERSION=v1.12.4
+# kubectl and helm keep caches under $HOME by default; this cluster's stay in its state dir.
+export KUBECACHEDIR="$D/cache/kube" HELM_CACHE_HOME="$D/cache/helm" HELM_CONFIG_HOME="$D/config/helm" HELM_DATA_HOME="$D/data/helm"
 
 # Images the cluster and the e2e suite run. The freightcast image is tagged with its binary's digest
 # (written to $cache/images/freightcast.ref), so a rebuilt binary rolls the operator and its pods.
@@ -224,6 +226,42 @@ check_running() {
   done <"$D/pids"
 }
 
+# Host paths that containerd, the CNI library and the kubelet use whatever their configuration
+# says: containerd's shim sockets, CNI result caches, the kubelet's device-plugin socket and its
+# /var/log/containers symlinks. The ones that did not exist before `up` are removed by `down`; in
+# the others `down` removes only this cluster's entries.
+HOST_PATHS=(/run/containerd /var/lib/cni /var/lib/kubelet /var/log/containers)
+
+record_host_paths() {
+  local p
+  : >"$D/created-host-paths"
+  for p in "${HOST_PATHS[@]}"; do
+    [ -e "$p" ] || echo "$p" >>"$D/created-host-paths"
+  done
+}
+
+clean_host_paths() {
+  local p id
+  for p in "${HOST_PATHS[@]}"; do
+    if grep -qxF "$p" "$D/created-host-paths" 2>/dev/null; then
+      # Another containerd may have started meanwhile and use it.
+      if [ "$p" = /run/containerd ] && pgrep -x containerd >/dev/null; then continue; fi
+      rm -rf "$p"
+      continue
+    fi
+    case "$p" in
+      /var/log/containers)
+        find "$p" -maxdepth 1 -type l -lname "$D/*" -delete 2>/dev/null || true ;;
+      /var/lib/cni)
+        for f in "$p"/results/freightcast-*-eth0; do
+          [ -e "$f" ] || continue
+          id=${f#"$p"/results/freightcast-}
+          rm -f "$f" "$p/results/cni-loopback-${id%-eth0}-lo"
+        done ;;
+    esac
+  done
+}
+
 # --- up ---------------------------------------------------------------------------------------
 
 write_configs() {
@@ -384,8 +422,7 @@ up() {
   : >"$D/pids"
   echo "$bindir" >"$D/bindir"
   save_sysctls
-  # containerd puts its shims' sockets under /run/containerd whatever its config says.
-  [ -e /run/containerd ] || touch "$D/created-run-containerd"
+  record_host_paths
   sysctl -qw net.ipv4.ip_forward=1
   modprobe br_netfilter 2>/dev/null || true
   make_pki "$ip"
@@ -495,7 +532,7 @@ down() {
   # Pod volumes, netns and overlay mounts live under the state dir; unmount deepest first.
   awk -v d="$D" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   restore_sysctls
-  if [ -f "$D/created-run-containerd" ] && ! pgrep -x containerd >/dev/null; then rm -rf /run/containerd; fi
+  clean_host_paths
   local keep="$cache/cluster-logs/last"
   rm -rf "$keep" && mkdir -p "$keep" && cp -r "$D/logs/." "$keep/" 2>/dev/null || true
   rm -rf "$D"

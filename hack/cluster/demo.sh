@@ -10,6 +10,8 @@ ns=${DEMO_NAMESPACE:-freightcast-demo}
 "$cluster" running || "$cluster" up
 "$cluster" images
 kubectl=$("$cluster" kubectl)
+dir=$("$cluster" dir)
+export KUBECACHEDIR="$dir/cache/kube" HELM_CACHE_HOME="$dir/cache/helm" HELM_CONFIG_HOME="$dir/config/helm" HELM_DATA_HOME="$dir/data/helm"
 export KUBECONFIG
 KUBECONFIG=$("$cluster" kubeconfig)
 helm=$(make -s -C "$root" --no-print-directory print-helm)

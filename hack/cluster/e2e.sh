@@ -7,6 +7,8 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cluster="$root/hack/cluster/cluster.sh"
 "$cluster" running || { echo "e2e: the test cluster is not running; run 'make cluster-up' first" >&2; exit 1; }
 dir=$("$cluster" dir)
+# kubectl and helm keep caches under $HOME by default; the cluster's go with its state.
+export KUBECACHEDIR="$dir/cache/kube" HELM_CACHE_HOME="$dir/cache/helm" HELM_CONFIG_HOME="$dir/config/helm" HELM_DATA_HOME="$dir/data/helm"
 
 "$cluster" images
 helm=$(make -s -C "$root" --no-print-directory print-helm)
