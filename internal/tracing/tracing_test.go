@@ -50,3 +50,36 @@ func TestInjectExtractRoundTrip(t *testing.T) {
 }
 
 func natsHeader(h Header) nats.Header { return nats.Header(h) }
+
+func TestEnabled(t *testing.T) {
+	cases := map[string]struct {
+		env  map[string]string
+		want bool
+	}{
+		"nothing set":          {want: false},
+		"base endpoint":        {env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, want: true},
+		"traces endpoint":      {env: map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces"}, want: true},
+		"blank endpoint":       {env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "  "}, want: false},
+		"SDK disabled":         {env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "TRUE"}, want: false},
+		"exporter none":        {env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none"}, want: false},
+		"SDK disabled = false": {env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "false"}, want: true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			for _, k := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER"} {
+				t.Setenv(k, tc.env[k])
+			}
+			if got := Enabled(); got != tc.want {
+				t.Errorf("Enabled() = %v, want %v", got, tc.want)
+			}
+			tp, shutdown, err := Setup(context.Background(), "test", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = shutdown(context.Background()) }()
+			if (tp != nil) != tc.want {
+				t.Errorf("Setup gave provider %v, want one: %v", tp, tc.want)
+			}
+		})
+	}
+}
