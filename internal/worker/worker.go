@@ -230,7 +230,10 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 	for j, o := range w.outputs {
 		outs[j] = w.out[j][:len(good)*o.RowSize()]
 	}
-	runSpan := w.startSpan(ctx, "model run", trace.SpanKindInternal, attribute.Int("freightcast.model.rows", len(good)))
+	var runSpan trace.Span // nil when tracing is off, which endSpan accepts
+	if w.tracer != nil {
+		_, runSpan = w.tracer.Start(ctx, "model run", trace.WithAttributes(attribute.Int("freightcast.model.rows", len(good))))
+	}
 	err := w.cfg.Model.Run(len(good), [][]float32{w.in[:len(good)*w.features]}, outs)
 	endSpan(runSpan, err)
 	if err != nil {
@@ -258,9 +261,12 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 	records := w.records
 	w.records = nil // the next batch must not overwrite data still being published
 
-	storeSpan := w.startSpan(ctx, "store predictions", trace.SpanKindProducer,
-		semconv.MessagingSystemKey.String("nats"), semconv.MessagingOperationTypeSend,
-		semconv.MessagingDestinationName(w.cfg.Topology.PredictionSubject))
+	var storeSpan trace.Span
+	if w.tracer != nil {
+		_, storeSpan = w.tracer.Start(ctx, "store predictions", trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(semconv.MessagingSystemKey.String("nats"), semconv.MessagingOperationTypeSend,
+				semconv.MessagingDestinationName(w.cfg.Topology.PredictionSubject)))
+	}
 	futures := make([]jetstream.PubAckFuture, 0, 2*len(good))
 	stored := make([]pending, 0, len(good))
 	begin := 0
@@ -434,15 +440,6 @@ func (w *Worker) batchSpan(ctx context.Context, msgs []jetstream.Msg) (context.C
 		trace.WithAttributes(semconv.MessagingSystemKey.String("nats"), semconv.MessagingOperationTypeProcess,
 			semconv.MessagingDestinationName(w.cfg.Topology.Subject), semconv.MessagingBatchMessageCount(len(msgs)),
 			attribute.String("freightcast.model.name", w.cfg.ModelName), attribute.String("freightcast.model.version", w.cfg.ModelVersion)))
-}
-
-// startSpan starts a child span of the batch, or returns nil when tracing is off.
-func (w *Worker) startSpan(ctx context.Context, name string, kind trace.SpanKind, attrs ...attribute.KeyValue) trace.Span {
-	if w.tracer == nil {
-		return nil
-	}
-	_, span := w.tracer.Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
-	return span
 }
 
 // endSpan ends span (nil when tracing is off), marking it failed when err is not nil.
