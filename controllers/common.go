@@ -4,6 +4,7 @@ package controllers
 
 import (
 	"path"
+	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -34,6 +35,14 @@ type Options struct {
 	// StuckPodInterval is the least time between two deletions of stuck pods of one
 	// Deployment; 0 means defaultStuckPodInterval.
 	StuckPodInterval time.Duration
+	// OTLPEndpoint, when set, turns tracing on in every data-plane pod: it becomes their
+	// OTEL_EXPORTER_OTLP_ENDPOINT, the base URL of an OTLP/HTTP receiver (e.g.
+	// http://otel-collector.observability.svc:4318). Empty leaves tracing off.
+	OTLPEndpoint string
+	// TraceSamplingRatio is the share of the traces a data-plane pod starts itself that are
+	// sampled (OTEL_TRACES_SAMPLER=parentbased_traceidratio); a request or event that arrives
+	// with a trace context follows its sampling decision. Read only with OTLPEndpoint.
+	TraceSamplingRatio float64
 }
 
 // defaultQueueStallGrace leaves a starting pool the time a pod usually needs to pull its image
@@ -85,6 +94,39 @@ const (
 	inferenceGracePeriodSeconds = 60
 	// preStop pause so that endpoints drop the pod before it stops accepting connections.
 	preStopSleepSeconds = 5
+)
+
+// tracingEnv is the environment that turns tracing on in a data-plane container, or nil when the
+// operator has no OTLP endpoint. service names the role (service.name); the resource attributes
+// tell which namespace, owner and pod a span comes from.
+func tracingEnv(opts Options, service, namespace string, owner ...string) []*corev1ac.EnvVarApplyConfiguration {
+	if opts.OTLPEndpoint == "" {
+		return nil
+	}
+	attrs := "k8s.namespace.name=" + namespace + ",k8s.pod.name=$(" + envPodName + ")"
+	for i := 0; i+1 < len(owner); i += 2 {
+		attrs += "," + owner[i] + "=" + owner[i+1]
+	}
+	return []*corev1ac.EnvVarApplyConfiguration{
+		corev1ac.EnvVar().WithName(envPodName).WithValueFrom(corev1ac.EnvVarSource().
+			WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("metadata.name"))),
+		corev1ac.EnvVar().WithName("OTEL_EXPORTER_OTLP_ENDPOINT").WithValue(opts.OTLPEndpoint),
+		corev1ac.EnvVar().WithName("OTEL_SERVICE_NAME").WithValue(service),
+		// $(POD_NAME) is expanded by the kubelet from the variable defined above.
+		corev1ac.EnvVar().WithName("OTEL_RESOURCE_ATTRIBUTES").WithValue(attrs),
+		corev1ac.EnvVar().WithName("OTEL_TRACES_SAMPLER").WithValue("parentbased_traceidratio"),
+		corev1ac.EnvVar().WithName("OTEL_TRACES_SAMPLER_ARG").WithValue(strconv.FormatFloat(opts.TraceSamplingRatio, 'g', -1, 64)),
+	}
+}
+
+// envPodName holds the pod's name in traced containers, for OTEL_RESOURCE_ATTRIBUTES.
+const envPodName = "FREIGHTCAST_POD_NAME"
+
+// Service names (service.name) of the data-plane roles in traces.
+const (
+	serviceIngest    = "freightcast-ingest"
+	serviceInference = "freightcast-inference"
+	servicePredictor = "freightcast-predictor"
 )
 
 // restrictedPodSecurityContext meets the "restricted" Pod Security Standard.

@@ -162,7 +162,8 @@ func desiredIngestionDeployment(p *freightcastv1alpha1.FreightPipeline, model *f
 	p = defaultedPipeline(p)
 	mm := modelMountFor(model, ServedRevision(model))
 	args := append([]string{"ingest", fmt.Sprintf("--addr=:%d", httpPort), "--pipeline-config=" + path.Join(pipelineConfigDir, pipelineconfig.FileName)}, mm.args...)
-	container := dataPlaneContainer("ingest", opts, args, "/livez", "/readyz", p.Spec.Ingestion.Resources)
+	container := dataPlaneContainer("ingest", opts, args, "/livez", "/readyz", p.Spec.Ingestion.Resources).
+		WithEnv(tracingEnv(opts, serviceIngest, p.Namespace, "freightcast.pipeline", p.Name)...)
 	// The tokens file's path reaches the pods through the pipeline config.
 	secrets := append(withTokens(container, p.Spec.Ingestion.Auth), withTLS(container, p.Spec.Ingestion.TLS)...)
 	spec := pipelinePodSpec(p, container, mm, servingGracePeriodSeconds).WithVolumes(secrets...)
@@ -180,7 +181,8 @@ func desiredInferenceDeployment(p *freightcastv1alpha1.FreightPipeline, model *f
 	args := append([]string{"infer", "--worker", fmt.Sprintf("--addr=:%d", httpPort),
 		"--pipeline-config=" + path.Join(pipelineConfigDir, pipelineconfig.FileName),
 		"--max-batch-size=" + strconv.Itoa(int(p.Spec.Inference.BatchSize))}, mm.args...)
-	container := dataPlaneContainer("worker", opts, args, "/v2/health/live", "/v2/health/ready", p.Spec.Inference.Resources)
+	container := dataPlaneContainer("worker", opts, args, "/v2/health/live", "/v2/health/ready", p.Spec.Inference.Resources).
+		WithEnv(tracingEnv(opts, serviceInference, p.Namespace, "freightcast.pipeline", p.Name, "freightcast.model", model.Name)...)
 	return pipelineDeployment(p, inferenceName(p), componentInference, podAnnotations(modelDigest, configDigest),
 		pipelinePodSpec(p, container, mm, inferenceGracePeriodSeconds))
 }

@@ -72,7 +72,8 @@ func desiredPredictorDeployment(model *freightcastv1alpha1.PredictionModel, rev 
 	args = append(args, "--max-batch-size="+strconv.Itoa(int(maxBatch)), "--max-batch-delay="+delay.String())
 
 	container := dataPlaneContainer("server", opts, args, "/v2/health/live", "/v2/health/ready", model.Spec.Resources).
-		WithVolumeMounts(mm.mounts...)
+		WithVolumeMounts(mm.mounts...).
+		WithEnv(tracingEnv(opts, servicePredictor, model.Namespace, "freightcast.model", model.Name)...)
 
 	if model.Spec.Auth != nil {
 		container.WithArgs("--tokens-file=" + path.Join(authDir, authFile))

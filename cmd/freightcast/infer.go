@@ -19,9 +19,11 @@ import (
 	"github.com/freightcast/freightcast/internal/modelsource"
 	"github.com/freightcast/freightcast/internal/oip"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
+	"github.com/freightcast/freightcast/internal/tracing"
 	"github.com/freightcast/freightcast/internal/version"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // inferOptions are the flags of freightcast infer. The operator starts model-serving pods with
@@ -51,6 +53,8 @@ type inferOptions struct {
 	// client downloads --model-uri; nil means modelsource's default. Tests set it to trust
 	// their TLS server.
 	client *http.Client
+	// tracerProvider traces infer requests and worker batches; nil when tracing is off.
+	tracerProvider trace.TracerProvider
 }
 
 func parseInferFlags(args []string) (*inferOptions, error) {
@@ -110,11 +114,21 @@ func runInfer(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("component", "infer", "model", o.modelName, "version", o.modelVersion)
+	log := slog.New(tracing.LogHandler(slog.NewJSONHandler(os.Stderr, nil))).With("component", "infer", "model", o.modelName, "version", o.modelVersion)
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err
 	}
+	service := "freightcast-predictor"
+	if o.worker {
+		service = "freightcast-inference"
+	}
+	tp, shutdownTracing, err := tracing.Setup(ctx, service, log)
+	if err != nil {
+		return err
+	}
+	defer flushTraces(shutdownTracing, log)
+	o.tracerProvider = tp
 	return serveInfer(ctx, o, ln, log)
 }
 
@@ -140,15 +154,16 @@ func serveInfer(ctx context.Context, o *inferOptions, ln net.Listener, log *slog
 		return err
 	}
 	srv, err := oip.NewServer(oip.Config{
-		ModelName:     o.modelName,
-		ModelVersion:  o.modelVersion,
-		MaxBatchSize:  o.maxBatchSize,
-		MaxBatchDelay: o.maxBatchDelay,
-		MaxBodyBytes:  o.maxBodyBytes,
-		Metrics:       m,
-		Gatherer:      reg,
-		Logger:        log,
-		Tokens:        tokens,
+		ModelName:      o.modelName,
+		ModelVersion:   o.modelVersion,
+		MaxBatchSize:   o.maxBatchSize,
+		MaxBatchDelay:  o.maxBatchDelay,
+		MaxBodyBytes:   o.maxBodyBytes,
+		Metrics:        m,
+		Gatherer:       reg,
+		Logger:         log,
+		Tokens:         tokens,
+		TracerProvider: o.tracerProvider,
 	})
 	if err != nil {
 		return err
@@ -196,7 +211,7 @@ func serveInfer(ctx context.Context, o *inferOptions, ln net.Listener, log *slog
 			return fmt.Errorf("load model: %w", err)
 		}
 		if pipeline != nil {
-			if pool, err = startWorkerPool(*pipeline, rt, o.workers, reg, log); err != nil {
+			if pool, err = startWorkerPool(*pipeline, rt, o.workers, reg, log, o.tracerProvider); err != nil {
 				shutdown(hs, o.shutdownTimeout, log)
 				return err
 			}

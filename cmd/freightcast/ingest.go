@@ -20,6 +20,7 @@ import (
 	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/modelsource"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
+	"github.com/freightcast/freightcast/internal/tracing"
 	"github.com/freightcast/freightcast/internal/version"
 )
 
@@ -110,7 +111,7 @@ func runIngest(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("namespace", cfg.Namespace, "pipeline", cfg.Name)
+	log := slog.New(tracing.LogHandler(slog.NewJSONHandler(os.Stderr, nil))).With("namespace", cfg.Namespace, "pipeline", cfg.Name)
 	if c.features != "" && len(cfg.Model.Features) > 0 && !slices.Equal(features, cfg.Model.Features) {
 		log.Warn("--features and the pipeline config disagree; using --features", "flag", features, "config", cfg.Model.Features)
 	}
@@ -132,6 +133,13 @@ func runIngest(ctx context.Context, args []string) error {
 	}
 	defer nc.Close()
 
+	tp, shutdownTracing, err := tracing.Setup(ctx, "freightcast-ingest", log)
+	if err != nil {
+		return err
+	}
+	// Runs after the HTTP server's shutdown, so the last requests' spans are exported too.
+	defer flushTraces(shutdownTracing, log)
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	h, err := ingest.New(ingest.Config{
@@ -143,6 +151,8 @@ func runIngest(ctx context.Context, args []string) error {
 		RateLimit:    cfg.Ingestion.RateLimit,
 		Registry:     reg,
 		Logger:       log,
+
+		TracerProvider: tp,
 	})
 	if err != nil {
 		return err
@@ -165,7 +175,7 @@ func runIngest(ctx context.Context, args []string) error {
 	}
 	log.Info("ingesting", "addr", ln.Addr().String(), "version", version.String(), "stream", cfg.Queue.Stream,
 		"subject", cfg.Queue.Subject, "model", c.modelName, "modelVersion", c.modelVersion, "features", features,
-		"auth", cfg.Ingestion.TokensFile != "", "tls", cert != nil, "rateLimit", cfg.Ingestion.RateLimit)
+		"auth", cfg.Ingestion.TokensFile != "", "tls", cert != nil, "rateLimit", cfg.Ingestion.RateLimit, "tracing", tp != nil)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- serveOn(srv, ln, cert) }()
 
@@ -183,4 +193,13 @@ func runIngest(ctx context.Context, args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// flushTraces exports the spans still buffered, waiting at most 5 s for the collector.
+func flushTraces(shutdown func(context.Context) error, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := shutdown(ctx); err != nil {
+		log.Warn("flushing traces", "error", err)
+	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
+	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -40,7 +42,8 @@ type managerConfig struct {
 	leaderElect            bool
 	leaderElectionNS       string
 	controllers.Options
-	pullPolicy string
+	pullPolicy    string
+	samplingRatio string
 }
 
 func parseManagerFlags(args []string) (managerConfig, *zap.Options, error) {
@@ -56,6 +59,8 @@ func parseManagerFlags(args []string) (managerConfig, *zap.Options, error) {
 	fs.DurationVar(&c.QueueStallGrace, "queue-stall-grace", 30*time.Second, "how long (beyond two poll intervals) a backlog may wait with no ready inference pod before the pipeline reports Degraded=True QueueStalled")
 	fs.DurationVar(&c.StuckPodThreshold, "stuck-pod-threshold", 5*time.Minute, "how long a serving or inference pod may crash-loop, or stay unready beside ready siblings, before it is deleted to be rescheduled")
 	fs.DurationVar(&c.StuckPodInterval, "stuck-pod-interval", 5*time.Minute, "the least time between two stuck-pod deletions in one Deployment")
+	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", envOr("FREIGHTCAST_OTLP_ENDPOINT", ""), "OTLP/HTTP base URL (e.g. http://otel-collector.observability.svc:4318) that every data-plane pod exports traces to; empty leaves tracing off (env FREIGHTCAST_OTLP_ENDPOINT)")
+	fs.StringVar(&c.samplingRatio, "trace-sampling-ratio", envOr("FREIGHTCAST_TRACE_SAMPLING_RATIO", "1"), "share (0 to 1) of the traces data-plane pods start that are sampled; requests arriving with a trace context follow its decision (env FREIGHTCAST_TRACE_SAMPLING_RATIO)")
 	zapOpts := &zap.Options{Development: false}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -67,6 +72,16 @@ func parseManagerFlags(args []string) (managerConfig, *zap.Options, error) {
 	for name, d := range map[string]time.Duration{"--queue-stall-grace": c.QueueStallGrace, "--stuck-pod-threshold": c.StuckPodThreshold, "--stuck-pod-interval": c.StuckPodInterval} {
 		if d <= 0 {
 			return c, nil, fmt.Errorf("%s must be positive, got %s", name, d)
+		}
+	}
+	ratio, err := strconv.ParseFloat(c.samplingRatio, 64)
+	if err != nil || !(ratio >= 0 && ratio <= 1) {
+		return c, nil, fmt.Errorf("--trace-sampling-ratio must be a number from 0 to 1, got %q", c.samplingRatio)
+	}
+	c.TraceSamplingRatio = ratio
+	if c.OTLPEndpoint != "" {
+		if u, err := url.Parse(c.OTLPEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return c, nil, fmt.Errorf("--otlp-endpoint must be an http:// or https:// URL, got %q", c.OTLPEndpoint)
 		}
 	}
 	switch corev1.PullPolicy(c.pullPolicy) {
@@ -92,7 +107,8 @@ func runManager(ctx context.Context, args []string) error {
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(zapOpts)))
 	log := ctrl.Log.WithName("manager")
-	log.Info("starting", "version", version.String(), "dataPlaneImage", cfg.Image, "defaultNATSURL", cfg.DefaultNATSURL)
+	log.Info("starting", "version", version.String(), "dataPlaneImage", cfg.Image, "defaultNATSURL", cfg.DefaultNATSURL,
+		"otlpEndpoint", cfg.OTLPEndpoint, "traceSamplingRatio", cfg.TraceSamplingRatio)
 
 	restConfig, err := ctrl.GetConfig()
 	if err != nil {

@@ -43,13 +43,42 @@ func TestParseManagerFlags(t *testing.T) {
 				}
 			},
 		},
-		"no image":        {wantErr: "--data-plane-image"},
-		"bad pull policy": {args: []string{"--data-plane-image=i", "--data-plane-image-pull-policy=Sometimes"}, wantErr: "Always, IfNotPresent or Never"},
-		"unknown flag":    {args: []string{"--data-plane-image=i", "--frobnicate"}, wantErr: "frobnicate"},
+		"tracing off by default": {
+			args: []string{"--data-plane-image=i"},
+			check: func(t *testing.T, c managerConfig) {
+				if c.OTLPEndpoint != "" || c.TraceSamplingRatio != 1 {
+					t.Errorf("endpoint %q ratio %v, want none and 1", c.OTLPEndpoint, c.TraceSamplingRatio)
+				}
+			},
+		},
+		"tracing from the environment": {
+			args: []string{"--data-plane-image=i"},
+			env:  map[string]string{"FREIGHTCAST_OTLP_ENDPOINT": "http://otel:4318", "FREIGHTCAST_TRACE_SAMPLING_RATIO": "0.1"},
+			check: func(t *testing.T, c managerConfig) {
+				if c.OTLPEndpoint != "http://otel:4318" || c.TraceSamplingRatio != 0.1 {
+					t.Errorf("endpoint %q ratio %v", c.OTLPEndpoint, c.TraceSamplingRatio)
+				}
+			},
+		},
+		"tracing flags": {
+			args: []string{"--data-plane-image=i", "--otlp-endpoint=https://otel.example:4318", "--trace-sampling-ratio=0"},
+			check: func(t *testing.T, c managerConfig) {
+				if c.OTLPEndpoint != "https://otel.example:4318" || c.TraceSamplingRatio != 0 {
+					t.Errorf("endpoint %q ratio %v", c.OTLPEndpoint, c.TraceSamplingRatio)
+				}
+			},
+		},
+		"ratio above 1":             {args: []string{"--data-plane-image=i", "--trace-sampling-ratio=1.5"}, wantErr: "from 0 to 1"},
+		"ratio not a number":        {args: []string{"--data-plane-image=i", "--trace-sampling-ratio=NaN"}, wantErr: "from 0 to 1"},
+		"endpoint without a scheme": {args: []string{"--data-plane-image=i", "--otlp-endpoint=otel:4317"}, wantErr: "http:// or https://"},
+		"no image":                  {wantErr: "--data-plane-image"},
+		"bad pull policy":           {args: []string{"--data-plane-image=i", "--data-plane-image-pull-policy=Sometimes"}, wantErr: "Always, IfNotPresent or Never"},
+		"unknown flag":              {args: []string{"--data-plane-image=i", "--frobnicate"}, wantErr: "frobnicate"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			for _, k := range []string{"FREIGHTCAST_IMAGE", "FREIGHTCAST_NATS_URL", "FREIGHTCAST_IMAGE_PULL_POLICY"} {
+			for _, k := range []string{"FREIGHTCAST_IMAGE", "FREIGHTCAST_NATS_URL", "FREIGHTCAST_IMAGE_PULL_POLICY",
+				"FREIGHTCAST_OTLP_ENDPOINT", "FREIGHTCAST_TRACE_SAMPLING_RATIO"} {
 				t.Setenv(k, tc.env[k])
 			}
 			c, _, err := parseManagerFlags(tc.args)

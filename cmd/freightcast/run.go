@@ -23,6 +23,7 @@ import (
 	"github.com/freightcast/freightcast/internal/local"
 	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/modelsource"
+	"github.com/freightcast/freightcast/internal/tracing"
 )
 
 // stringList is a repeatable flag.
@@ -76,7 +77,12 @@ func runLocal(ctx context.Context, args []string) error {
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(tracing.LogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	tp, shutdownTracing, err := tracing.Setup(ctx, "freightcast-local", log)
+	if err != nil {
+		return err
+	}
+	defer flushTraces(shutdownTracing, log)
 
 	objs, err := readManifests(o.files)
 	if err != nil {
@@ -101,7 +107,8 @@ func runLocal(ctx context.Context, args []string) error {
 		return err
 	}
 	return local.Run(ctx, local.Options{DataDir: filepath.Join(o.dataDir, "jetstream"), NATSAddr: o.natsAddr,
-		IngestAddr: o.ingestAddr, InferAddr: o.inferAddr, Workers: o.workers, Out: os.Stdout, Logger: log}, models, pipelines)
+		IngestAddr: o.ingestAddr, InferAddr: o.inferAddr, Workers: o.workers, Out: os.Stdout, Logger: log,
+		TracerProvider: tp}, models, pipelines)
 }
 
 // manifests are the objects local mode understands, by name.

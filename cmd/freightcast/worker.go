@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/model"
@@ -27,7 +28,7 @@ type workerPool struct {
 }
 
 // startWorkerPool connects to the pipeline's NATS and starts n workers on the loaded model.
-func startWorkerPool(cfg pipelineconfig.Config, rt model.Runtime, n int, reg prometheus.Registerer, log *slog.Logger) (*workerPool, error) {
+func startWorkerPool(cfg pipelineconfig.Config, rt model.Runtime, n int, reg prometheus.Registerer, log *slog.Logger, tp trace.TracerProvider) (*workerPool, error) {
 	if _, err := model.ResolveFeatures(cfg.Model.Features, rt.Metadata()); err != nil {
 		return nil, fmt.Errorf("pipeline %s: %w", cfg.Name, err)
 	}
@@ -58,7 +59,7 @@ func startWorkerPool(cfg pipelineconfig.Config, rt model.Runtime, n int, reg pro
 	for i := range n {
 		w, err := worker.New(worker.Config{JetStream: js, Topology: cfg.Queue.Topology, Model: rt,
 			ModelName: cfg.Model.Name, ModelVersion: cfg.Model.Version, BatchSize: cfg.Inference.BatchSize,
-			MaxDeliver: cfg.Queue.MaxDeliver, Metrics: m, Logger: log.With("worker", i)})
+			MaxDeliver: cfg.Queue.MaxDeliver, Metrics: m, Logger: log.With("worker", i), TracerProvider: tp})
 		if err != nil {
 			p.stop()
 			return nil, err

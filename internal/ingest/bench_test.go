@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"strconv"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/freightcast/freightcast/internal/event"
 )
@@ -23,12 +26,25 @@ import (
 //
 // Figures and analysis: docs/benchmarks-ingest.md.
 
-// benchSpec never fills up during a benchmark.
-func benchEnv(b *testing.B) *env {
+// benchEnv serves ingestion on a stream that never fills up during a benchmark, untraced.
+func benchEnv(b *testing.B) *env { return benchEnvTraced(b, nil) }
+
+// benchEnvTraced is benchEnv with the tracer provider tp (nil: tracing off, as without an
+// OTLP endpoint).
+func benchEnvTraced(b *testing.B, tp trace.TracerProvider) *env {
 	spec := testSpec(1 << 40)
 	spec.MaxBytes = 16 << 30
 	spec.DuplicateWindow = 2 * time.Minute
-	return newEnv(b, spec, Config{MaxBodyBytes: 1 << 20})
+	return newEnv(b, spec, Config{MaxBodyBytes: 1 << 20, TracerProvider: tp})
+}
+
+// sampledDropped is tracing on at its most expensive for ingestion: every request sampled and
+// recorded, every message given a traceparent, but spans dropped when they end instead of
+// exported, so that the figure is the instrumentation's cost, not an exporter's.
+func sampledDropped(b *testing.B) trace.TracerProvider {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return tp
 }
 
 // benchEvent is a ~200-byte client event with a unique id.
@@ -159,24 +175,36 @@ func BenchmarkIngestNDJSON100(b *testing.B) { benchPost(b, "application/x-ndjson
 // both see the same load from whatever else runs on the machine, and reports both rates and
 // their ratio. Each iteration is one round of roundEvents events on each side.
 func benchVersusAnchor(b *testing.B, contentType string, perBody, clients int) {
+	benchVersusAnchorTraced(b, nil, contentType, perBody, clients)
+}
+
+func benchVersusAnchorTraced(b *testing.B, tp trace.TracerProvider, contentType string, perBody, clients int) {
 	const roundEvents = 2000
-	e := benchEnv(b)
+	e := benchEnvTraced(b, tp)
 	js := anchorJetStream(b, e)
 	p := newPoster(e, contentType, perBody)
-	var anchorTime, ingestTime time.Duration
+	var anchorTime, ingestTime, anchorCPU, ingestCPU time.Duration
 	b.ResetTimer()
 	for range b.N {
-		start := time.Now()
+		start, startCPU := time.Now(), processCPU()
 		anchorPublish(b, js, e.spec.Subject, roundEvents)
-		mid := time.Now()
+		mid, midCPU := time.Now(), processCPU()
 		p.postConcurrently(b, roundEvents/perBody, clients)
 		anchorTime += mid.Sub(start)
 		ingestTime += time.Since(mid)
+		anchorCPU += midCPU - startCPU
+		ingestCPU += processCPU() - midCPU
 	}
 	events := float64(b.N * roundEvents)
 	b.ReportMetric(events/anchorTime.Seconds(), "anchor-events/s")
 	b.ReportMetric(events/ingestTime.Seconds(), "ingest-events/s")
 	b.ReportMetric(anchorTime.Seconds()/ingestTime.Seconds(), "ratio")
+	// CPU time of the whole process (server, client and nats-server) per event: on a shared,
+	// loaded machine it moves far less than wall-clock rates do.
+	if anchorCPU > 0 {
+		b.ReportMetric(float64(anchorCPU.Microseconds())/events, "anchor-cpu-µs/event")
+		b.ReportMetric(float64(ingestCPU.Microseconds())/events, "ingest-cpu-µs/event")
+	}
 }
 
 // BenchmarkVersusAnchorSingle: single-event JSON requests from 32 clients against the anchor.
@@ -185,6 +213,17 @@ func BenchmarkVersusAnchorSingle(b *testing.B) { benchVersusAnchor(b, "applicati
 // BenchmarkVersusAnchorNDJSON100: NDJSON bodies of 100 from 8 clients against the anchor.
 func BenchmarkVersusAnchorNDJSON100(b *testing.B) {
 	benchVersusAnchor(b, "application/x-ndjson", 100, 8)
+}
+
+// BenchmarkVersusAnchorSingleTraced is BenchmarkVersusAnchorSingle with every request traced.
+func BenchmarkVersusAnchorSingleTraced(b *testing.B) {
+	benchVersusAnchorTraced(b, sampledDropped(b), "application/json", 1, 32)
+}
+
+// BenchmarkVersusAnchorNDJSON100Traced is BenchmarkVersusAnchorNDJSON100 with every request
+// traced: one producer span per body and a traceparent header on each of its 100 messages.
+func BenchmarkVersusAnchorNDJSON100Traced(b *testing.B) {
+	benchVersusAnchorTraced(b, sampledDropped(b), "application/x-ndjson", 100, 8)
 }
 
 // BenchmarkDecodeNDJSON100 is the parser alone, to tell its share of the request cost.

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"mime"
 	"net"
 	"net/http"
@@ -35,12 +36,18 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/freightcast/freightcast/internal/event"
 	"github.com/freightcast/freightcast/internal/httpauth"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/tracing"
 )
 
 // maxPendingAcks bounds the events published and not yet acknowledged, across all requests
@@ -92,6 +99,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now defaults to time.Now; tests replace it to drive the rate limiter.
 	Now func() time.Time
+	// TracerProvider, when set, traces requests (server spans) and their publish (a producer
+	// span whose context every queued message carries in its traceparent header). Nil turns
+	// tracing off at no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // Handler serves the ingestion API:
@@ -113,6 +124,8 @@ type Handler struct {
 	states  sync.Pool
 	// refusals throttles the log of 5xx answers.
 	refusals logThrottle
+	// tracer is nil when tracing is off.
+	tracer trace.Tracer
 
 	kvMu sync.Mutex
 	kv   jetstream.KeyValue
@@ -158,7 +171,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	h := &Handler{cfg: cfg, log: cfg.Logger, dec: dec}
+	h := &Handler{cfg: cfg, log: cfg.Logger, dec: dec, tracer: tracing.Tracer(cfg.TracerProvider)}
 	h.js, err = jetstream.New(cfg.Conn,
 		jetstream.WithDefaultTimeout(cfg.PublishTimeout),
 		// The library times out each ack itself, so a publish lost in a disconnect does not
@@ -184,8 +197,8 @@ func New(cfg Config) (*Handler, error) {
 		return &requestState{seen: make([]bool, len(cfg.Features)), ids: map[string]struct{}{}}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/events", h.instrument("events", h.postEvents))
-	mux.Handle("GET /v1/predictions/{eventId}", h.instrument("predictions", h.getPrediction))
+	mux.Handle("POST /v1/events", h.instrument("events", "/v1/events", h.postEvents))
+	mux.Handle("GET /v1/predictions/{eventId}", h.instrument("predictions", "/v1/predictions/{eventId}", h.getPrediction))
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { writeRaw(w, http.StatusOK, `{"live":true}`) })
 	mux.HandleFunc("GET /readyz", h.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
@@ -264,8 +277,12 @@ func (h *Handler) postEvents(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	accepted, dups, apiErr := h.ingest(r, st, received, &reuse)
+	if h.tracer != nil {
+		trace.SpanFromContext(r.Context()).SetAttributes(attribute.Int("freightcast.events", st.batch.len()),
+			attribute.Int("freightcast.events.accepted", accepted), attribute.Int("freightcast.events.duplicates", dups))
+	}
 	if apiErr != nil {
-		h.fail(w, apiErr)
+		h.fail(r.Context(), w, apiErr)
 		return
 	}
 	h.metrics.EventsAccepted.Add(float64(accepted))
@@ -424,6 +441,20 @@ func (h *Handler) publish(ctx context.Context, st *requestState, received time.T
 	st.futures = st.futures[:0]
 	st.payload = st.payload[:0]
 	start := time.Now()
+	// One producer span for the body; every message carries its context, so a worker can tell
+	// which request queued the event it scores. The header values are computed once and shared.
+	var traceHeader nats.Header
+	if h.tracer != nil {
+		var span trace.Span
+		ctx, span = h.tracer.Start(ctx, "send "+h.cfg.Topology.Subject, trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(semconv.MessagingSystemKey.String("nats"), semconv.MessagingOperationTypeSend,
+				semconv.MessagingDestinationName(h.cfg.Topology.Subject), semconv.MessagingBatchMessageCount(len(b.ids))))
+		defer func() {
+			span.SetAttributes(attribute.Int("freightcast.events.accepted", accepted), attribute.Int("freightcast.events.duplicates", dups))
+			span.End()
+		}()
+		traceHeader = tracing.Inject(ctx)
+	}
 	var pubErr error
 	for i, id := range b.ids {
 		if _, dup := st.ids[id]; dup {
@@ -438,8 +469,13 @@ func (h *Handler) publish(ctx context.Context, st *requestState, received time.T
 		data := st.payload[from:len(st.payload):len(st.payload)]
 		// A body may hold more events than the pending-ack window; wait for room as long as
 		// the request may take rather than failing after the library's default 200 ms.
-		f, err := h.js.PublishMsgAsync(&nats.Msg{Subject: h.cfg.Topology.Subject, Data: data},
-			jetstream.WithMsgID(id), jetstream.WithStallWait(h.cfg.PublishTimeout))
+		msg := &nats.Msg{Subject: h.cfg.Topology.Subject, Data: data}
+		if traceHeader != nil {
+			// Room for the message id the library adds.
+			msg.Header = make(nats.Header, len(traceHeader)+1)
+			maps.Copy(msg.Header, traceHeader)
+		}
+		f, err := h.js.PublishMsgAsync(msg, jetstream.WithMsgID(id), jetstream.WithStallWait(h.cfg.PublishTimeout))
 		if err != nil {
 			pubErr = err
 			break
@@ -477,6 +513,11 @@ func (h *Handler) publish(ctx context.Context, st *requestState, received time.T
 	if pubErr == nil {
 		return accepted, dups, nil
 	}
+	if h.tracer != nil {
+		span := trace.SpanFromContext(ctx)
+		span.RecordError(pubErr)
+		span.SetStatus(codes.Error, "publish failed")
+	}
 	aerr := classifyPublishError(pubErr)
 	if accepted > 0 || dups > 0 {
 		aerr.reason = metrics.ReasonPartialAccept
@@ -508,7 +549,7 @@ func classifyPublishError(err error) *apiError {
 	return unavailable("the queue is unavailable; retry later", retryUnavailable, metrics.ReasonUnavailable)
 }
 
-func (h *Handler) fail(w http.ResponseWriter, e *apiError) {
+func (h *Handler) fail(ctx context.Context, w http.ResponseWriter, e *apiError) {
 	h.metrics.RequestsRejected.WithLabelValues(e.reason).Inc()
 	if e.status >= 500 {
 		// During an outage every request fails the same way; one line a second tells as much.
@@ -517,7 +558,7 @@ func (h *Handler) fail(w http.ResponseWriter, e *apiError) {
 			if e.err != nil {
 				attrs = append(attrs, "cause", e.err.Error())
 			}
-			h.log.Warn("refusing events", attrs...)
+			h.log.WarnContext(ctx, "refusing events", attrs...)
 		}
 	}
 	if e.status == http.StatusTooManyRequests || e.status == http.StatusServiceUnavailable {
@@ -540,7 +581,7 @@ func (h *Handler) getPrediction(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	kv, err := h.bucket(ctx)
 	if err != nil {
-		h.log.Warn("predictions bucket unavailable", "bucket", h.cfg.Topology.Bucket, "error", err)
+		h.log.WarnContext(ctx, "predictions bucket unavailable", "bucket", h.cfg.Topology.Bucket, "error", err)
 		w.Header().Set("Retry-After", retryAfterSeconds(retryUnavailable))
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "the predictions store is unavailable; retry later"})
 		return
@@ -551,7 +592,7 @@ func (h *Handler) getPrediction(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: "no prediction for event " + id + " (yet)"})
 		return
 	case err != nil:
-		h.log.Warn("reading a prediction", "id", id, "error", err)
+		h.log.WarnContext(ctx, "reading a prediction", "id", id, "error", err)
 		w.Header().Set("Retry-After", retryAfterSeconds(retryUnavailable))
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "the predictions store is unavailable; retry later"})
 		return
@@ -577,13 +618,28 @@ func (h *Handler) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	return kv, nil
 }
 
-// instrument records the duration of each answer by handler and status code.
-func (h *Handler) instrument(name string, next http.HandlerFunc) http.Handler {
+// instrument records the duration of each answer by handler and status code and, with tracing
+// on, a server span named after the route, child of the client's traceparent if it sent one.
+func (h *Handler) instrument(name, route string, next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		var span trace.Span
+		if h.tracer != nil {
+			ctx := tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+			ctx, span = h.tracer.Start(ctx, r.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer),
+				trace.WithAttributes(semconv.HTTPRequestMethodKey.String(r.Method), semconv.HTTPRoute(route), semconv.URLPath(r.URL.Path)))
+			r = r.WithContext(ctx)
+		}
 		next(rec, r)
 		h.metrics.RequestDuration.WithLabelValues(name, strconv.Itoa(rec.status)).Observe(time.Since(start).Seconds())
+		if span != nil {
+			span.SetAttributes(semconv.HTTPResponseStatusCode(rec.status))
+			if rec.status >= 500 {
+				span.SetStatus(codes.Error, http.StatusText(rec.status))
+			}
+			span.End()
+		}
 	})
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/freightcast/freightcast/internal/autoscale"
 	"github.com/freightcast/freightcast/internal/ingest"
@@ -71,6 +72,8 @@ type Options struct {
 	Ready func(Endpoints)
 	// OnScale, when set, is called after a pipeline's autoscaled workers change in number.
 	OnScale func(pipeline string, from, to int32, reason string)
+	// TracerProvider, when set, traces ingestion, workers and the OIP servers; nil: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // Endpoints are the URLs Run serves.
@@ -146,7 +149,7 @@ func Run(ctx context.Context, opts Options, models []Model, pipelines []Pipeline
 		if err != nil {
 			return err
 		}
-		srv, err := oip.NewServer(oip.Config{ModelName: m.Name, ModelVersion: m.Version, MaxBatchSize: m.MaxBatchSize,
+		srv, err := oip.NewServer(oip.Config{TracerProvider: opts.TracerProvider, ModelName: m.Name, ModelVersion: m.Version, MaxBatchSize: m.MaxBatchSize,
 			MaxBatchDelay: m.MaxBatchDelay, MaxBodyBytes: 4 << 20, Metrics: im, Gatherer: reg, Logger: log.With("model", m.Name)})
 		if err != nil {
 			return err
@@ -174,7 +177,7 @@ func Run(ctx context.Context, opts Options, models []Model, pipelines []Pipeline
 			return fmt.Errorf("local: provisioning pipeline %s: %w", cfg.Name, err)
 		}
 		reg := prometheus.NewRegistry()
-		h, err := ingest.New(ingest.Config{Conn: nc, Topology: cfg.Queue.Topology, Features: p.Features,
+		h, err := ingest.New(ingest.Config{TracerProvider: opts.TracerProvider, Conn: nc, Topology: cfg.Queue.Topology, Features: p.Features,
 			MaxBodyBytes: cfg.Ingestion.MaxBodyBytes, TokensFile: cfg.Ingestion.TokensFile, RateLimit: cfg.Ingestion.RateLimit,
 			Registry: reg, Logger: log.With("pipeline", cfg.Name)})
 		if err != nil {
@@ -193,7 +196,7 @@ func Run(ctx context.Context, opts Options, models []Model, pipelines []Pipeline
 		}
 		pool := &workerPool{ctx: workersCtx, wg: &workers, errs: serveErr, name: cfg.Name, onScale: opts.OnScale,
 			newWorker: func() (*worker.Worker, error) {
-				return worker.New(worker.Config{JetStream: js, Topology: cfg.Queue.Topology, Model: p.Model,
+				return worker.New(worker.Config{TracerProvider: opts.TracerProvider, JetStream: js, Topology: cfg.Queue.Topology, Model: p.Model,
 					ModelName: cfg.Model.Name, ModelVersion: cfg.Model.Version, BatchSize: cfg.Inference.BatchSize,
 					MaxDeliver: cfg.Queue.MaxDeliver, Metrics: wm, Logger: log.With("pipeline", cfg.Name)})
 			}}

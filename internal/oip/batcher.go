@@ -147,7 +147,7 @@ func (b *batcher) run(s *leaderSlot, rows int) {
 		b.metrics.RowsPredicted.Add(float64(rows))
 	}
 	for _, c := range batch {
-		c.err = err
+		c.err, c.batchRows, c.batchCalls = err, rows, len(batch)
 		c.done <- struct{}{}
 	}
 }

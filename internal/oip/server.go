@@ -24,6 +24,13 @@ import (
 	"github.com/freightcast/freightcast/internal/version"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/freightcast/freightcast/internal/tracing"
 )
 
 // Platform is the OIP platform string of ONNX models.
@@ -51,6 +58,10 @@ type Config struct {
 	// Tokens, when set, are the bearer tokens every request needs, except the health probes
 	// (/v2/health/live and /v2/health/ready) and /metrics.
 	Tokens *httpauth.Tokens
+	// TracerProvider, when set, gives every infer request a server span (child of the
+	// client's traceparent, if any) with the model, the request's rows and the size of the
+	// model run it joined. Nil turns tracing off at no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is an http.Handler serving one model. It is not ready until SetModel.
@@ -64,6 +75,8 @@ type Server struct {
 	log      *slog.Logger
 	// inferOK is the duration observer of the most common outcome, looked up once.
 	inferOK prometheus.Observer
+	// tracer is nil when tracing is off.
+	tracer trace.Tracer
 }
 
 // loadedModel is a model with everything the hot path would otherwise compute per request.
@@ -96,7 +109,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	s := &Server{cfg: cfg, log: cfg.Logger, tracer: tracing.Tracer(cfg.TracerProvider)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -264,7 +277,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (endpoint string,
 		if r.Method != http.MethodPost {
 			return "infer", s.methodNotAllowed(w, "POST")
 		}
-		return "infer", s.infer(w, r)
+		if s.tracer != nil {
+			return "infer", s.tracedInfer(w, r)
+		}
+		return "infer", s.infer(w, r, nil)
 	}
 	return "model_metadata", s.get(w, r, func() int {
 		lm := s.model.Load()
@@ -326,9 +342,28 @@ type call struct {
 	resp  []byte
 	err   error
 	done  chan struct{}
+	// batchRows and batchCalls describe the model run the call joined: its rows and calls.
+	batchRows, batchCalls int
 }
 
-func (s *Server) infer(w http.ResponseWriter, r *http.Request) int {
+// tracedInfer is infer inside a server span.
+func (s *Server) tracedInfer(w http.ResponseWriter, r *http.Request) int {
+	ctx := tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	route := "/v2/models/{model}/infer"
+	ctx, span := s.tracer.Start(ctx, "POST "+route, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(semconv.HTTPRequestMethodPost, semconv.HTTPRoute(route), semconv.URLPath(r.URL.Path),
+			attribute.String("freightcast.model.name", s.cfg.ModelName), attribute.String("freightcast.model.version", s.cfg.ModelVersion)))
+	defer span.End()
+	code := s.infer(w, r.WithContext(ctx), span)
+	span.SetAttributes(semconv.HTTPResponseStatusCode(code))
+	if code >= 500 {
+		span.SetStatus(codes.Error, http.StatusText(code))
+	}
+	return code
+}
+
+// infer answers one infer request; span is the request's span, nil when tracing is off.
+func (s *Server) infer(w http.ResponseWriter, r *http.Request, span trace.Span) int {
 	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
@@ -360,8 +395,15 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) int {
 		return s.fail(w, http.StatusBadRequest, metrics.ReasonBadRequest, err.Error())
 	}
 	s.batcher.submit(c)
+	if span != nil {
+		span.SetAttributes(attribute.Int("freightcast.request.rows", c.rows),
+			attribute.Int("freightcast.batch.rows", c.batchRows), attribute.Int("freightcast.batch.requests", c.batchCalls))
+	}
 	if c.err != nil {
-		s.log.Error("model run failed", "model", s.cfg.ModelName, "rows", c.rows, "err", c.err)
+		if span != nil {
+			span.RecordError(c.err)
+		}
+		s.log.ErrorContext(r.Context(), "model run failed", "model", s.cfg.ModelName, "rows", c.rows, "err", c.err)
 		return s.fail(w, http.StatusInternalServerError, metrics.ReasonInternal, "model run failed: "+c.err.Error())
 	}
 	c.resp, err = s.encodeResponse(c.resp[:0], c, lm)

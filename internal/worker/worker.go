@@ -16,11 +16,16 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/freightcast/freightcast/internal/event"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/tracing"
 )
 
 // Header names on dead letters.
@@ -57,6 +62,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// TracerProvider, when set, traces each batch (see Handle); nil turns tracing off.
+	TracerProvider trace.TracerProvider
 }
 
 // Worker consumes one pipeline's queue. Several Workers, in one process or many, share the
@@ -72,6 +79,8 @@ type Worker struct {
 	values map[string][]float64
 	// records is the encoding buffer of the batch being built.
 	records []byte
+	// tracer is nil when tracing is off.
+	tracer trace.Tracer
 }
 
 // New checks cfg against the model and sizes the batch buffers once.
@@ -113,6 +122,7 @@ func New(cfg Config) (*Worker, error) {
 		bucket:   "$KV." + cfg.Topology.Bucket + ".",
 		in:       make([]float32, cfg.BatchSize*meta.Inputs[0].RowSize()),
 		out:      make([][]float32, len(meta.Outputs)),
+		tracer:   tracing.Tracer(cfg.TracerProvider),
 	}
 	w.values = make(map[string][]float64, len(meta.Outputs))
 	for i, o := range meta.Outputs {
@@ -181,8 +191,17 @@ type pending struct {
 // Handle scores and stores one batch, then acknowledges it. Events that can never be predicted
 // are dead-lettered and acknowledged; when storing fails, the batch is left unacknowledged so
 // the queue redelivers it, or dead-lettered on its last allowed delivery.
+//
+// With tracing on, the batch is one consumer span ("process SUBJECT") with a link to the trace
+// context of each message (a batch holds events of many requests), and child spans for the
+// model run and for storing the predictions. See batchSpan for its parent.
 func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 	start := w.cfg.Now()
+	if w.tracer != nil {
+		var span trace.Span
+		ctx, span = w.batchSpan(ctx, msgs)
+		defer span.End()
+	}
 	w.cfg.Metrics.BatchSize.Observe(float64(len(msgs)))
 	good := make([]pending, 0, len(msgs))
 	for _, m := range msgs {
@@ -211,7 +230,13 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 	for j, o := range w.outputs {
 		outs[j] = w.out[j][:len(good)*o.RowSize()]
 	}
-	if err := w.cfg.Model.Run(len(good), [][]float32{w.in[:len(good)*w.features]}, outs); err != nil {
+	var runSpan trace.Span // nil when tracing is off, which endSpan accepts
+	if w.tracer != nil {
+		_, runSpan = w.tracer.Start(ctx, "model run", trace.WithAttributes(attribute.Int("freightcast.model.rows", len(good))))
+	}
+	err := w.cfg.Model.Run(len(good), [][]float32{w.in[:len(good)*w.features]}, outs)
+	endSpan(runSpan, err)
+	if err != nil {
 		w.fail(ctx, good, "model", err)
 		return
 	}
@@ -236,6 +261,12 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 	records := w.records
 	w.records = nil // the next batch must not overwrite data still being published
 
+	var storeSpan trace.Span
+	if w.tracer != nil {
+		_, storeSpan = w.tracer.Start(ctx, "store predictions", trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(semconv.MessagingSystemKey.String("nats"), semconv.MessagingOperationTypeSend,
+				semconv.MessagingDestinationName(w.cfg.Topology.PredictionSubject)))
+	}
 	futures := make([]jetstream.PubAckFuture, 0, 2*len(good))
 	stored := make([]pending, 0, len(good))
 	begin := 0
@@ -248,6 +279,7 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 		pf, err := w.cfg.JetStream.PublishMsgAsync(&nats.Msg{Subject: w.cfg.Topology.PredictionSubject, Data: rec},
 			jetstream.WithMsgID(p.ev.ID))
 		if err != nil {
+			endSpan(storeSpan, err)
 			w.fail(ctx, good, "publish", err)
 			return
 		}
@@ -255,20 +287,26 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 		kf, err := w.cfg.JetStream.PublishMsgAsync(&nats.Msg{Subject: w.bucket + p.ev.ID, Data: rec},
 			jetstream.WithExpectLastSequencePerSubject(0))
 		if err != nil {
+			endSpan(storeSpan, err)
 			w.fail(ctx, good, "publish", err)
 			return
 		}
 		futures = append(futures, pf, kf)
 		stored = append(stored, p)
 	}
-	if err := w.awaitAcks(ctx, futures); err != nil {
+	err = w.awaitAcks(ctx, futures)
+	if storeSpan != nil {
+		storeSpan.SetAttributes(semconv.MessagingBatchMessageCount(len(stored)))
+	}
+	endSpan(storeSpan, err)
+	if err != nil {
 		w.fail(ctx, stored, "store", err)
 		return
 	}
 	for _, p := range stored {
 		if err := p.msg.Ack(); err != nil {
 			// The prediction is stored; a redelivery will find it and change nothing.
-			w.cfg.Logger.Warn("worker: ack", "event", p.ev.ID, "error", err)
+			w.cfg.Logger.WarnContext(ctx, "worker: ack", "event", p.ev.ID, "error", err)
 			continue
 		}
 		w.cfg.Metrics.EventLatency.Observe(now.Sub(p.ev.ReceivedAt).Seconds())
@@ -320,7 +358,12 @@ func (w *Worker) awaitAcks(ctx context.Context, futures []jetstream.PubAckFuture
 // that they come back soon, to this worker or another.
 func (w *Worker) fail(ctx context.Context, batch []pending, stage string, err error) {
 	w.cfg.Metrics.Failures.WithLabelValues(stage).Inc()
-	w.cfg.Logger.Error("worker: batch failed; leaving it for redelivery", "stage", stage, "events", len(batch), "error", err)
+	if w.tracer != nil {
+		span := trace.SpanFromContext(ctx)
+		span.RecordError(err, trace.WithAttributes(attribute.String("freightcast.stage", stage)))
+		span.SetStatus(codes.Error, stage+" failed")
+	}
+	w.cfg.Logger.ErrorContext(ctx, "worker: batch failed; leaving it for redelivery", "stage", stage, "events", len(batch), "error", err)
 	for _, p := range batch {
 		if meta, merr := p.msg.Metadata(); merr == nil && meta.NumDelivered >= uint64(w.cfg.MaxDeliver) {
 			w.deadLetter(ctx, p.msg, p.ev.ID, metrics.DeadLetterMaxDeliveries, fmt.Errorf("%s: %w", stage, err))
@@ -349,14 +392,18 @@ func (w *Worker) deadLetter(ctx context.Context, m jetstream.Msg, id, reason str
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.StoreTimeout)
 	defer cancel()
 	if _, err := w.cfg.JetStream.PublishMsg(ctx, dl, jetstream.WithMsgID(msgID)); err != nil {
-		w.cfg.Logger.Error("worker: dead letter not stored; the event stays queued", "event", id, "reason", reason, "error", err)
+		w.cfg.Logger.ErrorContext(ctx, "worker: dead letter not stored; the event stays queued", "event", id, "reason", reason, "error", err)
 		_ = m.NakWithDelay(time.Second)
 		return
 	}
 	w.cfg.Metrics.DeadLetters.WithLabelValues(reason).Inc()
-	w.cfg.Logger.Warn("worker: dead-lettered an event", "event", id, "reason", reason, "error", cause)
+	if w.tracer != nil {
+		trace.SpanFromContext(ctx).AddEvent("dead letter", trace.WithAttributes(
+			attribute.String("freightcast.event.id", id), attribute.String("freightcast.dead_letter.reason", reason)))
+	}
+	w.cfg.Logger.WarnContext(ctx, "worker: dead-lettered an event", "event", id, "reason", reason, "error", cause)
 	if err := m.Ack(); err != nil {
-		w.cfg.Logger.Warn("worker: ack of a dead letter", "event", id, "error", err)
+		w.cfg.Logger.WarnContext(ctx, "worker: ack of a dead letter", "event", id, "error", err)
 	}
 }
 
@@ -365,4 +412,44 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// batchSpan starts the span of a batch. It links to every valid trace context the messages
+// carry (a malformed traceparent is ignored), with the event id on each link. Its parent is the
+// first sampled one of them, so that parent-based sampling keeps the batch whenever it keeps a
+// request whose event is in it, and the batch shows inside that request's trace; with no
+// sampled context it is a root span, sampled by the configured sampler.
+func (w *Worker) batchSpan(ctx context.Context, msgs []jetstream.Msg) (context.Context, trace.Span) {
+	links := make([]trace.Link, 0, len(msgs))
+	var parent trace.SpanContext
+	for _, m := range msgs {
+		sc := tracing.Extract(m.Headers())
+		if !sc.IsValid() {
+			continue
+		}
+		if !parent.IsValid() && sc.IsSampled() {
+			parent = sc
+		}
+		links = append(links, trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{
+			semconv.MessagingMessageID(m.Headers().Get(nats.MsgIdHdr))}})
+	}
+	if parent.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
+	}
+	return w.tracer.Start(ctx, "process "+w.cfg.Topology.Subject, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithLinks(links...),
+		trace.WithAttributes(semconv.MessagingSystemKey.String("nats"), semconv.MessagingOperationTypeProcess,
+			semconv.MessagingDestinationName(w.cfg.Topology.Subject), semconv.MessagingBatchMessageCount(len(msgs)),
+			attribute.String("freightcast.model.name", w.cfg.ModelName), attribute.String("freightcast.model.version", w.cfg.ModelVersion)))
+}
+
+// endSpan ends span (nil when tracing is off), marking it failed when err is not nil.
+func endSpan(span trace.Span, err error) {
+	if span == nil {
+		return
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 }
