@@ -317,21 +317,35 @@ func TestImageDigestAndSettings(t *testing.T) {
 	}
 }
 
+func TestTracing(t *testing.T) {
+	c := as[appsv1.Deployment](t, render(t), "Deployment", "freightcast-manager").Spec.Template.Spec.Containers[0]
+	if env(c, "FREIGHTCAST_OTLP_ENDPOINT") != "" {
+		t.Errorf("tracing is on by default: FREIGHTCAST_OTLP_ENDPOINT %q", env(c, "FREIGHTCAST_OTLP_ENDPOINT"))
+	}
+	objs := render(t, "--set", "tracing.otlpEndpoint=http://otel-collector.observability.svc:4318", "--set", "tracing.samplingRatio=0.25")
+	c = as[appsv1.Deployment](t, objs, "Deployment", "freightcast-manager").Spec.Template.Spec.Containers[0]
+	if env(c, "FREIGHTCAST_OTLP_ENDPOINT") != "http://otel-collector.observability.svc:4318" || env(c, "FREIGHTCAST_TRACE_SAMPLING_RATIO") != "0.25" {
+		t.Errorf("tracing env: endpoint %q, ratio %q", env(c, "FREIGHTCAST_OTLP_ENDPOINT"), env(c, "FREIGHTCAST_TRACE_SAMPLING_RATIO"))
+	}
+}
+
 func TestSchemaIsStrict(t *testing.T) {
 	cases := map[string][]string{
-		"unknown top-level key":  {"--set", "replicas=2"},
-		"unknown nested key":     {"--set", "nats.size=1Gi"},
-		"nats replicas 2":        {"--set", "nats.replicas=2"},
-		"bad pull policy":        {"--set", "image.pullPolicy=Sometimes"},
-		"bad duration":           {"--set", "manager.queueStallGrace=soon"},
-		"bad storage size":       {"--set", "nats.storage.size=big"},
-		"bad nats url":           {"--set", "nats.enabled=false", "--set", "nats.url=http://nats:4222"},
-		"error ratio above 1":    {"--set", "monitoring.prometheusRule.errorRatio=2"},
-		"bad log level":          {"--set", "manager.logLevel=verbose"},
-		"non-sha256 digest":      {"--set", "image.digest=latest"},
-		"no API server port":     {"--set-json", "networkPolicy.apiServer.ports=[]"},
-		"string for a boolean":   {"--set-string", "crds.install=yes"},
-		"negative replica count": {"--set", "replicaCount=-1"},
+		"unknown top-level key":   {"--set", "replicas=2"},
+		"unknown nested key":      {"--set", "nats.size=1Gi"},
+		"nats replicas 2":         {"--set", "nats.replicas=2"},
+		"bad pull policy":         {"--set", "image.pullPolicy=Sometimes"},
+		"bad duration":            {"--set", "manager.queueStallGrace=soon"},
+		"bad storage size":        {"--set", "nats.storage.size=big"},
+		"bad nats url":            {"--set", "nats.enabled=false", "--set", "nats.url=http://nats:4222"},
+		"error ratio above 1":     {"--set", "monitoring.prometheusRule.errorRatio=2"},
+		"bad log level":           {"--set", "manager.logLevel=verbose"},
+		"non-sha256 digest":       {"--set", "image.digest=latest"},
+		"no API server port":      {"--set-json", "networkPolicy.apiServer.ports=[]"},
+		"string for a boolean":    {"--set-string", "crds.install=yes"},
+		"negative replica count":  {"--set", "replicaCount=-1"},
+		"otlp endpoint not a URL": {"--set", "tracing.otlpEndpoint=collector:4318"},
+		"sampling ratio above 1":  {"--set", "tracing.samplingRatio=1.5"},
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {
