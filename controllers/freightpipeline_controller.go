@@ -194,7 +194,7 @@ func (r *FreightPipelineReconciler) applyChildren(ctx context.Context, s *pipeli
 	p := s.pipeline
 	// The policy goes first, so that no pod of the pipeline runs without it.
 	if err := reconcileNetworkPolicy(ctx, r.Client, FreightPipelineFieldOwner, p, networkPolicyEnabled(p.Spec.NetworkPolicy),
-		desiredPipelineNetworkPolicy(p, s.obs.model, s.obs.natsURL)); err != nil {
+		desiredPipelineNetworkPolicy(p, s.obs.model, s.obs.natsURL, r.Options)); err != nil {
 		return err
 	}
 	if _, err := applyChild(ctx, r.Client, FreightPipelineFieldOwner, desiredPipelineService(p, ingestionName(p), componentIngestion), &corev1.Service{}, corev1ac.ExtractService); err != nil {

@@ -41,9 +41,10 @@ func pipelineNetworkPolicyName(p *freightcastv1alpha1.FreightPipeline) string {
 
 // desiredPipelineNetworkPolicy admits, to the pipeline's ingestion and inference pods, their HTTP
 // port (from spec.networkPolicy.from, or anywhere), and lets them reach DNS, the NATS server's
-// port(s) and, when the model they load is downloaded, its https port. Egress names ports, not
-// addresses: a NATS server outside the cluster stays reachable. model may be nil (not there yet).
-func desiredPipelineNetworkPolicy(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1.PredictionModel, natsURL string) *networkingv1ac.NetworkPolicyApplyConfiguration {
+// port(s), when the model they load is downloaded its https port, and when tracing is on the OTLP
+// endpoint's port. Egress names ports, not addresses: a NATS server outside the cluster stays
+// reachable. model may be nil (not there yet).
+func desiredPipelineNetworkPolicy(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1.PredictionModel, natsURL string, opts Options) *networkingv1ac.NetworkPolicyApplyConfiguration {
 	egress := []*networkingv1ac.NetworkPolicyEgressRuleApplyConfiguration{dnsEgress()}
 	if ports := natsPorts(natsURL); len(ports) > 0 {
 		egress = append(egress, tcpEgress(ports))
@@ -53,6 +54,9 @@ func desiredPipelineNetworkPolicy(p *freightcastv1alpha1.FreightPipeline, model 
 			egress = append(egress, tcpEgress(ports))
 		}
 	}
+	if ports := otlpPorts(opts.OTLPEndpoint); len(ports) > 0 {
+		egress = append(egress, tcpEgress(ports))
+	}
 	selector := map[string]string{labelName: appName, labelPipeline: p.Name}
 	return networkingv1ac.NetworkPolicy(pipelineNetworkPolicyName(p), p.Namespace).
 		WithLabels(pipelineLabels(p, "network-policy")).
@@ -61,15 +65,16 @@ func desiredPipelineNetworkPolicy(p *freightcastv1alpha1.FreightPipeline, model 
 }
 
 // desiredPredictorNetworkPolicy admits, to a model's serving pods, their HTTP port (OIP, health,
-// /metrics) from spec.networkPolicy.from or anywhere, and lets them reach DNS and, for a model
-// downloaded over https, its port (of the spec's source and of the last good one, which a
-// rollback may serve).
-func desiredPredictorNetworkPolicy(model *freightcastv1alpha1.PredictionModel) *networkingv1ac.NetworkPolicyApplyConfiguration {
+// /metrics) from spec.networkPolicy.from or anywhere, and lets them reach DNS, for a model
+// downloaded over https its port (of the spec's source and of the last good one, which a
+// rollback may serve), and when tracing is on the OTLP endpoint's port.
+func desiredPredictorNetworkPolicy(model *freightcastv1alpha1.PredictionModel, opts Options) *networkingv1ac.NetworkPolicyApplyConfiguration {
 	egress := []*networkingv1ac.NetworkPolicyEgressRuleApplyConfiguration{dnsEgress()}
 	ports := modelDownloadPorts(model.Spec.Source)
 	if lg := model.Status.LastGoodRevision; lg != nil {
 		ports = append(ports, modelDownloadPorts(lg.Source)...)
 	}
+	ports = append(ports, otlpPorts(opts.OTLPEndpoint)...)
 	if ports = sortedUnique(ports); len(ports) > 0 {
 		egress = append(egress, tcpEgress(ports))
 	}
@@ -119,6 +124,19 @@ func natsPorts(natsURL string) []int32 {
 		}
 	}
 	return sortedUnique(ports)
+}
+
+// otlpPorts is the port of the OTLP/HTTP endpoint data-plane pods export traces to: the URL's, or
+// its scheme's default (what the exporter dials). None when tracing is off.
+func otlpPorts(endpoint string) []int32 {
+	def := int32(80)
+	if strings.HasPrefix(endpoint, "https://") {
+		def = defaultHTTPSPort
+	}
+	if port, ok := urlPort(endpoint, def); ok {
+		return []int32{port}
+	}
+	return nil
 }
 
 // modelDownloadPorts is the port a model source is downloaded from: an https URI's, none else.

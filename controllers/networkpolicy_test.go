@@ -50,11 +50,12 @@ func TestDesiredPipelineNetworkPolicy(t *testing.T) {
 	monitoring := networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "monitoring"}}}
 	clients := networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: "10.20.0.0/16", Except: []string{"10.20.5.0/24"}}}
 	cases := map[string]struct {
-		natsURL     string
-		modelSource *freightcastv1alpha1.ModelSource // nil: no model yet
-		from        []networkingv1.NetworkPolicyPeer
-		wantIngress []networkingv1.NetworkPolicyIngressRule
-		wantEgress  []networkingv1.NetworkPolicyEgressRule
+		natsURL      string
+		otlpEndpoint string
+		modelSource  *freightcastv1alpha1.ModelSource // nil: no model yet
+		from         []networkingv1.NetworkPolicyPeer
+		wantIngress  []networkingv1.NetworkPolicyIngressRule
+		wantEgress   []networkingv1.NetworkPolicyEgressRule
 	}{
 		"in-cluster NATS on the default port, model in a ConfigMap": {
 			natsURL:     "nats://nats.freightcast-system.svc",
@@ -79,6 +80,14 @@ func TestDesiredPipelineNetworkPolicy(t *testing.T) {
 				{Ports: []networkingv1.NetworkPolicyPort{tcpPort(4222)}},
 				{Ports: []networkingv1.NetworkPolicyPort{tcpPort(443)}}},
 		},
+		"tracing on: the OTLP endpoint's port": {
+			natsURL:      "nats://nats.freightcast-system.svc:4222",
+			otlpEndpoint: "http://otel-collector.observability.svc:4318",
+			wantIngress:  []networkingv1.NetworkPolicyIngressRule{{Ports: []networkingv1.NetworkPolicyPort{httpIngressPort}}},
+			wantEgress: []networkingv1.NetworkPolicyEgressRule{dnsRule,
+				{Ports: []networkingv1.NetworkPolicyPort{tcpPort(4222)}},
+				{Ports: []networkingv1.NetworkPolicyPort{tcpPort(4318)}}},
+		},
 		"no model yet, no NATS server known": {
 			wantIngress: []networkingv1.NetworkPolicyIngressRule{{Ports: []networkingv1.NetworkPolicyPort{httpIngressPort}}},
 			wantEgress:  []networkingv1.NetworkPolicyEgressRule{dnsRule},
@@ -93,7 +102,7 @@ func TestDesiredPipelineNetworkPolicy(t *testing.T) {
 				model = newModel("ns", "m", "")
 				model.Spec.Source = *tc.modelSource
 			}
-			np := typedNetworkPolicy(t, desiredPipelineNetworkPolicy(p, model, tc.natsURL))
+			np := typedNetworkPolicy(t, desiredPipelineNetworkPolicy(p, model, tc.natsURL, Options{OTLPEndpoint: tc.otlpEndpoint}))
 			want := networkingv1.NetworkPolicySpec{
 				PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{labelName: appName, labelPipeline: "orders"}},
 				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
@@ -113,9 +122,10 @@ func TestDesiredPipelineNetworkPolicy(t *testing.T) {
 func TestDesiredPredictorNetworkPolicy(t *testing.T) {
 	const sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 	cases := map[string]struct {
-		source     freightcastv1alpha1.ModelSource
-		lastGood   *freightcastv1alpha1.ModelSource
-		wantEgress []networkingv1.NetworkPolicyEgressRule
+		source       freightcastv1alpha1.ModelSource
+		lastGood     *freightcastv1alpha1.ModelSource
+		otlpEndpoint string
+		wantEgress   []networkingv1.NetworkPolicyEgressRule
 	}{
 		"ConfigMap: DNS only": {
 			source:     freightcastv1alpha1.ModelSource{ConfigMap: &freightcastv1alpha1.ConfigMapModelSource{Name: "cm"}},
@@ -124,6 +134,11 @@ func TestDesiredPredictorNetworkPolicy(t *testing.T) {
 		"https URI": {
 			source:     freightcastv1alpha1.ModelSource{URI: "https://models.example.com/m.onnx", SHA256: sha},
 			wantEgress: []networkingv1.NetworkPolicyEgressRule{dnsRule, {Ports: []networkingv1.NetworkPolicyPort{tcpPort(443)}}},
+		},
+		"tracing on, endpoint without a port: the scheme's": {
+			source:       freightcastv1alpha1.ModelSource{ConfigMap: &freightcastv1alpha1.ConfigMapModelSource{Name: "cm"}},
+			otlpEndpoint: "https://otlp.example.com",
+			wantEgress:   []networkingv1.NetworkPolicyEgressRule{dnsRule, {Ports: []networkingv1.NetworkPolicyPort{tcpPort(443)}}},
 		},
 		"a rollback may serve the last good URI": {
 			source:     freightcastv1alpha1.ModelSource{URI: "https://new.example.com:9443/m.onnx", SHA256: sha},
@@ -138,7 +153,7 @@ func TestDesiredPredictorNetworkPolicy(t *testing.T) {
 			if tc.lastGood != nil {
 				m.Status.LastGoodRevision = &freightcastv1alpha1.ModelRevision{Source: *tc.lastGood}
 			}
-			np := typedNetworkPolicy(t, desiredPredictorNetworkPolicy(m))
+			np := typedNetworkPolicy(t, desiredPredictorNetworkPolicy(m, Options{OTLPEndpoint: tc.otlpEndpoint}))
 			want := networkingv1.NetworkPolicySpec{
 				PodSelector: metav1.LabelSelector{MatchLabels: predictorSelector(m)},
 				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},

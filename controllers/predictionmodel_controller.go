@@ -145,7 +145,7 @@ func (r *PredictionModelReconciler) applyChildren(ctx context.Context, s *modelS
 	deploy := &appsv1.Deployment{}
 	// The policy goes first, so that no serving pod runs without it.
 	if err := reconcileNetworkPolicy(ctx, r.Client, PredictionModelFieldOwner, s.model, networkPolicyEnabled(s.model.Spec.NetworkPolicy),
-		desiredPredictorNetworkPolicy(s.model)); err != nil {
+		desiredPredictorNetworkPolicy(s.model, r.Options)); err != nil {
 		return err
 	}
 	if s.obs.sourceErr == nil {
