@@ -2,7 +2,6 @@ package tracing_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -21,89 +20,17 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/freightcast/freightcast/internal/ingest"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/natstest"
+	"github.com/freightcast/freightcast/internal/otlptest"
 	"github.com/freightcast/freightcast/internal/queue"
 	"github.com/freightcast/freightcast/internal/tracing"
 	"github.com/freightcast/freightcast/internal/worker"
 )
-
-// receiver is an in-process OTLP/HTTP traces endpoint: it decodes every export request.
-type receiver struct {
-	srv      *httptest.Server
-	mu       sync.Mutex
-	requests int
-	spans    []receivedSpan
-}
-
-type receivedSpan struct {
-	service string
-	*tracepb.Span
-}
-
-func newReceiver(t *testing.T) *receiver {
-	r := &receiver{}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.Method != http.MethodPost || req.URL.Path != "/v1/traces" || req.Header.Get("Content-Type") != "application/x-protobuf" {
-			t.Errorf("OTLP receiver got %s %s (%s)", req.Method, req.URL.Path, req.Header.Get("Content-Type"))
-			http.Error(w, "unexpected", http.StatusBadRequest)
-			return
-		}
-		var body io.Reader = req.Body
-		if req.Header.Get("Content-Encoding") == "gzip" {
-			zr, err := gzip.NewReader(req.Body)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			body = zr
-		}
-		data, err := io.ReadAll(body)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		var export coltracepb.ExportTraceServiceRequest
-		if err := proto.Unmarshal(data, &export); err != nil {
-			t.Errorf("OTLP receiver: %v", err)
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		r.mu.Lock()
-		r.requests++
-		for _, rs := range export.ResourceSpans {
-			service := ""
-			for _, a := range rs.GetResource().GetAttributes() {
-				if a.Key == "service.name" {
-					service = a.GetValue().GetStringValue()
-				}
-			}
-			for _, ss := range rs.ScopeSpans {
-				for _, s := range ss.Spans {
-					r.spans = append(r.spans, receivedSpan{service: service, Span: s})
-				}
-			}
-		}
-		r.mu.Unlock()
-		resp, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		_, _ = w.Write(resp)
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-func (r *receiver) received() (int, []receivedSpan) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.requests, append([]receivedSpan(nil), r.spans...)
-}
 
 // pipeline is ingestion and one worker on a real nats-server, scoring with the real model.
 type pipeline struct {
@@ -277,8 +204,8 @@ func setEndpoint(t *testing.T, endpoint string) {
 }
 
 func TestTraceCrossesTheQueue(t *testing.T) {
-	recv := newReceiver(t)
-	setEndpoint(t, recv.srv.URL)
+	recv := otlptest.NewReceiver(t, "")
+	setEndpoint(t, recv.URL())
 	p, startWorker := startPipeline(t)
 
 	const clientTrace = "0af7651916cd43dd8448eb211c80319c"
@@ -289,11 +216,11 @@ func TestTraceCrossesTheQueue(t *testing.T) {
 	p.waitPredicted(t, "evt-2")
 	stop()
 
-	requests, spans := recv.received()
+	requests, spans := recv.Received()
 	if requests == 0 {
 		t.Fatal("nothing was exported")
 	}
-	byName := map[string][]receivedSpan{}
+	byName := map[string][]otlptest.Span{}
 	for _, s := range spans {
 		byName[s.Name] = append(byName[s.Name], s)
 	}
@@ -304,7 +231,7 @@ func TestTraceCrossesTheQueue(t *testing.T) {
 		}
 		return n
 	}
-	one := func(name string) receivedSpan {
+	one := func(name string) otlptest.Span {
 		t.Helper()
 		if len(byName[name]) != 1 {
 			t.Fatalf("%d spans named %q, want 1 (spans: %v)", len(byName[name]), name, names())
@@ -319,8 +246,8 @@ func TestTraceCrossesTheQueue(t *testing.T) {
 	if got := hex.EncodeToString(server.ParentSpanId); got != "b7ad6b7169203331" {
 		t.Errorf("ingestion span parent %s, want the client's span", got)
 	}
-	if server.service != "freightcast-ingest" || server.Kind != tracepb.Span_SPAN_KIND_SERVER {
-		t.Errorf("ingestion span: service %q kind %v", server.service, server.Kind)
+	if server.Service != "freightcast-ingest" || server.Kind != tracepb.Span_SPAN_KIND_SERVER {
+		t.Errorf("ingestion span: service %q kind %v", server.Service, server.Kind)
 	}
 	if got := intAttr(server.Span, "http.response.status_code"); got != 202 {
 		t.Errorf("http.response.status_code = %d, want 202", got)
@@ -345,8 +272,8 @@ func TestTraceCrossesTheQueue(t *testing.T) {
 	// The worker's batch span(s) hold both events: parent and links lead to the publish span.
 	var linked []string
 	for _, s := range byName["process "+p.spec.Subject] {
-		if s.service != "freightcast-inference" || s.Kind != tracepb.Span_SPAN_KIND_CONSUMER {
-			t.Errorf("batch span: service %q kind %v", s.service, s.Kind)
+		if s.Service != "freightcast-inference" || s.Kind != tracepb.Span_SPAN_KIND_CONSUMER {
+			t.Errorf("batch span: service %q kind %v", s.Service, s.Kind)
 		}
 		if !bytes.Equal(s.TraceId, server.TraceId) || !bytes.Equal(s.ParentSpanId, send.SpanId) {
 			t.Errorf("batch span in trace %x under %x, want trace %s under the publish span %x", s.TraceId, s.ParentSpanId, clientTrace, send.SpanId)
@@ -378,7 +305,7 @@ func TestTraceCrossesTheQueue(t *testing.T) {
 }
 
 func TestNothingExportedWithoutEndpoint(t *testing.T) {
-	recv := newReceiver(t)
+	recv := otlptest.NewReceiver(t, "")
 	setEndpoint(t, "")
 	// A receiver on the default port would not see this either; the one here proves no
 	// component reaches for an endpoint it was not given.
@@ -400,7 +327,7 @@ func TestNothingExportedWithoutEndpoint(t *testing.T) {
 			t.Errorf("message %s carries traceparent %q with tracing off", id, v)
 		}
 	}
-	if requests, spans := recv.received(); requests != 0 || len(spans) != 0 {
+	if requests, spans := recv.Received(); requests != 0 || len(spans) != 0 {
 		t.Errorf("receiver got %d requests, %d spans; want none", requests, len(spans))
 	}
 }
