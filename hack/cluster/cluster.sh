@@ -6,7 +6,7 @@
 # plugins come from Debian, and the images (freightcast, nats-server, CoreDNS, pause) are static Go
 # binaries packed by hack/imagearchive and imported into containerd.
 #
-# Usage: hack/cluster/cluster.sh up | down | images | status | running | kubeconfig | kubectl | dir | image-ref NAME
+# Usage: hack/cluster/cluster.sh up | down | images | status | running | kubeconfig | kubectl | dir | node-ip | image-ref NAME
 #
 # What it owns, and nothing else: its state directory ($FREIGHTCAST_CLUSTER_DIR, default
 # /var/lib/freightcast-cluster: certificates, etcd, containerd root and state, kubelet root, CNI
@@ -590,6 +590,7 @@ case "${1:-}" in
   kubeconfig) echo "$D/admin.kubeconfig" ;;
   running) check_running ;;
   dir) echo "$D" ;;
+  node-ip) node_ip ;;
   kubectl) "$root/hack/k8s-binaries.sh" kubectl | sed 's|$|/kubectl|' ;;
   image-ref)
     case "${2:-}" in
@@ -598,5 +599,5 @@ case "${1:-}" in
       *) die "image-ref freightcast|nats" ;;
     esac
     ;;
-  *) echo "usage: $0 up | down | images | status | running | kubeconfig | kubectl | dir | image-ref NAME" >&2; exit 2 ;;
+  *) echo "usage: $0 up | down | images | status | running | kubeconfig | kubectl | dir | node-ip | image-ref NAME" >&2; exit 2 ;;
 esac

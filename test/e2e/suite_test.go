@@ -47,6 +47,8 @@ var (
 	repoRoot   string
 	kubectlBin string
 	timings    = &timingLog{}
+	// helmRelease installs or upgrades the operator's release with extra helm flags.
+	helmRelease func(extra ...string) error
 )
 
 func TestMain(m *testing.M) {
@@ -112,13 +114,21 @@ func install(helm, image, natsImage string) error {
 	} else if err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, helm, "upgrade", "--install", "freightcast", filepath.Join(repoRoot, "charts", "freightcast"),
-		"--namespace", systemNamespace, "--wait", "--timeout", "5m",
-		"--set", "image.repository="+repo, "--set", "image.tag="+tag,
-		"--set", "nats.image.repository="+natsRepo, "--set", "nats.image.tag="+natsTag,
-		"--set", "nats.storage.size=1Gi")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("helm upgrade --install: %v: %s", err, out)
+	helmRelease = func(extra ...string) error {
+		args := append([]string{"upgrade", "--install", "freightcast", filepath.Join(repoRoot, "charts", "freightcast"),
+			"--namespace", systemNamespace, "--wait", "--timeout", "5m",
+			"--set", "image.repository=" + repo, "--set", "image.tag=" + tag,
+			"--set", "nats.image.repository=" + natsRepo, "--set", "nats.image.tag=" + natsTag,
+			"--set", "nats.storage.size=1Gi"}, extra...)
+		helmCtx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+		defer cancel()
+		if out, err := exec.CommandContext(helmCtx, helm, args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("helm upgrade --install: %v: %s", err, out)
+		}
+		return nil
+	}
+	if err := helmRelease(); err != nil {
+		return err
 	}
 	if err := waitDeploymentAvailable(ctx, systemNamespace, managerName); err != nil {
 		return fmt.Errorf("manager: %w", err)
