@@ -240,12 +240,22 @@ record_host_paths() {
   done
 }
 
+# containerd_running: a live containerd process (exited ones may linger as zombies where PID 1 does
+# not reap orphans).
+containerd_running() {
+  local pid
+  for pid in $(pgrep -x containerd || true); do
+    [ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" = Z ] || return 0
+  done
+  return 1
+}
+
 clean_host_paths() {
   local p id
   for p in "${HOST_PATHS[@]}"; do
     if grep -qxF "$p" "$D/created-host-paths" 2>/dev/null; then
       # Another containerd may have started meanwhile and use it.
-      if [ "$p" = /run/containerd ] && pgrep -x containerd >/dev/null; then continue; fi
+      if [ "$p" = /run/containerd ] && containerd_running; then continue; fi
       rm -rf "$p"
       continue
     fi
