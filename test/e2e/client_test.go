@@ -61,6 +61,13 @@ func makeEvents(prefix string, n int) []freightEvent {
 // Retry-After the server gives (the documented client contract), and fails on anything else.
 func postEvents(t testing.TB, base string, events []freightEvent, batch int) {
 	t.Helper()
+	if err := sendEvents(base, events, batch); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sendEvents is postEvents for goroutines other than the test's, which must not call t.Fatal.
+func sendEvents(base string, events []freightEvent, batch int) error {
 	for start := 0; start < len(events); start += batch {
 		end := min(start+batch, len(events))
 		var body bytes.Buffer
@@ -69,9 +76,10 @@ func postEvents(t testing.TB, base string, events []freightEvent, batch int) {
 			_ = enc.Encode(e)
 		}
 		if err := postWithRetry(base, body.Bytes(), 2*time.Minute); err != nil {
-			t.Fatalf("posting events %d..%d: %v", start, end-1, err)
+			return fmt.Errorf("posting events %d..%d: %w", start, end-1, err)
 		}
 	}
+	return nil
 }
 
 func postWithRetry(base string, body []byte, budget time.Duration) error {
@@ -105,9 +113,9 @@ func postWithRetry(base string, body []byte, budget time.Duration) error {
 }
 
 // sendConcurrently posts events from workers goroutines, batch events per body.
-func sendConcurrently(t testing.TB, base string, events []freightEvent, workers, batch int) {
-	t.Helper()
+func sendConcurrently(base string, events []freightEvent, workers, batch int) error {
 	var wg sync.WaitGroup
+	errs := make(chan error, workers)
 	chunk := (len(events) + workers - 1) / workers
 	for w := 0; w < workers; w++ {
 		lo, hi := w*chunk, min((w+1)*chunk, len(events))
@@ -117,10 +125,17 @@ func sendConcurrently(t testing.TB, base string, events []freightEvent, workers,
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			postEvents(t, base, events[lo:hi], batch)
+			errs <- sendEvents(base, events[lo:hi], batch)
 		}()
 	}
 	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // getPrediction reads one prediction by event id; found is false on 404.

@@ -79,11 +79,16 @@ func TestHealing(t *testing.T) {
 		pod := inferencePod(t, ns, "heal")
 		restarts := pod.Status.ContainerStatuses[0].RestartCount
 		events := makeEvents("heal-killed-worker", 3000)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			postEvents(t, ingest, events, 250)
-		}()
+		done := make(chan error, 1)
+		go func() { done <- sendEvents(ingest, events, 250) }()
+		// Kill it mid-stream: once the pool has predicted some of these events.
+		eventually(t, time.Minute, "the pool predicting the new events", func() error {
+			p, _, _, err := q.counts(ctx)
+			if err != nil || p <= uint64(total) {
+				return fmt.Errorf("%d predictions (%v)", p, err)
+			}
+			return nil
+		})
 		killedAt := time.Now()
 		killContainer(t, pod.Status.ContainerStatuses[0].ContainerID)
 		took := eventually(t, 2*time.Minute, "killed worker restarted and Ready", func() error {
@@ -98,7 +103,9 @@ func TestHealing(t *testing.T) {
 			return nil
 		})
 		timings.record("healing: killed worker container restarted and Ready", took)
-		<-done
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
 		settle(events)
 		timings.record("healing: killed worker, kill to every event predicted once (ackWait 10s)", time.Since(killedAt))
 	})

@@ -28,11 +28,8 @@ func TestManagerRestartMidTraffic(t *testing.T) {
 	ctx := context.Background()
 
 	events := makeEvents("restart", 12000)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sendConcurrently(t, ingest, events, 2, 200)
-	}()
+	done := make(chan error, 1)
+	go func() { done <- sendConcurrently(ingest, events, 2, 200) }()
 	time.Sleep(2 * time.Second)
 	manager := &appsv1.Deployment{}
 	if err := k8s.Get(ctx, client.ObjectKey{Namespace: systemNamespace, Name: managerName}, manager); err != nil {
@@ -66,7 +63,9 @@ func TestManagerRestartMidTraffic(t *testing.T) {
 		return nil
 	})
 	timings.record("restart: all manager pods deleted to a new leader", took)
-	<-done
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 	waitAllPredicted(t, q, events, 0, 5*time.Minute)
 
 	// The new leader acts on spec changes: one more ingestion replica.

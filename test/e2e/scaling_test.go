@@ -137,30 +137,48 @@ func TestBurstScalesInferencePool(t *testing.T) {
 	events := makeEvents("burst", burst)
 	ctx := context.Background()
 	start := time.Now()
-	sent := make(chan time.Duration, 1)
+	sent := make(chan error, 1)
+	go func() { sent <- sendConcurrently(ingest, events, 4, 500) }()
+	// The pool's size over the whole burst: it must never pass maxReplicas.
+	sampling, peak := make(chan struct{}), make(chan int32, 1)
 	go func() {
-		sendConcurrently(t, ingest, events, 4, 500)
-		sent <- time.Since(start)
+		var most int32
+		defer func() { peak <- most }()
+		for {
+			if r, err := inferenceReplicas(ctx, ns, "burst"); err == nil {
+				most = max(most, r)
+			}
+			select {
+			case <-sampling:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
 	}()
 
-	peakReady := 0
 	scaledUp := eventually(t, 2*time.Minute, "more than one Ready inference pod", func() error {
 		n, err := readyInferencePods(ctx, ns, "burst")
 		if err != nil {
 			return err
 		}
-		peakReady = max(peakReady, n)
 		if n < 2 {
 			return fmt.Errorf("%d Ready inference pods", n)
 		}
 		return nil
 	})
 	timings.record("scaling: burst start to a second Ready inference pod", scaledUp)
-	sendTime := <-sent
-	t.Logf("%d events accepted in %s", burst, sendTime)
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d events accepted in %s", burst, time.Since(start))
 	waitAllPredicted(t, q, events, 0, 5*time.Minute)
 	timings.record(fmt.Sprintf("scaling: burst of %d events, start to all predicted exactly once", burst), time.Since(start))
-	t.Logf("peak Ready inference pods seen while scaling up: %d", peakReady)
+	close(sampling)
+	most := <-peak
+	t.Logf("largest pool during the burst: %d replicas", most)
+	if most > 4 {
+		t.Errorf("the pool reached %d replicas, above maxReplicas 4", most)
+	}
 
 	drainedAt := time.Now()
 	eventually(t, 3*time.Minute, "pool back to its minimum", func() error {
