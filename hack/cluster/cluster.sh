@@ -10,10 +10,12 @@
 #
 # What it owns, and nothing else: its state directory ($FREIGHTCAST_CLUSTER_DIR, default
 # /var/lib/freightcast-cluster: certificates, etcd, containerd root and state, kubelet root, CNI
-# config and IPAM, logs), the bridge fcbr0, the iptables chains its kube-proxy and CNI plugins create,
-# and the processes it starts (recorded with their PIDs; `down` stops exactly those). The sysctls it
-# or the kubelet change are recorded first and restored by `down`. Images and built binaries are
-# cached under ${XDG_CACHE_HOME:-$HOME/.cache}/freightcast so that a fresh clone reuses them.
+# config and IPAM, pod logs, volumes, logs), the bridge fcbr0, the iptables chains its kubelet,
+# kube-proxy and CNI plugins create, its entries in the few host paths those daemons use whatever
+# they are told (HOST_PATHS below), and the processes it starts (recorded with their PIDs; `down`
+# stops exactly those, and the containerd shims they started). The sysctls it or the kubelet change
+# are recorded first and restored by `down`. Images and built binaries are cached under
+# ${XDG_CACHE_HOME:-$HOME/.cache}/freightcast so that a fresh clone reuses them.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -66,6 +68,7 @@ ensure_host_packages() {
   command -v conntrack >/dev/null || missing+=(conntrack)
   command -v openssl >/dev/null || missing+=(openssl)
   command -v curl >/dev/null || missing+=(curl)
+  { command -v ip && command -v ss; } >/dev/null || missing+=(iproute2)
   [ ${#missing[@]} -eq 0 ] && return
   log "installing from Debian: ${missing[*]}"
   apt-get update -qq
@@ -117,10 +120,9 @@ build_images() {
   local img="$cache/images" pack="$cache/images/imagearchive"
   mkdir -p "$img"
   (cd "$root" && CGO_ENABLED=0 go build -trimpath -o "$pack" ./hack/imagearchive)
-  if [ ! -f "$img/pause.tar" ]; then
-    (cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "$img/pause" ./hack/pause)
-    "$pack" -o "$img/pause.tar" -ref "$IMG_PAUSE" -entrypoint /pause "$img/pause:/pause"
-  fi
+  # Small and ours: rebuilt every time, so a change to hack/pause is never left behind.
+  (cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "$img/pause" ./hack/pause)
+  "$pack" -o "$img/pause.tar" -ref "$IMG_PAUSE" -entrypoint /pause "$img/pause:/pause"
   if [ ! -f "$img/coredns-$COREDNS_VERSION.tar" ]; then
     local bin
     bin=$(build_coredns)
@@ -416,6 +418,7 @@ up() {
     return 0
   fi
   [ -f "$D/pids" ] && { log "a previous cluster was not stopped cleanly; stopping it first"; down; }
+  trap 'log "up failed; the logs are in $D/logs, and make cluster-down stops what was started"' ERR
   ensure_host_packages
   bindir=$("$root/hack/k8s-binaries.sh" etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
   build_images
