@@ -41,29 +41,8 @@ func TestServeInferWithTokensOverTLS(t *testing.T) {
 		}
 	}()
 	base = strings.Replace(base, "http://", "https://", 1)
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}}}
-	do := func(method, path, token, body string) int {
-		t.Helper()
-		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	for deadline := time.Now().Add(10 * time.Second); do("GET", "/v2/health/ready", "", "") != http.StatusOK; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("not ready over HTTPS after 10s")
-		}
-	}
+	do := httpsCaller(t, ca, base)
+	waitHTTPSReady(t, do, "/v2/health/ready", 10*time.Second)
 	sample, err := os.ReadFile("../../models/freight-delay-risk.request.json")
 	if err != nil {
 		t.Fatal(err)
@@ -184,28 +163,8 @@ func TestRunIngestWithTokensOverTLS(t *testing.T) {
 			t.Errorf("runIngest: %v", err)
 		}
 	}()
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}}}
-	do := func(method, path, token, body string) int {
-		req, err := http.NewRequest(method, "https://"+addr+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	for deadline := time.Now().Add(15 * time.Second); do("GET", "/readyz", "", "") != http.StatusOK; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("not ready over HTTPS after 15s")
-		}
-	}
+	do := httpsCaller(t, ca, "https://"+addr)
+	waitHTTPSReady(t, do, "/readyz", 15*time.Second)
 	event := `{"id":"e1","features":{"a":1,"b":2}}`
 	if code := do("POST", "/v1/events", "", event); code != http.StatusUnauthorized {
 		t.Errorf("POST without a token = %d, want 401", code)
@@ -220,6 +179,39 @@ func TestRunIngestWithTokensOverTLS(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusOK {
 			t.Error("plain HTTP served on the TLS port")
+		}
+	}
+}
+
+// httpsCaller returns a function that sends one request to base over TLS trusting ca, with a
+// bearer token when one is given, and returns the status code (0 when the request failed).
+func httpsCaller(t *testing.T, ca *testcerts.CA, base string) func(method, path, token, body string) int {
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}}}
+	return func(method, path, token, body string) int {
+		t.Helper()
+		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+}
+
+// waitHTTPSReady waits until path answers 200 over TLS.
+func waitHTTPSReady(t *testing.T, do func(method, path, token, body string) int, path string, timeout time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); do("GET", path, "", "") != http.StatusOK; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready over HTTPS after %s", path, timeout)
 		}
 	}
 }
