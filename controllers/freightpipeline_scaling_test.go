@@ -91,15 +91,7 @@ func publishEvents(t testing.TB, js jetstream.JetStream, subject, prefix string,
 
 func jetStreamFor(t testing.TB, url string) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.Connect(t, url)
 	return js
 }
 

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/freightcast/freightcast/internal/natstest"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
@@ -141,15 +139,7 @@ func TestRunIngestServesAndShutsDown(t *testing.T) {
 		t.Errorf("readyz before the stream exists = %d, want 503", code)
 	}
 
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.Connect(t, srv.URL())
 	if _, err := queue.Provision(context.Background(), js, spec); err != nil {
 		t.Fatal(err)
 	}

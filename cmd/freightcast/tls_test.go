@@ -12,9 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/freightcast/freightcast/internal/natstest"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
@@ -114,15 +111,7 @@ func TestRunIngestWithTokensOverTLS(t *testing.T) {
 		MaxMessages: 100, MaxBytes: 1 << 20, MaxAge: time.Hour, DuplicateWindow: time.Minute,
 		AckWait: time.Minute, MaxDeliver: 3, MaxAckPending: 10, PredictionRetention: time.Hour,
 	}}
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.Connect(t, srv.URL())
 	if _, err := queue.Provision(context.Background(), js, spec); err != nil {
 		t.Fatal(err)
 	}

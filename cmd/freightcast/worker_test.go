@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/freightcast/freightcast/internal/event"
@@ -39,12 +38,7 @@ func TestInferWorkerModeConsumesThePipeline(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js := natstest.Connect(t, srv.URL())
 	ctx := context.Background()
 	if _, err := queue.Provision(ctx, js, cfg.Queue); err != nil {
 		t.Fatal(err)

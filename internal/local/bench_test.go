@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/freightcast/freightcast/internal/event"
+	"github.com/freightcast/freightcast/internal/natstest"
 	"github.com/freightcast/freightcast/internal/queue"
 )
 
@@ -118,12 +118,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	const events = 50_000
 	eps := start(b, 2)
 	url := eps.Ingest["orders"]
-	nc, err := nats.Connect(eps.NATS)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js := natstest.Connect(b, eps.NATS)
 	kv, err := js.KeyValue(context.Background(), queue.TopologyFor("local", "orders").Bucket)
 	if err != nil {
 		b.Fatal(err)

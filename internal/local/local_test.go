@@ -15,12 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/freightcast/freightcast/internal/autoscale"
 	"github.com/freightcast/freightcast/internal/event"
 	"github.com/freightcast/freightcast/internal/model"
+	"github.com/freightcast/freightcast/internal/natstest"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
 )
@@ -198,12 +198,7 @@ func TestTenThousandEventsArePredictedExactlyOnce(t *testing.T) {
 	}
 
 	// Every distinct id gets exactly one prediction, readable by id.
-	nc, err := nats.Connect(eps.NATS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js := natstest.Connect(t, eps.NATS)
 	topo := queue.TopologyFor("local", "orders")
 	kv, err := js.KeyValue(context.Background(), topo.Bucket)
 	if err != nil {

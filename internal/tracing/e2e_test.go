@@ -56,15 +56,7 @@ func freightModel(t *testing.T) *model.Model {
 func startPipeline(t *testing.T) (*pipeline, func() (stop func())) {
 	ctx := context.Background()
 	srv := natstest.Start(t)
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.Connect(t, srv.URL())
 	spec := queue.Spec{Topology: queue.TopologyFor("ns1", "lanes"), Limits: queue.Limits{MaxMessages: 1000, MaxBytes: 1 << 20,
 		MaxAge: time.Hour, DuplicateWindow: time.Minute, AckWait: 30 * time.Second, MaxDeliver: 3, MaxAckPending: 100, PredictionRetention: time.Hour}}
 	if _, err := queue.Provision(ctx, js, spec); err != nil {

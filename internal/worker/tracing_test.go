@@ -15,6 +15,7 @@ import (
 
 	"github.com/freightcast/freightcast/internal/event"
 	"github.com/freightcast/freightcast/internal/metrics"
+	"github.com/freightcast/freightcast/internal/natstest"
 )
 
 // publishWithHeader queues event id with the given traceparent header ("" for none).
@@ -51,15 +52,7 @@ func TestWorkerTracesBatchesAndIgnoresMalformedContext(t *testing.T) {
 
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	nc, err := nats.Connect(h.srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.Connect(t, h.srv.URL())
 	m, err := metrics.NewWorker(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)

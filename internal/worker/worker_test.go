@@ -47,15 +47,7 @@ type harness struct {
 func newHarness(t testing.TB, ackWait time.Duration) *harness {
 	t.Helper()
 	srv := natstest.Start(t)
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.Connect(t, srv.URL())
 	spec := queue.Spec{
 		Topology: queue.TopologyFor("test", "orders"),
 		Limits: queue.Limits{MaxMessages: 1_000_000, MaxBytes: 1 << 30, MaxAge: time.Hour, DuplicateWindow: 2 * time.Minute,
@@ -71,15 +63,7 @@ func newHarness(t testing.TB, ackWait time.Duration) *harness {
 // crashed pod would.
 func (h *harness) newWorker(batch int) (*Worker, *nats.Conn, *metrics.Worker) {
 	h.t.Helper()
-	nc, err := nats.Connect(h.srv.URL())
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		h.t.Fatal(err)
-	}
+	nc, js := natstest.Connect(h.t, h.srv.URL())
 	m, err := metrics.NewWorker(prometheus.NewRegistry())
 	if err != nil {
 		h.t.Fatal(err)
