@@ -95,18 +95,31 @@ func jetStreamFor(t testing.TB, url string) jetstream.JetStream {
 	return js
 }
 
-func TestAutoscalerFollowsQueueDepth(t *testing.T) {
+// scalingPipeline starts a nats-server and an operator watching a new namespace, and creates there
+// the pipeline "orders" over the loaded model "m" with fast scaling, adjusted by tune (may be nil).
+// It returns once the inference Deployment exists.
+func scalingPipeline(t *testing.T, tune func(*freightcastv1alpha1.FreightPipeline), opts ...func(*Options)) (*natstest.Server, string, *freightcastv1alpha1.FreightPipeline) {
+	t.Helper()
 	srv := natstest.Start(t)
 	ns := newNamespace(t)
-	startOperator(t, srv.URL(), ns)
-	ctx := context.Background()
+	startOperator(t, srv.URL(), ns, opts...)
 	loadedModel(t, ns, "m")
 	p := newPipeline(ns, "orders", "m")
-	p.Spec.Inference.TargetQueueDepthPerReplica = 500
-	p.Spec.Inference.MaxReplicas = 20
 	fastScaling(p)
+	if tune != nil {
+		tune(p)
+	}
 	mustCreate(t, p)
 	mustEventuallyGetDeployment(t, ns, "orders-inference")
+	return srv, ns, p
+}
+
+func TestAutoscalerFollowsQueueDepth(t *testing.T) {
+	ctx := context.Background()
+	srv, ns, p := scalingPipeline(t, func(p *freightcastv1alpha1.FreightPipeline) {
+		p.Spec.Inference.TargetQueueDepthPerReplica = 500
+		p.Spec.Inference.MaxReplicas = 20
+	})
 	waitCondition(t, p, freightcastv1alpha1.ConditionQueueReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonQueueProvisioned)
 
 	// 5,000 events and no worker: 5000 / 500 = 10 workers.
@@ -139,15 +152,9 @@ func TestAutoscalerFollowsQueueDepth(t *testing.T) {
 }
 
 func TestAutoscalerFallsBackWhileNATSIsDown(t *testing.T) {
-	srv := natstest.Start(t)
-	ns := newNamespace(t)
-	startOperator(t, srv.URL(), ns)
-	loadedModel(t, ns, "m")
-	p := newPipeline(ns, "orders", "m")
-	fastScaling(p)
-	p.Spec.Inference.Fallback = &freightcastv1alpha1.FallbackSpec{FailureThreshold: 2, Replicas: 4}
-	mustCreate(t, p)
-	mustEventuallyGetDeployment(t, ns, "orders-inference")
+	srv, ns, p := scalingPipeline(t, func(p *freightcastv1alpha1.FreightPipeline) {
+		p.Spec.Inference.Fallback = &freightcastv1alpha1.FallbackSpec{FailureThreshold: 2, Replicas: 4}
+	})
 	waitCondition(t, p, freightcastv1alpha1.ConditionQueueReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonQueueProvisioned)
 	waitPoolReplicas(t, ns, "orders-inference", 1, 10*time.Second)
 
@@ -167,15 +174,9 @@ func TestAutoscalerFallsBackWhileNATSIsDown(t *testing.T) {
 }
 
 func TestAutoscalerScalesToZeroAndBack(t *testing.T) {
-	srv := natstest.Start(t)
-	ns := newNamespace(t)
-	startOperator(t, srv.URL(), ns)
-	loadedModel(t, ns, "m")
-	p := newPipeline(ns, "orders", "m")
-	p.Spec.Inference.MinReplicas = ptr.To[int32](0)
-	fastScaling(p)
-	mustCreate(t, p)
-	mustEventuallyGetDeployment(t, ns, "orders-inference")
+	srv, ns, p := scalingPipeline(t, func(p *freightcastv1alpha1.FreightPipeline) {
+		p.Spec.Inference.MinReplicas = ptr.To[int32](0)
+	})
 	markDeploymentRolledOut(t, ns, "orders-ingest")
 	waitPoolReplicas(t, ns, "orders-inference", 0, 15*time.Second)
 	markDeploymentRolledOut(t, ns, "orders-inference")
@@ -238,18 +239,12 @@ func (s *podStandIn) follow(ctx context.Context) {
 // workers still hold events: every event is predicted once, none is redelivered, none expires
 // into the dead-letter subject.
 func TestScaleInLosesNothing(t *testing.T) {
-	srv := natstest.Start(t)
-	ns := newNamespace(t)
-	startOperator(t, srv.URL(), ns)
 	ctx := context.Background()
-	loadedModel(t, ns, "m")
-	p := newPipeline(ns, "orders", "m")
-	p.Spec.Inference.TargetQueueDepthPerReplica = 300
-	p.Spec.Inference.MaxReplicas = 6
-	p.Spec.Inference.BatchSize = 16
-	fastScaling(p)
-	mustCreate(t, p)
-	mustEventuallyGetDeployment(t, ns, "orders-inference")
+	srv, ns, p := scalingPipeline(t, func(p *freightcastv1alpha1.FreightPipeline) {
+		p.Spec.Inference.TargetQueueDepthPerReplica = 300
+		p.Spec.Inference.MaxReplicas = 6
+		p.Spec.Inference.BatchSize = 16
+	})
 	waitCondition(t, p, freightcastv1alpha1.ConditionQueueReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonQueueProvisioned)
 
 	js := jetStreamFor(t, srv.URL())
@@ -380,14 +375,7 @@ func TestNoteStall(t *testing.T) {
 }
 
 func TestPipelineReportsABacklogNoWorkerConsumes(t *testing.T) {
-	srv := natstest.Start(t)
-	ns := newNamespace(t)
-	startOperator(t, srv.URL(), ns, func(o *Options) { o.QueueStallGrace = time.Second })
-	loadedModel(t, ns, "m")
-	p := newPipeline(ns, "orders", "m")
-	fastScaling(p)
-	mustCreate(t, p)
-	mustEventuallyGetDeployment(t, ns, "orders-inference")
+	srv, ns, p := scalingPipeline(t, nil, func(o *Options) { o.QueueStallGrace = time.Second })
 	markDeploymentRolledOut(t, ns, "orders-ingest")
 	markDeploymentRolledOut(t, ns, "orders-inference")
 	waitCondition(t, p, freightcastv1alpha1.ConditionReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonPipelineReady)
