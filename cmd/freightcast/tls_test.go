@@ -133,12 +133,7 @@ func TestRunIngestWithTokensOverTLS(t *testing.T) {
 	}
 	ca := testcerts.NewCA(t)
 	certFile, keyFile := ca.WriteFiles(t, dir, "p1-ingest")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freePort(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
