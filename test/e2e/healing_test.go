@@ -32,18 +32,15 @@ func TestHealing(t *testing.T) {
 	ingest, q := pipelineEndpoints(t, ns, "heal")
 	ctx := context.Background()
 	total := 0
-	round := func(name string, n int) []freightEvent {
-		events := makeEvents("heal-"+name, n)
-		postEvents(t, ingest, events, 250)
-		return events
-	}
 	// Predictions of everything sent so far must be there, each once.
 	settle := func(events []freightEvent) {
 		t.Helper()
 		waitAllPredicted(t, q, events, total, 3*time.Minute)
 		total += len(events)
 	}
-	settle(round("before", 2000))
+	before := makeEvents("heal-before", 2000)
+	postEvents(t, ingest, before, 250)
+	settle(before)
 
 	t.Run("deleted inference Deployment", func(t *testing.T) {
 		d := &appsv1.Deployment{}
@@ -219,7 +216,10 @@ binaryData:
 		if m.Status.ModelDigest != goodDigest {
 			return fmt.Errorf("serving digest %s, want the last good %s", m.Status.ModelDigest, goodDigest)
 		}
-		return waitErr(waitDeploymentAvailable(ctxWithTimeout(2*time.Second), ns, "freight-delay-risk-predictor"))
+		if err := waitDeploymentAvailable(ctxWithTimeout(2*time.Second), ns, "freight-delay-risk-predictor"); err != nil {
+			return fmt.Errorf("serving Deployment not available: %w", err)
+		}
+		return nil
 	})
 	timings.record("healing: broken model rolled back (progress deadline 30s) and serving", took)
 	if err := infer(); err != nil {
@@ -236,17 +236,4 @@ binaryData:
 	if !found {
 		t.Errorf("no %s event on the model", freightcastv1alpha1.EventReasonRolledBack)
 	}
-}
-
-func ctxWithTimeout(d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	time.AfterFunc(d, cancel)
-	return ctx
-}
-
-func waitErr(err error) error {
-	if err != nil {
-		return fmt.Errorf("serving Deployment not available: %w", err)
-	}
-	return nil
 }

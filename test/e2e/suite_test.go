@@ -383,3 +383,10 @@ func (l *timingLog) write(path string) error {
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
+
+// ctxWithTimeout is a context that ends after d, for one bounded wait; its timer releases it.
+func ctxWithTimeout(d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	time.AfterFunc(d, cancel)
+	return ctx
+}
