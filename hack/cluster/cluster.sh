@@ -201,9 +201,9 @@ start() {
   echo "$name $! $1" >>"$D/pids"
 }
 
-# alive NAME PID EXE: the PID still runs the binary we started (PIDs are reused).
+# alive PID EXE: the PID still runs the binary we started (PIDs are reused).
 alive() {
-  [ -e "/proc/$2/exe" ] && [ "$(readlink "/proc/$2/exe" 2>/dev/null)" = "$(readlink -f "$3")" ]
+  [ -e "/proc/$1/exe" ] && [ "$(readlink "/proc/$1/exe" 2>/dev/null)" = "$(readlink -f "$2")" ]
 }
 
 wait_for() {
@@ -224,7 +224,7 @@ check_running() {
   [ -f "$D/pids" ] || return 1
   local name pid exe
   while read -r name pid exe; do
-    alive "$name" "$pid" "$exe" || return 1
+    alive "$pid" "$exe" || return 1
   done <"$D/pids"
 }
 
@@ -513,10 +513,10 @@ stop_recorded() {
   for want in "$@"; do
     while read -r name pid exe; do
       [ "$name" = "$want" ] || continue
-      alive "$name" "$pid" "$exe" || continue
+      alive "$pid" "$exe" || continue
       kill -TERM "$pid" 2>/dev/null || true
-      for n in $(seq 1 40); do alive "$name" "$pid" "$exe" || break; sleep 0.25; done
-      if alive "$name" "$pid" "$exe"; then log "$name ($pid) ignored SIGTERM; killing it"; kill -KILL "$pid" 2>/dev/null || true; fi
+      for n in $(seq 1 40); do alive "$pid" "$exe" || break; sleep 0.25; done
+      if alive "$pid" "$exe"; then log "$name ($pid) ignored SIGTERM; killing it"; kill -KILL "$pid" 2>/dev/null || true; fi
     done <"$D/pids"
   done
 }
@@ -555,7 +555,7 @@ down() {
 check_pid() {
   local name pid exe
   while read -r name pid exe; do
-    [ "$name" = "$1" ] && alive "$name" "$pid" "$exe" && return 0
+    [ "$name" = "$1" ] && alive "$pid" "$exe" && return 0
   done <"$D/pids"
   return 1
 }
