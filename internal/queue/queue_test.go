@@ -115,9 +115,25 @@ func TestStreamDeduplicatesAndRefusesWhenFull(t *testing.T) {
 	if _, err := js.Publish(ctx, spec.Subject, []byte("{}"), jetstream.WithMsgID("e3")); err == nil {
 		t.Fatal("a publish into a full stream succeeded; DiscardNew must refuse it")
 	}
-	lag, err := ReadLag(ctx, js, spec.Stream, spec.Consumer)
+	stream, err := js.Stream(ctx, spec.Stream)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got := stream.CachedInfo().State.Msgs; got != 3 {
+		t.Errorf("stream holds %d messages, want 3", got)
+	}
+	// The server counts a consumer's pending messages after the store, on its
+	// own goroutine, so the consumer may briefly trail the stream.
+	var lag Lag
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if lag, err = ReadLag(ctx, js, spec.Stream, spec.Consumer); err != nil {
+			t.Fatal(err)
+		}
+		if lag.Total() == 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if lag.Total() != 3 {
 		t.Errorf("lag = %+v, want 3 pending", lag)
