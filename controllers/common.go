@@ -7,9 +7,11 @@ import (
 	"strconv"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 
@@ -238,11 +240,28 @@ func resourceRequirements(r corev1.ResourceRequirements) *corev1ac.ResourceRequi
 	return rr
 }
 
-func commonVolumes() []*corev1ac.VolumeApplyConfiguration {
-	return []*corev1ac.VolumeApplyConfiguration{
-		corev1ac.Volume().WithName(tmpVolumeName).WithEmptyDir(corev1ac.EmptyDirVolumeSource().
-			WithSizeLimit(resource.MustParse("64Mi"))),
-	}
+// dataPlanePodSpec is what every data-plane pod shares, so that a hardening lands in all of
+// them at once: no API credentials, no Service environment, the restricted security context, a
+// bounded /tmp, and the one container.
+func dataPlanePodSpec(container *corev1ac.ContainerApplyConfiguration, gracePeriod int64) *corev1ac.PodSpecApplyConfiguration {
+	return corev1ac.PodSpec().
+		WithAutomountServiceAccountToken(false).
+		WithEnableServiceLinks(false).
+		WithSecurityContext(restrictedPodSecurityContext()).
+		WithTerminationGracePeriodSeconds(gracePeriod).
+		WithContainers(container).
+		WithVolumes(corev1ac.Volume().WithName(tmpVolumeName).WithEmptyDir(corev1ac.EmptyDirVolumeSource().
+			WithSizeLimit(resource.MustParse("64Mi"))))
+}
+
+// surgeRollout replaces pods without ever dropping below the current capacity: new pods come up
+// (at most maxSurge beyond the replicas) before an old one is retired.
+func surgeRollout(maxSurge intstr.IntOrString) *appsv1ac.DeploymentStrategyApplyConfiguration {
+	return appsv1ac.DeploymentStrategy().
+		WithType(appsv1.RollingUpdateDeploymentStrategyType).
+		WithRollingUpdate(appsv1ac.RollingUpdateDeployment().
+			WithMaxSurge(maxSurge).
+			WithMaxUnavailable(intstr.FromInt32(0)))
 }
 
 // httpService exposes the pods that selector matches on the data plane's one HTTP port, which

@@ -7,7 +7,6 @@ import (
 	"path"
 	"strconv"
 
-	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -136,13 +135,7 @@ func contentDigest(b []byte) string {
 func pipelinePodSpec(p *freightcastv1alpha1.FreightPipeline, container *corev1ac.ContainerApplyConfiguration, mm modelMount, gracePeriod int64) *corev1ac.PodSpecApplyConfiguration {
 	container.WithVolumeMounts(corev1ac.VolumeMount().WithName(pipelineConfigVolume).WithMountPath(pipelineConfigDir).WithReadOnly(true)).
 		WithVolumeMounts(mm.mounts...)
-	return corev1ac.PodSpec().
-		WithAutomountServiceAccountToken(false).
-		WithEnableServiceLinks(false).
-		WithSecurityContext(restrictedPodSecurityContext()).
-		WithTerminationGracePeriodSeconds(gracePeriod).
-		WithContainers(container).
-		WithVolumes(commonVolumes()...).
+	return dataPlanePodSpec(container, gracePeriod).
 		WithVolumes(corev1ac.Volume().WithName(pipelineConfigVolume).
 			WithConfigMap(corev1ac.ConfigMapVolumeSource().WithName(pipelineConfigName(p)))).
 		WithVolumes(mm.volumes...)
@@ -195,11 +188,7 @@ func pipelineDeployment(p *freightcastv1alpha1.FreightPipeline, name, component 
 		WithOwnerReferences(pipelineOwnerReference(p)).
 		WithSpec(appsv1ac.DeploymentSpec().
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(pipelineSelector(p, component))).
-			WithStrategy(appsv1ac.DeploymentStrategy().
-				WithType(appsv1.RollingUpdateDeploymentStrategyType).
-				WithRollingUpdate(appsv1ac.RollingUpdateDeployment().
-					WithMaxSurge(intstr.FromString("25%")).
-					WithMaxUnavailable(intstr.FromInt32(0)))).
+			WithStrategy(surgeRollout(intstr.FromString("25%"))).
 			WithTemplate(corev1ac.PodTemplateSpec().
 				WithLabels(pipelineLabels(p, component)).
 				WithAnnotations(annotations).

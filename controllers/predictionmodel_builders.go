@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -79,13 +78,7 @@ func desiredPredictorDeployment(model *freightcastv1alpha1.PredictionModel, rev 
 		container.WithArgs("--tokens-file=" + path.Join(authDir, authFile))
 	}
 	secrets := append(withTokens(container, model.Spec.Auth), withTLS(container, model.Spec.TLS)...)
-	pod := corev1ac.PodSpec().
-		WithAutomountServiceAccountToken(false).
-		WithEnableServiceLinks(false).
-		WithSecurityContext(restrictedPodSecurityContext()).
-		WithTerminationGracePeriodSeconds(servingGracePeriodSeconds).
-		WithContainers(container).
-		WithVolumes(commonVolumes()...).
+	pod := dataPlanePodSpec(container, servingGracePeriodSeconds).
 		WithVolumes(mm.volumes...).
 		WithVolumes(secrets...)
 	template := corev1ac.PodTemplateSpec().
@@ -112,13 +105,9 @@ func desiredPredictorDeployment(model *freightcastv1alpha1.PredictionModel, rev 
 			// operator rolls back to the last good revision.
 			WithProgressDeadlineSeconds(deadline).
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(predictorSelector(model))).
-			// Never drop below the serving capacity during a model rollout: surge one pod,
-			// and only retire an old pod once a new one has loaded the model.
-			WithStrategy(appsv1ac.DeploymentStrategy().
-				WithType(appsv1.RollingUpdateDeploymentStrategyType).
-				WithRollingUpdate(appsv1ac.RollingUpdateDeployment().
-					WithMaxSurge(intstr.FromInt32(1)).
-					WithMaxUnavailable(intstr.FromInt32(0)))).
+			// Surge one pod at a time during a model rollout: an old pod is only retired once
+			// a new one has loaded the model.
+			WithStrategy(surgeRollout(intstr.FromInt32(1))).
 			WithTemplate(template))
 }
 
