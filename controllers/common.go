@@ -187,15 +187,11 @@ func withTokens(c *corev1ac.ContainerApplyConfiguration, auth *freightcastv1alph
 	if auth == nil {
 		return nil
 	}
-	key := auth.SecretRef.Key
-	if key == "" {
-		key = "tokens"
-	}
 	c.WithVolumeMounts(corev1ac.VolumeMount().WithName(authVolume).WithMountPath(authDir).WithReadOnly(true))
 	return []*corev1ac.VolumeApplyConfiguration{corev1ac.Volume().WithName(authVolume).WithSecret(corev1ac.SecretVolumeSource().
 		WithSecretName(auth.SecretRef.Name).
 		WithDefaultMode(0o440).
-		WithItems(corev1ac.KeyToPath().WithKey(key).WithPath(authFile)))}
+		WithItems(corev1ac.KeyToPath().WithKey(auth.SecretRef.Key).WithPath(authFile)))}
 }
 
 // withTLS mounts the kubernetes.io/tls Secret at tlsDir, has the server serve HTTPS with it, and

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"path"
 	"strconv"
-	"time"
 
 	"k8s.io/apimachinery/pkg/util/intstr"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
@@ -56,19 +55,12 @@ func modelOwnerReference(model *freightcastv1alpha1.PredictionModel) *metav1ac.O
 // spec's, or the last good one after a failed rollout. rev.Digest ("" when unknown) goes into the
 // pod template so that new content rolls the pods.
 func desiredPredictorDeployment(model *freightcastv1alpha1.PredictionModel, rev freightcastv1alpha1.ModelRevision, opts Options) *appsv1ac.DeploymentApplyConfiguration {
+	model = defaultedModel(model)
 	mm := modelMountFor(model, rev)
 	digest := rev.Digest
 	args := append([]string{"infer", fmt.Sprintf("--addr=:%d", httpPort)}, mm.args...)
 	batching := model.Spec.Batching
-	maxBatch := batching.MaxBatchSize
-	if maxBatch == 0 {
-		maxBatch = 64
-	}
-	delay := 2 * time.Millisecond
-	if batching.MaxQueueDelay != nil {
-		delay = batching.MaxQueueDelay.Duration
-	}
-	args = append(args, "--max-batch-size="+strconv.Itoa(int(maxBatch)), "--max-batch-delay="+delay.String())
+	args = append(args, "--max-batch-size="+strconv.Itoa(int(batching.MaxBatchSize)), "--max-batch-delay="+batching.MaxQueueDelay.Duration.String())
 
 	container := dataPlaneContainer("server", opts, args, "/v2/health/live", "/v2/health/ready", model.Spec.Resources).
 		WithVolumeMounts(mm.mounts...).
@@ -88,27 +80,27 @@ func desiredPredictorDeployment(model *freightcastv1alpha1.PredictionModel, rev 
 		template.WithAnnotations(map[string]string{annotationModelDigest: digest})
 	}
 
-	replicas := int32(1)
-	if model.Spec.Replicas != nil {
-		replicas = *model.Spec.Replicas
-	}
-	deadline := model.Spec.ProgressDeadlineSeconds
-	if deadline == 0 {
-		deadline = freightcastv1alpha1.DefaultProgressDeadlineSeconds
-	}
 	return appsv1ac.Deployment(predictorName(model), model.Namespace).
 		WithLabels(predictorLabels(model)).
 		WithOwnerReferences(modelOwnerReference(model)).
 		WithSpec(appsv1ac.DeploymentSpec().
-			WithReplicas(replicas).
+			WithReplicas(*model.Spec.Replicas).
 			// Past this deadline the Deployment reports ProgressDeadlineExceeded, and the
 			// operator rolls back to the last good revision.
-			WithProgressDeadlineSeconds(deadline).
+			WithProgressDeadlineSeconds(model.Spec.ProgressDeadlineSeconds).
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(predictorSelector(model))).
 			// Surge one pod at a time during a model rollout: an old pod is only retired once
 			// a new one has loaded the model.
 			WithStrategy(surgeRollout(intstr.FromInt32(1))).
 			WithTemplate(template))
+}
+
+// defaultedModel is a copy of model with the API's defaults filled in, for models built in Go
+// that never went through the API server (tests, local mode).
+func defaultedModel(model *freightcastv1alpha1.PredictionModel) *freightcastv1alpha1.PredictionModel {
+	model = model.DeepCopy()
+	model.Default()
+	return model
 }
 
 // desiredPredictorService exposes the serving pods' OIP port inside the cluster.
