@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -48,4 +49,25 @@ func applyChild[O client.Object, A namedApplyConfiguration](
 		return false, fmt.Errorf("applying %s %s: %w", kind, key, err)
 	}
 	return true, nil
+}
+
+// deleteIfControlled deletes the child at key when owner controls it: an optional child the
+// spec no longer asks for. One of that name that the user wrote is left alone, and the delete is
+// preconditioned on the UID read, so a child recreated meanwhile is not deleted by mistake.
+func deleteIfControlled(ctx context.Context, c client.Client, owner client.Object, key client.ObjectKey, live client.Object) error {
+	kind := fmt.Sprintf("%T", live)
+	if err := c.Get(ctx, key, live); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("reading %s %s: %w", kind, key, err)
+	}
+	if !metav1.IsControlledBy(live, owner) {
+		return nil
+	}
+	uid := live.GetUID()
+	if err := c.Delete(ctx, live, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("deleting %s %s: %w", kind, key, err)
+	}
+	return nil
 }

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/url"
 	"slices"
@@ -11,7 +10,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
@@ -219,19 +217,5 @@ func reconcileNetworkPolicy(ctx context.Context, c client.Client, fieldOwner str
 		_, err := applyChild(ctx, c, fieldOwner, desired, &networkingv1.NetworkPolicy{}, networkingv1ac.ExtractNetworkPolicy)
 		return err
 	}
-	live := &networkingv1.NetworkPolicy{}
-	err := c.Get(ctx, client.ObjectKey{Namespace: *desired.Namespace, Name: *desired.Name}, live)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reading NetworkPolicy %s: %w", *desired.Name, err)
-	}
-	if !metav1.IsControlledBy(live, owner) {
-		return nil
-	}
-	if err := c.Delete(ctx, live, client.Preconditions{UID: &live.UID}); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("deleting NetworkPolicy %s: %w", live.Name, err)
-	}
-	return nil
+	return deleteIfControlled(ctx, c, owner, client.ObjectKey{Namespace: *desired.Namespace, Name: *desired.Name}, &networkingv1.NetworkPolicy{})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -119,21 +118,7 @@ func reconcileRoute(ctx context.Context, c client.Client, fieldOwner string, ser
 		_, obs.err = applyChild(ctx, c, fieldOwner, build(), &gatewayv1.HTTPRoute{}, gatewayv1ac.ExtractHTTPRoute)
 		return obs, obs.err
 	}
-	live := &gatewayv1.HTTPRoute{}
-	err := c.Get(ctx, client.ObjectKey{Namespace: owner.GetNamespace(), Name: name}, live)
-	if apierrors.IsNotFound(err) {
-		return obs, nil
-	}
-	if err != nil {
-		return obs, fmt.Errorf("reading HTTPRoute %s: %w", name, err)
-	}
-	if !metav1.IsControlledBy(live, owner) {
-		return obs, nil
-	}
-	if err := c.Delete(ctx, live, client.Preconditions{UID: &live.UID}); client.IgnoreNotFound(err) != nil {
-		return obs, fmt.Errorf("deleting HTTPRoute %s: %w", name, err)
-	}
-	return obs, nil
+	return obs, deleteIfControlled(ctx, c, owner, client.ObjectKey{Namespace: owner.GetNamespace(), Name: name}, &gatewayv1.HTTPRoute{})
 }
 
 // setRouteCondition sets RouteReady from the observation, and removes it when no route is asked
