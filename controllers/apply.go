@@ -6,10 +6,15 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
 // namedApplyConfiguration is a typed apply configuration of a namespaced object.
@@ -70,4 +75,23 @@ func deleteIfControlled(ctx context.Context, c client.Client, owner client.Objec
 		return fmt.Errorf("deleting %s %s: %w", kind, key, err)
 	}
 	return nil
+}
+
+// requestsByIndex maps an object to reconcile requests for the objects of list's kind in its
+// namespace whose field index holds its name: the owners that reference it by name.
+func requestsByIndex(c client.Reader, list client.ObjectList, index string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		referrers := list.DeepCopyObject().(client.ObjectList)
+		if err := c.List(ctx, referrers, client.InNamespace(o.GetNamespace()), client.MatchingFields{index: o.GetName()}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "listing the objects that reference one", "index", index, "object", klog.KObj(o))
+			return nil
+		}
+		var reqs []reconcile.Request
+		_ = meta.EachListItem(referrers, func(item runtime.Object) error {
+			obj := item.(client.Object)
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
+			return nil
+		})
+		return reqs
+	}
 }

@@ -332,24 +332,12 @@ func (r *FreightPipelineReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.Service{}).
 		Owns(&corev1.ConfigMap{}).
 		Owns(&networkingv1.NetworkPolicy{}).
-		Watches(&freightcastv1alpha1.PredictionModel{}, handler.EnqueueRequestsFromMapFunc(r.pipelinesForModel)).
+		Watches(&freightcastv1alpha1.PredictionModel{}, handler.EnqueueRequestsFromMapFunc(
+			// A model that appeared, loaded or changed wakes the pipelines that reference it.
+			requestsByIndex(r.Client, &freightcastv1alpha1.FreightPipelineList{}, pipelineModelIndex))).
 		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{}))
 	if r.routes {
 		b = b.Owns(&gatewayv1.HTTPRoute{})
 	}
 	return b.Named("freightpipeline").Complete(r)
-}
-
-// pipelinesForModel wakes the pipelines that reference a model: it appeared, loaded, or changed.
-func (r *FreightPipelineReconciler) pipelinesForModel(ctx context.Context, o client.Object) []reconcile.Request {
-	var pipelines freightcastv1alpha1.FreightPipelineList
-	if err := r.Client.List(ctx, &pipelines, client.InNamespace(o.GetNamespace()), client.MatchingFields{pipelineModelIndex: o.GetName()}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "listing pipelines of a model", "predictionModel", klog.KObj(o))
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(pipelines.Items))
-	for _, p := range pipelines.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
-	}
-	return reqs
 }

@@ -318,24 +318,12 @@ func (r *PredictionModelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.Service{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.NetworkPolicy{}).
-		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.modelsForConfigMap))
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(
+			// A ConfigMap that appeared or whose content changed wakes the models it is the
+			// source of: their pods must roll.
+			requestsByIndex(r.Client, &freightcastv1alpha1.PredictionModelList{}, modelConfigMapIndex)))
 	if r.routes {
 		b = b.Owns(&gatewayv1.HTTPRoute{})
 	}
 	return b.Named("predictionmodel").Complete(r)
-}
-
-// modelsForConfigMap wakes the models whose source is this ConfigMap: it may have just appeared,
-// or its content changed and the pods must roll.
-func (r *PredictionModelReconciler) modelsForConfigMap(ctx context.Context, o client.Object) []reconcile.Request {
-	var models freightcastv1alpha1.PredictionModelList
-	if err := r.Client.List(ctx, &models, client.InNamespace(o.GetNamespace()), client.MatchingFields{modelConfigMapIndex: o.GetName()}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "listing models of a ConfigMap", "configMap", klog.KObj(o))
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(models.Items))
-	for _, m := range models.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: m.Namespace, Name: m.Name}})
-	}
-	return reqs
 }
