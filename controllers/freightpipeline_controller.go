@@ -91,16 +91,14 @@ func (r *FreightPipelineReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	p := &freightcastv1alpha1.FreightPipeline{}
 	if err := r.Client.Get(ctx, req.NamespacedName, p); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.Autoscaler.Forget(req.NamespacedName)
-			r.Metrics.Forget(metrics.KindFreightPipeline, req.Namespace, req.Name)
+			r.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !p.DeletionTimestamp.IsZero() {
 		// Children go with their owner references. The stream stays on NATS: deleting queued
 		// events is not the operator's call.
-		r.Autoscaler.Forget(req.NamespacedName)
-		r.Metrics.Forget(metrics.KindFreightPipeline, req.Namespace, req.Name)
+		r.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	ctx = ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("freightPipeline", klog.KObj(p)))
@@ -305,6 +303,13 @@ func (r *FreightPipelineReconciler) writeStatus(ctx context.Context, s *pipeline
 		}
 		p = live
 	}
+}
+
+// forget drops what the operator keeps in memory about a pipeline that is gone.
+func (r *FreightPipelineReconciler) forget(key types.NamespacedName) {
+	r.Autoscaler.Forget(key)
+	r.Metrics.Forget(metrics.KindFreightPipeline, key.Namespace, key.Name)
+	r.restarter.forget(key)
 }
 
 // SetupWithManager registers the controller, its watches and the model index.

@@ -76,13 +76,13 @@ func (r *PredictionModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	model := &freightcastv1alpha1.PredictionModel{}
 	if err := r.Client.Get(ctx, req.NamespacedName, model); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.Metrics.Forget(metrics.KindPredictionModel, req.Namespace, req.Name)
+			r.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !model.DeletionTimestamp.IsZero() {
 		// Owner references let the garbage collector remove the children.
-		r.Metrics.Forget(metrics.KindPredictionModel, req.Namespace, req.Name)
+		r.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	ctx = ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("predictionModel", klog.KObj(model)))
@@ -295,6 +295,12 @@ func (r *PredictionModelReconciler) writeStatus(ctx context.Context, s *modelSco
 				revisionString(*status.LastGoodRevision), revisionString(f.Revision), f.Message)))
 	}
 	return nil
+}
+
+// forget drops what the operator keeps in memory about a model that is gone.
+func (r *PredictionModelReconciler) forget(key types.NamespacedName) {
+	r.Metrics.Forget(metrics.KindPredictionModel, key.Namespace, key.Name)
+	r.restarter.forget(key)
 }
 
 // SetupWithManager registers the controller, its watches and the ConfigMap index.

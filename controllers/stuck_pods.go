@@ -11,7 +11,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -163,8 +162,9 @@ func lastExit(cs corev1.ContainerStatus) string {
 }
 
 // podRestarter deletes stuck pods (see stuckPod), at most one per Deployment per Interval. The
-// time of the last deletion lives in memory: a restarted operator may delete one pod sooner,
-// which is harmless. Only the leader runs reconciles, so there is one of these at work.
+// time of the last deletion lives in memory, keyed by the owner (each reconciler has its own
+// podRestarter, and heals one Deployment per owner): a restarted operator may delete one pod
+// sooner, which is harmless. Only the leader runs reconciles, so there is one of these at work.
 type podRestarter struct {
 	Client    client.Client
 	APIReader client.Reader
@@ -177,11 +177,18 @@ type podRestarter struct {
 	last map[types.NamespacedName]time.Time
 }
 
+// forget drops what is remembered of an owner that is gone.
+func (h *podRestarter) forget(owner types.NamespacedName) {
+	h.mu.Lock()
+	delete(h.last, owner)
+	h.mu.Unlock()
+}
+
 // healPods lists the pods of Deployment d (through the API reader: the operator caches no
 // pods) and deletes a stuck one, recording a Normal event on owner. It returns the pods, as
 // listed, and when to look again: when an unready pod will have waited long enough, or the rate
 // limit lets the next deletion through.
-func (h *podRestarter) healPods(ctx context.Context, owner runtime.Object, d types.NamespacedName, selector map[string]string) ([]corev1.Pod, time.Duration, error) {
+func (h *podRestarter) healPods(ctx context.Context, owner client.Object, d types.NamespacedName, selector map[string]string) ([]corev1.Pod, time.Duration, error) {
 	var pods corev1.PodList
 	if err := h.APIReader.List(ctx, &pods, client.InNamespace(d.Namespace), client.MatchingLabels(selector)); err != nil {
 		return nil, 0, fmt.Errorf("listing pods of Deployment %s: %w", d, err)
@@ -190,14 +197,15 @@ func (h *podRestarter) healPods(ctx context.Context, owner runtime.Object, d typ
 	return pods.Items, recheck, err
 }
 
-func (h *podRestarter) restartStuck(ctx context.Context, owner runtime.Object, d types.NamespacedName, pods []corev1.Pod) (time.Duration, error) {
+func (h *podRestarter) restartStuck(ctx context.Context, owner client.Object, d types.NamespacedName, pods []corev1.Pod) (time.Duration, error) {
 	now := h.Clock.Now()
 	victim, why, recheck := stuckPod(pods, now, h.Threshold)
 	if victim == nil {
 		return recheck, nil
 	}
+	ownerKey := client.ObjectKeyFromObject(owner)
 	h.mu.Lock()
-	last, seen := h.last[d]
+	last, seen := h.last[ownerKey]
 	h.mu.Unlock()
 	if wait := h.Interval - now.Sub(last); seen && wait > 0 {
 		return wait, nil
@@ -210,7 +218,7 @@ func (h *podRestarter) restartStuck(ctx context.Context, owner runtime.Object, d
 	if h.last == nil {
 		h.last = map[types.NamespacedName]time.Time{}
 	}
-	h.last[d] = now
+	h.last[ownerKey] = now
 	h.mu.Unlock()
 	ctrl.LoggerFrom(ctx).Info("deleted a stuck pod", "pod", klog.KObj(victim), "why", why)
 	h.Recorder.Eventf(owner, victim, corev1.EventTypeNormal, freightcastv1alpha1.EventReasonRestartedStuckPod, "DeletePod",

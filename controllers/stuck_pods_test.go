@@ -12,6 +12,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -196,4 +199,43 @@ func TestStuckInferencePodIsRestarted(t *testing.T) {
 		return nil
 	})
 	waitEvent(t, p, corev1.EventTypeNormal, freightcastv1alpha1.EventReasonRestartedStuckPod)
+}
+
+// TestRestarterForgetsAGoneOwner: the rate limit is remembered per owner, and an owner that is
+// gone is forgotten, so that the memory does not grow with every model or pipeline ever seen.
+func TestRestarterForgetsAGoneOwner(t *testing.T) {
+	ns := newNamespace(t)
+	model := newModel(ns, "m", "m-onnx")
+	selector := predictorSelector(model)
+	// A pod is stuck when it stays unready beside a ready sibling.
+	ready := *createPod(t, ns, "m-predictor-ready", selector, 0, false)
+	pods := []corev1.Pod{
+		*createPod(t, ns, "m-predictor-a", selector, 10*time.Minute, false),
+		*createPod(t, ns, "m-predictor-b", selector, 5*time.Minute, false),
+	}
+	h := &podRestarter{Client: k8s, Recorder: events.NewFakeRecorder(10), Clock: clock.RealClock{},
+		Threshold: time.Minute, Interval: time.Hour}
+	deployment := types.NamespacedName{Namespace: ns, Name: predictorName(model)}
+	ctx := context.Background()
+	gone := func(p corev1.Pod) bool {
+		return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(&p), &corev1.Pod{}))
+	}
+
+	if _, err := h.restartStuck(ctx, model, deployment, append(pods, ready)); err != nil {
+		t.Fatal(err)
+	}
+	if !gone(pods[0]) || gone(pods[1]) {
+		t.Fatalf("first pass: want only %s deleted (gone: %v, %v)", pods[0].Name, gone(pods[0]), gone(pods[1]))
+	}
+	if wait, err := h.restartStuck(ctx, model, deployment, []corev1.Pod{pods[1], ready}); err != nil || wait <= 0 || gone(pods[1]) {
+		t.Fatalf("within the interval: wait %s, err %v, %s deleted %v; want a wait and no deletion", wait, err, pods[1].Name, gone(pods[1]))
+	}
+
+	h.forget(client.ObjectKeyFromObject(model))
+	if len(h.last) != 0 {
+		t.Errorf("after forget the restarter still remembers %v", h.last)
+	}
+	if _, err := h.restartStuck(ctx, model, deployment, []corev1.Pod{pods[1], ready}); err != nil || !gone(pods[1]) {
+		t.Fatalf("a model of the same name, after forget: err %v, %s deleted %v; want it deleted", err, pods[1].Name, gone(pods[1]))
+	}
 }
