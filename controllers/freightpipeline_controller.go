@@ -121,7 +121,7 @@ func (r *FreightPipelineReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		s.obs.applyErr = err
 		return ctrl.Result{}, err
 	}
-	if (s.obs.inference.exists || s.obs.inferenceCreated) && s.obs.natsURL != "" {
+	if (s.obs.inference.exists || s.obs.inferenceApplied) && s.obs.natsURL != "" {
 		// The pool exists: from now on the autoscaler alone sizes it.
 		if err := r.Autoscaler.Track(p, s.obs.natsURL); err != nil {
 			return ctrl.Result{}, fmt.Errorf("autoscaling policy: %w", err)
@@ -244,7 +244,7 @@ func (r *FreightPipelineReconciler) applyChildren(ctx context.Context, s *pipeli
 		return err
 	}
 	s.obs.inference = rolloutOf(infer, applied)
-	s.obs.inferenceCreated = applied
+	s.obs.inferenceApplied = applied
 	return nil
 }
 

@@ -24,8 +24,9 @@ type pipelineObservation struct {
 	queueErr error
 	// ingestion and inference are the Deployments' rollouts.
 	ingestion, inference rollout
-	// inferenceCreated is true when this reconcile wrote the inference Deployment.
-	inferenceCreated bool
+	// inferenceApplied is true when this reconcile wrote the inference Deployment: created it,
+	// or changed it.
+	inferenceApplied bool
 	// applyErr is the first error writing a child.
 	applyErr error
 	// queueStall is the autoscaler's report of a backlog that no ready inference pod has

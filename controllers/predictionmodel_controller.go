@@ -181,8 +181,9 @@ func (r *PredictionModelReconciler) applyPredictor(ctx context.Context, s *model
 	want := specRevision(s.model, s.obs.digest)
 	lastGood := s.model.Status.LastGoodRevision
 	rev := want
-	if f := s.model.Status.FailedRollout; f != nil && lastGood != nil && f.Generation == s.model.Generation && equality.Semantic.DeepEqual(f.Revision, want) {
-		rev, s.obs.failed = *lastGood, f
+	// The rollback stays in force until the model file changes too (a new digest).
+	if good := rolledBackTo(s.model); good != nil && equality.Semantic.DeepEqual(s.model.Status.FailedRollout.Revision, want) {
+		rev, s.obs.failed = *good, s.model.Status.FailedRollout
 	}
 	deploy := &appsv1.Deployment{}
 	applied, err := r.applyPredictorRevision(ctx, s, rev, deploy)
