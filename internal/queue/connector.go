@@ -15,8 +15,9 @@ type Connector struct {
 	name    string
 	timeout time.Duration
 
-	mu    sync.Mutex
-	conns map[string]*nats.Conn
+	mu     sync.Mutex
+	conns  map[string]*nats.Conn
+	closed bool
 }
 
 // NewConnector returns a Connector whose connections announce themselves as name.
@@ -26,23 +27,12 @@ func NewConnector(name string) *Connector {
 
 // JetStream returns a JetStream context on a connection to url, connecting on first use. A
 // connection that was closed for good is replaced; one that is reconnecting is kept (its callers
-// get ErrUnreachable until it is back).
+// get ErrUnreachable until it is back). The dial happens outside the lock: an unreachable server
+// costs its own callers the connect timeout, not the pipelines on every other server.
 func (c *Connector) JetStream(url string) (jetstream.JetStream, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	nc, ok := c.conns[url]
-	if !ok || nc.IsClosed() {
-		var err error
-		nc, err = nats.Connect(url,
-			nats.Name(c.name),
-			nats.Timeout(c.timeout),
-			nats.MaxReconnects(-1),
-			nats.ReconnectWait(time.Second),
-		)
-		if err != nil {
-			return nil, fmt.Errorf("%w: connecting to %s: %w", ErrUnreachable, url, err)
-		}
-		c.conns[url] = nc
+	nc, err := c.conn(url)
+	if err != nil {
+		return nil, err
 	}
 	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(c.timeout))
 	if err != nil {
@@ -51,10 +41,48 @@ func (c *Connector) JetStream(url string) (jetstream.JetStream, error) {
 	return js, nil
 }
 
-// Close drains nothing and closes every connection; call it when the process stops.
+func (c *Connector) conn(url string) (*nats.Conn, error) {
+	c.mu.Lock()
+	nc, ok := c.conns[url]
+	closed := c.closed
+	c.mu.Unlock()
+	switch {
+	case closed:
+		return nil, fmt.Errorf("%w: connecting to %s: the connector is closed", ErrUnreachable, url)
+	case ok && !nc.IsClosed():
+		return nc, nil
+	}
+	fresh, err := nats.Connect(url,
+		nats.Name(c.name),
+		nats.Timeout(c.timeout),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("%w: connecting to %s: %w", ErrUnreachable, url, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		// Close ran during the dial: nothing would close this connection later.
+		fresh.Close()
+		return nil, fmt.Errorf("%w: connecting to %s: the connector is closed", ErrUnreachable, url)
+	}
+	if nc, ok := c.conns[url]; ok && !nc.IsClosed() {
+		// Another caller connected meanwhile: share its connection.
+		fresh.Close()
+		return nc, nil
+	}
+	c.conns[url] = fresh
+	return fresh, nil
+}
+
+// Close drains nothing and closes every connection; call it when the process stops. No
+// connection is made after it.
 func (c *Connector) Close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.closed = true
 	for url, nc := range c.conns {
 		nc.Close()
 		delete(c.conns, url)

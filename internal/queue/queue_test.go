@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -185,6 +186,56 @@ func TestConnectorReportsUnreachable(t *testing.T) {
 	// Port 1 on loopback: nothing listens there, so the dial is refused at once.
 	if _, err := c.JetStream("nats://127.0.0.1:1"); !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("err = %v, want ErrUnreachable", err)
+	}
+}
+
+// TestConnectorDialsOutsideTheLock: a server that accepts the TCP connection and never answers
+// holds up its own callers only; a pipeline on a healthy server connects meanwhile.
+func TestConnectorDialsOutsideTheLock(t *testing.T) {
+	srv := natstest.Start(t)
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if conn, err := silent.Accept(); err == nil {
+			accepted <- conn
+		}
+	}()
+
+	c := NewConnector("queue-test")
+	defer c.Close()
+	// Long enough that only closing the silent connection ends that dial.
+	c.timeout = time.Minute
+	stuck := make(chan error, 1)
+	go func() {
+		_, err := c.JetStream("nats://" + silent.Addr().String())
+		stuck <- err
+	}()
+	held := <-accepted
+
+	if _, err := c.JetStream(srv.URL()); err != nil {
+		t.Fatalf("healthy server: %v", err)
+	}
+	select {
+	case err := <-stuck:
+		t.Fatalf("the silent server's dial ended before it was released: %v", err)
+	default:
+	}
+	held.Close()
+	if err := <-stuck; !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("silent server: err = %v, want ErrUnreachable", err)
+	}
+}
+
+func TestConnectorRefusesAfterClose(t *testing.T) {
+	srv := natstest.Start(t)
+	c := NewConnector("queue-test")
+	c.Close()
+	if _, err := c.JetStream(srv.URL()); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("after Close: err = %v, want ErrUnreachable", err)
 	}
 }
 
