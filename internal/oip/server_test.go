@@ -384,9 +384,12 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 		result <- resp.StatusCode
 	}()
 	<-entered
+	shutdownStarted := make(chan struct{})
+	srv.Config.RegisterOnShutdown(func() { close(shutdownStarted) })
 	shutdown := make(chan error, 1)
 	go func() { shutdown <- srv.Config.Shutdown(context.Background()) }()
-	time.Sleep(20 * time.Millisecond) // let Shutdown start waiting on the request
+	// Release the request only once Shutdown has begun, so that it is Shutdown that waits on it.
+	<-shutdownStarted
 	close(release)
 	if err := <-shutdown; err != nil {
 		t.Errorf("Shutdown: %v", err)
