@@ -125,3 +125,15 @@ func waitEvent(t testing.TB, obj client.Object, eventType, reason string) {
 		return fmt.Errorf("events seen: %v", seen)
 	})
 }
+
+// waitDeployment waits until the Deployment ns/name exists and check accepts it.
+func waitDeployment(t testing.TB, timeout time.Duration, ns, name, what string, check func(*appsv1.Deployment) error) {
+	t.Helper()
+	eventually(t, timeout, what, func() error {
+		d, err := getDeployment(ns, name)
+		if err != nil {
+			return err
+		}
+		return check(d)
+	})
+}

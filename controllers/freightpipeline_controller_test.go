@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -148,20 +149,7 @@ func TestFreightPipelineKeepsInferenceReplicasWithinBounds(t *testing.T) {
 	p.Spec.Inference.MaxReplicas = 5
 	mustCreate(t, p)
 
-	waitReplicas := func(want int32) {
-		t.Helper()
-		eventually(t, 10*time.Second, fmt.Sprintf("inference pool at %d replicas", want), func() error {
-			d, err := getDeployment(ns, "orders-inference")
-			if err != nil {
-				return err
-			}
-			if d.Spec.Replicas == nil || *d.Spec.Replicas != want {
-				return fmt.Errorf("replicas %v", d.Spec.Replicas)
-			}
-			return nil
-		})
-	}
-	waitReplicas(3)
+	waitPoolReplicas(t, ns, "orders-inference", 3, 10*time.Second)
 	waitEvent(t, p, corev1.EventTypeNormal, "ScaledUp")
 
 	// Someone scales the pool far past maxReplicas: the operator brings it back.
@@ -172,7 +160,7 @@ func TestFreightPipelineKeepsInferenceReplicasWithinBounds(t *testing.T) {
 		}
 		return k8s.SubResource("scale").Update(ctx, d, client.WithSubResourceBody(&autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: 50}}))
 	})
-	waitReplicas(5)
+	waitPoolReplicas(t, ns, "orders-inference", 5, 10*time.Second)
 
 	// A GitOps re-apply of the pipeline (a spec change) never resets the pool's size.
 	eventually(t, 10*time.Second, "change the batch size", func() error {
@@ -183,11 +171,7 @@ func TestFreightPipelineKeepsInferenceReplicasWithinBounds(t *testing.T) {
 		p.Spec.Inference.BatchSize = 16
 		return k8s.Update(ctx, p)
 	})
-	eventually(t, 10*time.Second, "new batch size rolled into the pool", func() error {
-		d, err := getDeployment(ns, "orders-inference")
-		if err != nil {
-			return err
-		}
+	waitDeployment(t, 10*time.Second, ns, "orders-inference", "new batch size rolled into the pool", func(d *appsv1.Deployment) error {
 		if !slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--max-batch-size=16") {
 			return fmt.Errorf("args %v", d.Spec.Template.Spec.Containers[0].Args)
 		}

@@ -44,11 +44,7 @@ func fastScaling(p *freightcastv1alpha1.FreightPipeline) {
 
 func waitPoolReplicas(t testing.TB, ns, name string, want int32, timeout time.Duration) {
 	t.Helper()
-	eventually(t, timeout, fmt.Sprintf("inference pool %s at %d replicas", name, want), func() error {
-		d, err := getDeployment(ns, name)
-		if err != nil {
-			return err
-		}
+	waitDeployment(t, timeout, ns, name, fmt.Sprintf("inference pool %s at %d replicas", name, want), func(d *appsv1.Deployment) error {
 		if got := ptr.Deref(d.Spec.Replicas, 1); got != want {
 			return fmt.Errorf("replicas %d", got)
 		}

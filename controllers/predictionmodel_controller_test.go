@@ -99,11 +99,7 @@ func TestPredictionModelRestoresDeletedAndEditedChildren(t *testing.T) {
 	if err := k8s.Delete(ctx, deploy); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "deleted Deployment recreated", func() error {
-		d, err := getDeployment(ns, "m-predictor")
-		if err != nil {
-			return err
-		}
+	waitDeployment(t, 10*time.Second, ns, "m-predictor", "deleted Deployment recreated", func(d *appsv1.Deployment) error {
 		if d.UID == deploy.UID {
 			return fmt.Errorf("still the old Deployment")
 		}
@@ -117,11 +113,7 @@ func TestPredictionModelRestoresDeletedAndEditedChildren(t *testing.T) {
 	if err := k8s.Update(ctx, d, client.FieldOwner("kubectl-edit")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "edited Deployment restored", func() error {
-		d, err := getDeployment(ns, "m-predictor")
-		if err != nil {
-			return err
-		}
+	waitDeployment(t, 10*time.Second, ns, "m-predictor", "edited Deployment restored", func(d *appsv1.Deployment) error {
 		if img := d.Spec.Template.Spec.Containers[0].Image; img != testImage || *d.Spec.Replicas != 1 {
 			return fmt.Errorf("image %q replicas %d", img, *d.Spec.Replicas)
 		}
@@ -165,11 +157,7 @@ func TestPredictionModelSourceChangeRollsThePods(t *testing.T) {
 	if err := k8s.Update(ctx, cm); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "pod template carries the new digest", func() error {
-		d, err := getDeployment(ns, "m-predictor")
-		if err != nil {
-			return err
-		}
+	waitDeployment(t, 10*time.Second, ns, "m-predictor", "pod template carries the new digest", func(d *appsv1.Deployment) error {
 		if got := d.Spec.Template.Annotations[annotationModelDigest]; got != digestOf(v2) {
 			return fmt.Errorf("digest %q", got)
 		}
@@ -199,11 +187,7 @@ func TestPredictionModelSourceChangeRollsThePods(t *testing.T) {
 		model.Spec.Version = "2026-11"
 		return k8s.Update(ctx, model)
 	})
-	eventually(t, 10*time.Second, "args carry the new version", func() error {
-		d, err := getDeployment(ns, "m-predictor")
-		if err != nil {
-			return err
-		}
+	waitDeployment(t, 10*time.Second, ns, "m-predictor", "args carry the new version", func(d *appsv1.Deployment) error {
 		if !slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--model-version=2026-11") {
 			return fmt.Errorf("args %v", d.Spec.Template.Spec.Containers[0].Args)
 		}
@@ -269,11 +253,7 @@ func TestPredictionModelScaleSubresource(t *testing.T) {
 		scale.Spec.Replicas = 3
 		return k8s.SubResource("scale").Update(ctx, model, client.WithSubResourceBody(scale))
 	})
-	eventually(t, 10*time.Second, "serving Deployment scaled to 3", func() error {
-		d, err := getDeployment(ns, "m-predictor")
-		if err != nil {
-			return err
-		}
+	waitDeployment(t, 10*time.Second, ns, "m-predictor", "serving Deployment scaled to 3", func(d *appsv1.Deployment) error {
 		if *d.Spec.Replicas != 3 {
 			return fmt.Errorf("replicas %d", *d.Spec.Replicas)
 		}
