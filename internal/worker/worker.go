@@ -38,7 +38,8 @@ const (
 
 // Config is what a Worker needs.
 type Config struct {
-	// JetStream is the connection to the pipeline's server.
+	// JetStream is the connection to the pipeline's server. An async publish handler set on it
+	// must not keep a message's data: the worker writes the next batch over it.
 	JetStream jetstream.JetStream
 	// Topology names the stream, consumer, subjects and bucket.
 	Topology queue.Topology
@@ -259,7 +260,9 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 		ends[i] = len(w.records)
 	}
 	records := w.records
-	w.records = nil // the next batch must not overwrite data still being published
+	// The library may resend a publish (no-responders retry) until it has its answer, so the
+	// buffer comes back for the next batch only once every publish below has one.
+	w.records = nil
 
 	var storeSpan trace.Span
 	if w.tracer != nil {
@@ -303,6 +306,7 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 		w.fail(ctx, stored, "store", err)
 		return
 	}
+	w.records = records[:0]
 	for _, p := range stored {
 		if err := p.msg.Ack(); err != nil {
 			// The prediction is stored; a redelivery will find it and change nothing.
