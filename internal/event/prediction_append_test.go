@@ -46,6 +46,36 @@ func TestAppendPredictionRefusesNonFiniteOutputs(t *testing.T) {
 	}
 }
 
+func TestAppendPredictionOutputsMatchesAppendPrediction(t *testing.T) {
+	at := time.Date(2026, 11, 27, 9, 0, 0, 123456789, time.UTC)
+	outputs := []Output{{Name: "a", Values: []float32{-2.5e21, 0}}, {Name: "m\u00e9", Values: []float32{1}},
+		{Name: "z", Values: []float32{1e-9, 0.954164981842041}}}
+	p := Prediction{ID: "a.b_c=d-e", Model: `m"odel\x<&>`, ModelVersion: "v\t2", Outputs: map[string][]float64{},
+		Shipment: json.RawMessage(`{"ref":"MSKU 7781203"}`), ReceivedAt: at, PredictedAt: at}
+	for _, o := range outputs {
+		for _, v := range o.Values {
+			p.Outputs[o.Name] = append(p.Outputs[o.Name], float64(v))
+		}
+	}
+	want, err := AppendPrediction(nil, &p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Outputs = nil
+	got, err := AppendPredictionOutputs(nil, &p, outputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("AppendPredictionOutputs differs from AppendPrediction (-want +got):\n%s", diff)
+	}
+
+	inf := []Output{{Name: "risk", Values: []float32{float32(math.Inf(1))}}}
+	if _, err := AppendPredictionOutputs(nil, &p, inf); err == nil || !strings.Contains(err.Error(), "outputs.risk[0]") {
+		t.Fatalf("err = %v, want it to name outputs.risk[0]", err)
+	}
+}
+
 func BenchmarkAppendPrediction(b *testing.B) {
 	p := Prediction{ID: "shp-20261127-0001", Model: "freight-delay-risk", ModelVersion: "1",
 		Outputs:    map[string][]float64{"delay_risk": {0.954164981842041}},

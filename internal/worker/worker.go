@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -76,8 +78,10 @@ type Worker struct {
 	bucket   string
 	in       []float32
 	out      [][]float32
-	// values holds one row's outputs by name, reused for every record.
-	values map[string][]float64
+	// byName lists indexes of outputs in name order, the order a record writes them in;
+	// row holds one row's outputs in that order, reused for every record.
+	byName []int
+	row    []event.Output
 	// records is the encoding buffer of the batch being built.
 	records []byte
 	// tracer is nil when tracing is off.
@@ -125,10 +129,17 @@ func New(cfg Config) (*Worker, error) {
 		out:      make([][]float32, len(meta.Outputs)),
 		tracer:   tracing.Tracer(cfg.TracerProvider),
 	}
-	w.values = make(map[string][]float64, len(meta.Outputs))
 	for i, o := range meta.Outputs {
 		w.out[i] = make([]float32, cfg.BatchSize*o.RowSize())
-		w.values[o.Name] = make([]float64, o.RowSize())
+	}
+	w.byName = make([]int, len(meta.Outputs))
+	for i := range w.byName {
+		w.byName[i] = i
+	}
+	slices.SortFunc(w.byName, func(a, b int) int { return strings.Compare(meta.Outputs[a].Name, meta.Outputs[b].Name) })
+	w.row = make([]event.Output, len(meta.Outputs))
+	for k, j := range w.byName {
+		w.row[k].Name = meta.Outputs[j].Name
 	}
 	return w, nil
 }
@@ -321,16 +332,13 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 
 // record appends the prediction of the i-th row of the last model run to dst.
 func (w *Worker) record(dst []byte, ev event.Event, i int, now time.Time) ([]byte, error) {
-	for j, o := range w.outputs {
-		n := o.RowSize()
-		vals := w.values[o.Name][:n]
-		for k, v := range w.out[j][i*n : (i+1)*n] {
-			vals[k] = float64(v)
-		}
+	for k, j := range w.byName {
+		n := w.outputs[j].RowSize()
+		w.row[k].Values = w.out[j][i*n : (i+1)*n]
 	}
-	p := event.Prediction{ID: ev.ID, Model: w.cfg.ModelName, ModelVersion: w.cfg.ModelVersion, Outputs: w.values,
+	p := event.Prediction{ID: ev.ID, Model: w.cfg.ModelName, ModelVersion: w.cfg.ModelVersion,
 		Shipment: ev.Shipment, ReceivedAt: ev.ReceivedAt, PredictedAt: now}
-	return event.AppendPrediction(dst, &p)
+	return event.AppendPredictionOutputs(dst, &p, w.row)
 }
 
 // awaitAcks waits for every publish of a batch. A bucket write refused because the key exists
