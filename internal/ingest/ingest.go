@@ -20,7 +20,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"mime"
@@ -44,6 +43,7 @@ import (
 
 	"github.com/freightcast/freightcast/internal/event"
 	"github.com/freightcast/freightcast/internal/httpauth"
+	"github.com/freightcast/freightcast/internal/httpbody"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
@@ -411,24 +411,15 @@ func (h *Handler) readBody(r *http.Request, st *requestState) *apiError {
 	if r.ContentLength > 0 && int64(cap(buf)) < r.ContentLength {
 		buf = make([]byte, 0, r.ContentLength)
 	}
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Body.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if int64(len(buf)) > limit {
-			st.body = buf[:0]
-			return tooLarge
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			st.body = buf[:0]
-			return &apiError{status: http.StatusBadRequest, reason: metrics.ReasonInvalid,
-				body: errorBody{Error: "reading the body: " + err.Error()}}
-		}
+	buf, err := httpbody.Read(r.Body, buf, limit)
+	switch {
+	case errors.Is(err, httpbody.ErrTooLarge):
+		st.body = buf[:0]
+		return tooLarge
+	case err != nil:
+		st.body = buf[:0]
+		return &apiError{status: http.StatusBadRequest, reason: metrics.ReasonInvalid,
+			body: errorBody{Error: "reading the body: " + err.Error()}}
 	}
 	st.body = buf
 	return nil
