@@ -402,10 +402,13 @@ func mediaType(header string) (ndjson bool, _ *apiError) {
 // makes all-or-nothing cheap: the body is bounded anyway, and parsing from memory is fastest.
 func (h *Handler) readBody(r *http.Request, st *requestState) *apiError {
 	limit := h.cfg.MaxBodyBytes
-	tooLarge := &apiError{status: http.StatusRequestEntityTooLarge, reason: metrics.ReasonTooLarge,
-		body: errorBody{Error: fmt.Sprintf("the body is larger than %d bytes; send fewer events per request", limit)}}
+	// Built only when needed: most bodies fit, and building it cost every request allocations.
+	tooLarge := func() *apiError {
+		return &apiError{status: http.StatusRequestEntityTooLarge, reason: metrics.ReasonTooLarge,
+			body: errorBody{Error: fmt.Sprintf("the body is larger than %d bytes; send fewer events per request", limit)}}
+	}
 	if r.ContentLength > limit {
-		return tooLarge
+		return tooLarge()
 	}
 	buf := st.body[:0]
 	if r.ContentLength > 0 && int64(cap(buf)) < r.ContentLength {
@@ -415,7 +418,7 @@ func (h *Handler) readBody(r *http.Request, st *requestState) *apiError {
 	switch {
 	case errors.Is(err, httpbody.ErrTooLarge):
 		st.body = buf[:0]
-		return tooLarge
+		return tooLarge()
 	case err != nil:
 		st.body = buf[:0]
 		return &apiError{status: http.StatusBadRequest, reason: metrics.ReasonInvalid,
