@@ -5,6 +5,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/freightcast/freightcast/internal/jsonenc"
 )
 
 // AppendPrediction appends the record of p to dst, the same JSON that EncodePrediction writes
@@ -53,9 +55,9 @@ func appendPredictionHead(dst []byte, p *Prediction) []byte {
 	dst = append(dst, `{"v":1,"id":"`...)
 	dst = append(dst, p.ID...) // ValidID's charset needs no escaping.
 	dst = append(dst, `","model":`...)
-	dst = appendJSONString(dst, p.Model)
+	dst = jsonenc.AppendString(dst, p.Model)
 	dst = append(dst, `,"modelVersion":`...)
-	dst = appendJSONString(dst, p.ModelVersion)
+	dst = jsonenc.AppendString(dst, p.ModelVersion)
 	return append(dst, `,"outputs":{`...)
 }
 
@@ -64,7 +66,7 @@ func appendOutput[F float32 | float64](dst []byte, i int, name string, values []
 	if i > 0 {
 		dst = append(dst, ',')
 	}
-	dst = appendJSONString(dst, name)
+	dst = jsonenc.AppendString(dst, name)
 	dst = append(dst, ":["...)
 	for j, v := range values {
 		f := float64(v)
@@ -91,31 +93,4 @@ func appendPredictionTail(dst []byte, p *Prediction) []byte {
 	dst = append(dst, `","predictedAt":"`...)
 	dst = p.PredictedAt.UTC().AppendFormat(dst, time.RFC3339Nano)
 	return append(dst, `"}`...)
-}
-
-// appendJSONString appends s as a JSON string, escaping what JSON requires.
-func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			dst = append(dst, '\\', c)
-		case c == '\n':
-			dst = append(dst, '\\', 'n')
-		case c == '\r':
-			dst = append(dst, '\\', 'r')
-		case c == '\t':
-			dst = append(dst, '\\', 't')
-		case c == '<' || c == '>' || c == '&':
-			// encoding/json escapes these for HTML safety; match it byte for byte.
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		case c < 0x20:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return append(dst, '"')
 }

@@ -18,6 +18,9 @@ func TestAppendPredictionMatchesEncodePrediction(t *testing.T) {
 		"several outputs, shipment, odd names": {ID: "a.b_c=d-e", Model: `m"odel\x<&>`, ModelVersion: "v\t2",
 			Outputs:  map[string][]float64{"z": {1e-9, 3}, "a": {-2.5e21, 0}, "m\u00e9": {1}},
 			Shipment: json.RawMessage(`{"ref":"MSKU 7781203","legs":[1,2]}`), ReceivedAt: at, PredictedAt: at},
+		// encoding/json writes each invalid byte as \ufffd; raw, they made the record invalid UTF-8.
+		"invalid UTF-8, separators, short escapes": {ID: "evt-2", Model: "m\xffodel\xe2\x82", ModelVersion: "v\u2028\b\f",
+			Outputs: map[string][]float64{"r\xc0isk": {0.5}, "risk": {0.25}}, ReceivedAt: at, PredictedAt: at},
 	}
 	for name, p := range cases {
 		t.Run(name, func(t *testing.T) {

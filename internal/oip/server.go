@@ -19,6 +19,7 @@ import (
 
 	"github.com/freightcast/freightcast/internal/httpauth"
 	"github.com/freightcast/freightcast/internal/httpbody"
+	"github.com/freightcast/freightcast/internal/jsonenc"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/version"
@@ -326,7 +327,7 @@ func (s *Server) write(w http.ResponseWriter, code int, b []byte) int {
 // fail writes {"error": msg} and counts the error.
 func (s *Server) fail(w http.ResponseWriter, code int, reason, msg string) int {
 	s.cfg.Metrics.Errors.WithLabelValues(reason).Inc()
-	b := append([]byte(`{"error":`), appendJSONString(nil, msg)...)
+	b := append([]byte(`{"error":`), jsonenc.AppendString(nil, msg)...)
 	b = append(b, '}')
 	return s.write(w, code, b)
 }
