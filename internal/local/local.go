@@ -351,8 +351,7 @@ func (wp *workerPool) autoscale(ctx context.Context, js jetstream.JetStream, top
 	}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
-	var lastAcked uint64
-	var lastAt time.Time
+	var throughput queue.ThroughputMeter
 	for {
 		now := time.Now()
 		current := int32(len(wp.running))
@@ -362,10 +361,7 @@ func (wp *workerPool) autoscale(ctx context.Context, js jetstream.JetStream, top
 		in := autoscale.Input{Now: now, Current: current, Ready: current, LagErr: err}
 		if err == nil {
 			in.Lag = lag.Total()
-			if !lastAt.IsZero() && current > 0 && lag.Acknowledged >= lastAcked {
-				in.Throughput = float64(lag.Acknowledged-lastAcked) / now.Sub(lastAt).Seconds() / float64(current)
-			}
-			lastAcked, lastAt = lag.Acknowledged, now
+			in.Throughput = throughput.Sample(lag, now, current)
 		}
 		d := rec.Recommend(in)
 		if d.Desired != current {
