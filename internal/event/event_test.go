@@ -171,3 +171,20 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecode is what a worker does first with each queued event.
+func BenchmarkDecode(b *testing.B) {
+	data, err := Encode(&Event{ID: "shp-20261127-0001",
+		Features:   []float64{8450.25, 1, 0, 0, 0, 0.81, 0.73, 0.2, 0.5, 0.866, 0.3, 36},
+		Shipment:   json.RawMessage(`{"ref":"MSKU7781203","lane":"CNSHA-NLRTM","carrier":"Maersk"}`),
+		ReceivedAt: received})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Decode(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

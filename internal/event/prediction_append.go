@@ -5,6 +5,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/freightcast/freightcast/internal/jsonenc"
 )
 
 // AppendPrediction appends the record of p to dst, the same JSON that EncodePrediction writes
@@ -13,35 +15,74 @@ import (
 // the model produced (finite outputs) and trusts the rest, which the worker took from an event
 // that Decode validated.
 func AppendPrediction(dst []byte, p *Prediction) ([]byte, error) {
-	dst = append(dst, `{"v":1,"id":"`...)
-	dst = append(dst, p.ID...) // ValidID's charset needs no escaping.
-	dst = append(dst, `","model":`...)
-	dst = appendJSONString(dst, p.Model)
-	dst = append(dst, `,"modelVersion":`...)
-	dst = appendJSONString(dst, p.ModelVersion)
-	dst = append(dst, `,"outputs":{`...)
 	names := make([]string, 0, len(p.Outputs))
 	for name := range p.Outputs {
 		names = append(names, name)
 	}
 	slices.Sort(names)
+	dst = appendPredictionHead(dst, p)
 	for i, name := range names {
-		if i > 0 {
+		var err error
+		if dst, err = appendOutput(dst, i, name, p.Outputs[name]); err != nil {
+			return dst, err
+		}
+	}
+	return appendPredictionTail(dst, p), nil
+}
+
+// Output is one model output's values for one event.
+type Output struct {
+	Name   string
+	Values []float32
+}
+
+// AppendPredictionOutputs is AppendPrediction with the outputs given apart, ignoring
+// p.Outputs: as the model produced them (float32), and already in name order, which the
+// record needs. A worker then sorts the names once for all its records and copies no values.
+func AppendPredictionOutputs(dst []byte, p *Prediction, outputs []Output) ([]byte, error) {
+	dst = appendPredictionHead(dst, p)
+	for i, o := range outputs {
+		var err error
+		if dst, err = appendOutput(dst, i, o.Name, o.Values); err != nil {
+			return dst, err
+		}
+	}
+	return appendPredictionTail(dst, p), nil
+}
+
+// appendPredictionHead appends the record up to the opening brace of its outputs.
+func appendPredictionHead(dst []byte, p *Prediction) []byte {
+	dst = append(dst, `{"v":1,"id":"`...)
+	dst = append(dst, p.ID...) // ValidID's charset needs no escaping.
+	dst = append(dst, `","model":`...)
+	dst = jsonenc.AppendString(dst, p.Model)
+	dst = append(dst, `,"modelVersion":`...)
+	dst = jsonenc.AppendString(dst, p.ModelVersion)
+	return append(dst, `,"outputs":{`...)
+}
+
+// appendOutput appends the i-th member of the outputs object.
+func appendOutput[F float32 | float64](dst []byte, i int, name string, values []F) ([]byte, error) {
+	if i > 0 {
+		dst = append(dst, ',')
+	}
+	dst = jsonenc.AppendString(dst, name)
+	dst = append(dst, ":["...)
+	for j, v := range values {
+		f := float64(v)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return dst, fmt.Errorf("prediction: outputs.%s[%d] is %v, not a finite number", name, j, f)
+		}
+		if j > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, name)
-		dst = append(dst, ":["...)
-		for j, v := range p.Outputs[name] {
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return dst, fmt.Errorf("prediction: outputs.%s[%d] is %v, not a finite number", name, j, v)
-			}
-			if j > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendFloat(dst, v)
-		}
-		dst = append(dst, ']')
+		dst = appendFloat(dst, f)
 	}
+	return append(dst, ']'), nil
+}
+
+// appendPredictionTail closes the outputs and appends the rest of the record.
+func appendPredictionTail(dst []byte, p *Prediction) []byte {
 	dst = append(dst, '}')
 	if len(p.Shipment) > 0 {
 		dst = append(dst, `,"shipment":`...)
@@ -51,32 +92,5 @@ func AppendPrediction(dst []byte, p *Prediction) ([]byte, error) {
 	dst = p.ReceivedAt.UTC().AppendFormat(dst, time.RFC3339Nano)
 	dst = append(dst, `","predictedAt":"`...)
 	dst = p.PredictedAt.UTC().AppendFormat(dst, time.RFC3339Nano)
-	return append(dst, `"}`...), nil
-}
-
-// appendJSONString appends s as a JSON string, escaping what JSON requires.
-func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			dst = append(dst, '\\', c)
-		case c == '\n':
-			dst = append(dst, '\\', 'n')
-		case c == '\r':
-			dst = append(dst, '\\', 'r')
-		case c == '\t':
-			dst = append(dst, '\\', 't')
-		case c == '<' || c == '>' || c == '&':
-			// encoding/json escapes these for HTML safety; match it byte for byte.
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		case c < 0x20:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return append(dst, '"')
+	return append(dst, `"}`...)
 }

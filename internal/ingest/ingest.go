@@ -20,7 +20,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"mime"
@@ -44,6 +43,7 @@ import (
 
 	"github.com/freightcast/freightcast/internal/event"
 	"github.com/freightcast/freightcast/internal/httpauth"
+	"github.com/freightcast/freightcast/internal/httpbody"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
@@ -126,6 +126,9 @@ type Handler struct {
 	refusals logThrottle
 	// tracer is nil when tracing is off.
 	tracer trace.Tracer
+	// stallWait is the same publish option for every event; built per event, it cost an
+	// allocation each.
+	stallWait jetstream.PublishOpt
 
 	kvMu sync.Mutex
 	kv   jetstream.KeyValue
@@ -171,7 +174,8 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	h := &Handler{cfg: cfg, log: cfg.Logger, dec: dec, tracer: tracing.Tracer(cfg.TracerProvider)}
+	h := &Handler{cfg: cfg, log: cfg.Logger, dec: dec, tracer: tracing.Tracer(cfg.TracerProvider),
+		stallWait: jetstream.WithStallWait(cfg.PublishTimeout)}
 	h.js, err = jetstream.New(cfg.Conn,
 		jetstream.WithDefaultTimeout(cfg.PublishTimeout),
 		// The library times out each ack itself, so a publish lost in a disconnect does not
@@ -199,7 +203,7 @@ func New(cfg Config) (*Handler, error) {
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/events", h.instrument("events", "/v1/events", h.postEvents))
 	mux.Handle("GET /v1/predictions/{eventId}", h.instrument("predictions", "/v1/predictions/{eventId}", h.getPrediction))
-	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { writeRaw(w, http.StatusOK, `{"live":true}`) })
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { writeRaw(w, http.StatusOK, liveBody) })
 	mux.HandleFunc("GET /readyz", h.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
 	h.mux = mux
@@ -228,7 +232,7 @@ func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "not ready: " + err.Error()})
 		return
 	}
-	writeRaw(w, http.StatusOK, `{"ready":true}`)
+	writeRaw(w, http.StatusOK, readyBody)
 }
 
 // maxPooledBytes is the largest body or payload buffer kept for the next request.
@@ -292,8 +296,8 @@ func (h *Handler) postEvents(w http.ResponseWriter, r *http.Request) {
 	buf = strconv.AppendInt(buf, int64(accepted), 10)
 	buf = append(buf, `,"duplicates":`...)
 	buf = strconv.AppendInt(buf, int64(dups), 10)
-	buf = append(buf, '}')
-	writeRaw(w, http.StatusAccepted, string(buf))
+	buf = append(buf, "}\n"...)
+	writeRaw(w, http.StatusAccepted, buf)
 }
 
 // ingest runs a POST from authentication to the last ack. *reuse is cleared when st must not go
@@ -398,33 +402,27 @@ func mediaType(header string) (ndjson bool, _ *apiError) {
 // makes all-or-nothing cheap: the body is bounded anyway, and parsing from memory is fastest.
 func (h *Handler) readBody(r *http.Request, st *requestState) *apiError {
 	limit := h.cfg.MaxBodyBytes
-	tooLarge := &apiError{status: http.StatusRequestEntityTooLarge, reason: metrics.ReasonTooLarge,
-		body: errorBody{Error: fmt.Sprintf("the body is larger than %d bytes; send fewer events per request", limit)}}
+	// Built only when needed: most bodies fit, and building it cost every request allocations.
+	tooLarge := func() *apiError {
+		return &apiError{status: http.StatusRequestEntityTooLarge, reason: metrics.ReasonTooLarge,
+			body: errorBody{Error: fmt.Sprintf("the body is larger than %d bytes; send fewer events per request", limit)}}
+	}
 	if r.ContentLength > limit {
-		return tooLarge
+		return tooLarge()
 	}
 	buf := st.body[:0]
 	if r.ContentLength > 0 && int64(cap(buf)) < r.ContentLength {
 		buf = make([]byte, 0, r.ContentLength)
 	}
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Body.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if int64(len(buf)) > limit {
-			st.body = buf[:0]
-			return tooLarge
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			st.body = buf[:0]
-			return &apiError{status: http.StatusBadRequest, reason: metrics.ReasonInvalid,
-				body: errorBody{Error: "reading the body: " + err.Error()}}
-		}
+	buf, err := httpbody.Read(r.Body, buf, limit)
+	switch {
+	case errors.Is(err, httpbody.ErrTooLarge):
+		st.body = buf[:0]
+		return tooLarge()
+	case err != nil:
+		st.body = buf[:0]
+		return &apiError{status: http.StatusBadRequest, reason: metrics.ReasonInvalid,
+			body: errorBody{Error: "reading the body: " + err.Error()}}
 	}
 	st.body = buf
 	return nil
@@ -475,7 +473,7 @@ func (h *Handler) publish(ctx context.Context, st *requestState, received time.T
 			msg.Header = make(nats.Header, len(traceHeader)+1)
 			maps.Copy(msg.Header, traceHeader)
 		}
-		f, err := h.js.PublishMsgAsync(msg, jetstream.WithMsgID(id), jetstream.WithStallWait(h.cfg.PublishTimeout))
+		f, err := h.js.PublishMsgAsync(msg, jetstream.WithMsgID(id), h.stallWait)
 		if err != nil {
 			pubErr = err
 			break
@@ -597,7 +595,7 @@ func (h *Handler) getPrediction(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "the predictions store is unavailable; retry later"})
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(entry.Value())
 }
@@ -673,11 +671,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	if err != nil {
 		status, data = http.StatusInternalServerError, []byte(`{"error":"encoding the answer failed"}`)
 	}
-	writeRaw(w, status, string(data))
+	writeRaw(w, status, append(data, '\n'))
 }
 
-func writeRaw(w http.ResponseWriter, status int, body string) {
-	w.Header().Set("Content-Type", "application/json")
+// jsonContentType is shared by every answer, so setting the header allocates nothing; net/http
+// only reads it.
+var jsonContentType = []string{"application/json"}
+
+var (
+	liveBody  = []byte(`{"live":true}` + "\n")
+	readyBody = []byte(`{"ready":true}` + "\n")
+)
+
+// writeRaw answers body, which ends with the newline every answer has.
+func writeRaw(w http.ResponseWriter, status int, body []byte) {
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
-	_, _ = io.WriteString(w, body+"\n")
+	_, _ = w.Write(body)
 }

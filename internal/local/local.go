@@ -120,7 +120,18 @@ func Run(ctx context.Context, opts Options, models []Model, pipelines []Pipeline
 
 	eps := Endpoints{NATS: natsURL, Ingest: map[string]string{}, Infer: map[string]string{}}
 	var servers []*http.Server
-	serveErr := make(chan error, len(models)+len(pipelines))
+	// Run stops at the first error and reads no other. Every server and every worker reports
+	// here, workers in numbers the autoscaler decides, so a report must never block: a worker
+	// stuck on it would hang workers.Wait below. Once an error waits unread, later ones are only
+	// logged.
+	serveErr := make(chan error, 1)
+	report := func(err error) {
+		select {
+		case serveErr <- err:
+		default:
+			log.Error("local: a further failure", "error", err)
+		}
+	}
 	serve := func(addr string, offset int, h http.Handler) (string, *http.Server, error) {
 		ln, err := listenOffset(addr, offset)
 		if err != nil {
@@ -130,7 +141,7 @@ func Run(ctx context.Context, opts Options, models []Model, pipelines []Pipeline
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		go func() {
 			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				serveErr <- err
+				report(err)
 			}
 		}()
 		return "http://" + ln.Addr().String(), hs, nil
@@ -194,7 +205,7 @@ func Run(ctx context.Context, opts Options, models []Model, pipelines []Pipeline
 		if err != nil {
 			return err
 		}
-		pool := &workerPool{ctx: workersCtx, wg: &workers, errs: serveErr, name: cfg.Name, onScale: opts.OnScale,
+		pool := &workerPool{ctx: workersCtx, wg: &workers, report: report, name: cfg.Name, onScale: opts.OnScale,
 			newWorker: func() (*worker.Worker, error) {
 				return worker.New(worker.Config{TracerProvider: opts.TracerProvider, JetStream: js, Topology: cfg.Queue.Topology, Model: p.Model,
 					ModelName: cfg.Model.Name, ModelVersion: cfg.Model.Version, BatchSize: cfg.Inference.BatchSize,
@@ -299,7 +310,7 @@ func printEndpoints(w io.Writer, eps Endpoints) {
 type workerPool struct {
 	ctx       context.Context
 	wg        *sync.WaitGroup
-	errs      chan<- error
+	report    func(error)
 	name      string
 	newWorker func() (*worker.Worker, error)
 	onScale   func(pipeline string, from, to int32, reason string)
@@ -320,7 +331,7 @@ func (wp *workerPool) resize(n int) error {
 		go func() {
 			defer wp.wg.Done()
 			if err := w.Run(ctx); err != nil {
-				wp.errs <- fmt.Errorf("pipeline %s worker: %w", wp.name, err)
+				wp.report(fmt.Errorf("pipeline %s worker: %w", wp.name, err))
 			}
 		}()
 	}
@@ -340,8 +351,7 @@ func (wp *workerPool) autoscale(ctx context.Context, js jetstream.JetStream, top
 	}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
-	var lastAcked uint64
-	var lastAt time.Time
+	var throughput queue.ThroughputMeter
 	for {
 		now := time.Now()
 		current := int32(len(wp.running))
@@ -351,10 +361,7 @@ func (wp *workerPool) autoscale(ctx context.Context, js jetstream.JetStream, top
 		in := autoscale.Input{Now: now, Current: current, Ready: current, LagErr: err}
 		if err == nil {
 			in.Lag = lag.Total()
-			if !lastAt.IsZero() && current > 0 && lag.Acknowledged >= lastAcked {
-				in.Throughput = float64(lag.Acknowledged-lastAcked) / now.Sub(lastAt).Seconds() / float64(current)
-			}
-			lastAcked, lastAt = lag.Acknowledged, now
+			in.Throughput = throughput.Sample(lag, now, current)
 		}
 		d := rec.Recommend(in)
 		if d.Desired != current {

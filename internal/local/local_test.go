@@ -359,3 +359,55 @@ func TestWorkersFollowTheQueueDepth(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestRunReturnsWhenMoreWorkersFailThanItRunsServers starts more failing workers than Run runs
+// HTTP servers: every worker fails at once because the consumer, left on the data dir by an
+// earlier process, has a priority group that the workers' pull does not name. Run must return
+// the first failure rather than hang in its shutdown on workers still waiting to report theirs.
+func TestRunReturnsWhenMoreWorkersFailThanItRunsServers(t *testing.T) {
+	m := freightModel(t)
+	p := testPipeline(t, m)
+	topo := p.Config.Queue.Topology
+	dir := t.TempDir()
+	ctx := context.Background()
+
+	ns, err := startNATS("127.0.0.1:0", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, js := natstest.Connect(t, ns.ClientURL())
+	if _, err := queue.Provision(ctx, js, p.Config.Queue); err != nil {
+		t.Fatal(err)
+	}
+	c, err := js.Consumer(ctx, topo.Stream, topo.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Same settings, so that Run's provisioning leaves the consumer as it is.
+	cfg := c.CachedInfo().Config
+	cfg.PriorityPolicy, cfg.PriorityGroups = jetstream.PriorityPolicyOverflow, []string{"elsewhere"}
+	if err := js.DeleteConsumer(ctx, topo.Stream, topo.Consumer); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateConsumer(ctx, topo.Stream, cfg); err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	ns.Shutdown()
+	ns.WaitForShutdown()
+
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{DataDir: dir, NATSAddr: "127.0.0.1:0", IngestAddr: "127.0.0.1:0", InferAddr: "127.0.0.1:0", Workers: 4},
+			[]Model{{Name: "freight-delay-risk", Version: "1", Runtime: m, MaxBatchSize: 64, MaxBatchDelay: time.Millisecond}},
+			[]Pipeline{p})
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "priority group") {
+			t.Fatalf("Run returned %v, want the workers' priority group error", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Run did not return within 60s after its workers failed")
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+
+	"github.com/freightcast/freightcast/internal/jsonenc"
 )
 
 // This file decodes infer requests by hand. encoding/json would reflect over []any for the
@@ -291,7 +293,7 @@ func decodeInferRequest(body []byte, r *inferRequest) error {
 				return errorf("id: %v", err)
 			}
 			// Re-encoded rather than echoed raw, so invalid UTF-8 cannot reach the response.
-			r.id = appendJSONString(r.id, string(v))
+			r.id = jsonenc.AppendString(r.id, string(v))
 			return nil
 		case "inputs":
 			return s.array(func() error {

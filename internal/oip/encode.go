@@ -4,15 +4,16 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/freightcast/freightcast/internal/jsonenc"
 )
 
 // encodeResponse appends the infer response for c to b.
 func (s *Server) encodeResponse(b []byte, c *call, lm *loadedModel) ([]byte, error) {
 	b = append(b, `{"model_name":`...)
-	b = appendJSONString(b, s.cfg.ModelName)
+	b = jsonenc.AppendString(b, s.cfg.ModelName)
 	b = append(b, `,"model_version":`...)
-	b = appendJSONString(b, s.cfg.ModelVersion)
+	b = jsonenc.AppendString(b, s.cfg.ModelVersion)
 	if len(c.req.id) > 0 {
 		b = append(b, `,"id":`...)
 		b = append(b, c.req.id...) // a JSON string token as the client sent it
@@ -28,7 +29,7 @@ func (s *Server) encodeResponse(b []byte, c *call, lm *loadedModel) ([]byte, err
 		}
 		first = false
 		b = append(b, `{"name":`...)
-		b = appendJSONString(b, mo.Name)
+		b = jsonenc.AppendString(b, mo.Name)
 		b = append(b, `,"datatype":"FP32","shape":[`...)
 		b = strconv.AppendInt(b, int64(c.rows), 10)
 		for _, d := range mo.Shape[1:] {
@@ -60,33 +61,4 @@ func wanted(names [][]byte, name string) bool {
 		}
 	}
 	return false
-}
-
-// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c < 0x20:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, `\ufffd`...)
-		} else {
-			b = append(b, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(b, '"')
 }

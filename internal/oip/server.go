@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"github.com/freightcast/freightcast/internal/httpauth"
+	"github.com/freightcast/freightcast/internal/httpbody"
+	"github.com/freightcast/freightcast/internal/jsonenc"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/version"
@@ -326,7 +327,7 @@ func (s *Server) write(w http.ResponseWriter, code int, b []byte) int {
 // fail writes {"error": msg} and counts the error.
 func (s *Server) fail(w http.ResponseWriter, code int, reason, msg string) int {
 	s.cfg.Metrics.Errors.WithLabelValues(reason).Inc()
-	b := append([]byte(`{"error":`), appendJSONString(nil, msg)...)
+	b := append([]byte(`{"error":`), jsonenc.AppendString(nil, msg)...)
 	b = append(b, '}')
 	return s.write(w, code, b)
 }
@@ -381,9 +382,9 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request, span trace.Span) 
 	c := s.calls.Get().(*call)
 	defer s.calls.Put(c)
 	var err error
-	c.body, err = readBody(r.Body, c.body[:0], s.cfg.MaxBodyBytes)
+	c.body, err = httpbody.Read(r.Body, c.body[:0], s.cfg.MaxBodyBytes)
 	if err != nil {
-		if errors.Is(err, errTooLarge) {
+		if errors.Is(err, httpbody.ErrTooLarge) {
 			return s.tooLarge(w)
 		}
 		return s.fail(w, http.StatusBadRequest, metrics.ReasonBadRequest, "reading the body: "+err.Error())
@@ -416,28 +417,6 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request, span trace.Span) 
 func (s *Server) tooLarge(w http.ResponseWriter) int {
 	return s.fail(w, http.StatusRequestEntityTooLarge, metrics.ReasonBodyTooLarge,
 		fmt.Sprintf("request body exceeds %d bytes", s.cfg.MaxBodyBytes))
-}
-
-var errTooLarge = errors.New("body too large")
-
-// readBody reads at most limit bytes into buf, growing it as needed.
-func readBody(r io.Reader, buf []byte, limit int64) ([]byte, error) {
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if int64(len(buf)) > limit {
-			return buf, errTooLarge
-		}
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
 }
 
 // prepare decodes the body and matches it to the model's inputs and outputs.

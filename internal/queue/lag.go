@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,6 +38,32 @@ func lagOf(info *jetstream.ConsumerInfo) Lag {
 		return Lag{}
 	}
 	return Lag{Pending: info.NumPending, AckPending: uint64(info.NumAckPending), Acknowledged: info.AckFloor.Consumer}
+}
+
+// ThroughputMeter turns successive lag reads of one consumer into the events per second each
+// replica acknowledged between them, as autoscale.Input.Throughput wants it. The zero value is
+// ready for a first sample. It is not safe for concurrent use.
+type ThroughputMeter struct {
+	acked uint64
+	at    time.Time
+}
+
+// Sample records l, read at now, and returns the rate per replica since the previous sample.
+// It returns 0, which the recommender takes as unknown, when there is no previous sample, no
+// replica, no time between the two (an injected clock that stands still or goes back would
+// otherwise give an infinite or negative rate) or an ack floor lower than before (the consumer
+// was recreated).
+func (m *ThroughputMeter) Sample(l Lag, now time.Time, replicas int32) float64 {
+	prevAcked, prevAt := m.acked, m.at
+	m.acked, m.at = l.Acknowledged, now
+	if prevAt.IsZero() || replicas <= 0 || l.Acknowledged < prevAcked {
+		return 0
+	}
+	dt := now.Sub(prevAt).Seconds()
+	if dt <= 0 {
+		return 0
+	}
+	return float64(l.Acknowledged-prevAcked) / dt / float64(replicas)
 }
 
 // ReadLag reads the consumer's backlog in one request. Its errors wrap ErrUnreachable or

@@ -264,3 +264,28 @@ func TestSpecValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestThroughputMeter(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	var m ThroughputMeter
+	steps := []struct {
+		name     string
+		acked    uint64
+		at       time.Time
+		replicas int32
+		want     float64
+	}{
+		{"first sample", 100, t0, 2, 0},
+		{"600 in 2s over 3 replicas", 700, t0.Add(2 * time.Second), 3, 100},
+		{"no replica", 800, t0.Add(3 * time.Second), 0, 0},
+		{"no time passed", 900, t0.Add(3 * time.Second), 1, 0},
+		{"clock stepped back", 950, t0.Add(time.Second), 1, 0},
+		{"ack floor went back", 10, t0.Add(2 * time.Second), 1, 0},
+		{"measures from the last sample again", 60, t0.Add(4 * time.Second), 1, 25},
+	}
+	for _, s := range steps {
+		if got := m.Sample(Lag{Acknowledged: s.acked}, s.at, s.replicas); got != s.want {
+			t.Errorf("%s: throughput %v, want %v", s.name, got, s.want)
+		}
+	}
+}

@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -38,7 +40,8 @@ const (
 
 // Config is what a Worker needs.
 type Config struct {
-	// JetStream is the connection to the pipeline's server.
+	// JetStream is the connection to the pipeline's server. An async publish handler set on it
+	// must not keep a message's data: the worker writes the next batch over it.
 	JetStream jetstream.JetStream
 	// Topology names the stream, consumer, subjects and bucket.
 	Topology queue.Topology
@@ -75,8 +78,10 @@ type Worker struct {
 	bucket   string
 	in       []float32
 	out      [][]float32
-	// values holds one row's outputs by name, reused for every record.
-	values map[string][]float64
+	// byName lists indexes of outputs in name order, the order a record writes them in;
+	// row holds one row's outputs in that order, reused for every record.
+	byName []int
+	row    []event.Output
 	// records is the encoding buffer of the batch being built.
 	records []byte
 	// tracer is nil when tracing is off.
@@ -124,10 +129,17 @@ func New(cfg Config) (*Worker, error) {
 		out:      make([][]float32, len(meta.Outputs)),
 		tracer:   tracing.Tracer(cfg.TracerProvider),
 	}
-	w.values = make(map[string][]float64, len(meta.Outputs))
 	for i, o := range meta.Outputs {
 		w.out[i] = make([]float32, cfg.BatchSize*o.RowSize())
-		w.values[o.Name] = make([]float64, o.RowSize())
+	}
+	w.byName = make([]int, len(meta.Outputs))
+	for i := range w.byName {
+		w.byName[i] = i
+	}
+	slices.SortFunc(w.byName, func(a, b int) int { return strings.Compare(meta.Outputs[a].Name, meta.Outputs[b].Name) })
+	w.row = make([]event.Output, len(meta.Outputs))
+	for k, j := range w.byName {
+		w.row[k].Name = meta.Outputs[j].Name
 	}
 	return w, nil
 }
@@ -259,7 +271,9 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 		ends[i] = len(w.records)
 	}
 	records := w.records
-	w.records = nil // the next batch must not overwrite data still being published
+	// The library may resend a publish (no-responders retry) until it has its answer, so the
+	// buffer comes back for the next batch only once every publish below has one.
+	w.records = nil
 
 	var storeSpan trace.Span
 	if w.tracer != nil {
@@ -303,6 +317,7 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 		w.fail(ctx, stored, "store", err)
 		return
 	}
+	w.records = records[:0]
 	for _, p := range stored {
 		if err := p.msg.Ack(); err != nil {
 			// The prediction is stored; a redelivery will find it and change nothing.
@@ -317,16 +332,13 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 
 // record appends the prediction of the i-th row of the last model run to dst.
 func (w *Worker) record(dst []byte, ev event.Event, i int, now time.Time) ([]byte, error) {
-	for j, o := range w.outputs {
-		n := o.RowSize()
-		vals := w.values[o.Name][:n]
-		for k, v := range w.out[j][i*n : (i+1)*n] {
-			vals[k] = float64(v)
-		}
+	for k, j := range w.byName {
+		n := w.outputs[j].RowSize()
+		w.row[k].Values = w.out[j][i*n : (i+1)*n]
 	}
-	p := event.Prediction{ID: ev.ID, Model: w.cfg.ModelName, ModelVersion: w.cfg.ModelVersion, Outputs: w.values,
+	p := event.Prediction{ID: ev.ID, Model: w.cfg.ModelName, ModelVersion: w.cfg.ModelVersion,
 		Shipment: ev.Shipment, ReceivedAt: ev.ReceivedAt, PredictedAt: now}
-	return event.AppendPrediction(dst, &p)
+	return event.AppendPredictionOutputs(dst, &p, w.row)
 }
 
 // awaitAcks waits for every publish of a batch. A bucket write refused because the key exists
