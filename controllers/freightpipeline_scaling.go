@@ -114,12 +114,11 @@ type scaledPipeline struct {
 	due     time.Time
 	running bool
 	failing bool
-	// lastAcked and lastAckedAt measure throughput between samples.
-	lastAcked   uint64
-	lastAckedAt time.Time
-	lastScale   *metav1.Time
-	written     *freightcastv1alpha1.AutoscalingStatus
-	writtenAt   time.Time
+	// throughput measures the acknowledgements per ready replica between samples.
+	throughput queue.ThroughputMeter
+	lastScale  *metav1.Time
+	written    *freightcastv1alpha1.AutoscalingStatus
+	writtenAt  time.Time
 	// stall is the backlog waiting with no ready consumer, nil when there is none; its
 	// reported field tells whether it has lasted long enough to be reported.
 	stall *queueStall
@@ -261,7 +260,7 @@ func (a *Autoscaler) sample(ctx context.Context, sp *scaledPipeline) {
 	in := autoscale.Input{Now: now, Current: current, Ready: pool.Status.ReadyReplicas, LagErr: lagErr}
 	if lagErr == nil {
 		in.Lag = lag.Total()
-		in.Throughput = sp.throughput(lag, now, pool.Status.ReadyReplicas)
+		in.Throughput = sp.throughput.Sample(lag, now, pool.Status.ReadyReplicas)
 		a.Metrics.QueueDepth.WithLabelValues(p.Namespace, p.Name).Set(float64(in.Lag))
 	} else {
 		a.Metrics.ReadErrors.WithLabelValues(readErrorReason(lagErr)).Inc()
@@ -304,20 +303,6 @@ func (a *Autoscaler) readLag(ctx context.Context, natsURL string, topology queue
 	ctx, cancel := context.WithTimeout(ctx, min(sampleTimeout, interval))
 	defer cancel()
 	return queue.ReadLag(ctx, js, topology.Stream, topology.Consumer)
-}
-
-// throughput is the events per second each ready replica acknowledged since the last sample;
-// 0 (unknown) on the first sample or with no ready replica.
-func (sp *scaledPipeline) throughput(lag queue.Lag, now time.Time, ready int32) float64 {
-	defer func() { sp.lastAcked, sp.lastAckedAt = lag.Acknowledged, now }()
-	if sp.lastAckedAt.IsZero() || ready <= 0 || lag.Acknowledged < sp.lastAcked {
-		return 0
-	}
-	dt := now.Sub(sp.lastAckedAt).Seconds()
-	if dt <= 0 {
-		return 0
-	}
-	return float64(lag.Acknowledged-sp.lastAcked) / dt / float64(ready)
 }
 
 // noteFailing wakes the pipeline's reconcile when its queue reads start or stop failing.
