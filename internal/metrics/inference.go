@@ -19,7 +19,8 @@ type Inference struct {
 	Errors *prometheus.CounterVec
 }
 
-// Reasons an inference request fails, the values of the errors counter's reason label.
+// Reasons an inference request fails, the values of the errors counter's reason label; a
+// refused bearer token counts as ReasonUnauthorized, the same value as ingestion's.
 const (
 	ReasonBadRequest           = "bad_request"
 	ReasonNotFound             = "not_found"
