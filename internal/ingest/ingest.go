@@ -37,7 +37,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -624,19 +623,14 @@ func (h *Handler) instrument(name, route string, next http.HandlerFunc) http.Han
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		var span trace.Span
 		if h.tracer != nil {
-			ctx := tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-			ctx, span = h.tracer.Start(ctx, r.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer),
-				trace.WithAttributes(semconv.HTTPRequestMethodKey.String(r.Method), semconv.HTTPRoute(route), semconv.URLPath(r.URL.Path)))
+			var ctx context.Context
+			ctx, span = tracing.StartServerSpan(h.tracer, r, route)
 			r = r.WithContext(ctx)
 		}
 		next(rec, r)
 		h.metrics.RequestDuration.WithLabelValues(name, strconv.Itoa(rec.status)).Observe(time.Since(start).Seconds())
 		if span != nil {
-			span.SetAttributes(semconv.HTTPResponseStatusCode(rec.status))
-			if rec.status >= 500 {
-				span.SetStatus(codes.Error, http.StatusText(rec.status))
-			}
-			span.End()
+			tracing.EndServerSpan(span, rec.status)
 		}
 	})
 }

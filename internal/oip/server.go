@@ -26,9 +26,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/freightcast/freightcast/internal/tracing"
@@ -349,17 +346,10 @@ type call struct {
 
 // tracedInfer is infer inside a server span.
 func (s *Server) tracedInfer(w http.ResponseWriter, r *http.Request) int {
-	ctx := tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	route := "/v2/models/{model}/infer"
-	ctx, span := s.tracer.Start(ctx, "POST "+route, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(semconv.HTTPRequestMethodPost, semconv.HTTPRoute(route), semconv.URLPath(r.URL.Path),
-			attribute.String("freightcast.model.name", s.cfg.ModelName), attribute.String("freightcast.model.version", s.cfg.ModelVersion)))
-	defer span.End()
+	ctx, span := tracing.StartServerSpan(s.tracer, r, "/v2/models/{model}/infer",
+		attribute.String("freightcast.model.name", s.cfg.ModelName), attribute.String("freightcast.model.version", s.cfg.ModelVersion))
 	code := s.infer(w, r.WithContext(ctx), span)
-	span.SetAttributes(semconv.HTTPResponseStatusCode(code))
-	if code >= 500 {
-		span.SetStatus(codes.Error, http.StatusText(code))
-	}
+	tracing.EndServerSpan(span, code)
 	return code
 }
 
