@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/freightcast/freightcast/internal/throttle"
 )
 
 // CheckInterval is how often, at most, the tokens file is looked at for changes. A mounted
@@ -33,7 +35,7 @@ type Tokens struct {
 	now  func() time.Time
 
 	set       atomic.Pointer[[]Digest]
-	nextCheck atomic.Int64 // unix nanos
+	nextCheck throttle.Gate
 
 	mu      sync.Mutex // serialises reloads
 	modTime time.Time
@@ -93,9 +95,7 @@ func (t *Tokens) reload() error {
 // maybeReload re-reads the file at most once per CheckInterval. A file that cannot be read
 // keeps the tokens loaded before: a Secret being rotated must not lock every client out.
 func (t *Tokens) maybeReload() {
-	now := t.now().UnixNano()
-	next := t.nextCheck.Load()
-	if now < next || !t.nextCheck.CompareAndSwap(next, now+int64(CheckInterval)) {
+	if !t.nextCheck.Allow(t.now(), CheckInterval) {
 		return
 	}
 	if err := t.reload(); err != nil {

@@ -46,6 +46,7 @@ import (
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/throttle"
 	"github.com/freightcast/freightcast/internal/tracing"
 )
 
@@ -647,13 +648,12 @@ func (s *statusRecorder) WriteHeader(code int) {
 
 // logThrottle lets one log line through per second and counts the ones it held back.
 type logThrottle struct {
-	next       atomic.Int64 // unix nanos
+	gate       throttle.Gate
 	suppressed atomic.Int64
 }
 
 func (t *logThrottle) allow(now time.Time) (bool, int64) {
-	next := t.next.Load()
-	if now.UnixNano() < next || !t.next.CompareAndSwap(next, now.Add(time.Second).UnixNano()) {
+	if !t.gate.Allow(now, time.Second) {
 		t.suppressed.Add(1)
 		return false, 0
 	}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/freightcast/freightcast/internal/throttle"
 )
 
 // CheckInterval is how often, at most, the files are looked at for changes. A mounted Secret
@@ -24,7 +26,7 @@ type Certificate struct {
 	now               func() time.Time
 
 	cert      atomic.Pointer[tls.Certificate]
-	nextCheck atomic.Int64 // unix nanos
+	nextCheck throttle.Gate
 
 	mu    sync.Mutex // serialises reloads
 	stamp [2]fileStamp
@@ -95,9 +97,7 @@ func (c *Certificate) reload() error {
 // changed (looked at once per CheckInterval at most). Files that cannot be read or do not match
 // keep the certificate loaded before: a Secret being rotated must not take the server down.
 func (c *Certificate) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	now := c.now().UnixNano()
-	next := c.nextCheck.Load()
-	if now >= next && c.nextCheck.CompareAndSwap(next, now+int64(CheckInterval)) {
+	if c.nextCheck.Allow(c.now(), CheckInterval) {
 		if err := c.reload(); err != nil {
 			c.log.Error("keeping the previous TLS certificate", "err", err)
 		}
