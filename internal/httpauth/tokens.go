@@ -103,6 +103,12 @@ func (t *Tokens) maybeReload() {
 	}
 }
 
+// SetChallenge adds the WWW-Authenticate header that a 401 answer must carry (RFC 6750): it
+// tells the client which scheme to retry with.
+func SetChallenge(h http.Header) {
+	h.Set("WWW-Authenticate", `Bearer realm="freightcast"`)
+}
+
 // Authenticate returns the digest of the request's bearer token if it is accepted.
 func (t *Tokens) Authenticate(r *http.Request) (Digest, bool) {
 	t.maybeReload()

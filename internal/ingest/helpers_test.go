@@ -98,7 +98,9 @@ func newEnv(tb testing.TB, spec queue.Spec, cfg Config) *env {
 type answer struct {
 	Status     int
 	RetryAfter string
-	Body       map[string]any
+	// Challenge is the WWW-Authenticate header.
+	Challenge string
+	Body      map[string]any
 }
 
 // do sends a request with a 10 s client timeout: a guard against a hang, not a timing check.
@@ -124,7 +126,7 @@ func (e *env) do(tb testing.TB, method, path, contentType, token, body string) a
 	if err != nil {
 		tb.Fatal(err)
 	}
-	a := answer{Status: resp.StatusCode, RetryAfter: resp.Header.Get("Retry-After")}
+	a := answer{Status: resp.StatusCode, RetryAfter: resp.Header.Get("Retry-After"), Challenge: resp.Header.Get("WWW-Authenticate")}
 	if len(data) > 0 {
 		if err := json.Unmarshal(data, &a.Body); err != nil {
 			tb.Fatalf("%s %s: answer %q is not JSON: %v", method, path, data, err)

@@ -559,7 +559,10 @@ func (h *Handler) fail(ctx context.Context, w http.ResponseWriter, e *apiError) 
 			h.log.WarnContext(ctx, "refusing events", attrs...)
 		}
 	}
-	if e.status == http.StatusTooManyRequests || e.status == http.StatusServiceUnavailable {
+	switch e.status {
+	case http.StatusUnauthorized:
+		httpauth.SetChallenge(w.Header())
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", retryAfterSeconds(e.retryAfter))
 	}
 	writeJSON(w, e.status, e.body)
@@ -567,7 +570,7 @@ func (h *Handler) fail(ctx context.Context, w http.ResponseWriter, e *apiError) 
 
 func (h *Handler) getPrediction(w http.ResponseWriter, r *http.Request) {
 	if _, aerr := h.authenticate(r); aerr != nil {
-		writeJSON(w, aerr.status, aerr.body)
+		h.fail(r.Context(), w, aerr)
 		return
 	}
 	id := r.PathValue("eventId")

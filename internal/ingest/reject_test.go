@@ -118,9 +118,9 @@ func TestRejectedBodiesPublishNothing(t *testing.T) {
 		"no content type": {"", good, ev("a"),
 			answer{Status: 415, Body: errBody("Content-Type is missing; send application/json or application/x-ndjson", nil, "")}},
 		"no token": {ctJSON, "", ev("a"),
-			answer{Status: 401, Body: errBody("missing or unknown bearer token", nil, "")}},
+			answer{Status: 401, Challenge: `Bearer realm="freightcast"`, Body: errBody("missing or unknown bearer token", nil, "")}},
 		"wrong token": {ctJSON, "good-token-", ev("a"),
-			answer{Status: 401, Body: errBody("missing or unknown bearer token", nil, "")}},
+			answer{Status: 401, Challenge: `Bearer realm="freightcast"`, Body: errBody("missing or unknown bearer token", nil, "")}},
 		"rate limited": {ctNDJSON, "drained-token", ndjson("r1", "r2", "r3"),
 			answer{Status: 429, RetryAfter: "1", Body: errBody("rate limit of 1 events/s exceeded", nil, "")}},
 	}
@@ -171,8 +171,8 @@ func TestTokensFileIsReread(t *testing.T) {
 	if a := e.do(t, "POST", "/v1/events", ctJSON, "rotated", ev("t3")); a.Status != 202 {
 		t.Errorf("new token after rotation: %+v, want 202", a)
 	}
-	if a := e.do(t, "GET", "/v1/predictions/t3", "", "", ""); a.Status != 401 {
-		t.Errorf("prediction without a token: %+v, want 401", a)
+	if a := e.do(t, "GET", "/v1/predictions/t3", "", "", ""); a.Status != 401 || a.Challenge == "" {
+		t.Errorf("prediction without a token: %+v, want 401 with a Bearer challenge", a)
 	}
 }
 

@@ -212,7 +212,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (endpoint string,
 	rest = strings.TrimSuffix(rest, "/")
 	if s.cfg.Tokens != nil && rest != "/health/live" && rest != "/health/ready" {
 		if _, ok := s.cfg.Tokens.Authenticate(r); !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="freightcast"`)
+			httpauth.SetChallenge(w.Header())
 			return "unauthorized", s.fail(w, http.StatusUnauthorized, metrics.ReasonUnauthorized, "missing or unknown bearer token")
 		}
 	}
