@@ -59,11 +59,21 @@ const (
 // empty and must not hold spaces, '*' or '>'. '/' is legal in KV keys but left out so that an id
 // is also one path segment of /v1/predictions/{id}.
 func ValidID(id string) error {
+	if problem := IDProblem(id); problem != "" {
+		return errors.New("id " + problem)
+	}
+	return nil
+}
+
+// IDProblem says what is wrong with id, without naming the field ("is empty"), so that a caller
+// reporting the field apart, such as a JSON decoder pointing at it, need not cut it out; "" when
+// the id is valid.
+func IDProblem(id string) string {
 	if id == "" {
-		return errors.New("id is empty")
+		return "is empty"
 	}
 	if len(id) > MaxIDLen {
-		return fmt.Errorf("id is %d bytes long, the limit is %d", len(id), MaxIDLen)
+		return fmt.Sprintf("is %d bytes long, the limit is %d", len(id), MaxIDLen)
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
@@ -71,15 +81,15 @@ func ValidID(id string) error {
 			c == '_' || c == '-' || c == '=' || c == '.'
 		if !ok {
 			if c >= utf8.RuneSelf {
-				return fmt.Errorf("id has a non-ASCII byte at offset %d; ids use only [A-Za-z0-9_=.-]", i)
+				return fmt.Sprintf("has a non-ASCII byte at offset %d; ids use only [A-Za-z0-9_=.-]", i)
 			}
-			return fmt.Errorf("id has %q at offset %d; ids use only [A-Za-z0-9_=.-]", c, i)
+			return fmt.Sprintf("has %q at offset %d; ids use only [A-Za-z0-9_=.-]", c, i)
 		}
 		if c == '.' && (i == 0 || i == len(id)-1 || id[i-1] == '.') {
-			return errors.New("id must not start or end with '.' nor contain \"..\"")
+			return "must not start or end with '.' nor contain \"..\""
 		}
 	}
-	return nil
+	return ""
 }
 
 // Event is an accepted freight event as the inference pool receives it.

@@ -174,8 +174,8 @@ func (d *decoder) parseEvent(p *parser, index int, b *batch, seen []bool) error 
 			if err != nil {
 				return err
 			}
-			if err := event.ValidID(string(raw)); err != nil {
-				return fail("id", "%s", trimIDPrefix(err.Error()))
+			if problem := event.IDProblem(string(raw)); problem != "" {
+				return fail("id", "%s", problem)
 			}
 			id = string(raw)
 		case "features":
@@ -258,13 +258,6 @@ func fieldName(key []byte) string {
 		s = s[:limit] + "…"
 	}
 	return s
-}
-
-func trimIDPrefix(msg string) string {
-	if len(msg) > 3 && msg[:3] == "id " {
-		return msg[3:]
-	}
-	return msg
 }
 
 // parser is a cursor over JSON text.
