@@ -9,7 +9,7 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// maxIdleLimiters is how many buckets may exist before idle ones are swept. With tokens their
+// maxIdleLimiters is how many buckets may exist before idle ones are first swept. With tokens their
 // number is bounded by the tokens file; keyed by client address it is not, hence the sweep.
 const maxIdleLimiters = 10000
 
@@ -23,10 +23,13 @@ type limiters struct {
 
 	mu sync.Mutex
 	m  map[string]*rate.Limiter
+	// sweepAt is the map size that triggers the next sweep: twice what a sweep left, so that
+	// many busy clients cost one scan per doubling, not one per newcomer.
+	sweepAt int
 }
 
 func newLimiters(eventsPerSecond float64, burst int, now func() time.Time) *limiters {
-	return &limiters{limit: rate.Limit(eventsPerSecond), burst: burst, now: now, m: map[string]*rate.Limiter{}}
+	return &limiters{limit: rate.Limit(eventsPerSecond), burst: burst, now: now, m: map[string]*rate.Limiter{}, sweepAt: maxIdleLimiters}
 }
 
 // take charges n events to key's bucket. When the bucket lacks them it charges nothing and
@@ -36,13 +39,14 @@ func (l *limiters) take(key string, n int) (ok bool, retryAfter time.Duration) {
 	l.mu.Lock()
 	lim, found := l.m[key]
 	if !found {
-		if len(l.m) >= maxIdleLimiters {
+		if len(l.m) >= l.sweepAt {
 			// A full bucket is the same as a new one: forgetting it changes nothing.
 			for k, old := range l.m {
 				if old.TokensAt(now) >= float64(l.burst) {
 					delete(l.m, k)
 				}
 			}
+			l.sweepAt = max(maxIdleLimiters, 2*len(l.m))
 		}
 		lim = rate.NewLimiter(l.limit, l.burst)
 		l.m[key] = lim
