@@ -25,6 +25,7 @@ import (
 	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/natstest"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/testenv"
 	"github.com/freightcast/freightcast/internal/worker"
 )
 
@@ -124,7 +125,7 @@ func TestAutoscalerFollowsQueueDepth(t *testing.T) {
 	publishEvents(t, js, topo.Subject, "e", 5000)
 	waitPoolReplicas(t, ns, "orders-inference", 10, 15*time.Second)
 	waitEvent(t, p, corev1.EventTypeNormal, "ScaledUp")
-	eventually(t, 10*time.Second, "status.autoscaling shows the decision", func() error {
+	testenv.Eventually(t, 10*time.Second, "status.autoscaling shows the decision", func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
 			return err
 		}
@@ -265,7 +266,7 @@ func TestScaleInLosesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "every event predicted", func() error {
+	testenv.Eventually(t, 60*time.Second, "every event predicted", func() error {
 		st, err := kv.Status(ctx)
 		if err != nil {
 			return err
@@ -276,7 +277,7 @@ func TestScaleInLosesNothing(t *testing.T) {
 		return nil
 	})
 	waitPoolReplicas(t, ns, "orders-inference", 1, 20*time.Second)
-	eventually(t, 10*time.Second, "the stand-in stopped the surplus workers", func() error {
+	testenv.Eventually(t, 10*time.Second, "the stand-in stopped the surplus workers", func() error {
 		pods.mu.Lock()
 		defer pods.mu.Unlock()
 		if len(pods.running) != 1 {
