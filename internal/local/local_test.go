@@ -23,6 +23,7 @@ import (
 	"github.com/freightcast/freightcast/internal/natstest"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/testenv"
 )
 
 func freightModel(t testing.TB) *model.Model {
@@ -303,21 +304,17 @@ func TestAFullStreamRefusesAndLosesNothingAccepted(t *testing.T) {
 		t.Fatalf("%d bodies refused, %d events accepted: the burst must both fill the 50-event stream and get some events in, or this test proves nothing", refused, len(acceptedIDs))
 	}
 	for _, id := range acceptedIDs {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		testenv.Eventually(t, 30*time.Second, "prediction of "+id+", which got 202", func() error {
 			resp, err := http.Get(url + "/v1/predictions/" + id)
 			if err != nil {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("GET prediction: %d", resp.StatusCode)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("event %s got 202 but no prediction within 30s", id)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 	t.Logf("%d bodies refused with 503, %d events accepted and predicted", refused, len(acceptedIDs))
 }

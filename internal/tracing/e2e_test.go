@@ -28,6 +28,7 @@ import (
 	"github.com/freightcast/freightcast/internal/natstest"
 	"github.com/freightcast/freightcast/internal/otlptest"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/testenv"
 	"github.com/freightcast/freightcast/internal/tracing"
 	"github.com/freightcast/freightcast/internal/worker"
 )
@@ -152,16 +153,10 @@ func (p *pipeline) waitPredicted(t *testing.T, id string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if _, err := kv.Get(context.Background(), id); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no prediction for %s after 15s", id)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, 15*time.Second, "prediction for "+id, func() error {
+		_, err := kv.Get(context.Background(), id)
+		return err
+	})
 }
 
 // queuedHeaders returns the headers of the queued messages by event id.
