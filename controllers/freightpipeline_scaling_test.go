@@ -266,16 +266,7 @@ func TestScaleInLosesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 60*time.Second, "every event predicted", func() error {
-		st, err := kv.Status(ctx)
-		if err != nil {
-			return err
-		}
-		if st.Values() != n {
-			return fmt.Errorf("%d predictions", st.Values())
-		}
-		return nil
-	})
+	natstest.WaitValues(t, kv, n, 60*time.Second)
 	waitPoolReplicas(t, ns, "orders-inference", 1, 20*time.Second)
 	testenv.Eventually(t, 10*time.Second, "the stand-in stopped the surplus workers", func() error {
 		pods.mu.Lock()

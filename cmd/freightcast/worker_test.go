@@ -59,17 +59,7 @@ func TestInferWorkerModeConsumesThePipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		st, err := kv.Status(ctx)
-		if err == nil && st.Values() == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("predictions: %v after 30s, want %d", st.Values(), n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	natstest.WaitValues(t, kv, n, 30*time.Second)
 	if code, body := postSample(t, base); code != 200 {
 		t.Fatalf("the worker pod stopped serving OIP: %d %s", code, body)
 	}

@@ -205,17 +205,7 @@ func TestTenThousandEventsArePredictedExactlyOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(120 * time.Second)
-	for {
-		st, err := kv.Status(context.Background())
-		if err == nil && st.Values() == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d predictions after 120s, want %d", st.Values(), n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	natstest.WaitValues(t, kv, n, 120*time.Second)
 	for i := 0; i < n; i++ {
 		resp, err := http.Get(url + "/v1/predictions/" + id(i))
 		if err != nil {

@@ -135,17 +135,7 @@ func (h *harness) waitPredicted(n int, timeout time.Duration) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	deadline := time.Now().Add(timeout)
-	for {
-		st, err := kv.Status(context.Background())
-		if err == nil && int(st.Values()) >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("%v predictions after %s, want %d (err %v)", st.Values(), timeout, n, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	natstest.WaitValues(h.t, kv, n, timeout)
 }
 
 // checkExactlyOnce asserts one prediction record per id, each the model's answer, nothing left
