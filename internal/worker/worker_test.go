@@ -95,16 +95,27 @@ func b(v bool) float64 {
 func (h *harness) publish(ids ...string) {
 	h.t.Helper()
 	for _, id := range ids {
-		var i int
-		fmt.Sscanf(id, "e%d", &i)
-		data, err := event.Encode(&event.Event{ID: id, Features: features(i), ReceivedAt: time.Now(),
-			Shipment: []byte(fmt.Sprintf(`{"ref":%q}`, id))})
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		if _, err := h.js.Publish(context.Background(), h.spec.Subject, data, jetstream.WithMsgID(id)); err != nil {
-			h.t.Fatal(err)
-		}
+		h.publishWithHeader(id, "")
+	}
+}
+
+// publishWithHeader queues event id with the given traceparent header ("" for none).
+func (h *harness) publishWithHeader(id, traceparent string) {
+	h.t.Helper()
+	var i int
+	fmt.Sscanf(id, "e%d", &i)
+	data, err := event.Encode(&event.Event{ID: id, Features: features(i), ReceivedAt: time.Now(),
+		Shipment: []byte(fmt.Sprintf(`{"ref":%q}`, id))})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	msg := nats.NewMsg(h.spec.Subject)
+	msg.Data = data
+	if traceparent != "" {
+		msg.Header.Set("traceparent", traceparent)
+	}
+	if _, err := h.js.PublishMsg(context.Background(), msg, jetstream.WithMsgID(id)); err != nil {
+		h.t.Fatal(err)
 	}
 }
 
