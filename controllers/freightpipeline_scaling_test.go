@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -246,10 +245,7 @@ func TestScaleInLosesNothing(t *testing.T) {
 
 	js := jetStreamFor(t, srv.URL())
 	topo := queue.TopologyFor(ns, "orders")
-	rt, err := model.LoadFile(filepath.Join("..", "models", "freight-delay-risk.onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt := testenv.FreightModel(t)
 	wm, err := metrics.NewWorker(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)

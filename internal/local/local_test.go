@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -25,16 +23,6 @@ import (
 	"github.com/freightcast/freightcast/internal/queue"
 	"github.com/freightcast/freightcast/internal/testenv"
 )
-
-func freightModel(t testing.TB) *model.Model {
-	t.Helper()
-	_, self, _, _ := runtime.Caller(0)
-	m, err := model.LoadFile(filepath.Join(filepath.Dir(self), "..", "..", "models", "freight-delay-risk.onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 func testPipeline(t testing.TB, m *model.Model) Pipeline {
 	return Pipeline{
@@ -63,7 +51,7 @@ func startWith(t testing.TB, workers int, mutate func(*Pipeline)) Endpoints {
 
 func startWithOptions(t testing.TB, opts Options, mutate func(*Pipeline)) Endpoints {
 	t.Helper()
-	m := freightModel(t)
+	m := testenv.FreightModel(t)
 	p := testPipeline(t, m)
 	mutate(&p)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -352,7 +340,7 @@ func TestWorkersFollowTheQueueDepth(t *testing.T) {
 // earlier process, has a priority group that the workers' pull does not name. Run must return
 // the first failure rather than hang in its shutdown on workers still waiting to report theirs.
 func TestRunReturnsWhenMoreWorkersFailThanItRunsServers(t *testing.T) {
-	m := freightModel(t)
+	m := testenv.FreightModel(t)
 	p := testPipeline(t, m)
 	topo := p.Config.Queue.Topology
 	dir := t.TempDir()

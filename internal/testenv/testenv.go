@@ -1,6 +1,6 @@
 // Package testenv holds what test suites of several packages share: the kube-apiserver and etcd
-// binaries that envtest runs, and Eventually for waiting on conditions that other goroutines or
-// processes make true.
+// binaries that envtest runs, the committed freight model, and Eventually for waiting on
+// conditions that other goroutines or processes make true.
 package testenv
 
 import (
@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/freightcast/freightcast/internal/model"
 )
 
 // Assets returns the directory holding kube-apiserver and etcd: KUBEBUILDER_ASSETS when set (make
@@ -60,4 +62,16 @@ func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() e
 		time.Sleep(pause)
 		pause = min(2*pause, 50*time.Millisecond)
 	}
+}
+
+// FreightModel loads models/freight-delay-risk.onnx with the real runtime, so that tests score
+// with the model the project ships rather than a stand-in.
+func FreightModel(tb testing.TB) *model.Model {
+	tb.Helper()
+	_, self, _, _ := runtime.Caller(0)
+	m, err := model.LoadFile(filepath.Join(filepath.Dir(self), "..", "..", "models", "freight-delay-risk.onnx"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
 }

@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -24,7 +22,6 @@ import (
 
 	"github.com/freightcast/freightcast/internal/ingest"
 	"github.com/freightcast/freightcast/internal/metrics"
-	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/natstest"
 	"github.com/freightcast/freightcast/internal/otlptest"
 	"github.com/freightcast/freightcast/internal/queue"
@@ -41,15 +38,6 @@ type pipeline struct {
 	features []string
 }
 
-func freightModel(t *testing.T) *model.Model {
-	_, self, _, _ := runtime.Caller(0)
-	m, err := model.LoadFile(filepath.Join(filepath.Dir(self), "..", "..", "models", "freight-delay-risk.onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 // startPipeline sets tracing up from the environment, once per component as in the pods, and
 // serves ingestion. The returned func starts the worker and returns one that stops it and
 // flushes both tracer providers; the worker starts later so that a test can read the queued
@@ -63,7 +51,7 @@ func startPipeline(t *testing.T) (*pipeline, func() (stop func())) {
 	if _, err := queue.Provision(ctx, js, spec); err != nil {
 		t.Fatal(err)
 	}
-	m := freightModel(t)
+	m := testenv.FreightModel(t)
 	logger := slog.New(slog.DiscardHandler)
 
 	ingestTP, ingestShutdown, err := tracing.Setup(ctx, "freightcast-ingest", logger)

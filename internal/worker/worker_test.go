@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -24,17 +22,6 @@ import (
 	"github.com/freightcast/freightcast/internal/queue"
 	"github.com/freightcast/freightcast/internal/testenv"
 )
-
-// freightModel loads the committed freight delay-risk model: the real runtime on the real file.
-func freightModel(t testing.TB) *model.Model {
-	t.Helper()
-	_, self, _, _ := runtime.Caller(0)
-	m, err := model.LoadFile(filepath.Join(filepath.Dir(self), "..", "..", "models", "freight-delay-risk.onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 type harness struct {
 	t     testing.TB
@@ -57,7 +44,7 @@ func newHarness(t testing.TB, ackWait time.Duration) *harness {
 	if _, err := queue.Provision(context.Background(), js, spec); err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, srv: srv, nc: nc, js: js, spec: spec, model: freightModel(t)}
+	return &harness{t: t, srv: srv, nc: nc, js: js, spec: spec, model: testenv.FreightModel(t)}
 }
 
 // newWorker builds a worker on its own connection, so a test can drop that connection as a
