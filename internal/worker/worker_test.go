@@ -267,31 +267,60 @@ func TestWorkerKilledMidBatchLosesNothing(t *testing.T) {
 }
 
 func TestWorkerStopsCleanlyOnCancel(t *testing.T) {
-	h := newHarness(t, 30*time.Second)
+	// An ack wait longer than any wait below: an event the stopped worker left unacknowledged
+	// stays counted as pending for as long as the test looks, rather than being handed back.
+	h := newHarness(t, 10*time.Minute)
 	all := ids(3000)
 	h.publish(all...)
 	ctx, cancel := context.WithCancel(context.Background())
 	w, _, m := h.newWorker(32)
 	wait := runWorker(ctx, t, w)
 	// Stop it as SIGTERM would, in the middle of the backlog.
-	for testutil.ToFloat64(m.EventsPredicted) < 200 {
-		time.Sleep(time.Millisecond)
-	}
+	testenv.Eventually(t, time.Minute, "200 events predicted before the stop", func() error {
+		if got := testutil.ToFloat64(m.EventsPredicted); got < 200 {
+			return fmt.Errorf("%v predicted", got)
+		}
+		return nil
+	})
 	cancel()
 	wait()
 	stopped := int(testutil.ToFloat64(m.EventsPredicted))
+	t.Logf("the first worker predicted %d of %d events before it stopped", stopped, len(all))
 
-	// Nothing the stopped worker held is stranded: a second worker finishes the rest at once,
-	// well before the 30 s ack wait would hand back anything unacknowledged.
+	// Nothing the stopped worker held is stranded: the server counts no event as delivered and
+	// unacknowledged. (Its acks reach the server a moment after Run returns, hence the wait.)
+	cons, err := h.js.Consumer(context.Background(), h.spec.Stream, h.spec.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, time.Minute, "every event the stopped worker was sent acknowledged", func() error {
+		info, err := cons.Info(context.Background())
+		if err != nil {
+			return err
+		}
+		if info.NumAckPending != 0 {
+			return fmt.Errorf("%d events delivered and not acknowledged", info.NumAckPending)
+		}
+		return nil
+	})
+
+	// A second worker finishes the rest, and the two predicted every event once between them.
 	w2, _, m2 := h.newWorker(64)
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	wait2 := runWorker(ctx2, t, w2)
-	h.waitPredicted(len(all), 20*time.Second)
+	h.waitPredicted(len(all), time.Minute)
 	cancel2()
 	wait2()
 	h.checkExactlyOnce(all)
 	if rest := int(testutil.ToFloat64(m2.EventsPredicted)); stopped+rest != len(all) {
 		t.Errorf("first worker %d + second %d predictions, want %d in all", stopped, rest, len(all))
+	}
+	info, err := cons.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumRedelivered != 0 {
+		t.Errorf("%d events were delivered again: the stopped worker did not acknowledge all it held", info.NumRedelivered)
 	}
 }
 
