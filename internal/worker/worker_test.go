@@ -340,9 +340,12 @@ func TestWorkerKeepsTheFirstPredictionOfARedeliveredEvent(t *testing.T) {
 	w, _, m := h.newWorker(8)
 	runCtx, cancel := context.WithCancel(ctx)
 	wait := runWorker(runCtx, t, w)
-	for testutil.ToFloat64(m.EventsPredicted) < 1 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, time.Minute, "the redelivered e7 handled", func() error {
+		if testutil.ToFloat64(m.EventsPredicted) < 1 {
+			return errors.New("no event predicted")
+		}
+		return nil
+	})
 	cancel()
 	wait()
 	entry, err := kv.Get(ctx, "e7")
@@ -373,15 +376,14 @@ func TestWorkerDeadLettersWhatItCannotPredict(t *testing.T) {
 	runCtx, cancel := context.WithCancel(ctx)
 	wait := runWorker(runCtx, t, w)
 	h.waitPredicted(1, 10*time.Second)
-	deadline := time.Now().Add(10 * time.Second)
-	for testutil.ToFloat64(m.DeadLetters.WithLabelValues(metrics.DeadLetterUndecodable))+
-		testutil.ToFloat64(m.DeadLetters.WithLabelValues(metrics.DeadLetterFeatureCount))+
-		testutil.ToFloat64(m.DeadLetters.WithLabelValues(metrics.DeadLetterNonFinite)) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("dead letters not counted")
+	testenv.Eventually(t, time.Minute, "dead letters counted", func() error {
+		if n := testutil.ToFloat64(m.DeadLetters.WithLabelValues(metrics.DeadLetterUndecodable)) +
+			testutil.ToFloat64(m.DeadLetters.WithLabelValues(metrics.DeadLetterFeatureCount)) +
+			testutil.ToFloat64(m.DeadLetters.WithLabelValues(metrics.DeadLetterNonFinite)); n < 3 {
+			return fmt.Errorf("%v of 3", n)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	cancel()
 	wait()
 
