@@ -300,6 +300,11 @@ func TestAFullStreamRefusesAndLosesNothingAccepted(t *testing.T) {
 // TestWorkersFollowTheQueueDepth runs local mode with autoscaled workers: a backlog grows the
 // pool with the operator's recommender, and it shrinks back to minReplicas once drained.
 func TestWorkersFollowTheQueueDepth(t *testing.T) {
+	// Until the pool has grown past one worker, the model holds every batch: the backlog then
+	// outgrows one worker for certain, rather than only when ingestion outruns it.
+	grown := make(chan struct{})
+	var growOnce sync.Once
+	release := func() { growOnce.Do(func() { close(grown) }) }
 	var mu sync.Mutex
 	var sizes []int32
 	window := time.Second
@@ -307,32 +312,45 @@ func TestWorkersFollowTheQueueDepth(t *testing.T) {
 		mu.Lock()
 		sizes = append(sizes, to)
 		mu.Unlock()
+		if to > 1 {
+			release()
+		}
 	}}, func(p *Pipeline) {
+		p.Model = heldRuntime{Runtime: p.Model, until: grown}
 		p.Autoscale = autoscale.Policy{MinReplicas: 1, MaxReplicas: 4, TargetPerReplica: 100,
 			ScaleDown: autoscale.Rules{StabilizationWindow: &window}}
 		p.PollInterval = 100 * time.Millisecond
 	})
+	// When the pool never grows, Run's shutdown at the end of the test waits for workers that
+	// the model still holds. This cleanup runs before startWithOptions' own.
+	t.Cleanup(release)
 	var items []string
 	for i := range 3000 {
 		items = append(items, eventJSON(fmt.Sprintf("auto-%05d", i), i))
 	}
-	// Queue the backlog in one go, faster than the first worker drains it.
 	for start := 0; start < len(items); start += 500 {
 		post(t, eps.Ingest["orders"], "application/x-ndjson", strings.Join(items[start:start+500], "\n"))
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	testenv.Eventually(t, 60*time.Second, "the pool grows and shrinks back", func() error {
 		mu.Lock()
 		got := slices.Clone(sizes)
 		mu.Unlock()
 		if len(got) >= 2 && slices.Max(got) > 1 && got[len(got)-1] == 1 {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("worker counts over time %v: want growth past 1, then back to 1", got)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("worker counts over time %v: want growth past 1, then back to 1", got)
+	})
+}
+
+// heldRuntime is a model whose Run waits until until is closed.
+type heldRuntime struct {
+	model.Runtime
+	until <-chan struct{}
+}
+
+func (h heldRuntime) Run(rows int, inputs, outputs [][]float32) error {
+	<-h.until
+	return h.Runtime.Run(rows, inputs, outputs)
 }
 
 // TestRunReturnsWhenMoreWorkersFailThanItRunsServers starts more failing workers than Run runs
