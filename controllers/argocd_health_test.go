@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/freightcast/freightcast/internal/natstest"
+	"github.com/freightcast/freightcast/internal/testenv"
 )
 
 // The Argo CD health checks in config/argocd/health run here, in a real Lua interpreter, on the
@@ -80,7 +81,7 @@ func TestArgoCDHealthOfRealObjects(t *testing.T) {
 	ctx := context.Background()
 	check := func(what string, obj client.Object, want string) {
 		t.Helper()
-		eventually(t, 15*time.Second, what, func() error {
+		testenv.Eventually(t, 15*time.Second, what, func() error {
 			if err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
 				return err
 			}
@@ -117,7 +118,7 @@ func TestArgoCDHealthOfRealObjects(t *testing.T) {
 	}
 
 	// A model scaled to zero on purpose: Suspended.
-	eventually(t, 10*time.Second, "scale the model to zero", func() error {
+	testenv.Eventually(t, 10*time.Second, "scale the model to zero", func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(model), model); err != nil {
 			return err
 		}

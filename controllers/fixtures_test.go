@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/testenv"
 )
 
 // modelBytes stands for a model file in tests where no pod ever loads it (envtest runs none):
@@ -59,7 +60,7 @@ func mustCreate(t testing.TB, objs ...client.Object) {
 // operator's status writes.
 func mustUpdate(t testing.TB, obj client.Object, mutate func()) {
 	t.Helper()
-	eventually(t, 10*time.Second, "updating "+obj.GetName(), func() error {
+	testenv.Eventually(t, 10*time.Second, "updating "+obj.GetName(), func() error {
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
 			return err
 		}
@@ -76,7 +77,7 @@ func getDeployment(ns, name string) (*appsv1.Deployment, error) {
 // waitCondition waits until obj's condition condType has status and reason.
 func waitCondition(t testing.TB, obj client.Object, condType string, status metav1.ConditionStatus, reason string) {
 	t.Helper()
-	eventually(t, 15*time.Second, fmt.Sprintf("%s %s=%s/%s", obj.GetName(), condType, status, reason), func() error {
+	testenv.Eventually(t, 15*time.Second, fmt.Sprintf("%s %s=%s/%s", obj.GetName(), condType, status, reason), func() error {
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
 			return err
 		}
@@ -108,7 +109,7 @@ func waitCondition(t testing.TB, obj client.Object, condType string, status meta
 // waitEvent waits for an event about obj with the given type and reason.
 func waitEvent(t testing.TB, obj client.Object, eventType, reason string) {
 	t.Helper()
-	eventually(t, 15*time.Second, fmt.Sprintf("%s event %s about %s", eventType, reason, obj.GetName()), func() error {
+	testenv.Eventually(t, 15*time.Second, fmt.Sprintf("%s event %s about %s", eventType, reason, obj.GetName()), func() error {
 		var list eventsv1.EventList
 		if err := k8s.List(context.Background(), &list, client.InNamespace(obj.GetNamespace())); err != nil {
 			return err
@@ -129,7 +130,7 @@ func waitEvent(t testing.TB, obj client.Object, eventType, reason string) {
 // waitDeployment waits until the Deployment ns/name exists and check accepts it.
 func waitDeployment(t testing.TB, timeout time.Duration, ns, name, what string, check func(*appsv1.Deployment) error) {
 	t.Helper()
-	eventually(t, timeout, what, func() error {
+	testenv.Eventually(t, timeout, what, func() error {
 		d, err := getDeployment(ns, name)
 		if err != nil {
 			return err

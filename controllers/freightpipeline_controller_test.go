@@ -21,6 +21,7 @@ import (
 	"github.com/freightcast/freightcast/internal/natstest"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/testenv"
 )
 
 // loadedModel creates a model with its ConfigMap and plays the serving pods loading it.
@@ -105,7 +106,7 @@ func TestFreightPipelineProvisionsQueueAndChildren(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 2*statusRefresh, "queue depth 5", func() error {
+	testenv.Eventually(t, 2*statusRefresh, "queue depth 5", func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
 			return err
 		}
@@ -153,7 +154,7 @@ func TestFreightPipelineKeepsInferenceReplicasWithinBounds(t *testing.T) {
 	waitEvent(t, p, corev1.EventTypeNormal, "ScaledUp")
 
 	// Someone scales the pool far past maxReplicas: the operator brings it back.
-	eventually(t, 10*time.Second, "scale the pool to 50", func() error {
+	testenv.Eventually(t, 10*time.Second, "scale the pool to 50", func() error {
 		d, err := getDeployment(ns, "orders-inference")
 		if err != nil {
 			return err
@@ -163,7 +164,7 @@ func TestFreightPipelineKeepsInferenceReplicasWithinBounds(t *testing.T) {
 	waitPoolReplicas(t, ns, "orders-inference", 5, 10*time.Second)
 
 	// A GitOps re-apply of the pipeline (a spec change) never resets the pool's size.
-	eventually(t, 10*time.Second, "change the batch size", func() error {
+	testenv.Eventually(t, 10*time.Second, "change the batch size", func() error {
 		p = &freightcastv1alpha1.FreightPipeline{}
 		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "orders"}, p); err != nil {
 			return err
@@ -198,7 +199,7 @@ func TestFreightPipelineReportsAnUnreachableQueue(t *testing.T) {
 	mustEventuallyGetDeployment(t, ns, "orders-ingest")
 
 	srv.Restart(t)
-	eventually(t, 2*queueRetryInterval+5*time.Second, "QueueReady after NATS returns", func() error {
+	testenv.Eventually(t, 2*queueRetryInterval+5*time.Second, "QueueReady after NATS returns", func() error {
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(p), p); err != nil {
 			return err
 		}
@@ -240,7 +241,7 @@ func TestFreightPipelineReprovisionsADeletedStream(t *testing.T) {
 	if err := js.DeleteStream(ctx, topo.Stream); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 15*time.Second, "stream and consumer provisioned again", func() error {
+	testenv.Eventually(t, 15*time.Second, "stream and consumer provisioned again", func() error {
 		stream, err := js.Stream(ctx, topo.Stream)
 		if err != nil {
 			return err

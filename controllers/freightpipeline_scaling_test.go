@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/natstest"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/testenv"
 	"github.com/freightcast/freightcast/internal/worker"
 )
 
@@ -124,7 +124,7 @@ func TestAutoscalerFollowsQueueDepth(t *testing.T) {
 	publishEvents(t, js, topo.Subject, "e", 5000)
 	waitPoolReplicas(t, ns, "orders-inference", 10, 15*time.Second)
 	waitEvent(t, p, corev1.EventTypeNormal, "ScaledUp")
-	eventually(t, 10*time.Second, "status.autoscaling shows the decision", func() error {
+	testenv.Eventually(t, 10*time.Second, "status.autoscaling shows the decision", func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
 			return err
 		}
@@ -245,10 +245,7 @@ func TestScaleInLosesNothing(t *testing.T) {
 
 	js := jetStreamFor(t, srv.URL())
 	topo := queue.TopologyFor(ns, "orders")
-	rt, err := model.LoadFile(filepath.Join("..", "models", "freight-delay-risk.onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt := testenv.FreightModel(t)
 	wm, err := metrics.NewWorker(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
@@ -265,18 +262,9 @@ func TestScaleInLosesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "every event predicted", func() error {
-		st, err := kv.Status(ctx)
-		if err != nil {
-			return err
-		}
-		if st.Values() != n {
-			return fmt.Errorf("%d predictions", st.Values())
-		}
-		return nil
-	})
+	natstest.WaitValues(t, kv, n, 60*time.Second)
 	waitPoolReplicas(t, ns, "orders-inference", 1, 20*time.Second)
-	eventually(t, 10*time.Second, "the stand-in stopped the surplus workers", func() error {
+	testenv.Eventually(t, 10*time.Second, "the stand-in stopped the surplus workers", func() error {
 		pods.mu.Lock()
 		defer pods.mu.Unlock()
 		if len(pods.running) != 1 {

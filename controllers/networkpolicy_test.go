@@ -19,6 +19,7 @@ import (
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/natstest"
+	"github.com/freightcast/freightcast/internal/testenv"
 )
 
 // typedNetworkPolicy reads an apply configuration back as the object it describes.
@@ -178,7 +179,7 @@ func getNetworkPolicy(ns, name string) (*networkingv1.NetworkPolicy, error) {
 func mustEventuallyGetNetworkPolicy(t testing.TB, ns, name string, check func(*networkingv1.NetworkPolicy) error) *networkingv1.NetworkPolicy {
 	t.Helper()
 	var np *networkingv1.NetworkPolicy
-	eventually(t, 10*time.Second, "NetworkPolicy "+name, func() (err error) {
+	testenv.Eventually(t, 10*time.Second, "NetworkPolicy "+name, func() (err error) {
 		if np, err = getNetworkPolicy(ns, name); err != nil {
 			return err
 		}
@@ -192,7 +193,7 @@ func mustEventuallyGetNetworkPolicy(t testing.TB, ns, name string, check func(*n
 
 func waitNetworkPolicyGone(t testing.TB, ns, name string) {
 	t.Helper()
-	eventually(t, 10*time.Second, "NetworkPolicy "+name+" deleted", func() error {
+	testenv.Eventually(t, 10*time.Second, "NetworkPolicy "+name+" deleted", func() error {
 		if _, err := getNetworkPolicy(ns, name); !apierrors.IsNotFound(err) {
 			return err
 		}
@@ -261,12 +262,12 @@ func TestNetworkPoliciesAreOwnedRestoredAndOptional(t *testing.T) {
 	}
 	// A reconcile that read the model before the change may still write its policy once; the
 	// next one removes it again.
-	eventually(t, 10*time.Second, "the user's own NetworkPolicy created", func() error {
+	testenv.Eventually(t, 10*time.Second, "the user's own NetworkPolicy created", func() error {
 		return k8s.Create(ctx, users)
 	})
 	// A spec change makes the model reconcile again; the user's policy stays.
 	mustUpdate(t, model, func() { model.Spec.Replicas = ptr.To[int32](2) })
-	eventually(t, 10*time.Second, "the model's status of its new generation", func() error {
+	testenv.Eventually(t, 10*time.Second, "the model's status of its new generation", func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(model), model); err != nil {
 			return err
 		}

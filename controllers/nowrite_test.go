@@ -14,6 +14,7 @@ import (
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/natstest"
+	"github.com/freightcast/freightcast/internal/testenv"
 )
 
 // reconcileCount reads controller-runtime's own reconcile counter for one controller.
@@ -53,7 +54,7 @@ func TestReconcileOfUnchangedObjectsWritesNothing(t *testing.T) {
 	waitCondition(t, p, freightcastv1alpha1.ConditionReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonPipelineReady)
 	// The autoscaler writes status.autoscaling once after its first sample (within a poll
 	// interval), then only when its decision changes: wait for that first write.
-	eventually(t, 10*time.Second, "the autoscaler's first sample", func() error {
+	testenv.Eventually(t, 10*time.Second, "the autoscaler's first sample", func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
 			return err
 		}
@@ -65,7 +66,7 @@ func TestReconcileOfUnchangedObjectsWritesNothing(t *testing.T) {
 	// Let the last status writes and their watch events settle: wait for a second in which the
 	// operator writes nothing, however long a loaded machine takes to get there.
 	before := op.writes.snapshot()
-	eventually(t, 30*time.Second, "a second without writes", func() error {
+	testenv.Eventually(t, 30*time.Second, "a second without writes", func() error {
 		time.Sleep(time.Second)
 		if now := op.writes.snapshot(); !cmp.Equal(before, now) {
 			before = now
@@ -87,7 +88,7 @@ func TestReconcileOfUnchangedObjectsWritesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, "both controllers reconciled again", func() error {
+	testenv.Eventually(t, 10*time.Second, "both controllers reconciled again", func() error {
 		if reconcileCount(t, "predictionmodel") <= modelRuns || reconcileCount(t, "freightpipeline") <= pipelineRuns {
 			return fmt.Errorf("reconciles: model %v→%v, pipeline %v→%v", modelRuns, reconcileCount(t, "predictionmodel"),
 				pipelineRuns, reconcileCount(t, "freightpipeline"))

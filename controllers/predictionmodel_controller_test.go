@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/testenv"
 )
 
 func digestOf(b []byte) string {
@@ -53,7 +54,7 @@ func TestPredictionModelServesFromConfigMap(t *testing.T) {
 	if owner := metav1.GetControllerOf(deploy); owner == nil || owner.Kind != "PredictionModel" || owner.Name != "delay-risk" {
 		t.Errorf("controller owner = %+v", owner)
 	}
-	eventually(t, 10*time.Second, "Service and PodDisruptionBudget", func() error {
+	testenv.Eventually(t, 10*time.Second, "Service and PodDisruptionBudget", func() error {
 		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "delay-risk-predictor"}, &corev1.Service{}); err != nil {
 			return err
 		}
@@ -81,7 +82,7 @@ func TestPredictionModelServesFromConfigMap(t *testing.T) {
 
 func mustEventuallyGetDeployment(t testing.TB, ns, name string) (d *appsv1.Deployment) {
 	t.Helper()
-	eventually(t, 10*time.Second, "Deployment "+name, func() (err error) {
+	testenv.Eventually(t, 10*time.Second, "Deployment "+name, func() (err error) {
 		d, err = getDeployment(ns, name)
 		return err
 	})
@@ -129,7 +130,7 @@ func TestPredictionModelRestoresDeletedAndEditedChildren(t *testing.T) {
 	if err := k8s.Update(ctx, svc, client.FieldOwner("kubectl-edit")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "edited Service restored", func() error {
+	testenv.Eventually(t, 10*time.Second, "edited Service restored", func() error {
 		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "m-predictor"}, svc); err != nil {
 			return err
 		}
@@ -169,7 +170,7 @@ func TestPredictionModelSourceChangeRollsThePods(t *testing.T) {
 		t.Errorf("modelDigest = %q during the rollout, want the old %q", model.Status.ModelDigest, digestOf(modelBytes))
 	}
 	markDeploymentRolledOut(t, ns, "m-predictor")
-	eventually(t, 10*time.Second, "status names the new model", func() error {
+	testenv.Eventually(t, 10*time.Second, "status names the new model", func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(model), model); err != nil {
 			return err
 		}
@@ -180,7 +181,7 @@ func TestPredictionModelSourceChangeRollsThePods(t *testing.T) {
 	})
 
 	// A spec change (version) rolls too, and the conditions follow the new generation.
-	eventually(t, 10*time.Second, "change the version", func() error {
+	testenv.Eventually(t, 10*time.Second, "change the version", func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(model), model); err != nil {
 			return err
 		}
@@ -215,7 +216,7 @@ func TestPredictionModelWaitsForItsConfigMap(t *testing.T) {
 	cm := newModelConfigMap(ns, "not-yet", nil)
 	cm.BinaryData = map[string][]byte{"other.onnx": modelBytes}
 	mustCreate(t, cm)
-	eventually(t, 10*time.Second, "missing key reported", func() error {
+	testenv.Eventually(t, 10*time.Second, "missing key reported", func() error {
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(model), model); err != nil {
 			return err
 		}
@@ -246,7 +247,7 @@ func TestPredictionModelScaleSubresource(t *testing.T) {
 
 	// kubectl scale pm/m --replicas=3 goes through the scale subresource.
 	scale := &autoscalingv1.Scale{}
-	eventually(t, 10*time.Second, "scale pm/m to 3", func() error {
+	testenv.Eventually(t, 10*time.Second, "scale pm/m to 3", func() error {
 		if err := k8s.SubResource("scale").Get(ctx, model, scale); err != nil {
 			return err
 		}
@@ -260,7 +261,7 @@ func TestPredictionModelScaleSubresource(t *testing.T) {
 		return nil
 	})
 	markDeploymentRolledOut(t, ns, "m-predictor")
-	eventually(t, 10*time.Second, "scale subresource reports 3 replicas and a selector", func() error {
+	testenv.Eventually(t, 10*time.Second, "scale subresource reports 3 replicas and a selector", func() error {
 		if err := k8s.SubResource("scale").Get(ctx, model, scale); err != nil {
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/testenv"
 )
 
 // markDeploymentProgressDeadlineExceeded stands in for the Deployment controller, which envtest
@@ -45,7 +46,7 @@ func markDeploymentProgressDeadlineExceeded(t testing.TB, ns, name string) {
 func waitPredictorServes(t testing.TB, ns, name, cm, digest string) *appsv1.Deployment {
 	t.Helper()
 	var d *appsv1.Deployment
-	eventually(t, 15*time.Second, fmt.Sprintf("%s serves ConfigMap %s (%s)", name, cm, digest), func() (err error) {
+	testenv.Eventually(t, 15*time.Second, fmt.Sprintf("%s serves ConfigMap %s (%s)", name, cm, digest), func() (err error) {
 		if d, err = getDeployment(ns, name); err != nil {
 			return err
 		}
@@ -65,7 +66,7 @@ func waitPredictorServes(t testing.TB, ns, name, cm, digest string) *appsv1.Depl
 
 func setModelSource(t testing.TB, model *freightcastv1alpha1.PredictionModel, cm string) {
 	t.Helper()
-	eventually(t, 10*time.Second, "point the model at ConfigMap "+cm, func() error {
+	testenv.Eventually(t, 10*time.Second, "point the model at ConfigMap "+cm, func() error {
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(model), model); err != nil {
 			return err
 		}
@@ -89,7 +90,7 @@ func TestPredictionModelRollsBackAFailedRollout(t *testing.T) {
 	}
 	markDeploymentRolledOut(t, ns, "m-predictor")
 	waitCondition(t, model, freightcastv1alpha1.ConditionReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonAvailable)
-	eventually(t, 10*time.Second, "v1 recorded as the last good revision", func() error {
+	testenv.Eventually(t, 10*time.Second, "v1 recorded as the last good revision", func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(model), model); err != nil {
 			return err
 		}
@@ -138,7 +139,7 @@ func TestPredictionModelRollsBackAFailedRollout(t *testing.T) {
 		t.Fatal(err)
 	}
 	markDeploymentRolledOut(t, ns, "m-predictor")
-	eventually(t, 10*time.Second, "status names the served v1 digest", func() error {
+	testenv.Eventually(t, 10*time.Second, "status names the served v1 digest", func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(model), model); err != nil {
 			return err
 		}

@@ -21,6 +21,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/testenv"
 )
 
 func TestDesiredHTTPRoutes(t *testing.T) {
@@ -115,7 +116,7 @@ func getRoute(ns, name string) (*gatewayv1.HTTPRoute, error) {
 func waitRoute(t *testing.T, ns, name string, check func(*gatewayv1.HTTPRoute) error) *gatewayv1.HTTPRoute {
 	t.Helper()
 	var r *gatewayv1.HTTPRoute
-	eventually(t, 10*time.Second, "HTTPRoute "+name, func() (err error) {
+	testenv.Eventually(t, 10*time.Second, "HTTPRoute "+name, func() (err error) {
 		if r, err = getRoute(ns, name); err != nil {
 			return err
 		}
@@ -212,13 +213,13 @@ func TestHTTPRoutes(t *testing.T) {
 
 		// Deleted when the spec no longer asks for it, and the condition goes.
 		mustUpdate(t, p, func() { p.Spec.Ingestion.Route = nil })
-		eventually(t, 10*time.Second, "HTTPRoute orders-ingest deleted", func() error {
+		testenv.Eventually(t, 10*time.Second, "HTTPRoute orders-ingest deleted", func() error {
 			if _, err := getRoute(ns, "orders-ingest"); !apierrors.IsNotFound(err) {
 				return fmt.Errorf("still there (%v)", err)
 			}
 			return nil
 		})
-		eventually(t, 10*time.Second, "RouteReady removed", func() error {
+		testenv.Eventually(t, 10*time.Second, "RouteReady removed", func() error {
 			if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
 				return err
 			}

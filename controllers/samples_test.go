@@ -18,6 +18,7 @@ import (
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/natstest"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
+	"github.com/freightcast/freightcast/internal/testenv"
 )
 
 // applySamples does what `kubectl apply -n NS -f config/samples/` does, with server-side apply.
@@ -78,7 +79,7 @@ func TestSamplesBecomeARunningPipeline(t *testing.T) {
 	mustEventuallyGetDeployment(t, ns, "eu-lanes-ingest")
 	mustEventuallyGetDeployment(t, ns, "eu-lanes-inference")
 	cm := &corev1.ConfigMap{}
-	eventually(t, 10*time.Second, "pipeline config", func() error {
+	testenv.Eventually(t, 10*time.Second, "pipeline config", func() error {
 		return k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "eu-lanes-pipeline"}, cm)
 	})
 	cfg, err := pipelineconfig.Parse([]byte(cm.Data[pipelineconfig.FileName]))

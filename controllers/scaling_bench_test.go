@@ -12,6 +12,7 @@ import (
 
 	"github.com/freightcast/freightcast/internal/natstest"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/testenv"
 )
 
 // BenchmarkScaleReaction measures, at default autoscaling settings (2 s poll interval, HPA's
@@ -36,7 +37,7 @@ func BenchmarkScaleReaction(b *testing.B) {
 			mustCreate(b, p)
 			// Wait until the autoscaler has sampled the empty queue once, so the trial starts
 			// from a steady state at a random phase of its poll interval.
-			eventually(b, 30*time.Second, name+" sampled", func() error {
+			testenv.Eventually(b, 30*time.Second, name+" sampled", func() error {
 				if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
 					return err
 				}
@@ -49,7 +50,7 @@ func BenchmarkScaleReaction(b *testing.B) {
 			start := time.Now()
 			publishEvents(b, js, queue.TopologyFor(ns, name).Subject, name, 500) // 5× the target
 			var reacted time.Time
-			eventually(b, 30*time.Second, name+" scaled up", func() error {
+			testenv.Eventually(b, 30*time.Second, name+" scaled up", func() error {
 				d, err := getDeployment(ns, name+"-inference")
 				if err != nil {
 					return err

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/testenv"
 )
 
 // TestModelWithAuthAndTLSNeedsNoSecretRead: the operator builds the serving pods of a model with
@@ -37,7 +38,7 @@ func TestModelWithAuthAndTLSNeedsNoSecretRead(t *testing.T) {
 	if c.ReadinessProbe.HTTPGet.Scheme != corev1.URISchemeHTTPS || c.ReadinessProbe.HTTPGet.Path != "/v2/health/ready" {
 		t.Errorf("readiness probe %+v", c.ReadinessProbe.HTTPGet)
 	}
-	eventually(t, 10*time.Second, "https endpoint in status", func() error {
+	testenv.Eventually(t, 10*time.Second, "https endpoint in status", func() error {
 		if err := k8s.Get(t.Context(), client.ObjectKeyFromObject(model), model); err != nil {
 			return err
 		}

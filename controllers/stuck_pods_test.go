@@ -20,6 +20,7 @@ import (
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/natstest"
+	"github.com/freightcast/freightcast/internal/testenv"
 )
 
 // testPod is a pod of revision rev that is ready or not since testNow-age.
@@ -154,7 +155,7 @@ func TestStuckServingPodIsRestartedOnceAtATime(t *testing.T) {
 		return appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: 1, AvailableReplicas: 1}
 	})
 
-	eventually(t, 15*time.Second, "the pod unready the longest is deleted", func() error {
+	testenv.Eventually(t, 15*time.Second, "the pod unready the longest is deleted", func() error {
 		err := k8s.Get(context.Background(), client.ObjectKeyFromObject(stuck), &corev1.Pod{})
 		if !apierrors.IsNotFound(err) {
 			return fmt.Errorf("pod %s still there (err %v)", stuck.Name, err)
@@ -192,7 +193,7 @@ func TestStuckInferencePodIsRestarted(t *testing.T) {
 	setDeploymentStatus(t, ns, "orders-inference", "with 1 of 2 pods ready", func(d *appsv1.Deployment, n int32) appsv1.DeploymentStatus {
 		return appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: 1, AvailableReplicas: 1}
 	})
-	eventually(t, 15*time.Second, "the stuck worker is deleted", func() error {
+	testenv.Eventually(t, 15*time.Second, "the stuck worker is deleted", func() error {
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(stuck), &corev1.Pod{}); !apierrors.IsNotFound(err) {
 			return fmt.Errorf("pod %s still there (err %v)", stuck.Name, err)
 		}

@@ -178,22 +178,6 @@ func newNamespace(t testing.TB) string {
 	return name
 }
 
-// eventually polls check until it returns nil, failing the test with its last error after timeout.
-func eventually(t testing.TB, timeout time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for {
-		if err = check(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %s: %v", what, timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // markDeploymentRolledOut stands in for the Deployment controller and the kubelet, which envtest
 // does not run: it writes the status they would write once every pod of the current template
 // runs and passes readiness (for our pods: the model loaded).
@@ -219,7 +203,7 @@ func markDeploymentRolledOut(t testing.TB, ns, name string) {
 func setDeploymentStatus(t testing.TB, ns, name, what string, status func(d *appsv1.Deployment, replicas int32) appsv1.DeploymentStatus) {
 	t.Helper()
 	ctx := context.Background()
-	eventually(t, 10*time.Second, "Deployment "+name+" "+what, func() error {
+	testenv.Eventually(t, 10*time.Second, "Deployment "+name+" "+what, func() error {
 		d := &appsv1.Deployment{}
 		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, d); err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/freightcast/freightcast/internal/testenv"
 )
 
 const freightModel = "../../models/freight-delay-risk.onnx"
@@ -161,21 +164,24 @@ func TestServeInferDrains(t *testing.T) {
 	defer cancel()
 	waitReady(t, base)
 	cancel()
-	deadline := time.Now().Add(2 * time.Second)
-	for {
+	// How soon readiness turns 503 depends on the machine; what matters is that it does while
+	// the server still runs, so only an exit (or a stall past the bound) fails the wait.
+	testenv.Eventually(t, time.Minute, "readiness 503 after the signal", func() error {
+		select {
+		case err := <-done:
+			t.Fatalf("serveInfer returned (%v) before its readiness turned 503", err)
+		default:
+		}
 		resp, err := http.Get(base + "/v2/health/ready")
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("the server stopped answering before its readiness turned 503: %v", err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusServiceUnavailable {
-			break
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			return fmt.Errorf("readiness %d", resp.StatusCode)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("readiness still %d two seconds after the signal", resp.StatusCode)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	if code, body := postSample(t, base); code != http.StatusOK {
 		t.Errorf("infer while draining: %d %s", code, body)
 	}
@@ -231,20 +237,17 @@ func TestServeInferFromURI(t *testing.T) {
 
 func waitReady(t *testing.T, base string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testenv.Eventually(t, 10*time.Second, "OIP readiness", func() error {
 		resp, err := http.Get(base + "/v2/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready after 10s (last: %v)", err)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func postSample(t *testing.T, base string) (int, string) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/freightcast/freightcast/internal/natstest"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/testenv"
 )
 
 func TestResolveFeatures(t *testing.T) {
@@ -120,15 +122,16 @@ func TestRunIngestServesAndShutsDown(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(15 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: still false after 15s", what)
+	// status is a condition for Eventually: path answers want.
+	status := func(path string, want int) func() error {
+		return func() error {
+			if code := get(path); code != want {
+				return fmt.Errorf("%s = %d", path, code)
 			}
+			return nil
 		}
 	}
-	waitFor("livez", func() bool { return get("/livez") == http.StatusOK })
+	testenv.Eventually(t, 15*time.Second, "livez", status("/livez", http.StatusOK))
 	if code := get("/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("readyz before the stream exists = %d, want 503", code)
 	}
@@ -137,7 +140,7 @@ func TestRunIngestServesAndShutsDown(t *testing.T) {
 	if _, err := queue.Provision(context.Background(), js, spec); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("readyz", func() bool { return get("/readyz") == http.StatusOK })
+	testenv.Eventually(t, 15*time.Second, "readyz", status("/readyz", http.StatusOK))
 
 	resp, err := http.Post("http://"+addr+"/v1/events", "application/json", strings.NewReader(`{"id":"e1","features":{"a":1,"b":2}}`))
 	if err != nil {

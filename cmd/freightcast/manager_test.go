@@ -152,24 +152,20 @@ func TestManagerRunsAgainstARealAPIServer(t *testing.T) {
 		body, err := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body), err
 	}
+	// waitFor stops waiting at once when the manager has exited: it would never come true then.
 	waitFor := func(what string, check func() error) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		testenv.Eventually(t, 30*time.Second, what, func() error {
 			err := check()
-			if err == nil {
-				return
+			if err != nil {
+				select {
+				case err := <-done:
+					t.Fatalf("manager exited early: %v", err)
+				default:
+				}
 			}
-			select {
-			case err := <-done:
-				t.Fatalf("manager exited early: %v", err)
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %v", what, err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return err
+		})
 	}
 	for _, p := range []string{"/healthz", "/readyz"} {
 		waitFor(p, func() error {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
 	"github.com/freightcast/freightcast/internal/testcerts"
+	"github.com/freightcast/freightcast/internal/testenv"
 )
 
 // TestServeInferWithTokensOverTLS runs `freightcast infer` as a PredictionModel with spec.auth
@@ -193,9 +195,10 @@ func httpsCaller(t *testing.T, ca *testcerts.CA, base string) func(method, path,
 // waitHTTPSReady waits until path answers 200 over TLS.
 func waitHTTPSReady(t *testing.T, do func(method, path, token, body string) int, path string, timeout time.Duration) {
 	t.Helper()
-	for deadline := time.Now().Add(timeout); do("GET", path, "", "") != http.StatusOK; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready over HTTPS after %s", path, timeout)
+	testenv.Eventually(t, timeout, path+" over HTTPS", func() error {
+		if code := do("GET", path, "", ""); code != http.StatusOK {
+			return fmt.Errorf("status %d (0: the request failed)", code)
 		}
-	}
+		return nil
+	})
 }

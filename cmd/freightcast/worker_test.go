@@ -14,6 +14,7 @@ import (
 	"github.com/freightcast/freightcast/internal/natstest"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/testenv"
 )
 
 // TestInferWorkerModeConsumesThePipeline runs `freightcast infer --worker` as an inference pool pod
@@ -59,17 +60,7 @@ func TestInferWorkerModeConsumesThePipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		st, err := kv.Status(ctx)
-		if err == nil && st.Values() == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("predictions: %v after 30s, want %d", st.Values(), n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	natstest.WaitValues(t, kv, n, 30*time.Second)
 	if code, body := postSample(t, base); code != 200 {
 		t.Fatalf("the worker pod stopped serving OIP: %d %s", code, body)
 	}
@@ -82,9 +73,20 @@ func TestInferWorkerModeConsumesThePipeline(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("infer --worker did not stop within 30s")
 	}
-	stream, _ := js.Stream(ctx, cfg.Queue.Stream)
-	info, _ := stream.Info(ctx)
-	if info.State.Msgs != 0 {
-		t.Errorf("%d events left in the queue", info.State.Msgs)
+	stream, err := js.Stream(ctx, cfg.Queue.Stream)
+	if err != nil {
+		t.Fatal(err)
 	}
+	// The workers have sent their acks when infer returns, but the server applies acks on a
+	// goroutine of its own, so the work queue may still hold the last of them for a moment.
+	testenv.Eventually(t, 30*time.Second, "an empty queue after the stop", func() error {
+		info, err := stream.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.State.Msgs != 0 {
+			return fmt.Errorf("%d events left in the queue", info.State.Msgs)
+		}
+		return nil
+	})
 }

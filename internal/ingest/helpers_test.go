@@ -198,15 +198,3 @@ func ndjson(ids ...string) string {
 	}
 	return b.String()
 }
-
-// eventually polls cond every 50 ms for up to 15 s.
-func eventually(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s: still false after 15s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/freightcast/freightcast/internal/event"
+	"github.com/freightcast/freightcast/internal/testenv"
 )
 
 const ctJSON, ctNDJSON = "application/json", "application/x-ndjson"
@@ -141,7 +142,12 @@ func TestNATSOutageAnswers503AndHealsByItself(t *testing.T) {
 	}
 
 	e.srv.Restart(t)
-	eventually(t, "readyz after restart", func() bool { return e.do(t, http.MethodGet, "/readyz", "", "", "").Status == 200 })
+	testenv.Eventually(t, 15*time.Second, "readyz after restart", func() error {
+		if a := e.do(t, http.MethodGet, "/readyz", "", "", ""); a.Status != 200 {
+			return fmt.Errorf("readyz: %+v", a)
+		}
+		return nil
+	})
 	got = e.post(t, ctNDJSON, ndjson("during1", "during2"))
 	if diff := cmp.Diff(answer{Status: 202, Body: map[string]any{"accepted": 2.0, "duplicates": 0.0}}, got); diff != "" {
 		t.Errorf("after the restart (-want +got):\n%s", diff)
@@ -246,12 +252,21 @@ func TestOutageUnderLoadLosesNothingAccepted(t *testing.T) {
 		defer mu.Unlock()
 		return statuses[code]
 	}
-	eventually(t, "some bodies accepted before the outage", func() bool { return countOf(202) >= 20 })
+	// atLeast is a condition for Eventually: n or more bodies answered with code.
+	atLeast := func(n, code int) func() error {
+		return func() error {
+			if got := countOf(code); got < n {
+				return fmt.Errorf("%d bodies answered %d", got, code)
+			}
+			return nil
+		}
+	}
+	testenv.Eventually(t, 15*time.Second, "some bodies accepted before the outage", atLeast(20, 202))
 	e.srv.Stop()
-	eventually(t, "bodies refused during the outage", func() bool { return countOf(503) >= 20 })
+	testenv.Eventually(t, 15*time.Second, "bodies refused during the outage", atLeast(20, 503))
 	e.srv.Restart(t)
 	before := countOf(202)
-	eventually(t, "bodies accepted after the restart", func() bool { return countOf(202) >= before+20 })
+	testenv.Eventually(t, 15*time.Second, "bodies accepted after the restart", atLeast(before+20, 202))
 	close(stop)
 	wg.Wait()
 

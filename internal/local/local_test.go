@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -23,17 +21,8 @@ import (
 	"github.com/freightcast/freightcast/internal/natstest"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/testenv"
 )
-
-func freightModel(t testing.TB) *model.Model {
-	t.Helper()
-	_, self, _, _ := runtime.Caller(0)
-	m, err := model.LoadFile(filepath.Join(filepath.Dir(self), "..", "..", "models", "freight-delay-risk.onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 func testPipeline(t testing.TB, m *model.Model) Pipeline {
 	return Pipeline{
@@ -62,7 +51,7 @@ func startWith(t testing.TB, workers int, mutate func(*Pipeline)) Endpoints {
 
 func startWithOptions(t testing.TB, opts Options, mutate func(*Pipeline)) Endpoints {
 	t.Helper()
-	m := freightModel(t)
+	m := testenv.FreightModel(t)
 	p := testPipeline(t, m)
 	mutate(&p)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -204,17 +193,7 @@ func TestTenThousandEventsArePredictedExactlyOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(120 * time.Second)
-	for {
-		st, err := kv.Status(context.Background())
-		if err == nil && st.Values() == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d predictions after 120s, want %d", st.Values(), n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	natstest.WaitValues(t, kv, n, 120*time.Second)
 	for i := 0; i < n; i++ {
 		resp, err := http.Get(url + "/v1/predictions/" + id(i))
 		if err != nil {
@@ -303,21 +282,17 @@ func TestAFullStreamRefusesAndLosesNothingAccepted(t *testing.T) {
 		t.Fatalf("%d bodies refused, %d events accepted: the burst must both fill the 50-event stream and get some events in, or this test proves nothing", refused, len(acceptedIDs))
 	}
 	for _, id := range acceptedIDs {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		testenv.Eventually(t, 30*time.Second, "prediction of "+id+", which got 202", func() error {
 			resp, err := http.Get(url + "/v1/predictions/" + id)
 			if err != nil {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("GET prediction: %d", resp.StatusCode)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("event %s got 202 but no prediction within 30s", id)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 	t.Logf("%d bodies refused with 503, %d events accepted and predicted", refused, len(acceptedIDs))
 }
@@ -325,6 +300,11 @@ func TestAFullStreamRefusesAndLosesNothingAccepted(t *testing.T) {
 // TestWorkersFollowTheQueueDepth runs local mode with autoscaled workers: a backlog grows the
 // pool with the operator's recommender, and it shrinks back to minReplicas once drained.
 func TestWorkersFollowTheQueueDepth(t *testing.T) {
+	// Until the pool has grown past one worker, the model holds every batch: the backlog then
+	// outgrows one worker for certain, rather than only when ingestion outruns it.
+	grown := make(chan struct{})
+	var growOnce sync.Once
+	release := func() { growOnce.Do(func() { close(grown) }) }
 	var mu sync.Mutex
 	var sizes []int32
 	window := time.Second
@@ -332,32 +312,45 @@ func TestWorkersFollowTheQueueDepth(t *testing.T) {
 		mu.Lock()
 		sizes = append(sizes, to)
 		mu.Unlock()
+		if to > 1 {
+			release()
+		}
 	}}, func(p *Pipeline) {
+		p.Model = heldRuntime{Runtime: p.Model, until: grown}
 		p.Autoscale = autoscale.Policy{MinReplicas: 1, MaxReplicas: 4, TargetPerReplica: 100,
 			ScaleDown: autoscale.Rules{StabilizationWindow: &window}}
 		p.PollInterval = 100 * time.Millisecond
 	})
+	// When the pool never grows, Run's shutdown at the end of the test waits for workers that
+	// the model still holds. This cleanup runs before startWithOptions' own.
+	t.Cleanup(release)
 	var items []string
 	for i := range 3000 {
 		items = append(items, eventJSON(fmt.Sprintf("auto-%05d", i), i))
 	}
-	// Queue the backlog in one go, faster than the first worker drains it.
 	for start := 0; start < len(items); start += 500 {
 		post(t, eps.Ingest["orders"], "application/x-ndjson", strings.Join(items[start:start+500], "\n"))
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	testenv.Eventually(t, 60*time.Second, "the pool grows and shrinks back", func() error {
 		mu.Lock()
 		got := slices.Clone(sizes)
 		mu.Unlock()
 		if len(got) >= 2 && slices.Max(got) > 1 && got[len(got)-1] == 1 {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("worker counts over time %v: want growth past 1, then back to 1", got)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("worker counts over time %v: want growth past 1, then back to 1", got)
+	})
+}
+
+// heldRuntime is a model whose Run waits until until is closed.
+type heldRuntime struct {
+	model.Runtime
+	until <-chan struct{}
+}
+
+func (h heldRuntime) Run(rows int, inputs, outputs [][]float32) error {
+	<-h.until
+	return h.Runtime.Run(rows, inputs, outputs)
 }
 
 // TestRunReturnsWhenMoreWorkersFailThanItRunsServers starts more failing workers than Run runs
@@ -365,7 +358,7 @@ func TestWorkersFollowTheQueueDepth(t *testing.T) {
 // earlier process, has a priority group that the workers' pull does not name. Run must return
 // the first failure rather than hang in its shutdown on workers still waiting to report theirs.
 func TestRunReturnsWhenMoreWorkersFailThanItRunsServers(t *testing.T) {
-	m := freightModel(t)
+	m := testenv.FreightModel(t)
 	p := testPipeline(t, m)
 	topo := p.Config.Queue.Topology
 	dir := t.TempDir()

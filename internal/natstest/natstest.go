@@ -2,6 +2,7 @@
 package natstest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"testing"
@@ -10,6 +11,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/freightcast/freightcast/internal/testenv"
 )
 
 // Server is an in-process nats-server with JetStream on a loopback port.
@@ -79,4 +82,24 @@ func Connect(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstre
 		t.Fatalf("natstest: %v", err)
 	}
 	return nc, js
+}
+
+// WaitValues waits until the key-value bucket kv holds n values, and fails the test when it holds
+// more (each event is stored once, so more is a duplicate, and waiting would not undo it) or when
+// timeout passes first.
+func WaitValues(tb testing.TB, kv jetstream.KeyValue, n int, timeout time.Duration) {
+	tb.Helper()
+	testenv.Eventually(tb, timeout, fmt.Sprintf("%d values in bucket %s", n, kv.Bucket()), func() error {
+		st, err := kv.Status(context.Background())
+		if err != nil {
+			return err
+		}
+		switch got := int(st.Values()); {
+		case got > n:
+			tb.Fatalf("natstest: bucket %s holds %d values, more than %d", kv.Bucket(), got, n)
+		case got < n:
+			return fmt.Errorf("%d values", got)
+		}
+		return nil
+	})
 }

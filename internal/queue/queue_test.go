@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/freightcast/freightcast/internal/natstest"
+	"github.com/freightcast/freightcast/internal/testenv"
 )
 
 func testSpec(name string) Spec {
@@ -125,20 +126,16 @@ func TestStreamDeduplicatesAndRefusesWhenFull(t *testing.T) {
 	}
 	// The server counts a consumer's pending messages after the store, on its
 	// own goroutine, so the consumer may briefly trail the stream.
-	var lag Lag
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if lag, err = ReadLag(ctx, js, spec.Stream, spec.Consumer); err != nil {
+	testenv.Eventually(t, 5*time.Second, "the consumer counts the stored messages", func() error {
+		lag, err := ReadLag(ctx, js, spec.Stream, spec.Consumer)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if lag.Total() == 3 || time.Now().After(deadline) {
-			break
+		if lag.Total() != 3 {
+			return fmt.Errorf("lag = %+v, want 3 pending", lag)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if lag.Total() != 3 {
-		t.Errorf("lag = %+v, want 3 pending", lag)
-	}
+		return nil
+	})
 }
 
 func TestReadLagTellsMissingAndUnreachableFromZero(t *testing.T) {
@@ -167,17 +164,10 @@ func TestReadLagTellsMissingAndUnreachableFromZero(t *testing.T) {
 
 	// A server that comes back is usable through the same connection.
 	srv.Restart(t)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		lag, err = ReadLag(context.Background(), js, spec.Stream, spec.Consumer)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("lag after restart: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, "lag after restart", func() error {
+		_, err := ReadLag(context.Background(), js, spec.Stream, spec.Consumer)
+		return err
+	})
 }
 
 func TestConnectorReportsUnreachable(t *testing.T) {

@@ -1,5 +1,6 @@
-// Package testenv finds the kube-apiserver and etcd binaries that envtest runs, for the test
-// suites that need a real API server.
+// Package testenv holds what test suites of several packages share: the kube-apiserver and etcd
+// binaries that envtest runs, the committed freight model, and Eventually for waiting on
+// conditions that other goroutines or processes make true.
 package testenv
 
 import (
@@ -9,6 +10,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"testing"
+	"time"
+
+	"github.com/freightcast/freightcast/internal/model"
 )
 
 // Assets returns the directory holding kube-apiserver and etcd: KUBEBUILDER_ASSETS when set (make
@@ -34,4 +39,39 @@ func Assets() (string, error) {
 func CRDDirectory() string {
 	_, self, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(self), "..", "..", "config", "crd", "bases")
+}
+
+// Eventually calls cond until it returns nil, and fails the test with cond's last error when
+// timeout has passed. The timeout bounds a wait for something that must happen, so make it
+// generous: a loaded machine under -race is slow, not wrong. cond may call tb.Fatal: Eventually
+// runs it on the caller's goroutine.
+func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() error) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	// Short first pauses catch a condition that is about to hold; the cap keeps a long wait
+	// (an API server, a backlog) from adding load to the machine it waits on.
+	pause := time.Millisecond
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s: not true after %s: %v", what, timeout, err)
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 50*time.Millisecond)
+	}
+}
+
+// FreightModel loads models/freight-delay-risk.onnx with the real runtime, so that tests score
+// with the model the project ships rather than a stand-in.
+func FreightModel(tb testing.TB) *model.Model {
+	tb.Helper()
+	_, self, _, _ := runtime.Caller(0)
+	m, err := model.LoadFile(filepath.Join(filepath.Dir(self), "..", "..", "models", "freight-delay-risk.onnx"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
 }

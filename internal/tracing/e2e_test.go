@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -24,10 +22,10 @@ import (
 
 	"github.com/freightcast/freightcast/internal/ingest"
 	"github.com/freightcast/freightcast/internal/metrics"
-	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/natstest"
 	"github.com/freightcast/freightcast/internal/otlptest"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/testenv"
 	"github.com/freightcast/freightcast/internal/tracing"
 	"github.com/freightcast/freightcast/internal/worker"
 )
@@ -38,15 +36,6 @@ type pipeline struct {
 	spec     queue.Spec
 	ingest   *httptest.Server
 	features []string
-}
-
-func freightModel(t *testing.T) *model.Model {
-	_, self, _, _ := runtime.Caller(0)
-	m, err := model.LoadFile(filepath.Join(filepath.Dir(self), "..", "..", "models", "freight-delay-risk.onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
 }
 
 // startPipeline sets tracing up from the environment, once per component as in the pods, and
@@ -62,7 +51,7 @@ func startPipeline(t *testing.T) (*pipeline, func() (stop func())) {
 	if _, err := queue.Provision(ctx, js, spec); err != nil {
 		t.Fatal(err)
 	}
-	m := freightModel(t)
+	m := testenv.FreightModel(t)
 	logger := slog.New(slog.DiscardHandler)
 
 	ingestTP, ingestShutdown, err := tracing.Setup(ctx, "freightcast-ingest", logger)
@@ -152,16 +141,10 @@ func (p *pipeline) waitPredicted(t *testing.T, id string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if _, err := kv.Get(context.Background(), id); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no prediction for %s after 15s", id)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, 15*time.Second, "prediction for "+id, func() error {
+		_, err := kv.Get(context.Background(), id)
+		return err
+	})
 }
 
 // queuedHeaders returns the headers of the queued messages by event id.

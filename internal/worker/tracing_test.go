@@ -2,41 +2,17 @@ package worker
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/freightcast/freightcast/internal/event"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/natstest"
 )
-
-// publishWithHeader queues event id with the given traceparent header ("" for none).
-func (h *harness) publishWithHeader(id, traceparent string) {
-	h.t.Helper()
-	var i int
-	fmt.Sscanf(id, "e%d", &i)
-	data, err := event.Encode(&event.Event{ID: id, Features: features(i), ReceivedAt: time.Now(),
-		Shipment: []byte(fmt.Sprintf(`{"ref":%q}`, id))})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	msg := nats.NewMsg(h.spec.Subject)
-	msg.Data = data
-	if traceparent != "" {
-		msg.Header.Set("traceparent", traceparent)
-	}
-	if _, err := h.js.PublishMsg(context.Background(), msg, jetstream.WithMsgID(id)); err != nil {
-		h.t.Fatal(err)
-	}
-}
 
 // TestWorkerTracesBatchesAndIgnoresMalformedContext feeds one batch whose messages carry a
 // valid, a malformed, an all-zero and no traceparent: every event is predicted, and the batch

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -22,18 +20,8 @@ import (
 	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/natstest"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/testenv"
 )
-
-// freightModel loads the committed freight delay-risk model: the real runtime on the real file.
-func freightModel(t testing.TB) *model.Model {
-	t.Helper()
-	_, self, _, _ := runtime.Caller(0)
-	m, err := model.LoadFile(filepath.Join(filepath.Dir(self), "..", "..", "models", "freight-delay-risk.onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 type harness struct {
 	t     testing.TB
@@ -56,7 +44,7 @@ func newHarness(t testing.TB, ackWait time.Duration) *harness {
 	if _, err := queue.Provision(context.Background(), js, spec); err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, srv: srv, nc: nc, js: js, spec: spec, model: freightModel(t)}
+	return &harness{t: t, srv: srv, nc: nc, js: js, spec: spec, model: testenv.FreightModel(t)}
 }
 
 // newWorker builds a worker on its own connection, so a test can drop that connection as a
@@ -94,16 +82,27 @@ func b(v bool) float64 {
 func (h *harness) publish(ids ...string) {
 	h.t.Helper()
 	for _, id := range ids {
-		var i int
-		fmt.Sscanf(id, "e%d", &i)
-		data, err := event.Encode(&event.Event{ID: id, Features: features(i), ReceivedAt: time.Now(),
-			Shipment: []byte(fmt.Sprintf(`{"ref":%q}`, id))})
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		if _, err := h.js.Publish(context.Background(), h.spec.Subject, data, jetstream.WithMsgID(id)); err != nil {
-			h.t.Fatal(err)
-		}
+		h.publishWithHeader(id, "")
+	}
+}
+
+// publishWithHeader queues event id with the given traceparent header ("" for none).
+func (h *harness) publishWithHeader(id, traceparent string) {
+	h.t.Helper()
+	var i int
+	fmt.Sscanf(id, "e%d", &i)
+	data, err := event.Encode(&event.Event{ID: id, Features: features(i), ReceivedAt: time.Now(),
+		Shipment: []byte(fmt.Sprintf(`{"ref":%q}`, id))})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	msg := nats.NewMsg(h.spec.Subject)
+	msg.Data = data
+	if traceparent != "" {
+		msg.Header.Set("traceparent", traceparent)
+	}
+	if _, err := h.js.PublishMsg(context.Background(), msg, jetstream.WithMsgID(id)); err != nil {
+		h.t.Fatal(err)
 	}
 }
 
@@ -135,17 +134,7 @@ func (h *harness) waitPredicted(n int, timeout time.Duration) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	deadline := time.Now().Add(timeout)
-	for {
-		st, err := kv.Status(context.Background())
-		if err == nil && int(st.Values()) >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("%v predictions after %s, want %d (err %v)", st.Values(), timeout, n, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	natstest.WaitValues(h.t, kv, n, timeout)
 }
 
 // checkExactlyOnce asserts one prediction record per id, each the model's answer, nothing left
@@ -186,13 +175,19 @@ func (h *harness) checkExactlyOnce(idList []string) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if info.State.Msgs != 0 {
-		h.t.Errorf("%d events still queued after all were predicted", info.State.Msgs)
-	}
+	// A stopped worker has acknowledged all it handled, but the acks may still be in its
+	// connection's buffer, and the server applies acks on a goroutine of its own: the work queue
+	// may hold the last events for a moment.
+	testenv.Eventually(h.t, 30*time.Second, "an empty queue", func() error {
+		info, err := stream.Info(ctx)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if info.State.Msgs != 0 {
+			return fmt.Errorf("%d events still queued after all were predicted", info.State.Msgs)
+		}
+		return nil
+	})
 	out, err := h.js.Stream(ctx, h.spec.OutputStream)
 	if err != nil {
 		h.t.Fatal(err)
@@ -272,31 +267,60 @@ func TestWorkerKilledMidBatchLosesNothing(t *testing.T) {
 }
 
 func TestWorkerStopsCleanlyOnCancel(t *testing.T) {
-	h := newHarness(t, 30*time.Second)
+	// An ack wait longer than any wait below: an event the stopped worker left unacknowledged
+	// stays counted as pending for as long as the test looks, rather than being handed back.
+	h := newHarness(t, 10*time.Minute)
 	all := ids(3000)
 	h.publish(all...)
 	ctx, cancel := context.WithCancel(context.Background())
 	w, _, m := h.newWorker(32)
 	wait := runWorker(ctx, t, w)
 	// Stop it as SIGTERM would, in the middle of the backlog.
-	for testutil.ToFloat64(m.EventsPredicted) < 200 {
-		time.Sleep(time.Millisecond)
-	}
+	testenv.Eventually(t, time.Minute, "200 events predicted before the stop", func() error {
+		if got := testutil.ToFloat64(m.EventsPredicted); got < 200 {
+			return fmt.Errorf("%v predicted", got)
+		}
+		return nil
+	})
 	cancel()
 	wait()
 	stopped := int(testutil.ToFloat64(m.EventsPredicted))
+	t.Logf("the first worker predicted %d of %d events before it stopped", stopped, len(all))
 
-	// Nothing the stopped worker held is stranded: a second worker finishes the rest at once,
-	// well before the 30 s ack wait would hand back anything unacknowledged.
+	// Nothing the stopped worker held is stranded: the server counts no event as delivered and
+	// unacknowledged. (Its acks reach the server a moment after Run returns, hence the wait.)
+	cons, err := h.js.Consumer(context.Background(), h.spec.Stream, h.spec.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, time.Minute, "every event the stopped worker was sent acknowledged", func() error {
+		info, err := cons.Info(context.Background())
+		if err != nil {
+			return err
+		}
+		if info.NumAckPending != 0 {
+			return fmt.Errorf("%d events delivered and not acknowledged", info.NumAckPending)
+		}
+		return nil
+	})
+
+	// A second worker finishes the rest, and the two predicted every event once between them.
 	w2, _, m2 := h.newWorker(64)
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	wait2 := runWorker(ctx2, t, w2)
-	h.waitPredicted(len(all), 20*time.Second)
+	h.waitPredicted(len(all), time.Minute)
 	cancel2()
 	wait2()
 	h.checkExactlyOnce(all)
 	if rest := int(testutil.ToFloat64(m2.EventsPredicted)); stopped+rest != len(all) {
 		t.Errorf("first worker %d + second %d predictions, want %d in all", stopped, rest, len(all))
+	}
+	info, err := cons.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumRedelivered != 0 {
+		t.Errorf("%d events were delivered again: the stopped worker did not acknowledge all it held", info.NumRedelivered)
 	}
 }
 
@@ -316,9 +340,12 @@ func TestWorkerKeepsTheFirstPredictionOfARedeliveredEvent(t *testing.T) {
 	w, _, m := h.newWorker(8)
 	runCtx, cancel := context.WithCancel(ctx)
 	wait := runWorker(runCtx, t, w)
-	for testutil.ToFloat64(m.EventsPredicted) < 1 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, time.Minute, "the redelivered e7 handled", func() error {
+		if testutil.ToFloat64(m.EventsPredicted) < 1 {
+			return errors.New("no event predicted")
+		}
+		return nil
+	})
 	cancel()
 	wait()
 	entry, err := kv.Get(ctx, "e7")
@@ -349,15 +376,14 @@ func TestWorkerDeadLettersWhatItCannotPredict(t *testing.T) {
 	runCtx, cancel := context.WithCancel(ctx)
 	wait := runWorker(runCtx, t, w)
 	h.waitPredicted(1, 10*time.Second)
-	deadline := time.Now().Add(10 * time.Second)
-	for testutil.ToFloat64(m.DeadLetters.WithLabelValues(metrics.DeadLetterUndecodable))+
-		testutil.ToFloat64(m.DeadLetters.WithLabelValues(metrics.DeadLetterFeatureCount))+
-		testutil.ToFloat64(m.DeadLetters.WithLabelValues(metrics.DeadLetterNonFinite)) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("dead letters not counted")
+	testenv.Eventually(t, time.Minute, "dead letters counted", func() error {
+		if n := testutil.ToFloat64(m.DeadLetters.WithLabelValues(metrics.DeadLetterUndecodable)) +
+			testutil.ToFloat64(m.DeadLetters.WithLabelValues(metrics.DeadLetterFeatureCount)) +
+			testutil.ToFloat64(m.DeadLetters.WithLabelValues(metrics.DeadLetterNonFinite)); n < 3 {
+			return fmt.Errorf("%v of 3", n)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	cancel()
 	wait()
 
