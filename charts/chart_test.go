@@ -24,7 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
-	"github.com/freightcast/freightcast/internal/helmtest"
+	"github.com/freightcast/freightcast/internal/testing/helmtest"
 	"github.com/freightcast/freightcast/internal/metrics"
 )
 

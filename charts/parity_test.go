@@ -10,7 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/freightcast/freightcast/internal/helmtest"
+	"github.com/freightcast/freightcast/internal/testing/helmtest"
 )
 
 // parityFields are, per kind, the fields that make the install what it is. Labels and

@@ -14,8 +14,8 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/freightcast/freightcast/internal/natstest"
-	"github.com/freightcast/freightcast/internal/testenv"
+	"github.com/freightcast/freightcast/internal/testing/natstest"
+	"github.com/freightcast/freightcast/internal/testing/testenv"
 )
 
 // The Argo CD health checks in config/argocd/health run here, in a real Lua interpreter, on the

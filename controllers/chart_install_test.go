@@ -9,7 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/freightcast/freightcast/internal/helmtest"
+	"github.com/freightcast/freightcast/internal/testing/helmtest"
 )
 
 // TestHelmChartApplies applies what `helm template` renders from charts/freightcast, with its

@@ -18,8 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
-	"github.com/freightcast/freightcast/internal/natstest"
-	"github.com/freightcast/freightcast/internal/testenv"
+	"github.com/freightcast/freightcast/internal/testing/natstest"
+	"github.com/freightcast/freightcast/internal/testing/testenv"
 )
 
 // typedNetworkPolicy reads an apply configuration back as the object it describes.

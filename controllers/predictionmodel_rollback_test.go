@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
-	"github.com/freightcast/freightcast/internal/testenv"
+	"github.com/freightcast/freightcast/internal/testing/testenv"
 )
 
 // markDeploymentProgressDeadlineExceeded stands in for the Deployment controller, which envtest

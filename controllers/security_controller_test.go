@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
-	"github.com/freightcast/freightcast/internal/testenv"
+	"github.com/freightcast/freightcast/internal/testing/testenv"
 )
 
 // TestModelWithAuthAndTLSNeedsNoSecretRead: the operator builds the serving pods of a model with

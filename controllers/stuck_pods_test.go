@@ -19,8 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
-	"github.com/freightcast/freightcast/internal/natstest"
-	"github.com/freightcast/freightcast/internal/testenv"
+	"github.com/freightcast/freightcast/internal/testing/natstest"
+	"github.com/freightcast/freightcast/internal/testing/testenv"
 )
 
 // testPod is a pod of revision rev that is ready or not since testNow-age.

@@ -13,10 +13,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/freightcast/freightcast/internal/natstest"
+	"github.com/freightcast/freightcast/internal/testing/natstest"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
-	"github.com/freightcast/freightcast/internal/testenv"
+	"github.com/freightcast/freightcast/internal/testing/testenv"
 )
 
 func TestResolveFeatures(t *testing.T) {

@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/freightcast/freightcast/internal/natstest"
+	"github.com/freightcast/freightcast/internal/testing/natstest"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
-	"github.com/freightcast/freightcast/internal/testcerts"
-	"github.com/freightcast/freightcast/internal/testenv"
+	"github.com/freightcast/freightcast/internal/testing/testcerts"
+	"github.com/freightcast/freightcast/internal/testing/testenv"
 )
 
 // TestServeInferWithTokensOverTLS runs `freightcast infer` as a PredictionModel with spec.auth

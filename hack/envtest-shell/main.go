@@ -30,7 +30,7 @@ import (
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/controllers"
 	"github.com/freightcast/freightcast/internal/queue"
-	"github.com/freightcast/freightcast/internal/testenv"
+	"github.com/freightcast/freightcast/internal/testing/testenv"
 )
 
 func main() {

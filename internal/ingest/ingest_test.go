@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/freightcast/freightcast/internal/event"
-	"github.com/freightcast/freightcast/internal/testenv"
+	"github.com/freightcast/freightcast/internal/testing/testenv"
 )
 
 const ctJSON, ctNDJSON = "application/json", "application/x-ndjson"

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/freightcast/freightcast/internal/httpauth"
-	"github.com/freightcast/freightcast/internal/testcerts"
+	"github.com/freightcast/freightcast/internal/testing/testcerts"
 	"github.com/freightcast/freightcast/internal/tlsreload"
 )
 

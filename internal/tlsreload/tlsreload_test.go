@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/freightcast/freightcast/internal/testcerts"
+	"github.com/freightcast/freightcast/internal/testing/testcerts"
 )
 
 // servedSubject connects to the server anew and returns the common name of its certificate.

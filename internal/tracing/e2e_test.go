@@ -22,10 +22,10 @@ import (
 
 	"github.com/freightcast/freightcast/internal/ingest"
 	"github.com/freightcast/freightcast/internal/metrics"
-	"github.com/freightcast/freightcast/internal/natstest"
-	"github.com/freightcast/freightcast/internal/otlptest"
+	"github.com/freightcast/freightcast/internal/testing/natstest"
+	"github.com/freightcast/freightcast/internal/testing/otlptest"
 	"github.com/freightcast/freightcast/internal/queue"
-	"github.com/freightcast/freightcast/internal/testenv"
+	"github.com/freightcast/freightcast/internal/testing/testenv"
 	"github.com/freightcast/freightcast/internal/tracing"
 	"github.com/freightcast/freightcast/internal/worker"
 )

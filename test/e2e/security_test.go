@@ -20,7 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
-	"github.com/freightcast/freightcast/internal/testcerts"
+	"github.com/freightcast/freightcast/internal/testing/testcerts"
 )
 
 // TestTokensAndTLSOnRealPods turns on bearer tokens and TLS for a running model and for a

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/freightcast/freightcast/internal/otlptest"
+	"github.com/freightcast/freightcast/internal/testing/otlptest"
 )
 
 // TestTracesFromRealPods turns tracing on through the chart and checks that one client trace

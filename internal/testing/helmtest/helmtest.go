@@ -23,7 +23,7 @@ const helmVersion = "v4.3.1"
 // Root is the repository's root directory.
 func Root() string {
 	_, self, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(self), "..", "..")
+	return filepath.Join(filepath.Dir(self), "..", "..", "..")
 }
 
 // ChartDir is charts/freightcast.

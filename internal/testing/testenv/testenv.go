@@ -27,7 +27,7 @@ func Assets() (string, error) {
 	if !ok {
 		return "", fmt.Errorf("testenv: cannot locate the repository")
 	}
-	script := filepath.Join(filepath.Dir(self), "..", "..", "hack", "k8s-binaries.sh")
+	script := filepath.Join(filepath.Dir(self), "..", "..", "..", "hack", "k8s-binaries.sh")
 	out, err := exec.Command(script).Output()
 	if err != nil {
 		return "", fmt.Errorf("building envtest binaries with %s: %w", script, err)
@@ -38,7 +38,7 @@ func Assets() (string, error) {
 // CRDDirectory is config/crd/bases, the generated CRDs.
 func CRDDirectory() string {
 	_, self, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(self), "..", "..", "config", "crd", "bases")
+	return filepath.Join(filepath.Dir(self), "..", "..", "..", "config", "crd", "bases")
 }
 
 // Eventually calls cond until it returns nil, and fails the test with cond's last error when
@@ -69,7 +69,7 @@ func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() e
 func FreightModel(tb testing.TB) *model.Model {
 	tb.Helper()
 	_, self, _, _ := runtime.Caller(0)
-	m, err := model.LoadFile(filepath.Join(filepath.Dir(self), "..", "..", "models", "freight-delay-risk.onnx"))
+	m, err := model.LoadFile(filepath.Join(filepath.Dir(self), "..", "..", "..", "models", "freight-delay-risk.onnx"))
 	if err != nil {
 		tb.Fatal(err)
 	}
