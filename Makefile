@@ -76,6 +76,14 @@ vet: ## Run go vet (the e2e suite included: it only builds with its tag).
 .PHONY: lint
 lint: fmt vet ## gofmt and go vet (the linters that build here without downloads).
 
+.PHONY: fixtures
+fixtures: ## Retrain the model fixtures of internal/model/testdata/models (needs Debian's python3-sklearn, -xgboost, -torch, -onnx).
+	/usr/bin/python3 hack/modelfixtures/modelfixtures.py generate
+
+.PHONY: fixtures-check
+fixtures-check: ## Check that the committed model fixtures are what hack/modelfixtures writes (same bytes).
+	/usr/bin/python3 hack/modelfixtures/modelfixtures.py check
+
 .PHONY: build
 build: ## Build bin/freightcast.
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/freightcast ./cmd/freightcast
