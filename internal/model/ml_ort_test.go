@@ -1,0 +1,240 @@
+//go:build ortbench
+
+package model
+
+// The model fixtures on onnxruntime 1.30 (cgo, the ortbench tag; see ort_bench_test.go): each
+// file must give its training framework's answers there too, which checks that the fixtures
+// are models onnxruntime takes as the real converters' files, and anchors the tree benchmarks.
+//
+//	go test -tags ortbench -run ORT ./internal/model/
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// ortOutput is an onnxruntime output read back: a tensor's values, or a ZipMap's sequence of
+// maps as its keys and a rows × keys matrix.
+type ortOutput struct {
+	shape   []int64
+	float32 []float32
+	int64   []int64
+	strings []string
+	keys    []string // a sequence of maps: its keys, formatted
+}
+
+// ortOptions are the anchor's session options: one thread, sequential execution.
+func ortOptions(t testing.TB) *ort.SessionOptions {
+	t.Helper()
+	if err := ortInit(); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := ort.NewSessionOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range []error{opts.SetIntraOpNumThreads(1), opts.SetInterOpNumThreads(1), opts.SetExecutionMode(ort.ExecutionModeSequential)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return opts
+}
+
+func ortSession(t testing.TB, fx *fixture) *ort.DynamicAdvancedSession {
+	t.Helper()
+	opts := ortOptions(t)
+	defer opts.Destroy()
+	var ins, outs []string
+	for _, in := range fx.Inputs {
+		ins = append(ins, in.Name)
+	}
+	for _, out := range fx.Outputs {
+		outs = append(outs, out.Name)
+	}
+	s, err := ort.NewDynamicAdvancedSessionWithONNXData(fx.Model, ins, outs, opts)
+	if err != nil {
+		t.Fatalf("onnxruntime refuses %s: %v", fx.Name, err)
+	}
+	return s
+}
+
+// ortInputs makes onnxruntime tensors from a fixture's inputs (rows repeated to fill rows).
+func ortInputs(t testing.TB, fx *fixture) []ort.Value {
+	t.Helper()
+	var vals []ort.Value
+	for _, in := range fx.Inputs {
+		shape := make([]int64, len(in.Shape))
+		for i, d := range in.Shape {
+			shape[i] = int64(d)
+		}
+		var v ort.Value
+		var err error
+		switch in.Datatype {
+		case "FP32":
+			v, err = ort.NewTensor(ort.NewShape(shape...), in.float32s(t))
+		case "INT64":
+			v, err = ort.NewTensor(ort.NewShape(shape...), in.int64s(t))
+		default:
+			t.Fatalf("input datatype %s", in.Datatype)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		vals = append(vals, v)
+	}
+	return vals
+}
+
+func readORT(t testing.TB, v ort.Value) ortOutput {
+	t.Helper()
+	switch x := v.(type) {
+	case *ort.Tensor[float32]:
+		return ortOutput{shape: x.GetShape(), float32: x.GetData()}
+	case *ort.Tensor[int64]:
+		return ortOutput{shape: x.GetShape(), int64: x.GetData()}
+	case *ort.StringTensor:
+		s, err := x.GetContents()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ortOutput{shape: x.GetShape(), strings: s}
+	case *ort.Sequence:
+		maps, err := x.GetValues()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out ortOutput
+		for _, m := range maps {
+			k, vals, err := m.(*ort.Map).GetKeysAndValues()
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys, probs := readORT(t, k), readORT(t, vals)
+			if out.keys == nil {
+				for _, key := range keys.int64 {
+					out.keys = append(out.keys, fmt.Sprint(key))
+				}
+				out.keys = append(out.keys, keys.strings...)
+			}
+			out.float32 = append(out.float32, probs.float32...)
+		}
+		out.shape = []int64{int64(len(maps)), int64(len(out.keys))}
+		return out
+	}
+	t.Fatalf("onnxruntime output of type %T", v)
+	return ortOutput{}
+}
+
+// runORT runs a fixture's inputs and returns every output.
+func runORT(t testing.TB, s *ort.DynamicAdvancedSession, fx *fixture) []ortOutput {
+	t.Helper()
+	ins := ortInputs(t, fx)
+	defer func() {
+		for _, v := range ins {
+			v.Destroy()
+		}
+	}()
+	outs := make([]ort.Value, len(fx.Outputs))
+	if err := s.Run(ins, outs); err != nil {
+		t.Fatalf("onnxruntime: %v", err)
+	}
+	res := make([]ortOutput, len(outs))
+	for i, v := range outs {
+		res[i] = readORT(t, v)
+		v.Destroy()
+	}
+	return res
+}
+
+// TestORTMatchesFrameworks runs every fixture on onnxruntime and compares with the framework's
+// answers: the fixture files are what onnxruntime takes from the real converters.
+func TestORTMatchesFrameworks(t *testing.T) {
+	for _, f := range readManifest(t).Fixtures {
+		t.Run(f.Name, func(t *testing.T) {
+			fx := loadFixture(t, f.Name)
+			s := ortSession(t, fx)
+			defer s.Destroy()
+			got := runORT(t, s, fx)
+			for i, want := range fx.Outputs {
+				g := got[i]
+				switch want.Datatype {
+				case "FP32":
+					closeFloats(t, want.Name, g.float32, want.float32s(t), 1e-5)
+				case "INT64":
+					w := want.int64s(t)
+					for r := range w {
+						if g.int64[r] != w[r] {
+							t.Fatalf("%s[%d] = %d, want %d", want.Name, r, g.int64[r], w[r])
+						}
+					}
+				case "BYTES":
+					w := want.strings(t)
+					for r := range w {
+						if g.strings[r] != w[r] {
+							t.Fatalf("%s[%d] = %q, want %q", want.Name, r, g.strings[r], w[r])
+						}
+					}
+				}
+				if want.ZipmapLabels != nil {
+					for k, raw := range want.ZipmapLabels {
+						var label any
+						if err := json.Unmarshal(raw, &label); err != nil {
+							t.Fatal(err)
+						}
+						if fmt.Sprint(label) != g.keys[k] {
+							t.Fatalf("%s: ZipMap key %d is %s, want %v", want.Name, k, g.keys[k], label)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkORTTrees is the onnxruntime anchor of the tree benchmarks: the XGBoost-sized and the
+// RandomForest fixtures, one intra-op thread, the same rows as BenchmarkTrees.
+func BenchmarkORTTrees(b *testing.B) {
+	for _, name := range treeBenchFixtures {
+		fx := loadFixture(b, name)
+		for _, rows := range []int{1, 64, 1024} {
+			b.Run(fmt.Sprintf("%s/batch=%d", name, rows), func(b *testing.B) {
+				x, cols := benchRows(b, fx, rows)
+				in, err := ort.NewTensor(ort.NewShape(int64(rows), int64(cols)), x)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer in.Destroy()
+				label, err := ort.NewEmptyTensor[int64](ort.NewShape(int64(rows)))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer label.Destroy()
+				probs, err := ort.NewEmptyTensor[float32](ort.NewShape(int64(rows), 2))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer probs.Destroy()
+				opts := ortOptions(b)
+				defer opts.Destroy()
+				s, err := ort.NewAdvancedSessionWithONNXData(fx.Model, []string{"input"}, []string{"label", "probabilities"},
+					[]ort.Value{in}, []ort.Value{label, probs}, opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Destroy()
+				cpu := startCPU()
+				for b.Loop() {
+					if err := s.Run(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				cpu.report(b)
+				b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
+			})
+		}
+	}
+}
