@@ -461,7 +461,7 @@ func (k *variadicKernel) run(x *exec, in, out []*Tensor) error {
 	} else if err := binaryInto(x, k.op, k.dtype, o, in[0], in[1], o.Shape); err != nil {
 		return err
 	}
-	for _, t := range in[2:] {
+	for _, t := range in[min(2, len(in)):] {
 		if err := binaryInto(x, k.op, k.dtype, o, o, t, o.Shape); err != nil {
 			return err
 		}

@@ -145,7 +145,7 @@ func compileSplit(n *nodeCtx) (kernel, error) {
 	}
 	outs := n.numOut()
 	var split []int64
-	splitGiven := false
+	splitGiven, runtimeSplit := false, false
 	if n.opset < 13 {
 		split, splitGiven, err = n.attrInts("split")
 		if err != nil {
@@ -158,11 +158,14 @@ func compileSplit(n *nodeCtx) (kernel, error) {
 		if err := n.needTypes(1, Int64); err != nil {
 			return nil, err
 		}
-		var ok bool
-		if split, ok = n.ints(1); !ok {
-			return nil, unsupported("Split's split input is computed at run time")
-		}
 		splitGiven = true
+		if s := n.shape(1); len(s) != 1 || (s[0] >= 0 && s[0] != outs) {
+			return nil, fmt.Errorf("split of shape %s for %d outputs", shapeString(s), outs)
+		}
+		var known bool
+		if split, known = n.ints(1); !known {
+			runtimeSplit = true
+		}
 	}
 	if n.opset >= 18 {
 		numOutputs, err := n.attrInt("num_outputs", 0)
@@ -176,12 +179,16 @@ func compileSplit(n *nodeCtx) (kernel, error) {
 			return nil, fmt.Errorf("num_outputs is %d but the node has %d outputs", numOutputs, outs)
 		}
 	}
-	if splitGiven && len(split) != outs {
+	if splitGiven && !runtimeSplit && len(split) != outs {
 		return nil, fmt.Errorf("split %v has %d parts for %d outputs", split, len(split), outs)
 	}
 	dim := in[axis]
 	sizes := make([]int, outs)
 	switch {
+	case runtimeSplit:
+		for i := range sizes {
+			sizes[i] = n.sym()
+		}
 	case splitGiven:
 		total := 0
 		for i, s := range split {
@@ -227,7 +234,16 @@ func compileSplit(n *nodeCtx) (kernel, error) {
 		part := (d + len(out) - 1) / len(out)
 		for i, o := range out {
 			s := 0
-			if dynamic {
+			if runtimeSplit {
+				parts := data[int64](in[1])
+				if len(parts) != len(out) {
+					return fmt.Errorf("split %v has %d parts for %d outputs", parts, len(parts), len(out))
+				}
+				if parts[i] < 0 || parts[i] > int64(d) {
+					return fmt.Errorf("split %v does not fit axis %d of size %d", parts, axis, d)
+				}
+				s = int(parts[i])
+			} else if dynamic {
 				if d%len(out) != 0 && !ceil {
 					return fmt.Errorf("axis %d of size %d does not split into %d equal parts", axis, d, len(out))
 				}
@@ -246,6 +262,9 @@ func compileSplit(n *nodeCtx) (kernel, error) {
 				copyElems(o, j*s*inner, t, (j*d+start)*inner, s*inner)
 			}
 			start += s
+		}
+		if start != d {
+			return fmt.Errorf("split parts add up to %d, axis %d has %d", start, axis, d)
 		}
 		return nil
 	}), nil

@@ -69,7 +69,14 @@ func compileDropout(n *nodeCtx) (kernel, error) {
 		if err := n.needTypes(2, Bool); err != nil {
 			return nil, err
 		}
-		if k := n.konst(2); k != nil && data[bool](k)[0] {
+		k := n.konst(2)
+		if k == nil {
+			return nil, unsupported("Dropout's training_mode is computed at run time; this runtime runs Dropout for inference only")
+		}
+		if k.Len() != 1 {
+			return nil, fmt.Errorf("training_mode has %d values, want 1", k.Len())
+		}
+		if data[bool](k)[0] {
 			return nil, unsupported("Dropout in training mode (training_mode=true)")
 		}
 	}
@@ -83,9 +90,6 @@ func compileDropout(n *nodeCtx) (kernel, error) {
 		n.setOutTensor(1, Bool, n.shape(0))
 	}
 	return kernelFunc(func(x *exec, in, out []*Tensor) error {
-		if len(in) > 2 && in[2] != nil && data[bool](in[2])[0] {
-			return errors.New("training_mode is true; this runtime runs Dropout for inference only")
-		}
 		if len(out) > 1 {
 			if err := out[1].reset(Bool, in[0].Shape...); err != nil {
 				return err

@@ -516,3 +516,10 @@ func (d *decoder) appendDoubles(dst []float64, typ protowire.Type, v []byte, x u
 	}
 	return nil, malformed("double_data: wire type %d", typ)
 }
+
+// DecodeTensor parses a serialized TensorProto (the input_N.pb and output_N.pb files of ONNX's
+// backend test cases) within DefaultLimits.
+func DecodeTensor(data []byte) (*Tensor, error) {
+	d := &decoder{lim: DefaultLimits}
+	return d.tensor(data)
+}
