@@ -12,9 +12,9 @@ import (
 var treeBenchFixtures = []string{"xgb_binary", "skl_rf_bench"}
 
 // benchRows cycles a fixture's held-out rows to fill a batch.
-func benchRows(t testing.TB, fx *fixture, rows int) ([]float32, int) {
-	in := fx.Inputs[0]
-	x, cols := in.float32s(t), in.Shape[1]
+func benchRows(fx *fixture, rows int) ([]float32, int) {
+	in := fx.inputs[0]
+	x, cols := in.Float32, in.Shape[1]
 	out := make([]float32, rows*cols)
 	for r := range rows {
 		src := r % in.Shape[0]
@@ -26,8 +26,8 @@ func benchRows(t testing.TB, fx *fixture, rows int) ([]float32, int) {
 func BenchmarkForest(b *testing.B) {
 	for _, name := range treeBenchFixtures {
 		fx := loadFixture(b, name)
-		node, opset := treeNode(b, fx.Model)
-		spec, _, err := decodeTreeSpec(pbAttrs{node}, opset, true)
+		node, opset := treeNode(b, fx.model)
+		spec, _, err := decodeTreeSpec(&nodeCtx{node: node}, opset, true)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -37,10 +37,10 @@ func BenchmarkForest(b *testing.B) {
 		}
 		for _, rows := range []int{1, 64, 1024} {
 			b.Run(fmt.Sprintf("%s/batch=%d", name, rows), func(b *testing.B) {
-				x, cols := benchRows(b, fx, rows)
+				x, cols := benchRows(fx, rows)
 				var s treeScratch
 				probs := make([]float32, rows*2)
-				idx := make([]int, rows)
+				idx := make([]int32, rows)
 				b.ReportAllocs()
 				cpu := startCPU()
 				for b.Loop() {

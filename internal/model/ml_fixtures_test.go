@@ -12,41 +12,20 @@ import (
 	"testing"
 )
 
-// The model fixtures of testdata/models: real models trained by scikit-learn, XGBoost and
-// PyTorch (hack/modelfixtures), each with its framework's own answers on held-out rows.
-
-const fixtureDir = "testdata/models"
-
+// The manifest of testdata/models (hack/modelfixtures): every fixture, its file (gzipped when
+// large) and whether the benchmarks use it.
 type fixtureManifest struct {
 	Fixtures []struct {
 		Name      string `json:"name"`
 		File      string `json:"file"`
-		Expected  string `json:"expected"`
 		Benchmark bool   `json:"benchmark"`
 	} `json:"fixtures"`
-}
-
-// fixtureTensor is one input or expected output: OIP-style name, datatype, shape and flat data
-// (null stands for NaN). A ZipMap output lists the class labels its probabilities are for.
-type fixtureTensor struct {
-	Name         string            `json:"name"`
-	Datatype     string            `json:"datatype"`
-	Shape        []int             `json:"shape"`
-	Data         []json.RawMessage `json:"data"`
-	ZipmapLabels []json.RawMessage `json:"zipmap_labels"`
-}
-
-type fixture struct {
-	Name    string
-	Model   []byte          `json:"-"`
-	Inputs  []fixtureTensor `json:"inputs"`
-	Outputs []fixtureTensor `json:"outputs"`
 }
 
 func readManifest(t testing.TB) fixtureManifest {
 	t.Helper()
 	var m fixtureManifest
-	b, err := os.ReadFile(filepath.Join(fixtureDir, "manifest.json"))
+	b, err := os.ReadFile(filepath.Join(modelFixtures, "manifest.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,33 +38,48 @@ func readManifest(t testing.TB) fixtureManifest {
 	return m
 }
 
-// loadFixture reads a fixture's model (gunzipped if need be) and expected answers.
+// fixture is a model fixture: the file's bytes (gunzipped), and the inputs and framework
+// answers of NAME.json as tensors.
+type fixture struct {
+	name    string
+	model   []byte
+	json    oipFixture
+	inputs  []*Tensor
+	outputs []*Tensor
+}
+
 func loadFixture(t testing.TB, name string) *fixture {
 	t.Helper()
 	for _, f := range readManifest(t).Fixtures {
 		if f.Name != name {
 			continue
 		}
-		fx := &fixture{Name: name}
-		b, err := os.ReadFile(filepath.Join(fixtureDir, f.Expected))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(b, fx); err != nil {
-			t.Fatalf("%s: %v", f.Expected, err)
-		}
-		fx.Model, err = os.ReadFile(filepath.Join(fixtureDir, f.File))
-		if err != nil {
+		fx := &fixture{name: name}
+		var err error
+		if fx.model, err = os.ReadFile(filepath.Join(modelFixtures, f.File)); err != nil {
 			t.Fatal(err)
 		}
 		if strings.HasSuffix(f.File, ".gz") {
-			zr, err := gzip.NewReader(bytes.NewReader(fx.Model))
+			zr, err := gzip.NewReader(bytes.NewReader(fx.model))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if fx.Model, err = io.ReadAll(zr); err != nil {
+			if fx.model, err = io.ReadAll(zr); err != nil {
 				t.Fatal(err)
 			}
+		}
+		raw, err := os.ReadFile(filepath.Join(modelFixtures, name+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(raw, &fx.json); err != nil {
+			t.Fatalf("%s.json: %v", name, err)
+		}
+		for _, v := range fx.json.Inputs {
+			fx.inputs = append(fx.inputs, fixtureTensor(t, v))
+		}
+		for _, v := range fx.json.Outputs {
+			fx.outputs = append(fx.outputs, fixtureTensor(t, v))
 		}
 		return fx
 	}
@@ -93,55 +87,42 @@ func loadFixture(t testing.TB, name string) *fixture {
 	return nil
 }
 
-func (ft fixtureTensor) float32s(t testing.TB) []float32 {
+// sameAnswers compares an output with the framework's: labels and other integers or strings
+// exactly, floats within tol absolutely or relatively.
+func sameAnswers(t testing.TB, what string, got, want *Tensor, tol float64) {
 	t.Helper()
-	out := make([]float32, len(ft.Data))
-	for i, raw := range ft.Data {
-		if string(raw) == "null" {
-			out[i] = float32(math.NaN())
-			continue
-		}
-		var v float64
-		if err := json.Unmarshal(raw, &v); err != nil {
-			t.Fatalf("%s[%d]: %v", ft.Name, i, err)
-		}
-		out[i] = float32(v)
+	if got.DType != want.DType && !(got.DType.isFloat() && want.DType.isFloat()) {
+		t.Fatalf("%s: type %s, want %s", what, got.DType, want.DType)
 	}
-	return out
-}
-
-func (ft fixtureTensor) int64s(t testing.TB) []int64 {
-	t.Helper()
-	out := make([]int64, len(ft.Data))
-	for i, raw := range ft.Data {
-		if err := json.Unmarshal(raw, &out[i]); err != nil {
-			t.Fatalf("%s[%d]: %v", ft.Name, i, err)
+	if got.Len() != want.Len() {
+		t.Fatalf("%s: shape %v, want %v", what, got.Shape, want.Shape)
+	}
+	switch want.DType {
+	case Int64:
+		for i, w := range want.Int64 {
+			if got.Int64[i] != w {
+				t.Fatalf("%s[%d] = %d, want %d", what, i, got.Int64[i], w)
+			}
 		}
-	}
-	return out
-}
-
-func (ft fixtureTensor) strings(t testing.TB) []string {
-	t.Helper()
-	out := make([]string, len(ft.Data))
-	for i, raw := range ft.Data {
-		if err := json.Unmarshal(raw, &out[i]); err != nil {
-			t.Fatalf("%s[%d]: %v", ft.Name, i, err)
+	case String:
+		for i, w := range want.String {
+			if got.String[i] != w {
+				t.Fatalf("%s[%d] = %q, want %q", what, i, got.String[i], w)
+			}
 		}
-	}
-	return out
-}
-
-// closeFloats reports the first value that differs by more than tol absolutely and relatively.
-func closeFloats(t testing.TB, what string, got, want []float32, tol float64) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
-	}
-	for i := range want {
-		g, w := float64(got[i]), float64(want[i])
-		if d := math.Abs(g - w); d > tol && d > tol*math.Abs(w) || math.IsNaN(g) != math.IsNaN(w) {
-			t.Fatalf("%s[%d] = %v, want %v", what, i, g, w)
+	default:
+		g64, w64 := &Tensor{}, &Tensor{}
+		if err := castInto(g64, got, Float64); err != nil {
+			t.Fatal(err)
+		}
+		if err := castInto(w64, want, Float64); err != nil {
+			t.Fatal(err)
+		}
+		for i, w := range w64.Float64 {
+			g := g64.Float64[i]
+			if d := math.Abs(g - w); d > tol && d > tol*math.Abs(w) || math.IsNaN(g) != math.IsNaN(w) {
+				t.Fatalf("%s[%d] = %v, want %v", what, i, g, w)
+			}
 		}
 	}
 }

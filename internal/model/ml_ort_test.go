@@ -49,37 +49,37 @@ func ortSession(t testing.TB, fx *fixture) *ort.DynamicAdvancedSession {
 	opts := ortOptions(t)
 	defer opts.Destroy()
 	var ins, outs []string
-	for _, in := range fx.Inputs {
+	for _, in := range fx.json.Inputs {
 		ins = append(ins, in.Name)
 	}
-	for _, out := range fx.Outputs {
+	for _, out := range fx.json.Outputs {
 		outs = append(outs, out.Name)
 	}
-	s, err := ort.NewDynamicAdvancedSessionWithONNXData(fx.Model, ins, outs, opts)
+	s, err := ort.NewDynamicAdvancedSessionWithONNXData(fx.model, ins, outs, opts)
 	if err != nil {
-		t.Fatalf("onnxruntime refuses %s: %v", fx.Name, err)
+		t.Fatalf("onnxruntime refuses %s: %v", fx.name, err)
 	}
 	return s
 }
 
-// ortInputs makes onnxruntime tensors from a fixture's inputs (rows repeated to fill rows).
+// ortInputs makes onnxruntime tensors of a fixture's inputs.
 func ortInputs(t testing.TB, fx *fixture) []ort.Value {
 	t.Helper()
 	var vals []ort.Value
-	for _, in := range fx.Inputs {
+	for _, in := range fx.inputs {
 		shape := make([]int64, len(in.Shape))
 		for i, d := range in.Shape {
 			shape[i] = int64(d)
 		}
 		var v ort.Value
 		var err error
-		switch in.Datatype {
-		case "FP32":
-			v, err = ort.NewTensor(ort.NewShape(shape...), in.float32s(t))
-		case "INT64":
-			v, err = ort.NewTensor(ort.NewShape(shape...), in.int64s(t))
+		switch in.DType {
+		case Float32:
+			v, err = ort.NewTensor(ort.NewShape(shape...), in.Float32)
+		case Int64:
+			v, err = ort.NewTensor(ort.NewShape(shape...), in.Int64)
 		default:
-			t.Fatalf("input datatype %s", in.Datatype)
+			t.Fatalf("input type %s", in.DType)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -138,7 +138,7 @@ func runORT(t testing.TB, s *ort.DynamicAdvancedSession, fx *fixture) []ortOutpu
 			v.Destroy()
 		}
 	}()
-	outs := make([]ort.Value, len(fx.Outputs))
+	outs := make([]ort.Value, len(fx.outputs))
 	if err := s.Run(ins, outs); err != nil {
 		t.Fatalf("onnxruntime: %v", err)
 	}
@@ -150,6 +150,22 @@ func runORT(t testing.TB, s *ort.DynamicAdvancedSession, fx *fixture) []ortOutpu
 	return res
 }
 
+// tensor turns an onnxruntime output into a Tensor; a ZipMap's sequence of maps becomes its
+// probabilities, with the keys in keys.
+func (o ortOutput) tensor() (t *Tensor, keys []string) {
+	shape := make([]int, len(o.shape))
+	for i, d := range o.shape {
+		shape[i] = int(d)
+	}
+	switch {
+	case o.int64 != nil:
+		return NewTensor(shape, o.int64), nil
+	case o.strings != nil:
+		return NewTensor(shape, o.strings), nil
+	}
+	return NewTensor(shape, o.float32), o.keys
+}
+
 // TestORTMatchesFrameworks runs every fixture on onnxruntime and compares with the framework's
 // answers: the fixture files are what onnxruntime takes from the real converters.
 func TestORTMatchesFrameworks(t *testing.T) {
@@ -158,36 +174,17 @@ func TestORTMatchesFrameworks(t *testing.T) {
 			fx := loadFixture(t, f.Name)
 			s := ortSession(t, fx)
 			defer s.Destroy()
-			got := runORT(t, s, fx)
-			for i, want := range fx.Outputs {
-				g := got[i]
-				switch want.Datatype {
-				case "FP32":
-					closeFloats(t, want.Name, g.float32, want.float32s(t), 1e-5)
-				case "INT64":
-					w := want.int64s(t)
-					for r := range w {
-						if g.int64[r] != w[r] {
-							t.Fatalf("%s[%d] = %d, want %d", want.Name, r, g.int64[r], w[r])
-						}
+			for i, o := range runORT(t, s, fx) {
+				got, keys := o.tensor()
+				want := fx.json.Outputs[i]
+				sameAnswers(t, want.Name, got, fx.outputs[i], 1e-5)
+				for k, raw := range want.ZipMapLabels {
+					var label any
+					if err := json.Unmarshal(raw, &label); err != nil {
+						t.Fatal(err)
 					}
-				case "BYTES":
-					w := want.strings(t)
-					for r := range w {
-						if g.strings[r] != w[r] {
-							t.Fatalf("%s[%d] = %q, want %q", want.Name, r, g.strings[r], w[r])
-						}
-					}
-				}
-				if want.ZipmapLabels != nil {
-					for k, raw := range want.ZipmapLabels {
-						var label any
-						if err := json.Unmarshal(raw, &label); err != nil {
-							t.Fatal(err)
-						}
-						if fmt.Sprint(label) != g.keys[k] {
-							t.Fatalf("%s: ZipMap key %d is %s, want %v", want.Name, k, g.keys[k], label)
-						}
+					if fmt.Sprint(label) != keys[k] {
+						t.Fatalf("%s: ZipMap key %d is %s, want %v", want.Name, k, keys[k], label)
 					}
 				}
 			}
@@ -202,7 +199,7 @@ func BenchmarkORTTrees(b *testing.B) {
 		fx := loadFixture(b, name)
 		for _, rows := range []int{1, 64, 1024} {
 			b.Run(fmt.Sprintf("%s/batch=%d", name, rows), func(b *testing.B) {
-				x, cols := benchRows(b, fx, rows)
+				x, cols := benchRows(fx, rows)
 				in, err := ort.NewTensor(ort.NewShape(int64(rows), int64(cols)), x)
 				if err != nil {
 					b.Fatal(err)
@@ -220,7 +217,7 @@ func BenchmarkORTTrees(b *testing.B) {
 				defer probs.Destroy()
 				opts := ortOptions(b)
 				defer opts.Destroy()
-				s, err := ort.NewAdvancedSessionWithONNXData(fx.Model, []string{"input"}, []string{"label", "probabilities"},
+				s, err := ort.NewAdvancedSessionWithONNXData(fx.model, []string{"input"}, []string{"label", "probabilities"},
 					[]ort.Value{in}, []ort.Value{label, probs}, opts)
 				if err != nil {
 					b.Fatal(err)

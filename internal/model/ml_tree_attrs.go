@@ -101,24 +101,8 @@ func decodeTreeSpec(a attrReader, opset int64, classifier bool) (*treeSpec, clas
 	}
 	if classifier {
 		s.aggregate = "SUM"
-		ints, hasInts, err := a.attrInts("classlabels_int64s")
-		if err != nil {
+		if labels, err = readClassLabels(a, "classlabels_int64s", "classlabels_strings"); err != nil {
 			return nil, labels, err
-		}
-		strs, hasStrs, err := a.attrStrings("classlabels_strings")
-		if err != nil {
-			return nil, labels, err
-		}
-		switch {
-		case hasInts && hasStrs:
-			return nil, labels, fmt.Errorf("has both classlabels_int64s and classlabels_strings")
-		case hasStrs:
-			labels.strings = strs
-		default:
-			labels.ints = ints
-		}
-		if labels.len() == 0 {
-			return nil, labels, fmt.Errorf("has no class labels")
 		}
 		s.nTargets = labels.len()
 		return s, labels, nil

@@ -200,7 +200,7 @@ func (f *forest) regress(s *treeScratch, rows int, out []float32) {
 }
 
 // classify writes a classifier's probabilities (rows × classes) and each row's class index.
-func (f *forest) classify(s *treeScratch, rows int, probs []float32, label []int) {
+func (f *forest) classify(s *treeScratch, rows int, probs []float32, label []int32) {
 	nt := f.nTargets
 	var pair [2]float64
 	for r := range rows {
@@ -225,7 +225,7 @@ func (f *forest) classify(s *treeScratch, rows int, probs []float32, label []int
 				best = k
 			}
 		}
-		label[r] = best
+		label[r] = int32(best)
 	}
 }
 

@@ -40,14 +40,14 @@ func TestForestMatchesFrameworks(t *testing.T) {
 	for _, name := range treeFixtures {
 		t.Run(name, func(t *testing.T) {
 			fx := loadFixture(t, name)
-			node, opset := treeNode(t, fx.Model)
-			spec, labels, err := decodeTreeSpec(pbAttrs{node}, opset, node.OpType == "TreeEnsembleClassifier")
+			node, opset := treeNode(t, fx.model)
+			spec, labels, err := decodeTreeSpec(&nodeCtx{node: node}, opset, node.OpType == "TreeEnsembleClassifier")
 			if err != nil {
 				t.Fatal(err)
 			}
-			in := fx.Inputs[0]
+			in := fx.inputs[0]
 			rows, cols := in.Shape[0], in.Shape[1]
-			x := in.float32s(t)
+			x := in.Float32
 			x64 := make([]float64, len(x))
 			for i, v := range x {
 				x64[i] = float64(v)
@@ -77,28 +77,23 @@ func TestForestMatchesFrameworks(t *testing.T) {
 func checkForestAnswers(t *testing.T, fx *fixture, f *forest, s *treeScratch, labels classLabels, rows int) {
 	t.Helper()
 	if !f.classifier {
-		out := make([]float32, rows*f.nTargets)
-		f.regress(s, rows, out)
-		closeFloats(t, "prediction", out, fx.Outputs[0].float32s(t), 1e-5)
+		out := &Tensor{}
+		if err := out.reset(Float32, rows, f.nTargets); err != nil {
+			t.Fatal(err)
+		}
+		f.regress(s, rows, out.Float32)
+		sameAnswers(t, "prediction", out, fx.outputs[0], 1e-5)
 		return
 	}
-	probs := make([]float32, rows*f.nTargets)
-	idx := make([]int, rows)
-	f.classify(s, rows, probs, idx)
-	closeFloats(t, "probabilities", probs, fx.Outputs[1].float32s(t), 1e-5)
-	if labels.strings != nil {
-		want := fx.Outputs[0].strings(t)
-		for r := range rows {
-			if got := labels.strings[idx[r]]; got != want[r] {
-				t.Fatalf("row %d: label %q, want %q", r, got, want[r])
-			}
-		}
-		return
+	probs, label := &Tensor{}, &Tensor{}
+	if err := probs.reset(Float32, rows, f.nTargets); err != nil {
+		t.Fatal(err)
 	}
-	want := fx.Outputs[0].int64s(t)
-	for r := range rows {
-		if got := labels.ints[idx[r]]; got != want[r] {
-			t.Fatalf("row %d: label %d, want %d", r, got, want[r])
-		}
+	idx := make([]int32, rows)
+	f.classify(s, rows, probs.Float32, idx)
+	sameAnswers(t, "probabilities", probs, fx.outputs[1], 1e-5)
+	if err := labels.write(label, idx); err != nil {
+		t.Fatal(err)
 	}
+	sameAnswers(t, "label", label, fx.outputs[0], 0)
 }

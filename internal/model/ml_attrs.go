@@ -1,0 +1,38 @@
+package model
+
+import "fmt"
+
+// The node context as the ai.onnx.ml operators read attributes (attrReader), beyond what
+// op.go's getters offer.
+
+var _ attrReader = (*nodeCtx)(nil)
+
+// attrFloat64s reads a FLOAT or DOUBLE tensor attribute (the *_as_tensor attributes of
+// ai.onnx.ml opset 3) widened to float64; double tells which it was.
+func (n *nodeCtx) attrFloat64s(name string) (v []float64, double, ok bool, err error) {
+	t, err := n.attrTensor(name)
+	if t == nil || err != nil {
+		return nil, false, false, err
+	}
+	switch t.DType {
+	case Float64:
+		return data[float64](t), true, true, nil
+	case Float32:
+		f := data[float32](t)
+		v = make([]float64, len(f))
+		for i, x := range f {
+			v[i] = float64(x)
+		}
+		return v, false, true, nil
+	}
+	return nil, false, false, fmt.Errorf("attribute %s has element type %s, want float or double", name, t.DType)
+}
+
+// attrNames lists the attributes the node sets.
+func (n *nodeCtx) attrNames() []string {
+	out := make([]string, len(n.node.Attributes))
+	for i, a := range n.node.Attributes {
+		out[i] = a.Name
+	}
+	return out
+}

@@ -1,0 +1,71 @@
+package model
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+)
+
+// TestFixturesMatchFrameworks loads every model fixture — scikit-learn pipelines, XGBoost and
+// PyTorch exports as their converters write them — and runs it on the fixture's inputs: labels
+// must be the framework's exactly, probabilities and predictions within 1e-5, and a ZipMap
+// output must carry the classifier's labels as its keys.
+func TestFixturesMatchFrameworks(t *testing.T) {
+	for _, f := range readManifest(t).Fixtures {
+		t.Run(f.Name, func(t *testing.T) {
+			fx := loadFixture(t, f.Name)
+			m, err := Load(fx.model)
+			if err != nil {
+				t.Fatal(err)
+			}
+			outs := make([]*Tensor, len(m.Metadata().Outputs))
+			for i := range outs {
+				outs[i] = &Tensor{}
+			}
+			if err := m.Eval(fx.inputs, outs); err != nil {
+				t.Fatal(err)
+			}
+			for i, want := range fx.json.Outputs {
+				if m.Metadata().Outputs[i].Name != want.Name {
+					t.Fatalf("output %d is %q, the fixture has %q", i, m.Metadata().Outputs[i].Name, want.Name)
+				}
+				sameAnswers(t, want.Name, outs[i], fx.outputs[i], 1e-5)
+				checkZipMapKeys(t, want, outs[i], m.Metadata().Outputs[i])
+			}
+		})
+	}
+}
+
+// checkZipMapKeys checks a ZipMap output's keys, in the output and in Metadata, against the
+// fixture's class labels.
+func checkZipMapKeys(t *testing.T, want oipFixtureVal, got *Tensor, info TensorInfo) {
+	t.Helper()
+	if want.ZipMapLabels == nil {
+		if got.Keys != nil || info.Keys != nil {
+			t.Fatalf("%s: a tensor output has keys", want.Name)
+		}
+		return
+	}
+	if got.Keys == nil || info.Keys == nil {
+		t.Fatalf("%s: the ZipMap output has no keys", want.Name)
+	}
+	if info.Type != "seq(map(int64,tensor(float)))" && info.Type != "seq(map(string,tensor(float)))" {
+		t.Fatalf("%s: Metadata type %s", want.Name, info.Type)
+	}
+	for k, raw := range want.ZipMapLabels {
+		var label any
+		if err := json.Unmarshal(raw, &label); err != nil {
+			t.Fatal(err)
+		}
+		var key string
+		switch got.Keys.DType {
+		case Int64:
+			key = fmt.Sprint(got.Keys.Int64[k])
+		case String:
+			key = got.Keys.String[k]
+		}
+		if key != fmt.Sprint(label) {
+			t.Fatalf("%s: key %d is %s, want %v", want.Name, k, key, label)
+		}
+	}
+}
