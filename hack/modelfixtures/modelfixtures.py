@@ -4,6 +4,7 @@
     /usr/bin/python3 hack/modelfixtures/modelfixtures.py generate [--out DIR]
     /usr/bin/python3 hack/modelfixtures/modelfixtures.py check     # regenerate, compare bytes
     /usr/bin/python3 hack/modelfixtures/modelfixtures.py compare   # against the real converters
+    /usr/bin/python3 hack/modelfixtures/modelfixtures.py reference --onnx-src DIR  # ml operators
 
 Every model is trained with a fixed seed on the synthetic freight data (freightdata.py) by its
 own framework (scikit-learn, XGBoost, PyTorch from Debian's python3 packages), converted the way
@@ -430,15 +431,19 @@ def compare():
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("command", choices=["generate", "check", "compare"])
+    p.add_argument("command", choices=["generate", "check", "compare", "reference"])
     p.add_argument("--out", default=os.path.normpath(DEFAULT_OUT))
+    p.add_argument("--onnx-src", help="reference: an onnx source tree holding onnx/reference")
     args = p.parse_args()
     if args.command == "generate":
         generate(args.out)
         return 0
     if args.command == "check":
         return check(args.out)
-    return compare()
+    if args.command == "compare":
+        return compare()
+    import reference
+    return reference.main(args.onnx_src, args.out)
 
 
 if __name__ == "__main__":

@@ -68,23 +68,57 @@ func loadFixture(t testing.TB, name string) *fixture {
 				t.Fatal(err)
 			}
 		}
-		raw, err := os.ReadFile(filepath.Join(modelFixtures, name+".json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(raw, &fx.json); err != nil {
-			t.Fatalf("%s.json: %v", name, err)
-		}
-		for _, v := range fx.json.Inputs {
-			fx.inputs = append(fx.inputs, fixtureTensor(t, v))
-		}
-		for _, v := range fx.json.Outputs {
-			fx.outputs = append(fx.outputs, fixtureTensor(t, v))
-		}
+		fx.readJSON(t, filepath.Join(modelFixtures, name+".json"))
 		return fx
 	}
 	t.Fatalf("no fixture %s in the manifest", name)
 	return nil
+}
+
+// loadCase reads a one-operator case of testdata/mlops: NAME.onnx and NAME.json.
+func loadCase(t testing.TB, dir, name string) *fixture {
+	t.Helper()
+	fx := &fixture{name: name}
+	var err error
+	if fx.model, err = os.ReadFile(filepath.Join(dir, name+".onnx")); err != nil {
+		t.Fatal(err)
+	}
+	fx.readJSON(t, filepath.Join(dir, name+".json"))
+	return fx
+}
+
+func (fx *fixture) readJSON(t testing.TB, path string) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &fx.json); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	for _, v := range fx.json.Inputs {
+		fx.inputs = append(fx.inputs, fixtureTensor(t, v))
+	}
+	for _, v := range fx.json.Outputs {
+		fx.outputs = append(fx.outputs, fixtureTensor(t, v))
+	}
+}
+
+// evalFixture loads a fixture's model and runs it on the fixture's inputs.
+func evalFixture(t testing.TB, fx *fixture) (*Model, []*Tensor) {
+	t.Helper()
+	m, err := Load(fx.model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs := make([]*Tensor, len(m.Metadata().Outputs))
+	for i := range outs {
+		outs[i] = &Tensor{}
+	}
+	if err := m.Eval(fx.inputs, outs); err != nil {
+		t.Fatal(err)
+	}
+	return m, outs
 }
 
 // sameAnswers compares an output with the framework's: labels and other integers or strings

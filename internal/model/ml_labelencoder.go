@@ -9,8 +9,8 @@ import (
 // LabelEncoder (ai.onnx.ml 1, 2 and 4) maps each element through a table of keys to values,
 // writing a default for keys it lacks. Opset 1 maps strings to their index in classes_strings
 // or back; opset 2 takes keys_*/values_* attributes of strings, int64s or floats; opset 4 adds
-// keys_tensor/values_tensor/default_tensor of any of those types, int32, int16 or double. A NaN
-// key matches NaN inputs.
+// keys_tensor/values_tensor/default_tensor of any of those types, int32, int16 or double, and
+// says that a NaN key matches NaN inputs. When a key repeats, the last one counts.
 
 func init() {
 	register(opImpl{domain: domainML, name: "LabelEncoder", minOpset: 1, maxOpset: maxOpsetML, compile: compileLabelEncoder})
@@ -45,7 +45,7 @@ func compileLabelEncoder(n *nodeCtx) (kernel, error) {
 	if err := n.needTypes(0, tab.keys.DType); err != nil {
 		return nil, err
 	}
-	if err := tab.index(); err != nil {
+	if err := tab.index(n.opset >= 4); err != nil {
 		return nil, err
 	}
 	n.setOutTensor(0, tab.values.DType, slices.Clone(n.shape(0)))
@@ -200,23 +200,20 @@ func oneListAttr(n *nodeCtx, what string, tensors bool) (*Tensor, error) {
 	return found[0], nil
 }
 
-// index builds the lookup maps; the first of duplicate keys wins.
-func (t *labelTable) index() error {
+// index builds the lookup maps; the last of duplicate keys wins. nanKeys makes a NaN key match
+// NaN inputs (opset 4 on); before, a NaN key matches nothing.
+func (t *labelTable) index(nanKeys bool) error {
 	t.nan = -1
 	switch t.keys.DType {
 	case String:
 		t.byString = make(map[string]int, t.keys.Len())
 		for i, k := range t.keys.String {
-			if _, dup := t.byString[k]; !dup {
-				t.byString[k] = i
-			}
+			t.byString[k] = i
 		}
 	case Int64:
 		t.byInt = make(map[int64]int, t.keys.Len())
 		for i, k := range t.keys.Int64 {
-			if _, dup := t.byInt[k]; !dup {
-				t.byInt[k] = i
-			}
+			t.byInt[k] = i
 		}
 	default:
 		f := &Tensor{}
@@ -225,14 +222,11 @@ func (t *labelTable) index() error {
 		}
 		t.byNumber = make(map[float64]int, f.Len())
 		for i, k := range f.Float64 {
-			if math.IsNaN(k) {
-				if t.nan < 0 {
-					t.nan = i
-				}
-				continue
-			}
-			if _, dup := t.byNumber[k]; !dup {
+			switch {
+			case !math.IsNaN(k):
 				t.byNumber[k] = i
+			case nanKeys:
+				t.nan = i
 			}
 		}
 	}

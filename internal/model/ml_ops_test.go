@@ -3,6 +3,7 @@ package model
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"testing"
 )
 
@@ -14,17 +15,7 @@ func TestFixturesMatchFrameworks(t *testing.T) {
 	for _, f := range readManifest(t).Fixtures {
 		t.Run(f.Name, func(t *testing.T) {
 			fx := loadFixture(t, f.Name)
-			m, err := Load(fx.model)
-			if err != nil {
-				t.Fatal(err)
-			}
-			outs := make([]*Tensor, len(m.Metadata().Outputs))
-			for i := range outs {
-				outs[i] = &Tensor{}
-			}
-			if err := m.Eval(fx.inputs, outs); err != nil {
-				t.Fatal(err)
-			}
+			m, outs := evalFixture(t, fx)
 			for i, want := range fx.json.Outputs {
 				if m.Metadata().Outputs[i].Name != want.Name {
 					t.Fatalf("output %d is %q, the fixture has %q", i, m.Metadata().Outputs[i].Name, want.Name)
@@ -68,4 +59,39 @@ func checkZipMapKeys(t *testing.T, want oipFixtureVal, got *Tensor, info TensorI
 			t.Fatalf("%s: key %d is %s, want %v", want.Name, k, key, label)
 		}
 	}
+}
+
+// TestMLOpsMatchReference runs testdata/mlops: one-operator models of every ai.onnx.ml operator
+// and behaviour the reference evaluator implements (node modes, missing values, aggregates,
+// base values, post transforms, label types, input types), with the answers of ONNX's reference
+// evaluator (hack/modelfixtures/reference.py).
+func TestMLOpsMatchReference(t *testing.T) {
+	for _, name := range mlopsCases(t) {
+		t.Run(name, func(t *testing.T) {
+			fx := loadCase(t, "testdata/mlops", name)
+			_, outs := evalFixture(t, fx)
+			for i, want := range fx.outputs {
+				sameAnswers(t, fx.json.Outputs[i].Name, outs[i], want, 1e-5)
+			}
+		})
+	}
+}
+
+// mlopsCases lists the cases of testdata/mlops.
+func mlopsCases(t testing.TB) []string {
+	t.Helper()
+	var manifest struct {
+		Cases []string `json:"cases"`
+	}
+	raw, err := os.ReadFile("testdata/mlops/manifest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &manifest); err != nil {
+		t.Fatal(err)
+	}
+	if len(manifest.Cases) == 0 {
+		t.Fatal("no cases")
+	}
+	return manifest.Cases
 }

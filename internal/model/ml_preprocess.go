@@ -336,17 +336,14 @@ func compileOneHotEncoder(n *nodeCtx) (kernel, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A repeated category counts at its last position, as in ONNX's reference evaluator.
 	byString := make(map[string]int, len(cats.strings))
 	for i, s := range cats.strings {
-		if _, dup := byString[s]; !dup {
-			byString[s] = i
-		}
+		byString[s] = i
 	}
 	byInt := make(map[int64]int, len(cats.ints))
 	for i, v := range cats.ints {
-		if _, dup := byInt[v]; !dup {
-			byInt[v] = i
-		}
+		byInt[v] = i
 	}
 	c := cats.len()
 	n.setOutTensor(0, Float32, append(slices.Clone(n.shape(0)), c))
@@ -459,6 +456,10 @@ func compileFeatureVectorizer(n *nodeCtx) (kernel, error) {
 	}
 	if len(dims) != n.numIn() {
 		return nil, fmt.Errorf("has %d inputdimensions for %d inputs", len(dims), n.numIn())
+	}
+	// The inputs are variadic of one type constraint, so they share their type.
+	if err := n.sameType(seq(n.numIn())...); err != nil {
+		return nil, err
 	}
 	total := 0
 	for i, d := range dims {

@@ -124,6 +124,11 @@ type forest struct {
 	slotStart []int32
 	spanTgt   []int32
 	spanW     []float64
+	// wide forests add up scores in float64; the others in float32, as onnxruntime does for
+	// float32 thresholds (and XGBoost for its margins), from these float32 copies.
+	wide        bool
+	slotValue32 []float32
+	spanW32     []float32
 
 	// Exactly one of the layouts is set, in the precision the input is compared in.
 	perfect32 *perfectLayout[float32]
@@ -203,7 +208,7 @@ func compileForestLayout(s *treeSpec, cols int, wide bool, layout forestLayout) 
 	if n > maxTreeNodes {
 		return nil, fmt.Errorf("has %d nodes, more than the %d allowed", n, maxTreeNodes)
 	}
-	f := &forest{nTargets: s.nTargets, classifier: s.classifier}
+	f := &forest{nTargets: s.nTargets, classifier: s.classifier, wide: wide}
 	if s.nTargets < 1 {
 		return nil, fmt.Errorf("has %d targets or classes; it needs at least one", s.nTargets)
 	}
@@ -579,6 +584,7 @@ func (b *layoutBuilder) addSlot(t int, i int32) int32 {
 		v = b.weights[i][0].w
 	}
 	f.slotValue = append(f.slotValue, v)
+	f.slotValue32 = append(f.slotValue32, float32(v))
 	if len(f.slotStart) == 0 {
 		f.slotStart = append(f.slotStart, 0)
 	}
@@ -586,6 +592,7 @@ func (b *layoutBuilder) addSlot(t int, i int32) int32 {
 		for _, w := range b.weights[i] {
 			f.spanTgt = append(f.spanTgt, w.target)
 			f.spanW = append(f.spanW, w.w)
+			f.spanW32 = append(f.spanW32, float32(w.w))
 		}
 	}
 	f.slotStart = append(f.slotStart, int32(len(f.spanTgt)))

@@ -14,18 +14,26 @@ import (
 // of input rows stays in cache while every tree passes over it.
 const treeRowBlock = 64
 
-// treeScratch is one run's working memory; it keeps its buffers from run to run.
+// treeScratch is one run's working memory; it keeps its buffers from run to run. Scores add up
+// in scores (wide forests) or scores32.
 type treeScratch struct {
-	scores []float64
-	has    []bool
+	scores   []float64
+	scores32 []float32
+	has      []bool
+	row      []float64 // one row's scores, widened
 	// block32 and block64 hold a block of input rows transposed, for the perfect layout.
 	block32 []float32
 	block64 []float64
 }
 
-func (s *treeScratch) size(n int, minmax bool) {
-	s.scores = slices.Grow(s.scores[:0], n)[:n]
-	clear(s.scores)
+func (s *treeScratch) size(n int, wide, minmax bool) {
+	if wide {
+		s.scores = slices.Grow(s.scores[:0], n)[:n]
+		clear(s.scores)
+	} else {
+		s.scores32 = slices.Grow(s.scores32[:0], n)[:n]
+		clear(s.scores32)
+	}
 	if minmax {
 		s.has = slices.Grow(s.has[:0], n)[:n]
 		clear(s.has)
@@ -47,7 +55,7 @@ func score[T float32 | float64](f *forest, perfect *perfectLayout[T], general *g
 	if err := f.checkInput(len(x), rows, cols); err != nil {
 		return err
 	}
-	s.size(rows*f.nTargets, f.agg >= aggMin)
+	s.size(rows*f.nTargets, f.wide, f.agg >= aggMin)
 	switch {
 	case perfect != nil:
 		*block = scorePerfect(f, perfect, x, rows, cols, s, *block)
@@ -74,21 +82,29 @@ func (f *forest) checkInput(n, rows, cols int) error {
 
 // add adds leaf slot's weights for tree t to row r's scores.
 func (f *forest) add(t int, slot int32, r int, s *treeScratch) {
-	sc := s.scores[r*f.nTargets : (r+1)*f.nTargets]
+	if f.wide {
+		accumulate(f, f.slotValue, f.spanW, s.scores, s.has, t, slot, r)
+	} else {
+		accumulate(f, f.slotValue32, f.spanW32, s.scores32, s.has, t, slot, r)
+	}
+}
+
+func accumulate[S float32 | float64](f *forest, slotValue, spanW, scores []S, hasScore []bool, t int, slot int32, r int) {
+	sc := scores[r*f.nTargets : (r+1)*f.nTargets]
 	if k := f.single[t]; k >= 0 {
-		sc[k] += f.slotValue[slot]
+		sc[k] += slotValue[slot]
 		return
 	}
 	start, end := f.slotStart[slot], f.slotStart[slot+1]
 	if f.agg <= aggAverage {
 		for j := start; j < end; j++ {
-			sc[f.spanTgt[j]] += f.spanW[j]
+			sc[f.spanTgt[j]] += spanW[j]
 		}
 		return
 	}
-	has := s.has[r*f.nTargets : (r+1)*f.nTargets]
+	has := hasScore[r*f.nTargets : (r+1)*f.nTargets]
 	for j := start; j < end; j++ {
-		k, w := f.spanTgt[j], f.spanW[j]
+		k, w := f.spanTgt[j], spanW[j]
 		if !has[k] || (f.agg == aggMin && w < sc[k]) || (f.agg == aggMax && w > sc[k]) {
 			sc[k] = w
 		}
@@ -98,12 +114,33 @@ func (f *forest) add(t int, slot int32, r int, s *treeScratch) {
 
 // aggregateScores applies AVERAGE's division; MIN and MAX leave 0 where no tree voted.
 func (f *forest) aggregateScores(s *treeScratch, rows int) {
-	if f.agg == aggAverage {
-		n := float64(f.nTrees)
-		for i := range s.scores[:rows*f.nTargets] {
-			s.scores[i] /= n
-		}
+	if f.agg != aggAverage {
+		return
 	}
+	n := rows * f.nTargets
+	if f.wide {
+		for i := range s.scores[:n] {
+			s.scores[i] /= float64(f.nTrees)
+		}
+		return
+	}
+	for i := range s.scores32[:n] {
+		s.scores32[i] /= float32(f.nTrees)
+	}
+}
+
+// rowScores copies row r's aggregated scores, widened, into buf.
+func (f *forest) rowScores(s *treeScratch, r int, buf []float64) []float64 {
+	nt := f.nTargets
+	buf = slices.Grow(buf[:0], nt)[:nt]
+	if f.wide {
+		copy(buf, s.scores[r*nt:(r+1)*nt])
+		return buf
+	}
+	for k, v := range s.scores32[r*nt : (r+1)*nt] {
+		buf[k] = float64(v)
+	}
+	return buf
 }
 
 // hasNaN tells whether any of the first cols values of each row in [r0, r1) is NaN.
@@ -188,7 +225,8 @@ func scoreModal[T float32 | float64](f *forest, x []T, rows, cols int, s *treeSc
 func (f *forest) regress(s *treeScratch, rows int, out []float32) {
 	nt := f.nTargets
 	for r := range rows {
-		sc := s.scores[r*nt : (r+1)*nt]
+		s.row = f.rowScores(s, r, s.row)
+		sc := s.row
 		for k := range f.base {
 			sc[k] += f.base[k]
 		}
@@ -204,7 +242,8 @@ func (f *forest) classify(s *treeScratch, rows int, probs []float32, label []int
 	nt := f.nTargets
 	var pair [2]float64
 	for r := range rows {
-		sc := s.scores[r*nt : (r+1)*nt]
+		s.row = f.rowScores(s, r, s.row)
+		sc := s.row
 		if f.binary {
 			v := sc[0]
 			if len(f.base) > 0 {

@@ -78,8 +78,11 @@ func (k *treeKernel) run(x *exec, in, out []*Tensor) error {
 	}
 	f := k.f
 	// The scratch tensors keep the forest's buffers from run to run.
-	sc, has, b32, b64 := x.scratch(0), x.scratch(1), x.scratch(2), x.scratch(3)
-	s := treeScratch{scores: sc.Float64, has: has.Bool, block32: b32.Float32, block64: b64.Float64}
+	// (scratch 0 keeps both score buffers, in its Float64 and Float32 fields.)
+	sc, has, b32, b64, row := x.scratch(0), x.scratch(1), x.scratch(2), x.scratch(3), x.scratch(6)
+	s := treeScratch{scores: sc.Float64, scores32: sc.Float32, has: has.Bool, block32: b32.Float32,
+		block64: b64.Float64, row: row.Float64}
+	defer func() { row.Float64 = s.row }()
 	var err error
 	switch X.DType {
 	case Float32:
@@ -93,7 +96,7 @@ func (k *treeKernel) run(x *exec, in, out []*Tensor) error {
 			err = f.scoreFloat32(data[float32](conv), rows, cols, &s)
 		}
 	}
-	sc.Float64, has.Bool, b32.Float32, b64.Float64 = s.scores, s.has, s.block32, s.block64
+	sc.Float64, sc.Float32, has.Bool, b32.Float32, b64.Float64 = s.scores, s.scores32, s.has, s.block32, s.block64
 	if err != nil {
 		return err
 	}

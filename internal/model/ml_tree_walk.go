@@ -62,10 +62,10 @@ func walkTreesOverRows[T float32 | float64](f *forest, l *perfectLayout[T], bloc
 				leaf = walk8[T](nodes, l.depth, x)
 			}
 			m := min(8, n-k0)
-			if single >= 0 && f.nTargets == 1 {
-				sc := s.scores[r0+k0 : r0+k0+m]
+			if single >= 0 && f.nTargets == 1 && !f.wide {
+				sc := s.scores32[r0+k0 : r0+k0+m]
 				for k := range sc {
-					sc[k] += f.slotValue[slots+leaf[k]]
+					sc[k] += f.slotValue32[slots+leaf[k]]
 				}
 				continue
 			}
