@@ -302,7 +302,12 @@ func compileForestLayout(s *treeSpec, cols int, wide bool, layout forestLayout) 
 	}
 	b.canon = canonicalize(s, modes, trueN, falseN, missing)
 	maxDepth := slices.Max(depths)
-	if layout == layoutPerfect || layout == layoutAuto && usePerfect(maxDepth, len(roots), n) {
+	perfect := usePerfect(maxDepth, len(roots), n)
+	if layout == layoutPerfect {
+		// Forced (by tests), within what memory allows.
+		perfect = maxDepth <= maxPerfectDeep && len(roots)<<maxDepth <= perfectBudget
+	}
+	if perfect && layout != layoutGeneral {
 		if wide {
 			f.perfect64 = buildPerfect(b, maxDepth, func(t float64) float64 { return t })
 		} else {
