@@ -23,31 +23,27 @@ func benchRows(fx *fixture, rows int) ([]float32, int) {
 	return out, cols
 }
 
-func BenchmarkForest(b *testing.B) {
+// BenchmarkTrees runs the tree fixtures through Load and Eval on one goroutine, the figure
+// docs/benchmarks.md compares with onnxruntime on one thread (BenchmarkORTTrees, ml_ort_test.go)
+// on the same files and rows: the label and the probabilities of every row.
+func BenchmarkTrees(b *testing.B) {
 	for _, name := range treeBenchFixtures {
 		fx := loadFixture(b, name)
-		node, opset := treeNode(b, fx.model)
-		spec, _, err := decodeTreeSpec(&nodeCtx{node: node}, opset, true)
-		if err != nil {
-			b.Fatal(err)
-		}
-		f, err := compileForest(spec, 12, false)
+		m, err := Load(fx.model)
 		if err != nil {
 			b.Fatal(err)
 		}
 		for _, rows := range []int{1, 64, 1024} {
 			b.Run(fmt.Sprintf("%s/batch=%d", name, rows), func(b *testing.B) {
 				x, cols := benchRows(fx, rows)
-				var s treeScratch
-				probs := make([]float32, rows*2)
-				idx := make([]int32, rows)
+				in := []*Tensor{NewTensor([]int{rows, cols}, x)}
+				out := []*Tensor{{}, {}}
 				b.ReportAllocs()
 				cpu := startCPU()
 				for b.Loop() {
-					if err := f.scoreFloat32(x, rows, cols, &s); err != nil {
+					if err := m.Eval(in, out); err != nil {
 						b.Fatal(err)
 					}
-					f.classify(&s, rows, probs, idx)
 				}
 				cpu.report(b)
 				b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")

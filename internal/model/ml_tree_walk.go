@@ -16,84 +16,116 @@ import "unsafe"
 // leaves end it at 2^depth + slot), and every node's offset is feature·treeRowBlock with the
 // feature below the input's width (forest.checkInput), so the load stays in the block.
 
-// scorePerfect adds every tree's leaves to s.scores; block is the transpose buffer, returned
-// (grown) for the next run.
+// scorePerfect adds every tree's leaves to the scores; block is the transpose buffer, returned
+// (grown) for the next run. Within a block, rows without NaN come first, so that they walk with
+// the kernel that does not test for NaN; order[k] is the batch row of block row k.
 func scorePerfect[T float32 | float64](f *forest, l *perfectLayout[T], x []T, rows, cols int, s *treeScratch, block []T) []T {
 	need := max(f.nFeatures, 1) * treeRowBlock
 	if len(block) < need {
 		block = make([]T, need)
 	}
+	var order [treeRowBlock]int32
 	for r0 := 0; r0 < rows; r0 += treeRowBlock {
 		n := min(treeRowBlock, rows-r0)
-		nan := false
-		for k := range n {
-			row := x[(r0+k)*cols : (r0+k)*cols+f.nFeatures]
+		clean, dirty := 0, n
+		for r := range n {
+			row := x[(r0+r)*cols : (r0+r)*cols+f.nFeatures]
+			nan := false
+			for _, v := range row {
+				nan = nan || v != v
+			}
+			k := clean
+			if nan {
+				dirty--
+				k = dirty
+			} else {
+				clean++
+			}
+			order[k] = int32(r0 + r)
 			for j, v := range row {
 				block[j*treeRowBlock+k] = v
-				nan = nan || v != v
 			}
 		}
 		if n >= 8 {
-			walkTreesOverRows(f, l, block, r0, n, nan, s)
+			walkTreesOverRows(f, l, block, order[:n], clean, s)
 		} else {
-			walkRowsOverTrees(f, l, block, r0, n, nan, s)
+			walkRowsOverTrees(f, l, block, order[:n], clean, s)
 		}
 	}
 	return block
 }
 
-// walkTreesOverRows takes each tree over the n rows of a block, eight at a time. The last group
-// of eight may reach past n into stale block rows; their leaves are not used.
-func walkTreesOverRows[T float32 | float64](f *forest, l *perfectLayout[T], block []T, r0, n int, nan bool, s *treeScratch) {
+// addLeaf adds tree t's leaf slot to batch row r's scores, without a call for the common case
+// of a tree that feeds one target.
+func addLeaf(f *forest, s *treeScratch, t int, slot int32, r int32) {
+	if k := f.single[t]; k >= 0 && !f.wide {
+		s.scores32[int(r)*f.nTargets+int(k)] += f.slotValue32[slot]
+		return
+	}
+	f.add(t, slot, int(r), s)
+}
+
+// walkTreesOverRows takes each tree over the rows of a block, eight at a time; the first clean
+// rows hold no NaN. The last group of eight may reach past the block's rows into stale ones;
+// their leaves are not used.
+func walkTreesOverRows[T float32 | float64](f *forest, l *perfectLayout[T], block []T, order []int32, clean int, s *treeScratch) {
 	size := int32(1) << l.depth
 	xb := unsafe.Pointer(&block[0])
 	var zero T
+	n := len(order)
+	nt := f.nTargets
 	for t := range f.nTrees {
 		nodes := unsafe.Pointer(&l.nodes[int32(t)*size])
 		nanLow := unsafe.Pointer(&l.nanLow[int32(t)*size])
 		slots := f.slotsOf[t] - size
-		single := f.single[t]
+		single := int(f.single[t])
+		fast := single >= 0 && !f.wide
 		for k0 := 0; k0 < n; k0 += 8 {
 			x := unsafe.Add(xb, uintptr(k0)*unsafe.Sizeof(zero))
 			var leaf [8]int32
-			if nan {
-				leaf = walk8NaN[T](nodes, nanLow, l.depth, x)
-			} else {
+			if k0+8 <= clean {
 				leaf = walk8[T](nodes, l.depth, x)
+			} else {
+				leaf = walk8NaN[T](nodes, nanLow, l.depth, x)
 			}
-			m := min(8, n-k0)
-			if single >= 0 && f.nTargets == 1 && !f.wide {
-				sc := s.scores32[r0+k0 : r0+k0+m]
-				for k := range sc {
-					sc[k] += f.slotValue32[slots+leaf[k]]
+			rows := order[k0:min(k0+8, n)]
+			if fast {
+				for k, r := range rows {
+					s.scores32[int(r)*nt+single] += f.slotValue32[slots+leaf[k]]
 				}
 				continue
 			}
-			for k := range m {
-				f.add(t, slots+leaf[k], r0+k0+k, s)
+			for k, r := range rows {
+				f.add(t, slots+leaf[k], int(r), s)
 			}
 		}
 	}
 }
 
-// walkRowsOverTrees takes each of the n rows of a block over the trees, four trees at a time.
-func walkRowsOverTrees[T float32 | float64](f *forest, l *perfectLayout[T], block []T, r0, n int, nan bool, s *treeScratch) {
+// walkRowsOverTrees takes each row of a block over the trees, four trees at a time.
+func walkRowsOverTrees[T float32 | float64](f *forest, l *perfectLayout[T], block []T, order []int32, clean int, s *treeScratch) {
 	size := int32(1) << l.depth
-	for k := range n {
+	for k, r := range order {
 		x := unsafe.Pointer(&block[k])
+		nan := k >= clean
 		t := 0
+		for ; !nan && t+8 <= f.nTrees; t += 8 {
+			leaf := walk8Trees[T](unsafe.Pointer(&l.nodes[int32(t)*size]), l.depth, x)
+			for j := range 8 {
+				addLeaf(f, s, t+j, f.slotsOf[t+j]-size+leaf[j], r)
+			}
+		}
 		for ; t+4 <= f.nTrees; t += 4 {
 			first := int32(t) * size
 			nodes := unsafe.Pointer(&l.nodes[first])
-			nanLow := unsafe.Pointer(&l.nanLow[first])
 			var leaf [4]int32
 			if nan {
-				leaf = walk4TreesNaN[T](nodes, nanLow, l.depth, x)
+				leaf = walk4TreesNaN[T](nodes, unsafe.Pointer(&l.nanLow[first]), l.depth, x)
 			} else {
 				leaf = walk4Trees[T](nodes, l.depth, x)
 			}
 			for j := range 4 {
-				f.add(t+j, f.slotsOf[t+j]-size+leaf[j], r0+k, s)
+				addLeaf(f, s, t+j, f.slotsOf[t+j]-size+leaf[j], r)
 			}
 		}
 		for ; t < f.nTrees; t++ {
@@ -104,7 +136,7 @@ func walkRowsOverTrees[T float32 | float64](f *forest, l *perfectLayout[T], bloc
 			} else {
 				leaf = walk8[T](unsafe.Pointer(&l.nodes[first]), l.depth, x)
 			}
-			f.add(t, f.slotsOf[t]-size+leaf[0], r0+k, s)
+			addLeaf(f, s, t, f.slotsOf[t]-size+leaf[0], r)
 		}
 	}
 }
@@ -230,6 +262,32 @@ func walk4Trees[T float32 | float64](p unsafe.Pointer, depth int, x unsafe.Point
 		i3 = 2*i3 + b2i(n3.thresh < blockValue[T](x, n3.offset, 0))
 	}
 	return [4]int32{i0, i1, i2, i3}
+}
+
+// walk8Trees walks eight consecutive trees, the first at p0, for the block row at x.
+func walk8Trees[T float32 | float64](p0 unsafe.Pointer, depth int, x unsafe.Pointer) [8]int32 {
+	stride := uintptr(1<<depth) * unsafe.Sizeof(pnode[T]{})
+	p1, p2, p3, p4, p5, p6, p7 := unsafe.Add(p0, 1*stride), unsafe.Add(p0, 2*stride), unsafe.Add(p0, 3*stride), unsafe.Add(p0, 4*stride), unsafe.Add(p0, 5*stride), unsafe.Add(p0, 6*stride), unsafe.Add(p0, 7*stride)
+	i0, i1, i2, i3, i4, i5, i6, i7 := int32(1), int32(1), int32(1), int32(1), int32(1), int32(1), int32(1), int32(1)
+	for range depth {
+		n0 := pnodeAt[T](p0, i0)
+		i0 = 2*i0 + b2i(n0.thresh < blockValue[T](x, n0.offset, 0))
+		n1 := pnodeAt[T](p1, i1)
+		i1 = 2*i1 + b2i(n1.thresh < blockValue[T](x, n1.offset, 0))
+		n2 := pnodeAt[T](p2, i2)
+		i2 = 2*i2 + b2i(n2.thresh < blockValue[T](x, n2.offset, 0))
+		n3 := pnodeAt[T](p3, i3)
+		i3 = 2*i3 + b2i(n3.thresh < blockValue[T](x, n3.offset, 0))
+		n4 := pnodeAt[T](p4, i4)
+		i4 = 2*i4 + b2i(n4.thresh < blockValue[T](x, n4.offset, 0))
+		n5 := pnodeAt[T](p5, i5)
+		i5 = 2*i5 + b2i(n5.thresh < blockValue[T](x, n5.offset, 0))
+		n6 := pnodeAt[T](p6, i6)
+		i6 = 2*i6 + b2i(n6.thresh < blockValue[T](x, n6.offset, 0))
+		n7 := pnodeAt[T](p7, i7)
+		i7 = 2*i7 + b2i(n7.thresh < blockValue[T](x, n7.offset, 0))
+	}
+	return [8]int32{i0, i1, i2, i3, i4, i5, i6, i7}
 }
 
 // walk4TreesNaN is walk4Trees for a row that may hold NaN.
