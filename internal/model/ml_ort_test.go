@@ -259,3 +259,31 @@ func BenchmarkORTTrees(b *testing.B) {
 		}
 	}
 }
+
+// TestORTBinaryForms runs the single-column binary classifier's forms (binaryCases) on
+// onnxruntime: both runtimes must agree, but for one label: with LOGISTIC and only positive
+// weights, onnxruntime labels a row by its raw score above 0.5 while its probabilities say the
+// opposite (σ(0.5) = 0.62 for the second class, label the first); this runtime's label is the
+// class with the higher probability, as ONNX's reference evaluator's.
+func TestORTBinaryForms(t *testing.T) {
+	for name, tc := range binaryCases {
+		t.Run(name, func(t *testing.T) {
+			fx := &fixture{name: name, model: binaryTrees(tc.post, tc.wTrue, tc.wFalse),
+				inputs: []*Tensor{NewTensor([]int{2, 1}, []float32{-1, 1})}}
+			fx.json.Inputs = []oipFixtureVal{{Name: "X"}}
+			fx.json.Outputs = []oipFixtureVal{{Name: "Y"}, {Name: "Z"}}
+			fx.outputs = []*Tensor{nil, nil}
+			s := ortSession(t, fx)
+			defer s.Destroy()
+			theirs := runORT(t, s, fx)
+			z, _ := theirs[1].tensor()
+			_, ours := evalFixture(t, fx)
+			y, _ := theirs[0].tensor()
+			if name == "positive only, LOGISTIC" {
+				y.Int64[0] = 1 // the row whose raw score is 0.5
+			}
+			sameAnswers(t, "Y", ours[0], y, 0)
+			sameAnswers(t, "Z", ours[1], z, 1e-6)
+		})
+	}
+}
