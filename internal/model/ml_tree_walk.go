@@ -74,6 +74,7 @@ func walkTreesOverRows[T float32 | float64](f *forest, l *perfectLayout[T], bloc
 	var zero T
 	n := len(order)
 	nt := f.nTargets
+	_, wide := any(zero).(float64)
 	for t := range f.nTrees {
 		nodes := unsafe.Pointer(&l.nodes[int32(t)*size])
 		nanLow := unsafe.Pointer(&l.nanLow[int32(t)*size])
@@ -84,9 +85,15 @@ func walkTreesOverRows[T float32 | float64](f *forest, l *perfectLayout[T], bloc
 			x := unsafe.Add(xb, uintptr(k0)*unsafe.Sizeof(zero))
 			var leaf [8]int32
 			if k0+8 <= clean {
-				leaf = walk8[T](nodes, l.depth, x)
-			} else {
+				if wide {
+					leaf = walk8[T](nodes, l.depth, x)
+				} else {
+					leaf = walk8f32(nodes, l.depth, x)
+				}
+			} else if wide {
 				leaf = walk8NaN[T](nodes, nanLow, l.depth, x)
+			} else {
+				leaf = walk8NaNf32(nodes, nanLow, l.depth, x)
 			}
 			rows := order[k0:min(k0+8, n)]
 			if fast {
@@ -105,12 +112,18 @@ func walkTreesOverRows[T float32 | float64](f *forest, l *perfectLayout[T], bloc
 // walkRowsOverTrees takes each row of a block over the trees, four trees at a time.
 func walkRowsOverTrees[T float32 | float64](f *forest, l *perfectLayout[T], block []T, order []int32, clean int, s *treeScratch) {
 	size := int32(1) << l.depth
+	_, wide := any(block[0]).(float64)
 	for k, r := range order {
 		x := unsafe.Pointer(&block[k])
 		nan := k >= clean
 		t := 0
 		for ; !nan && t+8 <= f.nTrees; t += 8 {
-			leaf := walk8Trees[T](unsafe.Pointer(&l.nodes[int32(t)*size]), l.depth, x)
+			var leaf [8]int32
+			if wide {
+				leaf = walk8Trees[T](unsafe.Pointer(&l.nodes[int32(t)*size]), l.depth, x)
+			} else {
+				leaf = walk8Treesf32(unsafe.Pointer(&l.nodes[int32(t)*size]), l.depth, x)
+			}
 			for j := range 8 {
 				addLeaf(f, s, t+j, f.slotsOf[t+j]-size+leaf[j], r)
 			}
@@ -182,6 +195,130 @@ func walk8[T float32 | float64](p unsafe.Pointer, depth int, x unsafe.Pointer) [
 		i7 = 2*i7 + b2i(n7.thresh < blockValue[T](x, n7.offset, 7))
 	}
 	return [8]int32{i0, i1, i2, i3, i4, i5, i6, i7}
+}
+
+// walk8f32 is walk8 for float32, written out so that the compiler folds each load into one
+// addressed instruction: the node at p+8i, the value at x+4·offset+4k.
+func walk8f32(p unsafe.Pointer, depth int, x unsafe.Pointer) [8]int32 {
+	i0, i1, i2, i3, i4, i5, i6, i7 := uint32(1), uint32(1), uint32(1), uint32(1), uint32(1), uint32(1), uint32(1), uint32(1)
+	for range depth {
+		n0 := (*pnode[float32])(unsafe.Add(p, uintptr(i0)*8))
+		i0 = 2*i0 + b2u(n0.thresh < *(*float32)(unsafe.Add(x, uintptr(uint32(n0.offset))*4+0)))
+		n1 := (*pnode[float32])(unsafe.Add(p, uintptr(i1)*8))
+		i1 = 2*i1 + b2u(n1.thresh < *(*float32)(unsafe.Add(x, uintptr(uint32(n1.offset))*4+4)))
+		n2 := (*pnode[float32])(unsafe.Add(p, uintptr(i2)*8))
+		i2 = 2*i2 + b2u(n2.thresh < *(*float32)(unsafe.Add(x, uintptr(uint32(n2.offset))*4+8)))
+		n3 := (*pnode[float32])(unsafe.Add(p, uintptr(i3)*8))
+		i3 = 2*i3 + b2u(n3.thresh < *(*float32)(unsafe.Add(x, uintptr(uint32(n3.offset))*4+12)))
+		n4 := (*pnode[float32])(unsafe.Add(p, uintptr(i4)*8))
+		i4 = 2*i4 + b2u(n4.thresh < *(*float32)(unsafe.Add(x, uintptr(uint32(n4.offset))*4+16)))
+		n5 := (*pnode[float32])(unsafe.Add(p, uintptr(i5)*8))
+		i5 = 2*i5 + b2u(n5.thresh < *(*float32)(unsafe.Add(x, uintptr(uint32(n5.offset))*4+20)))
+		n6 := (*pnode[float32])(unsafe.Add(p, uintptr(i6)*8))
+		i6 = 2*i6 + b2u(n6.thresh < *(*float32)(unsafe.Add(x, uintptr(uint32(n6.offset))*4+24)))
+		n7 := (*pnode[float32])(unsafe.Add(p, uintptr(i7)*8))
+		i7 = 2*i7 + b2u(n7.thresh < *(*float32)(unsafe.Add(x, uintptr(uint32(n7.offset))*4+28)))
+	}
+	return [8]int32{int32(i0), int32(i1), int32(i2), int32(i3), int32(i4), int32(i5), int32(i6), int32(i7)}
+}
+
+// walk8NaNf32 is walk8NaN for float32, written out as walk8f32.
+func walk8NaNf32(p, q unsafe.Pointer, depth int, x unsafe.Pointer) [8]int32 {
+	i0, i1, i2, i3, i4, i5, i6, i7 := uint32(1), uint32(1), uint32(1), uint32(1), uint32(1), uint32(1), uint32(1), uint32(1)
+	for range depth {
+		n0 := (*pnode[float32])(unsafe.Add(p, uintptr(i0)*8))
+		v0 := *(*float32)(unsafe.Add(x, uintptr(uint32(n0.offset))*4+0))
+		h0 := b2u(!(v0 <= n0.thresh))
+		if v0 != v0 {
+			h0 = b2u(!*(*bool)(unsafe.Add(q, uintptr(i0))))
+		}
+		i0 = 2*i0 + h0
+		n1 := (*pnode[float32])(unsafe.Add(p, uintptr(i1)*8))
+		v1 := *(*float32)(unsafe.Add(x, uintptr(uint32(n1.offset))*4+4))
+		h1 := b2u(!(v1 <= n1.thresh))
+		if v1 != v1 {
+			h1 = b2u(!*(*bool)(unsafe.Add(q, uintptr(i1))))
+		}
+		i1 = 2*i1 + h1
+		n2 := (*pnode[float32])(unsafe.Add(p, uintptr(i2)*8))
+		v2 := *(*float32)(unsafe.Add(x, uintptr(uint32(n2.offset))*4+8))
+		h2 := b2u(!(v2 <= n2.thresh))
+		if v2 != v2 {
+			h2 = b2u(!*(*bool)(unsafe.Add(q, uintptr(i2))))
+		}
+		i2 = 2*i2 + h2
+		n3 := (*pnode[float32])(unsafe.Add(p, uintptr(i3)*8))
+		v3 := *(*float32)(unsafe.Add(x, uintptr(uint32(n3.offset))*4+12))
+		h3 := b2u(!(v3 <= n3.thresh))
+		if v3 != v3 {
+			h3 = b2u(!*(*bool)(unsafe.Add(q, uintptr(i3))))
+		}
+		i3 = 2*i3 + h3
+		n4 := (*pnode[float32])(unsafe.Add(p, uintptr(i4)*8))
+		v4 := *(*float32)(unsafe.Add(x, uintptr(uint32(n4.offset))*4+16))
+		h4 := b2u(!(v4 <= n4.thresh))
+		if v4 != v4 {
+			h4 = b2u(!*(*bool)(unsafe.Add(q, uintptr(i4))))
+		}
+		i4 = 2*i4 + h4
+		n5 := (*pnode[float32])(unsafe.Add(p, uintptr(i5)*8))
+		v5 := *(*float32)(unsafe.Add(x, uintptr(uint32(n5.offset))*4+20))
+		h5 := b2u(!(v5 <= n5.thresh))
+		if v5 != v5 {
+			h5 = b2u(!*(*bool)(unsafe.Add(q, uintptr(i5))))
+		}
+		i5 = 2*i5 + h5
+		n6 := (*pnode[float32])(unsafe.Add(p, uintptr(i6)*8))
+		v6 := *(*float32)(unsafe.Add(x, uintptr(uint32(n6.offset))*4+24))
+		h6 := b2u(!(v6 <= n6.thresh))
+		if v6 != v6 {
+			h6 = b2u(!*(*bool)(unsafe.Add(q, uintptr(i6))))
+		}
+		i6 = 2*i6 + h6
+		n7 := (*pnode[float32])(unsafe.Add(p, uintptr(i7)*8))
+		v7 := *(*float32)(unsafe.Add(x, uintptr(uint32(n7.offset))*4+28))
+		h7 := b2u(!(v7 <= n7.thresh))
+		if v7 != v7 {
+			h7 = b2u(!*(*bool)(unsafe.Add(q, uintptr(i7))))
+		}
+		i7 = 2*i7 + h7
+	}
+	return [8]int32{int32(i0), int32(i1), int32(i2), int32(i3), int32(i4), int32(i5), int32(i6), int32(i7)}
+}
+
+// walk8Treesf32 is walk8Trees for float32, written out as walk8f32.
+func walk8Treesf32(p0 unsafe.Pointer, depth int, x unsafe.Pointer) [8]int32 {
+	stride := uintptr(8) << depth
+	p1, p2, p3, p4 := unsafe.Add(p0, stride), unsafe.Add(p0, 2*stride), unsafe.Add(p0, 3*stride), unsafe.Add(p0, 4*stride)
+	p5, p6, p7 := unsafe.Add(p0, 5*stride), unsafe.Add(p0, 6*stride), unsafe.Add(p0, 7*stride)
+	i0, i1, i2, i3, i4, i5, i6, i7 := uint32(1), uint32(1), uint32(1), uint32(1), uint32(1), uint32(1), uint32(1), uint32(1)
+	for range depth {
+		n0 := (*pnode[float32])(unsafe.Add(p0, uintptr(i0)*8))
+		i0 = 2*i0 + b2u(n0.thresh < *(*float32)(unsafe.Add(x, uintptr(uint32(n0.offset))*4)))
+		n1 := (*pnode[float32])(unsafe.Add(p1, uintptr(i1)*8))
+		i1 = 2*i1 + b2u(n1.thresh < *(*float32)(unsafe.Add(x, uintptr(uint32(n1.offset))*4)))
+		n2 := (*pnode[float32])(unsafe.Add(p2, uintptr(i2)*8))
+		i2 = 2*i2 + b2u(n2.thresh < *(*float32)(unsafe.Add(x, uintptr(uint32(n2.offset))*4)))
+		n3 := (*pnode[float32])(unsafe.Add(p3, uintptr(i3)*8))
+		i3 = 2*i3 + b2u(n3.thresh < *(*float32)(unsafe.Add(x, uintptr(uint32(n3.offset))*4)))
+		n4 := (*pnode[float32])(unsafe.Add(p4, uintptr(i4)*8))
+		i4 = 2*i4 + b2u(n4.thresh < *(*float32)(unsafe.Add(x, uintptr(uint32(n4.offset))*4)))
+		n5 := (*pnode[float32])(unsafe.Add(p5, uintptr(i5)*8))
+		i5 = 2*i5 + b2u(n5.thresh < *(*float32)(unsafe.Add(x, uintptr(uint32(n5.offset))*4)))
+		n6 := (*pnode[float32])(unsafe.Add(p6, uintptr(i6)*8))
+		i6 = 2*i6 + b2u(n6.thresh < *(*float32)(unsafe.Add(x, uintptr(uint32(n6.offset))*4)))
+		n7 := (*pnode[float32])(unsafe.Add(p7, uintptr(i7)*8))
+		i7 = 2*i7 + b2u(n7.thresh < *(*float32)(unsafe.Add(x, uintptr(uint32(n7.offset))*4)))
+	}
+	return [8]int32{int32(i0), int32(i1), int32(i2), int32(i3), int32(i4), int32(i5), int32(i6), int32(i7)}
+}
+
+// b2u is b2i for uint32.
+func b2u(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // walk8NaN is walk8 for rows that may hold NaN; q is the tree's nanLow flags. A NaN takes the
