@@ -473,15 +473,20 @@ func (c *compiler) addStep(ctx *nodeCtx, k kernel) {
 	if ctx.node.Name != "" {
 		s.node = fmt.Sprintf("%q (%s)", ctx.node.Name, ctx.node.OpType)
 	}
-	for _, v := range ctx.in {
+	for i, v := range ctx.in {
 		if v == nil {
 			s.in = append(s.in, -1)
-		} else if v.konst != nil {
+			s.inTypes = append(s.inTypes, valueType{})
+			continue
+		}
+		s.inTypes = append(s.inTypes, ctx.in[i].typ)
+		if v.konst != nil {
 			s.in = append(s.in, c.p.constSlot(v.konst))
 		} else {
 			s.in = append(s.in, v.slot)
 		}
 	}
+	s.outTypes = ctx.out
 	for i := range ctx.out {
 		slot := c.p.newSlot()
 		s.out = append(s.out, slot)

@@ -127,8 +127,12 @@ type Model struct {
 	meta Metadata
 	plan *plan
 	pool sync.Pool
-	// inRow and outRow are the row shapes (dimensions after the batch) Run uses.
-	inRow, outRow [][]int
+	// inRow and outRow are the row shapes (dimensions after the batch) Run uses, inSize and
+	// outSize the values per row.
+	inRow, outRow   [][]int
+	inSize, outSize []int
+	// runChunk is the rows Run computes per pass, 0 for the whole batch at once.
+	runChunk int
 }
 
 var _ Runtime = (*Model)(nil)
@@ -214,6 +218,15 @@ func Load(data []byte) (m *Model, err error) {
 	}
 	m = &Model{meta: meta, plan: p}
 	m.inRow, m.outRow = rowShapes(p.inputs), rowShapes(p.outputs)
+	for _, r := range m.inRow {
+		m.inSize = append(m.inSize, product(r))
+	}
+	for _, r := range m.outRow {
+		m.outSize = append(m.outSize, product(r))
+	}
+	if p.rows != nil && !slices.Contains(p.rows.batched, false) {
+		m.runChunk = p.rows.chunk
+	}
 	m.pool.New = func() any { return p.newState() }
 	return m, nil
 }
@@ -331,27 +344,42 @@ func (m *Model) Run(rows int, inputs, outputs [][]float32) (err error) {
 	if recoverPanics {
 		defer recoverRun(&err)
 	}
-	for i, in := range p.inputs {
-		t := &st.own[in.slot]
-		t.DType = Float32
-		t.Shape = append(append(t.Shape[:0], rows), m.inRow[i]...)
-		t.Float32 = inputs[i]
+	chunk := rows
+	if m.runChunk > 0 {
+		chunk = m.runChunk
 	}
-	if err := p.run(st, ^uint64(0)); err != nil {
-		p.release(st)
-		m.pool.Put(st)
-		return fmt.Errorf("%w: %w", ErrInvalidInput, err)
-	}
-	for j, out := range p.outputs {
-		src := st.ptr[out.slot]
-		if n := len(outputs[j]); src.Len() != n || len(src.Shape) == 0 || src.Shape[0] != rows {
-			err = fmt.Errorf("%w: output %q has shape %v at run time, not the %d rows of %v the model declares",
-				ErrInvalidInput, out.name, src.Shape, rows, m.outRow[j])
+	for start := 0; start < rows && err == nil; start += chunk {
+		n := min(chunk, rows-start)
+		for i, in := range p.inputs {
+			t := &st.own[in.slot]
+			if len(t.Shape) == 0 || t.Shape[0] != n || t.DType != Float32 {
+				t.DType = Float32
+				t.Shape = append(append(t.Shape[:0], n), m.inRow[i]...)
+			}
+			t.Float32 = inputs[i][start*m.inSize[i] : (start+n)*m.inSize[i]]
+		}
+		if err = p.run(st, ^uint64(0)); err != nil {
+			err = fmt.Errorf("%w: %w", ErrInvalidInput, err)
 			break
 		}
-		copy(outputs[j], src.Float32)
+		for j, out := range p.outputs {
+			// A model whose output does not carry the batch (which the checks at load cannot
+			// always tell) is an error, not a short copy.
+			src, size := st.ptr[out.slot], m.outSize[j]
+			if len(src.Shape) == 0 || src.Shape[0] != n || len(src.Float32) != n*size || src.Len() != n*size {
+				err = fmt.Errorf("%w: output %q has shape %v at run time, not the %d rows of %v the model declares",
+					ErrInvalidInput, out.name, src.Shape, n, m.outRow[j])
+				break
+			}
+			copy(outputs[j][start*size:(start+n)*size], src.Float32)
+		}
 	}
-	p.release(st)
+	for _, in := range p.inputs {
+		st.own[in.slot].Float32 = nil
+	}
+	for _, v := range p.views {
+		st.own[v].dropData()
+	}
 	m.pool.Put(st)
 	return err
 }
@@ -381,12 +409,12 @@ func (m *Model) checkRun(rows int, inputs, outputs [][]float32) error {
 		if d := in.Shape[0]; d >= 0 && int64(rows) != d {
 			return fmt.Errorf("input %q has a fixed batch of %d, got %d rows", in.Name, d, rows)
 		}
-		if want := rows * in.RowSize(); len(inputs[i]) != want {
+		if want := rows * m.inSize[i]; len(inputs[i]) != want {
 			return fmt.Errorf("input %q: %d rows need %d values, got %d", in.Name, rows, want, len(inputs[i]))
 		}
 	}
 	for i, out := range m.meta.Outputs {
-		if want := rows * out.RowSize(); len(outputs[i]) != want {
+		if want := rows * m.outSize[i]; len(outputs[i]) != want {
 			return fmt.Errorf("output %q: %d rows need %d values, got %d", out.Name, rows, want, len(outputs[i]))
 		}
 	}
@@ -420,18 +448,11 @@ func (m *Model) Eval(inputs, outputs []*Tensor) (err error) {
 	if recoverPanics {
 		defer recoverRun(&err)
 	}
-	err = p.bind(st, inputs)
-	if err == nil {
-		if err = p.run(st, need); err != nil {
-			err = fmt.Errorf("%w: %w", ErrInvalidInput, err)
-		}
-	}
-	for j, o := range outputs {
-		if o == nil || err != nil {
-			continue
-		}
-		if e := o.copyFrom(st.ptr[p.outputs[j].slot]); e != nil {
-			err = fmt.Errorf("%w: output %q: %w", ErrInvalidInput, p.outputs[j].name, e)
+	if err = p.bind(st, inputs); err == nil {
+		if rows := p.batchRows(st, inputs); rows > p.rows.chunkOf() {
+			err = p.runChunks(st, rows, need, inputs, outputs)
+		} else {
+			err = p.runWhole(st, need, outputs)
 		}
 	}
 	p.release(st)

@@ -602,7 +602,7 @@ func compileWhere(n *nodeCtx) (kernel, error) {
 		return nil, err
 	}
 	n.setOutTensor(0, n.dtype(1), shape)
-	return kernelFunc(runWhere), nil
+	return elementwiseFunc(runWhere), nil
 }
 
 func runWhere(x *exec, in, out []*Tensor) error {

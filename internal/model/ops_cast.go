@@ -55,7 +55,7 @@ func castTo(n *nodeCtx, dt DType) (kernel, error) {
 	if vals, ok := n.symInts(0); ok && (dt == Int64 || dt == Int32) {
 		n.setSym(0, vals)
 	}
-	return kernelFunc(func(x *exec, in, out []*Tensor) error {
+	return elementwiseFunc(func(x *exec, in, out []*Tensor) error {
 		return castInto(out[0], in[0], dt)
 	}), nil
 }

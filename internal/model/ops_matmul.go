@@ -7,6 +7,7 @@ package model
 
 import (
 	"fmt"
+	"slices"
 )
 
 func init() {
@@ -121,25 +122,33 @@ type denseKernel struct {
 }
 
 func (d *denseKernel) run(x *exec, in, out []*Tensor) error {
-	a := in[0]
+	a, o := in[0], out[0]
 	rank := len(a.Shape)
 	if rank == 0 || a.Shape[rank-1] != d.k {
-		return fmt.Errorf("input of shape %v does not end in the %d the weights take", a.Shape, d.k)
+		return fmt.Errorf("input of shape %s does not end in the %d the weights take", shapeString(a.Shape), d.k)
 	}
-	var buf [maxRank]int
-	shape := append(buf[:0], a.Shape...)
-	shape[rank-1] = d.n
-	o := out[0]
-	if err := o.reset(Float32, shape...); err != nil {
-		return err
+	m := 1
+	for _, v := range a.Shape[:rank-1] {
+		m *= v
 	}
-	if m := a.Len() / max(d.k, 1); m > 0 && d.k > 0 {
-		d.dense.run(m, data[float32](a), data[float32](o))
-	} else if d.k == 0 {
+	// The output keeps its shape from one run to the next unless the batch changes; this path
+	// runs for every layer of every request, so it checks that before building a shape.
+	if len(o.Shape) != rank || o.DType != Float32 || len(o.Float32) != m*d.n || !slices.Equal(o.Shape[:rank-1], a.Shape[:rank-1]) {
+		var buf [maxRank]int
+		shape := append(buf[:0], a.Shape...)
+		shape[rank-1] = d.n
+		if err := o.reset(Float32, shape...); err != nil {
+			return err
+		}
+	}
+	switch {
+	case m > 0 && d.k > 0:
+		d.dense.run(m, a.Float32[:m*d.k], o.Float32)
+	case d.k == 0:
 		// An empty inner dimension: every output is the bias (and its activation).
-		od := data[float32](o)
+		od := o.Float32
 		for i := range od {
-			od[i] = d.bias[i%max(d.n, 1)]
+			od[i] = d.bias[i%d.n]
 		}
 		applyActivation(d.act, d.alpha, od, od)
 	}

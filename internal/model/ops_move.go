@@ -98,9 +98,16 @@ func compileConcat(n *nodeCtx) (kernel, error) {
 	if symsKnown {
 		n.setSym(0, syms)
 	}
-	return kernelFunc(func(x *exec, in, out []*Tensor) error {
+	return rowFunc{kernelFunc: func(x *exec, in, out []*Tensor) error {
 		return runConcat(axis, in, out[0])
-	}), nil
+	}, local: func(batch int, in, out []valueType) bool {
+		for _, t := range in {
+			if !batchMajor(t, batch) {
+				return false
+			}
+		}
+		return axis > 0 && batchMajor(out[0], batch)
+	}}, nil
 }
 
 func runConcat(axis int, in []*Tensor, o *Tensor) error {
@@ -518,9 +525,14 @@ func compileGather(n *nodeCtx) (kernel, error) {
 			n.setSym(0, picked)
 		}
 	}
-	return kernelFunc(func(x *exec, in, out []*Tensor) error {
+	return rowFunc{kernelFunc: func(x *exec, in, out []*Tensor) error {
 		return runGather(axis, in[0], in[1], out[0])
-	}), nil
+	}, local: func(batch int, in, out []valueType) bool {
+		// An embedding lookup (constant table, batch-major ids), or a gather across the
+		// columns of batch-major data.
+		return batchMajor(out[0], batch) && ((axis == 0 && batchFree(in[0], batch) && batchMajor(in[1], batch)) ||
+			(axis > 0 && batchMajor(in[0], batch) && batchFree(in[1], batch)))
+	}}, nil
 }
 
 func runGather(axis int, t, indices, o *Tensor) error {
@@ -593,9 +605,11 @@ func compileTranspose(n *nodeCtx) (kernel, error) {
 		shape[i] = in[p]
 	}
 	n.setOutTensor(0, n.dtype(0), shape)
-	return kernelFunc(func(x *exec, in, out []*Tensor) error {
+	return rowFunc{kernelFunc: func(x *exec, in, out []*Tensor) error {
 		return runTranspose(x, perm, in[0], out[0])
-	}), nil
+	}, local: func(batch int, in, out []valueType) bool {
+		return perm[0] == 0 && firstRows(batch, in, out)
+	}}, nil
 }
 
 // runTranspose walks the output in order, reading the input through permuted strides.

@@ -121,7 +121,7 @@ func compileReduce(n *nodeCtx, kind reduceKind, axesInput bool) (kernel, error) 
 		}
 	}
 	n.setOutTensor(0, n.dtype(0), shape)
-	return &reduceKernel{kind: kind, keep: keep != 0, noop: noop != 0, axes: slices.Clone(axes), dtype: n.dtype(0)}, nil
+	return &reduceKernel{kind: kind, keep: keep != 0, noop: noop != 0, axes: slices.Clone(axes), runtimeAxes: !known, dtype: n.dtype(0)}, nil
 }
 
 // reduceMask marks the reduced axes: the given ones, or all when none are given (unless noop).
@@ -144,10 +144,11 @@ func reduceMask(axes []int64, rank int, noop bool) ([]bool, error) {
 }
 
 type reduceKernel struct {
-	kind       reduceKind
-	keep, noop bool
-	axes       []int64
-	dtype      DType
+	kind        reduceKind
+	keep, noop  bool
+	axes        []int64
+	runtimeAxes bool // the axes are an input computed at run time
+	dtype       DType
 }
 
 func (k *reduceKernel) run(x *exec, in, out []*Tensor) error {

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"math"
 	"slices"
 )
 
@@ -22,6 +23,40 @@ type plan struct {
 	views []int
 	// nsym is the number of symbols graph inputs use, for binding them at run time.
 	nsym int
+	// rows, when set, lets a batch run in chunks of rows (see rowPlan).
+	rows *rowPlan
+}
+
+// rowPlan describes a plan that computes every row of its batch from the same row of its
+// batch-major inputs alone (dense layers, elementwise operators, normalisations over other
+// axes, embedding lookups), so that a large batch runs in chunks small enough for the caches,
+// and a state's buffers stay the size of one chunk whatever the batch.
+type rowPlan struct {
+	batch int // the symbol of axis 0 of the batch-major inputs and outputs
+	chunk int // rows per chunk
+	// batched tells, per graph input, whether it is batch-major (else it is the same for
+	// every row: passed whole to every chunk).
+	batched []bool
+	// rowSize is the values per row of every batch-major input and output.
+	inRow, outRow []int
+}
+
+// rowKernel is implemented by kernels that can tell, from the static types of their inputs and
+// outputs, that they compute each row of the batch (axis 0, symbol batch) from the same row of
+// their batch-major inputs alone. Kernels that do not implement it keep a plan from running in
+// chunks; nothing else changes.
+type rowKernel interface {
+	rowLocal(batch int, in, out []valueType) bool
+}
+
+// batchMajor tells whether a value has the batch on axis 0 and fixed sizes elsewhere.
+func batchMajor(t valueType, batch int) bool {
+	return t.kind == kindTensor && len(t.shape) > 0 && t.shape[0] == batch && static(t.shape[1:])
+}
+
+// batchFree tells whether a value does not involve the batch at all.
+func batchFree(t valueType, batch int) bool {
+	return t.kind == kindTensor && !slices.Contains(t.shape, batch)
 }
 
 type constSlot struct {
@@ -40,6 +75,8 @@ type step struct {
 	kernel kernel
 	in     []int // slot per node input; -1 for an omitted one
 	out    []int
+	// inTypes and outTypes are what inference knew of the inputs and outputs.
+	inTypes, outTypes []valueType
 	// need has bit j set when graph output j (bit 63: any output from the 64th on) depends on
 	// the step, so that a run can skip what nobody asked for.
 	need uint64
@@ -92,7 +129,61 @@ func (p *plan) finish() {
 	}
 	slices.Reverse(live)
 	p.steps = live
+	p.rows = p.rowPlan()
 }
+
+// rowPlan decides whether the plan can run in chunks of rows: the batch is the symbol on axis 0
+// of the first input; every input and output must be batch-major or batch-free (outputs
+// batch-major), and every step either touch no batch-major value or be a rowKernel that says
+// it is row-local.
+func (p *plan) rowPlan() *rowPlan {
+	if len(p.inputs) == 0 || len(p.inputs[0].typ.shape) == 0 || p.inputs[0].typ.shape[0] >= 0 {
+		return nil
+	}
+	batch := p.inputs[0].typ.shape[0]
+	rp := &rowPlan{batch: batch}
+	for _, in := range p.inputs {
+		major := batchMajor(in.typ, batch)
+		if !major && !batchFree(in.typ, batch) {
+			return nil
+		}
+		rp.batched = append(rp.batched, major)
+		rp.inRow = append(rp.inRow, product(in.typ.shape[min(1, len(in.typ.shape)):]))
+	}
+	for _, out := range p.outputs {
+		if !batchMajor(out.typ, batch) {
+			return nil
+		}
+		rp.outRow = append(rp.outRow, product(out.typ.shape[1:]))
+	}
+	perRow := 0
+	for _, s := range p.steps {
+		free := true
+		for _, t := range append(slices.Clip(s.inTypes), s.outTypes...) {
+			free = free && batchFree(t, batch)
+		}
+		if free {
+			continue
+		}
+		rk, ok := s.kernel.(rowKernel)
+		if !ok || !rk.rowLocal(batch, s.inTypes, s.outTypes) {
+			return nil
+		}
+		for _, t := range s.outTypes {
+			if batchMajor(t, batch) {
+				perRow += product(t.shape[1:])
+			}
+		}
+	}
+	rp.chunk = ChunkRows
+	if perRow > 0 {
+		rp.chunk = max(1, min(ChunkRows, maxChunkValues/perRow))
+	}
+	return rp
+}
+
+// maxChunkValues bounds the intermediate values of one chunk.
+const maxChunkValues = 1 << 22
 
 // fuse lets a dense layer apply the activation that is the only reader of its output, while the
 // output is still in cache.
@@ -260,6 +351,90 @@ func (p *plan) run(st *state, need uint64) error {
 	return nil
 }
 
+// runWhole runs the plan once over the bound inputs and copies the requested outputs out.
+func (p *plan) runWhole(st *state, need uint64, outputs []*Tensor) error {
+	if err := p.run(st, need); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidInput, err)
+	}
+	for j, o := range outputs {
+		if o == nil {
+			continue
+		}
+		if err := o.copyFrom(st.ptr[p.outputs[j].slot]); err != nil {
+			return fmt.Errorf("%w: output %q: %w", ErrInvalidInput, p.outputs[j].name, err)
+		}
+	}
+	return nil
+}
+
+// chunkOf is the rows a pass takes; no limit without a row plan.
+func (rp *rowPlan) chunkOf() int {
+	if rp == nil {
+		return math.MaxInt
+	}
+	return rp.chunk
+}
+
+// batchRows is the size of the batch the bound inputs carry, or 0 without a row plan.
+func (p *plan) batchRows(st *state, inputs []*Tensor) int {
+	if p.rows == nil || -p.rows.batch-1 >= len(st.syms) {
+		return 0
+	}
+	return st.syms[-p.rows.batch-1]
+}
+
+// runChunks runs a row plan over rows rows, chunk by chunk: the batch-major inputs are views of
+// the chunk's rows, the requested outputs are assembled row by row.
+func (p *plan) runChunks(st *state, rows int, need uint64, inputs, outputs []*Tensor) error {
+	rp := p.rows
+	for start := 0; start < rows; start += rp.chunk {
+		n := min(rp.chunk, rows-start)
+		for i, in := range p.inputs {
+			if rp.batched[i] {
+				rowsOf(&st.own[in.slot], inputs[i], start, n, rp.inRow[i])
+			}
+		}
+		if err := p.run(st, need); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidInput, err)
+		}
+		for j, o := range outputs {
+			if o == nil {
+				continue
+			}
+			src, size := st.ptr[p.outputs[j].slot], rp.outRow[j]
+			if len(src.Shape) == 0 || src.Shape[0] != n || src.Len() != n*size {
+				return fmt.Errorf("%w: output %q has shape %v for a chunk of %d rows", ErrInvalidInput, p.outputs[j].name, src.Shape, n)
+			}
+			if start == 0 {
+				var buf [maxRank]int
+				shape := append(append(buf[:0], rows), src.Shape[1:]...)
+				if err := o.reset(src.DType, shape...); err != nil {
+					return fmt.Errorf("%w: output %q: %w", ErrInvalidInput, p.outputs[j].name, err)
+				}
+				o.Keys = src.Keys
+			}
+			copyElems(o, start*size, src, 0, n*size)
+		}
+	}
+	return nil
+}
+
+// rowsOf makes dst a view of rows [start, start+n) of src, whose rows hold size values.
+func rowsOf(dst, src *Tensor, start, n, size int) {
+	dst.view(src, src.Shape)
+	dst.Shape[0] = n
+	rowsOfFns[src.DType](dst, start*size, (start+n)*size)
+}
+
+var rowsOfFns = everyType(sliceField[float32], sliceField[float64], sliceField[int8], sliceField[int16],
+	sliceField[int32], sliceField[int64], sliceField[uint8], sliceField[uint16], sliceField[uint32],
+	sliceField[uint64], sliceField[bool], sliceField[string])
+
+func sliceField[T elem](t *Tensor, lo, hi int) {
+	f := field[T](t)
+	*f = (*f)[lo:hi]
+}
+
 // release drops every view of data the state does not own.
 func (p *plan) release(st *state) {
 	for _, in := range p.inputs {
@@ -268,4 +443,86 @@ func (p *plan) release(st *state) {
 	for _, v := range p.views {
 		st.own[v].dropData()
 	}
+}
+
+// elementwiseRows is rowLocal for elementwise and broadcasting kernels: the outputs are
+// batch-major, and every input either is batch-major with the outputs' rank or does not
+// involve the batch and broadcasts over it.
+func elementwiseRows(batch int, in, out []valueType) bool {
+	for _, o := range out {
+		if !batchMajor(o, batch) {
+			return false
+		}
+	}
+	rank := len(out[0].shape)
+	for _, t := range in {
+		switch {
+		case batchMajor(t, batch) && len(t.shape) == rank:
+		case batchFree(t, batch) && (len(t.shape) < rank || t.shape[0] == 1):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// rowFunc is a kernel function with its rowLocal rule.
+type rowFunc struct {
+	kernelFunc
+	local func(batch int, in, out []valueType) bool
+}
+
+func (f rowFunc) rowLocal(batch int, in, out []valueType) bool { return f.local(batch, in, out) }
+
+// elementwiseFunc is a kernel function that is elementwise (rowLocal by elementwiseRows).
+func elementwiseFunc(f kernelFunc) kernel { return rowFunc{kernelFunc: f, local: elementwiseRows} }
+
+// firstRows is rowLocal for kernels that map input 0's rows to the output's rows one to one
+// (the other inputs being parameters).
+func firstRows(batch int, in, out []valueType) bool {
+	return batchMajor(in[0], batch) && batchMajor(out[0], batch)
+}
+
+func (d *denseKernel) rowLocal(batch int, in, out []valueType) bool { return firstRows(batch, in, out) }
+func (k *viewKernel) rowLocal(batch int, in, out []valueType) bool  { return firstRows(batch, in, out) }
+func (k *batchNormKernel) rowLocal(batch int, in, out []valueType) bool {
+	return firstRows(batch, in, out)
+}
+func (k *activationKernel) rowLocal(batch int, in, out []valueType) bool {
+	return elementwiseRows(batch, in, out)
+}
+func (k *mapKernel) rowLocal(batch int, in, out []valueType) bool {
+	return elementwiseRows(batch, in, out)
+}
+func (k *clipKernel) rowLocal(batch int, in, out []valueType) bool {
+	return elementwiseRows(batch, in, out)
+}
+func (k *binaryKernel) rowLocal(batch int, in, out []valueType) bool {
+	return elementwiseRows(batch, in, out)
+}
+func (k *powKernel) rowLocal(batch int, in, out []valueType) bool {
+	return elementwiseRows(batch, in, out)
+}
+func (k *variadicKernel) rowLocal(batch int, in, out []valueType) bool {
+	return elementwiseRows(batch, in, out)
+}
+func (k *compareKernel) rowLocal(batch int, in, out []valueType) bool {
+	return elementwiseRows(batch, in, out)
+}
+func (k *softmaxKernel) rowLocal(batch int, in, out []valueType) bool {
+	return firstRows(batch, in, out) && k.axis >= 1
+}
+func (k *layerNormKernel) rowLocal(batch int, in, out []valueType) bool {
+	return firstRows(batch, in, out) && k.axis >= 1 && batchMajor(out[len(out)-1], batch)
+}
+func (k *reduceKernel) rowLocal(batch int, in, out []valueType) bool {
+	if !firstRows(batch, in, out) || len(k.axes) == 0 || k.runtimeAxes {
+		return false
+	}
+	for _, a := range k.axes {
+		if a == 0 || a == -int64(len(in[0].shape)) {
+			return false
+		}
+	}
+	return true
 }

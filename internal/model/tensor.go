@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -161,45 +162,68 @@ func (t *Tensor) check() error {
 	return nil
 }
 
-// maxElements bounds any one tensor the runtime makes or accepts; maxRank its rank.
+// maxElements bounds any one tensor the runtime makes or accepts; maxRank its rank (the
+// decoder's limit too).
 const (
 	maxElements = 64 << 20
-	maxRank     = 16
+	maxRank     = 8
 )
 
-// checkDims refuses negative dimensions, ranks past maxRank and sizes past maxElements (checked
-// one dimension at a time, so the product cannot overflow).
+// checkDims refuses negative dimensions, ranks past maxRank and sizes past maxElements.
 func checkDims(shape []int) error {
+	_, err := elements(shape)
+	return err
+}
+
+// elements is the number of elements of a shape that checkDims accepts (checked one dimension
+// at a time, so the product cannot overflow).
+func elements(shape []int) (int, error) {
 	if len(shape) > maxRank {
-		return fmt.Errorf("rank %d is more than the %d supported", len(shape), maxRank)
+		return 0, fmt.Errorf("rank %d is more than the %d supported", len(shape), maxRank)
 	}
 	n := 1
 	for _, d := range shape {
 		if d < 0 {
-			return fmt.Errorf("shape %s has a negative dimension", shapeString(shape))
+			return 0, fmt.Errorf("shape %s has a negative dimension", shapeString(shape))
 		}
 		if d != 0 && n > maxElements/d {
-			return fmt.Errorf("shape %s exceeds %d elements", shapeString(shape), maxElements)
+			return 0, fmt.Errorf("shape %s exceeds %d elements", shapeString(shape), maxElements)
 		}
 		n *= d
 	}
-	return nil
+	return n, nil
 }
 
 // reset makes t a tensor of type dt and the given shape, its data field long enough (growing
 // only when its capacity is short: a state's buffers stop allocating once they have seen the
 // largest batch). The values are whatever the buffer held.
 func (t *Tensor) reset(dt DType, shape ...int) error {
-	if err := checkDims(shape); err != nil {
+	if dt == t.DType && slices.Equal(t.Shape, shape) {
+		// The same as last time (a state's buffers see the same shapes run after run): the
+		// data field is already as long as the shape needs, unless someone shortened it.
+		n := product(shape)
+		if (dt == Float32 && len(t.Float32) == n) || (dt != Float32 && t.stored() == n) {
+			t.Keys = nil
+			return nil
+		}
+	}
+	n, err := elements(shape)
+	if err != nil {
 		return err
 	}
 	t.DType = dt
 	t.Shape = append(t.Shape[:0], shape...)
-	f := growFns[dt]
-	if f == nil {
+	if dt == Float32 { // the hot type, without the table's indirect call
+		if cap(t.Float32) >= n {
+			t.Float32 = t.Float32[:n]
+		} else {
+			t.Float32 = make([]float32, n)
+		}
+	} else if f := growFns[dt]; f != nil {
+		f(t, n)
+	} else {
 		return fmt.Errorf("element type %s is not supported", dt)
 	}
-	f(t, t.Len())
 	t.Keys = nil
 	return nil
 }

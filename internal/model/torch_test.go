@@ -1,6 +1,7 @@
 package model
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -34,8 +35,33 @@ func TestTorchTabular(t *testing.T) {
 			if d := compareTensors(want[0], got[0], 1e-5, 1e-6); d != "" {
 				t.Errorf("against torch: %s", d)
 			}
-			// A row's answer does not depend on the batch it comes in.
+			// A large batch (run in chunks) gives every row the answer it gets alone.
 			rows := inputs[0].Shape[0]
+			big := 3*ChunkRows + 5
+			bigIn := []*Tensor{{}, {}}
+			bigIn[0].reset(Float32, big, 8)
+			bigIn[1].reset(Int64, big)
+			for r := range big {
+				src := r % rows
+				copy(bigIn[0].Float32[r*8:(r+1)*8], inputs[0].Float32[src*8:(src+1)*8])
+				bigIn[1].Int64[r] = inputs[1].Int64[src]
+			}
+			bigOut := []*Tensor{{}}
+			if err := m.Eval(bigIn, bigOut); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(bigOut[0].Shape, []int{big, 1}) {
+				t.Fatalf("batch of %d: output shape %v", big, bigOut[0].Shape)
+			}
+			for r := range big {
+				if bigOut[0].Float32[r] != got[0].Float32[r%rows] {
+					t.Fatalf("row %d of a batch of %d: %v, alone in a batch of %d: %v", r, big, bigOut[0].Float32[r], rows, got[0].Float32[r%rows])
+				}
+			}
+			if m.plan.rows == nil {
+				t.Error("the tabular net should run in chunks of rows")
+			}
+			// A row's answer does not depend on the batch it comes in.
 			for _, n := range []int{1, 7} {
 				for start := 0; start+n <= rows; start += 13 {
 					part := []*Tensor{
