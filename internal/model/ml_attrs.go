@@ -36,3 +36,27 @@ func (n *nodeCtx) attrNames() []string {
 	}
 	return out
 }
+
+// mlRows is the rowLocal rule of the ml operators but ZipMap: each output row comes from the same
+// row of input 0 (and of any other batch-major input), the other inputs being parameters. Plans
+// of such steps run large batches in chunks.
+func mlRows(batch int, in, out []valueType) bool {
+	if !batchMajor(in[0], batch) {
+		return false
+	}
+	for _, o := range out {
+		if !batchMajor(o, batch) {
+			return false
+		}
+	}
+	for _, t := range in[1:] {
+		if !batchMajor(t, batch) && !batchFree(t, batch) {
+			return false
+		}
+	}
+	return true
+}
+
+func mlRowKernel(f kernelFunc) kernel { return rowFunc{kernelFunc: f, local: mlRows} }
+
+func (k *treeKernel) rowLocal(batch int, in, out []valueType) bool { return mlRows(batch, in, out) }

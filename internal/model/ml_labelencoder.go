@@ -49,7 +49,7 @@ func compileLabelEncoder(n *nodeCtx) (kernel, error) {
 		return nil, err
 	}
 	n.setOutTensor(0, tab.values.DType, slices.Clone(n.shape(0)))
-	return kernelFunc(func(_ *exec, in, out []*Tensor) error {
+	return mlRowKernel(func(_ *exec, in, out []*Tensor) error {
 		X := in[0]
 		if err := out[0].reset(tab.values.DType, X.Shape...); err != nil {
 			return err

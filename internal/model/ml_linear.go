@@ -140,7 +140,7 @@ func compileLinearClassifier(n *nodeCtx) (kernel, error) {
 	c := labels.len()
 	n.setOutTensor(0, labels.dtype(), []int{rows})
 	n.setOutTensor(1, Float32, []int{rows, c})
-	return kernelFunc(func(x *exec, in, out []*Tensor) error {
+	return mlRowKernel(func(x *exec, in, out []*Tensor) error {
 		X := in[0]
 		rows := 1
 		if len(X.Shape) == 2 {
@@ -206,7 +206,7 @@ func compileLinearRegressor(n *nodeCtx) (kernel, error) {
 		return nil, err
 	}
 	n.setOutTensor(0, Float32, []int{rows, l.targets})
-	return kernelFunc(func(x *exec, in, out []*Tensor) error {
+	return mlRowKernel(func(x *exec, in, out []*Tensor) error {
 		X := in[0]
 		rows := 1
 		if len(X.Shape) == 2 {

@@ -99,7 +99,7 @@ func compileScaler(n *nodeCtx) (kernel, error) {
 		return nil, err
 	}
 	n.setOutTensor(0, Float32, slices.Clone(n.shape(0)))
-	return kernelFunc(func(x *exec, in, out []*Tensor) error {
+	return mlRowKernel(func(x *exec, in, out []*Tensor) error {
 		X := in[0]
 		cols := lastDim(X.Shape)
 		if err := checkColumns("offset", len(offset), cols); err != nil {
@@ -147,7 +147,7 @@ func compileNormalizer(n *nodeCtx) (kernel, error) {
 		return nil, unsupported("norm %q is not one of MAX, L1, L2", norm)
 	}
 	n.setOutTensor(0, Float32, slices.Clone(n.shape(0)))
-	return kernelFunc(func(x *exec, in, out []*Tensor) error {
+	return mlRowKernel(func(x *exec, in, out []*Tensor) error {
 		X := in[0]
 		cols := lastDim(X.Shape)
 		v, err := asFloat64(x, X, 0)
@@ -201,7 +201,7 @@ func compileBinarizer(n *nodeCtx) (kernel, error) {
 	}
 	t := float64(th)
 	n.setOutTensor(0, n.dtype(0), slices.Clone(n.shape(0)))
-	return kernelFunc(func(x *exec, in, out []*Tensor) error {
+	return mlRowKernel(func(x *exec, in, out []*Tensor) error {
 		X := in[0]
 		v, err := asFloat64(x, X, 0)
 		if err != nil {
@@ -281,7 +281,7 @@ func compileImputer(n *nodeCtx) (kernel, error) {
 	}
 	n.setOutTensor(0, dt, slices.Clone(n.shape(0)))
 	nan := math.IsNaN(replaced)
-	return kernelFunc(func(x *exec, in, out []*Tensor) error {
+	return mlRowKernel(func(x *exec, in, out []*Tensor) error {
 		X := in[0]
 		cols := lastDim(X.Shape)
 		if err := checkColumns("imputed values", len(imputed), cols); err != nil {
@@ -347,7 +347,7 @@ func compileOneHotEncoder(n *nodeCtx) (kernel, error) {
 	}
 	c := cats.len()
 	n.setOutTensor(0, Float32, append(slices.Clone(n.shape(0)), c))
-	return kernelFunc(func(x *exec, in, out []*Tensor) error {
+	return mlRowKernel(func(x *exec, in, out []*Tensor) error {
 		X := in[0]
 		shape := append(append(x.shapeBuf()[:0], X.Shape...), c)
 		if err := out[0].reset(Float32, shape...); err != nil {
@@ -416,7 +416,7 @@ func compileArrayFeatureExtractor(n *nodeCtx) (kernel, error) {
 		shape = append(slices.Clone(xs[:len(xs)-1]), k)
 	}
 	n.setOutTensor(0, n.dtype(0), shape)
-	return kernelFunc(func(x *exec, in, out []*Tensor) error {
+	return mlRowKernel(func(x *exec, in, out []*Tensor) error {
 		X, idx := in[0], data[int64](in[1])
 		last := X.Shape[len(X.Shape)-1]
 		for _, i := range idx {
@@ -475,7 +475,7 @@ func compileFeatureVectorizer(n *nodeCtx) (kernel, error) {
 		total += int(d)
 	}
 	n.setOutTensor(0, Float32, []int{n.shape(0)[0], total})
-	return kernelFunc(func(x *exec, in, out []*Tensor) error {
+	return mlRowKernel(func(x *exec, in, out []*Tensor) error {
 		rows := in[0].Shape[0]
 		if err := out[0].reset(Float32, rows, total); err != nil {
 			return err
