@@ -95,3 +95,34 @@ func mlopsCases(t testing.TB) []string {
 	}
 	return manifest.Cases
 }
+
+// TestLargeBatchesMatchFrameworks runs fixtures whose plans run in chunks (no ZipMap) on a batch
+// of 700 rows, the fixture's rows repeated: every row must still get the framework's answer,
+// whatever chunk and block it falls in.
+func TestLargeBatchesMatchFrameworks(t *testing.T) {
+	for _, name := range []string{"xgb_grade", "xgb_delay_hours", "skl_gb_binary_nozipmap", "skl_logreg_grade_nozipmap", "skl_rf_bench"} {
+		t.Run(name, func(t *testing.T) {
+			fx := loadFixture(t, name)
+			const rows = 700
+			repeat := func(x *Tensor) *Tensor {
+				shape := append([]int{rows}, x.Shape[1:]...)
+				r := &Tensor{}
+				if err := r.reset(x.DType, shape...); err != nil {
+					t.Fatal(err)
+				}
+				per := x.Len() / x.Shape[0]
+				for i := range rows {
+					copyElems(r, i*per, x, (i%x.Shape[0])*per, per)
+				}
+				return r
+			}
+			for i, in := range fx.inputs {
+				fx.inputs[i] = repeat(in)
+			}
+			_, outs := evalFixture(t, fx)
+			for i, want := range fx.outputs {
+				sameAnswers(t, fx.json.Outputs[i].Name, outs[i], repeat(want), 1e-5)
+			}
+		})
+	}
+}
