@@ -8,24 +8,24 @@ import "fmt"
 var _ attrReader = (*nodeCtx)(nil)
 
 // attrFloat64s reads a FLOAT or DOUBLE tensor attribute (the *_as_tensor attributes of
-// ai.onnx.ml opset 3) widened to float64; double tells which it was.
-func (n *nodeCtx) attrFloat64s(name string) (v []float64, double, ok bool, err error) {
+// ai.onnx.ml opset 3) widened to float64.
+func (n *nodeCtx) attrFloat64s(name string) (v []float64, ok bool, err error) {
 	t, err := n.attrTensor(name)
 	if t == nil || err != nil {
-		return nil, false, false, err
+		return nil, false, err
 	}
 	switch t.DType {
 	case Float64:
-		return data[float64](t), true, true, nil
+		return data[float64](t), true, nil
 	case Float32:
 		f := data[float32](t)
 		v = make([]float64, len(f))
 		for i, x := range f {
 			v[i] = float64(x)
 		}
-		return v, false, true, nil
+		return v, true, nil
 	}
-	return nil, false, false, fmt.Errorf("attribute %s has element type %s, want float or double", name, t.DType)
+	return nil, false, fmt.Errorf("attribute %s has element type %s, want float or double", name, t.DType)
 }
 
 // attrNames lists the attributes the node sets.

@@ -16,10 +16,9 @@ package model
 //
 // Shallow trees (XGBoost's and most forests' depth ≤ 12 or so) are laid out as perfect binary
 // trees in breadth-first order, padded to the ensemble's depth: a leaf above the bottom fills
-// every slot below it. Walking one is D steps of i = 2i+1+(x > t), with no data-dependent
-// branch, and the evaluator walks eight (tree, row) pairs at once so that their loads overlap.
-// Deeper or very unbalanced ensembles, where padding would cost too much memory, keep their
-// nodes as they are with explicit children.
+// every slot below it. Walking one is D steps of i = 2i + (t < x), with no data-dependent
+// branch, eight walks at a time (ml_tree_walk.go). Deeper or very unbalanced ensembles, where
+// padding would cost too much memory, keep their nodes as they are with explicit children.
 
 import (
 	"errors"
@@ -29,13 +28,13 @@ import (
 )
 
 // treeSpec holds a TreeEnsemble node's attributes, decoded but not yet checked. Thresholds and
-// weights are widened to float64 whatever attribute they came from; thresholds64 says whether
-// they were DOUBLE (nodes_values_as_tensor) rather than FLOAT.
+// weights are widened to float64 whatever attribute they came from (FLOATS, or the DOUBLE
+// *_as_tensor of opset 3): a float32 threshold widens exactly, so one exact comparison rule
+// serves both.
 type treeSpec struct {
 	treeIDs, nodeIDs, featureIDs []int64
 	modes                        []string
 	thresholds                   []float64
-	thresholds64                 bool
 	trueIDs, falseIDs            []int64
 	missingTrue                  []int64 // may be empty: no node sends NaN to its true branch
 	leafTreeIDs, leafNodeIDs     []int64 // class_* or target_*

@@ -15,7 +15,7 @@ type attrReader interface {
 	attrInt(name string, def int64) (int64, error)
 	// attrFloat64s reads a FLOAT or DOUBLE tensor attribute (the *_as_tensor attributes of
 	// ai.onnx.ml opset 3) widened to float64; ok is false when absent.
-	attrFloat64s(name string) (v []float64, double bool, ok bool, err error)
+	attrFloat64s(name string) (v []float64, ok bool, err error)
 	attrNames() []string
 }
 
@@ -87,13 +87,13 @@ func decodeTreeSpec(a attrReader, opset int64, classifier bool) (*treeSpec, clas
 	if s.modes, _, err = a.attrStrings("nodes_modes"); err != nil {
 		return nil, labels, err
 	}
-	if s.thresholds, s.thresholds64, err = floatsOrTensor(a, "nodes_values"); err != nil {
+	if s.thresholds, err = floatsOrTensor(a, "nodes_values"); err != nil {
 		return nil, labels, err
 	}
-	if s.leafWeights, _, err = floatsOrTensor(a, prefix+"_weights"); err != nil {
+	if s.leafWeights, err = floatsOrTensor(a, prefix+"_weights"); err != nil {
 		return nil, labels, err
 	}
-	if s.baseValues, _, err = floatsOrTensor(a, "base_values"); err != nil {
+	if s.baseValues, err = floatsOrTensor(a, "base_values"); err != nil {
 		return nil, labels, err
 	}
 	if s.post, err = a.attrString("post_transform", "NONE"); err != nil {
@@ -122,24 +122,24 @@ func decodeTreeSpec(a attrReader, opset int64, classifier bool) (*treeSpec, clas
 }
 
 // floatsOrTensor reads a FLOATS attribute or its *_as_tensor twin, which may not both be set.
-func floatsOrTensor(a attrReader, name string) (v []float64, double bool, err error) {
+func floatsOrTensor(a attrReader, name string) ([]float64, error) {
 	f, hasF, err := a.attrFloats(name)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	t, double, hasT, err := a.attrFloat64s(name + "_as_tensor")
+	t, hasT, err := a.attrFloat64s(name + "_as_tensor")
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if hasF && hasT {
-		return nil, false, fmt.Errorf("has both %s and %s_as_tensor", name, name)
+		return nil, fmt.Errorf("has both %s and %s_as_tensor", name, name)
 	}
 	if hasT {
-		return t, double, nil
+		return t, nil
 	}
-	v = make([]float64, len(f))
+	v := make([]float64, len(f))
 	for i, x := range f {
 		v[i] = float64(x)
 	}
-	return v, false, nil
+	return v, nil
 }

@@ -6,9 +6,9 @@ import (
 	"slices"
 )
 
-// Evaluation of a compiled forest. Scores accumulate in float64 per row and target, trees in
-// attribute order; base values, the aggregate's division and the post transform follow, and the
-// results are rounded to float32, the outputs' type.
+// Evaluation of a compiled forest. Scores accumulate per row and target, trees in attribute
+// order, in float32 (float64 for DOUBLE inputs); the aggregate's division, base values and the
+// post transform follow in float64, and the results are rounded to float32, the outputs' type.
 
 // treeRowBlock bounds the rows walked per tree before moving to the next tree, so that a block
 // of input rows stays in cache while every tree passes over it.
