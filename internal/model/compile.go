@@ -34,9 +34,13 @@ type compiler struct {
 	folded int
 }
 
-// maxFolded bounds the elements that constant folding may create in one model, so that a file
-// cannot keep Load busy (or its memory full) with huge constant expressions.
-const maxFolded = 64 << 20
+// maxFolded bounds the elements that constant folding may create in one model, and
+// maxFoldInput the input elements of one folded node, so that a file cannot keep Load busy (or
+// its memory full) with huge constant expressions.
+const (
+	maxFolded    = 16 << 20
+	maxFoldInput = 4 << 20
+)
 
 func (c *compiler) newSym() int {
 	c.nsym++
@@ -376,12 +380,19 @@ func (c *compiler) node(n *onnxpb.Node) error {
 			return fmt.Errorf("output %q: %w", n.Outputs[i], err)
 		}
 	}
-	allConst := k != nil
+	allConst := k != nil && !ctx.noFold
+	inputElems := 0
 	for _, v := range ctx.in {
 		if v != nil && v.konst == nil {
 			allConst = false
 		}
+		if v != nil && v.konst != nil {
+			inputElems += v.konst.Len()
+		}
 	}
+	// Large constant inputs stay for the run (a sort or a reduction of millions of constant
+	// values would otherwise run at every load).
+	allConst = allConst && inputElems <= maxFoldInput
 	if allConst {
 		if err := c.fold(ctx, k); err != nil {
 			return err

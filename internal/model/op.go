@@ -256,6 +256,8 @@ type nodeCtx struct {
 	outConst []*Tensor
 	outSym   [][]symVal
 	outView  []bool
+	// noFold keeps the node a run-time step even when its inputs are constants (see keepStep).
+	noFold bool
 }
 
 func (n *nodeCtx) opType() string { return n.node.OpType }
@@ -405,6 +407,11 @@ func (n *nodeCtx) setView(i int) {
 		n.outView[i] = true
 	}
 }
+
+// keepStep asks the compiler not to fold the node at load even if its inputs are all
+// constants: for work that grows faster than the data (a product of two large constant
+// matrices), so that a model file cannot keep Load busy for long.
+func (n *nodeCtx) keepStep() { n.noFold = true }
 
 // attr finds an attribute by name.
 func (n *nodeCtx) attr(name string) *onnxpb.Attribute {

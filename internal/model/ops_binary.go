@@ -443,10 +443,12 @@ type variadicKernel struct {
 }
 
 func (k *variadicKernel) run(x *exec, in, out []*Tensor) error {
-	var buf [maxRank]int
-	shape := buf[:0]
-	for _, t := range in {
-		s, err := runBroadcast(&buf, shape, t.Shape, nil)
+	// runBroadcast must not write where it reads: the shape so far and the next one alternate
+	// between two arrays.
+	var bufs [2][maxRank]int
+	shape := bufs[0][:0]
+	for i, t := range in {
+		s, err := runBroadcast(&bufs[(i+1)%2], shape, t.Shape, nil)
 		if err != nil {
 			return err
 		}

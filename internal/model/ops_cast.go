@@ -103,11 +103,32 @@ func castInto(dst, src *Tensor, to DType) error {
 var castFns = numeric(castOn[float32], castOn[float64], castOn[int8], castOn[int16], castOn[int32],
 	castOn[int64], castOn[uint8], castOn[uint16], castOn[uint32], castOn[uint64])
 
-func castOn[S number](dst, src *Tensor) error { return castFrom(dst, data[S](src)) }
+// castOn converts between numeric types through convertTable, built once (a table built per
+// call would allocate its closures on every run).
+func castOn[S number](dst, src *Tensor) error {
+	if f := convertTable[src.DType][dst.DType]; f != nil {
+		f(dst, src)
+		return nil
+	}
+	return castFrom(dst, data[S](src))
+}
+
+// convertTable[from][to] converts numeric tensors of the same shape.
+var convertTable = numeric(convertRow[float32](), convertRow[float64](), convertRow[int8](), convertRow[int16](),
+	convertRow[int32](), convertRow[int64](), convertRow[uint8](), convertRow[uint16](), convertRow[uint32](),
+	convertRow[uint64]())
+
+func convertRow[S number]() perType[func(dst, src *Tensor)] {
+	return numeric(convertOn[float32, S], convertOn[float64, S], convertOn[int8, S], convertOn[int16, S],
+		convertOn[int32, S], convertOn[int64, S], convertOn[uint8, S], convertOn[uint16, S], convertOn[uint32, S],
+		convertOn[uint64, S])
+}
+
+func convertOn[D, S number](dst, src *Tensor) { convert(data[D](dst), data[S](src)) }
 
 func castFrom[S number](dst *Tensor, s []S) error {
-	if f := convertFns[S]()[dst.DType]; f != nil {
-		f(dst, s)
+	if f := convertTable[dtypeOfGo[S]()][dst.DType]; f != nil {
+		f(dst, NewTensor(dst.Shape, s))
 		return nil
 	}
 	switch dst.DType {
@@ -136,15 +157,6 @@ func castFrom[S number](dst *Tensor, s []S) error {
 	}
 	return nil
 }
-
-// convertFns are the conversions from S to every numeric type.
-func convertFns[S number]() perType[func(*Tensor, []S)] {
-	return numeric(convertTo[float32, S], convertTo[float64, S], convertTo[int8, S], convertTo[int16, S],
-		convertTo[int32, S], convertTo[int64, S], convertTo[uint8, S], convertTo[uint16, S], convertTo[uint32, S],
-		convertTo[uint64, S])
-}
-
-func convertTo[D, S number](dst *Tensor, s []S) { convert(data[D](dst), s) }
 
 // convert is Go's numeric conversion, which is C's: the same rules ONNX's Cast follows (float to
 // integer truncates toward zero; out-of-range values are undefined in both).

@@ -73,8 +73,12 @@ func compileGemm(n *nodeCtx) (kernel, error) {
 	}
 	dt := n.dtype(0)
 	n.setOutTensor(0, dt, outShape)
+	if static(outShape) && k >= 0 && heavy(outShape[0], k, outShape[1]) {
+		n.keepStep()
+	}
 	if dt == Float32 && transA == 0 && n.konst(1) != nil && (!n.has(2) || n.konst(2) != nil) {
 		if bias, ok := rowBias(n.konst(2), nn, beta); ok {
+			k := kb // B is a constant: its sizes are known even where A's are symbolic
 			w := data[float32](n.konst(1))
 			packed := make([]float32, k*nn) // packed[kk*nn+j] = alpha·B'[kk][j]
 			for kk := range k {
@@ -90,6 +94,12 @@ func compileGemm(n *nodeCtx) (kernel, error) {
 		}
 	}
 	return &gemmKernel{alpha: float64(alpha), beta: float64(beta), transA: transA != 0, transB: transB != 0, dtype: dt}, nil
+}
+
+// heavy tells a product too costly to fold at load: more than maxFoldMACs multiply-adds.
+func heavy(m, k, n int) bool {
+	const maxFoldMACs = 1 << 26
+	return m > 0 && k > 0 && n > 0 && (m > maxFoldMACs/k || m*k > maxFoldMACs/n)
 }
 
 // rowBias turns a constant C into one bias per output column (beta applied), when it is the
@@ -264,6 +274,9 @@ func compileMatMul(n *nodeCtx) (kernel, error) {
 	}
 	dt := n.dtype(0)
 	n.setOutTensor(0, dt, shape)
+	if k := a[len(a)-1]; static(shape) && k >= 0 && heavy(product(shape), k, 1) {
+		n.keepStep()
+	}
 	if w := n.konst(1); dt == Float32 && w != nil && len(b) == 2 && len(a) >= 2 {
 		return &denseKernel{dense: *newDense(b[0], b[1], data[float32](w), make([]float32, b[1]))}, nil
 	}

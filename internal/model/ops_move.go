@@ -1037,7 +1037,7 @@ func compilePad(n *nodeCtx) (kernel, error) {
 	rank := len(in)
 	var pads, axes []int64
 	var value float64
-	known := true
+	known, runtimeAxes := true, false
 	if attrs {
 		name := "pads"
 		if n.opset < 2 {
@@ -1061,9 +1061,12 @@ func compilePad(n *nodeCtx) (kernel, error) {
 			if n.opset < 18 {
 				return nil, errors.New("Pad's axes input arrived with opset 18")
 			}
+			if err := n.needTypes(3, Int32, Int64); err != nil {
+				return nil, err
+			}
 			var ok bool
 			if axes, ok = n.ints(3); !ok {
-				return nil, unsupported("Pad's axes input is computed at run time")
+				known, runtimeAxes = false, true
 			}
 		}
 		if n.has(2) {
@@ -1097,7 +1100,7 @@ func compilePad(n *nodeCtx) (kernel, error) {
 	if err := n.needTypes(0, Float32, Float64, Int8, Int16, Int32, Int64, Uint8, Uint16, Uint32, Uint64, Bool, String); err != nil {
 		return nil, err
 	}
-	return &padKernel{mode: mode, attrs: attrs, pads: pads, axes: axes, value: value}, nil
+	return &padKernel{mode: mode, attrs: attrs, pads: pads, axes: axes, runtimeAxes: runtimeAxes, value: value}, nil
 }
 
 // fullPads expands pads given for some axes to begin and end pads for every axis.
@@ -1130,10 +1133,11 @@ func fullPads(pads, axes []int64, rank int) ([]int, error) {
 }
 
 type padKernel struct {
-	mode       string
-	attrs      bool
-	pads, axes []int64
-	value      float64
+	mode        string
+	attrs       bool
+	pads, axes  []int64
+	runtimeAxes bool // the axes are an input computed at run time
+	value       float64
 }
 
 func (k *padKernel) run(x *exec, in, out []*Tensor) error {
@@ -1143,7 +1147,11 @@ func (k *padKernel) run(x *exec, in, out []*Tensor) error {
 	if !k.attrs {
 		pads = data[int64](in[1])
 	}
-	full, err := fullPads(pads, k.axes, rank)
+	axes := k.axes
+	if k.runtimeAxes {
+		axes, _ = intValues(in[3])
+	}
+	full, err := fullPads(pads, axes, rank)
 	if err != nil {
 		return err
 	}

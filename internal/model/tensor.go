@@ -46,58 +46,77 @@ type number interface {
 // NewTensor makes a tensor of the given shape over data (not copied). The DType follows from
 // the Go type; []uint16 data makes a Uint16 tensor (set DType to Float16 or BFloat16 for bits).
 func NewTensor[T elem](shape []int, data []T) *Tensor {
-	t := &Tensor{Shape: shape}
+	t := &Tensor{Shape: shape, DType: dtypeOfGo[T]()}
 	*field[T](t) = data
-	t.DType = dtypeOfGo[T]()
 	return t
 }
 
 func dtypeOfGo[T elem]() DType {
-	_, dt := fieldOf[T](nil)
-	return dt
-}
-
-// field is the data field of t that holds T.
-func field[T elem](t *Tensor) *[]T {
-	f, _ := fieldOf[T](t)
-	return f
-}
-
-// fieldOf is the data field of t (nil: of none) that holds T, and the DType T stands for.
-func fieldOf[T elem](t *Tensor) (*[]T, DType) {
-	if t == nil {
-		t = &Tensor{}
-	}
 	var z T
-	var p any
-	var dt DType
 	switch any(z).(type) {
 	case float32:
-		p, dt = &t.Float32, Float32
+		return Float32
 	case float64:
-		p, dt = &t.Float64, Float64
+		return Float64
 	case int8:
-		p, dt = &t.Int8, Int8
+		return Int8
 	case int16:
-		p, dt = &t.Int16, Int16
+		return Int16
 	case int32:
-		p, dt = &t.Int32, Int32
+		return Int32
 	case int64:
-		p, dt = &t.Int64, Int64
+		return Int64
 	case uint8:
-		p, dt = &t.Uint8, Uint8
+		return Uint8
 	case uint16:
-		p, dt = &t.Uint16, Uint16
+		return Uint16
 	case uint32:
-		p, dt = &t.Uint32, Uint32
+		return Uint32
 	case uint64:
-		p, dt = &t.Uint64, Uint64
+		return Uint64
 	case bool:
-		p, dt = &t.Bool, Bool
-	default:
-		p, dt = &t.String, String
+		return Bool
 	}
-	return p.(*[]T), dt
+	return String
+}
+
+// field is the data field of t that holds T. It looks the field up by t's DType (a jump table)
+// and checks the type, which is cheaper than switching on T. Reading a tensor as a type other
+// than its DType's is a bug in this package, never an effect of input.
+func field[T elem](t *Tensor) *[]T {
+	var p any
+	switch t.DType {
+	case Float32:
+		p = &t.Float32
+	case Float64:
+		p = &t.Float64
+	case Int64:
+		p = &t.Int64
+	case Int32:
+		p = &t.Int32
+	case Bool:
+		p = &t.Bool
+	case String:
+		p = &t.String
+	case Int8:
+		p = &t.Int8
+	case Int16:
+		p = &t.Int16
+	case Uint8:
+		p = &t.Uint8
+	case Uint16, Float16, BFloat16:
+		p = &t.Uint16
+	case Uint32:
+		p = &t.Uint32
+	case Uint64:
+		p = &t.Uint64
+	}
+	f, ok := p.(*[]T)
+	if !ok {
+		var z T
+		panic(fmt.Sprintf("model: a %s tensor read as %T", t.DType, z))
+	}
+	return f
 }
 
 // data is t's values as T, exactly Len() of them. The caller knows T matches t.DType.
