@@ -178,3 +178,29 @@ func reportBatching(b *testing.B, ts *testServer) {
 		}
 	}
 }
+
+// BenchmarkDecodeInferRequest is the infer body decoder alone, on the benchmark's single-row
+// body and on a 64-row body of nested rows, to tell its share of a request.
+func BenchmarkDecodeInferRequest(b *testing.B) {
+	rows := make([]string, 64)
+	for i := range rows {
+		rows[i] = "[" + jsonNumbers(featureRow(i)) + "]"
+	}
+	bodies := map[string]string{
+		"rows=1":  `{"id":"bench","inputs":[{"name":"features","shape":[1,12],"datatype":"FP32","data":[` + jsonNumbers(featureRow(1)) + `]}]}`,
+		"rows=64": `{"id":"bench","inputs":[{"name":"features","shape":[64,12],"datatype":"FP32","data":[` + strings.Join(rows, ",") + `]}],"outputs":[{"name":"delay_risk"}]}`,
+	}
+	for _, name := range []string{"rows=1", "rows=64"} {
+		body := []byte(bodies[name])
+		b.Run(name, func(b *testing.B) {
+			var r inferRequest
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := decodeInferRequest(body, &r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
