@@ -181,7 +181,9 @@ func Run(ctx context.Context, opts Options, models []Model, pipelines []Pipeline
 	var ingestServers []*http.Server
 	workersCtx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWorkers()
+	// workers counts the autoscalers; each pool waits for its own workers.
 	var workers sync.WaitGroup
+	var pools []*worker.Pool
 	for i, p := range pipelines {
 		cfg := p.Config
 		if _, err := queue.Provision(ctx, js, cfg.Queue); err != nil {
@@ -205,14 +207,21 @@ func Run(ctx context.Context, opts Options, models []Model, pipelines []Pipeline
 		if err != nil {
 			return err
 		}
-		pool := &workerPool{ctx: workersCtx, wg: &workers, report: report, name: cfg.Name, onScale: opts.OnScale,
-			newWorker: func() (*worker.Worker, error) {
+		wp, err := worker.NewPool(workersCtx, worker.PoolConfig{
+			New: func(int) (*worker.Worker, error) {
 				return worker.New(worker.Config{TracerProvider: opts.TracerProvider, JetStream: js, Topology: cfg.Queue.Topology, Model: p.Model,
 					ModelName: cfg.Model.Name, ModelVersion: cfg.Model.Version, BatchSize: cfg.Inference.BatchSize,
 					MaxDeliver: cfg.Queue.MaxDeliver, Metrics: wm, Logger: log.With("pipeline", cfg.Name)})
-			}}
+			},
+			OnError: func(_ int, err error) { report(fmt.Errorf("pipeline %s worker: %w", cfg.Name, err)) },
+		})
+		if err != nil {
+			return err
+		}
+		pools = append(pools, wp)
+		pool := &workerPool{pool: wp, name: cfg.Name, onScale: opts.OnScale}
 		if opts.Workers > 0 {
-			if err := pool.resize(opts.Workers); err != nil {
+			if err := wp.Resize(opts.Workers); err != nil {
 				return fmt.Errorf("local: pipeline %s: %w", cfg.Name, err)
 			}
 			continue
@@ -248,6 +257,9 @@ func Run(ctx context.Context, opts Options, models []Model, pipelines []Pipeline
 	shutdown(ingestServers)
 	stopWorkers()
 	workers.Wait()
+	for _, wp := range pools {
+		wp.Wait()
+	}
 	shutdown(servers)
 	return runErr
 }
@@ -306,41 +318,11 @@ func printEndpoints(w io.Writer, eps Endpoints) {
 	fmt.Fprintln(w)
 }
 
-// workerPool runs one pipeline's workers in this process and resizes them as pods would be.
+// workerPool is one pipeline's workers in this process, resized as pods would be.
 type workerPool struct {
-	ctx       context.Context
-	wg        *sync.WaitGroup
-	report    func(error)
-	name      string
-	newWorker func() (*worker.Worker, error)
-	onScale   func(pipeline string, from, to int32, reason string)
-	running   []context.CancelFunc
-}
-
-// resize starts or stops workers until n run. A stopped worker drains: it finishes and
-// acknowledges what it holds, as an inference pod does on SIGTERM.
-func (wp *workerPool) resize(n int) error {
-	for len(wp.running) < n {
-		w, err := wp.newWorker()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := context.WithCancel(wp.ctx)
-		wp.running = append(wp.running, cancel)
-		wp.wg.Add(1)
-		go func() {
-			defer wp.wg.Done()
-			if err := w.Run(ctx); err != nil {
-				wp.report(fmt.Errorf("pipeline %s worker: %w", wp.name, err))
-			}
-		}()
-	}
-	for len(wp.running) > n {
-		last := len(wp.running) - 1
-		wp.running[last]()
-		wp.running = wp.running[:last]
-	}
-	return nil
+	pool    *worker.Pool
+	name    string
+	onScale func(pipeline string, from, to int32, reason string)
 }
 
 // autoscale samples the queue every interval and sizes the pool with the operator's recommender,
@@ -354,7 +336,7 @@ func (wp *workerPool) autoscale(ctx context.Context, js jetstream.JetStream, top
 	var throughput queue.ThroughputMeter
 	for {
 		now := time.Now()
-		current := int32(len(wp.running))
+		current := int32(wp.pool.Size())
 		readCtx, cancel := context.WithTimeout(ctx, min(interval, 2*time.Second))
 		lag, err := queue.ReadLag(readCtx, js, topo.Stream, topo.Consumer)
 		cancel()
@@ -366,7 +348,7 @@ func (wp *workerPool) autoscale(ctx context.Context, js jetstream.JetStream, top
 		d := rec.Recommend(in)
 		if d.Desired != current {
 			log.Info("scaling workers", "from", current, "to", d.Desired, "reason", d.Reason)
-			if err := wp.resize(int(d.Desired)); err != nil {
+			if err := wp.pool.Resize(int(d.Desired)); err != nil {
 				log.Error("scaling workers", "error", err)
 			} else if wp.onScale != nil {
 				wp.onScale(wp.name, current, d.Desired, d.Reason)
