@@ -75,7 +75,6 @@ type Worker struct {
 	cfg      Config
 	features int
 	outputs  []model.TensorInfo
-	bucket   string
 	in       []float32
 	out      [][]float32
 	// byName lists indexes of outputs in name order, the order a record writes them in;
@@ -124,7 +123,6 @@ func New(cfg Config) (*Worker, error) {
 		cfg:      cfg,
 		features: meta.Inputs[0].RowSize(),
 		outputs:  meta.Outputs,
-		bucket:   "$KV." + cfg.Topology.Bucket + ".",
 		in:       make([]float32, cfg.BatchSize*meta.Inputs[0].RowSize()),
 		out:      make([][]float32, len(meta.Outputs)),
 		tracer:   tracing.Tracer(cfg.TracerProvider),
@@ -298,7 +296,7 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 			return
 		}
 		// Written only if absent: a redelivered event's prediction must not replace the first.
-		kf, err := w.cfg.JetStream.PublishMsgAsync(&nats.Msg{Subject: w.bucket + p.ev.ID, Data: rec},
+		kf, err := w.cfg.JetStream.PublishMsgAsync(&nats.Msg{Subject: w.cfg.Topology.PredictionKeySubject(p.ev.ID), Data: rec},
 			jetstream.WithExpectLastSequencePerSubject(0))
 		if err != nil {
 			endSpan(storeSpan, err)
