@@ -44,7 +44,7 @@ func (h *Handler) fail(ctx context.Context, w http.ResponseWriter, e *apiError) 
 	h.metrics.RequestsRejected.WithLabelValues(e.reason).Inc()
 	if e.status >= 500 {
 		// During an outage every request fails the same way; one line a second tells as much.
-		if ok, suppressed := h.refusals.allow(time.Now()); ok {
+		if ok, suppressed := h.refusals.allow(h.cfg.Now()); ok {
 			attrs := []any{"status", e.status, "reason", e.reason, "error", e.body.Error, "alikeSuppressed", suppressed}
 			if e.err != nil {
 				attrs = append(attrs, "cause", e.err.Error())

@@ -184,7 +184,7 @@ func (h *Handler) publish(ctx context.Context, st *requestState, received time.T
 	clear(st.ids)
 	st.futures = st.futures[:0]
 	st.payload = st.payload[:0]
-	start := time.Now()
+	start := h.cfg.Now()
 	// One producer span for the body; every message carries its context, so a worker can tell
 	// which request queued the event it scores. The header values are computed once and shared.
 	var traceHeader nats.Header
@@ -253,7 +253,7 @@ func (h *Handler) publish(ctx context.Context, st *requestState, received time.T
 	// Published messages may still be resent by the library (no-responders retry) until their
 	// futures resolve; only a fully resolved batch may hand its buffers back to the pool.
 	*reuse = resolved == len(st.futures)
-	h.metrics.PublishDuration.Observe(time.Since(start).Seconds())
+	h.metrics.PublishDuration.Observe(h.cfg.Now().Sub(start).Seconds())
 	if pubErr == nil {
 		return accepted, dups, nil
 	}

@@ -70,7 +70,8 @@ type Config struct {
 	Registry *prometheus.Registry
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
-	// Now defaults to time.Now; tests replace it to drive the rate limiter.
+	// Now is the clock of the rate limiter, the token file checks, the received-at stamps, the
+	// durations in the metrics and the log throttle; it defaults to time.Now.
 	Now func() time.Time
 	// TracerProvider, when set, traces requests (server spans) and their publish (a producer
 	// span whose context every queued message carries in its traceparent header). Nil turns
@@ -212,7 +213,7 @@ func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 // on, a server span named after the route, child of the client's traceparent if it sent one.
 func (h *Handler) instrument(name, route string, next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
+		start := h.cfg.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		var span trace.Span
 		if h.tracer != nil {
@@ -221,7 +222,7 @@ func (h *Handler) instrument(name, route string, next http.HandlerFunc) http.Han
 			r = r.WithContext(ctx)
 		}
 		next(rec, r)
-		h.metrics.RequestDuration.WithLabelValues(name, strconv.Itoa(rec.status)).Observe(time.Since(start).Seconds())
+		h.metrics.RequestDuration.WithLabelValues(name, strconv.Itoa(rec.status)).Observe(h.cfg.Now().Sub(start).Seconds())
 		if span != nil {
 			tracing.EndServerSpan(span, rec.status)
 		}
