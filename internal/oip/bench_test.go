@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strconv"
@@ -204,3 +205,33 @@ func BenchmarkDecodeInferRequest(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkServeHTTPInfer is one single-row infer request through the server's handler alone —
+// routing, auth, decoding, the model run, encoding and metrics — without the network, so that
+// the cost of each is visible in ns and allocations.
+func BenchmarkServeHTTPInfer(b *testing.B) {
+	ts := newTestServer(b, true, nil)
+	body := `{"id":"bench","inputs":[{"name":"features","shape":[1,12],"datatype":"FP32","data":[` + jsonNumbers(featureRow(1)) + `]}]}`
+	req := httptest.NewRequest(http.MethodPost, "/v2/models/freight/infer", nil)
+	req.Header.Set("Content-Type", "application/json")
+	w := &discardWriter{header: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		req.Body = io.NopCloser(strings.NewReader(body))
+		w.code = 0
+		ts.oip.ServeHTTP(w, req)
+		if w.code != http.StatusOK {
+			b.Fatalf("status %d", w.code)
+		}
+	}
+}
+
+// discardWriter is a ResponseWriter that keeps only the status.
+type discardWriter struct {
+	header http.Header
+	code   int
+}
+
+func (d *discardWriter) Header() http.Header         { return d.header }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardWriter) WriteHeader(code int)        { d.code = code }
