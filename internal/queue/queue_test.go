@@ -230,6 +230,7 @@ func TestConnectorRefusesAfterClose(t *testing.T) {
 }
 
 func TestSpecValidate(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		mutate func(*Spec)
 		ok     bool
@@ -246,6 +247,7 @@ func TestSpecValidate(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			s := testSpec("v")
 			tc.mutate(&s)
 			if err := s.Validate(); (err == nil) != tc.ok {
