@@ -258,10 +258,10 @@ func parseNumber(p *jsonscan.Scanner) (float64, string) {
 	case c != '-' && (c < '0' || c > '9'):
 		return 0, "is not a number"
 	}
-	v, text, err := p.Number()
+	v, err := p.Number()
 	if err != nil {
-		if kindOf(err) == jsonscan.OutOfRange {
-			return 0, string(text) + " is out of the float64 range"
+		if se, ok := err.(*jsonscan.Error); ok && se.Kind == jsonscan.OutOfRange {
+			return 0, string(p.Text()[se.Start:se.Offset]) + " is out of the float64 range"
 		}
 		return 0, "is " + numberProblem(kindOf(err))
 	}

@@ -271,65 +271,71 @@ func (s *Scanner) hex4() (rune, bool) {
 	return r, true
 }
 
-// Number reads the number at the cursor: its text, checked against the JSON grammar, and its
-// value, which must be within float64's range. On a range error the cursor is past the number
-// and the Error's Start and Offset enclose its text.
-func (s *Scanner) Number() (float64, []byte, error) {
+// Number reads the number at the cursor, checked against the JSON grammar, as a float64, which
+// must be within its range. On a range error the cursor is past the number and the Error's Start
+// and Offset enclose its text.
+func (s *Scanner) Number() (float64, error) {
 	start := s.pos
 	if k := s.scanNumber(); k != 0 {
-		return 0, nil, s.failAt(k, start)
+		return 0, s.failAt(k, start)
 	}
-	text := s.data[start:s.pos]
-	// string(text) in the call does not escape, so it does not allocate.
-	v, err := strconv.ParseFloat(string(text), 64)
+	// string(...) in the call does not escape, so it does not allocate.
+	v, err := strconv.ParseFloat(string(s.data[start:s.pos]), 64)
 	if err != nil {
 		// With the grammar checked, the only error left is the range.
-		return 0, text, &Error{Kind: OutOfRange, Offset: s.pos, Start: start, EOF: s.EOF(), Found: s.Peek()}
+		return 0, &Error{Kind: OutOfRange, Offset: s.pos, Start: start, EOF: s.EOF(), Found: s.Peek()}
 	}
-	return v, text, nil
+	return v, nil
 }
 
 // scanNumber moves past a number and returns what is wrong with it, or 0. It stops at the first
 // byte the grammar does not allow, as encoding/json does: "1.5.2" is the number 1.5 and then a
 // '.' that the caller's grammar refuses.
 func (s *Scanner) scanNumber() Kind {
-	if s.Peek() == '-' {
-		s.pos++
-	}
-	switch c := s.Peek(); {
-	case c == '0':
-		s.pos++
-	case c >= '1' && c <= '9':
-		s.digits()
-	default:
-		return BadNumber
-	}
-	if s.Peek() == '.' {
-		s.pos++
-		if n := s.digits(); n == 0 {
-			return NoFractionDigit
-		}
-	}
-	if c := s.Peek(); c == 'e' || c == 'E' {
-		s.pos++
-		if c := s.Peek(); c == '+' || c == '-' {
-			s.pos++
-		}
-		if n := s.digits(); n == 0 {
-			return NoExponentDigit
-		}
-	}
-	return 0
+	k, i := scanNumber(s.data, s.pos)
+	s.pos = i
+	return k
 }
 
-func (s *Scanner) digits() int {
-	data, i := s.data, s.pos
-	for i < len(data) && data[i] >= '0' && data[i] <= '9' {
+// scanNumber is the grammar of a number, over locals so that the cursor stays in a register.
+func scanNumber(data []byte, i int) (Kind, int) {
+	if i < len(data) && data[i] == '-' {
 		i++
 	}
-	n := i - s.pos
-	s.pos = i
-	return n
+	switch {
+	case i < len(data) && data[i] == '0':
+		i++
+	case i < len(data) && data[i] >= '1' && data[i] <= '9':
+		for i < len(data) && data[i] >= '0' && data[i] <= '9' {
+			i++
+		}
+	default:
+		return BadNumber, i
+	}
+	if i < len(data) && data[i] == '.' {
+		i++
+		from := i
+		for i < len(data) && data[i] >= '0' && data[i] <= '9' {
+			i++
+		}
+		if i == from {
+			return NoFractionDigit, i
+		}
+	}
+	if i < len(data) && (data[i] == 'e' || data[i] == 'E') {
+		i++
+		if i < len(data) && (data[i] == '+' || data[i] == '-') {
+			i++
+		}
+		from := i
+		for i < len(data) && data[i] >= '0' && data[i] <= '9' {
+			i++
+		}
+		if i == from {
+			return NoExponentDigit, i
+		}
+	}
+	return 0, i
 }
 
 // Object walks the object at the cursor: for each member it reads the key and the ':' and calls
@@ -434,7 +440,7 @@ func (s *Scanner) skip(depth, limit int, numbers Numbers) error {
 		return s.Array(func() error { return s.skip(depth+1, limit, numbers) })
 	case c == '-' || c >= '0' && c <= '9':
 		if numbers == FiniteNumbers {
-			_, _, err := s.Number()
+			_, err := s.Number()
 			return err
 		}
 		start := s.pos
