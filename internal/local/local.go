@@ -185,20 +185,22 @@ func (r *run) report(err error) {
 	}
 }
 
-// serve serves h on addr's port plus offset and returns its URL.
-func (r *run) serve(addr string, offset int, h http.Handler) (string, *http.Server, error) {
+// serve serves h on addr's port plus offset, adds the server to the list it is shut down with
+// and returns its URL.
+func (r *run) serve(addr string, offset int, h http.Handler, list *[]*http.Server) (string, error) {
 	ln, err := listenOffset(addr, offset)
 	if err != nil {
-		return "", nil, err
+		return "", err
 	}
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(r.log.Handler(), slog.LevelWarn)}
+	*list = append(*list, hs)
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			r.report(err)
 		}
 	}()
-	return "http://" + ln.Addr().String(), hs, nil
+	return "http://" + ln.Addr().String(), nil
 }
 
 // serveModel serves the i-th model over the Open Inference Protocol.
@@ -217,11 +219,10 @@ func (r *run) serveModel(i int, m Model) error {
 	if err := srv.SetModel(m.Runtime); err != nil {
 		return fmt.Errorf("local: model %s: %w", m.Name, err)
 	}
-	url, hs, err := r.serve(r.opts.InferAddr, i, srv)
+	url, err := r.serve(r.opts.InferAddr, i, srv, &r.models)
 	if err != nil {
 		return err
 	}
-	r.models = append(r.models, hs)
 	r.eps.Infer[m.Name] = url
 	return nil
 }
@@ -240,11 +241,10 @@ func (r *run) runPipeline(ctx context.Context, i int, p Pipeline) error {
 	if err != nil {
 		return fmt.Errorf("local: pipeline %s: %w", cfg.Name, err)
 	}
-	url, hs, err := r.serve(r.opts.IngestAddr, i, h)
+	url, err := r.serve(r.opts.IngestAddr, i, h, &r.ingest)
 	if err != nil {
 		return err
 	}
-	r.ingest = append(r.ingest, hs)
 	r.eps.Ingest[cfg.Name] = url
 
 	wm, err := metrics.NewWorker(reg)
