@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/freightcast/freightcast/internal/datatype"
 	"github.com/freightcast/freightcast/internal/event"
 	"github.com/freightcast/freightcast/internal/jsonscan"
 )
@@ -56,10 +57,18 @@ func (b *batch) len() int { return len(b.ids) }
 type decoder struct {
 	features []string
 	index    map[string]int
+	// input is what the model's feature input holds: a value beyond it would reach the model
+	// as an infinity, and its event could never be predicted.
+	input datatype.Bounds
 }
 
-func newDecoder(features []string) (*decoder, error) {
-	d := &decoder{features: features, index: make(map[string]int, len(features))}
+// newDecoder returns the decoder of a model whose input of type inputType takes features.
+func newDecoder(features []string, inputType string) (*decoder, error) {
+	input, ok := datatype.Of(inputType)
+	if !ok || input.Bool {
+		return nil, fmt.Errorf("the model's input type %q is not one features can feed (a numeric type)", inputType)
+	}
+	d := &decoder{features: features, index: make(map[string]int, len(features)), input: input}
 	for i, f := range features {
 		if f == "" {
 			return nil, fmt.Errorf("feature %d has an empty name", i)
@@ -238,7 +247,13 @@ func (d *decoder) parseFeatures(p *jsonscan.Scanner, index int, vals []float64, 
 		if seen[i] {
 			return &eventError{index: index, field: "features." + d.features[i], msg: "given twice"}
 		}
+		start := p.Pos()
 		v, msg := parseNumber(p)
+		if msg == "" {
+			if problem := d.input.Problem(v); problem != "" {
+				msg = fmt.Sprintf("is %s, %s, the type of the model's input", p.Text()[start:p.Pos()], problem)
+			}
+		}
 		if msg != "" {
 			return &eventError{index: index, field: "features." + d.features[i], msg: msg}
 		}

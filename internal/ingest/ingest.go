@@ -56,6 +56,9 @@ type Config struct {
 	Topology queue.Topology
 	// Features are the model's feature names, in model order.
 	Features []string
+	// InputType is the OIP datatype of the model input the features feed; a feature value it
+	// cannot hold is refused. Empty means FP32, what the inference pool feeds its models.
+	InputType string
 	// MaxBodyBytes caps a request body (413 above it).
 	MaxBodyBytes int64
 	// TokensFile, when set, holds the accepted bearer tokens, one a line; it is re-read when
@@ -132,7 +135,10 @@ func New(cfg Config) (*Handler, error) {
 	if rl := cfg.RateLimit; rl != nil && (rl.EventsPerSecond <= 0 || rl.Burst <= 0) {
 		errs = append(errs, fmt.Errorf("ingest: rate limit needs positive eventsPerSecond and burst, got %+v", *rl))
 	}
-	dec, err := newDecoder(cfg.Features)
+	if cfg.InputType == "" {
+		cfg.InputType = "FP32"
+	}
+	dec, err := newDecoder(cfg.Features, cfg.InputType)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("ingest: %w", err))
 	}
