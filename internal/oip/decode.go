@@ -131,6 +131,8 @@ func (s *scanner) fail(err error) error {
 		return errorf("invalid JSON: unterminated string at byte %d", se.Start)
 	case jsonscan.UnterminatedString:
 		return errorf("invalid JSON: unterminated string at byte %d", se.Start)
+	case jsonscan.InvalidUTF8:
+		return errorf("invalid JSON at byte %d: %s in a string is not UTF-8", se.Offset, jsonscan.QuoteByte(se.Found))
 	}
 	return syntaxAt(se.EOF, se.Offset, se.Found, expected[se.Kind])
 }
@@ -214,7 +216,8 @@ func decodeInferRequest(body []byte, r *inferRequest) error {
 			if err != nil {
 				return errorf("id: %v", err)
 			}
-			// Re-encoded rather than echoed raw, so invalid UTF-8 cannot reach the response.
+			// Re-encoded rather than echoed raw: the scanner let no invalid UTF-8 through, but a
+			// quote or control character must be escaped again.
 			r.id = jsonenc.AppendString(r.id, string(v))
 			return nil
 		case "inputs":

@@ -24,6 +24,8 @@ func TestDecodeErrors(t *testing.T) {
 		"bad unicode escape":    {`{"id":"\u12g4"}`, `id: invalid JSON string at byte 6: invalid character 'g' in \u hexadecimal character escape`},
 		"cut unicode escape":    {`{"id":"\u12`, `id: invalid JSON: unterminated string at byte 6`},
 		"unterminated":          {`{"id":"abc`, `id: invalid JSON: unterminated string at byte 6`},
+		"id not UTF-8":          {"{\"id\":\"a\xff\xfe\"}", `id: invalid JSON at byte 8: '\xff' in a string is not UTF-8`},
+		"name not UTF-8":        {"{\"inputs\":[{\"name\":\"f\xc3\",\"data\":[1]}]}", `invalid JSON at byte 21: '\xc3' in a string is not UTF-8`},
 		"too deep":              {`{"x":` + nested(64) + `}`, `JSON nested deeper than 64 levels`},
 		"trailing data":         {`{"inputs":[]} x`, `invalid JSON at byte 14: expected the end of the body, found 'x'`},
 		"string in data":        {`{"inputs":[{"name":"f","data":["a"]}]}`, `input "f": invalid JSON at byte 31: expected a number, found '"'`},
