@@ -180,12 +180,18 @@ func New(cfg Config) (*Handler, error) {
 	h.states.New = func() any {
 		return &requestState{seen: make([]bool, len(cfg.Features)), ids: map[string]struct{}{}}
 	}
+	// Patterns carry no method: each route checks it, so that a wrong one gets this API's JSON
+	// 405 rather than the mux's plain text; "/" answers every unknown path with a JSON 404.
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/events", h.instrument("events", "/v1/events", h.postEvents))
-	mux.Handle("GET /v1/predictions/{eventId}", h.instrument("predictions", "/v1/predictions/{eventId}", h.getPrediction))
-	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { writeRaw(w, http.StatusOK, liveBody) })
-	mux.HandleFunc("GET /readyz", h.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
+	mux.Handle("/v1/events", only(http.MethodPost, h.instrument("events", "/v1/events", h.postEvents)))
+	mux.Handle("/v1/predictions/{eventId}", only(http.MethodGet, h.instrument("predictions", "/v1/predictions/{eventId}", h.getPrediction)))
+	mux.Handle("/livez", only(http.MethodGet, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeRaw(w, http.StatusOK, liveBody) })))
+	mux.Handle("/readyz", only(http.MethodGet, http.HandlerFunc(h.readyz)))
+	mux.Handle("/metrics", only(http.MethodGet, promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "no such path: " + r.URL.Path +
+			"; this API serves POST /v1/events and GET /v1/predictions/{eventId}"})
+	})
 	h.mux = mux
 	return h, nil
 }
@@ -232,6 +238,23 @@ func (h *Handler) instrument(name, route string, next http.HandlerFunc) http.Han
 		if span != nil {
 			tracing.EndServerSpan(span, rec.status)
 		}
+	})
+}
+
+// only answers any method but method (and HEAD along with GET) with a JSON 405 that carries
+// Allow.
+func only(method string, next http.Handler) http.Handler {
+	allow := method
+	if method == http.MethodGet {
+		allow = "GET, HEAD"
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
+			w.Header().Set("Allow", allow)
+			writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "method " + r.Method + " is not allowed on " + r.URL.Path + "; use " + method})
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 
