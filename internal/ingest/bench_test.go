@@ -228,7 +228,7 @@ func BenchmarkVersusAnchorNDJSON100Traced(b *testing.B) {
 
 // BenchmarkDecodeNDJSON100 is the parser alone, to tell its share of the request cost.
 func BenchmarkDecodeNDJSON100(b *testing.B) {
-	d, err := newDecoder(testFeatures)
+	d, err := newDecoder(testFeatures, "FP32")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -56,6 +56,9 @@ type Config struct {
 	Topology queue.Topology
 	// Features are the model's feature names, in model order.
 	Features []string
+	// InputType is the OIP datatype of the model input the features feed; a feature value it
+	// cannot hold is refused. Empty means FP32, what the inference pool feeds its models.
+	InputType string
 	// MaxBodyBytes caps a request body (413 above it).
 	MaxBodyBytes int64
 	// TokensFile, when set, holds the accepted bearer tokens, one a line; it is re-read when
@@ -132,7 +135,10 @@ func New(cfg Config) (*Handler, error) {
 	if rl := cfg.RateLimit; rl != nil && (rl.EventsPerSecond <= 0 || rl.Burst <= 0) {
 		errs = append(errs, fmt.Errorf("ingest: rate limit needs positive eventsPerSecond and burst, got %+v", *rl))
 	}
-	dec, err := newDecoder(cfg.Features)
+	if cfg.InputType == "" {
+		cfg.InputType = "FP32"
+	}
+	dec, err := newDecoder(cfg.Features, cfg.InputType)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("ingest: %w", err))
 	}
@@ -174,12 +180,18 @@ func New(cfg Config) (*Handler, error) {
 	h.states.New = func() any {
 		return &requestState{seen: make([]bool, len(cfg.Features)), ids: map[string]struct{}{}}
 	}
+	// Patterns carry no method: each route checks it, so that a wrong one gets this API's JSON
+	// 405 rather than the mux's plain text; "/" answers every unknown path with a JSON 404.
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/events", h.instrument("events", "/v1/events", h.postEvents))
-	mux.Handle("GET /v1/predictions/{eventId}", h.instrument("predictions", "/v1/predictions/{eventId}", h.getPrediction))
-	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { writeRaw(w, http.StatusOK, liveBody) })
-	mux.HandleFunc("GET /readyz", h.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
+	mux.Handle("/v1/events", only(http.MethodPost, h.instrument("events", "/v1/events", h.postEvents)))
+	mux.Handle("/v1/predictions/{eventId}", only(http.MethodGet, h.instrument("predictions", "/v1/predictions/{eventId}", h.getPrediction)))
+	mux.Handle("/livez", only(http.MethodGet, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeRaw(w, http.StatusOK, liveBody) })))
+	mux.Handle("/readyz", only(http.MethodGet, http.HandlerFunc(h.readyz)))
+	mux.Handle("/metrics", only(http.MethodGet, promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "no such path: " + r.URL.Path +
+			"; this API serves POST /v1/events and GET /v1/predictions/{eventId}"})
+	})
 	h.mux = mux
 	return h, nil
 }
@@ -226,6 +238,23 @@ func (h *Handler) instrument(name, route string, next http.HandlerFunc) http.Han
 		if span != nil {
 			tracing.EndServerSpan(span, rec.status)
 		}
+	})
+}
+
+// only answers any method but method (and HEAD along with GET) with a JSON 405 that carries
+// Allow.
+func only(method string, next http.Handler) http.Handler {
+	allow := method
+	if method == http.MethodGet {
+		allow = "GET, HEAD"
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
+			w.Header().Set("Allow", allow)
+			writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "method " + r.Method + " is not allowed on " + r.URL.Path + "; use " + method})
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 

@@ -309,3 +309,51 @@ func TestBodyLargerThanTheAckWindow(t *testing.T) {
 		t.Errorf("stream holds %d messages, want %d", got, n)
 	}
 }
+
+// Every answer of the API is JSON with an error, 404 and 405 included, and a 405 says what is
+// allowed.
+func TestWrongPathsAndMethodsAnswerJSON(t *testing.T) {
+	e := newEnv(t, testSpec(1000), Config{})
+	cases := map[string]struct {
+		method, path string
+		want         answer
+		allow        string
+	}{
+		"GET events": {method: "GET", path: "/v1/events", allow: "POST",
+			want: answer{Status: 405, Body: map[string]any{"error": "method GET is not allowed on /v1/events; use POST"}}},
+		"DELETE a prediction": {method: "DELETE", path: "/v1/predictions/e1", allow: "GET, HEAD",
+			want: answer{Status: 405, Body: map[string]any{"error": "method DELETE is not allowed on /v1/predictions/e1; use GET"}}},
+		"POST livez": {method: "POST", path: "/livez", allow: "GET, HEAD",
+			want: answer{Status: 405, Body: map[string]any{"error": "method POST is not allowed on /livez; use GET"}}},
+		"unknown path": {method: "GET", path: "/v2/events",
+			want: answer{Status: 404, Body: map[string]any{"error": "no such path: /v2/events; this API serves POST /v1/events and GET /v1/predictions/{eventId}"}}},
+		"predictions without an id": {method: "GET", path: "/v1/predictions/",
+			want: answer{Status: 404, Body: map[string]any{"error": "no such path: /v1/predictions/; this API serves POST /v1/events and GET /v1/predictions/{eventId}"}}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, e.http.URL+tc.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := e.http.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			got := answer{Status: resp.StatusCode}
+			if err := json.NewDecoder(resp.Body).Decode(&got.Body); err != nil {
+				t.Fatalf("answer is not JSON: %v", err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			if a := resp.Header.Get("Allow"); a != tc.allow {
+				t.Errorf("Allow %q, want %q", a, tc.allow)
+			}
+		})
+	}
+}

@@ -95,6 +95,21 @@ func TestRejectedBodiesPublishNothing(t *testing.T) {
 			answer{Status: 400, Body: errBody("is null; every feature needs a number", idx(0), "features.port_congestion_index")}},
 		"number beyond float64": {ctJSON, good, `{"id":"a","features":{"port_congestion_index":1e400,"weather_severity":3,"distance_km":1}}`,
 			answer{Status: 400, Body: errBody("1e400 is out of the float64 range", idx(0), "features.port_congestion_index")}},
+		// A float64 the model's FP32 input cannot hold would reach it as an infinity: the event
+		// could never be predicted, so it is refused here rather than dead-lettered later.
+		"feature beyond FP32": {ctJSON, good, `[` + ev("a") + `,{"id":"b","features":{"port_congestion_index":0.7,"weather_severity":3,"distance_km":1e300}}]`,
+			answer{Status: 400, Body: errBody("is 1e300, beyond the range of FP32 (±3.4028235e+38), the type of the model's input", idx(1), "features.distance_km")}},
+		"feature just beyond FP32": {ctNDJSON, good, `{"id":"a","features":{"port_congestion_index":0.7,"weather_severity":-3.5e38,"distance_km":1}}`,
+			answer{Status: 400, Body: errBody("is -3.5e38, beyond the range of FP32 (±3.4028235e+38), the type of the model's input", idx(0), "features.weather_severity")}},
+		// JSON is UTF-8: bytes that are not would come back raw in the prediction record.
+		"shipment not UTF-8": {ctJSON, good, `{"id":"a",` + feats + `,"shipment":{"ref":"MSKU` + "\xff\xfe" + `"}}`,
+			answer{Status: 400, Body: errBody("holds text that is not UTF-8 (byte 116)", idx(0), "shipment")}},
+		"shipment key not UTF-8": {ctNDJSON, good, ev("a") + "\n" + `{"id":"b",` + feats + `,"shipment":{"r` + "\xc3" + `":1}}`,
+			answer{Status: 400, Body: errBody("holds text that is not UTF-8 (byte 107)", idx(1), "shipment")}},
+		"feature name not UTF-8": {ctJSON, good, `{"id":"a","features":{"distance` + "\xe2\x82" + `":1}}`,
+			answer{Status: 400, Body: errBody(`invalid JSON at byte 31: found '\xe2' where UTF-8 text should be`, idx(0), "")}},
+		"id not UTF-8": {ctJSON, good, `{"id":"a` + "\xff" + `",` + feats + `}`,
+			answer{Status: 400, Body: errBody("is not UTF-8 text", idx(0), "id")}},
 		"unknown field": {ctJSON, good, `{"id":"a",` + feats + `,"priority":1}`,
 			answer{Status: 400, Body: errBody("unknown field; an event has id, features and shipment", idx(0), "priority")}},
 		"shipment too large": {ctJSON, good, `{"id":"a",` + feats + `,"shipment":"` + strings.Repeat("x", 16<<10) + `"}`,

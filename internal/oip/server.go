@@ -33,6 +33,10 @@ import (
 // Platform is the OIP platform string of ONNX models.
 const Platform = "onnx_onnxv1"
 
+// binaryHeader announces a body in KServe's binary tensor extension: a JSON header of that many
+// bytes, then raw tensor data. The server speaks JSON only and says so.
+const binaryHeader = "Inference-Header-Content-Length"
+
 // Config configures a Server.
 type Config struct {
 	// ModelName and ModelVersion are the names clients address the model by.
@@ -247,11 +251,19 @@ func (s *Server) tracedInfer(w http.ResponseWriter, r *http.Request) int {
 
 // infer answers one infer request; span is the request's span, nil when tracing is off.
 func (s *Server) infer(w http.ResponseWriter, r *http.Request, span trace.Span) int {
+	if r.Header.Get(binaryHeader) != "" {
+		return s.fail(w, http.StatusBadRequest, metrics.ReasonBadRequest,
+			binaryHeader+": the binary tensor extension is not supported; send and receive tensors as JSON data")
+	}
 	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
-		mt, _, err := mime.ParseMediaType(ct)
+		mt, params, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
 			return s.fail(w, http.StatusUnsupportedMediaType, metrics.ReasonUnsupportedMediaType,
 				fmt.Sprintf("content type %q is not supported; send application/json", ct))
+		}
+		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+			return s.fail(w, http.StatusUnsupportedMediaType, metrics.ReasonUnsupportedMediaType,
+				fmt.Sprintf("charset %q is not supported, only utf-8; send application/json", cs))
 		}
 	}
 	lm := s.model.Load()

@@ -219,8 +219,8 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 		return
 	}
 	now := w.cfg.Now()
-	records, ends := w.encode(ctx, good, now)
-	stored, stage, err := w.store(ctx, good, records, ends)
+	encoded, records, ends := w.encode(ctx, good, now)
+	stored, stage, err := w.store(ctx, encoded, records, ends)
 	if err != nil {
 		w.fail(ctx, stored, stage, err)
 		return
@@ -266,13 +266,15 @@ func (w *Worker) score(ctx context.Context, good []pending) error {
 	return err
 }
 
-// encode writes the prediction record of every scored event into one buffer and returns it with
-// the end of each record in it, -1 for an event dead-lettered because its outputs are not
-// finite. The buffer is sliced only once it is complete: the async publishes of store keep
-// their data until acknowledged, so it must not move under them.
-func (w *Worker) encode(ctx context.Context, good []pending, now time.Time) (records []byte, ends []int) {
+// encode writes the prediction record of every scored event into one buffer and returns the
+// events it encoded with the end of each record in it. An event whose outputs are not finite is
+// dead-lettered here and left out: whatever happens to the batch later, it is settled. The
+// buffer is sliced only once it is complete: the async publishes of store keep their data until
+// acknowledged, so it must not move under them.
+func (w *Worker) encode(ctx context.Context, good []pending, now time.Time) (encoded []pending, records []byte, ends []int) {
 	w.records = w.records[:0]
-	ends = make([]int, len(good))
+	encoded = make([]pending, 0, len(good))
+	ends = make([]int, 0, len(good))
 	for i, p := range good {
 		start := len(w.records)
 		var err error
@@ -280,16 +282,16 @@ func (w *Worker) encode(ctx context.Context, good []pending, now time.Time) (rec
 		if err != nil {
 			w.records = w.records[:start]
 			w.deadLetter(ctx, p.msg, p.ev.ID, metrics.DeadLetterNonFinite, err)
-			ends[i] = -1
 			continue
 		}
-		ends[i] = len(w.records)
+		encoded = append(encoded, p)
+		ends = append(ends, len(w.records))
 	}
 	records = w.records
 	// The library may resend a publish (no-responders retry) until it has its answer, so the
 	// buffer comes back for the next batch only once every publish of store has one.
 	w.records = nil
-	return records, ends
+	return encoded, records, ends
 }
 
 // store writes each encoded record twice, to the predictions stream (message id = event id) and
@@ -302,9 +304,6 @@ func (w *Worker) store(ctx context.Context, good []pending, records []byte, ends
 	stored = make([]pending, 0, len(good))
 	begin := 0
 	for i, p := range good {
-		if ends[i] < 0 {
-			continue
-		}
 		rec := records[begin:ends[i]:ends[i]]
 		begin = ends[i]
 		pf, err := w.cfg.JetStream.PublishMsgAsync(&nats.Msg{Subject: w.cfg.Topology.PredictionSubject, Data: rec},
