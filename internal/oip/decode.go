@@ -646,7 +646,7 @@ func (s *scanner) typedNumber(t *inputTensor) error {
 		return err
 	}
 	lit := s.Text()[start:s.Pos()]
-	if i, ok := parseInt(lit); ok {
+	if i, ok := jsonscan.ExactInt(lit); ok {
 		// The datatype check reads float64s, in which INT64's largest values round up to 2^63,
 		// past its range; the exact integer is within it.
 		t.values.number(t.count(), min(v, math.Nextafter(1<<63, 0)))
@@ -660,16 +660,4 @@ func (s *scanner) typedNumber(t *inputTensor) error {
 	}
 	t.addTyped(v, 0, false)
 	return nil
-}
-
-// parseInt parses a JSON number written as an integer (no fraction, no exponent) that INT64
-// holds.
-func parseInt(lit []byte) (int64, bool) {
-	for _, c := range lit {
-		if c == '.' || c == 'e' || c == 'E' {
-			return 0, false
-		}
-	}
-	i, err := strconv.ParseInt(string(lit), 10, 64)
-	return i, err == nil
 }
