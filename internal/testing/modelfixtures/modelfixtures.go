@@ -8,10 +8,12 @@ package modelfixtures
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -110,4 +112,88 @@ next:
 func Close(got, want, tol float64) bool {
 	d := math.Abs(got - want)
 	return d <= tol || d <= tol*math.Abs(want)
+}
+
+// torchNumeric are the columns of the PyTorch net's numeric input (hack/modelfixtures'
+// NUMERIC_FEATURES); its transport_mode input takes the mode id.
+var torchNumeric = []string{"distance_km", "carrier_on_time_rate", "port_congestion_index", "weather_severity",
+	"month_sin", "month_cos", "customs_complexity", "dwell_time_hours"}
+
+// FeatureNames names the features of each input, for a pipeline that feeds the fixture from
+// events: the PyTorch net's numeric columns and its mode, f0…fN-1 for a model of one input.
+func (f *Fixture) FeatureNames() [][]string {
+	names := make([][]string, len(f.Inputs))
+	for k, in := range f.Inputs {
+		switch {
+		case in.Name == "numeric" && in.RowSize() == len(torchNumeric):
+			names[k] = torchNumeric
+		case in.Name == "transport_mode":
+			names[k] = []string{"mode"}
+		default:
+			for j := range in.RowSize() {
+				names[k] = append(names[k], fmt.Sprintf("f%d", j))
+			}
+		}
+	}
+	return names
+}
+
+// EventFeatures is row r of every input as an event's features object: name → value as the
+// fixture writes it.
+func (f *Fixture) EventFeatures(r int) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for k, names := range f.FeatureNames() {
+		for j, v := range f.Inputs[k].Row(r) {
+			if b.Len() > 1 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "%q:%s", names[j], v)
+		}
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// CheckRecord compares a pipeline's prediction record (internal/event) of row r with the
+// framework's answers: every output, integers exactly, floats within 1e-5, and a ZipMap
+// output's labels.
+func (f *Fixture) CheckRecord(t testing.TB, record []byte, r int) {
+	t.Helper()
+	var rec struct {
+		Outputs map[string][]json.Number `json:"outputs"`
+		Labels  map[string][]json.Number `json:"labels"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(record))
+	dec.UseNumber()
+	if err := dec.Decode(&rec); err != nil {
+		t.Fatalf("record %s: %v", record, err)
+	}
+	if len(rec.Outputs) != len(f.Outputs) {
+		t.Errorf("record %s has %d outputs, the model %d", record, len(rec.Outputs), len(f.Outputs))
+	}
+	for _, want := range f.Outputs {
+		got := rec.Outputs[want.Name]
+		n := want.RowSize()
+		if len(got) != n {
+			t.Errorf("row %d: %s has %d values, want %d: %s", r, want.Name, len(got), n, record)
+			continue
+		}
+		for j := range n {
+			w := want.Data[r*n+j]
+			if want.Datatype != "FP32" {
+				if got[j] != *w {
+					t.Errorf("row %d: %s[%d] = %s, the framework says %s", r, want.Name, j, got[j], w)
+				}
+				continue
+			}
+			g, _ := got[j].Float64()
+			if wf := want.Float(r*n + j); !Close(g, wf, 1e-5) {
+				t.Errorf("row %d: %s[%d] = %v, the framework says %v", r, want.Name, j, g, wf)
+			}
+		}
+		if fmt.Sprint(rec.Labels[want.Name]) != fmt.Sprint(want.ZipmapLabels) {
+			t.Errorf("row %d: %s labels %v, the framework's %v", r, want.Name, rec.Labels[want.Name], want.ZipmapLabels)
+		}
+	}
 }
