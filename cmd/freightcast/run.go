@@ -212,8 +212,11 @@ func (m *manifests) resolve(ctx context.Context, pvcDirs map[string]string, cach
 		if err != nil {
 			return nil, nil, fmt.Errorf("PredictionModel %s: %w", name, err)
 		}
-		if _, err := model.ResolveFeatures(pm.Spec.Features, rt.Metadata()); err != nil {
-			return nil, nil, fmt.Errorf("PredictionModel %s: %w", name, err)
+		// As freightcast infer: declared features must fit the model; serving needs none.
+		if len(pm.Spec.Features) > 0 {
+			if _, err := model.ResolveInputs(pm.Spec.Features, nil, rt.Metadata()); err != nil {
+				return nil, nil, fmt.Errorf("PredictionModel %s: %w", name, err)
+			}
 		}
 		runtimes[name] = rt
 		models = append(models, local.Model{Name: name, Version: pm.Spec.Version, Runtime: rt,
@@ -229,12 +232,12 @@ func (m *manifests) resolve(ctx context.Context, pvcDirs map[string]string, cach
 			p.Namespace = "local"
 		}
 		cfg := controllers.PipelineConfig(p, pm, "nats://embedded")
-		features, err := model.ResolveFeatures(cfg.Model.Features, runtimes[pm.Name].Metadata())
+		inputs, err := model.ResolveInputs(cfg.Model.Features, featureInputs(cfg.Model.Inputs), runtimes[pm.Name].Metadata())
 		if err != nil {
 			return nil, nil, fmt.Errorf("FreightPipeline %s: %w", p.Name, err)
 		}
 		policy, interval := controllers.AutoscalePolicy(p)
-		pipelines = append(pipelines, local.Pipeline{Config: cfg, Model: runtimes[pm.Name], Features: features,
+		pipelines = append(pipelines, local.Pipeline{Config: cfg, Model: runtimes[pm.Name], Inputs: inputs,
 			Autoscale: policy, PollInterval: interval})
 	}
 	return models, pipelines, nil

@@ -54,15 +54,20 @@ func startWithOptions(t testing.TB, opts Options, mutate func(*Pipeline)) Endpoi
 	m := testenv.FreightModel(t)
 	p := testPipeline(t, m)
 	mutate(&p)
+	return runLocal(t, opts, []Model{{Name: "freight-delay-risk", Version: "1", Runtime: m, MaxBatchSize: 64, MaxBatchDelay: time.Millisecond}},
+		[]Pipeline{p})
+}
+
+// runLocal runs Run with the models and pipelines on free loopback ports until the test ends.
+func runLocal(t testing.TB, opts Options, models []Model, pipelines []Pipeline) Endpoints {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan Endpoints, 1)
 	done := make(chan error, 1)
 	go func() {
 		opts.DataDir, opts.NATSAddr, opts.IngestAddr, opts.InferAddr = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 		opts.Ready = func(e Endpoints) { ready <- e }
-		done <- Run(ctx, opts,
-			[]Model{{Name: "freight-delay-risk", Version: "1", Runtime: m, MaxBatchSize: 64, MaxBatchDelay: time.Millisecond}},
-			[]Pipeline{p})
+		done <- Run(ctx, opts, models, pipelines)
 	}()
 	t.Cleanup(func() {
 		cancel()
