@@ -28,6 +28,7 @@ import (
 
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/spec"
 )
 
 // startNATSProcess runs nats-server as its own process (built from the Go module in go.mod), so
@@ -112,7 +113,7 @@ func BenchmarkAutoscaler1000Pipelines(b *testing.B) {
 				errs <- err
 				return
 			}
-			if _, err := queue.Provision(ctx, js, queueSpecFor(p)); err != nil {
+			if _, err := queue.Provision(ctx, js, spec.Queue(p)); err != nil {
 				errs <- err
 			}
 		}()

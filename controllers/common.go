@@ -16,6 +16,7 @@ import (
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/spec"
 )
 
 // Options are the operator-wide settings the reconcilers build children with.
@@ -78,8 +79,6 @@ const (
 
 	// Where Secrets appear inside data-plane containers: bearer tokens and TLS certificates.
 	authVolume = "auth"
-	authDir    = "/etc/freightcast/auth"
-	authFile   = "tokens"
 	tlsVolume  = "tls"
 	tlsDir     = "/etc/freightcast/tls"
 
@@ -180,18 +179,18 @@ func urlScheme(tls *freightcastv1alpha1.TLSSpec) string {
 	return "http"
 }
 
-// withTokens mounts the Secret key holding the accepted bearer tokens at authDir/authFile into
+// withTokens mounts the Secret key holding the accepted bearer tokens at spec.TokensFile into
 // c and returns the volume for the pod. A container is copied into its pod spec: call this
 // before adding it.
 func withTokens(c *corev1ac.ContainerApplyConfiguration, auth *freightcastv1alpha1.BearerTokenAuth) []*corev1ac.VolumeApplyConfiguration {
 	if auth == nil {
 		return nil
 	}
-	c.WithVolumeMounts(corev1ac.VolumeMount().WithName(authVolume).WithMountPath(authDir).WithReadOnly(true))
+	c.WithVolumeMounts(corev1ac.VolumeMount().WithName(authVolume).WithMountPath(path.Dir(spec.TokensFile)).WithReadOnly(true))
 	return []*corev1ac.VolumeApplyConfiguration{corev1ac.Volume().WithName(authVolume).WithSecret(corev1ac.SecretVolumeSource().
 		WithSecretName(auth.SecretRef.Name).
 		WithDefaultMode(0o440).
-		WithItems(corev1ac.KeyToPath().WithKey(auth.SecretRef.Key).WithPath(authFile)))}
+		WithItems(corev1ac.KeyToPath().WithKey(auth.SecretRef.Key).WithPath(path.Base(spec.TokensFile))))}
 }
 
 // withTLS mounts the kubernetes.io/tls Secret at tlsDir, has the server serve HTTPS with it, and

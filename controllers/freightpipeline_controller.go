@@ -32,6 +32,7 @@ import (
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/spec"
 )
 
 // FreightPipelineFieldOwner is the server-side apply field manager of the FreightPipeline
@@ -174,7 +175,7 @@ func (r *FreightPipelineReconciler) provisionQueue(ctx context.Context, s *pipel
 	}
 	ctx, cancel := context.WithTimeout(ctx, queueCallTimeout)
 	defer cancel()
-	res, err := queue.Provision(ctx, js, queueSpecFor(s.pipeline))
+	res, err := queue.Provision(ctx, js, spec.Queue(s.pipeline))
 	if err != nil {
 		s.obs.queueErr = err
 		return
@@ -221,7 +222,7 @@ func (r *FreightPipelineReconciler) applyChildren(ctx context.Context, s *pipeli
 		}
 	}
 
-	rendered, err := pipelineConfigFor(p, model, s.obs.natsURL).Marshal()
+	rendered, err := spec.Pipeline(p, model, s.obs.natsURL).Marshal()
 	if err != nil {
 		return fmt.Errorf("rendering pipeline config: %w", err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/freightcast/freightcast/internal/autoscale"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/spec"
 )
 
 const (
@@ -38,42 +39,6 @@ const (
 	// sampleTimeout bounds one consumer-info request.
 	sampleTimeout = 2 * time.Second
 )
-
-// policyFor converts a pipeline's inference spec into the recommender's policy.
-func policyFor(p *freightcastv1alpha1.FreightPipeline) autoscale.Policy {
-	inf := defaultedPipeline(p).Spec.Inference
-	pol := autoscale.Policy{
-		MinReplicas:         *inf.MinReplicas,
-		MaxReplicas:         inf.MaxReplicas,
-		TargetPerReplica:    inf.TargetQueueDepthPerReplica,
-		Tolerance:           float64(inf.TolerancePercent) / 100,
-		ActivationThreshold: inf.ActivationQueueDepth,
-		ScaleUp:             rulesFor(inf.ScaleUp),
-		ScaleDown:           rulesFor(inf.ScaleDown),
-	}
-	if inf.DrainTarget != nil {
-		pol.DrainTarget = inf.DrainTarget.Duration
-	}
-	if inf.Fallback != nil {
-		pol.FailureThreshold = int(inf.Fallback.FailureThreshold)
-		pol.FallbackReplicas = ptr.To(inf.Fallback.Replicas)
-	}
-	return pol
-}
-
-func rulesFor(r *freightcastv1alpha1.ScalingRules) autoscale.Rules {
-	if r == nil {
-		return autoscale.Rules{}
-	}
-	out := autoscale.Rules{Select: autoscale.Select(r.SelectPolicy)}
-	if r.StabilizationWindow != nil {
-		out.StabilizationWindow = ptr.To(r.StabilizationWindow.Duration)
-	}
-	for _, pol := range r.Policies {
-		out.Policies = append(out.Policies, autoscale.RatePolicy{Type: autoscale.PolicyType(pol.Type), Value: pol.Value, Period: pol.Period.Duration})
-	}
-	return out
-}
 
 // Autoscaler sizes every pipeline's inference pool from its queue depth. It samples each
 // tracked pipeline at the pipeline's poll interval with one consumer-info request, asks the
@@ -151,11 +116,11 @@ func (a *Autoscaler) Track(p *freightcastv1alpha1.FreightPipeline, natsURL strin
 	if sp != nil && sp.generation == p.Generation && sp.natsURL == natsURL {
 		return nil
 	}
-	rec, err := autoscale.New(policyFor(p))
+	policy, interval := spec.Autoscale(p)
+	rec, err := autoscale.New(policy)
 	if err != nil {
 		return err
 	}
-	interval := defaultedPipeline(p).Spec.Inference.PollInterval.Duration
 	if sp == nil {
 		// Spread first samples over the interval by the pipeline's name, so that pipelines
 		// tracked together (an operator restart) do not all sample in the same tick.
@@ -408,9 +373,3 @@ func scaleEventReason(d autoscale.Decision) string {
 
 // truncateReason keeps a reason within status.autoscaling.reason's 1024-byte bound.
 func truncateReason(r string) string { return truncateString(r, 1024) }
-
-// AutoscalePolicy is the recommender policy of pipeline p, with its poll interval: what the
-// operator sizes the inference pool with, and what local mode sizes its workers with.
-func AutoscalePolicy(p *freightcastv1alpha1.FreightPipeline) (autoscale.Policy, time.Duration) {
-	return policyFor(p), defaultedPipeline(p).Spec.Inference.PollInterval.Duration
-}

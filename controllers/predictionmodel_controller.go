@@ -29,6 +29,7 @@ import (
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/metrics"
+	"github.com/freightcast/freightcast/internal/spec"
 )
 
 // PredictionModelFieldOwner is the server-side apply field manager of the PredictionModel
@@ -131,7 +132,7 @@ func (r *PredictionModelReconciler) resolveSource(ctx context.Context, s *modelS
 		if err != nil {
 			return fmt.Errorf("reading model ConfigMap: %w", err)
 		}
-		s.obs.digest, s.obs.sourceErr = configMapModelDigest(cm, configMapKey(src.ConfigMap))
+		s.obs.digest, s.obs.sourceErr = configMapModelDigest(cm, spec.ConfigMapKey(src.ConfigMap))
 	case src.URI != "":
 		s.obs.digest = "sha256:" + src.SHA256
 	}
@@ -178,11 +179,11 @@ func (r *PredictionModelReconciler) applyChildren(ctx context.Context, s *modelS
 // status.failedRollout then keeps the pods on the last good revision until the spec or the
 // model file changes, so that the operator does not flap between the two.
 func (r *PredictionModelReconciler) applyPredictor(ctx context.Context, s *modelScope) error {
-	want := specRevision(s.model, s.obs.digest)
+	want := spec.SpecRevision(s.model, s.obs.digest)
 	lastGood := s.model.Status.LastGoodRevision
 	rev := want
 	// The rollback stays in force until the model file changes too (a new digest).
-	if good := rolledBackTo(s.model); good != nil && equality.Semantic.DeepEqual(s.model.Status.FailedRollout.Revision, want) {
+	if good := spec.RolledBackTo(s.model); good != nil && equality.Semantic.DeepEqual(s.model.Status.FailedRollout.Revision, want) {
 		rev, s.obs.failed = *good, s.model.Status.FailedRollout
 	}
 	deploy := &appsv1.Deployment{}
@@ -252,7 +253,7 @@ func revisionString(rev freightcastv1alpha1.ModelRevision) string {
 	switch {
 	case src.ConfigMap != nil:
 		where = "ConfigMap " + src.ConfigMap.Name
-		if k := configMapKey(src.ConfigMap); k != "model.onnx" {
+		if k := spec.ConfigMapKey(src.ConfigMap); k != "model.onnx" {
 			where += " key " + k
 		}
 	case src.PersistentVolumeClaim != nil:

@@ -11,6 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/spec"
 )
 
 // typedOf reads an apply configuration back as the object it describes.
@@ -112,11 +113,11 @@ func TestDesiredPredictorAuthAndTLS(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			m := newModel("ns", "risk", "cm")
 			m.Spec.Auth, m.Spec.TLS = tc.auth, tc.tls
-			d := typedOf[appsv1.Deployment](t, desiredPredictorDeployment(m, specRevision(m, ""), testOptions))
+			d := typedOf[appsv1.Deployment](t, desiredPredictorDeployment(m, spec.SpecRevision(m, ""), testOptions))
 			if diff := cmp.Diff(tc.want, securityOf(d)); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
-			assertRestricted(t, desiredPredictorDeployment(m, specRevision(m, ""), testOptions).Spec.Template.Spec)
+			assertRestricted(t, desiredPredictorDeployment(m, spec.SpecRevision(m, ""), testOptions).Spec.Template.Spec)
 			if got := predictorEndpoint(m); got != tc.wantEndpoint {
 				t.Errorf("endpoint %s, want %s", got, tc.wantEndpoint)
 			}

@@ -3,6 +3,7 @@ package controllers
 import (
 	"testing"
 
+	"github.com/freightcast/freightcast/internal/spec"
 	"github.com/google/go-cmp/cmp"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 )
@@ -20,7 +21,7 @@ func TestDataPlaneTracingEnv(t *testing.T) {
 			return &desiredInferenceDeployment(p, m, "sha256:m", "sha256:c", o).Spec.Template.Spec.Containers[0]
 		},
 		"predictor": func(o Options) *corev1ac.ContainerApplyConfiguration {
-			return &desiredPredictorDeployment(m, specRevision(m, ""), o).Spec.Template.Spec.Containers[0]
+			return &desiredPredictorDeployment(m, spec.SpecRevision(m, ""), o).Spec.Template.Spec.Containers[0]
 		},
 	}
 	traced := testOptions

@@ -422,7 +422,3 @@ type FreightPipelineList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []FreightPipeline `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&FreightPipeline{}, &FreightPipelineList{})
-}
