@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,7 +26,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayv1ac "sigs.k8s.io/gateway-api/applyconfiguration/apis/v1"
 
@@ -57,18 +57,13 @@ type JetStreamConnector interface {
 // FreightPipelineReconciler provisions a pipeline's queue, applies its ingestion and inference
 // children, and reports what they do.
 type FreightPipelineReconciler struct {
-	Client     client.Client
-	Recorder   events.EventRecorder
-	Clock      clock.PassiveClock
-	Queue      JetStreamConnector
-	Autoscaler *Autoscaler
-	// APIReader reads around the cache, for retrying a status write on the live object.
-	APIReader client.Reader
-	Options   Options
+	Client   client.Client
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	Queue    JetStreamConnector
+	Options  Options
 	// Metrics exports the pipelines' conditions.
 	Metrics *metrics.Resources
-	// wake carries the autoscaler's wake-ups into the controller's queue.
-	wake chan event.GenericEvent
 	// restarter deletes stuck inference pods.
 	restarter *podRestarter
 	// routes: the cluster serves Gateway API HTTPRoutes (looked up at setup).
@@ -122,22 +117,16 @@ func (r *FreightPipelineReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		s.obs.applyErr = err
 		return ctrl.Result{}, err
 	}
-	if (s.obs.inference.exists || s.obs.inferenceApplied) && s.obs.natsURL != "" {
-		// The pool exists: from now on the autoscaler alone sizes it.
-		if err := r.Autoscaler.Track(p, s.obs.natsURL); err != nil {
-			return ctrl.Result{}, fmt.Errorf("autoscaling policy: %w", err)
-		}
-		// The autoscaler samples the backlog and the pool's readiness; it wakes this reconcile
-		// when a stall starts or ends.
-		s.obs.queueStall = r.Autoscaler.Stall(req.NamespacedName)
-	}
 	var result ctrl.Result
+	// The autoscaler records in status when a backlog started to wait with no ready worker; the
+	// pipeline is Degraded once that has lasted the stall threshold.
+	s.obs.queueStall, result.RequeueAfter = observeQueueStall(p, r.stallGrace(), r.Clock.Now())
 	if s.obs.inference.exists {
 		_, recheck, err := r.restarter.healPods(ctx, p, types.NamespacedName{Namespace: p.Namespace, Name: inferenceName(p)}, pipelineSelector(p, componentInference))
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		result.RequeueAfter = recheck
+		result.RequeueAfter = lowestNonZero(result.RequeueAfter, recheck)
 	}
 	if s.obs.natsURL != "" && s.obs.queueErr != nil && (result.RequeueAfter == 0 || result.RequeueAfter > queueRetryInterval) {
 		result.RequeueAfter = queueRetryInterval
@@ -161,10 +150,7 @@ func (r *FreightPipelineReconciler) getModel(ctx context.Context, s *pipelineSco
 // provisionQueue makes the stream, consumer and bucket exist. Its failures are observations for
 // QueueReady, never reconcile errors: the children are still kept in step meanwhile.
 func (r *FreightPipelineReconciler) provisionQueue(ctx context.Context, s *pipelineScope) {
-	s.obs.natsURL = s.pipeline.Spec.Queue.URL
-	if s.obs.natsURL == "" {
-		s.obs.natsURL = r.Options.DefaultNATSURL
-	}
+	s.obs.natsURL = pipelineNATSURL(s.pipeline, r.Options)
 	if s.obs.natsURL == "" {
 		return
 	}
@@ -267,48 +253,47 @@ func (r *FreightPipelineReconciler) readDeployments(ctx context.Context, s *pipe
 	return exists, nil
 }
 
-// statusWriteAttempts bounds how often a status write is retried after losing to the
-// autoscaler, which writes status.autoscaling of the same object.
-const statusWriteAttempts = 3
-
-// writeStatus computes the status and writes it when it differs, then records events for the
-// condition changes it wrote. The whole status is written with an update, so that zero counts
-// are stored and shown; its resourceVersion makes it lose, rather than overwrite, when the
-// object changed meanwhile. Losing to the autoscaler (status.autoscaling only) is retried on the
-// live object, keeping the autoscaler's part; losing to a spec change is left to the next
-// reconcile.
+// writeStatus computes the status and, when the part this reconciler owns differs from what
+// the object has, applies it with FreightPipelineFieldOwner, then records events for the
+// condition changes it wrote. status.autoscaling is the autoscaler's and is never sent, so the two
+// writers neither overwrite each other nor conflict. The counts go out even when zero (they carry
+// no omitempty), so that printer columns show 0 rather than nothing.
 func (r *FreightPipelineReconciler) writeStatus(ctx context.Context, s *pipelineScope) error {
 	p := s.pipeline
-	for attempt := 1; ; attempt++ {
-		status := computePipelineStatus(p, s.obs, r.Clock.Now())
-		r.Metrics.SetConditions(metrics.KindFreightPipeline, p.Namespace, p.Name, status.Conditions)
-		if equality.Semantic.DeepEqual(status, p.Status) {
-			return nil
-		}
-		before := p.Status.Conditions
-		p.Status = status
-		err := r.Client.Status().Update(ctx, p)
-		if err == nil {
-			recordConditionChanges(r.Recorder, p, before, status.Conditions)
-			return nil
-		}
-		if !apierrors.IsConflict(err) || attempt == statusWriteAttempts {
-			return fmt.Errorf("writing status: %w", err)
-		}
-		live := &freightcastv1alpha1.FreightPipeline{}
-		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(p), live); err != nil {
-			return fmt.Errorf("writing status: %w", err)
-		}
-		if live.Generation != p.Generation {
-			return fmt.Errorf("writing status: the spec changed meanwhile (generation %d → %d)", p.Generation, live.Generation)
-		}
-		p = live
+	status := computePipelineStatus(p, s.obs, r.Clock.Now())
+	r.Metrics.SetConditions(metrics.KindFreightPipeline, p.Namespace, p.Name, status.Conditions)
+	if equality.Semantic.DeepEqual(status, p.Status) {
+		return nil
 	}
+	if err := adoptStatusUpdates(ctx, r.Client, FreightPipelineFieldOwner, p); err != nil {
+		return err
+	}
+	before := p.Status.Conditions
+	owned := status.DeepCopy()
+	owned.Autoscaling = nil
+	if err := applyStatus(ctx, r.Client, FreightPipelineFieldOwner, p, freightcastv1alpha1.GroupVersion.WithKind("FreightPipeline"), owned); err != nil {
+		return err
+	}
+	recordConditionChanges(r.Recorder, p, before, status.Conditions)
+	return nil
+}
+
+// pipelineNATSURL is the NATS server of pipeline p's queue: its own, or the operator's default
+// ("" when neither is set).
+func pipelineNATSURL(p *freightcastv1alpha1.FreightPipeline, opts Options) string {
+	if p.Spec.Queue.URL != "" {
+		return p.Spec.Queue.URL
+	}
+	return opts.DefaultNATSURL
+}
+
+// stallGrace is the operator's stall grace, defaulted.
+func (r *FreightPipelineReconciler) stallGrace() time.Duration {
+	return cmp.Or(r.Options.QueueStallGrace, defaultQueueStallGrace)
 }
 
 // forget drops what the operator keeps in memory about a pipeline that is gone.
 func (r *FreightPipelineReconciler) forget(key types.NamespacedName) {
-	r.Autoscaler.Forget(key)
 	r.Metrics.Forget(metrics.KindFreightPipeline, key.Namespace, key.Name)
 	r.restarter.forget(key)
 }
@@ -321,29 +306,49 @@ func (r *FreightPipelineReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}); err != nil {
 		return err
 	}
-	r.wake = make(chan event.GenericEvent, 1024)
-	r.Autoscaler.Wake = r.wake
-	if err := mgr.Add(r.Autoscaler); err != nil {
-		return err
-	}
 	var err error
 	if r.routes, err = httpRoutesServed(mgr.GetRESTMapper()); err != nil {
 		return err
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		// Status writes bump no generation: without the predicate each one would come back as
-		// a reconcile of its own.
-		For(&freightcastv1alpha1.FreightPipeline{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// a reconcile of its own. The autoscaler's reports that change the pipeline's conditions
+		// (a stall begun or ended, the queue readable or not) do come back.
+		For(&freightcastv1alpha1.FreightPipeline{}, builder.WithPredicates(predicate.Or[client.Object](
+			predicate.GenerationChangedPredicate{}, autoscalerReportChanged))).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.ConfigMap{}).
 		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&freightcastv1alpha1.PredictionModel{}, handler.EnqueueRequestsFromMapFunc(
 			// A model that appeared, loaded or changed wakes the pipelines that reference it.
-			requestsByIndex(r.Client, &freightcastv1alpha1.FreightPipelineList{}, pipelineModelIndex))).
-		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{}))
+			requestsByIndex(r.Client, &freightcastv1alpha1.FreightPipelineList{}, pipelineModelIndex)))
 	if r.routes {
 		b = b.Owns(&gatewayv1.HTTPRoute{})
 	}
 	return b.Named("freightpipeline").Complete(r)
+}
+
+// autoscalerReportChanged passes the updates of a pipeline's status.autoscaling that its
+// conditions depend on: a stall begun or ended (Degraded), the queue depth readable or not (the
+// reconciler provisions the stream and consumer again, and reports QueueReady).
+var autoscalerReportChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		before, ok1 := e.ObjectOld.(*freightcastv1alpha1.FreightPipeline)
+		after, ok2 := e.ObjectNew.(*freightcastv1alpha1.FreightPipeline)
+		if !ok1 || !ok2 {
+			return false
+		}
+		var a, b freightcastv1alpha1.AutoscalingStatus
+		if before.Status.Autoscaling != nil {
+			a = *before.Status.Autoscaling
+		}
+		if after.Status.Autoscaling != nil {
+			b = *after.Status.Autoscaling
+		}
+		return (a.QueueDepth == nil) != (b.QueueDepth == nil) || !equality.Semantic.DeepEqual(a.StalledSince, b.StalledSince)
+	},
+	CreateFunc:  func(event.CreateEvent) bool { return false },
+	DeleteFunc:  func(event.DeleteEvent) bool { return false },
+	GenericFunc: func(event.GenericEvent) bool { return false },
 }

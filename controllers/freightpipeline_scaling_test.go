@@ -13,10 +13,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
+	testingclock "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlevent "sigs.k8s.io/controller-runtime/pkg/event"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/event"
@@ -309,50 +308,69 @@ func (m *slowModel) Run(rows int, in, out [][]float32) error {
 	return m.Runtime.Run(rows, in, out)
 }
 
-func TestNoteStall(t *testing.T) {
-	const interval = time.Second
+// TestQueueStall follows a backlog through the autoscaler's samples, which record in status
+// when it started to wait with no ready worker (nextStall), and the pipeline reconciler, which
+// reports it once it has lasted the stall grace plus two poll intervals (observeQueueStall).
+func TestQueueStall(t *testing.T) {
+	t.Parallel()
+	const grace = 10 * time.Second
 	type sample struct {
 		at      time.Duration // since the first sample
 		stalled bool
 	}
 	cases := map[string]struct {
-		samples      []sample
-		wantReported bool
-		wantWakes    int
+		samples []sample
+		// wantReported is the pipeline's view after each sample.
+		wantReported []bool
 	}{
 		"a backlog that a worker picks up within the threshold is never reported": {
-			samples: []sample{{0, true}, {time.Second, true}, {2 * time.Second, false}},
+			samples:      []sample{{0, true}, {time.Second, true}, {2 * time.Second, false}},
+			wantReported: []bool{false, false, false},
 		},
-		"a backlog with no ready worker past grace + 2 intervals is reported once": {
+		"a backlog with no ready worker past grace + 2 intervals is reported": {
 			samples:      []sample{{0, true}, {5 * time.Second, true}, {12 * time.Second, true}, {13 * time.Second, true}},
-			wantReported: true,
-			wantWakes:    1,
+			wantReported: []bool{false, false, true, true},
 		},
-		"a reported stall that ends wakes the reconcile again": {
-			samples:   []sample{{0, true}, {12 * time.Second, true}, {13 * time.Second, false}},
-			wantWakes: 2,
+		"a reported stall that ends is no longer reported": {
+			samples:      []sample{{0, true}, {12 * time.Second, true}, {13 * time.Second, false}},
+			wantReported: []bool{false, true, false},
 		},
 		"a stall that ends restarts the clock": {
-			samples: []sample{{0, true}, {11 * time.Second, false}, {12 * time.Second, true}, {20 * time.Second, true}},
+			samples:      []sample{{0, true}, {11 * time.Second, false}, {12 * time.Second, true}, {20 * time.Second, true}},
+			wantReported: []bool{false, false, false, false},
 		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			wake := make(chan ctrlevent.GenericEvent, 10)
-			a := &Autoscaler{StallGrace: 10 * time.Second, Wake: wake}
-			key := types.NamespacedName{Namespace: "ns", Name: "orders"}
-			sp := &scaledPipeline{key: key}
-			a.tracked = map[types.NamespacedName]*scaledPipeline{key: sp}
+			t.Parallel()
+			clk := testingclock.NewFakeClock(testNow)
 			p := newPipeline("ns", "orders", "m")
-			for _, s := range tc.samples {
-				a.noteStall(sp, p, s.stalled, testNow.Add(s.at), interval)
+			p.Spec.Inference.PollInterval = &metav1.Duration{Duration: time.Second}
+			p.Status.Autoscaling = &freightcastv1alpha1.AutoscalingStatus{}
+			var firstStall *metav1.Time
+			for i, s := range tc.samples {
+				clk.SetTime(testNow.Add(s.at))
+				p.Status.Autoscaling.StalledSince = nextStall(p.Status.Autoscaling, s.stalled, clk.Now())
+				if i == 0 {
+					firstStall = p.Status.Autoscaling.StalledSince
+				}
+				stall, recheck := observeQueueStall(p, grace, clk.Now())
+				if (stall != nil) != tc.wantReported[i] {
+					t.Errorf("after the sample at %s: reported %v, want %v", s.at, stall != nil, tc.wantReported[i])
+				}
+				if stall != nil && !stall.since.Equal(p.Status.Autoscaling.StalledSince.Time) {
+					t.Errorf("stall since %v, want the first stalled sample's %v", stall.since, p.Status.Autoscaling.StalledSince)
+				}
+				// A stall not reported yet says when it will be, so that the reconciler looks again then.
+				if s.stalled && stall == nil {
+					want := p.Status.Autoscaling.StalledSince.Add(grace + 2*time.Second).Sub(clk.Now())
+					if recheck != want {
+						t.Errorf("after the sample at %s: recheck in %s, want %s", s.at, recheck, want)
+					}
+				}
 			}
-			got := a.Stall(key)
-			if (got != nil) != tc.wantReported || len(wake) != tc.wantWakes {
-				t.Errorf("reported stall %+v, %d wake-ups; want reported %v, %d wake-ups", got, len(wake), tc.wantReported, tc.wantWakes)
-			}
-			if got != nil && !got.since.Equal(testNow) {
-				t.Errorf("stall since %v, want the first sample's %v", got.since, testNow)
+			if firstStall == nil || !firstStall.Time.Equal(testNow) {
+				t.Errorf("the first stalled sample recorded %v, want %v", firstStall, testNow)
 			}
 		})
 	}

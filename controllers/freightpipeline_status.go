@@ -10,6 +10,7 @@ import (
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/spec"
 )
 
 // pipelineObservation is what one reconcile of a FreightPipeline learned.
@@ -29,9 +30,32 @@ type pipelineObservation struct {
 	inferenceApplied bool
 	// applyErr is the first error writing a child.
 	applyErr error
-	// queueStall is the autoscaler's report of a backlog that no ready inference pod has
-	// consumed for longer than its threshold; nil when there is none.
+	// queueStall is a backlog that no ready inference pod has consumed for longer than the
+	// stall threshold; nil when there is none.
 	queueStall *queueStall
+}
+
+// queueStall is a backlog that no ready inference pod consumes.
+type queueStall struct {
+	// since is the first sample that saw it.
+	since time.Time
+}
+
+// observeQueueStall reads the stall the autoscaler records in status.autoscaling.stalledSince.
+// It counts once it has lasted grace plus two poll intervals: two, so that a sample taken just
+// before a pod turned ready never counts; the grace for pods to start. recheck is how long until
+// a stall that does not count yet will, 0 when there is none.
+func observeQueueStall(p *freightcastv1alpha1.FreightPipeline, grace time.Duration, now time.Time) (stall *queueStall, recheck time.Duration) {
+	a := p.Status.Autoscaling
+	if a == nil || a.StalledSince == nil {
+		return nil, 0
+	}
+	_, interval := spec.Autoscale(p)
+	since := a.StalledSince.Time
+	if left := since.Add(grace + 2*interval).Sub(now); left > 0 {
+		return nil, left
+	}
+	return &queueStall{since: since}, 0
 }
 
 // modelLoaded reports whether the model has loaded its current spec, and why not.

@@ -289,7 +289,7 @@ func TestComputePipelineStatus(t *testing.T) {
 			minReplicas: 1,
 			obs: pipelineObservation{natsURL: "nats://q:4222", model: loadedTestModel(), ingestion: ready(2),
 				inference:  rollout{exists: true, desired: 3, replicas: 3, updated: 3, message: "Deployment d: 3 of 3 pods updated, 0 ready"},
-				queueStall: &queueStall{since: testNow.Add(-time.Minute), reported: true}},
+				queueStall: &queueStall{since: testNow.Add(-time.Minute)}},
 			want: map[string]string{"Ready": "False/QueueStalled", "Degraded": "True/QueueStalled", "Progressing": "False/QueueStalled",
 				"QueueReady": "True/Provisioned", "IngestionReady": "True/Available", "InferenceReady": "False/Unavailable"},
 		},
