@@ -231,7 +231,6 @@ func (r *FreightPipelineReconciler) applyChildren(ctx context.Context, s *pipeli
 		return err
 	}
 	s.obs.inference = rolloutOf(infer, applied)
-	s.obs.inferenceApplied = applied
 	return nil
 }
 
@@ -260,7 +259,7 @@ func (r *FreightPipelineReconciler) readDeployments(ctx context.Context, s *pipe
 // no omitempty), so that printer columns show 0 rather than nothing.
 func (r *FreightPipelineReconciler) writeStatus(ctx context.Context, s *pipelineScope) error {
 	p := s.pipeline
-	status := computePipelineStatus(p, s.obs, r.Clock.Now())
+	status := pipelineStatus(p, s.obs, r.Clock.Now())
 	r.Metrics.SetConditions(metrics.KindFreightPipeline, p.Namespace, p.Name, status.Conditions)
 	if equality.Semantic.DeepEqual(status, p.Status) {
 		return nil

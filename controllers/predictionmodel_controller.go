@@ -275,7 +275,7 @@ func revisionString(rev freightcastv1alpha1.ModelRevision) string {
 // writeStatus computes the status, records events for condition changes, and patches the
 // status subresource only when it differs from what the API server has.
 func (r *PredictionModelReconciler) writeStatus(ctx context.Context, s *modelScope) error {
-	status := computeModelStatus(s.model, s.obs, r.Clock.Now())
+	status := modelStatus(s.model, s.obs, r.Clock.Now())
 	r.Metrics.SetConditions(metrics.KindPredictionModel, s.model.Namespace, s.model.Name, status.Conditions)
 	if equality.Semantic.DeepEqual(status, s.model.Status) {
 		return nil

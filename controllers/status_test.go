@@ -69,7 +69,7 @@ func TestRolloutOf(t *testing.T) {
 	}
 }
 
-func TestComputeModelStatus(t *testing.T) {
+func TestModelStatus(t *testing.T) {
 	done := rollout{exists: true, desired: 2, replicas: 2, updated: 2, ready: 2, complete: true}
 	revision := func(cm, digest string) *freightcastv1alpha1.ModelRevision {
 		return &freightcastv1alpha1.ModelRevision{
@@ -174,7 +174,7 @@ func TestComputeModelStatus(t *testing.T) {
 			m := newModel("ns", "m", "m-onnx")
 			m.Generation = 4
 			m.Status = tc.status
-			st := computeModelStatus(m, tc.obs, testNow)
+			st := modelStatus(m, tc.obs, testNow)
 			if diff := cmp.Diff(tc.want, summary(st.Conditions)); diff != "" {
 				t.Errorf("conditions (-want +got):\n%s", diff)
 			}
@@ -204,11 +204,11 @@ func TestComputeModelStatus(t *testing.T) {
 	}
 }
 
-func TestComputeModelStatusKeepsTransitionTimes(t *testing.T) {
+func TestModelStatusKeepsTransitionTimes(t *testing.T) {
 	m := newModel("ns", "m", "m-onnx")
 	done := rollout{exists: true, desired: 1, replicas: 1, updated: 1, ready: 1, complete: true}
-	m.Status = computeModelStatus(m, modelObservation{predictor: done}, testNow)
-	later := computeModelStatus(m, modelObservation{predictor: done}, testNow.Add(time.Hour))
+	m.Status = modelStatus(m, modelObservation{predictor: done}, testNow)
+	later := modelStatus(m, modelObservation{predictor: done}, testNow.Add(time.Hour))
 	for _, c := range later.Conditions {
 		if !c.LastTransitionTime.Time.Equal(testNow) {
 			t.Errorf("%s moved its lastTransitionTime to %v without changing", c.Type, c.LastTransitionTime)
@@ -223,7 +223,7 @@ func loadedTestModel() *freightcastv1alpha1.PredictionModel {
 	return m
 }
 
-func TestComputePipelineStatus(t *testing.T) {
+func TestPipelineStatus(t *testing.T) {
 	ready := func(n int32) rollout {
 		return rollout{exists: true, desired: n, replicas: n, updated: n, ready: n, complete: true}
 	}
@@ -299,7 +299,7 @@ func TestComputePipelineStatus(t *testing.T) {
 			p := newPipeline("ns", "orders", "m")
 			p.Generation = 3
 			p.Spec.Inference.MinReplicas = ptr.To(tc.minReplicas)
-			st := computePipelineStatus(p, tc.obs, testNow)
+			st := pipelineStatus(p, tc.obs, testNow)
 			if diff := cmp.Diff(tc.want, summary(st.Conditions)); diff != "" {
 				t.Errorf("conditions (-want +got):\n%s", diff)
 			}
