@@ -3,7 +3,6 @@ package controllers
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -17,7 +16,6 @@ import (
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -81,101 +79,106 @@ type pipelineScope struct {
 // +kubebuilder:rbac:groups=freightcast.io,resources=freightpipelines,verbs=get;list;watch
 // +kubebuilder:rbac:groups=freightcast.io,resources=freightpipelines/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=freightcast.io,resources=predictionmodels,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile runs the phases in order and writes the status once.
-func (r *FreightPipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, reterr error) {
-	p := &freightcastv1alpha1.FreightPipeline{}
-	if err := r.Client.Get(ctx, req.NamespacedName, p); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.forget(req.NamespacedName)
-		}
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !p.DeletionTimestamp.IsZero() {
-		// Children go with their owner references. The stream stays on NATS: deleting queued
-		// events is not the operator's call.
-		r.forget(req.NamespacedName)
-		return ctrl.Result{}, nil
-	}
-	ctx = ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("freightPipeline", klog.KObj(p)))
-	s := &pipelineScope{pipeline: p}
-	defer func() {
-		if err := r.writeStatus(ctx, s); err != nil {
-			reterr = errors.Join(reterr, err)
-		}
-		if reterr != nil {
-			// An error brings its own backoff; a RequeueAfter beside it would be ignored.
-			res = ctrl.Result{}
-		}
-	}()
-
-	if err := r.getModel(ctx, s); err != nil {
-		return ctrl.Result{}, err
-	}
-	r.provisionQueue(ctx, s)
-	if err := r.applyChildren(ctx, s); err != nil {
-		s.obs.applyErr = err
-		return ctrl.Result{}, err
-	}
-	var result ctrl.Result
-	// The autoscaler records in status when a backlog started to wait with no ready worker; the
-	// pipeline is Degraded once that has lasted the stall threshold.
-	s.obs.queueStall, result.RequeueAfter = observeQueueStall(p, r.stallGrace(), r.Clock.Now())
-	if s.obs.inference.exists {
-		_, recheck, err := r.restarter.healPods(ctx, p, types.NamespacedName{Namespace: p.Namespace, Name: inferenceName(p)}, pipelineSelector(p, componentInference))
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		result.RequeueAfter = lowestNonZero(result.RequeueAfter, recheck)
-	}
-	if s.obs.natsURL != "" && s.obs.queueErr != nil && (result.RequeueAfter == 0 || result.RequeueAfter > queueRetryInterval) {
-		result.RequeueAfter = queueRetryInterval
-	}
-	return result, nil
+// Reconcile reads the pipeline's model, provisions its queue, applies its children, looks at
+// its backlog and its stuck workers, and writes the status once.
+func (r *FreightPipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	// Children go with their owner references. The stream stays on NATS: deleting queued events
+	// is not the operator's call.
+	return reconcileObject(ctx, r.Client, req, &freightcastv1alpha1.FreightPipeline{}, reconciliation[*freightcastv1alpha1.FreightPipeline, *pipelineScope]{
+		logKey: "freightPipeline",
+		scope:  func(p *freightcastv1alpha1.FreightPipeline) *pipelineScope { return &pipelineScope{pipeline: p} },
+		phases: []phase[*pipelineScope]{
+			r.getModel,
+			r.provisionQueue,
+			r.applyChildren,
+			r.observeQueueStall,
+			r.healPods,
+		},
+		writeStatus: r.writeStatus,
+		forget:      r.forget,
+	})
 }
 
-func (r *FreightPipelineReconciler) getModel(ctx context.Context, s *pipelineScope) error {
+// getModel reads the referenced PredictionModel; a missing one is an observation, not an error.
+func (r *FreightPipelineReconciler) getModel(ctx context.Context, s *pipelineScope) (ctrl.Result, error) {
 	model := &freightcastv1alpha1.PredictionModel{}
 	err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.pipeline.Namespace, Name: s.pipeline.Spec.ModelRef.Name}, model)
 	switch {
 	case apierrors.IsNotFound(err):
-		return nil
+		return ctrl.Result{}, nil
 	case err != nil:
-		return fmt.Errorf("reading PredictionModel %s: %w", s.pipeline.Spec.ModelRef.Name, err)
+		return ctrl.Result{}, fmt.Errorf("reading PredictionModel %s: %w", s.pipeline.Spec.ModelRef.Name, err)
 	}
 	s.obs.model = model
-	return nil
+	return ctrl.Result{}, nil
 }
 
 // provisionQueue makes the stream, consumer and bucket exist. Its failures are observations for
-// QueueReady, never reconcile errors: the children are still kept in step meanwhile.
-func (r *FreightPipelineReconciler) provisionQueue(ctx context.Context, s *pipelineScope) {
+// QueueReady, never reconcile errors: the children are still kept in step meanwhile, and the
+// server is tried again after queueRetryInterval.
+func (r *FreightPipelineReconciler) provisionQueue(ctx context.Context, s *pipelineScope) (ctrl.Result, error) {
 	s.obs.natsURL = pipelineNATSURL(s.pipeline, r.Options)
 	if s.obs.natsURL == "" {
-		return
+		return ctrl.Result{}, nil
 	}
+	if s.obs.queueErr = r.provision(ctx, s); s.obs.queueErr != nil {
+		return ctrl.Result{RequeueAfter: queueRetryInterval}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *FreightPipelineReconciler) provision(ctx context.Context, s *pipelineScope) error {
 	js, err := r.Queue.JetStream(s.obs.natsURL)
 	if err != nil {
-		s.obs.queueErr = err
-		return
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, queueCallTimeout)
 	defer cancel()
 	res, err := queue.Provision(ctx, js, spec.Queue(s.pipeline))
 	if err != nil {
-		s.obs.queueErr = err
-		return
+		return err
 	}
 	if res.Changed {
 		r.Recorder.Eventf(s.pipeline, nil, corev1.EventTypeNormal, "QueueProvisioned", "ProvisionQueue",
 			"Provisioned stream %s, consumer and prediction bucket on %s", queue.TopologyFor(s.pipeline.Namespace, s.pipeline.Name).Stream, s.obs.natsURL)
 	}
+	return nil
+}
+
+// observeQueueStall reads the backlog stall the autoscaler records in status, and looks again
+// when a stall that does not count yet will.
+func (r *FreightPipelineReconciler) observeQueueStall(_ context.Context, s *pipelineScope) (ctrl.Result, error) {
+	var res ctrl.Result
+	s.obs.queueStall, res.RequeueAfter = observeQueueStall(s.pipeline, cmp.Or(r.Options.QueueStallGrace, defaultQueueStallGrace), r.Clock.Now())
+	return res, nil
+}
+
+// healPods deletes a stuck inference pod, and looks again when one will be.
+func (r *FreightPipelineReconciler) healPods(ctx context.Context, s *pipelineScope) (ctrl.Result, error) {
+	if !s.obs.inference.exists {
+		return ctrl.Result{}, nil
+	}
+	p := s.pipeline
+	_, recheck, err := r.restarter.healPods(ctx, p, types.NamespacedName{Namespace: p.Namespace, Name: inferenceName(p)}, pipelineSelector(p, componentInference))
+	return ctrl.Result{RequeueAfter: recheck}, err
 }
 
 // applyChildren applies the NetworkPolicy, the config, the Services and the two Deployments. The Deployments are
 // first created only once the model has loaded (pods that cannot load it would crash-loop); once
 // they exist they follow the model and the spec.
-func (r *FreightPipelineReconciler) applyChildren(ctx context.Context, s *pipelineScope) error {
+func (r *FreightPipelineReconciler) applyChildren(ctx context.Context, s *pipelineScope) (ctrl.Result, error) {
+	if s.obs.applyErr = r.applyChildObjects(ctx, s); s.obs.applyErr != nil {
+		return ctrl.Result{}, s.obs.applyErr
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *FreightPipelineReconciler) applyChildObjects(ctx context.Context, s *pipelineScope) error {
 	p := s.pipeline
 	// The policy goes first, so that no pod of the pipeline runs without it.
 	if err := reconcileNetworkPolicy(ctx, r.Client, FreightPipelineFieldOwner, p, networkPolicyEnabled(p.Spec.NetworkPolicy),
@@ -284,11 +287,6 @@ func pipelineNATSURL(p *freightcastv1alpha1.FreightPipeline, opts Options) strin
 		return p.Spec.Queue.URL
 	}
 	return opts.DefaultNATSURL
-}
-
-// stallGrace is the operator's stall grace, defaulted.
-func (r *FreightPipelineReconciler) stallGrace() time.Duration {
-	return cmp.Or(r.Options.QueueStallGrace, defaultQueueStallGrace)
 }
 
 // forget drops what the operator keeps in memory about a pipeline that is gone.

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -16,7 +15,6 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -65,51 +63,35 @@ type modelScope struct {
 // +kubebuilder:rbac:groups=freightcast.io,resources=predictionmodels,verbs=get;list;watch
 // +kubebuilder:rbac:groups=freightcast.io,resources=predictionmodels/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=apps,resources=deployments/scale,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;delete
 
-// Reconcile resolves the model's source, applies the children, and writes the status once.
-func (r *PredictionModelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, reterr error) {
-	model := &freightcastv1alpha1.PredictionModel{}
-	if err := r.Client.Get(ctx, req.NamespacedName, model); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.forget(req.NamespacedName)
-		}
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !model.DeletionTimestamp.IsZero() {
-		// Owner references let the garbage collector remove the children.
-		r.forget(req.NamespacedName)
-		return ctrl.Result{}, nil
-	}
-	ctx = ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("predictionModel", klog.KObj(model)))
-	s := &modelScope{model: model}
+// Reconcile resolves the model's source, applies the children, heals stuck serving pods, and
+// writes the status once.
+func (r *PredictionModelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	// Owner references let the garbage collector remove the children of a deleted model.
+	return reconcileObject(ctx, r.Client, req, &freightcastv1alpha1.PredictionModel{}, reconciliation[*freightcastv1alpha1.PredictionModel, *modelScope]{
+		logKey: "predictionModel",
+		scope:  func(m *freightcastv1alpha1.PredictionModel) *modelScope { return &modelScope{model: m} },
+		phases: []phase[*modelScope]{
+			r.resolveSource,
+			r.applyChildren,
+			r.healPods,
+		},
+		writeStatus: r.writeStatus,
+		forget:      r.forget,
+	})
+}
 
-	defer func() {
-		if err := r.writeStatus(ctx, s); err != nil {
-			reterr = errors.Join(reterr, err)
-		}
-		if reterr != nil {
-			// An error brings its own backoff; a RequeueAfter beside it would be ignored.
-			res = ctrl.Result{}
-		}
-	}()
-
-	if err := r.resolveSource(ctx, s); err != nil {
-		return ctrl.Result{}, err
-	}
-	if err := r.applyChildren(ctx, s); err != nil {
-		s.obs.applyErr = err
-		return ctrl.Result{}, err
-	}
+// healPods deletes a stuck serving pod, notes the crash-looping ones for Ready, and looks again
+// when a pod will be stuck.
+func (r *PredictionModelReconciler) healPods(ctx context.Context, s *modelScope) (ctrl.Result, error) {
 	if !s.obs.predictor.exists {
 		return ctrl.Result{}, nil
 	}
-	pods, recheck, err := r.restarter.healPods(ctx, model, types.NamespacedName{Namespace: model.Namespace, Name: predictorName(model)}, predictorSelector(model))
+	pods, recheck, err := r.restarter.healPods(ctx, s.model, types.NamespacedName{Namespace: s.model.Namespace, Name: predictorName(s.model)}, predictorSelector(s.model))
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -119,7 +101,7 @@ func (r *PredictionModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 
 // resolveSource computes the model file's digest, or records why the source cannot be used.
 // Only an API error is returned; a missing ConfigMap is an observation, not a failure.
-func (r *PredictionModelReconciler) resolveSource(ctx context.Context, s *modelScope) error {
+func (r *PredictionModelReconciler) resolveSource(ctx context.Context, s *modelScope) (ctrl.Result, error) {
 	src := s.model.Spec.Source
 	switch {
 	case src.ConfigMap != nil:
@@ -127,22 +109,29 @@ func (r *PredictionModelReconciler) resolveSource(ctx context.Context, s *modelS
 		err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.model.Namespace, Name: src.ConfigMap.Name}, cm)
 		if apierrors.IsNotFound(err) {
 			s.obs.sourceErr = &errSourceNotFound{msg: fmt.Sprintf("ConfigMap %s not found in namespace %s", src.ConfigMap.Name, s.model.Namespace)}
-			return nil
+			return ctrl.Result{}, nil
 		}
 		if err != nil {
-			return fmt.Errorf("reading model ConfigMap: %w", err)
+			return ctrl.Result{}, fmt.Errorf("reading model ConfigMap: %w", err)
 		}
 		s.obs.digest, s.obs.sourceErr = configMapModelDigest(cm, spec.ConfigMapKey(src.ConfigMap))
 	case src.URI != "":
 		s.obs.digest = "sha256:" + src.SHA256
 	}
-	return nil
+	return ctrl.Result{}, nil
 }
 
 // applyChildren applies the NetworkPolicy, Deployment, Service and PodDisruptionBudget. While the source does
 // not resolve, an existing Deployment keeps serving the last model and none is created: rolling
 // pods onto a missing file would only take capacity away.
-func (r *PredictionModelReconciler) applyChildren(ctx context.Context, s *modelScope) error {
+func (r *PredictionModelReconciler) applyChildren(ctx context.Context, s *modelScope) (ctrl.Result, error) {
+	if s.obs.applyErr = r.applyChildObjects(ctx, s); s.obs.applyErr != nil {
+		return ctrl.Result{}, s.obs.applyErr
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *PredictionModelReconciler) applyChildObjects(ctx context.Context, s *modelScope) error {
 	deploy := &appsv1.Deployment{}
 	// The policy goes first, so that no serving pod runs without it.
 	if err := reconcileNetworkPolicy(ctx, r.Client, PredictionModelFieldOwner, s.model, networkPolicyEnabled(s.model.Spec.NetworkPolicy),
