@@ -28,7 +28,6 @@ import (
 	gatewayv1ac "sigs.k8s.io/gateway-api/applyconfiguration/apis/v1"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
-	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/queue"
 	"github.com/freightcast/freightcast/internal/spec"
 )
@@ -60,8 +59,6 @@ type FreightPipelineReconciler struct {
 	Clock    clock.PassiveClock
 	Queue    JetStreamConnector
 	Options  Options
-	// Metrics exports the pipelines' conditions.
-	Metrics *metrics.Resources
 	// restarter deletes stuck inference pods.
 	restarter *podRestarter
 	// routes: the cluster serves Gateway API HTTPRoutes (looked up at setup).
@@ -263,7 +260,6 @@ func (r *FreightPipelineReconciler) readDeployments(ctx context.Context, s *pipe
 func (r *FreightPipelineReconciler) writeStatus(ctx context.Context, s *pipelineScope) error {
 	p := s.pipeline
 	status := pipelineStatus(p, s.obs, r.Clock.Now())
-	r.Metrics.SetConditions(metrics.KindFreightPipeline, p.Namespace, p.Name, status.Conditions)
 	if equality.Semantic.DeepEqual(status, p.Status) {
 		return nil
 	}
@@ -291,7 +287,6 @@ func pipelineNATSURL(p *freightcastv1alpha1.FreightPipeline, opts Options) strin
 
 // forget drops what the operator keeps in memory about a pipeline that is gone.
 func (r *FreightPipelineReconciler) forget(key types.NamespacedName) {
-	r.Metrics.Forget(metrics.KindFreightPipeline, key.Namespace, key.Name)
 	r.restarter.forget(key)
 }
 

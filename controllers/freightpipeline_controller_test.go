@@ -163,6 +163,12 @@ func TestFreightPipelineKeepsInferenceReplicasWithinBounds(t *testing.T) {
 		return k8s.SubResource("scale").Update(ctx, d, client.WithSubResourceBody(&autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: 50}}))
 	})
 	waitPoolReplicas(t, ns, "orders-inference", 5, 10*time.Second)
+	// Both moves were the bounds' doing, not the queue's, and the metric says so.
+	for _, direction := range []string{"up", "down"} {
+		if v, _ := metricValue(t, "freightcast_scale_decisions_total", map[string]string{"direction": direction, "reason": "bounds"}); v < 1 {
+			t.Errorf("freightcast_scale_decisions_total{direction=%q,reason=\"bounds\"} = %v, want at least 1", direction, v)
+		}
+	}
 
 	// A GitOps re-apply of the pipeline (a spec change) never resets the pool's size.
 	testenv.Eventually(t, 10*time.Second, "change the batch size", func() error {

@@ -313,8 +313,11 @@ func readErrorReason(err error) string {
 
 // scaleDecisionReason is the reason label of freightcast_scale_decisions_total.
 func scaleDecisionReason(d autoscale.Decision) string {
-	if d.Fallback {
+	switch {
+	case d.Fallback:
 		return "fallback"
+	case d.Bounds:
+		return "bounds"
 	}
 	return "queue_depth"
 }

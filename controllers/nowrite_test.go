@@ -132,3 +132,15 @@ func metricValue(t *testing.T, name string, labels map[string]string) (float64, 
 	}
 	return 0, false
 }
+
+// waitConditionMetric waits until freightcast_condition of the object's condType is want.
+func waitConditionMetric(t *testing.T, kind, ns, name, condType string, want float64) {
+	t.Helper()
+	labels := map[string]string{"kind": kind, "namespace": ns, "name": name, "type": condType}
+	testenv.Eventually(t, 10*time.Second, fmt.Sprintf("freightcast_condition%v = %v", labels, want), func() error {
+		if v, ok := metricValue(t, "freightcast_condition", labels); !ok || v != want {
+			return fmt.Errorf("%v (exported: %v)", v, ok)
+		}
+		return nil
+	})
+}

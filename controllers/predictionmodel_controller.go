@@ -44,8 +44,8 @@ type PredictionModelReconciler struct {
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
 	Options  Options
-	// Metrics exports the models' conditions and rollbacks.
-	Metrics *metrics.Resources
+	// Metrics counts the models' rollbacks.
+	Metrics *metrics.Models
 	// restarter deletes stuck serving pods.
 	restarter *podRestarter
 	// routes: the cluster serves Gateway API HTTPRoutes (looked up at setup).
@@ -265,7 +265,7 @@ func revisionString(rev freightcastv1alpha1.ModelRevision) string {
 // status subresource only when it differs from what the API server has.
 func (r *PredictionModelReconciler) writeStatus(ctx context.Context, s *modelScope) error {
 	status := modelStatus(s.model, s.obs, r.Clock.Now())
-	r.Metrics.SetConditions(metrics.KindPredictionModel, s.model.Namespace, s.model.Name, status.Conditions)
+	r.Metrics.Seen(s.model.Namespace, s.model.Name)
 	if equality.Semantic.DeepEqual(status, s.model.Status) {
 		return nil
 	}
@@ -290,7 +290,7 @@ func (r *PredictionModelReconciler) writeStatus(ctx context.Context, s *modelSco
 
 // forget drops what the operator keeps in memory about a model that is gone.
 func (r *PredictionModelReconciler) forget(key types.NamespacedName) {
-	r.Metrics.Forget(metrics.KindPredictionModel, key.Namespace, key.Name)
+	r.Metrics.Forget(key.Namespace, key.Name)
 	r.restarter.forget(key)
 }
 

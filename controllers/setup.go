@@ -23,8 +23,11 @@ func SetupWithManager(mgr ctrl.Manager, opts Options, connector JetStreamConnect
 		return &podRestarter{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Clock: clk,
 			Threshold: cmp.Or(opts.StuckPodThreshold, defaultStuckPodThreshold), Interval: cmp.Or(opts.StuckPodInterval, defaultStuckPodInterval)}
 	}
-	resources, err := metrics.NewResources(ctrlmetrics.Registry)
+	models, err := metrics.NewModels(ctrlmetrics.Registry)
 	if err != nil {
+		return err
+	}
+	if err := mgr.Add(registeredWhileLeading{reg: ctrlmetrics.Registry, collector: newConditionCollector(mgr.GetCache())}); err != nil {
 		return err
 	}
 	modelRecorder := mgr.GetEventRecorder("freightcast-predictionmodel")
@@ -33,7 +36,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options, connector JetStreamConnect
 		Recorder:  modelRecorder,
 		Clock:     clk,
 		Options:   opts,
-		Metrics:   resources,
+		Metrics:   models,
 		restarter: restarter(modelRecorder),
 	}).SetupWithManager(mgr); err != nil {
 		return err
@@ -49,7 +52,6 @@ func SetupWithManager(mgr ctrl.Manager, opts Options, connector JetStreamConnect
 		Clock:     clk,
 		Queue:     connector,
 		Options:   opts,
-		Metrics:   resources,
 		restarter: restarter(recorder),
 	}).SetupWithManager(mgr); err != nil {
 		return err
