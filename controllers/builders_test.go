@@ -20,6 +20,7 @@ import (
 var testOptions = Options{Image: "registry.example/freightcast:v1", ImagePullPolicy: corev1.PullIfNotPresent, DefaultNATSURL: "nats://nats:4222"}
 
 func TestModelMountFor(t *testing.T) {
+	t.Parallel()
 	const sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 	cases := map[string]struct {
 		source      freightcastv1alpha1.ModelSource
@@ -50,6 +51,7 @@ func TestModelMountFor(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			m := newModel("ns", "m", "")
 			m.Spec.Source, m.Spec.Version, m.Spec.Features = tc.source, tc.version, tc.features
 			mm := modelMountFor(m, spec.SpecRevision(m, ""))
@@ -89,6 +91,7 @@ func assertRestricted(t *testing.T, spec *corev1ac.PodSpecApplyConfiguration) {
 }
 
 func TestDesiredPredictorDeployment(t *testing.T) {
+	t.Parallel()
 	lastGood := freightcastv1alpha1.ModelRevision{
 		Source:  freightcastv1alpha1.ModelSource{ConfigMap: &freightcastv1alpha1.ConfigMapModelSource{Name: "cm-old"}},
 		Version: "0.9",
@@ -143,6 +146,7 @@ func TestDesiredPredictorDeployment(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			m := newModel("ns", "m", "cm")
 			m.Spec.Features = nil
 			tc.mutate(m)
@@ -191,6 +195,7 @@ func TestDesiredPredictorDeployment(t *testing.T) {
 }
 
 func TestDesiredPipelineDeployments(t *testing.T) {
+	t.Parallel()
 	m := newModel("ns", "m", "cm")
 	cases := map[string]struct {
 		mutate       func(*freightcastv1alpha1.FreightPipeline)
@@ -205,6 +210,7 @@ func TestDesiredPipelineDeployments(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			p := newPipeline("ns", "orders", "m")
 			tc.mutate(p)
 			ingest := desiredIngestionDeployment(p, m, "sha256:m", "sha256:c", testOptions)
@@ -241,6 +247,7 @@ func TestDesiredPipelineDeployments(t *testing.T) {
 }
 
 func TestPipelinePoolsFollowTheServedRevision(t *testing.T) {
+	t.Parallel()
 	lastGood := &freightcastv1alpha1.ModelRevision{
 		Source:  freightcastv1alpha1.ModelSource{ConfigMap: &freightcastv1alpha1.ConfigMapModelSource{Name: "cm-old"}},
 		Version: "0.9",
@@ -271,6 +278,7 @@ func TestPipelinePoolsFollowTheServedRevision(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			m := newModel("ns", "m", "cm")
 			m.Generation = 3
 			m.Status = tc.status

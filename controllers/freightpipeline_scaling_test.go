@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,8 +14,10 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 	testingclock "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
@@ -22,6 +25,7 @@ import (
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/spec"
 	"github.com/freightcast/freightcast/internal/testing/natstest"
 	"github.com/freightcast/freightcast/internal/testing/testenv"
 	"github.com/freightcast/freightcast/internal/worker"
@@ -397,4 +401,110 @@ func TestPipelineReportsABacklogNoWorkerConsumes(t *testing.T) {
 	markDeploymentRolledOut(t, ns, "orders-inference")
 	waitCondition(t, p, freightcastv1alpha1.ConditionDegraded, metav1.ConditionFalse, freightcastv1alpha1.ReasonAsExpected)
 	waitCondition(t, p, freightcastv1alpha1.ConditionReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonPipelineReady)
+}
+
+// TestAutoscalerSamplesOnAFakeClock drives the autoscaler's Reconcile by hand, as its workqueue
+// would, on a real API server and a real nats-server but with time stepped by the test: one
+// sample per call, a requeue after the poll interval, the pool sized through the scale
+// subresource, the stall recorded in status — and a second autoscaler (a new leader) carrying on
+// from the status: the last scale time, the stall, and a scale-down held for a stabilization
+// window.
+func TestAutoscalerSamplesOnAFakeClock(t *testing.T) {
+	srv := natstest.Start(t)
+	ns := newNamespace(t)
+	ctx := context.Background()
+	p := newPipeline(ns, "orders", "m") // defaults: poll every 2 s, 100 events per worker, 1 to 10
+	mustCreate(t, p)
+	labels := pipelineSelector(p, componentInference)
+	pool := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: inferenceName(p)},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "worker", Image: testImage}}}}}}
+	mustCreate(t, pool)
+	js := jetStreamFor(t, srv.URL())
+	if _, err := queue.Provision(ctx, js, spec.Queue(p)); err != nil {
+		t.Fatal(err)
+	}
+	connector := queue.NewConnector("autoscaler-test")
+	t.Cleanup(connector.Close)
+	clk := testingclock.NewFakeClock(testNow)
+	newAutoscaler := func() *AutoscalerReconciler {
+		m, err := metrics.NewAutoscaling(prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &AutoscalerReconciler{Client: k8s, Queue: connector, Recorder: events.NewFakeRecorder(100), Clock: clk,
+			Metrics: m, Options: Options{DefaultNATSURL: srv.URL()}}
+	}
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(p)}
+	sample := func(a *AutoscalerReconciler) *freightcastv1alpha1.AutoscalingStatus {
+		t.Helper()
+		res, err := a.Reconcile(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.RequeueAfter != 2*time.Second {
+			t.Errorf("requeue after %s, want the poll interval", res.RequeueAfter)
+		}
+		if err := k8s.Get(ctx, req.NamespacedName, p); err != nil {
+			t.Fatal(err)
+		}
+		if p.Status.Autoscaling == nil {
+			t.Fatal("no status.autoscaling")
+		}
+		return p.Status.Autoscaling
+	}
+	poolSize := func() int32 {
+		t.Helper()
+		d, err := getDeployment(ns, pool.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ptr.Deref(d.Spec.Replicas, 1)
+	}
+
+	a := newAutoscaler()
+	if st := sample(a); st.QueueDepth == nil || *st.QueueDepth != 0 || st.CurrentReplicas != 1 || st.DesiredReplicas != 1 || st.StalledSince != nil {
+		t.Fatalf("at rest: %+v", st)
+	}
+
+	// 500 events and no ready worker (envtest runs no pod): the HPA's default scale-up policy
+	// allows +4 at once, and the backlog waits with no one to consume it.
+	publishEvents(t, js, queue.TopologyFor(ns, "orders").Subject, "e", 500)
+	clk.Step(2 * time.Second)
+	scaledAt := clk.Now()
+	st := sample(a)
+	if poolSize() != 5 || st.DesiredReplicas != 5 || st.LastScaleTime == nil || !st.LastScaleTime.Time.Equal(scaledAt) {
+		t.Fatalf("after 500 events: pool %d, status %+v; want 5, scaled at %v", poolSize(), st, scaledAt)
+	}
+	if st.StalledSince == nil || !st.StalledSince.Time.Equal(scaledAt) {
+		t.Fatalf("stalledSince %v, want the first sample that saw the stall, %v", st.StalledSince, scaledAt)
+	}
+
+	// A new leader: a new autoscaler with nothing in memory carries on from the status.
+	clk.Step(2 * time.Second)
+	b := newAutoscaler()
+	st = sample(b)
+	if st.StalledSince == nil || !st.StalledSince.Time.Equal(scaledAt) || st.LastScaleTime == nil || !st.LastScaleTime.Time.Equal(scaledAt) {
+		t.Fatalf("after a change of leader: %+v; want the stall and the last scale from %v kept", st, scaledAt)
+	}
+
+	// The backlog goes and the workers are ready: the stall ends at once, but the new
+	// recommender holds the scale-down for the default 5-minute window from its first sample.
+	stream, err := js.Stream(ctx, queue.TopologyFor(ns, "orders").Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	markDeploymentRolledOut(t, ns, pool.Name)
+	clk.Step(2 * time.Second)
+	if st = sample(b); st.StalledSince != nil || poolSize() != 5 || !strings.Contains(st.Reason, "scale-down stabilized") {
+		t.Fatalf("empty queue after a change of leader: pool %d, status %+v; want 5 held, no stall", poolSize(), st)
+	}
+	clk.Step(5 * time.Minute)
+	if st = sample(b); poolSize() != 1 || st.DesiredReplicas != 1 {
+		t.Fatalf("after the stabilization window: pool %d, status %+v; want 1", poolSize(), st)
+	}
 }

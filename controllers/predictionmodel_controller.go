@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -44,6 +45,8 @@ type PredictionModelReconciler struct {
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
 	Options  Options
+	// APIReader reads the model around the cache before its pods move to another revision.
+	APIReader client.Reader
 	// Metrics counts the models' rollbacks.
 	Metrics *metrics.Models
 	// restarter deletes stuck serving pods.
@@ -169,12 +172,19 @@ func (r *PredictionModelReconciler) applyChildObjects(ctx context.Context, s *mo
 // model file changes, so that the operator does not flap between the two.
 func (r *PredictionModelReconciler) applyPredictor(ctx context.Context, s *modelScope) error {
 	want := spec.SpecRevision(s.model, s.obs.digest)
-	lastGood := s.model.Status.LastGoodRevision
-	rev := want
-	// The rollback stays in force until the model file changes too (a new digest).
-	if good := spec.RolledBackTo(s.model); good != nil && equality.Semantic.DeepEqual(s.model.Status.FailedRollout.Revision, want) {
-		rev, s.obs.failed = *good, s.model.Status.FailedRollout
+	rev, failed := plannedRevision(s.model, want)
+	moves, err := r.movesPods(ctx, s.model, rev)
+	if err != nil {
+		return err
 	}
+	if moves {
+		if err := r.readModelFresh(ctx, s); err != nil {
+			return err
+		}
+		rev, failed = plannedRevision(s.model, want)
+	}
+	s.obs.failed = failed
+	lastGood := s.model.Status.LastGoodRevision
 	deploy := &appsv1.Deployment{}
 	applied, err := r.applyPredictorRevision(ctx, s, rev, deploy)
 	if err != nil {
@@ -201,6 +211,56 @@ func (r *PredictionModelReconciler) applyPredictor(ctx context.Context, s *model
 		return err
 	}
 	s.obs.predictor, s.obs.served = rolloutOf(deploy, applied), lastGood
+	return nil
+}
+
+// plannedRevision is the revision the serving pods should run: the spec's (want), or the last
+// good one while the spec's rollout failed and was rolled back, with that rollback's record. The
+// rollback stays in force until the model file changes too (a new digest).
+func plannedRevision(model *freightcastv1alpha1.PredictionModel, want freightcastv1alpha1.ModelRevision) (freightcastv1alpha1.ModelRevision, *freightcastv1alpha1.FailedRollout) {
+	if good := spec.RolledBackTo(model); good != nil && equality.Semantic.DeepEqual(model.Status.FailedRollout.Revision, want) {
+		return *good, model.Status.FailedRollout
+	}
+	return want, nil
+}
+
+// movesPods reports whether serving rev changes the revision the existing serving Deployment
+// runs: its model source, version and digest.
+func (r *PredictionModelReconciler) movesPods(ctx context.Context, model *freightcastv1alpha1.PredictionModel, rev freightcastv1alpha1.ModelRevision) (bool, error) {
+	live := &appsv1.Deployment{}
+	switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: model.Namespace, Name: predictorName(model)}, live); {
+	case apierrors.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("reading serving Deployment: %w", err)
+	}
+	if live.Spec.Template.Annotations[annotationModelDigest] != rev.Digest || len(live.Spec.Template.Spec.Containers) == 0 {
+		return true, nil
+	}
+	args := live.Spec.Template.Spec.Containers[0].Args
+	for _, arg := range modelMountFor(model, rev).args {
+		if !slices.Contains(args, arg) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// readModelFresh replaces the scope's model with the API server's. The revision the pods run is
+// decided on the model's rollback record, which this reconciler wrote itself a moment before and
+// which the cache may not hold yet: a reconcile working from a model without it would roll the
+// failed revision out once more, and the next one back. So before the pods move to another
+// revision the decision is taken on the model as stored; the status is then written on it too.
+func (r *PredictionModelReconciler) readModelFresh(ctx context.Context, s *modelScope) error {
+	fresh := &freightcastv1alpha1.PredictionModel{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(s.model), fresh); err != nil {
+		return fmt.Errorf("reading PredictionModel %s: %w", s.model.Name, err)
+	}
+	if fresh.Generation != s.model.Generation {
+		// The source digest was resolved for the cached spec; the watch brings the new one.
+		return fmt.Errorf("PredictionModel %s changed during the reconcile (generation %d, now %d)", s.model.Name, s.model.Generation, fresh.Generation)
+	}
+	s.model = fresh
 	return nil
 }
 

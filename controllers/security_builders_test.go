@@ -81,6 +81,7 @@ var (
 )
 
 func TestDesiredPredictorAuthAndTLS(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		auth         *freightcastv1alpha1.BearerTokenAuth
 		tls          *freightcastv1alpha1.TLSSpec
@@ -111,6 +112,7 @@ func TestDesiredPredictorAuthAndTLS(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			m := newModel("ns", "risk", "cm")
 			m.Spec.Auth, m.Spec.TLS = tc.auth, tc.tls
 			d := typedOf[appsv1.Deployment](t, desiredPredictorDeployment(m, spec.SpecRevision(m, ""), testOptions))
@@ -130,6 +132,7 @@ func TestDesiredPredictorAuthAndTLS(t *testing.T) {
 }
 
 func TestDesiredIngestionTLS(t *testing.T) {
+	t.Parallel()
 	m := newModel("ns", "m", "cm")
 	p := newPipeline("ns", "orders", "m")
 	p.Spec.Ingestion.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "ingest-tokens"}}

@@ -35,6 +35,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options, connector JetStreamConnect
 		Client:    mgr.GetClient(),
 		Recorder:  modelRecorder,
 		Clock:     clk,
+		APIReader: mgr.GetAPIReader(),
 		Options:   opts,
 		Metrics:   models,
 		restarter: restarter(modelRecorder),

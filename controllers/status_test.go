@@ -31,6 +31,7 @@ func summary(conds []metav1.Condition) map[string]string {
 }
 
 func TestRolloutOf(t *testing.T) {
+	t.Parallel()
 	deployment := func(gen, observed int64, spec, replicas, updated, ready int32, conds ...appsv1.DeploymentCondition) *appsv1.Deployment {
 		return &appsv1.Deployment{
 			ObjectMeta: metav1.ObjectMeta{Name: "d", Generation: gen, CreationTimestamp: metav1.NewTime(testNow)},
@@ -62,6 +63,7 @@ func TestRolloutOf(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			if diff := cmp.Diff(tc.want, rolloutOf(tc.d, tc.changed), cmp.AllowUnexported(rollout{})); diff != "" {
 				t.Errorf("rolloutOf (-want +got):\n%s", diff)
 			}
@@ -70,6 +72,7 @@ func TestRolloutOf(t *testing.T) {
 }
 
 func TestModelStatus(t *testing.T) {
+	t.Parallel()
 	done := rollout{exists: true, desired: 2, replicas: 2, updated: 2, ready: 2, complete: true}
 	revision := func(cm, digest string) *freightcastv1alpha1.ModelRevision {
 		return &freightcastv1alpha1.ModelRevision{
@@ -171,6 +174,7 @@ func TestModelStatus(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			m := newModel("ns", "m", "m-onnx")
 			m.Generation = 4
 			m.Status = tc.status
@@ -205,6 +209,7 @@ func TestModelStatus(t *testing.T) {
 }
 
 func TestModelStatusKeepsTransitionTimes(t *testing.T) {
+	t.Parallel()
 	m := newModel("ns", "m", "m-onnx")
 	done := rollout{exists: true, desired: 1, replicas: 1, updated: 1, ready: 1, complete: true}
 	m.Status = modelStatus(m, modelObservation{predictor: done}, testNow)
@@ -224,6 +229,7 @@ func loadedTestModel() *freightcastv1alpha1.PredictionModel {
 }
 
 func TestPipelineStatus(t *testing.T) {
+	t.Parallel()
 	ready := func(n int32) rollout {
 		return rollout{exists: true, desired: n, replicas: n, updated: n, ready: n, complete: true}
 	}
@@ -296,6 +302,7 @@ func TestPipelineStatus(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			p := newPipeline("ns", "orders", "m")
 			p.Generation = 3
 			p.Spec.Inference.MinReplicas = ptr.To(tc.minReplicas)
@@ -311,6 +318,7 @@ func TestPipelineStatus(t *testing.T) {
 }
 
 func TestRecordConditionChanges(t *testing.T) {
+	t.Parallel()
 	cond := func(typ, status, reason string) metav1.Condition {
 		return metav1.Condition{Type: typ, Status: metav1.ConditionStatus(status), Reason: reason, Message: "m"}
 	}
@@ -347,6 +355,7 @@ func TestRecordConditionChanges(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			rec := events.NewFakeRecorder(10)
 			recordConditionChanges(rec, newModel("ns", "m", "cm"), tc.before, tc.after)
 			close(rec.Events)

@@ -11,6 +11,7 @@ import (
 // TestDataPlaneTracingEnv checks that the operator's OTLP settings reach every data-plane
 // container it builds, and that nothing is set without an endpoint.
 func TestDataPlaneTracingEnv(t *testing.T) {
+	t.Parallel()
 	m := newModel("freight", "delay", "cm")
 	p := newPipeline("freight", "lanes", "delay")
 	containers := map[string]func(Options) *corev1ac.ContainerApplyConfiguration{
@@ -52,6 +53,7 @@ func TestDataPlaneTracingEnv(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			for container, want := range tc.want {
 				c := containers[container](tc.opts)
 				var got map[string]string
