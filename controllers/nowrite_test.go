@@ -19,7 +19,7 @@ import (
 )
 
 // reconcileCount reads controller-runtime's own reconcile counter for one controller.
-func reconcileCount(t *testing.T, controller string) float64 {
+func reconcileCount(t testing.TB, controller string) float64 {
 	t.Helper()
 	families, err := ctrlmetrics.Registry.Gather()
 	if err != nil {
@@ -120,7 +120,7 @@ func settled(t *testing.T, op *operator, controllers ...string) {
 
 // metricValue reads one series of the operator's registry: a gauge's or a counter's value, and
 // whether the series exists.
-func metricValue(t *testing.T, name string, labels map[string]string) (float64, bool) {
+func metricValue(t testing.TB, name string, labels map[string]string) (float64, bool) {
 	t.Helper()
 	families, err := ctrlmetrics.Registry.Gather()
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -45,10 +46,13 @@ type PredictionModelReconciler struct {
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
 	Options  Options
-	// APIReader reads the model around the cache before its pods move to another revision.
+	// APIReader reads around the cache: the model before its pods move to another revision, and
+	// its source ConfigMap's content.
 	APIReader client.Reader
 	// Metrics counts the models' rollbacks.
 	Metrics *metrics.Models
+	// sources reads the models' source ConfigMaps.
+	sources sourceReads
 	// restarter deletes stuck serving pods.
 	restarter *podRestarter
 	// routes: the cluster serves Gateway API HTTPRoutes (looked up at setup).
@@ -108,7 +112,9 @@ func (r *PredictionModelReconciler) resolveSource(ctx context.Context, s *modelS
 	src := s.model.Spec.Source
 	switch {
 	case src.ConfigMap != nil:
-		cm := &corev1.ConfigMap{}
+		// The cache holds the ConfigMap's metadata only; its content is read when it changed.
+		cm := &metav1.PartialObjectMetadata{}
+		cm.SetGroupVersionKind(configMapGVK)
 		err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.model.Namespace, Name: src.ConfigMap.Name}, cm)
 		if apierrors.IsNotFound(err) {
 			s.obs.sourceErr = &errSourceNotFound{msg: fmt.Sprintf("ConfigMap %s not found in namespace %s", src.ConfigMap.Name, s.model.Namespace)}
@@ -117,7 +123,9 @@ func (r *PredictionModelReconciler) resolveSource(ctx context.Context, s *modelS
 		if err != nil {
 			return ctrl.Result{}, fmt.Errorf("reading model ConfigMap: %w", err)
 		}
-		s.obs.digest, s.obs.sourceErr = configMapModelDigest(cm, spec.ConfigMapKey(src.ConfigMap))
+		if s.obs.digest, s.obs.sourceErr, err = r.sources.configMapDigest(ctx, client.ObjectKeyFromObject(s.model), cm, spec.ConfigMapKey(src.ConfigMap)); err != nil {
+			return ctrl.Result{}, err
+		}
 	case src.URI != "":
 		s.obs.digest = "sha256:" + src.SHA256
 	}
@@ -350,12 +358,14 @@ func (r *PredictionModelReconciler) writeStatus(ctx context.Context, s *modelSco
 
 // forget drops what the operator keeps in memory about a model that is gone.
 func (r *PredictionModelReconciler) forget(key types.NamespacedName) {
+	r.sources.forget(key)
 	r.Metrics.Forget(key.Namespace, key.Name)
 	r.restarter.forget(key)
 }
 
 // SetupWithManager registers the controller, its watches and the ConfigMap index.
 func (r *PredictionModelReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.sources.apiReader = r.APIReader
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &freightcastv1alpha1.PredictionModel{}, modelConfigMapIndex,
 		func(o client.Object) []string {
 			if cm := o.(*freightcastv1alpha1.PredictionModel).Spec.Source.ConfigMap; cm != nil {
@@ -375,9 +385,10 @@ func (r *PredictionModelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.Service{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.NetworkPolicy{}).
-		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(
-			// A ConfigMap that appeared or whose content changed wakes the models it is the
-			// source of: their pods must roll.
+		// A ConfigMap that appeared or whose content changed wakes the models it is the source
+		// of: their pods must roll. Its metadata tells (a new resourceVersion); its content,
+		// maybe a model of up to 1 MiB, is not cached.
+		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(
 			requestsByIndex(r.Client, &freightcastv1alpha1.PredictionModelList{}, modelConfigMapIndex)))
 	if r.routes {
 		b = b.Owns(&gatewayv1.HTTPRoute{})

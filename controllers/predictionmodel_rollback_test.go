@@ -245,7 +245,7 @@ func TestRollbackHoldsAgainstAStaleCache(t *testing.T) {
 	}
 	clk := testingclock.NewFakeClock(time.Now())
 	r := &PredictionModelReconciler{Client: staleModelClient{Client: k8s, stale: stale}, APIReader: k8s, Recorder: events.NewFakeRecorder(100),
-		Clock: clk, Options: testOptions, Metrics: m,
+		Clock: clk, Options: testOptions, Metrics: m, sources: sourceReads{apiReader: k8s},
 		restarter: &podRestarter{Client: k8s, APIReader: k8s, Recorder: events.NewFakeRecorder(100), Clock: clk, Threshold: time.Hour, Interval: time.Hour}}
 	_, err = r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(model)})
 	assertPredictorServes(t, ns, "m-predictor", "m-v1", digestOf(modelBytes))

@@ -138,6 +138,8 @@ func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { r
 // operator is a running manager with both controllers, as `freightcast manager` runs them.
 type operator struct {
 	writes *writeCounter
+	// cache is the manager's.
+	cache cache.Cache
 }
 
 const testImage = "freightcast.test/freightcast:test"
@@ -162,12 +164,14 @@ func startOperatorWithClock(t testing.TB, clk clock.PassiveClock, defaultNATSURL
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{namespace: {}}},
+		NewCache:               NewCache,
 		// Every test starts its own manager with the same controller names.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	op.cache = mgr.GetCache()
 	connector := queue.NewConnector("freightcast-test-operator")
 	t.Cleanup(connector.Close)
 	opts := Options{Image: testImage, ImagePullPolicy: corev1.PullIfNotPresent, DefaultNATSURL: defaultNATSURL}
