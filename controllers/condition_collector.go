@@ -31,7 +31,8 @@ type conditionCollector struct {
 	desc  *prometheus.Desc
 }
 
-func newConditionCollector(cache client.Reader) *conditionCollector {
+// NewConditionCollector exports the conditions of the objects that cache holds, at each scrape.
+func NewConditionCollector(cache client.Reader) prometheus.Collector {
 	return &conditionCollector{cache: cache, desc: prometheus.NewDesc("freightcast_condition",
 		"1 while the object's status condition of this type is True, 0 while it is False or Unknown.",
 		[]string{"kind", "namespace", "name", "type"}, nil)}

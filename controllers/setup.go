@@ -27,7 +27,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options, connector JetStreamConnect
 	if err != nil {
 		return err
 	}
-	if err := mgr.Add(registeredWhileLeading{reg: ctrlmetrics.Registry, collector: newConditionCollector(mgr.GetCache())}); err != nil {
+	if err := mgr.Add(registeredWhileLeading{reg: ctrlmetrics.Registry, collector: NewConditionCollector(mgr.GetCache())}); err != nil {
 		return err
 	}
 	modelRecorder := mgr.GetEventRecorder("freightcast-predictionmodel")
