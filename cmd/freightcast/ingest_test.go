@@ -13,13 +13,14 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/freightcast/freightcast/internal/testing/natstest"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/testing/natstest"
 	"github.com/freightcast/freightcast/internal/testing/testenv"
 )
 
 func TestResolveFeatures(t *testing.T) {
+	t.Parallel()
 	modelOrder := strings.Split(freightFeatures, ",")
 	cases := map[string]struct {
 		flag      string
@@ -40,6 +41,7 @@ func TestResolveFeatures(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			got, err := resolveFeatures(context.Background(), ingestConfig{features: tc.flag, modelFile: tc.modelFile}, tc.config)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {

@@ -43,6 +43,14 @@ func TopologyFor(namespace, name string) Topology {
 	}
 }
 
+// PredictionKeySubject is the subject that writes key id of the predictions bucket: JetStream
+// stores a bucket as a stream with one subject per key. The worker publishes there itself, with
+// an expected last sequence of 0, because that is the only way to write a key only if it is
+// absent without waiting for each write in turn.
+func (t Topology) PredictionKeySubject(id string) string {
+	return "$KV." + t.Bucket + "." + id
+}
+
 // Limits bound the pipeline's streams. Zero values are invalid; Validate says which.
 type Limits struct {
 	// MaxMessages and MaxBytes cap the events stream; a full stream refuses new events.
