@@ -256,7 +256,8 @@ func (a *AutoscalerReconciler) writeStatus(ctx context.Context, sp *scaledPipeli
 	}
 	if err := applyStatus(ctx, a.Client, AutoscalerFieldOwner, p, freightcastv1alpha1.GroupVersion.WithKind("FreightPipeline"),
 		map[string]any{"autoscaling": st}); err != nil {
-		return err
+		// Deleted since it was read: there is nothing to report on, and its delete event forgets it.
+		return client.IgnoreNotFound(err)
 	}
 	sp.written, sp.writtenAt = st, now
 	return nil

@@ -2,12 +2,16 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -137,6 +141,15 @@ func TestAutoscalerFollowsQueueDepth(t *testing.T) {
 		}
 		return nil
 	})
+	// Two writers of one status, each owning its own fields through server-side apply: neither
+	// took the other's, and nothing was written with a whole-object update.
+	wantOwners := map[string][]string{
+		AutoscalerFieldOwner:      {"f:autoscaling"},
+		FreightPipelineFieldOwner: {"f:conditions", "f:inference", "f:ingestion", "f:ingestionEndpoint", "f:observedGeneration", "f:stream"},
+	}
+	if diff := cmp.Diff(wantOwners, statusFieldOwners(t, p)); diff != "" {
+		t.Errorf("status field owners (-want +got):\n%s", diff)
+	}
 
 	// The backlog clears: after the 2 s scale-down window the pool returns to minReplicas.
 	stream, err := js.Stream(ctx, topo.Stream)
@@ -148,6 +161,32 @@ func TestAutoscalerFollowsQueueDepth(t *testing.T) {
 	}
 	waitPoolReplicas(t, ns, "orders-inference", 1, 15*time.Second)
 	waitEvent(t, p, corev1.EventTypeNormal, "ScaledDown")
+}
+
+// statusFieldOwners maps each manager that wrote p's status subresource to the top-level status
+// fields it owns; a manager that wrote it with an update rather than an apply is named so.
+func statusFieldOwners(t *testing.T, p *freightcastv1alpha1.FreightPipeline) map[string][]string {
+	t.Helper()
+	owners := map[string][]string{}
+	for _, mf := range p.ManagedFields {
+		if mf.Subresource != "status" {
+			continue
+		}
+		manager := mf.Manager
+		if mf.Operation != metav1.ManagedFieldsOperationApply {
+			manager += " (" + string(mf.Operation) + ")"
+		}
+		var fields struct {
+			Status map[string]json.RawMessage `json:"f:status"`
+		}
+		if mf.FieldsV1 != nil {
+			if err := json.Unmarshal(mf.FieldsV1.Raw, &fields); err != nil {
+				t.Fatalf("managed fields of %s: %v", manager, err)
+			}
+		}
+		owners[manager] = slices.Sorted(maps.Keys(fields.Status))
+	}
+	return owners
 }
 
 func TestAutoscalerFallsBackWhileNATSIsDown(t *testing.T) {
