@@ -344,3 +344,28 @@ func TestExp32(t *testing.T) {
 		t.Errorf("exp32(NaN) = %v, want NaN", v)
 	}
 }
+
+// TestErf32 compares the float32 erf with math.Erf over the whole float32 range that matters
+// (beyond ±4 erf rounds to ±1 in float32).
+func TestErf32(t *testing.T) {
+	worst := 0.0
+	for x := -5.0; x <= 5.0; x += 1e-4 {
+		f := float32(x)
+		want := math.Erf(float64(f))
+		if d := math.Abs(float64(erf32(f)) - want); d > worst {
+			worst = d
+		}
+	}
+	// float32 spacing near 1 is 6e-8: the table is within a rounding of the exact value.
+	if worst > 1.2e-7 {
+		t.Errorf("worst absolute error %g, want at most 1.2e-7", worst)
+	}
+	for _, x := range []float32{0, float32(math.Inf(1)), float32(math.Inf(-1))} {
+		if got, want := erf32(x), float32(math.Erf(float64(x))); got != want {
+			t.Errorf("erf32(%v) = %v, want %v", x, got, want)
+		}
+	}
+	if v := erf32(float32(math.NaN())); v == v {
+		t.Errorf("erf32(NaN) = %v", v)
+	}
+}
