@@ -93,6 +93,50 @@ func opCases() map[string]opCase {
 			},
 			shapes: [][]int{{2, 4}},
 		},
+		"Abs":       unary("Abs"),
+		"Neg":       unary("Neg"),
+		"Exp":       unary("Exp"),
+		"Ceil":      unary("Ceil"),
+		"Floor":     unary("Floor"),
+		"Sin":       unary("Sin"),
+		"Cos":       unary("Cos"),
+		"Sign":      unary("Sign"),
+		"Softplus":  unary("Softplus"),
+		"Sqrt and Log of Abs": {
+			spec: graphSpec{nodes: []onnxpb.Node{
+				node("Abs", []string{"x"}, []string{"a"}),
+				node("Sqrt", []string{"a"}, []string{"s"}),
+				node("Exp", []string{"s"}, []string{"e"}),
+				node("Log", []string{"e"}, []string{"y"}),
+			}, inputs: x(-1, 6), outputs: y(-1, 6)},
+			shapes: [][]int{{5, 6}},
+		},
+		"Max and Min": {
+			spec: graphSpec{nodes: []onnxpb.Node{
+				node("Max", []string{"x", "z"}, []string{"m"}),
+				node("Min", []string{"m", "c"}, []string{"y"}),
+			}, inits: []onnxpb.Tensor{randomInit(rng, "c", 4)},
+				inputs: []onnxpb.ValueInfo{tensorInfo("x", -1, 4), tensorInfo("z", -1, 4)}, outputs: y(-1, 4)},
+			shapes: [][]int{{3, 4}, {3, 4}},
+		},
+		"Transpose": {
+			spec: graphSpec{nodes: []onnxpb.Node{node("Transpose", []string{"x"}, []string{"y"},
+				onnxpb.Attribute{Name: "perm", Type: onnxpb.AttrInts, Ints: []int64{0, 2, 1}})},
+				inputs: x(-1, 2, 3), outputs: y(-1, 3, 2)},
+			shapes: [][]int{{4, 2, 3}},
+		},
+		"Squeeze opset 11": {
+			spec: graphSpec{nodes: []onnxpb.Node{
+				node("Squeeze", []string{"x"}, []string{"y"}, onnxpb.Attribute{Name: "axes", Type: onnxpb.AttrInts, Ints: []int64{2}}),
+			}, inputs: x(-1, 5, 1), outputs: y(-1, 5), opset: 11},
+			shapes: [][]int{{3, 5, 1}},
+		},
+		"Unsqueeze opset 11": {
+			spec: graphSpec{nodes: []onnxpb.Node{
+				node("Unsqueeze", []string{"x"}, []string{"y"}, onnxpb.Attribute{Name: "axes", Type: onnxpb.AttrInts, Ints: []int64{2}}),
+			}, inputs: x(-1, 5), outputs: y(-1, 5, 1), opset: 11},
+			shapes: [][]int{{3, 5}},
+		},
 		"Relu":      unary("Relu"),
 		"LeakyRelu": unary("LeakyRelu", floatAttr("alpha", 0.2)),
 		"Sigmoid":   unary("Sigmoid"),
