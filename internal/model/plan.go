@@ -25,6 +25,9 @@ type plan struct {
 	nsym int
 	// rows, when set, lets a batch run in chunks of rows (see rowPlan).
 	rows *rowPlan
+	// chain, when set, is the plan as a chain of dense layers from the one input to the one
+	// output (an MLP), which Run executes straight on the caller's slices.
+	chain []*dense
 }
 
 // rowPlan describes a plan that computes every row of its batch from the same row of its
@@ -130,6 +133,56 @@ func (p *plan) finish() {
 	slices.Reverse(live)
 	p.steps = live
 	p.rows = p.rowPlan()
+	p.chain = p.denseChain()
+}
+
+// denseChain recognises a plan that is a chain of dense layers, each reading the one before:
+// the FP32 MLP, the hottest path of all, which then runs without the general executor's
+// bookkeeping (and writes its last layer straight into the caller's output).
+func (p *plan) denseChain() []*dense {
+	if len(p.inputs) != 1 || len(p.outputs) != 1 || len(p.steps) == 0 || p.rows == nil {
+		return nil
+	}
+	in := p.inputs[0]
+	if len(in.typ.shape) != 2 || in.typ.dtype != Float32 {
+		return nil
+	}
+	var chain []*dense
+	prev, width := in.slot, in.typ.shape[1]
+	for _, s := range p.steps {
+		// A dense step's other inputs are its weights and bias, packed into it at load.
+		d, ok := s.kernel.(*denseKernel)
+		if !ok || len(s.in) == 0 || s.in[0] != prev || len(s.out) != 1 || d.k == 0 || d.k != width {
+			return nil
+		}
+		chain = append(chain, &d.dense)
+		prev, width = s.out[0], d.n
+	}
+	if prev != p.outputs[0].slot {
+		return nil
+	}
+	return chain
+}
+
+// runChain runs a dense chain on n rows: a is the input rows, out the output rows; the layers
+// in between use the state's buffers.
+func (p *plan) runChain(st *state, n int, a, out []float32) {
+	for i, d := range p.chain {
+		var o []float32
+		if i == len(p.chain)-1 {
+			o = out
+		} else {
+			for len(st.chain) <= i {
+				st.chain = append(st.chain, nil)
+			}
+			if cap(st.chain[i]) < n*d.n {
+				st.chain[i] = make([]float32, n*d.n)
+			}
+			o = st.chain[i][:n*d.n]
+		}
+		d.run(n, a, o)
+		a = o
+	}
 }
 
 // rowPlan decides whether the plan can run in chunks of rows: the batch is the symbol on axis 0
@@ -242,6 +295,8 @@ type state struct {
 	x         []exec
 	// syms holds the run's size of every input symbol (-1 until bound).
 	syms []int
+	// chain holds the intermediate layers' outputs of a dense chain.
+	chain [][]float32
 }
 
 func (p *plan) newState() *state {
