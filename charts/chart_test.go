@@ -24,8 +24,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
-	"github.com/freightcast/freightcast/internal/testing/helmtest"
 	"github.com/freightcast/freightcast/internal/metrics"
+	"github.com/freightcast/freightcast/internal/testing/helmtest"
 )
 
 const (

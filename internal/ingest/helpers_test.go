@@ -15,8 +15,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/freightcast/freightcast/internal/testing/natstest"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/testing/natstest"
 )
 
 // testFeatures is the model of every test: three inputs in this order.

@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -52,7 +53,7 @@ func BenchmarkORTFreight(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer out.Destroy()
-			s := ortSession(b, data, []string{"features"}, []string{"delay_risk"}, []ort.Value{ortIn}, []ort.Value{out})
+			s := ortBoundSession(b, data, []string{"features"}, []string{"delay_risk"}, []ort.Value{ortIn}, []ort.Value{out})
 			defer s.Destroy()
 			// The anchor must compute what we compute, or the comparison means nothing.
 			if err := s.Run(); err != nil {
@@ -70,20 +71,12 @@ func BenchmarkORTFreight(b *testing.B) {
 	}
 }
 
-// ortSession opens an onnxruntime session on model bytes with one thread, bound to the given
-// input and output values.
-func ortSession(b *testing.B, data []byte, inNames, outNames []string, ins, outs []ort.Value) *ort.AdvancedSession {
+// ortBoundSession opens an onnxruntime session on model bytes with the anchor's options
+// (ortOptions: one thread), bound to the given input and output values.
+func ortBoundSession(b *testing.B, data []byte, inNames, outNames []string, ins, outs []ort.Value) *ort.AdvancedSession {
 	b.Helper()
-	opts, err := ort.NewSessionOptions()
-	if err != nil {
-		b.Fatal(err)
-	}
+	opts := ortOptions(b)
 	defer opts.Destroy()
-	for _, err := range []error{opts.SetIntraOpNumThreads(1), opts.SetInterOpNumThreads(1), opts.SetExecutionMode(ort.ExecutionModeSequential)} {
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
 	s, err := ort.NewAdvancedSessionWithONNXData(data, inNames, outNames, ins, outs, opts)
 	if err != nil {
 		b.Fatal(err)
@@ -91,25 +84,35 @@ func ortSession(b *testing.B, data []byte, inNames, outNames []string, ins, outs
 	return s
 }
 
-// ortValue makes an onnxruntime tensor holding a copy of t (FP32 or INT64).
-func ortValue(b *testing.B, t *Tensor) ort.Value {
-	b.Helper()
-	shape := make([]int64, len(t.Shape))
-	for i, d := range t.Shape {
+// ortValue makes an onnxruntime tensor holding a copy of x.
+func ortValue(t testing.TB, x *Tensor) ort.Value {
+	t.Helper()
+	shape := make([]int64, len(x.Shape))
+	for i, d := range x.Shape {
 		shape[i] = int64(d)
 	}
 	var v ort.Value
 	var err error
-	switch t.DType {
+	switch x.DType {
 	case Float32:
-		v, err = ort.NewTensor(ort.NewShape(shape...), append([]float32(nil), t.Float32...))
+		v, err = ort.NewTensor(ort.NewShape(shape...), slices.Clone(x.Float32))
+	case Float64:
+		v, err = ort.NewTensor(ort.NewShape(shape...), slices.Clone(x.Float64))
 	case Int64:
-		v, err = ort.NewTensor(ort.NewShape(shape...), append([]int64(nil), t.Int64...))
+		v, err = ort.NewTensor(ort.NewShape(shape...), slices.Clone(x.Int64))
+	case Int32:
+		v, err = ort.NewTensor(ort.NewShape(shape...), slices.Clone(x.Int32))
+	case String:
+		var st *ort.StringTensor
+		if st, err = ort.NewStringTensor(ort.NewShape(shape...)); err == nil {
+			err = st.SetContents(x.String)
+		}
+		v = st
 	default:
-		b.Fatalf("ortValue: %s", t.DType)
+		t.Fatalf("ortValue: %s", x.DType)
 	}
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	return v
 }
@@ -149,7 +152,7 @@ func benchORTEval(b *testing.B, data []byte, inputs func(rows int) []*Tensor) {
 				b.Fatal(err)
 			}
 			defer out.Destroy()
-			s := ortSession(b, data, inNames, outNames, ins, []ort.Value{out})
+			s := ortBoundSession(b, data, inNames, outNames, ins, []ort.Value{out})
 			defer s.Destroy()
 			if err := s.Run(); err != nil {
 				b.Fatal(err)
