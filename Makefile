@@ -69,9 +69,10 @@ fmt-check: ## Fail when a Go file is not gofmt-formatted.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 .PHONY: vet
-vet: ## Run go vet (the e2e suite included: it only builds with its tag).
+vet: ## Run go vet (the e2e suite and the onnxruntime anchor included: they only build with their tags).
 	go vet ./...
 	go vet -tags e2e ./test/e2e/
+	CGO_ENABLED=1 go vet -tags ortbench ./internal/model/
 
 .PHONY: lint
 lint: fmt vet ## gofmt and go vet (the linters that build here without downloads).
