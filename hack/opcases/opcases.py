@@ -132,6 +132,12 @@ def main(root):
          [("x", t), ("s", scale), ("b", bias)],
          [("y", y.astype(np.float32)), ("m", mean.astype(np.float32)), ("i", inv.astype(np.float32))])
 
+    # LayerNormalization without its optional bias, over the last axis.
+    y = (t64 - t64.mean(axis=-1, keepdims=True)) / np.sqrt(t64.var(axis=-1, keepdims=True) + 1e-5) * scale[0]
+    case(root, "layernorm_no_bias", 17,
+         [helper.make_node("LayerNormalization", ["x", "s"], ["y"])],
+         [("x", t), ("s", scale[0])], [("y", y.astype(np.float32))])
+
     # MatMul broadcasting a stack of matrices against one, and a 1-D operand on each side.
     s = RNG.standard_normal((2, 1, 3, 4)).astype(np.float32)
     m = RNG.standard_normal((5, 4, 2)).astype(np.float32)

@@ -67,34 +67,7 @@ func ortInputs(t testing.TB, fx *fixture) []ort.Value {
 	t.Helper()
 	var vals []ort.Value
 	for _, in := range fx.inputs {
-		shape := make([]int64, len(in.Shape))
-		for i, d := range in.Shape {
-			shape[i] = int64(d)
-		}
-		var v ort.Value
-		var err error
-		switch in.DType {
-		case Float32:
-			v, err = ort.NewTensor(ort.NewShape(shape...), in.Float32)
-		case Float64:
-			v, err = ort.NewTensor(ort.NewShape(shape...), in.Float64)
-		case Int64:
-			v, err = ort.NewTensor(ort.NewShape(shape...), in.Int64)
-		case Int32:
-			v, err = ort.NewTensor(ort.NewShape(shape...), in.Int32)
-		case String:
-			var st *ort.StringTensor
-			if st, err = ort.NewStringTensor(ort.NewShape(shape...)); err == nil {
-				err = st.SetContents(in.String)
-			}
-			v = st
-		default:
-			t.Fatalf("input type %s", in.DType)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		vals = append(vals, v)
+		vals = append(vals, ortValue(t, in))
 	}
 	return vals
 }

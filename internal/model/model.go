@@ -348,6 +348,16 @@ func (m *Model) Run(rows int, inputs, outputs [][]float32) (err error) {
 	if m.runChunk > 0 {
 		chunk = m.runChunk
 	}
+	if p.chain != nil {
+		in, out := inputs[0], outputs[0]
+		k, size := m.inSize[0], m.outSize[0]
+		for start := 0; start < rows; start += chunk {
+			n := min(chunk, rows-start)
+			p.runChain(st, n, in[start*k:(start+n)*k], out[start*size:(start+n)*size])
+		}
+		m.pool.Put(st)
+		return nil
+	}
 	for start := 0; start < rows && err == nil; start += chunk {
 		n := min(chunk, rows-start)
 		for i, in := range p.inputs {

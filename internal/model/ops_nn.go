@@ -302,55 +302,56 @@ func (k *layerNormKernel) run(x *exec, in, out []*Tensor) error {
 		return fmt.Errorf("axis %d is out of range for shape %v", k.axis, t.Shape)
 	}
 	rows, n := product(t.Shape[:k.axis]), product(t.Shape[k.axis:])
-	// Scale and bias as exactly n values (broadcast when given smaller).
-	var params [2][]float64
+	// Scale and bias as exactly n values of the input's type (broadcast when given smaller).
+	var params [2]*Tensor
 	for i := range params {
 		p := x.scratch(i)
-		if err := p.reset(Float64, n); err != nil {
-			return err
-		}
-		params[i] = p.Float64
+		params[i] = p
 		if len(in) <= i+1 || in[i+1] == nil {
-			for j := range params[i] {
-				params[i][j] = float64(1 - i) // scale 1, bias 0
+			// No bias: zeros (a layer normalisation always has a scale).
+			if err := p.reset(t.DType, n); err != nil {
+				return err
+			}
+			if t.DType == Float32 {
+				clear(p.Float32)
+			} else {
+				clear(p.Float64)
+			}
+			continue
+		}
+		if in[i+1].Len() == n {
+			if err := castInto(p, in[i+1], t.DType); err != nil {
+				return err
 			}
 			continue
 		}
 		f := x.scratch(2 + i)
-		if err := castInto(f, in[i+1], Float64); err != nil {
+		if err := castInto(f, in[i+1], t.DType); err != nil {
 			return err
 		}
-		if f.Len() != n {
-			full := x.scratch(4 + i)
-			if err := broadcastCopy(f, full, t.Shape[k.axis:]); err != nil {
-				return err
-			}
-			f = full
+		if err := broadcastCopy(f, p, t.Shape[k.axis:]); err != nil {
+			return err
 		}
-		copy(params[i], f.Float64[:n])
 	}
 	o := out[0]
 	if err := o.reset(t.DType, t.Shape...); err != nil {
 		return err
 	}
+	stats := x.scratch(6)
+	if err := stats.reset(Float64, 2*rows); err != nil {
+		return err
+	}
+	mean, inv := stats.Float64[:rows], stats.Float64[rows:2*rows]
+	switch t.DType {
+	case Float32:
+		layerNormT(data[float32](o), data[float32](t), data[float32](params[0]), data[float32](params[1]), mean, inv, n, k.eps)
+	case Float64:
+		layerNormT(data[float64](o), data[float64](t), data[float64](params[0]), data[float64](params[1]), mean, inv, n, k.eps)
+	}
 	var sb [maxRank]int
 	stat := append(sb[:0], t.Shape...)
 	for d := k.axis; d < len(stat); d++ {
 		stat[d] = 1
-	}
-	var mean, inv []float64
-	for i, dst := range []*[]float64{&mean, &inv} {
-		s := x.scratch(6 + i)
-		if err := s.reset(Float64, rows); err != nil {
-			return err
-		}
-		*dst = s.Float64
-	}
-	switch t.DType {
-	case Float32:
-		layerNormT(data[float32](o), data[float32](t), params[0], params[1], mean, inv, n, k.eps)
-	case Float64:
-		layerNormT(data[float64](o), data[float64](t), params[0], params[1], mean, inv, n, k.eps)
 	}
 	for i := 1; i < len(out); i++ {
 		src := mean
@@ -360,7 +361,7 @@ func (k *layerNormKernel) run(x *exec, in, out []*Tensor) error {
 		if err := out[i].reset(k.stash, stat...); err != nil {
 			return err
 		}
-		for r, v := range src[:rows] {
+		for r, v := range src {
 			if k.stash == Float32 {
 				out[i].Float32[r] = float32(v)
 			} else {
@@ -371,10 +372,13 @@ func (k *layerNormKernel) run(x *exec, in, out []*Tensor) error {
 	return nil
 }
 
-func layerNormT[T float32 | float64](o, x []T, scale, bias, mean, inv []float64, n int, eps float64) {
+// layerNormT normalises rows of n values: the mean and variance accumulate in float64, the
+// output is computed in the input's type.
+func layerNormT[T float32 | float64](o, x, scale, bias []T, mean, inv []float64, n int, eps float64) {
 	if n == 0 {
 		return
 	}
+	scale, bias = scale[:n], bias[:n]
 	for r := range len(x) / n {
 		row, orow := x[r*n:(r+1)*n], o[r*n:(r+1)*n]
 		var sum float64
@@ -389,8 +393,10 @@ func layerNormT[T float32 | float64](o, x []T, scale, bias, mean, inv []float64,
 		}
 		is := 1 / math.Sqrt(sq/float64(n)+eps)
 		mean[r], inv[r] = mu, is
+		m, s := T(mu), T(is)
+		orow = orow[:n]
 		for i, v := range row {
-			orow[i] = T((float64(v)-mu)*is*scale[i] + bias[i])
+			orow[i] = (v-m)*s*scale[i] + bias[i]
 		}
 	}
 }

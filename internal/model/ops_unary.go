@@ -21,6 +21,9 @@ type unaryDef struct {
 	signed bool
 	// intsSince is the opset from which integers are accepted.
 	intsSince int64
+	// f32, when set, is a float32 implementation faster than going through float64 and as
+	// accurate as float32 holds (it takes no attributes).
+	f32 func(float32) float32
 }
 
 func fixed(f func(float64) float64) func(n *nodeCtx) (func(float64) float64, error) {
@@ -51,7 +54,7 @@ var unaryOps = map[string]unaryDef{
 	"Log":        {minOpset: 6, float: fixed(math.Log)},
 	"Sqrt":       {minOpset: 6, float: fixed(math.Sqrt)},
 	"Reciprocal": {minOpset: 6, float: fixed(func(x float64) float64 { return 1 / x })},
-	"Erf":        {minOpset: 9, float: fixed(math.Erf)},
+	"Erf":        {minOpset: 9, float: fixed(math.Erf), f32: erf32},
 	"Floor":      {minOpset: 6, float: fixed(math.Floor)},
 	"Ceil":       {minOpset: 6, float: fixed(math.Ceil)},
 	"Round":      {minOpset: 11, float: fixed(math.RoundToEven)},
@@ -174,6 +177,56 @@ func init() {
 
 func sigmoid64(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 
+// erf32 is erf for float32, by cubic Hermite interpolation of erf on [0, 4] in steps of 1/64
+// (values and derivatives, 2/√π·e^(−x²), from math.Erf and math.Exp at init): the
+// interpolation error is below 1e-9, far under float32's resolution, and the cubic is
+// evaluated in float32 with Estrin's scheme (two dependent multiply-adds instead of three).
+// Beyond 4, erf is ±1 in float32.
+func erf32(x float32) float32 {
+	a := x
+	if a < 0 {
+		a = -a
+	}
+	switch {
+	case x != x:
+		return x
+	case a >= erfLimit:
+		if x < 0 {
+			return -1
+		}
+		return 1
+	}
+	u := a * erfSteps
+	i := int(u)
+	t := u - float32(i)
+	c := &erfCubic[i&(len(erfCubic)-1)]
+	v := (c[0] + c[1]*t) + t*t*(c[2]+c[3]*t)
+	if x < 0 {
+		return -v
+	}
+	return v
+}
+
+const (
+	erfLimit = 4
+	erfSteps = 64
+)
+
+// erfCubic holds, per interval of erf32's table, the coefficients of the cubic in the position
+// t ∈ [0, 1) within the interval.
+var erfCubic = func() (c [erfLimit * erfSteps][4]float32) {
+	h := 1.0 / erfSteps
+	deriv := func(x float64) float64 { return 2 / math.SqrtPi * math.Exp(-x*x) }
+	for i := range c {
+		x0, x1 := float64(i)*h, float64(i+1)*h
+		f0, f1 := math.Erf(x0), math.Erf(x1)
+		d0, d1 := deriv(x0)*h, deriv(x1)*h
+		// The Hermite basis expanded in powers of t.
+		c[i] = [4]float32{float32(f0), float32(d0), float32(3*(f1-f0) - 2*d0 - d1), float32(2*(f0-f1) + d0 + d1)}
+	}
+	return c
+}()
+
 // softplus is log(1+e^x), computed so that it neither overflows for large x nor loses the
 // small values of very negative ones.
 func softplus(x float64) float64 {
@@ -215,14 +268,21 @@ func compileUnary(n *nodeCtx, def unaryDef) (kernel, error) {
 		case "LeakyRelu":
 			alpha, _ := n.attrFiniteFloat("alpha", 0.01)
 			return &activationKernel{act: actLeakyRelu, alpha: alpha, dtype: dt}, nil
+		case "Gelu":
+			if approx, _ := n.attrString("approximate", "none"); approx == "none" {
+				return &activationKernel{act: actGelu, dtype: dt}, nil
+			}
 		}
 	}
-	return &mapKernel{f: f, ints: def.ints, dtype: dt}, nil
+	return &mapKernel{f: f, f32: def.f32, erf: n.opType() == "Erf", sqrt: n.opType() == "Sqrt", ints: def.ints, dtype: dt}, nil
 }
 
 // mapKernel applies a function to every element.
 type mapKernel struct {
 	f     func(float64) float64
+	f32   func(float32) float32
+	erf   bool
+	sqrt  bool // for plan.fuseLayerNorm
 	ints  func(int64) int64
 	dtype DType
 }
@@ -232,13 +292,23 @@ func (k *mapKernel) run(x *exec, in, out []*Tensor) error {
 	if err := o.reset(k.dtype, src.Shape...); err != nil {
 		return err
 	}
-	switch k.dtype {
-	case Float32:
+	switch {
+	case k.dtype == Float32 && k.erf:
+		od := data[float32](o)
+		for i, v := range data[float32](src) {
+			od[i] = erf32(v) // a direct call: GELU puts Erf on every hidden unit
+		}
+	case k.dtype == Float32 && k.f32 != nil:
+		od := data[float32](o)
+		for i, v := range data[float32](src) {
+			od[i] = k.f32(v)
+		}
+	case k.dtype == Float32:
 		od := data[float32](o)
 		for i, v := range data[float32](src) {
 			od[i] = float32(k.f(float64(v)))
 		}
-	case Float64:
+	case k.dtype == Float64:
 		od := data[float64](o)
 		for i, v := range data[float64](src) {
 			od[i] = k.f(v)
@@ -268,6 +338,7 @@ const (
 	actLeakyRelu
 	actSigmoid
 	actTanh
+	actGelu // x·(1 + erf(x/√2))/2
 )
 
 // activationKernel runs the float32 activations a dense layer can fuse (see plan.fuse).
@@ -310,7 +381,18 @@ func applyActivation(act activation, alpha float32, o, x []float32) {
 		for i, v := range x {
 			o[i] = float32(math.Tanh(float64(v)))
 		}
+	case actGelu:
+		for i, v := range x {
+			o[i] = gelu32(v)
+		}
 	}
+}
+
+// gelu32 is the exact GELU in float32, x·(1 + erf(x/√2))/2, computed the way PyTorch's export
+// spells it (Div by √2, Erf, Add 1, Mul by x, Mul by 0.5) so that fusing that chain changes no
+// result beyond float32 rounding.
+func gelu32(x float32) float32 {
+	return x * (1 + erf32(x/math.Sqrt2)) * 0.5
 }
 
 // sigmoid is 1/(1+e^-v) in float32 with exp32; its absolute error is below 1e-7.

@@ -25,6 +25,9 @@ type plan struct {
 	nsym int
 	// rows, when set, lets a batch run in chunks of rows (see rowPlan).
 	rows *rowPlan
+	// chain, when set, is the plan as a chain of dense layers from the one input to the one
+	// output (an MLP), which Run executes straight on the caller's slices.
+	chain []*dense
 }
 
 // rowPlan describes a plan that computes every row of its batch from the same row of its
@@ -130,6 +133,56 @@ func (p *plan) finish() {
 	slices.Reverse(live)
 	p.steps = live
 	p.rows = p.rowPlan()
+	p.chain = p.denseChain()
+}
+
+// denseChain recognises a plan that is a chain of dense layers, each reading the one before:
+// the FP32 MLP, the hottest path of all, which then runs without the general executor's
+// bookkeeping (and writes its last layer straight into the caller's output).
+func (p *plan) denseChain() []*dense {
+	if len(p.inputs) != 1 || len(p.outputs) != 1 || len(p.steps) == 0 || p.rows == nil {
+		return nil
+	}
+	in := p.inputs[0]
+	if len(in.typ.shape) != 2 || in.typ.dtype != Float32 {
+		return nil
+	}
+	var chain []*dense
+	prev, width := in.slot, in.typ.shape[1]
+	for _, s := range p.steps {
+		// A dense step's other inputs are its weights and bias, packed into it at load.
+		d, ok := s.kernel.(*denseKernel)
+		if !ok || len(s.in) == 0 || s.in[0] != prev || len(s.out) != 1 || d.k == 0 || d.k != width {
+			return nil
+		}
+		chain = append(chain, &d.dense)
+		prev, width = s.out[0], d.n
+	}
+	if prev != p.outputs[0].slot {
+		return nil
+	}
+	return chain
+}
+
+// runChain runs a dense chain on n rows: a is the input rows, out the output rows; the layers
+// in between use the state's buffers.
+func (p *plan) runChain(st *state, n int, a, out []float32) {
+	for i, d := range p.chain {
+		var o []float32
+		if i == len(p.chain)-1 {
+			o = out
+		} else {
+			for len(st.chain) <= i {
+				st.chain = append(st.chain, nil)
+			}
+			if cap(st.chain[i]) < n*d.n {
+				st.chain[i] = make([]float32, n*d.n)
+			}
+			o = st.chain[i][:n*d.n]
+		}
+		d.run(n, a, o)
+		a = o
+	}
 }
 
 // rowPlan decides whether the plan can run in chunks of rows: the batch is the symbol on axis 0
@@ -185,9 +238,12 @@ func (p *plan) rowPlan() *rowPlan {
 // maxChunkValues bounds the intermediate values of one chunk.
 const maxChunkValues = 1 << 22
 
-// fuse lets a dense layer apply the activation that is the only reader of its output, while the
-// output is still in cache.
+// fuse replaces the chain PyTorch exports GELU as with one activation, then lets a dense layer
+// apply the activation that is the only reader of its output, while the output is still in
+// cache.
 func (p *plan) fuse() {
+	p.fuseGelu()
+	p.fuseLayerNorm()
 	readers := make([][]int, p.nslots)
 	for i, s := range p.steps {
 		for _, in := range s.in {
@@ -239,6 +295,8 @@ type state struct {
 	x         []exec
 	// syms holds the run's size of every input symbol (-1 until bound).
 	syms []int
+	// chain holds the intermediate layers' outputs of a dense chain.
+	chain [][]float32
 }
 
 func (p *plan) newState() *state {
@@ -525,4 +583,247 @@ func (k *reduceKernel) rowLocal(batch int, in, out []valueType) bool {
 		}
 	}
 	return true
+}
+
+// stepGraph is what the pattern fusions read of a plan: constants by slot, the readers and the
+// producer of every slot, the graph outputs.
+type stepGraph struct {
+	p        *plan
+	konst    map[int]*Tensor
+	readers  [][]int
+	isOutput []bool
+}
+
+func (p *plan) stepGraph() *stepGraph {
+	g := &stepGraph{p: p, konst: make(map[int]*Tensor, len(p.consts)), readers: make([][]int, p.nslots), isOutput: make([]bool, p.nslots)}
+	for _, c := range p.consts {
+		g.konst[c.slot] = c.t
+	}
+	for i, s := range p.steps {
+		for _, in := range s.in {
+			if in >= 0 {
+				g.readers[in] = append(g.readers[in], i)
+			}
+		}
+	}
+	for _, o := range p.outputs {
+		g.isOutput[o.slot] = true
+	}
+	return g
+}
+
+// binary returns step i's op and operands when it is a float32 binary step.
+func (g *stepGraph) binary(i int) (binOp, int, int, bool) {
+	k, ok := g.p.steps[i].kernel.(*binaryKernel)
+	if !ok || k.dtype != Float32 {
+		return 0, 0, 0, false
+	}
+	return k.op, g.p.steps[i].in[0], g.p.steps[i].in[1], true
+}
+
+// scalar tells whether slot holds the float32 constant want (to 1e-6 relative).
+func (g *stepGraph) scalar(slot int, want float64) bool {
+	t := g.konst[slot]
+	return t != nil && t.DType == Float32 && t.Len() == 1 && math.Abs(float64(t.Float32[0])-want) <= 1e-6*math.Abs(want)
+}
+
+// only is the one step that reads slot, or -1 (also when slot is a graph output).
+func (g *stepGraph) only(slot int) int {
+	if len(g.readers[slot]) != 1 || g.isOutput[slot] {
+		return -1
+	}
+	return g.readers[slot][0]
+}
+
+// other is the operand of a binary step that is not slot.
+func other(a, b, slot int) (int, bool) {
+	switch slot {
+	case a:
+		return b, true
+	case b:
+		return a, true
+	}
+	return 0, false
+}
+
+// replace puts kernel k, reading in and writing step last's output, in step first's place and
+// drops the steps of the pattern in between.
+func (g *stepGraph) replace(first, last int, k kernel, in []int, inTypes []valueType, name string, removed []bool, pattern ...int) {
+	s := g.p.steps
+	s[first] = step{kernel: k, in: in, out: []int{s[last].out[0]}, inTypes: inTypes,
+		outTypes: s[last].outTypes, node: s[first].node + " (" + name + ", fused)"}
+	for _, i := range pattern {
+		if i != first {
+			removed[i] = true
+		}
+	}
+}
+
+// dropRemoved deletes the steps marked removed.
+func (p *plan) dropRemoved(removed []bool) {
+	kept := p.steps[:0]
+	for i, s := range p.steps {
+		if !removed[i] {
+			kept = append(kept, s)
+		}
+	}
+	p.steps = kept
+}
+
+// fuseGelu finds x/√2 → Erf → +1 → ·x → ·0.5 (how torch.onnx.export writes nn.GELU, each
+// intermediate read once) over float32 and replaces the five steps with one GELU activation.
+func (p *plan) fuseGelu() {
+	g := p.stepGraph()
+	removed := make([]bool, len(p.steps))
+	for i := range p.steps {
+		op, x, c, ok := g.binary(i)
+		if !ok || op != opDiv || !g.scalar(c, math.Sqrt2) || removed[i] {
+			continue
+		}
+		erf := g.only(p.steps[i].out[0])
+		if erf < 0 {
+			continue
+		}
+		if m, ok := p.steps[erf].kernel.(*mapKernel); !ok || !m.erf || m.dtype != Float32 {
+			continue
+		}
+		add := g.only(p.steps[erf].out[0])
+		if add < 0 {
+			continue
+		}
+		if op, a, b, ok := g.binary(add); !ok || op != opAdd {
+			continue
+		} else if one, ok := other(a, b, p.steps[erf].out[0]); !ok || !g.scalar(one, 1) {
+			continue
+		}
+		mulX := g.only(p.steps[add].out[0])
+		if mulX < 0 {
+			continue
+		}
+		if op, a, b, ok := g.binary(mulX); !ok || op != opMul {
+			continue
+		} else if v, ok := other(a, b, p.steps[add].out[0]); !ok || v != x {
+			continue
+		}
+		half := g.only(p.steps[mulX].out[0])
+		if half < 0 {
+			continue
+		}
+		if op, a, b, ok := g.binary(half); !ok || op != opMul {
+			continue
+		} else if h, ok := other(a, b, p.steps[mulX].out[0]); !ok || !g.scalar(h, 0.5) {
+			continue
+		}
+		// The shapes must be those of x throughout (no broadcasting by the constants).
+		if !slices.Equal(p.steps[half].outTypes[0].shape, p.steps[i].inTypes[0].shape) {
+			continue
+		}
+		g.replace(i, half, &activationKernel{act: actGelu, dtype: Float32}, []int{x}, p.steps[i].inTypes[:1],
+			"GELU", removed, i, erf, add, mulX, half)
+	}
+	p.dropRemoved(removed)
+}
+
+// fuseLayerNorm finds the layer normalisation over the last axis that torch.onnx.export writes
+// before opset 17 — mean = ReduceMean(x), d = x − mean, var = ReduceMean(d²), y = d /
+// √(var + ε) · scale + bias, over float32 with constant ε, scale and bias — and replaces the
+// nine steps with one LayerNormalization kernel.
+func (p *plan) fuseLayerNorm() {
+	g := p.stepGraph()
+	removed := make([]bool, len(p.steps))
+	lastAxisMean := func(i int) (int, bool) {
+		k, ok := p.steps[i].kernel.(*reduceKernel)
+		if !ok || k.kind != redMean || !k.keep || k.dtype != Float32 || len(k.axes) != 1 || k.runtimeAxes {
+			return 0, false
+		}
+		rank := int64(len(p.steps[i].inTypes[0].shape))
+		return p.steps[i].in[0], rank > 0 && (k.axes[0] == -1 || k.axes[0] == rank-1)
+	}
+	for i := range p.steps {
+		x, ok := lastAxisMean(i)
+		if !ok || removed[i] {
+			continue
+		}
+		sub := g.only(p.steps[i].out[0])
+		if sub < 0 {
+			continue
+		}
+		if op, a, b, ok := g.binary(sub); !ok || op != opSub || a != x || b != p.steps[i].out[0] {
+			continue
+		}
+		d := p.steps[sub].out[0]
+		if len(g.readers[d]) != 2 || g.isOutput[d] {
+			continue
+		}
+		pow, div := g.readers[d][0], g.readers[d][1]
+		if k, ok := p.steps[pow].kernel.(*powKernel); !ok || k.base != Float32 || !g.scalar(p.steps[pow].in[1], 2) {
+			continue
+		}
+		mean2 := g.only(p.steps[pow].out[0])
+		if mean2 < 0 {
+			continue
+		}
+		if v, ok := lastAxisMean(mean2); !ok || v != p.steps[pow].out[0] {
+			continue
+		}
+		addEps := g.only(p.steps[mean2].out[0])
+		if addEps < 0 {
+			continue
+		}
+		op, a, b, ok := g.binary(addEps)
+		if !ok || op != opAdd {
+			continue
+		}
+		epsSlot, ok := other(a, b, p.steps[mean2].out[0])
+		eps := g.konst[epsSlot]
+		if !ok || eps == nil || eps.DType != Float32 || eps.Len() != 1 || !(eps.Float32[0] >= 0) {
+			continue
+		}
+		sqrt := g.only(p.steps[addEps].out[0])
+		if sqrt < 0 {
+			continue
+		}
+		if m, ok := p.steps[sqrt].kernel.(*mapKernel); !ok || !m.sqrt || m.dtype != Float32 {
+			continue
+		}
+		if g.only(p.steps[sqrt].out[0]) != div {
+			continue
+		}
+		if op, a, b, ok := g.binary(div); !ok || op != opDiv || a != d || b != p.steps[sqrt].out[0] {
+			continue
+		}
+		// Then ·scale and +bias, constants of the normalised axis's size.
+		width := p.steps[i].inTypes[0].shape[len(p.steps[i].inTypes[0].shape)-1]
+		param := func(step int, want binOp, from int) (int, bool) {
+			op, a, b, ok := g.binary(step)
+			if !ok || op != want {
+				return 0, false
+			}
+			c, ok := other(a, b, from)
+			t := g.konst[c]
+			return c, ok && t != nil && t.DType == Float32 && len(t.Shape) == 1 && t.Shape[0] == width
+		}
+		mul := g.only(p.steps[div].out[0])
+		if mul < 0 {
+			continue
+		}
+		scale, ok := param(mul, opMul, p.steps[div].out[0])
+		if !ok {
+			continue
+		}
+		add := g.only(p.steps[mul].out[0])
+		if add < 0 {
+			continue
+		}
+		bias, ok := param(add, opAdd, p.steps[mul].out[0])
+		if !ok {
+			continue
+		}
+		rank := len(p.steps[i].inTypes[0].shape)
+		scaleType := tensorType(Float32, []int{width})
+		g.replace(i, add, &layerNormKernel{axis: rank - 1, eps: float64(eps.Float32[0]), stash: Float32},
+			[]int{x, scale, bias}, []valueType{p.steps[i].inTypes[0], scaleType, scaleType},
+			"LayerNormalization", removed, i, sub, pow, mean2, addEps, sqrt, div, mul, add)
+	}
+	p.dropRemoved(removed)
 }

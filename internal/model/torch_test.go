@@ -61,6 +61,20 @@ func TestTorchTabular(t *testing.T) {
 			if m.plan.rows == nil {
 				t.Error("the tabular net should run in chunks of rows")
 			}
+			// The GELU chain is fused and applied by the dense layer before it; opset 13's
+			// LayerNorm decomposition is one LayerNormalization step.
+			for _, s := range m.plan.steps {
+				switch s.kernel.(type) {
+				case *reduceKernel, *powKernel:
+					t.Errorf("step %s: the LayerNorm decomposition was not fused", s.node)
+				}
+				if k, ok := s.kernel.(*mapKernel); ok && k.erf {
+					t.Errorf("step %s: the GELU chain was not fused", s.node)
+				}
+				if d, ok := s.kernel.(*denseKernel); ok && d.n == 32 && d.act != actGelu {
+					t.Errorf("step %s: the hidden layer does not apply the GELU", s.node)
+				}
+			}
 			// A row's answer does not depend on the batch it comes in.
 			for _, n := range []int{1, 7} {
 				for start := 0; start+n <= rows; start += 13 {

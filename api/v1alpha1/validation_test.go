@@ -1,4 +1,4 @@
-package controllers
+package v1alpha1_test
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,7 +15,8 @@ import (
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 )
 
-// The API server, with the generated CRDs, is what rejects bad specs: these cases run against it.
+// The API server, with the generated CRDs, is what rejects bad specs and fills in defaults: these
+// cases run against it.
 
 func TestInvalidPredictionModelsAreRejected(t *testing.T) {
 	ns := newNamespace(t)
@@ -269,41 +269,5 @@ func assertRejected(t *testing.T, obj client.Object, wantInMessage []string) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
-	}
-}
-
-// TestGoDefaultsMatchTheSchema keeps Default (used where no API server defaults, like local mode)
-// in step with the CRD's +kubebuilder:default markers.
-func TestGoDefaultsMatchTheSchema(t *testing.T) {
-	ns := newNamespace(t)
-	ctx := context.Background()
-	p := newPipeline(ns, "p", "m")
-	p.Spec.Ingestion.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "tokens"}}
-	p.Spec.Inference.ScaleUp = &freightcastv1alpha1.ScalingRules{}
-	m := newModel(ns, "m", "m-onnx")
-	m.Spec.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "oip-tokens"}}
-	mustCreate(t, p, m)
-
-	fromServer := &freightcastv1alpha1.FreightPipeline{}
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), fromServer); err != nil {
-		t.Fatal(err)
-	}
-	inGo := newPipeline(ns, "p", "m")
-	inGo.Spec.Ingestion.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "tokens"}}
-	inGo.Spec.Inference.ScaleUp = &freightcastv1alpha1.ScalingRules{}
-	inGo.Default()
-	if diff := cmp.Diff(fromServer.Spec, inGo.Spec); diff != "" {
-		t.Errorf("FreightPipeline defaults differ (-server +Go):\n%s", diff)
-	}
-
-	modelFromServer := &freightcastv1alpha1.PredictionModel{}
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(m), modelFromServer); err != nil {
-		t.Fatal(err)
-	}
-	modelInGo := newModel(ns, "m", "m-onnx")
-	modelInGo.Spec.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "oip-tokens"}}
-	modelInGo.Default()
-	if diff := cmp.Diff(modelFromServer.Spec, modelInGo.Spec); diff != "" {
-		t.Errorf("PredictionModel defaults differ (-server +Go):\n%s", diff)
 	}
 }

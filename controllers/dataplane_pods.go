@@ -1,11 +1,8 @@
-// Package controllers holds one reconciler per Freightcast kind, the pure functions that build
-// their children, and the pure functions that compute their status.
 package controllers
 
 import (
 	"path"
 	"strconv"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -16,41 +13,10 @@ import (
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/spec"
 )
 
-// Options are the operator-wide settings the reconcilers build children with.
-type Options struct {
-	// Image is the freightcast image every data-plane pod runs (the operator's own image, so
-	// operator and data plane never skew).
-	Image string
-	// ImagePullPolicy of data-plane containers.
-	ImagePullPolicy corev1.PullPolicy
-	// DefaultNATSURL serves pipelines that do not name a NATS server.
-	DefaultNATSURL string
-	// QueueStallGrace is how long, beyond two poll intervals, a pipeline's backlog may wait
-	// with no ready inference pod before the pipeline reports Degraded=True QueueStalled;
-	// 0 means defaultQueueStallGrace.
-	QueueStallGrace time.Duration
-	// StuckPodThreshold is how long a serving or inference pod may stay unready beside ready
-	// siblings, or in CrashLoopBackOff, before it is deleted; 0 means defaultStuckPodThreshold.
-	StuckPodThreshold time.Duration
-	// StuckPodInterval is the least time between two deletions of stuck pods of one
-	// Deployment; 0 means defaultStuckPodInterval.
-	StuckPodInterval time.Duration
-	// OTLPEndpoint, when set, turns tracing on in every data-plane pod: it becomes their
-	// OTEL_EXPORTER_OTLP_ENDPOINT, the base URL of an OTLP/HTTP receiver (e.g.
-	// http://otel-collector.observability.svc:4318). Empty leaves tracing off.
-	OTLPEndpoint string
-	// TraceSamplingRatio is the share of the traces a data-plane pod starts itself that are
-	// sampled (OTEL_TRACES_SAMPLER=parentbased_traceidratio); a request or event that arrives
-	// with a trace context follows its sampling decision. Read only with OTLPEndpoint.
-	TraceSamplingRatio float64
-}
-
-// defaultQueueStallGrace leaves a starting pool the time a pod usually needs to pull its image
-// and load a small model, so that a scale-up from zero is not reported as a stall.
-const defaultQueueStallGrace = 30 * time.Second
-
+// The layout every data-plane pod shares: its one port, labels, volumes and timings.
 const (
 	// Port is the one HTTP port of every data-plane container: API, health and /metrics.
 	httpPort     = 8080
@@ -78,8 +44,6 @@ const (
 
 	// Where Secrets appear inside data-plane containers: bearer tokens and TLS certificates.
 	authVolume = "auth"
-	authDir    = "/etc/freightcast/auth"
-	authFile   = "tokens"
 	tlsVolume  = "tls"
 	tlsDir     = "/etc/freightcast/tls"
 
@@ -180,18 +144,18 @@ func urlScheme(tls *freightcastv1alpha1.TLSSpec) string {
 	return "http"
 }
 
-// withTokens mounts the Secret key holding the accepted bearer tokens at authDir/authFile into
+// withTokens mounts the Secret key holding the accepted bearer tokens at spec.TokensFile into
 // c and returns the volume for the pod. A container is copied into its pod spec: call this
 // before adding it.
 func withTokens(c *corev1ac.ContainerApplyConfiguration, auth *freightcastv1alpha1.BearerTokenAuth) []*corev1ac.VolumeApplyConfiguration {
 	if auth == nil {
 		return nil
 	}
-	c.WithVolumeMounts(corev1ac.VolumeMount().WithName(authVolume).WithMountPath(authDir).WithReadOnly(true))
+	c.WithVolumeMounts(corev1ac.VolumeMount().WithName(authVolume).WithMountPath(path.Dir(spec.TokensFile)).WithReadOnly(true))
 	return []*corev1ac.VolumeApplyConfiguration{corev1ac.Volume().WithName(authVolume).WithSecret(corev1ac.SecretVolumeSource().
 		WithSecretName(auth.SecretRef.Name).
 		WithDefaultMode(0o440).
-		WithItems(corev1ac.KeyToPath().WithKey(auth.SecretRef.Key).WithPath(authFile)))}
+		WithItems(corev1ac.KeyToPath().WithKey(auth.SecretRef.Key).WithPath(path.Base(spec.TokensFile))))}
 }
 
 // withTLS mounts the kubernetes.io/tls Secret at tlsDir, has the server serve HTTPS with it, and
