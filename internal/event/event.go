@@ -288,10 +288,12 @@ func decodeFeatures(raw []byte, typed bool, e *Event) error {
 	var s jsonscan.Scanner
 	s.Reset(raw)
 	s.SkipSpace()
+	// Sized once: a comma per value but the last (the array holds no nested values).
+	n := bytes.Count(raw, []byte{','}) + 1
 	if typed {
-		e.Values = []Value{}
+		e.Values = make([]Value, 0, n)
 	} else {
-		e.Features = []float64{}
+		e.Features = make([]float64, 0, n)
 	}
 	return s.Array(func() error {
 		if typed {
