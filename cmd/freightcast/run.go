@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -212,9 +213,16 @@ func (m *manifests) resolve(ctx context.Context, pvcDirs map[string]string, cach
 		if err != nil {
 			return nil, nil, fmt.Errorf("PredictionModel %s: %w", name, err)
 		}
-		// As freightcast infer: declared features must fit the model; serving needs none.
+		// As freightcast infer: declared features and inputs must fit the model; serving needs
+		// neither.
 		if len(pm.Spec.Features) > 0 {
 			if _, err := model.ResolveInputs(pm.Spec.Features, nil, rt.Metadata()); err != nil {
+				return nil, nil, fmt.Errorf("PredictionModel %s: %w", name, err)
+			}
+		}
+		if len(pm.Spec.Inputs) > 0 {
+			inputs, _ := json.Marshal(pm.Spec.Inputs) // plain structs always marshal
+			if err := checkInputs(string(inputs), rt.Metadata()); err != nil {
 				return nil, nil, fmt.Errorf("PredictionModel %s: %w", name, err)
 			}
 		}
