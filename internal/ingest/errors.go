@@ -93,3 +93,15 @@ func writeRaw(w http.ResponseWriter, status int, body []byte) {
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
+
+// stored is how many events of the body a failed publish stored or found already stored.
+func (e *apiError) stored() int {
+	n := 0
+	if e.body.Accepted != nil {
+		n += *e.body.Accepted
+	}
+	if e.body.Duplicates != nil {
+		n += *e.body.Duplicates
+	}
+	return n
+}

@@ -102,21 +102,30 @@ func (h *Handler) ingest(r *http.Request, st *requestState, received time.Time, 
 		return 0, 0, &apiError{status: http.StatusBadRequest, reason: metrics.ReasonInvalid, body: body}
 	}
 	n := st.batch.len()
+	var paid charge
 	if h.limits != nil {
 		if n > h.limits.burst {
 			return 0, 0, &apiError{status: http.StatusRequestEntityTooLarge, reason: metrics.ReasonTooLarge,
 				body: errorBody{Error: fmt.Sprintf("the body holds %d events, more than the rate limit's burst of %d; send smaller bodies", n, h.limits.burst)}}
 		}
-		if ok, wait := h.limits.take(rateKey(r, key, h.tokens != nil), n); !ok {
+		var ok bool
+		var wait time.Duration
+		if paid, ok, wait = h.limits.take(rateKey(r, key, h.tokens != nil), n); !ok {
 			return 0, 0, &apiError{status: http.StatusTooManyRequests, reason: metrics.ReasonRateLimited, retryAfter: wait,
 				body: errorBody{Error: fmt.Sprintf("rate limit of %s events/s exceeded", strconv.FormatFloat(float64(h.limits.limit), 'f', -1, 64))}}
 		}
 	}
 	if status := h.cfg.Conn.Status(); status != nats.CONNECTED {
+		h.limits.refund(paid, 0)
 		return 0, 0, &apiError{status: http.StatusServiceUnavailable, reason: metrics.ReasonUnavailable, retryAfter: retryUnavailable,
 			body: errorBody{Error: "the queue is unavailable (NATS " + strings.ToLower(status.String()) + "); nothing was stored, retry later"}}
 	}
-	return h.publish(r.Context(), st, received, reuse)
+	accepted, dups, perr := h.publish(r.Context(), st, received, reuse)
+	if perr != nil {
+		// Duplicates count as stored: the client sent them, and the retry sends them again.
+		h.limits.refund(paid, perr.stored())
+	}
+	return accepted, dups, perr
 }
 
 // mediaType accepts application/json and application/x-ndjson, with a UTF-8 charset if any.
