@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -323,6 +324,15 @@ func startNATS(addr, dataDir string) (*server.Server, error) {
 	}
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("local: data dir: %w", err)
+	}
+	if port != server.RANDOM_PORT {
+		// nats-server listens in its own goroutine and, without a log, keeps why it could not
+		// to itself; a listen of our own first names the cause ("address already in use").
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			return nil, fmt.Errorf("local: the embedded NATS cannot listen: %w", err)
+		}
+		_ = ln.Close()
 	}
 	ns, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: dataDir, NoSigs: true, NoLog: true})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -402,5 +403,19 @@ func TestRunReturnsWhenMoreWorkersFailThanItRunsServers(t *testing.T) {
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("Run did not return within 60s after its workers failed")
+	}
+}
+
+// TestABusyNATSPortSaysSo: the error names the cause, not only "did not start".
+func TestABusyNATSPortSaysSo(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	err = Run(context.Background(), Options{DataDir: t.TempDir(), NATSAddr: ln.Addr().String(),
+		IngestAddr: "127.0.0.1:0", InferAddr: "127.0.0.1:0"}, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Run on a busy NATS port: %v, want an error saying the address is in use", err)
 	}
 }
