@@ -16,6 +16,8 @@ import (
 const (
 	retryUnavailable = 2 * time.Second
 	retryStreamFull  = 5 * time.Second
+	// retryBusy: bodies in memory are handled in milliseconds; the budget frees up fast.
+	retryBusy = time.Second
 )
 
 // apiError is an answer other than 2xx.
@@ -25,6 +27,9 @@ type apiError struct {
 	body       errorBody
 	retryAfter time.Duration
 	err        error // logged, not shown
+	// unread: the body was not read whole, so the answer must wait for the client to finish
+	// sending it (httpbody.Refuse).
+	unread bool
 }
 
 // errorBody is the JSON of every error answer.

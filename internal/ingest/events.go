@@ -35,6 +35,8 @@ type requestState struct {
 	payload []byte
 	ids     map[string]struct{}
 	futures []jetstream.PubAckFuture
+	// held is what the body budget lent for body.
+	held int64
 }
 
 // postEvents answers POST /v1/events: 202 with what was stored, or the error that stored nothing
@@ -51,11 +53,17 @@ func (h *Handler) postEvents(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	accepted, dups, apiErr := h.ingest(r, st, received, &reuse)
+	h.cfg.BodyBudget.Release(st.held)
+	st.held = 0
 	if h.tracer != nil {
 		trace.SpanFromContext(r.Context()).SetAttributes(attribute.Int("freightcast.events", st.batch.len()),
 			attribute.Int("freightcast.events.accepted", accepted), attribute.Int("freightcast.events.duplicates", dups))
 	}
 	if apiErr != nil {
+		if apiErr.unread {
+			httpbody.Refuse(w, r, func() { h.fail(r.Context(), w, apiErr) })
+			return
+		}
 		h.fail(r.Context(), w, apiErr)
 		return
 	}
@@ -153,27 +161,30 @@ func mediaType(header string) (ndjson bool, _ *apiError) {
 	return fail(fmt.Sprintf("Content-Type %q is not supported", mt))
 }
 
-// readBody reads the whole body into st.body, up to MaxBodyBytes. Reading it all first is what
-// makes all-or-nothing cheap: the body is bounded anyway, and parsing from memory is fastest.
+// readBody reads the whole body into st.body, up to MaxBodyBytes and within the process's body
+// budget. Reading it all first is what makes all-or-nothing cheap: the body is bounded anyway,
+// and parsing from memory is fastest. The buffer grows as bytes arrive: a Content-Length is a
+// claim, and sizing from it let clients that send nothing hold memory.
 func (h *Handler) readBody(r *http.Request, st *requestState) *apiError {
 	limit := h.cfg.MaxBodyBytes
 	// Built only when needed: most bodies fit, and building it cost every request allocations.
 	tooLarge := func() *apiError {
-		return &apiError{status: http.StatusRequestEntityTooLarge, reason: metrics.ReasonTooLarge,
+		return &apiError{status: http.StatusRequestEntityTooLarge, reason: metrics.ReasonTooLarge, unread: true,
 			body: errorBody{Error: fmt.Sprintf("the body is larger than %d bytes; send fewer events per request", limit)}}
 	}
 	if r.ContentLength > limit {
 		return tooLarge()
 	}
-	buf := st.body[:0]
-	if r.ContentLength > 0 && int64(cap(buf)) < r.ContentLength {
-		buf = make([]byte, 0, r.ContentLength)
-	}
-	buf, err := httpbody.Read(r.Body, buf, limit)
+	buf, held, err := httpbody.Read(r.Body, st.body[:0], limit, h.cfg.BodyBudget)
+	st.held = held
 	switch {
 	case errors.Is(err, httpbody.ErrTooLarge):
 		st.body = buf[:0]
 		return tooLarge()
+	case errors.Is(err, httpbody.ErrBusy):
+		st.body = buf[:0]
+		return &apiError{status: http.StatusServiceUnavailable, reason: metrics.ReasonBusy, retryAfter: retryBusy, unread: true,
+			body: errorBody{Error: "ingestion holds as many bodies as its memory allows; nothing was stored, retry later"}}
 	case err != nil:
 		st.body = buf[:0]
 		return &apiError{status: http.StatusBadRequest, reason: metrics.ReasonInvalid,

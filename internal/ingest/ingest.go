@@ -33,6 +33,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/freightcast/freightcast/internal/httpauth"
+	"github.com/freightcast/freightcast/internal/httpbody"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
@@ -61,6 +62,9 @@ type Config struct {
 	InputType string
 	// MaxBodyBytes caps a request body (413 above it).
 	MaxBodyBytes int64
+	// BodyBudget bounds the body bytes in memory across the process's requests (503 when it
+	// is spent); nil sizes one from the Go memory limit (httpbody.BudgetFromMemoryLimit).
+	BodyBudget *httpbody.Budget
 	// TokensFile, when set, holds the accepted bearer tokens, one a line; it is re-read when
 	// it changes. Empty means no authentication.
 	TokensFile string
@@ -153,6 +157,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.BodyBudget == nil {
+		cfg.BodyBudget = httpbody.BudgetFromMemoryLimit()
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger, dec: dec, tracer: tracing.Tracer(cfg.TracerProvider),
 		stallWait: jetstream.WithStallWait(cfg.PublishTimeout)}
@@ -262,6 +269,9 @@ type statusRecorder struct {
 	http.ResponseWriter
 	status int
 }
+
+// Unwrap lets http.ResponseController reach the connection (httpbody.Refuse needs it).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusRecorder) WriteHeader(code int) {
 	s.status = code

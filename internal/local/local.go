@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/freightcast/freightcast/internal/autoscale"
+	"github.com/freightcast/freightcast/internal/httpbody"
 	"github.com/freightcast/freightcast/internal/ingest"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/model"
@@ -144,6 +145,9 @@ type run struct {
 	eps  Endpoints
 	// failed holds the first failure of a server or worker; see report.
 	failed chan error
+	// bodies is the process's one budget of request bodies in memory, shared by every
+	// ingestion and model server it runs, as a pod's is by its one server.
+	bodies *httpbody.Budget
 
 	oipServers []*oip.Server
 	models     []*http.Server // the OIP servers' listeners
@@ -168,7 +172,7 @@ func newRun(ctx context.Context, opts Options, natsURL string) (*run, error) {
 		nc.Close()
 		return nil, err
 	}
-	r := &run{opts: opts, log: opts.Logger, nc: nc, js: js, failed: make(chan error, 1),
+	r := &run{opts: opts, log: opts.Logger, nc: nc, js: js, failed: make(chan error, 1), bodies: httpbody.BudgetFromMemoryLimit(),
 		eps: Endpoints{NATS: natsURL, Ingest: map[string]string{}, Infer: map[string]string{}}}
 	r.workersCtx, r.stopWorkers = context.WithCancel(context.WithoutCancel(ctx))
 	return r, nil
@@ -212,7 +216,7 @@ func (r *run) serveModel(i int, m Model) error {
 		return err
 	}
 	srv, err := oip.NewServer(oip.Config{TracerProvider: r.opts.TracerProvider, ModelName: m.Name, ModelVersion: m.Version, MaxBatchSize: m.MaxBatchSize,
-		MaxBatchDelay: m.MaxBatchDelay, MaxBodyBytes: 4 << 20, Metrics: im, Gatherer: reg, Logger: r.log.With("model", m.Name)})
+		MaxBatchDelay: m.MaxBatchDelay, MaxBodyBytes: 4 << 20, BodyBudget: r.bodies, Metrics: im, Gatherer: reg, Logger: r.log.With("model", m.Name)})
 	if err != nil {
 		return err
 	}
@@ -237,7 +241,7 @@ func (r *run) runPipeline(ctx context.Context, i int, p Pipeline) error {
 	}
 	reg := prometheus.NewRegistry()
 	h, err := ingest.New(ingest.Config{TracerProvider: r.opts.TracerProvider, Conn: r.nc, Topology: cfg.Queue.Topology, Features: p.Features,
-		MaxBodyBytes: cfg.Ingestion.MaxBodyBytes, TokensFile: cfg.Ingestion.TokensFile, RateLimit: cfg.Ingestion.RateLimit,
+		MaxBodyBytes: cfg.Ingestion.MaxBodyBytes, BodyBudget: r.bodies, TokensFile: cfg.Ingestion.TokensFile, RateLimit: cfg.Ingestion.RateLimit,
 		Registry: reg, Logger: log})
 	if err != nil {
 		return fmt.Errorf("local: pipeline %s: %w", cfg.Name, err)
