@@ -42,6 +42,9 @@ type errorBody struct {
 	// Accepted and Duplicates tell, in a 503 after a partial publish, what was stored anyway.
 	Accepted   *int `json:"accepted,omitempty"`
 	Duplicates *int `json:"duplicates,omitempty"`
+	// Unconfirmed counts, in a 503, events sent to the stream whose acknowledgement did not
+	// come: they may be stored; the client's retry counts those as duplicates.
+	Unconfirmed *int `json:"unconfirmed,omitempty"`
 }
 
 // fail answers e as JSON, with the headers its status calls for, and counts it.
@@ -107,6 +110,9 @@ func (e *apiError) stored() int {
 	}
 	if e.body.Duplicates != nil {
 		n += *e.body.Duplicates
+	}
+	if e.body.Unconfirmed != nil {
+		n += *e.body.Unconfirmed // charged as stored: they may be
 	}
 	return n
 }

@@ -246,7 +246,7 @@ func (h *Handler) publish(ctx context.Context, st *requestState, received time.T
 		}
 		st.futures = append(st.futures, f)
 	}
-	resolved := 0
+	resolved, unconfirmed := 0, 0
 	for _, f := range st.futures {
 		select {
 		case ack := <-f.Ok():
@@ -258,6 +258,9 @@ func (h *Handler) publish(ctx context.Context, st *requestState, received time.T
 			}
 		case err := <-f.Err():
 			resolved++
+			if mayBeStored(err) {
+				unconfirmed++
+			}
 			if pubErr == nil {
 				pubErr = err
 			}
@@ -273,6 +276,10 @@ func (h *Handler) publish(ctx context.Context, st *requestState, received time.T
 	// Published messages may still be resent by the library (no-responders retry) until their
 	// futures resolve; only a fully resolved batch may hand its buffers back to the pool.
 	*reuse = resolved == len(st.futures)
+	// A message sent and never answered may be stored: the server can store it and the ack be
+	// lost or late. Only the retry can tell (a duplicate then), so the answer must not call
+	// such events refused.
+	unconfirmed += len(st.futures) - resolved
 	h.metrics.PublishDuration.Observe(h.cfg.Now().Sub(start).Seconds())
 	if pubErr == nil {
 		return accepted, dups, nil
@@ -291,7 +298,19 @@ func (h *Handler) publish(ctx context.Context, st *requestState, received time.T
 		h.metrics.EventsAccepted.Add(float64(accepted))
 		h.metrics.EventsDuplicate.Add(float64(dups))
 	}
+	if unconfirmed > 0 {
+		aerr.reason = metrics.ReasonPartialAccept
+		aerr.body.Error += fmt.Sprintf("; %d events of this body were sent but not confirmed: they may be stored, and the retry will count those as duplicates", unconfirmed)
+		aerr.body.Unconfirmed = &unconfirmed
+	}
 	return 0, 0, aerr
+}
+
+// mayBeStored tells a failed publish that may have reached the stream (no answer in time, a
+// connection lost after sending) from one the stream refused or that never left.
+func mayBeStored(err error) bool {
+	var apiErr *jetstream.APIError
+	return !errors.As(err, &apiErr) && !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
 // JetStream error codes (nats-server errors.json) that mean "the stream is at its limits":

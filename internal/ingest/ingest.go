@@ -9,8 +9,9 @@
 //     the body, so "accepted" means stored on the server.
 //   - Retrying is safe: the NATS message id is the event id, so the stream drops an event it
 //     already holds (within its duplicate window) and the answer counts it as a duplicate. When
-//     a publish fails halfway, the 503 says how many were stored; the client retries the whole
-//     body and the stored ones come back as duplicates.
+//     a publish fails halfway, the 503 says how many were stored, and how many were sent but not
+//     acknowledged (unconfirmed: they may be stored); the client retries the whole body and the
+//     stored ones come back as duplicates.
 //
 // See docs/ingestion.md for the client-facing reference.
 package ingest

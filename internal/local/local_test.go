@@ -90,6 +90,8 @@ func eventJSON(id string, i int) string {
 type answer struct {
 	Accepted   int `json:"accepted"`
 	Duplicates int `json:"duplicates"`
+	// Unconfirmed events of a 503 were sent and not acknowledged: they may be stored.
+	Unconfirmed int `json:"unconfirmed"`
 }
 
 // post sends a body as a client following the API's contract does: on 503 it waits Retry-After
@@ -110,6 +112,7 @@ func post(t testing.TB, url, contentType, body string) answer {
 			t.Fatalf("POST: %d %s: %v", resp.StatusCode, data, err)
 		}
 		total.Accepted += a.Accepted
+		total.Unconfirmed += a.Unconfirmed
 		switch {
 		case resp.StatusCode == http.StatusAccepted:
 			total.Duplicates += a.Duplicates
@@ -139,6 +142,7 @@ func TestTenThousandEventsArePredictedExactlyOnce(t *testing.T) {
 		mu.Lock()
 		total.Accepted += a.Accepted
 		total.Duplicates += a.Duplicates
+		total.Unconfirmed += a.Unconfirmed
 		mu.Unlock()
 	}
 	var wg sync.WaitGroup
@@ -181,10 +185,13 @@ func TestTenThousandEventsArePredictedExactlyOnce(t *testing.T) {
 		retry = append(retry, eventJSON(id(i), i))
 	}
 	add(post(t, url, "application/json", "["+strings.Join(retry, ",")+"]"))
-	// Exactly n stored, whatever refusals and retries happened on the way; at least the 80
+	// Exactly n stored, whatever refusals and retries happened on the way: the answers account
+	// for every event, each confirmed stored once or left unconfirmed by a 503 (a lost or late
+	// ack on a loaded machine; the retry then found it stored, a duplicate). At least the 80
 	// in-body and 500 resent duplicates (more when a refused attempt had stored some events).
-	if total.Accepted != n || total.Duplicates < 80+500 {
-		t.Fatalf("accepted %d, duplicates %d; want %d and at least %d", total.Accepted, total.Duplicates, n, 80+500)
+	if total.Accepted > n || total.Accepted+total.Unconfirmed < n || total.Duplicates < 80+500 {
+		t.Fatalf("accepted %d, unconfirmed %d, duplicates %d; want %d accounted for and at least %d duplicates",
+			total.Accepted, total.Unconfirmed, total.Duplicates, n, 80+500)
 	}
 
 	// Every distinct id gets exactly one prediction, readable by id.
