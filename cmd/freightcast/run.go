@@ -170,12 +170,18 @@ func readManifests(paths []string) (*manifests, error) {
 			case *corev1.ConfigMap:
 				m.configMaps[o.Name] = o
 			case *freightcastv1alpha1.PredictionModel:
+				if err := refuseSecrets(o.Spec.Auth != nil, o.Spec.TLS != nil, "spec"); err != nil {
+					return nil, fmt.Errorf("%s: PredictionModel %s: %w", f, o.Name, err)
+				}
 				o.Default()
 				if _, dup := m.models[o.Name]; dup {
 					return nil, fmt.Errorf("%s: PredictionModel %s is defined twice", f, o.Name)
 				}
 				m.models[o.Name] = o
 			case *freightcastv1alpha1.FreightPipeline:
+				if err := refuseSecrets(o.Spec.Ingestion.Auth != nil, o.Spec.Ingestion.TLS != nil, "spec.ingestion"); err != nil {
+					return nil, fmt.Errorf("%s: FreightPipeline %s: %w", f, o.Name, err)
+				}
 				o.Default()
 				m.pipelines = append(m.pipelines, o)
 			default:
@@ -187,6 +193,23 @@ func readManifests(paths []string) (*manifests, error) {
 		return nil, fmt.Errorf("no PredictionModel or FreightPipeline in %s", strings.Join(paths, ", "))
 	}
 	return m, nil
+}
+
+// refuseSecrets names the fields local mode cannot honour: bearer tokens and TLS certificates
+// come from Secrets, which it does not read yet. Serving plain HTTP without tokens instead, as
+// it once did, would quietly run something else than the YAML says.
+func refuseSecrets(auth, tls bool, path string) error {
+	var fields []string
+	if auth {
+		fields = append(fields, path+".auth")
+	}
+	if tls {
+		fields = append(fields, path+".tls")
+	}
+	if len(fields) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: local mode does not read Secrets, so it cannot serve the tokens or certificates this asks for; remove it to run locally", strings.Join(fields, " and "))
 }
 
 func isOnlyComments(doc []byte) bool {

@@ -79,6 +79,14 @@ spec:
 			files:   map[string]string{"a.yaml": model + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: m-onnx}\ndata: {model.onnx: not-a-model}\n"},
 			wantErr: "PredictionModel m",
 		},
+		"model auth and tls": {
+			files:   map[string]string{"a.yaml": model + "  auth: {secretRef: {name: t, key: tokens}}\n  tls: {secretRef: {name: c}}\n"},
+			wantErr: "PredictionModel m: spec.auth and spec.tls: local mode does not read Secrets",
+		},
+		"ingestion auth": {
+			files:   map[string]string{"a.yaml": "apiVersion: freightcast.io/v1alpha1\nkind: FreightPipeline\nmetadata: {name: p}\nspec: {modelRef: {name: m}, ingestion: {auth: {secretRef: {name: t, key: tokens}}}}\n"},
+			wantErr: "FreightPipeline p: spec.ingestion.auth: local mode does not read Secrets",
+		},
 		"nothing to run": {
 			files:   map[string]string{"a.yaml": "# only a comment\n"},
 			wantErr: "no PredictionModel or FreightPipeline",

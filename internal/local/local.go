@@ -25,6 +25,7 @@ import (
 
 	"github.com/freightcast/freightcast/internal/autoscale"
 	"github.com/freightcast/freightcast/internal/httpbody"
+	"github.com/freightcast/freightcast/internal/httpserver"
 	"github.com/freightcast/freightcast/internal/ingest"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/model"
@@ -197,8 +198,7 @@ func (r *run) serve(addr string, offset int, h http.Handler, list *[]*http.Serve
 	if err != nil {
 		return "", err
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(r.log.Handler(), slog.LevelWarn)}
+	hs := httpserver.New(h, r.log)
 	*list = append(*list, hs)
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

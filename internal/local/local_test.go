@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/freightcast/freightcast/internal/autoscale"
 	"github.com/freightcast/freightcast/internal/event"
+	"github.com/freightcast/freightcast/internal/httpserver"
 	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
@@ -425,5 +427,22 @@ func TestABusyNATSPortSaysSo(t *testing.T) {
 		IngestAddr: "127.0.0.1:0", InferAddr: "127.0.0.1:0"}, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("Run on a busy NATS port: %v, want an error saying the address is in use", err)
+	}
+}
+
+// TestServersHaveThePodsLimits: local mode's servers are built by the code the pods use, so a
+// slow body or a client that never finishes is cut as in the cluster (ReadTimeout 60 s).
+func TestServersHaveThePodsLimits(t *testing.T) {
+	r := &run{log: slog.New(slog.DiscardHandler), failed: make(chan error, 1)}
+	var list []*http.Server
+	if _, err := r.serve("127.0.0.1:0", 0, http.NotFoundHandler(), &list); err != nil {
+		t.Fatal(err)
+	}
+	defer shutdownAll(list)
+	got := list[0]
+	want := httpserver.New(http.NotFoundHandler(), r.log)
+	if got.ReadHeaderTimeout != want.ReadHeaderTimeout || got.ReadTimeout != want.ReadTimeout || got.IdleTimeout != want.IdleTimeout {
+		t.Errorf("local server limits: header %s, read %s, idle %s; the pods': %s, %s, %s", got.ReadHeaderTimeout, got.ReadTimeout,
+			got.IdleTimeout, want.ReadHeaderTimeout, want.ReadTimeout, want.IdleTimeout)
 	}
 }
