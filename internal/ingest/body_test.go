@@ -1,15 +1,20 @@
 package ingest
 
 import (
+	"fmt"
+	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/freightcast/freightcast/internal/httpbody"
 	"github.com/freightcast/freightcast/internal/testing/memtest"
 	"github.com/freightcast/freightcast/internal/testing/rawhttp"
+	"github.com/freightcast/freightcast/internal/testing/testenv"
 )
 
 // TestOversizedBodyAnswers413ToAClientThatSendsItAllFirst: a client that writes the whole body
@@ -71,5 +76,39 @@ func TestABurstOfLargeBodiesStaysUnderThePodLimit(t *testing.T) {
 	memtest.CheckBurst(t, 100, e.http.URL+"/v1/events", ctJSON, body.String(), http.StatusBadRequest)
 	if n := e.streamMsgs(t); n != 0 {
 		t.Errorf("the stream holds %d messages, want none", n)
+	}
+}
+
+// TestAClaimedContentLengthReservesNothing: 200 connections that announce a 4 MB body and send
+// one byte ("[") grew the heap to 567 MB when the buffer was sized from Content-Length. Buffers
+// now grow as bytes arrive: the 200 hold one first chunk each.
+func TestAClaimedContentLengthReservesNothing(t *testing.T) {
+	budget := httpbody.NewBudget(1 << 30)
+	e := newEnv(t, testSpec(1000), Config{MaxBodyBytes: 4 << 20, BodyBudget: budget})
+	u, _ := url.Parse(e.http.URL)
+	runtime.GC()
+	before := memtest.HeapInUse()
+	const clients = 200
+	for range clients {
+		conn, err := net.Dial("tcp", u.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := fmt.Fprintf(conn, "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4000000\r\n\r\n["); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, time.Minute, "every request reading its body", func() error {
+		if n := budget.InUse(); n < clients*4096 {
+			return fmt.Errorf("%d bytes of bodies held", n)
+		}
+		return nil
+	})
+	if held := budget.InUse(); held > clients*8192 {
+		t.Errorf("%d connections that sent one byte hold %d bytes of buffers, want a first chunk each", clients, held)
+	}
+	if grown := int64(memtest.HeapInUse()) - int64(before); grown > 64<<20 {
+		t.Errorf("the heap grew by %d MiB for %d one-byte bodies", grown>>20, clients)
 	}
 }
