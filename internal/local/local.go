@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/freightcast/freightcast/internal/autoscale"
+	"github.com/freightcast/freightcast/internal/httpauth"
 	"github.com/freightcast/freightcast/internal/httpbody"
 	"github.com/freightcast/freightcast/internal/httpserver"
 	"github.com/freightcast/freightcast/internal/ingest"
@@ -41,6 +42,9 @@ type Model struct {
 	Runtime       model.Runtime
 	MaxBatchSize  int
 	MaxBatchDelay time.Duration
+	// TokensFile, when set, holds the bearer tokens every request but the health probes and
+	// /metrics needs, one a line, re-read when it changes (spec.auth).
+	TokensFile string
 }
 
 // Pipeline is one pipeline to run. Config.NATSURL is ignored: local mode uses its own server.
@@ -215,7 +219,13 @@ func (r *run) serveModel(i int, m Model) error {
 	if err != nil {
 		return err
 	}
-	srv, err := oip.NewServer(oip.Config{TracerProvider: r.opts.TracerProvider, ModelName: m.Name, ModelVersion: m.Version, MaxBatchSize: m.MaxBatchSize,
+	var tokens *httpauth.Tokens
+	if m.TokensFile != "" {
+		if tokens, err = httpauth.NewTokens(m.TokensFile, r.log, nil); err != nil {
+			return fmt.Errorf("local: model %s: %w", m.Name, err)
+		}
+	}
+	srv, err := oip.NewServer(oip.Config{Tokens: tokens, TracerProvider: r.opts.TracerProvider, ModelName: m.Name, ModelVersion: m.Version, MaxBatchSize: m.MaxBatchSize,
 		MaxBatchDelay: m.MaxBatchDelay, MaxBodyBytes: 4 << 20, BodyBudget: r.bodies, Metrics: im, Gatherer: reg, Logger: r.log.With("model", m.Name)})
 	if err != nil {
 		return err

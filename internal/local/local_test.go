@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -444,5 +446,54 @@ func TestServersHaveThePodsLimits(t *testing.T) {
 	if got.ReadHeaderTimeout != want.ReadHeaderTimeout || got.ReadTimeout != want.ReadTimeout || got.IdleTimeout != want.IdleTimeout {
 		t.Errorf("local server limits: header %s, read %s, idle %s; the pods': %s, %s, %s", got.ReadHeaderTimeout, got.ReadTimeout,
 			got.IdleTimeout, want.ReadHeaderTimeout, want.ReadTimeout, want.IdleTimeout)
+	}
+}
+
+// TestAModelWithTokensNeedsOne: a model's spec.auth is honoured as in its pods: an infer
+// request without a listed bearer token gets 401, one with it is served.
+func TestAModelWithTokensNeedsOne(t *testing.T) {
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := testenv.FreightModel(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan Endpoints, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{DataDir: t.TempDir(), NATSAddr: "127.0.0.1:0", IngestAddr: "127.0.0.1:0", InferAddr: "127.0.0.1:0",
+			Ready: func(e Endpoints) { ready <- e }},
+			[]Model{{Name: "freight-delay-risk", Version: "1", Runtime: m, MaxBatchSize: 8, TokensFile: tokens}}, nil)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	var eps Endpoints
+	select {
+	case eps = <-ready:
+	case err := <-done:
+		t.Fatalf("Run stopped before it was ready: %v", err)
+	}
+	infer := func(token string) int {
+		req, _ := http.NewRequest(http.MethodPost, eps.Infer["freight-delay-risk"]+"/v2/models/freight-delay-risk/infer",
+			strings.NewReader(`{"inputs":[{"name":"features","shape":[1,12],"datatype":"FP32","data":[800,0,0,0,1,0.9,0.1,0.1,0.5,0.8,0.1,4]}]}`))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := infer(""); got != http.StatusUnauthorized {
+		t.Errorf("without a token: %d, want 401", got)
+	}
+	if got := infer("s3cret"); got != http.StatusOK {
+		t.Errorf("with the token: %d, want 200", got)
 	}
 }
