@@ -63,7 +63,10 @@ func startWithOptions(t testing.TB, opts Options, mutate func(*Pipeline)) Endpoi
 	ready := make(chan Endpoints, 1)
 	done := make(chan error, 1)
 	go func() {
-		opts.DataDir, opts.NATSAddr, opts.IngestAddr, opts.InferAddr = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		if opts.DataDir == "" {
+			opts.DataDir = t.TempDir()
+		}
+		opts.NATSAddr, opts.IngestAddr, opts.InferAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 		opts.Ready = func(e Endpoints) { ready <- e }
 		done <- Run(ctx, opts,
 			[]Model{{Name: "freight-delay-risk", Version: "1", Runtime: m, MaxBatchSize: 64, MaxBatchDelay: time.Millisecond}},
@@ -496,4 +499,57 @@ func TestAModelWithTokensNeedsOne(t *testing.T) {
 	if got := infer("s3cret"); got != http.StatusOK {
 		t.Errorf("with the token: %d, want 200", got)
 	}
+}
+
+// TestPredictionsSurviveAnUpgradeInPlace: a pipeline restarted on its data keeps answering for
+// the predictions stored before — those of this release, and one stored the way earlier releases
+// did (the same record in the bucket and a copy on the output stream) — and predicts new events.
+func TestPredictionsSurviveAnUpgradeInPlace(t *testing.T) {
+	dir := t.TempDir()
+	get := func(t *testing.T, url, id string) int {
+		resp, err := http.Get(url + "/v1/predictions/" + id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	t.Run("before", func(t *testing.T) {
+		eps := startWithOptions(t, Options{DataDir: dir, Workers: 1}, func(*Pipeline) {})
+		post(t, eps.Ingest["orders"], "application/json", eventJSON("new-1", 1))
+		testenv.Eventually(t, time.Minute, "the prediction of new-1", func() error {
+			if code := get(t, eps.Ingest["orders"], "new-1"); code != http.StatusOK {
+				return fmt.Errorf("GET: %d", code)
+			}
+			return nil
+		})
+		_, js := natstest.Connect(t, eps.NATS)
+		topo := queue.TopologyFor("local", "orders")
+		record, err := event.EncodePrediction(event.Prediction{ID: "old-1", Model: "freight-delay-risk", ModelVersion: "1",
+			Outputs: map[string][]float64{"delay_risk": {0.5}}, ReceivedAt: time.Now().UTC(), PredictedAt: time.Now().UTC()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.Publish(context.Background(), topo.PredictionSubject, record, jetstream.WithMsgID("old-1")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.Publish(context.Background(), topo.PredictionKeySubject("old-1"), record); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("after", func(t *testing.T) {
+		eps := startWithOptions(t, Options{DataDir: dir, Workers: 1}, func(*Pipeline) {})
+		for _, id := range []string{"new-1", "old-1"} {
+			if code := get(t, eps.Ingest["orders"], id); code != http.StatusOK {
+				t.Errorf("GET the prediction of %s, stored before the restart: %d, want 200", id, code)
+			}
+		}
+		post(t, eps.Ingest["orders"], "application/json", eventJSON("new-2", 2))
+		testenv.Eventually(t, time.Minute, "the prediction of new-2", func() error {
+			if code := get(t, eps.Ingest["orders"], "new-2"); code != http.StatusOK {
+				return fmt.Errorf("GET: %d", code)
+			}
+			return nil
+		})
+	})
 }
