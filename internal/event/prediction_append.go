@@ -86,7 +86,9 @@ func appendPredictionTail(dst []byte, p *Prediction) []byte {
 	dst = append(dst, '}')
 	if len(p.Shipment) > 0 {
 		dst = append(dst, `,"shipment":`...)
-		dst = append(dst, p.Shipment...)
+		// Ingestion refuses text that is not UTF-8; an event queued before it did still gets a
+		// record every client can decode.
+		dst = jsonenc.AppendValidUTF8(dst, p.Shipment)
 	}
 	dst = append(dst, `,"receivedAt":"`...)
 	dst = p.ReceivedAt.UTC().AppendFormat(dst, time.RFC3339Nano)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -97,4 +98,26 @@ func BenchmarkAppendPrediction(b *testing.B) {
 			_, _ = EncodePrediction(p)
 		}
 	})
+}
+
+// An event queued before ingestion refused text that is not UTF-8 still gets a record that every
+// client can decode: the bytes become U+FFFD.
+func TestAppendPredictionWritesUTF8Only(t *testing.T) {
+	t.Parallel()
+	p := Prediction{ID: "e", Model: "m", Outputs: map[string][]float64{"risk": {0.5}}, PredictedAt: time.Now(),
+		Shipment: json.RawMessage("{\"ref\":\"MSKU\xff\xfe\"}")}
+	got, err := AppendPrediction(nil, &p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !utf8.Valid(got) {
+		t.Fatalf("record %q is not UTF-8", got)
+	}
+	back, err := DecodePrediction(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"ref":"MSKU\ufffd\ufffd"}`; string(back.Shipment) != want {
+		t.Errorf("shipment %s, want %s", back.Shipment, want)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/freightcast/freightcast/internal/datatype"
 	"github.com/freightcast/freightcast/internal/event"
 	"github.com/freightcast/freightcast/internal/jsonscan"
 )
@@ -56,10 +57,18 @@ func (b *batch) len() int { return len(b.ids) }
 type decoder struct {
 	features []string
 	index    map[string]int
+	// input is what the model's feature input holds: a value beyond it would reach the model
+	// as an infinity, and its event could never be predicted.
+	input datatype.Bounds
 }
 
-func newDecoder(features []string) (*decoder, error) {
-	d := &decoder{features: features, index: make(map[string]int, len(features))}
+// newDecoder returns the decoder of a model whose input of type inputType takes features.
+func newDecoder(features []string, inputType string) (*decoder, error) {
+	input, ok := datatype.Of(inputType)
+	if !ok || input.Bool {
+		return nil, fmt.Errorf("the model's input type %q is not one features can feed (a numeric type)", inputType)
+	}
+	d := &decoder{features: features, index: make(map[string]int, len(features)), input: input}
 	for i, f := range features {
 		if f == "" {
 			return nil, fmt.Errorf("feature %d has an empty name", i)
@@ -171,6 +180,9 @@ func (d *decoder) parseEvent(p *jsonscan.Scanner, index int, b *batch, seen []bo
 				return fail("id", "must be a string")
 			}
 			raw, err := p.String()
+			if kindOf(err) == jsonscan.InvalidUTF8 {
+				return fail("id", "is not UTF-8 text")
+			}
 			if err != nil {
 				return err
 			}
@@ -238,7 +250,13 @@ func (d *decoder) parseFeatures(p *jsonscan.Scanner, index int, vals []float64, 
 		if seen[i] {
 			return &eventError{index: index, field: "features." + d.features[i], msg: "given twice"}
 		}
+		start := p.Pos()
 		v, msg := parseNumber(p)
+		if msg == "" {
+			if problem := d.input.Problem(v); problem != "" {
+				msg = fmt.Sprintf("is %s, %s, the type of the model's input", p.Text()[start:p.Pos()], problem)
+			}
+		}
 		if msg != "" {
 			return &eventError{index: index, field: "features." + d.features[i], msg: msg}
 		}
@@ -279,14 +297,18 @@ func numberProblem(k jsonscan.Kind) string {
 	return "not a valid JSON number"
 }
 
-// shipmentError words what the scanner found wrong in a shipment: its depth and its numbers are
-// the shipment's own rules, anything else is invalid JSON.
+// shipmentError words what the scanner found wrong in a shipment: its depth, its numbers and its
+// text are the shipment's own rules, anything else is invalid JSON.
 func shipmentError(err error, index int) error {
 	switch k := kindOf(err); k {
 	case jsonscan.TooDeep:
 		return &eventError{index: index, field: "shipment", msg: fmt.Sprintf("nests deeper than %d levels", maxShipmentDepth)}
 	case jsonscan.BadNumber, jsonscan.NoFractionDigit, jsonscan.NoExponentDigit:
 		return &eventError{index: index, field: "shipment", msg: "holds a number that is " + numberProblem(k)}
+	case jsonscan.InvalidUTF8:
+		// JSON text is UTF-8; a client's bytes that are not would come back in the prediction
+		// record, and strict clients could not decode it.
+		return &eventError{index: index, field: "shipment", msg: fmt.Sprintf("holds text that is not UTF-8 (byte %d)", err.(*jsonscan.Error).Offset)}
 	}
 	return asEventError(err, index)
 }
@@ -313,7 +335,7 @@ func syntaxError(p *jsonscan.Scanner, index int, want string) error {
 	if p.EOF() {
 		return &eventError{index: index, msg: fmt.Sprintf("invalid JSON: the input ends where %s should be", want)}
 	}
-	return &eventError{index: index, msg: fmt.Sprintf("invalid JSON at byte %d: found %q where %s should be", p.Pos(), p.Peek(), want)}
+	return &eventError{index: index, msg: fmt.Sprintf("invalid JSON at byte %d: found %s where %s should be", p.Pos(), jsonscan.QuoteByte(p.Peek()), want)}
 }
 
 // fieldName makes a client's key printable in an error without letting it run long.

@@ -24,7 +24,7 @@ func FuzzDecodeEvents(f *testing.F) {
 	f.Add([]byte(ndjson("e1", "e2")), true)
 	f.Add([]byte(`{"id":"a\u002eb","features":{"port_congestion_index":-0.0,"weather_severity":1E3,"distance_km":2e-308},"shipment":null}`), false)
 	f.Add([]byte(`{"id":"a","features":{"port_congestion_index":"NaN","weather_severity":1,"distance_km":2}}`), false)
-	d, err := newDecoder(testFeatures)
+	d, err := newDecoder(testFeatures, "FP32")
 	if err != nil {
 		f.Fatal(err)
 	}

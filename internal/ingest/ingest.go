@@ -9,8 +9,9 @@
 //     the body, so "accepted" means stored on the server.
 //   - Retrying is safe: the NATS message id is the event id, so the stream drops an event it
 //     already holds (within its duplicate window) and the answer counts it as a duplicate. When
-//     a publish fails halfway, the 503 says how many were stored; the client retries the whole
-//     body and the stored ones come back as duplicates.
+//     a publish fails halfway, the 503 says how many were stored, and how many were sent but not
+//     acknowledged (unconfirmed: they may be stored); the client retries the whole body and the
+//     stored ones come back as duplicates.
 //
 // See docs/ingestion.md for the client-facing reference.
 package ingest
@@ -33,6 +34,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/freightcast/freightcast/internal/httpauth"
+	"github.com/freightcast/freightcast/internal/httpbody"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
@@ -56,8 +58,14 @@ type Config struct {
 	Topology queue.Topology
 	// Features are the model's feature names, in model order.
 	Features []string
+	// InputType is the OIP datatype of the model input the features feed; a feature value it
+	// cannot hold is refused. Empty means FP32, what the inference pool feeds its models.
+	InputType string
 	// MaxBodyBytes caps a request body (413 above it).
 	MaxBodyBytes int64
+	// BodyBudget bounds the body bytes in memory across the process's requests (503 when it
+	// is spent); nil sizes one from the Go memory limit (httpbody.BudgetFromMemoryLimit).
+	BodyBudget *httpbody.Budget
 	// TokensFile, when set, holds the accepted bearer tokens, one a line; it is re-read when
 	// it changes. Empty means no authentication.
 	TokensFile string
@@ -132,7 +140,10 @@ func New(cfg Config) (*Handler, error) {
 	if rl := cfg.RateLimit; rl != nil && (rl.EventsPerSecond <= 0 || rl.Burst <= 0) {
 		errs = append(errs, fmt.Errorf("ingest: rate limit needs positive eventsPerSecond and burst, got %+v", *rl))
 	}
-	dec, err := newDecoder(cfg.Features)
+	if cfg.InputType == "" {
+		cfg.InputType = "FP32"
+	}
+	dec, err := newDecoder(cfg.Features, cfg.InputType)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("ingest: %w", err))
 	}
@@ -147,6 +158,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.BodyBudget == nil {
+		cfg.BodyBudget = httpbody.BudgetFromMemoryLimit()
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger, dec: dec, tracer: tracing.Tracer(cfg.TracerProvider),
 		stallWait: jetstream.WithStallWait(cfg.PublishTimeout)}
@@ -174,12 +188,18 @@ func New(cfg Config) (*Handler, error) {
 	h.states.New = func() any {
 		return &requestState{seen: make([]bool, len(cfg.Features)), ids: map[string]struct{}{}}
 	}
+	// Patterns carry no method: each route checks it, so that a wrong one gets this API's JSON
+	// 405 rather than the mux's plain text; "/" answers every unknown path with a JSON 404.
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/events", h.instrument("events", "/v1/events", h.postEvents))
-	mux.Handle("GET /v1/predictions/{eventId}", h.instrument("predictions", "/v1/predictions/{eventId}", h.getPrediction))
-	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { writeRaw(w, http.StatusOK, liveBody) })
-	mux.HandleFunc("GET /readyz", h.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
+	mux.Handle("/v1/events", only(http.MethodPost, h.instrument("events", "/v1/events", h.postEvents)))
+	mux.Handle("/v1/predictions/{eventId}", only(http.MethodGet, h.instrument("predictions", "/v1/predictions/{eventId}", h.getPrediction)))
+	mux.Handle("/livez", only(http.MethodGet, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeRaw(w, http.StatusOK, liveBody) })))
+	mux.Handle("/readyz", only(http.MethodGet, http.HandlerFunc(h.readyz)))
+	mux.Handle("/metrics", only(http.MethodGet, promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "no such path: " + r.URL.Path +
+			"; this API serves POST /v1/events and GET /v1/predictions/{eventId}"})
+	})
 	h.mux = mux
 	return h, nil
 }
@@ -229,10 +249,30 @@ func (h *Handler) instrument(name, route string, next http.HandlerFunc) http.Han
 	})
 }
 
+// only answers any method but method (and HEAD along with GET) with a JSON 405 that carries
+// Allow.
+func only(method string, next http.Handler) http.Handler {
+	allow := method
+	if method == http.MethodGet {
+		allow = "GET, HEAD"
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
+			w.Header().Set("Allow", allow)
+			writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "method " + r.Method + " is not allowed on " + r.URL.Path + "; use " + method})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
 }
+
+// Unwrap lets http.ResponseController reach the connection (httpbody.Refuse needs it).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusRecorder) WriteHeader(code int) {
 	s.status = code

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/freightcast/freightcast/internal/event"
@@ -307,5 +311,98 @@ func TestBodyLargerThanTheAckWindow(t *testing.T) {
 	}
 	if got := e.streamMsgs(t); got != uint64(n) {
 		t.Errorf("stream holds %d messages, want %d", got, n)
+	}
+}
+
+// Every answer of the API is JSON with an error, 404 and 405 included, and a 405 says what is
+// allowed.
+func TestWrongPathsAndMethodsAnswerJSON(t *testing.T) {
+	e := newEnv(t, testSpec(1000), Config{})
+	cases := map[string]struct {
+		method, path string
+		want         answer
+		allow        string
+	}{
+		"GET events": {method: "GET", path: "/v1/events", allow: "POST",
+			want: answer{Status: 405, Body: map[string]any{"error": "method GET is not allowed on /v1/events; use POST"}}},
+		"DELETE a prediction": {method: "DELETE", path: "/v1/predictions/e1", allow: "GET, HEAD",
+			want: answer{Status: 405, Body: map[string]any{"error": "method DELETE is not allowed on /v1/predictions/e1; use GET"}}},
+		"POST livez": {method: "POST", path: "/livez", allow: "GET, HEAD",
+			want: answer{Status: 405, Body: map[string]any{"error": "method POST is not allowed on /livez; use GET"}}},
+		"unknown path": {method: "GET", path: "/v2/events",
+			want: answer{Status: 404, Body: map[string]any{"error": "no such path: /v2/events; this API serves POST /v1/events and GET /v1/predictions/{eventId}"}}},
+		"predictions without an id": {method: "GET", path: "/v1/predictions/",
+			want: answer{Status: 404, Body: map[string]any{"error": "no such path: /v1/predictions/; this API serves POST /v1/events and GET /v1/predictions/{eventId}"}}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, e.http.URL+tc.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := e.http.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			got := answer{Status: resp.StatusCode}
+			if err := json.NewDecoder(resp.Body).Decode(&got.Body); err != nil {
+				t.Fatalf("answer is not JSON: %v", err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			if a := resp.Header.Get("Allow"); a != tc.allow {
+				t.Errorf("Allow %q, want %q", a, tc.allow)
+			}
+		})
+	}
+}
+
+// TestLostAcksAreReportedUnconfirmed: when the stream stores events but their acks never come
+// back, ingestion cannot know their fate. The 503 says so — "unconfirmed", not "not stored" —
+// and the client's retry of the same body finds them stored, as duplicates: each event is
+// stored once, and the two answers together account for every event.
+func TestLostAcksAreReportedUnconfirmed(t *testing.T) {
+	e := newEnv(t, testSpec(1000), Config{})
+	// A relay between ingestion and the stream that stores each event and drops the ack.
+	lossy := e.spec.Topology
+	lossy.Subject = "lossy.events"
+	sub, err := e.nc.Subscribe(lossy.Subject, func(m *nats.Msg) {
+		fwd := &nats.Msg{Subject: e.spec.Subject, Header: m.Header, Data: m.Data}
+		if _, err := e.js.PublishMsg(context.Background(), fwd); err != nil {
+			t.Error(err)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	h, err := New(Config{Conn: e.nc, Topology: lossy, Features: testFeatures, MaxBodyBytes: 1 << 20,
+		PublishTimeout: 300 * time.Millisecond, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	lossyEnv := *e
+	lossyEnv.http, lossyEnv.handler = srv, h
+
+	got := lossyEnv.post(t, ctJSON, array("u1", "u2", "u3"))
+	want := answer{Status: 503, RetryAfter: "2", Body: map[string]any{
+		"error":       "the queue is unavailable; retry later; 3 events of this body were sent but not confirmed: they may be stored, and the retry will count those as duplicates",
+		"unconfirmed": 3.0,
+	}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("lost acks (-want +got):\n%s", diff)
+	}
+	if got := e.post(t, ctJSON, array("u1", "u2", "u3")); got.Status != 202 || got.Body["duplicates"] != 3.0 {
+		t.Errorf("the retry: %+v, want 202 with 3 duplicates", got)
+	}
+	if diff := cmp.Diff([]string{"u1", "u2", "u3"}, e.streamIDs(t)); diff != "" {
+		t.Errorf("ids in the stream (-want +got):\n%s", diff)
 	}
 }

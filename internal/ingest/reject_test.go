@@ -95,6 +95,21 @@ func TestRejectedBodiesPublishNothing(t *testing.T) {
 			answer{Status: 400, Body: errBody("is null; every feature needs a number", idx(0), "features.port_congestion_index")}},
 		"number beyond float64": {ctJSON, good, `{"id":"a","features":{"port_congestion_index":1e400,"weather_severity":3,"distance_km":1}}`,
 			answer{Status: 400, Body: errBody("1e400 is out of the float64 range", idx(0), "features.port_congestion_index")}},
+		// A float64 the model's FP32 input cannot hold would reach it as an infinity: the event
+		// could never be predicted, so it is refused here rather than dead-lettered later.
+		"feature beyond FP32": {ctJSON, good, `[` + ev("a") + `,{"id":"b","features":{"port_congestion_index":0.7,"weather_severity":3,"distance_km":1e300}}]`,
+			answer{Status: 400, Body: errBody("is 1e300, beyond the range of FP32 (±3.4028235e+38), the type of the model's input", idx(1), "features.distance_km")}},
+		"feature just beyond FP32": {ctNDJSON, good, `{"id":"a","features":{"port_congestion_index":0.7,"weather_severity":-3.5e38,"distance_km":1}}`,
+			answer{Status: 400, Body: errBody("is -3.5e38, beyond the range of FP32 (±3.4028235e+38), the type of the model's input", idx(0), "features.weather_severity")}},
+		// JSON is UTF-8: bytes that are not would come back raw in the prediction record.
+		"shipment not UTF-8": {ctJSON, good, `{"id":"a",` + feats + `,"shipment":{"ref":"MSKU` + "\xff\xfe" + `"}}`,
+			answer{Status: 400, Body: errBody("holds text that is not UTF-8 (byte 116)", idx(0), "shipment")}},
+		"shipment key not UTF-8": {ctNDJSON, good, ev("a") + "\n" + `{"id":"b",` + feats + `,"shipment":{"r` + "\xc3" + `":1}}`,
+			answer{Status: 400, Body: errBody("holds text that is not UTF-8 (byte 107)", idx(1), "shipment")}},
+		"feature name not UTF-8": {ctJSON, good, `{"id":"a","features":{"distance` + "\xe2\x82" + `":1}}`,
+			answer{Status: 400, Body: errBody(`invalid JSON at byte 31: found '\xe2' where UTF-8 text should be`, idx(0), "")}},
+		"id not UTF-8": {ctJSON, good, `{"id":"a` + "\xff" + `",` + feats + `}`,
+			answer{Status: 400, Body: errBody("is not UTF-8 text", idx(0), "id")}},
 		"unknown field": {ctJSON, good, `{"id":"a",` + feats + `,"priority":1}`,
 			answer{Status: 400, Body: errBody("unknown field; an event has id, features and shipment", idx(0), "priority")}},
 		"shipment too large": {ctJSON, good, `{"id":"a",` + feats + `,"shipment":"` + strings.Repeat("x", 16<<10) + `"}`,
@@ -207,5 +222,35 @@ func TestRateLimitIsPerClientAddressWithoutTokens(t *testing.T) {
 	want := []result{{202, ""}, {429, "1"}, {202, ""}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("answers (-want +got):\n%s", diff)
+	}
+}
+
+// TestAFullQueueDoesNotChargeTheRateLimit: a 503 for a full stream tells the client to retry
+// later, so the events it did not store must not use up the budget the retry needs.
+func TestAFullQueueDoesNotChargeTheRateLimit(t *testing.T) {
+	frozen := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	e := newEnv(t, testSpec(3), Config{
+		RateLimit: &pipelineconfig.RateLimit{EventsPerSecond: 1, Burst: 10},
+		Now:       func() time.Time { return frozen },
+	})
+	if a := e.post(t, ctJSON, array("a1", "a2")); a.Status != 202 {
+		t.Fatalf("filling the stream: %+v", a)
+	}
+	// 8 tokens left. The first body stores one event and is refused the rest; then the
+	// stream is full, and each later body stores nothing. Charged in full, the third body
+	// would find 8-4-4 = 0 tokens and get 429.
+	for i, want := range []float64{1, 0, 0} {
+		a := e.post(t, ctJSON, array("b1", "b2", "b3", "b4"))
+		if a.Status != http.StatusServiceUnavailable {
+			t.Fatalf("body %d into a full stream: %+v, want 503", i, a)
+		}
+		if stored := a.Body["accepted"]; want > 0 && stored != want {
+			t.Fatalf("body %d: accepted %v, want %v", i, stored, want)
+		}
+	}
+	// Stored or duplicate: b1 three times, so 8-3 = 5 tokens are left for a body of 5, which
+	// is refused for the full queue, not for the rate.
+	if a := e.post(t, ctNDJSON, ndjson("c1", "c2", "c3", "c4", "c5")); a.Status != http.StatusServiceUnavailable {
+		t.Fatalf("after the refusals: %+v, want 503 (the queue is full), not 429", a)
 	}
 }

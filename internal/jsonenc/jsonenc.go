@@ -60,3 +60,22 @@ func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
+
+// AppendValidUTF8 appends raw JSON text to dst with each byte that is not part of valid UTF-8
+// written as \ufffd (U+FFFD). Such bytes can only sit inside strings (the grammar outside them is
+// ASCII), so the text stays the JSON it was, and a strict decoder can read it.
+func AppendValidUTF8(dst, text []byte) []byte {
+	if utf8.Valid(text) {
+		return append(dst, text...)
+	}
+	for len(text) > 0 {
+		r, size := utf8.DecodeRune(text)
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, `\ufffd`...)
+		} else {
+			dst = append(dst, text[:size]...)
+		}
+		text = text[size:]
+	}
+	return dst
+}

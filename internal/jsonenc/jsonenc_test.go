@@ -32,3 +32,22 @@ func FuzzAppendString(f *testing.F) {
 	}
 	f.Fuzz(checkMatchesMarshal)
 }
+
+func TestAppendValidUTF8(t *testing.T) {
+	cases := map[string]struct{ in, want string }{
+		"valid passes as it is":  {`{"ref":"é€"}`, `{"ref":"é€"}`},
+		"invalid bytes replaced": {"{\"ref\":\"MSKU\xff\xfe\"}", `{"ref":"MSKU\ufffd\ufffd"}`},
+		"cut sequence in a key":  {"{\"r\xe2\x82\":1}", `{"r\ufffd\ufffd":1}`},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := AppendValidUTF8([]byte("x"), []byte(c.in))
+			if string(got) != "x"+c.want {
+				t.Errorf("got %s, want x%s", got, c.want)
+			}
+			if !json.Valid(got[1:]) {
+				t.Errorf("%s is not JSON", got[1:])
+			}
+		})
+	}
+}

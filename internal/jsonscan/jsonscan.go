@@ -33,6 +33,7 @@ const (
 	NoExponentDigit                    // an exponent with no digit
 	OutOfRange                         // a number beyond float64's range
 	TooDeep                            // a value nested deeper than the limit
+	InvalidUTF8                        // a string holds bytes that are not UTF-8
 )
 
 var kindText = [...]string{
@@ -52,6 +53,7 @@ var kindText = [...]string{
 	NoExponentDigit:    "a digit in the exponent",
 	OutOfRange:         "a number within the float64 range",
 	TooDeep:            "less nesting",
+	InvalidUTF8:        "UTF-8 text",
 }
 
 // Error is a place where the text is not the JSON its reader wants.
@@ -62,7 +64,8 @@ type Error struct {
 	// is the first of the four bytes after '\u'.
 	Offset int
 	EOF    bool
-	// Found is the byte at Offset, when not EOF.
+	// Found is the byte at Offset, when not EOF. For InvalidUTF8 it is the first byte that
+	// does not decode.
 	Found byte
 	// Start is where the token in question begins: a string's opening quote, a number's first
 	// byte. Elsewhere it equals Offset.
@@ -75,7 +78,16 @@ func (e *Error) Error() string {
 	if e.EOF {
 		return fmt.Sprintf("invalid JSON: the input ends where %s should be", kindText[e.Kind])
 	}
-	return fmt.Sprintf("invalid JSON at byte %d: found %q where %s should be", e.Offset, e.Found, kindText[e.Kind])
+	return fmt.Sprintf("invalid JSON at byte %d: found %s where %s should be", e.Offset, QuoteByte(e.Found), kindText[e.Kind])
+}
+
+// QuoteByte writes a byte of the text as Go quotes a character, and one that is not ASCII as
+// '\xNN': on its own it is no character at all.
+func QuoteByte(c byte) string {
+	if c >= utf8.RuneSelf {
+		return fmt.Sprintf(`'\x%02x'`, c)
+	}
+	return strconv.QuoteRune(rune(c))
 }
 
 // Scanner is a cursor over one JSON text. The zero value scans an empty text; Reset starts on
@@ -150,8 +162,9 @@ func (s *Scanner) Literal(word string) bool {
 
 // String reads the string at the cursor and returns its contents, unescaped. Without escapes
 // they are a slice of the text; with escapes they live in the scanner's buffer (see
-// KeepStrings). A lone UTF-16 surrogate becomes U+FFFD, as in encoding/json; other bytes are
-// returned as they are, valid UTF-8 or not.
+// KeepStrings). The text must be UTF-8, as RFC 8259 requires: a byte that does not decode is an
+// InvalidUTF8 error, where encoding/json would quietly make it U+FFFD and pass the bytes on as
+// they came. A lone UTF-16 surrogate escape becomes U+FFFD, as in encoding/json.
 func (s *Scanner) String() ([]byte, error) {
 	if s.Peek() != '"' {
 		return nil, s.Fail(WantString)
@@ -163,6 +176,14 @@ func (s *Scanner) String() ([]byte, error) {
 	for i := start; i < len(data); i++ {
 		c := data[i]
 		if c != '"' && c != '\\' && c >= 0x20 {
+			if c >= utf8.RuneSelf {
+				r, size := utf8.DecodeRune(data[i:])
+				if r == utf8.RuneError && size == 1 {
+					s.pos = i
+					return nil, s.failAt(InvalidUTF8, quote)
+				}
+				i += size - 1
+			}
 			continue
 		}
 		s.pos = i
@@ -195,6 +216,14 @@ func (s *Scanner) unescape(quote int) ([]byte, error) {
 			return s.buf[from:len(s.buf):len(s.buf)], nil
 		case c < 0x20:
 			return nil, s.failAt(ControlCharacter, quote)
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRune(s.data[s.pos:])
+			if r == utf8.RuneError && size == 1 {
+				return nil, s.failAt(InvalidUTF8, quote)
+			}
+			s.buf = append(s.buf, s.data[s.pos:s.pos+size]...)
+			s.pos += size
+			continue
 		case c != '\\':
 			s.buf = append(s.buf, c)
 			s.pos++

@@ -2,7 +2,6 @@ package jsonscan
 
 import (
 	"encoding/json"
-	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -32,29 +31,34 @@ func TestErrors(t *testing.T) {
 		limit   int
 		want    *Error
 	}{
-		"empty":                 {text: "", want: &Error{Kind: WantValue, EOF: true}},
-		"bare word":             {text: "nul", want: &Error{Kind: WantValue, Found: 'n'}},
-		"key not a string":      {text: `{a:1}`, want: &Error{Kind: WantString, Offset: 1, Start: 1, Found: 'a'}},
-		"no colon":              {text: `{"a" 1}`, want: &Error{Kind: WantColon, Offset: 5, Start: 5, Found: '1'}},
-		"trailing comma":        {text: `{"a":1,}`, want: &Error{Kind: WantString, Offset: 7, Start: 7, Found: '}'}},
-		"object not closed":     {text: `{"a":1 "b":2}`, want: &Error{Kind: WantCommaOrBrace, Offset: 7, Start: 7, Found: '"'}},
-		"array not closed":      {text: `[1 2]`, want: &Error{Kind: WantCommaOrBracket, Offset: 3, Start: 3, Found: '2'}},
-		"array ends early":      {text: `[1,`, want: &Error{Kind: WantValue, Offset: 3, Start: 3, EOF: true}},
-		"control character":     {text: "[\"a\tb\"]", want: &Error{Kind: ControlCharacter, Offset: 3, Start: 1, Found: '\t'}},
-		"control after escape":  {text: "\"\\n\x01\"", want: &Error{Kind: ControlCharacter, Offset: 3, Start: 0, Found: 1}},
-		"bad escape":            {text: `"ab\x"`, want: &Error{Kind: BadEscape, Offset: 4, Start: 0, Found: 'x'}},
-		"bad unicode escape":    {text: `"\u12g4"`, want: &Error{Kind: BadUnicodeEscape, Offset: 3, Start: 0, Found: '1'}},
-		"short unicode escape":  {text: `"\u12`, want: &Error{Kind: BadUnicodeEscape, Offset: 3, Start: 0, Found: '1'}},
-		"unterminated":          {text: `"abc`, want: &Error{Kind: UnterminatedString, Offset: 4, EOF: true}},
-		"escape at the end":     {text: `"abc\`, want: &Error{Kind: UnterminatedString, Offset: 5, EOF: true}},
-		"minus alone":           {text: `[-]`, want: &Error{Kind: BadNumber, Offset: 2, Start: 1, Found: ']'}},
-		"no fraction digit":     {text: `1.e5`, want: &Error{Kind: NoFractionDigit, Offset: 2, Found: 'e'}},
-		"no exponent digit":     {text: `1e+`, want: &Error{Kind: NoExponentDigit, Offset: 3, EOF: true}},
-		"leading zero":          {text: `01`, want: &Error{Kind: WantValue, Offset: 1, Start: 1, Found: '1'}},
-		"out of range":          {text: `[1e400]`, numbers: FiniteNumbers, want: &Error{Kind: OutOfRange, Offset: 6, Start: 1, Found: ']'}},
-		"too deep":              {text: `[[[1]]]`, limit: 1, want: &Error{Kind: TooDeep, Offset: 2, Start: 2, Found: '['}},
-		"deep enough":           {text: `[[],1]`, limit: 1},
-		"out of range accepted": {text: `{"a":[1e400,-0.5E-3,true,false,null,"\ud83d\ude00"]}`},
+		"empty":                  {text: "", want: &Error{Kind: WantValue, EOF: true}},
+		"bare word":              {text: "nul", want: &Error{Kind: WantValue, Found: 'n'}},
+		"key not a string":       {text: `{a:1}`, want: &Error{Kind: WantString, Offset: 1, Start: 1, Found: 'a'}},
+		"no colon":               {text: `{"a" 1}`, want: &Error{Kind: WantColon, Offset: 5, Start: 5, Found: '1'}},
+		"trailing comma":         {text: `{"a":1,}`, want: &Error{Kind: WantString, Offset: 7, Start: 7, Found: '}'}},
+		"object not closed":      {text: `{"a":1 "b":2}`, want: &Error{Kind: WantCommaOrBrace, Offset: 7, Start: 7, Found: '"'}},
+		"array not closed":       {text: `[1 2]`, want: &Error{Kind: WantCommaOrBracket, Offset: 3, Start: 3, Found: '2'}},
+		"array ends early":       {text: `[1,`, want: &Error{Kind: WantValue, Offset: 3, Start: 3, EOF: true}},
+		"control character":      {text: "[\"a\tb\"]", want: &Error{Kind: ControlCharacter, Offset: 3, Start: 1, Found: '\t'}},
+		"control after escape":   {text: "\"\\n\x01\"", want: &Error{Kind: ControlCharacter, Offset: 3, Start: 0, Found: 1}},
+		"bad escape":             {text: `"ab\x"`, want: &Error{Kind: BadEscape, Offset: 4, Start: 0, Found: 'x'}},
+		"bad unicode escape":     {text: `"\u12g4"`, want: &Error{Kind: BadUnicodeEscape, Offset: 3, Start: 0, Found: '1'}},
+		"short unicode escape":   {text: `"\u12`, want: &Error{Kind: BadUnicodeEscape, Offset: 3, Start: 0, Found: '1'}},
+		"unterminated":           {text: `"abc`, want: &Error{Kind: UnterminatedString, Offset: 4, EOF: true}},
+		"escape at the end":      {text: `"abc\`, want: &Error{Kind: UnterminatedString, Offset: 5, EOF: true}},
+		"minus alone":            {text: `[-]`, want: &Error{Kind: BadNumber, Offset: 2, Start: 1, Found: ']'}},
+		"no fraction digit":      {text: `1.e5`, want: &Error{Kind: NoFractionDigit, Offset: 2, Found: 'e'}},
+		"no exponent digit":      {text: `1e+`, want: &Error{Kind: NoExponentDigit, Offset: 3, EOF: true}},
+		"leading zero":           {text: `01`, want: &Error{Kind: WantValue, Offset: 1, Start: 1, Found: '1'}},
+		"out of range":           {text: `[1e400]`, numbers: FiniteNumbers, want: &Error{Kind: OutOfRange, Offset: 6, Start: 1, Found: ']'}},
+		"too deep":               {text: `[[[1]]]`, limit: 1, want: &Error{Kind: TooDeep, Offset: 2, Start: 2, Found: '['}},
+		"deep enough":            {text: `[[],1]`, limit: 1},
+		"out of range accepted":  {text: `{"a":[1e400,-0.5E-3,true,false,null,"\ud83d\ude00"]}`},
+		"invalid UTF-8":          {text: "{\"ab\":\"c\xff\xfe\"}", want: &Error{Kind: InvalidUTF8, Offset: 8, Start: 6, Found: 0xff}},
+		"invalid UTF-8 in a key": {text: "{\"a\xc3\":1}", want: &Error{Kind: InvalidUTF8, Offset: 3, Start: 1, Found: 0xc3}},
+		"invalid after escape":   {text: "[\"\\n\xe2\x82\"]", want: &Error{Kind: InvalidUTF8, Offset: 4, Start: 1, Found: 0xe2}},
+		"surrogate as UTF-8":     {text: "\"\xed\xa0\x80\"", want: &Error{Kind: InvalidUTF8, Offset: 1, Start: 0, Found: 0xed}},
+		"UTF-8 accepted":         {text: "[\"é€😀\", \"\\né\"]"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -83,7 +87,7 @@ func TestStrings(t *testing.T) {
 		"unicode":        {`"\u00e9\u20AC"`, "é€"},
 		"surrogate pair": {`"\ud83d\ude00"`, "😀"},
 		"lone surrogate": {`"\ud83dx"`, "\uFFFDx"},
-		"raw invalid":    {"\"\xff\"", "\xff"},
+		"raw UTF-8":      {"\"é\\t€\"", "é\t€"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -124,22 +128,10 @@ func TestKeepStrings(t *testing.T) {
 	}
 }
 
-// toValidUTF8 replaces each byte that is not part of valid UTF-8 with U+FFFD, as encoding/json
-// does when it decodes a string.
-func toValidUTF8(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		b.WriteRune(r) // RuneError for an invalid byte
-		i += n
-	}
-	return b.String()
-}
-
 // FuzzScanner checks the scanner against encoding/json: a whole text is accepted exactly when
-// json.Valid accepts it; a string reads as encoding/json reads it (apart from invalid UTF-8,
-// which the scanner passes on and encoding/json replaces); a number reads as the same float64,
-// and is refused exactly when encoding/json cannot hold it in one.
+// json.Valid accepts it and it is UTF-8 (json.Valid does not look at the bytes inside strings,
+// the scanner refuses what does not decode); a string reads as encoding/json reads it; a number
+// reads as the same float64, and is refused exactly when encoding/json cannot hold it in one.
 func FuzzScanner(f *testing.F) {
 	for _, seed := range []string{
 		`{"id":"a","features":{"x":1.5e3,"y":-0},"shipment":{"to":["NLRTM",null,true,false]}}`,
@@ -151,8 +143,8 @@ func FuzzScanner(f *testing.F) {
 	f.Fuzz(func(t *testing.T, text []byte) {
 		// The limit is encoding/json's own, so that depth never explains a difference.
 		err := skipAll(string(text), 10000, AnyNumber)
-		if valid := json.Valid(text); valid != (err == nil) {
-			t.Fatalf("json.Valid says %v, the scanner says %v", valid, err)
+		if valid := json.Valid(text) && utf8.Valid(text); valid != (err == nil) {
+			t.Fatalf("json.Valid and utf8.Valid say %v, the scanner says %v", valid, err)
 		}
 
 		var s Scanner
@@ -161,11 +153,17 @@ func FuzzScanner(f *testing.F) {
 		switch c := s.Peek(); {
 		case c == '"':
 			got, err := s.String()
+			if err != nil && err.(*Error).Kind == InvalidUTF8 {
+				if utf8.Valid(text) {
+					t.Fatalf("InvalidUTF8 in %q, which is UTF-8", text)
+				}
+				return
+			}
 			var want string
 			if jerr := json.Unmarshal(text[:s.Pos()], &want); (jerr == nil) != (err == nil) {
 				t.Fatalf("encoding/json says %v, the scanner says %v", jerr, err)
 			}
-			if err == nil && toValidUTF8(string(got)) != want {
+			if err == nil && string(got) != want {
 				t.Fatalf("the scanner reads %q, encoding/json %q", got, want)
 			}
 		case c == '-' || c >= '0' && c <= '9':

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/freightcast/freightcast/internal/datatype"
 	"github.com/freightcast/freightcast/internal/jsonenc"
 	"github.com/freightcast/freightcast/internal/jsonscan"
 )
@@ -34,11 +35,11 @@ type inputTensor struct {
 	name     []byte
 	datatype []byte
 	shape    []int64
-	hasShape bool
 	data     []float32
+	// values sums up what data held, for the datatype's check.
+	values dataSummary
 	// dims is the nesting of data: one entry for flat data, the full shape for nested data.
-	dims    []int
-	hasData bool
+	dims []int
 	// leaf is the depth at which data holds numbers, -1 until the first number.
 	leaf int
 }
@@ -131,6 +132,8 @@ func (s *scanner) fail(err error) error {
 		return errorf("invalid JSON: unterminated string at byte %d", se.Start)
 	case jsonscan.UnterminatedString:
 		return errorf("invalid JSON: unterminated string at byte %d", se.Start)
+	case jsonscan.InvalidUTF8:
+		return errorf("invalid JSON at byte %d: %s in a string is not UTF-8", se.Offset, jsonscan.QuoteByte(se.Found))
 	}
 	return syntaxAt(se.EOF, se.Offset, se.Found, expected[se.Kind])
 }
@@ -201,50 +204,74 @@ func (s *scanner) array(elem func() error) error {
 	return nil
 }
 
+// keySet records which of an object's keys were given, so that a key given twice is refused:
+// JSON leaves duplicates to the reader, and joining them ("shape":[1],"shape":[12] read as
+// [1,12]) or keeping either would answer something else than the client meant.
+type keySet uint8
+
+// once marks the key of bit as given, or says that it was already.
+func (k *keySet) once(bit keySet, key string) error {
+	if *k&bit != 0 {
+		return errorf("%q is given twice", key)
+	}
+	*k |= bit
+	return nil
+}
+
+// The keys of the request, of an input and of an output entry that the server reads.
+const (
+	keyID keySet = 1 << iota
+	keyInputs
+	keyOutputs
+	keyParameters
+	keyName
+	keyDatatype
+	keyShape
+	keyData
+)
+
 // decodeInferRequest parses body into r.
 func decodeInferRequest(body []byte, r *inferRequest) error {
 	r.reset()
 	s := &r.scan
 	s.KeepStrings = true
 	s.Reset(body)
+	var given keySet
 	err := s.object(func(key []byte) error {
 		switch string(key) {
 		case "id":
+			if err := given.once(keyID, "id"); err != nil {
+				return err
+			}
 			v, err := s.str()
 			if err != nil {
 				return errorf("id: %v", err)
 			}
-			// Re-encoded rather than echoed raw, so invalid UTF-8 cannot reach the response.
+			// Re-encoded rather than echoed raw: the scanner let no invalid UTF-8 through, but a
+			// quote or control character must be escaped again.
 			r.id = jsonenc.AppendString(r.id, string(v))
 			return nil
 		case "inputs":
+			if err := given.once(keyInputs, "inputs"); err != nil {
+				return err
+			}
 			return s.array(func() error {
 				r.inputs = growInputs(r.inputs)
 				return s.input(&r.inputs[len(r.inputs)-1])
 			})
 		case "outputs":
+			if err := given.once(keyOutputs, "outputs"); err != nil {
+				return err
+			}
 			if s.peek() == 'n' && s.Literal("null") {
 				return nil
 			}
-			return s.array(func() error {
-				var name []byte
-				err := s.object(func(key []byte) error {
-					if string(key) == "name" {
-						v, err := s.str()
-						name = v
-						return err
-					}
-					return s.skip()
-				})
-				if err != nil {
-					return err
-				}
-				if name == nil {
-					return errorf("an entry of outputs has no name")
-				}
-				r.outputs = append(r.outputs, name)
-				return nil
-			})
+			return s.array(func() error { return s.output(&r.outputs) })
+		case "parameters":
+			if err := given.once(keyParameters, "parameters"); err != nil {
+				return err
+			}
+			return s.parameters()
 		default:
 			return s.skip()
 		}
@@ -261,30 +288,94 @@ func decodeInferRequest(body []byte, r *inferRequest) error {
 	return nil
 }
 
+// output reads one entry of outputs and appends its name to names.
+func (s *scanner) output(names *[][]byte) error {
+	var name []byte
+	var given keySet
+	err := s.object(func(key []byte) error {
+		switch string(key) {
+		case "name":
+			if err := given.once(keyName, "name"); err != nil {
+				return err
+			}
+			v, err := s.str()
+			name = v
+			return err
+		case "parameters":
+			if err := given.once(keyParameters, "parameters"); err != nil {
+				return err
+			}
+			return s.parameters()
+		}
+		return s.skip()
+	})
+	if err != nil {
+		if name != nil {
+			return errorf("output %q: %v", name, err)
+		}
+		return err
+	}
+	if name == nil {
+		return errorf("an entry of outputs has no name")
+	}
+	*names = append(*names, name)
+	return nil
+}
+
+// parameters reads a parameters object, which is opaque to this server but for the keys of
+// KServe's binary tensor extension: the server speaks JSON only, and a client that asked for
+// binary tensors, or sent some, must hear so rather than get something else than it expects.
+func (s *scanner) parameters() error {
+	if s.peek() == 'n' && s.Literal("null") {
+		return nil
+	}
+	return s.object(func(key []byte) error {
+		switch string(key) {
+		case "binary_data", "binary_data_output", "binary_data_size":
+			if string(key) != "binary_data_size" && s.peek() == 'f' && s.Literal("false") {
+				return nil
+			}
+			return errorf("parameters.%s: the binary tensor extension is not supported; send and receive tensors as JSON data", key)
+		}
+		return s.skip()
+	})
+}
+
 // growInputs extends the slice by one, reusing the buffers of an earlier request.
 func growInputs(in []inputTensor) []inputTensor {
 	if len(in) < cap(in) {
 		in = in[:len(in)+1]
 		t := &in[len(in)-1]
-		t.name, t.datatype, t.hasShape, t.hasData = nil, nil, false, false
+		t.name, t.datatype = nil, nil
 		t.shape, t.data, t.dims = t.shape[:0], t.data[:0], t.dims[:0]
+		t.values = dataSummary{}
 		return in
 	}
 	return append(in, inputTensor{})
 }
 
 func (s *scanner) input(t *inputTensor) error {
-	// data may come before datatype; numbers are validated against the datatype afterwards.
-	ints := true
+	// data may come before datatype: what it held is summed up in t.values, and checked
+	// against the datatype afterwards.
+	var given keySet
+	t.values.reset()
 	err := s.object(func(key []byte) error {
 		var err error
 		switch string(key) {
 		case "name":
+			if err := given.once(keyName, "name"); err != nil {
+				return err
+			}
 			t.name, err = s.str()
 		case "datatype":
+			if err := given.once(keyDatatype, "datatype"); err != nil {
+				return err
+			}
 			t.datatype, err = s.str()
 		case "shape":
-			t.hasShape = true
+			if err := given.once(keyShape, "shape"); err != nil {
+				return err
+			}
 			err = s.array(func() error {
 				v, err := s.number()
 				if err != nil {
@@ -300,9 +391,16 @@ func (s *scanner) input(t *inputTensor) error {
 				return nil
 			})
 		case "data":
-			t.hasData = true
+			if err := given.once(keyData, "data"); err != nil {
+				return err
+			}
 			t.leaf = -1
-			err = s.data(t, 0, &ints)
+			err = s.data(t, 0)
+		case "parameters":
+			if err := given.once(keyParameters, "parameters"); err != nil {
+				return err
+			}
+			err = s.parameters()
 		default:
 			err = s.skip()
 		}
@@ -314,34 +412,93 @@ func (s *scanner) input(t *inputTensor) error {
 		}
 		return err
 	}
-	if t.name == nil {
+	switch {
+	case t.name == nil:
 		return errorf("an input has no name")
-	}
-	if !t.hasShape {
+	case given&keyShape == 0:
 		return errorf("input %q has no shape", t.name)
-	}
-	if !t.hasData {
+	case given&keyData == 0:
 		return errorf("input %q has no data", t.name)
-	}
-	switch string(t.datatype) {
-	case "FP32", "FP64", "FP16":
-	case "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64":
-		if !ints {
-			return errorf("input %q: datatype %s holds a value that is not an integer", t.name, t.datatype)
-		}
-	case "BOOL":
-		// true/false were read as 1/0
-	case "":
+	case len(t.datatype) == 0:
 		return errorf("input %q has no datatype", t.name)
-	default:
-		return errorf("input %q: datatype %s is not supported (use FP32, FP64, an integer type or BOOL)", t.name, t.datatype)
+	}
+	bounds, ok := datatype.Of(string(t.datatype))
+	if !ok {
+		return errorf("input %q: datatype %s is not supported (use FP32, FP64, FP16, an integer type or BOOL)", t.name, t.datatype)
+	}
+	if problem := t.values.check(bounds); problem != "" {
+		return errorf("input %q: %s", t.name, problem)
 	}
 	return nil
 }
 
+// dataSummary is what a tensor's data held, enough to check it against a datatype that may be
+// read after it: the least and the greatest number, the first with a fraction, the first
+// boolean. Positions count values in row-major order, -1 for none.
+type dataSummary struct {
+	numbers             int
+	least, greatest     float64
+	leastAt, greatestAt int
+	fraction            float64
+	fractionAt          int
+	firstBoolAt         int
+	firstBool           bool
+}
+
+func (d *dataSummary) reset() {
+	*d = dataSummary{leastAt: -1, greatestAt: -1, fractionAt: -1, firstBoolAt: -1}
+}
+
+func (d *dataSummary) number(at int, v float64) {
+	if d.numbers == 0 || v < d.least {
+		d.least, d.leastAt = v, at
+	}
+	if d.numbers == 0 || v > d.greatest {
+		d.greatest, d.greatestAt = v, at
+	}
+	if d.fractionAt < 0 && v != math.Trunc(v) {
+		d.fraction, d.fractionAt = v, at
+	}
+	d.numbers++
+}
+
+func (d *dataSummary) boolean(at int, v bool) {
+	if d.firstBoolAt < 0 {
+		d.firstBool, d.firstBoolAt = v, at
+	}
+}
+
+// check says what in the data the datatype cannot hold, "" when it holds all of it.
+func (d *dataSummary) check(b datatype.Bounds) string {
+	if b.Bool {
+		if d.numbers > 0 {
+			at, v := d.leastAt, d.least
+			return fmt.Sprintf("value %d of data is %s; %s", at, formatNumber(v), b.Problem(v))
+		}
+		return ""
+	}
+	if d.firstBoolAt >= 0 {
+		return fmt.Sprintf("value %d of data is %v; %s holds numbers, not true or false", d.firstBoolAt, d.firstBool, b.Name)
+	}
+	for _, at := range [...]struct {
+		i int
+		v float64
+	}{{d.leastAt, d.least}, {d.greatestAt, d.greatest}, {d.fractionAt, d.fraction}} {
+		if at.i < 0 {
+			continue
+		}
+		if problem := b.Problem(at.v); problem != "" {
+			return fmt.Sprintf("value %d of data is %s, %s", at.i, formatNumber(at.v), problem)
+		}
+	}
+	return ""
+}
+
+func formatNumber(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+
 // data reads a flat or nested array of numbers (or booleans), appending to t.data and recording
 // the nesting in t.dims; nested arrays must be rectangular.
-func (s *scanner) data(t *inputTensor, depth int, ints *bool) error {
+func (s *scanner) data(t *inputTensor, depth int) error {
 	if depth >= maxRank {
 		return errorf("data nested deeper than %d levels", maxRank)
 	}
@@ -356,7 +513,7 @@ func (s *scanner) data(t *inputTensor, depth int, ints *bool) error {
 			if t.leaf >= 0 && depth+1 > t.leaf {
 				return errorf("data mixes numbers and arrays at depth %d", depth+1)
 			}
-			return s.data(t, depth+1, ints)
+			return s.data(t, depth+1)
 		}
 		if t.leaf < 0 {
 			t.leaf = depth
@@ -371,6 +528,7 @@ func (s *scanner) data(t *inputTensor, depth int, ints *bool) error {
 			} else if !s.Literal("false") {
 				return s.syntax("expected a number")
 			}
+			t.values.boolean(len(t.data), v == 1)
 			t.data = append(t.data, v)
 			return nil
 		default:
@@ -378,9 +536,7 @@ func (s *scanner) data(t *inputTensor, depth int, ints *bool) error {
 			if err != nil {
 				return err
 			}
-			if v != math.Trunc(v) {
-				*ints = false
-			}
+			t.values.number(len(t.data), v)
 			f := float32(v)
 			if math.IsInf(float64(f), 0) {
 				return errorf("data value %v overflows FP32", v)

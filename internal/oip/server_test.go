@@ -236,6 +236,7 @@ func TestInferErrors(t *testing.T) {
 		"unknown model":     {method: "POST", path: "/v2/models/nope/infer", ctype: "application/json", body: "{}", wantCode: 404, wantErr: `unknown model "nope"`},
 		"wrong type":        {method: "POST", path: "/v2/models/freight/infer", ctype: "text/plain", body: "{}", wantCode: 415, wantErr: `content type "text/plain" is not supported`},
 		"too large":         {method: "POST", path: "/v2/models/freight/infer", ctype: "application/json", body: strings.Repeat(" ", 5000), wantCode: 413, wantErr: "exceeds 4096 bytes"},
+		"latin-1":           {method: "POST", path: "/v2/models/freight/infer", ctype: "application/json; charset=latin1", body: "{}", wantCode: 415, wantErr: `charset "latin1" is not supported, only utf-8`},
 		"not JSON":          {method: "POST", path: "/v2/models/freight/infer", ctype: "application/json", body: "hello", wantCode: 400, wantErr: "invalid JSON"},
 		"no inputs":         {method: "POST", path: "/v2/models/freight/infer", ctype: "application/json", body: `{"inputs":[]}`, wantCode: 400, wantErr: "no inputs"},
 		"unknown input":     {method: "POST", path: "/v2/models/freight/infer", ctype: "application/json", body: `{"inputs":[{"name":"x","shape":[1,12],"datatype":"FP32","data":[` + row + `]}]}`, wantCode: 400, wantErr: `unknown input "x"; the model takes "features"`},
@@ -250,7 +251,7 @@ func TestInferErrors(t *testing.T) {
 		"zero rows":         {method: "POST", path: "/v2/models/freight/infer", ctype: "application/json", body: `{"inputs":[{"name":"features","shape":[0,12],"datatype":"FP32","data":[]}]}`, wantCode: 400, wantErr: "at least one row"},
 		"missing datatype":  {method: "POST", path: "/v2/models/freight/infer", ctype: "application/json", body: `{"inputs":[{"name":"features","shape":[1,12],"data":[` + row + `]}]}`, wantCode: 400, wantErr: `input "features" has no datatype`},
 		"trailing garbage":  {method: "POST", path: "/v2/models/freight/infer", ctype: "application/json", body: `{"inputs":[]} x`, wantCode: 400, wantErr: "expected the end of the body"},
-		"deep nesting":      {method: "POST", path: "/v2/models/freight/infer", ctype: "application/json", body: `{"parameters":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, wantCode: 400, wantErr: "nested deeper"},
+		"deep nesting":      {method: "POST", path: "/v2/models/freight/infer", ctype: "application/json", body: `{"parameters":{"a":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}}`, wantCode: 400, wantErr: "nested deeper"},
 		"non-finite output": {method: "POST", path: "/v2/models/freight/infer", ctype: "application/json", body: `{"inputs":[{"name":"features","shape":[1,12],"datatype":"FP32","data":[3e38,3e38,3e38,3e38,3e38,3e38,3e38,3e38,3e38,3e38,3e38,3e38]}]}`, wantCode: 400, wantErr: "outside what the model can compute"},
 	}
 	for name, tc := range cases {
@@ -490,5 +491,31 @@ func TestDrain(t *testing.T) {
 	body := `{"inputs":[{"name":"features","shape":[1,12],"datatype":"FP32","data":[` + jsonNumbers(featureRow(0)) + `]}]}`
 	if code, got := ts.do(t, http.MethodPost, "/v2/models/freight/infer", "application/json", body); code != 200 {
 		t.Errorf("infer while draining: %d %v", code, got)
+	}
+}
+
+// A body in KServe's binary tensor extension is refused by name: parsing its JSON header alone
+// would run the model on data the client did not mean.
+func TestBinaryTensorExtensionIsRefusedByName(t *testing.T) {
+	ts := newTestServer(t, true, nil)
+	header := `{"inputs":[{"name":"features","shape":[1,12],"datatype":"FP32","parameters":{"binary_data_size":48}}]}`
+	req, err := http.NewRequest(http.MethodPost, ts.URL+"/v2/models/freight/infer", strings.NewReader(header+strings.Repeat("\x00", 48)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("Inference-Header-Content-Length", fmt.Sprint(len(header)))
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"error": "Inference-Header-Content-Length: the binary tensor extension is not supported; send and receive tensors as JSON data"}
+	if resp.StatusCode != http.StatusBadRequest || !cmp.Equal(want, got) {
+		t.Errorf("%d %v, want 400 %v", resp.StatusCode, got, want)
 	}
 }

@@ -1,6 +1,6 @@
 // Package worker is the inference pool: it consumes a pipeline's events from the JetStream
-// consumer in batches, runs the model, stores each prediction (predictions stream, message id =
-// event id, and the predictions bucket, key = event id, written only if absent), and acknowledges
+// consumer in batches, runs the model, stores each prediction once (the predictions bucket, key =
+// event id, written only if absent), and acknowledges
 // the events only after every prediction is stored. A crash at any point leaves the events
 // unacknowledged, so they are redelivered; the id-keyed writes make the redelivery invisible in
 // the results. It knows nothing of Kubernetes.
@@ -83,6 +83,9 @@ type Worker struct {
 	row    []event.Output
 	// records is the encoding buffer of the batch being built.
 	records []byte
+	// dec and decoded are the batch's events, decoded into the same memory batch after batch.
+	dec     event.Decoder
+	decoded []pending
 	// tracer is nil when tracing is off.
 	tracer trace.Tracer
 }
@@ -219,8 +222,8 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 		return
 	}
 	now := w.cfg.Now()
-	records, ends := w.encode(ctx, good, now)
-	stored, stage, err := w.store(ctx, good, records, ends)
+	encoded, records, ends := w.encode(ctx, good, now)
+	stored, stage, err := w.store(ctx, encoded, records, ends)
 	if err != nil {
 		w.fail(ctx, stored, stage, err)
 		return
@@ -230,19 +233,26 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 	w.cfg.Metrics.BatchDuration.Observe(w.cfg.Now().Sub(start).Seconds())
 }
 
-// decode reads the events of a batch; those that can never be predicted are dead-lettered.
+// decode reads the events of a batch; those that can never be predicted are dead-lettered. The
+// events live in w.decoded until the next batch.
 func (w *Worker) decode(ctx context.Context, msgs []jetstream.Msg) []pending {
-	good := make([]pending, 0, len(msgs))
+	if cap(w.decoded) < len(msgs) {
+		w.decoded = append(w.decoded[:cap(w.decoded)], make([]pending, len(msgs)-cap(w.decoded))...)
+	}
+	good := w.decoded[:0]
 	for _, m := range msgs {
-		ev, err := event.Decode(m.Data())
+		// The slot's Features keep their capacity from the last batch that used it.
+		p := &w.decoded[:len(good)+1][len(good)]
+		p.msg = m
+		err := w.dec.DecodeInto(m.Data(), &p.ev)
 		switch {
 		case err != nil:
 			w.deadLetter(ctx, m, "", metrics.DeadLetterUndecodable, err)
-		case len(ev.Features) != w.features:
-			w.deadLetter(ctx, m, ev.ID, metrics.DeadLetterFeatureCount,
-				fmt.Errorf("event has %d features, the model takes %d", len(ev.Features), w.features))
+		case len(p.ev.Features) != w.features:
+			w.deadLetter(ctx, m, p.ev.ID, metrics.DeadLetterFeatureCount,
+				fmt.Errorf("event has %d features, the model takes %d", len(p.ev.Features), w.features))
 		default:
-			good = append(good, pending{msg: m, ev: ev})
+			good = good[:len(good)+1]
 		}
 	}
 	return good
@@ -266,13 +276,15 @@ func (w *Worker) score(ctx context.Context, good []pending) error {
 	return err
 }
 
-// encode writes the prediction record of every scored event into one buffer and returns it with
-// the end of each record in it, -1 for an event dead-lettered because its outputs are not
-// finite. The buffer is sliced only once it is complete: the async publishes of store keep
-// their data until acknowledged, so it must not move under them.
-func (w *Worker) encode(ctx context.Context, good []pending, now time.Time) (records []byte, ends []int) {
+// encode writes the prediction record of every scored event into one buffer and returns the
+// events it encoded with the end of each record in it. An event whose outputs are not finite is
+// dead-lettered here and left out: whatever happens to the batch later, it is settled. The
+// buffer is sliced only once it is complete: the async publishes of store keep their data until
+// acknowledged, so it must not move under them.
+func (w *Worker) encode(ctx context.Context, good []pending, now time.Time) (encoded []pending, records []byte, ends []int) {
 	w.records = w.records[:0]
-	ends = make([]int, len(good))
+	encoded = make([]pending, 0, len(good))
+	ends = make([]int, 0, len(good))
 	for i, p := range good {
 		start := len(w.records)
 		var err error
@@ -280,39 +292,31 @@ func (w *Worker) encode(ctx context.Context, good []pending, now time.Time) (rec
 		if err != nil {
 			w.records = w.records[:start]
 			w.deadLetter(ctx, p.msg, p.ev.ID, metrics.DeadLetterNonFinite, err)
-			ends[i] = -1
 			continue
 		}
-		ends[i] = len(w.records)
+		encoded = append(encoded, p)
+		ends = append(ends, len(w.records))
 	}
 	records = w.records
 	// The library may resend a publish (no-responders retry) until it has its answer, so the
 	// buffer comes back for the next batch only once every publish of store has one.
 	w.records = nil
-	return records, ends
+	return encoded, records, ends
 }
 
-// store writes each encoded record twice, to the predictions stream (message id = event id) and
-// to the bucket (only if the key is absent), and waits for the server to confirm them all. It
-// returns the events stored; on failure, the events to hand back to the queue, and the stage
-// that failed.
+// store writes each encoded record once, to the bucket under the event id, only if the key is
+// absent, and waits for the server to confirm them all. The bucket is a stream with one subject
+// per key, so it is both the index GET /v1/predictions/{id} reads and the feed a follower
+// consumes in order. It returns the events stored; on failure, the events to hand back to the
+// queue, and the stage that failed.
 func (w *Worker) store(ctx context.Context, good []pending, records []byte, ends []int) (stored []pending, stage string, _ error) {
 	span := w.storeSpan(ctx)
-	futures := make([]jetstream.PubAckFuture, 0, 2*len(good))
+	futures := make([]jetstream.PubAckFuture, 0, len(good))
 	stored = make([]pending, 0, len(good))
 	begin := 0
 	for i, p := range good {
-		if ends[i] < 0 {
-			continue
-		}
 		rec := records[begin:ends[i]:ends[i]]
 		begin = ends[i]
-		pf, err := w.cfg.JetStream.PublishMsgAsync(&nats.Msg{Subject: w.cfg.Topology.PredictionSubject, Data: rec},
-			jetstream.WithMsgID(p.ev.ID))
-		if err != nil {
-			endSpan(span, err)
-			return good, "publish", err
-		}
 		// Written only if absent: a redelivered event's prediction must not replace the first.
 		kf, err := w.cfg.JetStream.PublishMsgAsync(&nats.Msg{Subject: w.cfg.Topology.PredictionKeySubject(p.ev.ID), Data: rec},
 			jetstream.WithExpectLastSequencePerSubject(0))
@@ -320,7 +324,7 @@ func (w *Worker) store(ctx context.Context, good []pending, records []byte, ends
 			endSpan(span, err)
 			return good, "publish", err
 		}
-		futures = append(futures, pf, kf)
+		futures = append(futures, kf)
 		stored = append(stored, p)
 	}
 	err := w.awaitAcks(ctx, futures)
@@ -487,7 +491,7 @@ func (w *Worker) storeSpan(ctx context.Context) trace.Span {
 	}
 	_, span := w.tracer.Start(ctx, "store predictions", trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(semconv.MessagingSystemKey.String("nats"), semconv.MessagingOperationTypeSend,
-			semconv.MessagingDestinationName(w.cfg.Topology.PredictionSubject)))
+			semconv.MessagingDestinationName("$KV."+w.cfg.Topology.Bucket)))
 	return span
 }
 

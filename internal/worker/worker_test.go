@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -188,6 +189,20 @@ func (h *harness) checkExactlyOnce(idList []string) {
 		}
 		return nil
 	})
+	// Each prediction is written once: the bucket's stream holds one message per event.
+	bucket, err := h.js.Stream(ctx, "KV_"+h.spec.Bucket)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	bucketInfo, err := bucket.Info(ctx)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if got := bucketInfo.State.Msgs; int(got) != len(idList) {
+		h.t.Errorf("the predictions bucket's stream holds %d messages, want %d", got, len(idList))
+	}
+	// ...and nowhere else: the output stream, which older releases wrote each prediction to a
+	// second time, holds dead letters only.
 	out, err := h.js.Stream(ctx, h.spec.OutputStream)
 	if err != nil {
 		h.t.Fatal(err)
@@ -196,8 +211,8 @@ func (h *harness) checkExactlyOnce(idList []string) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if got := outInfo.State.Subjects[h.spec.PredictionSubject]; int(got) != len(idList) {
-		h.t.Errorf("predictions stream holds %d messages, want %d", got, len(idList))
+	if got := outInfo.State.Subjects[h.spec.PredictionSubject]; got != 0 {
+		h.t.Errorf("the output stream holds %d predictions, want none: each is stored once, in the bucket", got)
 	}
 }
 
@@ -414,4 +429,57 @@ func TestWorkerDeadLettersWhatItCannotPredict(t *testing.T) {
 		t.Errorf("dead letters (-want +got):\n%s", diff)
 	}
 	h.checkExactlyOnce([]string{"e1"})
+}
+
+// A batch whose predictions cannot be published hands its events back to the queue, or
+// dead-letters them on their last delivery, but not the events the batch dead-lettered already
+// because their outputs were not finite: each of those is one dead letter, counted once.
+func TestWorkerCountsEachDeadLetterOnce(t *testing.T) {
+	h := newHarness(t, 30*time.Second)
+	ctx := context.Background()
+	huge := features(1)
+	huge[0] = math.MaxFloat64
+	hugeMsg, _ := event.Encode(&event.Event{ID: "huge", Features: huge, ReceivedAt: time.Now()})
+	if _, err := h.js.Publish(ctx, h.spec.Subject, hugeMsg, jetstream.WithMsgID("huge")); err != nil {
+		t.Fatal(err)
+	}
+	h.publish("e1")
+
+	// A model name beyond the server's 1 MB payload limit makes every prediction record too
+	// large to publish, while the dead letters (the events as queued) stay small.
+	_, js := natstest.Connect(t, h.srv.URL())
+	m, err := metrics.NewWorker(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := New(Config{JetStream: js, Topology: h.spec.Topology, Model: h.model, ModelName: strings.Repeat("m", 1<<20),
+		ModelVersion: "1", BatchSize: 2, MaxDeliver: 1, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumer, err := js.Consumer(ctx, h.spec.Stream, h.spec.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := consumer.Fetch(2, jetstream.FetchMaxWait(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []jetstream.Msg
+	for msg := range batch.Messages() {
+		msgs = append(msgs, msg)
+	}
+	if len(msgs) != 2 {
+		t.Fatalf("fetched %d events, want 2", len(msgs))
+	}
+	w.Handle(ctx, msgs)
+
+	got := map[string]float64{}
+	for _, reason := range []string{metrics.DeadLetterNonFinite, metrics.DeadLetterMaxDeliveries} {
+		got[reason] = testutil.ToFloat64(m.DeadLetters.WithLabelValues(reason))
+	}
+	want := map[string]float64{metrics.DeadLetterNonFinite: 1, metrics.DeadLetterMaxDeliveries: 1}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("dead letters by reason (-want +got):\n%s", diff)
+	}
 }
