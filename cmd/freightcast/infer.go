@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/freightcast/freightcast/internal/httpauth"
+	"github.com/freightcast/freightcast/internal/httpserver"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/modelsource"
@@ -173,7 +174,7 @@ func serveInfer(ctx context.Context, o *inferOptions, ln net.Listener, log *slog
 		return err
 	}
 	defer srv.Close()
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	hs := httpserver.New(srv, log)
 	served := make(chan error, 1)
 	go func() { served <- serveOn(hs, ln, cert) }()
 	log.Info("serving the Open Inference Protocol", "addr", ln.Addr().String(), "freightcast", version.String(),

@@ -103,7 +103,7 @@ func runLocal(ctx context.Context, args []string) error {
 		}
 		defer os.RemoveAll(o.dataDir)
 	}
-	models, pipelines, err := objs.resolve(ctx, pvcDirs, filepath.Join(o.dataDir, "models"))
+	models, pipelines, err := objs.resolve(ctx, pvcDirs, o.dataDir)
 	if err != nil {
 		return err
 	}
@@ -115,6 +115,7 @@ func runLocal(ctx context.Context, args []string) error {
 // manifests are the objects local mode understands, by name.
 type manifests struct {
 	configMaps map[string]*corev1.ConfigMap
+	secrets    map[string]*corev1.Secret
 	models     map[string]*freightcastv1alpha1.PredictionModel
 	pipelines  []*freightcastv1alpha1.FreightPipeline
 }
@@ -130,7 +131,7 @@ func readManifests(paths []string) (*manifests, error) {
 		return nil, err
 	}
 	decoder := serializer.NewCodecFactory(scheme, serializer.EnableStrict).UniversalDeserializer()
-	m := &manifests{configMaps: map[string]*corev1.ConfigMap{}, models: map[string]*freightcastv1alpha1.PredictionModel{}}
+	m := &manifests{configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}, models: map[string]*freightcastv1alpha1.PredictionModel{}}
 	var files []string
 	for _, p := range paths {
 		info, err := os.Stat(p)
@@ -170,17 +171,25 @@ func readManifests(paths []string) (*manifests, error) {
 			switch o := obj.(type) {
 			case *corev1.ConfigMap:
 				m.configMaps[o.Name] = o
+			case *corev1.Secret:
+				m.secrets[o.Name] = o
 			case *freightcastv1alpha1.PredictionModel:
+				if err := refuseTLS(o.Spec.TLS != nil, "spec"); err != nil {
+					return nil, fmt.Errorf("%s: PredictionModel %s: %w", f, o.Name, err)
+				}
 				o.Default()
 				if _, dup := m.models[o.Name]; dup {
 					return nil, fmt.Errorf("%s: PredictionModel %s is defined twice", f, o.Name)
 				}
 				m.models[o.Name] = o
 			case *freightcastv1alpha1.FreightPipeline:
+				if err := refuseTLS(o.Spec.Ingestion.TLS != nil, "spec.ingestion"); err != nil {
+					return nil, fmt.Errorf("%s: FreightPipeline %s: %w", f, o.Name, err)
+				}
 				o.Default()
 				m.pipelines = append(m.pipelines, o)
 			default:
-				return nil, fmt.Errorf("%s: document %d: local mode runs PredictionModels, FreightPipelines and their ConfigMaps, not %s", f, doc, gvk.Kind)
+				return nil, fmt.Errorf("%s: document %d: local mode runs PredictionModels, FreightPipelines and their ConfigMaps and Secrets, not %s", f, doc, gvk.Kind)
 			}
 		}
 	}
@@ -188,6 +197,45 @@ func readManifests(paths []string) (*manifests, error) {
 		return nil, fmt.Errorf("no PredictionModel or FreightPipeline in %s", strings.Join(paths, ", "))
 	}
 	return m, nil
+}
+
+// refuseTLS names the field local mode cannot honour yet: it serves plain HTTP, and serving a
+// resource that asks for TLS without it would quietly run something else than the YAML says.
+func refuseTLS(tls bool, path string) error {
+	if !tls {
+		return nil
+	}
+	return fmt.Errorf("%s.tls: local mode serves plain HTTP only; remove it to run locally", path)
+}
+
+// tokensFile writes the tokens a bearer-token spec names, from a Secret in the -f set, to a file
+// under dir that the servers read as the pods read their mounted Secret; field names the spec in
+// errors. Without auth it returns "".
+func (m *manifests) tokensFile(auth *freightcastv1alpha1.BearerTokenAuth, field, dir, name string) (string, error) {
+	if auth == nil {
+		return "", nil
+	}
+	ref := auth.SecretRef
+	secret, ok := m.secrets[ref.Name]
+	if !ok {
+		return "", fmt.Errorf("%s.secretRef: Secret %s is not in the files; add its manifest to the -f set", field, ref.Name)
+	}
+	data, ok := secret.Data[ref.Key]
+	if !ok {
+		s, found := secret.StringData[ref.Key]
+		if !found {
+			return "", fmt.Errorf("%s.secretRef: Secret %s has no key %q", field, ref.Name, ref.Key)
+		}
+		data = []byte(s)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	file := filepath.Join(dir, name)
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		return "", err
+	}
+	return file, nil
 }
 
 func isOnlyComments(doc []byte) bool {
@@ -200,8 +248,10 @@ func isOnlyComments(doc []byte) bool {
 	return true
 }
 
-// resolve loads each model from its source and renders each pipeline's config.
-func (m *manifests) resolve(ctx context.Context, pvcDirs map[string]string, cacheDir string) ([]local.Model, []local.Pipeline, error) {
+// resolve turns the manifests into what local mode runs; model downloads are cached, and the
+// tokens of Secrets written, under dataDir.
+func (m *manifests) resolve(ctx context.Context, pvcDirs map[string]string, dataDir string) ([]local.Model, []local.Pipeline, error) {
+	cacheDir, secretsDir := filepath.Join(dataDir, "models"), filepath.Join(dataDir, "secrets")
 	runtimes := map[string]*model.Model{}
 	var models []local.Model
 	for name, pm := range m.models {
@@ -226,9 +276,13 @@ func (m *manifests) resolve(ctx context.Context, pvcDirs map[string]string, cach
 				return nil, nil, fmt.Errorf("PredictionModel %s: %w", name, err)
 			}
 		}
+		tokens, err := m.tokensFile(pm.Spec.Auth, "spec.auth", secretsDir, "model-"+name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("PredictionModel %s: %w", name, err)
+		}
 		runtimes[name] = rt
 		srv := spec.ModelServer(pm, spec.ServedRevision(pm))
-		models = append(models, local.Model{Name: srv.Name, Version: srv.Version, Runtime: rt,
+		models = append(models, local.Model{Name: srv.Name, Version: srv.Version, Runtime: rt, TokensFile: tokens,
 			MaxBatchSize: srv.MaxBatchSize, MaxBatchDelay: srv.MaxBatchDelay})
 	}
 	var pipelines []local.Pipeline
@@ -241,6 +295,12 @@ func (m *manifests) resolve(ctx context.Context, pvcDirs map[string]string, cach
 			p.Namespace = "local"
 		}
 		cfg := spec.Pipeline(p, pm, "nats://embedded")
+		// The pods read the Secret where the operator mounts it; here it comes from the files.
+		tokens, err := m.tokensFile(p.Spec.Ingestion.Auth, "spec.ingestion.auth", secretsDir, "pipeline-"+p.Name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("FreightPipeline %s: %w", p.Name, err)
+		}
+		cfg.Ingestion.TokensFile = tokens
 		inputs, err := model.ResolveInputs(cfg.Model.Features, featureInputs(cfg.Model.Inputs), runtimes[pm.Name].Metadata())
 		if err != nil {
 			return nil, nil, fmt.Errorf("FreightPipeline %s: %w", p.Name, err)

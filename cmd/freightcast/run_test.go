@@ -60,8 +60,8 @@ spec:
 			wantErr: `unknown field "spec.replicaz"`,
 		},
 		"unsupported kind": {
-			files:   map[string]string{"a.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n"},
-			wantErr: "not Secret",
+			files:   map[string]string{"a.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n"},
+			wantErr: "not Service",
 		},
 		"model without its ConfigMap": {
 			files:   map[string]string{"a.yaml": model},
@@ -78,6 +78,14 @@ spec:
 		"a ConfigMap key that is not a model": {
 			files:   map[string]string{"a.yaml": model + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: m-onnx}\ndata: {model.onnx: not-a-model}\n"},
 			wantErr: "PredictionModel m",
+		},
+		"model tls": {
+			files:   map[string]string{"a.yaml": model + "  tls: {secretRef: {name: c}}\n"},
+			wantErr: "PredictionModel m: spec.tls: local mode serves plain HTTP only",
+		},
+		"ingestion tls": {
+			files:   map[string]string{"a.yaml": "apiVersion: freightcast.io/v1alpha1\nkind: FreightPipeline\nmetadata: {name: p}\nspec: {modelRef: {name: m}, ingestion: {tls: {secretRef: {name: c}}}}\n"},
+			wantErr: "FreightPipeline p: spec.ingestion.tls: local mode serves plain HTTP only",
 		},
 		"nothing to run": {
 			files:   map[string]string{"a.yaml": "# only a comment\n"},
@@ -111,5 +119,56 @@ func TestParseRunFlags(t *testing.T) {
 	}
 	if len(o.files) != 2 || o.workers != 4 || o.pvcs[0] != "models=/srv/models" || o.ingestAddr != "127.0.0.1:8080" {
 		t.Errorf("options %+v", o)
+	}
+}
+
+// TestRunReadsTokensFromSecretManifests: spec.auth and spec.ingestion.auth take their tokens
+// from Secret manifests in the -f set, as the pods take them from the mounted Secret; a Secret
+// or key missing from the files is named.
+func TestRunReadsTokensFromSecretManifests(t *testing.T) {
+	samples := filepath.Join("..", "..", "config", "samples")
+	read := func(name string) string {
+		data, err := os.ReadFile(filepath.Join(samples, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	const auth = "spec:\n  auth: {secretRef: {name: api-tokens, key: tokens}}\n"
+	const ingestionAuth = "  ingestion:\n    auth: {secretRef: {name: api-tokens, key: ingest}}\n"
+	const secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: api-tokens}\nstringData: {tokens: \"model-token\\n\"}\ndata: {ingest: aW5nZXN0LXRva2VuCg==}\n"
+	files := func(withSecret bool) string {
+		dir := t.TempDir()
+		writeFile(t, dir, "model.yaml", strings.Replace(read("freightcast_v1alpha1_predictionmodel.yaml"), "spec:\n", auth, 1))
+		writeFile(t, dir, "pipeline.yaml", strings.Replace(read("freightcast_v1alpha1_freightpipeline.yaml"), "  ingestion:\n", ingestionAuth, 1))
+		writeFile(t, dir, "cm.yaml", read("freightcast_v1alpha1_model_configmap.yaml"))
+		if withSecret {
+			writeFile(t, dir, "secret.yaml", secret)
+		}
+		return dir
+	}
+
+	m, err := readManifests([]string{files(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	models, pipelines, err := m.resolve(context.Background(), nil, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, file := range map[string]string{"model-token\n": models[0].TokensFile, "ingest-token\n": pipelines[0].Config.Ingestion.TokensFile} {
+		got, err := os.ReadFile(file)
+		if err != nil || string(got) != what {
+			t.Errorf("tokens file %q holds %q (%v), want %q", file, got, err, what)
+		}
+	}
+
+	m, err = readManifests([]string{files(false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = m.resolve(context.Background(), nil, t.TempDir())
+	if want := "PredictionModel freight-delay-risk: spec.auth.secretRef: Secret api-tokens is not in the files; add its manifest to the -f set"; err == nil || err.Error() != want {
+		t.Errorf("without the Secret: %v, want %q", err, want)
 	}
 }

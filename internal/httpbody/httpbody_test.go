@@ -15,6 +15,7 @@ func TestRead(t *testing.T) {
 		r       io.Reader
 		buf     []byte
 		limit   int64
+		budget  int64 // 0: none
 		want    string
 		wantErr error
 	}{
@@ -23,11 +24,26 @@ func TestRead(t *testing.T) {
 		"empty":                   {r: strings.NewReader(""), limit: 0, want: ""},
 		"one byte over the limit": {r: strings.NewReader(body), limit: 999, wantErr: ErrTooLarge},
 		"reader error":            {r: iotest.ErrReader(io.ErrUnexpectedEOF), limit: 1000, wantErr: io.ErrUnexpectedEOF},
+		"within the budget":       {r: strings.NewReader(body), limit: 1000, budget: firstChunk, want: body},
+		"budget spent while growing": {r: strings.NewReader(strings.Repeat("x", firstChunk+1)), limit: 1 << 20,
+			budget: firstChunk + 1, wantErr: ErrBusy},
+		"budget spent before a byte": {r: strings.NewReader(body), limit: 1000, budget: 10, wantErr: ErrBusy},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			got, err := Read(tc.r, tc.buf, tc.limit)
+			var budget *Budget
+			if tc.budget > 0 {
+				budget = NewBudget(tc.budget)
+			}
+			got, held, err := Read(tc.r, tc.buf, tc.limit, budget)
+			if budget != nil && budget.InUse() != held {
+				t.Errorf("the budget lent %d bytes, Read says it holds %d", budget.InUse(), held)
+			}
+			budget.Release(held)
+			if budget.InUse() != 0 {
+				t.Errorf("after Release the budget still lends %d bytes", budget.InUse())
+			}
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}

@@ -37,9 +37,16 @@ func newLimiters(eventsPerSecond float64, burst int, now func() time.Time) *limi
 	return &limiters{limit: rate.Limit(eventsPerSecond), burst: burst, now: now, m: map[string]*rate.Limiter{}, sweepAt: maxIdleLimiters}
 }
 
+// charge is what take drew from a client's bucket, so that it can be given back.
+type charge struct {
+	lim *rate.Limiter
+	res *rate.Reservation
+	n   int
+}
+
 // take charges n events to key's bucket. When the bucket lacks them it charges nothing and
 // says how long until it holds them.
-func (l *limiters) take(key string, n int) (ok bool, retryAfter time.Duration) {
+func (l *limiters) take(key string, n int) (_ charge, ok bool, retryAfter time.Duration) {
 	now := l.now()
 	l.mu.Lock()
 	lim, found := l.m[key]
@@ -59,13 +66,27 @@ func (l *limiters) take(key string, n int) (ok bool, retryAfter time.Duration) {
 	l.mu.Unlock()
 	res := lim.ReserveN(now, n)
 	if !res.OK() {
-		return false, 0
+		return charge{}, false, 0
 	}
 	if d := res.DelayFrom(now); d > 0 {
 		res.CancelAt(now)
-		return false, d
+		return charge{}, false, d
 	}
-	return true, 0
+	return charge{lim: lim, res: res, n: n}, true, 0
+}
+
+// refund gives back what c paid for events the pipeline did not store: a client told "the queue
+// is full, retry" must not also lose the budget of its retry.
+func (l *limiters) refund(c charge, stored int) {
+	if c.res == nil || stored >= c.n {
+		return
+	}
+	now := l.now()
+	// A reservation is cancelled whole; the stored events are then charged on their own.
+	c.res.CancelAt(now)
+	if stored > 0 {
+		c.lim.ReserveN(now, stored)
+	}
 }
 
 // retryAfterSeconds renders d as a Retry-After value: whole seconds, at least 1.

@@ -12,18 +12,18 @@ func TestLimitersForgetOnlyIdleBuckets(t *testing.T) {
 	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 	l := newLimiters(1, 5, func() time.Time { return now })
 	// One busy client, then enough idle ones (each charged nothing) to reach the sweep.
-	if ok, _ := l.take("busy", 5); !ok {
+	if _, ok, _ := l.take("busy", 5); !ok {
 		t.Fatal("busy client's first body refused")
 	}
 	for i := range maxIdleLimiters - 1 {
-		if ok, _ := l.take("idle-"+strconv.Itoa(i), 0); !ok {
+		if _, ok, _ := l.take("idle-"+strconv.Itoa(i), 0); !ok {
 			t.Fatalf("idle client %d refused", i)
 		}
 	}
-	if ok, _ := l.take("newcomer", 1); !ok {
+	if _, ok, _ := l.take("newcomer", 1); !ok {
 		t.Fatal("newcomer refused")
 	}
-	ok, wait := l.take("busy", 1)
+	_, ok, wait := l.take("busy", 1)
 	got := struct {
 		Buckets int
 		BusyOK  bool
@@ -47,7 +47,7 @@ func TestLimitersSweepOncePerDoubling(t *testing.T) {
 	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 	l := newLimiters(1, 5, func() time.Time { return now })
 	for i := range maxIdleLimiters {
-		if ok, _ := l.take("busy-"+strconv.Itoa(i), 1); !ok {
+		if _, ok, _ := l.take("busy-"+strconv.Itoa(i), 1); !ok {
 			t.Fatalf("busy client %d refused", i)
 		}
 	}

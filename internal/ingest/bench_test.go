@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/freightcast/freightcast/internal/event"
+	"github.com/freightcast/freightcast/internal/testing/cputime"
 )
 
 // The benchmarks compare ingestion with its anchor, raw asynchronous JetStream publishing of the
@@ -186,14 +187,14 @@ func benchVersusAnchorTraced(b *testing.B, tp trace.TracerProvider, contentType 
 	var anchorTime, ingestTime, anchorCPU, ingestCPU time.Duration
 	b.ResetTimer()
 	for range b.N {
-		start, startCPU := time.Now(), processCPU()
+		start, startCPU := time.Now(), cputime.Process()
 		anchorPublish(b, js, e.spec.Subject, roundEvents)
-		mid, midCPU := time.Now(), processCPU()
+		mid, midCPU := time.Now(), cputime.Process()
 		p.postConcurrently(b, roundEvents/perBody, clients)
 		anchorTime += mid.Sub(start)
 		ingestTime += time.Since(mid)
 		anchorCPU += midCPU - startCPU
-		ingestCPU += processCPU() - midCPU
+		ingestCPU += cputime.Process() - midCPU
 	}
 	events := float64(b.N * roundEvents)
 	b.ReportMetric(events/anchorTime.Seconds(), "anchor-events/s")

@@ -16,6 +16,8 @@ import (
 const (
 	retryUnavailable = 2 * time.Second
 	retryStreamFull  = 5 * time.Second
+	// retryBusy: bodies in memory are handled in milliseconds; the budget frees up fast.
+	retryBusy = time.Second
 )
 
 // apiError is an answer other than 2xx.
@@ -25,6 +27,9 @@ type apiError struct {
 	body       errorBody
 	retryAfter time.Duration
 	err        error // logged, not shown
+	// unread: the body was not read whole, so the answer must wait for the client to finish
+	// sending it (httpbody.Refuse).
+	unread bool
 }
 
 // errorBody is the JSON of every error answer.
@@ -37,6 +42,9 @@ type errorBody struct {
 	// Accepted and Duplicates tell, in a 503 after a partial publish, what was stored anyway.
 	Accepted   *int `json:"accepted,omitempty"`
 	Duplicates *int `json:"duplicates,omitempty"`
+	// Unconfirmed counts, in a 503, events sent to the stream whose acknowledgement did not
+	// come: they may be stored; the client's retry counts those as duplicates.
+	Unconfirmed *int `json:"unconfirmed,omitempty"`
 }
 
 // fail answers e as JSON, with the headers its status calls for, and counts it.
@@ -92,4 +100,19 @@ func writeRaw(w http.ResponseWriter, status int, body []byte) {
 	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+}
+
+// stored is how many events of the body a failed publish stored or found already stored.
+func (e *apiError) stored() int {
+	n := 0
+	if e.body.Accepted != nil {
+		n += *e.body.Accepted
+	}
+	if e.body.Duplicates != nil {
+		n += *e.body.Duplicates
+	}
+	if e.body.Unconfirmed != nil {
+		n += *e.body.Unconfirmed // charged as stored: they may be
+	}
+	return n
 }

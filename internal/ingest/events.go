@@ -35,6 +35,8 @@ type requestState struct {
 	payload []byte
 	ids     map[string]struct{}
 	futures []jetstream.PubAckFuture
+	// held is what the body budget lent for body.
+	held int64
 }
 
 // postEvents answers POST /v1/events: 202 with what was stored, or the error that stored nothing
@@ -51,11 +53,17 @@ func (h *Handler) postEvents(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	accepted, dups, apiErr := h.ingest(r, st, received, &reuse)
+	h.cfg.BodyBudget.Release(st.held)
+	st.held = 0
 	if h.tracer != nil {
 		trace.SpanFromContext(r.Context()).SetAttributes(attribute.Int("freightcast.events", st.batch.len()),
 			attribute.Int("freightcast.events.accepted", accepted), attribute.Int("freightcast.events.duplicates", dups))
 	}
 	if apiErr != nil {
+		if apiErr.unread {
+			httpbody.Refuse(w, r, func() { h.fail(r.Context(), w, apiErr) })
+			return
+		}
 		h.fail(r.Context(), w, apiErr)
 		return
 	}
@@ -102,21 +110,30 @@ func (h *Handler) ingest(r *http.Request, st *requestState, received time.Time, 
 		return 0, 0, &apiError{status: http.StatusBadRequest, reason: metrics.ReasonInvalid, body: body}
 	}
 	n := st.batch.len()
+	var paid charge
 	if h.limits != nil {
 		if n > h.limits.burst {
 			return 0, 0, &apiError{status: http.StatusRequestEntityTooLarge, reason: metrics.ReasonTooLarge,
 				body: errorBody{Error: fmt.Sprintf("the body holds %d events, more than the rate limit's burst of %d; send smaller bodies", n, h.limits.burst)}}
 		}
-		if ok, wait := h.limits.take(rateKey(r, key, h.tokens != nil), n); !ok {
+		var ok bool
+		var wait time.Duration
+		if paid, ok, wait = h.limits.take(rateKey(r, key, h.tokens != nil), n); !ok {
 			return 0, 0, &apiError{status: http.StatusTooManyRequests, reason: metrics.ReasonRateLimited, retryAfter: wait,
 				body: errorBody{Error: fmt.Sprintf("rate limit of %s events/s exceeded", strconv.FormatFloat(float64(h.limits.limit), 'f', -1, 64))}}
 		}
 	}
 	if status := h.cfg.Conn.Status(); status != nats.CONNECTED {
+		h.limits.refund(paid, 0)
 		return 0, 0, &apiError{status: http.StatusServiceUnavailable, reason: metrics.ReasonUnavailable, retryAfter: retryUnavailable,
 			body: errorBody{Error: "the queue is unavailable (NATS " + strings.ToLower(status.String()) + "); nothing was stored, retry later"}}
 	}
-	return h.publish(r.Context(), st, received, reuse)
+	accepted, dups, perr := h.publish(r.Context(), st, received, reuse)
+	if perr != nil {
+		// Duplicates count as stored: the client sent them, and the retry sends them again.
+		h.limits.refund(paid, perr.stored())
+	}
+	return accepted, dups, perr
 }
 
 // mediaType accepts application/json and application/x-ndjson, with a UTF-8 charset if any.
@@ -144,27 +161,30 @@ func mediaType(header string) (ndjson bool, _ *apiError) {
 	return fail(fmt.Sprintf("Content-Type %q is not supported", mt))
 }
 
-// readBody reads the whole body into st.body, up to MaxBodyBytes. Reading it all first is what
-// makes all-or-nothing cheap: the body is bounded anyway, and parsing from memory is fastest.
+// readBody reads the whole body into st.body, up to MaxBodyBytes and within the process's body
+// budget. Reading it all first is what makes all-or-nothing cheap: the body is bounded anyway,
+// and parsing from memory is fastest. The buffer grows as bytes arrive: a Content-Length is a
+// claim, and sizing from it let clients that send nothing hold memory.
 func (h *Handler) readBody(r *http.Request, st *requestState) *apiError {
 	limit := h.cfg.MaxBodyBytes
 	// Built only when needed: most bodies fit, and building it cost every request allocations.
 	tooLarge := func() *apiError {
-		return &apiError{status: http.StatusRequestEntityTooLarge, reason: metrics.ReasonTooLarge,
+		return &apiError{status: http.StatusRequestEntityTooLarge, reason: metrics.ReasonTooLarge, unread: true,
 			body: errorBody{Error: fmt.Sprintf("the body is larger than %d bytes; send fewer events per request", limit)}}
 	}
 	if r.ContentLength > limit {
 		return tooLarge()
 	}
-	buf := st.body[:0]
-	if r.ContentLength > 0 && int64(cap(buf)) < r.ContentLength {
-		buf = make([]byte, 0, r.ContentLength)
-	}
-	buf, err := httpbody.Read(r.Body, buf, limit)
+	buf, held, err := httpbody.Read(r.Body, st.body[:0], limit, h.cfg.BodyBudget)
+	st.held = held
 	switch {
 	case errors.Is(err, httpbody.ErrTooLarge):
 		st.body = buf[:0]
 		return tooLarge()
+	case errors.Is(err, httpbody.ErrBusy):
+		st.body = buf[:0]
+		return &apiError{status: http.StatusServiceUnavailable, reason: metrics.ReasonBusy, retryAfter: retryBusy, unread: true,
+			body: errorBody{Error: "ingestion holds as many bodies as its memory allows; nothing was stored, retry later"}}
 	case err != nil:
 		st.body = buf[:0]
 		return &apiError{status: http.StatusBadRequest, reason: metrics.ReasonInvalid,
@@ -231,7 +251,7 @@ func (h *Handler) publish(ctx context.Context, st *requestState, received time.T
 		}
 		st.futures = append(st.futures, f)
 	}
-	resolved := 0
+	resolved, unconfirmed := 0, 0
 	for _, f := range st.futures {
 		select {
 		case ack := <-f.Ok():
@@ -243,6 +263,9 @@ func (h *Handler) publish(ctx context.Context, st *requestState, received time.T
 			}
 		case err := <-f.Err():
 			resolved++
+			if mayBeStored(err) {
+				unconfirmed++
+			}
 			if pubErr == nil {
 				pubErr = err
 			}
@@ -258,6 +281,10 @@ func (h *Handler) publish(ctx context.Context, st *requestState, received time.T
 	// Published messages may still be resent by the library (no-responders retry) until their
 	// futures resolve; only a fully resolved batch may hand its buffers back to the pool.
 	*reuse = resolved == len(st.futures)
+	// A message sent and never answered may be stored: the server can store it and the ack be
+	// lost or late. Only the retry can tell (a duplicate then), so the answer must not call
+	// such events refused.
+	unconfirmed += len(st.futures) - resolved
 	h.metrics.PublishDuration.Observe(h.cfg.Now().Sub(start).Seconds())
 	if pubErr == nil {
 		return accepted, dups, nil
@@ -276,7 +303,19 @@ func (h *Handler) publish(ctx context.Context, st *requestState, received time.T
 		h.metrics.EventsAccepted.Add(float64(accepted))
 		h.metrics.EventsDuplicate.Add(float64(dups))
 	}
+	if unconfirmed > 0 {
+		aerr.reason = metrics.ReasonPartialAccept
+		aerr.body.Error += fmt.Sprintf("; %d events of this body were sent but not confirmed: they may be stored, and the retry will count those as duplicates", unconfirmed)
+		aerr.body.Unconfirmed = &unconfirmed
+	}
 	return 0, 0, aerr
+}
+
+// mayBeStored tells a failed publish that may have reached the stream (no answer in time, a
+// connection lost after sending) from one the stream refused or that never left.
+func mayBeStored(err error) bool {
+	var apiErr *jetstream.APIError
+	return !errors.As(err, &apiErr) && !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
 // JetStream error codes (nats-server errors.json) that mean "the stream is at its limits":

@@ -9,8 +9,9 @@
 //     the body, so "accepted" means stored on the server.
 //   - Retrying is safe: the NATS message id is the event id, so the stream drops an event it
 //     already holds (within its duplicate window) and the answer counts it as a duplicate. When
-//     a publish fails halfway, the 503 says how many were stored; the client retries the whole
-//     body and the stored ones come back as duplicates.
+//     a publish fails halfway, the 503 says how many were stored, and how many were sent but not
+//     acknowledged (unconfirmed: they may be stored); the client retries the whole body and the
+//     stored ones come back as duplicates.
 //
 // See docs/ingestion.md for the client-facing reference.
 package ingest
@@ -33,6 +34,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/freightcast/freightcast/internal/httpauth"
+	"github.com/freightcast/freightcast/internal/httpbody"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
@@ -66,6 +68,9 @@ type Config struct {
 	Inputs []pipelineconfig.Input
 	// MaxBodyBytes caps a request body (413 above it).
 	MaxBodyBytes int64
+	// BodyBudget bounds the body bytes in memory across the process's requests (503 when it
+	// is spent); nil sizes one from the Go memory limit (httpbody.BudgetFromMemoryLimit).
+	BodyBudget *httpbody.Budget
 	// TokensFile, when set, holds the accepted bearer tokens, one a line; it is re-read when
 	// it changes. Empty means no authentication.
 	TokensFile string
@@ -170,6 +175,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.BodyBudget == nil {
+		cfg.BodyBudget = httpbody.BudgetFromMemoryLimit()
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger, dec: dec, tracer: tracing.Tracer(cfg.TracerProvider),
 		stallWait: jetstream.WithStallWait(cfg.PublishTimeout)}
@@ -279,6 +287,9 @@ type statusRecorder struct {
 	http.ResponseWriter
 	status int
 }
+
+// Unwrap lets http.ResponseController reach the connection (httpbody.Refuse needs it).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusRecorder) WriteHeader(code int) {
 	s.status = code

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/freightcast/freightcast/internal/event"
@@ -355,5 +359,50 @@ func TestWrongPathsAndMethodsAnswerJSON(t *testing.T) {
 				t.Errorf("Allow %q, want %q", a, tc.allow)
 			}
 		})
+	}
+}
+
+// TestLostAcksAreReportedUnconfirmed: when the stream stores events but their acks never come
+// back, ingestion cannot know their fate. The 503 says so — "unconfirmed", not "not stored" —
+// and the client's retry of the same body finds them stored, as duplicates: each event is
+// stored once, and the two answers together account for every event.
+func TestLostAcksAreReportedUnconfirmed(t *testing.T) {
+	e := newEnv(t, testSpec(1000), Config{})
+	// A relay between ingestion and the stream that stores each event and drops the ack.
+	lossy := e.spec.Topology
+	lossy.Subject = "lossy.events"
+	sub, err := e.nc.Subscribe(lossy.Subject, func(m *nats.Msg) {
+		fwd := &nats.Msg{Subject: e.spec.Subject, Header: m.Header, Data: m.Data}
+		if _, err := e.js.PublishMsg(context.Background(), fwd); err != nil {
+			t.Error(err)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	h, err := New(Config{Conn: e.nc, Topology: lossy, Features: testFeatures, MaxBodyBytes: 1 << 20,
+		PublishTimeout: 300 * time.Millisecond, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	lossyEnv := *e
+	lossyEnv.http, lossyEnv.handler = srv, h
+
+	got := lossyEnv.post(t, ctJSON, array("u1", "u2", "u3"))
+	want := answer{Status: 503, RetryAfter: "2", Body: map[string]any{
+		"error":       "the queue is unavailable; retry later; 3 events of this body were sent but not confirmed: they may be stored, and the retry will count those as duplicates",
+		"unconfirmed": 3.0,
+	}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("lost acks (-want +got):\n%s", diff)
+	}
+	if got := e.post(t, ctJSON, array("u1", "u2", "u3")); got.Status != 202 || got.Body["duplicates"] != 3.0 {
+		t.Errorf("the retry: %+v, want 202 with 3 duplicates", got)
+	}
+	if diff := cmp.Diff([]string{"u1", "u2", "u3"}, e.streamIDs(t)); diff != "" {
+		t.Errorf("ids in the stream (-want +got):\n%s", diff)
 	}
 }

@@ -224,3 +224,33 @@ func TestRateLimitIsPerClientAddressWithoutTokens(t *testing.T) {
 		t.Errorf("answers (-want +got):\n%s", diff)
 	}
 }
+
+// TestAFullQueueDoesNotChargeTheRateLimit: a 503 for a full stream tells the client to retry
+// later, so the events it did not store must not use up the budget the retry needs.
+func TestAFullQueueDoesNotChargeTheRateLimit(t *testing.T) {
+	frozen := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	e := newEnv(t, testSpec(3), Config{
+		RateLimit: &pipelineconfig.RateLimit{EventsPerSecond: 1, Burst: 10},
+		Now:       func() time.Time { return frozen },
+	})
+	if a := e.post(t, ctJSON, array("a1", "a2")); a.Status != 202 {
+		t.Fatalf("filling the stream: %+v", a)
+	}
+	// 8 tokens left. The first body stores one event and is refused the rest; then the
+	// stream is full, and each later body stores nothing. Charged in full, the third body
+	// would find 8-4-4 = 0 tokens and get 429.
+	for i, want := range []float64{1, 0, 0} {
+		a := e.post(t, ctJSON, array("b1", "b2", "b3", "b4"))
+		if a.Status != http.StatusServiceUnavailable {
+			t.Fatalf("body %d into a full stream: %+v, want 503", i, a)
+		}
+		if stored := a.Body["accepted"]; want > 0 && stored != want {
+			t.Fatalf("body %d: accepted %v, want %v", i, stored, want)
+		}
+	}
+	// Stored or duplicate: b1 three times, so 8-3 = 5 tokens are left for a body of 5, which
+	// is refused for the full queue, not for the rate.
+	if a := e.post(t, ctNDJSON, ndjson("c1", "c2", "c3", "c4", "c5")); a.Status != http.StatusServiceUnavailable {
+		t.Fatalf("after the refusals: %+v, want 503 (the queue is full), not 429", a)
+	}
+}

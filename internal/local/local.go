@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -23,6 +24,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/freightcast/freightcast/internal/autoscale"
+	"github.com/freightcast/freightcast/internal/httpauth"
+	"github.com/freightcast/freightcast/internal/httpbody"
+	"github.com/freightcast/freightcast/internal/httpserver"
 	"github.com/freightcast/freightcast/internal/ingest"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/model"
@@ -39,6 +43,9 @@ type Model struct {
 	Runtime       model.Runtime
 	MaxBatchSize  int
 	MaxBatchDelay time.Duration
+	// TokensFile, when set, holds the bearer tokens every request but the health probes and
+	// /metrics needs, one a line, re-read when it changes (spec.auth).
+	TokensFile string
 }
 
 // Pipeline is one pipeline to run. Config.NATSURL is ignored: local mode uses its own server.
@@ -147,6 +154,9 @@ type run struct {
 	eps  Endpoints
 	// failed holds the first failure of a server or worker; see report.
 	failed chan error
+	// bodies is the process's one budget of request bodies in memory, shared by every
+	// ingestion and model server it runs, as a pod's is by its one server.
+	bodies *httpbody.Budget
 
 	oipServers []*oip.Server
 	models     []*http.Server // the OIP servers' listeners
@@ -171,7 +181,7 @@ func newRun(ctx context.Context, opts Options, natsURL string) (*run, error) {
 		nc.Close()
 		return nil, err
 	}
-	r := &run{opts: opts, log: opts.Logger, nc: nc, js: js, failed: make(chan error, 1),
+	r := &run{opts: opts, log: opts.Logger, nc: nc, js: js, failed: make(chan error, 1), bodies: httpbody.BudgetFromMemoryLimit(),
 		eps: Endpoints{NATS: natsURL, Ingest: map[string]string{}, Infer: map[string]string{}}}
 	r.workersCtx, r.stopWorkers = context.WithCancel(context.WithoutCancel(ctx))
 	return r, nil
@@ -196,8 +206,7 @@ func (r *run) serve(addr string, offset int, h http.Handler, list *[]*http.Serve
 	if err != nil {
 		return "", err
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(r.log.Handler(), slog.LevelWarn)}
+	hs := httpserver.New(h, r.log)
 	*list = append(*list, hs)
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -214,8 +223,14 @@ func (r *run) serveModel(i int, m Model) error {
 	if err != nil {
 		return err
 	}
-	srv, err := oip.NewServer(oip.Config{TracerProvider: r.opts.TracerProvider, ModelName: m.Name, ModelVersion: m.Version, MaxBatchSize: m.MaxBatchSize,
-		MaxBatchDelay: m.MaxBatchDelay, MaxBodyBytes: 4 << 20, Metrics: im, Gatherer: reg, Logger: r.log.With("model", m.Name)})
+	var tokens *httpauth.Tokens
+	if m.TokensFile != "" {
+		if tokens, err = httpauth.NewTokens(m.TokensFile, r.log, nil); err != nil {
+			return fmt.Errorf("local: model %s: %w", m.Name, err)
+		}
+	}
+	srv, err := oip.NewServer(oip.Config{Tokens: tokens, TracerProvider: r.opts.TracerProvider, ModelName: m.Name, ModelVersion: m.Version, MaxBatchSize: m.MaxBatchSize,
+		MaxBatchDelay: m.MaxBatchDelay, MaxBodyBytes: 4 << 20, BodyBudget: r.bodies, Metrics: im, Gatherer: reg, Logger: r.log.With("model", m.Name)})
 	if err != nil {
 		return err
 	}
@@ -250,7 +265,7 @@ func (r *run) runPipeline(ctx context.Context, i int, p Pipeline) error {
 	}
 	reg := prometheus.NewRegistry()
 	h, err := ingest.New(ingest.Config{TracerProvider: r.opts.TracerProvider, Conn: r.nc, Topology: cfg.Queue.Topology, Inputs: inputs,
-		MaxBodyBytes: cfg.Ingestion.MaxBodyBytes, TokensFile: cfg.Ingestion.TokensFile, RateLimit: cfg.Ingestion.RateLimit,
+		MaxBodyBytes: cfg.Ingestion.MaxBodyBytes, BodyBudget: r.bodies, TokensFile: cfg.Ingestion.TokensFile, RateLimit: cfg.Ingestion.RateLimit,
 		Registry: reg, Logger: log})
 	if err != nil {
 		return fmt.Errorf("local: pipeline %s: %w", cfg.Name, err)
@@ -337,6 +352,15 @@ func startNATS(addr, dataDir string) (*server.Server, error) {
 	}
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("local: data dir: %w", err)
+	}
+	if port != server.RANDOM_PORT {
+		// nats-server listens in its own goroutine and, without a log, keeps why it could not
+		// to itself; a listen of our own first names the cause ("address already in use").
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			return nil, fmt.Errorf("local: the embedded NATS cannot listen: %w", err)
+		}
+		_ = ln.Close()
 	}
 	ns, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: dataDir, NoSigs: true, NoLog: true})
 	if err != nil {

@@ -6,7 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +21,7 @@ import (
 
 	"github.com/freightcast/freightcast/internal/autoscale"
 	"github.com/freightcast/freightcast/internal/event"
+	"github.com/freightcast/freightcast/internal/httpserver"
 	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
@@ -65,7 +70,10 @@ func runLocal(t testing.TB, opts Options, models []Model, pipelines []Pipeline) 
 	ready := make(chan Endpoints, 1)
 	done := make(chan error, 1)
 	go func() {
-		opts.DataDir, opts.NATSAddr, opts.IngestAddr, opts.InferAddr = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		if opts.DataDir == "" {
+			opts.DataDir = t.TempDir()
+		}
+		opts.NATSAddr, opts.IngestAddr, opts.InferAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 		opts.Ready = func(e Endpoints) { ready <- e }
 		done <- Run(ctx, opts, models, pipelines)
 	}()
@@ -94,6 +102,8 @@ func eventJSON(id string, i int) string {
 type answer struct {
 	Accepted   int `json:"accepted"`
 	Duplicates int `json:"duplicates"`
+	// Unconfirmed events of a 503 were sent and not acknowledged: they may be stored.
+	Unconfirmed int `json:"unconfirmed"`
 }
 
 // post sends a body as a client following the API's contract does: on 503 it waits Retry-After
@@ -114,6 +124,7 @@ func post(t testing.TB, url, contentType, body string) answer {
 			t.Fatalf("POST: %d %s: %v", resp.StatusCode, data, err)
 		}
 		total.Accepted += a.Accepted
+		total.Unconfirmed += a.Unconfirmed
 		switch {
 		case resp.StatusCode == http.StatusAccepted:
 			total.Duplicates += a.Duplicates
@@ -143,6 +154,7 @@ func TestTenThousandEventsArePredictedExactlyOnce(t *testing.T) {
 		mu.Lock()
 		total.Accepted += a.Accepted
 		total.Duplicates += a.Duplicates
+		total.Unconfirmed += a.Unconfirmed
 		mu.Unlock()
 	}
 	var wg sync.WaitGroup
@@ -185,10 +197,13 @@ func TestTenThousandEventsArePredictedExactlyOnce(t *testing.T) {
 		retry = append(retry, eventJSON(id(i), i))
 	}
 	add(post(t, url, "application/json", "["+strings.Join(retry, ",")+"]"))
-	// Exactly n stored, whatever refusals and retries happened on the way; at least the 80
+	// Exactly n stored, whatever refusals and retries happened on the way: the answers account
+	// for every event, each confirmed stored once or left unconfirmed by a 503 (a lost or late
+	// ack on a loaded machine; the retry then found it stored, a duplicate). At least the 80
 	// in-body and 500 resent duplicates (more when a refused attempt had stored some events).
-	if total.Accepted != n || total.Duplicates < 80+500 {
-		t.Fatalf("accepted %d, duplicates %d; want %d and at least %d", total.Accepted, total.Duplicates, n, 80+500)
+	if total.Accepted > n || total.Accepted+total.Unconfirmed < n || total.Duplicates < 80+500 {
+		t.Fatalf("accepted %d, unconfirmed %d, duplicates %d; want %d accounted for and at least %d duplicates",
+			total.Accepted, total.Unconfirmed, total.Duplicates, n, 80+500)
 	}
 
 	// Every distinct id gets exactly one prediction, readable by id.
@@ -214,16 +229,17 @@ func TestTenThousandEventsArePredictedExactlyOnce(t *testing.T) {
 			t.Fatalf("prediction %s: %+v, %v", id(i), p, err)
 		}
 	}
-	out, err := js.Stream(context.Background(), topo.OutputStream)
+	// One write per prediction: the bucket's stream holds exactly one message per event.
+	bucket, err := js.Stream(context.Background(), "KV_"+topo.Bucket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := out.Info(context.Background(), jetstream.WithSubjectFilter(topo.PredictionSubject))
+	info, err := bucket.Info(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := info.State.Subjects[topo.PredictionSubject]; got != n {
-		t.Errorf("predictions stream holds %d messages, want exactly %d", got, n)
+	if got := info.State.Msgs; got != n {
+		t.Errorf("the predictions bucket's stream holds %d messages, want exactly %d", got, n)
 	}
 }
 
@@ -408,4 +424,137 @@ func TestRunReturnsWhenMoreWorkersFailThanItRunsServers(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("Run did not return within 60s after its workers failed")
 	}
+}
+
+// TestABusyNATSPortSaysSo: the error names the cause, not only "did not start".
+func TestABusyNATSPortSaysSo(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	err = Run(context.Background(), Options{DataDir: t.TempDir(), NATSAddr: ln.Addr().String(),
+		IngestAddr: "127.0.0.1:0", InferAddr: "127.0.0.1:0"}, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Run on a busy NATS port: %v, want an error saying the address is in use", err)
+	}
+}
+
+// TestServersHaveThePodsLimits: local mode's servers are built by the code the pods use, so a
+// slow body or a client that never finishes is cut as in the cluster (ReadTimeout 60 s).
+func TestServersHaveThePodsLimits(t *testing.T) {
+	r := &run{log: slog.New(slog.DiscardHandler), failed: make(chan error, 1)}
+	var list []*http.Server
+	if _, err := r.serve("127.0.0.1:0", 0, http.NotFoundHandler(), &list); err != nil {
+		t.Fatal(err)
+	}
+	defer shutdownAll(list)
+	got := list[0]
+	want := httpserver.New(http.NotFoundHandler(), r.log)
+	if got.ReadHeaderTimeout != want.ReadHeaderTimeout || got.ReadTimeout != want.ReadTimeout || got.IdleTimeout != want.IdleTimeout {
+		t.Errorf("local server limits: header %s, read %s, idle %s; the pods': %s, %s, %s", got.ReadHeaderTimeout, got.ReadTimeout,
+			got.IdleTimeout, want.ReadHeaderTimeout, want.ReadTimeout, want.IdleTimeout)
+	}
+}
+
+// TestAModelWithTokensNeedsOne: a model's spec.auth is honoured as in its pods: an infer
+// request without a listed bearer token gets 401, one with it is served.
+func TestAModelWithTokensNeedsOne(t *testing.T) {
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := testenv.FreightModel(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan Endpoints, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{DataDir: t.TempDir(), NATSAddr: "127.0.0.1:0", IngestAddr: "127.0.0.1:0", InferAddr: "127.0.0.1:0",
+			Ready: func(e Endpoints) { ready <- e }},
+			[]Model{{Name: "freight-delay-risk", Version: "1", Runtime: m, MaxBatchSize: 8, TokensFile: tokens}}, nil)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	var eps Endpoints
+	select {
+	case eps = <-ready:
+	case err := <-done:
+		t.Fatalf("Run stopped before it was ready: %v", err)
+	}
+	infer := func(token string) int {
+		req, _ := http.NewRequest(http.MethodPost, eps.Infer["freight-delay-risk"]+"/v2/models/freight-delay-risk/infer",
+			strings.NewReader(`{"inputs":[{"name":"features","shape":[1,12],"datatype":"FP32","data":[800,0,0,0,1,0.9,0.1,0.1,0.5,0.8,0.1,4]}]}`))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := infer(""); got != http.StatusUnauthorized {
+		t.Errorf("without a token: %d, want 401", got)
+	}
+	if got := infer("s3cret"); got != http.StatusOK {
+		t.Errorf("with the token: %d, want 200", got)
+	}
+}
+
+// TestPredictionsSurviveAnUpgradeInPlace: a pipeline restarted on its data keeps answering for
+// the predictions stored before — those of this release, and one stored the way earlier releases
+// did (the same record in the bucket and a copy on the output stream) — and predicts new events.
+func TestPredictionsSurviveAnUpgradeInPlace(t *testing.T) {
+	dir := t.TempDir()
+	get := func(t *testing.T, url, id string) int {
+		resp, err := http.Get(url + "/v1/predictions/" + id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	t.Run("before", func(t *testing.T) {
+		eps := startWithOptions(t, Options{DataDir: dir, Workers: 1}, func(*Pipeline) {})
+		post(t, eps.Ingest["orders"], "application/json", eventJSON("new-1", 1))
+		testenv.Eventually(t, time.Minute, "the prediction of new-1", func() error {
+			if code := get(t, eps.Ingest["orders"], "new-1"); code != http.StatusOK {
+				return fmt.Errorf("GET: %d", code)
+			}
+			return nil
+		})
+		_, js := natstest.Connect(t, eps.NATS)
+		topo := queue.TopologyFor("local", "orders")
+		record, err := event.EncodePrediction(event.Prediction{ID: "old-1", Model: "freight-delay-risk", ModelVersion: "1",
+			Outputs: map[string][]event.Value{"delay_risk": event.Numbers(0.5)}, ReceivedAt: time.Now().UTC(), PredictedAt: time.Now().UTC()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.Publish(context.Background(), topo.PredictionSubject, record, jetstream.WithMsgID("old-1")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.Publish(context.Background(), topo.PredictionKeySubject("old-1"), record); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("after", func(t *testing.T) {
+		eps := startWithOptions(t, Options{DataDir: dir, Workers: 1}, func(*Pipeline) {})
+		for _, id := range []string{"new-1", "old-1"} {
+			if code := get(t, eps.Ingest["orders"], id); code != http.StatusOK {
+				t.Errorf("GET the prediction of %s, stored before the restart: %d, want 200", id, code)
+			}
+		}
+		post(t, eps.Ingest["orders"], "application/json", eventJSON("new-2", 2))
+		testenv.Eventually(t, time.Minute, "the prediction of new-2", func() error {
+			if code := get(t, eps.Ingest["orders"], "new-2"); code != http.StatusOK {
+				return fmt.Errorf("GET: %d", code)
+			}
+			return nil
+		})
+	})
 }

@@ -17,6 +17,7 @@ const (
 	ReasonStreamFull    = "stream_full"    // 503: the stream refused (DiscardNew at its limits)
 	ReasonUnavailable   = "unavailable"    // 503: NATS or the stream unreachable
 	ReasonPartialAccept = "partial_accept" // 503 after some events of the body were stored
+	ReasonBusy          = "busy"           // 503: the process's body budget is spent (both APIs)
 )
 
 // Ingest is what an ingestion pod exports.

@@ -48,6 +48,9 @@ type Config struct {
 	MaxBatchDelay time.Duration
 	// MaxBodyBytes caps the size of an infer request body.
 	MaxBodyBytes int64
+	// BodyBudget bounds the body bytes in memory across the process's requests (503 when it
+	// is spent); nil sizes one from the Go memory limit (httpbody.BudgetFromMemoryLimit).
+	BodyBudget *httpbody.Budget
 	// Metrics records the server's metrics; required.
 	Metrics *metrics.Inference
 	// Gatherer, when set, is served at /metrics.
@@ -113,6 +116,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.BodyBudget == nil {
+		cfg.BodyBudget = httpbody.BudgetFromMemoryLimit()
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, tracer: tracing.Tracer(cfg.TracerProvider)}
 	if s.log == nil {
@@ -277,16 +283,25 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request, span trace.Span) 
 		return s.fail(w, http.StatusServiceUnavailable, metrics.ReasonNotReady, fmt.Sprintf("model %q is not loaded yet", s.cfg.ModelName))
 	}
 	if r.ContentLength > s.cfg.MaxBodyBytes {
-		return s.tooLarge(w)
+		return s.refuse(w, r, s.tooLarge)
 	}
 	c := s.calls.Get().(*call)
-	defer s.calls.Put(c)
+	defer s.putCall(c)
 	var err error
-	c.body, err = httpbody.Read(r.Body, c.body[:0], s.cfg.MaxBodyBytes)
-	if err != nil {
-		if errors.Is(err, httpbody.ErrTooLarge) {
-			return s.tooLarge(w)
-		}
+	var held int64
+	c.body, held, err = httpbody.Read(r.Body, c.body[:0], s.cfg.MaxBodyBytes, s.cfg.BodyBudget)
+	// The body, and what was decoded from it, are done with once the answer is encoded.
+	defer s.cfg.BodyBudget.Release(held)
+	switch {
+	case errors.Is(err, httpbody.ErrTooLarge):
+		return s.refuse(w, r, s.tooLarge)
+	case errors.Is(err, httpbody.ErrBusy):
+		return s.refuse(w, r, func(w http.ResponseWriter) int {
+			w.Header().Set("Retry-After", "1")
+			return s.fail(w, http.StatusServiceUnavailable, metrics.ReasonBusy,
+				"the server holds as many request bodies as its memory allows; retry later")
+		})
+	case err != nil:
 		return s.fail(w, http.StatusBadRequest, metrics.ReasonBadRequest, "reading the body: "+err.Error())
 	}
 	if lm.typed {
@@ -347,6 +362,23 @@ func (s *Server) inferTyped(w http.ResponseWriter, r *http.Request, c *call, lm 
 		return s.fail(w, http.StatusBadRequest, metrics.ReasonBadRequest, err.Error())
 	}
 	return s.write(w, http.StatusOK, c.resp)
+}
+
+// maxPooledBody is the largest body whose call goes back to the pool: a burst of large bodies
+// must not stay in memory after it.
+const maxPooledBody = 1 << 20
+
+func (s *Server) putCall(c *call) {
+	if cap(c.body) <= maxPooledBody && cap(c.resp) <= maxPooledBody {
+		s.calls.Put(c)
+	}
+}
+
+// refuse answers with answer a request whose body was not read whole (httpbody.Refuse).
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, answer func(http.ResponseWriter) int) int {
+	var code int
+	httpbody.Refuse(w, r, func() { code = answer(w) })
+	return code
 }
 
 func (s *Server) tooLarge(w http.ResponseWriter) int {

@@ -1,6 +1,6 @@
 // Package worker is the inference pool: it consumes a pipeline's events from the JetStream
-// consumer in batches, runs the model, stores each prediction (predictions stream, message id =
-// event id, and the predictions bucket, key = event id, written only if absent), and acknowledges
+// consumer in batches, runs the model, stores each prediction once (the predictions bucket, key =
+// event id, written only if absent), and acknowledges
 // the events only after every prediction is stored. A crash at any point leaves the events
 // unacknowledged, so they are redelivered; the id-keyed writes make the redelivery invisible in
 // the results. It knows nothing of Kubernetes.
@@ -90,6 +90,9 @@ type Worker struct {
 	row    []event.Output
 	// records is the encoding buffer of the batch being built.
 	records []byte
+	// dec and decoded are the batch's events, decoded into the same memory batch after batch.
+	dec     event.Decoder
+	decoded []pending
 	// tracer is nil when tracing is off.
 	tracer trace.Tracer
 }
@@ -253,23 +256,30 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 	w.cfg.Metrics.BatchDuration.Observe(w.cfg.Now().Sub(start).Seconds())
 }
 
-// decode reads the events of a batch; those that can never be predicted are dead-lettered.
+// decode reads the events of a batch; those that can never be predicted are dead-lettered. The
+// events live in w.decoded until the next batch.
 func (w *Worker) decode(ctx context.Context, msgs []jetstream.Msg) []pending {
-	good := make([]pending, 0, len(msgs))
+	if cap(w.decoded) < len(msgs) {
+		w.decoded = append(w.decoded[:cap(w.decoded)], make([]pending, len(msgs)-cap(w.decoded))...)
+	}
+	good := w.decoded[:0]
 	for _, m := range msgs {
-		ev, err := event.Decode(m.Data())
+		// The slot's Features keep their capacity from the last batch that used it.
+		p := &w.decoded[:len(good)+1][len(good)]
+		p.msg = m
+		err := w.dec.DecodeInto(m.Data(), &p.ev)
 		switch {
 		case err != nil:
 			w.deadLetter(ctx, m, "", metrics.DeadLetterUndecodable, err)
-		case len(ev.Features)+len(ev.Values) != w.features:
-			w.deadLetter(ctx, m, ev.ID, metrics.DeadLetterFeatureCount,
-				fmt.Errorf("event has %d features, the model takes %d", len(ev.Features)+len(ev.Values), w.features))
+		case len(p.ev.Features)+len(p.ev.Values) != w.features:
+			w.deadLetter(ctx, m, p.ev.ID, metrics.DeadLetterFeatureCount,
+				fmt.Errorf("event has %d features, the model takes %d", len(p.ev.Features)+len(p.ev.Values), w.features))
 		default:
-			if err := w.checkTypes(&ev); err != nil {
-				w.deadLetter(ctx, m, ev.ID, metrics.DeadLetterFeatureType, err)
+			if err := w.checkTypes(&p.ev); err != nil {
+				w.deadLetter(ctx, m, p.ev.ID, metrics.DeadLetterFeatureType, err)
 				continue
 			}
-			good = append(good, pending{msg: m, ev: ev})
+			good = good[:len(good)+1]
 		}
 	}
 	return good
@@ -331,24 +341,19 @@ func (w *Worker) encode(ctx context.Context, good []pending, now time.Time) (enc
 	return encoded, records, ends
 }
 
-// store writes each encoded record twice, to the predictions stream (message id = event id) and
-// to the bucket (only if the key is absent), and waits for the server to confirm them all. It
-// returns the events stored; on failure, the events to hand back to the queue, and the stage
-// that failed.
+// store writes each encoded record once, to the bucket under the event id, only if the key is
+// absent, and waits for the server to confirm them all. The bucket is a stream with one subject
+// per key, so it is both the index GET /v1/predictions/{id} reads and the feed a follower
+// consumes in order. It returns the events stored; on failure, the events to hand back to the
+// queue, and the stage that failed.
 func (w *Worker) store(ctx context.Context, good []pending, records []byte, ends []int) (stored []pending, stage string, _ error) {
 	span := w.storeSpan(ctx)
-	futures := make([]jetstream.PubAckFuture, 0, 2*len(good))
+	futures := make([]jetstream.PubAckFuture, 0, len(good))
 	stored = make([]pending, 0, len(good))
 	begin := 0
 	for i, p := range good {
 		rec := records[begin:ends[i]:ends[i]]
 		begin = ends[i]
-		pf, err := w.cfg.JetStream.PublishMsgAsync(&nats.Msg{Subject: w.cfg.Topology.PredictionSubject, Data: rec},
-			jetstream.WithMsgID(p.ev.ID))
-		if err != nil {
-			endSpan(span, err)
-			return good, "publish", err
-		}
 		// Written only if absent: a redelivered event's prediction must not replace the first.
 		kf, err := w.cfg.JetStream.PublishMsgAsync(&nats.Msg{Subject: w.cfg.Topology.PredictionKeySubject(p.ev.ID), Data: rec},
 			jetstream.WithExpectLastSequencePerSubject(0))
@@ -356,7 +361,7 @@ func (w *Worker) store(ctx context.Context, good []pending, records []byte, ends
 			endSpan(span, err)
 			return good, "publish", err
 		}
-		futures = append(futures, pf, kf)
+		futures = append(futures, kf)
 		stored = append(stored, p)
 	}
 	err := w.awaitAcks(ctx, futures)
@@ -528,7 +533,7 @@ func (w *Worker) storeSpan(ctx context.Context) trace.Span {
 	}
 	_, span := w.tracer.Start(ctx, "store predictions", trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(semconv.MessagingSystemKey.String("nats"), semconv.MessagingOperationTypeSend,
-			semconv.MessagingDestinationName(w.cfg.Topology.PredictionSubject)))
+			semconv.MessagingDestinationName("$KV."+w.cfg.Topology.Bucket)))
 	return span
 }
 

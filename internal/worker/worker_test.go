@@ -189,6 +189,20 @@ func (h *harness) checkExactlyOnce(idList []string) {
 		}
 		return nil
 	})
+	// Each prediction is written once: the bucket's stream holds one message per event.
+	bucket, err := h.js.Stream(ctx, "KV_"+h.spec.Bucket)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	bucketInfo, err := bucket.Info(ctx)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if got := bucketInfo.State.Msgs; int(got) != len(idList) {
+		h.t.Errorf("the predictions bucket's stream holds %d messages, want %d", got, len(idList))
+	}
+	// ...and nowhere else: the output stream, which older releases wrote each prediction to a
+	// second time, holds dead letters only.
 	out, err := h.js.Stream(ctx, h.spec.OutputStream)
 	if err != nil {
 		h.t.Fatal(err)
@@ -197,8 +211,8 @@ func (h *harness) checkExactlyOnce(idList []string) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if got := outInfo.State.Subjects[h.spec.PredictionSubject]; int(got) != len(idList) {
-		h.t.Errorf("predictions stream holds %d messages, want %d", got, len(idList))
+	if got := outInfo.State.Subjects[h.spec.PredictionSubject]; got != 0 {
+		h.t.Errorf("the output stream holds %d predictions, want none: each is stored once, in the bucket", got)
 	}
 }
 
