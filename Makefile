@@ -45,11 +45,11 @@ generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths="./api/..."
 
 .PHONY: samples
-samples: ## Regenerate the sample ConfigMap that carries the model in models/.
+samples: ## Regenerate the sample ConfigMaps that carry the model files (config/samples/, docs/examples/).
 	hack/sample-model-configmap.sh
 
 # Everything that generators write: checked for drift against what is committed.
-GENERATED := api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml config/samples/freightcast_v1alpha1_model_configmap.yaml \
+GENERATED := api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml config/samples/freightcast_v1alpha1_model_configmap.yaml docs/examples/*/model_configmap.yaml \
 	$(CHART)/files/crds $(CHART)/files/role.yaml docs/reference.md
 
 .PHONY: verify

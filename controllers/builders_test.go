@@ -26,6 +26,7 @@ func TestModelMountFor(t *testing.T) {
 		source      freightcastv1alpha1.ModelSource
 		version     string
 		features    []string
+		inputs      []freightcastv1alpha1.InputSpec
 		wantArgs    []string
 		wantVolumes []string
 	}{
@@ -42,6 +43,13 @@ func TestModelMountFor(t *testing.T) {
 				"--features=a,b"},
 			wantVolumes: []string{"model"},
 		},
+		"declared inputs": {
+			source: freightcastv1alpha1.ModelSource{ConfigMap: &freightcastv1alpha1.ConfigMapModelSource{Name: "cm"}},
+			inputs: []freightcastv1alpha1.InputSpec{{Name: "x:0", DataType: "INT64", Shape: []int64{-1}, Features: []string{"mode"}}},
+			wantArgs: []string{"--model-file=/var/lib/freightcast/model/model.onnx", "--model-name=m", "--model-version=1",
+				`--inputs=[{"name":"x:0","datatype":"INT64","shape":[-1],"features":["mode"]}]`},
+			wantVolumes: []string{"model"},
+		},
 		"https uri": {
 			source: freightcastv1alpha1.ModelSource{URI: "https://models.example.com/m.onnx", SHA256: sha},
 			wantArgs: []string{"--model-uri=https://models.example.com/m.onnx", "--model-sha256=" + sha,
@@ -53,7 +61,7 @@ func TestModelMountFor(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			m := newModel("ns", "m", "")
-			m.Spec.Source, m.Spec.Version, m.Spec.Features = tc.source, tc.version, tc.features
+			m.Spec.Source, m.Spec.Version, m.Spec.Features, m.Spec.Inputs = tc.source, tc.version, tc.features, tc.inputs
 			mm := modelMountFor(m, spec.SpecRevision(m, ""))
 			if diff := cmp.Diff(tc.wantArgs, mm.args); diff != "" {
 				t.Errorf("args (-want +got):\n%s", diff)

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -79,6 +80,11 @@ func modelMountFor(model *freightcastv1alpha1.PredictionModel, rev freightcastv1
 	m.args = append(m.args, "--model-name="+srv.Name, "--model-version="+srv.Version)
 	if len(srv.Features) > 0 {
 		m.args = append(m.args, "--features="+strings.Join(srv.Features, ","))
+	}
+	if len(srv.Inputs) > 0 {
+		// JSON, not a list with separators: ONNX names may hold any character (tf2onnx's "x:0").
+		inputs, _ := json.Marshal(srv.Inputs) // a slice of plain structs always marshals
+		m.args = append(m.args, "--inputs="+string(inputs))
 	}
 	return m
 }

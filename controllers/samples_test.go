@@ -24,7 +24,13 @@ import (
 // applySamples does what `kubectl apply -n NS -f config/samples/` does, with server-side apply.
 func applySamples(t *testing.T, ns string) {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join("..", "config", "samples", "*.yaml"))
+	applyDir(t, ns, filepath.Join("..", "config", "samples"))
+}
+
+// applyDir applies every YAML file of dir in namespace ns, as kubectl apply -f DIR does.
+func applyDir(t *testing.T, ns, dir string) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no samples found: %v", err)
 	}
@@ -92,4 +98,34 @@ func TestSamplesBecomeARunningPipeline(t *testing.T) {
 	markDeploymentRolledOut(t, ns, "eu-lanes-ingest")
 	markDeploymentRolledOut(t, ns, "eu-lanes-inference")
 	waitCondition(t, pipeline, freightcastv1alpha1.ConditionReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonPipelineReady)
+}
+
+// The PyTorch example of docs/examples: the serving pods get spec.inputs to check the model file
+// against, and the pipeline's config feeds both inputs from the named features.
+func TestTypedExampleRendersItsInputs(t *testing.T) {
+	srv := natstest.Start(t)
+	ns := newNamespace(t)
+	startOperator(t, srv.URL(), ns)
+	applyDir(t, ns, filepath.Join("..", "docs", "examples", "torch-tabular"))
+
+	predictor := mustEventuallyGetDeployment(t, ns, "torch-tabular-predictor")
+	want := `--inputs=[{"name":"numeric","shape":[-1,8],"features":["distance_km","carrier_on_time_rate","port_congestion_index","weather_severity","month_sin","month_cos","customs_complexity","dwell_time_hours"]},` +
+		`{"name":"transport_mode","datatype":"INT64","shape":[-1],"features":["mode"]}]`
+	if args := predictor.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, want) {
+		t.Errorf("serving args %v lack %s", args, want)
+	}
+	markDeploymentRolledOut(t, ns, "torch-tabular-predictor")
+	model := &freightcastv1alpha1.PredictionModel{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "torch-tabular"}}
+	waitCondition(t, model, freightcastv1alpha1.ConditionReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonAvailable)
+	cm := &corev1.ConfigMap{}
+	testenv.Eventually(t, 30*time.Second, "pipeline config", func() error {
+		return k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "tabular-lanes-pipeline"}, cm)
+	})
+	cfg, err := pipelineconfig.Parse([]byte(cm.Data[pipelineconfig.FileName]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Model.Inputs) != 2 || cfg.Model.Inputs[1].DataType != "INT64" || len(cfg.Model.Inputs[0].Features) != 8 || cfg.Model.Features != nil {
+		t.Errorf("pipeline config inputs = %+v", cfg.Model)
+	}
 }

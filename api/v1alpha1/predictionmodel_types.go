@@ -18,6 +18,9 @@ type TensorDataType string
 
 // PredictionModelSpec is the model to serve and how to serve it.
 // +kubebuilder:validation:XValidation:rule="!has(self.inputs) || !has(self.features) || size(self.features) == 0 || size(self.inputs) == 1",message="features describe a single input tensor: with features set, inputs may list only one tensor"
+// +kubebuilder:validation:XValidation:rule="!has(self.inputs) || !has(self.features) || size(self.features) == 0 || !self.inputs.exists(i, has(i.features))",message="spec.features and inputs[].features cannot both be set: give each input its features"
+// +kubebuilder:validation:XValidation:rule="!has(self.inputs) || !self.inputs.exists(i, has(i.features)) || self.inputs.all(i, has(i.features))",message="when one input declares features every input must: a pipeline feeds every input of the model from the event's features"
+// +kubebuilder:validation:XValidation:rule="!has(self.inputs) || self.inputs.all(a, !has(a.features) || self.inputs.all(b, a.name == b.name || !has(b.features) || a.features.all(f, !(f in b.features))))",message="a feature may feed only one input: a name appears in the features of two inputs"
 type PredictionModelSpec struct {
 	// format is the serialisation of the model file. Only ONNX is supported.
 	// +kubebuilder:default=ONNX
@@ -50,13 +53,15 @@ type PredictionModelSpec struct {
 	// +optional
 	Features []string `json:"features,omitempty"`
 
-	// inputs optionally declares the model's input tensors; the serving pods check the model
-	// file against it. When empty, the model file alone describes its inputs.
+	// inputs optionally declares the model's input tensors, and which event features feed each
+	// one (a tabular net's FP32 columns beside an INT64 category id, say). The serving pods and
+	// a pipeline's pods check the model file against it (name, datatype, shape) and refuse to
+	// start, naming the mismatch. When empty, the model file alone describes its inputs.
 	// +listType=map
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=16
 	// +optional
-	Inputs []TensorSpec `json:"inputs,omitempty"`
+	Inputs []InputSpec `json:"inputs,omitempty"`
 
 	// outputs optionally declares the model's output tensors, as inputs does.
 	// +listType=map
@@ -195,6 +200,44 @@ type TensorSpec struct {
 	// +kubebuilder:validation:items:Minimum=-1
 	// +optional
 	Shape []int64 `json:"shape,omitempty"`
+}
+
+// InputSpec describes one input tensor of the model and the features that feed it.
+// +kubebuilder:validation:XValidation:rule="!has(self.features) || !has(self.datatype) || self.datatype in ['FP32', 'FP64', 'INT64', 'INT32', 'BOOL', 'BYTES']",message="features feed only FP32, FP64, INT64, INT32, BOOL and BYTES inputs"
+// +kubebuilder:validation:XValidation:rule="!has(self.features) || !has(self.shape) || (size(self.shape) == 1 && self.shape[0] == -1 && size(self.features) == 1) || (size(self.shape) == 2 && self.shape[0] == -1 && (self.shape[1] == -1 || self.shape[1] == size(self.features)))",message="features fill one row per event: the shape must be [-1] with one feature or [-1, n] with n features"
+type InputSpec struct {
+	// name of the tensor in the model graph.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +required
+	Name string `json:"name"`
+
+	// datatype in Open Inference Protocol terms (FP32, INT64, BYTES for strings, ...). When
+	// empty, the model file's.
+	// +optional
+	DataType TensorDataType `json:"datatype,omitempty"`
+
+	// shape of the tensor; -1 marks a variable dimension (usually the batch).
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=0
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:Minimum=-1
+	// +optional
+	Shape []int64 `json:"shape,omitempty"`
+
+	// features are the event features that fill this input's columns, in order: a pipeline
+	// feeds the input from each event's `features` object by these names, and its ingestion
+	// checks every value against the input's datatype. Either every input declares features or
+	// none does (then spec.features, or the model file's metadata, names the columns of a
+	// model's single input).
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=128
+	// +kubebuilder:validation:items:Pattern=`^[A-Za-z_][A-Za-z0-9_.-]*$`
+	// +optional
+	Features []string `json:"features,omitempty"`
 }
 
 // BatchingSpec configures server-side micro-batching.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,6 +40,7 @@ type inferOptions struct {
 	modelSHA256     string
 	modelCacheDir   string
 	features        string
+	inputs          string
 	maxBatchSize    int
 	maxBatchDelay   time.Duration
 	maxBodyBytes    int64
@@ -69,6 +72,7 @@ func parseInferFlags(args []string) (*inferOptions, error) {
 	fs.StringVar(&o.modelSHA256, "model-sha256", "", "hex SHA-256 the model bytes must have")
 	fs.StringVar(&o.modelCacheDir, "model-cache-dir", "", "directory for downloaded models (default: a directory under the system temp dir)")
 	fs.StringVar(&o.features, "features", "", "comma-separated feature names in input column order; must match the model's own list if it declares one")
+	fs.StringVar(&o.inputs, "inputs", "", `the model's declared inputs as JSON, [{"name","datatype","shape","features"}] (a PredictionModel's spec.inputs); the model file must agree`)
 	fs.IntVar(&o.maxBatchSize, "max-batch-size", 64, "most rows merged into one model run")
 	fs.DurationVar(&o.maxBatchDelay, "max-batch-delay", 2*time.Millisecond, "longest a batch waits for requests that are being decoded")
 	fs.Int64Var(&o.maxBodyBytes, "max-body-bytes", 4<<20, "largest infer request body accepted")
@@ -281,7 +285,74 @@ func loadModel(ctx context.Context, o *inferOptions) (*model.Model, error) {
 			return nil, err
 		}
 	}
+	if o.inputs != "" {
+		if err := checkInputs(o.inputs, m.Metadata()); err != nil {
+			return nil, err
+		}
+	}
 	return m, nil
+}
+
+// declaredInput is one entry of --inputs, a PredictionModel's spec.inputs.
+type declaredInput struct {
+	Name     string   `json:"name"`
+	DataType string   `json:"datatype,omitempty"`
+	Shape    []int64  `json:"shape,omitempty"`
+	Features []string `json:"features,omitempty"`
+}
+
+// checkInputs compares the declared inputs with the model file: each names one of its inputs,
+// with its datatype and shape where declared (-1 matches any size), and features that fit it.
+// A mismatch stops the pod with both sides named, instead of a model serving other inputs than
+// its spec says.
+func checkInputs(flag string, meta *model.Metadata) error {
+	var declared []declaredInput
+	dec := json.NewDecoder(strings.NewReader(flag))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&declared); err != nil {
+		return fmt.Errorf("--inputs: %w", err)
+	}
+	var fed []model.FeatureInput
+	for _, d := range declared {
+		i := slices.IndexFunc(meta.Inputs, func(t model.TensorInfo) bool { return t.Name == d.Name })
+		if i < 0 {
+			names := make([]string, len(meta.Inputs))
+			for k, t := range meta.Inputs {
+				names[k] = t.Name
+			}
+			return fmt.Errorf("spec.inputs names %q, but the model's inputs are %s", d.Name, strings.Join(names, ", "))
+		}
+		have := meta.Inputs[i]
+		if d.DataType != "" && d.DataType != have.DataType {
+			return fmt.Errorf("spec.inputs %q is %s, the model file says %s", d.Name, d.DataType, have.DataType)
+		}
+		if d.Shape != nil && !shapeFits(d.Shape, have.Shape) {
+			return fmt.Errorf("spec.inputs %q has shape %v, the model file says %v", d.Name, d.Shape, have.Shape)
+		}
+		if len(d.Features) > 0 {
+			fed = append(fed, model.FeatureInput{Name: d.Name, DataType: d.DataType, Features: d.Features})
+		}
+	}
+	if len(fed) > 0 {
+		if _, err := model.ResolveInputs(nil, fed, meta); err != nil {
+			return fmt.Errorf("spec.inputs: %w", err)
+		}
+	}
+	return nil
+}
+
+// shapeFits tells whether a declared shape agrees with the model's: same rank, and each
+// dimension equal where both are fixed.
+func shapeFits(declared, have []int64) bool {
+	if len(declared) != len(have) {
+		return false
+	}
+	for i, d := range declared {
+		if d >= 0 && have[i] >= 0 && d != have[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // checkFeatures compares the --features list with the model: its declared names when it has

@@ -68,12 +68,14 @@ func parseIngestFlags(args []string) (ingestConfig, error) {
 	return c, nil
 }
 
-// resolveFeatures decides the feature names ingestion validates events against, in model order:
-// --features (the model's spec) or the pipeline config declare them; the model file, when given,
-// names them itself or must agree with the declared ones (model.ResolveFeatures), so ingestion
-// never accepts events the workers' model would then refuse.
-func resolveFeatures(ctx context.Context, c ingestConfig, fromConfig []string) ([]string, error) {
-	declared := fromConfig
+// resolveInputs decides what ingestion validates events against: the model's inputs in model
+// order, each with its datatype and feature names. The pipeline config declares them (features
+// of the one input, or inputs with their features), or --features (the model's spec) does; the
+// model file, when given, names the features itself or must agree with the declared ones
+// (model.ResolveInputs), so ingestion never accepts events the workers' model would then refuse.
+// Without the model file only features of one FP32 input can be declared.
+func resolveInputs(ctx context.Context, c ingestConfig, fromConfig pipelineconfig.Model) ([]pipelineconfig.Input, error) {
+	declared := fromConfig.Features
 	if c.features != "" {
 		var err error
 		if declared, err = model.ParseFeatures(c.features); err != nil {
@@ -81,11 +83,14 @@ func resolveFeatures(ctx context.Context, c ingestConfig, fromConfig []string) (
 		}
 	}
 	if c.modelFile == "" && c.modelURI == "" {
+		if len(fromConfig.Inputs) > 0 {
+			return nil, errors.New("the pipeline declares model.inputs: give the model (--model-file or --model-uri), whose file orders them")
+		}
 		if len(declared) == 0 {
 			return nil, errors.New("the model's feature names are required: pass --features, set model.features in the pipeline config, " +
 				"or give the model (--model-file or --model-uri) whose metadata names them")
 		}
-		return declared, nil
+		return []pipelineconfig.Input{{DataType: "FP32", Features: declared}}, nil
 	}
 	data, err := modelsource.Fetch(ctx, modelsource.Spec{Path: c.modelFile, URI: c.modelURI, SHA256: c.modelSHA256, CacheDir: c.modelCacheDir})
 	if err != nil {
@@ -95,7 +100,24 @@ func resolveFeatures(ctx context.Context, c ingestConfig, fromConfig []string) (
 	if err != nil {
 		return nil, err
 	}
-	return model.ResolveFeatures(declared, m.Metadata())
+	inputs, err := model.ResolveInputs(declared, featureInputs(fromConfig.Inputs), m.Metadata())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]pipelineconfig.Input, len(inputs))
+	for i, in := range inputs {
+		out[i] = pipelineconfig.Input(in)
+	}
+	return out, nil
+}
+
+// featureInputs is a pipeline config's inputs as the model package takes them.
+func featureInputs(inputs []pipelineconfig.Input) []model.FeatureInput {
+	out := make([]model.FeatureInput, len(inputs))
+	for i, in := range inputs {
+		out[i] = model.FeatureInput(in)
+	}
+	return out
 }
 
 func runIngest(ctx context.Context, args []string) error {
@@ -107,13 +129,13 @@ func runIngest(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	features, err := resolveFeatures(ctx, c, cfg.Model.Features)
+	inputs, err := resolveInputs(ctx, c, cfg.Model)
 	if err != nil {
 		return err
 	}
 	log := slog.New(tracing.LogHandler(slog.NewJSONHandler(os.Stderr, nil))).With("namespace", cfg.Namespace, "pipeline", cfg.Name)
-	if c.features != "" && len(cfg.Model.Features) > 0 && !slices.Equal(features, cfg.Model.Features) {
-		log.Warn("--features and the pipeline config disagree; using --features", "flag", features, "config", cfg.Model.Features)
+	if c.features != "" && len(cfg.Model.Features) > 0 && !slices.Equal(inputs[0].Features, cfg.Model.Features) {
+		log.Warn("--features and the pipeline config disagree; using --features", "flag", inputs[0].Features, "config", cfg.Model.Features)
 	}
 
 	nc, err := nats.Connect(cfg.NATSURL,
@@ -145,7 +167,7 @@ func runIngest(ctx context.Context, args []string) error {
 	h, err := ingest.New(ingest.Config{
 		Conn:         nc,
 		Topology:     cfg.Queue.Topology,
-		Features:     features,
+		Inputs:       inputs,
 		MaxBodyBytes: cfg.Ingestion.MaxBodyBytes,
 		TokensFile:   cfg.Ingestion.TokensFile,
 		RateLimit:    cfg.Ingestion.RateLimit,
@@ -168,7 +190,7 @@ func runIngest(ctx context.Context, args []string) error {
 	}
 	srv := httpserver.New(h, log)
 	log.Info("ingesting", "addr", ln.Addr().String(), "version", version.String(), "stream", cfg.Queue.Stream,
-		"subject", cfg.Queue.Subject, "model", c.modelName, "modelVersion", c.modelVersion, "features", features,
+		"subject", cfg.Queue.Subject, "model", c.modelName, "modelVersion", c.modelVersion, "inputs", inputs,
 		"auth", cfg.Ingestion.TokensFile != "", "tls", cert != nil, "rateLimit", cfg.Ingestion.RateLimit, "tracing", tp != nil)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- serveOn(srv, ln, cert) }()

@@ -26,11 +26,15 @@ func TestResolveFeatures(t *testing.T) {
 		flag      string
 		modelFile string
 		config    []string
+		inputs    []pipelineconfig.Input
 		want      []string
 		wantErr   string
 	}{
 		"flag wins":             {flag: "a,b,c", config: []string{"x"}, want: []string{"a", "b", "c"}},
 		"config":                {config: []string{"x", "y"}, want: []string{"x", "y"}},
+		"inputs need the model": {inputs: []pipelineconfig.Input{{Name: "features", Features: []string{"x"}}}, wantErr: "give the model"},
+		"inputs against the file": {inputs: []pipelineconfig.Input{{Name: "features", DataType: "INT64", Features: modelOrder}}, modelFile: freightModel,
+			wantErr: `input "features" is declared INT64, the model file says FP32`},
 		"neither":               {wantErr: "feature names are required"},
 		"empty flag name":       {flag: "a,,b", wantErr: "empty"},
 		"from the model file":   {modelFile: freightModel, want: modelOrder},
@@ -42,7 +46,8 @@ func TestResolveFeatures(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			got, err := resolveFeatures(context.Background(), ingestConfig{features: tc.flag, modelFile: tc.modelFile}, tc.config)
+			inputs, err := resolveInputs(context.Background(), ingestConfig{features: tc.flag, modelFile: tc.modelFile},
+				pipelineconfig.Model{Features: tc.config, Inputs: tc.inputs})
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
@@ -52,7 +57,10 @@ func TestResolveFeatures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
+			if len(inputs) != 1 || inputs[0].DataType != "FP32" {
+				t.Fatalf("inputs %+v, want one FP32 input", inputs)
+			}
+			if diff := cmp.Diff(tc.want, inputs[0].Features); diff != "" {
 				t.Errorf("features (-want +got):\n%s", diff)
 			}
 		})

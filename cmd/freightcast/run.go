@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -247,7 +248,6 @@ func isOnlyComments(doc []byte) bool {
 	return true
 }
 
-// resolve loads each model from its source and renders each pipeline's config.
 // resolve turns the manifests into what local mode runs; model downloads are cached, and the
 // tokens of Secrets written, under dataDir.
 func (m *manifests) resolve(ctx context.Context, pvcDirs map[string]string, dataDir string) ([]local.Model, []local.Pipeline, error) {
@@ -263,8 +263,18 @@ func (m *manifests) resolve(ctx context.Context, pvcDirs map[string]string, data
 		if err != nil {
 			return nil, nil, fmt.Errorf("PredictionModel %s: %w", name, err)
 		}
-		if _, err := model.ResolveFeatures(pm.Spec.Features, rt.Metadata()); err != nil {
-			return nil, nil, fmt.Errorf("PredictionModel %s: %w", name, err)
+		// As freightcast infer: declared features and inputs must fit the model; serving needs
+		// neither.
+		if len(pm.Spec.Features) > 0 {
+			if _, err := model.ResolveInputs(pm.Spec.Features, nil, rt.Metadata()); err != nil {
+				return nil, nil, fmt.Errorf("PredictionModel %s: %w", name, err)
+			}
+		}
+		if len(pm.Spec.Inputs) > 0 {
+			inputs, _ := json.Marshal(pm.Spec.Inputs) // plain structs always marshal
+			if err := checkInputs(string(inputs), rt.Metadata()); err != nil {
+				return nil, nil, fmt.Errorf("PredictionModel %s: %w", name, err)
+			}
 		}
 		tokens, err := m.tokensFile(pm.Spec.Auth, "spec.auth", secretsDir, "model-"+name)
 		if err != nil {
@@ -291,12 +301,12 @@ func (m *manifests) resolve(ctx context.Context, pvcDirs map[string]string, data
 			return nil, nil, fmt.Errorf("FreightPipeline %s: %w", p.Name, err)
 		}
 		cfg.Ingestion.TokensFile = tokens
-		features, err := model.ResolveFeatures(cfg.Model.Features, runtimes[pm.Name].Metadata())
+		inputs, err := model.ResolveInputs(cfg.Model.Features, featureInputs(cfg.Model.Inputs), runtimes[pm.Name].Metadata())
 		if err != nil {
 			return nil, nil, fmt.Errorf("FreightPipeline %s: %w", p.Name, err)
 		}
 		policy, interval := spec.Autoscale(p)
-		pipelines = append(pipelines, local.Pipeline{Config: cfg, Model: runtimes[pm.Name], Features: features,
+		pipelines = append(pipelines, local.Pipeline{Config: cfg, Model: runtimes[pm.Name], Inputs: inputs,
 			Autoscale: policy, PollInterval: interval})
 	}
 	return models, pipelines, nil

@@ -36,7 +36,7 @@ func TestRunReadsTheSamples(t *testing.T) {
 		t.Fatalf("pipelines = %+v", pipelines)
 	}
 	p := pipelines[0]
-	if p.Config.Name != "eu-lanes" || len(p.Features) != 12 || p.Features[0] != "distance_km" ||
+	if p.Config.Name != "eu-lanes" || len(p.Inputs) != 1 || len(p.Inputs[0].Features) != 12 || p.Inputs[0].Features[0] != "distance_km" ||
 		p.Config.Ingestion.RateLimit == nil || p.Config.Queue.MaxDeliver != 5 ||
 		p.Autoscale.MaxReplicas != 10 || p.Autoscale.TargetPerReplica != 500 || p.PollInterval != 2*time.Second {
 		t.Errorf("pipeline = %+v", p.Config)

@@ -29,7 +29,8 @@ type workerPool struct {
 
 // startWorkerPool connects to the pipeline's NATS and starts n workers on the loaded model.
 func startWorkerPool(cfg pipelineconfig.Config, rt model.Runtime, n int, reg prometheus.Registerer, log *slog.Logger, tp trace.TracerProvider) (*workerPool, error) {
-	if _, err := model.ResolveFeatures(cfg.Model.Features, rt.Metadata()); err != nil {
+	inputs, err := model.ResolveInputs(cfg.Model.Features, featureInputs(cfg.Model.Inputs), rt.Metadata())
+	if err != nil {
 		return nil, fmt.Errorf("pipeline %s: %w", cfg.Name, err)
 	}
 	m, err := metrics.NewWorker(reg)
@@ -56,7 +57,7 @@ func startWorkerPool(cfg pipelineconfig.Config, rt model.Runtime, n int, reg pro
 	}
 	pool, err := worker.NewPool(context.Background(), worker.PoolConfig{
 		New: func(slot int) (*worker.Worker, error) {
-			return worker.New(worker.Config{JetStream: js, Topology: cfg.Queue.Topology, Model: rt,
+			return worker.New(worker.Config{JetStream: js, Topology: cfg.Queue.Topology, Model: rt, Inputs: inputs,
 				ModelName: cfg.Model.Name, ModelVersion: cfg.Model.Version, BatchSize: cfg.Inference.BatchSize,
 				MaxDeliver: cfg.Queue.MaxDeliver, Metrics: m, Logger: log.With("worker", slot), TracerProvider: tp})
 		},

@@ -21,11 +21,12 @@ type Decoder struct {
 // DecodeInto parses and validates a queue message into e, as Decode does, reusing
 // e.Features' capacity. e.ID and e.Shipment point into data, which must not change while e is
 // used (a NATS message's data is its own and never written again). A message with bytes that are
-// not UTF-8, which ingestion refuses today but older releases queued, goes through Decode.
+// not UTF-8, which ingestion refuses today but older releases queued, and a message of typed
+// values (TypedVersion), which only models with typed inputs receive, go through Decode.
 func (d *Decoder) DecodeInto(data []byte, e *Event) error {
 	features := e.Features[:0]
 	*e = Event{}
-	var seen struct{ v, id, features, receivedAt bool }
+	var seen struct{ v, id, features, receivedAt, typed bool }
 	s := &d.scan
 	s.Reset(data)
 	s.SkipSpace()
@@ -38,7 +39,8 @@ func (d *Decoder) DecodeInto(data []byte, e *Event) error {
 				return err
 			}
 			if string(data[from:s.Pos()]) != "1" {
-				return fmt.Errorf("format version %v, this build reads %d", n, Version)
+				seen.typed = true
+				return fmt.Errorf("format version %v", n) // Decode says whether it reads it
 			}
 			seen.v = true
 		case "id":
@@ -95,7 +97,7 @@ func (d *Decoder) DecodeInto(data []byte, e *Event) error {
 			err = errors.New("data after the message object")
 		}
 	}
-	if notUTF8(err) {
+	if seen.typed || notUTF8(err) {
 		slow, err := Decode(data)
 		*e = slow
 		return err

@@ -15,7 +15,9 @@ var decoderCases = map[string]string{
 	"spaces":                " {\"v\" : 1 , \"id\":\"a\",\"features\":[ 1 , 2 ],\"receivedAt\":\"2026-11-27T08:41:36Z\"}\n",
 	"features twice":        `{"v":1,"id":"a","features":[1,2],"features":[3],"receivedAt":"2026-11-27T08:41:36Z"}`,
 	"non-UTF-8 shipment":    "{\"v\":1,\"id\":\"a\",\"features\":[1],\"shipment\":{\"r\":\"\xff\xfe\"},\"receivedAt\":\"2026-11-27T08:41:36Z\"}",
-	"other version":         `{"v":2,"id":"a","features":[],"receivedAt":"2026-11-27T08:41:36Z"}`,
+	"other version":         `{"v":3,"id":"a","features":[],"receivedAt":"2026-11-27T08:41:36Z"}`,
+	"typed values":          `{"v":2,"id":"a","features":[0.5,3,true,"rail"],"receivedAt":"2026-11-27T08:41:36Z"}`,
+	"typed, bad value":      `{"v":2,"id":"a","features":[{}],"receivedAt":"2026-11-27T08:41:36Z"}`,
 	"version 1.0":           `{"v":1.0,"id":"a","features":[],"receivedAt":"2026-11-27T08:41:36Z"}`,
 	"no version":            `{"id":"a","features":[],"receivedAt":"2026-11-27T08:41:36Z"}`,
 	"bad id":                `{"v":1,"id":"a b","features":[],"receivedAt":"2026-11-27T08:41:36Z"}`,
@@ -38,6 +40,9 @@ func TestDecoderAgreesWithDecode(t *testing.T) {
 		var got Event
 		gotErr := d.DecodeInto([]byte(data), &got)
 		want, wantErr := Decode([]byte(data))
+		if (name == "typed values" || name == "with shipment") && gotErr != nil {
+			t.Errorf("%s: %v", name, gotErr)
+		}
 		if (gotErr == nil) != (wantErr == nil) {
 			t.Errorf("%s: DecodeInto error %v, Decode error %v", name, gotErr, wantErr)
 			continue

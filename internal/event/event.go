@@ -7,14 +7,24 @@
 // Compact JSON, one object, fields in this order:
 //
 //	{"v":1,"id":"evt-1","features":[0.7,12,3.5],"shipment":{...},"receivedAt":"2026-11-27T08:41:36.123456789Z"}
+//	{"v":2,"id":"evt-2","features":[0.7,12,3.5,2,"CNSHA",true],"receivedAt":"2026-11-27T08:41:36.123456789Z"}
 //
 // The fields:
-//   - v: format version, 1. A decoder refuses any other, so a worker never guesses.
+//   - v: format version. 1 when every feature is a number (a model of FP32 and FP64 inputs,
+//     the only kind earlier versions queued), 2 when the features are typed: numbers, integers,
+//     booleans and strings. A decoder refuses any other version, so a worker never guesses; a
+//     worker of this version reads both.
 //   - id: the event id (see ValidID), the same string as the message id and the prediction key.
-//   - features: the feature values as numbers, in the MODEL's feature order (the order of the
-//     model's declared feature names, which both ingestion and the worker know from the pipeline
-//     config or the model), so the worker copies them into its input tensor without a name lookup.
-//     Every value is finite.
+//   - features: the feature values in the MODEL's feature order: the features of the model's
+//     first input, then those of its second, ... (the inputs in the order of the model file,
+//     each input's features in the order the pipeline declares them; a model of one input takes
+//     the order of its declared feature names). Ingestion and the worker both know the layout
+//     from the pipeline config and the model, so the worker copies the values into its input
+//     tensors without a name lookup. In v1 every value is a finite number. In v2 each value is
+//     the JSON literal of its input's type: a finite number for FP32 and FP64, an integer
+//     written without fraction or exponent for INT64 and INT32 (read exactly, never through
+//     float64, so an id beyond 2^53 keeps its digits), true or false for BOOL, a string for
+//     BYTES.
 //   - shipment: the client's opaque shipment JSON, byte for byte as received; absent when the
 //     client sent none (or null).
 //   - receivedAt: when ingestion received the request, RFC 3339 with nanoseconds, UTC.
@@ -26,10 +36,20 @@
 //
 //	{"v":1,"id":"evt-1","model":"delay","modelVersion":"3","outputs":{"delay_risk":[0.82]},
 //	 "shipment":{...},"receivedAt":"...","predictedAt":"..."}
+//	{"v":1,"id":"evt-2","model":"late","modelVersion":"1",
+//	 "outputs":{"output_label":[1],"output_probability":[0.12,0.88]},
+//	 "labels":{"output_probability":[0,1]},"receivedAt":"...","predictedAt":"..."}
 //
-// outputs maps each model output name to its values, flattened row-major; for the usual
-// one-output disruption model that is a single number. GET /v1/predictions/{id} returns the
-// record's bytes unchanged.
+// outputs maps every model output's name to the event's values of it (its row of the output,
+// flattened row-major), each as the JSON literal of the output's type: numbers for FP32 and
+// FP64 (every one finite), integers for the integer types (a class label), true or false for
+// BOOL, strings for BYTES (a string class label). For the usual one-output disruption model that
+// is a single number; a classifier gives its label and its class probabilities; a regressor
+// its value. labels, present only for a model with a map output (what ZipMap makes of a
+// classifier's probabilities), maps that output's name to its keys, the class labels, in the
+// order of its values: output_probability[j] is the probability of labels.output_probability[j].
+// The names and types are those of the model metadata over OIP (docs/inference.md).
+// GET /v1/predictions/{id} returns the record's bytes unchanged.
 package event
 
 import (
@@ -41,10 +61,16 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/freightcast/freightcast/internal/jsonscan"
 )
 
-// Version is the format version this package writes and the only one it reads.
+// Version is the format version of records, and of queue messages whose features are all
+// numbers.
 const Version = 1
+
+// TypedVersion is the format version of queue messages with typed features (Event.Values).
+const TypedVersion = 2
 
 const (
 	// MaxIDLen bounds an event id: it is a NATS message id, a KV key and a log field.
@@ -96,8 +122,12 @@ func IDProblem(id string) string {
 type Event struct {
 	// ID is the client's event id, also the NATS message id and the prediction key.
 	ID string
-	// Features are the values in the model's feature order.
+	// Features are the values in the model's feature order when every one is a number (a v1
+	// message); nil when Values holds them.
 	Features []float64
+	// Values are the typed values in the model's feature order (a v2 message), for a model
+	// with inputs other than FP32 and FP64; nil when Features holds them.
+	Values []Value
 	// Shipment is the client's opaque shipment JSON, nil when absent.
 	Shipment json.RawMessage
 	// ReceivedAt is when ingestion received the event.
@@ -127,6 +157,20 @@ func (e *Event) validateDecoded() error {
 			return fmt.Errorf("features[%d] is %v, not a finite number", i, f)
 		}
 	}
+	if e.Features != nil && e.Values != nil {
+		return errors.New("both features and typed values are set")
+	}
+	for i, v := range e.Values {
+		if v.Kind > String {
+			return fmt.Errorf("features[%d] is of unknown kind %d", i, v.Kind)
+		}
+		if v.Kind == Number && (math.IsNaN(v.Num) || math.IsInf(v.Num, 0)) {
+			return fmt.Errorf("features[%d] is %v, not a finite number", i, v.Num)
+		}
+		if v.Kind == String && !utf8.ValidString(v.Str) {
+			return fmt.Errorf("features[%d] is not UTF-8 text", i)
+		}
+	}
 	if len(e.Shipment) > MaxShipmentBytes {
 		return fmt.Errorf("shipment is %d bytes, the limit is %d", len(e.Shipment), MaxShipmentBytes)
 	}
@@ -137,7 +181,11 @@ func (e *Event) validateDecoded() error {
 // e: ingestion validated every part of it before, and re-checking on the hot path would double
 // the cost. The shipment must be compact already or is kept as it is (JSON allows both).
 func AppendEncode(dst []byte, e *Event) []byte {
-	dst = append(dst, `{"v":1,"id":"`...)
+	if e.Values != nil {
+		dst = append(dst, `{"v":2,"id":"`...)
+	} else {
+		dst = append(dst, `{"v":1,"id":"`...)
+	}
 	dst = append(dst, e.ID...) // ValidID's charset needs no escaping.
 	dst = append(dst, `","features":[`...)
 	for i, f := range e.Features {
@@ -145,6 +193,12 @@ func AppendEncode(dst []byte, e *Event) []byte {
 			dst = append(dst, ',')
 		}
 		dst = appendFloat(dst, f)
+	}
+	for i, v := range e.Values {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = v.appendFeature(dst)
 	}
 	dst = append(dst, ']')
 	if len(e.Shipment) > 0 {
@@ -187,7 +241,7 @@ func Encode(e *Event) ([]byte, error) {
 type wireEvent struct {
 	V          int             `json:"v"`
 	ID         string          `json:"id"`
-	Features   []float64       `json:"features"`
+	Features   json.RawMessage `json:"features"`
 	Shipment   json.RawMessage `json:"shipment"`
 	ReceivedAt time.Time       `json:"receivedAt"`
 }
@@ -206,10 +260,10 @@ func Decode(data []byte) (Event, error) {
 	if dec.More() {
 		return Event{}, errors.New("event: data after the message object")
 	}
-	if w.V != Version {
-		return Event{}, fmt.Errorf("event: format version %d, this build reads %d", w.V, Version)
+	if w.V != Version && w.V != TypedVersion {
+		return Event{}, fmt.Errorf("event: format version %d, this build reads %d and %d", w.V, Version, TypedVersion)
 	}
-	if w.Features == nil {
+	if w.Features == nil || string(w.Features) == "null" {
 		return Event{}, errors.New("event: features missing")
 	}
 	if w.ReceivedAt.IsZero() {
@@ -218,11 +272,39 @@ func Decode(data []byte) (Event, error) {
 	if bytes.Equal(w.Shipment, []byte("null")) {
 		w.Shipment = nil
 	}
-	e := Event{ID: w.ID, Features: w.Features, Shipment: w.Shipment, ReceivedAt: w.ReceivedAt}
+	e := Event{ID: w.ID, Shipment: w.Shipment, ReceivedAt: w.ReceivedAt}
+	if err := decodeFeatures(w.Features, w.V == TypedVersion, &e); err != nil {
+		return Event{}, fmt.Errorf("event: features: %w", err)
+	}
 	if err := e.validateDecoded(); err != nil {
 		return Event{}, fmt.Errorf("event: %w", err)
 	}
 	return e, nil
+}
+
+// decodeFeatures reads the features array of a message: numbers into e.Features (v1), typed
+// values into e.Values (v2).
+func decodeFeatures(raw []byte, typed bool, e *Event) error {
+	var s jsonscan.Scanner
+	s.Reset(raw)
+	s.SkipSpace()
+	// Sized once: a comma per value but the last (the array holds no nested values).
+	n := bytes.Count(raw, []byte{','}) + 1
+	if typed {
+		e.Values = make([]Value, 0, n)
+	} else {
+		e.Features = make([]float64, 0, n)
+	}
+	return s.Array(func() error {
+		if typed {
+			v, err := scanValue(&s)
+			e.Values = append(e.Values, v)
+			return err
+		}
+		f, err := s.Number()
+		e.Features = append(e.Features, f)
+		return err
+	})
 }
 
 // Prediction is the record a worker stores in the predictions bucket under the event id.
@@ -234,13 +316,24 @@ type Prediction struct {
 	// Model and ModelVersion name the model that predicted.
 	Model        string `json:"model"`
 	ModelVersion string `json:"modelVersion"`
-	// Outputs maps each model output name to its values, flattened row-major.
-	Outputs map[string][]float64 `json:"outputs"`
+	// Outputs maps each model output name to the event's values of it, flattened row-major.
+	Outputs map[string][]Value `json:"outputs"`
+	// Labels maps each map output (ZipMap's probabilities) to its keys, the class labels.
+	Labels map[string][]Value `json:"labels,omitempty"`
 	// Shipment is the event's shipment JSON, passed through.
 	Shipment json.RawMessage `json:"shipment,omitempty"`
 	// ReceivedAt is when ingestion received the event; PredictedAt when the worker finished.
 	ReceivedAt  time.Time `json:"receivedAt"`
 	PredictedAt time.Time `json:"predictedAt"`
+}
+
+// Numbers makes Number values, for a record's outputs.
+func Numbers(fs ...float64) []Value {
+	vs := make([]Value, len(fs))
+	for i, f := range fs {
+		vs[i] = NumberValue(f)
+	}
+	return vs
 }
 
 // Validate reports the first property of p that would make it a bad record.
@@ -261,10 +354,16 @@ func (p *Prediction) Validate() error {
 		if name == "" {
 			return errors.New("an output has an empty name")
 		}
-		for i, v := range vs {
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return fmt.Errorf("outputs.%s[%d] is %v, not a finite number", name, i, v)
-			}
+		if err := checkValues("outputs."+name, vs); err != nil {
+			return err
+		}
+	}
+	for name, vs := range p.Labels {
+		if _, ok := p.Outputs[name]; !ok {
+			return fmt.Errorf("labels.%s: no output of that name", name)
+		}
+		if err := checkValues("labels."+name, vs); err != nil {
+			return err
 		}
 	}
 	if len(p.Shipment) > 0 && !json.Valid(p.Shipment) {
@@ -272,6 +371,15 @@ func (p *Prediction) Validate() error {
 	}
 	if p.PredictedAt.IsZero() {
 		return errors.New("predictedAt is missing")
+	}
+	return nil
+}
+
+func checkValues(field string, vs []Value) error {
+	for i, v := range vs {
+		if v.Kind == Number && (math.IsNaN(v.Num) || math.IsInf(v.Num, 0)) {
+			return fmt.Errorf("%s[%d] is %v, not a finite number", field, i, v.Num)
+		}
 	}
 	return nil
 }

@@ -19,6 +19,9 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		"without shipment": {ID: "a.b_c=d", Features: []float64{0}, ReceivedAt: received},
 		"no features":      {ID: "x", Features: []float64{}, ReceivedAt: received},
 		"extreme floats":   {ID: "f", Features: []float64{1e-300, -1e300, 5e-7, 1e21, math.MaxFloat64, math.SmallestNonzeroFloat64}, ReceivedAt: received},
+		"typed": {ID: "t", Values: []Value{NumberValue(0.7), IntValue(math.MaxInt64), IntValue(-3), NumberValue(1e21),
+			BoolValue(true), BoolValue(false), StringValue("CNSHA \"\u00e9\n"), StringValue("")}, ReceivedAt: received},
+		"typed, none": {ID: "t0", Values: []Value{}, ReceivedAt: received},
 	}
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -41,6 +44,29 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	}
 }
 
+// A v2 message writes each value as its type's literal; an integer keeps every digit.
+func TestEncodeTypedFormat(t *testing.T) {
+	t.Parallel()
+	e := Event{ID: "evt-2", Values: []Value{NumberValue(0.7), IntValue(9007199254740993), BoolValue(true), StringValue("rail")}, ReceivedAt: received}
+	got := string(AppendEncode(nil, &e))
+	want := `{"v":2,"id":"evt-2","features":[0.7,9007199254740993,true,"rail"],"receivedAt":"2026-11-27T08:41:36.123456789Z"}`
+	if got != want {
+		t.Fatalf("AppendEncode = %s\nwant          %s", got, want)
+	}
+}
+
+// A v1 message of an earlier build, numbers only, still decodes into Features.
+func TestDecodeVersion1(t *testing.T) {
+	t.Parallel()
+	e, err := Decode([]byte(`{"v":1,"id":"a","features":[0.5,12,-1e-7],"receivedAt":"2026-11-27T08:41:36Z"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]float64{0.5, 12, -1e-7}, e.Features); diff != "" || e.Values != nil {
+		t.Fatalf("features (-want +got):\n%s, values %v", diff, e.Values)
+	}
+}
+
 func TestEncodeFormat(t *testing.T) {
 	e := Event{ID: "evt-1", Features: []float64{0.7, 12}, Shipment: json.RawMessage(`{"to":"SGSIN"}`), ReceivedAt: received}
 	want := `{"v":1,"id":"evt-1","features":[0.7,12],"shipment":{"to":"SGSIN"},"receivedAt":"2026-11-27T08:41:36.123456789Z"}`
@@ -56,12 +82,17 @@ func TestDecodeRejects(t *testing.T) {
 		want string
 	}{
 		"not json":          {data: `{"v":1`, want: "unexpected EOF"},
-		"other version":     {data: `{"v":2,"id":"a","features":[],"receivedAt":"2026-11-27T08:41:36Z"}`, want: "format version 2"},
+		"other version":     {data: `{"v":3,"id":"a","features":[],"receivedAt":"2026-11-27T08:41:36Z"}`, want: "format version 3"},
 		"no version":        {data: `{"id":"a","features":[],"receivedAt":"2026-11-27T08:41:36Z"}`, want: "format version 0"},
 		"bad id":            {data: `{"v":1,"id":"a b","features":[],"receivedAt":"2026-11-27T08:41:36Z"}`, want: `id has ' '`},
 		"empty id":          {data: `{"v":1,"id":"","features":[],"receivedAt":"2026-11-27T08:41:36Z"}`, want: "id is empty"},
 		"no features":       {data: `{"v":1,"id":"a","receivedAt":"2026-11-27T08:41:36Z"}`, want: "features missing"},
-		"string feature":    {data: `{"v":1,"id":"a","features":["NaN"],"receivedAt":"2026-11-27T08:41:36Z"}`, want: "cannot unmarshal string"},
+		"string feature":    {data: `{"v":1,"id":"a","features":["NaN"],"receivedAt":"2026-11-27T08:41:36Z"}`, want: `features: invalid JSON at byte 1: found '"'`},
+		"bool in v1":        {data: `{"v":1,"id":"a","features":[true],"receivedAt":"2026-11-27T08:41:36Z"}`, want: `features: invalid JSON at byte 1`},
+		"null in v2":        {data: `{"v":2,"id":"a","features":[null],"receivedAt":"2026-11-27T08:41:36Z"}`, want: `features: invalid JSON at byte 1`},
+		"object in v2":      {data: `{"v":2,"id":"a","features":[{}],"receivedAt":"2026-11-27T08:41:36Z"}`, want: `features: invalid JSON at byte 1`},
+		"beyond float64":    {data: `{"v":2,"id":"a","features":[1e400],"receivedAt":"2026-11-27T08:41:36Z"}`, want: `a number within the float64 range`},
+		"features null":     {data: `{"v":2,"id":"a","features":null,"receivedAt":"2026-11-27T08:41:36Z"}`, want: `features missing`},
 		"no receivedAt":     {data: `{"v":1,"id":"a","features":[1]}`, want: "receivedAt missing"},
 		"unknown field":     {data: `{"v":1,"id":"a","features":[1],"receivedAt":"2026-11-27T08:41:36Z","x":1}`, want: `unknown field "x"`},
 		"trailing data":     {data: `{"v":1,"id":"a","features":[1],"receivedAt":"2026-11-27T08:41:36Z"} {}`, want: "data after"},
@@ -110,7 +141,8 @@ func TestValidID(t *testing.T) {
 }
 
 func TestPredictionRoundTrip(t *testing.T) {
-	p := Prediction{ID: "evt-1", Model: "delay", ModelVersion: "3", Outputs: map[string][]float64{"delay_risk": {0.82}},
+	p := Prediction{ID: "evt-1", Model: "delay", ModelVersion: "3", Outputs: map[string][]Value{"delay_risk": Numbers(0.82), "label": {IntValue(1)}},
+		Labels:   map[string][]Value{"delay_risk": {StringValue("late")}},
 		Shipment: json.RawMessage(`{"to":"SGSIN"}`), ReceivedAt: received, PredictedAt: received.Add(time.Second)}
 	data, err := EncodePrediction(p)
 	if err != nil {
@@ -129,7 +161,7 @@ func TestPredictionRoundTrip(t *testing.T) {
 func TestPredictionRejects(t *testing.T) {
 	t.Parallel()
 	valid := func() Prediction {
-		return Prediction{ID: "e", Model: "m", Outputs: map[string][]float64{"y": {1}}, PredictedAt: received}
+		return Prediction{ID: "e", Model: "m", Outputs: map[string][]Value{"y": Numbers(1.5)}, PredictedAt: received}
 	}
 	cases := map[string]struct {
 		mutate func(*Prediction)
@@ -138,7 +170,8 @@ func TestPredictionRejects(t *testing.T) {
 		"bad id":       {mutate: func(p *Prediction) { p.ID = "a b" }, want: "id has"},
 		"no model":     {mutate: func(p *Prediction) { p.Model = "" }, want: "model is empty"},
 		"no outputs":   {mutate: func(p *Prediction) { p.Outputs = nil }, want: "outputs are empty"},
-		"nan output":   {mutate: func(p *Prediction) { p.Outputs["y"] = []float64{math.NaN()} }, want: "outputs.y[0]"},
+		"nan output":   {mutate: func(p *Prediction) { p.Outputs["y"] = Numbers(math.NaN()) }, want: "outputs.y[0]"},
+		"stray labels": {mutate: func(p *Prediction) { p.Labels = map[string][]Value{"x": {IntValue(0)}} }, want: "labels.x: no output"},
 		"bad shipment": {mutate: func(p *Prediction) { p.Shipment = json.RawMessage(`{`) }, want: "shipment is not valid"},
 		"no time":      {mutate: func(p *Prediction) { p.PredictedAt = time.Time{} }, want: "predictedAt"},
 	}
@@ -161,6 +194,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"v":1,"id":"evt-1","features":[0.7,12],"shipment":{"to":"SGSIN"},"receivedAt":"2026-11-27T08:41:36.123456789Z"}`))
 	f.Add([]byte(`{"v":1,"id":"a","features":[],"receivedAt":"2026-11-27T08:41:36Z"}`))
 	f.Add([]byte(`{"v":1,"id":"a","features":[1e308],"shipment":null,"receivedAt":"2026-11-27T08:41:36Z"}`))
+	f.Add([]byte(`{"v":2,"id":"a","features":[0.5,9223372036854775807,-9223372036854775809,true,"\u00e9",""],"receivedAt":"2026-11-27T08:41:36Z"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, err := Decode(data)
 		if err != nil {

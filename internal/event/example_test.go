@@ -23,7 +23,7 @@ func Example() {
 	}
 	record, err := event.EncodePrediction(event.Prediction{
 		ID: ev.ID, Model: "delay", ModelVersion: "3",
-		Outputs:    map[string][]float64{"delay_risk": {0.82}},
+		Outputs:    map[string][]event.Value{"delay_risk": event.Numbers(0.82)},
 		Shipment:   ev.Shipment,
 		ReceivedAt: ev.ReceivedAt,
 		// A worker uses its clock; a fixed time keeps the example's output stable.

@@ -23,17 +23,35 @@ func AppendPrediction(dst []byte, p *Prediction) ([]byte, error) {
 	dst = appendPredictionHead(dst, p)
 	for i, name := range names {
 		var err error
-		if dst, err = appendOutput(dst, i, name, p.Outputs[name]); err != nil {
+		if dst, err = appendValues(dst, i, "outputs.", name, p.Outputs[name]); err != nil {
 			return dst, err
 		}
+	}
+	dst = append(dst, '}')
+	if len(p.Labels) > 0 {
+		dst = append(dst, `,"labels":{`...)
+		k := 0
+		for _, name := range names {
+			if labels, ok := p.Labels[name]; ok {
+				var err error
+				if dst, err = appendValues(dst, k, "labels.", name, labels); err != nil {
+					return dst, err
+				}
+				k++
+			}
+		}
+		dst = append(dst, '}')
 	}
 	return appendPredictionTail(dst, p), nil
 }
 
-// Output is one model output's values for one event.
+// Output is one model output's values for one event: Values for an FP32 output (what the model
+// produced, uncopied), Typed for any other type; Labels, for a map output, its keys.
 type Output struct {
 	Name   string
 	Values []float32
+	Typed  []Value
+	Labels []Value
 }
 
 // AppendPredictionOutputs is AppendPrediction with the outputs given apart, ignoring
@@ -41,13 +59,56 @@ type Output struct {
 // record needs. A worker then sorts the names once for all its records and copies no values.
 func AppendPredictionOutputs(dst []byte, p *Prediction, outputs []Output) ([]byte, error) {
 	dst = appendPredictionHead(dst, p)
+	labels := 0
 	for i, o := range outputs {
 		var err error
-		if dst, err = appendOutput(dst, i, o.Name, o.Values); err != nil {
+		if o.Typed != nil {
+			dst, err = appendValues(dst, i, "outputs.", o.Name, o.Typed)
+		} else {
+			dst, err = appendOutput(dst, i, o.Name, o.Values)
+		}
+		if err != nil {
 			return dst, err
 		}
+		if o.Labels != nil {
+			labels++
+		}
+	}
+	dst = append(dst, '}')
+	if labels > 0 {
+		dst = append(dst, `,"labels":{`...)
+		k := 0
+		for _, o := range outputs {
+			if o.Labels != nil {
+				var err error
+				if dst, err = appendValues(dst, k, "labels.", o.Name, o.Labels); err != nil {
+					return dst, err
+				}
+				k++
+			}
+		}
+		dst = append(dst, '}')
 	}
 	return appendPredictionTail(dst, p), nil
+}
+
+// appendValues appends the i-th member of an object of value arrays (outputs or labels).
+func appendValues(dst []byte, i int, field, name string, values []Value) ([]byte, error) {
+	if i > 0 {
+		dst = append(dst, ',')
+	}
+	dst = jsonenc.AppendString(dst, name)
+	dst = append(dst, ":["...)
+	for j, v := range values {
+		if v.Kind == Number && (math.IsNaN(v.Num) || math.IsInf(v.Num, 0)) {
+			return dst, fmt.Errorf("prediction: %s%s[%d] is %v, not a finite number", field, name, j, v.Num)
+		}
+		if j > 0 {
+			dst = append(dst, ',')
+		}
+		dst = v.AppendJSON(dst)
+	}
+	return append(dst, ']'), nil
 }
 
 // appendPredictionHead appends the record up to the opening brace of its outputs.
@@ -61,8 +122,8 @@ func appendPredictionHead(dst []byte, p *Prediction) []byte {
 	return append(dst, `,"outputs":{`...)
 }
 
-// appendOutput appends the i-th member of the outputs object.
-func appendOutput[F float32 | float64](dst []byte, i int, name string, values []F) ([]byte, error) {
+// appendOutput appends the i-th member of the outputs object, an FP32 output.
+func appendOutput(dst []byte, i int, name string, values []float32) ([]byte, error) {
 	if i > 0 {
 		dst = append(dst, ',')
 	}
@@ -81,9 +142,8 @@ func appendOutput[F float32 | float64](dst []byte, i int, name string, values []
 	return append(dst, ']'), nil
 }
 
-// appendPredictionTail closes the outputs and appends the rest of the record.
+// appendPredictionTail appends the rest of the record after the outputs and labels.
 func appendPredictionTail(dst []byte, p *Prediction) []byte {
-	dst = append(dst, '}')
 	if len(p.Shipment) > 0 {
 		dst = append(dst, `,"shipment":`...)
 		// Ingestion refuses text that is not UTF-8; an event queued before it did still gets a

@@ -15,14 +15,17 @@ func TestAppendPredictionMatchesEncodePrediction(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 11, 27, 9, 0, 0, 123456789, time.UTC)
 	cases := map[string]Prediction{
-		"one output": {ID: "evt-1", Model: "freight", ModelVersion: "3", Outputs: map[string][]float64{"delay_risk": {0.8125}},
+		"one output": {ID: "evt-1", Model: "freight", ModelVersion: "3", Outputs: map[string][]Value{"delay_risk": Numbers(0.8125)},
 			ReceivedAt: at, PredictedAt: at.Add(time.Millisecond)},
 		"several outputs, shipment, odd names": {ID: "a.b_c=d-e", Model: `m"odel\x<&>`, ModelVersion: "v\t2",
-			Outputs:  map[string][]float64{"z": {1e-9, 3}, "a": {-2.5e21, 0}, "m\u00e9": {1}},
+			Outputs:  map[string][]Value{"z": Numbers(1e-9, 3), "a": Numbers(-2.5e21, 0), "m\u00e9": Numbers(1)},
 			Shipment: json.RawMessage(`{"ref":"MSKU 7781203","legs":[1,2]}`), ReceivedAt: at, PredictedAt: at},
 		// encoding/json writes each invalid byte as \ufffd; raw, they made the record invalid UTF-8.
 		"invalid UTF-8, separators, short escapes": {ID: "evt-2", Model: "m\xffodel\xe2\x82", ModelVersion: "v\u2028\b\f",
-			Outputs: map[string][]float64{"r\xc0isk": {0.5}, "risk": {0.25}}, ReceivedAt: at, PredictedAt: at},
+			Outputs: map[string][]Value{"r\xc0isk": Numbers(0.5), "risk": Numbers(0.25)}, ReceivedAt: at, PredictedAt: at},
+		"a classifier: label, probabilities and their labels": {ID: "evt-3", Model: "late", ModelVersion: "1",
+			Outputs: map[string][]Value{"output_label": {IntValue(1)}, "output_probability": Numbers(0.125, 0.875), "flag": {BoolValue(true)}},
+			Labels:  map[string][]Value{"output_probability": {StringValue("on_time"), StringValue("late")}}, ReceivedAt: at, PredictedAt: at},
 	}
 	for name, p := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -46,7 +49,7 @@ func TestAppendPredictionMatchesEncodePrediction(t *testing.T) {
 }
 
 func TestAppendPredictionRefusesNonFiniteOutputs(t *testing.T) {
-	p := Prediction{ID: "e", Model: "m", Outputs: map[string][]float64{"risk": {math.NaN()}}, PredictedAt: time.Now()}
+	p := Prediction{ID: "e", Model: "m", Outputs: map[string][]Value{"risk": Numbers(math.NaN())}, PredictedAt: time.Now()}
 	if _, err := AppendPrediction(nil, &p); err == nil || !strings.Contains(err.Error(), "outputs.risk[0]") {
 		t.Fatalf("err = %v, want it to name outputs.risk[0]", err)
 	}
@@ -56,11 +59,11 @@ func TestAppendPredictionOutputsMatchesAppendPrediction(t *testing.T) {
 	at := time.Date(2026, 11, 27, 9, 0, 0, 123456789, time.UTC)
 	outputs := []Output{{Name: "a", Values: []float32{-2.5e21, 0}}, {Name: "m\u00e9", Values: []float32{1}},
 		{Name: "z", Values: []float32{1e-9, 0.954164981842041}}}
-	p := Prediction{ID: "a.b_c=d-e", Model: `m"odel\x<&>`, ModelVersion: "v\t2", Outputs: map[string][]float64{},
+	p := Prediction{ID: "a.b_c=d-e", Model: `m"odel\x<&>`, ModelVersion: "v\t2", Outputs: map[string][]Value{},
 		Shipment: json.RawMessage(`{"ref":"MSKU 7781203"}`), ReceivedAt: at, PredictedAt: at}
 	for _, o := range outputs {
 		for _, v := range o.Values {
-			p.Outputs[o.Name] = append(p.Outputs[o.Name], float64(v))
+			p.Outputs[o.Name] = append(p.Outputs[o.Name], NumberValue(float64(v)))
 		}
 	}
 	want, err := AppendPrediction(nil, &p)
@@ -84,7 +87,7 @@ func TestAppendPredictionOutputsMatchesAppendPrediction(t *testing.T) {
 
 func BenchmarkAppendPrediction(b *testing.B) {
 	p := Prediction{ID: "shp-20261127-0001", Model: "freight-delay-risk", ModelVersion: "1",
-		Outputs:    map[string][]float64{"delay_risk": {0.954164981842041}},
+		Outputs:    map[string][]Value{"delay_risk": Numbers(0.954164981842041)},
 		Shipment:   json.RawMessage(`{"ref":"MSKU7781203","lane":"CNSHA-NLRTM","carrier":"Maersk"}`),
 		ReceivedAt: time.Now(), PredictedAt: time.Now()}
 	b.Run("AppendPrediction", func(b *testing.B) {
@@ -104,7 +107,7 @@ func BenchmarkAppendPrediction(b *testing.B) {
 // client can decode: the bytes become U+FFFD.
 func TestAppendPredictionWritesUTF8Only(t *testing.T) {
 	t.Parallel()
-	p := Prediction{ID: "e", Model: "m", Outputs: map[string][]float64{"risk": {0.5}}, PredictedAt: time.Now(),
+	p := Prediction{ID: "e", Model: "m", Outputs: map[string][]Value{"risk": Numbers(0.5)}, PredictedAt: time.Now(),
 		Shipment: json.RawMessage("{\"ref\":\"MSKU\xff\xfe\"}")}
 	got, err := AppendPrediction(nil, &p)
 	if err != nil {

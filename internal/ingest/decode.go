@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/freightcast/freightcast/internal/datatype"
 	"github.com/freightcast/freightcast/internal/event"
 	"github.com/freightcast/freightcast/internal/jsonscan"
+	"github.com/freightcast/freightcast/internal/pipelineconfig"
 )
 
 // A hand-written parser for the one event shape rather than encoding/json: it reads a feature
@@ -39,14 +41,18 @@ func (e *eventError) Error() string {
 // batch holds the events of one body, parsed and validated, in body order. Its slices are
 // reused from one request to the next; shipments alias the request's body buffer.
 type batch struct {
-	ids       []string
-	values    []float64 // len(ids) × len(features), model order within each event
+	ids    []string
+	values []float64 // len(ids) × len(features), model order within each event
+	// typed replaces values for a model with inputs other than FP32 and FP64.
+	typed     []event.Value
 	shipments [][]byte
 }
 
 func (b *batch) reset() {
 	b.ids = b.ids[:0]
 	b.values = b.values[:0]
+	clear(b.typed) // let the old strings go
+	b.typed = b.typed[:0]
 	clear(b.shipments) // let the old body go
 	b.shipments = b.shipments[:0]
 }
@@ -57,26 +63,52 @@ func (b *batch) len() int { return len(b.ids) }
 type decoder struct {
 	features []string
 	index    map[string]int
-	// input is what the model's feature input holds: a value beyond it would reach the model
-	// as an infinity, and its event could never be predicted.
-	input datatype.Bounds
+	// inputs[i] is the model input feature i feeds: what it holds, by its datatype. A value
+	// beyond it would reach the model as an infinity or a wrapped integer, and its event could
+	// never be predicted.
+	inputs []featureInput
+	// typed is set when an input is not FP32 or FP64: events are queued as typed values
+	// (batch.typed, a v2 message), not as numbers.
+	typed bool
 }
 
-// newDecoder returns the decoder of a model whose input of type inputType takes features.
+// featureInput is the model input a feature feeds.
+type featureInput struct {
+	name     string
+	datatype string
+	bounds   datatype.Bounds // of a numeric or BOOL input
+}
+
+// newDecoder returns the decoder of a model whose one input of type inputType takes features.
 func newDecoder(features []string, inputType string) (*decoder, error) {
-	input, ok := datatype.Of(inputType)
-	if !ok || input.Bool {
-		return nil, fmt.Errorf("the model's input type %q is not one features can feed (a numeric type)", inputType)
-	}
-	d := &decoder{features: features, index: make(map[string]int, len(features)), input: input}
-	for i, f := range features {
-		if f == "" {
-			return nil, fmt.Errorf("feature %d has an empty name", i)
+	return newInputsDecoder([]pipelineconfig.Input{{DataType: inputType, Features: features}})
+}
+
+// newInputsDecoder returns the decoder of a model whose inputs take the features, in the order
+// of the inputs, each input's in its order.
+func newInputsDecoder(inputs []pipelineconfig.Input) (*decoder, error) {
+	d := &decoder{index: map[string]int{}}
+	for _, in := range inputs {
+		fi := featureInput{name: in.Name, datatype: in.DataType}
+		switch in.DataType {
+		case "FP32", "FP64":
+		case "INT64", "INT32", "BOOL", "BYTES":
+			d.typed = true
+		default:
+			return nil, fmt.Errorf("the model's input type %q is not one features can feed (%s)", in.DataType, strings.Join(pipelineconfig.InputDataTypes, ", "))
 		}
-		if _, dup := d.index[f]; dup {
-			return nil, fmt.Errorf("feature %q is declared twice", f)
+		fi.bounds, _ = datatype.Of(in.DataType)
+		for _, f := range in.Features {
+			if f == "" {
+				return nil, fmt.Errorf("feature %d has an empty name", len(d.features))
+			}
+			if _, dup := d.index[f]; dup {
+				return nil, fmt.Errorf("feature %q is declared twice", f)
+			}
+			d.index[f] = len(d.features)
+			d.features = append(d.features, f)
+			d.inputs = append(d.inputs, fi)
 		}
-		d.index[f] = i
 	}
 	return d, nil
 }
@@ -161,9 +193,17 @@ func (d *decoder) parseEvent(p *jsonscan.Scanner, index int, b *batch, seen []bo
 		haveID, haveFeat, haveShip bool
 		shipment                   []byte
 	)
-	base := len(b.values)
-	b.values = append(b.values, make([]float64, len(d.features))...)
-	vals := b.values[base:]
+	var vals []float64
+	var typed []event.Value
+	if d.typed {
+		base := len(b.typed)
+		b.typed = append(b.typed, make([]event.Value, len(d.features))...)
+		typed = b.typed[base:]
+	} else {
+		base := len(b.values)
+		b.values = append(b.values, make([]float64, len(d.features))...)
+		vals = b.values[base:]
+	}
 	clear(seen)
 	fail := func(field, format string, args ...any) error {
 		return &eventError{index: index, field: field, msg: fmt.Sprintf(format, args...)}
@@ -195,7 +235,7 @@ func (d *decoder) parseEvent(p *jsonscan.Scanner, index int, b *batch, seen []bo
 				return fail("features", "given twice")
 			}
 			haveFeat = true
-			return d.parseFeatures(p, index, vals, seen)
+			return d.parseFeatures(p, index, vals, typed, seen)
 		case "shipment":
 			if haveShip {
 				return fail("shipment", "given twice")
@@ -236,8 +276,8 @@ func (d *decoder) parseEvent(p *jsonscan.Scanner, index int, b *batch, seen []bo
 	return nil
 }
 
-// parseFeatures reads the features object into vals, in model order.
-func (d *decoder) parseFeatures(p *jsonscan.Scanner, index int, vals []float64, seen []bool) error {
+// parseFeatures reads the features object into vals (typed, for a typed model), in model order.
+func (d *decoder) parseFeatures(p *jsonscan.Scanner, index int, vals []float64, typed []event.Value, seen []bool) error {
 	if p.Peek() != '{' {
 		return &eventError{index: index, field: "features", msg: "must be an object of feature name to number"}
 	}
@@ -250,19 +290,89 @@ func (d *decoder) parseFeatures(p *jsonscan.Scanner, index int, vals []float64, 
 		if seen[i] {
 			return &eventError{index: index, field: "features." + d.features[i], msg: "given twice"}
 		}
+		seen[i] = true
+		if typed != nil {
+			v, msg := d.inputs[i].parse(p)
+			if msg != "" {
+				return &eventError{index: index, field: "features." + d.features[i], msg: msg}
+			}
+			typed[i] = v
+			return nil
+		}
 		start := p.Pos()
 		v, msg := parseNumber(p)
 		if msg == "" {
-			if problem := d.input.Problem(v); problem != "" {
-				msg = fmt.Sprintf("is %s, %s, the type of the model's input", p.Text()[start:p.Pos()], problem)
+			if problem := d.inputs[i].bounds.Problem(v); problem != "" {
+				msg = fmt.Sprintf("is %s, %s, the type of the model's input%s", p.Text()[start:p.Pos()], problem, d.inputs[i].named())
 			}
 		}
 		if msg != "" {
 			return &eventError{index: index, field: "features." + d.features[i], msg: msg}
 		}
-		vals[i], seen[i] = v, true
+		vals[i] = v
 		return nil
 	})
+}
+
+// named is the input's name for an error, after "the model's input".
+func (in *featureInput) named() string {
+	if in.name == "" {
+		return ""
+	}
+	return " " + strconv.Quote(in.name)
+}
+
+// parse reads a feature value for the input: a number for FP32 and FP64, an integer for INT64
+// and INT32 (read exactly), true or false for BOOL, a string for BYTES; or says what is wrong
+// with it, naming the input.
+func (in *featureInput) parse(p *jsonscan.Scanner) (event.Value, string) {
+	c := p.Peek()
+	switch in.datatype {
+	case "BYTES":
+		if c != '"' {
+			return event.Value{}, fmt.Sprintf("is not a string; the model's input%s takes strings (BYTES)", in.named())
+		}
+		raw, err := p.String()
+		if kindOf(err) == jsonscan.InvalidUTF8 {
+			return event.Value{}, "is not UTF-8 text"
+		}
+		if err != nil {
+			return event.Value{}, err.Error()
+		}
+		return event.StringValue(string(raw)), ""
+	case "BOOL":
+		switch {
+		case c == 't' && p.Literal("true"):
+			return event.BoolValue(true), ""
+		case c == 'f' && p.Literal("false"):
+			return event.BoolValue(false), ""
+		case c == '-' || c >= '0' && c <= '9':
+			start := p.Pos()
+			if _, msg := parseNumber(p); msg != "" {
+				return event.Value{}, msg
+			}
+			return event.Value{}, fmt.Sprintf("is %s; the model's input%s is BOOL, which holds true or false", p.Text()[start:p.Pos()], in.named())
+		}
+		return event.Value{}, fmt.Sprintf("is not true or false, which the model's input%s (BOOL) takes", in.named())
+	}
+	start := p.Pos()
+	v, msg := parseNumber(p)
+	if msg != "" {
+		return event.Value{}, msg
+	}
+	lit := p.Text()[start:p.Pos()]
+	if in.bounds.Integer {
+		if i, exact := jsonscan.ExactInt(lit); exact && (in.datatype == "INT64" || in.bounds.Holds(float64(i))) {
+			return event.IntValue(i), ""
+		}
+	}
+	if problem := in.bounds.Problem(v); problem != "" {
+		return event.Value{}, fmt.Sprintf("is %s, %s, the type of the model's input%s", lit, problem, in.named())
+	}
+	if in.bounds.Integer {
+		return event.IntValue(int64(v)), ""
+	}
+	return event.NumberValue(v), ""
 }
 
 // parseNumber reads a feature value, a JSON number as a finite float64, or says what is wrong

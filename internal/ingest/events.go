@@ -227,7 +227,12 @@ func (h *Handler) publish(ctx context.Context, st *requestState, received time.T
 		}
 		st.ids[id] = struct{}{}
 		from := len(st.payload)
-		ev := event.Event{ID: id, Features: b.values[i*nf : (i+1)*nf], Shipment: b.shipments[i], ReceivedAt: received}
+		ev := event.Event{ID: id, Shipment: b.shipments[i], ReceivedAt: received}
+		if h.dec.typed {
+			ev.Values = b.typed[i*nf : (i+1)*nf]
+		} else {
+			ev.Features = b.values[i*nf : (i+1)*nf]
+		}
 		st.payload = event.AppendEncode(st.payload, &ev)
 		// A later append may move st.payload; this message keeps the bytes it was given.
 		data := st.payload[from:len(st.payload):len(st.payload)]

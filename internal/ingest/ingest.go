@@ -61,6 +61,11 @@ type Config struct {
 	// InputType is the OIP datatype of the model input the features feed; a feature value it
 	// cannot hold is refused. Empty means FP32, what the inference pool feeds its models.
 	InputType string
+	// Inputs, when set, replaces Features and InputType for a model of several inputs, or of
+	// an input other than FP32 and FP64: the model's inputs with their datatypes and features,
+	// in the model's input order (model.ResolveInputs). Each feature value is checked against
+	// the datatype of the input it feeds.
+	Inputs []pipelineconfig.Input
 	// MaxBodyBytes caps a request body (413 above it).
 	MaxBodyBytes int64
 	// BodyBudget bounds the body bytes in memory across the process's requests (503 when it
@@ -131,6 +136,12 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Topology.Stream == "" || cfg.Topology.Subject == "" || cfg.Topology.Bucket == "" {
 		errs = append(errs, fmt.Errorf("ingest: topology needs a stream, subject and bucket, got %+v", cfg.Topology))
 	}
+	if len(cfg.Inputs) > 0 {
+		cfg.Features = nil
+		for _, in := range cfg.Inputs {
+			cfg.Features = append(cfg.Features, in.Features...)
+		}
+	}
 	if len(cfg.Features) == 0 {
 		errs = append(errs, errors.New("ingest: the model's feature names are required"))
 	}
@@ -143,7 +154,13 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.InputType == "" {
 		cfg.InputType = "FP32"
 	}
-	dec, err := newDecoder(cfg.Features, cfg.InputType)
+	var dec *decoder
+	var err error
+	if len(cfg.Inputs) > 0 {
+		dec, err = newInputsDecoder(cfg.Inputs)
+	} else {
+		dec, err = newDecoder(cfg.Features, cfg.InputType)
+	}
 	if err != nil {
 		errs = append(errs, fmt.Errorf("ingest: %w", err))
 	}

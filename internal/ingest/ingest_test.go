@@ -183,7 +183,7 @@ func TestGetPrediction(t *testing.T) {
 		t.Errorf("before the prediction (-want +got):\n%s", diff)
 	}
 	record, err := event.EncodePrediction(event.Prediction{ID: "e1", Model: "delay", ModelVersion: "3",
-		Outputs: map[string][]float64{"delay_risk": {0.82}}, Shipment: json.RawMessage(`{"to":"SGSIN"}`),
+		Outputs: map[string][]event.Value{"delay_risk": event.Numbers(0.82)}, Shipment: json.RawMessage(`{"to":"SGSIN"}`),
 		ReceivedAt: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC), PredictedAt: time.Date(2026, 11, 27, 8, 0, 1, 0, time.UTC)})
 	if err != nil {
 		t.Fatal(err)

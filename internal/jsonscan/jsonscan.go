@@ -482,3 +482,19 @@ func (s *Scanner) skip(depth, limit int, numbers Numbers) error {
 	}
 	return s.Fail(WantValue)
 }
+
+// ExactInt parses the text of a JSON number that is written as an integer (no fraction, no
+// exponent) within int64's range, exactly: Number's float64 loses the digits of integers beyond
+// 2^53, which ids and category codes can have.
+func ExactInt(number []byte) (int64, bool) {
+	for _, c := range number {
+		if c == '.' || c == 'e' || c == 'E' {
+			return 0, false
+		}
+	}
+	i, err := strconv.ParseInt(string(number), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return i, true
+}

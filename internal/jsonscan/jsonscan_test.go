@@ -2,6 +2,7 @@ package jsonscan
 
 import (
 	"encoding/json"
+	"math"
 	"testing"
 	"unicode/utf8"
 
@@ -182,4 +183,20 @@ func FuzzScanner(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestExactInt(t *testing.T) {
+	t.Parallel()
+	cases := map[string]struct {
+		want int64
+		ok   bool
+	}{
+		"9007199254740993": {9007199254740993, true}, "-9223372036854775808": {math.MinInt64, true},
+		"9223372036854775808": {0, false}, "12.0": {0, false}, "1e3": {0, false}, "0": {0, true},
+	}
+	for text, tc := range cases {
+		if got, ok := ExactInt([]byte(text)); got != tc.want || ok != tc.ok {
+			t.Errorf("ExactInt(%s) = %d, %v; want %d, %v", text, got, ok, tc.want, tc.ok)
+		}
+	}
 }

@@ -51,8 +51,11 @@ type Model struct {
 // Pipeline is one pipeline to run. Config.NATSURL is ignored: local mode uses its own server.
 type Pipeline struct {
 	Config pipelineconfig.Config
-	// Model is the runtime of the pipeline's model; Features its resolved feature names.
+	// Model is the runtime of the pipeline's model; Inputs its inputs with the features each
+	// takes, in model order (model.ResolveInputs), or Features, the resolved feature names of
+	// a model of one input.
 	Model    model.Runtime
+	Inputs   []model.FeatureInput
 	Features []string
 	// Autoscale sizes the pipeline's workers from its queue depth every PollInterval, with the
 	// recommender the operator uses for inference pools; Options.Workers > 0 fixes the count
@@ -250,8 +253,18 @@ func (r *run) runPipeline(ctx context.Context, i int, p Pipeline) error {
 	if _, err := queue.Provision(ctx, r.js, cfg.Queue); err != nil {
 		return fmt.Errorf("local: provisioning pipeline %s: %w", cfg.Name, err)
 	}
+	if p.Inputs == nil {
+		var err error
+		if p.Inputs, err = model.ResolveInputs(p.Features, nil, p.Model.Metadata()); err != nil {
+			return fmt.Errorf("local: pipeline %s: %w", cfg.Name, err)
+		}
+	}
+	inputs := make([]pipelineconfig.Input, len(p.Inputs))
+	for k, in := range p.Inputs {
+		inputs[k] = pipelineconfig.Input(in)
+	}
 	reg := prometheus.NewRegistry()
-	h, err := ingest.New(ingest.Config{TracerProvider: r.opts.TracerProvider, Conn: r.nc, Topology: cfg.Queue.Topology, Features: p.Features,
+	h, err := ingest.New(ingest.Config{TracerProvider: r.opts.TracerProvider, Conn: r.nc, Topology: cfg.Queue.Topology, Inputs: inputs,
 		MaxBodyBytes: cfg.Ingestion.MaxBodyBytes, BodyBudget: r.bodies, TokensFile: cfg.Ingestion.TokensFile, RateLimit: cfg.Ingestion.RateLimit,
 		Registry: reg, Logger: log})
 	if err != nil {
@@ -269,7 +282,7 @@ func (r *run) runPipeline(ctx context.Context, i int, p Pipeline) error {
 	}
 	wp, err := worker.NewPool(r.workersCtx, worker.PoolConfig{
 		New: func(int) (*worker.Worker, error) {
-			return worker.New(worker.Config{TracerProvider: r.opts.TracerProvider, JetStream: r.js, Topology: cfg.Queue.Topology, Model: p.Model,
+			return worker.New(worker.Config{TracerProvider: r.opts.TracerProvider, JetStream: r.js, Topology: cfg.Queue.Topology, Model: p.Model, Inputs: p.Inputs,
 				ModelName: cfg.Model.Name, ModelVersion: cfg.Model.Version, BatchSize: cfg.Inference.BatchSize,
 				MaxDeliver: cfg.Queue.MaxDeliver, Metrics: wm, Logger: log})
 		},

@@ -59,6 +59,13 @@ func startWithOptions(t testing.TB, opts Options, mutate func(*Pipeline)) Endpoi
 	m := testenv.FreightModel(t)
 	p := testPipeline(t, m)
 	mutate(&p)
+	return runLocal(t, opts, []Model{{Name: "freight-delay-risk", Version: "1", Runtime: m, MaxBatchSize: 64, MaxBatchDelay: time.Millisecond}},
+		[]Pipeline{p})
+}
+
+// runLocal runs Run with the models and pipelines on free loopback ports until the test ends.
+func runLocal(t testing.TB, opts Options, models []Model, pipelines []Pipeline) Endpoints {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan Endpoints, 1)
 	done := make(chan error, 1)
@@ -68,9 +75,7 @@ func startWithOptions(t testing.TB, opts Options, mutate func(*Pipeline)) Endpoi
 		}
 		opts.NATSAddr, opts.IngestAddr, opts.InferAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 		opts.Ready = func(e Endpoints) { ready <- e }
-		done <- Run(ctx, opts,
-			[]Model{{Name: "freight-delay-risk", Version: "1", Runtime: m, MaxBatchSize: 64, MaxBatchDelay: time.Millisecond}},
-			[]Pipeline{p})
+		done <- Run(ctx, opts, models, pipelines)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -526,7 +531,7 @@ func TestPredictionsSurviveAnUpgradeInPlace(t *testing.T) {
 		_, js := natstest.Connect(t, eps.NATS)
 		topo := queue.TopologyFor("local", "orders")
 		record, err := event.EncodePrediction(event.Prediction{ID: "old-1", Model: "freight-delay-risk", ModelVersion: "1",
-			Outputs: map[string][]float64{"delay_risk": {0.5}}, ReceivedAt: time.Now().UTC(), PredictedAt: time.Now().UTC()})
+			Outputs: map[string][]event.Value{"delay_risk": event.Numbers(0.5)}, ReceivedAt: time.Now().UTC(), PredictedAt: time.Now().UTC()})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import "github.com/prometheus/client_golang/prometheus"
 const (
 	DeadLetterUndecodable   = "undecodable"    // the queue message is not a valid event
 	DeadLetterFeatureCount  = "feature_count"  // the event's features do not fit the model's input
+	DeadLetterFeatureType   = "feature_type"   // a feature value is not one its model input's type holds
 	DeadLetterNonFinite     = "non_finite"     // the model produced NaN or Inf for the event
 	DeadLetterMaxDeliveries = "max_deliveries" // the event failed on its last allowed delivery
 )

@@ -29,6 +29,10 @@ type inferRequest struct {
 	outputs [][]byte // requested output names; nil means all
 	// scan holds the unescaped names until the next request.
 	scan scanner
+	// typed is set for a model served by Eval (typed tensors): numbers are kept as float64,
+	// with their exact integer value, instead of float32, whose range and precision the
+	// model's inputs need not share.
+	typed bool
 }
 
 type inputTensor struct {
@@ -36,6 +40,14 @@ type inputTensor struct {
 	datatype []byte
 	shape    []int64
 	data     []float32
+	// num holds the numbers (and booleans as 0 and 1) of a typed request instead of data;
+	// ints[i] is num[i] as an integer, exact when the JSON wrote it as one (float64 is not
+	// for integers beyond 2^53), and intOK[i] tells whether it is one.
+	num   []float64
+	ints  []int64
+	intOK []bool
+	// strs holds the strings of BYTES data, valid until the next request.
+	strs [][]byte
 	// values sums up what data held, for the datatype's check.
 	values dataSummary
 	// dims is the nesting of data: one entry for flat data, the full shape for nested data.
@@ -257,7 +269,7 @@ func decodeInferRequest(body []byte, r *inferRequest) error {
 			}
 			return s.array(func() error {
 				r.inputs = growInputs(r.inputs)
-				return s.input(&r.inputs[len(r.inputs)-1])
+				return s.input(&r.inputs[len(r.inputs)-1], r.typed)
 			})
 		case "outputs":
 			if err := given.once(keyOutputs, "outputs"); err != nil {
@@ -348,13 +360,16 @@ func growInputs(in []inputTensor) []inputTensor {
 		t := &in[len(in)-1]
 		t.name, t.datatype = nil, nil
 		t.shape, t.data, t.dims = t.shape[:0], t.data[:0], t.dims[:0]
+		t.num, t.ints, t.intOK = t.num[:0], t.ints[:0], t.intOK[:0]
+		clear(t.strs)
+		t.strs = t.strs[:0]
 		t.values = dataSummary{}
 		return in
 	}
 	return append(in, inputTensor{})
 }
 
-func (s *scanner) input(t *inputTensor) error {
+func (s *scanner) input(t *inputTensor, typed bool) error {
 	// data may come before datatype: what it held is summed up in t.values, and checked
 	// against the datatype afterwards.
 	var given keySet
@@ -395,7 +410,7 @@ func (s *scanner) input(t *inputTensor) error {
 				return err
 			}
 			t.leaf = -1
-			err = s.data(t, 0)
+			err = s.data(t, 0, typed)
 		case "parameters":
 			if err := given.once(keyParameters, "parameters"); err != nil {
 				return err
@@ -422,9 +437,15 @@ func (s *scanner) input(t *inputTensor) error {
 	case len(t.datatype) == 0:
 		return errorf("input %q has no datatype", t.name)
 	}
+	if string(t.datatype) == "BYTES" {
+		if problem := t.values.checkBytes(); problem != "" {
+			return errorf("input %q: %s", t.name, problem)
+		}
+		return nil
+	}
 	bounds, ok := datatype.Of(string(t.datatype))
 	if !ok {
-		return errorf("input %q: datatype %s is not supported (use FP32, FP64, FP16, an integer type or BOOL)", t.name, t.datatype)
+		return errorf("input %q: datatype %s is not supported (use FP32, FP64, FP16, an integer type, BOOL or BYTES)", t.name, t.datatype)
 	}
 	if problem := t.values.check(bounds); problem != "" {
 		return errorf("input %q: %s", t.name, problem)
@@ -443,13 +464,38 @@ type dataSummary struct {
 	fractionAt          int
 	firstBoolAt         int
 	firstBool           bool
+	firstStringAt       int
+	firstNumberAt       int
 }
 
 func (d *dataSummary) reset() {
-	*d = dataSummary{leastAt: -1, greatestAt: -1, fractionAt: -1, firstBoolAt: -1}
+	*d = dataSummary{leastAt: -1, greatestAt: -1, fractionAt: -1, firstBoolAt: -1, firstStringAt: -1, firstNumberAt: -1}
+}
+
+func (d *dataSummary) str(at int) {
+	if d.firstStringAt < 0 {
+		d.firstStringAt = at
+	}
+}
+
+// checkBytes says what in the data BYTES cannot hold (anything but strings), "" when nothing.
+func (d *dataSummary) checkBytes() string {
+	first := -1
+	for _, at := range [...]int{d.firstNumberAt, d.firstBoolAt} {
+		if at >= 0 && (first < 0 || at < first) {
+			first = at
+		}
+	}
+	if first >= 0 {
+		return fmt.Sprintf("value %d of data is not a string; BYTES holds strings", first)
+	}
+	return ""
 }
 
 func (d *dataSummary) number(at int, v float64) {
+	if d.numbers == 0 {
+		d.firstNumberAt = at
+	}
 	if d.numbers == 0 || v < d.least {
 		d.least, d.leastAt = v, at
 	}
@@ -470,6 +516,13 @@ func (d *dataSummary) boolean(at int, v bool) {
 
 // check says what in the data the datatype cannot hold, "" when it holds all of it.
 func (d *dataSummary) check(b datatype.Bounds) string {
+	if d.firstStringAt >= 0 {
+		holds := "numbers"
+		if b.Bool {
+			holds = "true or false"
+		}
+		return fmt.Sprintf("value %d of data is a string; %s holds %s", d.firstStringAt, b.Name, holds)
+	}
 	if b.Bool {
 		if d.numbers > 0 {
 			at, v := d.leastAt, d.least
@@ -496,9 +549,10 @@ func (d *dataSummary) check(b datatype.Bounds) string {
 
 func formatNumber(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
-// data reads a flat or nested array of numbers (or booleans), appending to t.data and recording
-// the nesting in t.dims; nested arrays must be rectangular.
-func (s *scanner) data(t *inputTensor, depth int) error {
+// data reads a flat or nested array of numbers, booleans or strings, appending numbers and
+// booleans to t.data (t.num when typed) and strings to t.strs, and recording the nesting in
+// t.dims; nested arrays must be rectangular.
+func (s *scanner) data(t *inputTensor, depth int, typed bool) error {
 	if depth >= maxRank {
 		return errorf("data nested deeper than %d levels", maxRank)
 	}
@@ -513,7 +567,7 @@ func (s *scanner) data(t *inputTensor, depth int) error {
 			if t.leaf >= 0 && depth+1 > t.leaf {
 				return errorf("data mixes numbers and arrays at depth %d", depth+1)
 			}
-			return s.data(t, depth+1)
+			return s.data(t, depth+1, typed)
 		}
 		if t.leaf < 0 {
 			t.leaf = depth
@@ -528,15 +582,31 @@ func (s *scanner) data(t *inputTensor, depth int) error {
 			} else if !s.Literal("false") {
 				return s.syntax("expected a number")
 			}
-			t.values.boolean(len(t.data), v == 1)
+			t.values.boolean(t.count(), v == 1)
+			if typed {
+				t.addTyped(float64(v), int64(v), true)
+				return nil
+			}
 			t.data = append(t.data, v)
 			return nil
+		case '"':
+			at := t.count()
+			v, err := s.str()
+			if err != nil {
+				return err
+			}
+			t.values.str(at)
+			t.strs = append(t.strs, v)
+			return nil
 		default:
+			if typed {
+				return s.typedNumber(t)
+			}
 			v, err := s.number()
 			if err != nil {
 				return err
 			}
-			t.values.number(len(t.data), v)
+			t.values.number(t.count(), v)
 			f := float32(v)
 			if math.IsInf(float64(f), 0) {
 				return errorf("data value %v overflows FP32", v)
@@ -554,5 +624,40 @@ func (s *scanner) data(t *inputTensor, depth int) error {
 	case d != n:
 		return errorf("data is ragged: arrays of %d and %d elements at depth %d", d, n, depth)
 	}
+	return nil
+}
+
+// count is the number of values data held so far.
+func (t *inputTensor) count() int { return len(t.data) + len(t.num) + len(t.strs) }
+
+func (t *inputTensor) addTyped(v float64, i int64, isInt bool) {
+	t.num = append(t.num, v)
+	t.ints = append(t.ints, i)
+	t.intOK = append(t.intOK, isInt)
+}
+
+// typedNumber reads a number of a typed request into t.num, with its exact integer value when
+// it has one: an integer literal within INT64's range is parsed as one, not through float64.
+func (s *scanner) typedNumber(t *inputTensor) error {
+	s.SkipSpace()
+	start := s.Pos()
+	v, err := s.number()
+	if err != nil {
+		return err
+	}
+	lit := s.Text()[start:s.Pos()]
+	if i, ok := jsonscan.ExactInt(lit); ok {
+		// The datatype check reads float64s, in which INT64's largest values round up to 2^63,
+		// past its range; the exact integer is within it.
+		t.values.number(t.count(), min(v, math.Nextafter(1<<63, 0)))
+		t.addTyped(v, i, true)
+		return nil
+	}
+	t.values.number(t.count(), v)
+	if v == math.Trunc(v) && v >= math.MinInt64 && v < math.MaxInt64 {
+		t.addTyped(v, int64(v), true)
+		return nil
+	}
+	t.addTyped(v, 0, false)
 	return nil
 }

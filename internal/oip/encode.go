@@ -1,7 +1,6 @@
 package oip
 
 import (
-	"fmt"
 	"math"
 	"strconv"
 
@@ -10,15 +9,7 @@ import (
 
 // encodeResponse appends the infer response for c to b.
 func (s *Server) encodeResponse(b []byte, c *call, lm *loadedModel) ([]byte, error) {
-	b = append(b, `{"model_name":`...)
-	b = jsonenc.AppendString(b, s.cfg.ModelName)
-	b = append(b, `,"model_version":`...)
-	b = jsonenc.AppendString(b, s.cfg.ModelVersion)
-	if len(c.req.id) > 0 {
-		b = append(b, `,"id":`...)
-		b = append(b, c.req.id...) // a JSON string token as the client sent it
-	}
-	b = append(b, `,"outputs":[`...)
+	b = s.appendResponseHead(b, c)
 	first := true
 	for j, mo := range lm.meta.Outputs {
 		if !wanted(c.req.outputs, mo.Name) {
@@ -39,7 +30,7 @@ func (s *Server) encodeResponse(b []byte, c *call, lm *loadedModel) ([]byte, err
 		b = append(b, `],"data":[`...)
 		for i, v := range c.out[j] {
 			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return b, fmt.Errorf("output %q value %d is %v: the inputs are outside what the model can compute", mo.Name, i, v)
+				return b, nonFinite(mo.Name, i, float64(v))
 			}
 			if i > 0 {
 				b = append(b, ',')
@@ -49,6 +40,19 @@ func (s *Server) encodeResponse(b []byte, c *call, lm *loadedModel) ([]byte, err
 		b = append(b, "]}"...)
 	}
 	return append(b, "]}"...), nil
+}
+
+// appendResponseHead appends the response up to the opening bracket of its outputs.
+func (s *Server) appendResponseHead(b []byte, c *call) []byte {
+	b = append(b, `{"model_name":`...)
+	b = jsonenc.AppendString(b, s.cfg.ModelName)
+	b = append(b, `,"model_version":`...)
+	b = jsonenc.AppendString(b, s.cfg.ModelVersion)
+	if len(c.req.id) > 0 {
+		b = append(b, `,"id":`...)
+		b = append(b, c.req.id...) // a JSON string token as the client sent it
+	}
+	return append(b, `,"outputs":[`...)
 }
 
 func wanted(names [][]byte, name string) bool {

@@ -91,6 +91,9 @@ type loadedModel struct {
 	inRow    []int
 	outRow   []int
 	metadata []byte // the model metadata response
+	// typed is set for a model that Run cannot serve (see Metadata.CheckRows): each request
+	// is one Eval on typed tensors instead of rows in a micro-batch.
+	typed bool
 }
 
 // NewServer checks cfg and starts the batch workers.
@@ -134,7 +137,7 @@ func NewServer(cfg Config) (*Server, error) {
 // SetModel makes the server ready with rt. It may be called once.
 func (s *Server) SetModel(rt model.Runtime) error {
 	meta := rt.Metadata()
-	lm := &loadedModel{rt: rt, meta: meta}
+	lm := &loadedModel{rt: rt, meta: meta, typed: meta.CheckRows() != nil}
 	for _, t := range meta.Inputs {
 		lm.inRow = append(lm.inRow, t.RowSize())
 	}
@@ -182,15 +185,16 @@ type modelMetadata struct {
 }
 
 type tensorMeta struct {
-	Name     string  `json:"name"`
-	Datatype string  `json:"datatype"`
-	Shape    []int64 `json:"shape"`
+	Name       string         `json:"name"`
+	Datatype   string         `json:"datatype"`
+	Shape      []int64        `json:"shape"`
+	Parameters map[string]any `json:"parameters,omitempty"`
 }
 
 func tensorMetadata(ts []model.TensorInfo) []tensorMeta {
 	out := make([]tensorMeta, len(ts))
 	for i, t := range ts {
-		out[i] = tensorMeta{Name: t.Name, Datatype: t.DataType, Shape: t.Shape}
+		out[i] = tensorMeta{Name: t.Name, Datatype: t.DataType, Shape: t.Shape, Parameters: outputParameters(t)}
 	}
 	return out
 }
@@ -242,6 +246,8 @@ type call struct {
 	resp  []byte
 	err   error
 	done  chan struct{}
+	// typed holds the tensors of a request to a typed model (loadedModel.typed).
+	typed typedCall
 	// batchRows and batchCalls describe the model run the call joined: its rows and calls.
 	batchRows, batchCalls int
 }
@@ -298,6 +304,9 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request, span trace.Span) 
 	case err != nil:
 		return s.fail(w, http.StatusBadRequest, metrics.ReasonBadRequest, "reading the body: "+err.Error())
 	}
+	if lm.typed {
+		return s.inferTyped(w, r, c, lm, span)
+	}
 	s.batcher.pending.Add(1)
 	err = s.prepare(c, lm)
 	if err != nil {
@@ -317,6 +326,38 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request, span trace.Span) 
 		return s.fail(w, http.StatusInternalServerError, metrics.ReasonInternal, "model run failed: "+c.err.Error())
 	}
 	c.resp, err = s.encodeResponse(c.resp[:0], c, lm)
+	if err != nil {
+		return s.fail(w, http.StatusBadRequest, metrics.ReasonBadRequest, err.Error())
+	}
+	return s.write(w, http.StatusOK, c.resp)
+}
+
+// inferTyped answers an infer request to a typed model, whose body c holds.
+func (s *Server) inferTyped(w http.ResponseWriter, r *http.Request, c *call, lm *loadedModel, span trace.Span) int {
+	c.model, c.err = lm, nil
+	c.req.typed = true
+	err := decodeInferRequest(c.body, &c.req)
+	if err == nil {
+		err = prepareTyped(c, lm)
+	}
+	if err != nil {
+		return s.fail(w, http.StatusBadRequest, metrics.ReasonBadRequest, err.Error())
+	}
+	if span != nil {
+		span.SetAttributes(attribute.Int("freightcast.request.rows", c.rows),
+			attribute.Int("freightcast.batch.rows", c.rows), attribute.Int("freightcast.batch.requests", 1))
+	}
+	if err := s.runTyped(c, lm); err != nil {
+		if inputError(err) {
+			return s.fail(w, http.StatusBadRequest, metrics.ReasonBadRequest, err.Error())
+		}
+		if span != nil {
+			span.RecordError(err)
+		}
+		s.log.ErrorContext(r.Context(), "model run failed", "model", s.cfg.ModelName, "rows", c.rows, "err", err)
+		return s.fail(w, http.StatusInternalServerError, metrics.ReasonInternal, "model run failed: "+err.Error())
+	}
+	c.resp, err = s.encodeTyped(c.resp[:0], c, lm)
 	if err != nil {
 		return s.fail(w, http.StatusBadRequest, metrics.ReasonBadRequest, err.Error())
 	}
@@ -349,6 +390,7 @@ func (s *Server) tooLarge(w http.ResponseWriter) int {
 func (s *Server) prepare(c *call, lm *loadedModel) error {
 	c.model, c.err = lm, nil
 	req := &c.req
+	req.typed = false
 	if err := decodeInferRequest(c.body, req); err != nil {
 		return err
 	}
@@ -374,6 +416,9 @@ func (s *Server) prepare(c *call, lm *loadedModel) error {
 		if c.in[idx] != nil {
 			return fmt.Errorf("input %q appears twice", t.name)
 		}
+		if string(t.datatype) == "BYTES" {
+			return fmt.Errorf("input %q is BYTES; the model takes %s", t.name, meta.Inputs[idx].DataType)
+		}
 		rows, err := checkInput(t, meta.Inputs[idx])
 		if err != nil {
 			return err
@@ -389,16 +434,8 @@ func (s *Server) prepare(c *call, lm *loadedModel) error {
 			return fmt.Errorf("missing input %q (%s %s)", mi.Name, mi.DataType, shapeString(mi.Shape))
 		}
 	}
-	for _, name := range req.outputs {
-		found := false
-		for _, mo := range meta.Outputs {
-			if string(name) == mo.Name {
-				found = true
-			}
-		}
-		if !found {
-			return fmt.Errorf("unknown output %q; the model has %s", name, inputNames(meta.Outputs))
-		}
+	if err := checkOutputNames(req.outputs, meta.Outputs); err != nil {
+		return err
 	}
 	if cap(c.out) < len(meta.Outputs) {
 		c.out = make([][]float32, len(meta.Outputs))

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/freightcast/freightcast/internal/queue"
 )
@@ -34,12 +36,31 @@ type Config struct {
 	Inference Inference `json:"inference"`
 }
 
-// Model identifies the model. Features, when empty, come from the model file's metadata.
+// Model identifies the model and how events feed it: Features, the columns of its one input
+// (when empty too, the model file's metadata names them), or Inputs, the features of each of
+// its inputs. A queued event carries the values of the inputs' features one input after the
+// other, in the order of the model file's inputs (internal/event).
 type Model struct {
 	Name     string   `json:"name"`
 	Version  string   `json:"version"`
 	Features []string `json:"features,omitempty"`
+	Inputs   []Input  `json:"inputs,omitempty"`
 }
+
+// Input is one model input fed by features.
+type Input struct {
+	// Name is the model input's name.
+	Name string `json:"name"`
+	// DataType is its Open Inference Protocol datatype, which ingestion checks every feature
+	// value against; empty means the model file's. One of InputDataTypes.
+	DataType string `json:"datatype,omitempty"`
+	// Features are the event features that fill the input's columns, in order.
+	Features []string `json:"features"`
+}
+
+// InputDataTypes are the datatypes an input fed by features may have: a feature is a JSON
+// number, integer, boolean or string.
+var InputDataTypes = []string{"FP32", "FP64", "INT64", "INT32", "BOOL", "BYTES"}
 
 // Ingestion configures the ingestion pods.
 type Ingestion struct {
@@ -78,6 +99,7 @@ func (c Config) Validate() error {
 	if c.Model.Name == "" {
 		errs = append(errs, errors.New("model.name is empty"))
 	}
+	errs = append(errs, c.Model.validateInputs()...)
 	if c.Ingestion.MaxBodyBytes <= 0 {
 		errs = append(errs, fmt.Errorf("ingestion.maxBodyBytes must be positive, got %d", c.Ingestion.MaxBodyBytes))
 	}
@@ -88,6 +110,44 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("inference.batchSize must be positive, got %d", c.Inference.BatchSize))
 	}
 	return errors.Join(errs...)
+}
+
+// validateInputs reports what in the declared inputs no model can take.
+func (m Model) validateInputs() []error {
+	if len(m.Inputs) == 0 {
+		return nil
+	}
+	var errs []error
+	if len(m.Features) > 0 {
+		errs = append(errs, errors.New("model.features and model.inputs are both set; give each input its features"))
+	}
+	inputs := map[string]bool{}
+	feeds := map[string]string{}
+	for i, in := range m.Inputs {
+		field := fmt.Sprintf("model.inputs[%d]", i)
+		switch {
+		case in.Name == "":
+			errs = append(errs, errors.New(field+".name is empty"))
+		case inputs[in.Name]:
+			errs = append(errs, fmt.Errorf("%s: input %q is declared twice", field, in.Name))
+		}
+		inputs[in.Name] = true
+		if in.DataType != "" && !slices.Contains(InputDataTypes, in.DataType) {
+			errs = append(errs, fmt.Errorf("%s.datatype %q is not one features can feed (%s)", field, in.DataType, strings.Join(InputDataTypes, ", ")))
+		}
+		if len(in.Features) == 0 {
+			errs = append(errs, fmt.Errorf("%s.features is empty", field))
+		}
+		for _, f := range in.Features {
+			if f == "" {
+				errs = append(errs, fmt.Errorf("%s.features has an empty name", field))
+			} else if other, dup := feeds[f]; dup {
+				errs = append(errs, fmt.Errorf("%s: feature %q already feeds input %q", field, f, other))
+			}
+			feeds[f] = in.Name
+		}
+	}
+	return errs
 }
 
 // Marshal renders c as the ConfigMap's content: indented, so that `kubectl get cm -o yaml`

@@ -25,7 +25,16 @@ func validConfig() Config {
 }
 
 func TestRoundTrip(t *testing.T) {
-	want := validConfig()
+	t.Run("features", func(t *testing.T) { roundTrip(t, validConfig()) })
+	t.Run("inputs", func(t *testing.T) {
+		c := validConfig()
+		c.Model.Features = nil
+		c.Model.Inputs = []Input{{Name: "numeric", Features: []string{"a", "b"}}, {Name: "transport_mode", DataType: "INT64", Features: []string{"mode"}}}
+		roundTrip(t, c)
+	})
+}
+
+func roundTrip(t *testing.T, want Config) {
 	data, err := want.Marshal()
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +75,12 @@ func TestParseRejects(t *testing.T) {
 			b, _ := c.Marshal()
 			return string(b)
 		}, wantInError: "ingestion.rateLimit"},
+		"features and inputs": {data: withInputs(func(c *Config) { c.Model.Features = []string{"x"} }), wantInError: "model.features and model.inputs are both set"},
+		"unnamed input":       {data: withInputs(func(c *Config) { c.Model.Inputs[1].Name = "" }), wantInError: "model.inputs[1].name is empty"},
+		"input twice":         {data: withInputs(func(c *Config) { c.Model.Inputs[1].Name = "numeric" }), wantInError: `model.inputs[1]: input "numeric" is declared twice`},
+		"datatype":            {data: withInputs(func(c *Config) { c.Model.Inputs[1].DataType = "FP16" }), wantInError: `model.inputs[1].datatype "FP16" is not one features can feed`},
+		"no features":         {data: withInputs(func(c *Config) { c.Model.Inputs[1].Features = nil }), wantInError: "model.inputs[1].features is empty"},
+		"feature twice":       {data: withInputs(func(c *Config) { c.Model.Inputs[1].Features = []string{"a"} }), wantInError: `model.inputs[1]: feature "a" already feeds input "numeric"`},
 		"queue limits": {data: func() string { c := validConfig(); c.Queue.MaxDeliver = 0; b, _ := c.Marshal(); return string(b) },
 			wantInError: "maxDeliver must be positive"},
 	}
@@ -77,5 +92,17 @@ func TestParseRejects(t *testing.T) {
 				t.Fatalf("Parse error = %v, want it to mention %q", err, tc.wantInError)
 			}
 		})
+	}
+}
+
+// withInputs renders a valid config of a two-input model, changed by mutate.
+func withInputs(mutate func(*Config)) func() string {
+	return func() string {
+		c := validConfig()
+		c.Model.Features = nil
+		c.Model.Inputs = []Input{{Name: "numeric", Features: []string{"a", "b"}}, {Name: "transport_mode", DataType: "INT64", Features: []string{"mode"}}}
+		mutate(&c)
+		b, _ := c.Marshal()
+		return string(b)
 	}
 }

@@ -101,6 +101,9 @@ type Server struct {
 	Name, Version string
 	// Features name the model's input columns; empty: the model file's metadata names them.
 	Features []string
+	// Inputs are the input tensors the spec declares, which every pod that loads the model
+	// checks the file against (name, datatype, shape, and whether the features fit).
+	Inputs []freightcastv1alpha1.InputSpec
 	// MaxBatchSize and MaxBatchDelay bound the server's micro-batches.
 	MaxBatchSize  int
 	MaxBatchDelay time.Duration
@@ -118,6 +121,7 @@ func ModelServer(model *freightcastv1alpha1.PredictionModel, rev freightcastv1al
 		Name:          m.Name,
 		Version:       version,
 		Features:      m.Spec.Features,
+		Inputs:        m.Spec.Inputs,
 		MaxBatchSize:  int(m.Spec.Batching.MaxBatchSize),
 		MaxBatchDelay: m.Spec.Batching.MaxQueueDelay.Duration,
 	}

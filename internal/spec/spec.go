@@ -51,6 +51,7 @@ func Pipeline(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1
 			Name:     model.Name,
 			Version:  servedVersion(model),
 			Features: model.Spec.Features,
+			Inputs:   FeatureInputs(model),
 		},
 		Ingestion: pipelineconfig.Ingestion{
 			MaxBodyBytes: p.Spec.Ingestion.MaxBodyBytes.Value(),
@@ -68,6 +69,20 @@ func Pipeline(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1
 		cfg.Ingestion.RateLimit = &pipelineconfig.RateLimit{EventsPerSecond: rl.EventsPerSecond, Burst: burst}
 	}
 	return cfg
+}
+
+// FeatureInputs is how a pipeline feeds model's inputs from an event's features: the inputs
+// that declare features, with their datatype when declared (the pods check it against the model
+// file); nil when none does, and spec.features (or the file's metadata) name the columns of the
+// single input.
+func FeatureInputs(model *freightcastv1alpha1.PredictionModel) []pipelineconfig.Input {
+	var out []pipelineconfig.Input
+	for _, in := range model.Spec.Inputs {
+		if len(in.Features) > 0 {
+			out = append(out, pipelineconfig.Input{Name: in.Name, DataType: string(in.DataType), Features: in.Features})
+		}
+	}
+	return out
 }
 
 func defaultedPipeline(p *freightcastv1alpha1.FreightPipeline) *freightcastv1alpha1.FreightPipeline {

@@ -184,3 +184,30 @@ func TestModelServer(t *testing.T) {
 		})
 	}
 }
+
+// A model whose inputs declare features renders them into the pipeline config, each with its
+// datatype when declared; inputs without features stay out.
+func TestPipelineFeedsEveryDeclaredInput(t *testing.T) {
+	t.Parallel()
+	m := testModel()
+	m.Spec.Features = nil
+	m.Spec.Inputs = []freightcastv1alpha1.InputSpec{
+		{Name: "numeric", Shape: []int64{-1, 2}, Features: []string{"distance_km", "weather_severity"}},
+		{Name: "transport_mode", DataType: "INT64", Features: []string{"mode"}},
+	}
+	got := Pipeline(testPipeline(), m, "nats://nats:4222")
+	want := []pipelineconfig.Input{
+		{Name: "numeric", Features: []string{"distance_km", "weather_severity"}},
+		{Name: "transport_mode", DataType: "INT64", Features: []string{"mode"}},
+	}
+	if diff := cmp.Diff(want, got.Model.Inputs); diff != "" || got.Model.Features != nil {
+		t.Errorf("inputs (-want +got):\n%s\nfeatures %v", diff, got.Model.Features)
+	}
+	if err := got.Validate(); err != nil {
+		t.Errorf("rendered config does not validate: %v", err)
+	}
+	m.Spec.Inputs = []freightcastv1alpha1.InputSpec{{Name: "features", DataType: "FP32"}}
+	if got := Pipeline(testPipeline(), m, "nats://nats:4222"); got.Model.Inputs != nil {
+		t.Errorf("inputs without features rendered as %+v", got.Model.Inputs)
+	}
+}

@@ -45,8 +45,12 @@ type Config struct {
 	JetStream jetstream.JetStream
 	// Topology names the stream, consumer, subjects and bucket.
 	Topology queue.Topology
-	// Model scores the events; its first input takes the features, one row per event.
+	// Model scores the events.
 	Model model.Runtime
+	// Inputs are the model's inputs with the features each takes, in the model's input order
+	// (model.ResolveInputs): an event's features fill them one after the other. Nil means a
+	// model of one input whose row takes every feature.
+	Inputs []model.FeatureInput
 	// ModelName and ModelVersion are written into every prediction.
 	ModelName, ModelVersion string
 	// BatchSize is the most events scored in one model run.
@@ -74,9 +78,12 @@ type Config struct {
 type Worker struct {
 	cfg      Config
 	features int
-	outputs  []model.TensorInfo
-	in       []float32
-	out      [][]float32
+	// typed is set for a model that Run does not serve, or whose inputs are not one FP32
+	// row: each batch is one Eval on typed tensors (typed.go).
+	typed   *typedBatch
+	outputs []model.TensorInfo
+	in      []float32
+	out     [][]float32
 	// byName lists indexes of outputs in name order, the order a record writes them in;
 	// row holds one row's outputs in that order, reused for every record.
 	byName []int
@@ -107,8 +114,15 @@ func New(cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("worker: incomplete topology %+v", cfg.Topology)
 	}
 	meta := cfg.Model.Metadata()
-	if len(meta.Inputs) != 1 {
-		return nil, fmt.Errorf("worker: the model has %d inputs; a pipeline model takes one feature tensor", len(meta.Inputs))
+	if cfg.Inputs == nil {
+		if len(meta.Inputs) != 1 {
+			return nil, fmt.Errorf("worker: the model has %d inputs; name the features of each (Config.Inputs)", len(meta.Inputs))
+		}
+		in := meta.Inputs[0]
+		cfg.Inputs = []model.FeatureInput{{Name: in.Name, DataType: in.DataType, Features: make([]string, in.RowSize())}}
+	}
+	if len(cfg.Inputs) != len(meta.Inputs) {
+		return nil, fmt.Errorf("worker: %d inputs are fed, the model has %d", len(cfg.Inputs), len(meta.Inputs))
 	}
 	if cfg.BatchLinger == 0 {
 		cfg.BatchLinger = 500 * time.Microsecond
@@ -123,15 +137,24 @@ func New(cfg Config) (*Worker, error) {
 		cfg.Now = time.Now
 	}
 	w := &Worker{
-		cfg:      cfg,
-		features: meta.Inputs[0].RowSize(),
-		outputs:  meta.Outputs,
-		in:       make([]float32, cfg.BatchSize*meta.Inputs[0].RowSize()),
-		out:      make([][]float32, len(meta.Outputs)),
-		tracer:   tracing.Tracer(cfg.TracerProvider),
+		cfg:     cfg,
+		outputs: meta.Outputs,
+		tracer:  tracing.Tracer(cfg.TracerProvider),
 	}
-	for i, o := range meta.Outputs {
-		w.out[i] = make([]float32, cfg.BatchSize*o.RowSize())
+	for _, in := range cfg.Inputs {
+		w.features += len(in.Features)
+	}
+	if meta.CheckRows() == nil && len(meta.Inputs) == 1 && cfg.Inputs[0].DataType == "FP32" && w.features == meta.Inputs[0].RowSize() {
+		w.in = make([]float32, cfg.BatchSize*w.features)
+		w.out = make([][]float32, len(meta.Outputs))
+		for i, o := range meta.Outputs {
+			w.out[i] = make([]float32, cfg.BatchSize*o.RowSize())
+		}
+	} else {
+		var err error
+		if w.typed, err = newTypedBatch(meta, cfg.Inputs); err != nil {
+			return nil, fmt.Errorf("worker: %w", err)
+		}
 	}
 	w.byName = make([]int, len(meta.Outputs))
 	for i := range w.byName {
@@ -248,22 +271,36 @@ func (w *Worker) decode(ctx context.Context, msgs []jetstream.Msg) []pending {
 		switch {
 		case err != nil:
 			w.deadLetter(ctx, m, "", metrics.DeadLetterUndecodable, err)
-		case len(p.ev.Features) != w.features:
+		case len(p.ev.Features)+len(p.ev.Values) != w.features:
 			w.deadLetter(ctx, m, p.ev.ID, metrics.DeadLetterFeatureCount,
-				fmt.Errorf("event has %d features, the model takes %d", len(p.ev.Features), w.features))
+				fmt.Errorf("event has %d features, the model takes %d", len(p.ev.Features)+len(p.ev.Values), w.features))
 		default:
+			if err := w.checkTypes(&p.ev); err != nil {
+				w.deadLetter(ctx, m, p.ev.ID, metrics.DeadLetterFeatureType, err)
+				continue
+			}
 			good = good[:len(good)+1]
 		}
 	}
 	return good
 }
 
-// score runs the model on the events' features, one row each; the answers are in w.out.
+// score runs the model on the events' features, one row each; the answers are in w.out (in
+// w.typed's tensors for a typed model).
 func (w *Worker) score(ctx context.Context, good []pending) error {
+	if w.typed != nil {
+		span := w.runSpan(ctx, len(good))
+		err := w.typed.run(w.cfg.Model, good)
+		endSpan(span, err)
+		return err
+	}
 	for i, p := range good {
 		row := w.in[i*w.features : (i+1)*w.features]
 		for j, f := range p.ev.Features {
 			row[j] = float32(f)
+		}
+		for j, v := range p.ev.Values {
+			row[j] = float32(v.Num)
 		}
 	}
 	outs := make([][]float32, len(w.out))
@@ -354,6 +391,11 @@ func (w *Worker) ack(ctx context.Context, stored []pending, now time.Time) {
 // record appends the prediction of the i-th row of the last model run to dst.
 func (w *Worker) record(dst []byte, ev event.Event, i int, now time.Time) ([]byte, error) {
 	for k, j := range w.byName {
+		if w.typed != nil {
+			w.row[k] = w.typed.output(j, i)
+			w.row[k].Name = w.outputs[j].Name
+			continue
+		}
 		n := w.outputs[j].RowSize()
 		w.row[k].Values = w.out[j][i*n : (i+1)*n]
 	}

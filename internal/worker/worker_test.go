@@ -165,7 +165,7 @@ func (h *harness) checkExactlyOnce(idList []string) {
 		}
 		var i int
 		fmt.Sscanf(id, "e%d", &i)
-		if got := p.Outputs["delay_risk"]; len(got) != 1 || math.Abs(got[0]-h.want(i)) > 1e-6 {
+		if got := p.Outputs["delay_risk"]; len(got) != 1 || math.Abs(got[0].Num-h.want(i)) > 1e-6 {
 			h.t.Errorf("prediction %s = %v, want %v", id, got, h.want(i))
 		}
 		if string(p.Shipment) != fmt.Sprintf(`{"ref":%q}`, id) || p.Model != "freight-delay-risk" {

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/freightcast/freightcast/internal/local"
+	"github.com/freightcast/freightcast/internal/testing/modelfixtures"
+	"github.com/freightcast/freightcast/internal/testing/testenv"
+)
+
+// `freightcast run -f docs/examples/X` on the examples of typed models: the YAML as a cluster gets
+// it, the model from its generated ConfigMap, events of the fixture's rows in over HTTP, and every
+// prediction record holding the framework's answers.
+func TestRunServesTheExamples(t *testing.T) {
+	for dir, fixture := range map[string]string{"xgboost-late": "xgb_binary_zipmap", "torch-tabular": "torch_tabular_opset17"} {
+		t.Run(dir, func(t *testing.T) {
+			fx := modelfixtures.Load(t, fixture)
+			objs, err := readManifests([]string{filepath.Join("..", "..", "docs", "examples", dir)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			models, pipelines, err := objs.resolve(context.Background(), nil, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The examples name their features; the fixture's rows are written under these names.
+			names := fx.FeatureNames()
+			if dir == "xgboost-late" {
+				names = [][]string{pipelines[0].Inputs[0].Features}
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			ready := make(chan local.Endpoints, 1)
+			done := make(chan error, 1)
+			go func() {
+				done <- local.Run(ctx, local.Options{DataDir: t.TempDir(), NATSAddr: "127.0.0.1:0", IngestAddr: "127.0.0.1:0",
+					InferAddr: "127.0.0.1:0", Workers: 1, Ready: func(e local.Endpoints) { ready <- e }}, models, pipelines)
+			}()
+			t.Cleanup(func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			})
+			var eps local.Endpoints
+			select {
+			case eps = <-ready:
+			case err := <-done:
+				t.Fatalf("Run stopped: %v", err)
+			case <-time.After(30 * time.Second):
+				t.Fatal("Run not ready within 30s")
+			}
+			url := eps.Ingest[pipelines[0].Config.Name]
+			rows := fx.CompleteRows()[:8]
+			var body strings.Builder
+			for _, r := range rows {
+				fmt.Fprintf(&body, `{"id":"row-%d","features":{`, r)
+				for k, in := range fx.Inputs {
+					for j, v := range in.Row(r) {
+						if k > 0 || j > 0 {
+							body.WriteByte(',')
+						}
+						fmt.Fprintf(&body, "%q:%s", names[k][j], v)
+					}
+				}
+				body.WriteString("}}\n")
+			}
+			resp, err := http.Post(url+"/v1/events", "application/x-ndjson", strings.NewReader(body.String()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			answer, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("POST: %d %s", resp.StatusCode, answer)
+			}
+			for _, r := range rows {
+				var record []byte
+				testenv.Eventually(t, time.Minute, fmt.Sprintf("prediction of row %d", r), func() error {
+					resp, err := http.Get(fmt.Sprintf("%s/v1/predictions/row-%d", url, r))
+					if err != nil {
+						return err
+					}
+					defer resp.Body.Close()
+					record, _ = io.ReadAll(resp.Body)
+					if resp.StatusCode != http.StatusOK {
+						return fmt.Errorf("status %d", resp.StatusCode)
+					}
+					return nil
+				})
+				fx.CheckRecord(t, record, r)
+			}
+		})
+	}
+}
