@@ -18,6 +18,7 @@ import (
 
 	"github.com/freightcast/freightcast/internal/ingest"
 	"github.com/freightcast/freightcast/internal/model"
+	"github.com/freightcast/freightcast/internal/modelcheck"
 	"github.com/freightcast/freightcast/internal/modelsource"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/tracing"
@@ -91,11 +92,15 @@ func resolveFeatures(ctx context.Context, c ingestConfig, fromConfig []string) (
 	if err != nil {
 		return nil, err
 	}
-	m, err := model.Load(data)
+	m, err := modelcheck.Load(data, nil)
 	if err != nil {
 		return nil, err
 	}
-	return model.ResolveFeatures(declared, m.Metadata())
+	features, err := model.ResolveFeatures(declared, m.Metadata())
+	if err != nil {
+		return nil, &modelcheck.Unloadable{Kind: modelcheck.Invalid, Err: err}
+	}
+	return features, nil
 }
 
 func runIngest(ctx context.Context, args []string) error {
