@@ -2,18 +2,15 @@ package controllers
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	lua "github.com/yuin/gopher-lua"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/freightcast/freightcast/internal/testing/argohealth"
 	"github.com/freightcast/freightcast/internal/testing/natstest"
 	"github.com/freightcast/freightcast/internal/testing/testenv"
 )
@@ -24,54 +21,11 @@ import (
 // argoHealth runs health.lua on obj and returns Argo CD's status and message.
 func argoHealth(t testing.TB, obj client.Object) (string, string) {
 	t.Helper()
-	kind := fmt.Sprintf("%T", obj)
-	script, err := os.ReadFile(filepath.Join("..", "config", "argocd", "health", "freightcast.io", "health.lua"))
+	status, message, err := argohealth.Eval(filepath.Join("..", "config", "argocd", "health", "freightcast.io", "health.lua"), obj)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%T: %v", obj, err)
 	}
-	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	L := lua.NewState()
-	defer L.Close()
-	L.SetGlobal("obj", toLua(L, u))
-	if err := L.DoString(string(script)); err != nil {
-		t.Fatalf("%s health.lua: %v", kind, err)
-	}
-	hs, ok := L.Get(-1).(*lua.LTable)
-	if !ok {
-		t.Fatalf("%s health.lua returned %v, not a table", kind, L.Get(-1))
-	}
-	return lua.LVAsString(hs.RawGetString("status")), lua.LVAsString(hs.RawGetString("message"))
-}
-
-func toLua(L *lua.LState, v any) lua.LValue {
-	switch x := v.(type) {
-	case map[string]any:
-		t := L.NewTable()
-		for k, e := range x {
-			t.RawSetString(k, toLua(L, e))
-		}
-		return t
-	case []any:
-		t := L.NewTable()
-		for _, e := range x {
-			t.Append(toLua(L, e))
-		}
-		return t
-	case string:
-		return lua.LString(x)
-	case bool:
-		return lua.LBool(x)
-	case int64:
-		return lua.LNumber(x)
-	case float64:
-		return lua.LNumber(x)
-	case nil:
-		return lua.LNil
-	}
-	return lua.LString("")
+	return status, message
 }
 
 func TestArgoCDHealthOfRealObjects(t *testing.T) {

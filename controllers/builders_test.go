@@ -95,6 +95,11 @@ func assertRestricted(t *testing.T, spec *corev1ac.PodSpecApplyConfiguration) {
 		if c.LivenessProbe == nil || c.ReadinessProbe == nil || c.Lifecycle == nil || c.Lifecycle.PreStop == nil {
 			t.Errorf("container %s lacks probes or a preStop hook", *c.Name)
 		}
+		// The operator reads why a data-plane process exited (a model that cannot load) from
+		// its termination message.
+		if c.TerminationMessagePolicy == nil || *c.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError {
+			t.Errorf("container %s terminationMessagePolicy %v, want FallbackToLogsOnError", *c.Name, c.TerminationMessagePolicy)
+		}
 	}
 }
 

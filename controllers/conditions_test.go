@@ -158,14 +158,17 @@ func TestSetStageCondition(t *testing.T) {
 func TestSetModelLoaded(t *testing.T) {
 	t.Parallel()
 	cases := map[string]struct {
-		sourceErr  error
-		rolledBack string
-		p          rollout
-		want       string
+		sourceErr error
+		failure   problem
+		p         rollout
+		want      string
 	}{
-		"source missing":  {sourceErr: &errSourceNotFound{msg: "ConfigMap m not found"}, want: "False/SourceNotFound: ConfigMap m not found"},
-		"source invalid":  {sourceErr: &errSourceInvalid{msg: "empty"}, p: rollout{exists: true, complete: true, ready: 1}, want: "False/SourceInvalid: empty"},
-		"rolled back":     {rolledBack: "v2 failed", p: rollout{exists: true, complete: true, ready: 1}, want: "False/RolloutFailed: v2 failed"},
+		"source missing": {sourceErr: &errSourceNotFound{msg: "ConfigMap m not found"}, want: "False/SourceNotFound: ConfigMap m not found"},
+		"source invalid": {sourceErr: &errSourceInvalid{msg: "empty"}, p: rollout{exists: true, complete: true, ready: 1}, want: "False/SourceInvalid: empty"},
+		"rolled back":    {failure: problem{"RolloutFailed", "v2 failed"}, p: rollout{exists: true, complete: true, ready: 1}, want: "False/RolloutFailed: v2 failed"},
+		"refused":        {failure: problem{"UnsupportedModel", "SVMClassifier"}, p: rollout{exists: true, complete: true, ready: 1}, want: "False/UnsupportedModel: SVMClassifier"},
+		"pods cannot load it, none served before": {failure: problem{"ModelLoadFailed", "exit 78"}, p: rollout{exists: true, desired: 1, message: "0 of 1 updated"},
+			want: "False/ModelLoadFailed: exit 78"},
 		"scaled to zero":  {p: rollout{exists: true, complete: true}, want: "False/ScaledToZero: spec.replicas is 0: no pod serves the model"},
 		"loaded":          {p: rollout{exists: true, desired: 2, ready: 2, complete: true}, want: "True/Loaded: 2 of 2 serving pods loaded the model"},
 		"stalled":         {p: rollout{exists: true, desired: 2, stalled: true, message: "timed out"}, want: "False/ProgressDeadlineExceeded: timed out"},
@@ -176,9 +179,48 @@ func TestSetModelLoaded(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			c := setterWith()
-			setModelLoaded(c, tc.sourceErr, tc.rolledBack, tc.p)
+			setModelLoaded(c, tc.sourceErr, tc.failure, tc.p)
 			if diff := cmp.Diff(tc.want, condition(c, freightcastv1alpha1.ConditionModelLoaded)); diff != "" {
 				t.Errorf("ModelLoaded (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRolloutFailure(t *testing.T) {
+	t.Parallel()
+	rev := func(cm string) freightcastv1alpha1.ModelRevision {
+		return freightcastv1alpha1.ModelRevision{Source: freightcastv1alpha1.ModelSource{ConfigMap: &freightcastv1alpha1.ConfigMapModelSource{Name: cm}}, Version: "1"}
+	}
+	v1, v2 := rev("m-v1"), rev("m-v2")
+	failed := func(reason, message string, generation int64) *freightcastv1alpha1.FailedRollout {
+		return &freightcastv1alpha1.FailedRollout{Generation: generation, Revision: v2, Reason: reason, Message: message}
+	}
+	cases := map[string]struct {
+		f        *freightcastv1alpha1.FailedRollout
+		lastGood *freightcastv1alpha1.ModelRevision
+		want     problem
+	}{
+		"none":                     {lastGood: &v1},
+		"of an earlier generation": {f: failed("UnsupportedModel", "x", 1), lastGood: &v1},
+		"refused, the last good one serves": {f: failed("UnsupportedModel", "operator SVMClassifier of domain ai.onnx.ml is not supported", 2), lastGood: &v1,
+			want: problem{"UnsupportedModel", "the model file of ConfigMap m-v2 version 1 cannot load, so no pod was moved to it: operator SVMClassifier of domain ai.onnx.ml is not supported; " +
+				"the serving pods stay on ConfigMap m-v1 version 1 until the spec or the model file changes"}},
+		"refused, nothing served before": {f: failed("InvalidModel", "truncated", 2),
+			want: problem{"InvalidModel", "the model file of ConfigMap m-v2 version 1 cannot load, so no pod was moved to it: truncated; " +
+				"no other revision served before it, so nothing serves the model until the spec or the model file changes"}},
+		"a pod could not load it, rolled back": {f: failed("ModelLoadFailed", "pod p exited with code 78", 2), lastGood: &v1,
+			want: problem{"ModelLoadFailed", "the model of ConfigMap m-v2 version 1 cannot load: pod p exited with code 78; " +
+				"the serving pods were rolled back to ConfigMap m-v1 version 1 and stay there until the spec or the model file changes"}},
+		"past the progress deadline, recorded before reasons were": {f: failed("", "timed out", 2), lastGood: &v1,
+			want: problem{"RolloutFailed", "the rollout of ConfigMap m-v2 version 1 failed: timed out; " +
+				"the serving pods were rolled back to ConfigMap m-v1 version 1 and stay there until the spec or the model file changes"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if diff := cmp.Diff(tc.want, rolloutFailure(2, tc.f, tc.lastGood), cmp.AllowUnexported(problem{})); diff != "" {
+				t.Errorf("rolloutFailure (-want +got):\n%s", diff)
 			}
 		})
 	}

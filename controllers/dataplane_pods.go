@@ -124,6 +124,9 @@ func dataPlaneContainer(name string, opts Options, args []string, livePath, read
 		WithArgs(args...).
 		WithPorts(corev1ac.ContainerPort().WithName(httpPortName).WithContainerPort(httpPort).WithProtocol(corev1.ProtocolTCP)).
 		WithSecurityContext(restrictedContainerSecurityContext()).
+		// The process writes its fatal error (a model that cannot load: exit code 78) to the
+		// termination log; the operator reads it from the pod's last state.
+		WithTerminationMessagePolicy(corev1.TerminationMessageFallbackToLogsOnError).
 		WithLivenessProbe(httpProbe(livePath).WithPeriodSeconds(10).WithFailureThreshold(3)).
 		WithReadinessProbe(httpProbe(readyPath).WithPeriodSeconds(2).WithFailureThreshold(2)).
 		WithStartupProbe(httpProbe(livePath).WithPeriodSeconds(1).WithFailureThreshold(120)).

@@ -14,12 +14,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/testing/onnxtest"
 	"github.com/freightcast/freightcast/internal/testing/testenv"
 )
 
-// modelBytes stands for a model file in tests where no pod ever loads it (envtest runs none):
-// the operator only hashes it.
-var modelBytes = []byte("\x08\x07\x12\x0bfreightcast-test-model")
+// modelBytes is a model file that loads, with as many inputs as newModel has features: the
+// operator loads a ConfigMap's model before rolling it out. Envtest runs no pod, so nothing
+// else loads it.
+var modelBytes = onnxtest.Linear(0.5, -1, 2)
 
 func newModelConfigMap(ns, name string, content []byte) *corev1.ConfigMap {
 	return &corev1.ConfigMap{

@@ -161,7 +161,7 @@ func (r *FreightPipelineReconciler) healPods(ctx context.Context, s *pipelineSco
 		return ctrl.Result{}, nil
 	}
 	p := s.pipeline
-	_, recheck, err := r.restarter.healPods(ctx, p, types.NamespacedName{Namespace: p.Namespace, Name: inferenceName(p)}, pipelineSelector(p, componentInference))
+	_, recheck, err := r.restarter.healPods(ctx, p, types.NamespacedName{Namespace: p.Namespace, Name: inferenceName(p)}, pipelineSelector(p, componentInference), !s.obs.inference.stalled)
 	return ctrl.Result{RequeueAfter: recheck}, err
 }
 

@@ -147,8 +147,31 @@ func pipelineModelProblem(p *freightcastv1alpha1.FreightPipeline, model *freight
 	if model == nil {
 		return problem{freightcastv1alpha1.ReasonModelNotFound, fmt.Sprintf("PredictionModel %s not found in namespace %s", p.Spec.ModelRef.Name, p.Namespace)}
 	}
+	if cannot := modelCannotLoad(model); !cannot.none() {
+		return cannot
+	}
 	if ok, why := modelLoaded(model); !ok {
 		return problem{freightcastv1alpha1.ReasonModelNotReady, why}
+	}
+	return problem{}
+}
+
+// modelCannotLoad is the problem of a pipeline whose model reports, for its current spec, that
+// its model file cannot load (refused by the operator, or a pod exited for it): waiting will not
+// fix it, so the pipeline is Degraded, with the model's reason and message. The zero problem
+// otherwise. The pipeline's pods keep what they run (the last good revision, if any), and its
+// events wait in the queue.
+func modelCannotLoad(model *freightcastv1alpha1.PredictionModel) problem {
+	if model == nil {
+		return problem{}
+	}
+	c := meta.FindStatusCondition(model.Status.Conditions, freightcastv1alpha1.ConditionModelLoaded)
+	if c == nil || c.Status == metav1.ConditionTrue || c.ObservedGeneration != model.Generation {
+		return problem{}
+	}
+	switch c.Reason {
+	case freightcastv1alpha1.ReasonUnsupportedModel, freightcastv1alpha1.ReasonInvalidModel, freightcastv1alpha1.ReasonModelLoadFailed:
+		return problem{c.Reason, fmt.Sprintf("PredictionModel %s cannot load its model (%s): %s", model.Name, c.Reason, c.Message)}
 	}
 	return problem{}
 }
@@ -162,6 +185,7 @@ func pipelineProblems(obs pipelineObservation, stream string) []problem {
 	if obs.queueErr != nil && !errors.Is(obs.queueErr, queue.ErrUnreachable) {
 		out = append(out, problem{freightcastv1alpha1.ReasonQueueProvisionFailed, obs.queueErr.Error()})
 	}
+	out = append(out, modelCannotLoad(obs.model))
 	for _, r := range []rollout{obs.ingestion, obs.inference} {
 		if r.stalled {
 			out = append(out, problem{freightcastv1alpha1.ReasonProgressDeadlineExceeded, r.message})

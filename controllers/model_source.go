@@ -14,9 +14,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/modelcheck"
 	"github.com/freightcast/freightcast/internal/spec"
 )
 
@@ -31,16 +34,16 @@ type errSourceInvalid struct{ msg string }
 
 func (e *errSourceInvalid) Error() string { return e.msg }
 
-// configMapModelDigest returns "sha256:<hex>" of the model file in cm at key.
-func configMapModelDigest(cm *corev1.ConfigMap, key string) (string, error) {
+// configMapModelDigest returns the model file in cm at key and its "sha256:<hex>".
+func configMapModelDigest(cm *corev1.ConfigMap, key string) ([]byte, string, error) {
 	content, err := spec.ConfigMapModel(cm, key)
 	switch {
 	case errors.Is(err, spec.ErrModelKeyMissing):
-		return "", &errSourceNotFound{msg: err.Error()}
+		return nil, "", &errSourceNotFound{msg: err.Error()}
 	case err != nil:
-		return "", &errSourceInvalid{msg: err.Error()}
+		return nil, "", &errSourceInvalid{msg: err.Error()}
 	}
-	return contentDigest(content), nil
+	return content, contentDigest(content), nil
 }
 
 // modelMount is how a data-plane pod gets the model file: volumes for the pod, mounts for the
@@ -92,9 +95,11 @@ func modelMountFor(model *freightcastv1alpha1.PredictionModel, rev freightcastv1
 // sourceReads remembers, per PredictionModel, what was last read of its source ConfigMap. The
 // operator watches those ConfigMaps as metadata only (see NewCache): their content, up to 1 MiB,
 // is read through the API reader when the resourceVersion the watch reports is not the one read
-// last, and is not kept.
+// last, checked with the runtime the pods use (checker), and not kept.
 type sourceReads struct {
 	apiReader client.Reader
+	// checker loads a model file as the serving pods will; nil checks nothing.
+	checker *modelcheck.Checker
 
 	mu   sync.Mutex
 	last map[types.NamespacedName]sourceRead
@@ -105,36 +110,55 @@ type sourceRead struct {
 	uid             types.UID
 	resourceVersion string
 	key             string
-	digest          string
+	// features are the served feature names the file was checked against.
+	features string
+	digest   string
 	// sourceErr is an *errSourceNotFound or *errSourceInvalid when the ConfigMap holds no model.
 	sourceErr error
+	// unloadable is why the model file cannot serve, nil when it can or when the check gave
+	// no verdict (then the pods decide).
+	unloadable *modelcheck.Unloadable
+	// checked is false when the check gave no verdict: the next reconcile tries again.
+	checked bool
 }
 
-// configMapDigest resolves model's source ConfigMap, whose metadata the cache holds as cm: the
-// digest of the model file at key, or why there is none (sourceErr). err is an API error.
-func (r *sourceReads) configMapDigest(ctx context.Context, model types.NamespacedName, cm *metav1.PartialObjectMetadata, key string) (digest string, sourceErr, err error) {
+// configMapModel resolves model's source ConfigMap, whose metadata the cache holds as cm: the
+// digest of the model file at key and whether it serves with features, or why there is no
+// model (read.sourceErr). err is an API error.
+func (r *sourceReads) configMapModel(ctx context.Context, model types.NamespacedName, cm *metav1.PartialObjectMetadata, key string, features []string) (sourceRead, error) {
+	wantFeatures := strings.Join(features, ",")
 	r.mu.Lock()
 	last, ok := r.last[model]
 	r.mu.Unlock()
-	if ok && last.uid == cm.UID && last.resourceVersion == cm.ResourceVersion && last.key == key {
-		return last.digest, last.sourceErr, nil
+	if ok && last.uid == cm.UID && last.resourceVersion == cm.ResourceVersion && last.key == key && last.features == wantFeatures && last.checked {
+		return last, nil
 	}
 	full := &corev1.ConfigMap{}
 	switch err := r.apiReader.Get(ctx, client.ObjectKeyFromObject(cm), full); {
 	case apierrors.IsNotFound(err):
-		return "", &errSourceNotFound{msg: fmt.Sprintf("ConfigMap %s not found in namespace %s", cm.Name, cm.Namespace)}, nil
+		return sourceRead{sourceErr: &errSourceNotFound{msg: fmt.Sprintf("ConfigMap %s not found in namespace %s", cm.Name, cm.Namespace)}}, nil
 	case err != nil:
-		return "", nil, fmt.Errorf("reading model ConfigMap %s: %w", cm.Name, err)
+		return sourceRead{}, fmt.Errorf("reading model ConfigMap %s: %w", cm.Name, err)
 	}
-	read := sourceRead{uid: full.UID, resourceVersion: full.ResourceVersion, key: key}
-	read.digest, read.sourceErr = configMapModelDigest(full, key)
+	read := sourceRead{uid: full.UID, resourceVersion: full.ResourceVersion, key: key, features: wantFeatures, checked: true}
+	var content []byte
+	content, read.digest, read.sourceErr = configMapModelDigest(full, key)
+	if read.sourceErr == nil && r.checker != nil {
+		switch err := r.checker.Check(ctx, content, features); {
+		case errors.Is(err, modelcheck.ErrNotChecked):
+			read.checked = false
+			ctrl.LoggerFrom(ctx).Info("the model file was not checked before the rollout; its pods will tell", "configMap", klog.KObj(full), "why", err.Error())
+		default:
+			read.unloadable = modelcheck.AsUnloadable(err)
+		}
+	}
 	r.mu.Lock()
 	if r.last == nil {
 		r.last = map[types.NamespacedName]sourceRead{}
 	}
 	r.last[model] = read
 	r.mu.Unlock()
-	return read.digest, read.sourceErr, nil
+	return read, nil
 }
 
 // forget drops what was read for a model that is gone.

@@ -25,6 +25,11 @@ type Options struct {
 	// StuckPodInterval is the least time between two deletions of stuck pods of one
 	// Deployment; 0 means defaultStuckPodInterval.
 	StuckPodInterval time.Duration
+	// RolloutPollInterval is how often the serving pods of a model rollout under way are looked
+	// at, so that one that exits because the model cannot load is reported at once (the
+	// Deployment's status does not change when a new pod crashes); 0 means
+	// defaultRolloutPollInterval.
+	RolloutPollInterval time.Duration
 	// OTLPEndpoint, when set, turns tracing on in every data-plane pod: it becomes their
 	// OTEL_EXPORTER_OTLP_ENDPOINT, the base URL of an OTLP/HTTP receiver (e.g.
 	// http://otel-collector.observability.svc:4318). Empty leaves tracing off.
@@ -38,3 +43,7 @@ type Options struct {
 // defaultQueueStallGrace leaves a starting pool the time a pod usually needs to pull its image
 // and load a small model, so that a scale-up from zero is not reported as a stall.
 const defaultQueueStallGrace = 30 * time.Second
+
+// defaultRolloutPollInterval reports a serving pod that cannot load its model within about two
+// seconds of its exit, for one pod list per rolling model every two seconds.
+const defaultRolloutPollInterval = 2 * time.Second

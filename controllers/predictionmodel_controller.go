@@ -1,9 +1,11 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -29,12 +31,23 @@ import (
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/metrics"
+	"github.com/freightcast/freightcast/internal/modelcheck"
 	"github.com/freightcast/freightcast/internal/spec"
 )
 
 // PredictionModelFieldOwner is the server-side apply field manager of the PredictionModel
 // controller; it owns every field of the children it sends, and nothing else.
 const PredictionModelFieldOwner = "freightcast-predictionmodel"
+
+// The operator loads a ConfigMap's model file with the runtime the pods use before rolling it
+// out. A ConfigMap holds at most 1 MiB, which the runtime compiles in milliseconds; the bounds
+// keep a hostile file from holding a reconcile worker: past modelCheckTimeout the reconcile goes
+// on without a verdict (the pods decide), and the compile that overran keeps the checker's one
+// slot until it ends, within the runtime's own limits on what a load may allocate.
+const (
+	modelCheckTimeout  = 5 * time.Second
+	modelCheckMaxBytes = 4 << 20
+)
 
 // modelConfigMapIndex indexes PredictionModels by the ConfigMap their source names.
 const modelConfigMapIndex = "spec.source.configMap.name"
@@ -93,17 +106,29 @@ func (r *PredictionModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 }
 
 // healPods deletes a stuck serving pod, notes the crash-looping ones for Ready, and looks again
-// when a pod will be stuck.
+// when a pod will be stuck. A rollout that failed is left alone: deleting its pods would only
+// reset the Deployment's progress, and the status with it. While a rollout is under way it
+// looks again every rolloutPollInterval, since the Deployment's status does not change when
+// a new pod crashes: so a pod that exits because the model cannot load is reported at once.
 func (r *PredictionModelReconciler) healPods(ctx context.Context, s *modelScope) (ctrl.Result, error) {
 	if !s.obs.predictor.exists {
 		return ctrl.Result{}, nil
 	}
-	pods, recheck, err := r.restarter.healPods(ctx, s.model, types.NamespacedName{Namespace: s.model.Namespace, Name: predictorName(s.model)}, predictorSelector(s.model))
+	heal := !s.obs.predictor.stalled && s.obs.failed == nil
+	pods, recheck, err := r.restarter.healPods(ctx, s.model, types.NamespacedName{Namespace: s.model.Namespace, Name: predictorName(s.model)}, predictorSelector(s.model), heal)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	s.obs.crashLooping = crashLooping(pods)
+	if p := s.obs.predictor; !p.complete && !p.stalled && s.obs.failed == nil {
+		recheck = lowestNonZero(recheck, r.rolloutPollInterval())
+	}
 	return ctrl.Result{RequeueAfter: recheck}, nil
+}
+
+// rolloutPollInterval is how often the serving pods of a rollout under way are looked at.
+func (r *PredictionModelReconciler) rolloutPollInterval() time.Duration {
+	return cmp.Or(r.Options.RolloutPollInterval, defaultRolloutPollInterval)
 }
 
 // resolveSource computes the model file's digest, or records why the source cannot be used.
@@ -123,9 +148,12 @@ func (r *PredictionModelReconciler) resolveSource(ctx context.Context, s *modelS
 		if err != nil {
 			return ctrl.Result{}, fmt.Errorf("reading model ConfigMap: %w", err)
 		}
-		if s.obs.digest, s.obs.sourceErr, err = r.sources.configMapDigest(ctx, client.ObjectKeyFromObject(s.model), cm, spec.ConfigMapKey(src.ConfigMap)); err != nil {
+		features := spec.ModelServer(s.model, spec.SpecRevision(s.model, "")).Features
+		read, err := r.sources.configMapModel(ctx, client.ObjectKeyFromObject(s.model), cm, spec.ConfigMapKey(src.ConfigMap), features)
+		if err != nil {
 			return ctrl.Result{}, err
 		}
+		s.obs.digest, s.obs.sourceErr, s.obs.unloadable = read.digest, read.sourceErr, read.unloadable
 	case src.URI != "":
 		s.obs.digest = "sha256:" + src.SHA256
 	}
@@ -180,6 +208,9 @@ func (r *PredictionModelReconciler) applyChildObjects(ctx context.Context, s *mo
 // model file changes, so that the operator does not flap between the two.
 func (r *PredictionModelReconciler) applyPredictor(ctx context.Context, s *modelScope) error {
 	want := spec.SpecRevision(s.model, s.obs.digest)
+	if u := s.obs.unloadable; u != nil {
+		return r.refuse(ctx, s, want, u)
+	}
 	rev, failed := plannedRevision(s.model, want)
 	moves, err := r.movesPods(ctx, s.model, rev)
 	if err != nil {
@@ -199,19 +230,38 @@ func (r *PredictionModelReconciler) applyPredictor(ctx context.Context, s *model
 		return err
 	}
 	s.obs.predictor, s.obs.served = rolloutOf(deploy, applied), &rev
-	if s.obs.failed != nil || !rolloutFailed(deploy, applied) || lastGood == nil || equality.Semantic.DeepEqual(*lastGood, want) {
+	if s.obs.failed != nil || s.obs.predictor.complete || applied {
+		// A template just written has no pods yet to tell of it.
+		return nil
+	}
+	var failure *freightcastv1alpha1.FailedRollout
+	if why, err := r.modelLoadFailure(ctx, s.model, deploy); err != nil {
+		return err
+	} else if why != "" {
+		// A pod of this revision exited because the model cannot load: waiting for the
+		// progress deadline, or restarting it, changes nothing.
+		failure = &freightcastv1alpha1.FailedRollout{Reason: freightcastv1alpha1.ReasonModelLoadFailed, Message: why}
+	} else if rolloutFailed(deploy, applied) {
+		message := s.obs.predictor.message
+		if why := r.failingPods(ctx, s.model); why != "" {
+			message += "; " + why
+		}
+		failure = &freightcastv1alpha1.FailedRollout{Reason: freightcastv1alpha1.ReasonRolloutFailed, Message: message}
+	}
+	if failure == nil {
+		return nil
+	}
+	if failure.Reason == freightcastv1alpha1.ReasonRolloutFailed && (lastGood == nil || equality.Semantic.DeepEqual(*lastGood, want)) {
 		// Nothing to roll back to when the last good revision is the spec's own: the failure
 		// comes from elsewhere (image, resources, the cluster), and the conditions report it.
 		return nil
 	}
-	message := s.obs.predictor.message
-	if why := r.failingPods(ctx, s.model); why != "" {
-		message += "; " + why
-	}
-	s.obs.failed = &freightcastv1alpha1.FailedRollout{
-		Generation: s.model.Generation,
-		Revision:   want,
-		Message:    truncateString(message, 4096),
+	failure.Generation, failure.Revision, failure.Message = s.model.Generation, want, truncateString(failure.Message, 4096)
+	s.obs.failed = failure
+	if lastGood == nil || equality.Semantic.DeepEqual(*lastGood, want) {
+		// Nothing else to serve: the Deployment stays, its pods exit at once and the kubelet
+		// backs off; the record keeps the status on the reason.
+		return nil
 	}
 	deploy = &appsv1.Deployment{}
 	applied, err = r.applyPredictorRevision(ctx, s, *lastGood, deploy)
@@ -222,14 +272,58 @@ func (r *PredictionModelReconciler) applyPredictor(ctx context.Context, s *model
 	return nil
 }
 
+// refuse keeps the spec's revision want, whose model file the operator loaded and found unable
+// to serve, off the pods: they stay on the last good revision (applied, so that it is restored
+// if edited), or as they are when there is none, and none is created. The record says why.
+func (r *PredictionModelReconciler) refuse(ctx context.Context, s *modelScope, want freightcastv1alpha1.ModelRevision, u *modelcheck.Unloadable) error {
+	reason := freightcastv1alpha1.ReasonInvalidModel
+	if u.Kind == modelcheck.Unsupported {
+		reason = freightcastv1alpha1.ReasonUnsupportedModel
+	}
+	s.obs.failed = &freightcastv1alpha1.FailedRollout{Generation: s.model.Generation, Revision: want, Reason: reason, Message: truncateString(u.Error(), 4096)}
+	if lastGood := s.model.Status.LastGoodRevision; lastGood != nil && !equality.Semantic.DeepEqual(*lastGood, want) {
+		deploy := &appsv1.Deployment{}
+		applied, err := r.applyPredictorRevision(ctx, s, *lastGood, deploy)
+		if err != nil {
+			return err
+		}
+		s.obs.predictor, s.obs.served = rolloutOf(deploy, applied), lastGood
+		return nil
+	}
+	deploy := &appsv1.Deployment{}
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.model.Namespace, Name: predictorName(s.model)}, deploy)
+	if client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("reading serving Deployment: %w", err)
+	}
+	s.obs.predictor = rolloutOf(deploy, false)
+	return nil
+}
+
+// modelLoadFailure describes the first container of a pod of deploy's current template that
+// exited because the model cannot load (modelcheck.ExitUnloadable), with its termination
+// message; "" when none did.
+func (r *PredictionModelReconciler) modelLoadFailure(ctx context.Context, model *freightcastv1alpha1.PredictionModel, deploy *appsv1.Deployment) (string, error) {
+	var pods corev1.PodList
+	if err := r.restarter.APIReader.List(ctx, &pods, client.InNamespace(model.Namespace), client.MatchingLabels(predictorSelector(model))); err != nil {
+		return "", fmt.Errorf("listing serving pods: %w", err)
+	}
+	return unloadableExit(pods.Items, &deploy.Spec.Template), nil
+}
+
 // plannedRevision is the revision the serving pods should run: the spec's (want), or the last
 // good one while the spec's rollout failed and was rolled back, with that rollback's record. The
 // rollback stays in force until the model file changes too (a new digest).
 func plannedRevision(model *freightcastv1alpha1.PredictionModel, want freightcastv1alpha1.ModelRevision) (freightcastv1alpha1.ModelRevision, *freightcastv1alpha1.FailedRollout) {
-	if good := spec.RolledBackTo(model); good != nil && equality.Semantic.DeepEqual(model.Status.FailedRollout.Revision, want) {
-		return *good, model.Status.FailedRollout
+	f := model.Status.FailedRollout
+	if f == nil || f.Generation != model.Generation || !equality.Semantic.DeepEqual(f.Revision, want) {
+		return want, nil
 	}
-	return want, nil
+	if good := spec.RolledBackTo(model); good != nil {
+		return *good, f
+	}
+	// A failure with nothing to roll back to: the pods stay on want, and the record on the
+	// status, whatever becomes of the failing pods.
+	return want, f
 }
 
 // movesPods reports whether serving rev changes the revision the existing serving Deployment
@@ -347,13 +441,25 @@ func (r *PredictionModelReconciler) writeStatus(ctx context.Context, s *modelSco
 	// Only a status that was written tells news: a reconcile working from a stale cache loses
 	// the optimistic lock (resourceVersion) and must not repeat the events of the one that won.
 	recordConditionChanges(r.Recorder, s.model, before, status.Conditions)
-	if f := status.FailedRollout; f != nil && !equality.Semantic.DeepEqual(f, failedBefore) {
+	if f := status.FailedRollout; f != nil && !equality.Semantic.DeepEqual(f, failedBefore) && rolledBack(f, status.LastGoodRevision) {
 		r.Metrics.RolledBack(s.model.Namespace, s.model.Name)
 		r.Recorder.Eventf(s.model, nil, corev1.EventTypeWarning, freightcastv1alpha1.EventReasonRolledBack, "RollBack",
-			"%s", truncateNote(fmt.Sprintf("Rolled the serving pods back to %s: the rollout of %s failed: %s",
-				revisionString(*status.LastGoodRevision), revisionString(f.Revision), f.Message)))
+			"%s", truncateNote(fmt.Sprintf("Rolled the serving pods back to %s: the rollout of %s failed (%s): %s",
+				revisionString(*status.LastGoodRevision), revisionString(f.Revision), cmp.Or(f.Reason, freightcastv1alpha1.ReasonRolloutFailed), f.Message)))
 	}
 	return nil
+}
+
+// rolledBack tells whether the pods were moved back to lastGood because of failure f: not when
+// there is nothing to go back to, nor when the operator refused f's model before any pod moved.
+func rolledBack(f *freightcastv1alpha1.FailedRollout, lastGood *freightcastv1alpha1.ModelRevision) bool {
+	switch {
+	case lastGood == nil || equality.Semantic.DeepEqual(*lastGood, f.Revision):
+		return false
+	case f.Reason == freightcastv1alpha1.ReasonUnsupportedModel || f.Reason == freightcastv1alpha1.ReasonInvalidModel:
+		return false
+	}
+	return true
 }
 
 // forget drops what the operator keeps in memory about a model that is gone.
@@ -366,6 +472,7 @@ func (r *PredictionModelReconciler) forget(key types.NamespacedName) {
 // SetupWithManager registers the controller, its watches and the ConfigMap index.
 func (r *PredictionModelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.sources.apiReader = r.APIReader
+	r.sources.checker = modelcheck.NewChecker(modelCheckTimeout, modelCheckMaxBytes)
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &freightcastv1alpha1.PredictionModel{}, modelConfigMapIndex,
 		func(o client.Object) []string {
 			if cm := o.(*freightcastv1alpha1.PredictionModel).Spec.Source.ConfigMap; cm != nil {

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/testing/onnxtest"
 	"github.com/freightcast/freightcast/internal/testing/testenv"
 )
 
@@ -153,7 +154,7 @@ func TestPredictionModelSourceChangeRollsThePods(t *testing.T) {
 	waitCondition(t, model, freightcastv1alpha1.ConditionReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonAvailable)
 
 	// New model content in the same ConfigMap key: the pod template changes, so pods roll.
-	v2 := append(slices.Clone(modelBytes), []byte("-v2")...)
+	v2 := onnxtest.Linear(0.5, -1, 3)
 	cm.BinaryData["model.onnx"] = v2
 	if err := k8s.Update(ctx, cm); err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/spec"
+	"github.com/freightcast/freightcast/internal/testing/onnxtest"
 	"github.com/freightcast/freightcast/internal/testing/testenv"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -102,8 +103,8 @@ func TestPredictionModelRollsBackAFailedRollout(t *testing.T) {
 	// for the stuck-pod restarter), so nothing time-based acts behind the test's back.
 	startOperatorWithClock(t, testingclock.NewFakeClock(time.Now()), "", ns)
 	ctx := context.Background()
-	v2 := append(slices.Clone(modelBytes), []byte("-v2-does-not-load")...)
-	v3 := append(slices.Clone(modelBytes), []byte("-v3")...)
+	v2 := onnxtest.Linear(0.5, -1, 4)
+	v3 := onnxtest.Linear(0.5, -1, 5)
 	model := newModel(ns, "m", "m-v1")
 	mustCreate(t, newModelConfigMap(ns, "m-v1", modelBytes), newModelConfigMap(ns, "m-v2", v2), newModelConfigMap(ns, "m-v3", v3), model)
 
@@ -123,11 +124,14 @@ func TestPredictionModelRollsBackAFailedRollout(t *testing.T) {
 		return nil
 	})
 
-	// v2 never loads: the Deployment controller gives up on it after the progress deadline.
+	// v2 loads in the operator's check, but its pods never become ready (on a real cluster: an
+	// image, a probe, resources): the Deployment controller gives up on it after the progress
+	// deadline.
 	setModelSource(t, model, "m-v2")
 	waitPredictorServes(t, ns, "m-predictor", "m-v2", digestOf(v2))
 	waitCondition(t, model, freightcastv1alpha1.ConditionProgressing, metav1.ConditionTrue, freightcastv1alpha1.ReasonRollingOut)
-	// The new pod cannot load the file; its kubelet reports why.
+	// The new pod crash-loops, not with the exit code of a model that cannot load; its kubelet
+	// reports why.
 	v2Pod := createPod(t, ns, "m-predictor-v2", predictorSelector(model), time.Minute, true)
 	markDeploymentProgressDeadlineExceeded(t, ns, "m-predictor")
 
@@ -222,7 +226,7 @@ func (c staleModelClient) Get(ctx context.Context, key client.ObjectKey, obj cli
 func TestRollbackHoldsAgainstAStaleCache(t *testing.T) {
 	ns := newNamespace(t)
 	ctx := context.Background()
-	v2 := append(slices.Clone(modelBytes), []byte("-v2-does-not-load")...)
+	v2 := onnxtest.Linear(0.5, -1, 4)
 	model := newModel(ns, "m", "m-v2")
 	mustCreate(t, newModelConfigMap(ns, "m-v1", modelBytes), newModelConfigMap(ns, "m-v2", v2), model)
 	stale := model.DeepCopy()

@@ -237,6 +237,10 @@ func TestPipelineStatus(t *testing.T) {
 	notLoaded.Generation = 2
 	notLoaded.Status.Conditions = []metav1.Condition{{Type: "ModelLoaded", Status: metav1.ConditionFalse, Reason: "Loading", ObservedGeneration: 2}}
 	unreachable := fmt.Errorf("%w: dial tcp: refused", queue.ErrUnreachable)
+	cannotLoad := notLoaded.DeepCopy()
+	cannotLoad.Status.Conditions = []metav1.Condition{{Type: "ModelLoaded", Status: metav1.ConditionFalse, Reason: "UnsupportedModel", Message: "operator SVMClassifier", ObservedGeneration: 2}}
+	failedInPods := notLoaded.DeepCopy()
+	failedInPods.Status.Conditions = []metav1.Condition{{Type: "ModelLoaded", Status: metav1.ConditionFalse, Reason: "ModelLoadFailed", Message: "exit 78", ObservedGeneration: 2}}
 
 	cases := map[string]struct {
 		minReplicas int32
@@ -252,6 +256,16 @@ func TestPipelineStatus(t *testing.T) {
 			obs: pipelineObservation{natsURL: "nats://q:4222", model: notLoaded, ingestion: ready(2), inference: ready(1)},
 			want: map[string]string{"Ready": "False/ModelNotReady", "Degraded": "False/AsExpected", "Progressing": "False/Reconciled",
 				"QueueReady": "True/Provisioned", "IngestionReady": "True/Available", "InferenceReady": "False/ModelNotReady"},
+		},
+		"model cannot load, no pods yet": {
+			obs: pipelineObservation{natsURL: "nats://q:4222", model: cannotLoad},
+			want: map[string]string{"Ready": "False/UnsupportedModel", "Degraded": "True/UnsupportedModel", "Progressing": "False/UnsupportedModel",
+				"QueueReady": "True/Provisioned", "IngestionReady": "False/UnsupportedModel", "InferenceReady": "False/UnsupportedModel"},
+		},
+		"model cannot load, pods on the last good revision": {
+			obs: pipelineObservation{natsURL: "nats://q:4222", model: failedInPods, ingestion: ready(2), inference: ready(1)},
+			want: map[string]string{"Ready": "False/ModelLoadFailed", "Degraded": "True/ModelLoadFailed", "Progressing": "False/ModelLoadFailed",
+				"QueueReady": "True/Provisioned", "IngestionReady": "True/Available", "InferenceReady": "False/ModelLoadFailed"},
 		},
 		"no NATS configured": {
 			obs: pipelineObservation{model: loadedTestModel(), ingestion: ready(2), inference: ready(1)},

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/modelcheck"
 )
 
 const (
@@ -54,7 +55,8 @@ func stuckPod(pods []corev1.Pod, now time.Time, threshold time.Duration) (victim
 		}
 		crash := crashLoopMessage(pod)
 		siblings := readyByRevision[pod.Labels[appsv1.DefaultDeploymentUniqueLabelKey]]
-		if crash == "" && siblings == 0 {
+		if (crash == "" && siblings == 0) || unloadableExitOf(pod) != "" {
+			// A pod whose model cannot load fails the same way wherever it runs.
 			continue
 		}
 		unready := now.Sub(unreadySince(pod))
@@ -84,6 +86,44 @@ func podReady(pod *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// unloadableExitOf describes the first container of pod that exited because its model cannot
+// load (modelcheck.ExitUnloadable), now or last time, with the termination message it wrote; ""
+// when none did.
+func unloadableExitOf(pod *corev1.Pod) string {
+	for _, cs := range slices.Concat(pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses) {
+		for _, t := range []*corev1.ContainerStateTerminated{cs.State.Terminated, cs.LastTerminationState.Terminated} {
+			if t == nil || t.ExitCode != modelcheck.ExitUnloadable {
+				continue
+			}
+			s := fmt.Sprintf("pod %s container %s exited with code %d (the model cannot load)", pod.Name, cs.Name, t.ExitCode)
+			if m := strings.TrimSpace(t.Message); m != "" {
+				s += ": " + m
+			}
+			return s
+		}
+	}
+	return ""
+}
+
+// unloadableExit is unloadableExitOf the first pod of pods created from template (the same
+// model digest annotation and container arguments) that has one, "" when none has.
+func unloadableExit(pods []corev1.Pod, template *corev1.PodTemplateSpec) string {
+	for i := range pods {
+		pod := &pods[i]
+		if pod.Annotations[annotationModelDigest] != template.Annotations[annotationModelDigest] || !sameArgs(pod.Spec.Containers, template.Spec.Containers) {
+			continue
+		}
+		if why := unloadableExitOf(pod); why != "" {
+			return why
+		}
+	}
+	return ""
+}
+
+func sameArgs(a, b []corev1.Container) bool {
+	return slices.EqualFunc(a, b, func(x, y corev1.Container) bool { return x.Name == y.Name && slices.Equal(x.Args, y.Args) })
 }
 
 // unreadySince is when the pod's Ready condition last became False, or its creation when it
@@ -187,13 +227,17 @@ func (h *podRestarter) forget(owner types.NamespacedName) {
 }
 
 // healPods lists the pods of Deployment d (through the API reader: the operator caches no
-// pods) and deletes a stuck one, recording a Normal event on owner. It returns the pods, as
-// listed, and when to look again: when an unready pod will have waited long enough, or the rate
-// limit lets the next deletion through.
-func (h *podRestarter) healPods(ctx context.Context, owner client.Object, d types.NamespacedName, selector map[string]string) ([]corev1.Pod, time.Duration, error) {
+// pods) and, when heal is set, deletes a stuck one, recording a Normal event on owner. It
+// returns the pods, as listed, and when to look again: when an unready pod will have waited long
+// enough, or the rate limit lets the next deletion through. The owner clears heal for a rollout
+// that failed: a deleted pod would reset the Deployment's progress, and restart nothing useful.
+func (h *podRestarter) healPods(ctx context.Context, owner client.Object, d types.NamespacedName, selector map[string]string, heal bool) ([]corev1.Pod, time.Duration, error) {
 	var pods corev1.PodList
 	if err := h.APIReader.List(ctx, &pods, client.InNamespace(d.Namespace), client.MatchingLabels(selector)); err != nil {
 		return nil, 0, fmt.Errorf("listing pods of Deployment %s: %w", d, err)
+	}
+	if !heal {
+		return pods.Items, 0, nil
 	}
 	recheck, err := h.restartStuck(ctx, owner, d, pods.Items)
 	return pods.Items, recheck, err

@@ -70,6 +70,18 @@ const (
 	// ReasonRolloutFailed: a rollout of a new model revision made no progress within
 	// spec.progressDeadlineSeconds; the serving pods were rolled back to the last good revision.
 	ReasonRolloutFailed = "RolloutFailed"
+	// ReasonUnsupportedModel: the operator loaded the model file with the runtime the pods use
+	// and it refused the model (an operator, opset or element type it does not run, named in
+	// the message); no pod was moved to it.
+	ReasonUnsupportedModel = "UnsupportedModel"
+	// ReasonInvalidModel: the operator loaded the model file with the runtime the pods use and
+	// found it is not a consistent ONNX model, or does not match spec.features; no pod was
+	// moved to it.
+	ReasonInvalidModel = "InvalidModel"
+	// ReasonModelLoadFailed: a pod of the model's revision exited because the model cannot
+	// load (exit code 78), with its termination message; the serving pods were rolled back to
+	// the last good revision when there is one. For a pipeline: its model cannot load.
+	ReasonModelLoadFailed = "ModelLoadFailed"
 	// ReasonCrashLoopBackOff: a serving pod is in CrashLoopBackOff.
 	ReasonCrashLoopBackOff = "CrashLoopBackOff"
 	// EventReasonRestartedStuckPod is the Normal event of a stuck pod deleted to be rescheduled.

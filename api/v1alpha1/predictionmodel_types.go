@@ -296,9 +296,10 @@ type PredictionModelStatus struct {
 	// +optional
 	LastGoodRevision *ModelRevision `json:"lastGoodRevision,omitempty"`
 
-	// failedRollout is the revision of the current spec whose rollout failed and was rolled back
-	// to lastGoodRevision. The pods stay on lastGoodRevision until the spec (metadata.generation)
-	// or the content of the model file changes; then the operator tries again.
+	// failedRollout is the revision of the current spec whose rollout failed, or that the
+	// operator refused to roll out because its model cannot load. The pods stay on
+	// lastGoodRevision (when there is one) until the spec (metadata.generation) or the content
+	// of the model file changes; then the operator tries again.
 	// +optional
 	FailedRollout *FailedRollout `json:"failedRollout,omitempty"`
 }
@@ -321,7 +322,7 @@ type ModelRevision struct {
 	Digest string `json:"digest,omitempty"`
 }
 
-// FailedRollout records a rollout that was rolled back.
+// FailedRollout records a rollout that failed or was refused.
 type FailedRollout struct {
 	// generation is the metadata.generation whose rollout failed.
 	// +required
@@ -331,7 +332,16 @@ type FailedRollout struct {
 	// +required
 	Revision ModelRevision `json:"revision"`
 
-	// message is why the rollout was judged failed, as the serving Deployment reported it.
+	// reason is how the rollout failed, as the reason of the model's conditions:
+	// RolloutFailed (no progress within spec.progressDeadlineSeconds), ModelLoadFailed (a pod
+	// exited because the model cannot load), UnsupportedModel or InvalidModel (the operator's
+	// own load of the file refused it, and no pod was moved to it). Empty means RolloutFailed.
+	// +kubebuilder:validation:Enum=RolloutFailed;ModelLoadFailed;UnsupportedModel;InvalidModel
+	// +optional
+	Reason string `json:"reason,omitempty"`
+
+	// message is why the rollout was judged failed: the serving Deployment's or pod's report,
+	// or the runtime's refusal naming the operator, its domain and the node.
 	// +kubebuilder:validation:MaxLength=4096
 	// +optional
 	Message string `json:"message,omitempty"`

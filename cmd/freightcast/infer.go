@@ -19,6 +19,7 @@ import (
 	"github.com/freightcast/freightcast/internal/httpserver"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/model"
+	"github.com/freightcast/freightcast/internal/modelcheck"
 	"github.com/freightcast/freightcast/internal/modelsource"
 	"github.com/freightcast/freightcast/internal/oip"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
@@ -272,22 +273,20 @@ func loadModel(ctx context.Context, o *inferOptions) (*model.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := model.Load(data)
+	var features []string
+	if o.features != "" {
+		if features, err = model.ParseFeatures(o.features); err != nil {
+			return nil, fmt.Errorf("--features: %w", err)
+		}
+	}
+	// The operator checks a model it can read with the same call before rolling it out.
+	m, err := modelcheck.Load(data, features)
 	if err != nil {
 		return nil, err
 	}
-	if o.features != "" {
-		want, err := model.ParseFeatures(o.features)
-		if err != nil {
-			return nil, fmt.Errorf("--features: %w", err)
-		}
-		if err := checkFeatures(want, m.Metadata()); err != nil {
-			return nil, err
-		}
-	}
 	if o.inputs != "" {
 		if err := checkInputs(o.inputs, m.Metadata()); err != nil {
-			return nil, err
+			return nil, &modelcheck.Unloadable{Kind: modelcheck.Invalid, Err: err}
 		}
 	}
 	return m, nil
@@ -353,25 +352,4 @@ func shapeFits(declared, have []int64) bool {
 		}
 	}
 	return true
-}
-
-// checkFeatures compares the --features list with the model: its declared names when it has
-// them, else at least the width of its input.
-func checkFeatures(want []string, meta *model.Metadata) error {
-	have := meta.Features
-	if have == nil {
-		if len(meta.Inputs) == 1 && meta.Inputs[0].RowSize() == len(want) {
-			return nil
-		}
-		return fmt.Errorf("--features lists %d names, but the model takes %d values per row", len(want), meta.Inputs[0].RowSize())
-	}
-	if len(want) != len(have) {
-		return fmt.Errorf("--features lists %d names, the model declares %d: %s", len(want), len(have), strings.Join(have, ","))
-	}
-	for i := range want {
-		if want[i] != have[i] {
-			return fmt.Errorf("--features column %d is %q, the model declares %q there (model order: %s)", i, want[i], have[i], strings.Join(have, ","))
-		}
-	}
-	return nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/freightcast/freightcast/internal/modelcheck"
 	"github.com/freightcast/freightcast/internal/testing/testenv"
 )
 
@@ -271,19 +272,23 @@ func TestServeInferRefusesBadModels(t *testing.T) {
 	cases := map[string]struct {
 		o       *inferOptions
 		wantErr string
+		// unloadable: the process exits with modelcheck.ExitUnloadable, as no restart helps.
+		unloadable bool
 	}{
 		"feature order": {
-			o:       defaultOptions(strings.Replace(freightFeatures, "mode_ocean,mode_air", "mode_air,mode_ocean", 1)),
-			wantErr: `--features column 1 is "mode_air", the model declares "mode_ocean" there`,
+			o:          defaultOptions(strings.Replace(freightFeatures, "mode_ocean,mode_air", "mode_air,mode_ocean", 1)),
+			wantErr:    `served feature 1 is "mode_air", the model declares "mode_ocean" there`,
+			unloadable: true,
 		},
-		"feature count": {o: defaultOptions("a,b"), wantErr: "--features lists 2 names, the model declares 12"},
+		"feature count": {o: defaultOptions("a,b"), wantErr: "2 feature names are served, the model declares 12", unloadable: true},
 		"missing file": {
 			o:       &inferOptions{modelName: "m", modelVersion: "1", modelFile: "/nonexistent.onnx", maxBatchSize: 1, maxBodyBytes: 1, shutdownTimeout: time.Second},
 			wantErr: "no such file",
 		},
 		"not a model": {
-			o:       &inferOptions{modelName: "m", modelVersion: "1", modelFile: "infer.go", maxBatchSize: 1, maxBodyBytes: 1, shutdownTimeout: time.Second},
-			wantErr: "invalid model",
+			o:          &inferOptions{modelName: "m", modelVersion: "1", modelFile: "infer.go", maxBatchSize: 1, maxBodyBytes: 1, shutdownTimeout: time.Second},
+			wantErr:    "invalid model",
+			unloadable: true,
 		},
 	}
 	for name, tc := range cases {
@@ -294,6 +299,13 @@ func TestServeInferRefusesBadModels(t *testing.T) {
 			case err := <-done:
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Errorf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				want := 1
+				if tc.unloadable {
+					want = modelcheck.ExitUnloadable
+				}
+				if got := exitCode(err); got != want {
+					t.Errorf("exit code %d, want %d", got, want)
 				}
 			case <-time.After(10 * time.Second):
 				t.Fatal("serveInfer kept serving a model it should refuse")

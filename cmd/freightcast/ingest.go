@@ -18,6 +18,7 @@ import (
 	"github.com/freightcast/freightcast/internal/httpserver"
 	"github.com/freightcast/freightcast/internal/ingest"
 	"github.com/freightcast/freightcast/internal/model"
+	"github.com/freightcast/freightcast/internal/modelcheck"
 	"github.com/freightcast/freightcast/internal/modelsource"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/tracing"
@@ -96,13 +97,13 @@ func resolveInputs(ctx context.Context, c ingestConfig, fromConfig pipelineconfi
 	if err != nil {
 		return nil, err
 	}
-	m, err := model.Load(data)
+	m, err := modelcheck.Load(data, nil)
 	if err != nil {
 		return nil, err
 	}
 	inputs, err := model.ResolveInputs(declared, featureInputs(fromConfig.Inputs), m.Metadata())
 	if err != nil {
-		return nil, err
+		return nil, &modelcheck.Unloadable{Kind: modelcheck.Invalid, Err: err}
 	}
 	out := make([]pipelineconfig.Input, len(inputs))
 	for i, in := range inputs {

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"syscall"
 
+	"github.com/freightcast/freightcast/internal/modelcheck"
 	"github.com/freightcast/freightcast/internal/version"
 )
 
@@ -46,9 +47,41 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := cmd.run(ctx, os.Args[2:]); err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintf(os.Stderr, "freightcast %s: %v\n", name, err)
-		os.Exit(1)
+		msg := fmt.Sprintf("freightcast %s: %v", name, err)
+		fmt.Fprintln(os.Stderr, msg)
+		writeTerminationMessage(terminationLog, msg)
+		os.Exit(exitCode(err))
 	}
+}
+
+// terminationLog is where Kubernetes reads a container's termination message (the pod spec's
+// default terminationMessagePath). The operator reports it in the model's conditions.
+const terminationLog = "/dev/termination-log"
+
+// maxTerminationMessage is what the kubelet keeps of a termination message.
+const maxTerminationMessage = 4096
+
+// writeTerminationMessage writes a fatal error where the kubelet reads it, when the file exists:
+// outside a pod there is none, and nothing is created.
+func writeTerminationMessage(path, msg string) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if len(msg) > maxTerminationMessage {
+		msg = msg[:maxTerminationMessage-3] + "..."
+	}
+	_, _ = f.WriteString(msg)
+}
+
+// exitCode is modelcheck.ExitUnloadable for a model that cannot serve (no restart helps), 1 for
+// any other failure.
+func exitCode(err error) int {
+	if modelcheck.AsUnloadable(err) != nil {
+		return modelcheck.ExitUnloadable
+	}
+	return 1
 }
 
 func usage() {

@@ -5,22 +5,34 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/freightcast/freightcast/internal/event"
+	"github.com/freightcast/freightcast/internal/modelcheck"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
 	"github.com/freightcast/freightcast/internal/testing/natstest"
+	"github.com/freightcast/freightcast/internal/testing/onnxtest"
 	"github.com/freightcast/freightcast/internal/testing/testenv"
 )
 
 // TestInferWorkerModeConsumesThePipeline runs `freightcast infer --worker` as an inference pool pod
 // does: it serves OIP and consumes the pipeline's queue, and on cancel (SIGTERM) it stops after
 // acknowledging what it holds.
-func TestInferWorkerModeConsumesThePipeline(t *testing.T) {
+// workerQueue is a pipeline's queue on an in-process NATS server holding n events, and the
+// pipeline config file a worker pod reads.
+type workerQueue struct {
+	cfg  pipelineconfig.Config
+	path string
+	js   jetstream.JetStream
+}
+
+func newWorkerQueue(t *testing.T, n int) workerQueue {
+	t.Helper()
 	srv := natstest.Start(t)
 	cfg := pipelineconfig.Config{
 		Namespace: "freight", Name: "orders", NATSURL: srv.URL(),
@@ -44,7 +56,6 @@ func TestInferWorkerModeConsumesThePipeline(t *testing.T) {
 	if _, err := queue.Provision(ctx, js, cfg.Queue); err != nil {
 		t.Fatal(err)
 	}
-	const n = 500
 	for i := range n {
 		msg, _ := event.Encode(&event.Event{ID: fmt.Sprintf("e%d", i), Features: make([]float64, 12), ReceivedAt: time.Now()})
 		if _, err := js.Publish(ctx, cfg.Queue.Subject, msg, jetstream.WithMsgID(fmt.Sprintf("e%d", i))); err != nil {
@@ -52,6 +63,13 @@ func TestInferWorkerModeConsumesThePipeline(t *testing.T) {
 		}
 	}
 
+	return workerQueue{cfg: cfg, path: path, js: js}
+}
+
+func TestInferWorkerModeConsumesThePipeline(t *testing.T) {
+	const n = 500
+	q := newWorkerQueue(t, n)
+	cfg, path, js, ctx := q.cfg, q.path, q.js, context.Background()
 	o := defaultOptions(freightFeatures)
 	o.worker, o.pipelineConfig, o.workers = true, path, 2
 	base, done, cancel := startInfer(t, o)
@@ -89,4 +107,65 @@ func TestInferWorkerModeConsumesThePipeline(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestInferWorkerWithAModelThatCannotLoadKeepsTheQueue: a worker pod whose model cannot load
+// exits with modelcheck.ExitUnloadable before it takes an event, so the pipeline's events wait in
+// its queue for a model that loads, and none is dead-lettered for it.
+func TestInferWorkerWithAModelThatCannotLoadKeepsTheQueue(t *testing.T) {
+	const n = 50
+	q := newWorkerQueue(t, n)
+	ctx := context.Background()
+	bad := filepath.Join(t.TempDir(), "svm.onnx")
+	if err := os.WriteFile(bad, onnxtest.SVM(12), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := defaultOptions(freightFeatures)
+	o.modelFile, o.worker, o.pipelineConfig, o.workers = bad, true, q.path, 2
+	_, done, cancel := startInfer(t, o)
+	defer cancel()
+	select {
+	case err := <-done:
+		if code := exitCode(err); code != modelcheck.ExitUnloadable {
+			t.Fatalf("infer --worker with an SVMClassifier returned %v (exit code %d), want exit code %d", err, code, modelcheck.ExitUnloadable)
+		}
+		if !strings.Contains(err.Error(), "SVMClassifier") {
+			t.Errorf("error %q does not name the operator", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("infer --worker kept running with a model it cannot load")
+	}
+	stream, err := q.js.Stream(ctx, q.cfg.Queue.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != n {
+		t.Errorf("%d events in the queue, want all %d kept", info.State.Msgs, n)
+	}
+	consumer, err := stream.Consumer(ctx, q.cfg.Queue.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := consumer.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ci.Delivered.Consumer != 0 || ci.NumPending != n {
+		t.Errorf("consumer delivered %d events and has %d pending, want 0 delivered and %d pending", ci.Delivered.Consumer, ci.NumPending, n)
+	}
+	out, err := q.js.Stream(ctx, q.cfg.Queue.OutputStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oi, err := out.Info(ctx, jetstream.WithSubjectFilter(q.cfg.Queue.DeadLetterSubject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dead := oi.State.Subjects[q.cfg.Queue.DeadLetterSubject]; dead != 0 || oi.State.Msgs != 0 {
+		t.Errorf("%d dead letters (%d messages in the output stream), want none", dead, oi.State.Msgs)
+	}
 }
