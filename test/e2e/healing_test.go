@@ -3,8 +3,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,8 +16,11 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 )
 
 // TestHealing breaks one component at a time under a running pipeline and checks that the operator
@@ -153,5 +158,79 @@ func killContainer(t testing.TB, containerID string) {
 		"--namespace", "k8s.io", "tasks", "kill", "--signal", "SIGKILL", id).CombinedOutput()
 	if err != nil {
 		t.Fatalf("ctr tasks kill %s: %v: %s", id, err, out)
+	}
+}
+
+// TestBrokenModelRollsBack points a serving model at a download that never succeeds: a transient
+// failure as far as the pods can tell (exit 1, not the "cannot load" code), so they crash-loop
+// until the progress deadline, and then the operator serves the last good revision again. A model
+// the operator can read and refuse never gets that far (TestUnloadableModel).
+func TestBrokenModelRollsBack(t *testing.T) {
+	ns := newNamespace(t, "rollback")
+	deployModel(t, ns)
+	ctx := context.Background()
+	m := &freightcastv1alpha1.PredictionModel{}
+	key := client.ObjectKey{Namespace: ns, Name: "freight-delay-risk"}
+	if err := k8s.Get(ctx, key, m); err != nil {
+		t.Fatal(err)
+	}
+	goodDigest := m.Status.ModelDigest
+	if goodDigest == "" {
+		t.Fatal("a Ready model reports no digest")
+	}
+	model := exposeOnLoopback(t, ns, "freight-delay-risk-predictor", "http")
+	request, err := os.ReadFile(filepath.Join(repoRoot, "models", "freight-delay-risk.request.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	infer := func() error {
+		resp, err := httpClient.Post("http://"+model+"/v2/models/freight-delay-risk/infer", "application/json", bytes.NewReader(request))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("infer: %d", resp.StatusCode)
+		}
+		return nil
+	}
+	eventually(t, 30*time.Second, "OIP through the NodePort", infer)
+
+	// Nothing listens on port 1 of the pod's own loopback: every start fails to download.
+	patch := []byte(`{"spec":{"progressDeadlineSeconds":30,"version":"2","source":{"configMap":null,` +
+		`"uri":"https://127.0.0.1:1/model.onnx","sha256":"` + strings.Repeat("0", 64) + `"}}}`)
+	if err := k8s.Patch(ctx, m, client.RawPatch("application/merge-patch+json", patch)); err != nil {
+		t.Fatal(err)
+	}
+	took := eventually(t, 3*time.Minute, "RolloutFailed reported and the last good revision served", func() error {
+		if err := k8s.Get(ctx, key, m); err != nil {
+			return err
+		}
+		c := condition(m.Status.Conditions, freightcastv1alpha1.ConditionDegraded)
+		if c == nil || c.Status != metav1.ConditionTrue || c.Reason != freightcastv1alpha1.ReasonRolloutFailed {
+			return fmt.Errorf("Degraded is %+v", c)
+		}
+		if m.Status.ModelDigest != goodDigest {
+			return fmt.Errorf("serving digest %s, want the last good %s", m.Status.ModelDigest, goodDigest)
+		}
+		if err := waitDeploymentAvailable(ctxWithTimeout(2*time.Second), ns, "freight-delay-risk-predictor"); err != nil {
+			return fmt.Errorf("serving Deployment not available: %w", err)
+		}
+		return nil
+	})
+	timings.record("healing: broken model rolled back (progress deadline 30s) and serving", took)
+	if err := infer(); err != nil {
+		t.Fatalf("after the rollback the model does not answer: %v", err)
+	}
+	evs := &eventsv1.EventList{}
+	if err := k8s.List(ctx, evs, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range evs.Items {
+		found = found || (e.Reason == freightcastv1alpha1.EventReasonRolledBack && e.Regarding.Name == "freight-delay-risk")
+	}
+	if !found {
+		t.Errorf("no %s event on the model", freightcastv1alpha1.EventReasonRolledBack)
 	}
 }
