@@ -58,20 +58,7 @@ func TestRunServesTheExamples(t *testing.T) {
 			}
 			url := eps.Ingest[pipelines[0].Config.Name]
 			rows := fx.CompleteRows()[:8]
-			var body strings.Builder
-			for _, r := range rows {
-				fmt.Fprintf(&body, `{"id":"row-%d","features":{`, r)
-				for k, in := range fx.Inputs {
-					for j, v := range in.Row(r) {
-						if k > 0 || j > 0 {
-							body.WriteByte(',')
-						}
-						fmt.Fprintf(&body, "%q:%s", names[k][j], v)
-					}
-				}
-				body.WriteString("}}\n")
-			}
-			resp, err := http.Post(url+"/v1/events", "application/x-ndjson", strings.NewReader(body.String()))
+			resp, err := http.Post(url+"/v1/events", "application/x-ndjson", strings.NewReader(fx.EventsNDJSON(rows, names)))
 			if err != nil {
 				t.Fatal(err)
 			}

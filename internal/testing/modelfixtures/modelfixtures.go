@@ -155,6 +155,25 @@ func (f *Fixture) EventFeatures(r int) string {
 	return b.String()
 }
 
+// EventsNDJSON is rows of every input as NDJSON events for ingestion, one line per row with id
+// row-R and the features named by names (one list per input, as FeatureNames gives them).
+func (f *Fixture) EventsNDJSON(rows []int, names [][]string) string {
+	var body strings.Builder
+	for _, r := range rows {
+		fmt.Fprintf(&body, `{"id":"row-%d","features":{`, r)
+		for k, in := range f.Inputs {
+			for j, v := range in.Row(r) {
+				if k > 0 || j > 0 {
+					body.WriteByte(',')
+				}
+				fmt.Fprintf(&body, "%q:%s", names[k][j], v)
+			}
+		}
+		body.WriteString("}}\n")
+	}
+	return body.String()
+}
+
 // CheckRecord compares a pipeline's prediction record (internal/event) of row r with the
 // framework's answers: every output, integers exactly, floats within 1e-5, and a ZipMap
 // output's labels.
