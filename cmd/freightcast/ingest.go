@@ -30,6 +30,7 @@ type ingestConfig struct {
 	addr            string
 	pipelineConfig  string
 	features        string
+	inputs          string
 	modelFile       string
 	modelURI        string
 	modelSHA256     string
@@ -46,6 +47,7 @@ func parseIngestFlags(args []string) (ingestConfig, error) {
 	fs.StringVar(&c.addr, "addr", ":8080", "address of the HTTP API, probes and /metrics")
 	fs.StringVar(&c.pipelineConfig, "pipeline-config", "/etc/freightcast/pipeline/"+pipelineconfig.FileName, "the pipeline config the operator renders")
 	fs.StringVar(&c.features, "features", "", "the model's feature names in model order, comma-separated (default: the pipeline config's model.features)")
+	fs.StringVar(&c.inputs, "inputs", "", "the model's declared inputs as JSON (its spec.inputs), checked against the model file as the serving pods check them")
 	fs.StringVar(&c.modelFile, "model-file", "", "the model file; its metadata names the features when neither --features nor the config does, and is checked against them otherwise")
 	fs.StringVar(&c.modelName, "model-name", "", "the model's name, for logs")
 	fs.StringVar(&c.modelVersion, "model-version", "", "the model's version, for logs")
@@ -100,6 +102,11 @@ func resolveInputs(ctx context.Context, c ingestConfig, fromConfig pipelineconfi
 	m, err := modelcheck.Load(data, nil)
 	if err != nil {
 		return nil, err
+	}
+	if c.inputs != "" {
+		if err := checkInputs(c.inputs, m.Metadata()); err != nil {
+			return nil, &modelcheck.Unloadable{Kind: modelcheck.Invalid, Err: err}
+		}
 	}
 	inputs, err := model.ResolveInputs(declared, featureInputs(fromConfig.Inputs), m.Metadata())
 	if err != nil {

@@ -24,6 +24,7 @@ func TestResolveFeatures(t *testing.T) {
 	modelOrder := strings.Split(freightFeatures, ",")
 	cases := map[string]struct {
 		flag      string
+		spec      string // --inputs, the model's spec.inputs
 		modelFile string
 		config    []string
 		inputs    []pipelineconfig.Input
@@ -41,12 +42,15 @@ func TestResolveFeatures(t *testing.T) {
 		"flag agrees with file": {flag: freightFeatures, modelFile: freightModel, want: modelOrder},
 		"config disagrees with file": {config: []string{"distance_km", "mode_air"}, modelFile: freightModel,
 			wantErr: "the model declares 12"},
-		"not a model": {modelFile: "ingest_test.go", wantErr: "model"},
+		"not a model":                     {modelFile: "ingest_test.go", wantErr: "model"},
+		"spec.inputs agree with the file": {spec: `[{"name":"features","datatype":"FP32","shape":[-1,12]}]`, modelFile: freightModel, want: modelOrder},
+		"spec.inputs name another input": {spec: `[{"name":"numeric","datatype":"FP32"}]`, modelFile: freightModel,
+			wantErr: `spec.inputs names "numeric", but the model's inputs are features`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			inputs, err := resolveInputs(context.Background(), ingestConfig{features: tc.flag, modelFile: tc.modelFile},
+			inputs, err := resolveInputs(context.Background(), ingestConfig{features: tc.flag, inputs: tc.spec, modelFile: tc.modelFile},
 				pipelineconfig.Model{Features: tc.config, Inputs: tc.inputs})
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
@@ -71,12 +75,13 @@ func TestParseIngestFlagsAcceptsTheOperatorsArguments(t *testing.T) {
 	// What desiredIngestionDeployment renders for a URI model source.
 	args := []string{"--addr=:8080", "--pipeline-config=/etc/freightcast/pipeline/pipeline.json",
 		"--model-uri=https://models/m.onnx", "--model-sha256=abc", "--model-cache-dir=/var/cache/model",
-		"--model-name=delay", "--model-version=1", "--features=a,b"}
+		"--model-name=delay", "--model-version=1", "--features=a,b",
+		`--inputs=[{"name":"features","datatype":"FP32","features":["a","b"]}]`}
 	c, err := parseIngestFlags(args)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.features != "a,b" || c.modelName != "delay" || c.shutdownTimeout != 25*time.Second {
+	if c.features != "a,b" || c.inputs == "" || c.modelName != "delay" || c.shutdownTimeout != 25*time.Second {
 		t.Errorf("parsed %+v", c)
 	}
 }
