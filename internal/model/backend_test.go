@@ -232,7 +232,11 @@ func TestBackendSuite(t *testing.T) {
 		reasons = append(reasons, r)
 	}
 	sort.Slice(reasons, func(i, j int) bool { return refusals[reasons[i]] > refusals[reasons[j]] })
-	for _, r := range reasons[:min(len(reasons), 40)] {
+	shown := reasons[:min(len(reasons), 40)]
+	if testing.Verbose() {
+		shown = reasons
+	}
+	for _, r := range shown {
 		t.Logf("refused %4d: %s", refusals[r], r)
 	}
 	if len(problems) > 0 {
