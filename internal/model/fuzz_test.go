@@ -180,7 +180,8 @@ var fuzzAttrs = []string{"axis", "axes", "perm", "keepdims", "alpha", "beta", "t
 	"split", "starts", "ends", "value", "mode", "select_last_index", "largest", "k", "allowzero", "fmod",
 	"noop_with_empty_axes", "approximate", "min", "max", "num_outputs", "start", "end", "value_ints", "value_float",
 	"reduction", "ignore_index", "batch_dims", "upper", "dtype", "exclusive", "reverse", "direction", "lambd", "bias",
-	"detect_negative", "detect_positive", "blocksize", "batch_axis", "time_axis"}
+	"detect_negative", "detect_positive", "blocksize", "batch_axis", "time_axis",
+	"case_change_action", "is_case_sensitive", "locale"}
 
 func (g *graphGen) model(ops []string) *onnxpb.Model {
 	g.tame = g.pick(4) != 0

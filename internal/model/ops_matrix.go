@@ -1,16 +1,18 @@
 package model
 
-// Operators over the last two axes as matrices, or along one axis: Trilu, EyeLike, CumSum.
+// Operators over the last two axes as matrices, or along one axis: Trilu, EyeLike, Det, CumSum.
 
 import (
 	"errors"
 	"fmt"
+	"math"
 )
 
 func init() {
 	register(
 		opImpl{domain: domainONNX, name: "Trilu", minOpset: 14, maxOpset: maxOpsetONNX, compile: compileTrilu},
 		opImpl{domain: domainONNX, name: "EyeLike", minOpset: 9, maxOpset: maxOpsetONNX, compile: compileEyeLike},
+		opImpl{domain: domainONNX, name: "Det", minOpset: 11, maxOpset: maxOpsetONNX, compile: compileDet},
 		opImpl{domain: domainONNX, name: "CumSum", minOpset: 11, maxOpset: maxOpsetONNX, compile: compileCumSum},
 	)
 }
@@ -130,6 +132,72 @@ func compileEyeLike(n *nodeCtx) (kernel, error) {
 		}
 		return nil
 	}), nil
+}
+
+// compileDet computes the determinant of each square matrix of [..., M, M], by LU
+// decomposition with partial pivoting in float64.
+func compileDet(n *nodeCtx) (kernel, error) {
+	if err := n.arity(1, 1, 1, 1); err != nil {
+		return nil, err
+	}
+	if err := n.needTypes(0, Float32, Float64); err != nil {
+		return nil, err
+	}
+	in := n.shape(0)
+	if len(in) < 2 || (in[len(in)-1] >= 0 && in[len(in)-2] >= 0 && in[len(in)-1] != in[len(in)-2]) {
+		return nil, fmt.Errorf("input of shape %s is not a stack of square matrices", shapeString(in))
+	}
+	n.setOutTensor(0, n.dtype(0), in[:len(in)-2])
+	return kernelFunc(func(x *exec, in, out []*Tensor) error {
+		t, o := in[0], out[0]
+		s := t.Shape
+		m := s[len(s)-1]
+		if s[len(s)-2] != m {
+			return fmt.Errorf("input of shape %v is not a stack of square matrices", s)
+		}
+		vals := x.scratch(0)
+		if err := castInto(vals, t, Float64); err != nil {
+			return err
+		}
+		dets := x.scratch(1)
+		if err := dets.reset(Float64, s[:len(s)-2]...); err != nil {
+			return err
+		}
+		for b := range dets.Float64 {
+			dets.Float64[b] = det(vals.Float64[b*m*m:(b+1)*m*m], m)
+		}
+		return castInto(o, dets, t.DType)
+	}), nil
+}
+
+// det is the determinant of the m×m matrix a (row-major), which it overwrites.
+func det(a []float64, m int) float64 {
+	d := 1.0
+	for c := range m {
+		p := c
+		for r := c + 1; r < m; r++ {
+			if math.Abs(a[r*m+c]) > math.Abs(a[p*m+c]) {
+				p = r
+			}
+		}
+		if a[p*m+c] == 0 {
+			return 0
+		}
+		if p != c {
+			for j := range m {
+				a[c*m+j], a[p*m+j] = a[p*m+j], a[c*m+j]
+			}
+			d = -d
+		}
+		d *= a[c*m+c]
+		for r := c + 1; r < m; r++ {
+			f := a[r*m+c] / a[c*m+c]
+			for j := c; j < m; j++ {
+				a[r*m+j] -= f * a[c*m+j]
+			}
+		}
+	}
+	return d
 }
 
 // compileCumSum sums along an axis given as a run-time scalar; exclusive leaves each element
