@@ -37,8 +37,9 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC from the API types an
 	cp config/rbac/role.yaml $(CHART)/files/role.yaml
 
 .PHONY: docs
-docs: ## Generate docs/reference.md from the CRD schemas.
+docs: ## Generate docs/reference.md from the CRD schemas, and docs/inference.md's conformance table from the ONNX backend suite.
 	go run ./hack/crd-reference config/crd/bases > docs/reference.md
+	FREIGHTCAST_UPDATE_DOCS=1 go test -count=1 -run '^TestBackendSuite$$' ./internal/model/
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.

@@ -149,6 +149,41 @@ def main(root):
     case(root, "matmul_vector_left", 13, [helper.make_node("MatMul", ["v", "m"], ["y"])],
          [("v", v), ("m", m)], [("y", np.matmul(v.astype(np.float64), m.astype(np.float64)).astype(np.float32))])
 
+    index_cases(root)
+
+
+def index_cases(root):
+    """ScatterElements and ScatterND reductions of opset 18 (max, min), which the suite predates,
+    with negative and INT32 indices."""
+    rng = np.random.default_rng(20261203)
+    data = rng.standard_normal((3, 4)).astype(np.float32)
+    idx = np.array([[1, -1, 0, 2], [1, 0, -3, 2]], dtype=np.int32)
+    upd = rng.standard_normal((2, 4)).astype(np.float32)
+    for red, f in (("max", np.maximum), ("min", np.minimum), ("add", np.add), ("mul", np.multiply)):
+        want = data.copy()
+        for i in range(2):
+            for j in range(4):
+                want[idx[i, j], j] = f(want[idx[i, j], j], upd[i, j])
+        case(root, f"scatterelements_{red}_int32", 18,
+             [helper.make_node("ScatterElements", ["x", "i", "u"], ["y"], axis=0, reduction=red)],
+             [("x", data), ("i", idx), ("u", upd)], [("y", want)])
+    cube = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    nd = np.array([[1, -1], [0, 2], [1, 2]], dtype=np.int64)
+    rows = rng.standard_normal((3, 4)).astype(np.float32)
+    for red, f in (("max", np.maximum), ("min", np.minimum)):
+        want = cube.copy()
+        for i in range(3):
+            want[tuple(nd[i])] = f(want[tuple(nd[i])], rows[i])
+        case(root, f"scatternd_{red}", 18,
+             [helper.make_node("ScatterND", ["x", "i", "u"], ["y"], reduction=red)],
+             [("x", cube), ("i", nd), ("u", rows)], [("y", want)])
+    # GatherND with a batch axis and negative indices.
+    bi = np.array([[[1, -1]], [[-2, 0]]], dtype=np.int64)
+    want = np.stack([cube[b][tuple(bi[b, 0])][None] for b in range(2)])
+    case(root, "gathernd_batch_negative", 13,
+         [helper.make_node("GatherND", ["x", "i"], ["y"], batch_dims=1)],
+         [("x", cube), ("i", bi)], [("y", want)])
+
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else "internal/model/testdata/opcases")

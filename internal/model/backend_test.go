@@ -205,14 +205,17 @@ func TestBackendSuite(t *testing.T) {
 		t.Skipf("ONNX backend test data not installed (apt-get install libonnx-testdata): %v", err)
 	}
 	counts := map[string]int{}
+	byFamily := map[string]map[string]int{}
 	refusals := map[string]int{}
 	var problems []string
 	for _, cat := range backendCategories {
 		dirs, _ := filepath.Glob(filepath.Join(backendSuiteDir, cat, "test_*"))
+		byFamily[cat] = map[string]int{}
 		for _, dir := range dirs {
 			name := cat + "/" + filepath.Base(dir)
 			res := runBackendCase(dir)
 			counts[res.status]++
+			byFamily[cat][res.status]++
 			if res.status == "refused" {
 				refusals[refusalReason(res.detail)]++
 			}
@@ -232,10 +235,44 @@ func TestBackendSuite(t *testing.T) {
 		reasons = append(reasons, r)
 	}
 	sort.Slice(reasons, func(i, j int) bool { return refusals[reasons[i]] > refusals[reasons[j]] })
-	for _, r := range reasons[:min(len(reasons), 40)] {
+	shown := reasons[:min(len(reasons), 40)]
+	if testing.Verbose() {
+		shown = reasons
+	}
+	for _, r := range shown {
 		t.Logf("refused %4d: %s", refusals[r], r)
 	}
+	checkGeneratedSection(t, "../../docs/inference.md", "backend-suite", conformanceTable(byFamily, refusals, reasons))
 	if len(problems) > 0 {
 		t.Errorf("%d cases:\n%s", len(problems), strings.Join(problems, "\n"))
 	}
+}
+
+// conformanceTable is the suite's outcome as docs/inference.md publishes it: the cases of each
+// family passed, refused and failed, and every reason a case is refused, most cases first.
+func conformanceTable(byFamily map[string]map[string]int, refusals map[string]int, reasons []string) string {
+	var b strings.Builder
+	b.WriteString("| family | cases | passed | refused | failed |\n|---|---:|---:|---:|---:|\n")
+	total := map[string]int{}
+	for _, cat := range backendCategories {
+		c := byFamily[cat]
+		failed := c["failed"] + c["invalid"]
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d |\n", cat, c["passed"]+c["refused"]+failed, c["passed"], c["refused"], failed)
+		total["passed"] += c["passed"]
+		total["refused"] += c["refused"]
+		total["failed"] += failed
+	}
+	fmt.Fprintf(&b, "| **all** | %d | %d | %d | %d |\n", total["passed"]+total["refused"]+total["failed"], total["passed"], total["refused"], total["failed"])
+	b.WriteString("\nWhy the refused cases are refused (the load error, shortened):\n\n| cases | refused because |\n|---:|---|\n")
+	sorted := slices.Clone(reasons)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		if refusals[sorted[i]] != refusals[sorted[j]] {
+			return refusals[sorted[i]] > refusals[sorted[j]]
+		}
+		return sorted[i] < sorted[j]
+	})
+	for _, r := range sorted {
+		fmt.Fprintf(&b, "| %d | %s |\n", refusals[r], strings.ReplaceAll(r, "|", "\\|"))
+	}
+	return b.String()
 }

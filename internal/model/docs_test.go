@@ -1,6 +1,7 @@
 package model
 
 import (
+	"bytes"
 	"os"
 	"regexp"
 	"slices"
@@ -33,5 +34,37 @@ func TestDocsListOperators(t *testing.T) {
 	slices.Sort(listed)
 	if diff := cmp.Diff(supportedOps(domainONNX), listed); diff != "" {
 		t.Errorf("docs/inference.md lists other operators than the runtime supports (-runtime +docs):\n%s", diff)
+	}
+}
+
+// updateDocsEnv, set to 1, makes the tests that check a generated section of the docs write it
+// instead (make docs sets it).
+const updateDocsEnv = "FREIGHTCAST_UPDATE_DOCS"
+
+// checkGeneratedSection compares the section of the Markdown file at path between
+// "<!-- name:begin ... -->" and "<!-- name:end -->" with want, or writes want there when
+// updateDocsEnv is 1.
+func checkGeneratedSection(t *testing.T, path, name, want string) {
+	t.Helper()
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin, end := "<!-- "+name+":begin", "<!-- "+name+":end -->"
+	i, j := bytes.Index(doc, []byte(begin)), bytes.Index(doc, []byte(end))
+	if i < 0 || j < i {
+		t.Fatalf("%s has no section %s … %s", path, begin, end)
+	}
+	i += bytes.IndexByte(doc[i:], '\n') + 1
+	if string(doc[i:j]) == want {
+		return
+	}
+	if os.Getenv(updateDocsEnv) != "1" {
+		t.Errorf("%s: the %s section is stale; run `make docs` (-file +now):\n%s", path, name, cmp.Diff(string(doc[i:j]), want))
+		return
+	}
+	out := append(append(slices.Clone(doc[:i]), want...), doc[j:]...)
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -178,7 +178,10 @@ var fuzzTypes = []int32{onnxpb.TypeFloat, onnxpb.TypeDouble, onnxpb.TypeInt64, o
 // fuzzAttrs are attribute names operators read.
 var fuzzAttrs = []string{"axis", "axes", "perm", "keepdims", "alpha", "beta", "to", "transA", "transB", "epsilon",
 	"split", "starts", "ends", "value", "mode", "select_last_index", "largest", "k", "allowzero", "fmod",
-	"noop_with_empty_axes", "approximate", "min", "max", "num_outputs", "start", "end", "value_ints", "value_float"}
+	"noop_with_empty_axes", "approximate", "min", "max", "num_outputs", "start", "end", "value_ints", "value_float",
+	"reduction", "ignore_index", "batch_dims", "upper", "dtype", "exclusive", "reverse", "direction", "lambd", "bias",
+	"detect_negative", "detect_positive", "blocksize", "batch_axis", "time_axis",
+	"case_change_action", "is_case_sensitive", "locale"}
 
 func (g *graphGen) model(ops []string) *onnxpb.Model {
 	g.tame = g.pick(4) != 0

@@ -7,7 +7,8 @@ import (
 
 // TestOpCases runs the cases hack/opcases writes for what ONNX 1.12's backend suite predates
 // (opset 18–20 forms of Reduce*, Split, Pad; Gelu; variadic broadcasting; LayerNormalization's
-// statistics; MatMul's batch broadcasting), with numpy's answers, through the suite's harness.
+// statistics; MatMul's batch broadcasting; the scatters' max and min reductions), with numpy's
+// answers, through the suite's harness.
 func TestOpCases(t *testing.T) {
 	dirs, err := filepath.Glob("testdata/opcases/*")
 	if err != nil || len(dirs) == 0 {

@@ -12,7 +12,7 @@ import (
 
 func init() {
 	register(
-		opImpl{domain: domainONNX, name: "Gemm", minOpset: 7, maxOpset: maxOpsetONNX, compile: compileGemm},
+		opImpl{domain: domainONNX, name: "Gemm", minOpset: 6, maxOpset: maxOpsetONNX, compile: compileGemm},
 		opImpl{domain: domainONNX, name: "MatMul", minOpset: 1, maxOpset: maxOpsetONNX, compile: compileMatMul},
 	)
 }
@@ -65,6 +65,10 @@ func compileGemm(n *nodeCtx) (kernel, error) {
 		return nil, fmt.Errorf("A %s and B %s (transA=%d, transB=%d) disagree on the inner dimension", shapeString(a), shapeString(b), transA, transB)
 	}
 	outShape := []int{m, nn}
+	if bc, err := n.attrInt("broadcast", 0); n.opset < 7 && (err != nil || bc == 0) && !sameDims(n.shape(2), outShape) {
+		// Before opset 7, C is [M, N] unless broadcast=1.
+		return nil, fmt.Errorf("C of shape %s is not [M, N] = %s and broadcast is 0", shapeString(n.shape(2)), shapeString(outShape))
+	}
 	if n.has(2) {
 		// C broadcasts to [M, N] (unidirectionally).
 		if s, err := broadcastDims(n, outShape, n.shape(2)); err != nil || len(s) != 2 {

@@ -162,6 +162,26 @@ var unaryOps = map[string]unaryDef{
 		}
 		return nil, fmt.Errorf("attribute approximate is %q, want none or tanh", approx)
 	}},
+	"Shrink": {minOpset: 9, float: func(n *nodeCtx) (func(float64) float64, error) {
+		lambd, err := n.attrFiniteFloat("lambd", 0.5)
+		if err != nil {
+			return nil, err
+		}
+		bias, err := n.attrFiniteFloat("bias", 0)
+		if err != nil {
+			return nil, err
+		}
+		l, b := float64(lambd), float64(bias)
+		return func(x float64) float64 {
+			switch {
+			case x < -l:
+				return x + b
+			case x > l:
+				return x - b
+			}
+			return 0
+		}, nil
+	}},
 }
 
 func init() {
