@@ -2,21 +2,10 @@ package queue
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-)
-
-var (
-	// ErrUnreachable means the NATS server (or its JetStream) did not answer. A lag read that
-	// fails this way says nothing about the backlog: callers must not treat it as zero.
-	ErrUnreachable = errors.New("NATS JetStream unreachable")
-	// ErrConsumerMissing means the server answered but the pipeline's stream or consumer does not
-	// exist. Also not a zero backlog: the events, if any, are not where we look.
-	ErrConsumerMissing = errors.New("stream or consumer missing")
 )
 
 // Lag is a consumer's backlog, as KEDA's NATS JetStream scaler counts it.
@@ -74,21 +63,4 @@ func ReadLag(ctx context.Context, js jetstream.JetStream, stream, consumer strin
 		return Lag{}, classify(fmt.Errorf("reading consumer %s/%s: %w", stream, consumer, err))
 	}
 	return lagOf(c.CachedInfo()), nil
-}
-
-// classify wraps err with ErrUnreachable or ErrConsumerMissing when it is one of them.
-func classify(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, jetstream.ErrConsumerNotFound):
-		return fmt.Errorf("%w: %w", ErrConsumerMissing, err)
-	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoHeartbeat),
-		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrNoServers),
-		errors.Is(err, nats.ErrTimeout), errors.Is(err, nats.ErrDisconnected),
-		errors.Is(err, nats.ErrConnectionReconnecting),
-		errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%w: %w", ErrUnreachable, err)
-	}
-	return err
 }
