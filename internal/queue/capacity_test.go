@@ -88,7 +88,7 @@ func TestProvisionUntilTheStoreIsFull(t *testing.T) {
 func TestReadCapacityCountsReplicasAndNamesPipelines(t *testing.T) {
 	c := natstest.StartCluster(t, 3)
 	js := connect(t, c.URL())
-	ctx := context.Background()
+	ctx := clusterCtx(t)
 	r3 := smallSpec("three")
 	r3.Replicas = 3
 	for _, s := range []Spec{smallSpec("one"), r3} {

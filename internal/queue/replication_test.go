@@ -19,7 +19,7 @@ func streamReplicas(t *testing.T, js jetstream.JetStream, spec Spec) map[string]
 	t.Helper()
 	out := map[string]int{}
 	for _, name := range []string{spec.Stream, spec.OutputStream, spec.BucketStream()} {
-		s, err := js.Stream(context.Background(), name)
+		s, err := js.Stream(clusterCtx(t), name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -28,10 +28,26 @@ func streamReplicas(t *testing.T, js jetstream.JetStream, spec Spec) map[string]
 	return out
 }
 
+// clusterCtx bounds a test's calls to a cluster. A replica change or an election on a loaded
+// machine may take longer than the JetStream API's 2 s default, which applies without a deadline.
+func clusterCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// callCtx bounds one call in a loop that waits for the cluster: a request that reached no leader
+// during an election is never answered.
+func callCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 func TestProvisionScalesReplicasInPlace(t *testing.T) {
 	c := natstest.StartCluster(t, 3)
 	js := connect(t, c.URL())
-	ctx := context.Background()
+	ctx := clusterCtx(t)
 	spec := testSpec("replicated")
 	spec.Replicas = 1
 	if _, err := Provision(ctx, js, spec); err != nil {
@@ -75,7 +91,7 @@ func TestProvisionScalesReplicasInPlace(t *testing.T) {
 		return nil
 	})
 	testenv.Eventually(t, 30*time.Second, "both new replicas current", func() error {
-		h, err := ReadStreamHealth(ctx, js, spec.Stream)
+		h, err := ReadStreamHealth(callCtx(t), js, spec.Stream)
 		if err != nil {
 			return err
 		}
@@ -160,7 +176,7 @@ func streamNames(t *testing.T, js jetstream.JetStream) []string {
 func TestStreamHealthThroughTheLossOfServers(t *testing.T) {
 	c := natstest.StartCluster(t, 3)
 	js := connect(t, c.URL())
-	ctx := context.Background()
+	ctx := clusterCtx(t)
 	spec := testSpec("health")
 	spec.Replicas = 3
 	if _, err := Provision(ctx, js, spec); err != nil {
@@ -175,9 +191,9 @@ func TestStreamHealthThroughTheLossOfServers(t *testing.T) {
 		}
 	}
 
-	followers[0].Stop()
+	c.Kill(t, c.Index(followers[0]))
 	testenv.Eventually(t, 30*time.Second, "the stopped follower shows as lagging", func() error {
-		h, err := ReadStreamHealth(ctx, js, spec.Stream)
+		h, err := ReadStreamHealth(callCtx(t), js, spec.Stream)
 		if err != nil {
 			return err
 		}
@@ -187,7 +203,7 @@ func TestStreamHealthThroughTheLossOfServers(t *testing.T) {
 		return nil
 	})
 
-	followers[1].Stop()
+	c.Kill(t, c.Index(followers[1]))
 	readCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	testenv.Eventually(t, 30*time.Second, "no quorum", func() error {
@@ -210,7 +226,7 @@ func TestStreamHealthThroughTheLossOfServers(t *testing.T) {
 
 	c.RestartAll(t)
 	testenv.Eventually(t, 60*time.Second, "quorum again, every replica current", func() error {
-		h, err := ReadStreamHealth(ctx, js, spec.Stream)
+		h, err := ReadStreamHealth(callCtx(t), js, spec.Stream)
 		if err != nil {
 			return err
 		}
@@ -222,7 +238,7 @@ func TestStreamHealthThroughTheLossOfServers(t *testing.T) {
 	// The consumer elects its own leader, maybe after the stream's: until then its lag is
 	// unknown, never 0.
 	testenv.Eventually(t, 60*time.Second, "the lag of the 7 events", func() error {
-		lag, err := ReadLag(ctx, js, spec.Stream, spec.Consumer)
+		lag, err := ReadLag(callCtx(t), js, spec.Stream, spec.Consumer)
 		switch {
 		case err != nil && !errors.Is(err, ErrUnreachable):
 			t.Fatalf("lag after the restart: err = %v, want one wrapping ErrUnreachable", err)

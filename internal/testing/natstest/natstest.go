@@ -5,9 +5,12 @@ package natstest
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,8 +96,17 @@ func (s *Server) Restart(t testing.TB) {
 
 // Cluster is a JetStream cluster of in-process servers on loopback. Each server keeps its name,
 // ports and store across restarts, as a StatefulSet's pods do.
+//
+// Every connection to a server — clients' and the other servers' routes — passes through a
+// loopback proxy of its own, so that Kill can cut a server off the network before it shuts down:
+// to the others it then vanishes mid-sentence, as a crashed process or a lost node does, without
+// the leadership hand-over of an orderly shutdown (Stop).
 type Cluster struct {
 	Servers []*Server
+	// clientProxies[i] fronts server i's client port; routeProxies[i][j] carries server i's
+	// routes to server j.
+	clientProxies []*proxy
+	routeProxies  [][]*proxy
 }
 
 // StartCluster starts n servers clustered with each other, waits until they have elected a
@@ -104,29 +116,57 @@ func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	if n < 1 {
 		t.Fatalf("natstest: a cluster needs at least one server, got %d", n)
 	}
-	clientPorts, clusterPorts := freePorts(t, n), freePorts(t, n)
-	routes := make([]string, n)
-	for i, port := range clusterPorts {
-		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", port)
-	}
+	// All ports at once, so that none is handed out twice.
+	ports := freePorts(t, 3*n+n*(n-1))
+	clientPorts, clusterPorts, proxyPorts := ports[:n], ports[n:2*n], ports[2*n:]
 	c := &Cluster{}
+	newProxy := func(target int) *proxy {
+		p := &proxy{addr: fmt.Sprintf("127.0.0.1:%d", proxyPorts[0]), target: fmt.Sprintf("127.0.0.1:%d", target), conns: map[net.Conn]struct{}{}}
+		proxyPorts = proxyPorts[1:]
+		return p
+	}
+	for i := range n {
+		c.clientProxies = append(c.clientProxies, newProxy(clientPorts[i]))
+		c.routeProxies = append(c.routeProxies, make([]*proxy, n))
+	}
+	for i := range n {
+		for j := range n {
+			if i != j {
+				c.routeProxies[i][j] = newProxy(clusterPorts[j])
+			}
+		}
+	}
 	dir := t.TempDir()
 	for i := range n {
+		var routes []string
+		for j := range n {
+			if i != j {
+				routes = append(routes, "nats://"+c.routeProxies[i][j].addr)
+			}
+		}
 		o := &server.Options{
 			ServerName: fmt.Sprintf("n%d", i),
 			Host:       "127.0.0.1",
 			Port:       clientPorts[i],
-			JetStream:  true,
-			StoreDir:   filepath.Join(dir, fmt.Sprintf("n%d", i)),
-			NoLog:      true,
-			NoSigs:     true,
-			Cluster:    server.ClusterOpts{Name: "natstest", Host: "127.0.0.1", Port: clusterPorts[i]},
-			Routes:     server.RoutesFromStr(strings.Join(routes, ",")),
+			// Clients learn the other servers from the one they are on: the proxies' addresses.
+			ClientAdvertise: c.clientProxies[i].addr,
+			JetStream:       true,
+			StoreDir:        filepath.Join(dir, fmt.Sprintf("n%d", i)),
+			NoLog:           true,
+			NoSigs:          true,
+			Cluster: server.ClusterOpts{Name: "natstest", Host: "127.0.0.1", Port: clusterPorts[i],
+				// Every route is an explicit one through its proxy: an address learnt from
+				// another server (an implicit route) would bypass the proxies, so none is given.
+				Advertise: "127.0.0.1:1"},
+			Routes: server.RoutesFromStr(strings.Join(routes, ",")),
 		}
 		for _, opt := range opts {
 			opt(o)
 		}
 		c.Servers = append(c.Servers, &Server{opts: o})
+	}
+	for _, p := range c.proxies() {
+		p.open(t)
 	}
 	// Started together, as the chart's Parallel StatefulSet does: each waits for its routes.
 	for _, s := range c.Servers {
@@ -137,7 +177,12 @@ func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
 		srv.Start()
 		s.Server = srv
 	}
-	t.Cleanup(c.StopAll)
+	t.Cleanup(func() {
+		c.StopAll()
+		for _, p := range c.proxies() {
+			p.cut()
+		}
+	})
 	for _, s := range c.Servers {
 		if !s.ReadyForConnections(30 * time.Second) {
 			t.Fatalf("natstest: server %s not ready within 30s", s.opts.ServerName)
@@ -146,6 +191,63 @@ func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	c.WaitMetaLeader(t)
 	return c
 }
+
+func (c *Cluster) proxies() []*proxy {
+	out := slices.Clone(c.clientProxies)
+	for _, row := range c.routeProxies {
+		for _, p := range row {
+			if p != nil {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// proxiesOf are the proxies that carry server i's traffic: its client port and its routes both
+// ways.
+func (c *Cluster) proxiesOf(i int) []*proxy {
+	out := []*proxy{c.clientProxies[i]}
+	for j := range c.Servers {
+		if j != i {
+			out = append(out, c.routeProxies[i][j], c.routeProxies[j][i])
+		}
+	}
+	return out
+}
+
+// Kill crashes server i: its connections to clients and to the other servers are cut at once,
+// and only then does it shut down, so that nothing it does on the way out reaches anyone. Its
+// store stays for Restart.
+func (c *Cluster) Kill(t testing.TB, i int) {
+	t.Helper()
+	for _, p := range c.proxiesOf(i) {
+		p.cut()
+	}
+	c.Servers[i].Stop()
+}
+
+// KillAll crashes every running server.
+func (c *Cluster) KillAll(t testing.TB) {
+	t.Helper()
+	for i, s := range c.Servers {
+		if s.Running() {
+			c.Kill(t, i)
+		}
+	}
+}
+
+// Restart starts server i again, after Kill or Stop, on its ports and store.
+func (c *Cluster) Restart(t testing.TB, i int) {
+	t.Helper()
+	for _, p := range c.proxiesOf(i) {
+		p.open(t)
+	}
+	c.Servers[i].Restart(t)
+}
+
+// Index is the position of s in Servers, or -1.
+func (c *Cluster) Index(s *Server) int { return slices.Index(c.Servers, s) }
 
 // freePorts reserves n loopback ports by listening on them, and releases them for the servers.
 func freePorts(t testing.TB, n int) []int {
@@ -168,9 +270,9 @@ func freePorts(t testing.TB, n int) []int {
 
 // URL lists every server's client URL, comma-separated, as nats.Connect takes them.
 func (c *Cluster) URL() string {
-	urls := make([]string, len(c.Servers))
-	for i, s := range c.Servers {
-		urls[i] = s.URL()
+	urls := make([]string, len(c.clientProxies))
+	for i, p := range c.clientProxies {
+		urls[i] = "nats://" + p.addr
 	}
 	return strings.Join(urls, ",")
 }
@@ -247,8 +349,11 @@ func (c *Cluster) StopAll() {
 func (c *Cluster) RestartAll(t testing.TB) {
 	t.Helper()
 	var stopped []*Server
-	for _, s := range c.Servers {
+	for i, s := range c.Servers {
 		if !s.Running() {
+			for _, p := range c.proxiesOf(i) {
+				p.open(t)
+			}
 			srv, err := server.NewServer(s.opts.Clone())
 			if err != nil {
 				t.Fatalf("natstest: new server %s: %v", s.opts.ServerName, err)
@@ -300,4 +405,77 @@ func WaitValues(tb testing.TB, kv jetstream.KeyValue, n int, timeout time.Durati
 		}
 		return nil
 	})
+}
+
+// proxy forwards TCP connections from its loopback address to a target, and can cut them all.
+type proxy struct {
+	addr, target string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[net.Conn]struct{}
+}
+
+// open listens again on the proxy's address; an open proxy stays as it is.
+func (p *proxy) open(t testing.TB) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		return
+	}
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		t.Fatalf("natstest: proxy on %s: %v", p.addr, err)
+	}
+	p.ln = ln
+	go p.accept(ln)
+}
+
+func (p *proxy) accept(ln net.Listener) {
+	for {
+		in, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		out, err := net.Dial("tcp", p.target)
+		if err != nil {
+			_ = in.Close()
+			continue
+		}
+		p.mu.Lock()
+		if p.ln != ln { // cut meanwhile
+			p.mu.Unlock()
+			_ = in.Close()
+			_ = out.Close()
+			return
+		}
+		p.conns[in], p.conns[out] = struct{}{}, struct{}{}
+		p.mu.Unlock()
+		pipe := func(dst, src net.Conn) {
+			_, _ = io.Copy(dst, src)
+			_ = dst.Close()
+			_ = src.Close()
+			p.mu.Lock()
+			delete(p.conns, dst)
+			delete(p.conns, src)
+			p.mu.Unlock()
+		}
+		go pipe(out, in)
+		go pipe(in, out)
+	}
+}
+
+// cut closes the listener and every connection through the proxy.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		_ = p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		_ = c.Close()
+	}
+	clear(p.conns)
 }
