@@ -20,6 +20,7 @@ import (
 	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/modelsource"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
+	"github.com/freightcast/freightcast/internal/queue"
 	"github.com/freightcast/freightcast/internal/tracing"
 	"github.com/freightcast/freightcast/internal/version"
 )
@@ -116,7 +117,13 @@ func runIngest(ctx context.Context, args []string) error {
 		log.Warn("--features and the pipeline config disagree; using --features", "flag", features, "config", cfg.Model.Features)
 	}
 
-	nc, err := nats.Connect(cfg.NATSURL,
+	// Credentials, TLS, and replies under the pipeline's own inbox prefix, the only one its NATS
+	// permissions let it subscribe to.
+	natsOpts, err := queue.PipelineOptions(cfg.Queue.Topology, cfg.NATSCredentials)
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(cfg.NATSURL, append(natsOpts,
 		nats.Name("freightcast-ingest/"+cfg.Namespace+"/"+cfg.Name),
 		// Start and stay up without NATS: the pod reports not ready until it connects.
 		nats.RetryOnFailedConnect(true),
@@ -127,7 +134,7 @@ func runIngest(ctx context.Context, args []string) error {
 		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", "error", err) }),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted()) }),
-	)
+	)...)
 	if err != nil {
 		return fmt.Errorf("connecting to NATS at %s: %w", cfg.NATSURL, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -44,6 +45,9 @@ type managerConfig struct {
 	controllers.Options
 	pullPolicy    string
 	samplingRatio string
+	// natsCredentials are the operator's own NATS credentials and CA: files of Secrets mounted
+	// into its pod.
+	natsCredentials queue.Credentials
 }
 
 func parseManagerFlags(args []string) (managerConfig, *zap.Options, error) {
@@ -61,6 +65,14 @@ func parseManagerFlags(args []string) (managerConfig, *zap.Options, error) {
 	fs.DurationVar(&c.StuckPodInterval, "stuck-pod-interval", 5*time.Minute, "the least time between two stuck-pod deletions in one Deployment")
 	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", envOr("FREIGHTCAST_OTLP_ENDPOINT", ""), "OTLP/HTTP base URL (e.g. http://otel-collector.observability.svc:4318) that every data-plane pod exports traces to; empty leaves tracing off (env FREIGHTCAST_OTLP_ENDPOINT)")
 	fs.StringVar(&c.samplingRatio, "trace-sampling-ratio", envOr("FREIGHTCAST_TRACE_SAMPLING_RATIO", "1"), "share (0 to 1) of the traces data-plane pods start that are sampled; requests arriving with a trace context follow its decision (env FREIGHTCAST_TRACE_SAMPLING_RATIO)")
+	nc := &c.natsCredentials
+	fs.StringVar(&nc.CredsFile, "nats-creds-file", envOr("FREIGHTCAST_NATS_CREDS_FILE", ""), "NATS credentials file (user JWT and seed; freightcast nats-auth operator) the operator connects with (env FREIGHTCAST_NATS_CREDS_FILE)")
+	fs.StringVar(&nc.NKeySeedFile, "nats-nkey-seed-file", envOr("FREIGHTCAST_NATS_NKEY_SEED_FILE", ""), "NATS user NKey seed file, instead of --nats-creds-file (env FREIGHTCAST_NATS_NKEY_SEED_FILE)")
+	fs.StringVar(&nc.UserFile, "nats-user-file", envOr("FREIGHTCAST_NATS_USER_FILE", ""), "file holding the NATS user name, with --nats-password-file (env FREIGHTCAST_NATS_USER_FILE)")
+	fs.StringVar(&nc.PasswordFile, "nats-password-file", envOr("FREIGHTCAST_NATS_PASSWORD_FILE", ""), "file holding the NATS password (env FREIGHTCAST_NATS_PASSWORD_FILE)")
+	fs.StringVar(&nc.CAFile, "nats-ca-file", envOr("FREIGHTCAST_NATS_CA_FILE", ""), "PEM CA bundle the NATS servers' certificates are checked against; with it the operator speaks TLS only (env FREIGHTCAST_NATS_CA_FILE)")
+	fs.StringVar(&nc.CertFile, "nats-cert-file", envOr("FREIGHTCAST_NATS_CERT_FILE", ""), "client certificate for NATS servers that verify clients, with --nats-key-file (env FREIGHTCAST_NATS_CERT_FILE)")
+	fs.StringVar(&nc.KeyFile, "nats-key-file", envOr("FREIGHTCAST_NATS_KEY_FILE", ""), "private key of --nats-cert-file (env FREIGHTCAST_NATS_KEY_FILE)")
 	zapOpts := &zap.Options{Development: false}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -73,6 +85,9 @@ func parseManagerFlags(args []string) (managerConfig, *zap.Options, error) {
 		if d <= 0 {
 			return c, nil, fmt.Errorf("%s must be positive, got %s", name, d)
 		}
+	}
+	if err := c.natsCredentials.Validate(); err != nil {
+		return c, nil, err
 	}
 	ratio, err := strconv.ParseFloat(c.samplingRatio, 64)
 	if err != nil || !(ratio >= 0 && ratio <= 1) {
@@ -128,7 +143,12 @@ func runManager(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
-	connector := queue.NewConnector("freightcast-operator")
+	natsOpts, err := cfg.natsCredentials.Options()
+	if err != nil {
+		return err
+	}
+	// Its own inbox prefix: the only replies its NATS permissions let it receive.
+	connector := queue.NewConnector("freightcast-operator", append(natsOpts, nats.CustomInboxPrefix(queue.OperatorInboxPrefix))...)
 	defer connector.Close()
 	if err := controllers.SetupWithManager(mgr, cfg.Options, connector, clock.RealClock{}); err != nil {
 		return err

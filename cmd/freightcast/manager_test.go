@@ -68,6 +68,15 @@ func TestParseManagerFlags(t *testing.T) {
 				}
 			},
 		},
+		"NATS credentials and CA": {
+			args: []string{"--data-plane-image=i", "--nats-creds-file=/etc/freightcast/nats/creds", "--nats-ca-file=/etc/freightcast/nats-ca/ca.crt"},
+			check: func(t *testing.T, c managerConfig) {
+				if c.natsCredentials.CredsFile != "/etc/freightcast/nats/creds" || c.natsCredentials.CAFile != "/etc/freightcast/nats-ca/ca.crt" {
+					t.Errorf("NATS credentials %+v", c.natsCredentials)
+				}
+			},
+		},
+		"two NATS identities":       {args: []string{"--data-plane-image=i", "--nats-creds-file=c", "--nats-user-file=u", "--nats-password-file=p"}, wantErr: "not several"},
 		"ratio above 1":             {args: []string{"--data-plane-image=i", "--trace-sampling-ratio=1.5"}, wantErr: "from 0 to 1"},
 		"ratio not a number":        {args: []string{"--data-plane-image=i", "--trace-sampling-ratio=NaN"}, wantErr: "from 0 to 1"},
 		"endpoint without a scheme": {args: []string{"--data-plane-image=i", "--otlp-endpoint=otel:4317"}, wantErr: "http:// or https://"},

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/freightcast/freightcast/internal/testing/natstest"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/testing/natstest"
 	"github.com/freightcast/freightcast/internal/testing/testcerts"
 	"github.com/freightcast/freightcast/internal/testing/testenv"
 )

@@ -11,9 +11,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/freightcast/freightcast/internal/event"
-	"github.com/freightcast/freightcast/internal/testing/natstest"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/testing/natstest"
 	"github.com/freightcast/freightcast/internal/testing/testenv"
 )
 

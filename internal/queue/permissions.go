@@ -7,6 +7,8 @@ package queue
 type Permissions struct {
 	Publish   []string `json:"publish"`
 	Subscribe []string `json:"subscribe"`
+	// DenyPublish carves exceptions out of Publish.
+	DenyPublish []string `json:"denyPublish,omitempty"`
 }
 
 // OperatorInboxPrefix is where the operator receives its JetStream API answers.
@@ -49,11 +51,17 @@ func PipelinePermissions(t Topology) Permissions {
 }
 
 // OperatorPermissions are what the operator needs: the JetStream API of its account, to
-// provision, scale, read and delete every pipeline's objects, and its own inbox. It publishes no
-// event and reads no prediction.
+// provision, scale, inspect and delete every pipeline's objects, and its own inbox. It can neither
+// publish an event nor read one, nor read a prediction: the API calls that return messages are
+// denied.
 func OperatorPermissions() Permissions {
 	return Permissions{
 		Publish:   []string{"$JS.API.>"},
 		Subscribe: []string{OperatorInboxPrefix + ".>"},
+		DenyPublish: []string{
+			"$JS.API.CONSUMER.MSG.NEXT.>",
+			"$JS.API.DIRECT.GET.>",
+			"$JS.API.STREAM.MSG.GET.>",
+		},
 	}
 }
