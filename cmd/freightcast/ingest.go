@@ -37,6 +37,7 @@ type ingestConfig struct {
 	modelName       string
 	modelVersion    string
 	shutdownTimeout time.Duration
+	metricsAddr     string
 	tls             tlsFiles
 }
 
@@ -53,6 +54,7 @@ func parseIngestFlags(args []string) (ingestConfig, error) {
 	fs.StringVar(&c.modelSHA256, "model-sha256", "", "hex SHA-256 the model must have")
 	fs.StringVar(&c.modelCacheDir, "model-cache-dir", "", "where a downloaded model is kept")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 25*time.Second, "how long in-flight requests may take to finish on SIGTERM")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", metricsAddrUsage)
 	c.tls.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -169,12 +171,21 @@ func runIngest(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	var handler http.Handler = h
+	if c.metricsAddr != "" {
+		stopMetrics, err := serveMetrics(c.metricsAddr, reg, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+		handler = withoutMetrics(h)
+	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,

@@ -124,7 +124,7 @@ func TestRunIngestServesAndShutsDown(t *testing.T) {
 
 // startIngest runs `freightcast ingest` on cfg as the operator starts it, until stop (or the
 // test's end).
-func startIngest(t *testing.T, cfg pipelineconfig.Config) (addr string, stop func() error) {
+func startIngest(t *testing.T, cfg pipelineconfig.Config, extraArgs ...string) (addr string, stop func() error) {
 	t.Helper()
 	data, err := cfg.Marshal()
 	if err != nil {
@@ -138,7 +138,7 @@ func startIngest(t *testing.T, cfg pipelineconfig.Config) (addr string, stop fun
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- runIngest(ctx, []string{"--addr=" + addr, "--pipeline-config=" + cfgPath, "--model-name=delay"})
+		done <- runIngest(ctx, append([]string{"--addr=" + addr, "--pipeline-config=" + cfgPath, "--model-name=delay"}, extraArgs...))
 	}()
 	// Stopping twice (the test, then the cleanup after a failure) must not wait twice.
 	stop = sync.OnceValue(func() error { cancel(); return <-done })
