@@ -27,6 +27,7 @@ const freightModel = "../../models/freight-delay-risk.onnx"
 const freightFeatures = "distance_km,mode_ocean,mode_air,mode_rail,mode_road,carrier_on_time_rate,port_congestion_index,weather_severity,month_sin,month_cos,customs_complexity,dwell_time_hours"
 
 func TestParseInferFlags(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		args    []string
 		want    *inferOptions
@@ -71,6 +72,7 @@ func TestParseInferFlags(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			got, err := parseInferFlags(tc.args)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {

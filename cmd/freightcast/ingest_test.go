@@ -20,6 +20,7 @@ import (
 )
 
 func TestResolveFeatures(t *testing.T) {
+	t.Parallel()
 	modelOrder := strings.Split(freightFeatures, ",")
 	cases := map[string]struct {
 		flag      string
@@ -40,6 +41,7 @@ func TestResolveFeatures(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			got, err := resolveFeatures(context.Background(), ingestConfig{features: tc.flag, modelFile: tc.modelFile}, tc.config)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {

@@ -19,13 +19,13 @@ import (
 	"github.com/freightcast/freightcast/internal/worker"
 )
 
-// workerPool runs the queue consumers of an inference pool pod (`freightcast infer --worker`).
+// workerPool runs the queue consumers of an inference pool pod (`freightcast infer --worker`):
+// a fixed number of workers on the pod's own NATS connection.
 type workerPool struct {
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	nc     *nats.Conn
-	once   sync.Once
-	log    *slog.Logger
+	pool *worker.Pool
+	nc   *nats.Conn
+	once sync.Once
+	log  *slog.Logger
 }
 
 // startWorkerPool connects to the pipeline's NATS and starts n workers on the loaded model.
@@ -59,30 +59,26 @@ func startWorkerPool(cfg pipelineconfig.Config, rt model.Runtime, n int, reg pro
 		nc.Close()
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &workerPool{cancel: cancel, nc: nc, log: log}
-	for i := range n {
-		w, err := worker.New(worker.Config{JetStream: js, Topology: cfg.Queue.Topology, Model: rt,
-			ModelName: cfg.Model.Name, ModelVersion: cfg.Model.Version, BatchSize: cfg.Inference.BatchSize,
-			MaxDeliver: cfg.Queue.MaxDeliver, Metrics: m, Logger: log.With("worker", i), TracerProvider: tp})
-		if err != nil {
-			p.stop()
-			return nil, err
-		}
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			// Run only fails before it consumes (no stream or consumer yet): retry until stopped.
-			for ctx.Err() == nil {
-				if err := w.Run(ctx); err != nil {
-					log.Warn("worker cannot consume yet; retrying", "error", err)
-					select {
-					case <-ctx.Done():
-					case <-time.After(2 * time.Second):
-					}
-				}
-			}
-		}()
+	pool, err := worker.NewPool(context.Background(), worker.PoolConfig{
+		New: func(slot int) (*worker.Worker, error) {
+			return worker.New(worker.Config{JetStream: js, Topology: cfg.Queue.Topology, Model: rt,
+				ModelName: cfg.Model.Name, ModelVersion: cfg.Model.Version, BatchSize: cfg.Inference.BatchSize,
+				MaxDeliver: cfg.Queue.MaxDeliver, Metrics: m, Logger: log.With("worker", slot), TracerProvider: tp})
+		},
+		// Run only fails before it consumes (no stream or consumer yet): retry until stopped.
+		RetryAfter: 2 * time.Second,
+		OnError: func(slot int, err error) {
+			log.Warn("worker cannot consume yet; retrying", "worker", slot, "error", err)
+		},
+	})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	p := &workerPool{pool: pool, nc: nc, log: log}
+	if err := pool.Resize(n); err != nil {
+		p.stop()
+		return nil, err
 	}
 	log.Info("consuming", "workers", n, "batchSize", cfg.Inference.BatchSize, "nats", cfg.NATSURL)
 	return p, nil
@@ -91,8 +87,7 @@ func startWorkerPool(cfg pipelineconfig.Config, rt model.Runtime, n int, reg pro
 // stop stops pulling, lets every worker finish and acknowledge its batch, then closes NATS.
 func (p *workerPool) stop() {
 	p.once.Do(func() {
-		p.cancel()
-		p.wg.Wait()
+		p.pool.Stop()
 		p.nc.Close()
 		p.log.Info("workers stopped")
 	})

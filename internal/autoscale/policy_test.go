@@ -19,6 +19,7 @@ func valid(change func(*Policy)) Policy {
 }
 
 func TestNewRejectsInvalidPolicies(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		policy Policy
 		want   string
@@ -82,6 +83,7 @@ func TestNewRejectsInvalidPolicies(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			r, err := New(tc.policy)
 			if err == nil {
 				t.Fatalf("New accepted the policy: %+v", r.p)
@@ -94,6 +96,7 @@ func TestNewRejectsInvalidPolicies(t *testing.T) {
 }
 
 func TestNewAppliesDefaults(t *testing.T) {
+	t.Parallel()
 	up := []RatePolicy{{Type: Pods, Value: 2, Period: time.Minute}}
 	cases := map[string]struct {
 		policy         Policy
@@ -130,6 +133,7 @@ func TestNewAppliesDefaults(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			r, err := New(tc.policy)
 			if err != nil {
 				t.Fatal(err)

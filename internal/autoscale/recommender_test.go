@@ -47,6 +47,7 @@ func failed(offset time.Duration, current int32) Input {
 }
 
 func TestRecommendOneReading(t *testing.T) {
+	t.Parallel()
 	noWindow := ptr(time.Duration(0))
 	cases := map[string]struct {
 		policy Policy
@@ -218,12 +219,14 @@ func TestRecommendOneReading(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			replay(t, tc.policy, []step{{in: tc.in, want: tc.want}})
 		})
 	}
 }
 
 func TestRecommendFailedReads(t *testing.T) {
+	t.Parallel()
 	s := time.Second
 	withFallback := func(n int32) func(*Policy) {
 		return func(p *Policy) { p.MinReplicas = 0; p.FallbackReplicas = ptr(n) }
@@ -283,7 +286,10 @@ func TestRecommendFailedReads(t *testing.T) {
 		},
 	}
 	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) { replay(t, tc.policy, tc.steps) })
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			replay(t, tc.policy, tc.steps)
+		})
 	}
 }
 
@@ -316,6 +322,7 @@ func simulate(t *testing.T, p Policy, start int32, every, end time.Duration, lag
 func constant(lag int64) func(time.Duration) int64 { return func(time.Duration) int64 { return lag } }
 
 func TestRecommendOverTime(t *testing.T) {
+	t.Parallel()
 	s, m := time.Second, time.Minute
 	noWindow := ptr(time.Duration(0))
 	cases := map[string]struct {
@@ -435,6 +442,7 @@ func TestRecommendOverTime(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			got := simulate(t, tc.policy, tc.start, 15*s, tc.end, tc.lag)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("resizes (-want +got):\n%s", diff)
@@ -446,6 +454,7 @@ func TestRecommendOverTime(t *testing.T) {
 // TestRecommendDoesNotFlap drives a square wave of queue depth around the target and counts what
 // the pool does: the scale-down window must absorb every wave shorter than itself.
 func TestRecommendDoesNotFlap(t *testing.T) {
+	t.Parallel()
 	m := time.Minute
 	// square alternates between high and low every half period, starting high.
 	square := func(high, low int64, period time.Duration) func(time.Duration) int64 {
@@ -471,6 +480,7 @@ func TestRecommendDoesNotFlap(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			changes := simulate(t, valid(func(p *Policy) { p.MaxReplicas = 20 }), 10, 15*time.Second, time.Hour, tc.lag)
 			var got summary
 			var lastDown time.Duration = -time.Hour
@@ -499,6 +509,7 @@ func TestRecommendDoesNotFlap(t *testing.T) {
 // TestHistoryIsPruned checks that a long-running pool remembers only what its windows can read,
 // which is what keeps each call O(window) and a warm call free of allocations.
 func TestHistoryIsPruned(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		policy               Policy
 		wantRecs, wantEvents int
@@ -516,6 +527,7 @@ func TestHistoryIsPruned(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			r, err := New(tc.policy)
 			if err != nil {
 				t.Fatal(err)
@@ -557,6 +569,7 @@ func TestDirectionString(t *testing.T) {
 // TestRecommendInvariants replays seeded random readings, with failures, pods starting and clock
 // gaps, and checks what must hold whatever the sequence.
 func TestRecommendInvariants(t *testing.T) {
+	t.Parallel()
 	cases := map[string]Policy{
 		"defaults":      valid(nil),
 		"scale to zero": valid(func(p *Policy) { p.MinReplicas = 0; p.ActivationThreshold = 50 }),
@@ -573,6 +586,7 @@ func TestRecommendInvariants(t *testing.T) {
 	}
 	for name, p := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			r, err := New(p)
 			if err != nil {
 				t.Fatal(err)

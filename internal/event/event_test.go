@@ -13,6 +13,7 @@ import (
 var received = time.Date(2026, 11, 27, 8, 41, 36, 123456789, time.UTC)
 
 func TestEncodeDecodeRoundTrip(t *testing.T) {
+	t.Parallel()
 	cases := map[string]Event{
 		"with shipment":    {ID: "evt-1", Features: []float64{0.7, 12, -3.5}, Shipment: json.RawMessage(`{"from":"NLRTM","to":"SGSIN"}`), ReceivedAt: received},
 		"without shipment": {ID: "a.b_c=d", Features: []float64{0}, ReceivedAt: received},
@@ -21,6 +22,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	}
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			data, err := Encode(&in)
 			if err != nil {
 				t.Fatal(err)
@@ -48,6 +50,7 @@ func TestEncodeFormat(t *testing.T) {
 }
 
 func TestDecodeRejects(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		data string
 		want string
@@ -66,6 +69,7 @@ func TestDecodeRejects(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			_, err := Decode([]byte(tc.data))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Decode error = %v, want one containing %q", err, tc.want)
@@ -75,6 +79,7 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func TestValidID(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		id string
 		ok bool
@@ -96,6 +101,7 @@ func TestValidID(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			if err := ValidID(tc.id); (err == nil) != tc.ok {
 				t.Fatalf("ValidID(%q) = %v, want ok=%v", tc.id, err, tc.ok)
 			}
@@ -121,6 +127,7 @@ func TestPredictionRoundTrip(t *testing.T) {
 }
 
 func TestPredictionRejects(t *testing.T) {
+	t.Parallel()
 	valid := func() Prediction {
 		return Prediction{ID: "e", Model: "m", Outputs: map[string][]float64{"y": {1}}, PredictedAt: received}
 	}
@@ -137,6 +144,7 @@ func TestPredictionRejects(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			p := valid()
 			tc.mutate(&p)
 			_, err := EncodePrediction(p)

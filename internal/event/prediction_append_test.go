@@ -11,6 +11,7 @@ import (
 )
 
 func TestAppendPredictionMatchesEncodePrediction(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2026, 11, 27, 9, 0, 0, 123456789, time.UTC)
 	cases := map[string]Prediction{
 		"one output": {ID: "evt-1", Model: "freight", ModelVersion: "3", Outputs: map[string][]float64{"delay_risk": {0.8125}},
@@ -24,6 +25,7 @@ func TestAppendPredictionMatchesEncodePrediction(t *testing.T) {
 	}
 	for name, p := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			want, err := EncodePrediction(p)
 			if err != nil {
 				t.Fatal(err)

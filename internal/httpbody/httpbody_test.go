@@ -9,6 +9,7 @@ import (
 )
 
 func TestRead(t *testing.T) {
+	t.Parallel()
 	body := strings.Repeat("x", 1000)
 	cases := map[string]struct {
 		r       io.Reader
@@ -25,6 +26,7 @@ func TestRead(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			got, err := Read(tc.r, tc.buf, tc.limit)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)

@@ -3,10 +3,15 @@ package ingest
 import (
 	"fmt"
 	"math"
+	"net"
+	"net/http"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/freightcast/freightcast/internal/httpauth"
+	"github.com/freightcast/freightcast/internal/metrics"
 )
 
 // maxIdleLimiters is how many buckets may exist before idle ones are first swept. With tokens their
@@ -66,4 +71,30 @@ func (l *limiters) take(key string, n int) (ok bool, retryAfter time.Duration) {
 // retryAfterSeconds renders d as a Retry-After value: whole seconds, at least 1.
 func retryAfterSeconds(d time.Duration) string {
 	return fmt.Sprint(max(1, int(math.Ceil(d.Seconds()))))
+}
+
+// authenticate checks the request's bearer token and returns its digest, the client's rate-limit
+// key; without a tokens file every request passes.
+func (h *Handler) authenticate(r *http.Request) (httpauth.Digest, *apiError) {
+	if h.tokens == nil {
+		return httpauth.Digest{}, nil
+	}
+	key, ok := h.tokens.Authenticate(r)
+	if !ok {
+		return httpauth.Digest{}, &apiError{status: http.StatusUnauthorized, reason: metrics.ReasonUnauthorized,
+			body: errorBody{Error: "missing or unknown bearer token"}}
+	}
+	return key, nil
+}
+
+// rateKey names the client's bucket: its token's digest, or its address without tokens.
+func rateKey(r *http.Request, token httpauth.Digest, authenticated bool) string {
+	if authenticated {
+		return string(token[:])
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }

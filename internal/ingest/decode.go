@@ -2,21 +2,19 @@ package ingest
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"math"
 	"strconv"
-	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/freightcast/freightcast/internal/event"
+	"github.com/freightcast/freightcast/internal/jsonscan"
 )
 
 // A hand-written parser for the one event shape rather than encoding/json: it reads a feature
 // value straight into its slot in model order (no map per event, no reflection), names the exact
 // field that is wrong, and refuses what encoding/json would quietly accept (duplicate keys,
-// strings where numbers belong, numbers out of float64 range). FuzzDecodeEvents checks it against
-// encoding/json.
+// strings where numbers belong, numbers out of float64 range). The JSON itself is read by
+// internal/jsonscan. FuzzDecodeEvents checks it against encoding/json.
 
 // maxShipmentDepth bounds the nesting of a shipment, so a hostile body cannot make the
 // validation of the opaque part recurse deeply.
@@ -76,37 +74,38 @@ func newDecoder(features []string) (*decoder, error) {
 
 // decodeJSON parses an application/json body: one event object or an array of them.
 func (d *decoder) decodeJSON(body []byte, b *batch, seen []bool) error {
-	p := parser{data: body}
-	p.skipSpace()
-	switch p.peek() {
+	var p jsonscan.Scanner
+	p.Reset(body)
+	p.SkipSpace()
+	switch p.Peek() {
 	case '{':
 		if err := d.parseEvent(&p, 0, b, seen); err != nil {
 			return err
 		}
 	case '[':
 		n := 0
-		err := p.elements(-1, func() error {
-			if p.peek() != '{' {
-				return p.syntaxError(n, "an event object")
+		err := p.Array(func() error {
+			if p.Peek() != '{' {
+				return syntaxError(&p, n, "an event object")
 			}
 			n++
 			return d.parseEvent(&p, n-1, b, seen)
 		})
 		if err != nil {
-			return err
+			return asEventError(err, -1)
 		}
 		if n == 0 {
 			return &eventError{index: -1, msg: "the array holds no events"}
 		}
 	default:
-		if p.eof() {
+		if p.EOF() {
 			return &eventError{index: -1, msg: "the body is empty"}
 		}
-		return p.syntaxError(-1, "an event object or an array of them")
+		return syntaxError(&p, -1, "an event object or an array of them")
 	}
-	p.skipSpace()
-	if !p.eof() {
-		return p.syntaxError(-1, "the end of the body")
+	p.SkipSpace()
+	if !p.EOF() {
+		return syntaxError(&p, -1, "the end of the body")
 	}
 	return nil
 }
@@ -114,6 +113,7 @@ func (d *decoder) decodeJSON(body []byte, b *batch, seen []bool) error {
 // decodeNDJSON parses an application/x-ndjson body: one event object per line. Blank lines are
 // skipped but counted, so an error's index is the 0-based line number.
 func (d *decoder) decodeNDJSON(body []byte, b *batch, seen []bool) error {
+	var p jsonscan.Scanner
 	for line := 0; len(body) > 0; line++ {
 		end := bytes.IndexByte(body, '\n')
 		var text []byte
@@ -122,20 +122,20 @@ func (d *decoder) decodeNDJSON(body []byte, b *batch, seen []bool) error {
 		} else {
 			text, body = body[:end], body[end+1:]
 		}
-		p := parser{data: text}
-		p.skipSpace()
-		if p.eof() {
+		p.Reset(text)
+		p.SkipSpace()
+		if p.EOF() {
 			continue
 		}
-		if p.peek() != '{' {
-			return p.syntaxError(line, "an event object")
+		if p.Peek() != '{' {
+			return syntaxError(&p, line, "an event object")
 		}
 		if err := d.parseEvent(&p, line, b, seen); err != nil {
 			return err
 		}
-		p.skipSpace()
-		if !p.eof() {
-			return p.syntaxError(line, "the end of the line after the event")
+		p.SkipSpace()
+		if !p.EOF() {
+			return syntaxError(&p, line, "the end of the line after the event")
 		}
 	}
 	if b.len() == 0 {
@@ -146,7 +146,7 @@ func (d *decoder) decodeNDJSON(body []byte, b *batch, seen []bool) error {
 
 // parseEvent parses the object at p (which is at '{') and appends it to b. seen has one flag
 // per feature and is scratch space.
-func (d *decoder) parseEvent(p *parser, index int, b *batch, seen []bool) error {
+func (d *decoder) parseEvent(p *jsonscan.Scanner, index int, b *batch, seen []bool) error {
 	var (
 		id                         string
 		haveID, haveFeat, haveShip bool
@@ -160,17 +160,17 @@ func (d *decoder) parseEvent(p *parser, index int, b *batch, seen []bool) error 
 		return &eventError{index: index, field: field, msg: fmt.Sprintf(format, args...)}
 	}
 
-	err := p.members(index, func(key []byte) error {
+	err := p.Object(func(key []byte) error {
 		switch string(key) {
 		case "id":
 			if haveID {
 				return fail("id", "given twice")
 			}
 			haveID = true
-			if p.peek() != '"' {
+			if p.Peek() != '"' {
 				return fail("id", "must be a string")
 			}
-			raw, err := p.parseString(index)
+			raw, err := p.String()
 			if err != nil {
 				return err
 			}
@@ -189,11 +189,11 @@ func (d *decoder) parseEvent(p *parser, index int, b *batch, seen []bool) error 
 				return fail("shipment", "given twice")
 			}
 			haveShip = true
-			start := p.pos
-			if err := p.skipValue(index, 0); err != nil {
-				return err
+			start := p.Pos()
+			if err := p.Skip(maxShipmentDepth, jsonscan.AnyNumber); err != nil {
+				return shipmentError(err, index)
 			}
-			raw := p.data[start:p.pos]
+			raw := p.Text()[start:p.Pos()]
 			if len(raw) > event.MaxShipmentBytes {
 				return fail("shipment", "is %d bytes, the limit is %d", len(raw), event.MaxShipmentBytes)
 			}
@@ -206,7 +206,7 @@ func (d *decoder) parseEvent(p *parser, index int, b *batch, seen []bool) error 
 		return nil
 	})
 	if err != nil {
-		return err
+		return asEventError(err, index)
 	}
 	if !haveID {
 		return fail("id", "missing")
@@ -225,11 +225,11 @@ func (d *decoder) parseEvent(p *parser, index int, b *batch, seen []bool) error 
 }
 
 // parseFeatures reads the features object into vals, in model order.
-func (d *decoder) parseFeatures(p *parser, index int, vals []float64, seen []bool) error {
-	if p.peek() != '{' {
+func (d *decoder) parseFeatures(p *jsonscan.Scanner, index int, vals []float64, seen []bool) error {
+	if p.Peek() != '{' {
 		return &eventError{index: index, field: "features", msg: "must be an object of feature name to number"}
 	}
-	return p.members(index, func(name []byte) error {
+	return p.Object(func(name []byte) error {
 		// The map lookup with string(name) does not allocate.
 		i, known := d.index[string(name)]
 		if !known {
@@ -238,13 +238,82 @@ func (d *decoder) parseFeatures(p *parser, index int, vals []float64, seen []boo
 		if seen[i] {
 			return &eventError{index: index, field: "features." + d.features[i], msg: "given twice"}
 		}
-		v, err := p.parseNumber()
-		if err != nil {
-			return &eventError{index: index, field: "features." + d.features[i], msg: err.Error()}
+		v, msg := parseNumber(p)
+		if msg != "" {
+			return &eventError{index: index, field: "features." + d.features[i], msg: msg}
 		}
 		vals[i], seen[i] = v, true
 		return nil
 	})
+}
+
+// parseNumber reads a feature value, a JSON number as a finite float64, or says what is wrong
+// with it.
+func parseNumber(p *jsonscan.Scanner) (float64, string) {
+	switch c := p.Peek(); {
+	case c == '"':
+		return 0, "is a string; features are JSON numbers (NaN and Infinity are not accepted)"
+	case c == 'n':
+		return 0, "is null; every feature needs a number"
+	case c != '-' && (c < '0' || c > '9'):
+		return 0, "is not a number"
+	}
+	v, err := p.Number()
+	if err != nil {
+		if se, ok := err.(*jsonscan.Error); ok && se.Kind == jsonscan.OutOfRange {
+			return 0, string(p.Text()[se.Start:se.Offset]) + " is out of the float64 range"
+		}
+		return 0, "is " + numberProblem(kindOf(err))
+	}
+	return v, ""
+}
+
+// numberProblem words what the scanner found wrong with a number.
+func numberProblem(k jsonscan.Kind) string {
+	switch k {
+	case jsonscan.NoFractionDigit:
+		return "not a valid JSON number: no digit after '.'"
+	case jsonscan.NoExponentDigit:
+		return "not a valid JSON number: no digit in the exponent"
+	}
+	return "not a valid JSON number"
+}
+
+// shipmentError words what the scanner found wrong in a shipment: its depth and its numbers are
+// the shipment's own rules, anything else is invalid JSON.
+func shipmentError(err error, index int) error {
+	switch k := kindOf(err); k {
+	case jsonscan.TooDeep:
+		return &eventError{index: index, field: "shipment", msg: fmt.Sprintf("nests deeper than %d levels", maxShipmentDepth)}
+	case jsonscan.BadNumber, jsonscan.NoFractionDigit, jsonscan.NoExponentDigit:
+		return &eventError{index: index, field: "shipment", msg: "holds a number that is " + numberProblem(k)}
+	}
+	return asEventError(err, index)
+}
+
+// asEventError gives a syntax error of the scanner the event index it occurred in; errors the
+// decoder worded itself pass as they are. The scanner's own words are the API's.
+func asEventError(err error, index int) error {
+	if se, ok := err.(*jsonscan.Error); ok {
+		return &eventError{index: index, msg: se.Error()}
+	}
+	return err
+}
+
+// kindOf is what the scanner found wrong, or 0 for an error of the decoder's own.
+func kindOf(err error) jsonscan.Kind {
+	if se, ok := err.(*jsonscan.Error); ok {
+		return se.Kind
+	}
+	return 0
+}
+
+// syntaxError is an event error for finding something else than want at p.
+func syntaxError(p *jsonscan.Scanner, index int, want string) error {
+	if p.EOF() {
+		return &eventError{index: index, msg: fmt.Sprintf("invalid JSON: the input ends where %s should be", want)}
+	}
+	return &eventError{index: index, msg: fmt.Sprintf("invalid JSON at byte %d: found %q where %s should be", p.Pos(), p.Peek(), want)}
 }
 
 // fieldName makes a client's key printable in an error without letting it run long.
@@ -258,310 +327,4 @@ func fieldName(key []byte) string {
 		s = s[:limit] + "…"
 	}
 	return s
-}
-
-// parser is a cursor over JSON text.
-type parser struct {
-	data []byte
-	pos  int
-	buf  []byte // unescaped strings
-}
-
-func (p *parser) eof() bool { return p.pos >= len(p.data) }
-
-func (p *parser) peek() byte {
-	if p.pos < len(p.data) {
-		return p.data[p.pos]
-	}
-	return 0
-}
-
-// The scanning loops below work on locals, not p's fields: the compiler then keeps the cursor in
-// a register and drops the bounds checks, which more than doubles the parser's speed.
-
-func (p *parser) skipSpace() {
-	data, i := p.data, p.pos
-	for i < len(data) && (data[i] == ' ' || data[i] == '\n' || data[i] == '\r' || data[i] == '\t') {
-		i++
-	}
-	p.pos = i
-}
-
-func (p *parser) syntaxError(index int, want string) error {
-	if p.eof() {
-		return &eventError{index: index, msg: fmt.Sprintf("invalid JSON: the input ends where %s should be", want)}
-	}
-	return &eventError{index: index, msg: fmt.Sprintf("invalid JSON at byte %d: found %q where %s should be", p.pos, p.data[p.pos], want)}
-}
-
-// parseString reads the string at p and returns its unescaped bytes, which are valid until the
-// next call (they may alias the input or p.buf).
-func (p *parser) parseString(index int) ([]byte, error) {
-	if p.peek() != '"' {
-		return nil, p.syntaxError(index, "a string")
-	}
-	start := p.pos + 1
-	data := p.data
-	// Fast path: no escapes, the common case for ids and feature names.
-	for i := start; i < len(data); i++ {
-		c := data[i]
-		if c != '"' && c != '\\' && c >= 0x20 {
-			continue
-		}
-		p.pos = i
-		switch {
-		case c == '"':
-			p.pos++
-			return data[start:i], nil
-		case c == '\\':
-			return p.parseEscaped(index, start)
-		default:
-			return nil, p.syntaxError(index, "no control character inside a string")
-		}
-	}
-	p.pos = len(data)
-	return nil, p.syntaxError(index, "the closing '\"' of a string")
-}
-
-func (p *parser) parseEscaped(index, start int) ([]byte, error) {
-	p.buf = append(p.buf[:0], p.data[start:p.pos]...)
-	for p.pos < len(p.data) {
-		c := p.data[p.pos]
-		switch {
-		case c == '"':
-			p.pos++
-			return p.buf, nil
-		case c < 0x20:
-			return nil, p.syntaxError(index, "no control character inside a string")
-		case c != '\\':
-			p.buf = append(p.buf, c)
-			p.pos++
-			continue
-		}
-		p.pos++ // '\\'
-		if p.eof() {
-			break
-		}
-		e := p.data[p.pos]
-		p.pos++
-		switch e {
-		case '"', '\\', '/':
-			p.buf = append(p.buf, e)
-		case 'b':
-			p.buf = append(p.buf, '\b')
-		case 'f':
-			p.buf = append(p.buf, '\f')
-		case 'n':
-			p.buf = append(p.buf, '\n')
-		case 'r':
-			p.buf = append(p.buf, '\r')
-		case 't':
-			p.buf = append(p.buf, '\t')
-		case 'u':
-			r, ok := p.hex4()
-			if !ok {
-				return nil, p.syntaxError(index, "four hex digits after \\u")
-			}
-			if utf16.IsSurrogate(r) {
-				// A pair decodes to one rune; a lone half becomes U+FFFD, as in encoding/json.
-				save := p.pos
-				if p.pos+1 < len(p.data) && p.data[p.pos] == '\\' && p.data[p.pos+1] == 'u' {
-					p.pos += 2
-					if r2, ok := p.hex4(); ok {
-						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-							p.buf = utf8.AppendRune(p.buf, dec)
-							continue
-						}
-					}
-				}
-				p.pos = save
-				r = utf8.RuneError
-			}
-			p.buf = utf8.AppendRune(p.buf, r)
-		default:
-			p.pos--
-			return nil, p.syntaxError(index, "a valid escape after '\\'")
-		}
-	}
-	return nil, p.syntaxError(index, "the closing '\"' of a string")
-}
-
-func (p *parser) hex4() (rune, bool) {
-	if p.pos+4 > len(p.data) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range p.data[p.pos : p.pos+4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	p.pos += 4
-	return r, true
-}
-
-// parseNumber reads a JSON number as a finite float64. Its errors are the field's message.
-func (p *parser) parseNumber() (float64, error) {
-	start := p.pos
-	switch c := p.peek(); {
-	case c == '"':
-		return 0, fmt.Errorf("is a string; features are JSON numbers (NaN and Infinity are not accepted)")
-	case c == 'n':
-		return 0, fmt.Errorf("is null; every feature needs a number")
-	case c != '-' && (c < '0' || c > '9'):
-		return 0, fmt.Errorf("is not a number")
-	}
-	if msg := p.scanNumber(); msg != "" {
-		return 0, errors.New(msg)
-	}
-	text := p.data[start:p.pos]
-	// string(text) in the call does not escape, so it does not allocate.
-	v, err := strconv.ParseFloat(string(text), 64)
-	if err != nil || math.IsInf(v, 0) {
-		return 0, fmt.Errorf("%s is out of the float64 range", text)
-	}
-	return v, nil
-}
-
-// scanNumber moves past a JSON number and returns what is wrong with it, or "".
-func (p *parser) scanNumber() string {
-	if p.peek() == '-' {
-		p.pos++
-	}
-	switch c := p.peek(); {
-	case c == '0':
-		p.pos++
-	case c >= '1' && c <= '9':
-		p.digits()
-	default:
-		return "is not a valid JSON number"
-	}
-	if p.peek() == '.' {
-		p.pos++
-		if n := p.digits(); n == 0 {
-			return "is not a valid JSON number: no digit after '.'"
-		}
-	}
-	if c := p.peek(); c == 'e' || c == 'E' {
-		p.pos++
-		if c := p.peek(); c == '+' || c == '-' {
-			p.pos++
-		}
-		if n := p.digits(); n == 0 {
-			return "is not a valid JSON number: no digit in the exponent"
-		}
-	}
-	return ""
-}
-
-func (p *parser) digits() int {
-	data, i := p.data, p.pos
-	for i < len(data) && data[i] >= '0' && data[i] <= '9' {
-		i++
-	}
-	n := i - p.pos
-	p.pos = i
-	return n
-}
-
-// members walks the object at p (which is at '{'): for each member it reads the key and the
-// ':' and calls fn with the key and p at the value, which fn must consume.
-func (p *parser) members(index int, fn func(key []byte) error) error {
-	p.pos++ // '{'
-	p.skipSpace()
-	if p.peek() == '}' {
-		p.pos++
-		return nil
-	}
-	for {
-		p.skipSpace()
-		key, err := p.parseString(index)
-		if err != nil {
-			return err
-		}
-		p.skipSpace()
-		if p.peek() != ':' {
-			return p.syntaxError(index, "':' after a key")
-		}
-		p.pos++
-		p.skipSpace()
-		if err := fn(key); err != nil {
-			return err
-		}
-		p.skipSpace()
-		switch p.peek() {
-		case ',':
-			p.pos++
-		case '}':
-			p.pos++
-			return nil
-		default:
-			return p.syntaxError(index, "',' or '}' in an object")
-		}
-	}
-}
-
-// elements walks the array at p (which is at '['), calling fn with p at each element, which fn
-// must consume.
-func (p *parser) elements(index int, fn func() error) error {
-	p.pos++ // '['
-	p.skipSpace()
-	if p.peek() == ']' {
-		p.pos++
-		return nil
-	}
-	for {
-		p.skipSpace()
-		if err := fn(); err != nil {
-			return err
-		}
-		p.skipSpace()
-		switch p.peek() {
-		case ',':
-			p.pos++
-		case ']':
-			p.pos++
-			return nil
-		default:
-			return p.syntaxError(index, "',' or ']' in an array")
-		}
-	}
-}
-
-// skipValue moves past one JSON value, checking that it is valid, down to maxShipmentDepth.
-func (p *parser) skipValue(index, depth int) error {
-	if depth > maxShipmentDepth {
-		return &eventError{index: index, field: "shipment", msg: fmt.Sprintf("nests deeper than %d levels", maxShipmentDepth)}
-	}
-	switch c := p.peek(); {
-	case c == '"':
-		_, err := p.parseString(index)
-		return err
-	case c == '{':
-		return p.members(index, func([]byte) error { return p.skipValue(index, depth+1) })
-	case c == '[':
-		return p.elements(index, func() error { return p.skipValue(index, depth+1) })
-	case c == '-' || c >= '0' && c <= '9':
-		// Any valid JSON number, even one beyond float64: the shipment is not ours to read.
-		if msg := p.scanNumber(); msg != "" {
-			return &eventError{index: index, field: "shipment", msg: "holds a number that " + msg}
-		}
-		return nil
-	default:
-		for _, lit := range [...]string{"true", "false", "null"} {
-			if bytes.HasPrefix(p.data[p.pos:], []byte(lit)) {
-				p.pos += len(lit)
-				return nil
-			}
-		}
-		return p.syntaxError(index, "a JSON value")
-	}
 }

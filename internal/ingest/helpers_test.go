@@ -15,8 +15,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/freightcast/freightcast/internal/testing/natstest"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/testing/natstest"
 )
 
 // testFeatures is the model of every test: three inputs in this order.
@@ -103,7 +103,8 @@ type answer struct {
 	Body      map[string]any
 }
 
-// do sends a request with a 10 s client timeout: a guard against a hang, not a timing check.
+// do sends a request with a client timeout 10 s beyond the handler's own publish deadline: a
+// guard against a hang, not a timing check.
 func (e *env) do(tb testing.TB, method, path, contentType, token, body string) answer {
 	tb.Helper()
 	req, err := http.NewRequest(method, e.http.URL+path, strings.NewReader(body))
@@ -116,7 +117,7 @@ func (e *env) do(tb testing.TB, method, path, contentType, token, body string) a
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := &http.Client{Timeout: e.handler.cfg.PublishTimeout + 10*time.Second}
 	resp, err := client.Do(req)
 	if err != nil {
 		tb.Fatalf("%s %s: %v", method, path, err)

@@ -97,8 +97,6 @@ func Run(ctx context.Context, opts Options, models []Model, pipelines []Pipeline
 	if opts.Workers < 0 {
 		return fmt.Errorf("local: workers must not be negative, got %d", opts.Workers)
 	}
-	log := opts.Logger
-
 	ns, err := startNATS(opts.NATSAddr, opts.DataDir)
 	if err != nil {
 		return err
@@ -107,149 +105,208 @@ func Run(ctx context.Context, opts Options, models []Model, pipelines []Pipeline
 		ns.Shutdown()
 		ns.WaitForShutdown()
 	}()
-	natsURL := ns.ClientURL()
-	nc, err := nats.Connect(natsURL, nats.Name("freightcast-run"), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1))
-	if err != nil {
-		return fmt.Errorf("local: connecting to the embedded NATS: %w", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	r, err := newRun(ctx, opts, ns.ClientURL())
 	if err != nil {
 		return err
 	}
-
-	eps := Endpoints{NATS: natsURL, Ingest: map[string]string{}, Infer: map[string]string{}}
-	var servers []*http.Server
-	// Run stops at the first error and reads no other. Every server and every worker reports
-	// here, workers in numbers the autoscaler decides, so a report must never block: a worker
-	// stuck on it would hang workers.Wait below. Once an error waits unread, later ones are only
-	// logged.
-	serveErr := make(chan error, 1)
-	report := func(err error) {
-		select {
-		case serveErr <- err:
-		default:
-			log.Error("local: a further failure", "error", err)
-		}
-	}
-	serve := func(addr string, offset int, h http.Handler) (string, *http.Server, error) {
-		ln, err := listenOffset(addr, offset)
-		if err != nil {
-			return "", nil, err
-		}
-		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-		go func() {
-			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				report(err)
-			}
-		}()
-		return "http://" + ln.Addr().String(), hs, nil
-	}
-
-	// Model servers.
-	var oipServers []*oip.Server
-	defer func() {
-		for _, s := range oipServers {
-			s.Close()
-		}
-	}()
+	defer r.close()
 	for i, m := range models {
-		reg := prometheus.NewRegistry()
-		im, err := metrics.NewInference(reg)
-		if err != nil {
+		if err := r.serveModel(i, m); err != nil {
 			return err
 		}
-		srv, err := oip.NewServer(oip.Config{TracerProvider: opts.TracerProvider, ModelName: m.Name, ModelVersion: m.Version, MaxBatchSize: m.MaxBatchSize,
-			MaxBatchDelay: m.MaxBatchDelay, MaxBodyBytes: 4 << 20, Metrics: im, Gatherer: reg, Logger: log.With("model", m.Name)})
-		if err != nil {
-			return err
-		}
-		oipServers = append(oipServers, srv)
-		if err := srv.SetModel(m.Runtime); err != nil {
-			return fmt.Errorf("local: model %s: %w", m.Name, err)
-		}
-		url, hs, err := serve(opts.InferAddr, i, srv)
-		if err != nil {
-			return err
-		}
-		servers = append(servers, hs)
-		eps.Infer[m.Name] = url
 	}
-
-	// Pipelines: queue, ingestion, workers.
-	var ingestServers []*http.Server
-	workersCtx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopWorkers()
-	var workers sync.WaitGroup
 	for i, p := range pipelines {
-		cfg := p.Config
-		if _, err := queue.Provision(ctx, js, cfg.Queue); err != nil {
-			return fmt.Errorf("local: provisioning pipeline %s: %w", cfg.Name, err)
-		}
-		reg := prometheus.NewRegistry()
-		h, err := ingest.New(ingest.Config{TracerProvider: opts.TracerProvider, Conn: nc, Topology: cfg.Queue.Topology, Features: p.Features,
-			MaxBodyBytes: cfg.Ingestion.MaxBodyBytes, TokensFile: cfg.Ingestion.TokensFile, RateLimit: cfg.Ingestion.RateLimit,
-			Registry: reg, Logger: log.With("pipeline", cfg.Name)})
-		if err != nil {
-			return fmt.Errorf("local: pipeline %s: %w", cfg.Name, err)
-		}
-		url, hs, err := serve(opts.IngestAddr, i, h)
-		if err != nil {
+		if err := r.runPipeline(ctx, i, p); err != nil {
 			return err
 		}
-		ingestServers = append(ingestServers, hs)
-		eps.Ingest[cfg.Name] = url
-
-		wm, err := metrics.NewWorker(reg)
-		if err != nil {
-			return err
-		}
-		pool := &workerPool{ctx: workersCtx, wg: &workers, report: report, name: cfg.Name, onScale: opts.OnScale,
-			newWorker: func() (*worker.Worker, error) {
-				return worker.New(worker.Config{TracerProvider: opts.TracerProvider, JetStream: js, Topology: cfg.Queue.Topology, Model: p.Model,
-					ModelName: cfg.Model.Name, ModelVersion: cfg.Model.Version, BatchSize: cfg.Inference.BatchSize,
-					MaxDeliver: cfg.Queue.MaxDeliver, Metrics: wm, Logger: log.With("pipeline", cfg.Name)})
-			}}
-		if opts.Workers > 0 {
-			if err := pool.resize(opts.Workers); err != nil {
-				return fmt.Errorf("local: pipeline %s: %w", cfg.Name, err)
-			}
-			continue
-		}
-		rec, err := autoscale.New(p.Autoscale)
-		if err != nil {
-			return fmt.Errorf("local: pipeline %s autoscaling: %w", cfg.Name, err)
-		}
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			pool.autoscale(workersCtx, js, cfg.Queue.Topology, rec, p.PollInterval, log.With("pipeline", cfg.Name))
-		}()
 	}
 
-	printEndpoints(opts.Out, eps)
+	printEndpoints(opts.Out, r.eps)
 	if opts.Ready != nil {
-		opts.Ready(eps)
+		opts.Ready(r.eps)
 	}
 	var runErr error
 	select {
 	case <-ctx.Done():
-	case runErr = <-serveErr:
+	case runErr = <-r.failed:
 	}
-
-	shutdown := func(list []*http.Server) {
-		sctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
-		defer cancel()
-		for _, s := range list {
-			_ = s.Shutdown(sctx)
-		}
-	}
-	shutdown(ingestServers)
-	stopWorkers()
-	workers.Wait()
-	shutdown(servers)
+	r.shutdown()
 	return runErr
+}
+
+// run is what one Run started, and what it must stop.
+type run struct {
+	opts Options
+	log  *slog.Logger
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	eps  Endpoints
+	// failed holds the first failure of a server or worker; see report.
+	failed chan error
+
+	oipServers []*oip.Server
+	models     []*http.Server // the OIP servers' listeners
+	ingest     []*http.Server
+
+	// Workers outlive ctx until shutdown stops them, after ingestion, so that they finish
+	// what was accepted.
+	workersCtx  context.Context
+	stopWorkers context.CancelFunc
+	autoscalers sync.WaitGroup
+	pools       []*worker.Pool
+}
+
+// newRun connects to the embedded NATS.
+func newRun(ctx context.Context, opts Options, natsURL string) (*run, error) {
+	nc, err := nats.Connect(natsURL, nats.Name("freightcast-run"), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1))
+	if err != nil {
+		return nil, fmt.Errorf("local: connecting to the embedded NATS: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	r := &run{opts: opts, log: opts.Logger, nc: nc, js: js, failed: make(chan error, 1),
+		eps: Endpoints{NATS: natsURL, Ingest: map[string]string{}, Infer: map[string]string{}}}
+	r.workersCtx, r.stopWorkers = context.WithCancel(context.WithoutCancel(ctx))
+	return r, nil
+}
+
+// report hands a failure to Run, which stops at the first and reads no other. Every server and
+// every worker reports here, workers in numbers the autoscaler decides, so a report must never
+// block: a worker stuck on it would hang the shutdown's wait for the workers. Once an error
+// waits unread, later ones are only logged.
+func (r *run) report(err error) {
+	select {
+	case r.failed <- err:
+	default:
+		r.log.Error("local: a further failure", "error", err)
+	}
+}
+
+// serve serves h on addr's port plus offset, adds the server to the list it is shut down with
+// and returns its URL.
+func (r *run) serve(addr string, offset int, h http.Handler, list *[]*http.Server) (string, error) {
+	ln, err := listenOffset(addr, offset)
+	if err != nil {
+		return "", err
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(r.log.Handler(), slog.LevelWarn)}
+	*list = append(*list, hs)
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			r.report(err)
+		}
+	}()
+	return "http://" + ln.Addr().String(), nil
+}
+
+// serveModel serves the i-th model over the Open Inference Protocol.
+func (r *run) serveModel(i int, m Model) error {
+	reg := prometheus.NewRegistry()
+	im, err := metrics.NewInference(reg)
+	if err != nil {
+		return err
+	}
+	srv, err := oip.NewServer(oip.Config{TracerProvider: r.opts.TracerProvider, ModelName: m.Name, ModelVersion: m.Version, MaxBatchSize: m.MaxBatchSize,
+		MaxBatchDelay: m.MaxBatchDelay, MaxBodyBytes: 4 << 20, Metrics: im, Gatherer: reg, Logger: r.log.With("model", m.Name)})
+	if err != nil {
+		return err
+	}
+	r.oipServers = append(r.oipServers, srv)
+	if err := srv.SetModel(m.Runtime); err != nil {
+		return fmt.Errorf("local: model %s: %w", m.Name, err)
+	}
+	url, err := r.serve(r.opts.InferAddr, i, srv, &r.models)
+	if err != nil {
+		return err
+	}
+	r.eps.Infer[m.Name] = url
+	return nil
+}
+
+// runPipeline provisions the i-th pipeline's queue and starts its ingestion and its workers.
+func (r *run) runPipeline(ctx context.Context, i int, p Pipeline) error {
+	cfg := p.Config
+	log := r.log.With("pipeline", cfg.Name)
+	if _, err := queue.Provision(ctx, r.js, cfg.Queue); err != nil {
+		return fmt.Errorf("local: provisioning pipeline %s: %w", cfg.Name, err)
+	}
+	reg := prometheus.NewRegistry()
+	h, err := ingest.New(ingest.Config{TracerProvider: r.opts.TracerProvider, Conn: r.nc, Topology: cfg.Queue.Topology, Features: p.Features,
+		MaxBodyBytes: cfg.Ingestion.MaxBodyBytes, TokensFile: cfg.Ingestion.TokensFile, RateLimit: cfg.Ingestion.RateLimit,
+		Registry: reg, Logger: log})
+	if err != nil {
+		return fmt.Errorf("local: pipeline %s: %w", cfg.Name, err)
+	}
+	url, err := r.serve(r.opts.IngestAddr, i, h, &r.ingest)
+	if err != nil {
+		return err
+	}
+	r.eps.Ingest[cfg.Name] = url
+
+	wm, err := metrics.NewWorker(reg)
+	if err != nil {
+		return err
+	}
+	wp, err := worker.NewPool(r.workersCtx, worker.PoolConfig{
+		New: func(int) (*worker.Worker, error) {
+			return worker.New(worker.Config{TracerProvider: r.opts.TracerProvider, JetStream: r.js, Topology: cfg.Queue.Topology, Model: p.Model,
+				ModelName: cfg.Model.Name, ModelVersion: cfg.Model.Version, BatchSize: cfg.Inference.BatchSize,
+				MaxDeliver: cfg.Queue.MaxDeliver, Metrics: wm, Logger: log})
+		},
+		OnError: func(_ int, err error) { r.report(fmt.Errorf("pipeline %s worker: %w", cfg.Name, err)) },
+	})
+	if err != nil {
+		return err
+	}
+	r.pools = append(r.pools, wp)
+	if r.opts.Workers > 0 {
+		if err := wp.Resize(r.opts.Workers); err != nil {
+			return fmt.Errorf("local: pipeline %s: %w", cfg.Name, err)
+		}
+		return nil
+	}
+	rec, err := autoscale.New(p.Autoscale)
+	if err != nil {
+		return fmt.Errorf("local: pipeline %s autoscaling: %w", cfg.Name, err)
+	}
+	pool := &workerPool{pool: wp, name: cfg.Name, onScale: r.opts.OnScale}
+	r.autoscalers.Go(func() {
+		pool.autoscale(r.workersCtx, r.js, cfg.Queue.Topology, rec, p.PollInterval, log)
+	})
+	return nil
+}
+
+// shutdown stops ingestion, then the workers, once they drained, then the model servers.
+func (r *run) shutdown() {
+	shutdownAll(r.ingest)
+	r.stopWorkers()
+	r.autoscalers.Wait()
+	for _, wp := range r.pools {
+		wp.Wait()
+	}
+	shutdownAll(r.models)
+}
+
+// close releases what Run holds, also when it returns early: workers are cancelled (not waited
+// for), the OIP servers closed, NATS disconnected.
+func (r *run) close() {
+	r.stopWorkers()
+	for _, s := range r.oipServers {
+		s.Close()
+	}
+	r.nc.Close()
+}
+
+func shutdownAll(list []*http.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	defer cancel()
+	for _, s := range list {
+		_ = s.Shutdown(ctx)
+	}
 }
 
 func startNATS(addr, dataDir string) (*server.Server, error) {
@@ -306,41 +363,11 @@ func printEndpoints(w io.Writer, eps Endpoints) {
 	fmt.Fprintln(w)
 }
 
-// workerPool runs one pipeline's workers in this process and resizes them as pods would be.
+// workerPool is one pipeline's workers in this process, resized as pods would be.
 type workerPool struct {
-	ctx       context.Context
-	wg        *sync.WaitGroup
-	report    func(error)
-	name      string
-	newWorker func() (*worker.Worker, error)
-	onScale   func(pipeline string, from, to int32, reason string)
-	running   []context.CancelFunc
-}
-
-// resize starts or stops workers until n run. A stopped worker drains: it finishes and
-// acknowledges what it holds, as an inference pod does on SIGTERM.
-func (wp *workerPool) resize(n int) error {
-	for len(wp.running) < n {
-		w, err := wp.newWorker()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := context.WithCancel(wp.ctx)
-		wp.running = append(wp.running, cancel)
-		wp.wg.Add(1)
-		go func() {
-			defer wp.wg.Done()
-			if err := w.Run(ctx); err != nil {
-				wp.report(fmt.Errorf("pipeline %s worker: %w", wp.name, err))
-			}
-		}()
-	}
-	for len(wp.running) > n {
-		last := len(wp.running) - 1
-		wp.running[last]()
-		wp.running = wp.running[:last]
-	}
-	return nil
+	pool    *worker.Pool
+	name    string
+	onScale func(pipeline string, from, to int32, reason string)
 }
 
 // autoscale samples the queue every interval and sizes the pool with the operator's recommender,
@@ -354,7 +381,7 @@ func (wp *workerPool) autoscale(ctx context.Context, js jetstream.JetStream, top
 	var throughput queue.ThroughputMeter
 	for {
 		now := time.Now()
-		current := int32(len(wp.running))
+		current := int32(wp.pool.Size())
 		readCtx, cancel := context.WithTimeout(ctx, min(interval, 2*time.Second))
 		lag, err := queue.ReadLag(readCtx, js, topo.Stream, topo.Consumer)
 		cancel()
@@ -366,7 +393,7 @@ func (wp *workerPool) autoscale(ctx context.Context, js jetstream.JetStream, top
 		d := rec.Recommend(in)
 		if d.Desired != current {
 			log.Info("scaling workers", "from", current, "to", d.Desired, "reason", d.Reason)
-			if err := wp.resize(int(d.Desired)); err != nil {
+			if err := wp.pool.Resize(int(d.Desired)); err != nil {
 				log.Error("scaling workers", "error", err)
 			} else if wp.onScale != nil {
 				wp.onScale(wp.name, current, d.Desired, d.Reason)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strconv"
@@ -178,3 +179,59 @@ func reportBatching(b *testing.B, ts *testServer) {
 		}
 	}
 }
+
+// BenchmarkDecodeInferRequest is the infer body decoder alone, on the benchmark's single-row
+// body and on a 64-row body of nested rows, to tell its share of a request.
+func BenchmarkDecodeInferRequest(b *testing.B) {
+	rows := make([]string, 64)
+	for i := range rows {
+		rows[i] = "[" + jsonNumbers(featureRow(i)) + "]"
+	}
+	bodies := map[string]string{
+		"rows=1":  `{"id":"bench","inputs":[{"name":"features","shape":[1,12],"datatype":"FP32","data":[` + jsonNumbers(featureRow(1)) + `]}]}`,
+		"rows=64": `{"id":"bench","inputs":[{"name":"features","shape":[64,12],"datatype":"FP32","data":[` + strings.Join(rows, ",") + `]}],"outputs":[{"name":"delay_risk"}]}`,
+	}
+	for _, name := range []string{"rows=1", "rows=64"} {
+		body := []byte(bodies[name])
+		b.Run(name, func(b *testing.B) {
+			var r inferRequest
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := decodeInferRequest(body, &r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkServeHTTPInfer is one single-row infer request through the server's handler alone —
+// routing, auth, decoding, the model run, encoding and metrics — without the network, so that
+// the cost of each is visible in ns and allocations.
+func BenchmarkServeHTTPInfer(b *testing.B) {
+	ts := newTestServer(b, true, nil)
+	body := `{"id":"bench","inputs":[{"name":"features","shape":[1,12],"datatype":"FP32","data":[` + jsonNumbers(featureRow(1)) + `]}]}`
+	req := httptest.NewRequest(http.MethodPost, "/v2/models/freight/infer", nil)
+	req.Header.Set("Content-Type", "application/json")
+	w := &discardWriter{header: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		req.Body = io.NopCloser(strings.NewReader(body))
+		w.code = 0
+		ts.oip.ServeHTTP(w, req)
+		if w.code != http.StatusOK {
+			b.Fatalf("status %d", w.code)
+		}
+	}
+}
+
+// discardWriter is a ResponseWriter that keeps only the status.
+type discardWriter struct {
+	header http.Header
+	code   int
+}
+
+func (d *discardWriter) Header() http.Header         { return d.header }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardWriter) WriteHeader(code int)        { d.code = code }

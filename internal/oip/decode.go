@@ -1,17 +1,18 @@
 package oip
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
 
 	"github.com/freightcast/freightcast/internal/jsonenc"
+	"github.com/freightcast/freightcast/internal/jsonscan"
 )
 
-// This file decodes infer requests by hand. encoding/json would reflect over []any for the
-// nested numeric arrays in data, allocating for every number; here numbers go straight into
-// reused float32 buffers, and names stay slices of the request body.
+// This file decodes infer requests by hand, on internal/jsonscan. encoding/json would reflect
+// over []any for the nested numeric arrays in data, allocating for every number; here numbers go
+// straight into reused float32 buffers, and names stay slices of the request body (or of the
+// scanner's buffer, when they had escapes).
 
 // maxDepth bounds the nesting of skipped JSON values and of data arrays, so a hostile body
 // cannot exhaust the stack.
@@ -25,6 +26,8 @@ type inferRequest struct {
 	id      []byte // the id as a JSON string token, ready to echo
 	inputs  []inputTensor
 	outputs [][]byte // requested output names; nil means all
+	// scan holds the unescaped names until the next request.
+	scan scanner
 }
 
 type inputTensor struct {
@@ -55,240 +58,159 @@ func errorf(format string, args ...any) error {
 	return &decodeError{msg: fmt.Sprintf(format, args...)}
 }
 
+// scanner reads an infer body with jsonscan and words its errors as the OIP server always has:
+// "invalid JSON at byte N: expected X, found Y".
 type scanner struct {
-	b   []byte
-	pos int
+	jsonscan.Scanner
 }
 
-func (s *scanner) skipSpace() {
-	for s.pos < len(s.b) {
-		switch s.b[s.pos] {
-		case ' ', '\t', '\n', '\r':
-			s.pos++
-		default:
-			return
-		}
-	}
-}
-
+// peek moves past whitespace and returns the byte there, 0 at the end.
 func (s *scanner) peek() byte {
-	s.skipSpace()
-	if s.pos >= len(s.b) {
-		return 0
-	}
-	return s.b[s.pos]
-}
-
-func (s *scanner) expect(c byte) error {
-	if s.peek() != c {
-		return s.syntax(fmt.Sprintf("expected %q", c))
-	}
-	s.pos++
-	return nil
+	s.SkipSpace()
+	return s.Peek()
 }
 
 func (s *scanner) syntax(what string) error {
-	if s.pos >= len(s.b) {
+	return syntaxAt(s.EOF(), s.Pos(), s.Peek(), what)
+}
+
+func syntaxAt(eof bool, pos int, found byte, what string) error {
+	if eof {
 		return errorf("invalid JSON: %s, found the end of the body", what)
 	}
-	return errorf("invalid JSON at byte %d: %s, found %q", s.pos, what, s.b[s.pos])
+	return errorf("invalid JSON at byte %d: %s, found %q", pos, what, found)
 }
 
-// str reads a JSON string and returns its raw token, quotes included, and its contents. Contents
-// without escapes are a slice of the body; with escapes they are decoded into a new slice.
-func (s *scanner) str() (raw, val []byte, err error) {
-	if s.peek() != '"' {
-		return nil, nil, s.syntax("expected a string")
-	}
-	start := s.pos
-	s.pos++
-	escaped := false
-	for s.pos < len(s.b) {
-		c := s.b[s.pos]
-		switch {
-		case c == '"':
-			s.pos++
-			raw = s.b[start:s.pos]
-			if !escaped {
-				return raw, raw[1 : len(raw)-1], nil
-			}
-			var v string
-			if err := json.Unmarshal(raw, &v); err != nil {
-				return nil, nil, errorf("invalid JSON string at byte %d: %v", start, err)
-			}
-			return raw, []byte(v), nil
-		case c == '\\':
-			escaped = true
-			s.pos += 2
-		case c < 0x20:
-			return nil, nil, errorf("invalid JSON at byte %d: control character in string", s.pos)
-		default:
-			s.pos++
-		}
-	}
-	return nil, nil, errorf("invalid JSON: unterminated string at byte %d", start)
+// expected is what the OIP server's errors say it wanted, by the scanner's kind of error.
+var expected = [...]string{
+	jsonscan.WantObject:         "expected '{'",
+	jsonscan.WantArray:          "expected '['",
+	jsonscan.WantString:         "expected a string",
+	jsonscan.WantColon:          "expected ':'",
+	jsonscan.WantCommaOrBrace:   "expected ',' or '}'",
+	jsonscan.WantCommaOrBracket: "expected ',' or ']'",
 }
 
-// number reads a JSON number.
-func (s *scanner) number() (float64, error) {
-	s.skipSpace()
-	start := s.pos
-	for s.pos < len(s.b) {
-		c := s.b[s.pos]
-		if (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E' {
-			s.pos++
-			continue
+// fail words an error of the scanner; errors the decoder worded itself pass as they are.
+func (s *scanner) fail(err error) error {
+	se, ok := err.(*jsonscan.Error)
+	if !ok {
+		return err
+	}
+	text := s.Text()
+	switch se.Kind {
+	case jsonscan.WantValue:
+		// What is neither a string, an array, an object nor a literal's first letter was
+		// meant as a number, as far as the client can tell.
+		if se.Found == 't' || se.Found == 'f' || se.Found == 'n' {
+			return syntaxAt(se.EOF, se.Offset, se.Found, "expected a value")
 		}
-		break
+		return syntaxAt(se.EOF, se.Offset, se.Found, "expected a number")
+	case jsonscan.BadNumber, jsonscan.NoFractionDigit, jsonscan.NoExponentDigit:
+		// Said where the number starts; a body that ends there has none.
+		if se.Start == len(text) {
+			return syntaxAt(true, se.Start, 0, "expected a number")
+		}
+		return syntaxAt(false, se.Start, text[se.Start], "expected a number")
+	case jsonscan.OutOfRange:
+		return errorf("number %s at byte %d is out of range", text[se.Start:se.Offset], se.Start)
+	case jsonscan.TooDeep:
+		return errorf("JSON nested deeper than %d levels", maxDepth)
+	case jsonscan.ControlCharacter:
+		return errorf("invalid JSON at byte %d: control character in string", se.Offset)
+	case jsonscan.BadEscape:
+		return errorf("invalid JSON string at byte %d: invalid character %s in string escape code", se.Start, quoteChar(se.Found))
+	case jsonscan.BadUnicodeEscape:
+		// Named as encoding/json names it: the first byte of the four that is not a hex digit.
+		for _, c := range text[se.Offset:min(se.Offset+4, len(text))] {
+			if !isHex(c) {
+				return errorf("invalid JSON string at byte %d: invalid character %s in \\u hexadecimal character escape", se.Start, quoteChar(c))
+			}
+		}
+		// The body ends within the four.
+		return errorf("invalid JSON: unterminated string at byte %d", se.Start)
+	case jsonscan.UnterminatedString:
+		return errorf("invalid JSON: unterminated string at byte %d", se.Start)
 	}
-	tok := s.b[start:s.pos]
-	if len(tok) == 0 || !validNumber(tok) {
-		s.pos = start
-		return 0, s.syntax("expected a number")
+	return syntaxAt(se.EOF, se.Offset, se.Found, expected[se.Kind])
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// quoteChar writes a byte in an error as encoding/json does.
+func quoteChar(c byte) string {
+	switch c {
+	case '\'':
+		return `'\''`
+	case '"':
+		return `'"'`
 	}
-	v, err := strconv.ParseFloat(string(tok), 64)
+	q := strconv.Quote(string(rune(c)))
+	return "'" + q[1:len(q)-1] + "'"
+}
+
+// The wrappers below call fail only on an error: a call on every success costs the decoder a
+// tenth of its time.
+
+// str reads a JSON string; its contents stay valid until the next request.
+func (s *scanner) str() ([]byte, error) {
+	s.SkipSpace()
+	v, err := s.String()
 	if err != nil {
-		return 0, errorf("number %s at byte %d is out of range", tok, start)
+		return nil, s.fail(err)
 	}
 	return v, nil
 }
 
-// validNumber checks the JSON number grammar, which is stricter than ParseFloat's (no "+1",
-// "0x1p3", ".5", "Inf").
-func validNumber(b []byte) bool {
-	i := 0
-	if b[i] == '-' {
-		i++
+// number reads a JSON number.
+func (s *scanner) number() (float64, error) {
+	s.SkipSpace()
+	v, err := s.Number()
+	if err != nil {
+		return 0, s.fail(err)
 	}
-	if i >= len(b) {
-		return false
-	}
-	switch {
-	case b[i] == '0':
-		i++
-	case b[i] >= '1' && b[i] <= '9':
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-	default:
-		return false
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		d := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == d {
-			return false
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		d := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == d {
-			return false
-		}
-	}
-	return i == len(b)
-}
-
-func (s *scanner) literal(word string) bool {
-	if len(s.b)-s.pos >= len(word) && string(s.b[s.pos:s.pos+len(word)]) == word {
-		s.pos += len(word)
-		return true
-	}
-	return false
+	return v, nil
 }
 
 // skip reads and discards any JSON value.
-func (s *scanner) skip(depth int) error {
-	if depth > maxDepth {
-		return errorf("JSON nested deeper than %d levels", maxDepth)
+func (s *scanner) skip() error {
+	s.SkipSpace()
+	if err := s.Skip(maxDepth-1, jsonscan.FiniteNumbers); err != nil {
+		return s.fail(err)
 	}
-	switch c := s.peek(); {
-	case c == '"':
-		_, _, err := s.str()
-		return err
-	case c == '{':
-		return s.object(func(_ []byte) error { return s.skip(depth + 1) })
-	case c == '[':
-		return s.array(func() error { return s.skip(depth + 1) })
-	case c == 't':
-		if s.literal("true") {
-			return nil
-		}
-	case c == 'f':
-		if s.literal("false") {
-			return nil
-		}
-	case c == 'n':
-		if s.literal("null") {
-			return nil
-		}
-	default:
-		_, err := s.number()
-		return err
-	}
-	return s.syntax("expected a value")
+	return nil
 }
 
 // object reads an object, handing each key to field, which must consume the value.
 func (s *scanner) object(field func(key []byte) error) error {
-	return s.sequence('{', '}', func() error {
-		_, key, err := s.str()
-		if err != nil {
-			return err
-		}
-		if err := s.expect(':'); err != nil {
-			return err
-		}
-		return field(key)
-	})
+	s.SkipSpace()
+	if err := s.Object(field); err != nil {
+		return s.fail(err)
+	}
+	return nil
 }
 
 // array reads an array, calling elem for each element.
-func (s *scanner) array(elem func() error) error { return s.sequence('[', ']', elem) }
-
-// sequence reads open, comma-separated elements, and close.
-func (s *scanner) sequence(open, close byte, elem func() error) error {
-	if err := s.expect(open); err != nil {
-		return err
+func (s *scanner) array(elem func() error) error {
+	s.SkipSpace()
+	if err := s.Array(elem); err != nil {
+		return s.fail(err)
 	}
-	if s.peek() == close {
-		s.pos++
-		return nil
-	}
-	for {
-		if err := elem(); err != nil {
-			return err
-		}
-		switch s.peek() {
-		case ',':
-			s.pos++
-		case close:
-			s.pos++
-			return nil
-		default:
-			return s.syntax(fmt.Sprintf("expected ',' or '%c'", close))
-		}
-	}
+	return nil
 }
 
 // decodeInferRequest parses body into r.
 func decodeInferRequest(body []byte, r *inferRequest) error {
 	r.reset()
-	s := &scanner{b: body}
+	s := &r.scan
+	s.KeepStrings = true
+	s.Reset(body)
 	err := s.object(func(key []byte) error {
 		switch string(key) {
 		case "id":
-			_, v, err := s.str()
+			v, err := s.str()
 			if err != nil {
 				return errorf("id: %v", err)
 			}
@@ -301,18 +223,18 @@ func decodeInferRequest(body []byte, r *inferRequest) error {
 				return s.input(&r.inputs[len(r.inputs)-1])
 			})
 		case "outputs":
-			if s.peek() == 'n' && s.literal("null") {
+			if s.peek() == 'n' && s.Literal("null") {
 				return nil
 			}
 			return s.array(func() error {
 				var name []byte
 				err := s.object(func(key []byte) error {
 					if string(key) == "name" {
-						_, v, err := s.str()
+						v, err := s.str()
 						name = v
 						return err
 					}
-					return s.skip(1)
+					return s.skip()
 				})
 				if err != nil {
 					return err
@@ -324,13 +246,13 @@ func decodeInferRequest(body []byte, r *inferRequest) error {
 				return nil
 			})
 		default:
-			return s.skip(1)
+			return s.skip()
 		}
 	})
 	if err != nil {
 		return err
 	}
-	if s.peek() != 0 {
+	if s.SkipSpace(); !s.EOF() {
 		return s.syntax("expected the end of the body")
 	}
 	if len(r.inputs) == 0 {
@@ -358,9 +280,9 @@ func (s *scanner) input(t *inputTensor) error {
 		var err error
 		switch string(key) {
 		case "name":
-			_, t.name, err = s.str()
+			t.name, err = s.str()
 		case "datatype":
-			_, t.datatype, err = s.str()
+			t.datatype, err = s.str()
 		case "shape":
 			t.hasShape = true
 			err = s.array(func() error {
@@ -382,7 +304,7 @@ func (s *scanner) input(t *inputTensor) error {
 			t.leaf = -1
 			err = s.data(t, 0, &ints)
 		default:
-			err = s.skip(1)
+			err = s.skip()
 		}
 		return err
 	})
@@ -444,9 +366,9 @@ func (s *scanner) data(t *inputTensor, depth int, ints *bool) error {
 		switch c {
 		case 't', 'f':
 			v := float32(0)
-			if s.literal("true") {
+			if s.Literal("true") {
 				v = 1
-			} else if !s.literal("false") {
+			} else if !s.Literal("false") {
 				return s.syntax("expected a number")
 			}
 			t.data = append(t.data, v)

@@ -22,7 +22,6 @@ import (
 	"github.com/freightcast/freightcast/internal/jsonenc"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/model"
-	"github.com/freightcast/freightcast/internal/version"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
@@ -69,6 +68,7 @@ type Server struct {
 	draining atomic.Bool
 	batcher  *batcher
 	calls    sync.Pool
+	mux      *http.ServeMux
 	metrics  http.Handler
 	log      *slog.Logger
 	// inferOK is the duration observer of the most common outcome, looked up once.
@@ -117,6 +117,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s.inferOK = cfg.Metrics.RequestDuration.WithLabelValues("infer", "200")
 	s.batcher = newBatcher(cfg.Workers, cfg.MaxBatchSize, cfg.MaxBatchDelay, cfg.Metrics)
 	s.calls.New = func() any { return &call{done: make(chan struct{}, 1)} }
+	s.mux = s.routes()
 	return s, nil
 }
 
@@ -184,118 +185,6 @@ func tensorMetadata(ts []model.TensorInfo) []tensorMeta {
 	return out
 }
 
-// ServeHTTP routes OIP paths. Each route returns the status it wrote, for the metrics.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	endpoint, code := s.route(w, r)
-	d := time.Since(start).Seconds()
-	if endpoint == "infer" && code == http.StatusOK {
-		s.inferOK.Observe(d)
-		return
-	}
-	s.cfg.Metrics.RequestDuration.WithLabelValues(endpoint, strconv.Itoa(code)).Observe(d)
-}
-
-func (s *Server) route(w http.ResponseWriter, r *http.Request) (endpoint string, code int) {
-	p := r.URL.Path
-	if p == "/metrics" && s.metrics != nil {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			return "metrics", s.methodNotAllowed(w, "GET")
-		}
-		s.metrics.ServeHTTP(w, r)
-		return "metrics", http.StatusOK
-	}
-	rest, ok := strings.CutPrefix(p, "/v2")
-	if !ok || (rest != "" && rest[0] != '/') {
-		return "not_found", s.fail(w, http.StatusNotFound, metrics.ReasonNotFound, fmt.Sprintf("no route for %s", p))
-	}
-	rest = strings.TrimSuffix(rest, "/")
-	if s.cfg.Tokens != nil && rest != "/health/live" && rest != "/health/ready" {
-		if _, ok := s.cfg.Tokens.Authenticate(r); !ok {
-			httpauth.SetChallenge(w.Header())
-			return "unauthorized", s.fail(w, http.StatusUnauthorized, metrics.ReasonUnauthorized, "missing or unknown bearer token")
-		}
-	}
-	switch rest {
-	case "":
-		return "server_metadata", s.get(w, r, func() int {
-			return s.writeJSON(w, http.StatusOK, map[string]any{"name": "freightcast", "version": version.Version, "extensions": []string{}})
-		})
-	case "/health/live":
-		return "health_live", s.get(w, r, func() int {
-			return s.writeJSON(w, http.StatusOK, map[string]bool{"live": true})
-		})
-	case "/health/ready":
-		return "health_ready", s.get(w, r, func() int {
-			code := http.StatusOK
-			if !s.Ready() {
-				code = http.StatusServiceUnavailable
-			}
-			return s.writeJSON(w, code, map[string]bool{"ready": code == http.StatusOK})
-		})
-	case "/models":
-		return "models_list", s.get(w, r, func() int {
-			return s.writeJSON(w, http.StatusOK, map[string]any{"models": []map[string]any{{
-				"name": s.cfg.ModelName, "versions": []string{s.cfg.ModelVersion}, "platform": Platform, "ready": s.Ready(),
-			}}})
-		})
-	}
-	modelPath, ok := strings.CutPrefix(rest, "/models/")
-	if !ok {
-		return "not_found", s.fail(w, http.StatusNotFound, metrics.ReasonNotFound, fmt.Sprintf("no route for %s", p))
-	}
-	// {m}[/versions/{v}][/ready|/infer]
-	name, tail, _ := strings.Cut(modelPath, "/")
-	if v, ok := strings.CutPrefix(tail, "versions/"); ok {
-		version, after, _ := strings.Cut(v, "/")
-		if version != s.cfg.ModelVersion {
-			return "not_found", s.fail(w, http.StatusNotFound, metrics.ReasonNotFound,
-				fmt.Sprintf("model %q has no version %q (it has %q)", name, version, s.cfg.ModelVersion))
-		}
-		tail = after
-	}
-	action := tail
-	if action != "" && action != "ready" && action != "infer" {
-		return "not_found", s.fail(w, http.StatusNotFound, metrics.ReasonNotFound, fmt.Sprintf("no route for %s", p))
-	}
-	if name != s.cfg.ModelName {
-		return "not_found", s.fail(w, http.StatusNotFound, metrics.ReasonNotFound,
-			fmt.Sprintf("unknown model %q (this server serves %q)", name, s.cfg.ModelName))
-	}
-	switch action {
-	case "ready":
-		return "model_ready", s.get(w, r, func() int {
-			code := http.StatusOK
-			if !s.Ready() {
-				code = http.StatusServiceUnavailable
-			}
-			return s.writeJSON(w, code, map[string]any{"name": s.cfg.ModelName, "ready": code == http.StatusOK})
-		})
-	case "infer":
-		if r.Method != http.MethodPost {
-			return "infer", s.methodNotAllowed(w, "POST")
-		}
-		if s.tracer != nil {
-			return "infer", s.tracedInfer(w, r)
-		}
-		return "infer", s.infer(w, r, nil)
-	}
-	return "model_metadata", s.get(w, r, func() int {
-		lm := s.model.Load()
-		if lm == nil {
-			return s.fail(w, http.StatusServiceUnavailable, metrics.ReasonNotReady, fmt.Sprintf("model %q is not loaded yet", s.cfg.ModelName))
-		}
-		return s.write(w, http.StatusOK, lm.metadata)
-	})
-}
-
-func (s *Server) get(w http.ResponseWriter, r *http.Request, h func() int) int {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return s.methodNotAllowed(w, "GET")
-	}
-	return h()
-}
-
 func (s *Server) methodNotAllowed(w http.ResponseWriter, allow string) int {
 	w.Header().Set("Allow", allow)
 	return s.fail(w, http.StatusMethodNotAllowed, metrics.ReasonMethodNotAllowed, "method not allowed; use "+allow)
@@ -328,6 +217,9 @@ func (s *Server) fail(w http.ResponseWriter, code int, reason, msg string) int {
 	b = append(b, '}')
 	return s.write(w, code, b)
 }
+
+// ServeHTTP routes OIP paths (see routes).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // call is one infer request on its way through the batcher; pooled with all its buffers.
 type call struct {

@@ -45,6 +45,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestParseRejects(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		data        func() string
 		wantInError string
@@ -79,6 +80,7 @@ func TestParseRejects(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			_, err := Parse([]byte(tc.data()))
 			if err == nil || !strings.Contains(err.Error(), tc.wantInError) {
 				t.Fatalf("Parse error = %v, want it to mention %q", err, tc.wantInError)

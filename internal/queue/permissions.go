@@ -33,7 +33,7 @@ func PipelinePermissions(t Topology) Permissions {
 			t.Subject,
 			t.PredictionSubject,
 			t.DeadLetterSubject,
-			"$KV." + t.Bucket + ".>",
+			t.PredictionKeySubject(">"),
 			api + "STREAM.INFO." + t.Stream,
 			api + "STREAM.INFO." + bucket,
 			api + "DIRECT.GET." + bucket,

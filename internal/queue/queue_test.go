@@ -230,6 +230,7 @@ func TestConnectorRefusesAfterClose(t *testing.T) {
 }
 
 func TestSpecValidate(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		mutate func(*Spec)
 		ok     bool
@@ -246,6 +247,7 @@ func TestSpecValidate(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			s := testSpec("v")
 			tc.mutate(&s)
 			if err := s.Validate(); (err == nil) != tc.ok {
@@ -277,5 +279,38 @@ func TestThroughputMeter(t *testing.T) {
 		if got := m.Sample(Lag{Acknowledged: s.acked}, s.at, s.replicas); got != s.want {
 			t.Errorf("%s: throughput %v, want %v", s.name, got, s.want)
 		}
+	}
+}
+
+// TestPredictionKeySubjectWritesTheBucketKey checks the subject layout against the KeyValue API:
+// a message published to PredictionKeySubject(id) is what Get(id) reads, and a second write
+// that expects the key absent is refused.
+func TestPredictionKeySubjectWritesTheBucketKey(t *testing.T) {
+	srv := natstest.Start(t)
+	js := connect(t, srv.URL())
+	ctx := context.Background()
+	spec := testSpec("orders")
+	if _, err := Provision(ctx, js, spec); err != nil {
+		t.Fatal(err)
+	}
+	subject := spec.PredictionKeySubject("shp-1.a")
+	if _, err := js.Publish(ctx, subject, []byte("first"), jetstream.WithExpectLastSequencePerSubject(0)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := js.Publish(ctx, subject, []byte("second"), jetstream.WithExpectLastSequencePerSubject(0))
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence {
+		t.Errorf("second write of the key: %v, want a wrong-last-sequence refusal", err)
+	}
+	kv, err := js.KeyValue(ctx, spec.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := kv.Get(ctx, "shp-1.a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(entry.Value()); got != "first" {
+		t.Errorf("Get reads %q, want the first write", got)
 	}
 }

@@ -57,6 +57,14 @@ func (t Topology) InboxPrefix() string { return "_INBOX." + t.Stream }
 // BucketStream is the stream JetStream keeps the predictions bucket in.
 func (t Topology) BucketStream() string { return "KV_" + t.Bucket }
 
+// PredictionKeySubject is the subject that writes key id of the predictions bucket: JetStream
+// stores a bucket as a stream with one subject per key. The worker publishes there itself, with
+// an expected last sequence of 0, because that is the only way to write a key only if it is
+// absent without waiting for each write in turn.
+func (t Topology) PredictionKeySubject(id string) string {
+	return "$KV." + t.Bucket + "." + id
+}
+
 // Limits bound the pipeline's streams. Zero values are invalid; Validate says which.
 type Limits struct {
 	// MaxMessages and MaxBytes cap the events stream; a full stream refuses new events.

@@ -22,9 +22,9 @@ import (
 
 	"github.com/freightcast/freightcast/internal/ingest"
 	"github.com/freightcast/freightcast/internal/metrics"
+	"github.com/freightcast/freightcast/internal/queue"
 	"github.com/freightcast/freightcast/internal/testing/natstest"
 	"github.com/freightcast/freightcast/internal/testing/otlptest"
-	"github.com/freightcast/freightcast/internal/queue"
 	"github.com/freightcast/freightcast/internal/testing/testenv"
 	"github.com/freightcast/freightcast/internal/tracing"
 	"github.com/freightcast/freightcast/internal/worker"

@@ -9,6 +9,7 @@ import (
 )
 
 func TestExtractIgnoresMalformedHeaders(t *testing.T) {
+	t.Parallel()
 	cases := map[string]Header{
 		"none":              nil,
 		"empty":             {"traceparent": {""}},
@@ -26,6 +27,7 @@ func TestExtractIgnoresMalformedHeaders(t *testing.T) {
 	}
 	for name, h := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			if sc := Extract(natsHeader(h)); sc.IsValid() {
 				t.Errorf("Extract(%v) = %v, want an invalid span context", h, sc)
 			}

@@ -75,7 +75,6 @@ type Worker struct {
 	cfg      Config
 	features int
 	outputs  []model.TensorInfo
-	bucket   string
 	in       []float32
 	out      [][]float32
 	// byName lists indexes of outputs in name order, the order a record writes them in;
@@ -124,7 +123,6 @@ func New(cfg Config) (*Worker, error) {
 		cfg:      cfg,
 		features: meta.Inputs[0].RowSize(),
 		outputs:  meta.Outputs,
-		bucket:   "$KV." + cfg.Topology.Bucket + ".",
 		in:       make([]float32, cfg.BatchSize*meta.Inputs[0].RowSize()),
 		out:      make([][]float32, len(meta.Outputs)),
 		tracer:   tracing.Tracer(cfg.TracerProvider),
@@ -214,12 +212,31 @@ type pending struct {
 // model run and for storing the predictions. See batchSpan for its parent.
 func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 	start := w.cfg.Now()
-	if w.tracer != nil {
-		var span trace.Span
-		ctx, span = w.batchSpan(ctx, msgs)
-		defer span.End()
-	}
+	ctx, span := w.batchSpan(ctx, msgs)
+	defer endSpan(span, nil)
 	w.cfg.Metrics.BatchSize.Observe(float64(len(msgs)))
+	good := w.decode(ctx, msgs)
+	if len(good) == 0 {
+		return
+	}
+	if err := w.score(ctx, good); err != nil {
+		w.fail(ctx, good, "model", err)
+		return
+	}
+	now := w.cfg.Now()
+	records, ends := w.encode(ctx, good, now)
+	stored, stage, err := w.store(ctx, good, records, ends)
+	if err != nil {
+		w.fail(ctx, stored, stage, err)
+		return
+	}
+	w.ack(ctx, stored, now)
+	w.cfg.Metrics.EventsPredicted.Add(float64(len(stored)))
+	w.cfg.Metrics.BatchDuration.Observe(w.cfg.Now().Sub(start).Seconds())
+}
+
+// decode reads the events of a batch; those that can never be predicted are dead-lettered.
+func (w *Worker) decode(ctx context.Context, msgs []jetstream.Msg) []pending {
 	good := make([]pending, 0, len(msgs))
 	for _, m := range msgs {
 		ev, err := event.Decode(m.Data())
@@ -233,10 +250,11 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 			good = append(good, pending{msg: m, ev: ev})
 		}
 	}
-	if len(good) == 0 {
-		return
-	}
+	return good
+}
 
+// score runs the model on the events' features, one row each; the answers are in w.out.
+func (w *Worker) score(ctx context.Context, good []pending) error {
 	for i, p := range good {
 		row := w.in[i*w.features : (i+1)*w.features]
 		for j, f := range p.ev.Features {
@@ -247,22 +265,19 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 	for j, o := range w.outputs {
 		outs[j] = w.out[j][:len(good)*o.RowSize()]
 	}
-	var runSpan trace.Span // nil when tracing is off, which endSpan accepts
-	if w.tracer != nil {
-		_, runSpan = w.tracer.Start(ctx, "model run", trace.WithAttributes(attribute.Int("freightcast.model.rows", len(good))))
-	}
+	span := w.runSpan(ctx, len(good))
 	err := w.cfg.Model.Run(len(good), [][]float32{w.in[:len(good)*w.features]}, outs)
-	endSpan(runSpan, err)
-	if err != nil {
-		w.fail(ctx, good, "model", err)
-		return
-	}
+	endSpan(span, err)
+	return err
+}
 
-	// Encode every record into one buffer first: the async publishes below keep their data
-	// until acknowledged, so the buffer must not move once records are sliced out of it.
-	now := w.cfg.Now()
+// encode writes the prediction record of every scored event into one buffer and returns it with
+// the end of each record in it, -1 for an event dead-lettered because its outputs are not
+// finite. The buffer is sliced only once it is complete: the async publishes of store keep
+// their data until acknowledged, so it must not move under them.
+func (w *Worker) encode(ctx context.Context, good []pending, now time.Time) (records []byte, ends []int) {
 	w.records = w.records[:0]
-	ends := make([]int, len(good))
+	ends = make([]int, len(good))
 	for i, p := range good {
 		start := len(w.records)
 		var err error
@@ -275,19 +290,21 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 		}
 		ends[i] = len(w.records)
 	}
-	records := w.records
+	records = w.records
 	// The library may resend a publish (no-responders retry) until it has its answer, so the
-	// buffer comes back for the next batch only once every publish below has one.
+	// buffer comes back for the next batch only once every publish of store has one.
 	w.records = nil
+	return records, ends
+}
 
-	var storeSpan trace.Span
-	if w.tracer != nil {
-		_, storeSpan = w.tracer.Start(ctx, "store predictions", trace.WithSpanKind(trace.SpanKindProducer),
-			trace.WithAttributes(semconv.MessagingSystemKey.String("nats"), semconv.MessagingOperationTypeSend,
-				semconv.MessagingDestinationName(w.cfg.Topology.PredictionSubject)))
-	}
+// store writes each encoded record twice, to the predictions stream (message id = event id) and
+// to the bucket (only if the key is absent), and waits for the server to confirm them all. It
+// returns the events stored; on failure, the events to hand back to the queue, and the stage
+// that failed.
+func (w *Worker) store(ctx context.Context, good []pending, records []byte, ends []int) (stored []pending, stage string, _ error) {
+	span := w.storeSpan(ctx)
 	futures := make([]jetstream.PubAckFuture, 0, 2*len(good))
-	stored := make([]pending, 0, len(good))
+	stored = make([]pending, 0, len(good))
 	begin := 0
 	for i, p := range good {
 		if ends[i] < 0 {
@@ -298,31 +315,33 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 		pf, err := w.cfg.JetStream.PublishMsgAsync(&nats.Msg{Subject: w.cfg.Topology.PredictionSubject, Data: rec},
 			jetstream.WithMsgID(p.ev.ID))
 		if err != nil {
-			endSpan(storeSpan, err)
-			w.fail(ctx, good, "publish", err)
-			return
+			endSpan(span, err)
+			return good, "publish", err
 		}
 		// Written only if absent: a redelivered event's prediction must not replace the first.
-		kf, err := w.cfg.JetStream.PublishMsgAsync(&nats.Msg{Subject: w.bucket + p.ev.ID, Data: rec},
+		kf, err := w.cfg.JetStream.PublishMsgAsync(&nats.Msg{Subject: w.cfg.Topology.PredictionKeySubject(p.ev.ID), Data: rec},
 			jetstream.WithExpectLastSequencePerSubject(0))
 		if err != nil {
-			endSpan(storeSpan, err)
-			w.fail(ctx, good, "publish", err)
-			return
+			endSpan(span, err)
+			return good, "publish", err
 		}
 		futures = append(futures, pf, kf)
 		stored = append(stored, p)
 	}
-	err = w.awaitAcks(ctx, futures)
-	if storeSpan != nil {
-		storeSpan.SetAttributes(semconv.MessagingBatchMessageCount(len(stored)))
+	err := w.awaitAcks(ctx, futures)
+	if span != nil {
+		span.SetAttributes(semconv.MessagingBatchMessageCount(len(stored)))
 	}
-	endSpan(storeSpan, err)
+	endSpan(span, err)
 	if err != nil {
-		w.fail(ctx, stored, "store", err)
-		return
+		return stored, "store", err
 	}
 	w.records = records[:0]
+	return stored, "", nil
+}
+
+// ack acknowledges the stored events and records how long each took from acceptance.
+func (w *Worker) ack(ctx context.Context, stored []pending, now time.Time) {
 	for _, p := range stored {
 		if err := p.msg.Ack(); err != nil {
 			// The prediction is stored; a redelivery will find it and change nothing.
@@ -331,8 +350,6 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 		}
 		w.cfg.Metrics.EventLatency.Observe(now.Sub(p.ev.ReceivedAt).Seconds())
 	}
-	w.cfg.Metrics.EventsPredicted.Add(float64(len(stored)))
-	w.cfg.Metrics.BatchDuration.Observe(w.cfg.Now().Sub(start).Seconds())
 }
 
 // record appends the prediction of the i-th row of the last model run to dst.
@@ -375,11 +392,10 @@ func (w *Worker) awaitAcks(ctx context.Context, futures []jetstream.PubAckFuture
 // that they come back soon, to this worker or another.
 func (w *Worker) fail(ctx context.Context, batch []pending, stage string, err error) {
 	w.cfg.Metrics.Failures.WithLabelValues(stage).Inc()
-	if w.tracer != nil {
-		span := trace.SpanFromContext(ctx)
-		span.RecordError(err, trace.WithAttributes(attribute.String("freightcast.stage", stage)))
-		span.SetStatus(codes.Error, stage+" failed")
-	}
+	// Without tracing the context holds no span, and these are no-ops (on a rare path).
+	span := trace.SpanFromContext(ctx)
+	span.RecordError(err, trace.WithAttributes(attribute.String("freightcast.stage", stage)))
+	span.SetStatus(codes.Error, stage+" failed")
 	w.cfg.Logger.ErrorContext(ctx, "worker: batch failed; leaving it for redelivery", "stage", stage, "events", len(batch), "error", err)
 	for _, p := range batch {
 		if meta, merr := p.msg.Metadata(); merr == nil && meta.NumDelivered >= uint64(w.cfg.MaxDeliver) {
@@ -414,10 +430,8 @@ func (w *Worker) deadLetter(ctx context.Context, m jetstream.Msg, id, reason str
 		return
 	}
 	w.cfg.Metrics.DeadLetters.WithLabelValues(reason).Inc()
-	if w.tracer != nil {
-		trace.SpanFromContext(ctx).AddEvent("dead letter", trace.WithAttributes(
-			attribute.String("freightcast.event.id", id), attribute.String("freightcast.dead_letter.reason", reason)))
-	}
+	trace.SpanFromContext(ctx).AddEvent("dead letter", trace.WithAttributes(
+		attribute.String("freightcast.event.id", id), attribute.String("freightcast.dead_letter.reason", reason)))
 	w.cfg.Logger.WarnContext(ctx, "worker: dead-lettered an event", "event", id, "reason", reason, "error", cause)
 	if err := m.Ack(); err != nil {
 		w.cfg.Logger.WarnContext(ctx, "worker: ack of a dead letter", "event", id, "error", err)
@@ -431,12 +445,15 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// batchSpan starts the span of a batch. It links to every valid trace context the messages
+// batchSpan starts the span of a batch, or returns a nil span when tracing is off. It links to every valid trace context the messages
 // carry (a malformed traceparent is ignored), with the event id on each link. Its parent is the
 // first sampled one of them, so that parent-based sampling keeps the batch whenever it keeps a
 // request whose event is in it, and the batch shows inside that request's trace; with no
 // sampled context it is a root span, sampled by the configured sampler.
 func (w *Worker) batchSpan(ctx context.Context, msgs []jetstream.Msg) (context.Context, trace.Span) {
+	if w.tracer == nil {
+		return ctx, nil
+	}
 	links := make([]trace.Link, 0, len(msgs))
 	var parent trace.SpanContext
 	for _, m := range msgs {
@@ -457,6 +474,26 @@ func (w *Worker) batchSpan(ctx context.Context, msgs []jetstream.Msg) (context.C
 		trace.WithAttributes(semconv.MessagingSystemKey.String("nats"), semconv.MessagingOperationTypeProcess,
 			semconv.MessagingDestinationName(w.cfg.Topology.Subject), semconv.MessagingBatchMessageCount(len(msgs)),
 			attribute.String("freightcast.model.name", w.cfg.ModelName), attribute.String("freightcast.model.version", w.cfg.ModelVersion)))
+}
+
+// runSpan starts the span of a model run, or returns nil when tracing is off.
+func (w *Worker) runSpan(ctx context.Context, rows int) trace.Span {
+	if w.tracer == nil {
+		return nil
+	}
+	_, span := w.tracer.Start(ctx, "model run", trace.WithAttributes(attribute.Int("freightcast.model.rows", rows)))
+	return span
+}
+
+// storeSpan starts the span of storing a batch's predictions, or returns nil when tracing is off.
+func (w *Worker) storeSpan(ctx context.Context) trace.Span {
+	if w.tracer == nil {
+		return nil
+	}
+	_, span := w.tracer.Start(ctx, "store predictions", trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(semconv.MessagingSystemKey.String("nats"), semconv.MessagingOperationTypeSend,
+			semconv.MessagingDestinationName(w.cfg.Topology.PredictionSubject)))
+	return span
 }
 
 // endSpan ends span (nil when tracing is off), marking it failed when err is not nil.

@@ -339,7 +339,7 @@ func (p *Pipeline) CheckExactlyOnce(tb testing.TB, js jetstream.JetStream, n int
 	if err != nil {
 		tb.Fatalf("pipelinetest: reading the bucket: %v", err)
 	}
-	prefix := "$KV." + p.Spec.Bucket + "."
+	prefix := p.Spec.PredictionKeySubject("")
 	seen := make(map[string]bool, n)
 	for len(seen) < n && ctx.Err() == nil {
 		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
