@@ -151,7 +151,7 @@ func TestDefaults(t *testing.T) {
 	if *sts.Spec.Replicas != 1 || sts.Spec.ServiceName != "nats-headless" {
 		t.Errorf("nats replicas %d serviceName %q", *sts.Spec.Replicas, sts.Spec.ServiceName)
 	}
-	if q := sts.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests.Storage(); q.String() != "20Gi" {
+	if q := sts.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests.Storage(); q.String() != "10Gi" {
 		t.Errorf("nats storage %s", q)
 	}
 	checkRestricted(t, "nats", sts.Spec.Template.Spec)
@@ -167,8 +167,8 @@ func TestDefaults(t *testing.T) {
 	if !opts.JetStream || opts.HTTPPort != 8222 || opts.Port != 4222 || opts.Cluster.Port != 0 {
 		t.Errorf("nats.conf: jetstream %v http %d port %d cluster port %d", opts.JetStream, opts.HTTPPort, opts.Port, opts.Cluster.Port)
 	}
-	// The store is 80 % of the claim: 16 pipelines of 2 × 512 MiB at the defaults.
-	if opts.JetStreamMaxStore != 16<<30 || opts.SyncAlways || opts.TrustedOperators != nil || opts.TLSConfig != nil {
+	// The store is 80 % of the claim: 16 pipelines of 2 × 256 MiB at the defaults.
+	if opts.JetStreamMaxStore != 8<<30 || opts.SyncAlways || opts.TrustedOperators != nil || opts.TLSConfig != nil {
 		t.Errorf("nats.conf: max_file_store %d (want 16 GiB), sync always %v, operators %v, TLS %v",
 			opts.JetStreamMaxStore, opts.SyncAlways, opts.TrustedOperators, opts.TLSConfig != nil)
 	}
@@ -306,7 +306,7 @@ func TestNATSStore(t *testing.T) {
 		args []string
 		want int64
 	}{
-		"80 % of the claim":   {args: []string{"--set", "nats.storage.size=10Gi"}, want: 8 << 30},
+		"80 % of the claim":   {args: []string{"--set", "nats.storage.size=20Gi"}, want: 16 << 30},
 		"in Mi":               {args: []string{"--set", "nats.storage.size=500Mi"}, want: 400 << 20},
 		"given outright":      {args: []string{"--set", "nats.storage.size=10Gi", "--set", "nats.storage.maxFileStore=9Gi"}, want: 9 << 30},
 		"a terabyte, no less": {args: []string{"--set", "nats.storage.size=2Ti"}, want: (2 << 40) * 4 / 5},

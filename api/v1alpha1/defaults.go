@@ -52,7 +52,7 @@ func (p *FreightPipeline) Default() {
 		q.MaxMessages = 1_000_000
 	}
 	if q.MaxBytes == nil {
-		q.MaxBytes = ptr.To(resource.MustParse("512Mi"))
+		q.MaxBytes = ptr.To(resource.MustParse("256Mi"))
 	}
 	if q.DeletionPolicy == "" {
 		q.DeletionPolicy = QueueDelete

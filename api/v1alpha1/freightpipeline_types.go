@@ -74,7 +74,7 @@ type QueueSpec struct {
 	// 2 × maxBytes × replicas of the NATS store, whether it holds events or not, and one that
 	// does not fit is refused (QueueReady=False InsufficientStorage). See docs/operate.md,
 	// "Capacity".
-	// +kubebuilder:default="512Mi"
+	// +kubebuilder:default="256Mi"
 	// +kubebuilder:validation:XValidation:rule="quantity(self).isGreaterThan(quantity('1Mi')) || quantity(self).compareTo(quantity('1Mi')) == 0",message="queue.maxBytes must be at least 1Mi"
 	// +optional
 	MaxBytes *resource.Quantity `json:"maxBytes,omitempty"`

@@ -120,9 +120,9 @@ func install(helm, image, natsImage string) error {
 			"--set", "image.repository=" + repo, "--set", "image.tag=" + tag,
 			"--set", "nats.image.repository=" + natsRepo, "--set", "nats.image.tag=" + natsTag,
 			// The chart's 3-server NATS, as platform teams who need a server's loss survived run
-			// it (pipelines then default to 3 replicas). Claims of 10Gi, the test cluster's
-			// volumes (8 GiB of store each: eight default pipelines at once).
-			"--set", "nats.replicas=3", "--set", "nats.storage.size=10Gi"}, extra...)
+			// it (pipelines then default to 3 replicas), on the default claims (10Gi, the test
+			// cluster's volumes: 8 GiB of store, sixteen default pipelines at once).
+			"--set", "nats.replicas=3"}, extra...)
 		helmCtx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 		defer cancel()
 		if out, err := exec.CommandContext(helmCtx, helm, args...).CombinedOutput(); err != nil {
