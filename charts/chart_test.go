@@ -167,9 +167,9 @@ func TestDefaults(t *testing.T) {
 	if !opts.JetStream || opts.HTTPPort != 8222 || opts.Port != 4222 || opts.Cluster.Port != 0 {
 		t.Errorf("nats.conf: jetstream %v http %d port %d cluster port %d", opts.JetStream, opts.HTTPPort, opts.Port, opts.Cluster.Port)
 	}
-	// The store is 80 % of the claim: 16 pipelines of 2 × 256 MiB at the defaults.
-	if opts.JetStreamMaxStore != 8<<30 || opts.SyncAlways || opts.TrustedOperators != nil || opts.TLSConfig != nil {
-		t.Errorf("nats.conf: max_file_store %d (want 16 GiB), sync always %v, operators %v, TLS %v",
+	// The store is 90 % of the claim: 12 pipelines of 3 × 256 MiB at the defaults.
+	if opts.JetStreamMaxStore != 9<<30 || opts.SyncAlways || opts.TrustedOperators != nil || opts.TLSConfig != nil {
+		t.Errorf("nats.conf: max_file_store %d (want 9 GiB), sync always %v, operators %v, TLS %v",
 			opts.JetStreamMaxStore, opts.SyncAlways, opts.TrustedOperators, opts.TLSConfig != nil)
 	}
 
@@ -273,7 +273,7 @@ func TestNATSCluster(t *testing.T) {
 				t.Errorf("claim template %+v", pvc)
 			}
 			opts := loadNATSConfig(t, as[corev1.ConfigMap](t, objs, "ConfigMap", "nats-config").Data["nats.conf"])
-			if opts.Cluster.Port != 6222 || opts.Cluster.Name != "freightcast" || !opts.JetStream || opts.JetStreamMaxStore != 40<<30 {
+			if opts.Cluster.Port != 6222 || opts.Cluster.Name != "freightcast" || !opts.JetStream || opts.JetStreamMaxStore != 45<<30 {
 				t.Errorf("cluster %+v jetstream %v max_file_store %d", opts.Cluster, opts.JetStream, opts.JetStreamMaxStore)
 			}
 			var routes, want []string
@@ -306,10 +306,10 @@ func TestNATSStore(t *testing.T) {
 		args []string
 		want int64
 	}{
-		"80 % of the claim":   {args: []string{"--set", "nats.storage.size=20Gi"}, want: 16 << 30},
-		"in Mi":               {args: []string{"--set", "nats.storage.size=500Mi"}, want: 400 << 20},
+		"90 % of the claim":   {args: []string{"--set", "nats.storage.size=20Gi"}, want: 18 << 30},
+		"in Mi":               {args: []string{"--set", "nats.storage.size=500Mi"}, want: 450 << 20},
 		"given outright":      {args: []string{"--set", "nats.storage.size=10Gi", "--set", "nats.storage.maxFileStore=9Gi"}, want: 9 << 30},
-		"a terabyte, no less": {args: []string{"--set", "nats.storage.size=2Ti"}, want: (2 << 40) * 4 / 5},
+		"a terabyte, no less": {args: []string{"--set", "nats.storage.size=2Ti"}, want: (2 << 40) * 9 / 10},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -69,11 +69,13 @@ type QueueSpec struct {
 	// +optional
 	MaxMessages int64 `json:"maxMessages,omitempty"`
 
-	// maxBytes is the most storage the events stream uses, and the output stream too. JetStream
-	// reserves it up front, on every server holding a replica: a pipeline reserves
-	// 2 × maxBytes × replicas of the NATS store, whether it holds events or not, and one that
-	// does not fit is refused (QueueReady=False InsufficientStorage). See docs/operate.md,
-	// "Capacity".
+	// maxBytes is the most storage the events stream uses; the output stream and the predictions
+	// bucket have the same cap, and drop their oldest predictions when full. JetStream reserves
+	// it up front, on every server holding a replica: a pipeline reserves
+	// 3 × maxBytes × replicas of the NATS store, whether it holds events or not, and one that
+	// does not fit is refused (QueueReady=False InsufficientStorage). The default, 256Mi, holds
+	// about 790,000 waiting events of the sample's size (340 bytes stored) and the last 600,000
+	// predictions (440 bytes). See docs/operate.md, "Capacity".
 	// +kubebuilder:default="256Mi"
 	// +kubebuilder:validation:XValidation:rule="quantity(self).isGreaterThan(quantity('1Mi')) || quantity(self).compareTo(quantity('1Mi')) == 0",message="queue.maxBytes must be at least 1Mi"
 	// +optional
@@ -476,7 +478,7 @@ type QueueStatus struct {
 	// +optional
 	LaggingReplicas []string `json:"laggingReplicas,omitempty"`
 	// reservedBytes is the store the pipeline's streams reserve across the servers:
-	// 2 × maxBytes × replicas.
+	// 3 × maxBytes × replicas.
 	// +optional
 	ReservedBytes int64 `json:"reservedBytes,omitempty"`
 }

@@ -440,15 +440,15 @@ func TestRunRefusesWhatDoesNotFitTheStore(t *testing.T) {
 		p.Config.Queue.MaxBytes = 2 << 20
 		return p
 	}
-	opts := Options{Workers: 1, MaxStore: 10 << 20}
+	opts := Options{Workers: 1, MaxStore: 14 << 20}
 	if err := runErr(t, opts, p("one"), p("two")); err != nil {
-		t.Fatalf("two pipelines of 2 × 2 MiB in a 10 MiB store: %v", err)
+		t.Fatalf("two pipelines of 3 × 2 MiB in a 14 MiB store: %v", err)
 	}
 	err := runErr(t, opts, p("one"), p("two"), p("three"))
 	if !errors.Is(err, queue.ErrInsufficientStorage) {
-		t.Fatalf("three pipelines of 2 × 2 MiB in a 10 MiB store: err = %v, want ErrInsufficientStorage", err)
+		t.Fatalf("three pipelines of 3 × 2 MiB in a 14 MiB store: err = %v, want ErrInsufficientStorage", err)
 	}
-	for _, want := range []string{"pipeline three does not fit in the embedded NATS store of 10 MiB", "--store-size", "needs 4 MiB", "has 2 MiB free"} {
+	for _, want := range []string{"pipeline three does not fit in the embedded NATS store of 14 MiB", "--store-size", "needs 6 MiB", "has 2 MiB free"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error does not say %q: %v", want, err)
 		}

@@ -104,7 +104,7 @@ func (v *violations) about(subject string) bool {
 // only, then tries, with the same credentials, everything that would read, write or disturb
 // pipeline B: each is refused, and B's events stay as they were.
 func TestOnePipelinesCredentialsCannotReachAnother(t *testing.T) {
-	in := newInstall(t, 256<<20)
+	in := newInstall(t, 1<<30)
 	js := in.operator(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -282,7 +282,7 @@ func TestTheOperatorCannotReadOrWriteEvents(t *testing.T) {
 // TestTheAccountLimitIsTheCapacity: with decentralized auth the account's JetStream limit is
 // what $JS.API.INFO reports, so the numbers of a refusal need nothing from the caller.
 func TestTheAccountLimitIsTheCapacity(t *testing.T) {
-	in := newInstall(t, 8<<20)
+	in := newInstall(t, 12<<20)
 	js := in.operator(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -301,7 +301,7 @@ func TestTheAccountLimitIsTheCapacity(t *testing.T) {
 	if !errors.As(err, &ise) {
 		t.Fatalf("the third pipeline: err = %v, want an InsufficientStorageError", err)
 	}
-	if ise.Capacity.Limit != 8<<20 || ise.Capacity.Available() != 0 || !strings.Contains(err.Error(), "the account's JetStream storage limit is 8 MiB") {
+	if ise.Capacity.Limit != 12<<20 || ise.Capacity.Available() != 0 || !strings.Contains(err.Error(), "the account's JetStream storage limit is 12 MiB") {
 		t.Fatalf("the refusal's numbers: limit %d, available %d: %v", ise.Capacity.Limit, ise.Capacity.Available(), err)
 	}
 }

@@ -23,7 +23,7 @@ import (
 func benchPipeline(b *testing.B, c *natstest.Cluster, name string, replicas, workers int) (*pipelinetest.Pipeline, jetstream.JetStream) {
 	b.Helper()
 	spec := pipelinetest.Spec("bench", name, replicas)
-	spec.MaxBytes = 256 << 20
+	spec.MaxBytes = 64 << 20
 	spec.MaxMessages = 1_000_000
 	_, js := natstest.Connect(b, c.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -33,6 +33,17 @@ func benchPipeline(b *testing.B, c *natstest.Cluster, name string, replicas, wor
 	}
 	dial := func() *nats.Conn { return pipelinetest.Dial(b, c.URL(), spec.Topology, queue.Credentials{}) }
 	return pipelinetest.Start(b, spec, dial(), dial, workers), js
+}
+
+// dropPipeline deletes a finished round's streams, giving their reservation back.
+func dropPipeline(b *testing.B, c *natstest.Cluster, spec queue.Spec) {
+	b.Helper()
+	_, js := natstest.Connect(b, c.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := queue.Delete(ctx, js, spec.Topology, true); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // sendAll posts events [from, to) as NDJSON bodies of perBody from clients goroutines, each body
@@ -92,6 +103,7 @@ func BenchmarkReplication(b *testing.B) {
 			sendAll(ctx, b, p.URL, 0, events, perBody, clients)
 			results[r].ingest = append(results[r].ingest, events/time.Since(start).Seconds())
 			p.Stop()
+			dropPipeline(b, c, p.Spec)
 			// Events in to predictions stored, two workers.
 			p, js := benchPipeline(b, c, fmt.Sprintf("e2e-r%d-%d", r, i), r, 2)
 			start = time.Now()
@@ -99,6 +111,7 @@ func BenchmarkReplication(b *testing.B) {
 			done := waitPredicted(b, js, p.Spec.Bucket, events)
 			results[r].e2e = append(results[r].e2e, events/done.Sub(start).Seconds())
 			p.Stop()
+			dropPipeline(b, c, p.Spec)
 			cancel()
 		}
 	}

@@ -21,7 +21,7 @@ func smallSpec(name string) Spec {
 	return s
 }
 
-// TestProvisionUntilTheStoreIsFull: a 10 MiB store holds two pipelines of 2 × 2 MiB; the third
+// TestProvisionUntilTheStoreIsFull: a 14 MiB store holds two pipelines of 3 × 2 MiB; the third
 // is refused with the numbers and leaves nothing behind; deleting one makes room for it.
 func TestProvisionUntilTheStoreIsFull(t *testing.T) {
 	cases := map[string]struct {
@@ -29,12 +29,12 @@ func TestProvisionUntilTheStoreIsFull(t *testing.T) {
 		// numbers: whether the error can say what is free (the store's size is known).
 		numbers bool
 	}{
-		"the caller knows the store's size": {opts: []Option{WithStoreLimit(StoreLimit{PerServer: 10 * mib, Servers: 1})}, numbers: true},
+		"the caller knows the store's size": {opts: []Option{WithStoreLimit(StoreLimit{PerServer: 14 * mib, Servers: 1})}, numbers: true},
 		"only the server knows":             {numbers: false},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			srv := natstest.Start(t, natstest.WithMaxStore(10*mib))
+			srv := natstest.Start(t, natstest.WithMaxStore(14*mib))
 			js := connect(t, srv.URL())
 			ctx := context.Background()
 			for _, p := range []string{"a", "b"} {
@@ -49,11 +49,11 @@ func TestProvisionUntilTheStoreIsFull(t *testing.T) {
 			if !errors.As(err, &ise) || !errors.Is(err, ErrInsufficientStorage) {
 				t.Fatalf("the third pipeline: err = %v, want an InsufficientStorageError", err)
 			}
-			if ise.Needed != 4*mib || ise.Pipeline != "ns1/c" || ise.Capacity.Reserved != 8*mib {
-				t.Errorf("error numbers: needed %d, pipeline %s, reserved %d; want 4 MiB, ns1/c, 8 MiB", ise.Needed, ise.Pipeline, ise.Capacity.Reserved)
+			if ise.Needed != 6*mib || ise.Pipeline != "ns1/c" || ise.Capacity.Reserved != 12*mib {
+				t.Errorf("error numbers: needed %d, pipeline %s, reserved %d; want 6 MiB, ns1/c, 12 MiB", ise.Needed, ise.Pipeline, ise.Capacity.Reserved)
 			}
 			msg := err.Error()
-			for _, want := range []string{"ns1/c needs 4 MiB", "2 streams × maxBytes 2 MiB × 1 replica", "reserve 8 MiB", "lower spec.queue.maxBytes"} {
+			for _, want := range []string{"ns1/c needs 6 MiB", "3 streams × maxBytes 2 MiB × 1 replica", "reserve 12 MiB", "lower spec.queue.maxBytes"} {
 				if !strings.Contains(msg, want) {
 					t.Errorf("the error does not say %q: %s", want, msg)
 				}
@@ -62,7 +62,7 @@ func TestProvisionUntilTheStoreIsFull(t *testing.T) {
 				if got := ise.Capacity.Available(); got != 2*mib {
 					t.Errorf("available = %d, want 2 MiB", got)
 				}
-				if !strings.Contains(msg, "has 2 MiB free") || !strings.Contains(msg, "max_file_store of 10 MiB") {
+				if !strings.Contains(msg, "has 2 MiB free") || !strings.Contains(msg, "max_file_store of 14 MiB") {
 					t.Errorf("the error does not give the free room and the store: %s", msg)
 				}
 				if ise.Cause != nil {
@@ -104,8 +104,8 @@ func TestReadCapacityCountsReplicasAndNamesPipelines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// one: 2 × 2 MiB; three: 2 × 2 MiB × 3; other: 1 MiB.
-	if want := int64(4*mib + 12*mib + mib); capa.Reserved != want {
+	// one: 3 × 2 MiB; three: 3 × 2 MiB × 3; other: 1 MiB.
+	if want := int64(6*mib + 18*mib + mib); capa.Reserved != want {
 		t.Errorf("reserved = %s, want %s", FormatBytes(capa.Reserved), FormatBytes(want))
 	}
 	if capa.Limit != 60*mib || capa.Available() != 60*mib-capa.Reserved {

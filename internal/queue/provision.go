@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -27,7 +28,7 @@ const (
 type Result struct {
 	// Changed is true when anything was created or updated on the server.
 	Changed bool
-	// Created names the streams, bucket and consumer this call created.
+	// Created names the streams (the bucket's among them) and the consumer this call created.
 	Created []string
 	// Rescaled lists the streams whose replica count this call changed.
 	Rescaled []Rescale
@@ -70,7 +71,8 @@ func WithStoreLimit(l StoreLimit) Option {
 // change (Delete removes a pipeline's objects).
 //
 // A pipeline that is provisioned for the first time is provisioned whole or not at all: the
-// output stream and bucket come first and the events stream, the only one clients write to, last;
+// output stream and the bucket's stream come first and the events stream, the only one clients
+// write to, last;
 // if the store refuses any of them, what this call created is deleted again (it is empty: nothing
 // writes to it before the events stream exists), and the error is an *InsufficientStorageError.
 func Provision(ctx context.Context, js jetstream.JetStream, spec Spec, opts ...Option) (Result, error) {
@@ -121,7 +123,7 @@ func (p *provisioner) run(ctx context.Context) (Result, error) {
 	if err := p.ensureStream(ctx, outputStreamConfig(p.spec)); err != nil {
 		return Result{}, err
 	}
-	if err := p.ensureBucket(ctx); err != nil {
+	if err := p.ensureStream(ctx, bucketStreamConfig(p.spec)); err != nil {
 		return Result{}, err
 	}
 	if err := p.ensureStream(ctx, eventsStreamConfig(p.spec)); err != nil {
@@ -142,7 +144,7 @@ func (p *provisioner) preflight(ctx context.Context) error {
 	// Streams of this pipeline that exist already (the output stream of a pipeline whose events
 	// stream was deleted by hand) reserve nothing new.
 	var asks []int64
-	for _, name := range []string{p.spec.OutputStream, p.spec.Stream} {
+	for _, name := range []string{p.spec.OutputStream, p.spec.BucketStream(), p.spec.Stream} {
 		if !slices.ContainsFunc(c.Streams, func(s Stream) bool { return s.Name == name }) {
 			asks = append(asks, p.spec.MaxBytes)
 		}
@@ -361,39 +363,32 @@ func (p *provisioner) writeConsumer(ctx context.Context, want jetstream.Consumer
 	return err == nil, err
 }
 
-func (p *provisioner) ensureBucket(ctx context.Context) error {
-	spec := p.spec
-	want := jetstream.KeyValueConfig{
-		Bucket:      spec.Bucket,
-		Description: "Freightcast predictions by event id",
-		History:     1,
-		TTL:         spec.PredictionRetention,
-		Storage:     jetstream.FileStorage,
-		Replicas:    spec.replicas(),
-		Metadata:    metadataFor(spec, RolePredictions),
+// bucketStreamConfig is the predictions bucket's stream, as JetStream's key-value layer lays a
+// bucket out (one subject per key, the last value kept, reads by direct get), with two choices
+// of ours: it is bounded by maxBytes like the output stream, so that its storage is reserved up
+// front rather than growing unseen until the store is full, and when full it drops the oldest
+// predictions rather than refusing new ones, which would stall the pipeline.
+func bucketStreamConfig(spec Spec) jetstream.StreamConfig {
+	// Writes carry no message id; the key-value layer's own window, kept for its tools.
+	window := min(spec.PredictionRetention, 2*time.Minute)
+	return jetstream.StreamConfig{
+		Name:              spec.BucketStream(),
+		Description:       "Freightcast predictions by event id",
+		Subjects:          []string{spec.PredictionKeySubject(">")},
+		Retention:         jetstream.LimitsPolicy,
+		Storage:           jetstream.FileStorage,
+		Discard:           jetstream.DiscardOld,
+		MaxMsgs:           -1,
+		MaxMsgsPerSubject: 1,
+		MaxBytes:          spec.MaxBytes,
+		MaxAge:            spec.PredictionRetention,
+		MaxMsgSize:        -1,
+		MaxConsumers:      -1,
+		Duplicates:        window,
+		AllowRollup:       true,
+		DenyDelete:        true,
+		AllowDirect:       true,
+		Replicas:          spec.replicas(),
+		Metadata:          metadataFor(spec, RolePredictions),
 	}
-	// The bucket is a stream; its config says all we manage (the bucket's status does not show
-	// replicas or metadata).
-	stream, err := p.js.Stream(ctx, spec.BucketStream())
-	switch {
-	case err == nil:
-		have := stream.CachedInfo().Config
-		if have.MaxAge == want.TTL && max(have.Replicas, 1) == want.Replicas && hasMetadata(have.Metadata, want.Metadata) {
-			return nil
-		}
-		want.Metadata = withMetadata(have.Metadata, want.Metadata)
-		if _, err := p.js.UpdateKeyValue(ctx, want); err != nil {
-			return classify(fmt.Errorf("updating bucket %s: %w", spec.Bucket, err))
-		}
-		p.noteUpdate(spec.BucketStream(), have.Replicas, want.Replicas)
-		return nil
-	case !errors.Is(err, jetstream.ErrStreamNotFound):
-		return classify(fmt.Errorf("reading bucket %s: %w", spec.Bucket, err))
-	}
-	if _, err := p.js.CreateKeyValue(ctx, want); err != nil {
-		return classify(fmt.Errorf("creating bucket %s: %w", spec.Bucket, err))
-	}
-	p.created = append(p.created, spec.BucketStream())
-	p.res.Created = append(p.res.Created, spec.BucketStream())
-	return nil
 }

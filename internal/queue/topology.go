@@ -67,7 +67,9 @@ func (t Topology) PredictionKeySubject(id string) string {
 
 // Limits bound the pipeline's streams. Zero values are invalid; Validate says which.
 type Limits struct {
-	// MaxMessages and MaxBytes cap the events stream; a full stream refuses new events.
+	// MaxMessages and MaxBytes cap the events stream; a full stream refuses new events. MaxBytes
+	// also caps the output stream and the predictions bucket, which drop their oldest
+	// predictions when full.
 	MaxMessages int64 `json:"maxMessages"`
 	MaxBytes    int64 `json:"maxBytes"`
 	// MaxAge expires events that waited too long.
@@ -97,10 +99,13 @@ type Spec struct {
 // replicas is Replicas with 0 read as 1.
 func (s Spec) replicas() int { return max(s.Replicas, 1) }
 
-// Reservation is the store the pipeline's streams reserve up front across the cluster: each of
-// the two bounded streams reserves MaxBytes on every server that holds a replica. The
-// predictions bucket reserves nothing: it is bounded by PredictionRetention, not by bytes.
-func (s Spec) Reservation() int64 { return 2 * s.MaxBytes * int64(s.replicas()) }
+// StreamsPerPipeline is how many streams of a pipeline reserve MaxBytes: the events, the output
+// (predictions and dead letters) and the predictions bucket's.
+const StreamsPerPipeline = 3
+
+// Reservation is the store the pipeline's streams reserve up front across the cluster: each
+// reserves MaxBytes on every server that holds one of its replicas.
+func (s Spec) Reservation() int64 { return StreamsPerPipeline * s.MaxBytes * int64(s.replicas()) }
 
 // Validate reports the first field that cannot be provisioned.
 func (s Spec) Validate() error {

@@ -121,7 +121,7 @@ func install(helm, image, natsImage string) error {
 			"--set", "nats.image.repository=" + natsRepo, "--set", "nats.image.tag=" + natsTag,
 			// The chart's 3-server NATS, as platform teams who need a server's loss survived run
 			// it (pipelines then default to 3 replicas), on the default claims (10Gi, the test
-			// cluster's volumes: 8 GiB of store, sixteen default pipelines at once).
+			// cluster's volumes: 9 GiB of store, twelve default pipelines at once).
 			"--set", "nats.replicas=3"}, extra...)
 		helmCtx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 		defer cancel()

@@ -8,14 +8,14 @@
 {{- end -}}
 
 {{/* freightcast.natsMaxFileStore is each server's JetStream store, in bytes: nats.storage.maxFileStore,
-     or 80 % of the claim. The rest of the claim is headroom for what JetStream stores beyond the
-     streams' reservations: the predictions buckets (bounded by retention, not by bytes), the
-     replication logs of R3 streams, and the filesystem's own overhead. */}}
+     or 90 % of the claim. The rest of the claim is headroom for what JetStream writes beyond the
+     streams' reservations: the replication logs of R3 streams, the file store's indexes, and the
+     filesystem's own overhead. */}}
 {{- define "freightcast.natsMaxFileStore" -}}
 {{- if .Values.nats.storage.maxFileStore -}}
 {{- include "freightcast.bytes" .Values.nats.storage.maxFileStore -}}
 {{- else -}}
-{{- div (mul (include "freightcast.bytes" .Values.nats.storage.size | int64) 4) 5 -}}
+{{- div (mul (include "freightcast.bytes" .Values.nats.storage.size | int64) 9) 10 -}}
 {{- end -}}
 {{- end -}}
 
