@@ -57,7 +57,7 @@ func parseRunFlags(args []string) (*runOptions, error) {
 	fs.StringVar(&o.inferAddr, "infer-addr", "127.0.0.1:9080", "address of the first model's Open Inference Protocol API; more models take the next ports")
 	fs.IntVar(&o.workers, "workers", 0, "a fixed number of inference workers per pipeline; 0 sizes them from the queue depth with the pipeline's autoscaling spec, as the operator does")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&o.storeSize, "store-size", "", "the embedded JetStream's store (e.g. 4Gi), which each pipeline reserves 2 × spec.queue.maxBytes of up front; default: 75 % of the disk free under --data-dir")
+	fs.StringVar(&o.storeSize, "store-size", "", "the embedded JetStream's store (e.g. 4Gi), which each pipeline reserves 3 × spec.queue.maxBytes of up front; default: 75 % of the disk free under --data-dir")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
