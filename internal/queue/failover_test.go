@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -32,6 +33,24 @@ type recorder struct {
 	down     time.Time // the ingestion connection's last disconnect, zero while connected
 	outcomes []pipelinetest.Outcome
 	lags     []lagRead
+	// noLeader is the windows in which the stream's leader did not answer, as sampled; leaderless
+	// is the start of the current one, zero while it answers.
+	noLeader   []window
+	leaderless time.Time
+}
+
+// sampledHealth records one read of the stream's health: a window without a leader lasts from
+// the first read that found none to the first that found one again.
+func (r *recorder) sampledHealth(quorum bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch now := time.Now(); {
+	case !quorum && r.leaderless.IsZero():
+		r.leaderless = now
+	case quorum && !r.leaderless.IsZero():
+		r.noLeader = append(r.noLeader, window{r.leaderless, now})
+		r.leaderless = time.Time{}
+	}
 }
 
 type lagRead struct {
@@ -53,6 +72,26 @@ func (r *recorder) reconnected() {
 		r.windows = append(r.windows, window{r.down, time.Now()})
 		r.down = time.Time{}
 	}
+}
+
+// sample calls read every 50 ms, each call with timeout, until the returned stop is called; stop
+// returns once the last call has.
+func sample(timeout time.Duration, read func(context.Context)) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			read(ctx)
+			cancel()
+		}
+	}()
+	return func() { close(quit); <-done }
 }
 
 // TestNothingAcceptedIsLostWhenANATSServerDies sends 10,000 events through ingestion and two
@@ -124,24 +163,18 @@ func TestNothingAcceptedIsLostWhenANATSServerDies(t *testing.T) {
 			}, 2)
 
 			// The lag reader samples as the autoscaler does, on the operator's connection.
-			stopLag := make(chan struct{})
-			lagDone := make(chan struct{})
-			go func() {
-				defer close(lagDone)
-				for {
-					select {
-					case <-stopLag:
-						return
-					case <-time.After(50 * time.Millisecond):
-					}
-					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-					lag, err := queue.ReadLag(ctx, js, spec.Stream, spec.Consumer)
-					cancel()
-					rec.mu.Lock()
-					rec.lags = append(rec.lags, lagRead{time.Now(), lag, err})
-					rec.mu.Unlock()
-				}
-			}()
+			stopLag := sample(time.Second, func(ctx context.Context) {
+				lag, err := queue.ReadLag(ctx, js, spec.Stream, spec.Consumer)
+				rec.mu.Lock()
+				rec.lags = append(rec.lags, lagRead{time.Now(), lag, err})
+				rec.mu.Unlock()
+			})
+			// The stream's leader, sampled: after a restart of every server, the stream may elect
+			// more than once before it settles, and each election is a window without quorum.
+			stopHealth := sample(500*time.Millisecond, func(ctx context.Context) {
+				h, err := queue.ReadStreamHealth(ctx, js, spec.Stream)
+				rec.sampledHealth(err == nil && h.Quorum())
+			})
 
 			// Senders take bodies in order until all are accepted.
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -234,8 +267,8 @@ func TestNothingAcceptedIsLostWhenANATSServerDies(t *testing.T) {
 			})
 			p.Gate.Open()
 			wg.Wait()
-			close(stopLag)
-			<-lagDone
+			stopLag()
+			stopHealth()
 			p.CheckExactlyOnce(t, js, events, 2*time.Minute)
 			p.Stop()
 
@@ -259,7 +292,7 @@ func TestNothingAcceptedIsLostWhenANATSServerDies(t *testing.T) {
 				}
 			}
 			// Refusals: only 503 with Retry-After, only in the windows that explain them.
-			windows := rec.windows
+			windows := append(slices.Clone(rec.windows), rec.noLeader...)
 			if tc.quorumLost {
 				windows = append(windows, window{disrupted, healed})
 			}
@@ -283,8 +316,8 @@ func TestNothingAcceptedIsLostWhenANATSServerDies(t *testing.T) {
 				refused += o.End.Sub(o.Start)
 				longest = max(longest, o.End.Sub(o.Start))
 			}
-			t.Logf("disrupted for %s; %d lag reads meanwhile, %d of them unknown; %d refusals (longest %s); %d connection moves",
-				healed.Sub(disrupted).Round(time.Millisecond), readDuring, failedDuring, refusals, longest.Round(time.Millisecond), len(rec.windows))
+			t.Logf("disrupted for %s; %d lag reads meanwhile, %d of them unknown; %d refusals (longest %s); %d connection moves; %d sampled windows without a leader",
+				healed.Sub(disrupted).Round(time.Millisecond), readDuring, failedDuring, refusals, longest.Round(time.Millisecond), len(rec.windows), len(rec.noLeader))
 		})
 	}
 }

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -55,12 +56,43 @@ func (m *ThroughputMeter) Sample(l Lag, now time.Time, replicas int32) float64 {
 	return float64(l.Acknowledged-prevAcked) / dt / float64(replicas)
 }
 
-// ReadLag reads the consumer's backlog in one request. Its errors wrap ErrUnreachable or
-// ErrConsumerMissing when they are either, so a caller can tell both apart from an empty queue.
+// ReadLag reads the consumer's backlog, in one request unless the consumer seems missing. Its
+// errors wrap ErrUnreachable or ErrConsumerMissing when they are either, so a caller can tell
+// both apart from an empty queue.
 func ReadLag(ctx context.Context, js jetstream.JetStream, stream, consumer string) (Lag, error) {
 	c, err := js.Consumer(ctx, stream, consumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return Lag{}, notFound(ctx, js, stream, consumer, err)
+	}
 	if err != nil {
 		return Lag{}, classify(fmt.Errorf("reading consumer %s/%s: %w", stream, consumer, err))
 	}
 	return lagOf(c.CachedInfo()), nil
+}
+
+// notFound words a consumer the stream's leader says it does not have. After a cluster's
+// servers restart, a stream's leader answers before it has recovered the stream's consumers, so
+// "not found" may mean "not yet": the cluster's meta layer, which answers the consumer names,
+// still has the consumer assigned then, and the backlog is unknown, not missing.
+func notFound(ctx context.Context, js jetstream.JetStream, stream, consumer string, cause error) error {
+	missing := classify(fmt.Errorf("reading consumer %s/%s: %w", stream, consumer, cause))
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return missing
+		}
+		return classify(fmt.Errorf("reading stream %s after its consumer %s was not found: %w", stream, consumer, err))
+	}
+	names := s.ConsumerNames(ctx)
+	assigned := false
+	for name := range names.Name() {
+		assigned = assigned || name == consumer
+	}
+	if err := names.Err(); err != nil {
+		return classify(fmt.Errorf("listing the consumers of %s: %w", stream, err))
+	}
+	if assigned {
+		return fmt.Errorf("%w: %w: consumer %s/%s is assigned but its stream's leader has not recovered it yet", ErrUnreachable, ErrNoQuorum, stream, consumer)
+	}
+	return missing
 }

@@ -154,6 +154,16 @@ func TestReadLagTellsMissingAndUnreachableFromZero(t *testing.T) {
 	if err != nil || lag.Total() != 0 {
 		t.Fatalf("lag of an empty queue = %+v, %v; want 0, nil", lag, err)
 	}
+	// A consumer deleted from a stream that is still there: missing too, not unknown.
+	if err := js.DeleteConsumer(ctx, spec.Stream, spec.Consumer); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadLag(ctx, js, spec.Stream, spec.Consumer); !errors.Is(err, ErrConsumerMissing) || errors.Is(err, ErrUnreachable) {
+		t.Fatalf("lag of a deleted consumer: err = %v, want ErrConsumerMissing only", err)
+	}
+	if _, err := Provision(ctx, js, spec); err != nil {
+		t.Fatal(err)
+	}
 
 	srv.Stop()
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)

@@ -107,14 +107,17 @@ func TestProvisionScalesReplicasInPlace(t *testing.T) {
 	if got := s.CachedInfo().State.Msgs; got != 20 {
 		t.Errorf("the stream holds %d events after scaling up, want 20", got)
 	}
-	// The consumer follows its stream.
-	cons, err := js.Consumer(ctx, spec.Stream, spec.Consumer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cl := cons.CachedInfo().Cluster; cl == nil || len(cl.Replicas) != 2 {
-		t.Errorf("consumer cluster info %+v, want a leader and 2 replicas", cl)
-	}
+	// The consumer follows its stream; its new peers show once they have joined its group.
+	testenv.Eventually(t, 30*time.Second, "the consumer on three servers", func() error {
+		cons, err := js.Consumer(ctx, spec.Stream, spec.Consumer)
+		if err != nil {
+			return err
+		}
+		if cl := cons.CachedInfo().Cluster; cl == nil || cl.Leader == "" || len(cl.Replicas) != 2 {
+			return fmt.Errorf("consumer cluster info %+v, want a leader and 2 replicas", cl)
+		}
+		return nil
+	})
 	if res, err := Provision(ctx, js, spec); err != nil || res.Changed {
 		t.Fatalf("provisioning the scaled pipeline again: changed=%v err=%v", res.Changed, err)
 	}
