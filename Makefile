@@ -69,12 +69,21 @@ fmt-check: ## Fail when a Go file is not gofmt-formatted.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 .PHONY: vet
-vet: ## Run go vet (the e2e suite included: it only builds with its tag).
+vet: ## Run go vet (the e2e suite and the onnxruntime anchor included: they only build with their tags).
 	go vet ./...
 	go vet -tags e2e ./test/e2e/
+	CGO_ENABLED=1 go vet -tags ortbench ./internal/model/
 
 .PHONY: lint
 lint: fmt vet ## gofmt and go vet (the linters that build here without downloads).
+
+.PHONY: fixtures
+fixtures: ## Retrain the model fixtures of internal/model/testdata/models (needs Debian's python3-sklearn, -xgboost, -torch, -onnx).
+	/usr/bin/python3 hack/modelfixtures/modelfixtures.py generate
+
+.PHONY: fixtures-check
+fixtures-check: ## Check that the committed model fixtures are what hack/modelfixtures writes (same bytes).
+	/usr/bin/python3 hack/modelfixtures/modelfixtures.py check
 
 .PHONY: build
 build: ## Build bin/freightcast.
@@ -115,7 +124,7 @@ test: manifests generate fmt-check vet envtest build-installer helm-lint ## Run 
 bench: ## Run the Go benchmarks (figures go to docs/benchmarks.md), with the onnxruntime anchor when its library can be fetched.
 	go test -run '^$$' -bench . -benchmem ./...
 	if lib=$$(bash hack/onnxruntime.sh); then \
-		ORT_LIB="$$lib" CGO_ENABLED=1 go test -tags ortbench -run '^$$' -bench 'Freight' -benchmem ./internal/model/; \
+		ORT_LIB="$$lib" CGO_ENABLED=1 go test -tags ortbench -run '^$$' -bench 'Freight|TorchTabular|Trees' -benchmem ./internal/model/; \
 	else echo "bench: onnxruntime anchor skipped (hack/onnxruntime.sh failed)"; fi
 
 ##@ A real cluster (single node, built from source; needs root)

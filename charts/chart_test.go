@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
+	"github.com/freightcast/freightcast/controllers"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/natsauth"
 	"github.com/freightcast/freightcast/internal/testing/helmtest"
@@ -542,8 +543,10 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	var errs []error
 	_, err := metrics.NewAutoscaling(reg)
 	errs = append(errs, err)
-	_, err = metrics.NewResources(reg)
+	_, err = metrics.NewModels(reg)
 	errs = append(errs, err)
+	// The condition gauges are the operator's collector, reading its cache at each scrape.
+	errs = append(errs, reg.Register(controllers.NewConditionCollector(nil)))
 	_, err = metrics.NewInference(reg)
 	errs = append(errs, err)
 	_, err = metrics.NewIngest(reg)

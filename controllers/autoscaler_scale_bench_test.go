@@ -23,11 +23,13 @@ import (
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/spec"
 )
 
 // startNATSProcess runs nats-server as its own process (built from the Go module in go.mod), so
@@ -112,7 +114,7 @@ func BenchmarkAutoscaler1000Pipelines(b *testing.B) {
 				errs <- err
 				return
 			}
-			if _, err := queue.Provision(ctx, js, queueSpecFor(p)); err != nil {
+			if _, err := queue.Provision(ctx, js, spec.Queue(p)); err != nil {
 				errs <- err
 			}
 		}()
@@ -126,7 +128,8 @@ func BenchmarkAutoscaler1000Pipelines(b *testing.B) {
 	cfg := rest.CopyConfig(testConfig)
 	cfg.QPS, cfg.Burst = 200, 400
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0", Controller: config.Controller{SkipNameValidation: ptr.To(true)}})
+		HealthProbeBindAddress: "0", Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+		Cache: cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -134,9 +137,9 @@ func BenchmarkAutoscaler1000Pipelines(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a := &Autoscaler{Client: mgr.GetClient(), Queue: connector, Recorder: mgr.GetEventRecorder("bench"),
-		Clock: clock.RealClock{}, Metrics: m, Concurrency: autoscalerConcurrency}
-	if err := mgr.Add(a); err != nil {
+	a := &AutoscalerReconciler{Client: mgr.GetClient(), Queue: connector, Recorder: mgr.GetEventRecorder("bench"),
+		Clock: clock.RealClock{}, Metrics: m, Options: Options{DefaultNATSURL: natsURL}, Concurrency: autoscalerConcurrency}
+	if err := a.SetupWithManager(mgr); err != nil {
 		b.Fatal(err)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
@@ -144,13 +147,6 @@ func BenchmarkAutoscaler1000Pipelines(b *testing.B) {
 	go func() { done <- mgr.Start(runCtx) }()
 	if !mgr.GetCache().WaitForCacheSync(ctx) {
 		b.Fatal("cache did not sync")
-	}
-	for i := range pipelines {
-		p := newPipeline(ns, fmt.Sprintf("p%04d", i), "m")
-		p.Generation = 1
-		if err := a.Track(p, natsURL); err != nil {
-			b.Fatal(err)
-		}
 	}
 
 	// Warm up: the first sample of each pipeline writes its status (1,000 API writes at the

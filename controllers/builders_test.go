@@ -14,13 +14,13 @@ import (
 	"k8s.io/utils/ptr"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
-	"github.com/freightcast/freightcast/internal/pipelineconfig"
-	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/spec"
 )
 
 var testOptions = Options{Image: "registry.example/freightcast:v1", ImagePullPolicy: corev1.PullIfNotPresent, DefaultNATSURL: "nats://nats:4222"}
 
 func TestModelMountFor(t *testing.T) {
+	t.Parallel()
 	const sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 	cases := map[string]struct {
 		source      freightcastv1alpha1.ModelSource
@@ -51,9 +51,10 @@ func TestModelMountFor(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			m := newModel("ns", "m", "")
 			m.Spec.Source, m.Spec.Version, m.Spec.Features = tc.source, tc.version, tc.features
-			mm := modelMountFor(m, specRevision(m, ""))
+			mm := modelMountFor(m, spec.SpecRevision(m, ""))
 			if diff := cmp.Diff(tc.wantArgs, mm.args); diff != "" {
 				t.Errorf("args (-want +got):\n%s", diff)
 			}
@@ -90,6 +91,7 @@ func assertRestricted(t *testing.T, spec *corev1ac.PodSpecApplyConfiguration) {
 }
 
 func TestDesiredPredictorDeployment(t *testing.T) {
+	t.Parallel()
 	lastGood := freightcastv1alpha1.ModelRevision{
 		Source:  freightcastv1alpha1.ModelSource{ConfigMap: &freightcastv1alpha1.ConfigMapModelSource{Name: "cm-old"}},
 		Version: "0.9",
@@ -144,10 +146,11 @@ func TestDesiredPredictorDeployment(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			m := newModel("ns", "m", "cm")
 			m.Spec.Features = nil
 			tc.mutate(m)
-			rev := specRevision(m, tc.digest)
+			rev := spec.SpecRevision(m, tc.digest)
 			if tc.rev != nil {
 				rev = *tc.rev
 			}
@@ -192,6 +195,7 @@ func TestDesiredPredictorDeployment(t *testing.T) {
 }
 
 func TestDesiredPipelineDeployments(t *testing.T) {
+	t.Parallel()
 	m := newModel("ns", "m", "cm")
 	cases := map[string]struct {
 		mutate       func(*freightcastv1alpha1.FreightPipeline)
@@ -206,6 +210,7 @@ func TestDesiredPipelineDeployments(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			p := newPipeline("ns", "orders", "m")
 			tc.mutate(p)
 			ingest := desiredIngestionDeployment(p, m, "sha256:m", "sha256:c", testOptions)
@@ -241,60 +246,8 @@ func TestDesiredPipelineDeployments(t *testing.T) {
 	}
 }
 
-func TestPipelineConfigFor(t *testing.T) {
-	m := newModel("ns", "m", "cm")
-	m.Spec.Version = "7"
-	cases := map[string]struct {
-		mutate func(*freightcastv1alpha1.FreightPipeline)
-		want   func(*pipelineconfig.Config)
-	}{
-		"defaults": {mutate: func(*freightcastv1alpha1.FreightPipeline) {}, want: func(*pipelineconfig.Config) {}},
-		"auth and a rate limit without burst": {
-			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
-				p.Spec.Ingestion.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "s"}}
-				p.Spec.Ingestion.RateLimit = &freightcastv1alpha1.RateLimitSpec{EventsPerSecond: 500}
-			},
-			want: func(c *pipelineconfig.Config) {
-				c.Ingestion.TokensFile = "/etc/freightcast/auth/tokens"
-				c.Ingestion.RateLimit = &pipelineconfig.RateLimit{EventsPerSecond: 500, Burst: 500}
-			},
-		},
-		"bigger pool and batches raise the ack-pending bound": {
-			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
-				p.Spec.Inference.MaxReplicas, p.Spec.Inference.BatchSize = 40, 128
-			},
-			want: func(c *pipelineconfig.Config) {
-				c.Queue.MaxAckPending = 40 * 128 * 2
-				c.Inference.BatchSize = 128
-			},
-		},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			want := pipelineconfig.Config{
-				Namespace: "ns", Name: "orders", NATSURL: "nats://nats:4222",
-				Queue: queue.Spec{Topology: queue.TopologyFor("ns", "orders"), Limits: queue.Limits{
-					MaxMessages: 1_000_000, MaxBytes: 1 << 30, MaxAge: 24 * time.Hour, DuplicateWindow: 2 * time.Minute,
-					AckWait: 30 * time.Second, MaxDeliver: 5, MaxAckPending: 10 * 64 * 2, PredictionRetention: 24 * time.Hour}},
-				Model:     pipelineconfig.Model{Name: "m", Version: "7", Features: m.Spec.Features},
-				Ingestion: pipelineconfig.Ingestion{MaxBodyBytes: 4 << 20},
-				Inference: pipelineconfig.Inference{BatchSize: 64},
-			}
-			tc.want(&want)
-			p := newPipeline("ns", "orders", "m")
-			tc.mutate(p)
-			got := pipelineConfigFor(p, m, "nats://nats:4222")
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("config (-want +got):\n%s", diff)
-			}
-			if err := got.Validate(); err != nil {
-				t.Errorf("rendered config does not validate: %v", err)
-			}
-		})
-	}
-}
-
 func TestPipelinePoolsFollowTheServedRevision(t *testing.T) {
+	t.Parallel()
 	lastGood := &freightcastv1alpha1.ModelRevision{
 		Source:  freightcastv1alpha1.ModelSource{ConfigMap: &freightcastv1alpha1.ConfigMapModelSource{Name: "cm-old"}},
 		Version: "0.9",
@@ -325,6 +278,7 @@ func TestPipelinePoolsFollowTheServedRevision(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			m := newModel("ns", "m", "cm")
 			m.Generation = 3
 			m.Status = tc.status
@@ -346,7 +300,7 @@ func TestPipelinePoolsFollowTheServedRevision(t *testing.T) {
 					t.Errorf("%s args %v lack --model-version=%s", component, args, tc.wantVersion)
 				}
 			}
-			if got := pipelineConfigFor(p, m, "nats://n").Model.Version; got != tc.wantVersion {
+			if got := spec.Pipeline(p, m, "nats://n").Model.Version; got != tc.wantVersion {
 				t.Errorf("pipeline config model version %q, want %q", got, tc.wantVersion)
 			}
 		})

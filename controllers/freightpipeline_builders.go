@@ -14,7 +14,7 @@ import (
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
-	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/spec"
 )
 
 const (
@@ -59,65 +59,6 @@ func pipelineOwnerReference(p *freightcastv1alpha1.FreightPipeline) *metav1ac.Ow
 		WithBlockOwnerDeletion(true)
 }
 
-// queueSpecFor is the pipeline's JetStream topology and limits.
-func queueSpecFor(p *freightcastv1alpha1.FreightPipeline) queue.Spec {
-	p = defaultedPipeline(p)
-	q := p.Spec.Queue
-	return queue.Spec{
-		Topology: queue.TopologyFor(p.Namespace, p.Name),
-		Limits: queue.Limits{
-			MaxMessages:     q.MaxMessages,
-			MaxBytes:        q.MaxBytes.Value(),
-			MaxAge:          q.MaxAge.Duration,
-			DuplicateWindow: q.DuplicateWindow.Duration,
-			AckWait:         q.AckWait.Duration,
-			MaxDeliver:      int(q.MaxDeliver),
-			// Enough unacknowledged events for every worker the pool may run to hold two batches.
-			MaxAckPending:       int(p.Spec.Inference.MaxReplicas) * int(p.Spec.Inference.BatchSize) * 2,
-			PredictionRetention: p.Spec.Output.PredictionRetention.Duration,
-		},
-	}
-}
-
-// pipelineConfigFor renders what the pipeline's pods read: the data-plane contract.
-func pipelineConfigFor(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1.PredictionModel, natsURL string) pipelineconfig.Config {
-	p = defaultedPipeline(p)
-	cfg := pipelineconfig.Config{
-		Namespace: p.Namespace,
-		Name:      p.Name,
-		NATSURL:   natsURL,
-		Queue:     queueSpecFor(p),
-		Model: pipelineconfig.Model{
-			Name:     model.Name,
-			Version:  servedVersion(model),
-			Features: model.Spec.Features,
-		},
-		Ingestion: pipelineconfig.Ingestion{
-			MaxBodyBytes: p.Spec.Ingestion.MaxBodyBytes.Value(),
-		},
-		Inference: pipelineconfig.Inference{BatchSize: int(p.Spec.Inference.BatchSize)},
-	}
-	if p.Spec.Ingestion.Auth != nil {
-		cfg.Ingestion.TokensFile = path.Join(authDir, authFile)
-	}
-	if rl := p.Spec.Ingestion.RateLimit; rl != nil {
-		burst := rl.Burst
-		if burst == 0 {
-			burst = rl.EventsPerSecond
-		}
-		cfg.Ingestion.RateLimit = &pipelineconfig.RateLimit{EventsPerSecond: rl.EventsPerSecond, Burst: burst}
-	}
-	return cfg
-}
-
-// servedVersion is the version the model's pods serve (see ServedRevision).
-func servedVersion(model *freightcastv1alpha1.PredictionModel) string {
-	if v := ServedRevision(model).Version; v != "" {
-		return v
-	}
-	return modelVersion(model)
-}
-
 // desiredPipelineConfigMap holds the rendered config; its digest goes into the pod templates.
 func desiredPipelineConfigMap(p *freightcastv1alpha1.FreightPipeline, rendered []byte) *corev1ac.ConfigMapApplyConfiguration {
 	return corev1ac.ConfigMap(pipelineConfigName(p), p.Namespace).
@@ -153,7 +94,7 @@ func podAnnotations(modelDigest, configDigest string) map[string]string {
 // pipeline config and, for feature names, the model file.
 func desiredIngestionDeployment(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1.PredictionModel, modelDigest, configDigest string, opts Options) *appsv1ac.DeploymentApplyConfiguration {
 	p = defaultedPipeline(p)
-	mm := modelMountFor(model, ServedRevision(model))
+	mm := modelMountFor(model, spec.ServedRevision(model))
 	args := append([]string{"ingest", fmt.Sprintf("--addr=:%d", httpPort), "--pipeline-config=" + path.Join(pipelineConfigDir, pipelineconfig.FileName)}, mm.args...)
 	container := dataPlaneContainer("ingest", opts, args, "/livez", "/readyz", p.Spec.Ingestion.Resources).
 		WithEnv(tracingEnv(opts, serviceIngest, p.Namespace, "freightcast.pipeline", p.Name)...)
@@ -170,7 +111,7 @@ func desiredIngestionDeployment(p *freightcastv1alpha1.FreightPipeline, model *f
 // the pipeline never fights it.
 func desiredInferenceDeployment(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1.PredictionModel, modelDigest, configDigest string, opts Options) *appsv1ac.DeploymentApplyConfiguration {
 	p = defaultedPipeline(p)
-	mm := modelMountFor(model, ServedRevision(model))
+	mm := modelMountFor(model, spec.ServedRevision(model))
 	args := append([]string{"infer", "--worker", fmt.Sprintf("--addr=:%d", httpPort),
 		"--pipeline-config=" + path.Join(pipelineConfigDir, pipelineconfig.FileName),
 		"--max-batch-size=" + strconv.Itoa(int(p.Spec.Inference.BatchSize))}, mm.args...)
@@ -208,11 +149,4 @@ func defaultedPipeline(p *freightcastv1alpha1.FreightPipeline) *freightcastv1alp
 	p = p.DeepCopy()
 	p.Default()
 	return p
-}
-
-// PipelineConfig renders the data-plane configuration of pipeline p scoring with model on the
-// NATS server at natsURL: what the operator writes into the pipeline's ConfigMap, and what local
-// mode (`freightcast run`) hands its in-process components. Both apply the same defaults.
-func PipelineConfig(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1.PredictionModel, natsURL string) pipelineconfig.Config {
-	return pipelineConfigFor(p, model, natsURL)
 }

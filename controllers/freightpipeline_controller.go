@@ -1,8 +1,8 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -16,7 +16,6 @@ import (
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -25,13 +24,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayv1ac "sigs.k8s.io/gateway-api/applyconfiguration/apis/v1"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
-	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/spec"
 )
 
 // FreightPipelineFieldOwner is the server-side apply field manager of the FreightPipeline
@@ -56,18 +54,11 @@ type JetStreamConnector interface {
 // FreightPipelineReconciler provisions a pipeline's queue, applies its ingestion and inference
 // children, and reports what they do.
 type FreightPipelineReconciler struct {
-	Client     client.Client
-	Recorder   events.EventRecorder
-	Clock      clock.PassiveClock
-	Queue      JetStreamConnector
-	Autoscaler *Autoscaler
-	// APIReader reads around the cache, for retrying a status write on the live object.
-	APIReader client.Reader
-	Options   Options
-	// Metrics exports the pipelines' conditions.
-	Metrics *metrics.Resources
-	// wake carries the autoscaler's wake-ups into the controller's queue.
-	wake chan event.GenericEvent
+	Client   client.Client
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	Queue    JetStreamConnector
+	Options  Options
 	// restarter deletes stuck inference pods.
 	restarter *podRestarter
 	// routes: the cluster serves Gateway API HTTPRoutes (looked up at setup).
@@ -85,110 +76,106 @@ type pipelineScope struct {
 // +kubebuilder:rbac:groups=freightcast.io,resources=freightpipelines,verbs=get;list;watch
 // +kubebuilder:rbac:groups=freightcast.io,resources=freightpipelines/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=freightcast.io,resources=predictionmodels,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile runs the phases in order and writes the status once.
-func (r *FreightPipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, reterr error) {
-	p := &freightcastv1alpha1.FreightPipeline{}
-	if err := r.Client.Get(ctx, req.NamespacedName, p); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.forget(req.NamespacedName)
-		}
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !p.DeletionTimestamp.IsZero() {
-		// Children go with their owner references. The stream stays on NATS: deleting queued
-		// events is not the operator's call.
-		r.forget(req.NamespacedName)
-		return ctrl.Result{}, nil
-	}
-	ctx = ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("freightPipeline", klog.KObj(p)))
-	s := &pipelineScope{pipeline: p}
-	defer func() {
-		if err := r.writeStatus(ctx, s); err != nil {
-			reterr = errors.Join(reterr, err)
-		}
-		if reterr != nil {
-			// An error brings its own backoff; a RequeueAfter beside it would be ignored.
-			res = ctrl.Result{}
-		}
-	}()
-
-	if err := r.getModel(ctx, s); err != nil {
-		return ctrl.Result{}, err
-	}
-	r.provisionQueue(ctx, s)
-	if err := r.applyChildren(ctx, s); err != nil {
-		s.obs.applyErr = err
-		return ctrl.Result{}, err
-	}
-	if (s.obs.inference.exists || s.obs.inferenceApplied) && s.obs.natsURL != "" {
-		// The pool exists: from now on the autoscaler alone sizes it.
-		if err := r.Autoscaler.Track(p, s.obs.natsURL); err != nil {
-			return ctrl.Result{}, fmt.Errorf("autoscaling policy: %w", err)
-		}
-		// The autoscaler samples the backlog and the pool's readiness; it wakes this reconcile
-		// when a stall starts or ends.
-		s.obs.queueStall = r.Autoscaler.Stall(req.NamespacedName)
-	}
-	var result ctrl.Result
-	if s.obs.inference.exists {
-		_, recheck, err := r.restarter.healPods(ctx, p, types.NamespacedName{Namespace: p.Namespace, Name: inferenceName(p)}, pipelineSelector(p, componentInference))
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		result.RequeueAfter = recheck
-	}
-	if s.obs.natsURL != "" && s.obs.queueErr != nil && (result.RequeueAfter == 0 || result.RequeueAfter > queueRetryInterval) {
-		result.RequeueAfter = queueRetryInterval
-	}
-	return result, nil
+// Reconcile reads the pipeline's model, provisions its queue, applies its children, looks at
+// its backlog and its stuck workers, and writes the status once.
+func (r *FreightPipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	// Children go with their owner references. The stream stays on NATS: deleting queued events
+	// is not the operator's call.
+	return reconcileObject(ctx, r.Client, req, &freightcastv1alpha1.FreightPipeline{}, reconciliation[*freightcastv1alpha1.FreightPipeline, *pipelineScope]{
+		logKey: "freightPipeline",
+		scope:  func(p *freightcastv1alpha1.FreightPipeline) *pipelineScope { return &pipelineScope{pipeline: p} },
+		phases: []phase[*pipelineScope]{
+			r.getModel,
+			r.provisionQueue,
+			r.applyChildren,
+			r.observeQueueStall,
+			r.healPods,
+		},
+		writeStatus: r.writeStatus,
+		forget:      r.forget,
+	})
 }
 
-func (r *FreightPipelineReconciler) getModel(ctx context.Context, s *pipelineScope) error {
+// getModel reads the referenced PredictionModel; a missing one is an observation, not an error.
+func (r *FreightPipelineReconciler) getModel(ctx context.Context, s *pipelineScope) (ctrl.Result, error) {
 	model := &freightcastv1alpha1.PredictionModel{}
 	err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.pipeline.Namespace, Name: s.pipeline.Spec.ModelRef.Name}, model)
 	switch {
 	case apierrors.IsNotFound(err):
-		return nil
+		return ctrl.Result{}, nil
 	case err != nil:
-		return fmt.Errorf("reading PredictionModel %s: %w", s.pipeline.Spec.ModelRef.Name, err)
+		return ctrl.Result{}, fmt.Errorf("reading PredictionModel %s: %w", s.pipeline.Spec.ModelRef.Name, err)
 	}
 	s.obs.model = model
-	return nil
+	return ctrl.Result{}, nil
 }
 
 // provisionQueue makes the stream, consumer and bucket exist. Its failures are observations for
-// QueueReady, never reconcile errors: the children are still kept in step meanwhile.
-func (r *FreightPipelineReconciler) provisionQueue(ctx context.Context, s *pipelineScope) {
-	s.obs.natsURL = s.pipeline.Spec.Queue.URL
+// QueueReady, never reconcile errors: the children are still kept in step meanwhile, and the
+// server is tried again after queueRetryInterval.
+func (r *FreightPipelineReconciler) provisionQueue(ctx context.Context, s *pipelineScope) (ctrl.Result, error) {
+	s.obs.natsURL = pipelineNATSURL(s.pipeline, r.Options)
 	if s.obs.natsURL == "" {
-		s.obs.natsURL = r.Options.DefaultNATSURL
+		return ctrl.Result{}, nil
 	}
-	if s.obs.natsURL == "" {
-		return
+	if s.obs.queueErr = r.provision(ctx, s); s.obs.queueErr != nil {
+		return ctrl.Result{RequeueAfter: queueRetryInterval}, nil
 	}
+	return ctrl.Result{}, nil
+}
+
+func (r *FreightPipelineReconciler) provision(ctx context.Context, s *pipelineScope) error {
 	js, err := r.Queue.JetStream(s.obs.natsURL)
 	if err != nil {
-		s.obs.queueErr = err
-		return
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, queueCallTimeout)
 	defer cancel()
-	res, err := queue.Provision(ctx, js, queueSpecFor(s.pipeline))
+	res, err := queue.Provision(ctx, js, spec.Queue(s.pipeline))
 	if err != nil {
-		s.obs.queueErr = err
-		return
+		return err
 	}
 	if res.Changed {
 		r.Recorder.Eventf(s.pipeline, nil, corev1.EventTypeNormal, "QueueProvisioned", "ProvisionQueue",
 			"Provisioned stream %s, consumer and prediction bucket on %s", queue.TopologyFor(s.pipeline.Namespace, s.pipeline.Name).Stream, s.obs.natsURL)
 	}
+	return nil
+}
+
+// observeQueueStall reads the backlog stall the autoscaler records in status, and looks again
+// when a stall that does not count yet will.
+func (r *FreightPipelineReconciler) observeQueueStall(_ context.Context, s *pipelineScope) (ctrl.Result, error) {
+	var res ctrl.Result
+	s.obs.queueStall, res.RequeueAfter = observeQueueStall(s.pipeline, cmp.Or(r.Options.QueueStallGrace, defaultQueueStallGrace), r.Clock.Now())
+	return res, nil
+}
+
+// healPods deletes a stuck inference pod, and looks again when one will be.
+func (r *FreightPipelineReconciler) healPods(ctx context.Context, s *pipelineScope) (ctrl.Result, error) {
+	if !s.obs.inference.exists {
+		return ctrl.Result{}, nil
+	}
+	p := s.pipeline
+	_, recheck, err := r.restarter.healPods(ctx, p, types.NamespacedName{Namespace: p.Namespace, Name: inferenceName(p)}, pipelineSelector(p, componentInference))
+	return ctrl.Result{RequeueAfter: recheck}, err
 }
 
 // applyChildren applies the NetworkPolicy, the config, the Services and the two Deployments. The Deployments are
 // first created only once the model has loaded (pods that cannot load it would crash-loop); once
 // they exist they follow the model and the spec.
-func (r *FreightPipelineReconciler) applyChildren(ctx context.Context, s *pipelineScope) error {
+func (r *FreightPipelineReconciler) applyChildren(ctx context.Context, s *pipelineScope) (ctrl.Result, error) {
+	if s.obs.applyErr = r.applyChildObjects(ctx, s); s.obs.applyErr != nil {
+		return ctrl.Result{}, s.obs.applyErr
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *FreightPipelineReconciler) applyChildObjects(ctx context.Context, s *pipelineScope) error {
 	p := s.pipeline
 	// The policy goes first, so that no pod of the pipeline runs without it.
 	if err := reconcileNetworkPolicy(ctx, r.Client, FreightPipelineFieldOwner, p, networkPolicyEnabled(p.Spec.NetworkPolicy),
@@ -221,7 +208,7 @@ func (r *FreightPipelineReconciler) applyChildren(ctx context.Context, s *pipeli
 		}
 	}
 
-	rendered, err := pipelineConfigFor(p, model, s.obs.natsURL).Marshal()
+	rendered, err := spec.Pipeline(p, model, s.obs.natsURL).Marshal()
 	if err != nil {
 		return fmt.Errorf("rendering pipeline config: %w", err)
 	}
@@ -244,7 +231,6 @@ func (r *FreightPipelineReconciler) applyChildren(ctx context.Context, s *pipeli
 		return err
 	}
 	s.obs.inference = rolloutOf(infer, applied)
-	s.obs.inferenceApplied = applied
 	return nil
 }
 
@@ -266,49 +252,41 @@ func (r *FreightPipelineReconciler) readDeployments(ctx context.Context, s *pipe
 	return exists, nil
 }
 
-// statusWriteAttempts bounds how often a status write is retried after losing to the
-// autoscaler, which writes status.autoscaling of the same object.
-const statusWriteAttempts = 3
-
-// writeStatus computes the status and writes it when it differs, then records events for the
-// condition changes it wrote. The whole status is written with an update, so that zero counts
-// are stored and shown; its resourceVersion makes it lose, rather than overwrite, when the
-// object changed meanwhile. Losing to the autoscaler (status.autoscaling only) is retried on the
-// live object, keeping the autoscaler's part; losing to a spec change is left to the next
-// reconcile.
+// writeStatus computes the status and, when the part this reconciler owns differs from what
+// the object has, applies it with FreightPipelineFieldOwner, then records events for the
+// condition changes it wrote. status.autoscaling is the autoscaler's and is never sent, so the two
+// writers neither overwrite each other nor conflict. The counts go out even when zero (they carry
+// no omitempty), so that printer columns show 0 rather than nothing.
 func (r *FreightPipelineReconciler) writeStatus(ctx context.Context, s *pipelineScope) error {
 	p := s.pipeline
-	for attempt := 1; ; attempt++ {
-		status := computePipelineStatus(p, s.obs, r.Clock.Now())
-		r.Metrics.SetConditions(metrics.KindFreightPipeline, p.Namespace, p.Name, status.Conditions)
-		if equality.Semantic.DeepEqual(status, p.Status) {
-			return nil
-		}
-		before := p.Status.Conditions
-		p.Status = status
-		err := r.Client.Status().Update(ctx, p)
-		if err == nil {
-			recordConditionChanges(r.Recorder, p, before, status.Conditions)
-			return nil
-		}
-		if !apierrors.IsConflict(err) || attempt == statusWriteAttempts {
-			return fmt.Errorf("writing status: %w", err)
-		}
-		live := &freightcastv1alpha1.FreightPipeline{}
-		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(p), live); err != nil {
-			return fmt.Errorf("writing status: %w", err)
-		}
-		if live.Generation != p.Generation {
-			return fmt.Errorf("writing status: the spec changed meanwhile (generation %d → %d)", p.Generation, live.Generation)
-		}
-		p = live
+	status := pipelineStatus(p, s.obs, r.Clock.Now())
+	if equality.Semantic.DeepEqual(status, p.Status) {
+		return nil
 	}
+	if err := adoptStatusUpdates(ctx, r.Client, FreightPipelineFieldOwner, p); err != nil {
+		return err
+	}
+	before := p.Status.Conditions
+	owned := status.DeepCopy()
+	owned.Autoscaling = nil
+	if err := applyStatus(ctx, r.Client, FreightPipelineFieldOwner, p, freightcastv1alpha1.GroupVersion.WithKind("FreightPipeline"), owned); err != nil {
+		return err
+	}
+	recordConditionChanges(r.Recorder, p, before, status.Conditions)
+	return nil
+}
+
+// pipelineNATSURL is the NATS server of pipeline p's queue: its own, or the operator's default
+// ("" when neither is set).
+func pipelineNATSURL(p *freightcastv1alpha1.FreightPipeline, opts Options) string {
+	if p.Spec.Queue.URL != "" {
+		return p.Spec.Queue.URL
+	}
+	return opts.DefaultNATSURL
 }
 
 // forget drops what the operator keeps in memory about a pipeline that is gone.
 func (r *FreightPipelineReconciler) forget(key types.NamespacedName) {
-	r.Autoscaler.Forget(key)
-	r.Metrics.Forget(metrics.KindFreightPipeline, key.Namespace, key.Name)
 	r.restarter.forget(key)
 }
 
@@ -320,29 +298,49 @@ func (r *FreightPipelineReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}); err != nil {
 		return err
 	}
-	r.wake = make(chan event.GenericEvent, 1024)
-	r.Autoscaler.Wake = r.wake
-	if err := mgr.Add(r.Autoscaler); err != nil {
-		return err
-	}
 	var err error
 	if r.routes, err = httpRoutesServed(mgr.GetRESTMapper()); err != nil {
 		return err
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		// Status writes bump no generation: without the predicate each one would come back as
-		// a reconcile of its own.
-		For(&freightcastv1alpha1.FreightPipeline{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// a reconcile of its own. The autoscaler's reports that change the pipeline's conditions
+		// (a stall begun or ended, the queue readable or not) do come back.
+		For(&freightcastv1alpha1.FreightPipeline{}, builder.WithPredicates(predicate.Or[client.Object](
+			predicate.GenerationChangedPredicate{}, autoscalerReportChanged))).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.ConfigMap{}).
 		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&freightcastv1alpha1.PredictionModel{}, handler.EnqueueRequestsFromMapFunc(
 			// A model that appeared, loaded or changed wakes the pipelines that reference it.
-			requestsByIndex(r.Client, &freightcastv1alpha1.FreightPipelineList{}, pipelineModelIndex))).
-		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{}))
+			requestsByIndex(r.Client, &freightcastv1alpha1.FreightPipelineList{}, pipelineModelIndex)))
 	if r.routes {
 		b = b.Owns(&gatewayv1.HTTPRoute{})
 	}
 	return b.Named("freightpipeline").Complete(r)
+}
+
+// autoscalerReportChanged passes the updates of a pipeline's status.autoscaling that its
+// conditions depend on: a stall begun or ended (Degraded), the queue depth readable or not (the
+// reconciler provisions the stream and consumer again, and reports QueueReady).
+var autoscalerReportChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		before, ok1 := e.ObjectOld.(*freightcastv1alpha1.FreightPipeline)
+		after, ok2 := e.ObjectNew.(*freightcastv1alpha1.FreightPipeline)
+		if !ok1 || !ok2 {
+			return false
+		}
+		var a, b freightcastv1alpha1.AutoscalingStatus
+		if before.Status.Autoscaling != nil {
+			a = *before.Status.Autoscaling
+		}
+		if after.Status.Autoscaling != nil {
+			b = *after.Status.Autoscaling
+		}
+		return (a.QueueDepth == nil) != (b.QueueDepth == nil) || !equality.Semantic.DeepEqual(a.StalledSince, b.StalledSince)
+	},
+	CreateFunc:  func(event.CreateEvent) bool { return false },
+	DeleteFunc:  func(event.DeleteEvent) bool { return false },
+	GenericFunc: func(event.GenericEvent) bool { return false },
 }

@@ -12,6 +12,7 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	"k8s.io/utils/ptr"
@@ -162,6 +163,12 @@ func TestFreightPipelineKeepsInferenceReplicasWithinBounds(t *testing.T) {
 		return k8s.SubResource("scale").Update(ctx, d, client.WithSubResourceBody(&autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: 50}}))
 	})
 	waitPoolReplicas(t, ns, "orders-inference", 5, 10*time.Second)
+	// Both moves were the bounds' doing, not the queue's, and the metric says so.
+	for _, direction := range []string{"up", "down"} {
+		if v, _ := metricValue(t, "freightcast_scale_decisions_total", map[string]string{"direction": direction, "reason": "bounds"}); v < 1 {
+			t.Errorf("freightcast_scale_decisions_total{direction=%q,reason=\"bounds\"} = %v, want at least 1", direction, v)
+		}
+	}
 
 	// A GitOps re-apply of the pipeline (a spec change) never resets the pool's size.
 	testenv.Eventually(t, 10*time.Second, "change the batch size", func() error {
@@ -250,4 +257,45 @@ func TestFreightPipelineReprovisionsADeletedStream(t *testing.T) {
 		return err
 	})
 	waitCondition(t, p, freightcastv1alpha1.ConditionQueueReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonQueueProvisioned)
+}
+
+// TestPipelineStatusOfAnEarlierOperatorIsAdopted: an operator before server-side apply wrote the
+// whole status with Updates. The reconciler takes those fields over, so that a condition it no
+// longer reports, and a queue depth nobody can read, go away rather than stay owned by the
+// earlier writer.
+func TestPipelineStatusOfAnEarlierOperatorIsAdopted(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	p := newPipeline(ns, "orders", "m")
+	mustCreate(t, p)
+	p.Status = freightcastv1alpha1.FreightPipelineStatus{
+		ObservedGeneration: p.Generation,
+		Conditions: []metav1.Condition{{Type: freightcastv1alpha1.ConditionRouteReady, Status: metav1.ConditionTrue,
+			Reason: freightcastv1alpha1.ReasonRouteApplied, Message: "from an earlier operator", LastTransitionTime: metav1.Now()}},
+		Autoscaling: &freightcastv1alpha1.AutoscalingStatus{QueueDepth: ptr.To[int64](7), CurrentReplicas: 1, DesiredReplicas: 1},
+	}
+	if err := k8s.Status().Update(ctx, p, client.FieldOwner("freightcast")); err != nil {
+		t.Fatal(err)
+	}
+
+	// No NATS anywhere: the autoscaler has nothing to read, so the old depth must not stay.
+	startOperator(t, "", ns)
+	waitCondition(t, p, freightcastv1alpha1.ConditionQueueReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonQueueNotConfigured)
+	testenv.Eventually(t, 10*time.Second, "the earlier operator's fields gone", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
+			return err
+		}
+		if c := meta.FindStatusCondition(p.Status.Conditions, freightcastv1alpha1.ConditionRouteReady); c != nil {
+			return fmt.Errorf("RouteReady still there: %+v", c)
+		}
+		if p.Status.Autoscaling != nil {
+			return fmt.Errorf("status.autoscaling still there: %+v", p.Status.Autoscaling)
+		}
+		for _, mf := range p.ManagedFields {
+			if mf.Operation == metav1.ManagedFieldsOperationUpdate && mf.Subresource == "status" {
+				return fmt.Errorf("%s still owns status fields by Update", mf.Manager)
+			}
+		}
+		return nil
+	})
 }

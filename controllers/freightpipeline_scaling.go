@@ -3,7 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
-	"hash/fnv"
+	"fmt"
 	"sync"
 	"time"
 
@@ -15,375 +15,291 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/autoscale"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/scaler"
+	"github.com/freightcast/freightcast/internal/spec"
 )
 
-const (
-	// autoscalerTick is how often the autoscaler looks for pipelines whose sample is due; it
-	// bounds the lateness of a sample, not its cost.
-	autoscalerTick = 100 * time.Millisecond
-	// statusRefresh is how often a changing queue depth alone is written to status: the gauge
-	// freightcast_queue_depth follows every sample, the API server gets one write per pipeline
-	// per refresh at most, unless a decision changes.
-	statusRefresh = 10 * time.Second
-	// sampleTimeout bounds one consumer-info request.
-	sampleTimeout = 2 * time.Second
-)
+// AutoscalerFieldOwner is the server-side apply field manager of the autoscaler: it owns
+// status.autoscaling of every FreightPipeline, and nothing else.
+const AutoscalerFieldOwner = "freightcast-autoscaler"
 
-// policyFor converts a pipeline's inference spec into the recommender's policy.
-func policyFor(p *freightcastv1alpha1.FreightPipeline) autoscale.Policy {
-	inf := defaultedPipeline(p).Spec.Inference
-	pol := autoscale.Policy{
-		MinReplicas:         *inf.MinReplicas,
-		MaxReplicas:         inf.MaxReplicas,
-		TargetPerReplica:    inf.TargetQueueDepthPerReplica,
-		Tolerance:           float64(inf.TolerancePercent) / 100,
-		ActivationThreshold: inf.ActivationQueueDepth,
-		ScaleUp:             rulesFor(inf.ScaleUp),
-		ScaleDown:           rulesFor(inf.ScaleDown),
-	}
-	if inf.DrainTarget != nil {
-		pol.DrainTarget = inf.DrainTarget.Duration
-	}
-	if inf.Fallback != nil {
-		pol.FailureThreshold = int(inf.Fallback.FailureThreshold)
-		pol.FallbackReplicas = ptr.To(inf.Fallback.Replicas)
-	}
-	return pol
-}
+// statusRefresh is how often a changing queue depth alone is written to status: the gauge
+// freightcast_queue_depth follows every sample, the API server gets one write per pipeline per
+// refresh at most, unless a decision changes.
+const statusRefresh = 10 * time.Second
 
-func rulesFor(r *freightcastv1alpha1.ScalingRules) autoscale.Rules {
-	if r == nil {
-		return autoscale.Rules{}
-	}
-	out := autoscale.Rules{Select: autoscale.Select(r.SelectPolicy)}
-	if r.StabilizationWindow != nil {
-		out.StabilizationWindow = ptr.To(r.StabilizationWindow.Duration)
-	}
-	for _, pol := range r.Policies {
-		out.Policies = append(out.Policies, autoscale.RatePolicy{Type: autoscale.PolicyType(pol.Type), Value: pol.Value, Period: pol.Period.Duration})
-	}
-	return out
-}
-
-// Autoscaler sizes every pipeline's inference pool from its queue depth. It samples each
-// tracked pipeline at the pipeline's poll interval with one consumer-info request, asks the
-// pipeline's recommender, and writes the pool's size through the Deployment's scale subresource
-// only — the applied Deployment never carries replicas, so a GitOps tool never fights it. It runs
-// on the leader only, apart from the reconcile workers, so sampling never blocks a reconcile.
-type Autoscaler struct {
+// AutoscalerReconciler sizes a FreightPipeline's inference pool from its queue depth. Each
+// Reconcile takes one sample of one pipeline — one consumer-info request, a decision of the
+// pipeline's recommender, a write of the pool's scale subresource when the size changes — and asks
+// to come back after the pipeline's poll interval. The workqueue so does the scheduling: one
+// sample of a pipeline at a time, at most Concurrency samples at once, only on the leader, and a
+// spec change or the pool's creation samples at once. The applied Deployment never carries
+// replicas, so a GitOps tool never fights the autoscaler for them.
+//
+// What a sample decides is reported in status.autoscaling, which the autoscaler owns through
+// server-side apply with AutoscalerFieldOwner; the pipeline reconciler reads it from there. The
+// recommenders live in memory, one per pipeline: a new leader starts new ones (see
+// docs/autoscaling.md for what that keeps and what it forgets).
+type AutoscalerReconciler struct {
 	Client   client.Client
 	Queue    JetStreamConnector
 	Recorder events.EventRecorder
-	Clock    clock.WithTicker
+	Clock    clock.PassiveClock
 	Metrics  *metrics.Autoscaling
-	// Concurrency bounds the samples in flight at once.
+	Options  Options
+	// Concurrency bounds the samples in flight at once: enough that a slow NATS server does not
+	// delay the other pipelines' samples, few enough not to flood it.
 	Concurrency int
-	// Wake receives a pipeline whose queue reads started or stopped failing, or whose backlog
-	// became or stopped being stalled, so that its reconcile reports it at once rather than at
-	// its next retry.
-	Wake chan<- event.GenericEvent
-	// StallGrace is how long, beyond two poll intervals, a backlog may wait with no ready
-	// inference pod (while the pool wants some) before it is reported stalled: two intervals
-	// so that one sample taken just before a pod turned ready never counts, the grace for pods
-	// to start.
-	StallGrace time.Duration
 
-	mu      sync.Mutex
-	tracked map[types.NamespacedName]*scaledPipeline
+	mu        sync.Mutex
+	pipelines map[types.NamespacedName]*scaledPipeline
 }
 
-// scaledPipeline is the autoscaler's state of one pipeline.
+var _ reconcile.Reconciler = (*AutoscalerReconciler)(nil)
+
+// scaledPipeline is what the autoscaler keeps in memory of one pipeline between samples.
 type scaledPipeline struct {
-	key        types.NamespacedName
+	// generation and natsURL are what sampler was made for; a change makes a new one.
 	generation int64
 	natsURL    string
-	topology   queue.Topology
 	interval   time.Duration
-	rec        *autoscale.Recommender
-
-	due     time.Time
-	running bool
-	failing bool
-	// throughput measures the acknowledgements per ready replica between samples.
-	throughput queue.ThroughputMeter
-	lastScale  *metav1.Time
-	written    *freightcastv1alpha1.AutoscalingStatus
-	writtenAt  time.Time
-	// stall is the backlog waiting with no ready consumer, nil when there is none; its
-	// reported field tells whether it has lasted long enough to be reported.
-	stall *queueStall
+	sampler    *scaler.Sampler
+	// due is when the next sample is due, to keep the cadence and measure lateness.
+	due time.Time
+	// written is the last status.autoscaling written, at writtenAt.
+	written   *freightcastv1alpha1.AutoscalingStatus
+	writtenAt time.Time
 }
 
-// queueStall is a backlog that no ready inference pod consumes.
-type queueStall struct {
-	// since is the first sample that saw it.
-	since time.Time
-	// reported is true once it outlasted the threshold; the pipeline is then Degraded.
-	reported bool
+// +kubebuilder:rbac:groups=freightcast.io,resources=freightpipelines,verbs=get;list;watch
+// +kubebuilder:rbac:groups=freightcast.io,resources=freightpipelines/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments/scale,verbs=get;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile samples one pipeline's queue and sizes its inference pool.
+func (a *AutoscalerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	p := &freightcastv1alpha1.FreightPipeline{}
+	if err := a.Client.Get(ctx, req.NamespacedName, p); err != nil {
+		if apierrors.IsNotFound(err) {
+			a.forget(req.NamespacedName)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !p.DeletionTimestamp.IsZero() {
+		a.forget(req.NamespacedName)
+		return ctrl.Result{}, nil
+	}
+	natsURL := pipelineNATSURL(p, a.Options)
+	if natsURL == "" {
+		// Nothing to read; the pipeline reports QueueNotConfigured, and a spec change wakes us.
+		return ctrl.Result{}, nil
+	}
+	pool := &appsv1.Deployment{}
+	if err := a.Client.Get(ctx, types.NamespacedName{Namespace: p.Namespace, Name: inferenceName(p)}, pool); err != nil {
+		// Not created yet (the model has not loaded): nothing to size. Its creation wakes us.
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	ctx = ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("freightPipeline", klog.KObj(p)))
+	sp, err := a.pipelineState(p, natsURL)
+	if err != nil {
+		// The API's validation keeps this from happening; retrying cannot fix it, a spec change can.
+		return ctrl.Result{}, reconcile.TerminalError(fmt.Errorf("autoscaling policy: %w", err))
+	}
+
+	now := a.Clock.Now()
+	if !now.Before(sp.due) {
+		// A scheduled sample (one a spec change or the pool's creation brought forward is not):
+		// keep the cadence, so that a sample that ran late does not pull the next one forward.
+		a.Metrics.SampleLateness.Observe(now.Sub(sp.due).Seconds())
+		sp.due = sp.due.Add(sp.interval)
+	}
+	current := ptr.Deref(pool.Spec.Replicas, 1)
+	topology := queue.TopologyFor(p.Namespace, p.Name)
+	sample := sp.sampler.Sample(ctx, a.lagReader(natsURL, topology), now, current, pool.Status.ReadyReplicas)
+	d := sample.Decision
+	if sample.LagErr == nil {
+		a.Metrics.QueueDepth.WithLabelValues(p.Namespace, p.Name).Set(float64(sample.Lag.Total()))
+	} else {
+		a.Metrics.ReadErrors.WithLabelValues(readErrorReason(sample.LagErr)).Inc()
+	}
+	a.Metrics.DesiredReplicas.WithLabelValues(p.Namespace, p.Name).Set(float64(d.Desired))
+
+	// What this autoscaler wrote last, or, for a pipeline new to it (a new leader), what is in
+	// status: the last scale time and the stall carry over.
+	prev := sp.written
+	if prev == nil {
+		prev = p.Status.Autoscaling
+	}
+	var lastScale *metav1.Time
+	if prev != nil {
+		lastScale = prev.LastScaleTime
+	}
+	if d.Desired != current {
+		if err := a.scale(ctx, p, pool, current, d); err != nil {
+			return ctrl.Result{}, err
+		}
+		lastScale = ptr.To(metav1.NewTime(now))
+	}
+	st := &freightcastv1alpha1.AutoscalingStatus{CurrentReplicas: current, DesiredReplicas: d.Desired,
+		LastScaleTime: lastScale, Reason: truncateReason(d.Reason)}
+	if sample.LagErr == nil {
+		st.QueueDepth = ptr.To(sample.Lag.Total())
+	}
+	stalled := sample.LagErr == nil && sample.Lag.Total() > 0 && pool.Status.ReadyReplicas == 0 && max(d.Desired, current) > 0
+	st.StalledSince = nextStall(prev, stalled, now)
+	if err := a.writeStatus(ctx, sp, p, st, now); err != nil {
+		return ctrl.Result{}, err
+	}
+	end := a.Clock.Now()
+	if !sp.due.After(end) {
+		// The sample overran its slot: the next one comes a whole interval after it.
+		sp.due = end.Add(sp.interval)
+	}
+	return ctrl.Result{RequeueAfter: sp.due.Sub(end)}, nil
 }
 
-var _ interface {
-	Start(context.Context) error
-	NeedLeaderElection() bool
-} = (*Autoscaler)(nil)
-
-// Track starts autoscaling p's pool on the NATS server at natsURL, or updates what it knows of
-// it. A spec change (a new generation) starts a new recommender, which holds scale-downs for one
-// window: after a change, the cautious direction.
-func (a *Autoscaler) Track(p *freightcastv1alpha1.FreightPipeline, natsURL string) error {
-	key := types.NamespacedName{Namespace: p.Namespace, Name: p.Name}
+// pipelineState returns what the autoscaler keeps of p, starting anew when p is new to it or
+// its spec or server changed.
+func (a *AutoscalerReconciler) pipelineState(p *freightcastv1alpha1.FreightPipeline, natsURL string) (*scaledPipeline, error) {
+	key := client.ObjectKeyFromObject(p)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.tracked == nil {
-		a.tracked = map[types.NamespacedName]*scaledPipeline{}
-	}
-	sp := a.tracked[key]
+	sp := a.pipelines[key]
 	if sp != nil && sp.generation == p.Generation && sp.natsURL == natsURL {
-		return nil
+		return sp, nil
 	}
-	rec, err := autoscale.New(policyFor(p))
+	policy, interval := spec.Autoscale(p)
+	sampler, err := scaler.New(policy, interval)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	interval := defaultedPipeline(p).Spec.Inference.PollInterval.Duration
 	if sp == nil {
-		// Spread first samples over the interval by the pipeline's name, so that pipelines
-		// tracked together (an operator restart) do not all sample in the same tick.
-		h := fnv.New32a()
-		h.Write([]byte(key.String()))
-		offset := time.Duration(h.Sum32()) % interval
-		sp = &scaledPipeline{key: key, due: a.Clock.Now().Add(offset)}
-		a.tracked[key] = sp
+		sp = &scaledPipeline{due: a.Clock.Now()}
+		if a.pipelines == nil {
+			a.pipelines = map[types.NamespacedName]*scaledPipeline{}
+		}
+		a.pipelines[key] = sp
 	}
-	sp.generation, sp.natsURL, sp.rec, sp.interval = p.Generation, natsURL, rec, interval
-	sp.topology = queue.TopologyFor(p.Namespace, p.Name)
+	sp.generation, sp.natsURL, sp.interval, sp.sampler = p.Generation, natsURL, interval, sampler
+	return sp, nil
+}
+
+// lagReader reads the backlog of the pipeline's consumer on the server at natsURL.
+func (a *AutoscalerReconciler) lagReader(natsURL string, topology queue.Topology) scaler.Reader {
+	return func(ctx context.Context) (queue.Lag, error) {
+		js, err := a.Queue.JetStream(natsURL)
+		if err != nil {
+			return queue.Lag{}, err
+		}
+		return scaler.ConsumerLag(js, topology)(ctx)
+	}
+}
+
+// scale writes the pool's size through the Deployment's scale subresource, and tells.
+func (a *AutoscalerReconciler) scale(ctx context.Context, p *freightcastv1alpha1.FreightPipeline, pool *appsv1.Deployment, current int32, d autoscale.Decision) error {
+	scale := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Namespace: pool.Namespace, Name: pool.Name},
+		Spec: autoscalingv1.ScaleSpec{Replicas: d.Desired}}
+	if err := a.Client.SubResource("scale").Update(ctx, pool, client.WithSubResourceBody(scale)); err != nil {
+		return fmt.Errorf("scaling the inference pool from %d to %d: %w", current, d.Desired, err)
+	}
+	a.Metrics.ScaleDecisions.WithLabelValues(d.Direction.String(), scaleDecisionReason(d)).Inc()
+	a.Recorder.Eventf(p, pool, corev1.EventTypeNormal, scaleEventReason(d), "ScaleInferencePool",
+		"Scaled inference pool from %d to %d: %s", current, d.Desired, truncateNote(d.Reason))
 	return nil
 }
 
-// Forget stops autoscaling the pipeline (it was deleted).
-func (a *Autoscaler) Forget(key types.NamespacedName) {
+// nextStall is status.autoscaling.stalledSince after a sample at now: kept while the backlog
+// stays stalled (events queued, no ready pod, and the pool has or wants pods), set to now when a
+// stall starts, cleared when it ends.
+func nextStall(prev *freightcastv1alpha1.AutoscalingStatus, stalled bool, now time.Time) *metav1.Time {
+	switch {
+	case !stalled:
+		return nil
+	case prev != nil && prev.StalledSince != nil:
+		return prev.StalledSince
+	}
+	return ptr.To(metav1.NewTime(now))
+}
+
+// writeStatus applies status.autoscaling at once when the decision changed (sizes, last scale,
+// depth known or not, a stall begun or ended), and otherwise at most every statusRefresh: depth
+// and reason move with every sample, and the gauge freightcast_queue_depth is where those are
+// followed live.
+func (a *AutoscalerReconciler) writeStatus(ctx context.Context, sp *scaledPipeline, p *freightcastv1alpha1.FreightPipeline, st *freightcastv1alpha1.AutoscalingStatus, now time.Time) error {
+	last := sp.written
+	if last == nil {
+		last = p.Status.Autoscaling
+	}
+	if last != nil && !decisionChanged(last, st) && now.Sub(sp.writtenAt) < statusRefresh {
+		return nil
+	}
+	if equality.Semantic.DeepEqual(p.Status.Autoscaling, st) {
+		sp.written, sp.writtenAt = st, now
+		return nil
+	}
+	if err := applyStatus(ctx, a.Client, AutoscalerFieldOwner, p, freightcastv1alpha1.GroupVersion.WithKind("FreightPipeline"),
+		map[string]any{"autoscaling": st}); err != nil {
+		// Deleted since it was read: there is nothing to report on, and its delete event forgets it.
+		return client.IgnoreNotFound(err)
+	}
+	sp.written, sp.writtenAt = st, now
+	return nil
+}
+
+// decisionChanged reports whether b tells a different decision than a, not only a new depth or
+// reason.
+func decisionChanged(a, b *freightcastv1alpha1.AutoscalingStatus) bool {
+	return a.CurrentReplicas != b.CurrentReplicas || a.DesiredReplicas != b.DesiredReplicas ||
+		!equality.Semantic.DeepEqual(a.LastScaleTime, b.LastScaleTime) || (a.QueueDepth == nil) != (b.QueueDepth == nil) ||
+		!equality.Semantic.DeepEqual(a.StalledSince, b.StalledSince)
+}
+
+// forget drops what the autoscaler keeps of a pipeline that is gone, and its series.
+func (a *AutoscalerReconciler) forget(key types.NamespacedName) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	delete(a.tracked, key)
+	delete(a.pipelines, key)
+	a.mu.Unlock()
 	a.Metrics.QueueDepth.DeleteLabelValues(key.Namespace, key.Name)
 	a.Metrics.DesiredReplicas.DeleteLabelValues(key.Namespace, key.Name)
 }
 
-// NeedLeaderElection makes the manager run the autoscaler on the leader only.
-func (a *Autoscaler) NeedLeaderElection() bool { return true }
-
-// Start samples due pipelines until ctx ends.
-func (a *Autoscaler) Start(ctx context.Context) error {
-	ticker := a.Clock.NewTicker(autoscalerTick)
-	defer ticker.Stop()
-	slots := make(chan struct{}, max(1, a.Concurrency))
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-ticker.C():
-		}
-		now := a.Clock.Now()
-		for _, sp := range a.due(now) {
-			a.Metrics.SampleLateness.Observe(now.Sub(sp.due).Seconds())
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
-				return nil
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-slots }()
-				a.sample(ctx, sp)
-				a.mu.Lock()
-				sp.running = false
-				// Keep the cadence; a sample that ran late does not pull the next one forward.
-				sp.due = sp.due.Add(sp.interval)
-				if next := a.Clock.Now(); sp.due.Before(next) {
-					sp.due = next.Add(sp.interval)
-				}
-				a.mu.Unlock()
-			}()
-		}
+// SetupWithManager registers the autoscaler as a controller of FreightPipelines named
+// "autoscaler". A spec change samples at once (and starts a new recommender); so does the
+// creation of a pipeline's inference Deployment, the first moment there is a pool to size.
+// Status writes (its own and the pipeline reconciler's) do not wake it: its own requeue does.
+func (a *AutoscalerReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	poolCreated := predicate.Funcs{
+		CreateFunc: func(e event.CreateEvent) bool {
+			return e.Object.GetLabels()[labelComponent] == componentInference
+		},
+		UpdateFunc:  func(event.UpdateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
 	}
-}
-
-// due marks and returns the pipelines whose sample time has come.
-func (a *Autoscaler) due(now time.Time) []*scaledPipeline {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var out []*scaledPipeline
-	for _, sp := range a.tracked {
-		if !sp.running && !now.Before(sp.due) {
-			sp.running = true
-			out = append(out, sp)
-		}
-	}
-	return out
-}
-
-// sample reads one pipeline's depth, decides, scales and reports. Only one sample of a pipeline
-// runs at a time; Track may swap the recommender meanwhile, so it is read under the lock.
-func (a *Autoscaler) sample(ctx context.Context, sp *scaledPipeline) {
-	log := ctrl.LoggerFrom(ctx).WithValues("freightPipeline", sp.key)
-	a.mu.Lock()
-	rec, natsURL, topology, interval := sp.rec, sp.natsURL, sp.topology, sp.interval
-	a.mu.Unlock()
-	p := &freightcastv1alpha1.FreightPipeline{}
-	if err := a.Client.Get(ctx, sp.key, p); err != nil {
-		if apierrors.IsNotFound(err) {
-			a.Forget(sp.key)
-		}
-		return
-	}
-	pool := &appsv1.Deployment{}
-	if err := a.Client.Get(ctx, types.NamespacedName{Namespace: p.Namespace, Name: inferenceName(p)}, pool); err != nil {
-		// Not created yet (the model has not loaded): nothing to size.
-		return
-	}
-	current := ptr.Deref(pool.Spec.Replicas, 1)
-	now := a.Clock.Now()
-	lag, lagErr := a.readLag(ctx, natsURL, topology, interval)
-	in := autoscale.Input{Now: now, Current: current, Ready: pool.Status.ReadyReplicas, LagErr: lagErr}
-	if lagErr == nil {
-		in.Lag = lag.Total()
-		in.Throughput = sp.throughput.Sample(lag, now, pool.Status.ReadyReplicas)
-		a.Metrics.QueueDepth.WithLabelValues(p.Namespace, p.Name).Set(float64(in.Lag))
-	} else {
-		a.Metrics.ReadErrors.WithLabelValues(readErrorReason(lagErr)).Inc()
-	}
-	a.noteFailing(sp, p, lagErr != nil)
-
-	d := rec.Recommend(in)
-	a.noteStall(sp, p, lagErr == nil && in.Lag > 0 && in.Ready == 0 && max(d.Desired, current) > 0, now, interval)
-	a.Metrics.DesiredReplicas.WithLabelValues(p.Namespace, p.Name).Set(float64(d.Desired))
-	if d.Desired != current {
-		scale := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Namespace: pool.Namespace, Name: pool.Name},
-			Spec: autoscalingv1.ScaleSpec{Replicas: d.Desired}}
-		if err := a.Client.SubResource("scale").Update(ctx, pool, client.WithSubResourceBody(scale)); err != nil {
-			log.Error(err, "scaling the inference pool", "from", current, "to", d.Desired)
-			return
-		}
-		sp.lastScale = ptr.To(metav1.NewTime(now))
-		reason := "queue_depth"
-		if d.Fallback {
-			reason = "fallback"
-		}
-		a.Metrics.ScaleDecisions.WithLabelValues(d.Direction.String(), reason).Inc()
-		a.Recorder.Eventf(p, pool, corev1.EventTypeNormal, scaleEventReason(d), "ScaleInferencePool",
-			"Scaled inference pool from %d to %d: %s", current, d.Desired, truncateNote(d.Reason))
-	}
-
-	st := &freightcastv1alpha1.AutoscalingStatus{CurrentReplicas: current, DesiredReplicas: d.Desired,
-		LastScaleTime: sp.lastScale, Reason: truncateReason(d.Reason)}
-	if lagErr == nil {
-		st.QueueDepth = ptr.To(in.Lag)
-	}
-	a.writeStatus(ctx, sp, p, st, now)
-}
-
-func (a *Autoscaler) readLag(ctx context.Context, natsURL string, topology queue.Topology, interval time.Duration) (queue.Lag, error) {
-	js, err := a.Queue.JetStream(natsURL)
-	if err != nil {
-		return queue.Lag{}, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, min(sampleTimeout, interval))
-	defer cancel()
-	return queue.ReadLag(ctx, js, topology.Stream, topology.Consumer)
-}
-
-// noteFailing wakes the pipeline's reconcile when its queue reads start or stop failing.
-func (a *Autoscaler) noteFailing(sp *scaledPipeline, p *freightcastv1alpha1.FreightPipeline, failing bool) {
-	if sp.failing == failing {
-		return
-	}
-	sp.failing = failing
-	a.wake(p)
-}
-
-// noteStall follows a backlog that no ready inference pod consumes (stalled: events queued,
-// no ready pod, and the pool has or wants pods), and wakes the pipeline's reconcile when
-// it has lasted StallGrace plus two poll intervals, and again when it ends after that.
-func (a *Autoscaler) noteStall(sp *scaledPipeline, p *freightcastv1alpha1.FreightPipeline, stalled bool, now time.Time, interval time.Duration) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	switch {
-	case !stalled:
-		wasReported := sp.stall != nil && sp.stall.reported
-		sp.stall = nil
-		if wasReported {
-			a.wake(p)
-		}
-	case sp.stall == nil:
-		sp.stall = &queueStall{since: now}
-	default:
-		if !sp.stall.reported && now.Sub(sp.stall.since) >= a.StallGrace+2*interval {
-			sp.stall.reported = true
-			a.wake(p)
-		}
-	}
-}
-
-// Stall returns the reported stall of a pipeline's backlog, nil when there is none.
-func (a *Autoscaler) Stall(key types.NamespacedName) *queueStall {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	sp := a.tracked[key]
-	if sp == nil || sp.stall == nil || !sp.stall.reported {
-		return nil
-	}
-	st := *sp.stall
-	return &st
-}
-
-// wake queues a reconcile of p.
-func (a *Autoscaler) wake(p *freightcastv1alpha1.FreightPipeline) {
-	if a.Wake != nil {
-		select {
-		// A copy of the key only: p is patched right after, while the controller reads this.
-		case a.Wake <- event.GenericEvent{Object: &freightcastv1alpha1.FreightPipeline{
-			ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name}}}:
-		default:
-			// A full channel already holds wake-ups; the reconcile's own retry covers the rest.
-		}
-	}
-}
-
-// writeStatus patches status.autoscaling at once when the decision changed (sizes, last scale,
-// depth known or not), and otherwise at most every statusRefresh: depth and reason move with every
-// sample, and the gauge freightcast_queue_depth is where those are followed live.
-func (a *Autoscaler) writeStatus(ctx context.Context, sp *scaledPipeline, p *freightcastv1alpha1.FreightPipeline, st *freightcastv1alpha1.AutoscalingStatus, now time.Time) {
-	if w := sp.written; w != nil {
-		decisionChanged := w.CurrentReplicas != st.CurrentReplicas || w.DesiredReplicas != st.DesiredReplicas ||
-			!equality.Semantic.DeepEqual(w.LastScaleTime, st.LastScaleTime) || (w.QueueDepth == nil) != (st.QueueDepth == nil)
-		if !decisionChanged && now.Sub(sp.writtenAt) < statusRefresh {
-			return
-		}
-	}
-	if equality.Semantic.DeepEqual(p.Status.Autoscaling, st) {
-		sp.written, sp.writtenAt = st, now
-		return
-	}
-	patch := client.MergeFrom(p.DeepCopy())
-	p.Status.Autoscaling = st
-	if err := a.Client.Status().Patch(ctx, p, patch); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "writing status.autoscaling", "freightPipeline", sp.key)
-		return
-	}
-	sp.written, sp.writtenAt = st, now
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&freightcastv1alpha1.FreightPipeline{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(),
+			&freightcastv1alpha1.FreightPipeline{}, handler.OnlyControllerOwner()), builder.WithPredicates(poolCreated)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, a.Concurrency)}).
+		Named("autoscaler").
+		Complete(a)
 }
 
 func readErrorReason(err error) string {
@@ -394,6 +310,17 @@ func readErrorReason(err error) string {
 		return "consumer_missing"
 	}
 	return "other"
+}
+
+// scaleDecisionReason is the reason label of freightcast_scale_decisions_total.
+func scaleDecisionReason(d autoscale.Decision) string {
+	switch {
+	case d.Fallback:
+		return "fallback"
+	case d.Bounds:
+		return "bounds"
+	}
+	return "queue_depth"
 }
 
 func scaleEventReason(d autoscale.Decision) string {
@@ -408,9 +335,3 @@ func scaleEventReason(d autoscale.Decision) string {
 
 // truncateReason keeps a reason within status.autoscaling.reason's 1024-byte bound.
 func truncateReason(r string) string { return truncateString(r, 1024) }
-
-// AutoscalePolicy is the recommender policy of pipeline p, with its poll interval: what the
-// operator sizes the inference pool with, and what local mode sizes its workers with.
-func AutoscalePolicy(p *freightcastv1alpha1.FreightPipeline) (autoscale.Policy, time.Duration) {
-	return policyFor(p), defaultedPipeline(p).Spec.Inference.PollInterval.Duration
-}

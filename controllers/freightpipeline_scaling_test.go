@@ -2,27 +2,34 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	testingclock "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlevent "sigs.k8s.io/controller-runtime/pkg/event"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/event"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/spec"
 	"github.com/freightcast/freightcast/internal/testing/natstest"
 	"github.com/freightcast/freightcast/internal/testing/testenv"
 	"github.com/freightcast/freightcast/internal/worker"
@@ -134,6 +141,15 @@ func TestAutoscalerFollowsQueueDepth(t *testing.T) {
 		}
 		return nil
 	})
+	// Two writers of one status, each owning its own fields through server-side apply: neither
+	// took the other's, and nothing was written with a whole-object update.
+	wantOwners := map[string][]string{
+		AutoscalerFieldOwner:      {"f:autoscaling"},
+		FreightPipelineFieldOwner: {"f:conditions", "f:inference", "f:ingestion", "f:ingestionEndpoint", "f:observedGeneration", "f:stream"},
+	}
+	if diff := cmp.Diff(wantOwners, statusFieldOwners(t, p)); diff != "" {
+		t.Errorf("status field owners (-want +got):\n%s", diff)
+	}
 
 	// The backlog clears: after the 2 s scale-down window the pool returns to minReplicas.
 	stream, err := js.Stream(ctx, topo.Stream)
@@ -145,6 +161,32 @@ func TestAutoscalerFollowsQueueDepth(t *testing.T) {
 	}
 	waitPoolReplicas(t, ns, "orders-inference", 1, 15*time.Second)
 	waitEvent(t, p, corev1.EventTypeNormal, "ScaledDown")
+}
+
+// statusFieldOwners maps each manager that wrote p's status subresource to the top-level status
+// fields it owns; a manager that wrote it with an update rather than an apply is named so.
+func statusFieldOwners(t *testing.T, p *freightcastv1alpha1.FreightPipeline) map[string][]string {
+	t.Helper()
+	owners := map[string][]string{}
+	for _, mf := range p.ManagedFields {
+		if mf.Subresource != "status" {
+			continue
+		}
+		manager := mf.Manager
+		if mf.Operation != metav1.ManagedFieldsOperationApply {
+			manager += " (" + string(mf.Operation) + ")"
+		}
+		var fields struct {
+			Status map[string]json.RawMessage `json:"f:status"`
+		}
+		if mf.FieldsV1 != nil {
+			if err := json.Unmarshal(mf.FieldsV1.Raw, &fields); err != nil {
+				t.Fatalf("managed fields of %s: %v", manager, err)
+			}
+		}
+		owners[manager] = slices.Sorted(maps.Keys(fields.Status))
+	}
+	return owners
 }
 
 func TestAutoscalerFallsBackWhileNATSIsDown(t *testing.T) {
@@ -309,50 +351,69 @@ func (m *slowModel) Run(rows int, in, out [][]float32) error {
 	return m.Runtime.Run(rows, in, out)
 }
 
-func TestNoteStall(t *testing.T) {
-	const interval = time.Second
+// TestQueueStall follows a backlog through the autoscaler's samples, which record in status
+// when it started to wait with no ready worker (nextStall), and the pipeline reconciler, which
+// reports it once it has lasted the stall grace plus two poll intervals (observeQueueStall).
+func TestQueueStall(t *testing.T) {
+	t.Parallel()
+	const grace = 10 * time.Second
 	type sample struct {
 		at      time.Duration // since the first sample
 		stalled bool
 	}
 	cases := map[string]struct {
-		samples      []sample
-		wantReported bool
-		wantWakes    int
+		samples []sample
+		// wantReported is the pipeline's view after each sample.
+		wantReported []bool
 	}{
 		"a backlog that a worker picks up within the threshold is never reported": {
-			samples: []sample{{0, true}, {time.Second, true}, {2 * time.Second, false}},
+			samples:      []sample{{0, true}, {time.Second, true}, {2 * time.Second, false}},
+			wantReported: []bool{false, false, false},
 		},
-		"a backlog with no ready worker past grace + 2 intervals is reported once": {
+		"a backlog with no ready worker past grace + 2 intervals is reported": {
 			samples:      []sample{{0, true}, {5 * time.Second, true}, {12 * time.Second, true}, {13 * time.Second, true}},
-			wantReported: true,
-			wantWakes:    1,
+			wantReported: []bool{false, false, true, true},
 		},
-		"a reported stall that ends wakes the reconcile again": {
-			samples:   []sample{{0, true}, {12 * time.Second, true}, {13 * time.Second, false}},
-			wantWakes: 2,
+		"a reported stall that ends is no longer reported": {
+			samples:      []sample{{0, true}, {12 * time.Second, true}, {13 * time.Second, false}},
+			wantReported: []bool{false, true, false},
 		},
 		"a stall that ends restarts the clock": {
-			samples: []sample{{0, true}, {11 * time.Second, false}, {12 * time.Second, true}, {20 * time.Second, true}},
+			samples:      []sample{{0, true}, {11 * time.Second, false}, {12 * time.Second, true}, {20 * time.Second, true}},
+			wantReported: []bool{false, false, false, false},
 		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			wake := make(chan ctrlevent.GenericEvent, 10)
-			a := &Autoscaler{StallGrace: 10 * time.Second, Wake: wake}
-			key := types.NamespacedName{Namespace: "ns", Name: "orders"}
-			sp := &scaledPipeline{key: key}
-			a.tracked = map[types.NamespacedName]*scaledPipeline{key: sp}
+			t.Parallel()
+			clk := testingclock.NewFakeClock(testNow)
 			p := newPipeline("ns", "orders", "m")
-			for _, s := range tc.samples {
-				a.noteStall(sp, p, s.stalled, testNow.Add(s.at), interval)
+			p.Spec.Inference.PollInterval = &metav1.Duration{Duration: time.Second}
+			p.Status.Autoscaling = &freightcastv1alpha1.AutoscalingStatus{}
+			var firstStall *metav1.Time
+			for i, s := range tc.samples {
+				clk.SetTime(testNow.Add(s.at))
+				p.Status.Autoscaling.StalledSince = nextStall(p.Status.Autoscaling, s.stalled, clk.Now())
+				if i == 0 {
+					firstStall = p.Status.Autoscaling.StalledSince
+				}
+				stall, recheck := observeQueueStall(p, grace, clk.Now())
+				if (stall != nil) != tc.wantReported[i] {
+					t.Errorf("after the sample at %s: reported %v, want %v", s.at, stall != nil, tc.wantReported[i])
+				}
+				if stall != nil && !stall.since.Equal(p.Status.Autoscaling.StalledSince.Time) {
+					t.Errorf("stall since %v, want the first stalled sample's %v", stall.since, p.Status.Autoscaling.StalledSince)
+				}
+				// A stall not reported yet says when it will be, so that the reconciler looks again then.
+				if s.stalled && stall == nil {
+					want := p.Status.Autoscaling.StalledSince.Add(grace + 2*time.Second).Sub(clk.Now())
+					if recheck != want {
+						t.Errorf("after the sample at %s: recheck in %s, want %s", s.at, recheck, want)
+					}
+				}
 			}
-			got := a.Stall(key)
-			if (got != nil) != tc.wantReported || len(wake) != tc.wantWakes {
-				t.Errorf("reported stall %+v, %d wake-ups; want reported %v, %d wake-ups", got, len(wake), tc.wantReported, tc.wantWakes)
-			}
-			if got != nil && !got.since.Equal(testNow) {
-				t.Errorf("stall since %v, want the first sample's %v", got.since, testNow)
+			if firstStall == nil || !firstStall.Time.Equal(testNow) {
+				t.Errorf("the first stalled sample recorded %v, want %v", firstStall, testNow)
 			}
 		})
 	}
@@ -379,4 +440,110 @@ func TestPipelineReportsABacklogNoWorkerConsumes(t *testing.T) {
 	markDeploymentRolledOut(t, ns, "orders-inference")
 	waitCondition(t, p, freightcastv1alpha1.ConditionDegraded, metav1.ConditionFalse, freightcastv1alpha1.ReasonAsExpected)
 	waitCondition(t, p, freightcastv1alpha1.ConditionReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonPipelineReady)
+}
+
+// TestAutoscalerSamplesOnAFakeClock drives the autoscaler's Reconcile by hand, as its workqueue
+// would, on a real API server and a real nats-server but with time stepped by the test: one
+// sample per call, a requeue after the poll interval, the pool sized through the scale
+// subresource, the stall recorded in status — and a second autoscaler (a new leader) carrying on
+// from the status: the last scale time, the stall, and a scale-down held for a stabilization
+// window.
+func TestAutoscalerSamplesOnAFakeClock(t *testing.T) {
+	srv := natstest.Start(t)
+	ns := newNamespace(t)
+	ctx := context.Background()
+	p := newPipeline(ns, "orders", "m") // defaults: poll every 2 s, 100 events per worker, 1 to 10
+	mustCreate(t, p)
+	labels := pipelineSelector(p, componentInference)
+	pool := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: inferenceName(p)},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "worker", Image: testImage}}}}}}
+	mustCreate(t, pool)
+	js := jetStreamFor(t, srv.URL())
+	if _, err := queue.Provision(ctx, js, spec.Queue(p)); err != nil {
+		t.Fatal(err)
+	}
+	connector := queue.NewConnector("autoscaler-test")
+	t.Cleanup(connector.Close)
+	clk := testingclock.NewFakeClock(testNow)
+	newAutoscaler := func() *AutoscalerReconciler {
+		m, err := metrics.NewAutoscaling(prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &AutoscalerReconciler{Client: k8s, Queue: connector, Recorder: events.NewFakeRecorder(100), Clock: clk,
+			Metrics: m, Options: Options{DefaultNATSURL: srv.URL()}}
+	}
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(p)}
+	sample := func(a *AutoscalerReconciler) *freightcastv1alpha1.AutoscalingStatus {
+		t.Helper()
+		res, err := a.Reconcile(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.RequeueAfter != 2*time.Second {
+			t.Errorf("requeue after %s, want the poll interval", res.RequeueAfter)
+		}
+		if err := k8s.Get(ctx, req.NamespacedName, p); err != nil {
+			t.Fatal(err)
+		}
+		if p.Status.Autoscaling == nil {
+			t.Fatal("no status.autoscaling")
+		}
+		return p.Status.Autoscaling
+	}
+	poolSize := func() int32 {
+		t.Helper()
+		d, err := getDeployment(ns, pool.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ptr.Deref(d.Spec.Replicas, 1)
+	}
+
+	a := newAutoscaler()
+	if st := sample(a); st.QueueDepth == nil || *st.QueueDepth != 0 || st.CurrentReplicas != 1 || st.DesiredReplicas != 1 || st.StalledSince != nil {
+		t.Fatalf("at rest: %+v", st)
+	}
+
+	// 500 events and no ready worker (envtest runs no pod): the HPA's default scale-up policy
+	// allows +4 at once, and the backlog waits with no one to consume it.
+	publishEvents(t, js, queue.TopologyFor(ns, "orders").Subject, "e", 500)
+	clk.Step(2 * time.Second)
+	scaledAt := clk.Now()
+	st := sample(a)
+	if poolSize() != 5 || st.DesiredReplicas != 5 || st.LastScaleTime == nil || !st.LastScaleTime.Time.Equal(scaledAt) {
+		t.Fatalf("after 500 events: pool %d, status %+v; want 5, scaled at %v", poolSize(), st, scaledAt)
+	}
+	if st.StalledSince == nil || !st.StalledSince.Time.Equal(scaledAt) {
+		t.Fatalf("stalledSince %v, want the first sample that saw the stall, %v", st.StalledSince, scaledAt)
+	}
+
+	// A new leader: a new autoscaler with nothing in memory carries on from the status.
+	clk.Step(2 * time.Second)
+	b := newAutoscaler()
+	st = sample(b)
+	if st.StalledSince == nil || !st.StalledSince.Time.Equal(scaledAt) || st.LastScaleTime == nil || !st.LastScaleTime.Time.Equal(scaledAt) {
+		t.Fatalf("after a change of leader: %+v; want the stall and the last scale from %v kept", st, scaledAt)
+	}
+
+	// The backlog goes and the workers are ready: the stall ends at once, but the new
+	// recommender holds the scale-down for the default 5-minute window from its first sample.
+	stream, err := js.Stream(ctx, queue.TopologyFor(ns, "orders").Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	markDeploymentRolledOut(t, ns, pool.Name)
+	clk.Step(2 * time.Second)
+	if st = sample(b); st.StalledSince != nil || poolSize() != 5 || !strings.Contains(st.Reason, "scale-down stabilized") {
+		t.Fatalf("empty queue after a change of leader: pool %d, status %+v; want 5 held, no stall", poolSize(), st)
+	}
+	clk.Step(5 * time.Minute)
+	if st = sample(b); poolSize() != 1 || st.DesiredReplicas != 1 {
+		t.Fatalf("after the stabilization window: pool %d, status %+v; want 1", poolSize(), st)
+	}
 }

@@ -10,6 +10,7 @@ import (
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/spec"
 )
 
 // pipelineObservation is what one reconcile of a FreightPipeline learned.
@@ -24,14 +25,34 @@ type pipelineObservation struct {
 	queueErr error
 	// ingestion and inference are the Deployments' rollouts.
 	ingestion, inference rollout
-	// inferenceApplied is true when this reconcile wrote the inference Deployment: created it,
-	// or changed it.
-	inferenceApplied bool
 	// applyErr is the first error writing a child.
 	applyErr error
-	// queueStall is the autoscaler's report of a backlog that no ready inference pod has
-	// consumed for longer than its threshold; nil when there is none.
+	// queueStall is a backlog that no ready inference pod has consumed for longer than the
+	// stall threshold; nil when there is none.
 	queueStall *queueStall
+}
+
+// queueStall is a backlog that no ready inference pod consumes.
+type queueStall struct {
+	// since is the first sample that saw it.
+	since time.Time
+}
+
+// observeQueueStall reads the stall the autoscaler records in status.autoscaling.stalledSince.
+// It counts once it has lasted grace plus two poll intervals: two, so that a sample taken just
+// before a pod turned ready never counts; the grace for pods to start. recheck is how long until
+// a stall that does not count yet will, 0 when there is none.
+func observeQueueStall(p *freightcastv1alpha1.FreightPipeline, grace time.Duration, now time.Time) (stall *queueStall, recheck time.Duration) {
+	a := p.Status.Autoscaling
+	if a == nil || a.StalledSince == nil {
+		return nil, 0
+	}
+	_, interval := spec.Autoscale(p)
+	since := a.StalledSince.Time
+	if left := since.Add(grace + 2*interval).Sub(now); left > 0 {
+		return nil, left
+	}
+	return &queueStall{since: since}, 0
 }
 
 // modelLoaded reports whether the model has loaded its current spec, and why not.
@@ -48,136 +69,142 @@ func modelLoaded(model *freightcastv1alpha1.PredictionModel) (bool, string) {
 	return true, ""
 }
 
-// computePipelineStatus derives the whole status from the observation; it is pure.
-func computePipelineStatus(p *freightcastv1alpha1.FreightPipeline, obs pipelineObservation, now time.Time) freightcastv1alpha1.FreightPipelineStatus {
+// pipelineStatus derives the whole status from the observation, one condition setter after the
+// other; it is pure. status.autoscaling, the autoscaler's, is carried over unchanged.
+func pipelineStatus(p *freightcastv1alpha1.FreightPipeline, obs pipelineObservation, now time.Time) freightcastv1alpha1.FreightPipelineStatus {
 	st := p.Status
 	st.ObservedGeneration = p.Generation
 	st.IngestionEndpoint = ingestionEndpoint(p)
 	st.Stream = queue.TopologyFor(p.Namespace, p.Name).Stream
 	st.Ingestion = freightcastv1alpha1.ReplicaStatus{Replicas: obs.ingestion.replicas, ReadyReplicas: obs.ingestion.ready}
 	st.Inference = freightcastv1alpha1.ReplicaStatus{Replicas: obs.inference.replicas, ReadyReplicas: obs.inference.ready}
-	// status.autoscaling belongs to the autoscaler; it is carried over unchanged.
 
 	c := newConditionSetter(p.Status.Conditions, p.Generation, now)
-	const (
-		ready     = freightcastv1alpha1.ConditionReady
-		degraded  = freightcastv1alpha1.ConditionDegraded
-		progress  = freightcastv1alpha1.ConditionProgressing
-		ingestion = freightcastv1alpha1.ConditionIngestionReady
-		queueCond = freightcastv1alpha1.ConditionQueueReady
-		inference = freightcastv1alpha1.ConditionInferenceReady
-	)
-
-	// QueueReady.
-	switch {
-	case obs.natsURL == "":
-		c.set(queueCond, metav1.ConditionFalse, freightcastv1alpha1.ReasonQueueNotConfigured,
-			"spec.queue.url is empty and the operator has no default NATS URL (--default-nats-url)")
-	case errors.Is(obs.queueErr, queue.ErrUnreachable):
-		c.set(queueCond, metav1.ConditionFalse, freightcastv1alpha1.ReasonQueueUnreachable, obs.queueErr.Error())
-	case obs.queueErr != nil:
-		c.set(queueCond, metav1.ConditionFalse, freightcastv1alpha1.ReasonQueueProvisionFailed, obs.queueErr.Error())
-	default:
-		c.set(queueCond, metav1.ConditionTrue, freightcastv1alpha1.ReasonQueueProvisioned,
-			fmt.Sprintf("stream %s and consumer ready on %s", st.Stream, obs.natsURL))
-	}
-
-	// The model gates the data-plane pods: until it exists and has loaded, they are not created.
-	modelReason, modelMessage := "", ""
-	if obs.model == nil {
-		modelReason = freightcastv1alpha1.ReasonModelNotFound
-		modelMessage = fmt.Sprintf("PredictionModel %s not found in namespace %s", p.Spec.ModelRef.Name, p.Namespace)
-	} else if ok, why := modelLoaded(obs.model); !ok {
-		modelReason, modelMessage = freightcastv1alpha1.ReasonModelNotReady, why
-	}
-
-	// IngestionReady: it can accept events as soon as one pod is ready.
-	setComponent := func(condType string, r rollout, scaledToZero bool) {
-		switch {
-		case !r.exists && modelReason != "":
-			c.set(condType, metav1.ConditionFalse, modelReason, modelMessage)
-		case !r.exists:
-			c.set(condType, metav1.ConditionFalse, freightcastv1alpha1.ReasonReconciling, r.message)
-		case scaledToZero:
-			c.set(condType, metav1.ConditionTrue, freightcastv1alpha1.ReasonScaledToZero, "no worker is needed: the queue is empty and minReplicas is 0")
-		case r.ready > 0:
-			c.set(condType, metav1.ConditionTrue, freightcastv1alpha1.ReasonAvailable, fmt.Sprintf("%d of %d pods ready", r.ready, r.desired))
-		case r.stalled:
-			c.set(condType, metav1.ConditionFalse, freightcastv1alpha1.ReasonProgressDeadlineExceeded, r.message)
-		default:
-			c.set(condType, metav1.ConditionFalse, freightcastv1alpha1.ReasonUnavailable, r.message)
-		}
-	}
-	setComponent(ingestion, obs.ingestion, false)
+	setQueueReady(c, obs.natsURL, obs.queueErr, st.Stream)
+	// The model gates the data-plane pods: until it exists and has loaded, they are not created;
+	// workers that exist keep their last model, but a missing or failing model is what the user
+	// must know about the pool.
+	model := pipelineModelProblem(p, obs.model)
+	setStageCondition(c, freightcastv1alpha1.ConditionIngestionReady, obs.ingestion, model, problem{}, false)
 	minZero := p.Spec.Inference.MinReplicas != nil && *p.Spec.Inference.MinReplicas == 0
-	setComponent(inference, obs.inference, minZero && obs.inference.exists && obs.inference.desired == 0 && obs.inference.replicas == 0)
-	if obs.inference.exists && modelReason != "" {
-		// Workers that exist keep their last model, but a missing or failing model is what the
-		// user must know about the pool.
-		c.set(inference, metav1.ConditionFalse, modelReason, modelMessage)
+	scaledToZero := minZero && obs.inference.exists && obs.inference.desired == 0 && obs.inference.replicas == 0
+	setStageCondition(c, freightcastv1alpha1.ConditionInferenceReady, obs.inference, model, model, scaledToZero)
+	setDegraded(c, pipelineProblems(obs, st.Stream)...)
+	setProgressing(c, c.isTrue(freightcastv1alpha1.ConditionDegraded), rollingOut(obs.ingestion, obs.inference), pipelineSettled(c, obs))
+	var blockers []problem
+	for _, cond := range notTrue(c, freightcastv1alpha1.ConditionQueueReady, freightcastv1alpha1.ConditionInferenceReady, freightcastv1alpha1.ConditionIngestionReady) {
+		blockers = append(blockers, problem{cond.Reason, cond.Type + ": " + cond.Message})
 	}
-
-	// Degraded: what waiting alone will not fix.
-	switch {
-	case obs.applyErr != nil:
-		c.set(degraded, metav1.ConditionTrue, freightcastv1alpha1.ReasonApplyFailed, obs.applyErr.Error())
-	case obs.queueErr != nil && !errors.Is(obs.queueErr, queue.ErrUnreachable):
-		c.set(degraded, metav1.ConditionTrue, freightcastv1alpha1.ReasonQueueProvisionFailed, obs.queueErr.Error())
-	case obs.ingestion.stalled:
-		c.set(degraded, metav1.ConditionTrue, freightcastv1alpha1.ReasonProgressDeadlineExceeded, obs.ingestion.message)
-	case obs.inference.stalled:
-		c.set(degraded, metav1.ConditionTrue, freightcastv1alpha1.ReasonProgressDeadlineExceeded, obs.inference.message)
-	case obs.queueStall != nil:
-		c.set(degraded, metav1.ConditionTrue, freightcastv1alpha1.ReasonQueueStalled,
-			fmt.Sprintf("events have waited in stream %s since %s with no ready inference pod to consume them, while the autoscaler wants some: the inference pods do not start or do not pass readiness",
-				st.Stream, obs.queueStall.since.UTC().Format(time.RFC3339)))
-	default:
-		c.set(degraded, metav1.ConditionFalse, freightcastv1alpha1.ReasonAsExpected, "")
-	}
-
-	// Progressing.
-	switch {
-	case c.isTrue(degraded):
-		d := c.get(degraded)
-		c.set(progress, metav1.ConditionFalse, d.Reason, "not progressing: "+d.Message)
-	case obs.ingestion.exists && !obs.ingestion.complete:
-		c.set(progress, metav1.ConditionTrue, freightcastv1alpha1.ReasonRollingOut, obs.ingestion.message)
-	case obs.inference.exists && !obs.inference.complete:
-		c.set(progress, metav1.ConditionTrue, freightcastv1alpha1.ReasonRollingOut, obs.inference.message)
-	case !obs.ingestion.exists || !obs.inference.exists:
-		c.set(progress, metav1.ConditionFalse, freightcastv1alpha1.ReasonReconciling, "waiting: "+firstNotReadyMessage(c, ingestion, inference))
-	default:
-		c.set(progress, metav1.ConditionFalse, freightcastv1alpha1.ReasonReconciled, "the pipeline's pods run the current spec")
-	}
-
-	// Ready.
-	switch {
-	case c.isTrue(degraded):
-		d := c.get(degraded)
-		c.set(ready, metav1.ConditionFalse, d.Reason, d.Message)
-	case !c.isTrue(queueCond) || !c.isTrue(ingestion) || !c.isTrue(inference):
-		first := firstNotReady(c, queueCond, inference, ingestion)
-		c.set(ready, metav1.ConditionFalse, first.Reason, first.Type+": "+first.Message)
-	default:
-		c.set(ready, metav1.ConditionTrue, freightcastv1alpha1.ReasonPipelineReady, "accepting events at "+st.IngestionEndpoint)
-	}
+	setReady(c, problem{freightcastv1alpha1.ReasonPipelineReady, "accepting events at " + st.IngestionEndpoint}, blockers...)
 	setRouteCondition(c, obs.route)
 	st.Conditions = c.conditions
 	return st
 }
 
-func firstNotReady(c *conditionSetter, types ...string) *metav1.Condition {
-	for _, t := range types {
-		if !c.isTrue(t) {
-			return c.get(t)
-		}
+// setQueueReady sets QueueReady from provisioning the queue on the server at natsURL.
+func setQueueReady(c *conditionSetter, natsURL string, queueErr error, stream string) {
+	const queueReady = freightcastv1alpha1.ConditionQueueReady
+	switch {
+	case natsURL == "":
+		c.set(queueReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonQueueNotConfigured,
+			"spec.queue.url is empty and the operator has no default NATS URL (--default-nats-url)")
+	case errors.Is(queueErr, queue.ErrUnreachable):
+		c.set(queueReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonQueueUnreachable, queueErr.Error())
+	case queueErr != nil:
+		c.set(queueReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonQueueProvisionFailed, queueErr.Error())
+	default:
+		c.set(queueReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonQueueProvisioned,
+			fmt.Sprintf("stream %s and consumer ready on %s", stream, natsURL))
 	}
-	return nil
 }
 
-func firstNotReadyMessage(c *conditionSetter, types ...string) string {
-	if cond := firstNotReady(c, types...); cond != nil {
-		return cond.Message
+// setStageCondition sets a per-stage condition (IngestionReady, InferenceReady) from its
+// Deployment's rollout r: the stage can do its work as soon as one pod is ready. waiting is why
+// a Deployment not created yet waits (the model), blocked what makes an existing one False
+// anyway; scaledToZero that no pod is wanted on purpose.
+func setStageCondition(c *conditionSetter, condType string, r rollout, waiting, blocked problem, scaledToZero bool) {
+	switch {
+	case !r.exists && !waiting.none():
+		c.set(condType, metav1.ConditionFalse, waiting.reason, waiting.message)
+	case !r.exists:
+		c.set(condType, metav1.ConditionFalse, freightcastv1alpha1.ReasonReconciling, r.message)
+	case !blocked.none():
+		c.set(condType, metav1.ConditionFalse, blocked.reason, blocked.message)
+	case scaledToZero:
+		c.set(condType, metav1.ConditionTrue, freightcastv1alpha1.ReasonScaledToZero, "no worker is needed: the queue is empty and minReplicas is 0")
+	case r.ready > 0:
+		c.set(condType, metav1.ConditionTrue, freightcastv1alpha1.ReasonAvailable, fmt.Sprintf("%d of %d pods ready", r.ready, r.desired))
+	case r.stalled:
+		c.set(condType, metav1.ConditionFalse, freightcastv1alpha1.ReasonProgressDeadlineExceeded, r.message)
+	default:
+		c.set(condType, metav1.ConditionFalse, freightcastv1alpha1.ReasonUnavailable, r.message)
 	}
-	return ""
+}
+
+// pipelineModelProblem is why the pipeline's model keeps its pods from running: it does not
+// exist, or it has not loaded its current spec. The zero problem when it has.
+func pipelineModelProblem(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1.PredictionModel) problem {
+	if model == nil {
+		return problem{freightcastv1alpha1.ReasonModelNotFound, fmt.Sprintf("PredictionModel %s not found in namespace %s", p.Spec.ModelRef.Name, p.Namespace)}
+	}
+	if ok, why := modelLoaded(model); !ok {
+		return problem{freightcastv1alpha1.ReasonModelNotReady, why}
+	}
+	return problem{}
+}
+
+// pipelineProblems are what may degrade a pipeline, most important first.
+func pipelineProblems(obs pipelineObservation, stream string) []problem {
+	var out []problem
+	if obs.applyErr != nil {
+		out = append(out, problem{freightcastv1alpha1.ReasonApplyFailed, obs.applyErr.Error()})
+	}
+	if obs.queueErr != nil && !errors.Is(obs.queueErr, queue.ErrUnreachable) {
+		out = append(out, problem{freightcastv1alpha1.ReasonQueueProvisionFailed, obs.queueErr.Error()})
+	}
+	for _, r := range []rollout{obs.ingestion, obs.inference} {
+		if r.stalled {
+			out = append(out, problem{freightcastv1alpha1.ReasonProgressDeadlineExceeded, r.message})
+		}
+	}
+	if obs.queueStall != nil {
+		out = append(out, problem{freightcastv1alpha1.ReasonQueueStalled,
+			fmt.Sprintf("events have waited in stream %s since %s with no ready inference pod to consume them, while the autoscaler wants some: the inference pods do not start or do not pass readiness",
+				stream, obs.queueStall.since.UTC().Format(time.RFC3339))})
+	}
+	return out
+}
+
+// rollingOut is the first of rollouts under way, the zero problem when none is.
+func rollingOut(rollouts ...rollout) problem {
+	for _, r := range rollouts {
+		if r.exists && !r.complete {
+			return problem{freightcastv1alpha1.ReasonRollingOut, r.message}
+		}
+	}
+	return problem{}
+}
+
+// pipelineSettled is Progressing when nothing rolls out: waiting while a Deployment does not
+// exist yet, reconciled otherwise.
+func pipelineSettled(c *conditionSetter, obs pipelineObservation) problem {
+	if !obs.ingestion.exists || !obs.inference.exists {
+		message := ""
+		if waiting := notTrue(c, freightcastv1alpha1.ConditionIngestionReady, freightcastv1alpha1.ConditionInferenceReady); len(waiting) > 0 {
+			message = waiting[0].Message
+		}
+		return problem{freightcastv1alpha1.ReasonReconciling, "waiting: " + message}
+	}
+	return problem{freightcastv1alpha1.ReasonReconciled, "the pipeline's pods run the current spec"}
+}
+
+// notTrue is the conditions of types that are set and not True, in the order of types.
+func notTrue(c *conditionSetter, types ...string) []*metav1.Condition {
+	var out []*metav1.Condition
+	for _, t := range types {
+		if cond := c.get(t); cond != nil && cond.Status != metav1.ConditionTrue {
+			out = append(out, cond)
+		}
+	}
+	return out
 }

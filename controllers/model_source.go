@@ -1,16 +1,22 @@
 package controllers
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
+	"errors"
 	"fmt"
 	"path"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/spec"
 )
 
 // errSourceNotFound is a model source the operator cannot resolve yet (missing ConfigMap or key).
@@ -24,31 +30,16 @@ type errSourceInvalid struct{ msg string }
 
 func (e *errSourceInvalid) Error() string { return e.msg }
 
-// configMapModelDigest returns "sha256:<hex>" of the model file in cm at key, looking in
-// binaryData first (the place for a binary ONNX file), then data.
+// configMapModelDigest returns "sha256:<hex>" of the model file in cm at key.
 func configMapModelDigest(cm *corev1.ConfigMap, key string) (string, error) {
-	var content []byte
-	if b, ok := cm.BinaryData[key]; ok {
-		content = b
-	} else if s, ok := cm.Data[key]; ok {
-		content = []byte(s)
-	} else {
-		return "", &errSourceNotFound{msg: fmt.Sprintf("ConfigMap %s has no key %q in binaryData or data", cm.Name, key)}
+	content, err := spec.ConfigMapModel(cm, key)
+	switch {
+	case errors.Is(err, spec.ErrModelKeyMissing):
+		return "", &errSourceNotFound{msg: err.Error()}
+	case err != nil:
+		return "", &errSourceInvalid{msg: err.Error()}
 	}
-	if len(content) == 0 {
-		return "", &errSourceInvalid{msg: fmt.Sprintf("ConfigMap %s key %q is empty", cm.Name, key)}
-	}
-	sum := sha256.Sum256(content)
-	return "sha256:" + hex.EncodeToString(sum[:]), nil
-}
-
-// configMapKey is the source's key with the API default applied, for objects built in Go that
-// never went through the API server's defaulting.
-func configMapKey(src *freightcastv1alpha1.ConfigMapModelSource) string {
-	if src.Key == "" {
-		return "model.onnx"
-	}
-	return src.Key
+	return contentDigest(content), nil
 }
 
 // modelMount is how a data-plane pod gets the model file: volumes for the pod, mounts for the
@@ -59,43 +50,14 @@ type modelMount struct {
 	args    []string
 }
 
-// specRevision is the model revision the spec asks for; digest is the resolved file's ("" when
-// unknown).
-func specRevision(model *freightcastv1alpha1.PredictionModel, digest string) freightcastv1alpha1.ModelRevision {
-	return freightcastv1alpha1.ModelRevision{Source: *model.Spec.Source.DeepCopy(), Version: modelVersion(model), Digest: digest}
-}
-
-// rolledBackTo returns the revision the serving pods were rolled back to, when the model's
-// status says that the rollout of its current generation failed; nil otherwise. The model
-// reconciler clears status.failedRollout as soon as it tries a new revision, so the generation
-// alone tells whether the record still applies.
-func rolledBackTo(model *freightcastv1alpha1.PredictionModel) *freightcastv1alpha1.ModelRevision {
-	st := model.Status
-	if st.FailedRollout == nil || st.LastGoodRevision == nil || st.FailedRollout.Generation != model.Generation {
-		return nil
-	}
-	return st.LastGoodRevision
-}
-
-// ServedRevision is the model revision a model's pods run, or are rolling out: the spec's,
-// unless a failed rollout of the spec was rolled back to the last good revision. Pipelines run
-// their inference pools on it, so that they follow what the model actually serves.
-func ServedRevision(model *freightcastv1alpha1.PredictionModel) freightcastv1alpha1.ModelRevision {
-	if rev := rolledBackTo(model); rev != nil {
-		return *rev
-	}
-	return specRevision(model, model.Status.ModelDigest)
-}
-
 // modelMountFor builds the modelMount of revision rev of a PredictionModel. The model's own flags
 // (name, version, features) come with it, so every pod that runs the model runs it the same way.
 func modelMountFor(model *freightcastv1alpha1.PredictionModel, rev freightcastv1alpha1.ModelRevision) modelMount {
-	spec := model.Spec
 	var m modelMount
 	src := rev.Source
 	switch {
 	case src.ConfigMap != nil:
-		key := configMapKey(src.ConfigMap)
+		key := spec.ConfigMapKey(src.ConfigMap)
 		m.volumes = append(m.volumes, corev1ac.Volume().WithName(modelVolumeName).
 			WithConfigMap(corev1ac.ConfigMapVolumeSource().WithName(src.ConfigMap.Name).
 				WithItems(corev1ac.KeyToPath().WithKey(key).WithPath("model.onnx"))))
@@ -113,20 +75,65 @@ func modelMountFor(model *freightcastv1alpha1.PredictionModel, rev freightcastv1
 		m.mounts = append(m.mounts, corev1ac.VolumeMount().WithName(modelCacheName).WithMountPath(modelCacheDir))
 		m.args = append(m.args, "--model-uri="+src.URI, "--model-sha256="+src.SHA256, "--model-cache-dir="+modelCacheDir)
 	}
-	version := rev.Version
-	if version == "" {
-		version = modelVersion(model)
-	}
-	m.args = append(m.args, "--model-name="+model.Name, "--model-version="+version)
-	if len(spec.Features) > 0 {
-		m.args = append(m.args, "--features="+strings.Join(spec.Features, ","))
+	srv := spec.ModelServer(model, rev)
+	m.args = append(m.args, "--model-name="+srv.Name, "--model-version="+srv.Version)
+	if len(srv.Features) > 0 {
+		m.args = append(m.args, "--features="+strings.Join(srv.Features, ","))
 	}
 	return m
 }
 
-func modelVersion(model *freightcastv1alpha1.PredictionModel) string {
-	if model.Spec.Version == "" {
-		return "1"
+// sourceReads remembers, per PredictionModel, what was last read of its source ConfigMap. The
+// operator watches those ConfigMaps as metadata only (see NewCache): their content, up to 1 MiB,
+// is read through the API reader when the resourceVersion the watch reports is not the one read
+// last, and is not kept.
+type sourceReads struct {
+	apiReader client.Reader
+
+	mu   sync.Mutex
+	last map[types.NamespacedName]sourceRead
+}
+
+// sourceRead is what a read of one version of a source ConfigMap gave.
+type sourceRead struct {
+	uid             types.UID
+	resourceVersion string
+	key             string
+	digest          string
+	// sourceErr is an *errSourceNotFound or *errSourceInvalid when the ConfigMap holds no model.
+	sourceErr error
+}
+
+// configMapDigest resolves model's source ConfigMap, whose metadata the cache holds as cm: the
+// digest of the model file at key, or why there is none (sourceErr). err is an API error.
+func (r *sourceReads) configMapDigest(ctx context.Context, model types.NamespacedName, cm *metav1.PartialObjectMetadata, key string) (digest string, sourceErr, err error) {
+	r.mu.Lock()
+	last, ok := r.last[model]
+	r.mu.Unlock()
+	if ok && last.uid == cm.UID && last.resourceVersion == cm.ResourceVersion && last.key == key {
+		return last.digest, last.sourceErr, nil
 	}
-	return model.Spec.Version
+	full := &corev1.ConfigMap{}
+	switch err := r.apiReader.Get(ctx, client.ObjectKeyFromObject(cm), full); {
+	case apierrors.IsNotFound(err):
+		return "", &errSourceNotFound{msg: fmt.Sprintf("ConfigMap %s not found in namespace %s", cm.Name, cm.Namespace)}, nil
+	case err != nil:
+		return "", nil, fmt.Errorf("reading model ConfigMap %s: %w", cm.Name, err)
+	}
+	read := sourceRead{uid: full.UID, resourceVersion: full.ResourceVersion, key: key}
+	read.digest, read.sourceErr = configMapModelDigest(full, key)
+	r.mu.Lock()
+	if r.last == nil {
+		r.last = map[types.NamespacedName]sourceRead{}
+	}
+	r.last[model] = read
+	r.mu.Unlock()
+	return read.digest, read.sourceErr, nil
+}
+
+// forget drops what was read for a model that is gone.
+func (r *sourceReads) forget(model types.NamespacedName) {
+	r.mu.Lock()
+	delete(r.last, model)
+	r.mu.Unlock()
 }

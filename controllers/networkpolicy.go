@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/spec"
 )
 
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
@@ -48,7 +49,7 @@ func desiredPipelineNetworkPolicy(p *freightcastv1alpha1.FreightPipeline, model 
 		egress = append(egress, tcpEgress(ports))
 	}
 	if model != nil {
-		if ports := modelDownloadPorts(ServedRevision(model).Source); len(ports) > 0 {
+		if ports := modelDownloadPorts(spec.ServedRevision(model).Source); len(ports) > 0 {
 			egress = append(egress, tcpEgress(ports))
 		}
 	}

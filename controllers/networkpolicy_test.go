@@ -47,6 +47,7 @@ var (
 )
 
 func TestDesiredPipelineNetworkPolicy(t *testing.T) {
+	t.Parallel()
 	const sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 	monitoring := networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "monitoring"}}}
 	clients := networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: "10.20.0.0/16", Except: []string{"10.20.5.0/24"}}}
@@ -96,6 +97,7 @@ func TestDesiredPipelineNetworkPolicy(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			p := newPipeline("ns", "orders", "m")
 			p.Spec.NetworkPolicy.From = tc.from
 			var model *freightcastv1alpha1.PredictionModel
@@ -121,6 +123,7 @@ func TestDesiredPipelineNetworkPolicy(t *testing.T) {
 }
 
 func TestDesiredPredictorNetworkPolicy(t *testing.T) {
+	t.Parallel()
 	const sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 	cases := map[string]struct {
 		source       freightcastv1alpha1.ModelSource
@@ -149,6 +152,7 @@ func TestDesiredPredictorNetworkPolicy(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			m := newModel("ns", "risk", "")
 			m.Spec.Source = tc.source
 			if tc.lastGood != nil {

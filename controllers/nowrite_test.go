@@ -6,9 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	testingclock "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -18,7 +19,7 @@ import (
 )
 
 // reconcileCount reads controller-runtime's own reconcile counter for one controller.
-func reconcileCount(t *testing.T, controller string) float64 {
+func reconcileCount(t testing.TB, controller string) float64 {
 	t.Helper()
 	families, err := ctrlmetrics.Registry.Gather()
 	if err != nil {
@@ -43,7 +44,9 @@ func reconcileCount(t *testing.T, controller string) float64 {
 func TestReconcileOfUnchangedObjectsWritesNothing(t *testing.T) {
 	srv := natstest.Start(t)
 	ns := newNamespace(t)
-	op := startOperator(t, srv.URL(), ns)
+	// A fake clock stands still: the autoscaler's status refresh never comes due, so once its
+	// first sample is written it has nothing to write while the queue stays as it is.
+	op := startOperatorWithClock(t, testingclock.NewFakeClock(time.Now()), srv.URL(), ns)
 	ctx := context.Background()
 	loadedModel(t, ns, "m")
 	p := newPipeline(ns, "orders", "m")
@@ -52,8 +55,6 @@ func TestReconcileOfUnchangedObjectsWritesNothing(t *testing.T) {
 	markDeploymentRolledOut(t, ns, "orders-ingest")
 	markDeploymentRolledOut(t, ns, "orders-inference")
 	waitCondition(t, p, freightcastv1alpha1.ConditionReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonPipelineReady)
-	// The autoscaler writes status.autoscaling once after its first sample (within a poll
-	// interval), then only when its decision changes: wait for that first write.
 	testenv.Eventually(t, 10*time.Second, "the autoscaler's first sample", func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
 			return err
@@ -63,47 +64,63 @@ func TestReconcileOfUnchangedObjectsWritesNothing(t *testing.T) {
 		}
 		return nil
 	})
-	// Let the last status writes and their watch events settle: wait for a second in which the
-	// operator writes nothing, however long a loaded machine takes to get there.
-	before := op.writes.snapshot()
-	testenv.Eventually(t, 30*time.Second, "a second without writes", func() error {
-		time.Sleep(time.Second)
-		if now := op.writes.snapshot(); !cmp.Equal(before, now) {
-			before = now
+	settled(t, op, "predictionmodel", "freightpipeline")
+	modelRuns, pipelineRuns := reconcileCount(t, "predictionmodel"), reconcileCount(t, "freightpipeline")
+	changed := time.Now()
+
+	// A label added by someone else to a child wakes both controllers up without changing
+	// anything they own.
+	labelByHand(t, ns, "m-predictor", &corev1.Service{})
+	labelByHand(t, ns, "orders-inference", &corev1.Service{})
+	waitReconciles(t, "predictionmodel", modelRuns)
+	waitReconciles(t, "freightpipeline", pipelineRuns)
+	settled(t, op, "predictionmodel", "freightpipeline")
+	if writes := op.writes.since(changed); len(writes) > 0 {
+		t.Errorf("a reconcile of unchanged objects wrote to the API server: %v", writes)
+	}
+	// Nor did it tell of anything: no event was recorded after the change. (An event's time is
+	// when the operator recorded it, whenever the broadcaster got to write it.)
+	var list eventsv1.EventList
+	if err := k8s.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range list.Items {
+		last := e.EventTime.Time
+		if e.Series != nil {
+			last = e.Series.LastObservedTime.Time
+		}
+		if !last.Before(changed) {
+			t.Errorf("a reconcile of unchanged objects recorded an event: %s %s about %s: %s", e.Type, e.Reason, e.Regarding.Name, e.Note)
+		}
+	}
+}
+
+// settled waits until the controllers have nothing queued and nothing running, and the operator's
+// writes have stopped moving between two looks: what a write already under way or a watch event
+// about to come in would disturb.
+func settled(t *testing.T, op *operator, controllers ...string) {
+	t.Helper()
+	last := len(op.writes.snapshot())
+	testenv.Eventually(t, 30*time.Second, fmt.Sprintf("controllers %v idle", controllers), func() error {
+		for _, c := range controllers {
+			if v, _ := metricValue(t, "workqueue_depth", map[string]string{"name": c}); v != 0 {
+				return fmt.Errorf("%s has %v queued", c, v)
+			}
+			if v, _ := metricValue(t, "controller_runtime_active_workers", map[string]string{"controller": c}); v != 0 {
+				return fmt.Errorf("%s has %v reconciles running", c, v)
+			}
+		}
+		if n := len(op.writes.snapshot()); n != last {
+			last = n
 			return fmt.Errorf("the operator is still writing")
 		}
 		return nil
 	})
-	modelRuns, pipelineRuns := reconcileCount(t, "predictionmodel"), reconcileCount(t, "freightpipeline")
-
-	// A label added by someone else to a child wakes both controllers up without changing
-	// anything they own.
-	for _, name := range []string{"m-predictor", "orders-inference"} {
-		svc := &corev1.Service{}
-		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, svc); err != nil {
-			t.Fatal(err)
-		}
-		svc.Labels["team"] = "freight-ml"
-		if err := k8s.Update(ctx, svc, client.FieldOwner("someone-else")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	testenv.Eventually(t, 10*time.Second, "both controllers reconciled again", func() error {
-		if reconcileCount(t, "predictionmodel") <= modelRuns || reconcileCount(t, "freightpipeline") <= pipelineRuns {
-			return fmt.Errorf("reconciles: model %v→%v, pipeline %v→%v", modelRuns, reconcileCount(t, "predictionmodel"),
-				pipelineRuns, reconcileCount(t, "freightpipeline"))
-		}
-		return nil
-	})
-	time.Sleep(500 * time.Millisecond)
-	if diff := cmp.Diff(before, op.writes.snapshot()); diff != "" {
-		t.Errorf("a reconcile of unchanged objects wrote to the API server (-before +after):\n%s", diff)
-	}
 }
 
 // metricValue reads one series of the operator's registry: a gauge's or a counter's value, and
 // whether the series exists.
-func metricValue(t *testing.T, name string, labels map[string]string) (float64, bool) {
+func metricValue(t testing.TB, name string, labels map[string]string) (float64, bool) {
 	t.Helper()
 	families, err := ctrlmetrics.Registry.Gather()
 	if err != nil {
@@ -131,4 +148,43 @@ func metricValue(t *testing.T, name string, labels map[string]string) (float64, 
 		}
 	}
 	return 0, false
+}
+
+// waitConditionMetric waits until freightcast_condition of the object's condType is want.
+func waitConditionMetric(t *testing.T, kind, ns, name, condType string, want float64) {
+	t.Helper()
+	labels := map[string]string{"kind": kind, "namespace": ns, "name": name, "type": condType}
+	testenv.Eventually(t, 10*time.Second, fmt.Sprintf("freightcast_condition%v = %v", labels, want), func() error {
+		if v, ok := metricValue(t, "freightcast_condition", labels); !ok || v != want {
+			return fmt.Errorf("%v (exported: %v)", v, ok)
+		}
+		return nil
+	})
+}
+
+// labelByHand adds a label to the child ns/name as someone other than the operator would: a
+// change that wakes its controller and that the controller does not own.
+func labelByHand(t testing.TB, ns, name string, obj client.Object) {
+	t.Helper()
+	ctx := context.Background()
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj); err != nil {
+		t.Fatal(err)
+	}
+	labels := obj.GetLabels()
+	labels["team"] = "freight-ml"
+	obj.SetLabels(labels)
+	if err := k8s.Update(ctx, obj, client.FieldOwner("someone-else")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitReconciles waits until controller has finished more reconciles than before.
+func waitReconciles(t *testing.T, controller string, before float64) {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, controller+" reconciled again", func() error {
+		if now := reconcileCount(t, controller); now <= before {
+			return fmt.Errorf("%v reconciles, as before", now)
+		}
+		return nil
+	})
 }

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"fmt"
-	"path"
 	"strconv"
 
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -12,6 +11,7 @@ import (
 	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/spec"
 )
 
 // predictorName names the serving Deployment, Service and PodDisruptionBudget of a model.
@@ -59,15 +59,15 @@ func desiredPredictorDeployment(model *freightcastv1alpha1.PredictionModel, rev 
 	mm := modelMountFor(model, rev)
 	digest := rev.Digest
 	args := append([]string{"infer", fmt.Sprintf("--addr=:%d", httpPort)}, mm.args...)
-	batching := model.Spec.Batching
-	args = append(args, "--max-batch-size="+strconv.Itoa(int(batching.MaxBatchSize)), "--max-batch-delay="+batching.MaxQueueDelay.Duration.String())
+	srv := spec.ModelServer(model, rev)
+	args = append(args, "--max-batch-size="+strconv.Itoa(srv.MaxBatchSize), "--max-batch-delay="+srv.MaxBatchDelay.String())
 
 	container := dataPlaneContainer("server", opts, args, "/v2/health/live", "/v2/health/ready", model.Spec.Resources).
 		WithVolumeMounts(mm.mounts...).
 		WithEnv(tracingEnv(opts, servicePredictor, model.Namespace, "freightcast.model", model.Name)...)
 
 	if model.Spec.Auth != nil {
-		container.WithArgs("--tokens-file=" + path.Join(authDir, authFile))
+		container.WithArgs("--tokens-file=" + spec.TokensFile)
 	}
 	secrets := append(withTokens(container, model.Spec.Auth), withTLS(container, model.Spec.TLS)...)
 	pod := dataPlanePodSpec(container, servingGracePeriodSeconds).

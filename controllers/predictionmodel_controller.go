@@ -2,8 +2,8 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -11,12 +11,12 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -29,6 +29,7 @@ import (
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/metrics"
+	"github.com/freightcast/freightcast/internal/spec"
 )
 
 // PredictionModelFieldOwner is the server-side apply field manager of the PredictionModel
@@ -45,8 +46,13 @@ type PredictionModelReconciler struct {
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
 	Options  Options
-	// Metrics exports the models' conditions and rollbacks.
-	Metrics *metrics.Resources
+	// APIReader reads around the cache: the model before its pods move to another revision, and
+	// its source ConfigMap's content.
+	APIReader client.Reader
+	// Metrics counts the models' rollbacks.
+	Metrics *metrics.Models
+	// sources reads the models' source ConfigMaps.
+	sources sourceReads
 	// restarter deletes stuck serving pods.
 	restarter *podRestarter
 	// routes: the cluster serves Gateway API HTTPRoutes (looked up at setup).
@@ -64,51 +70,35 @@ type modelScope struct {
 // +kubebuilder:rbac:groups=freightcast.io,resources=predictionmodels,verbs=get;list;watch
 // +kubebuilder:rbac:groups=freightcast.io,resources=predictionmodels/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=apps,resources=deployments/scale,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;delete
 
-// Reconcile resolves the model's source, applies the children, and writes the status once.
-func (r *PredictionModelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, reterr error) {
-	model := &freightcastv1alpha1.PredictionModel{}
-	if err := r.Client.Get(ctx, req.NamespacedName, model); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.forget(req.NamespacedName)
-		}
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !model.DeletionTimestamp.IsZero() {
-		// Owner references let the garbage collector remove the children.
-		r.forget(req.NamespacedName)
-		return ctrl.Result{}, nil
-	}
-	ctx = ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("predictionModel", klog.KObj(model)))
-	s := &modelScope{model: model}
+// Reconcile resolves the model's source, applies the children, heals stuck serving pods, and
+// writes the status once.
+func (r *PredictionModelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	// Owner references let the garbage collector remove the children of a deleted model.
+	return reconcileObject(ctx, r.Client, req, &freightcastv1alpha1.PredictionModel{}, reconciliation[*freightcastv1alpha1.PredictionModel, *modelScope]{
+		logKey: "predictionModel",
+		scope:  func(m *freightcastv1alpha1.PredictionModel) *modelScope { return &modelScope{model: m} },
+		phases: []phase[*modelScope]{
+			r.resolveSource,
+			r.applyChildren,
+			r.healPods,
+		},
+		writeStatus: r.writeStatus,
+		forget:      r.forget,
+	})
+}
 
-	defer func() {
-		if err := r.writeStatus(ctx, s); err != nil {
-			reterr = errors.Join(reterr, err)
-		}
-		if reterr != nil {
-			// An error brings its own backoff; a RequeueAfter beside it would be ignored.
-			res = ctrl.Result{}
-		}
-	}()
-
-	if err := r.resolveSource(ctx, s); err != nil {
-		return ctrl.Result{}, err
-	}
-	if err := r.applyChildren(ctx, s); err != nil {
-		s.obs.applyErr = err
-		return ctrl.Result{}, err
-	}
+// healPods deletes a stuck serving pod, notes the crash-looping ones for Ready, and looks again
+// when a pod will be stuck.
+func (r *PredictionModelReconciler) healPods(ctx context.Context, s *modelScope) (ctrl.Result, error) {
 	if !s.obs.predictor.exists {
 		return ctrl.Result{}, nil
 	}
-	pods, recheck, err := r.restarter.healPods(ctx, model, types.NamespacedName{Namespace: model.Namespace, Name: predictorName(model)}, predictorSelector(model))
+	pods, recheck, err := r.restarter.healPods(ctx, s.model, types.NamespacedName{Namespace: s.model.Namespace, Name: predictorName(s.model)}, predictorSelector(s.model))
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -118,30 +108,41 @@ func (r *PredictionModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 
 // resolveSource computes the model file's digest, or records why the source cannot be used.
 // Only an API error is returned; a missing ConfigMap is an observation, not a failure.
-func (r *PredictionModelReconciler) resolveSource(ctx context.Context, s *modelScope) error {
+func (r *PredictionModelReconciler) resolveSource(ctx context.Context, s *modelScope) (ctrl.Result, error) {
 	src := s.model.Spec.Source
 	switch {
 	case src.ConfigMap != nil:
-		cm := &corev1.ConfigMap{}
+		// The cache holds the ConfigMap's metadata only; its content is read when it changed.
+		cm := &metav1.PartialObjectMetadata{}
+		cm.SetGroupVersionKind(configMapGVK)
 		err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.model.Namespace, Name: src.ConfigMap.Name}, cm)
 		if apierrors.IsNotFound(err) {
 			s.obs.sourceErr = &errSourceNotFound{msg: fmt.Sprintf("ConfigMap %s not found in namespace %s", src.ConfigMap.Name, s.model.Namespace)}
-			return nil
+			return ctrl.Result{}, nil
 		}
 		if err != nil {
-			return fmt.Errorf("reading model ConfigMap: %w", err)
+			return ctrl.Result{}, fmt.Errorf("reading model ConfigMap: %w", err)
 		}
-		s.obs.digest, s.obs.sourceErr = configMapModelDigest(cm, configMapKey(src.ConfigMap))
+		if s.obs.digest, s.obs.sourceErr, err = r.sources.configMapDigest(ctx, client.ObjectKeyFromObject(s.model), cm, spec.ConfigMapKey(src.ConfigMap)); err != nil {
+			return ctrl.Result{}, err
+		}
 	case src.URI != "":
 		s.obs.digest = "sha256:" + src.SHA256
 	}
-	return nil
+	return ctrl.Result{}, nil
 }
 
 // applyChildren applies the NetworkPolicy, Deployment, Service and PodDisruptionBudget. While the source does
 // not resolve, an existing Deployment keeps serving the last model and none is created: rolling
 // pods onto a missing file would only take capacity away.
-func (r *PredictionModelReconciler) applyChildren(ctx context.Context, s *modelScope) error {
+func (r *PredictionModelReconciler) applyChildren(ctx context.Context, s *modelScope) (ctrl.Result, error) {
+	if s.obs.applyErr = r.applyChildObjects(ctx, s); s.obs.applyErr != nil {
+		return ctrl.Result{}, s.obs.applyErr
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *PredictionModelReconciler) applyChildObjects(ctx context.Context, s *modelScope) error {
 	deploy := &appsv1.Deployment{}
 	// The policy goes first, so that no serving pod runs without it.
 	if err := reconcileNetworkPolicy(ctx, r.Client, PredictionModelFieldOwner, s.model, networkPolicyEnabled(s.model.Spec.NetworkPolicy),
@@ -178,13 +179,20 @@ func (r *PredictionModelReconciler) applyChildren(ctx context.Context, s *modelS
 // status.failedRollout then keeps the pods on the last good revision until the spec or the
 // model file changes, so that the operator does not flap between the two.
 func (r *PredictionModelReconciler) applyPredictor(ctx context.Context, s *modelScope) error {
-	want := specRevision(s.model, s.obs.digest)
-	lastGood := s.model.Status.LastGoodRevision
-	rev := want
-	// The rollback stays in force until the model file changes too (a new digest).
-	if good := rolledBackTo(s.model); good != nil && equality.Semantic.DeepEqual(s.model.Status.FailedRollout.Revision, want) {
-		rev, s.obs.failed = *good, s.model.Status.FailedRollout
+	want := spec.SpecRevision(s.model, s.obs.digest)
+	rev, failed := plannedRevision(s.model, want)
+	moves, err := r.movesPods(ctx, s.model, rev)
+	if err != nil {
+		return err
 	}
+	if moves {
+		if err := r.readModelFresh(ctx, s); err != nil {
+			return err
+		}
+		rev, failed = plannedRevision(s.model, want)
+	}
+	s.obs.failed = failed
+	lastGood := s.model.Status.LastGoodRevision
 	deploy := &appsv1.Deployment{}
 	applied, err := r.applyPredictorRevision(ctx, s, rev, deploy)
 	if err != nil {
@@ -211,6 +219,56 @@ func (r *PredictionModelReconciler) applyPredictor(ctx context.Context, s *model
 		return err
 	}
 	s.obs.predictor, s.obs.served = rolloutOf(deploy, applied), lastGood
+	return nil
+}
+
+// plannedRevision is the revision the serving pods should run: the spec's (want), or the last
+// good one while the spec's rollout failed and was rolled back, with that rollback's record. The
+// rollback stays in force until the model file changes too (a new digest).
+func plannedRevision(model *freightcastv1alpha1.PredictionModel, want freightcastv1alpha1.ModelRevision) (freightcastv1alpha1.ModelRevision, *freightcastv1alpha1.FailedRollout) {
+	if good := spec.RolledBackTo(model); good != nil && equality.Semantic.DeepEqual(model.Status.FailedRollout.Revision, want) {
+		return *good, model.Status.FailedRollout
+	}
+	return want, nil
+}
+
+// movesPods reports whether serving rev changes the revision the existing serving Deployment
+// runs: its model source, version and digest.
+func (r *PredictionModelReconciler) movesPods(ctx context.Context, model *freightcastv1alpha1.PredictionModel, rev freightcastv1alpha1.ModelRevision) (bool, error) {
+	live := &appsv1.Deployment{}
+	switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: model.Namespace, Name: predictorName(model)}, live); {
+	case apierrors.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("reading serving Deployment: %w", err)
+	}
+	if live.Spec.Template.Annotations[annotationModelDigest] != rev.Digest || len(live.Spec.Template.Spec.Containers) == 0 {
+		return true, nil
+	}
+	args := live.Spec.Template.Spec.Containers[0].Args
+	for _, arg := range modelMountFor(model, rev).args {
+		if !slices.Contains(args, arg) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// readModelFresh replaces the scope's model with the API server's. The revision the pods run is
+// decided on the model's rollback record, which this reconciler wrote itself a moment before and
+// which the cache may not hold yet: a reconcile working from a model without it would roll the
+// failed revision out once more, and the next one back. So before the pods move to another
+// revision the decision is taken on the model as stored; the status is then written on it too.
+func (r *PredictionModelReconciler) readModelFresh(ctx context.Context, s *modelScope) error {
+	fresh := &freightcastv1alpha1.PredictionModel{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(s.model), fresh); err != nil {
+		return fmt.Errorf("reading PredictionModel %s: %w", s.model.Name, err)
+	}
+	if fresh.Generation != s.model.Generation {
+		// The source digest was resolved for the cached spec; the watch brings the new one.
+		return fmt.Errorf("PredictionModel %s changed during the reconcile (generation %d, now %d)", s.model.Name, s.model.Generation, fresh.Generation)
+	}
+	s.model = fresh
 	return nil
 }
 
@@ -252,7 +310,7 @@ func revisionString(rev freightcastv1alpha1.ModelRevision) string {
 	switch {
 	case src.ConfigMap != nil:
 		where = "ConfigMap " + src.ConfigMap.Name
-		if k := configMapKey(src.ConfigMap); k != "model.onnx" {
+		if k := spec.ConfigMapKey(src.ConfigMap); k != "model.onnx" {
 			where += " key " + k
 		}
 	case src.PersistentVolumeClaim != nil:
@@ -274,8 +332,8 @@ func revisionString(rev freightcastv1alpha1.ModelRevision) string {
 // writeStatus computes the status, records events for condition changes, and patches the
 // status subresource only when it differs from what the API server has.
 func (r *PredictionModelReconciler) writeStatus(ctx context.Context, s *modelScope) error {
-	status := computeModelStatus(s.model, s.obs, r.Clock.Now())
-	r.Metrics.SetConditions(metrics.KindPredictionModel, s.model.Namespace, s.model.Name, status.Conditions)
+	status := modelStatus(s.model, s.obs, r.Clock.Now())
+	r.Metrics.Seen(s.model.Namespace, s.model.Name)
 	if equality.Semantic.DeepEqual(status, s.model.Status) {
 		return nil
 	}
@@ -300,12 +358,14 @@ func (r *PredictionModelReconciler) writeStatus(ctx context.Context, s *modelSco
 
 // forget drops what the operator keeps in memory about a model that is gone.
 func (r *PredictionModelReconciler) forget(key types.NamespacedName) {
-	r.Metrics.Forget(metrics.KindPredictionModel, key.Namespace, key.Name)
+	r.sources.forget(key)
+	r.Metrics.Forget(key.Namespace, key.Name)
 	r.restarter.forget(key)
 }
 
 // SetupWithManager registers the controller, its watches and the ConfigMap index.
 func (r *PredictionModelReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.sources.apiReader = r.APIReader
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &freightcastv1alpha1.PredictionModel{}, modelConfigMapIndex,
 		func(o client.Object) []string {
 			if cm := o.(*freightcastv1alpha1.PredictionModel).Spec.Source.ConfigMap; cm != nil {
@@ -325,9 +385,10 @@ func (r *PredictionModelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.Service{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.NetworkPolicy{}).
-		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(
-			// A ConfigMap that appeared or whose content changed wakes the models it is the
-			// source of: their pods must roll.
+		// A ConfigMap that appeared or whose content changed wakes the models it is the source
+		// of: their pods must roll. Its metadata tells (a new resourceVersion); its content,
+		// maybe a model of up to 1 MiB, is not cached.
+		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(
 			requestsByIndex(r.Client, &freightcastv1alpha1.PredictionModelList{}, modelConfigMapIndex)))
 	if r.routes {
 		b = b.Owns(&gatewayv1.HTTPRoute{})

@@ -271,3 +271,25 @@ func TestPredictionModelScaleSubresource(t *testing.T) {
 		return nil
 	})
 }
+
+// TestModelSourceConfigMapsAreWatchedAsMetadata: the operator's cache holds no model file. A
+// model's source ConfigMap is there as metadata only, which is enough to notice it change; the
+// content is read when it does.
+func TestModelSourceConfigMapsAreWatchedAsMetadata(t *testing.T) {
+	ns := newNamespace(t)
+	op := startOperator(t, "", ns)
+	ctx := context.Background()
+	model := newModel(ns, "m", "m-onnx")
+	mustCreate(t, newModelConfigMap(ns, "m-onnx", modelBytes), model)
+	mustEventuallyGetDeployment(t, ns, "m-predictor")
+
+	key := client.ObjectKey{Namespace: ns, Name: "m-onnx"}
+	if err := op.cache.Get(ctx, key, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the cache holds the model's ConfigMap in full (err %v), want it not found there", err)
+	}
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
+	if err := op.cache.Get(ctx, key, meta); err != nil || meta.ResourceVersion == "" {
+		t.Errorf("the cache does not hold the model's ConfigMap as metadata: %v", err)
+	}
+}

@@ -33,9 +33,10 @@ type modelObservation struct {
 	route routeObservation
 }
 
-// computeModelStatus derives the whole status from the observation. It is pure: the same
-// inputs give the same status, and conditions keep their transition times unless they change.
-func computeModelStatus(model *freightcastv1alpha1.PredictionModel, obs modelObservation, now time.Time) freightcastv1alpha1.PredictionModelStatus {
+// modelStatus derives the whole status from the observation, one condition setter after the
+// other. It is pure: the same inputs give the same status, and conditions keep their transition
+// times unless they change.
+func modelStatus(model *freightcastv1alpha1.PredictionModel, obs modelObservation, now time.Time) freightcastv1alpha1.PredictionModelStatus {
 	st := model.Status
 	st.ObservedGeneration = model.Generation
 	st.Selector = labels.SelectorFromSet(predictorSelector(model)).String()
@@ -62,73 +63,74 @@ func computeModelStatus(model *freightcastv1alpha1.PredictionModel, obs modelObs
 
 	c := newConditionSetter(model.Status.Conditions, model.Generation, now)
 	p := obs.predictor
-	notFound, isNotFound := asError[*errSourceNotFound](obs.sourceErr)
-	invalid, isInvalid := asError[*errSourceInvalid](obs.sourceErr)
-
-	// ModelLoaded: pods only pass readiness once they have loaded the model, so a finished
-	// rollout with ready pods proves the current model file loads.
-	switch {
-	case isNotFound:
-		c.set(freightcastv1alpha1.ConditionModelLoaded, metav1.ConditionFalse, freightcastv1alpha1.ReasonSourceNotFound, notFound.Error())
-	case isInvalid:
-		c.set(freightcastv1alpha1.ConditionModelLoaded, metav1.ConditionFalse, freightcastv1alpha1.ReasonSourceInvalid, invalid.Error())
-	case rolledBack != "":
-		c.set(freightcastv1alpha1.ConditionModelLoaded, metav1.ConditionFalse, freightcastv1alpha1.ReasonRolloutFailed, rolledBack)
-	case p.exists && p.desired == 0:
-		c.set(freightcastv1alpha1.ConditionModelLoaded, metav1.ConditionFalse, freightcastv1alpha1.ReasonScaledToZero, "spec.replicas is 0: no pod serves the model")
-	case p.complete && p.ready > 0:
-		c.set(freightcastv1alpha1.ConditionModelLoaded, metav1.ConditionTrue, freightcastv1alpha1.ReasonModelLoaded,
-			fmt.Sprintf("%d of %d serving pods loaded the model", p.ready, p.desired))
-	case p.stalled:
-		c.set(freightcastv1alpha1.ConditionModelLoaded, metav1.ConditionFalse, freightcastv1alpha1.ReasonProgressDeadlineExceeded, p.message)
-	default:
-		c.set(freightcastv1alpha1.ConditionModelLoaded, metav1.ConditionFalse, freightcastv1alpha1.ReasonLoading, p.message)
+	setModelLoaded(c, obs.sourceErr, rolledBack, p)
+	setDegraded(c, modelProblems(obs, rolledBack)...)
+	rolling := problem{}
+	if !p.complete {
+		rolling = problem{freightcastv1alpha1.ReasonRollingOut, p.message}
 	}
-
-	// Degraded: what waiting alone will not fix.
-	switch {
-	case isNotFound:
-		c.set(freightcastv1alpha1.ConditionDegraded, metav1.ConditionTrue, freightcastv1alpha1.ReasonSourceNotFound, notFound.Error())
-	case isInvalid:
-		c.set(freightcastv1alpha1.ConditionDegraded, metav1.ConditionTrue, freightcastv1alpha1.ReasonSourceInvalid, invalid.Error())
-	case obs.applyErr != nil:
-		c.set(freightcastv1alpha1.ConditionDegraded, metav1.ConditionTrue, freightcastv1alpha1.ReasonApplyFailed, obs.applyErr.Error())
-	case rolledBack != "":
-		c.set(freightcastv1alpha1.ConditionDegraded, metav1.ConditionTrue, freightcastv1alpha1.ReasonRolloutFailed, rolledBack)
-	case p.stalled:
-		c.set(freightcastv1alpha1.ConditionDegraded, metav1.ConditionTrue, freightcastv1alpha1.ReasonProgressDeadlineExceeded, p.message)
-	default:
-		c.set(freightcastv1alpha1.ConditionDegraded, metav1.ConditionFalse, freightcastv1alpha1.ReasonAsExpected, "")
+	setProgressing(c, obs.sourceErr != nil || p.stalled || rolledBack != "", rolling,
+		problem{freightcastv1alpha1.ReasonReconciled, "the serving pods run the current spec"})
+	// Ready: serving the current spec with every desired pod. The Deployment may count every
+	// desired pod ready for a moment between two crashes, hence the crash-looping pods.
+	var blockers []problem
+	if loaded := c.get(freightcastv1alpha1.ConditionModelLoaded); loaded.Status != metav1.ConditionTrue {
+		blockers = append(blockers, problem{loaded.Reason, loaded.Message})
 	}
-
-	// Progressing: converging on the current spec.
-	switch {
-	case obs.sourceErr != nil || p.stalled || rolledBack != "":
-		c.set(freightcastv1alpha1.ConditionProgressing, metav1.ConditionFalse, c.get(freightcastv1alpha1.ConditionDegraded).Reason,
-			"not progressing: "+c.get(freightcastv1alpha1.ConditionDegraded).Message)
-	case !p.complete:
-		c.set(freightcastv1alpha1.ConditionProgressing, metav1.ConditionTrue, freightcastv1alpha1.ReasonRollingOut, p.message)
-	default:
-		c.set(freightcastv1alpha1.ConditionProgressing, metav1.ConditionFalse, freightcastv1alpha1.ReasonReconciled, "the serving pods run the current spec")
+	if len(obs.crashLooping) > 0 {
+		blockers = append(blockers, problem{freightcastv1alpha1.ReasonCrashLoopBackOff, strings.Join(obs.crashLooping, "; ")})
 	}
-
-	// Ready: serving the current spec with every desired pod.
-	loaded := c.get(freightcastv1alpha1.ConditionModelLoaded)
-	switch {
-	case c.isTrue(freightcastv1alpha1.ConditionDegraded):
-		deg := c.get(freightcastv1alpha1.ConditionDegraded)
-		c.set(freightcastv1alpha1.ConditionReady, metav1.ConditionFalse, deg.Reason, deg.Message)
-	case loaded.Status != metav1.ConditionTrue:
-		c.set(freightcastv1alpha1.ConditionReady, metav1.ConditionFalse, loaded.Reason, loaded.Message)
-	case len(obs.crashLooping) > 0:
-		// The Deployment may count every desired pod ready for a moment between two crashes.
-		c.set(freightcastv1alpha1.ConditionReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonCrashLoopBackOff,
-			strings.Join(obs.crashLooping, "; "))
-	default:
-		c.set(freightcastv1alpha1.ConditionReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonAvailable,
-			fmt.Sprintf("serving at %s", st.Endpoint))
-	}
+	setReady(c, problem{freightcastv1alpha1.ReasonAvailable, fmt.Sprintf("serving at %s", st.Endpoint)}, blockers...)
 	setRouteCondition(c, obs.route)
 	st.Conditions = c.conditions
 	return st
+}
+
+// setModelLoaded sets ModelLoaded. Pods only pass readiness once they have loaded the model, so
+// a finished rollout with ready pods proves the current model file loads. rolledBack describes a
+// failed rollout that was rolled back, "" when there is none.
+func setModelLoaded(c *conditionSetter, sourceErr error, rolledBack string, p rollout) {
+	const loaded = freightcastv1alpha1.ConditionModelLoaded
+	if sp := sourceProblem(sourceErr); !sp.none() {
+		c.set(loaded, metav1.ConditionFalse, sp.reason, sp.message)
+		return
+	}
+	switch {
+	case rolledBack != "":
+		c.set(loaded, metav1.ConditionFalse, freightcastv1alpha1.ReasonRolloutFailed, rolledBack)
+	case p.exists && p.desired == 0:
+		c.set(loaded, metav1.ConditionFalse, freightcastv1alpha1.ReasonScaledToZero, "spec.replicas is 0: no pod serves the model")
+	case p.complete && p.ready > 0:
+		c.set(loaded, metav1.ConditionTrue, freightcastv1alpha1.ReasonModelLoaded, fmt.Sprintf("%d of %d serving pods loaded the model", p.ready, p.desired))
+	case p.stalled:
+		c.set(loaded, metav1.ConditionFalse, freightcastv1alpha1.ReasonProgressDeadlineExceeded, p.message)
+	default:
+		c.set(loaded, metav1.ConditionFalse, freightcastv1alpha1.ReasonLoading, p.message)
+	}
+}
+
+// sourceProblem is why the model's source does not resolve, the zero problem when it does.
+func sourceProblem(err error) problem {
+	if e, ok := asError[*errSourceNotFound](err); ok {
+		return problem{freightcastv1alpha1.ReasonSourceNotFound, e.Error()}
+	}
+	if e, ok := asError[*errSourceInvalid](err); ok {
+		return problem{freightcastv1alpha1.ReasonSourceInvalid, e.Error()}
+	}
+	return problem{}
+}
+
+// modelProblems are what may degrade a model, most important first.
+func modelProblems(obs modelObservation, rolledBack string) []problem {
+	out := []problem{sourceProblem(obs.sourceErr)}
+	if obs.applyErr != nil {
+		out = append(out, problem{freightcastv1alpha1.ReasonApplyFailed, obs.applyErr.Error()})
+	}
+	if rolledBack != "" {
+		out = append(out, problem{freightcastv1alpha1.ReasonRolloutFailed, rolledBack})
+	}
+	if obs.predictor.stalled {
+		out = append(out, problem{freightcastv1alpha1.ReasonProgressDeadlineExceeded, obs.predictor.message})
+	}
+	return out
 }

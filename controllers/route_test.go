@@ -25,6 +25,7 @@ import (
 )
 
 func TestDesiredHTTPRoutes(t *testing.T) {
+	t.Parallel()
 	p := newPipeline("ns", "orders", "m")
 	p.Spec.Ingestion.Route = &freightcastv1alpha1.RouteSpec{
 		Gateway:   freightcastv1alpha1.GatewayReference{Name: "edge", Namespace: "gateways", SectionName: "https"},
@@ -53,6 +54,7 @@ func TestDesiredHTTPRoutes(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			if diff := cmp.Diff(tc.want, tc.got.Spec); diff != "" {
 				t.Errorf("spec (-want +got):\n%s", diff)
 			}

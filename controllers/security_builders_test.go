@@ -11,6 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/spec"
 )
 
 // typedOf reads an apply configuration back as the object it describes.
@@ -80,6 +81,7 @@ var (
 )
 
 func TestDesiredPredictorAuthAndTLS(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		auth         *freightcastv1alpha1.BearerTokenAuth
 		tls          *freightcastv1alpha1.TLSSpec
@@ -110,13 +112,14 @@ func TestDesiredPredictorAuthAndTLS(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			m := newModel("ns", "risk", "cm")
 			m.Spec.Auth, m.Spec.TLS = tc.auth, tc.tls
-			d := typedOf[appsv1.Deployment](t, desiredPredictorDeployment(m, specRevision(m, ""), testOptions))
+			d := typedOf[appsv1.Deployment](t, desiredPredictorDeployment(m, spec.SpecRevision(m, ""), testOptions))
 			if diff := cmp.Diff(tc.want, securityOf(d)); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
-			assertRestricted(t, desiredPredictorDeployment(m, specRevision(m, ""), testOptions).Spec.Template.Spec)
+			assertRestricted(t, desiredPredictorDeployment(m, spec.SpecRevision(m, ""), testOptions).Spec.Template.Spec)
 			if got := predictorEndpoint(m); got != tc.wantEndpoint {
 				t.Errorf("endpoint %s, want %s", got, tc.wantEndpoint)
 			}
@@ -129,6 +132,7 @@ func TestDesiredPredictorAuthAndTLS(t *testing.T) {
 }
 
 func TestDesiredIngestionTLS(t *testing.T) {
+	t.Parallel()
 	m := newModel("ns", "m", "cm")
 	p := newPipeline("ns", "orders", "m")
 	p.Spec.Ingestion.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "ingest-tokens"}}

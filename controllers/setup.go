@@ -15,15 +15,19 @@ import (
 // does not delay the other pipelines' samples, few enough not to flood it.
 const autoscalerConcurrency = 16
 
-// SetupWithManager registers both reconcilers and the autoscaler with the manager; the operator
+// SetupWithManager registers the controllers with the manager — one per kind, and the
+// autoscaler beside the FreightPipeline reconciler; the operator
 // and the tests start them the same way.
-func SetupWithManager(mgr ctrl.Manager, opts Options, connector JetStreamConnector, clk clock.WithTicker) error {
+func SetupWithManager(mgr ctrl.Manager, opts Options, connector JetStreamConnector, clk clock.PassiveClock) error {
 	restarter := func(recorder events.EventRecorder) *podRestarter {
 		return &podRestarter{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Clock: clk,
 			Threshold: cmp.Or(opts.StuckPodThreshold, defaultStuckPodThreshold), Interval: cmp.Or(opts.StuckPodInterval, defaultStuckPodInterval)}
 	}
-	resources, err := metrics.NewResources(ctrlmetrics.Registry)
+	models, err := metrics.NewModels(ctrlmetrics.Registry)
 	if err != nil {
+		return err
+	}
+	if err := mgr.Add(registeredWhileLeading{reg: ctrlmetrics.Registry, collector: NewConditionCollector(mgr.GetCache())}); err != nil {
 		return err
 	}
 	modelRecorder := mgr.GetEventRecorder("freightcast-predictionmodel")
@@ -31,8 +35,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options, connector JetStreamConnect
 		Client:    mgr.GetClient(),
 		Recorder:  modelRecorder,
 		Clock:     clk,
+		APIReader: mgr.GetAPIReader(),
 		Options:   opts,
-		Metrics:   resources,
+		Metrics:   models,
 		restarter: restarter(modelRecorder),
 	}).SetupWithManager(mgr); err != nil {
 		return err
@@ -42,16 +47,23 @@ func SetupWithManager(mgr ctrl.Manager, opts Options, connector JetStreamConnect
 		return err
 	}
 	recorder := mgr.GetEventRecorder("freightcast-freightpipeline")
-	return (&FreightPipelineReconciler{
+	if err := (&FreightPipelineReconciler{
 		Client:    mgr.GetClient(),
 		Recorder:  recorder,
 		Clock:     clk,
 		Queue:     connector,
-		APIReader: mgr.GetAPIReader(),
 		Options:   opts,
-		Metrics:   resources,
 		restarter: restarter(recorder),
-		Autoscaler: &Autoscaler{Client: mgr.GetClient(), Queue: connector, Recorder: recorder, Clock: clk,
-			Metrics: m, Concurrency: autoscalerConcurrency, StallGrace: cmp.Or(opts.QueueStallGrace, defaultQueueStallGrace)},
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&AutoscalerReconciler{
+		Client:      mgr.GetClient(),
+		Queue:       connector,
+		Recorder:    mgr.GetEventRecorder("freightcast-autoscaler"),
+		Clock:       clk,
+		Metrics:     m,
+		Options:     opts,
+		Concurrency: autoscalerConcurrency,
 	}).SetupWithManager(mgr)
 }

@@ -31,6 +31,7 @@ func summary(conds []metav1.Condition) map[string]string {
 }
 
 func TestRolloutOf(t *testing.T) {
+	t.Parallel()
 	deployment := func(gen, observed int64, spec, replicas, updated, ready int32, conds ...appsv1.DeploymentCondition) *appsv1.Deployment {
 		return &appsv1.Deployment{
 			ObjectMeta: metav1.ObjectMeta{Name: "d", Generation: gen, CreationTimestamp: metav1.NewTime(testNow)},
@@ -62,6 +63,7 @@ func TestRolloutOf(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			if diff := cmp.Diff(tc.want, rolloutOf(tc.d, tc.changed), cmp.AllowUnexported(rollout{})); diff != "" {
 				t.Errorf("rolloutOf (-want +got):\n%s", diff)
 			}
@@ -69,7 +71,8 @@ func TestRolloutOf(t *testing.T) {
 	}
 }
 
-func TestComputeModelStatus(t *testing.T) {
+func TestModelStatus(t *testing.T) {
+	t.Parallel()
 	done := rollout{exists: true, desired: 2, replicas: 2, updated: 2, ready: 2, complete: true}
 	revision := func(cm, digest string) *freightcastv1alpha1.ModelRevision {
 		return &freightcastv1alpha1.ModelRevision{
@@ -171,10 +174,11 @@ func TestComputeModelStatus(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			m := newModel("ns", "m", "m-onnx")
 			m.Generation = 4
 			m.Status = tc.status
-			st := computeModelStatus(m, tc.obs, testNow)
+			st := modelStatus(m, tc.obs, testNow)
 			if diff := cmp.Diff(tc.want, summary(st.Conditions)); diff != "" {
 				t.Errorf("conditions (-want +got):\n%s", diff)
 			}
@@ -204,11 +208,12 @@ func TestComputeModelStatus(t *testing.T) {
 	}
 }
 
-func TestComputeModelStatusKeepsTransitionTimes(t *testing.T) {
+func TestModelStatusKeepsTransitionTimes(t *testing.T) {
+	t.Parallel()
 	m := newModel("ns", "m", "m-onnx")
 	done := rollout{exists: true, desired: 1, replicas: 1, updated: 1, ready: 1, complete: true}
-	m.Status = computeModelStatus(m, modelObservation{predictor: done}, testNow)
-	later := computeModelStatus(m, modelObservation{predictor: done}, testNow.Add(time.Hour))
+	m.Status = modelStatus(m, modelObservation{predictor: done}, testNow)
+	later := modelStatus(m, modelObservation{predictor: done}, testNow.Add(time.Hour))
 	for _, c := range later.Conditions {
 		if !c.LastTransitionTime.Time.Equal(testNow) {
 			t.Errorf("%s moved its lastTransitionTime to %v without changing", c.Type, c.LastTransitionTime)
@@ -223,7 +228,8 @@ func loadedTestModel() *freightcastv1alpha1.PredictionModel {
 	return m
 }
 
-func TestComputePipelineStatus(t *testing.T) {
+func TestPipelineStatus(t *testing.T) {
+	t.Parallel()
 	ready := func(n int32) rollout {
 		return rollout{exists: true, desired: n, replicas: n, updated: n, ready: n, complete: true}
 	}
@@ -289,17 +295,18 @@ func TestComputePipelineStatus(t *testing.T) {
 			minReplicas: 1,
 			obs: pipelineObservation{natsURL: "nats://q:4222", model: loadedTestModel(), ingestion: ready(2),
 				inference:  rollout{exists: true, desired: 3, replicas: 3, updated: 3, message: "Deployment d: 3 of 3 pods updated, 0 ready"},
-				queueStall: &queueStall{since: testNow.Add(-time.Minute), reported: true}},
+				queueStall: &queueStall{since: testNow.Add(-time.Minute)}},
 			want: map[string]string{"Ready": "False/QueueStalled", "Degraded": "True/QueueStalled", "Progressing": "False/QueueStalled",
 				"QueueReady": "True/Provisioned", "IngestionReady": "True/Available", "InferenceReady": "False/Unavailable"},
 		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			p := newPipeline("ns", "orders", "m")
 			p.Generation = 3
 			p.Spec.Inference.MinReplicas = ptr.To(tc.minReplicas)
-			st := computePipelineStatus(p, tc.obs, testNow)
+			st := pipelineStatus(p, tc.obs, testNow)
 			if diff := cmp.Diff(tc.want, summary(st.Conditions)); diff != "" {
 				t.Errorf("conditions (-want +got):\n%s", diff)
 			}
@@ -311,6 +318,7 @@ func TestComputePipelineStatus(t *testing.T) {
 }
 
 func TestRecordConditionChanges(t *testing.T) {
+	t.Parallel()
 	cond := func(typ, status, reason string) metav1.Condition {
 		return metav1.Condition{Type: typ, Status: metav1.ConditionStatus(status), Reason: reason, Message: "m"}
 	}
@@ -347,6 +355,7 @@ func TestRecordConditionChanges(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			rec := events.NewFakeRecorder(10)
 			recordConditionChanges(rec, newModel("ns", "m", "cm"), tc.before, tc.after)
 			close(rec.Events)

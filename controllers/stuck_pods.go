@@ -161,6 +161,8 @@ func lastExit(cs corev1.ContainerStatus) string {
 	return s
 }
 
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;delete
+
 // podRestarter deletes stuck pods (see stuckPod), at most one per Deployment per Interval. The
 // time of the last deletion lives in memory, keyed by the owner (each reconciler has its own
 // podRestarter, and heals one Deployment per owner): a restarted operator may delete one pod

@@ -14,7 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/utils/clock"
+	testingclock "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -44,6 +44,7 @@ func crashLoopingPod(p corev1.Pod) corev1.Pod {
 }
 
 func TestStuckPod(t *testing.T) {
+	t.Parallel()
 	const threshold = 5 * time.Minute
 	terminating := testPod("t", "a", false, time.Hour)
 	terminating.DeletionTimestamp = &metav1.Time{Time: testNow}
@@ -84,6 +85,7 @@ func TestStuckPod(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			victim, why, recheck := stuckPod(tc.pods, testNow, threshold)
 			got := ""
 			if victim != nil {
@@ -97,6 +99,7 @@ func TestStuckPod(t *testing.T) {
 }
 
 func TestPodProblems(t *testing.T) {
+	t.Parallel()
 	pods := []corev1.Pod{testPod("ok", "a", true, time.Hour), crashLoopingPod(testPod("bad", "b", false, time.Minute))}
 	want := "pod bad container server: CrashLoopBackOff: back-off 5m0s, last exit Error (code 1): model: bad magic"
 	if diff := cmp.Diff(want, podProblems(pods)); diff != "" {
@@ -135,10 +138,13 @@ func createPod(t testing.TB, ns, name string, selector map[string]string, unread
 
 func TestStuckServingPodIsRestartedOnceAtATime(t *testing.T) {
 	ns := newNamespace(t)
-	startOperator(t, "", ns, func(o *Options) {
+	// The restarter's clock is fake: it stands still until the test steps it past the interval.
+	clk := testingclock.NewFakeClock(time.Now())
+	startOperatorWithClock(t, clk, "", ns, func(o *Options) {
 		o.StuckPodThreshold = time.Minute
 		o.StuckPodInterval = time.Hour
 	})
+	ctx := context.Background()
 	model := newModel(ns, "m", "m-onnx")
 	model.Spec.Replicas = ptr.To[int32](3)
 	mustCreate(t, newModelConfigMap(ns, "m-onnx", modelBytes), model)
@@ -151,29 +157,60 @@ func TestStuckServingPodIsRestartedOnceAtATime(t *testing.T) {
 	crash := createPod(t, ns, "m-predictor-crash", predictorSelector(model), 5*time.Minute, true)
 	// The Deployment controller sees two pods go unready and says so in its status, which
 	// wakes the model's reconcile.
-	setDeploymentStatus(t, ns, "m-predictor", "with 1 of 3 pods ready", func(d *appsv1.Deployment, n int32) appsv1.DeploymentStatus {
-		return appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: 1, AvailableReplicas: 1}
-	})
+	withReady := func(ready int32) {
+		setDeploymentStatus(t, ns, "m-predictor", fmt.Sprintf("with %d of 3 pods ready", ready), func(d *appsv1.Deployment, n int32) appsv1.DeploymentStatus {
+			return appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: ready, AvailableReplicas: ready}
+		})
+	}
+	withReady(1)
 
 	testenv.Eventually(t, 15*time.Second, "the pod unready the longest is deleted", func() error {
-		err := k8s.Get(context.Background(), client.ObjectKeyFromObject(stuck), &corev1.Pod{})
+		err := k8s.Get(ctx, client.ObjectKeyFromObject(stuck), &corev1.Pod{})
 		if !apierrors.IsNotFound(err) {
 			return fmt.Errorf("pod %s still there (err %v)", stuck.Name, err)
 		}
 		return nil
 	})
 	waitEvent(t, model, corev1.EventTypeNormal, freightcastv1alpha1.EventReasonRestartedStuckPod)
-	// One deletion per Deployment per interval: the crash-looping pod waits for the next one.
-	time.Sleep(2 * time.Second)
-	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(crash), &corev1.Pod{}); err != nil {
-		t.Errorf("a second pod was deleted within the rate limit: %v", err)
-	}
 	// Ready is not True while pods fail.
 	waitCondition(t, model, freightcastv1alpha1.ConditionReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonLoading)
-	// Not even when the Deployment counts every pod ready, caught between two crashes.
+
+	// One deletion per Deployment per interval: a reconcile that starts after the deletion (the
+	// status it writes shows it saw 2 ready pods) leaves the crash-looping pod alone.
+	withReady(2)
+	waitModelReadyReplicas(t, model, 2)
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(crash), &corev1.Pod{}); err != nil {
+		t.Errorf("a second pod was deleted within the rate limit: %v", err)
+	}
+	// Not Ready even when the Deployment counts every pod ready, caught between two crashes.
 	markDeploymentRolledOut(t, ns, "m-predictor")
 	waitCondition(t, model, freightcastv1alpha1.ConditionReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonCrashLoopBackOff)
 	waitCondition(t, model, freightcastv1alpha1.ConditionModelLoaded, metav1.ConditionTrue, freightcastv1alpha1.ReasonModelLoaded)
+
+	// Once the interval has passed, the next reconcile deletes the crash-looping pod.
+	clk.Step(time.Hour)
+	withReady(1)
+	testenv.Eventually(t, 15*time.Second, "the crash-looping pod is deleted after the interval", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(crash), &corev1.Pod{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("pod %s still there (err %v)", crash.Name, err)
+		}
+		return nil
+	})
+}
+
+// waitModelReadyReplicas waits until the model's status counts ready serving pods: a reconcile
+// has seen the Deployment say so.
+func waitModelReadyReplicas(t testing.TB, model *freightcastv1alpha1.PredictionModel, ready int32) {
+	t.Helper()
+	testenv.Eventually(t, 15*time.Second, fmt.Sprintf("%s status with %d ready replicas", model.Name, ready), func() error {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(model), model); err != nil {
+			return err
+		}
+		if model.Status.ReadyReplicas != ready {
+			return fmt.Errorf("readyReplicas %d", model.Status.ReadyReplicas)
+		}
+		return nil
+	})
 }
 
 func TestStuckInferencePodIsRestarted(t *testing.T) {
@@ -214,7 +251,8 @@ func TestRestarterForgetsAGoneOwner(t *testing.T) {
 		*createPod(t, ns, "m-predictor-a", selector, 10*time.Minute, false),
 		*createPod(t, ns, "m-predictor-b", selector, 5*time.Minute, false),
 	}
-	h := &podRestarter{Client: k8s, Recorder: events.NewFakeRecorder(10), Clock: clock.RealClock{},
+	clk := testingclock.NewFakeClock(time.Now())
+	h := &podRestarter{Client: k8s, Recorder: events.NewFakeRecorder(10), Clock: clk,
 		Threshold: time.Minute, Interval: time.Hour}
 	deployment := types.NamespacedName{Namespace: ns, Name: predictorName(model)}
 	ctx := context.Background()
@@ -228,8 +266,9 @@ func TestRestarterForgetsAGoneOwner(t *testing.T) {
 	if !gone(pods[0]) || gone(pods[1]) {
 		t.Fatalf("first pass: want only %s deleted (gone: %v, %v)", pods[0].Name, gone(pods[0]), gone(pods[1]))
 	}
-	if wait, err := h.restartStuck(ctx, model, deployment, []corev1.Pod{pods[1], ready}); err != nil || wait <= 0 || gone(pods[1]) {
-		t.Fatalf("within the interval: wait %s, err %v, %s deleted %v; want a wait and no deletion", wait, err, pods[1].Name, gone(pods[1]))
+	clk.Step(59 * time.Minute)
+	if wait, err := h.restartStuck(ctx, model, deployment, []corev1.Pod{pods[1], ready}); err != nil || wait != time.Minute || gone(pods[1]) {
+		t.Fatalf("within the interval: wait %s, err %v, %s deleted %v; want a wait of the minute left and no deletion", wait, err, pods[1].Name, gone(pods[1]))
 	}
 
 	h.forget(client.ObjectKeyFromObject(model))

@@ -86,28 +86,49 @@ func runSuite(m *testing.M) int {
 	return m.Run()
 }
 
-// writeCounter counts the API writes a manager sends.
+// writeCounter counts the API writes a manager sends, events aside: the events broadcaster writes
+// them on its own goroutine, after the write they tell of, so they settle on no barrier a test can
+// wait for; an event only follows a write the counter sees (a status, a scale, a child).
 type writeCounter struct {
 	mu     sync.Mutex
-	writes []string
+	writes []write
+}
+
+type write struct {
+	at   time.Time
+	what string
 }
 
 func (w *writeCounter) RoundTrip(next http.RoundTripper) http.RoundTripper {
 	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
 		switch req.Method {
 		case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+			if strings.HasPrefix(req.URL.Path, "/apis/events.k8s.io/") {
+				break
+			}
 			w.mu.Lock()
-			w.writes = append(w.writes, req.Method+" "+req.URL.Path)
+			w.writes = append(w.writes, write{at: time.Now(), what: req.Method + " " + req.URL.Path})
 			w.mu.Unlock()
 		}
 		return next.RoundTrip(req)
 	})
 }
 
-func (w *writeCounter) snapshot() []string {
+func (w *writeCounter) snapshot() []write {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return append([]string(nil), w.writes...)
+	return append([]write(nil), w.writes...)
+}
+
+// since is the writes sent at t or later.
+func (w *writeCounter) since(t time.Time) []string {
+	var out []string
+	for _, wr := range w.snapshot() {
+		if !wr.at.Before(t) {
+			out = append(out, wr.what)
+		}
+	}
+	return out
 }
 
 type roundTripperFunc func(*http.Request) (*http.Response, error)
@@ -117,6 +138,8 @@ func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { r
 // operator is a running manager with both controllers, as `freightcast manager` runs them.
 type operator struct {
 	writes *writeCounter
+	// cache is the manager's.
+	cache cache.Cache
 }
 
 const testImage = "freightcast.test/freightcast:test"
@@ -126,6 +149,13 @@ const testImage = "freightcast.test/freightcast:test"
 // business), and stops it when the test ends. tune adjusts the operator's options.
 func startOperator(t testing.TB, defaultNATSURL, namespace string, tune ...func(*Options)) *operator {
 	t.Helper()
+	return startOperatorWithClock(t, clock.RealClock{}, defaultNATSURL, namespace, tune...)
+}
+
+// startOperatorWithClock is startOperator with the operator's clock: a fake one lets a test step
+// time past a threshold, or hold it still to show that something does not happen before it.
+func startOperatorWithClock(t testing.TB, clk clock.PassiveClock, defaultNATSURL, namespace string, tune ...func(*Options)) *operator {
+	t.Helper()
 	op := &operator{writes: &writeCounter{}}
 	cfg := rest.CopyConfig(testConfig)
 	cfg.WrapTransport = op.writes.RoundTrip
@@ -134,19 +164,21 @@ func startOperator(t testing.TB, defaultNATSURL, namespace string, tune ...func(
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{namespace: {}}},
+		NewCache:               NewCache,
 		// Every test starts its own manager with the same controller names.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	op.cache = mgr.GetCache()
 	connector := queue.NewConnector("freightcast-test-operator")
 	t.Cleanup(connector.Close)
 	opts := Options{Image: testImage, ImagePullPolicy: corev1.PullIfNotPresent, DefaultNATSURL: defaultNATSURL}
 	for _, f := range tune {
 		f(&opts)
 	}
-	if err := SetupWithManager(mgr, opts, connector, clock.RealClock{}); err != nil {
+	if err := SetupWithManager(mgr, opts, connector, clk); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

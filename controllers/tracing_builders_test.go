@@ -3,6 +3,7 @@ package controllers
 import (
 	"testing"
 
+	"github.com/freightcast/freightcast/internal/spec"
 	"github.com/google/go-cmp/cmp"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 )
@@ -10,6 +11,7 @@ import (
 // TestDataPlaneTracingEnv checks that the operator's OTLP settings reach every data-plane
 // container it builds, and that nothing is set without an endpoint.
 func TestDataPlaneTracingEnv(t *testing.T) {
+	t.Parallel()
 	m := newModel("freight", "delay", "cm")
 	p := newPipeline("freight", "lanes", "delay")
 	containers := map[string]func(Options) *corev1ac.ContainerApplyConfiguration{
@@ -20,7 +22,7 @@ func TestDataPlaneTracingEnv(t *testing.T) {
 			return &desiredInferenceDeployment(p, m, "sha256:m", "sha256:c", o).Spec.Template.Spec.Containers[0]
 		},
 		"predictor": func(o Options) *corev1ac.ContainerApplyConfiguration {
-			return &desiredPredictorDeployment(m, specRevision(m, ""), o).Spec.Template.Spec.Containers[0]
+			return &desiredPredictorDeployment(m, spec.SpecRevision(m, ""), o).Spec.Template.Spec.Containers[0]
 		},
 	}
 	traced := testOptions
@@ -51,6 +53,7 @@ func TestDataPlaneTracingEnv(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			for container, want := range tc.want {
 				c := containers[container](tc.opts)
 				var got map[string]string

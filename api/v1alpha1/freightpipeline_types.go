@@ -502,6 +502,12 @@ type AutoscalingStatus struct {
 	// +kubebuilder:validation:MaxLength=1024
 	// +optional
 	Reason string `json:"reason,omitempty"`
+	// stalledSince is when the autoscaler first saw events wait in the queue with no ready
+	// inference pod to consume them while the pool wants pods; absent when they do not. Once
+	// that has lasted the operator's stall grace plus two poll intervals, the pipeline reports
+	// Degraded=True QueueStalled. Kept in status, so a new leader carries on from it.
+	// +optional
+	StalledSince *metav1.Time `json:"stalledSince,omitempty"`
 }
 
 // ReplicaStatus counts a Deployment's pods.
@@ -548,8 +554,4 @@ type FreightPipelineList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []FreightPipeline `json:"items"`
-}
-
-func init() {
-	SchemeBuilder.Register(&FreightPipeline{}, &FreightPipelineList{})
 }

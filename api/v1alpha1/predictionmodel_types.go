@@ -327,7 +327,3 @@ type PredictionModelList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []PredictionModel `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&PredictionModel{}, &PredictionModelList{})
-}

@@ -20,10 +20,10 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
-	"github.com/freightcast/freightcast/controllers"
 	"github.com/freightcast/freightcast/internal/local"
 	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/modelsource"
+	"github.com/freightcast/freightcast/internal/spec"
 	"github.com/freightcast/freightcast/internal/tracing"
 )
 
@@ -227,8 +227,9 @@ func (m *manifests) resolve(ctx context.Context, pvcDirs map[string]string, cach
 			return nil, nil, fmt.Errorf("PredictionModel %s: %w", name, err)
 		}
 		runtimes[name] = rt
-		models = append(models, local.Model{Name: name, Version: pm.Spec.Version, Runtime: rt,
-			MaxBatchSize: int(pm.Spec.Batching.MaxBatchSize), MaxBatchDelay: pm.Spec.Batching.MaxQueueDelay.Duration})
+		srv := spec.ModelServer(pm, spec.ServedRevision(pm))
+		models = append(models, local.Model{Name: srv.Name, Version: srv.Version, Runtime: rt,
+			MaxBatchSize: srv.MaxBatchSize, MaxBatchDelay: srv.MaxBatchDelay})
 	}
 	var pipelines []local.Pipeline
 	for _, p := range m.pipelines {
@@ -239,12 +240,12 @@ func (m *manifests) resolve(ctx context.Context, pvcDirs map[string]string, cach
 		if p.Namespace == "" {
 			p.Namespace = "local"
 		}
-		cfg := controllers.PipelineConfig(p, pm, "nats://embedded")
+		cfg := spec.Pipeline(p, pm, "nats://embedded")
 		features, err := model.ResolveFeatures(cfg.Model.Features, runtimes[pm.Name].Metadata())
 		if err != nil {
 			return nil, nil, fmt.Errorf("FreightPipeline %s: %w", p.Name, err)
 		}
-		policy, interval := controllers.AutoscalePolicy(p)
+		policy, interval := spec.Autoscale(p)
 		pipelines = append(pipelines, local.Pipeline{Config: cfg, Model: runtimes[pm.Name], Features: features,
 			Autoscale: policy, PollInterval: interval})
 	}
@@ -259,13 +260,7 @@ func (m *manifests) modelBytes(ctx context.Context, pm *freightcastv1alpha1.Pred
 		if !ok {
 			return nil, fmt.Errorf("its ConfigMap %s is not in the files", src.ConfigMap.Name)
 		}
-		if b, ok := cm.BinaryData[src.ConfigMap.Key]; ok {
-			return b, nil
-		}
-		if s, ok := cm.Data[src.ConfigMap.Key]; ok {
-			return []byte(s), nil
-		}
-		return nil, fmt.Errorf("ConfigMap %s has no key %q", cm.Name, src.ConfigMap.Key)
+		return spec.ConfigMapModel(cm, spec.ConfigMapKey(src.ConfigMap))
 	case src.URI != "":
 		return modelsource.Fetch(ctx, modelsource.Spec{URI: src.URI, SHA256: src.SHA256, CacheDir: cacheDir})
 	case src.PersistentVolumeClaim != nil:

@@ -2,19 +2,25 @@
 # A real single-node Kubernetes for the end-to-end tests, built from source on this machine.
 #
 # There is no Docker engine and no registry here, so kind is out. Instead: etcd and every Kubernetes
-# component are built from the Go module proxy (hack/k8s-binaries.sh), containerd, runc and the CNI
-# plugins come from Debian, and the images (freightcast, nats-server, CoreDNS, pause) are static Go
-# binaries packed by hack/imagearchive and imported into containerd.
+# component are built from the Go module proxy (hack/k8s-binaries.sh), containerd, runc, the CNI
+# plugins, iptables and ipset come from Debian, and the images (freightcast, nats-server, CoreDNS,
+# pause, and the tests' netprobe) are static Go binaries packed by hack/imagearchive and imported
+# into containerd. NetworkPolicies are enforced by kube-router's firewall (and nothing else of
+# kube-router), built from its Go module and run next to kube-proxy.
 #
-# Usage: hack/cluster/cluster.sh up | down | images | status | running | kubeconfig | kubectl | dir | node-ip | image-ref NAME
+# Usage: hack/cluster/cluster.sh up | down | leftovers | images | status | running | kubeconfig | kubectl | dir | node-ip | image-ref NAME
 #
 # What it owns, and nothing else: its state directory ($FREIGHTCAST_CLUSTER_DIR, default
 # /var/lib/freightcast-cluster: certificates, etcd, containerd root and state, kubelet root, CNI
 # config and IPAM, pod logs, volumes, logs), the bridge fcbr0, the iptables chains its kubelet,
-# kube-proxy and CNI plugins create, its entries in the few host paths those daemons use whatever
-# they are told (HOST_PATHS below), and the processes it starts (recorded with their PIDs; `down`
-# stops exactly those, and the containerd shims they started). The sysctls it or the kubelet change
-# are recorded first and restored by `down`. Images and built binaries are cached under
+# kube-proxy, kube-router and CNI plugins create (KUBE-*, CNI-*), the ipsets kube-router creates
+# (KUBE-SRC-*, KUBE-DST-*, and TMP-* while it swaps them in) and the nftables tables iptables-nft
+# creates under those chains (both only where they were not there before `up`), its entries in
+# the few host paths those daemons use whatever they are told (HOST_PATHS below), and the processes
+# it starts (recorded with their PIDs; `down` stops exactly those, and the containerd shims they
+# started). The sysctls it or the kubelet change are recorded first and restored by `down`, which
+# then lists whatever of all this is still there and fails if anything is (`leftovers` runs that
+# check alone). Images and built binaries are cached under
 # ${XDG_CACHE_HOME:-$HOME/.cache}/freightcast so that a fresh clone reuses them.
 set -euo pipefail
 
@@ -31,6 +37,15 @@ ETCD_CLIENT=127.0.0.1:12379
 ETCD_PEER=127.0.0.1:12380
 API_PORT=6443
 COREDNS_VERSION=v1.12.4
+# The NetworkPolicy enforcer. kube-network-policies (SIG Network's) would be the first choice, but it
+# sends packets to userspace with nftables' `queue` expression, and these hosts' kernels are built
+# without it (CONFIG_NFT_QUEUE is off; `nft add rule ... queue` fails with ENOENT). kube-router's
+# firewall needs only iptables (here iptables-nft over nft_compat) and ipset, which they have. The
+# advisory against v2.1.0 (GHSA-phqm-jgc3-qf8g: unvalidated external and load-balancer IPs) is in
+# its service proxy, which this cluster does not run: only --run-firewall. kube-router skips
+# enforcement, with only a log line, when `ipset save` fails: the e2e suite's refusals prove it is on.
+KUBE_ROUTER_VERSION=v2.1.0
+KUBE_ROUTER_HEALTH_PORT=20244
 # kubectl and helm keep caches under $HOME by default; this cluster's stay in its state dir.
 export KUBECACHEDIR="$D/cache/kube" HELM_CACHE_HOME="$D/cache/helm" HELM_CONFIG_HOME="$D/config/helm" HELM_DATA_HOME="$D/data/helm"
 
@@ -40,6 +55,7 @@ IMG_PAUSE=freightcast.local/pause:3.10
 IMG_COREDNS=freightcast.local/coredns:$COREDNS_VERSION
 IMG_NATS_VERSION=$(awk '$1 == "github.com/nats-io/nats-server/v2" { print $2; exit }' "$root/go.mod")
 IMG_NATS=freightcast.local/nats-server:$IMG_NATS_VERSION
+IMG_NETPROBE=freightcast.local/netprobe:e2e
 
 # Kernel settings a node needs or that the kubelet and kube-proxy set; `down` restores each one.
 SYSCTLS=(net.ipv4.ip_forward net.ipv4.conf.all.route_localnet net.bridge.bridge-nf-call-iptables
@@ -65,14 +81,17 @@ ensure_host_packages() {
   command -v runc >/dev/null || missing+=(runc)
   [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
   command -v iptables >/dev/null || missing+=(iptables)
+  command -v ipset >/dev/null || missing+=(ipset)
+  command -v nft >/dev/null || missing+=(nftables)
   command -v conntrack >/dev/null || missing+=(conntrack)
   command -v openssl >/dev/null || missing+=(openssl)
   command -v curl >/dev/null || missing+=(curl)
   { command -v ip && command -v ss; } >/dev/null || missing+=(iproute2)
   [ ${#missing[@]} -eq 0 ] && return
   log "installing from Debian: ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  # Another apt-get (a neighbour's install on a shared machine) may hold the lock for a while.
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
 build_coredns() {
@@ -115,7 +134,19 @@ GO
   echo "$out"
 }
 
-# build_images writes the four image archives into $cache/images and prints nothing.
+build_kube_router() {
+  local dir="$cache/kube-router/$KUBE_ROUTER_VERSION"
+  [ -x "$dir/kube-router" ] && { echo "$dir/kube-router"; return; }
+  log "building kube-router $KUBE_ROUTER_VERSION (its firewall enforces NetworkPolicies)"
+  mkdir -p "$dir/.gobin"
+  GOBIN="$dir/.gobin" CGO_ENABLED=0 GOTOOLCHAIN=local go install -trimpath \
+    -ldflags "-s -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION" \
+    "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER_VERSION" >&2
+  mv "$dir/.gobin/kube-router" "$dir/kube-router" && rmdir "$dir/.gobin"
+  echo "$dir/kube-router"
+}
+
+# build_images writes the image archives into $cache/images and prints nothing.
 build_images() {
   local img="$cache/images" pack="$cache/images/imagearchive"
   mkdir -p "$img"
@@ -123,6 +154,8 @@ build_images() {
   # Small and ours: rebuilt every time, so a change to hack/pause is never left behind.
   (cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "$img/pause" ./hack/pause)
   "$pack" -o "$img/pause.tar" -ref "$IMG_PAUSE" -entrypoint /pause "$img/pause:/pause"
+  (cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "$img/netprobe" ./hack/netprobe)
+  "$pack" -o "$img/netprobe.tar" -ref "$IMG_NETPROBE" -entrypoint /netprobe "$img/netprobe:/netprobe"
   if [ ! -f "$img/coredns-$COREDNS_VERSION.tar" ]; then
     local bin
     bin=$(build_coredns)
@@ -144,7 +177,7 @@ build_images() {
 
 import_images() {
   local t
-  for t in pause.tar "coredns-$COREDNS_VERSION.tar" "nats-$IMG_NATS_VERSION.tar" freightcast.tar; do
+  for t in pause.tar netprobe.tar "coredns-$COREDNS_VERSION.tar" "nats-$IMG_NATS_VERSION.tar" freightcast.tar; do
     ctr_ images import --snapshotter overlayfs "$cache/images/$t" >/dev/null
   done
   log "images imported: $(ctr_ images ls -q | grep -c freightcast.local) freightcast.local images"
@@ -175,6 +208,7 @@ make_pki() {
   sign scheduler system:kube-scheduler "" "$client"
   sign kubelet "system:node:$NODE" system:nodes "$client"
   sign kube-proxy system:kube-proxy "" "$client"
+  sign kube-router system:kube-router "" "$client"
   sign kubelet-serving "system:node:$NODE" system:nodes "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:$NODE,DNS:localhost,IP:127.0.0.1,IP:$ip\n"
   openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$D/pki/sa.key" 2>/dev/null
   openssl pkey -in "$D/pki/sa.key" -pubout -out "$D/pki/sa.pub"
@@ -421,10 +455,12 @@ up() {
   trap 'log "up failed; the logs are in $D/logs, and make cluster-down stops what was started"' ERR
   ensure_host_packages
   bindir=$("$root/hack/k8s-binaries.sh" etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+  local kube_router
+  kube_router=$(build_kube_router)
   build_images
 
   local port
-  for port in 6443 10250 10257 10259 12379 12380 10256 10249 10248; do
+  for port in 6443 10250 10257 10259 12379 12380 10256 10249 10248 "$KUBE_ROUTER_HEALTH_PORT"; do
     if ss -Hltn "sport = :$port" | grep -q .; then die "port $port is in use; is another cluster running?"; fi
   done
   local ip
@@ -436,11 +472,13 @@ up() {
   echo "$bindir" >"$D/bindir"
   save_sysctls
   record_host_paths
+  record_ipsets
+  record_nft_tables
   sysctl -qw net.ipv4.ip_forward=1
   modprobe br_netfilter 2>/dev/null || true
   make_pki "$ip"
   local k
-  for k in admin controller-manager scheduler kubelet kube-proxy; do kubeconfig "$k"; done
+  for k in admin controller-manager scheduler kubelet kube-proxy kube-router; do kubeconfig "$k"; done
   write_configs "$ip"
 
   start containerd /usr/bin/containerd --config "$D/containerd/config.toml"
@@ -456,7 +494,7 @@ up() {
     --etcd-servers "http://$ETCD_CLIENT" --service-cluster-ip-range "$SERVICE_CIDR" \
     --client-ca-file "$D/pki/ca.crt" --tls-cert-file "$D/pki/apiserver.crt" --tls-private-key-file "$D/pki/apiserver.key" \
     --kubelet-client-certificate "$D/pki/apiserver-kubelet-client.crt" --kubelet-client-key "$D/pki/apiserver-kubelet-client.key" \
-    --kubelet-certificate-authority "$D/pki/ca.crt" \
+    --kubelet-certificate-authority "$D/pki/ca.crt" --kubelet-preferred-address-types InternalIP,Hostname \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$D/pki/sa.pub" --service-account-signing-key-file "$D/pki/sa.key" \
     --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction --allow-privileged=true --profiling=false
@@ -475,6 +513,13 @@ up() {
   start kube-proxy "$bindir/kube-proxy" --config "$D/kube-proxy.yaml"
 
   wait_for "node $NODE Ready" 120 kubectl_ wait --for condition=Ready "node/$NODE" --timeout 2s
+  # NetworkPolicies: kube-router's firewall only. It reads its node's addresses at start, so it
+  # starts once the kubelet has registered the node, and before the first pod (CoreDNS).
+  kubectl_ apply -f "$root/hack/cluster/kube-router.yaml" >/dev/null
+  start kube-router "$kube_router" --kubeconfig "$D/kube-router.kubeconfig" --hostname-override "$NODE" \
+    --run-firewall=true --run-router=false --run-service-proxy=false --enable-cni=false \
+    --service-cluster-ip-range "$SERVICE_CIDR" --health-port "$KUBE_ROUTER_HEALTH_PORT" --metrics-port 0
+  wait_for kube-router 60 curl -fsS "http://127.0.0.1:$KUBE_ROUTER_HEALTH_PORT/healthz"
   wait_for "the default ServiceAccount" 60 kubectl_ -n default get serviceaccount default
   sed "s|COREDNS_IMAGE|$IMG_COREDNS|" "$root/hack/cluster/coredns.yaml" | kubectl_ apply -f - >/dev/null
   wait_for CoreDNS 120 kubectl_ -n kube-system rollout status deployment/coredns --timeout 2s
@@ -534,13 +579,15 @@ down() {
     # kubelet removes sandboxes lazily; give it a moment to run their CNI teardown.
     while [ $SECONDS -lt $deadline ] && [ -n "$(ls -A "$D/cni/ipam/freightcast" 2>/dev/null | grep -v -e lock -e last_reserved)" ]; do sleep 1; done
   fi
-  stop_recorded kubelet kube-proxy kube-apiserver etcd
+  stop_recorded kubelet kube-proxy kube-router kube-apiserver etcd
   # Shims outlive containerd by design; stop those that belong to this containerd.
   local pid
   for pid in $(pgrep -f "containerd-shim.*-address $D/containerd/containerd.sock" || true); do kill -KILL "$pid" 2>/dev/null || true; done
   stop_recorded containerd
   if [ -n "$bindir" ] && [ -x "$bindir/kube-proxy" ]; then "$bindir/kube-proxy" --cleanup >/dev/null 2>&1 || true; fi
   remove_iptables_leftovers
+  remove_ipsets
+  remove_nft_tables
   ip link delete "$BRIDGE" 2>/dev/null || true
   # Pod volumes, netns and overlay mounts live under the state dir; unmount deepest first.
   awk -v d="$D" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
@@ -548,8 +595,102 @@ down() {
   clean_host_paths
   local keep="$cache/cluster-logs/last"
   rm -rf "$keep" && mkdir -p "$keep" && cp -r "$D/logs/." "$keep/" 2>/dev/null || true
+  # What `leftovers` compares the host with once the state dir is gone.
+  cp "$D/pids" "$D/sysctl.saved" "$D/created-host-paths" "$D/ipsets.before" "$D/nft-tables.before" "$keep/" 2>/dev/null || true
   rm -rf "$D"
-  log "down; logs kept in $keep"
+  local left
+  left=$(leftovers) || true
+  if [ -n "$left" ]; then
+    log "down; logs kept in $keep; but these are still there:"
+    echo "$left" >&2
+    return 1
+  fi
+  log "down, nothing left behind; logs kept in $keep"
+}
+
+# leftovers lists what a stopped cluster must not leave: the processes it recorded, iptables
+# chains and jumps of kube-proxy, kube-router, the kubelet and the CNI plugins, kube-router's
+# ipsets, the bridge, mounts and state under the state dir, and the containerd shims it started.
+# Prints nothing when all is clean.
+leftovers() {
+  local ipt t p name pid exe line k v rec="$D"
+  [ -f "$rec/pids" ] || rec="$cache/cluster-logs/last"
+  [ -d "$D" ] && echo "state dir $D"
+  if [ -f "$rec/pids" ]; then
+    while read -r name pid exe; do
+      if alive "$pid" "$exe"; then echo "process $name ($pid)"; fi
+    done <"$rec/pids"
+  fi
+  if [ "$rec" != "$D" ] && [ -f "$rec/sysctl.saved" ]; then
+    while IFS= read -r line; do
+      k=${line%%=*} v=$(sysctl -n "${line%%=*}" 2>/dev/null) || continue
+      [ "$k=$v" = "$line" ] || echo "sysctl $k=$v, was ${line#*=}"
+    done <"$rec/sysctl.saved"
+    while IFS= read -r p; do
+      [ -e "$p" ] && echo "host path $p (did not exist before up)"
+    done <"$rec/created-host-paths"
+  fi
+  for p in $(pgrep -f "containerd-shim.*-address $D/" || true); do echo "containerd shim $p"; done
+  for ipt in iptables ip6tables; do
+    command -v "$ipt" >/dev/null || continue
+    for t in nat filter mangle; do
+      "$ipt" -t "$t" -S 2>/dev/null | grep -E '^-N (KUBE|CNI)-|-j (KUBE|CNI)-' | sed "s/^/$ipt -t $t: /" || true
+    done
+  done
+  if command -v ipset >/dev/null; then
+    local before="$rec/ipsets.before"
+    [ -f "$before" ] || before=/dev/null
+    ipset list -n 2>/dev/null | grep -E '^(KUBE-SRC-|KUBE-DST-|TMP-)' | grep -vxF -f "$before" |
+      sed 's/^/ipset /' || true
+  fi
+  if command -v nft >/dev/null; then
+    local tables="$rec/nft-tables.before"
+    [ -f "$tables" ] || tables=/dev/null
+    nft list tables 2>/dev/null | grep -vxF -f "$tables" | sed 's/^/nftables /' || true
+  fi
+  ip link show "$BRIDGE" >/dev/null 2>&1 && echo "bridge $BRIDGE"
+  awk -v d="$D" 'index($2, d) == 1 { print "mount " $2 }' /proc/self/mounts
+  return 0
+}
+
+# kube-router's ipsets are named KUBE-SRC-*/KUBE-DST-* (and TMP-* while it swaps them in); any such
+# set that was there before `up` belongs to someone else.
+record_ipsets() {
+  : >"$D/ipsets.before"
+  command -v ipset >/dev/null || return 0
+  ipset list -n 2>/dev/null >"$D/ipsets.before" || true
+}
+
+# iptables here is iptables-nft: the first rule the kubelet, kube-proxy or kube-router writes in
+# a table creates that nftables table (ip filter, ip6 nat, ...) with its base chains, which stay,
+# empty, once their rules are gone. `down` deletes the tables that were not there before `up` and
+# hold no rule by then (a table someone else has written to since is left alone).
+record_nft_tables() {
+  : >"$D/nft-tables.before"
+  command -v nft >/dev/null || return 0
+  nft list tables 2>/dev/null >"$D/nft-tables.before" || true
+}
+
+remove_nft_tables() {
+  command -v nft >/dev/null || return 0
+  local family name
+  while read -r _ family name; do
+    grep -qxF "table $family $name" "$D/nft-tables.before" 2>/dev/null && continue
+    if nft list table "$family" "$name" 2>/dev/null | grep -qvE '^[[:space:]]*(table |chain |type |policy |}|$)'; then
+      log "nftables table $family $name holds rules; left alone"
+      continue
+    fi
+    nft delete table "$family" "$name" 2>/dev/null || log "could not delete nftables table $family $name"
+  done < <(nft list tables 2>/dev/null)
+}
+
+remove_ipsets() {
+  command -v ipset >/dev/null || return 0
+  local set
+  for set in $(ipset list -n 2>/dev/null | grep -E '^(KUBE-SRC-|KUBE-DST-|TMP-)' || true); do
+    grep -qxF "$set" "$D/ipsets.before" 2>/dev/null && continue
+    ipset destroy "$set" 2>/dev/null || log "could not destroy ipset $set"
+  done
 }
 
 check_pid() {
@@ -595,6 +736,12 @@ status() {
 case "${1:-}" in
   up) up ;;
   down) down ;;
+  leftovers)
+    left=$(leftovers)
+    [ -z "$left" ] && { echo "nothing left of the test cluster"; exit 0; }
+    echo "$left"
+    exit 1
+    ;;
   images)
     build_images
     if check_running; then import_images; fi
@@ -609,8 +756,9 @@ case "${1:-}" in
     case "${2:-}" in
       freightcast) cat "$cache/images/freightcast.ref" ;;
       nats) echo "$IMG_NATS" ;;
-      *) die "image-ref freightcast|nats" ;;
+      netprobe) echo "$IMG_NETPROBE" ;;
+      *) die "image-ref freightcast|nats|netprobe" ;;
     esac
     ;;
-  *) echo "usage: $0 up | down | images | status | running | kubeconfig | kubectl | dir | node-ip | image-ref NAME" >&2; exit 2 ;;
+  *) echo "usage: $0 up | down | leftovers | images | status | running | kubeconfig | kubectl | dir | node-ip | image-ref NAME" >&2; exit 2 ;;
 esac

@@ -18,6 +18,7 @@ rm -f "$report"
 status=0
 KUBECONFIG=$("$cluster" kubeconfig) KUBECTL=$("$cluster" kubectl) HELM="$helm" FREIGHTCAST_CLUSTER_DIR="$dir" \
   FREIGHTCAST_E2E_IMAGE=$("$cluster" image-ref freightcast) FREIGHTCAST_E2E_NATS_IMAGE=$("$cluster" image-ref nats) \
+  FREIGHTCAST_E2E_PROBE_IMAGE=$("$cluster" image-ref netprobe) \
   FREIGHTCAST_E2E_NODE_IP=$("$cluster" node-ip) FREIGHTCAST_E2E_REPORT="$report" \
   go test -tags e2e -count=1 -v -timeout 45m "$@" ./test/e2e/ || status=$?
 if [ -f "$report" ]; then

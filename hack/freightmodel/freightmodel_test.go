@@ -52,8 +52,8 @@ func TestCommittedModelIsReproducible(t *testing.T) {
 	}
 }
 
-// TestExportMatchesReference checks the exported ONNX, decoded by onnx-go into this project's
-// backend and into gorgonnx, against the float64 network on raw held-out features.
+// TestExportMatchesReference checks the exported ONNX, run by this project's runtime and by
+// onnx-go's gorgonnx, against the float64 network on raw held-out features.
 func TestExportMatchesReference(t *testing.T) {
 	r := generated(t)
 	const rows = 300

@@ -8,10 +8,11 @@
 //
 //  1. A failed read (Input.LagErr, or a negative depth) is never read as 0 or as infinite: the
 //     pool holds its size. After Policy.FailureThreshold failures in a row it goes to
-//     Policy.FallbackReplicas when set, also from zero replicas (KEDA leaves a pool at zero). A
-//     successful read resets the count; failed reads are not recorded as recommendations.
+//     Policy.FallbackReplicas when set (Decision.Fallback), also from zero replicas (KEDA leaves a
+//     pool at zero). A successful read resets the count; failed reads are not recorded as
+//     recommendations.
 //  2. A current size outside [MinReplicas, MaxReplicas] goes straight to the nearest bound, as the
-//     HPA does: no sample is needed to know it is wrong.
+//     HPA does: no sample is needed to know it is wrong (Decision.Bounds says so).
 //  3. At zero replicas the pool stays at zero until the depth exceeds Policy.ActivationThreshold.
 //  4. The need is depth / TargetPerReplica replicas; with Policy.DrainTarget set and a measured
 //     throughput it is depth / (throughput × drain seconds) instead, so the backlog clears within

@@ -58,6 +58,9 @@ type Decision struct {
 	Direction Direction
 	// Fallback is true when Desired is Policy.FallbackReplicas because the depth could not be read.
 	Fallback bool
+	// Bounds is true when Desired is the nearest of MinReplicas and MaxReplicas because the
+	// current size was outside them (rule 2), whatever the depth.
+	Bounds bool
 }
 
 // Recommender turns readings into Decisions for one pool. It remembers its recommendations, for
@@ -177,7 +180,9 @@ func (r *Recommender) toBounds(in Input) Decision {
 		t.s("above maxReplicas ")
 	}
 	t.i(int64(want))
-	return r.decide(in, want, t, false)
+	d := r.decide(in, want, t, false)
+	d.Bounds = true
+	return d
 }
 
 // hold keeps the current size after a failed read: zero would stop a pool with a backlog, and

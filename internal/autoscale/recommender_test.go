@@ -123,12 +123,12 @@ func TestRecommendOneReading(t *testing.T) {
 		"current below minReplicas": {
 			policy: valid(nil),
 			in:     ready(0, 0, 0),
-			want:   Decision{Desired: 1, Direction: Up, Reason: "current 0 replicas below minReplicas 1: scale up 0 → 1"},
+			want:   Decision{Desired: 1, Direction: Up, Bounds: true, Reason: "current 0 replicas below minReplicas 1: scale up 0 → 1"},
 		},
 		"current above maxReplicas, even unread": {
 			policy: valid(nil),
 			in:     failed(0, 12),
-			want:   Decision{Desired: 10, Direction: Down, Reason: "current 12 replicas above maxReplicas 10: scale down 12 → 10"},
+			want:   Decision{Desired: 10, Direction: Down, Bounds: true, Reason: "current 12 replicas above maxReplicas 10: scale down 12 → 10"},
 		},
 		"at zero, depth not over the activation threshold": {
 			policy: valid(func(p *Policy) { p.MinReplicas = 0; p.ActivationThreshold = 10 }),

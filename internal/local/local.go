@@ -29,6 +29,7 @@ import (
 	"github.com/freightcast/freightcast/internal/oip"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/scaler"
 	"github.com/freightcast/freightcast/internal/worker"
 )
 
@@ -287,13 +288,13 @@ func (r *run) runPipeline(ctx context.Context, i int, p Pipeline) error {
 		}
 		return nil
 	}
-	rec, err := autoscale.New(p.Autoscale)
+	sampler, err := scaler.New(p.Autoscale, p.PollInterval)
 	if err != nil {
 		return fmt.Errorf("local: pipeline %s autoscaling: %w", cfg.Name, err)
 	}
 	pool := &workerPool{pool: wp, name: cfg.Name, onScale: r.opts.OnScale}
 	r.autoscalers.Go(func() {
-		pool.autoscale(r.workersCtx, r.js, cfg.Queue.Topology, rec, p.PollInterval, log)
+		pool.autoscale(r.workersCtx, scaler.ConsumerLag(r.js, cfg.Queue.Topology), sampler, p.PollInterval, log)
 	})
 	return nil
 }
@@ -388,27 +389,17 @@ type workerPool struct {
 	onScale func(pipeline string, from, to int32, reason string)
 }
 
-// autoscale samples the queue every interval and sizes the pool with the operator's recommender,
-// until ctx ends.
-func (wp *workerPool) autoscale(ctx context.Context, js jetstream.JetStream, topo queue.Topology, rec *autoscale.Recommender, interval time.Duration, log *slog.Logger) {
+// autoscale samples the queue every interval and sizes the pool with the operator's loop body
+// (internal/scaler), until ctx ends.
+func (wp *workerPool) autoscale(ctx context.Context, read scaler.Reader, sampler *scaler.Sampler, interval time.Duration, log *slog.Logger) {
 	if interval <= 0 {
 		interval = 2 * time.Second
 	}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
-	var throughput queue.ThroughputMeter
 	for {
-		now := time.Now()
 		current := int32(wp.pool.Size())
-		readCtx, cancel := context.WithTimeout(ctx, min(interval, 2*time.Second))
-		lag, err := queue.ReadLag(readCtx, js, topo.Stream, topo.Consumer)
-		cancel()
-		in := autoscale.Input{Now: now, Current: current, Ready: current, LagErr: err}
-		if err == nil {
-			in.Lag = lag.Total()
-			in.Throughput = throughput.Sample(lag, now, current)
-		}
-		d := rec.Recommend(in)
+		d := sampler.Sample(ctx, read, time.Now(), current, current).Decision
 		if d.Desired != current {
 			log.Info("scaling workers", "from", current, "to", d.Desired, "reason", d.Reason)
 			if err := wp.pool.Resize(int(d.Desired)); err != nil {

@@ -3,212 +3,154 @@ package model
 import (
 	"errors"
 	"fmt"
-	"math"
+	"slices"
 
 	"github.com/freightcast/freightcast/internal/onnxpb"
-	onnx "github.com/owulveryck/onnx-go"
 )
-
-var errNotOurNode = errors.New("onnx-go handed the backend a node it did not create")
-
-// decodeGraph runs onnx-go's decoder into a builder and checks that it saw the graph the
-// validating decoder saw, node for node.
-func decodeGraph(data []byte, pb *onnxpb.Model) (*builder, error) {
-	b := newBuilder()
-	if err := onnx.NewModel(b).UnmarshalBinary(data); err != nil {
-		return nil, fmt.Errorf("onnx-go: %w", err)
-	}
-	if len(b.ops) != len(pb.Graph.Nodes) {
-		return nil, fmt.Errorf("onnx-go decoded %d operators, the file has %d nodes", len(b.ops), len(pb.Graph.Nodes))
-	}
-	for i, a := range b.ops {
-		n := &pb.Graph.Nodes[i]
-		if a.op.Name != n.OpType {
-			return nil, fmt.Errorf("node %d: onnx-go decoded %q, the file says %q", i, a.op.Name, n.OpType)
-		}
-		if got := b.inputNames(a); !equalStrings(got, n.Inputs) {
-			return nil, fmt.Errorf("node %d (%s): onnx-go decoded inputs %q, the file says %q", i, n.OpType, got, n.Inputs)
-		}
-	}
-	return b, nil
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
 
 // value is what the compiler knows about one graph value.
 type value struct {
-	// shape is the full shape; when batched, shape[0] is -1 and stands for the batch.
-	shape   []int
-	batched bool
-	// konst holds a constant's data (after folding); ints keeps INT64 constants exact.
-	konst []float32
-	ints  []int64
-	slot  int
-}
-
-// rowShape is the shape one row of a batched value has, or the whole shape of a constant.
-func (v *value) rowShape() []int {
-	if v.batched {
-		return v.shape[1:]
-	}
-	return v.shape
-}
-
-func (v *value) operand() operand {
-	if v.batched {
-		return operand{slot: v.slot}
-	}
-	return operand{slot: -1, konst: v.konst}
-}
-
-func product(dims []int) int {
-	n := 1
-	for _, d := range dims {
-		n *= d
-	}
-	return n
-}
-
-// maxElements bounds any one value the compiler creates; dimensions are checked one at a time so
-// the product cannot overflow.
-var maxElements = int(onnxpb.DefaultLimits.MaxTensorElements)
-
-func checkSize(what string, dims []int) error {
-	n := 1
-	for _, d := range dims {
-		if d < 0 {
-			continue // the batch
-		}
-		if d != 0 && n > maxElements/d {
-			return fmt.Errorf("%s of shape %v exceeds %d elements", what, dims, maxElements)
-		}
-		n *= d
-	}
-	return nil
+	name string
+	typ  valueType
+	// konst holds the value when it is known at load (initializer, Constant, folded).
+	konst *Tensor
+	// sym is what is known of the elements of a small integer tensor (see nodeCtx.symInts).
+	sym  []symVal
+	slot int
+	// view is set when the slot's tensor is a view of another's data.
+	view bool
 }
 
 // compiler holds the state of one compilation.
 type compiler struct {
 	pb     *onnxpb.Model
-	opset  int64
+	opsets map[string]int64
 	values map[string]*value
-	uses   map[string]int
-	p      *plan
-	// producer maps a slot to the step that writes it, for activation fusion.
-	producer map[int]int
-	// made maps a slot to the value its step computes (aliases of it are other values).
-	made map[int]*value
+	nsym   int
+	// symbols maps a dim_param to its symbol, so that inputs naming the same dimension share it.
+	symbols map[string]int
+	p       *plan
+	// folded counts the elements constant folding has made, against maxFolded.
+	folded int
 }
 
-func compile(pb *onnxpb.Model, b *builder) (*plan, Metadata, error) {
+// maxFolded bounds the elements that constant folding may create in one model, and
+// maxFoldInput the input elements of one folded node, so that a file cannot keep Load busy (or
+// its memory full) with huge constant expressions.
+const (
+	maxFolded    = 16 << 20
+	maxFoldInput = 4 << 20
+)
+
+func (c *compiler) newSym() int {
+	c.nsym++
+	return -c.nsym
+}
+
+func compile(pb *onnxpb.Model) (*plan, Metadata, error) {
 	meta, err := metadataFrom(pb)
 	if err != nil {
 		return nil, meta, err
 	}
 	c := &compiler{
-		pb:       pb,
-		opset:    13,
-		values:   make(map[string]*value),
-		uses:     make(map[string]int),
-		p:        &plan{},
-		producer: make(map[int]int),
-		made:     make(map[int]*value),
+		pb:      pb,
+		opsets:  make(map[string]int64),
+		values:  make(map[string]*value),
+		symbols: make(map[string]int),
+		p:       &plan{},
 	}
 	for _, os := range pb.OpsetImport {
-		if os.Domain == "" || os.Domain == "ai.onnx" {
-			c.opset = os.Version
+		d := os.Domain
+		if d == "ai.onnx" {
+			d = domainONNX
 		}
+		c.opsets[d] = os.Version
 	}
 	g := pb.Graph
+	if g.SparseInitializers > 0 {
+		return nil, meta, unsupported("the graph has %d sparse initializers; this runtime takes dense tensors only", g.SparseInitializers)
+	}
 	for i := range g.Initializers {
 		t := &g.Initializers[i]
 		if t.Name == "" {
 			return nil, meta, errors.New("an initializer has no name")
 		}
-		v, err := constValue(t)
-		if err != nil {
-			return nil, meta, err
+		if _, dup := c.values[t.Name]; dup {
+			return nil, meta, fmt.Errorf("initializer %q is defined twice", t.Name)
 		}
-		c.values[t.Name] = v
+		k, err := tensorFromProto(t)
+		if err != nil {
+			return nil, meta, fmt.Errorf("initializer %q: %w", t.Name, err)
+		}
+		c.values[t.Name] = c.constant(t.Name, k)
 	}
 	for _, in := range g.Inputs {
 		if _, isConst := c.values[in.Name]; isConst {
 			continue // older exporters list initializers among the inputs
 		}
-		info, v, err := c.graphInput(in)
+		v, err := c.graphInput(in)
 		if err != nil {
 			return nil, meta, err
 		}
-		meta.Inputs = append(meta.Inputs, info)
-		c.p.inSlots = append(c.p.inSlots, v.slot)
-		c.p.inRow = append(c.p.inRow, info.RowSize())
 		c.values[in.Name] = v
+		c.p.inputs = append(c.p.inputs, ioSlot{name: in.Name, slot: v.slot, typ: v.typ})
 	}
-	if len(meta.Inputs) == 0 {
-		return nil, meta, errors.New("graph has no inputs besides initializers")
+	c.p.nsym = c.nsym
+	order, err := topoSort(g)
+	if err != nil {
+		return nil, meta, err
 	}
-	if meta.Features != nil {
-		if len(meta.Inputs) != 1 || meta.Inputs[0].RowSize() != len(meta.Features) {
-			return nil, meta, fmt.Errorf("metadata %s lists %d features, but the model takes %s", FeaturesKey, len(meta.Features), describeInputs(meta.Inputs))
-		}
-	}
-	for _, n := range g.Nodes {
-		for _, in := range n.Inputs {
-			c.uses[in]++
-		}
-	}
-	for _, out := range g.Outputs {
-		c.uses[out.Name]++
-	}
-	for i, a := range b.ops {
+	for _, i := range order {
 		n := &g.Nodes[i]
-		if n.Domain != "" && n.Domain != "ai.onnx" {
-			return nil, meta, fmt.Errorf("node %d: operator %s of domain %q is not supported", i, n.OpType, n.Domain)
+		if err := c.node(n); err != nil {
+			return nil, meta, fmt.Errorf("node %s: %w", describeNode(n, i, c.opsets), err)
 		}
-		if err := c.node(n, a.op); err != nil {
-			name := n.Name
-			if name == "" {
-				name = fmt.Sprint(i)
-			}
-			return nil, meta, fmt.Errorf("node %s (%s): %w", name, n.OpType, err)
-		}
+	}
+	if len(g.Outputs) == 0 {
+		return nil, meta, errors.New("graph has no outputs")
 	}
 	for _, out := range g.Outputs {
 		v, ok := c.values[out.Name]
 		if !ok {
-			return nil, meta, fmt.Errorf("graph output %q is not produced by any node", out.Name)
+			return nil, meta, fmt.Errorf("graph output %q is not produced by any node, initializer or input", out.Name)
 		}
-		if !v.batched {
-			return nil, meta, fmt.Errorf("graph output %q does not depend on the inputs", out.Name)
+		typ, err := declaredOutput(v, out)
+		if err != nil {
+			return nil, meta, err
 		}
-		if out.ElemType != onnxpb.TypeUndefined && out.ElemType != onnxpb.TypeFloat {
-			return nil, meta, fmt.Errorf("graph output %q has type %s; this runtime produces FP32", out.Name, onnxpb.TypeName(out.ElemType))
+		slot := v.slot
+		if v.konst != nil {
+			slot = c.p.constSlot(v.konst)
 		}
-		shape := make([]int64, len(v.shape))
-		for i, d := range v.shape {
-			shape[i] = int64(d)
-		}
-		meta.Outputs = append(meta.Outputs, TensorInfo{Name: out.Name, DataType: "FP32", Shape: shape})
-		c.p.outSlots = append(c.p.outSlots, v.slot)
-		c.p.outRow = append(c.p.outRow, product(v.shape[1:]))
+		c.p.outputs = append(c.p.outputs, ioSlot{name: out.Name, slot: slot, typ: typ})
 	}
-	if len(meta.Outputs) == 0 {
-		return nil, meta, errors.New("graph has no outputs")
-	}
-	if err := c.p.sizeChunks(); err != nil {
-		return nil, meta, err
+	c.p.finish()
+	meta.Inputs = infos(c.p.inputs)
+	meta.Outputs = infos(c.p.outputs)
+	meta.rowsErr = rowsError(c.p.inputs, c.p.outputs)
+	if meta.Features != nil && len(meta.Inputs) == 1 {
+		if err := meta.CheckRows(); err == nil && meta.Inputs[0].RowSize() != len(meta.Features) {
+			return nil, meta, fmt.Errorf("metadata %s lists %d features, but the model takes %s", FeaturesKey, len(meta.Features), describeInputs(meta.Inputs))
+		}
 	}
 	return c.p, meta, nil
+}
+
+// describeNode names a node in errors: its name (or index), type, domain and opset.
+func describeNode(n *onnxpb.Node, i int, opsets map[string]int64) string {
+	name := n.Name
+	if name == "" {
+		name = fmt.Sprintf("#%d", i)
+	}
+	domain := n.Domain
+	if domain == "" || domain == "ai.onnx" {
+		domain = "ai.onnx"
+	}
+	d := n.Domain
+	if d == "ai.onnx" {
+		d = domainONNX
+	}
+	return fmt.Sprintf("%q (%s, domain %s, opset %d)", name, n.OpType, domain, opsets[d])
 }
 
 func describeInputs(ins []TensorInfo) string {
@@ -222,217 +164,392 @@ func describeInputs(ins []TensorInfo) string {
 	return s
 }
 
-func constValue(t *onnxpb.Tensor) (*value, error) {
-	data, err := t.Floats()
-	if err != nil {
-		return nil, err
-	}
-	v := &value{konst: data, slot: -1, shape: make([]int, len(t.Dims))}
-	for i, d := range t.Dims {
-		v.shape[i] = int(d)
-	}
-	if t.DataType == onnxpb.TypeInt64 {
-		if v.ints, err = t.Int64s(); err != nil {
-			return nil, err
-		}
-	}
-	return v, nil
+// constant makes a value known at load.
+func (c *compiler) constant(name string, t *Tensor) *value {
+	return &value{name: name, typ: tensorType(t.DType, slices.Clone(t.Shape)), konst: t, slot: -1, sym: constSyms(t)}
 }
 
-func (c *compiler) graphInput(in onnxpb.ValueInfo) (TensorInfo, *value, error) {
-	if in.ElemType != onnxpb.TypeFloat {
-		return TensorInfo{}, nil, fmt.Errorf("input %q has type %s; this runtime serves FP32 inputs", in.Name, onnxpb.TypeName(in.ElemType))
+// graphInput declares an input: its type, and its shape with a symbol for every dimension that
+// is not fixed (the same symbol for the same dim_param).
+func (c *compiler) graphInput(in onnxpb.ValueInfo) (*value, error) {
+	if in.Kind != onnxpb.KindTensor {
+		return nil, unsupported("input %q has type %s; this runtime takes tensor inputs", in.Name, in.TypeString())
 	}
-	if !in.HasShape || len(in.Shape) == 0 {
-		return TensorInfo{}, nil, fmt.Errorf("input %q needs a shape of rank 1 or more (axis 0 is the batch)", in.Name)
+	dt, ok := dtypeOf(in.ElemType)
+	if !ok {
+		return nil, unsupported("input %q has type %s, which this runtime does not hold", in.Name, in.TypeString())
 	}
-	info := TensorInfo{Name: in.Name, DataType: "FP32", Shape: make([]int64, len(in.Shape))}
-	v := &value{batched: true, shape: make([]int, len(in.Shape))}
+	if !in.HasShape {
+		return nil, unsupported("input %q declares no shape; this runtime needs the rank of every input", in.Name)
+	}
+	shape := make([]int, len(in.Shape))
 	for i, d := range in.Shape {
 		switch {
-		case i == 0 && !d.Fixed:
-			info.Shape[0], v.shape[0] = -1, -1
-		case i == 0:
-			info.Shape[0], v.shape[0] = d.Value, -1
-		case !d.Fixed:
-			return TensorInfo{}, nil, fmt.Errorf("input %q has a variable dimension at axis %d; only axis 0 (the batch) may vary", in.Name, i)
-		case d.Value == 0:
-			return TensorInfo{}, nil, fmt.Errorf("input %q has an empty dimension at axis %d", in.Name, i)
-		default:
-			info.Shape[i], v.shape[i] = d.Value, int(d.Value)
-		}
-	}
-	if err := checkSize(fmt.Sprintf("input %q", in.Name), v.shape); err != nil {
-		return TensorInfo{}, nil, err
-	}
-	if product(v.shape[1:]) > maxRowValues {
-		return TensorInfo{}, nil, fmt.Errorf("input %q has rows of %d values, more than the %d allowed", in.Name, product(v.shape[1:]), maxRowValues)
-	}
-	v.slot = c.newSlot(product(v.shape[1:]), false)
-	return info, v, nil
-}
-
-// maxRowValues caps the values of one row of any batched value, and maxStateValues the buffers
-// of one execution state, so that a model cannot make every goroutine allocate gigabytes.
-const (
-	maxRowValues   = 1 << 22
-	maxStateValues = 1 << 24
-)
-
-func (c *compiler) newSlot(row int, computed bool) int {
-	c.p.slotRow = append(c.p.slotRow, row)
-	c.p.computed = append(c.p.computed, computed)
-	return len(c.p.slotRow) - 1
-}
-
-// inputs resolves a node's inputs; an empty name (an omitted optional input) gives nil.
-func (c *compiler) inputs(n *onnxpb.Node, min, max int) ([]*value, error) {
-	if len(n.Inputs) < min || len(n.Inputs) > max {
-		if min == max {
-			return nil, fmt.Errorf("has %d inputs, want %d", len(n.Inputs), min)
-		}
-		return nil, fmt.Errorf("has %d inputs, want %d to %d", len(n.Inputs), min, max)
-	}
-	vs := make([]*value, len(n.Inputs))
-	for i, name := range n.Inputs {
-		if name == "" {
-			if i < min {
-				return nil, fmt.Errorf("required input %d is empty", i)
+		case d.Fixed:
+			shape[i] = int(d.Value)
+		case d.Param != "":
+			s, ok := c.symbols[d.Param]
+			if !ok {
+				s = c.newSym()
+				c.symbols[d.Param] = s
 			}
-			continue
+			shape[i] = s
+		default:
+			shape[i] = c.newSym()
 		}
-		v, ok := c.values[name]
-		if !ok {
-			return nil, fmt.Errorf("input %q is not defined by an earlier node, an initializer or a graph input", name)
-		}
-		vs[i] = v
 	}
-	return vs, nil
+	if err := checkDims(concrete(shape)); err != nil {
+		return nil, fmt.Errorf("input %q: %w", in.Name, err)
+	}
+	return &value{name: in.Name, typ: tensorType(dt, shape), slot: c.p.newSlot()}, nil
 }
 
-// emit adds a step computing a value of the given full shape, or folds it into a constant when
-// no input depends on the batch.
-func (c *compiler) emit(n *onnxpb.Node, shape []int, k kernel, ins ...*value) error {
-	if err := checkSize("output", shape); err != nil {
+// concrete replaces symbols with 1, for size checks of what is known.
+func concrete(shape []int) []int {
+	out := make([]int, len(shape))
+	for i, d := range shape {
+		out[i] = max(d, 1)
+	}
+	return out
+}
+
+// declaredOutput checks a graph output against its declaration and returns its type, with the
+// declared sizes filling in dimensions inference left symbolic.
+func declaredOutput(v *value, out onnxpb.ValueInfo) (valueType, error) {
+	typ := v.typ
+	typ.shape = slices.Clone(typ.shape)
+	switch out.Kind {
+	case onnxpb.KindUndefined:
+		return typ, nil
+	case onnxpb.KindTensor:
+		if typ.kind != kindTensor {
+			return typ, fmt.Errorf("graph output %q is declared %s but is a %s", out.Name, out.TypeString(), typ.onnxType())
+		}
+		if out.ElemType != onnxpb.TypeUndefined && DType(out.ElemType) != typ.dtype {
+			return typ, fmt.Errorf("graph output %q is declared %s but is a %s", out.Name, out.TypeString(), typ.onnxType())
+		}
+		if out.HasShape && len(out.Shape) == len(typ.shape) {
+			for i, d := range out.Shape {
+				switch {
+				case !d.Fixed || int(d.Value) == typ.shape[i]:
+				case typ.shape[i] < 0:
+					typ.shape[i] = int(d.Value)
+				default:
+					return typ, fmt.Errorf("graph output %q is declared with shape %s but has %v", out.Name, onnxpb.ShapeString(out.Shape), typ.shape)
+				}
+			}
+		}
+	case onnxpb.KindSequence, onnxpb.KindMap:
+		if typ.kind == kindTensor {
+			return typ, fmt.Errorf("graph output %q is declared %s but is a %s", out.Name, out.TypeString(), typ.onnxType())
+		}
+	default:
+		return typ, unsupported("graph output %q has type %s, which this runtime does not produce", out.Name, out.TypeString())
+	}
+	return typ, nil
+}
+
+// topoSort orders the nodes so that every value is defined before it is used (ONNX asks
+// exporters for that order, but not every one keeps it), refusing cycles and inputs that no
+// node, initializer or graph input defines.
+func topoSort(g *onnxpb.Graph) ([]int, error) {
+	defined := make(map[string]bool, len(g.Initializers)+len(g.Inputs))
+	for i := range g.Initializers {
+		defined[g.Initializers[i].Name] = true
+	}
+	for _, in := range g.Inputs {
+		defined[in.Name] = true
+	}
+	producer := make(map[string]int, len(g.Nodes))
+	for i, n := range g.Nodes {
+		for _, o := range n.Outputs {
+			if o == "" {
+				continue
+			}
+			if defined[o] {
+				return nil, fmt.Errorf("node %s output %q is also an initializer or graph input", describeIndex(&n, i), o)
+			}
+			if j, dup := producer[o]; dup {
+				return nil, fmt.Errorf("value %q is produced by nodes %s and %s", o, describeIndex(&g.Nodes[j], j), describeIndex(&n, i))
+			}
+			producer[o] = i
+		}
+	}
+	waiting := make([]int, len(g.Nodes)) // unresolved inputs per node
+	readers := make(map[int][]int)       // producer node → nodes that read it
+	var ready []int
+	for i, n := range g.Nodes {
+		for _, in := range n.Inputs {
+			switch j, ok := producer[in]; {
+			case in == "" || defined[in]:
+			case ok:
+				waiting[i]++
+				readers[j] = append(readers[j], i)
+			default:
+				return nil, fmt.Errorf("node %s: input %q is not defined by any node, initializer or graph input", describeIndex(&n, i), in)
+			}
+		}
+		if waiting[i] == 0 {
+			ready = append(ready, i)
+		}
+	}
+	order := make([]int, 0, len(g.Nodes))
+	for len(ready) > 0 {
+		i := ready[0]
+		ready = ready[1:]
+		order = append(order, i)
+		for _, r := range readers[i] {
+			if waiting[r]--; waiting[r] == 0 {
+				ready = append(ready, r)
+			}
+		}
+	}
+	if len(order) < len(g.Nodes) {
+		for i := range g.Nodes {
+			if waiting[i] > 0 {
+				return nil, fmt.Errorf("the graph has a cycle through node %s", describeIndex(&g.Nodes[i], i))
+			}
+		}
+	}
+	return order, nil
+}
+
+func describeIndex(n *onnxpb.Node, i int) string {
+	if n.Name != "" {
+		return fmt.Sprintf("%q (%s)", n.Name, n.OpType)
+	}
+	return fmt.Sprintf("#%d (%s)", i, n.OpType)
+}
+
+// node compiles one node: finds its implementation, lets it infer its outputs, then folds it
+// when every input is a constant, or adds a step to the plan.
+func (c *compiler) node(n *onnxpb.Node) error {
+	domain := n.Domain
+	if domain == "ai.onnx" {
+		domain = domainONNX
+	}
+	opset, ok := c.opsets[domain]
+	if !ok {
+		if domain == domainONNX || domain == domainML {
+			return fmt.Errorf("the model does not import an opset for domain %q", n.Domain)
+		}
+		return unsupported("operator %s of domain %q is not supported (supported domains: ai.onnx, ai.onnx.ml)", n.OpType, n.Domain)
+	}
+	limit := int64(maxOpsetONNX)
+	if domain == domainML {
+		limit = maxOpsetML
+	} else if domain != domainONNX {
+		return unsupported("operator %s of domain %q is not supported (supported domains: ai.onnx, ai.onnx.ml)", n.OpType, n.Domain)
+	}
+	impl, err := lookup(domain, n.OpType, opset)
+	if err != nil {
+		if opset > limit {
+			return unsupported("the model imports opset %d of %s; this runtime implements up to %d", opset, domainName(domain), limit)
+		}
 		return err
 	}
-	out := &value{shape: shape}
-	for _, in := range ins {
-		out.batched = out.batched || in.batched
-	}
-	if !out.batched {
-		args := make([][]float32, len(ins))
-		for i, in := range ins {
-			args[i] = in.konst
+	for _, a := range n.Attributes {
+		if a.Graphs > 0 {
+			return unsupported("attribute %s holds a subgraph; this runtime does not run subgraphs", a.Name)
 		}
-		out.konst = make([]float32, product(shape))
-		out.slot = -1
-		k(1, args, out.konst)
-		return c.define(n, out)
+		if a.RefAttrName != "" {
+			return unsupported("attribute %s refers to a function attribute", a.Name)
+		}
 	}
-	if shape[0] != -1 {
-		return fmt.Errorf("output shape %v does not keep the batch on axis 0", shape)
+	ctx := &nodeCtx{c: c, node: n, opset: opset}
+	ctx.in = make([]*value, len(n.Inputs))
+	for i, name := range n.Inputs {
+		if name != "" {
+			ctx.in[i] = c.values[name] // topoSort checked that it exists
+		}
 	}
-	if product(shape[1:]) > maxRowValues {
-		return fmt.Errorf("output rows of %d values are more than the %d allowed", product(shape[1:]), maxRowValues)
+	ctx.out = make([]valueType, len(n.Outputs))
+	ctx.outSet = make([]bool, len(n.Outputs))
+	ctx.outConst = make([]*Tensor, len(n.Outputs))
+	ctx.outSym = make([][]symVal, len(n.Outputs))
+	ctx.outView = make([]bool, len(n.Outputs))
+	k, err := impl.compile(ctx)
+	if err != nil {
+		return err
 	}
-	ops := make([]operand, len(ins))
-	for i, in := range ins {
-		ops[i] = in.operand()
+	for i, set := range ctx.outSet {
+		if !set && n.Outputs[i] != "" {
+			return fmt.Errorf("output %d (%q) is not produced by this node", i, n.Outputs[i])
+		}
+		if err := checkDims(concrete(ctx.out[i].shape)); err != nil {
+			return fmt.Errorf("output %q: %w", n.Outputs[i], err)
+		}
 	}
-	out.slot = c.newSlot(product(shape[1:]), true)
-	c.producer[out.slot] = len(c.p.steps)
-	c.made[out.slot] = out
-	c.p.steps = append(c.p.steps, step{ins: ops, out: out.slot, kernel: k})
-	return c.define(n, out)
-}
-
-// alias defines the node's output as the same data as in under a new shape (Reshape, Flatten,
-// Identity): no step, no copy.
-func (c *compiler) alias(n *onnxpb.Node, in *value, shape []int) error {
-	out := &value{shape: shape, batched: in.batched, konst: in.konst, slot: in.slot}
-	if in.ints != nil {
-		out.ints = in.ints
+	allConst := k != nil && !ctx.noFold
+	inputElems := 0
+	for _, v := range ctx.in {
+		if v != nil && v.konst == nil {
+			allConst = false
+		}
+		if v != nil && v.konst != nil {
+			inputElems += v.konst.Len()
+		}
 	}
-	return c.define(n, out)
-}
-
-func (c *compiler) define(n *onnxpb.Node, v *value) error {
-	if len(n.Outputs) != 1 {
-		return fmt.Errorf("has %d outputs, this runtime supports 1", len(n.Outputs))
+	// Large constant inputs stay for the run (a sort or a reduction of millions of constant
+	// values would otherwise run at every load).
+	allConst = allConst && inputElems <= maxFoldInput
+	if allConst {
+		if err := c.fold(ctx, k); err != nil {
+			return err
+		}
+	} else if k != nil {
+		c.addStep(ctx, k)
 	}
-	name := n.Outputs[0]
-	if _, dup := c.values[name]; dup {
-		return fmt.Errorf("output %q is defined twice", name)
+	for i, name := range n.Outputs {
+		if name == "" {
+			continue
+		}
+		v := &value{name: name, typ: ctx.out[i], konst: ctx.outConst[i], sym: ctx.outSym[i], slot: -1}
+		if v.konst == nil && k == nil {
+			return fmt.Errorf("output %q has no kernel and no constant value", name)
+		}
+		if v.konst == nil {
+			v.slot = c.p.steps[len(c.p.steps)-1].out[i]
+			v.view = ctx.outView[i]
+		} else if v.sym == nil {
+			v.sym = constSyms(v.konst)
+		}
+		c.values[name] = v
 	}
-	c.values[name] = v
 	return nil
 }
 
-func attrInt(op onnx.Operation, name string, def int64) (int64, error) {
-	a, ok := op.Attributes[name]
-	if !ok {
-		return def, nil
+func domainName(d string) string {
+	if d == domainONNX {
+		return "ai.onnx"
 	}
-	v, ok := a.(int64)
-	if !ok {
-		return 0, fmt.Errorf("attribute %s is %T, want an int", name, a)
-	}
-	return v, nil
+	return d
 }
 
-func attrFloat(op onnx.Operation, name string, def float32) (float32, error) {
-	a, ok := op.Attributes[name]
+// constSyms is a small constant integer vector as symVals, for symInts; nil for other
+// constants.
+func constSyms(t *Tensor) []symVal {
+	if t.Len() > 4*maxRank || len(t.Shape) > 1 {
+		return nil
+	}
+	xs, ok := intValues(t)
 	if !ok {
-		return def, nil
+		return nil
 	}
-	v, ok := a.(float32)
-	if !ok {
-		return 0, fmt.Errorf("attribute %s is %T, want a float", name, a)
+	out := make([]symVal, len(xs))
+	for i, x := range xs {
+		out[i].v = x
 	}
-	if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-		return 0, fmt.Errorf("attribute %s is %v", name, v)
-	}
-	return v, nil
+	return out
 }
 
-// normAxis turns a possibly negative axis into an index into a shape of the given rank.
-func normAxis(axis int64, rank int) (int, error) {
-	if axis < -int64(rank) || axis >= int64(rank) {
-		return 0, fmt.Errorf("axis %d is out of range for rank %d", axis, rank)
-	}
-	if axis < 0 {
-		axis += int64(rank)
-	}
-	return int(axis), nil
-}
-
-func (c *compiler) node(n *onnxpb.Node, op onnx.Operation) error {
-	switch n.OpType {
-	case "Add", "Sub", "Mul", "Div":
-		return c.binary(n)
-	case "Relu", "LeakyRelu", "Sigmoid", "Tanh":
-		return c.unary(n, op)
-	case "Identity":
-		ins, err := c.inputs(n, 1, 1)
-		if err != nil {
-			return err
+// fold runs a node whose inputs are all constants once, at load, and keeps its outputs.
+func (c *compiler) fold(ctx *nodeCtx, k kernel) error {
+	in := make([]*Tensor, len(ctx.in))
+	for i, v := range ctx.in {
+		if v != nil {
+			in[i] = v.konst
 		}
-		return c.alias(n, ins[0], ins[0].shape)
-	case "Gemm":
-		return c.gemm(n, op)
-	case "MatMul":
-		return c.matmul(n)
-	case "Softmax":
-		return c.softmax(n, op)
-	case "Flatten":
-		return c.flatten(n, op)
-	case "Reshape":
-		return c.reshape(n, op)
-	case "Concat":
-		return c.concat(n, op)
-	case "BatchNormalization":
-		return c.batchNorm(n, op)
 	}
-	return fmt.Errorf("operator %s is not supported (supported: Add, BatchNormalization, Concat, Div, Flatten, Gemm, Identity, LeakyRelu, MatMul, Mul, Relu, Reshape, Sigmoid, Softmax, Sub, Tanh)", n.OpType)
+	out := make([]*Tensor, len(ctx.out))
+	for i := range out {
+		out[i] = &Tensor{}
+	}
+	var tmp []*Tensor
+	if err := k.run(&exec{tmp: &tmp}, in, out); err != nil {
+		return fmt.Errorf("constant folding: %w", err)
+	}
+	for i, t := range out {
+		if ctx.outView[i] {
+			// A view of a constant is a constant; give it its own shape storage.
+			t.Shape = slices.Clone(t.Shape)
+		}
+		c.folded += t.Len()
+		if c.folded > maxFolded {
+			return fmt.Errorf("constant folding makes more than %d elements", maxFolded)
+		}
+		if ctx.outConst[i] == nil {
+			ctx.outConst[i] = t
+			if ctx.outSet[i] {
+				ctx.out[i].shape = slices.Clone(t.Shape)
+			}
+		}
+	}
+	return nil
+}
+
+// addStep appends a kernel step with a fresh slot for every output.
+func (c *compiler) addStep(ctx *nodeCtx, k kernel) {
+	s := step{kernel: k, node: describeIndex(ctx.node, len(c.p.steps))}
+	if ctx.node.Name != "" {
+		s.node = fmt.Sprintf("%q (%s)", ctx.node.Name, ctx.node.OpType)
+	}
+	for i, v := range ctx.in {
+		if v == nil {
+			s.in = append(s.in, -1)
+			s.inTypes = append(s.inTypes, valueType{})
+			continue
+		}
+		s.inTypes = append(s.inTypes, ctx.in[i].typ)
+		if v.konst != nil {
+			s.in = append(s.in, c.p.constSlot(v.konst))
+		} else {
+			s.in = append(s.in, v.slot)
+		}
+	}
+	s.outTypes = ctx.out
+	for i := range ctx.out {
+		slot := c.p.newSlot()
+		s.out = append(s.out, slot)
+		if ctx.outView[i] {
+			c.p.views = append(c.p.views, slot)
+		}
+	}
+	c.p.steps = append(c.p.steps, s)
+}
+
+// tensorFromProto converts a decoded TensorProto.
+func tensorFromProto(pt *onnxpb.Tensor) (*Tensor, error) {
+	dt, ok := dtypeOf(pt.DataType)
+	if !ok {
+		return nil, unsupported("tensor %q has element type %s, which this runtime does not hold", pt.Name, onnxpb.TypeName(pt.DataType))
+	}
+	t := &Tensor{DType: dt, Shape: make([]int, len(pt.Dims))}
+	for i, d := range pt.Dims {
+		t.Shape[i] = int(d)
+	}
+	if err := checkDims(t.Shape); err != nil {
+		return nil, err
+	}
+	var err error
+	switch dt {
+	case Float32:
+		t.Float32, err = pt.Float32s()
+	case Float64:
+		t.Float64, err = pt.Float64s()
+	case Int8:
+		t.Int8, err = pt.Int8s()
+	case Int16:
+		t.Int16, err = pt.Int16s()
+	case Int32:
+		t.Int32, err = pt.Int32s()
+	case Int64:
+		t.Int64, err = pt.Int64s()
+	case Uint8:
+		t.Uint8, err = pt.Uint8s()
+	case Uint16, Float16, BFloat16:
+		t.Uint16, err = pt.Uint16s()
+	case Uint32:
+		t.Uint32, err = pt.Uint32s()
+	case Uint64:
+		t.Uint64, err = pt.Uint64s()
+	case Bool:
+		t.Bool, err = pt.Bools()
+	case String:
+		t.String, err = pt.Strings()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
 }

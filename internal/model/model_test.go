@@ -51,8 +51,8 @@ func TestFreightModelMetadata(t *testing.T) {
 		Features        []string
 		Ops             []string
 	}{
-		Inputs:  []TensorInfo{{Name: "features", DataType: "FP32", Shape: []int64{-1, 12}}},
-		Outputs: []TensorInfo{{Name: "delay_risk", DataType: "FP32", Shape: []int64{-1, 1}}},
+		Inputs:  []TensorInfo{{Name: "features", DataType: "FP32", Shape: []int64{-1, 12}, DType: Float32, Type: "tensor(float)"}},
+		Outputs: []TensorInfo{{Name: "delay_risk", DataType: "FP32", Shape: []int64{-1, 1}, DType: Float32, Type: "tensor(float)"}},
 		Features: []string{"distance_km", "mode_ocean", "mode_air", "mode_rail", "mode_road", "carrier_on_time_rate",
 			"port_congestion_index", "weather_severity", "month_sin", "month_cos", "customs_complexity", "dwell_time_hours"},
 		Ops: []string{"Gemm", "Relu", "Gemm", "Sigmoid"},
@@ -173,81 +173,113 @@ func TestRunRejectsBadArguments(t *testing.T) {
 func TestLoadRejects(t *testing.T) {
 	x := []onnxpb.ValueInfo{tensorInfo("x", -1, 4)}
 	y := []onnxpb.ValueInfo{tensorInfo("y", -1, 4)}
-	valid := graphSpec{nodes: []onnxpb.Node{node("Relu", []string{"x"}, []string{"y"})}, inputs: x, outputs: y}.modelBytes()
+	relu := []onnxpb.Node{node("Relu", []string{"x"}, []string{"y"})}
+	valid := graphSpec{nodes: relu, inputs: x, outputs: y}.modelBytes()
 	cases := map[string]struct {
 		data []byte
-		want string
+		// sentinel is ErrInvalidModel or ErrUnsupported; want is part of the message.
+		sentinel error
+		want     string
 	}{
-		"empty file":   {data: nil, want: "model has no graph"},
-		"not protobuf": {data: []byte("this is not an ONNX model"), want: "malformed ONNX model"},
-		"truncated":    {data: valid[:len(valid)-3], want: "malformed ONNX model"},
+		"empty file":   {data: nil, sentinel: ErrInvalidModel, want: "model has no graph"},
+		"not protobuf": {data: []byte("this is not an ONNX model"), sentinel: ErrInvalidModel, want: "malformed ONNX model"},
+		"truncated":    {data: valid[:len(valid)-3], sentinel: ErrInvalidModel, want: "malformed ONNX model"},
 		"unsupported op": {
 			data: graphSpec{nodes: []onnxpb.Node{node("Conv", []string{"x", "w"}, []string{"y"})},
 				inits: []onnxpb.Tensor{floatInit("w", []int64{1}, []float32{1})}, inputs: x, outputs: y}.modelBytes(),
-			want: "operator Conv is not supported",
+			sentinel: ErrUnsupported,
+			want:     `node "Conv_y" (Conv, domain ai.onnx, opset 13): operator Conv of domain ai.onnx is not supported; supported operators of ai.onnx: Abs, Acos`,
+		},
+		"unsupported domain": {
+			data: graphSpec{nodes: []onnxpb.Node{{OpType: "Custom", Domain: "com.example", Inputs: []string{"x"}, Outputs: []string{"y"}}},
+				inputs: x, outputs: y}.modelBytes(),
+			sentinel: ErrUnsupported,
+			want:     `operator Custom of domain "com.example" is not supported`,
+		},
+		"opset too old": {
+			data:     graphSpec{nodes: []onnxpb.Node{node("Add", []string{"x", "x"}, []string{"y"})}, inputs: x, outputs: y, opset: 6}.modelBytes(),
+			sentinel: ErrUnsupported,
+			want:     "operator Add of domain ai.onnx is implemented for opsets 7–22, the model imports opset 6",
+		},
+		"opset too new": {
+			data:     graphSpec{nodes: relu, inputs: x, outputs: y, opset: 99}.modelBytes(),
+			sentinel: ErrUnsupported,
+			want:     "the model imports opset 99 of ai.onnx; this runtime implements up to 22",
+		},
+		"unsupported type": {
+			data: graphSpec{nodes: relu,
+				inputs: []onnxpb.ValueInfo{{Name: "x", ElemType: onnxpb.TypeInt64, HasShape: true, Shape: []onnxpb.Dim{{Param: "N"}}}}, outputs: y}.modelBytes(),
+			sentinel: ErrUnsupported,
+			want:     "input 0 has type int64; Relu supports float, double",
+		},
+		"unranked input": {
+			data:     graphSpec{nodes: relu, inputs: []onnxpb.ValueInfo{{Name: "x", ElemType: onnxpb.TypeFloat}}, outputs: y}.modelBytes(),
+			sentinel: ErrUnsupported,
+			want:     `input "x" declares no shape`,
 		},
 		"undefined input": {
-			data: graphSpec{nodes: []onnxpb.Node{node("Add", []string{"x", "nowhere"}, []string{"y"})}, inputs: x, outputs: y}.modelBytes(),
-			want: `input "nowhere" is not defined`,
+			data:     graphSpec{nodes: []onnxpb.Node{node("Add", []string{"x", "nowhere"}, []string{"y"})}, inputs: x, outputs: y}.modelBytes(),
+			sentinel: ErrInvalidModel,
+			want:     `input "nowhere" is not defined by any node, initializer or graph input`,
 		},
-		"int64 input": {
-			data: graphSpec{nodes: []onnxpb.Node{node("Relu", []string{"x"}, []string{"y"})},
-				inputs: []onnxpb.ValueInfo{{Name: "x", ElemType: onnxpb.TypeInt64, HasShape: true, Shape: []onnxpb.Dim{{Param: "N"}}}}, outputs: y}.modelBytes(),
-			want: `input "x" has type INT64`,
+		"cycle": {
+			data: graphSpec{nodes: []onnxpb.Node{
+				node("Add", []string{"x", "b"}, []string{"a"}),
+				node("Relu", []string{"a"}, []string{"b"}),
+				node("Relu", []string{"a"}, []string{"y"}),
+			}, inputs: x, outputs: y}.modelBytes(),
+			sentinel: ErrInvalidModel,
+			want:     "the graph has a cycle through node",
+		},
+		"value produced twice": {
+			data: graphSpec{nodes: []onnxpb.Node{
+				node("Relu", []string{"x"}, []string{"y"}),
+				{OpType: "Relu", Name: "second", Inputs: []string{"x"}, Outputs: []string{"y"}},
+			}, inputs: x, outputs: y}.modelBytes(),
+			sentinel: ErrInvalidModel,
+			want:     `value "y" is produced by nodes`,
 		},
 		"gemm shape mismatch": {
 			data: graphSpec{nodes: []onnxpb.Node{node("Gemm", []string{"x", "w"}, []string{"y"})},
 				inits: []onnxpb.Tensor{floatInit("w", []int64{3, 4}, make([]float32, 12))}, inputs: x, outputs: y}.modelBytes(),
-			want: "disagree on the inner dimension",
+			sentinel: ErrInvalidModel,
+			want:     "disagree on the inner dimension",
 		},
 		"initializer data short": {
 			data: graphSpec{nodes: []onnxpb.Node{node("Add", []string{"x", "b"}, []string{"y"})},
 				inits: []onnxpb.Tensor{floatInit("b", []int64{4}, []float32{1, 2})}, inputs: x, outputs: y}.modelBytes(),
-			want: `tensor "b": has 2 values, shape [4] needs 4`,
+			sentinel: ErrInvalidModel,
+			want:     `tensor "b": has 2 values, shape [4] needs 4`,
 		},
 		"huge tensor": {
 			data: graphSpec{nodes: []onnxpb.Node{node("Add", []string{"x", "b"}, []string{"y"})},
 				inits: []onnxpb.Tensor{floatInit("b", []int64{1 << 20, 1 << 20}, nil)}, inputs: x, outputs: y}.modelBytes(),
-			want: "exceeds",
+			sentinel: ErrInvalidModel,
+			want:     "exceeds",
 		},
-		"softmax over the batch": {
-			data: graphSpec{nodes: []onnxpb.Node{node("Softmax", []string{"x"}, []string{"y"}, intAttr("axis", 0))}, inputs: x, outputs: y}.modelBytes(),
-			want: "mix the rows of a batch",
-		},
-		"reshape merging the batch": {
-			data: graphSpec{nodes: []onnxpb.Node{node("Reshape", []string{"x", "s"}, []string{"y"})},
-				inits: []onnxpb.Tensor{int64Init("s", -1)}, inputs: x, outputs: y}.modelBytes(),
-			want: "does not keep rows of [-1 4] intact",
-		},
-		"reshape fixing the batch": {
+		"output shape contradicts the declaration": {
 			data: graphSpec{nodes: []onnxpb.Node{node("Reshape", []string{"x", "s"}, []string{"y"})},
 				inits: []onnxpb.Tensor{int64Init("s", 2, 2)}, inputs: x, outputs: y}.modelBytes(),
-			want: "would not keep the batch on axis 0",
+			sentinel: ErrInvalidModel,
+			want:     `graph output "y" is declared with shape [-1,4] but has [2 2]`,
 		},
-		"flatten into the batch": {
-			data: graphSpec{nodes: []onnxpb.Node{node("Flatten", []string{"x"}, []string{"y"}, intAttr("axis", 2))},
-				inputs: []onnxpb.ValueInfo{tensorInfo("x", -1, 2, 3)}, outputs: y}.modelBytes(),
-			want: "would change the batch",
-		},
-		"variable inner dimension": {
-			data: graphSpec{nodes: []onnxpb.Node{node("Relu", []string{"x"}, []string{"y"})},
-				inputs: []onnxpb.ValueInfo{tensorInfo("x", -1, -1)}, outputs: y}.modelBytes(),
-			want: "only axis 0 (the batch) may vary",
+		"reshape to a different size": {
+			data: graphSpec{nodes: []onnxpb.Node{node("Reshape", []string{"x", "s"}, []string{"y"})},
+				inits: []onnxpb.Tensor{int64Init("s", 0, 3)}, inputs: x, outputs: y}.modelBytes(),
+			sentinel: ErrInvalidModel,
+			want:     "cannot reshape",
 		},
 		"features do not match input": {
-			data: graphSpec{nodes: []onnxpb.Node{node("Relu", []string{"x"}, []string{"y"})}, inputs: x, outputs: y,
+			data: graphSpec{nodes: relu, inputs: x, outputs: y,
 				props: []onnxpb.StringString{{Key: FeaturesKey, Value: "a,b,c"}}}.modelBytes(),
-			want: "lists 3 features",
+			sentinel: ErrInvalidModel,
+			want:     "lists 3 features",
 		},
 		"duplicate feature": {
-			data: graphSpec{nodes: []onnxpb.Node{node("Relu", []string{"x"}, []string{"y"})}, inputs: x, outputs: y,
+			data: graphSpec{nodes: relu, inputs: x, outputs: y,
 				props: []onnxpb.StringString{{Key: FeaturesKey, Value: "a,b,a,c"}}}.modelBytes(),
-			want: `feature "a" appears twice`,
-		},
-		"output from constant": {
-			data: graphSpec{nodes: []onnxpb.Node{node("Relu", []string{"c"}, []string{"y"})},
-				inits: []onnxpb.Tensor{floatInit("c", []int64{4}, make([]float32, 4))}, inputs: x, outputs: y}.modelBytes(),
-			want: `graph output "y" does not depend on the inputs`,
+			sentinel: ErrInvalidModel,
+			want:     `feature "a" appears twice`,
 		},
 	}
 	for name, tc := range cases {
@@ -256,8 +288,12 @@ func TestLoadRejects(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Load succeeded with metadata %+v", m.Metadata())
 			}
-			if !errors.Is(err, ErrInvalidModel) || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("Load error %q, want an ErrInvalidModel containing %q", err, tc.want)
+			other := ErrUnsupported
+			if tc.sentinel == ErrUnsupported {
+				other = ErrInvalidModel
+			}
+			if !errors.Is(err, tc.sentinel) || errors.Is(err, other) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Load error %q, want an error wrapping %v (only) containing %q", err, tc.sentinel, tc.want)
 			}
 		})
 	}

@@ -93,6 +93,50 @@ func opCases() map[string]opCase {
 			},
 			shapes: [][]int{{2, 4}},
 		},
+		"Abs":      unary("Abs"),
+		"Neg":      unary("Neg"),
+		"Exp":      unary("Exp"),
+		"Ceil":     unary("Ceil"),
+		"Floor":    unary("Floor"),
+		"Sin":      unary("Sin"),
+		"Cos":      unary("Cos"),
+		"Sign":     unary("Sign"),
+		"Softplus": unary("Softplus"),
+		"Sqrt and Log of Abs": {
+			spec: graphSpec{nodes: []onnxpb.Node{
+				node("Abs", []string{"x"}, []string{"a"}),
+				node("Sqrt", []string{"a"}, []string{"s"}),
+				node("Exp", []string{"s"}, []string{"e"}),
+				node("Log", []string{"e"}, []string{"y"}),
+			}, inputs: x(-1, 6), outputs: y(-1, 6)},
+			shapes: [][]int{{5, 6}},
+		},
+		"Max and Min": {
+			spec: graphSpec{nodes: []onnxpb.Node{
+				node("Max", []string{"x", "z"}, []string{"m"}),
+				node("Min", []string{"m", "c"}, []string{"y"}),
+			}, inits: []onnxpb.Tensor{randomInit(rng, "c", 4)},
+				inputs: []onnxpb.ValueInfo{tensorInfo("x", -1, 4), tensorInfo("z", -1, 4)}, outputs: y(-1, 4)},
+			shapes: [][]int{{3, 4}, {3, 4}},
+		},
+		"Transpose": {
+			spec: graphSpec{nodes: []onnxpb.Node{node("Transpose", []string{"x"}, []string{"y"},
+				onnxpb.Attribute{Name: "perm", Type: onnxpb.AttrInts, Ints: []int64{0, 2, 1}})},
+				inputs: x(-1, 2, 3), outputs: y(-1, 3, 2)},
+			shapes: [][]int{{4, 2, 3}},
+		},
+		"Squeeze opset 11": {
+			spec: graphSpec{nodes: []onnxpb.Node{
+				node("Squeeze", []string{"x"}, []string{"y"}, onnxpb.Attribute{Name: "axes", Type: onnxpb.AttrInts, Ints: []int64{2}}),
+			}, inputs: x(-1, 5, 1), outputs: y(-1, 5), opset: 11},
+			shapes: [][]int{{3, 5, 1}},
+		},
+		"Unsqueeze opset 11": {
+			spec: graphSpec{nodes: []onnxpb.Node{
+				node("Unsqueeze", []string{"x"}, []string{"y"}, onnxpb.Attribute{Name: "axes", Type: onnxpb.AttrInts, Ints: []int64{2}}),
+			}, inputs: x(-1, 5), outputs: y(-1, 5, 1), opset: 11},
+			shapes: [][]int{{3, 5}},
+		},
 		"Relu":      unary("Relu"),
 		"LeakyRelu": unary("LeakyRelu", floatAttr("alpha", 0.2)),
 		"Sigmoid":   unary("Sigmoid"),
@@ -342,5 +386,30 @@ func TestExp32(t *testing.T) {
 	}
 	if v := exp32(float32(math.NaN())); v == v {
 		t.Errorf("exp32(NaN) = %v, want NaN", v)
+	}
+}
+
+// TestErf32 compares the float32 erf with math.Erf over the whole float32 range that matters
+// (beyond ±4 erf rounds to ±1 in float32).
+func TestErf32(t *testing.T) {
+	worst := 0.0
+	for x := -5.0; x <= 5.0; x += 1e-4 {
+		f := float32(x)
+		want := math.Erf(float64(f))
+		if d := math.Abs(float64(erf32(f)) - want); d > worst {
+			worst = d
+		}
+	}
+	// float32 spacing near 1 is 6e-8: the table is within a rounding of the exact value.
+	if worst > 1.2e-7 {
+		t.Errorf("worst absolute error %g, want at most 1.2e-7", worst)
+	}
+	for _, x := range []float32{0, float32(math.Inf(1)), float32(math.Inf(-1))} {
+		if got, want := erf32(x), float32(math.Erf(float64(x))); got != want {
+			t.Errorf("erf32(%v) = %v, want %v", x, got, want)
+		}
+	}
+	if v := erf32(float32(math.NaN())); v == v {
+		t.Errorf("erf32(NaN) = %v", v)
 	}
 }

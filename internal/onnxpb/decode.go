@@ -173,6 +173,8 @@ func (d *decoder) graph(b []byte) (*Graph, error) {
 			g.Initializers = append(g.Initializers, *t)
 		case 10:
 			g.DocString = string(v)
+		case 15:
+			g.SparseInitializers++
 		case 11, 12, 13:
 			vi, err := d.valueInfo(v)
 			if err != nil {
@@ -247,6 +249,17 @@ func (d *decoder) attribute(b []byte) (Attribute, error) {
 				return malformed("attribute %q has too many strings", a.Name)
 			}
 			a.Strings = append(a.Strings, v)
+		case num == 10 && typ == protowire.BytesType:
+			var t *Tensor
+			if t, err = d.tensor(v); err == nil {
+				a.Tensors = append(a.Tensors, *t)
+			}
+		case (num == 6 || num == 11) && typ == protowire.BytesType:
+			// Subgraphs (If, Loop, Scan) are counted, not decoded: the compiler refuses them, and
+			// leaving them opaque keeps nesting out of the decoder.
+			a.Graphs++
+		case num == 21 && typ == protowire.BytesType:
+			a.RefAttrName = string(v)
 		}
 		return err
 	})
@@ -254,18 +267,13 @@ func (d *decoder) attribute(b []byte) (Attribute, error) {
 }
 
 func (d *decoder) valueInfo(b []byte) (ValueInfo, error) {
-	var vi ValueInfo
+	vi := ValueInfo{Kind: KindUndefined}
 	err := fields(b, "value_info", func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		switch {
 		case num == 1 && typ == protowire.BytesType:
 			vi.Name = string(v)
 		case num == 2 && typ == protowire.BytesType:
-			return fields(v, "type", func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-				if num != 1 || typ != protowire.BytesType {
-					return nil
-				}
-				return d.tensorType(v, &vi)
-			})
+			return d.typeProto(v, &vi, 0)
 		}
 		return nil
 	})
@@ -273,6 +281,59 @@ func (d *decoder) valueInfo(b []byte) (ValueInfo, error) {
 		return vi, fmt.Errorf("value %q: %w", vi.Name, err)
 	}
 	return vi, nil
+}
+
+// maxTypeDepth bounds the nesting of sequence, map and optional types: ZipMap's
+// seq(map(int64,tensor(float))) is three deep.
+const maxTypeDepth = 8
+
+// typeProto decodes a TypeProto into vi (all but its Name).
+func (d *decoder) typeProto(b []byte, vi *ValueInfo, depth int) error {
+	if depth >= maxTypeDepth {
+		return malformed("type nested more than %d deep", maxTypeDepth)
+	}
+	elem := func(v []byte) error {
+		vi.Elem = &ValueInfo{Kind: KindUndefined}
+		return d.typeProto(v, vi.Elem, depth+1)
+	}
+	return fields(b, "type", func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		if typ != protowire.BytesType {
+			return nil
+		}
+		switch num {
+		case 1:
+			vi.Kind = KindTensor
+			return d.tensorType(v, vi)
+		case 8:
+			vi.Kind = KindSparseTensor
+			return d.tensorType(v, vi)
+		case 4, 9:
+			vi.Kind = KindSequence
+			if num == 9 {
+				vi.Kind = KindOptional
+			}
+			return fields(v, "element type", func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+				if num == 1 && typ == protowire.BytesType {
+					return elem(v)
+				}
+				return nil
+			})
+		case 5:
+			vi.Kind = KindMap
+			return fields(v, "map_type", func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+				switch {
+				case num == 1 && typ == protowire.VarintType:
+					vi.KeyType = int32(x)
+				case num == 2 && typ == protowire.BytesType:
+					return elem(v)
+				}
+				return nil
+			})
+		case 7:
+			vi.Kind = KindOpaque
+		}
+		return nil
+	})
 }
 
 func (d *decoder) tensorType(b []byte, vi *ValueInfo) error {
@@ -331,6 +392,20 @@ func (d *decoder) tensor(b []byte) (*Tensor, error) {
 			xs, err = d.appendInt64s(nil, typ, v, x, "int32_data")
 			for _, x := range xs {
 				t.Int32Data = append(t.Int32Data, int32(x))
+			}
+		case 6:
+			if typ != protowire.BytesType {
+				return malformed("string_data: wire type %d", typ)
+			}
+			if int64(len(t.StringData)) >= d.lim.MaxTensorElements {
+				return malformed("string_data has too many elements")
+			}
+			t.StringData = append(t.StringData, v)
+		case 11:
+			var xs []int64
+			xs, err = d.appendInt64s(nil, typ, v, x, "uint64_data")
+			for _, x := range xs {
+				t.Uint64Data = append(t.Uint64Data, uint64(x))
 			}
 		case 7:
 			t.Int64Data, err = d.appendInt64s(t.Int64Data, typ, v, x, "int64_data")
@@ -442,97 +517,9 @@ func (d *decoder) appendDoubles(dst []float64, typ protowire.Type, v []byte, x u
 	return nil, malformed("double_data: wire type %d", typ)
 }
 
-// Floats returns the tensor's values as float32, checking that their count matches its dims.
-// It accepts FLOAT, DOUBLE, INT32 and INT64 tensors (constants such as Reshape's shape are
-// INT64).
-func (t *Tensor) Floats() ([]float32, error) {
-	if t.External {
-		return nil, fmt.Errorf("tensor %q: external data is not supported", t.Name)
-	}
-	want := int64(1)
-	for _, v := range t.Dims {
-		want *= v
-	}
-	var out []float32
-	switch t.DataType {
-	case TypeFloat:
-		if t.RawData != nil {
-			if int64(len(t.RawData)) != 4*want {
-				return nil, fmt.Errorf("tensor %q: raw_data has %d bytes, shape %v needs %d", t.Name, len(t.RawData), t.Dims, 4*want)
-			}
-			out = make([]float32, want)
-			for i := range out {
-				out[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.RawData[4*i:]))
-			}
-			return out, nil
-		}
-		out = append([]float32(nil), t.FloatData...)
-	case TypeDouble:
-		if t.RawData != nil {
-			if int64(len(t.RawData)) != 8*want {
-				return nil, fmt.Errorf("tensor %q: raw_data has %d bytes, shape %v needs %d", t.Name, len(t.RawData), t.Dims, 8*want)
-			}
-			out = make([]float32, want)
-			for i := range out {
-				out[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(t.RawData[8*i:])))
-			}
-			return out, nil
-		}
-		for _, v := range t.DoubleData {
-			out = append(out, float32(v))
-		}
-	case TypeInt64:
-		if t.RawData != nil {
-			if int64(len(t.RawData)) != 8*want {
-				return nil, fmt.Errorf("tensor %q: raw_data has %d bytes, shape %v needs %d", t.Name, len(t.RawData), t.Dims, 8*want)
-			}
-			out = make([]float32, want)
-			for i := range out {
-				out[i] = float32(int64(binary.LittleEndian.Uint64(t.RawData[8*i:])))
-			}
-			return out, nil
-		}
-		for _, v := range t.Int64Data {
-			out = append(out, float32(v))
-		}
-	case TypeInt32:
-		for _, v := range t.Int32Data {
-			out = append(out, float32(v))
-		}
-	default:
-		return nil, fmt.Errorf("tensor %q: element type %s is not supported", t.Name, TypeName(t.DataType))
-	}
-	if int64(len(out)) != want {
-		return nil, fmt.Errorf("tensor %q: has %d values, shape %v needs %d", t.Name, len(out), t.Dims, want)
-	}
-	return out, nil
-}
-
-// Int64s returns an INT64 tensor's values, as Reshape's shape input needs them exactly.
-func (t *Tensor) Int64s() ([]int64, error) {
-	if t.DataType != TypeInt64 {
-		return nil, fmt.Errorf("tensor %q: want INT64, have %s", t.Name, TypeName(t.DataType))
-	}
-	if t.RawData != nil {
-		if len(t.RawData)%8 != 0 {
-			return nil, fmt.Errorf("tensor %q: raw_data is not a whole number of int64", t.Name)
-		}
-		out := make([]int64, len(t.RawData)/8)
-		for i := range out {
-			out[i] = int64(binary.LittleEndian.Uint64(t.RawData[8*i:]))
-		}
-		return checkCount(t, out)
-	}
-	return checkCount(t, append([]int64(nil), t.Int64Data...))
-}
-
-func checkCount(t *Tensor, xs []int64) ([]int64, error) {
-	want := int64(1)
-	for _, d := range t.Dims {
-		want *= d
-	}
-	if int64(len(xs)) != want {
-		return nil, fmt.Errorf("tensor %q: has %d values, shape %v needs %d", t.Name, len(xs), t.Dims, want)
-	}
-	return xs, nil
+// DecodeTensor parses a serialized TensorProto (the input_N.pb and output_N.pb files of ONNX's
+// backend test cases) within DefaultLimits.
+func DecodeTensor(data []byte) (*Tensor, error) {
+	d := &decoder{lim: DefaultLimits}
+	return d.tensor(data)
 }

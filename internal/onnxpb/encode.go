@@ -54,6 +54,9 @@ func (g *Graph) marshal() []byte {
 	for _, vi := range g.ValueInfo {
 		b = appendMessage(b, 13, vi.marshal())
 	}
+	for range g.SparseInitializers {
+		b = appendMessage(b, 15, nil)
+	}
 	return b
 }
 
@@ -102,12 +105,57 @@ func (a *Attribute) marshal() []byte {
 			b = protowire.AppendTag(b, 9, protowire.BytesType)
 			b = protowire.AppendBytes(b, s)
 		}
+	case AttrTensors:
+		for i := range a.Tensors {
+			b = appendMessage(b, 10, a.Tensors[i].marshal())
+		}
+	case AttrGraph, AttrGraphs:
+		// Subgraphs are not decoded, so they are written back empty.
+		for range a.Graphs {
+			b = appendMessage(b, 11, nil)
+		}
 	}
 	b = appendVarint(b, 20, uint64(a.Type))
+	b = appendString(b, 21, a.RefAttrName)
 	return b
 }
 
 func (vi *ValueInfo) marshal() []byte {
+	var b []byte
+	b = appendString(b, 1, vi.Name)
+	if vi.Kind != KindUndefined {
+		b = appendMessage(b, 2, vi.marshalType())
+	}
+	return b
+}
+
+func (vi *ValueInfo) marshalType() []byte {
+	elem := func() []byte {
+		if vi.Elem == nil {
+			return nil
+		}
+		return appendMessage(nil, 1, vi.Elem.marshalType())
+	}
+	switch vi.Kind {
+	case KindSequence:
+		return appendMessage(nil, 4, elem())
+	case KindOptional:
+		return appendMessage(nil, 9, elem())
+	case KindMap:
+		m := appendVarint(nil, 1, uint64(vi.KeyType))
+		if vi.Elem != nil {
+			m = appendMessage(m, 2, vi.Elem.marshalType())
+		}
+		return appendMessage(nil, 5, m)
+	case KindOpaque:
+		return appendMessage(nil, 7, nil)
+	case KindSparseTensor:
+		return appendMessage(nil, 8, vi.marshalTensorType())
+	}
+	return appendMessage(nil, 1, vi.marshalTensorType())
+}
+
+func (vi *ValueInfo) marshalTensorType() []byte {
 	var tt []byte
 	tt = appendVarint(tt, 1, uint64(vi.ElemType))
 	if vi.HasShape {
@@ -125,10 +173,7 @@ func (vi *ValueInfo) marshal() []byte {
 		}
 		tt = appendMessage(tt, 2, shape)
 	}
-	var b []byte
-	b = appendString(b, 1, vi.Name)
-	b = appendMessage(b, 2, appendMessage(nil, 1, tt))
-	return b
+	return tt
 }
 
 func (t *Tensor) marshal() []byte {
@@ -143,6 +188,10 @@ func (t *Tensor) marshal() []byte {
 		}
 		b = appendPackedInt64s(b, 5, xs)
 	}
+	for _, s := range t.StringData {
+		b = protowire.AppendTag(b, 6, protowire.BytesType)
+		b = protowire.AppendBytes(b, s)
+	}
 	b = appendPackedInt64s(b, 7, t.Int64Data)
 	b = appendString(b, 8, t.Name)
 	if t.RawData != nil {
@@ -155,6 +204,16 @@ func (t *Tensor) marshal() []byte {
 			p = protowire.AppendFixed64(p, math.Float64bits(v))
 		}
 		b = appendMessage(b, 10, p)
+	}
+	if len(t.Uint64Data) > 0 {
+		var p []byte
+		for _, v := range t.Uint64Data {
+			p = protowire.AppendVarint(p, v)
+		}
+		b = appendMessage(b, 11, p)
+	}
+	if t.External {
+		b = appendVarint(b, 14, 1)
 	}
 	return b
 }

@@ -1,11 +1,12 @@
-// Package onnxpb reads and writes the subset of the ONNX protobuf format that Freightcast needs:
-// model and graph metadata, nodes, attributes, value infos with symbolic dimensions, dense tensors
-// and metadata_props.
+// Package onnxpb reads and writes the ONNX protobuf format: model and graph metadata, nodes,
+// attributes, value types (tensors with symbolic dimensions, sequences, maps, optionals), dense
+// tensors of every element type, and metadata_props.
 //
-// onnx-go decodes graphs for execution but keeps its generated protobuf types internal and drops
-// what a server must publish (symbolic batch dimensions, metadata_props). This package fills that
-// gap. It is written for files from outside the process: every length is checked against the
-// input, element counts are capped, and a malformed file is an error, never a panic.
+// It is the authority on what a model file holds: internal/model compiles what this package
+// decodes and nothing else. It is written for files from outside the process: every length is
+// checked against the input, element counts and nesting are capped, and a malformed file is an
+// error, never a panic. What it recognises but does not carry (subgraph attributes, sparse
+// initializers, external data) is recorded so that the compiler can refuse it by name.
 package onnxpb
 
 import (
@@ -15,19 +16,27 @@ import (
 
 // Element types from onnx.proto's TensorProto.DataType.
 const (
-	TypeUndefined int32 = 0
-	TypeFloat     int32 = 1
-	TypeUint8     int32 = 2
-	TypeInt8      int32 = 3
-	TypeInt32     int32 = 6
-	TypeInt64     int32 = 7
-	TypeString    int32 = 8
-	TypeBool      int32 = 9
-	TypeFloat16   int32 = 10
-	TypeDouble    int32 = 11
+	TypeUndefined  int32 = 0
+	TypeFloat      int32 = 1
+	TypeUint8      int32 = 2
+	TypeInt8       int32 = 3
+	TypeUint16     int32 = 4
+	TypeInt16      int32 = 5
+	TypeInt32      int32 = 6
+	TypeInt64      int32 = 7
+	TypeString     int32 = 8
+	TypeBool       int32 = 9
+	TypeFloat16    int32 = 10
+	TypeDouble     int32 = 11
+	TypeUint32     int32 = 12
+	TypeUint64     int32 = 13
+	TypeComplex64  int32 = 14
+	TypeComplex128 int32 = 15
+	TypeBFloat16   int32 = 16
 )
 
-// TypeName names an ONNX element type the way error messages and the Open Inference Protocol do.
+// TypeName names an ONNX element type the way error messages and the Open Inference Protocol do
+// (types the protocol has no name for get ONNX's).
 func TypeName(t int32) string {
 	switch t {
 	case TypeFloat:
@@ -36,6 +45,10 @@ func TypeName(t int32) string {
 		return "UINT8"
 	case TypeInt8:
 		return "INT8"
+	case TypeUint16:
+		return "UINT16"
+	case TypeInt16:
+		return "INT16"
 	case TypeInt32:
 		return "INT32"
 	case TypeInt64:
@@ -48,6 +61,16 @@ func TypeName(t int32) string {
 		return "FP16"
 	case TypeDouble:
 		return "FP64"
+	case TypeUint32:
+		return "UINT32"
+	case TypeUint64:
+		return "UINT64"
+	case TypeComplex64:
+		return "COMPLEX64"
+	case TypeComplex128:
+		return "COMPLEX128"
+	case TypeBFloat16:
+		return "BF16"
 	}
 	return fmt.Sprintf("onnx-type-%d", t)
 }
@@ -114,6 +137,8 @@ type Graph struct {
 	Inputs       []ValueInfo
 	Outputs      []ValueInfo
 	ValueInfo    []ValueInfo
+	// SparseInitializers counts sparse_initializer entries, which are not decoded.
+	SparseInitializers int
 }
 
 // Node is a NodeProto.
@@ -137,15 +162,78 @@ type Attribute struct {
 	Floats  []float32
 	Ints    []int64
 	Strings [][]byte
+	Tensors []Tensor
+	// Graphs counts the subgraphs (g and graphs) the attribute holds; they are not decoded.
+	Graphs int
+	// RefAttrName is set in function bodies, where the attribute refers to one of the caller's.
+	RefAttrName string
 }
 
-// ValueInfo is a ValueInfoProto restricted to tensor types.
+// ValueInfo is a ValueInfoProto: a name and a TypeProto. The type's fields sit in the ValueInfo
+// itself; Kind says which of them apply.
 type ValueInfo struct {
-	Name     string
+	Name string
+	// Kind is the TypeProto case; the zero value is a tensor.
+	Kind TypeKind
+	// ElemType is a tensor's element type (Kind KindTensor or KindSparseTensor).
 	ElemType int32
-	// HasShape tells whether the type carries a shape; without one the rank is unknown.
+	// HasShape tells whether a tensor type carries a shape; without one the rank is unknown.
 	HasShape bool
 	Shape    []Dim
+	// KeyType is a map's key type (Kind KindMap).
+	KeyType int32
+	// Elem is a sequence's or an optional's element type, or a map's value type; its Name is
+	// empty.
+	Elem *ValueInfo
+}
+
+// TypeKind is the case of an ONNX TypeProto.
+type TypeKind uint8
+
+// The TypeProto cases. KindUndefined is a TypeProto with none set (or a value_info with no type).
+const (
+	KindTensor TypeKind = iota
+	KindSequence
+	KindMap
+	KindOptional
+	KindSparseTensor
+	KindOpaque
+	KindUndefined
+)
+
+// TypeString writes the type the way ONNX does: tensor(float), seq(map(int64,tensor(float))).
+func (vi *ValueInfo) TypeString() string {
+	elem := func() string {
+		if vi.Elem == nil {
+			return "undefined"
+		}
+		return vi.Elem.TypeString()
+	}
+	switch vi.Kind {
+	case KindTensor:
+		return "tensor(" + ElemName(vi.ElemType) + ")"
+	case KindSparseTensor:
+		return "sparse_tensor(" + ElemName(vi.ElemType) + ")"
+	case KindSequence:
+		return "seq(" + elem() + ")"
+	case KindMap:
+		return "map(" + ElemName(vi.KeyType) + "," + elem() + ")"
+	case KindOptional:
+		return "optional(" + elem() + ")"
+	case KindOpaque:
+		return "opaque"
+	}
+	return "undefined"
+}
+
+// ElemName is ONNX's own name for an element type, as in tensor(float).
+func ElemName(t int32) string {
+	names := [...]string{"undefined", "float", "uint8", "int8", "uint16", "int16", "int32", "int64",
+		"string", "bool", "float16", "double", "uint32", "uint64", "complex64", "complex128", "bfloat16"}
+	if t >= 0 && int(t) < len(names) {
+		return names[t]
+	}
+	return fmt.Sprintf("type-%d", t)
 }
 
 // Dim is one TensorShapeProto dimension: a fixed Value, or symbolic (Param, possibly empty).
@@ -169,14 +257,17 @@ func ShapeString(dims []Dim) string {
 }
 
 // Tensor is a dense TensorProto. Data sits in exactly one of the typed slices or RawData
-// (little-endian), as the producer chose.
+// (little-endian), as the producer chose; the typed accessors (Float32s, Int64s, ...) read it
+// whichever it is.
 type Tensor struct {
 	Dims       []int64
 	DataType   int32
 	FloatData  []float32
 	Int32Data  []int32
+	StringData [][]byte
 	Int64Data  []int64
 	DoubleData []float64
+	Uint64Data []uint64
 	RawData    []byte
 	Name       string
 	// External is set when the tensor's data lives outside the file, which Freightcast refuses.

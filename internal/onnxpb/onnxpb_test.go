@@ -149,23 +149,43 @@ func TestDecodeRejects(t *testing.T) {
 func TestTensorValues(t *testing.T) {
 	cases := map[string]struct {
 		t       Tensor
-		want    []float32
+		read    func(t *Tensor) (any, error)
+		want    any
 		wantErr string
 	}{
-		"float data":     {t: Tensor{Dims: []int64{2}, DataType: TypeFloat, FloatData: []float32{1, 2}}, want: []float32{1, 2}},
-		"float raw":      {t: Tensor{Dims: []int64{2}, DataType: TypeFloat, RawData: floatBytes(3, 4)}, want: []float32{3, 4}},
-		"double":         {t: Tensor{Dims: []int64{1}, DataType: TypeDouble, DoubleData: []float64{0.5}}, want: []float32{0.5}},
-		"int64":          {t: Tensor{Dims: []int64{2}, DataType: TypeInt64, Int64Data: []int64{-1, 7}}, want: []float32{-1, 7}},
-		"scalar":         {t: Tensor{DataType: TypeFloat, FloatData: []float32{9}}, want: []float32{9}},
-		"short data":     {t: Tensor{Name: "w", Dims: []int64{3}, DataType: TypeFloat, FloatData: []float32{1}}, wantErr: `tensor "w": has 1 values, shape [3] needs 3`},
-		"short raw":      {t: Tensor{Name: "w", Dims: []int64{3}, DataType: TypeFloat, RawData: floatBytes(1)}, wantErr: "raw_data has 4 bytes, shape [3] needs 12"},
-		"external":       {t: Tensor{Name: "w", External: true}, wantErr: "external data is not supported"},
-		"strings":        {t: Tensor{Name: "w", DataType: TypeString}, wantErr: "element type BYTES is not supported"},
-		"undefined type": {t: Tensor{Name: "w"}, wantErr: "element type onnx-type-0 is not supported"},
+		"float data": {t: Tensor{Dims: []int64{2}, DataType: TypeFloat, FloatData: []float32{1, 2}}, read: f32, want: []float32{1, 2}},
+		"float raw":  {t: Tensor{Dims: []int64{2}, DataType: TypeFloat, RawData: floatBytes(3, 4)}, read: f32, want: []float32{3, 4}},
+		"double":     {t: Tensor{Dims: []int64{1}, DataType: TypeDouble, DoubleData: []float64{0.5}}, read: f64, want: []float64{0.5}},
+		"int64":      {t: Tensor{Dims: []int64{2}, DataType: TypeInt64, Int64Data: []int64{-1, 7}}, read: i64, want: []int64{-1, 7}},
+		"int64 raw":  {t: Tensor{Dims: []int64{1}, DataType: TypeInt64, RawData: []byte{0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}, read: i64, want: []int64{-2}},
+		"int32 raw":  {t: Tensor{Dims: []int64{2}, DataType: TypeInt32, RawData: []byte{1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}}, read: i32, want: []int32{1, -1}},
+		"int32 data": {t: Tensor{Dims: []int64{1}, DataType: TypeInt32, Int32Data: []int32{-5}}, read: i32, want: []int32{-5}},
+		"int8 in int32_data": {t: Tensor{Dims: []int64{2}, DataType: TypeInt8, Int32Data: []int32{-128, 127}},
+			read: func(t *Tensor) (any, error) { return t.Int8s() }, want: []int8{-128, 127}},
+		"uint8 raw": {t: Tensor{Dims: []int64{2}, DataType: TypeUint8, RawData: []byte{0, 255}},
+			read: func(t *Tensor) (any, error) { return t.Uint8s() }, want: []uint8{0, 255}},
+		"float16 bits": {t: Tensor{Dims: []int64{1}, DataType: TypeFloat16, Int32Data: []int32{0x3c00}},
+			read: func(t *Tensor) (any, error) { return t.Uint16s() }, want: []uint16{0x3c00}},
+		"uint64 data": {t: Tensor{Dims: []int64{1}, DataType: TypeUint64, Uint64Data: []uint64{1 << 63}},
+			read: func(t *Tensor) (any, error) { return t.Uint64s() }, want: []uint64{1 << 63}},
+		"uint32 in uint64_data": {t: Tensor{Dims: []int64{1}, DataType: TypeUint32, Uint64Data: []uint64{4000000000}},
+			read: func(t *Tensor) (any, error) { return t.Uint32s() }, want: []uint32{4000000000}},
+		"bool raw": {t: Tensor{Dims: []int64{3}, DataType: TypeBool, RawData: []byte{1, 0, 2}},
+			read: func(t *Tensor) (any, error) { return t.Bools() }, want: []bool{true, false, true}},
+		"strings": {t: Tensor{Dims: []int64{2}, DataType: TypeString, StringData: [][]byte{[]byte("a"), []byte("bé")}},
+			read: func(t *Tensor) (any, error) { return t.Strings() }, want: []string{"a", "bé"}},
+		"scalar":     {t: Tensor{DataType: TypeFloat, FloatData: []float32{9}}, read: f32, want: []float32{9}},
+		"empty":      {t: Tensor{Dims: []int64{0, 3}, DataType: TypeFloat}, read: f32, want: []float32{}},
+		"short data": {t: Tensor{Name: "w", Dims: []int64{3}, DataType: TypeFloat, FloatData: []float32{1}}, read: f32, wantErr: `tensor "w": has 1 values, shape [3] needs 3`},
+		"short raw":  {t: Tensor{Name: "w", Dims: []int64{3}, DataType: TypeFloat, RawData: floatBytes(1)}, read: f32, wantErr: "raw_data has 4 bytes, shape [3] needs 12"},
+		"external":   {t: Tensor{Name: "w", DataType: TypeFloat, External: true}, read: f32, wantErr: "external data is not supported"},
+		"wrong type": {t: Tensor{Name: "w", DataType: TypeInt64, Int64Data: []int64{1}}, read: f32, wantErr: `tensor "w": want FP32, have INT64`},
+		"raw strings": {t: Tensor{Name: "w", DataType: TypeString, RawData: []byte("ab")},
+			read: func(t *Tensor) (any, error) { return t.Strings() }, wantErr: "cannot use raw_data"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			got, err := tc.t.Floats()
+			got, err := tc.read(&tc.t)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
@@ -179,6 +199,62 @@ func TestTensorValues(t *testing.T) {
 				t.Errorf("values (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func f32(t *Tensor) (any, error) { return t.Float32s() }
+func f64(t *Tensor) (any, error) { return t.Float64s() }
+func i64(t *Tensor) (any, error) { return t.Int64s() }
+func i32(t *Tensor) (any, error) { return t.Int32s() }
+
+// TestValueTypes decodes what ZipMap and DictVectorizer models declare: sequences of maps, maps.
+func TestValueTypes(t *testing.T) {
+	zipmap := ValueInfo{Name: "probabilities", Kind: KindSequence,
+		Elem: &ValueInfo{Kind: KindMap, KeyType: TypeInt64, Elem: &ValueInfo{Kind: KindTensor, ElemType: TypeFloat}}}
+	dict := ValueInfo{Name: "d", Kind: KindMap, KeyType: TypeString, Elem: &ValueInfo{Kind: KindTensor, ElemType: TypeDouble}}
+	opt := ValueInfo{Name: "o", Kind: KindOptional, Elem: &ValueInfo{Kind: KindTensor, ElemType: TypeInt32, HasShape: true, Shape: []Dim{{Value: 0, Fixed: true}}}}
+	m := &Model{Graph: &Graph{Outputs: []ValueInfo{zipmap, dict, opt}, Inputs: []ValueInfo{{Name: "untyped", Kind: KindUndefined}}}}
+	got, err := Decode(m.Marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(m.Graph, got.Graph); diff != "" {
+		t.Errorf("graph (-want +got):\n%s", diff)
+	}
+	wantTypes := []string{"seq(map(int64,tensor(float)))", "map(string,tensor(double))", "optional(tensor(int32))"}
+	for i, w := range wantTypes {
+		if s := got.Graph.Outputs[i].TypeString(); s != w {
+			t.Errorf("output %d type %s, want %s", i, s, w)
+		}
+	}
+}
+
+// TestAttributesKeptOpaque: subgraphs are counted, not decoded; a ref_attr_name survives.
+func TestAttributesKeptOpaque(t *testing.T) {
+	n := Node{OpType: "If", Inputs: []string{"c"}, Outputs: []string{"y"}, Attributes: []Attribute{
+		{Name: "then_branch", Type: AttrGraph, Graphs: 1},
+		{Name: "alpha", Type: AttrFloat, RefAttrName: "outer_alpha"},
+		{Name: "ts", Type: AttrTensors, Tensors: []Tensor{{Name: "a", DataType: TypeFloat, FloatData: []float32{1}}}},
+	}}
+	m := &Model{Graph: &Graph{Nodes: []Node{n}, SparseInitializers: 2}}
+	got, err := Decode(m.Marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(m.Graph, got.Graph); diff != "" {
+		t.Errorf("graph (-want +got):\n%s", diff)
+	}
+}
+
+func TestDecodeRejectsDeepTypes(t *testing.T) {
+	vi := &ValueInfo{Kind: KindTensor, ElemType: TypeFloat}
+	for range maxTypeDepth + 1 {
+		vi = &ValueInfo{Kind: KindSequence, Elem: vi}
+	}
+	vi.Name = "deep"
+	_, err := Decode((&Model{Graph: &Graph{Inputs: []ValueInfo{*vi}}}).Marshal())
+	if err == nil || !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "nested more than") {
+		t.Errorf("error %v, want an ErrMalformed about nesting", err)
 	}
 }
 

@@ -61,8 +61,9 @@ func run(m *testing.M) int {
 	kubeconfig := os.Getenv("KUBECONFIG")
 	kubectlBin = os.Getenv("KUBECTL")
 	helm, image, natsImage := os.Getenv("HELM"), os.Getenv("FREIGHTCAST_E2E_IMAGE"), os.Getenv("FREIGHTCAST_E2E_NATS_IMAGE")
-	if kubeconfig == "" || kubectlBin == "" || helm == "" || image == "" || natsImage == "" {
-		fmt.Fprintln(os.Stderr, "e2e: KUBECONFIG, KUBECTL, HELM, FREIGHTCAST_E2E_IMAGE and FREIGHTCAST_E2E_NATS_IMAGE must be set; run `make cluster-up e2e`")
+	probeImage = os.Getenv("FREIGHTCAST_E2E_PROBE_IMAGE")
+	if kubeconfig == "" || kubectlBin == "" || helm == "" || image == "" || natsImage == "" || probeImage == "" {
+		fmt.Fprintln(os.Stderr, "e2e: KUBECONFIG, KUBECTL, HELM, FREIGHTCAST_E2E_IMAGE, FREIGHTCAST_E2E_NATS_IMAGE and FREIGHTCAST_E2E_PROBE_IMAGE must be set; run `make cluster-up e2e`")
 		return 2
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
@@ -94,7 +95,9 @@ func run(m *testing.M) int {
 }
 
 // install installs (or upgrades) the operator and NATS with the Helm chart, as the docs tell
-// platform engineers to, with the images the cluster imported, and waits for both to be ready.
+// platform engineers to, with the images the cluster imported, and waits for both to be ready. The
+// chart's own NetworkPolicies (operator, NATS) are on: the cluster enforces them, so every test
+// runs under them as well as under the ones the operator writes.
 func install(helm, image, natsImage string) error {
 	repo, tag, ok := splitImage(image)
 	natsRepo, natsTag, natsOK := splitImage(natsImage)
@@ -122,7 +125,7 @@ func install(helm, image, natsImage string) error {
 			// The chart's 3-server NATS, as platform teams who need a server's loss survived run
 			// it (pipelines then default to 3 replicas), on the default claims (10Gi, the test
 			// cluster's volumes: 9 GiB of store, twelve default pipelines at once).
-			"--set", "nats.replicas=3"}, extra...)
+			"--set", "nats.replicas=3", "--set", "networkPolicy.enabled=true"}, extra...)
 		helmCtx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 		defer cancel()
 		if out, err := exec.CommandContext(helmCtx, helm, args...).CombinedOutput(); err != nil {

@@ -1,0 +1,40 @@
+package controllers
+
+import (
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Options are the operator-wide settings the reconcilers build children with.
+type Options struct {
+	// Image is the freightcast image every data-plane pod runs (the operator's own image, so
+	// operator and data plane never skew).
+	Image string
+	// ImagePullPolicy of data-plane containers.
+	ImagePullPolicy corev1.PullPolicy
+	// DefaultNATSURL serves pipelines that do not name a NATS server.
+	DefaultNATSURL string
+	// QueueStallGrace is how long, beyond two poll intervals, a pipeline's backlog may wait
+	// with no ready inference pod before the pipeline reports Degraded=True QueueStalled;
+	// 0 means defaultQueueStallGrace.
+	QueueStallGrace time.Duration
+	// StuckPodThreshold is how long a serving or inference pod may stay unready beside ready
+	// siblings, or in CrashLoopBackOff, before it is deleted; 0 means defaultStuckPodThreshold.
+	StuckPodThreshold time.Duration
+	// StuckPodInterval is the least time between two deletions of stuck pods of one
+	// Deployment; 0 means defaultStuckPodInterval.
+	StuckPodInterval time.Duration
+	// OTLPEndpoint, when set, turns tracing on in every data-plane pod: it becomes their
+	// OTEL_EXPORTER_OTLP_ENDPOINT, the base URL of an OTLP/HTTP receiver (e.g.
+	// http://otel-collector.observability.svc:4318). Empty leaves tracing off.
+	OTLPEndpoint string
+	// TraceSamplingRatio is the share of the traces a data-plane pod starts itself that are
+	// sampled (OTEL_TRACES_SAMPLER=parentbased_traceidratio); a request or event that arrives
+	// with a trace context follows its sampling decision. Read only with OTLPEndpoint.
+	TraceSamplingRatio float64
+}
+
+// defaultQueueStallGrace leaves a starting pool the time a pod usually needs to pull its image
+// and load a small model, so that a scale-up from zero is not reported as a stall.
+const defaultQueueStallGrace = 30 * time.Second
