@@ -67,7 +67,7 @@ func TestPipeline(t *testing.T) {
 			want := pipelineconfig.Config{
 				Namespace: "ns", Name: "orders", NATSURL: "nats://nats:4222",
 				Queue: queue.Spec{Topology: queue.TopologyFor("ns", "orders"), Limits: queue.Limits{
-					MaxMessages: 1_000_000, MaxBytes: 1 << 30, MaxAge: 24 * time.Hour, DuplicateWindow: 2 * time.Minute,
+					MaxMessages: 1_000_000, MaxBytes: 256 << 20, MaxAge: 24 * time.Hour, DuplicateWindow: 2 * time.Minute,
 					AckWait: 30 * time.Second, MaxDeliver: 5, MaxAckPending: 10 * 64 * 2, PredictionRetention: 24 * time.Hour}},
 				Model:     pipelineconfig.Model{Name: "m", Version: "7", Features: m.Spec.Features},
 				Ingestion: pipelineconfig.Ingestion{MaxBodyBytes: 4 << 20},
