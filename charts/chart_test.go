@@ -135,7 +135,9 @@ func TestDefaults(t *testing.T) {
 	if u := env(c, "FREIGHTCAST_NATS_URL"); u != "nats://nats.freightcast-system.svc:4222" {
 		t.Errorf("FREIGHTCAST_NATS_URL = %q", u)
 	}
-	if want := []string{"manager", "--leader-elect", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081"}; !slices.Equal(c.Args, want) {
+	// The default NATS: one server of 9 GiB (90 % of its 10Gi claim), R1 streams.
+	if want := []string{"manager", "--leader-elect", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081",
+		"--default-queue-replicas=1", "--nats-max-file-store=9663676416", "--nats-servers=1"}; !slices.Equal(c.Args, want) {
 		t.Errorf("args %q, want %q", c.Args, want)
 	}
 	if *d.Spec.Replicas != 2 || d.Spec.Template.Spec.ServiceAccountName != "freightcast-manager" {
@@ -290,6 +292,13 @@ func TestNATSCluster(t *testing.T) {
 			if helmtest.Find(objs, "PodDisruptionBudget", "nats") == nil {
 				t.Errorf("no PodDisruptionBudget for a %d-server cluster", n)
 			}
+			// Pipelines' streams default to as many replicas as there are servers.
+			args := as[appsv1.Deployment](t, objs, "Deployment", "freightcast-manager").Spec.Template.Spec.Containers[0].Args
+			for _, want := range []string{fmt.Sprintf("--default-queue-replicas=%d", n), fmt.Sprintf("--nats-servers=%d", n)} {
+				if !slices.Contains(args, want) {
+					t.Errorf("manager args %q lack %s", args, want)
+				}
+			}
 			// A configuration change rolls the servers.
 			one := as[appsv1.StatefulSet](t, render(t), "StatefulSet", "nats")
 			if a, b := one.Spec.Template.Annotations["freightcast.io/config-digest"], sts.Spec.Template.Annotations["freightcast.io/config-digest"]; a == "" || a == b {
@@ -314,9 +323,15 @@ func TestNATSStore(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			opts := loadNATSConfig(t, as[corev1.ConfigMap](t, render(t, tc.args...), "ConfigMap", "nats-config").Data["nats.conf"])
+			objs := render(t, tc.args...)
+			opts := loadNATSConfig(t, as[corev1.ConfigMap](t, objs, "ConfigMap", "nats-config").Data["nats.conf"])
 			if opts.JetStreamMaxStore != tc.want {
 				t.Errorf("max_file_store %d, want %d", opts.JetStreamMaxStore, tc.want)
+			}
+			// The operator is told the same number: the servers do not tell clients.
+			args := as[appsv1.Deployment](t, objs, "Deployment", "freightcast-manager").Spec.Template.Spec.Containers[0].Args
+			if want := fmt.Sprintf("--nats-max-file-store=%d", tc.want); !slices.Contains(args, want) {
+				t.Errorf("manager args %q lack %s", args, want)
 			}
 		})
 	}
@@ -405,7 +420,8 @@ func TestImageDigestAndSettings(t *testing.T) {
 	if env(c, "FREIGHTCAST_IMAGE_PULL_POLICY") != "Always" {
 		t.Errorf("FREIGHTCAST_IMAGE_PULL_POLICY %q", env(c, "FREIGHTCAST_IMAGE_PULL_POLICY"))
 	}
-	want := []string{"manager", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081", "--stuck-pod-threshold=2m", "--zap-log-level=debug"}
+	want := []string{"manager", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081",
+		"--default-queue-replicas=1", "--nats-max-file-store=9663676416", "--nats-servers=1", "--stuck-pod-threshold=2m", "--zap-log-level=debug"}
 	if !slices.Equal(c.Args, want) {
 		t.Errorf("args %q, want %q", c.Args, want)
 	}

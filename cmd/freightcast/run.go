@@ -240,7 +240,8 @@ func (m *manifests) resolve(ctx context.Context, pvcDirs map[string]string, cach
 		if p.Namespace == "" {
 			p.Namespace = "local"
 		}
-		cfg := spec.Pipeline(p, pm, "nats://embedded")
+		// One embedded server: one replica, whatever the operator would default to.
+		cfg := spec.Pipeline(p, pm, "nats://embedded", 1)
 		features, err := model.ResolveFeatures(cfg.Model.Features, runtimes[pm.Name].Metadata())
 		if err != nil {
 			return nil, nil, fmt.Errorf("FreightPipeline %s: %w", p.Name, err)
