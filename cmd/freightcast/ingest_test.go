@@ -100,8 +100,12 @@ func TestRunIngestServesAndShutsDown(t *testing.T) {
 	addr, stop := startIngest(t, cfg)
 	status := ingestStatus(addr)
 	testenv.Eventually(t, 15*time.Second, "livez", status("/livez", http.StatusOK))
-	if code := ingestGet(addr, "/readyz"); code != http.StatusServiceUnavailable {
-		t.Errorf("readyz before the stream exists = %d, want 503", code)
+	// Ready before the stream exists: clients get a 503 saying why, not a refused connection.
+	testenv.Eventually(t, 15*time.Second, "readyz before the stream exists", status("/readyz", http.StatusOK))
+	if resp, err := http.Post("http://"+addr+"/v1/events", "application/json", strings.NewReader(`{"id":"e0","features":{"a":1,"b":2}}`)); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("POST before the stream exists = %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 
 	_, js := natstest.Connect(t, srv.URL())
