@@ -137,8 +137,6 @@ func TestSetQueueReady(t *testing.T) {
 			want: "False/Reconciling: deleting: waiting for the ingestion pods to stop before stream s is checked for pending events and deleted"},
 		"deleting: events pending": {q: queueObservation{natsURL: url, stream: "s", deletion: &queueDeletion{pending: 7}},
 			want: "False/PendingEvents: deleting: stream s still holds 7 event(s) without a prediction, and spec.queue.pendingEventsOnDelete is Wait: the streams are deleted once the inference pool has predicted them. To finish now: set pendingEventsOnDelete: Drop to delete them, or deletionPolicy: Retain to keep the streams on NATS"},
-		"deleting: events pending and no pool": {q: queueObservation{natsURL: url, stream: "s", deletion: &queueDeletion{pending: 7, poolGone: true}},
-			want: "False/PendingEvents: deleting: stream s still holds 7 event(s) without a prediction, spec.queue.pendingEventsOnDelete is Wait, and the inference pool is gone (a foreground deletion takes it first), so nothing will predict them. To finish now: set pendingEventsOnDelete: Drop to delete them, or deletionPolicy: Retain to keep the streams on NATS"},
 		"deleting: NATS unreachable": {q: queueObservation{natsURL: url, stream: "s", replicas: 1, err: fmt.Errorf("%w: timeout", queue.ErrUnreachable), deletion: &queueDeletion{retryUntil: until}},
 			want: "False/NATSUnreachable: deleting stream s: NATS JetStream unreachable: timeout; retried until 2026-11-27T08:10:00Z, then the streams are left on NATS (see docs/operate.md#streams-without-a-pipeline)"},
 		"deleting: refused": {q: queueObservation{natsURL: url, stream: "s", replicas: 1, err: errors.New("permissions violation"), deletion: &queueDeletion{retryUntil: until}},

@@ -127,27 +127,32 @@ func (r *FreightPipelineReconciler) deleteStreams(ctx context.Context, natsURL s
 	return queue.Delete(ctx, js, t, dropPending)
 }
 
-// waitForPendingEvents holds the deletion while events wait, or lets the pipeline go, keeping
-// the streams, when its namespace is being deleted: nothing would predict them.
+// waitForPendingEvents holds the deletion while events wait for the inference pool, or lets the
+// pipeline go, keeping the streams, when nothing will predict them: the namespace is being
+// deleted, or the pool is gone (a foreground deletion deletes it before its owner).
 func (r *FreightPipelineReconciler) waitForPendingEvents(ctx context.Context, s *pipelineScope, unacked *queue.UnackedEventsError) (ctrl.Result, error) {
 	p, q := s.pipeline, &s.obs.queue
 	ending, err := r.namespaceEnding(ctx, p.Namespace)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if ending {
-		r.Recorder.Eventf(p, nil, corev1.EventTypeWarning, freightcastv1alpha1.EventReasonQueueRetained, "DeleteQueue",
-			"Namespace %s is being deleted while stream %s holds %d unpredicted event(s) and pendingEventsOnDelete is Wait: the streams stay on %s (docs/operate.md#streams-without-a-pipeline)",
-			p.Namespace, q.stream, unacked.Events, q.natsURL)
-		return ctrl.Result{}, r.release(ctx, s)
-	}
-	q.deletion.pending = unacked.Events
 	pool := &appsv1.Deployment{}
 	err = r.Client.Get(ctx, types.NamespacedName{Namespace: p.Namespace, Name: inferenceName(p)}, pool)
 	if client.IgnoreNotFound(err) != nil {
 		return ctrl.Result{}, fmt.Errorf("reading the inference pool: %w", err)
 	}
-	q.deletion.poolGone = apierrors.IsNotFound(err) || !pool.DeletionTimestamp.IsZero()
+	poolGone := apierrors.IsNotFound(err) || !pool.DeletionTimestamp.IsZero()
+	if ending || poolGone {
+		why := fmt.Sprintf("namespace %s is being deleted", p.Namespace)
+		if !ending {
+			why = "the inference pool is gone (a foreground deletion, as Argo CD's, takes it first)"
+		}
+		r.Recorder.Eventf(p, nil, corev1.EventTypeWarning, freightcastv1alpha1.EventReasonQueueRetained, "DeleteQueue",
+			"Stream %s holds %d unpredicted event(s), pendingEventsOnDelete is Wait, and %s, so nothing will predict them: the streams stay on %s (docs/operate.md#streams-without-a-pipeline)",
+			q.stream, unacked.Events, why, q.natsURL)
+		return ctrl.Result{}, r.release(ctx, s)
+	}
+	q.deletion.pending = unacked.Events
 	if c := meta.FindStatusCondition(p.Status.Conditions, freightcastv1alpha1.ConditionQueueReady); c == nil || c.Reason != freightcastv1alpha1.ReasonPendingEvents {
 		r.Recorder.Eventf(p, nil, corev1.EventTypeWarning, freightcastv1alpha1.EventReasonQueueDeletionWaiting, "DeleteQueue",
 			"Stream %s holds %d event(s) without a prediction: its streams are deleted once they are predicted (pendingEventsOnDelete: Wait); set Drop to delete them now, or deletionPolicy Retain to keep them",

@@ -52,8 +52,6 @@ type queueDeletion struct {
 	stoppingIngestion bool
 	// pending is the events that wait for a prediction, with pendingEventsOnDelete Wait.
 	pending uint64
-	// poolGone: the inference pool that would predict them does not exist any more.
-	poolGone bool
 	// retryUntil is when a failing deletion gives up and leaves the streams on NATS.
 	retryUntil time.Time
 }
@@ -214,9 +212,6 @@ func setQueueDeleting(c *conditionSetter, q queueObservation, d *queueDeletion) 
 			fmt.Sprintf("deleting: waiting for the ingestion pods to stop before stream %s is checked for pending events and deleted", q.stream))
 	case d.pending > 0:
 		msg := fmt.Sprintf("deleting: stream %s still holds %d event(s) without a prediction, and spec.queue.pendingEventsOnDelete is Wait: the streams are deleted once the inference pool has predicted them", q.stream, d.pending)
-		if d.poolGone {
-			msg = fmt.Sprintf("deleting: stream %s still holds %d event(s) without a prediction, spec.queue.pendingEventsOnDelete is Wait, and the inference pool is gone (a foreground deletion takes it first), so nothing will predict them", q.stream, d.pending)
-		}
 		c.set(queueReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonPendingEvents,
 			msg+". To finish now: set pendingEventsOnDelete: Drop to delete them, or deletionPolicy: Retain to keep the streams on NATS")
 	case q.err != nil:

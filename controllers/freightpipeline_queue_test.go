@@ -246,6 +246,31 @@ func TestQueueDeletionDoesNotWedge(t *testing.T) {
 		// The next retry (queueRetryInterval at most) sees the timeout passed.
 		waitGone(t, p, 3*queueRetryInterval)
 	})
+	t.Run("inference pool gone with events pending", func(t *testing.T) {
+		srv := natstest.Start(t)
+		ns := newNamespace(t)
+		startOperator(t, srv.URL(), ns)
+		js := jetStreamFor(t, srv.URL())
+		loadedModel(t, ns, "m")
+		p := smallPipeline(ns, "foreground", "m", freightcastv1alpha1.QueueDelete)
+		mustCreate(t, p)
+		waitCondition(t, p, freightcastv1alpha1.ConditionQueueReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonQueueProvisioned)
+		publishEvents(t, js, queue.TopologyFor(ns, "foreground").Subject, "foreground", 2)
+		pool := mustEventuallyGetDeployment(t, ns, "foreground-inference")
+		if err := k8s.Delete(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+		waitCondition(t, p, freightcastv1alpha1.ConditionQueueReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonPendingEvents)
+		// A foreground deletion's garbage collector (envtest runs none) deletes the pool while
+		// its owner waits.
+		if err := k8s.Delete(context.Background(), pool); err != nil {
+			t.Fatal(err)
+		}
+		waitGone(t, p, 15*time.Second)
+		if got := streamsOf(t, js, ns, "foreground"); len(got) != 3 {
+			t.Errorf("pending events with Wait are never dropped: streams %v, want all 3 kept", got)
+		}
+	})
 	t.Run("namespace deleted with events pending", func(t *testing.T) {
 		srv := natstest.Start(t)
 		ns := newNamespace(t)
