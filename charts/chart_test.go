@@ -6,6 +6,7 @@ package charts
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -26,7 +27,9 @@ import (
 
 	"github.com/freightcast/freightcast/controllers"
 	"github.com/freightcast/freightcast/internal/metrics"
+	"github.com/freightcast/freightcast/internal/natsauth"
 	"github.com/freightcast/freightcast/internal/testing/helmtest"
+	"github.com/freightcast/freightcast/internal/testing/testcerts"
 )
 
 const (
@@ -132,7 +135,9 @@ func TestDefaults(t *testing.T) {
 	if u := env(c, "FREIGHTCAST_NATS_URL"); u != "nats://nats.freightcast-system.svc:4222" {
 		t.Errorf("FREIGHTCAST_NATS_URL = %q", u)
 	}
-	if want := []string{"manager", "--leader-elect", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081"}; !slices.Equal(c.Args, want) {
+	// The default NATS: one server of 9 GiB (90 % of its 10Gi claim), R1 streams.
+	if want := []string{"manager", "--leader-elect", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081",
+		"--default-queue-replicas=1", "--nats-max-file-store=9663676416", "--nats-servers=1"}; !slices.Equal(c.Args, want) {
 		t.Errorf("args %q, want %q", c.Args, want)
 	}
 	if *d.Spec.Replicas != 2 || d.Spec.Template.Spec.ServiceAccountName != "freightcast-manager" {
@@ -164,6 +169,11 @@ func TestDefaults(t *testing.T) {
 	opts := loadNATSConfig(t, conf)
 	if !opts.JetStream || opts.HTTPPort != 8222 || opts.Port != 4222 || opts.Cluster.Port != 0 {
 		t.Errorf("nats.conf: jetstream %v http %d port %d cluster port %d", opts.JetStream, opts.HTTPPort, opts.Port, opts.Cluster.Port)
+	}
+	// The store is 90 % of the claim: 12 pipelines of 3 × 256 MiB at the defaults.
+	if opts.JetStreamMaxStore != 9<<30 || opts.SyncAlways || opts.TrustedOperators != nil || opts.TLSConfig != nil {
+		t.Errorf("nats.conf: max_file_store %d (want 9 GiB), sync always %v, operators %v, TLS %v",
+			opts.JetStreamMaxStore, opts.SyncAlways, opts.TrustedOperators, opts.TLSConfig != nil)
 	}
 
 	// Least privilege: the generated rules exactly, and nothing reads Secrets.
@@ -254,38 +264,136 @@ func egressPort(np *networkingv1.NetworkPolicy, port int32) bool {
 }
 
 func TestNATSCluster(t *testing.T) {
-	objs := render(t, "--set", "nats.replicas=3", "--set", "nats.storage.className=fast", "--set", "nats.storage.size=50Gi")
+	for _, n := range []int{3, 5} {
+		t.Run(fmt.Sprintf("%d servers", n), func(t *testing.T) {
+			objs := render(t, "--set", fmt.Sprintf("nats.replicas=%d", n), "--set", "nats.storage.className=fast", "--set", "nats.storage.size=50Gi")
+			sts := as[appsv1.StatefulSet](t, objs, "StatefulSet", "nats")
+			if int(*sts.Spec.Replicas) != n || sts.Spec.PodManagementPolicy != appsv1.ParallelPodManagement {
+				t.Errorf("replicas %d podManagementPolicy %q", *sts.Spec.Replicas, sts.Spec.PodManagementPolicy)
+			}
+			pvc := sts.Spec.VolumeClaimTemplates[0].Spec
+			if pvc.StorageClassName == nil || *pvc.StorageClassName != "fast" || pvc.Resources.Requests.Storage().String() != "50Gi" {
+				t.Errorf("claim template %+v", pvc)
+			}
+			opts := loadNATSConfig(t, as[corev1.ConfigMap](t, objs, "ConfigMap", "nats-config").Data["nats.conf"])
+			if opts.Cluster.Port != 6222 || opts.Cluster.Name != "freightcast" || !opts.JetStream || opts.JetStreamMaxStore != 45<<30 {
+				t.Errorf("cluster %+v jetstream %v max_file_store %d", opts.Cluster, opts.JetStream, opts.JetStreamMaxStore)
+			}
+			var routes, want []string
+			for _, r := range opts.Routes {
+				routes = append(routes, r.String())
+			}
+			for i := range n {
+				want = append(want, fmt.Sprintf("nats://nats-%d.nats-headless.freightcast-system.svc:6222", i))
+			}
+			if diff := cmp.Diff(want, routes); diff != "" {
+				t.Errorf("routes (-want +got):\n%s", diff)
+			}
+			if helmtest.Find(objs, "PodDisruptionBudget", "nats") == nil {
+				t.Errorf("no PodDisruptionBudget for a %d-server cluster", n)
+			}
+			// Pipelines' streams default to as many replicas as there are servers.
+			args := as[appsv1.Deployment](t, objs, "Deployment", "freightcast-manager").Spec.Template.Spec.Containers[0].Args
+			for _, want := range []string{fmt.Sprintf("--default-queue-replicas=%d", n), fmt.Sprintf("--nats-servers=%d", n)} {
+				if !slices.Contains(args, want) {
+					t.Errorf("manager args %q lack %s", args, want)
+				}
+			}
+			// A configuration change rolls the servers.
+			one := as[appsv1.StatefulSet](t, render(t), "StatefulSet", "nats")
+			if a, b := one.Spec.Template.Annotations["freightcast.io/config-digest"], sts.Spec.Template.Annotations["freightcast.io/config-digest"]; a == "" || a == b {
+				t.Errorf("config digests %q (1 server) and %q (%d servers): want different", a, b, n)
+			}
+		})
+	}
+	if _, err := helmtest.Template(t, release, namespace, "--set", "nats.replicas=2"); err == nil {
+		t.Error("an even number of servers was accepted")
+	}
+}
+
+func TestNATSStore(t *testing.T) {
+	cases := map[string]struct {
+		args []string
+		want int64
+	}{
+		"90 % of the claim":   {args: []string{"--set", "nats.storage.size=20Gi"}, want: 18 << 30},
+		"in Mi":               {args: []string{"--set", "nats.storage.size=500Mi"}, want: 450 << 20},
+		"given outright":      {args: []string{"--set", "nats.storage.size=10Gi", "--set", "nats.storage.maxFileStore=9Gi"}, want: 9 << 30},
+		"a terabyte, no less": {args: []string{"--set", "nats.storage.size=2Ti"}, want: (2 << 40) * 9 / 10},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			objs := render(t, tc.args...)
+			opts := loadNATSConfig(t, as[corev1.ConfigMap](t, objs, "ConfigMap", "nats-config").Data["nats.conf"])
+			if opts.JetStreamMaxStore != tc.want {
+				t.Errorf("max_file_store %d, want %d", opts.JetStreamMaxStore, tc.want)
+			}
+			// The operator is told the same number: the servers do not tell clients.
+			args := as[appsv1.Deployment](t, objs, "Deployment", "freightcast-manager").Spec.Template.Spec.Containers[0].Args
+			if want := fmt.Sprintf("--nats-max-file-store=%d", tc.want); !slices.Contains(args, want) {
+				t.Errorf("manager args %q lack %s", args, want)
+			}
+		})
+	}
+	for _, size := range []string{"10G", "1.5Gi", "10"} {
+		if _, err := helmtest.Template(t, release, namespace, "--set", "nats.storage.size="+size); err == nil {
+			t.Errorf("storage size %q accepted: the chart cannot compute max_file_store from it", size)
+		}
+	}
+	opts := loadNATSConfig(t, as[corev1.ConfigMap](t, render(t, "--set", "nats.syncAlways=true"), "ConfigMap", "nats-config").Data["nats.conf"])
+	if !opts.SyncAlways {
+		t.Error("nats.syncAlways=true: the servers do not sync every write")
+	}
+}
+
+// TestNATSAuthAndTLS: the servers trust the operator of `freightcast nats-auth init` and serve
+// TLS; the manager connects with its credentials and the CA, from mounted Secrets.
+func TestNATSAuthAndTLS(t *testing.T) {
+	keys, err := natsauth.New(16 << 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	authConf := filepath.Join(t.TempDir(), "auth.conf")
+	if err := os.WriteFile(authConf, []byte(keys.ServerConfig()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	objs := render(t, "--set", "nats.auth.enabled=true", "--set-file", "nats.auth.config="+authConf,
+		"--set", "nats.tls.enabled=true", "--set", "nats.tls.secretName=nats-tls")
+	conf := as[corev1.ConfigMap](t, objs, "ConfigMap", "nats-config").Data["nats.conf"]
+	// The TLS files are only there in the pod; nats-server reads them while parsing.
+	crt, key := testcerts.NewCA(t).WriteFiles(t, t.TempDir(), "nats")
+	conf = strings.NewReplacer("/etc/nats-tls/tls.crt", crt, "/etc/nats-tls/tls.key", key).Replace(conf)
+	opts := loadNATSConfig(t, conf)
+	if len(opts.TrustedOperators) != 1 || opts.TrustedOperators[0].Subject != keys.Operator.Public || opts.SystemAccount != keys.System.Public {
+		t.Errorf("nats.conf trusts %v with system account %q, want the operator %s", opts.TrustedOperators, opts.SystemAccount, keys.Operator.Public)
+	}
+	if opts.TLSConfig == nil {
+		t.Error("nats.conf serves no TLS")
+	}
 	sts := as[appsv1.StatefulSet](t, objs, "StatefulSet", "nats")
-	if *sts.Spec.Replicas != 3 || sts.Spec.PodManagementPolicy != appsv1.ParallelPodManagement {
-		t.Errorf("replicas %d podManagementPolicy %q", *sts.Spec.Replicas, sts.Spec.PodManagementPolicy)
+	if !slices.ContainsFunc(sts.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool { return v.Secret != nil && v.Secret.SecretName == "nats-tls" }) {
+		t.Error("the servers do not mount the TLS Secret")
 	}
-	pvc := sts.Spec.VolumeClaimTemplates[0].Spec
-	if pvc.StorageClassName == nil || *pvc.StorageClassName != "fast" || pvc.Resources.Requests.Storage().String() != "50Gi" {
-		t.Errorf("claim template %+v", pvc)
+
+	d := as[appsv1.Deployment](t, objs, "Deployment", "freightcast-manager")
+	c := d.Spec.Template.Spec.Containers[0]
+	for _, arg := range []string{"--nats-creds-file=/etc/freightcast/nats/creds", "--nats-ca-file=/etc/freightcast/nats-ca/ca.crt"} {
+		if !slices.Contains(c.Args, arg) {
+			t.Errorf("manager args %q lack %s", c.Args, arg)
+		}
 	}
-	opts := loadNATSConfig(t, as[corev1.ConfigMap](t, objs, "ConfigMap", "nats-config").Data["nats.conf"])
-	if opts.Cluster.Port != 6222 || opts.Cluster.Name != "freightcast" || !opts.JetStream {
-		t.Errorf("cluster %+v jetstream %v", opts.Cluster, opts.JetStream)
+	secrets := map[string]string{}
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.Secret != nil {
+			secrets[v.Name] = v.Secret.SecretName
+		}
 	}
-	var routes []string
-	for _, r := range opts.Routes {
-		routes = append(routes, r.String())
+	if want := map[string]string{"nats-creds": "freightcast-nats", "nats-ca": "nats-tls"}; !cmp.Equal(secrets, want) {
+		t.Errorf("manager Secret volumes %v, want %v", secrets, want)
 	}
-	want := []string{
-		"nats://nats-0.nats-headless.freightcast-system.svc:6222",
-		"nats://nats-1.nats-headless.freightcast-system.svc:6222",
-		"nats://nats-2.nats-headless.freightcast-system.svc:6222",
-	}
-	if diff := cmp.Diff(want, routes); diff != "" {
-		t.Errorf("routes (-want +got):\n%s", diff)
-	}
-	if helmtest.Find(objs, "PodDisruptionBudget", "nats") == nil {
-		t.Error("no PodDisruptionBudget for a 3-server cluster")
-	}
-	// A configuration change rolls the servers.
-	one := as[appsv1.StatefulSet](t, render(t), "StatefulSet", "nats")
-	if a, b := one.Spec.Template.Annotations["freightcast.io/config-digest"], sts.Spec.Template.Annotations["freightcast.io/config-digest"]; a == "" || a == b {
-		t.Errorf("config digests %q (1 server) and %q (3 servers): want different", a, b)
+	checkRestricted(t, "manager", d.Spec.Template.Spec)
+	if _, err := helmtest.Template(t, release, namespace, "--set", "nats.tls.enabled=true"); err == nil || !strings.Contains(err.Error(), "nats.tls.secretName") {
+		t.Errorf("TLS without a Secret: err %v, want one naming nats.tls.secretName", err)
 	}
 }
 
@@ -312,7 +420,8 @@ func TestImageDigestAndSettings(t *testing.T) {
 	if env(c, "FREIGHTCAST_IMAGE_PULL_POLICY") != "Always" {
 		t.Errorf("FREIGHTCAST_IMAGE_PULL_POLICY %q", env(c, "FREIGHTCAST_IMAGE_PULL_POLICY"))
 	}
-	want := []string{"manager", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081", "--stuck-pod-threshold=2m", "--zap-log-level=debug"}
+	want := []string{"manager", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081",
+		"--default-queue-replicas=1", "--nats-max-file-store=9663676416", "--nats-servers=1", "--stuck-pod-threshold=2m", "--zap-log-level=debug"}
 	if !slices.Equal(c.Args, want) {
 		t.Errorf("args %q, want %q", c.Args, want)
 	}

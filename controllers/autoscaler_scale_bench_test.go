@@ -114,7 +114,7 @@ func BenchmarkAutoscaler1000Pipelines(b *testing.B) {
 				errs <- err
 				return
 			}
-			if _, err := queue.Provision(ctx, js, spec.Queue(p)); err != nil {
+			if _, err := queue.Provision(ctx, js, spec.Queue(p, 1)); err != nil {
 				errs <- err
 			}
 		}()

@@ -313,7 +313,7 @@ func TestPipelinePoolsFollowTheServedRevision(t *testing.T) {
 					t.Errorf("%s args %v lack --model-version=%s", component, args, tc.wantVersion)
 				}
 			}
-			if got := spec.Pipeline(p, m, "nats://n").Model.Version; got != tc.wantVersion {
+			if got := spec.Pipeline(p, m, "nats://n", 1).Model.Version; got != tc.wantVersion {
 				t.Errorf("pipeline config model version %q, want %q", got, tc.wantVersion)
 			}
 		})

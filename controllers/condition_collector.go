@@ -84,7 +84,7 @@ type registeredWhileLeading struct {
 // Start implements manager.Runnable.
 func (r registeredWhileLeading) Start(ctx context.Context) error {
 	if err := r.reg.Register(r.collector); err != nil {
-		return fmt.Errorf("registering the condition metrics: %w", err)
+		return fmt.Errorf("registering the operator's metrics collector: %w", err)
 	}
 	<-ctx.Done()
 	r.reg.Unregister(r.collector)

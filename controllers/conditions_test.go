@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -104,23 +105,76 @@ func TestSetReady(t *testing.T) {
 
 func TestSetQueueReady(t *testing.T) {
 	t.Parallel()
+	const url = "nats://q:4222"
+	r3 := &queue.StreamHealth{Stream: "s", Replicas: 3, Leader: "n1", Followers: []queue.Peer{{Name: "n2", Current: true}, {Name: "n3", Current: true}}}
+	lagging := &queue.StreamHealth{Stream: "s", Replicas: 3, Leader: "n1", Followers: []queue.Peer{{Name: "n2", Current: true}, {Name: "n3", Offline: true}}}
+	full := &queue.InsufficientStorageError{Pipeline: "ns/p", Needed: 3 << 30, MaxBytes: 1 << 30, Replicas: 1,
+		Capacity: queue.Capacity{Limit: 2 << 30, LimitFrom: "max_file_store of 2 GiB on each of 1 server(s)", Reserved: 1 << 30, Streams: []queue.Stream{{Name: "x"}}, Where: "NATS at " + url}}
+	until := time.Date(2026, 11, 27, 8, 10, 0, 0, time.UTC)
 	cases := map[string]struct {
-		natsURL  string
-		queueErr error
-		want     string
+		q    queueObservation
+		want string
 	}{
-		"no server":   {want: "False/QueueNotConfigured: spec.queue.url is empty and the operator has no default NATS URL (--default-nats-url)"},
-		"unreachable": {natsURL: "nats://q:4222", queueErr: fmt.Errorf("%w: dial tcp: refused", queue.ErrUnreachable), want: "False/NATSUnreachable: NATS JetStream unreachable: dial tcp: refused"},
-		"refused":     {natsURL: "nats://q:4222", queueErr: errors.New("insufficient resources"), want: "False/ProvisionFailed: insufficient resources"},
-		"provisioned": {natsURL: "nats://q:4222", want: "True/Provisioned: stream s and consumer ready on nats://q:4222"},
+		"no server": {q: queueObservation{stream: "s"},
+			want: "False/QueueNotConfigured: spec.queue.url is empty and the operator has no default NATS URL (--default-nats-url)"},
+		"unreachable": {q: queueObservation{natsURL: url, stream: "s", replicas: 1, err: fmt.Errorf("%w: dial tcp: refused", queue.ErrUnreachable)},
+			want: "False/NATSUnreachable: NATS JetStream unreachable: dial tcp: refused"},
+		"no quorum is told apart from unreachable": {q: queueObservation{natsURL: url, stream: "s", replicas: 3, err: fmt.Errorf("stream s: %w: %w: it has no leader", queue.ErrUnreachable, queue.ErrNoQuorum)},
+			want: "False/NoQuorum: the stream has no leader: fewer than a majority of its 3 replicas' servers are up, or they are electing one; ingestion answers 503 meanwhile: stream s: NATS JetStream unreachable: no quorum: it has no leader"},
+		"insufficient storage, with the numbers": {q: queueObservation{natsURL: url, stream: "s", replicas: 1, err: full},
+			want: "False/InsufficientStorage: " + full.Error() + "; nothing of the pipeline was created and ingestion answers 503 until it fits"},
+		"more replicas than servers": {q: queueObservation{natsURL: url, stream: "s", replicas: 3, err: fmt.Errorf("%w: replicas > 1 not supported in non-clustered mode", queue.ErrNotEnoughServers)},
+			want: "False/NotEnoughServers: spec.queue.replicas (or the operator's --default-queue-replicas) asks for 3 servers, more than the NATS cluster offers: not enough servers: replicas > 1 not supported in non-clustered mode"},
+		"refused otherwise": {q: queueObservation{natsURL: url, stream: "s", replicas: 1, err: errors.New("permissions violation")},
+			want: "False/ProvisionFailed: permissions violation"},
+		"provisioned": {q: queueObservation{natsURL: url, stream: "s", replicas: 3, health: r3},
+			want: "True/Provisioned: stream s on nats://q:4222 and its consumer ready at 3 replica(s), led by n1"},
+		"a follower offline": {q: queueObservation{natsURL: url, stream: "s", replicas: 3, health: lagging},
+			want: "True/Provisioned: stream s on nats://q:4222 ready at 3 replica(s), led by n1; behind or offline: n3"},
+		"scaling up": {q: queueObservation{natsURL: url, stream: "s", replicas: 5, converging: true, health: lagging},
+			want: "True/Converging: stream s on nats://q:4222 accepts events; its replicas are changing from 3 to 5 (leader n1, catching up: n3)"},
+		"deleting: ingestion stopping": {q: queueObservation{natsURL: url, stream: "s", deletion: &queueDeletion{stoppingIngestion: true}},
+			want: "False/Reconciling: deleting: waiting for the ingestion pods to stop before stream s is checked for pending events and deleted"},
+		"deleting: events pending": {q: queueObservation{natsURL: url, stream: "s", deletion: &queueDeletion{pending: 7}},
+			want: "False/PendingEvents: deleting: stream s still holds 7 event(s) without a prediction, and spec.queue.pendingEventsOnDelete is Wait: the streams are deleted once the inference pool has predicted them. To finish now: set pendingEventsOnDelete: Drop to delete them, or deletionPolicy: Retain to keep the streams on NATS"},
+		"deleting: NATS unreachable": {q: queueObservation{natsURL: url, stream: "s", replicas: 1, err: fmt.Errorf("%w: timeout", queue.ErrUnreachable), deletion: &queueDeletion{retryUntil: until}},
+			want: "False/NATSUnreachable: deleting stream s: NATS JetStream unreachable: timeout; retried until 2026-11-27T08:10:00Z, then the streams are left on NATS (see docs/operate.md#streams-without-a-pipeline)"},
+		"deleting: refused": {q: queueObservation{natsURL: url, stream: "s", replicas: 1, err: errors.New("permissions violation"), deletion: &queueDeletion{retryUntil: until}},
+			want: "False/DeletionFailed: deleting stream s: permissions violation; retried until 2026-11-27T08:10:00Z, then the streams are left on NATS (see docs/operate.md#streams-without-a-pipeline)"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			c := setterWith()
-			setQueueReady(c, tc.natsURL, tc.queueErr, "s")
+			setQueueReady(c, tc.q)
 			if diff := cmp.Diff(tc.want, condition(c, freightcastv1alpha1.ConditionQueueReady)); diff != "" {
 				t.Errorf("QueueReady (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestQueueStatus(t *testing.T) {
+	t.Parallel()
+	prev := &freightcastv1alpha1.QueueStatus{Replicas: 3, Leader: "n1", ReservedBytes: 9 << 20}
+	cases := map[string]struct {
+		q    queueObservation
+		want *freightcastv1alpha1.QueueStatus
+	}{
+		"the leader's report": {
+			q: queueObservation{reserved: 9 << 20, health: &queue.StreamHealth{Replicas: 3, Leader: "n2",
+				Followers: []queue.Peer{{Name: "n1", Current: false}, {Name: "n3", Current: true}}}},
+			want: &freightcastv1alpha1.QueueStatus{Replicas: 3, Leader: "n2", LaggingReplicas: []string{"n1"}, ReservedBytes: 9 << 20},
+		},
+		"no quorum: no leader": {q: queueObservation{err: fmt.Errorf("%w: %w", queue.ErrUnreachable, queue.ErrNoQuorum)},
+			want: &freightcastv1alpha1.QueueStatus{Replicas: 3, ReservedBytes: 9 << 20}},
+		"no answer: what was known": {q: queueObservation{err: queue.ErrUnreachable}, want: prev},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if diff := cmp.Diff(tc.want, queueStatus(prev, tc.q)); diff != "" {
+				t.Errorf("status.queue (-want +got):\n%s", diff)
 			}
 		})
 	}

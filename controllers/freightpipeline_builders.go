@@ -20,6 +20,8 @@ import (
 const (
 	pipelineConfigVolume = "pipeline-config"
 	pipelineConfigDir    = "/etc/freightcast/pipeline"
+	natsCredsVolume      = "nats-credentials"
+	natsCAVolume         = "nats-ca"
 )
 
 func ingestionName(p *freightcastv1alpha1.FreightPipeline) string { return p.Name + "-ingest" }
@@ -72,14 +74,42 @@ func contentDigest(b []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// pipelinePodSpec is what the ingestion and inference pods share: the config and model mounts.
+// pipelinePodSpec is what the ingestion and inference pods share: the config, NATS credentials
+// and model mounts.
 func pipelinePodSpec(p *freightcastv1alpha1.FreightPipeline, container *corev1ac.ContainerApplyConfiguration, mm modelMount, gracePeriod int64) *corev1ac.PodSpecApplyConfiguration {
 	container.WithVolumeMounts(corev1ac.VolumeMount().WithName(pipelineConfigVolume).WithMountPath(pipelineConfigDir).WithReadOnly(true)).
 		WithVolumeMounts(mm.mounts...)
+	nats := withNATSCredentials(container, p.Spec.Queue)
 	return dataPlanePodSpec(container, gracePeriod).
 		WithVolumes(corev1ac.Volume().WithName(pipelineConfigVolume).
 			WithConfigMap(corev1ac.ConfigMapVolumeSource().WithName(pipelineConfigName(p)))).
+		WithVolumes(nats...).
 		WithVolumes(mm.volumes...)
+}
+
+// withNATSCredentials mounts the keys of spec.queue.credentials' Secret at
+// spec.NATSCredentialsDir and the CA of spec.queue.tls at spec.NATSCADir into c, where the
+// pipeline config (spec.NATSCredentials) points the NATS client, and returns the volumes for the
+// pod. The operator names the Secrets and never reads them. Call it before adding c to its pod
+// spec, as withTokens.
+func withNATSCredentials(c *corev1ac.ContainerApplyConfiguration, q freightcastv1alpha1.QueueSpec) []*corev1ac.VolumeApplyConfiguration {
+	var volumes []*corev1ac.VolumeApplyConfiguration
+	if cr := q.Credentials; cr != nil {
+		var items []*corev1ac.KeyToPathApplyConfiguration
+		for _, key := range spec.NATSCredentialKeys(cr.Type) {
+			items = append(items, corev1ac.KeyToPath().WithKey(key).WithPath(key))
+		}
+		c.WithVolumeMounts(corev1ac.VolumeMount().WithName(natsCredsVolume).WithMountPath(spec.NATSCredentialsDir).WithReadOnly(true))
+		volumes = append(volumes, corev1ac.Volume().WithName(natsCredsVolume).WithSecret(corev1ac.SecretVolumeSource().
+			WithSecretName(cr.SecretRef.Name).WithDefaultMode(0o440).WithItems(items...)))
+	}
+	if t := q.TLS; t != nil {
+		c.WithVolumeMounts(corev1ac.VolumeMount().WithName(natsCAVolume).WithMountPath(spec.NATSCADir).WithReadOnly(true))
+		volumes = append(volumes, corev1ac.Volume().WithName(natsCAVolume).WithSecret(corev1ac.SecretVolumeSource().
+			WithSecretName(t.CASecretRef.Name).WithDefaultMode(0o440).
+			WithItems(corev1ac.KeyToPath().WithKey(spec.NATSCAKey).WithPath(spec.NATSCAKey))))
+	}
+	return volumes
 }
 
 func podAnnotations(modelDigest, configDigest string) map[string]string {

@@ -28,7 +28,6 @@ import (
 	gatewayv1ac "sigs.k8s.io/gateway-api/applyconfiguration/apis/v1"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
-	"github.com/freightcast/freightcast/internal/queue"
 	"github.com/freightcast/freightcast/internal/spec"
 )
 
@@ -54,13 +53,17 @@ type JetStreamConnector interface {
 // FreightPipelineReconciler provisions a pipeline's queue, applies its ingestion and inference
 // children, and reports what they do.
 type FreightPipelineReconciler struct {
-	Client   client.Client
-	Recorder events.EventRecorder
-	Clock    clock.PassiveClock
-	Queue    JetStreamConnector
-	Options  Options
+	Client client.Client
+	// APIReader reads what the cache does not hold: pods, namespaces.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
+	Queue     JetStreamConnector
+	Options   Options
 	// restarter deletes stuck inference pods.
 	restarter *podRestarter
+	// failures times failing stream deletions, for Options.QueueDeletionTimeout.
+	failures failureClock
 	// routes: the cluster serves Gateway API HTTPRoutes (looked up at setup).
 	routes bool
 }
@@ -71,6 +74,8 @@ var _ reconcile.Reconciler = (*FreightPipelineReconciler)(nil)
 type pipelineScope struct {
 	pipeline *freightcastv1alpha1.FreightPipeline
 	obs      pipelineObservation
+	// released: the finalizer is gone, and the pipeline with it; there is no status to write.
+	released bool
 }
 
 // +kubebuilder:rbac:groups=freightcast.io,resources=freightpipelines,verbs=get;list;watch
@@ -79,17 +84,23 @@ type pipelineScope struct {
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=freightcast.io,resources=freightpipelines,verbs=update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get
 
 // Reconcile reads the pipeline's model, provisions its queue, applies its children, looks at
-// its backlog and its stuck workers, and writes the status once.
+// its backlog and its stuck workers, and writes the status once. A pipeline being deleted has
+// its streams deleted or kept as its deletionPolicy says (deleteQueue); its children go with
+// their owner references.
 func (r *FreightPipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	// Children go with their owner references. The stream stays on NATS: deleting queued events
-	// is not the operator's call.
 	return reconcileObject(ctx, r.Client, req, &freightcastv1alpha1.FreightPipeline{}, reconciliation[*freightcastv1alpha1.FreightPipeline, *pipelineScope]{
 		logKey: "freightPipeline",
 		scope:  func(p *freightcastv1alpha1.FreightPipeline) *pipelineScope { return &pipelineScope{pipeline: p} },
+		finalize: []phase[*pipelineScope]{
+			r.deleteQueue,
+		},
 		phases: []phase[*pipelineScope]{
+			r.ensureQueueFinalizer,
 			r.getModel,
 			r.provisionQueue,
 			r.applyChildren,
@@ -113,38 +124,6 @@ func (r *FreightPipelineReconciler) getModel(ctx context.Context, s *pipelineSco
 	}
 	s.obs.model = model
 	return ctrl.Result{}, nil
-}
-
-// provisionQueue makes the stream, consumer and bucket exist. Its failures are observations for
-// QueueReady, never reconcile errors: the children are still kept in step meanwhile, and the
-// server is tried again after queueRetryInterval.
-func (r *FreightPipelineReconciler) provisionQueue(ctx context.Context, s *pipelineScope) (ctrl.Result, error) {
-	s.obs.natsURL = pipelineNATSURL(s.pipeline, r.Options)
-	if s.obs.natsURL == "" {
-		return ctrl.Result{}, nil
-	}
-	if s.obs.queueErr = r.provision(ctx, s); s.obs.queueErr != nil {
-		return ctrl.Result{RequeueAfter: queueRetryInterval}, nil
-	}
-	return ctrl.Result{}, nil
-}
-
-func (r *FreightPipelineReconciler) provision(ctx context.Context, s *pipelineScope) error {
-	js, err := r.Queue.JetStream(s.obs.natsURL)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, queueCallTimeout)
-	defer cancel()
-	res, err := queue.Provision(ctx, js, spec.Queue(s.pipeline))
-	if err != nil {
-		return err
-	}
-	if res.Changed {
-		r.Recorder.Eventf(s.pipeline, nil, corev1.EventTypeNormal, "QueueProvisioned", "ProvisionQueue",
-			"Provisioned stream %s, consumer and prediction bucket on %s", queue.TopologyFor(s.pipeline.Namespace, s.pipeline.Name).Stream, s.obs.natsURL)
-	}
-	return nil
 }
 
 // observeQueueStall reads the backlog stall the autoscaler records in status, and looks again
@@ -179,7 +158,7 @@ func (r *FreightPipelineReconciler) applyChildObjects(ctx context.Context, s *pi
 	p := s.pipeline
 	// The policy goes first, so that no pod of the pipeline runs without it.
 	if err := reconcileNetworkPolicy(ctx, r.Client, FreightPipelineFieldOwner, p, networkPolicyEnabled(p.Spec.NetworkPolicy),
-		desiredPipelineNetworkPolicy(p, s.obs.model, s.obs.natsURL, r.Options)); err != nil {
+		desiredPipelineNetworkPolicy(p, s.obs.model, s.obs.queue.natsURL, r.Options)); err != nil {
 		return err
 	}
 	if _, err := applyChild(ctx, r.Client, FreightPipelineFieldOwner, desiredPipelineService(p, ingestionName(p), componentIngestion), &corev1.Service{}, corev1ac.ExtractService); err != nil {
@@ -208,7 +187,7 @@ func (r *FreightPipelineReconciler) applyChildObjects(ctx context.Context, s *pi
 		}
 	}
 
-	rendered, err := spec.Pipeline(p, model, s.obs.natsURL).Marshal()
+	rendered, err := spec.Pipeline(p, model, s.obs.queue.natsURL, r.Options.DefaultQueueReplicas).Marshal()
 	if err != nil {
 		return fmt.Errorf("rendering pipeline config: %w", err)
 	}
@@ -258,8 +237,14 @@ func (r *FreightPipelineReconciler) readDeployments(ctx context.Context, s *pipe
 // writers neither overwrite each other nor conflict. The counts go out even when zero (they carry
 // no omitempty), so that printer columns show 0 rather than nothing.
 func (r *FreightPipelineReconciler) writeStatus(ctx context.Context, s *pipelineScope) error {
+	if s.released {
+		return nil
+	}
 	p := s.pipeline
 	status := pipelineStatus(p, s.obs, r.Clock.Now())
+	if !p.DeletionTimestamp.IsZero() {
+		status = deletingPipelineStatus(p, s.obs, r.Clock.Now())
+	}
 	if equality.Semantic.DeepEqual(status, p.Status) {
 		return nil
 	}
@@ -270,7 +255,8 @@ func (r *FreightPipelineReconciler) writeStatus(ctx context.Context, s *pipeline
 	owned := status.DeepCopy()
 	owned.Autoscaling = nil
 	if err := applyStatus(ctx, r.Client, FreightPipelineFieldOwner, p, freightcastv1alpha1.GroupVersion.WithKind("FreightPipeline"), owned); err != nil {
-		return err
+		// A pipeline whose finalizer another replica removed meanwhile is gone: nothing to report.
+		return client.IgnoreNotFound(err)
 	}
 	recordConditionChanges(r.Recorder, p, before, status.Conditions)
 	return nil
@@ -288,6 +274,7 @@ func pipelineNATSURL(p *freightcastv1alpha1.FreightPipeline, opts Options) strin
 // forget drops what the operator keeps in memory about a pipeline that is gone.
 func (r *FreightPipelineReconciler) forget(key types.NamespacedName) {
 	r.restarter.forget(key)
+	r.failures.clear(key)
 }
 
 // SetupWithManager registers the controller, its watches and the model index.
@@ -307,7 +294,7 @@ func (r *FreightPipelineReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// a reconcile of its own. The autoscaler's reports that change the pipeline's conditions
 		// (a stall begun or ended, the queue readable or not) do come back.
 		For(&freightcastv1alpha1.FreightPipeline{}, builder.WithPredicates(predicate.Or[client.Object](
-			predicate.GenerationChangedPredicate{}, autoscalerReportChanged))).
+			predicate.GenerationChangedPredicate{}, autoscalerReportChanged, deletionStarted))).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.ConfigMap{}).
@@ -319,6 +306,17 @@ func (r *FreightPipelineReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.Owns(&gatewayv1.HTTPRoute{})
 	}
 	return b.Named("freightpipeline").Complete(r)
+}
+
+// deletionStarted passes the update that marks a pipeline for deletion, whether or not the API
+// server counted it as a new generation.
+var deletionStarted = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		return e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero()
+	},
+	CreateFunc:  func(event.CreateEvent) bool { return false },
+	DeleteFunc:  func(event.DeleteEvent) bool { return false },
+	GenericFunc: func(event.GenericEvent) bool { return false },
 }
 
 // autoscalerReportChanged passes the updates of a pipeline's status.autoscaling that its

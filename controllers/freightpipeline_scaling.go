@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -102,10 +103,12 @@ func (a *AutoscalerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !p.DeletionTimestamp.IsZero() {
+	if !p.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(p, queueFinalizer) {
 		a.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
+	// A pipeline whose deletion waits for its pending events keeps its pool sized: the pool is
+	// what predicts them.
 	natsURL := pipelineNATSURL(p, a.Options)
 	if natsURL == "" {
 		// Nothing to read; the pipeline reports QueueNotConfigured, and a spec change wakes us.

@@ -145,7 +145,7 @@ func TestAutoscalerFollowsQueueDepth(t *testing.T) {
 	// took the other's, and nothing was written with a whole-object update.
 	wantOwners := map[string][]string{
 		AutoscalerFieldOwner:      {"f:autoscaling"},
-		FreightPipelineFieldOwner: {"f:conditions", "f:inference", "f:ingestion", "f:ingestionEndpoint", "f:observedGeneration", "f:stream"},
+		FreightPipelineFieldOwner: {"f:conditions", "f:inference", "f:ingestion", "f:ingestionEndpoint", "f:observedGeneration", "f:queue", "f:stream"},
 	}
 	if diff := cmp.Diff(wantOwners, statusFieldOwners(t, p)); diff != "" {
 		t.Errorf("status field owners (-want +got):\n%s", diff)
@@ -461,7 +461,7 @@ func TestAutoscalerSamplesOnAFakeClock(t *testing.T) {
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "worker", Image: testImage}}}}}}
 	mustCreate(t, pool)
 	js := jetStreamFor(t, srv.URL())
-	if _, err := queue.Provision(ctx, js, spec.Queue(p)); err != nil {
+	if _, err := queue.Provision(ctx, js, spec.Queue(p, 1)); err != nil {
 		t.Fatal(err)
 	}
 	connector := queue.NewConnector("autoscaler-test")

@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -19,10 +18,8 @@ type pipelineObservation struct {
 	route routeObservation
 	// model is the referenced PredictionModel, nil when it does not exist.
 	model *freightcastv1alpha1.PredictionModel
-	// natsURL is the server the queue lives on ("" when none is configured).
-	natsURL string
-	// queueErr is why provisioning failed; nil when it succeeded.
-	queueErr error
+	// queue is what became of the pipeline's streams.
+	queue queueObservation
 	// ingestion and inference are the Deployments' rollouts.
 	ingestion, inference rollout
 	// applyErr is the first error writing a child.
@@ -80,7 +77,8 @@ func pipelineStatus(p *freightcastv1alpha1.FreightPipeline, obs pipelineObservat
 	st.Inference = freightcastv1alpha1.ReplicaStatus{Replicas: obs.inference.replicas, ReadyReplicas: obs.inference.ready}
 
 	c := newConditionSetter(p.Status.Conditions, p.Generation, now)
-	setQueueReady(c, obs.natsURL, obs.queueErr, st.Stream)
+	st.Queue = queueStatus(p.Status.Queue, obs.queue)
+	setQueueReady(c, obs.queue)
 	// The model gates the data-plane pods: until it exists and has loaded, they are not created;
 	// workers that exist keep their last model, but a missing or failing model is what the user
 	// must know about the pool.
@@ -90,7 +88,7 @@ func pipelineStatus(p *freightcastv1alpha1.FreightPipeline, obs pipelineObservat
 	scaledToZero := minZero && obs.inference.exists && obs.inference.desired == 0 && obs.inference.replicas == 0
 	setStageCondition(c, freightcastv1alpha1.ConditionInferenceReady, obs.inference, model, model, scaledToZero)
 	setDegraded(c, pipelineProblems(obs, st.Stream)...)
-	setProgressing(c, c.isTrue(freightcastv1alpha1.ConditionDegraded), rollingOut(obs.ingestion, obs.inference), pipelineSettled(c, obs))
+	setProgressing(c, c.isTrue(freightcastv1alpha1.ConditionDegraded), firstProblem(rollingOut(obs.ingestion, obs.inference), queueConverging(c)), pipelineSettled(c, obs))
 	var blockers []problem
 	for _, cond := range notTrue(c, freightcastv1alpha1.ConditionQueueReady, freightcastv1alpha1.ConditionInferenceReady, freightcastv1alpha1.ConditionIngestionReady) {
 		blockers = append(blockers, problem{cond.Reason, cond.Type + ": " + cond.Message})
@@ -99,23 +97,6 @@ func pipelineStatus(p *freightcastv1alpha1.FreightPipeline, obs pipelineObservat
 	setRouteCondition(c, obs.route)
 	st.Conditions = c.conditions
 	return st
-}
-
-// setQueueReady sets QueueReady from provisioning the queue on the server at natsURL.
-func setQueueReady(c *conditionSetter, natsURL string, queueErr error, stream string) {
-	const queueReady = freightcastv1alpha1.ConditionQueueReady
-	switch {
-	case natsURL == "":
-		c.set(queueReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonQueueNotConfigured,
-			"spec.queue.url is empty and the operator has no default NATS URL (--default-nats-url)")
-	case errors.Is(queueErr, queue.ErrUnreachable):
-		c.set(queueReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonQueueUnreachable, queueErr.Error())
-	case queueErr != nil:
-		c.set(queueReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonQueueProvisionFailed, queueErr.Error())
-	default:
-		c.set(queueReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonQueueProvisioned,
-			fmt.Sprintf("stream %s and consumer ready on %s", stream, natsURL))
-	}
 }
 
 // setStageCondition sets a per-stage condition (IngestionReady, InferenceReady) from its
@@ -182,8 +163,10 @@ func pipelineProblems(obs pipelineObservation, stream string) []problem {
 	if obs.applyErr != nil {
 		out = append(out, problem{freightcastv1alpha1.ReasonApplyFailed, obs.applyErr.Error()})
 	}
-	if obs.queueErr != nil && !errors.Is(obs.queueErr, queue.ErrUnreachable) {
-		out = append(out, problem{freightcastv1alpha1.ReasonQueueProvisionFailed, obs.queueErr.Error()})
+	if obs.queue.err != nil {
+		if p := queueProblem(obs.queue.err, obs.queue.replicas); queueFailed(p.reason) {
+			out = append(out, p)
+		}
 	}
 	out = append(out, modelCannotLoad(obs.model))
 	for _, r := range []rollout{obs.ingestion, obs.inference} {
@@ -197,6 +180,15 @@ func pipelineProblems(obs pipelineObservation, stream string) []problem {
 				stream, obs.queueStall.since.UTC().Format(time.RFC3339))})
 	}
 	return out
+}
+
+// queueConverging is QueueReady's when the streams' replicas are changing, the zero problem
+// otherwise.
+func queueConverging(c *conditionSetter) problem {
+	if q := c.get(freightcastv1alpha1.ConditionQueueReady); q != nil && q.Reason == freightcastv1alpha1.ReasonQueueConverging {
+		return problem{q.Reason, q.Message}
+	}
+	return problem{}
 }
 
 // rollingOut is the first of rollouts under way, the zero problem when none is.

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/freightcast/freightcast/internal/queue"
 )
 
 // Options are the operator-wide settings the reconcilers build children with.
@@ -15,6 +17,20 @@ type Options struct {
 	ImagePullPolicy corev1.PullPolicy
 	// DefaultNATSURL serves pipelines that do not name a NATS server.
 	DefaultNATSURL string
+	// DefaultQueueReplicas is the replicas of the streams of pipelines that do not set
+	// spec.queue.replicas; 0 means 1. The chart sets it from its NATS cluster size.
+	DefaultQueueReplicas int
+	// NATSStore is what the operator knows of the default NATS servers' stores, which they do
+	// not tell clients (max_file_store, and how many servers): with it a pipeline that does not
+	// fit is refused with the numbers before anything is written, and the capacity metrics
+	// count it. The zero value: unknown, the servers decide.
+	NATSStore queue.StoreLimit
+	// QueueDeletionTimeout is how long the deletion of a pipeline with deletionPolicy Delete
+	// retries a NATS that does not answer or refuses, before it leaves the streams on NATS
+	// (they then show as orphaned) and lets the pipeline go; 0 means
+	// defaultQueueDeletionTimeout. Pending events with pendingEventsOnDelete Wait are not a
+	// failure and are waited for without a bound.
+	QueueDeletionTimeout time.Duration
 	// QueueStallGrace is how long, beyond two poll intervals, a pipeline's backlog may wait
 	// with no ready inference pod before the pipeline reports Degraded=True QueueStalled;
 	// 0 means defaultQueueStallGrace.
@@ -39,6 +55,11 @@ type Options struct {
 	// with a trace context follows its sampling decision. Read only with OTLPEndpoint.
 	TraceSamplingRatio float64
 }
+
+// defaultQueueDeletionTimeout outlasts a NATS rolling restart or a leader election by far, and
+// is short enough that an Argo CD sync deleting a pipeline on a NATS that is gone for good
+// finishes within minutes.
+const defaultQueueDeletionTimeout = 10 * time.Minute
 
 // defaultQueueStallGrace leaves a starting pool the time a pod usually needs to pull its image
 // and load a small model, so that a scale-up from zero is not reported as a stall.

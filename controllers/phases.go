@@ -26,6 +26,10 @@ type reconciliation[O client.Object, S any] struct {
 	// phases run in order; the first error stops them, since the phases after build on what
 	// the failed one should have done.
 	phases []phase[S]
+	// finalize, when set, runs instead of phases for an object being deleted: it gives back
+	// what the owner references do not (a pipeline's streams on NATS) and removes the
+	// finalizer. The status is written after it as after phases.
+	finalize []phase[S]
 	// writeStatus writes the status from the scope, once, whatever the phases did.
 	writeStatus func(context.Context, S) error
 	// forget drops what the controller keeps in memory of an object that is gone.
@@ -34,8 +38,8 @@ type reconciliation[O client.Object, S any] struct {
 
 // reconcileObject is the Reconcile both kinds share, a table of contents: read the object
 // (gone: forget it), leave one being deleted to the garbage collector (owner references take the
-// children), run the phases, merge their results with lowestNonZeroResult, and write the status
-// once in a deferred step.
+// children) unless it has a finalize step, run the phases (or the finalize step), merge their
+// results with lowestNonZeroResult, and write the status once in a deferred step.
 func reconcileObject[O client.Object, S any](ctx context.Context, c client.Client, req ctrl.Request, obj O, r reconciliation[O, S]) (res ctrl.Result, reterr error) {
 	if err := c.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -43,9 +47,13 @@ func reconcileObject[O client.Object, S any](ctx context.Context, c client.Clien
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	phases := r.phases
 	if !obj.GetDeletionTimestamp().IsZero() {
-		r.forget(req.NamespacedName)
-		return ctrl.Result{}, nil
+		if r.finalize == nil {
+			r.forget(req.NamespacedName)
+			return ctrl.Result{}, nil
+		}
+		phases = r.finalize
 	}
 	ctx = ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues(r.logKey, klog.KObj(obj)))
 	s := r.scope(obj)
@@ -58,7 +66,7 @@ func reconcileObject[O client.Object, S any](ctx context.Context, c client.Clien
 			res = ctrl.Result{}
 		}
 	}()
-	for _, ph := range r.phases {
+	for _, ph := range phases {
 		phaseRes, err := ph(ctx, s)
 		if err != nil {
 			return ctrl.Result{}, err

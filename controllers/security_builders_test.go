@@ -160,3 +160,70 @@ func TestDesiredIngestionTLS(t *testing.T) {
 		t.Errorf("inference pool: %+v", got)
 	}
 }
+
+// TestDesiredPipelineNATSCredentials checks that every file the pipeline config points the NATS
+// client at is mounted, read-only, from the Secret key of that name, in both Deployments.
+func TestDesiredPipelineNATSCredentials(t *testing.T) {
+	t.Parallel()
+	cases := map[string]struct {
+		typ         freightcastv1alpha1.NATSCredentialsType
+		tls         bool
+		wantSecrets map[string]string
+	}{
+		"creds":               {typ: freightcastv1alpha1.NATSCreds, wantSecrets: map[string]string{"nats-credentials": "nats-orders creds:creds"}},
+		"an NKey, with a CA":  {typ: freightcastv1alpha1.NATSNKey, tls: true, wantSecrets: map[string]string{"nats-credentials": "nats-orders nkey:nkey", "nats-ca": "nats-ca ca.crt:ca.crt"}},
+		"user and password":   {typ: freightcastv1alpha1.NATSUserPassword, wantSecrets: map[string]string{"nats-credentials": "nats-orders user:user password:password"}},
+		"a CA, no identity":   {tls: true, wantSecrets: map[string]string{"nats-ca": "nats-ca ca.crt:ca.crt"}},
+		"neither: no volumes": {wantSecrets: map[string]string{}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			m := newModel("ns", "m", "cm")
+			p := newPipeline("ns", "orders", "m")
+			if tc.typ != "" {
+				p.Spec.Queue.Credentials = &freightcastv1alpha1.NATSCredentials{SecretRef: freightcastv1alpha1.SecretReference{Name: "nats-orders"}, Type: tc.typ}
+			}
+			if tc.tls {
+				p.Spec.Queue.TLS = &freightcastv1alpha1.QueueTLS{CASecretRef: freightcastv1alpha1.SecretReference{Name: "nats-ca"}}
+			}
+			creds := spec.Pipeline(p, m, "tls://nats:4222", 1).NATSCredentials
+			files := slices.DeleteFunc([]string{creds.CredsFile, creds.NKeySeedFile, creds.UserFile, creds.PasswordFile, creds.CAFile},
+				func(f string) bool { return f == "" })
+			for _, d := range []*appsv1.Deployment{
+				typedOf[appsv1.Deployment](t, desiredIngestionDeployment(p, m, "", "sha256:c", testOptions)),
+				typedOf[appsv1.Deployment](t, desiredInferenceDeployment(p, m, "", "sha256:c", testOptions)),
+			} {
+				if diff := cmp.Diff(tc.wantSecrets, securityOf(d).Secrets); diff != "" {
+					t.Errorf("%s: Secret volumes (-want +got):\n%s", d.Name, diff)
+				}
+				for _, f := range files {
+					if !mountedFile(d, f) {
+						t.Errorf("%s: the config's NATS file %s is not mounted read-only from its Secret", d.Name, f)
+					}
+				}
+			}
+		})
+	}
+}
+
+// mountedFile reports whether file is a Secret item under a read-only mount of d's container.
+func mountedFile(d *appsv1.Deployment, file string) bool {
+	pod := d.Spec.Template.Spec
+	for _, m := range pod.Containers[0].VolumeMounts {
+		if !m.ReadOnly {
+			continue
+		}
+		for _, v := range pod.Volumes {
+			if v.Name != m.Name || v.Secret == nil {
+				continue
+			}
+			for _, it := range v.Secret.Items {
+				if m.MountPath+"/"+it.Path == file {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}

@@ -30,6 +30,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options, connector JetStreamConnect
 	if err := mgr.Add(registeredWhileLeading{reg: ctrlmetrics.Registry, collector: NewConditionCollector(mgr.GetCache())}); err != nil {
 		return err
 	}
+	if err := mgr.Add(registeredWhileLeading{reg: ctrlmetrics.Registry, collector: &capacityCollector{reader: mgr.GetClient(), queue: connector, opts: opts}}); err != nil {
+		return err
+	}
 	modelRecorder := mgr.GetEventRecorder("freightcast-predictionmodel")
 	if err := (&PredictionModelReconciler{
 		Client:    mgr.GetClient(),
@@ -49,6 +52,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options, connector JetStreamConnect
 	recorder := mgr.GetEventRecorder("freightcast-freightpipeline")
 	if err := (&FreightPipelineReconciler{
 		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
 		Recorder:  recorder,
 		Clock:     clk,
 		Queue:     connector,

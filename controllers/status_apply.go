@@ -23,7 +23,7 @@ func applyStatus(ctx context.Context, c client.Client, fieldOwner string, obj cl
 	body, err := json.Marshal(map[string]any{
 		"apiVersion": gvk.GroupVersion().String(),
 		"kind":       gvk.Kind,
-		"metadata":   map[string]any{"namespace": obj.GetNamespace(), "name": obj.GetName()},
+		"metadata":   applyMetadata(obj),
 		"status":     status,
 	})
 	if err != nil {
@@ -33,6 +33,17 @@ func applyStatus(ctx context.Context, c client.Client, fieldOwner string, obj cl
 		return fmt.Errorf("applying the status of %s %s: %w", gvk.Kind, client.ObjectKeyFromObject(obj), err)
 	}
 	return nil
+}
+
+// applyMetadata identifies obj in an apply request: by name, and by UID when it has one, so that
+// a status computed for an object that was deleted and created again under the same name is
+// refused rather than written onto the new one.
+func applyMetadata(obj client.Object) map[string]any {
+	m := map[string]any{"namespace": obj.GetNamespace(), "name": obj.GetName()}
+	if uid := obj.GetUID(); uid != "" {
+		m["uid"] = string(uid)
+	}
+	return m
 }
 
 // adoptStatusUpdates moves the status fields that earlier operator versions wrote with whole-object

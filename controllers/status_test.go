@@ -241,6 +241,10 @@ func TestPipelineStatus(t *testing.T) {
 	cannotLoad.Status.Conditions = []metav1.Condition{{Type: "ModelLoaded", Status: metav1.ConditionFalse, Reason: "UnsupportedModel", Message: "operator SVMClassifier", ObservedGeneration: 2}}
 	failedInPods := notLoaded.DeepCopy()
 	failedInPods.Status.Conditions = []metav1.Condition{{Type: "ModelLoaded", Status: metav1.ConditionFalse, Reason: "ModelLoadFailed", Message: "exit 78", ObservedGeneration: 2}}
+	healthy := queueObservation{natsURL: "nats://q:4222", stream: "s", replicas: 1, health: &queue.StreamHealth{Replicas: 1, Leader: "n1"}}
+	failed := func(err error) queueObservation { q := healthy; q.health, q.err = nil, err; return q }
+	converging := healthy
+	converging.replicas, converging.converging = 3, true
 
 	cases := map[string]struct {
 		minReplicas int32
@@ -248,22 +252,22 @@ func TestPipelineStatus(t *testing.T) {
 		want        map[string]string
 	}{
 		"model missing": {
-			obs: pipelineObservation{natsURL: "nats://q:4222"},
+			obs: pipelineObservation{queue: healthy},
 			want: map[string]string{"Ready": "False/ModelNotFound", "Degraded": "False/AsExpected", "Progressing": "False/Reconciling",
 				"QueueReady": "True/Provisioned", "IngestionReady": "False/ModelNotFound", "InferenceReady": "False/ModelNotFound"},
 		},
 		"model not loaded, pods already running": {
-			obs: pipelineObservation{natsURL: "nats://q:4222", model: notLoaded, ingestion: ready(2), inference: ready(1)},
+			obs: pipelineObservation{queue: healthy, model: notLoaded, ingestion: ready(2), inference: ready(1)},
 			want: map[string]string{"Ready": "False/ModelNotReady", "Degraded": "False/AsExpected", "Progressing": "False/Reconciled",
 				"QueueReady": "True/Provisioned", "IngestionReady": "True/Available", "InferenceReady": "False/ModelNotReady"},
 		},
 		"model cannot load, no pods yet": {
-			obs: pipelineObservation{natsURL: "nats://q:4222", model: cannotLoad},
+			obs: pipelineObservation{queue: healthy, model: cannotLoad},
 			want: map[string]string{"Ready": "False/UnsupportedModel", "Degraded": "True/UnsupportedModel", "Progressing": "False/UnsupportedModel",
 				"QueueReady": "True/Provisioned", "IngestionReady": "False/UnsupportedModel", "InferenceReady": "False/UnsupportedModel"},
 		},
 		"model cannot load, pods on the last good revision": {
-			obs: pipelineObservation{natsURL: "nats://q:4222", model: failedInPods, ingestion: ready(2), inference: ready(1)},
+			obs: pipelineObservation{queue: healthy, model: failedInPods, ingestion: ready(2), inference: ready(1)},
 			want: map[string]string{"Ready": "False/ModelLoadFailed", "Degraded": "True/ModelLoadFailed", "Progressing": "False/ModelLoadFailed",
 				"QueueReady": "True/Provisioned", "IngestionReady": "True/Available", "InferenceReady": "False/ModelLoadFailed"},
 		},
@@ -273,41 +277,57 @@ func TestPipelineStatus(t *testing.T) {
 				"QueueReady": "False/QueueNotConfigured", "IngestionReady": "True/Available", "InferenceReady": "True/Available"},
 		},
 		"NATS unreachable": {
-			obs: pipelineObservation{natsURL: "nats://q:4222", queueErr: unreachable, model: loadedTestModel(), ingestion: ready(2), inference: ready(1)},
+			obs: pipelineObservation{queue: failed(unreachable), model: loadedTestModel(), ingestion: ready(2), inference: ready(1)},
 			want: map[string]string{"Ready": "False/NATSUnreachable", "Degraded": "False/AsExpected", "Progressing": "False/Reconciled",
 				"QueueReady": "False/NATSUnreachable", "IngestionReady": "True/Available", "InferenceReady": "True/Available"},
 		},
 		"NATS refuses the stream": {
-			obs: pipelineObservation{natsURL: "nats://q:4222", queueErr: errors.New("insufficient resources"), model: loadedTestModel(), ingestion: ready(2), inference: ready(1)},
+			obs: pipelineObservation{queue: failed(errors.New("insufficient resources")), model: loadedTestModel(), ingestion: ready(2), inference: ready(1)},
 			want: map[string]string{"Ready": "False/ProvisionFailed", "Degraded": "True/ProvisionFailed", "Progressing": "False/ProvisionFailed",
 				"QueueReady": "False/ProvisionFailed", "IngestionReady": "True/Available", "InferenceReady": "True/Available"},
 		},
+		"the store is full": {
+			obs: pipelineObservation{queue: failed(&queue.InsufficientStorageError{Pipeline: "ns/orders", Needed: 3 << 30, MaxBytes: 1 << 30, Replicas: 1, Capacity: queue.Capacity{Limit: -1}}),
+				model: loadedTestModel(), ingestion: ready(2), inference: ready(1)},
+			want: map[string]string{"Ready": "False/InsufficientStorage", "Degraded": "True/InsufficientStorage", "Progressing": "False/InsufficientStorage",
+				"QueueReady": "False/InsufficientStorage", "IngestionReady": "True/Available", "InferenceReady": "True/Available"},
+		},
+		"no quorum is not degraded: it heals by itself": {
+			obs: pipelineObservation{queue: failed(fmt.Errorf("%w: %w", queue.ErrUnreachable, queue.ErrNoQuorum)), model: loadedTestModel(), ingestion: ready(2), inference: ready(1)},
+			want: map[string]string{"Ready": "False/NoQuorum", "Degraded": "False/AsExpected", "Progressing": "False/Reconciled",
+				"QueueReady": "False/NoQuorum", "IngestionReady": "True/Available", "InferenceReady": "True/Available"},
+		},
+		"replicas changing": {
+			obs: pipelineObservation{queue: converging, model: loadedTestModel(), ingestion: ready(2), inference: ready(1)},
+			want: map[string]string{"Ready": "True/PipelineReady", "Degraded": "False/AsExpected", "Progressing": "True/Converging",
+				"QueueReady": "True/Converging", "IngestionReady": "True/Available", "InferenceReady": "True/Available"},
+		},
 		"all ready": {
-			obs: pipelineObservation{natsURL: "nats://q:4222", model: loadedTestModel(), ingestion: ready(2), inference: ready(3)},
+			obs: pipelineObservation{queue: healthy, model: loadedTestModel(), ingestion: ready(2), inference: ready(3)},
 			want: map[string]string{"Ready": "True/PipelineReady", "Degraded": "False/AsExpected", "Progressing": "False/Reconciled",
 				"QueueReady": "True/Provisioned", "IngestionReady": "True/Available", "InferenceReady": "True/Available"},
 		},
 		"scaled to zero on purpose": {
 			minReplicas: 0,
-			obs:         pipelineObservation{natsURL: "nats://q:4222", model: loadedTestModel(), ingestion: ready(2), inference: ready(0)},
+			obs:         pipelineObservation{queue: healthy, model: loadedTestModel(), ingestion: ready(2), inference: ready(0)},
 			want: map[string]string{"Ready": "True/PipelineReady", "Degraded": "False/AsExpected", "Progressing": "False/Reconciled",
 				"QueueReady": "True/Provisioned", "IngestionReady": "True/Available", "InferenceReady": "True/ScaledToZero"},
 		},
 		"zero workers with minReplicas 1": {
 			minReplicas: 1,
-			obs: pipelineObservation{natsURL: "nats://q:4222", model: loadedTestModel(), ingestion: ready(2),
+			obs: pipelineObservation{queue: healthy, model: loadedTestModel(), ingestion: ready(2),
 				inference: rollout{exists: true, desired: 1, message: "Deployment d: 0 of 1 pods updated, 0 ready"}},
 			want: map[string]string{"Ready": "False/Unavailable", "Degraded": "False/AsExpected", "Progressing": "True/RollingOut",
 				"QueueReady": "True/Provisioned", "IngestionReady": "True/Available", "InferenceReady": "False/Unavailable"},
 		},
 		"ingestion stalled": {
-			obs: pipelineObservation{natsURL: "nats://q:4222", model: loadedTestModel(), ingestion: rollout{exists: true, desired: 2, stalled: true, message: "timed out"}, inference: ready(1)},
+			obs: pipelineObservation{queue: healthy, model: loadedTestModel(), ingestion: rollout{exists: true, desired: 2, stalled: true, message: "timed out"}, inference: ready(1)},
 			want: map[string]string{"Ready": "False/ProgressDeadlineExceeded", "Degraded": "True/ProgressDeadlineExceeded", "Progressing": "False/ProgressDeadlineExceeded",
 				"QueueReady": "True/Provisioned", "IngestionReady": "False/ProgressDeadlineExceeded", "InferenceReady": "True/Available"},
 		},
 		"backlog with no ready worker past the threshold": {
 			minReplicas: 1,
-			obs: pipelineObservation{natsURL: "nats://q:4222", model: loadedTestModel(), ingestion: ready(2),
+			obs: pipelineObservation{queue: healthy, model: loadedTestModel(), ingestion: ready(2),
 				inference:  rollout{exists: true, desired: 3, replicas: 3, updated: 3, message: "Deployment d: 3 of 3 pods updated, 0 ready"},
 				queueStall: &queueStall{since: testNow.Add(-time.Minute)}},
 			want: map[string]string{"Ready": "False/QueueStalled", "Degraded": "True/QueueStalled", "Progressing": "False/QueueStalled",

@@ -101,6 +101,36 @@ const (
 	ReasonQueueNotConfigured = "QueueNotConfigured"
 	// ReasonQueueProvisionFailed: NATS answered but refused the stream, consumer or bucket.
 	ReasonQueueProvisionFailed = "ProvisionFailed"
+	// ReasonNoQuorum: the pipeline's events stream has no leader: fewer than a majority of its
+	// replicas' servers are up. Nothing is accepted until they are.
+	ReasonNoQuorum = "NoQuorum"
+	// ReasonInsufficientStorage: the NATS store cannot reserve the pipeline's streams; the
+	// message gives what it needs, what is free and where. Nothing of the pipeline is created.
+	ReasonInsufficientStorage = "InsufficientStorage"
+	// ReasonQueueConverging: the streams accept events, and a change of their replicas is still
+	// under way: new replicas are being copied, or the consumer waits to follow the stream.
+	ReasonQueueConverging = "Converging"
+	// ReasonNotEnoughServers: spec.queue.replicas asks for more servers than the NATS cluster has
+	// (or NATS is not clustered at all).
+	ReasonNotEnoughServers = "NotEnoughServers"
+	// ReasonQueueDeletionFailed: the pipeline is being deleted with deletionPolicy Delete and
+	// NATS refused to delete its streams; the message says why and until when it is retried.
+	ReasonQueueDeletionFailed = "DeletionFailed"
+	// ReasonPendingEvents: the pipeline is being deleted with deletionPolicy Delete, and its
+	// events stream still holds events no prediction has acknowledged.
+	ReasonPendingEvents = "PendingEvents"
+	// EventReasonQueueRescaled is the Normal event of the streams' replicas changed in place.
+	EventReasonQueueRescaled = "QueueRescaled"
+	// EventReasonQueueAdopted is the Normal event of a pipeline adopting retained streams.
+	EventReasonQueueAdopted = "QueueAdopted"
+	// EventReasonQueueDeleted is the Normal event of a deleted pipeline's streams removed.
+	EventReasonQueueDeleted = "QueueDeleted"
+	// EventReasonQueueRetained is the event of a deleted pipeline's streams left on NATS: Normal
+	// with deletionPolicy Retain, Warning when a Delete could not be done (NATS unreachable past
+	// the operator's --queue-deletion-timeout, or the namespace going away with events pending).
+	EventReasonQueueRetained = "QueueRetained"
+	// EventReasonQueueDeletionWaiting is the Warning event of a deletion held by pending events.
+	EventReasonQueueDeletionWaiting = "QueueDeletionWaiting"
 	// ReasonQueueStalled: events wait in the queue while the inference pool, which wants pods,
 	// has had none ready for longer than the operator's stall threshold.
 	ReasonQueueStalled = "QueueStalled"

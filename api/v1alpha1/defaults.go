@@ -52,7 +52,16 @@ func (p *FreightPipeline) Default() {
 		q.MaxMessages = 1_000_000
 	}
 	if q.MaxBytes == nil {
-		q.MaxBytes = ptr.To(resource.MustParse("1Gi"))
+		q.MaxBytes = ptr.To(resource.MustParse("256Mi"))
+	}
+	if q.DeletionPolicy == "" {
+		q.DeletionPolicy = QueueDelete
+	}
+	if q.PendingEventsOnDelete == "" {
+		q.PendingEventsOnDelete = PendingEventsWait
+	}
+	if q.Credentials != nil && q.Credentials.Type == "" {
+		q.Credentials.Type = NATSCreds
 	}
 	defaultDuration(&q.MaxAge, 24*time.Hour)
 	defaultDuration(&q.DuplicateWindow, 2*time.Minute)

@@ -69,8 +69,14 @@ type QueueSpec struct {
 	// +optional
 	MaxMessages int64 `json:"maxMessages,omitempty"`
 
-	// maxBytes is the most storage the stream uses.
-	// +kubebuilder:default="1Gi"
+	// maxBytes is the most storage the events stream uses; the output stream and the predictions
+	// bucket have the same cap, and drop their oldest predictions when full. JetStream reserves
+	// it up front, on every server holding a replica: a pipeline reserves
+	// 3 × maxBytes × replicas of the NATS store, whether it holds events or not, and one that
+	// does not fit is refused (QueueReady=False InsufficientStorage). The default, 256Mi, holds
+	// about 790,000 waiting events of the sample's size (340 bytes stored) and the last 600,000
+	// predictions (440 bytes). See docs/operate.md, "Capacity".
+	// +kubebuilder:default="256Mi"
 	// +kubebuilder:validation:XValidation:rule="quantity(self).isGreaterThan(quantity('1Mi')) || quantity(self).compareTo(quantity('1Mi')) == 0",message="queue.maxBytes must be at least 1Mi"
 	// +optional
 	MaxBytes *resource.Quantity `json:"maxBytes,omitempty"`
@@ -100,6 +106,99 @@ type QueueSpec struct {
 	// +kubebuilder:validation:Maximum=100
 	// +optional
 	MaxDeliver int32 `json:"maxDeliver,omitempty"`
+
+	// replicas is how many NATS servers hold each of the pipeline's streams, its consumer and
+	// its predictions bucket: 1, 3 or 5. With 3 the pipeline loses nothing and keeps accepting
+	// events when one server dies, with 5 when two do; every replica reserves maxBytes per stream
+	// on its server. Unset, the operator's default applies (--default-queue-replicas, which the
+	// chart sets from its NATS cluster size). A change scales the streams in place.
+	// +kubebuilder:validation:XValidation:rule="self in [1, 3, 5]",message="queue.replicas must be 1, 3 or 5: an odd number of servers, so that a majority survives a loss"
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// deletionPolicy is what becomes of the streams, consumer and predictions bucket when the
+	// pipeline is deleted, like a PersistentVolume's reclaim policy. Delete (the default) removes
+	// them and gives their reserved storage back, but not before the events stream is empty
+	// (see pendingEventsOnDelete); Retain leaves them on NATS, and a pipeline created again with
+	// the same name and namespace adopts them, events included.
+	// +kubebuilder:default=Delete
+	// +optional
+	DeletionPolicy QueueDeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// pendingEventsOnDelete says what Delete does with events no prediction has acknowledged
+	// yet: Wait (the default) keeps the pipeline's inference pool running, stops its ingestion,
+	// and deletes the streams once the pool has predicted them all; Drop deletes them at once.
+	// +kubebuilder:default=Wait
+	// +optional
+	PendingEventsOnDelete PendingEventsPolicy `json:"pendingEventsOnDelete,omitempty"`
+
+	// credentials is the pipeline's own NATS identity, from a Secret the operator mounts into the
+	// ingestion and inference pods and never reads. With `freightcast nats-auth pipeline` (see
+	// docs/security.md) it reaches this pipeline's subjects, stream, consumer and bucket only.
+	// Unset: the pods connect without credentials.
+	// +optional
+	Credentials *NATSCredentials `json:"credentials,omitempty"`
+
+	// tls makes the pods speak TLS to NATS, checking the servers' certificates against a CA.
+	// +optional
+	TLS *QueueTLS `json:"tls,omitempty"`
+}
+
+// QueueDeletionPolicy says what becomes of a deleted pipeline's streams.
+// +kubebuilder:validation:Enum=Delete;Retain
+type QueueDeletionPolicy string
+
+const (
+	// QueueDelete removes the streams, consumer and bucket with the pipeline.
+	QueueDelete QueueDeletionPolicy = "Delete"
+	// QueueRetain keeps them for a pipeline of the same name to adopt.
+	QueueRetain QueueDeletionPolicy = "Retain"
+)
+
+// PendingEventsPolicy says what deleting a pipeline does with events not yet predicted.
+// +kubebuilder:validation:Enum=Wait;Drop
+type PendingEventsPolicy string
+
+const (
+	// PendingEventsWait holds the deletion until the inference pool has predicted them.
+	PendingEventsWait PendingEventsPolicy = "Wait"
+	// PendingEventsDrop deletes them with the stream.
+	PendingEventsDrop PendingEventsPolicy = "Drop"
+)
+
+// NATSCredentialsType says which keys of the credentials Secret hold what.
+// +kubebuilder:validation:Enum=Creds;NKey;UserPassword
+type NATSCredentialsType string
+
+const (
+	// NATSCreds is a NATS credentials file (user JWT and NKey seed) under the key creds.
+	NATSCreds NATSCredentialsType = "Creds"
+	// NATSNKey is a user NKey seed under the key nkey.
+	NATSNKey NATSCredentialsType = "NKey"
+	// NATSUserPassword is a user name and password under the keys user and password.
+	NATSUserPassword NATSCredentialsType = "UserPassword"
+)
+
+// NATSCredentials names the Secret of a pipeline's NATS identity.
+type NATSCredentials struct {
+	// secretRef names a Secret in the pipeline's namespace. Its keys: creds for type Creds
+	// (what `freightcast nats-auth pipeline` prints), nkey for NKey, user and password for
+	// UserPassword. A missing Secret or key keeps the pods in ContainerCreating.
+	// +required
+	SecretRef SecretReference `json:"secretRef"`
+
+	// type is Creds (the default), NKey or UserPassword.
+	// +kubebuilder:default=Creds
+	// +optional
+	Type NATSCredentialsType `json:"type,omitempty"`
+}
+
+// QueueTLS is how a pipeline's pods verify the NATS servers.
+type QueueTLS struct {
+	// caSecretRef names a Secret in the pipeline's namespace whose key ca.crt holds the PEM CA
+	// bundle of the NATS servers' certificates (cert-manager's Secrets have one).
+	// +required
+	CASecretRef SecretReference `json:"caSecretRef"`
 }
 
 // IngestionSpec configures the HTTP ingestion pods.
@@ -355,6 +454,33 @@ type FreightPipelineStatus struct {
 	// autoscaling reports the last queue-depth sample and scaling decision.
 	// +optional
 	Autoscaling *AutoscalingStatus `json:"autoscaling,omitempty"`
+
+	// queue reports the pipeline's events stream on NATS: its replication and what it reserves.
+	// +optional
+	Queue *QueueStatus `json:"queue,omitempty"`
+}
+
+// QueueStatus is the events stream as its leader reports it.
+type QueueStatus struct {
+	// replicas is how many servers hold the stream now; it follows spec.queue.replicas once a
+	// change has been applied.
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+	// leader is the server leading the stream: it stores each event first and acknowledges it
+	// once a majority of the replicas has it. Empty when no server leads it (no quorum).
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	Leader string `json:"leader,omitempty"`
+	// laggingReplicas are the servers whose replica is behind the leader or offline.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=5
+	// +kubebuilder:validation:items:MaxLength=256
+	// +optional
+	LaggingReplicas []string `json:"laggingReplicas,omitempty"`
+	// reservedBytes is the store the pipeline's streams reserve across the servers:
+	// 3 × maxBytes × replicas.
+	// +optional
+	ReservedBytes int64 `json:"reservedBytes,omitempty"`
 }
 
 // AutoscalingStatus is the autoscaler's view of the inference pool.
@@ -406,6 +532,7 @@ type ReplicaStatus struct {
 // +kubebuilder:printcolumn:name="Workers",type=integer,JSONPath=`.status.inference.readyReplicas`,description="Ready inference pool pods"
 // +kubebuilder:printcolumn:name="Desired",type=integer,JSONPath=`.status.autoscaling.desiredReplicas`
 // +kubebuilder:printcolumn:name="Ingestion",type=integer,JSONPath=`.status.ingestion.readyReplicas`,priority=1
+// +kubebuilder:printcolumn:name="Queue Replicas",type=integer,JSONPath=`.status.queue.replicas`,priority=1
 // +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.ingestionEndpoint`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type FreightPipeline struct {

@@ -50,6 +50,7 @@ type inferOptions struct {
 	pipelineConfig  string
 	workers         int
 	tokensFile      string
+	metricsAddr     string
 	tls             tlsFiles
 	// drainDelay is how long the server keeps serving with readiness false after SIGTERM, so
 	// that the pod leaves the Service's endpoints before the listener closes. A fifth of the
@@ -82,6 +83,7 @@ func parseInferFlags(args []string) (*inferOptions, error) {
 	fs.StringVar(&o.pipelineConfig, "pipeline-config", "", "the pipeline's config file (pipeline.json), with --worker")
 	fs.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "concurrent queue consumers, with --worker")
 	fs.StringVar(&o.tokensFile, "tokens-file", "", "file of accepted bearer tokens, one a line, re-read when it changes; every request but /v2/health/* and /metrics then needs one")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", metricsAddrUsage)
 	o.tls.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -159,6 +161,16 @@ func serveInfer(ctx context.Context, o *inferOptions, ln net.Listener, log *slog
 	if err != nil {
 		return err
 	}
+	// /metrics on the API port, unless it has a port of its own.
+	var gatherer prometheus.Gatherer = reg
+	if o.metricsAddr != "" {
+		stopMetrics, err := serveMetrics(o.metricsAddr, reg, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+		gatherer = nil
+	}
 	srv, err := oip.NewServer(oip.Config{
 		ModelName:      o.modelName,
 		ModelVersion:   o.modelVersion,
@@ -166,7 +178,7 @@ func serveInfer(ctx context.Context, o *inferOptions, ln net.Listener, log *slog
 		MaxBatchDelay:  o.maxBatchDelay,
 		MaxBodyBytes:   o.maxBodyBytes,
 		Metrics:        m,
-		Gatherer:       reg,
+		Gatherer:       gatherer,
 		Logger:         log,
 		Tokens:         tokens,
 		TracerProvider: o.tracerProvider,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/freightcast/freightcast/internal/modelcheck"
 	"github.com/freightcast/freightcast/internal/modelsource"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
+	"github.com/freightcast/freightcast/internal/queue"
 	"github.com/freightcast/freightcast/internal/tracing"
 	"github.com/freightcast/freightcast/internal/version"
 )
@@ -38,6 +40,7 @@ type ingestConfig struct {
 	modelName       string
 	modelVersion    string
 	shutdownTimeout time.Duration
+	metricsAddr     string
 	tls             tlsFiles
 }
 
@@ -55,6 +58,7 @@ func parseIngestFlags(args []string) (ingestConfig, error) {
 	fs.StringVar(&c.modelSHA256, "model-sha256", "", "hex SHA-256 the model must have")
 	fs.StringVar(&c.modelCacheDir, "model-cache-dir", "", "where a downloaded model is kept")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 25*time.Second, "how long in-flight requests may take to finish on SIGTERM")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", metricsAddrUsage)
 	c.tls.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -146,7 +150,13 @@ func runIngest(ctx context.Context, args []string) error {
 		log.Warn("--features and the pipeline config disagree; using --features", "flag", inputs[0].Features, "config", cfg.Model.Features)
 	}
 
-	nc, err := nats.Connect(cfg.NATSURL,
+	// Credentials, TLS, and replies under the pipeline's own inbox prefix, the only one its NATS
+	// permissions let it subscribe to.
+	natsOpts, err := queue.PipelineOptions(cfg.Queue.Topology, cfg.NATSCredentials)
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(cfg.NATSURL, append(natsOpts,
 		nats.Name("freightcast-ingest/"+cfg.Namespace+"/"+cfg.Name),
 		// Start and stay up without NATS: the pod reports not ready until it connects.
 		nats.RetryOnFailedConnect(true),
@@ -157,7 +167,7 @@ func runIngest(ctx context.Context, args []string) error {
 		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", "error", err) }),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted()) }),
-	)
+	)...)
 	if err != nil {
 		return fmt.Errorf("connecting to NATS at %s: %w", cfg.NATSURL, err)
 	}
@@ -192,11 +202,20 @@ func runIngest(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	var handler http.Handler = h
+	if c.metricsAddr != "" {
+		stopMetrics, err := serveMetrics(c.metricsAddr, reg, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+		handler = withoutMetrics(h)
+	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return err
 	}
-	srv := httpserver.New(h, log)
+	srv := httpserver.New(handler, log)
 	log.Info("ingesting", "addr", ln.Addr().String(), "version", version.String(), "stream", cfg.Queue.Stream,
 		"subject", cfg.Queue.Subject, "model", c.modelName, "modelVersion", c.modelVersion, "inputs", inputs,
 		"auth", cfg.Ingestion.TokensFile != "", "tls", cert != nil, "rateLimit", cfg.Ingestion.RateLimit, "tracing", tp != nil)

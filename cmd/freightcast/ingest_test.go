@@ -110,45 +110,15 @@ func TestRunIngestServesAndShutsDown(t *testing.T) {
 	cfg := pipelineconfig.Config{Namespace: "ns1", Name: "p1", NATSURL: srv.URL(), Queue: spec,
 		Model:     pipelineconfig.Model{Name: "delay", Version: "1", Features: []string{"a", "b"}},
 		Ingestion: pipelineconfig.Ingestion{MaxBodyBytes: 1 << 16}, Inference: pipelineconfig.Inference{BatchSize: 8}}
-	data, err := cfg.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(t.TempDir(), pipelineconfig.FileName)
-	if err := os.WriteFile(cfgPath, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	addr := freePort(t)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- runIngest(ctx, []string{"--addr=" + addr, "--pipeline-config=" + cfgPath, "--model-name=delay"})
-	}()
-	// Stopping twice (the test, then the cleanup after a failure) must not wait twice.
-	stop := sync.OnceValue(func() error { cancel(); return <-done })
-	t.Cleanup(func() { _ = stop() })
-
-	get := func(path string) int {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			return 0
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	// status is a condition for Eventually: path answers want.
-	status := func(path string, want int) func() error {
-		return func() error {
-			if code := get(path); code != want {
-				return fmt.Errorf("%s = %d", path, code)
-			}
-			return nil
-		}
-	}
+	addr, stop := startIngest(t, cfg)
+	status := ingestStatus(addr)
 	testenv.Eventually(t, 15*time.Second, "livez", status("/livez", http.StatusOK))
-	if code := get("/readyz"); code != http.StatusServiceUnavailable {
-		t.Errorf("readyz before the stream exists = %d, want 503", code)
+	// Ready before the stream exists: clients get a 503 saying why, not a refused connection.
+	testenv.Eventually(t, 15*time.Second, "readyz before the stream exists", status("/readyz", http.StatusOK))
+	if resp, err := http.Post("http://"+addr+"/v1/events", "application/json", strings.NewReader(`{"id":"e0","features":{"a":1,"b":2}}`)); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("POST before the stream exists = %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 
 	_, js := natstest.Connect(t, srv.URL())
@@ -168,5 +138,51 @@ func TestRunIngestServesAndShutsDown(t *testing.T) {
 
 	if err := stop(); err != nil {
 		t.Fatalf("runIngest after cancel: %v", err)
+	}
+}
+
+// startIngest runs `freightcast ingest` on cfg as the operator starts it, until stop (or the
+// test's end).
+func startIngest(t *testing.T, cfg pipelineconfig.Config, extraArgs ...string) (addr string, stop func() error) {
+	t.Helper()
+	data, err := cfg.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(t.TempDir(), pipelineconfig.FileName)
+	if err := os.WriteFile(cfgPath, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr = freePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runIngest(ctx, append([]string{"--addr=" + addr, "--pipeline-config=" + cfgPath, "--model-name=delay"}, extraArgs...))
+	}()
+	// Stopping twice (the test, then the cleanup after a failure) must not wait twice.
+	stop = sync.OnceValue(func() error { cancel(); return <-done })
+	t.Cleanup(func() { _ = stop() })
+	return addr, stop
+}
+
+// ingestGet is the status of GET path, 0 when nothing answers.
+func ingestGet(addr, path string) int {
+	resp, err := http.Get("http://" + addr + path)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// ingestStatus makes conditions for Eventually: path answers want.
+func ingestStatus(addr string) func(path string, want int) func() error {
+	return func(path string, want int) func() error {
+		return func() error {
+			if code := ingestGet(addr, path); code != want {
+				return fmt.Errorf("%s = %d", path, code)
+			}
+			return nil
+		}
 	}
 }

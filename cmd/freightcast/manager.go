@@ -9,7 +9,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -44,6 +46,10 @@ type managerConfig struct {
 	controllers.Options
 	pullPolicy    string
 	samplingRatio string
+	natsMaxStore  string
+	// natsCredentials are the operator's own NATS credentials and CA: files of Secrets mounted
+	// into its pod.
+	natsCredentials queue.Credentials
 }
 
 func parseManagerFlags(args []string) (managerConfig, *zap.Options, error) {
@@ -56,11 +62,23 @@ func parseManagerFlags(args []string) (managerConfig, *zap.Options, error) {
 	fs.StringVar(&c.Image, "data-plane-image", envOr("FREIGHTCAST_IMAGE", ""), "image of the data-plane pods; the operator's own image (env FREIGHTCAST_IMAGE)")
 	fs.StringVar(&c.pullPolicy, "data-plane-image-pull-policy", envOr("FREIGHTCAST_IMAGE_PULL_POLICY", string(corev1.PullIfNotPresent)), "imagePullPolicy of data-plane containers (env FREIGHTCAST_IMAGE_PULL_POLICY)")
 	fs.StringVar(&c.DefaultNATSURL, "default-nats-url", envOr("FREIGHTCAST_NATS_URL", ""), "NATS server for pipelines that do not set spec.queue.url (env FREIGHTCAST_NATS_URL)")
+	fs.IntVar(&c.DefaultQueueReplicas, "default-queue-replicas", 1, "replicas (1, 3 or 5) of the streams of pipelines that do not set spec.queue.replicas; the chart sets it from its NATS cluster size")
+	fs.StringVar(&c.natsMaxStore, "nats-max-file-store", "", "each default NATS server's JetStream store (max_file_store, e.g. 9Gi), which the servers do not tell clients: pipelines that do not fit are refused with the numbers before anything is created, and the capacity metrics count it (the chart sets it)")
+	fs.IntVar(&c.NATSStore.Servers, "nats-servers", 1, "how many servers the default NATS has, with --nats-max-file-store")
+	fs.DurationVar(&c.QueueDeletionTimeout, "queue-deletion-timeout", 10*time.Minute, "how long deleting a pipeline retries a NATS that fails to delete its streams before it lets the pipeline go and leaves the streams on NATS (pending events are waited for without a bound)")
 	fs.DurationVar(&c.QueueStallGrace, "queue-stall-grace", 30*time.Second, "how long (beyond two poll intervals) a backlog may wait with no ready inference pod before the pipeline reports Degraded=True QueueStalled")
 	fs.DurationVar(&c.StuckPodThreshold, "stuck-pod-threshold", 5*time.Minute, "how long a serving or inference pod may crash-loop, or stay unready beside ready siblings, before it is deleted to be rescheduled")
 	fs.DurationVar(&c.StuckPodInterval, "stuck-pod-interval", 5*time.Minute, "the least time between two stuck-pod deletions in one Deployment")
 	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", envOr("FREIGHTCAST_OTLP_ENDPOINT", ""), "OTLP/HTTP base URL (e.g. http://otel-collector.observability.svc:4318) that every data-plane pod exports traces to; empty leaves tracing off (env FREIGHTCAST_OTLP_ENDPOINT)")
 	fs.StringVar(&c.samplingRatio, "trace-sampling-ratio", envOr("FREIGHTCAST_TRACE_SAMPLING_RATIO", "1"), "share (0 to 1) of the traces data-plane pods start that are sampled; requests arriving with a trace context follow its decision (env FREIGHTCAST_TRACE_SAMPLING_RATIO)")
+	nc := &c.natsCredentials
+	fs.StringVar(&nc.CredsFile, "nats-creds-file", envOr("FREIGHTCAST_NATS_CREDS_FILE", ""), "NATS credentials file (user JWT and seed; freightcast nats-auth operator) the operator connects with (env FREIGHTCAST_NATS_CREDS_FILE)")
+	fs.StringVar(&nc.NKeySeedFile, "nats-nkey-seed-file", envOr("FREIGHTCAST_NATS_NKEY_SEED_FILE", ""), "NATS user NKey seed file, instead of --nats-creds-file (env FREIGHTCAST_NATS_NKEY_SEED_FILE)")
+	fs.StringVar(&nc.UserFile, "nats-user-file", envOr("FREIGHTCAST_NATS_USER_FILE", ""), "file holding the NATS user name, with --nats-password-file (env FREIGHTCAST_NATS_USER_FILE)")
+	fs.StringVar(&nc.PasswordFile, "nats-password-file", envOr("FREIGHTCAST_NATS_PASSWORD_FILE", ""), "file holding the NATS password (env FREIGHTCAST_NATS_PASSWORD_FILE)")
+	fs.StringVar(&nc.CAFile, "nats-ca-file", envOr("FREIGHTCAST_NATS_CA_FILE", ""), "PEM CA bundle the NATS servers' certificates are checked against; with it the operator speaks TLS only (env FREIGHTCAST_NATS_CA_FILE)")
+	fs.StringVar(&nc.CertFile, "nats-cert-file", envOr("FREIGHTCAST_NATS_CERT_FILE", ""), "client certificate for NATS servers that verify clients, with --nats-key-file (env FREIGHTCAST_NATS_CERT_FILE)")
+	fs.StringVar(&nc.KeyFile, "nats-key-file", envOr("FREIGHTCAST_NATS_KEY_FILE", ""), "private key of --nats-cert-file (env FREIGHTCAST_NATS_KEY_FILE)")
 	zapOpts := &zap.Options{Development: false}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -69,10 +87,28 @@ func parseManagerFlags(args []string) (managerConfig, *zap.Options, error) {
 	if c.Image == "" {
 		return c, nil, fmt.Errorf("--data-plane-image (or FREIGHTCAST_IMAGE) is required: data-plane pods run the operator's own image")
 	}
-	for name, d := range map[string]time.Duration{"--queue-stall-grace": c.QueueStallGrace, "--stuck-pod-threshold": c.StuckPodThreshold, "--stuck-pod-interval": c.StuckPodInterval} {
+	switch c.DefaultQueueReplicas {
+	case 1, 3, 5:
+	default:
+		return c, nil, fmt.Errorf("--default-queue-replicas must be 1, 3 or 5, got %d", c.DefaultQueueReplicas)
+	}
+	if c.natsMaxStore != "" {
+		q, err := resource.ParseQuantity(c.natsMaxStore)
+		if err != nil || q.Value() <= 0 {
+			return c, nil, fmt.Errorf("--nats-max-file-store must be a positive quantity such as 9Gi, got %q", c.natsMaxStore)
+		}
+		c.NATSStore.PerServer = q.Value()
+	}
+	if c.NATSStore.Servers < 1 {
+		return c, nil, fmt.Errorf("--nats-servers must be at least 1, got %d", c.NATSStore.Servers)
+	}
+	for name, d := range map[string]time.Duration{"--queue-deletion-timeout": c.QueueDeletionTimeout, "--queue-stall-grace": c.QueueStallGrace, "--stuck-pod-threshold": c.StuckPodThreshold, "--stuck-pod-interval": c.StuckPodInterval} {
 		if d <= 0 {
 			return c, nil, fmt.Errorf("%s must be positive, got %s", name, d)
 		}
+	}
+	if err := c.natsCredentials.Validate(); err != nil {
+		return c, nil, err
 	}
 	ratio, err := strconv.ParseFloat(c.samplingRatio, 64)
 	if err != nil || !(ratio >= 0 && ratio <= 1) {
@@ -107,7 +143,7 @@ func runManager(ctx context.Context, args []string) error {
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(zapOpts)))
 	log := ctrl.Log.WithName("manager")
-	log.Info("starting", "version", version.String(), "dataPlaneImage", cfg.Image, "defaultNATSURL", cfg.DefaultNATSURL,
+	log.Info("starting", "version", version.String(), "dataPlaneImage", cfg.Image, "defaultNATSURL", cfg.DefaultNATSURL, "defaultQueueReplicas", cfg.DefaultQueueReplicas, "natsStore", cfg.NATSStore,
 		"otlpEndpoint", cfg.OTLPEndpoint, "traceSamplingRatio", cfg.TraceSamplingRatio)
 
 	restConfig, err := ctrl.GetConfig()
@@ -129,7 +165,12 @@ func runManager(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
-	connector := queue.NewConnector("freightcast-operator")
+	natsOpts, err := cfg.natsCredentials.Options()
+	if err != nil {
+		return err
+	}
+	// Its own inbox prefix: the only replies its NATS permissions let it receive.
+	connector := queue.NewConnector("freightcast-operator", append(natsOpts, nats.CustomInboxPrefix(queue.OperatorInboxPrefix))...)
 	defer connector.Close()
 	if err := controllers.SetupWithManager(mgr, cfg.Options, connector, clock.RealClock{}); err != nil {
 		return err

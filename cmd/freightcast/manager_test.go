@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/freightcast/freightcast/internal/queue"
 	"github.com/freightcast/freightcast/internal/testing/testenv"
 )
 
@@ -68,6 +69,25 @@ func TestParseManagerFlags(t *testing.T) {
 				}
 			},
 		},
+		"NATS credentials and CA": {
+			args: []string{"--data-plane-image=i", "--nats-creds-file=/etc/freightcast/nats/creds", "--nats-ca-file=/etc/freightcast/nats-ca/ca.crt"},
+			check: func(t *testing.T, c managerConfig) {
+				if c.natsCredentials.CredsFile != "/etc/freightcast/nats/creds" || c.natsCredentials.CAFile != "/etc/freightcast/nats-ca/ca.crt" {
+					t.Errorf("NATS credentials %+v", c.natsCredentials)
+				}
+			},
+		},
+		"the queue's defaults and the NATS store": {
+			args: []string{"--data-plane-image=i", "--default-queue-replicas=3", "--nats-max-file-store=9Gi", "--nats-servers=3", "--queue-deletion-timeout=2m"},
+			check: func(t *testing.T, c managerConfig) {
+				if c.DefaultQueueReplicas != 3 || c.NATSStore != (queue.StoreLimit{PerServer: 9 << 30, Servers: 3}) || c.QueueDeletionTimeout != 2*time.Minute {
+					t.Errorf("replicas %d, store %+v, deletion timeout %s", c.DefaultQueueReplicas, c.NATSStore, c.QueueDeletionTimeout)
+				}
+			},
+		},
+		"even replicas":             {args: []string{"--data-plane-image=i", "--default-queue-replicas=2"}, wantErr: "1, 3 or 5"},
+		"a store that is no size":   {args: []string{"--data-plane-image=i", "--nats-max-file-store=lots"}, wantErr: "positive quantity"},
+		"two NATS identities":       {args: []string{"--data-plane-image=i", "--nats-creds-file=c", "--nats-user-file=u", "--nats-password-file=p"}, wantErr: "not several"},
 		"ratio above 1":             {args: []string{"--data-plane-image=i", "--trace-sampling-ratio=1.5"}, wantErr: "from 0 to 1"},
 		"ratio not a number":        {args: []string{"--data-plane-image=i", "--trace-sampling-ratio=NaN"}, wantErr: "from 0 to 1"},
 		"endpoint without a scheme": {args: []string{"--data-plane-image=i", "--otlp-endpoint=otel:4317"}, wantErr: "http:// or https://"},

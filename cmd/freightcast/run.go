@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -42,6 +43,8 @@ type runOptions struct {
 	inferAddr  string
 	workers    int
 	logLevel   string
+	storeSize  string
+	maxStore   int64
 }
 
 func parseRunFlags(args []string) (*runOptions, error) {
@@ -55,6 +58,7 @@ func parseRunFlags(args []string) (*runOptions, error) {
 	fs.StringVar(&o.inferAddr, "infer-addr", "127.0.0.1:9080", "address of the first model's Open Inference Protocol API; more models take the next ports")
 	fs.IntVar(&o.workers, "workers", 0, "a fixed number of inference workers per pipeline; 0 sizes them from the queue depth with the pipeline's autoscaling spec, as the operator does")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.storeSize, "store-size", "", "the embedded JetStream's store (e.g. 4Gi), which each pipeline reserves 3 × spec.queue.maxBytes of up front; default: 75 % of the disk free under --data-dir")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -65,6 +69,13 @@ func parseRunFlags(args []string) (*runOptions, error) {
 		return nil, errors.New("-f FILE is required: the PredictionModel and FreightPipeline YAML to run")
 	case o.workers < 0:
 		return nil, fmt.Errorf("--workers %d must not be negative", o.workers)
+	}
+	if o.storeSize != "" {
+		q, err := resource.ParseQuantity(o.storeSize)
+		if err != nil || q.Value() <= 0 {
+			return nil, fmt.Errorf("--store-size must be a positive quantity such as 4Gi, got %q", o.storeSize)
+		}
+		o.maxStore = q.Value()
 	}
 	return o, nil
 }
@@ -107,7 +118,7 @@ func runLocal(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return local.Run(ctx, local.Options{DataDir: filepath.Join(o.dataDir, "jetstream"), NATSAddr: o.natsAddr,
+	return local.Run(ctx, local.Options{DataDir: filepath.Join(o.dataDir, "jetstream"), MaxStore: o.maxStore, NATSAddr: o.natsAddr,
 		IngestAddr: o.ingestAddr, InferAddr: o.inferAddr, Workers: o.workers, Out: os.Stdout, Logger: log,
 		TracerProvider: tp}, models, pipelines)
 }
@@ -294,7 +305,8 @@ func (m *manifests) resolve(ctx context.Context, pvcDirs map[string]string, data
 		if p.Namespace == "" {
 			p.Namespace = "local"
 		}
-		cfg := spec.Pipeline(p, pm, "nats://embedded")
+		// One embedded server: one replica, whatever the operator would default to.
+		cfg := spec.Pipeline(p, pm, "nats://embedded", 1)
 		// The pods read the Secret where the operator mounts it; here it comes from the files.
 		tokens, err := m.tokensFile(p.Spec.Ingestion.Auth, "spec.ingestion.auth", secretsDir, "pipeline-"+p.Name)
 		if err != nil {

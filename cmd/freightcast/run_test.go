@@ -117,8 +117,16 @@ func TestParseRunFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(o.files) != 2 || o.workers != 4 || o.pvcs[0] != "models=/srv/models" || o.ingestAddr != "127.0.0.1:8080" {
+	if len(o.files) != 2 || o.workers != 4 || o.pvcs[0] != "models=/srv/models" || o.ingestAddr != "127.0.0.1:8080" || o.maxStore != 0 {
 		t.Errorf("options %+v", o)
+	}
+	if o, err := parseRunFlags([]string{"-f", "a.yaml", "--store-size=4Gi"}); err != nil || o.maxStore != 4<<30 {
+		t.Errorf("--store-size=4Gi: %+v, %v", o, err)
+	}
+	for _, bad := range []string{"--store-size=-1Gi", "--store-size=lots"} {
+		if _, err := parseRunFlags([]string{"-f", "a.yaml", bad}); err == nil || !strings.Contains(err.Error(), "--store-size") {
+			t.Errorf("%s: err = %v", bad, err)
+		}
 	}
 }
 

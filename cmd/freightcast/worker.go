@@ -15,6 +15,7 @@ import (
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
+	"github.com/freightcast/freightcast/internal/queue"
 	"github.com/freightcast/freightcast/internal/worker"
 )
 
@@ -38,7 +39,11 @@ func startWorkerPool(cfg pipelineconfig.Config, rt model.Runtime, n int, reg pro
 		return nil, err
 	}
 	log = log.With("pipeline", cfg.Name, "stream", cfg.Queue.Stream)
-	nc, err := nats.Connect(cfg.NATSURL,
+	natsOpts, err := queue.PipelineOptions(cfg.Queue.Topology, cfg.NATSCredentials)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(cfg.NATSURL, append(natsOpts,
 		nats.Name("freightcast-worker/"+cfg.Namespace+"/"+cfg.Name),
 		// Start without NATS and heal when it returns: the consumer resumes by itself.
 		nats.RetryOnFailedConnect(true),
@@ -46,7 +51,7 @@ func startWorkerPool(cfg pipelineconfig.Config, rt model.Runtime, n int, reg pro
 		nats.ReconnectWait(time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", "error", err) }),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted()) }),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to NATS at %s: %w", cfg.NATSURL, err)
 	}

@@ -339,7 +339,7 @@ func classifyPublishError(err error) *apiError {
 		apiErr.ErrorCode == errCodeStoreFailed && strings.Contains(apiErr.Description, "exceeded")):
 		return unavailable("the pipeline's queue is full ("+apiErr.Description+"); retry later", retryStreamFull, metrics.ReasonStreamFull)
 	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
-		return unavailable("the pipeline's stream does not exist yet; retry later", retryStreamFull, metrics.ReasonUnavailable)
+		return unavailable("the pipeline's stream does not exist: the operator has not provisioned it (see the FreightPipeline's QueueReady condition); nothing was stored, retry later", retryStreamFull, metrics.ReasonUnavailable)
 	case errors.Is(err, jetstream.ErrTooManyStalledMsgs):
 		return unavailable("ingestion is overloaded; retry later", retryUnavailable, metrics.ReasonUnavailable)
 	}

@@ -97,7 +97,7 @@ type Config struct {
 //	POST /v1/events               queue events (202, 400, 401, 413, 415, 429, 503)
 //	GET  /v1/predictions/{eventId} read a prediction (200, 400, 401, 404, 503)
 //	GET  /livez                   the process is alive
-//	GET  /readyz                  NATS is connected and the stream exists
+//	GET  /readyz                  NATS is connected and answers for the stream
 //	GET  /metrics                 Prometheus metrics
 type Handler struct {
 	cfg     Config
@@ -224,13 +224,16 @@ func New(cfg Config) (*Handler, error) {
 // ServeHTTP routes a request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
-// Ready reports why the handler cannot accept events now, or nil: NATS must be connected and the
-// pipeline's stream must exist (the operator provisions it; ingestion never creates it).
+// Ready reports why this pod cannot serve now, or nil: NATS must be connected and answer for the
+// pipeline's stream with this pod's credentials. A stream that does not exist (the operator could
+// not provision it: the store is full, say) keeps the pod ready: every pod of the pipeline shares
+// that problem, so taking them out of the Service would turn the 503 + Retry-After clients get,
+// with a message pointing at the pipeline's QueueReady condition, into refused connections.
 func (h *Handler) Ready(ctx context.Context) error {
 	if st := h.cfg.Conn.Status(); st != nats.CONNECTED {
 		return fmt.Errorf("NATS connection is %s", strings.ToLower(st.String()))
 	}
-	if _, err := h.js.Stream(ctx, h.cfg.Topology.Stream); err != nil {
+	if _, err := h.js.Stream(ctx, h.cfg.Topology.Stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("stream %s: %w", h.cfg.Topology.Stream, err)
 	}
 	return nil

@@ -161,16 +161,19 @@ func TestNATSOutageAnswers503AndHealsByItself(t *testing.T) {
 	}
 }
 
-func TestReadyzWaitsForTheStream(t *testing.T) {
+// TestMissingStreamIs503 is a pipeline whose queue the operator could not provision: the pod
+// stays ready, so that clients get a 503 with Retry-After that says why, not a refused
+// connection from a Service without endpoints.
+func TestMissingStreamIs503(t *testing.T) {
 	e := newEnv(t, testSpec(1000), Config{})
 	if err := e.js.DeleteStream(context.Background(), e.spec.Stream); err != nil {
 		t.Fatal(err)
 	}
-	if a := e.do(t, http.MethodGet, "/readyz", "", "", ""); a.Status != 503 {
-		t.Errorf("readyz without the stream: %+v, want 503", a)
+	if a := e.do(t, http.MethodGet, "/readyz", "", "", ""); a.Status != 200 {
+		t.Errorf("readyz without the stream: %+v, want 200", a)
 	}
 	got := e.post(t, ctJSON, ev("x"))
-	want := answer{Status: 503, RetryAfter: "5", Body: map[string]any{"error": "the pipeline's stream does not exist yet; retry later"}}
+	want := answer{Status: 503, RetryAfter: "5", Body: map[string]any{"error": "the pipeline's stream does not exist: the operator has not provisioned it (see the FreightPipeline's QueueReady condition); nothing was stored, retry later"}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("posting without the stream (-want +got):\n%s", diff)
 	}

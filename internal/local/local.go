@@ -68,6 +68,10 @@ type Pipeline struct {
 type Options struct {
 	// DataDir is where JetStream keeps its files; events survive a restart on the same dir.
 	DataDir string
+	// MaxStore is the embedded JetStream's store in bytes (max_file_store), which pipelines
+	// reserve their streams' maxBytes from; 0 leaves JetStream's default, 75 % of the disk free
+	// under DataDir.
+	MaxStore int64
 	// NATSAddr is the embedded server's client address ("127.0.0.1:4222").
 	NATSAddr string
 	// IngestAddr and InferAddr are the first listen addresses of the ingestion and OIP APIs;
@@ -108,7 +112,7 @@ func Run(ctx context.Context, opts Options, models []Model, pipelines []Pipeline
 	if opts.Workers < 0 {
 		return fmt.Errorf("local: workers must not be negative, got %d", opts.Workers)
 	}
-	ns, err := startNATS(opts.NATSAddr, opts.DataDir)
+	ns, err := startNATS(opts.NATSAddr, opts.DataDir, opts.MaxStore)
 	if err != nil {
 		return err
 	}
@@ -120,6 +124,7 @@ func Run(ctx context.Context, opts Options, models []Model, pipelines []Pipeline
 	if err != nil {
 		return err
 	}
+	r.store = queue.StoreLimit{PerServer: ns.JetStreamConfig().MaxStore, Servers: 1}
 	defer r.close()
 	for i, m := range models {
 		if err := r.serveModel(i, m); err != nil {
@@ -168,6 +173,8 @@ type run struct {
 	stopWorkers context.CancelFunc
 	autoscalers sync.WaitGroup
 	pools       []*worker.Pool
+	// store is the embedded server's JetStream store.
+	store queue.StoreLimit
 }
 
 // newRun connects to the embedded NATS.
@@ -250,7 +257,18 @@ func (r *run) serveModel(i int, m Model) error {
 func (r *run) runPipeline(ctx context.Context, i int, p Pipeline) error {
 	cfg := p.Config
 	log := r.log.With("pipeline", cfg.Name)
-	if _, err := queue.Provision(ctx, r.js, cfg.Queue); err != nil {
+	// What local mode cannot honour is refused by name rather than ignored.
+	switch {
+	case cfg.Queue.Replicas > 1:
+		return fmt.Errorf("local: pipeline %s: spec.queue.replicas is %d, but local mode runs one embedded NATS server: leave it unset or set 1", cfg.Name, cfg.Queue.Replicas)
+	case !cfg.NATSCredentials.IsZero():
+		return fmt.Errorf("local: pipeline %s: spec.queue.credentials and spec.queue.tls name Secrets of a cluster; local mode runs its own NATS without authentication or TLS: remove them for a local run", cfg.Name)
+	}
+	if _, err := queue.Provision(ctx, r.js, cfg.Queue, queue.WithStoreLimit(r.store)); err != nil {
+		if errors.Is(err, queue.ErrInsufficientStorage) {
+			return fmt.Errorf("local: pipeline %s does not fit in the embedded NATS store of %s (--store-size; by default 75 %% of the disk free under --data-dir): %w",
+				cfg.Name, queue.FormatBytes(r.store.PerServer), err)
+		}
 		return fmt.Errorf("local: provisioning pipeline %s: %w", cfg.Name, err)
 	}
 	if p.Inputs == nil {
@@ -338,7 +356,7 @@ func shutdownAll(list []*http.Server) {
 	}
 }
 
-func startNATS(addr, dataDir string) (*server.Server, error) {
+func startNATS(addr, dataDir string, maxStore int64) (*server.Server, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("local: NATS address %q: %w", addr, err)
@@ -362,7 +380,7 @@ func startNATS(addr, dataDir string) (*server.Server, error) {
 		}
 		_ = ln.Close()
 	}
-	ns, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: dataDir, NoSigs: true, NoLog: true})
+	ns, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: dataDir, JetStreamMaxStore: maxStore, NoSigs: true, NoLog: true})
 	if err != nil {
 		return nil, fmt.Errorf("local: NATS: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -385,7 +386,7 @@ func TestRunReturnsWhenMoreWorkersFailThanItRunsServers(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 
-	ns, err := startNATS("127.0.0.1:0", dir)
+	ns, err := startNATS("127.0.0.1:0", dir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -557,4 +558,78 @@ func TestPredictionsSurviveAnUpgradeInPlace(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// runErr runs Run with pipelines until it is ready or fails, and returns its error (nil when it
+// came up, after stopping it).
+func runErr(t *testing.T, opts Options, pipelines ...Pipeline) error {
+	t.Helper()
+	m := testenv.FreightModel(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	opts.DataDir, opts.NATSAddr, opts.IngestAddr, opts.InferAddr = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	ready := make(chan struct{})
+	opts.Ready = func(Endpoints) { close(ready) }
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, opts, []Model{{Name: "freight-delay-risk", Version: "1", Runtime: m, MaxBatchSize: 64, MaxBatchDelay: time.Millisecond}}, pipelines)
+	}()
+	select {
+	case <-ready:
+		cancel()
+		return <-done
+	case err := <-done:
+		return err
+	}
+}
+
+// TestRunRefusesWhatDoesNotFitTheStore: local mode checks capacity as the operator does, and its
+// error names the store's size and what the pipeline asked for.
+func TestRunRefusesWhatDoesNotFitTheStore(t *testing.T) {
+	m := testenv.FreightModel(t)
+	p := func(name string) Pipeline {
+		p := testPipeline(t, m)
+		p.Config.Name = name
+		p.Config.Queue.Topology = queue.TopologyFor("local", name)
+		p.Config.Queue.MaxBytes = 2 << 20
+		return p
+	}
+	opts := Options{Workers: 1, MaxStore: 14 << 20}
+	if err := runErr(t, opts, p("one"), p("two")); err != nil {
+		t.Fatalf("two pipelines of 3 × 2 MiB in a 14 MiB store: %v", err)
+	}
+	err := runErr(t, opts, p("one"), p("two"), p("three"))
+	if !errors.Is(err, queue.ErrInsufficientStorage) {
+		t.Fatalf("three pipelines of 3 × 2 MiB in a 14 MiB store: err = %v, want ErrInsufficientStorage", err)
+	}
+	for _, want := range []string{"pipeline three does not fit in the embedded NATS store of 14 MiB", "--store-size", "needs 6 MiB", "has 2 MiB free"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q: %v", want, err)
+		}
+	}
+}
+
+func TestRunRefusesWhatOneServerCannotHonour(t *testing.T) {
+	m := testenv.FreightModel(t)
+	cases := map[string]struct {
+		mutate func(*Pipeline)
+		want   string
+	}{
+		"replicas": {func(p *Pipeline) { p.Config.Queue.Replicas = 3 }, "spec.queue.replicas is 3"},
+		"credentials": {func(p *Pipeline) {
+			p.Config.NATSCredentials = queue.Credentials{CredsFile: "/etc/freightcast/nats/creds"}
+		}, "spec.queue.credentials"},
+		"tls": {func(p *Pipeline) {
+			p.Config.NATSCredentials = queue.Credentials{CAFile: "/etc/freightcast/nats-ca/ca.crt"}
+		}, "spec.queue.tls"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := testPipeline(t, m)
+			tc.mutate(&p)
+			if err := runErr(t, Options{Workers: 1}, p); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one naming %s", err, tc.want)
+			}
+		})
+	}
 }

@@ -26,6 +26,9 @@ type Config struct {
 	Name      string `json:"name"`
 	// NATSURL is the server holding the pipeline's queue.
 	NATSURL string `json:"natsURL"`
+	// NATSCredentials are the files, mounted from Secrets the operator names but never reads,
+	// that the pods authenticate to NATS and verify its certificate with. Empty: anonymous.
+	NATSCredentials queue.Credentials `json:"natsCredentials,omitzero"`
 	// Queue names and bounds the pipeline's streams, consumer and bucket.
 	Queue queue.Spec `json:"queue"`
 	// Model is the model the pipeline scores events with.
@@ -95,6 +98,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Queue.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := c.NATSCredentials.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("natsCredentials: %w", err))
 	}
 	if c.Model.Name == "" {
 		errs = append(errs, errors.New("model.name is empty"))

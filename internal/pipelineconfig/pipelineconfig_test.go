@@ -17,10 +17,11 @@ func validConfig() Config {
 		Namespace: "freight", Name: "orders", NATSURL: "nats://127.0.0.1:4222",
 		Queue: queue.Spec{Topology: queue.TopologyFor("freight", "orders"), Limits: queue.Limits{
 			MaxMessages: 10, MaxBytes: 1 << 20, MaxAge: time.Hour, DuplicateWindow: time.Minute,
-			AckWait: 30 * time.Second, MaxDeliver: 5, MaxAckPending: 100, PredictionRetention: time.Hour}},
-		Model:     Model{Name: "delay-risk", Version: "1", Features: []string{"a", "b"}},
-		Ingestion: Ingestion{MaxBodyBytes: 1 << 20, RateLimit: &RateLimit{EventsPerSecond: 10, Burst: 20}},
-		Inference: Inference{BatchSize: 64},
+			AckWait: 30 * time.Second, MaxDeliver: 5, MaxAckPending: 100, PredictionRetention: time.Hour}, Replicas: 3},
+		NATSCredentials: queue.Credentials{CredsFile: "/etc/freightcast/nats/creds", CAFile: "/etc/freightcast/nats-ca/ca.crt"},
+		Model:           Model{Name: "delay-risk", Version: "1", Features: []string{"a", "b"}},
+		Ingestion:       Ingestion{MaxBodyBytes: 1 << 20, RateLimit: &RateLimit{EventsPerSecond: 10, Burst: 20}},
+		Inference:       Inference{BatchSize: 64},
 	}
 }
 
@@ -81,6 +82,14 @@ func TestParseRejects(t *testing.T) {
 		"datatype":            {data: withInputs(func(c *Config) { c.Model.Inputs[1].DataType = "FP16" }), wantInError: `model.inputs[1].datatype "FP16" is not one features can feed`},
 		"no features":         {data: withInputs(func(c *Config) { c.Model.Inputs[1].Features = nil }), wantInError: "model.inputs[1].features is empty"},
 		"feature twice":       {data: withInputs(func(c *Config) { c.Model.Inputs[1].Features = []string{"a"} }), wantInError: `model.inputs[1]: feature "a" already feeds input "numeric"`},
+		"replicas": {data: func() string { c := validConfig(); c.Queue.Replicas = 2; b, _ := c.Marshal(); return string(b) },
+			wantInError: "replicas must be 1, 3 or 5"},
+		"two NATS identities": {data: func() string {
+			c := validConfig()
+			c.NATSCredentials.NKeySeedFile = "/etc/freightcast/nats/seed"
+			b, _ := c.Marshal()
+			return string(b)
+		}, wantInError: "natsCredentials: queue: give one of"},
 		"queue limits": {data: func() string { c := validConfig(); c.Queue.MaxDeliver = 0; b, _ := c.Marshal(); return string(b) },
 			wantInError: "maxDeliver must be positive"},
 	}

@@ -14,15 +14,17 @@ import (
 type Connector struct {
 	name    string
 	timeout time.Duration
+	opts    []nats.Option
 
 	mu     sync.Mutex
 	conns  map[string]*nats.Conn
 	closed bool
 }
 
-// NewConnector returns a Connector whose connections announce themselves as name.
-func NewConnector(name string) *Connector {
-	return &Connector{name: name, timeout: 2 * time.Second, conns: map[string]*nats.Conn{}}
+// NewConnector returns a Connector whose connections announce themselves as name, with opts
+// (Credentials.Options: the operator's own NATS credentials and TLS) on every connection.
+func NewConnector(name string, opts ...nats.Option) *Connector {
+	return &Connector{name: name, timeout: 2 * time.Second, opts: opts, conns: map[string]*nats.Conn{}}
 }
 
 // JetStream returns a JetStream context on a connection to url, connecting on first use. A
@@ -52,12 +54,12 @@ func (c *Connector) conn(url string) (*nats.Conn, error) {
 	case ok && !nc.IsClosed():
 		return nc, nil
 	}
-	fresh, err := nats.Connect(url,
+	fresh, err := nats.Connect(url, append([]nats.Option{
 		nats.Name(c.name),
 		nats.Timeout(c.timeout),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
-	)
+	}, c.opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: connecting to %s: %w", ErrUnreachable, url, err)
 	}

@@ -6,17 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-)
-
-var (
-	// ErrUnreachable means the NATS server (or its JetStream) did not answer. A lag read that
-	// fails this way says nothing about the backlog: callers must not treat it as zero.
-	ErrUnreachable = errors.New("NATS JetStream unreachable")
-	// ErrConsumerMissing means the server answered but the pipeline's stream or consumer does not
-	// exist. Also not a zero backlog: the events, if any, are not where we look.
-	ErrConsumerMissing = errors.New("stream or consumer missing")
 )
 
 // Lag is a consumer's backlog, as KEDA's NATS JetStream scaler counts it.
@@ -66,29 +56,43 @@ func (m *ThroughputMeter) Sample(l Lag, now time.Time, replicas int32) float64 {
 	return float64(l.Acknowledged-prevAcked) / dt / float64(replicas)
 }
 
-// ReadLag reads the consumer's backlog in one request. Its errors wrap ErrUnreachable or
-// ErrConsumerMissing when they are either, so a caller can tell both apart from an empty queue.
+// ReadLag reads the consumer's backlog, in one request unless the consumer seems missing. Its
+// errors wrap ErrUnreachable or ErrConsumerMissing when they are either, so a caller can tell
+// both apart from an empty queue.
 func ReadLag(ctx context.Context, js jetstream.JetStream, stream, consumer string) (Lag, error) {
 	c, err := js.Consumer(ctx, stream, consumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return Lag{}, notFound(ctx, js, stream, consumer, err)
+	}
 	if err != nil {
 		return Lag{}, classify(fmt.Errorf("reading consumer %s/%s: %w", stream, consumer, err))
 	}
 	return lagOf(c.CachedInfo()), nil
 }
 
-// classify wraps err with ErrUnreachable or ErrConsumerMissing when it is one of them.
-func classify(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, jetstream.ErrConsumerNotFound):
-		return fmt.Errorf("%w: %w", ErrConsumerMissing, err)
-	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoHeartbeat),
-		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrNoServers),
-		errors.Is(err, nats.ErrTimeout), errors.Is(err, nats.ErrDisconnected),
-		errors.Is(err, nats.ErrConnectionReconnecting),
-		errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%w: %w", ErrUnreachable, err)
+// notFound words a consumer the stream's leader says it does not have. After a cluster's
+// servers restart, a stream's leader answers before it has recovered the stream's consumers, so
+// "not found" may mean "not yet": the cluster's meta layer, which answers the consumer names,
+// still has the consumer assigned then, and the backlog is unknown, not missing.
+func notFound(ctx context.Context, js jetstream.JetStream, stream, consumer string, cause error) error {
+	missing := classify(fmt.Errorf("reading consumer %s/%s: %w", stream, consumer, cause))
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return missing
+		}
+		return classify(fmt.Errorf("reading stream %s after its consumer %s was not found: %w", stream, consumer, err))
 	}
-	return err
+	names := s.ConsumerNames(ctx)
+	assigned := false
+	for name := range names.Name() {
+		assigned = assigned || name == consumer
+	}
+	if err := names.Err(); err != nil {
+		return classify(fmt.Errorf("listing the consumers of %s: %w", stream, err))
+	}
+	if assigned {
+		return fmt.Errorf("%w: %w: consumer %s/%s is assigned but its stream's leader has not recovered it yet", ErrUnreachable, ErrNoQuorum, stream, consumer)
+	}
+	return missing
 }

@@ -4,49 +4,185 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Metadata keys Provision writes on the pipeline's streams (and its bucket's stream), so that a
+// stream that outlives its pipeline can be traced back to it (Capacity.Orphans).
+const (
+	MetadataNamespace = "freightcast.io/namespace"
+	MetadataPipeline  = "freightcast.io/pipeline"
+	// MetadataRole is RoleEvents, RoleOutput or RolePredictions.
+	MetadataRole = "freightcast.io/role"
+
+	RoleEvents      = "events"
+	RoleOutput      = "output"
+	RolePredictions = "predictions"
 )
 
 // Result reports what Provision did.
 type Result struct {
 	// Changed is true when anything was created or updated on the server.
 	Changed bool
+	// Created names the streams (the bucket's among them) and the consumer this call created.
+	Created []string
+	// Rescaled lists the streams whose replica count this call changed.
+	Rescaled []Rescale
+	// Events is how many events the events stream held when Provision found it: a re-created
+	// pipeline that finds its retained stream adopts these.
+	Events uint64
+	// EventsStreamExisted is true when the events stream was there before this call.
+	EventsStreamExisted bool
+	// Converging is true when a replica change is still under way on the servers (a scale-up
+	// copies the streams first) and the consumer could not follow yet: call Provision again
+	// in a few seconds.
+	Converging bool
 }
 
-// Provision makes the pipeline's streams, consumer and bucket exist as spec says. It reads first
-// and writes only what is missing or differs, so calling it on every reconcile is cheap and quiet.
-// It never deletes anything: events accepted into a stream outlive any spec change.
-func Provision(ctx context.Context, js jetstream.JetStream, spec Spec) (Result, error) {
+// Rescale is a stream whose replicas changed. JetStream moves the data itself: a scale-up copies
+// the stream to the new servers (they show as lagging until they caught up), a scale-down keeps
+// the leader.
+type Rescale struct {
+	Stream   string
+	From, To int
+}
+
+// Option tunes Provision.
+type Option func(*provisionOptions)
+
+type provisionOptions struct {
+	limit StoreLimit
+}
+
+// WithStoreLimit tells Provision the servers' stores, so that a pipeline that does not fit is
+// refused with the numbers before anything is written (see StoreLimit).
+func WithStoreLimit(l StoreLimit) Option {
+	return func(o *provisionOptions) { o.limit = l }
+}
+
+// Provision makes the pipeline's streams, consumer and bucket exist as spec says, with spec's
+// replicas (changing them in place when they differ). It reads first and writes only what is
+// missing or differs, so calling it on every reconcile is cheap and quiet. It never deletes an
+// object it did not create in the same call: events accepted into a stream outlive any spec
+// change (Delete removes a pipeline's objects).
+//
+// A pipeline that is provisioned for the first time is provisioned whole or not at all: the
+// output stream and the bucket's stream come first and the events stream, the only one clients
+// write to, last;
+// if the store refuses any of them, what this call created is deleted again (it is empty: nothing
+// writes to it before the events stream exists), and the error is an *InsufficientStorageError.
+func Provision(ctx context.Context, js jetstream.JetStream, spec Spec, opts ...Option) (Result, error) {
 	if err := spec.Validate(); err != nil {
 		return Result{}, err
 	}
-	var res Result
-	changed, err := ensureStream(ctx, js, eventsStreamConfig(spec))
-	if err != nil {
-		return res, err
+	var o provisionOptions
+	for _, opt := range opts {
+		opt(&o)
 	}
-	res.Changed = res.Changed || changed
+	p := &provisioner{js: js, spec: spec, opts: o}
+	res, err := p.run(ctx)
+	if err != nil && !p.res.EventsStreamExisted && len(p.created) > 0 {
+		// Only a first provisioning is undone: once the events stream exists, workers may be
+		// writing to whatever else this call created.
+		p.rollback(ctx)
+		res = Result{}
+	}
+	if err != nil && isStorageRefusal(err) {
+		err = p.storageError(ctx, err)
+	}
+	return res, err
+}
 
-	changed, err = ensureStream(ctx, js, outputStreamConfig(spec))
-	if err != nil {
-		return res, err
-	}
-	res.Changed = res.Changed || changed
+type provisioner struct {
+	js      jetstream.JetStream
+	spec    Spec
+	opts    provisionOptions
+	res     Result
+	created []string // streams this call created, for rollback
+}
 
-	changed, err = ensureConsumer(ctx, js, spec)
-	if err != nil {
-		return res, err
+func (p *provisioner) run(ctx context.Context) (Result, error) {
+	events, err := p.js.Stream(ctx, p.spec.Stream)
+	switch {
+	case err == nil:
+		p.res.EventsStreamExisted = true
+		p.res.Events = events.CachedInfo().State.Msgs
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		// A first provisioning: refuse before writing anything when the numbers prove it does
+		// not fit. When they cannot prove it, the server decides, and rollback undoes a part.
+		if err := p.preflight(ctx); err != nil {
+			return Result{}, err
+		}
+	default:
+		return Result{}, classify(fmt.Errorf("reading stream %s: %w", p.spec.Stream, err))
 	}
-	res.Changed = res.Changed || changed
+	if err := p.ensureStream(ctx, outputStreamConfig(p.spec)); err != nil {
+		return Result{}, err
+	}
+	if err := p.ensureStream(ctx, bucketStreamConfig(p.spec)); err != nil {
+		return Result{}, err
+	}
+	if err := p.ensureStream(ctx, eventsStreamConfig(p.spec)); err != nil {
+		return Result{}, err
+	}
+	if err := p.ensureConsumer(ctx); err != nil {
+		return Result{}, err
+	}
+	p.res.Changed = len(p.res.Created) > 0 || len(p.res.Rescaled) > 0 || p.res.Changed
+	return p.res, nil
+}
 
-	changed, err = ensureBucket(ctx, js, spec)
+func (p *provisioner) preflight(ctx context.Context) error {
+	c, err := ReadCapacity(ctx, p.js, p.opts.limit)
 	if err != nil {
-		return res, err
+		return err
 	}
-	res.Changed = res.Changed || changed
-	return res, nil
+	// Streams of this pipeline that exist already (the output stream of a pipeline whose events
+	// stream was deleted by hand) reserve nothing new.
+	var asks []int64
+	for _, name := range []string{p.spec.OutputStream, p.spec.BucketStream(), p.spec.Stream} {
+		if !slices.ContainsFunc(c.Streams, func(s Stream) bool { return s.Name == name }) {
+			asks = append(asks, p.spec.MaxBytes)
+		}
+	}
+	if ok, certain := c.fits(p.spec.replicas(), asks...); !ok && certain {
+		return p.errorWith(c, nil)
+	}
+	return nil
+}
+
+// storageError turns the server's refusal into an *InsufficientStorageError with the numbers.
+func (p *provisioner) storageError(ctx context.Context, cause error) error {
+	c, err := ReadCapacity(ctx, p.js, p.opts.limit)
+	if err != nil {
+		c = Capacity{Limit: -1, Where: where(p.js)}
+	}
+	return p.errorWith(c, cause)
+}
+
+func (p *provisioner) errorWith(c Capacity, cause error) error {
+	return &InsufficientStorageError{
+		Pipeline: p.spec.Namespace + "/" + p.spec.Pipeline,
+		Needed:   p.spec.Reservation(), MaxBytes: p.spec.MaxBytes, Replicas: p.spec.replicas(),
+		Capacity: c, Cause: cause,
+	}
+}
+
+// rollback deletes what this call created. Its errors are not the caller's concern: the next
+// Provision finds the leftovers and adopts them.
+func (p *provisioner) rollback(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx)
+	for _, name := range slices.Backward(p.created) {
+		_ = p.js.DeleteStream(ctx, name)
+	}
+}
+
+func metadataFor(spec Spec, role string) map[string]string {
+	return map[string]string{MetadataNamespace: spec.Namespace, MetadataPipeline: spec.Pipeline, MetadataRole: role}
 }
 
 func eventsStreamConfig(spec Spec) jetstream.StreamConfig {
@@ -63,7 +199,8 @@ func eventsStreamConfig(spec Spec) jetstream.StreamConfig {
 		MaxBytes:   spec.MaxBytes,
 		MaxAge:     spec.MaxAge,
 		Duplicates: spec.DuplicateWindow,
-		Replicas:   1,
+		Replicas:   spec.replicas(),
+		Metadata:   metadataFor(spec, RoleEvents),
 	}
 }
 
@@ -86,25 +223,28 @@ func outputStreamConfig(spec Spec) jetstream.StreamConfig {
 		MaxAge:   spec.PredictionRetention,
 		// A redelivered event's prediction carries the same message id and is dropped here.
 		Duplicates: window,
-		Replicas:   1,
+		Replicas:   spec.replicas(),
+		Metadata:   metadataFor(spec, RoleOutput),
 	}
 }
 
 // ensureStream creates the stream or updates the fields we own when they differ.
-func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) (bool, error) {
-	stream, err := js.Stream(ctx, want.Name)
+func (p *provisioner) ensureStream(ctx context.Context, want jetstream.StreamConfig) error {
+	stream, err := p.js.Stream(ctx, want.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		if _, err := js.CreateStream(ctx, want); err != nil {
-			return false, classify(fmt.Errorf("creating stream %s: %w", want.Name, err))
+		if _, err := p.js.CreateStream(ctx, want); err != nil {
+			return classify(fmt.Errorf("creating stream %s: %w", want.Name, err))
 		}
-		return true, nil
+		p.created = append(p.created, want.Name)
+		p.res.Created = append(p.res.Created, want.Name)
+		return nil
 	}
 	if err != nil {
-		return false, classify(fmt.Errorf("reading stream %s: %w", want.Name, err))
+		return classify(fmt.Errorf("reading stream %s: %w", want.Name, err))
 	}
 	have := stream.CachedInfo().Config
 	if streamMatches(have, want) {
-		return false, nil
+		return nil
 	}
 	// Start from the server's config so that fields we do not manage keep their values.
 	update := have
@@ -115,10 +255,20 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 	update.MaxBytes = want.MaxBytes
 	update.MaxAge = want.MaxAge
 	update.Duplicates = want.Duplicates
-	if _, err := js.UpdateStream(ctx, update); err != nil {
-		return false, classify(fmt.Errorf("updating stream %s: %w", want.Name, err))
+	update.Replicas = want.Replicas
+	update.Metadata = withMetadata(have.Metadata, want.Metadata)
+	if _, err := p.js.UpdateStream(ctx, update); err != nil {
+		return classify(fmt.Errorf("updating stream %s: %w", want.Name, err))
 	}
-	return true, nil
+	p.noteUpdate(want.Name, have.Replicas, want.Replicas)
+	return nil
+}
+
+func (p *provisioner) noteUpdate(name string, from, to int) {
+	p.res.Changed = true
+	if max(from, 1) != max(to, 1) {
+		p.res.Rescaled = append(p.res.Rescaled, Rescale{Stream: name, From: max(from, 1), To: max(to, 1)})
+	}
 }
 
 func streamMatches(have, want jetstream.StreamConfig) bool {
@@ -128,7 +278,29 @@ func streamMatches(have, want jetstream.StreamConfig) bool {
 		have.MaxMsgs == want.MaxMsgs &&
 		have.MaxBytes == want.MaxBytes &&
 		have.MaxAge == want.MaxAge &&
-		have.Duplicates == want.Duplicates
+		have.Duplicates == want.Duplicates &&
+		max(have.Replicas, 1) == max(want.Replicas, 1) &&
+		hasMetadata(have.Metadata, want.Metadata)
+}
+
+// hasMetadata reports whether have holds every key of want with its value. The server adds keys
+// of its own (_nats.*), which are no difference.
+func hasMetadata(have, want map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func withMetadata(have, want map[string]string) map[string]string {
+	out := maps.Clone(have)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, want)
+	return out
 }
 
 func consumerConfig(spec Spec) jetstream.ConsumerConfig {
@@ -141,50 +313,82 @@ func consumerConfig(spec Spec) jetstream.ConsumerConfig {
 		MaxDeliver:    spec.MaxDeliver,
 		MaxAckPending: spec.MaxAckPending,
 		FilterSubject: spec.Subject,
+		// As many replicas as the stream, so that the delivery state survives the loss of a
+		// server as the events do. Set, not left at 0: a consumer that inherits the stream's
+		// count at creation keeps it when the stream is scaled later.
+		Replicas: spec.replicas(),
 	}
 }
 
-func ensureConsumer(ctx context.Context, js jetstream.JetStream, spec Spec) (bool, error) {
+func (p *provisioner) ensureConsumer(ctx context.Context) error {
+	spec := p.spec
 	want := consumerConfig(spec)
-	consumer, err := js.Consumer(ctx, spec.Stream, spec.Consumer)
+	consumer, err := p.js.Consumer(ctx, spec.Stream, spec.Consumer)
 	if err == nil {
 		have := consumer.CachedInfo().Config
 		if have.AckWait == want.AckWait && have.MaxDeliver == want.MaxDeliver &&
-			have.MaxAckPending == want.MaxAckPending && have.Description == want.Description {
-			return false, nil
+			have.MaxAckPending == want.MaxAckPending && have.Description == want.Description &&
+			have.Replicas == want.Replicas {
+			return nil
 		}
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return false, classify(fmt.Errorf("reading consumer %s/%s: %w", spec.Stream, spec.Consumer, err))
+		return classify(fmt.Errorf("reading consumer %s/%s: %w", spec.Stream, spec.Consumer, err))
 	}
-	if _, err := js.CreateOrUpdateConsumer(ctx, spec.Stream, want); err != nil {
-		return false, classify(fmt.Errorf("writing consumer %s/%s: %w", spec.Stream, spec.Consumer, err))
+	written, werr := p.writeConsumer(ctx, want)
+	switch {
+	case werr != nil:
+		return classify(fmt.Errorf("writing consumer %s/%s: %w", spec.Stream, spec.Consumer, werr))
+	case !written:
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		p.res.Created = append(p.res.Created, spec.Stream+"/"+spec.Consumer)
+	default:
+		p.res.Changed = true
 	}
-	return true, nil
+	return nil
 }
 
-func ensureBucket(ctx context.Context, js jetstream.JetStream, spec Spec) (bool, error) {
-	want := jetstream.KeyValueConfig{
-		Bucket:      spec.Bucket,
-		Description: "Freightcast predictions by event id",
-		History:     1,
-		TTL:         spec.PredictionRetention,
-		Storage:     jetstream.FileStorage,
-		Replicas:    1,
+// errCodeConsumerReplicasExceedStream: the stream's scale-up has not completed yet.
+const errCodeConsumerReplicasExceedStream jetstream.ErrorCode = 10126
+
+// writeConsumer creates or updates the consumer. While a stream's scale-up is still copying it
+// to its new servers (seconds, or longer for a large stream), the stream keeps its old replica
+// count and refuses a consumer with the new one: the result then says Converging, and a later
+// call finishes the job.
+func (p *provisioner) writeConsumer(ctx context.Context, want jetstream.ConsumerConfig) (bool, error) {
+	_, err := p.js.CreateOrUpdateConsumer(ctx, p.spec.Stream, want)
+	if code, _ := apiCode(err); code == errCodeConsumerReplicasExceedStream {
+		p.res.Converging = true
+		return false, nil
 	}
-	kv, err := js.KeyValue(ctx, spec.Bucket)
-	if err == nil {
-		status, err := kv.Status(ctx)
-		if err != nil {
-			return false, classify(fmt.Errorf("reading bucket %s: %w", spec.Bucket, err))
-		}
-		if status.TTL() == want.TTL {
-			return false, nil
-		}
-	} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return false, classify(fmt.Errorf("reading bucket %s: %w", spec.Bucket, err))
+	return err == nil, err
+}
+
+// bucketStreamConfig is the predictions bucket's stream, as JetStream's key-value layer lays a
+// bucket out (one subject per key, the last value kept, reads by direct get), with two choices
+// of ours: it is bounded by maxBytes like the output stream, so that its storage is reserved up
+// front rather than growing unseen until the store is full, and when full it drops the oldest
+// predictions rather than refusing new ones, which would stall the pipeline.
+func bucketStreamConfig(spec Spec) jetstream.StreamConfig {
+	// Writes carry no message id; the key-value layer's own window, kept for its tools.
+	window := min(spec.PredictionRetention, 2*time.Minute)
+	return jetstream.StreamConfig{
+		Name:              spec.BucketStream(),
+		Description:       "Freightcast predictions by event id",
+		Subjects:          []string{spec.PredictionKeySubject(">")},
+		Retention:         jetstream.LimitsPolicy,
+		Storage:           jetstream.FileStorage,
+		Discard:           jetstream.DiscardOld,
+		MaxMsgs:           -1,
+		MaxMsgsPerSubject: 1,
+		MaxBytes:          spec.MaxBytes,
+		MaxAge:            spec.PredictionRetention,
+		MaxMsgSize:        -1,
+		MaxConsumers:      -1,
+		Duplicates:        window,
+		AllowRollup:       true,
+		DenyDelete:        true,
+		AllowDirect:       true,
+		Replicas:          spec.replicas(),
+		Metadata:          metadataFor(spec, RolePredictions),
 	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, want); err != nil {
-		return false, classify(fmt.Errorf("writing bucket %s: %w", spec.Bucket, err))
-	}
-	return true, nil
 }

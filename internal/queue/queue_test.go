@@ -154,6 +154,16 @@ func TestReadLagTellsMissingAndUnreachableFromZero(t *testing.T) {
 	if err != nil || lag.Total() != 0 {
 		t.Fatalf("lag of an empty queue = %+v, %v; want 0, nil", lag, err)
 	}
+	// A consumer deleted from a stream that is still there: missing too, not unknown.
+	if err := js.DeleteConsumer(ctx, spec.Stream, spec.Consumer); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadLag(ctx, js, spec.Stream, spec.Consumer); !errors.Is(err, ErrConsumerMissing) || errors.Is(err, ErrUnreachable) {
+		t.Fatalf("lag of a deleted consumer: err = %v, want ErrConsumerMissing only", err)
+	}
+	if _, err := Provision(ctx, js, spec); err != nil {
+		t.Fatal(err)
+	}
 
 	srv.Stop()
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -312,5 +322,66 @@ func TestPredictionKeySubjectWritesTheBucketKey(t *testing.T) {
 	}
 	if got := string(entry.Value()); got != "first" {
 		t.Errorf("Get reads %q, want the first write", got)
+	}
+}
+
+// TestTheBucketIsBoundedAndDropsItsOldest: the predictions bucket reserves maxBytes like the
+// other streams, and a full one drops its oldest predictions instead of refusing the worker's
+// next write (which would stall the pipeline). A bucket made by an earlier version through the
+// key-value API, unbounded, is brought under the cap with its predictions kept.
+func TestTheBucketIsBoundedAndDropsItsOldest(t *testing.T) {
+	srv := natstest.Start(t)
+	js := connect(t, srv.URL())
+	ctx := context.Background()
+	spec := testSpec("bounded")
+	old, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: spec.Bucket, History: 1, TTL: spec.PredictionRetention, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Create(ctx, "before", []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Provision(ctx, js, spec); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, spec.BucketStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := stream.CachedInfo().Config
+	if cfg.MaxBytes != spec.MaxBytes || cfg.Discard != jetstream.DiscardOld || cfg.Metadata[MetadataRole] != RolePredictions {
+		t.Fatalf("the bucket's stream: max bytes %d, discard %v, metadata %v; want %d, DiscardOld, role predictions",
+			cfg.MaxBytes, cfg.Discard, cfg.Metadata, spec.MaxBytes)
+	}
+	kv, err := js.KeyValue(ctx, spec.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := kv.Get(ctx, "before"); err != nil || string(e.Value()) != "kept" {
+		t.Fatalf("the prediction written before the bucket was bounded: %v, %v", e, err)
+	}
+
+	// 1 MiB of cap, 64 KiB predictions: the 40 written overflow it about two and a half times.
+	value := make([]byte, 64<<10)
+	const writes = 40
+	for i := range writes {
+		if _, err := js.Publish(ctx, spec.PredictionKeySubject(fmt.Sprintf("e%d", i)), value, jetstream.WithExpectLastSequencePerSubject(0)); err != nil {
+			t.Fatalf("write %d into a full bucket: %v", i, err)
+		}
+	}
+	if _, err := kv.Get(ctx, "e0"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Errorf("the oldest prediction: %v, want it dropped", err)
+	}
+	if e, err := kv.Get(ctx, fmt.Sprintf("e%d", writes-1)); err != nil || len(e.Value()) != len(value) {
+		t.Errorf("the newest prediction: %v", err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(info.State.Bytes) > spec.MaxBytes {
+		t.Errorf("the bucket holds %d bytes, over its cap of %d", info.State.Bytes, spec.MaxBytes)
 	}
 }

@@ -12,6 +12,10 @@ import (
 // Topology names everything one pipeline owns on a NATS server. Names derive from the pipeline's
 // namespace and name; neither may contain '_' or '.', so distinct pipelines never collide.
 type Topology struct {
+	// Namespace and Pipeline identify the pipeline. Provision writes them into the metadata of
+	// its streams, so that a stream outliving its pipeline can be told apart (ListStreams).
+	Namespace string `json:"namespace"`
+	Pipeline  string `json:"pipeline"`
 	// Stream holds the accepted events until a worker acknowledges their prediction.
 	Stream string `json:"stream"`
 	// Subject is where ingestion publishes events.
@@ -33,6 +37,8 @@ func TopologyFor(namespace, name string) Topology {
 	base := fmt.Sprintf("freightcast_%s_%s", namespace, name)
 	subject := fmt.Sprintf("freightcast.%s.%s", namespace, name)
 	return Topology{
+		Namespace:         namespace,
+		Pipeline:          name,
 		Stream:            base,
 		Subject:           subject + ".events",
 		Consumer:          "inference",
@@ -42,6 +48,14 @@ func TopologyFor(namespace, name string) Topology {
 		Bucket:            base + "_predictions",
 	}
 }
+
+// InboxPrefix is where the pipeline's pods receive replies (publish acknowledgements, fetched
+// events, API answers). It is the pipeline's own, so that NATS permissions can let a pod subscribe
+// to its replies and to no other pipeline's (see PipelinePermissions).
+func (t Topology) InboxPrefix() string { return "_INBOX." + t.Stream }
+
+// BucketStream is the stream JetStream keeps the predictions bucket in.
+func (t Topology) BucketStream() string { return "KV_" + t.Bucket }
 
 // PredictionKeySubject is the subject that writes key id of the predictions bucket: JetStream
 // stores a bucket as a stream with one subject per key. The worker publishes there itself, with
@@ -53,7 +67,9 @@ func (t Topology) PredictionKeySubject(id string) string {
 
 // Limits bound the pipeline's streams. Zero values are invalid; Validate says which.
 type Limits struct {
-	// MaxMessages and MaxBytes cap the events stream; a full stream refuses new events.
+	// MaxMessages and MaxBytes cap the events stream; a full stream refuses new events. MaxBytes
+	// also caps the output stream and the predictions bucket, which drop their oldest
+	// predictions when full.
 	MaxMessages int64 `json:"maxMessages"`
 	MaxBytes    int64 `json:"maxBytes"`
 	// MaxAge expires events that waited too long.
@@ -74,13 +90,30 @@ type Limits struct {
 type Spec struct {
 	Topology
 	Limits
+	// Replicas is how many servers of a JetStream cluster hold each of the pipeline's streams
+	// and its bucket: 1, 3 or 5. 0 means 1, a single copy, which is what a pipeline had before
+	// replication could be chosen.
+	Replicas int `json:"replicas,omitempty"`
 }
+
+// replicas is Replicas with 0 read as 1.
+func (s Spec) replicas() int { return max(s.Replicas, 1) }
+
+// StreamsPerPipeline is how many streams of a pipeline reserve MaxBytes: the events, the output
+// (predictions and dead letters) and the predictions bucket's.
+const StreamsPerPipeline = 3
+
+// Reservation is the store the pipeline's streams reserve up front across the cluster: each
+// reserves MaxBytes on every server that holds one of its replicas.
+func (s Spec) Reservation() int64 { return StreamsPerPipeline * s.MaxBytes * int64(s.replicas()) }
 
 // Validate reports the first field that cannot be provisioned.
 func (s Spec) Validate() error {
 	switch {
 	case s.Stream == "" || s.Subject == "" || s.Consumer == "" || s.OutputStream == "" || s.Bucket == "":
 		return fmt.Errorf("queue: topology names must not be empty: %+v", s.Topology)
+	case s.Replicas != 0 && s.Replicas != 1 && s.Replicas != 3 && s.Replicas != 5:
+		return fmt.Errorf("queue: replicas must be 1, 3 or 5 (an odd number of servers, so that a majority survives a loss), got %d", s.Replicas)
 	case s.MaxMessages <= 0:
 		return fmt.Errorf("queue: maxMessages must be positive, got %d", s.MaxMessages)
 	case s.MaxBytes <= 0:

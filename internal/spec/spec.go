@@ -16,11 +16,66 @@ import (
 // mounts spec.auth's Secret key there, and the pipeline config points ingestion at it.
 const TokensFile = "/etc/freightcast/auth/tokens"
 
-// Queue is pipeline p's JetStream topology and limits.
-func Queue(p *freightcastv1alpha1.FreightPipeline) queue.Spec {
+// Where the pipeline's pods find the files of spec.queue.credentials and spec.queue.tls: the
+// operator mounts the Secrets' keys there, and the pipeline config points the NATS client at
+// them. The operator never reads them.
+const (
+	NATSCredentialsDir = "/etc/freightcast/nats"
+	NATSCADir          = "/etc/freightcast/nats-ca"
+)
+
+// NATSCredentialKeys are the keys of a spec.queue.credentials Secret of each type, which the
+// operator mounts as files of the same name under NATSCredentialsDir.
+func NATSCredentialKeys(t freightcastv1alpha1.NATSCredentialsType) []string {
+	switch t {
+	case freightcastv1alpha1.NATSNKey:
+		return []string{"nkey"}
+	case freightcastv1alpha1.NATSUserPassword:
+		return []string{"user", "password"}
+	}
+	return []string{"creds"}
+}
+
+// NATSCAKey is the key of spec.queue.tls's Secret that holds the CA bundle.
+const NATSCAKey = "ca.crt"
+
+// NATSCredentials are the files a pipeline's pods connect to NATS with (the zero value: none).
+func NATSCredentials(p *freightcastv1alpha1.FreightPipeline) queue.Credentials {
+	p = defaultedPipeline(p)
+	var c queue.Credentials
+	if cr := p.Spec.Queue.Credentials; cr != nil {
+		file := func(key string) string { return NATSCredentialsDir + "/" + key }
+		switch cr.Type {
+		case freightcastv1alpha1.NATSNKey:
+			c.NKeySeedFile = file("nkey")
+		case freightcastv1alpha1.NATSUserPassword:
+			c.UserFile, c.PasswordFile = file("user"), file("password")
+		default:
+			c.CredsFile = file("creds")
+		}
+	}
+	if p.Spec.Queue.TLS != nil {
+		c.CAFile = NATSCADir + "/" + NATSCAKey
+	}
+	return c
+}
+
+// QueueReplicas is how many servers hold pipeline p's streams: spec.queue.replicas, or the
+// operator's default (the chart's: its NATS cluster size) when unset; 1 when neither is set.
+func QueueReplicas(p *freightcastv1alpha1.FreightPipeline, defaultReplicas int) int {
+	if r := p.Spec.Queue.Replicas; r != nil {
+		return int(*r)
+	}
+	return max(defaultReplicas, 1)
+}
+
+// Queue is pipeline p's JetStream topology, limits and replicas; defaultReplicas applies when
+// spec.queue.replicas is unset.
+func Queue(p *freightcastv1alpha1.FreightPipeline, defaultReplicas int) queue.Spec {
 	p = defaultedPipeline(p)
 	q := p.Spec.Queue
 	return queue.Spec{
+		Replicas: QueueReplicas(p, defaultReplicas),
 		Topology: queue.TopologyFor(p.Namespace, p.Name),
 		Limits: queue.Limits{
 			MaxMessages:     q.MaxMessages,
@@ -39,14 +94,16 @@ func Queue(p *freightcastv1alpha1.FreightPipeline) queue.Spec {
 // Pipeline renders the data-plane configuration of pipeline p scoring with model on the NATS
 // server at natsURL: what the operator writes into the pipeline's ConfigMap, and what local mode
 // hands its in-process components. The model version is the one the model's pods serve (see
-// ServedRevision), so a pipeline follows a rollback of its model.
-func Pipeline(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1.PredictionModel, natsURL string) pipelineconfig.Config {
+// ServedRevision), so a pipeline follows a rollback of its model. defaultReplicas is the queue's
+// replicas when spec.queue.replicas is unset.
+func Pipeline(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1.PredictionModel, natsURL string, defaultReplicas int) pipelineconfig.Config {
 	p = defaultedPipeline(p)
 	cfg := pipelineconfig.Config{
-		Namespace: p.Namespace,
-		Name:      p.Name,
-		NATSURL:   natsURL,
-		Queue:     Queue(p),
+		Namespace:       p.Namespace,
+		Name:            p.Name,
+		NATSURL:         natsURL,
+		NATSCredentials: NATSCredentials(p),
+		Queue:           Queue(p, defaultReplicas),
 		Model: pipelineconfig.Model{
 			Name:     model.Name,
 			Version:  servedVersion(model),

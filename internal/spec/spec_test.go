@@ -38,10 +38,45 @@ func TestPipeline(t *testing.T) {
 	m := testModel()
 	m.Spec.Version = "7"
 	cases := map[string]struct {
-		mutate func(*freightcastv1alpha1.FreightPipeline)
-		want   func(*pipelineconfig.Config)
+		mutate          func(*freightcastv1alpha1.FreightPipeline)
+		defaultReplicas int
+		want            func(*pipelineconfig.Config)
 	}{
 		"defaults": {mutate: func(*freightcastv1alpha1.FreightPipeline) {}, want: func(*pipelineconfig.Config) {}},
+		"the operator's default replicas apply when the spec has none": {
+			mutate: func(*freightcastv1alpha1.FreightPipeline) {}, defaultReplicas: 3,
+			want: func(c *pipelineconfig.Config) { c.Queue.Replicas = 3 },
+		},
+		"the spec's replicas win over the operator's default": {
+			mutate:          func(p *freightcastv1alpha1.FreightPipeline) { p.Spec.Queue.Replicas = ptr.To[int32](5) },
+			defaultReplicas: 3,
+			want:            func(c *pipelineconfig.Config) { c.Queue.Replicas = 5 },
+		},
+		"creds and a CA": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Queue.Credentials = &freightcastv1alpha1.NATSCredentials{SecretRef: freightcastv1alpha1.SecretReference{Name: "nats-orders"}}
+				p.Spec.Queue.TLS = &freightcastv1alpha1.QueueTLS{CASecretRef: freightcastv1alpha1.SecretReference{Name: "nats-ca"}}
+			},
+			want: func(c *pipelineconfig.Config) {
+				c.NATSCredentials = queue.Credentials{CredsFile: "/etc/freightcast/nats/creds", CAFile: "/etc/freightcast/nats-ca/ca.crt"}
+			},
+		},
+		"an NKey": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Queue.Credentials = &freightcastv1alpha1.NATSCredentials{SecretRef: freightcastv1alpha1.SecretReference{Name: "s"}, Type: freightcastv1alpha1.NATSNKey}
+			},
+			want: func(c *pipelineconfig.Config) {
+				c.NATSCredentials = queue.Credentials{NKeySeedFile: "/etc/freightcast/nats/nkey"}
+			},
+		},
+		"a user and password": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Queue.Credentials = &freightcastv1alpha1.NATSCredentials{SecretRef: freightcastv1alpha1.SecretReference{Name: "s"}, Type: freightcastv1alpha1.NATSUserPassword}
+			},
+			want: func(c *pipelineconfig.Config) {
+				c.NATSCredentials = queue.Credentials{UserFile: "/etc/freightcast/nats/user", PasswordFile: "/etc/freightcast/nats/password"}
+			},
+		},
 		"auth and a rate limit without burst": {
 			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
 				p.Spec.Ingestion.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "s"}}
@@ -66,8 +101,8 @@ func TestPipeline(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			want := pipelineconfig.Config{
 				Namespace: "ns", Name: "orders", NATSURL: "nats://nats:4222",
-				Queue: queue.Spec{Topology: queue.TopologyFor("ns", "orders"), Limits: queue.Limits{
-					MaxMessages: 1_000_000, MaxBytes: 1 << 30, MaxAge: 24 * time.Hour, DuplicateWindow: 2 * time.Minute,
+				Queue: queue.Spec{Replicas: 1, Topology: queue.TopologyFor("ns", "orders"), Limits: queue.Limits{
+					MaxMessages: 1_000_000, MaxBytes: 256 << 20, MaxAge: 24 * time.Hour, DuplicateWindow: 2 * time.Minute,
 					AckWait: 30 * time.Second, MaxDeliver: 5, MaxAckPending: 10 * 64 * 2, PredictionRetention: 24 * time.Hour}},
 				Model:     pipelineconfig.Model{Name: "m", Version: "7", Features: m.Spec.Features},
 				Ingestion: pipelineconfig.Ingestion{MaxBodyBytes: 4 << 20},
@@ -76,7 +111,7 @@ func TestPipeline(t *testing.T) {
 			tc.want(&want)
 			p := testPipeline()
 			tc.mutate(p)
-			got := Pipeline(p, m, "nats://nats:4222")
+			got := Pipeline(p, m, "nats://nats:4222", tc.defaultReplicas)
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("config (-want +got):\n%s", diff)
 			}
@@ -195,7 +230,7 @@ func TestPipelineFeedsEveryDeclaredInput(t *testing.T) {
 		{Name: "numeric", Shape: []int64{-1, 2}, Features: []string{"distance_km", "weather_severity"}},
 		{Name: "transport_mode", DataType: "INT64", Features: []string{"mode"}},
 	}
-	got := Pipeline(testPipeline(), m, "nats://nats:4222")
+	got := Pipeline(testPipeline(), m, "nats://nats:4222", 1)
 	want := []pipelineconfig.Input{
 		{Name: "numeric", Features: []string{"distance_km", "weather_severity"}},
 		{Name: "transport_mode", DataType: "INT64", Features: []string{"mode"}},
@@ -207,7 +242,7 @@ func TestPipelineFeedsEveryDeclaredInput(t *testing.T) {
 		t.Errorf("rendered config does not validate: %v", err)
 	}
 	m.Spec.Inputs = []freightcastv1alpha1.InputSpec{{Name: "features", DataType: "FP32"}}
-	if got := Pipeline(testPipeline(), m, "nats://nats:4222"); got.Model.Inputs != nil {
+	if got := Pipeline(testPipeline(), m, "nats://nats:4222", 1); got.Model.Inputs != nil {
 		t.Errorf("inputs without features rendered as %+v", got.Model.Inputs)
 	}
 }

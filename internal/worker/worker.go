@@ -168,6 +168,11 @@ func New(cfg Config) (*Worker, error) {
 	return w, nil
 }
 
+// pullExpiry bounds each pull request. The library's heartbeats come every half of it, and two
+// missed ones make it pull again: when the server holding the consumer's leader dies, a worker
+// resumes on the new leader within this time (the library's default, 30 s, stalled it that long).
+const pullExpiry = 5 * time.Second
+
 // Run consumes until ctx is cancelled. Then it stops pulling, finishes and acknowledges the
 // events it already holds, and returns: a scale-in loses nothing and strands nothing until the
 // ack wait expires. A Worker runs one Run at a time.
@@ -176,7 +181,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	it, err := consumer.Messages(jetstream.PullMaxMessages(2 * w.cfg.BatchSize))
+	it, err := consumer.Messages(jetstream.PullMaxMessages(2*w.cfg.BatchSize), jetstream.PullExpiry(pullExpiry))
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}

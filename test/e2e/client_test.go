@@ -173,7 +173,9 @@ func newQueueClient(t testing.TB, natsAddr, ns, pipeline string) *queueClient {
 	var nc *nats.Conn
 	// A new NodePort answers once kube-proxy has synced its rules.
 	eventually(t, 30*time.Second, "NATS through its NodePort "+natsAddr, func() (err error) {
-		nc, err = nats.Connect("nats://"+natsAddr, nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond))
+		// Only through the NodePort: the servers' own addresses, which they tell clients, are
+		// the pods' and not reachable from the host.
+		nc, err = nats.Connect("nats://"+natsAddr, nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond), nats.IgnoreDiscoveredServers())
 		return err
 	})
 	t.Cleanup(nc.Close)

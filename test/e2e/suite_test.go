@@ -122,7 +122,10 @@ func install(helm, image, natsImage string) error {
 			"--namespace", systemNamespace, "--wait", "--timeout", "5m",
 			"--set", "image.repository=" + repo, "--set", "image.tag=" + tag,
 			"--set", "nats.image.repository=" + natsRepo, "--set", "nats.image.tag=" + natsTag,
-			"--set", "nats.storage.size=1Gi", "--set", "networkPolicy.enabled=true"}, extra...)
+			// The chart's 3-server NATS, as platform teams who need a server's loss survived run
+			// it (pipelines then default to 3 replicas), on the default claims (10Gi, the test
+			// cluster's volumes: 9 GiB of store, twelve default pipelines at once).
+			"--set", "nats.replicas=3", "--set", "networkPolicy.enabled=true"}, extra...)
 		helmCtx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 		defer cancel()
 		if out, err := exec.CommandContext(helmCtx, helm, args...).CombinedOutput(); err != nil {

@@ -58,7 +58,7 @@ func NewCA(t testing.TB) *CA {
 
 var serial = big.NewInt(100)
 
-// Issue signs a server certificate for 127.0.0.1, ::1, localhost and the given names, with
+// Issue signs a server (and client) certificate for 127.0.0.1, ::1, localhost and the given names, with
 // commonName as its subject. It returns the PEM certificate and PEM key.
 func (ca *CA) Issue(t testing.TB, commonName string, names ...string) (certPEM, keyPEM []byte) {
 	t.Helper()
@@ -73,9 +73,10 @@ func (ca *CA) Issue(t testing.TB, commonName string, names ...string) (certPEM, 
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     append([]string{"localhost"}, names...),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		// Client auth too, so that one issued certificate also serves a client of mutual TLS.
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		DNSNames:    append([]string{"localhost"}, names...),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {

@@ -1,0 +1,67 @@
+package queue
+
+// Permissions are the subjects a NATS user may publish to and subscribe to; everything else is
+// denied. They are what per-pipeline credentials carry (see docs/security.md, "NATS"): a
+// pipeline's pods reach their own pipeline's subjects, stream, consumer and bucket, and nothing
+// of any other pipeline.
+type Permissions struct {
+	Publish   []string `json:"publish"`
+	Subscribe []string `json:"subscribe"`
+	// DenyPublish carves exceptions out of Publish.
+	DenyPublish []string `json:"denyPublish,omitempty"`
+}
+
+// OperatorInboxPrefix is where the operator receives its JetStream API answers.
+const OperatorInboxPrefix = "_INBOX.freightcast_operator"
+
+// PipelinePermissions are what a pipeline's ingestion and inference pods need, and no more:
+//
+//   - ingestion publishes events, checks its stream exists (readiness) and reads predictions
+//     from the bucket;
+//   - workers pull from the pipeline's consumer, acknowledge, and store predictions and dead
+//     letters in the output stream and the bucket;
+//   - both receive replies under the pipeline's inbox prefix only (PipelineOptions sets it), so
+//     that no pipeline can subscribe to another's replies, which carry its events.
+//
+// They cannot create, change or delete a stream or consumer, list streams, or touch any other
+// pipeline's subjects.
+func PipelinePermissions(t Topology) Permissions {
+	const api = "$JS.API."
+	bucket := t.BucketStream()
+	return Permissions{
+		Publish: []string{
+			t.Subject,
+			t.PredictionSubject,
+			t.DeadLetterSubject,
+			t.PredictionKeySubject(">"),
+			api + "STREAM.INFO." + t.Stream,
+			api + "STREAM.INFO." + bucket,
+			api + "DIRECT.GET." + bucket,
+			api + "DIRECT.GET." + bucket + ".>",
+			api + "STREAM.MSG.GET." + bucket,
+			api + "CONSUMER.INFO." + t.Stream + "." + t.Consumer,
+			api + "CONSUMER.MSG.NEXT." + t.Stream + "." + t.Consumer,
+			// Acknowledgements, in the server's two reply formats ($JS.ACK.<stream>.<consumer>...
+			// and, with domains, $JS.ACK.<domain>.<account hash>.<stream>.<consumer>...).
+			"$JS.ACK." + t.Stream + "." + t.Consumer + ".>",
+			"$JS.ACK.*.*." + t.Stream + "." + t.Consumer + ".>",
+		},
+		Subscribe: []string{t.InboxPrefix() + ".>"},
+	}
+}
+
+// OperatorPermissions are what the operator needs: the JetStream API of its account, to
+// provision, scale, inspect and delete every pipeline's objects, and its own inbox. It can neither
+// publish an event nor read one, nor read a prediction: the API calls that return messages are
+// denied.
+func OperatorPermissions() Permissions {
+	return Permissions{
+		Publish:   []string{"$JS.API.>"},
+		Subscribe: []string{OperatorInboxPrefix + ".>"},
+		DenyPublish: []string{
+			"$JS.API.CONSUMER.MSG.NEXT.>",
+			"$JS.API.DIRECT.GET.>",
+			"$JS.API.STREAM.MSG.GET.>",
+		},
+	}
+}
