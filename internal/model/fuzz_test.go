@@ -178,7 +178,10 @@ var fuzzTypes = []int32{onnxpb.TypeFloat, onnxpb.TypeDouble, onnxpb.TypeInt64, o
 // fuzzAttrs are attribute names operators read.
 var fuzzAttrs = []string{"axis", "axes", "perm", "keepdims", "alpha", "beta", "to", "transA", "transB", "epsilon",
 	"split", "starts", "ends", "value", "mode", "select_last_index", "largest", "k", "allowzero", "fmod",
-	"noop_with_empty_axes", "approximate", "min", "max", "num_outputs", "start", "end", "value_ints", "value_float"}
+	"noop_with_empty_axes", "approximate", "min", "max", "num_outputs", "start", "end", "value_ints", "value_float",
+	// the sliding windows of convolution and pooling
+	"kernel_shape", "strides", "pads", "dilations", "group", "auto_pad", "ceil_mode", "output_shape", "output_padding",
+	"storage_order", "count_include_pad"}
 
 func (g *graphGen) model(ops []string) *onnxpb.Model {
 	g.tame = g.pick(4) != 0
@@ -282,7 +285,7 @@ func (g *graphGen) attribute() onnxpb.Attribute {
 			a.Ints = append(a.Ints, fuzzInts[g.pick(len(fuzzInts))])
 		}
 	case 3:
-		a.Type, a.S = onnxpb.AttrString, []byte([]string{"constant", "reflect", "edge", "tanh", "none", "?"}[g.pick(6)])
+		a.Type, a.S = onnxpb.AttrString, []byte([]string{"constant", "reflect", "edge", "tanh", "none", "?", "SAME_UPPER", "VALID"}[g.pick(8)])
 	case 4:
 		a.Type = onnxpb.AttrTensor
 		t := g.tensor("")

@@ -1,0 +1,91 @@
+package model
+
+import (
+	"errors"
+	"math"
+	"testing"
+
+	"github.com/freightcast/freightcast/internal/onnxpb"
+)
+
+func stringAttr(name, v string) onnxpb.Attribute {
+	return onnxpb.Attribute{Name: name, Type: onnxpb.AttrString, S: []byte(v)}
+}
+
+// TestWindowHostileAttributes gives the windowed operators attributes no exporter writes —
+// huge, negative and zero kernels, strides, dilations and pads, windows larger than the input,
+// outputs past the tensor limit — and checks that each is refused at load or at run with an
+// error: never a panic, never a hang over a huge kernel, never an allocation past the limits.
+func TestWindowHostileAttributes(t *testing.T) {
+	big := int64(1 << 24)
+	cases := map[string]struct {
+		op    string
+		attrs []onnxpb.Attribute
+		w     []int64 // the weights' shape for Conv/ConvTranspose (an initializer)
+	}{
+		"Conv negative stride":          {"Conv", []onnxpb.Attribute{intsAttr("strides", -1, 1)}, []int64{2, 3, 2, 2}},
+		"Conv zero dilation":            {"Conv", []onnxpb.Attribute{intsAttr("dilations", 0, 1)}, []int64{2, 3, 2, 2}},
+		"Conv huge dilation":            {"Conv", []onnxpb.Attribute{intsAttr("dilations", big, big)}, []int64{2, 3, 2, 2}},
+		"Conv overflowing pads":         {"Conv", []onnxpb.Attribute{intsAttr("pads", math.MaxInt64, 0, 0, 0)}, []int64{2, 3, 2, 2}},
+		"Conv huge pads":                {"Conv", []onnxpb.Attribute{intsAttr("pads", big, big, big, big)}, []int64{2, 3, 2, 2}},
+		"Conv negative pads":            {"Conv", []onnxpb.Attribute{intsAttr("pads", -3, 0, 0, 0)}, []int64{2, 3, 2, 2}},
+		"Conv pads of the wrong length": {"Conv", []onnxpb.Attribute{intsAttr("pads", 1)}, []int64{2, 3, 2, 2}},
+		"Conv kernel_shape disagrees":   {"Conv", []onnxpb.Attribute{intsAttr("kernel_shape", 3, 3)}, []int64{2, 3, 2, 2}},
+		"Conv window over the input":    {"Conv", nil, []int64{2, 3, 9, 9}},
+		"Conv zero-sized kernel":        {"Conv", nil, []int64{2, 3, 0, 2}},
+		"Conv group zero":               {"Conv", []onnxpb.Attribute{intAttr("group", 0)}, []int64{2, 3, 2, 2}},
+		"Conv group not dividing":       {"Conv", []onnxpb.Attribute{intAttr("group", 2)}, []int64{2, 3, 2, 2}},
+		"Conv huge group":               {"Conv", []onnxpb.Attribute{intAttr("group", math.MaxInt64)}, []int64{2, 3, 2, 2}},
+		"Conv bad auto_pad":             {"Conv", []onnxpb.Attribute{stringAttr("auto_pad", "SAME")}, []int64{2, 3, 2, 2}},
+		"Conv weights of another rank":  {"Conv", nil, []int64{2, 3, 2}},
+		"ConvTranspose huge output_shape": {"ConvTranspose",
+			[]onnxpb.Attribute{intsAttr("output_shape", big, big)}, []int64{3, 2, 2, 2}},
+		"ConvTranspose negative output_shape": {"ConvTranspose",
+			[]onnxpb.Attribute{intsAttr("output_shape", -5, 4)}, []int64{3, 2, 2, 2}},
+		"ConvTranspose pads cropping everything": {"ConvTranspose",
+			[]onnxpb.Attribute{intsAttr("pads", 50, 50, 50, 50)}, []int64{3, 2, 2, 2}},
+		"ConvTranspose output_padding past the stride": {"ConvTranspose",
+			[]onnxpb.Attribute{intsAttr("output_padding", 5, 5)}, []int64{3, 2, 2, 2}},
+		"ConvTranspose huge strides": {"ConvTranspose",
+			[]onnxpb.Attribute{intsAttr("strides", big, big)}, []int64{3, 2, 2, 2}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			spec := graphSpec{
+				nodes:   []onnxpb.Node{node(tc.op, []string{"x", "w"}, []string{"y"}, tc.attrs...)},
+				inputs:  []onnxpb.ValueInfo{tensorInfo("x", -1, 3, 5, 5)},
+				outputs: []onnxpb.ValueInfo{{Name: "y", ElemType: onnxpb.TypeFloat}},
+			}
+			n := int64(1)
+			for _, d := range tc.w {
+				n *= d
+			}
+			spec.inits = []onnxpb.Tensor{floatInit("w", tc.w, make([]float32, n))}
+			if errs := loadOrRun(t, spec.modelBytes(), []int{1, 3, 5, 5}); errs == nil {
+				t.Errorf("%s ran with hostile attributes", tc.op)
+			}
+		})
+	}
+}
+
+// loadOrRun loads a model and runs it on zeros of the given shape, with panics reaching the
+// test; it returns the load or run error (load errors must wrap ErrUnsupported or
+// ErrInvalidModel).
+func loadOrRun(t *testing.T, data []byte, shape []int) error {
+	t.Helper()
+	recoverPanics = false
+	defer func() { recoverPanics = true }()
+	m, err := Load(data)
+	if err != nil {
+		if !errors.Is(err, ErrUnsupported) && !errors.Is(err, ErrInvalidModel) {
+			t.Errorf("load error %v wraps neither ErrUnsupported nor ErrInvalidModel", err)
+		}
+		return err
+	}
+	in := NewTensor(shape, make([]float32, product(shape)))
+	out := make([]*Tensor, len(m.Metadata().Outputs))
+	for i := range out {
+		out[i] = &Tensor{}
+	}
+	return m.Eval([]*Tensor{in}, out)
+}
