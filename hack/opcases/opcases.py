@@ -20,6 +20,8 @@ import sys
 import numpy as np
 from onnx import helper, mapping, numpy_helper
 
+import windows
+
 RNG = np.random.default_rng(20261202)
 
 
@@ -148,6 +150,8 @@ def main(root):
          [("s", s), ("v", v)], [("y", np.matmul(s.astype(np.float64), v.astype(np.float64)).astype(np.float32))])
     case(root, "matmul_vector_left", 13, [helper.make_node("MatMul", ["v", "m"], ["y"])],
          [("v", v), ("m", m)], [("y", np.matmul(v.astype(np.float64), m.astype(np.float64)).astype(np.float32))])
+
+    windows.cases(case, root)
 
 
 if __name__ == "__main__":

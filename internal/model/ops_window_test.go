@@ -48,6 +48,14 @@ func TestWindowHostileAttributes(t *testing.T) {
 			[]onnxpb.Attribute{intsAttr("output_padding", 5, 5)}, []int64{3, 2, 2, 2}},
 		"ConvTranspose huge strides": {"ConvTranspose",
 			[]onnxpb.Attribute{intsAttr("strides", big, big)}, []int64{3, 2, 2, 2}},
+		"MaxPool without kernel_shape":    {"MaxPool", nil, nil},
+		"MaxPool kernel past the limit":   {"MaxPool", []onnxpb.Attribute{intsAttr("kernel_shape", big+1, 1)}, nil},
+		"MaxPool kernel over the input":   {"MaxPool", []onnxpb.Attribute{intsAttr("kernel_shape", 6, 6)}, nil},
+		"MaxPool storage_order 2":         {"MaxPool", []onnxpb.Attribute{intsAttr("kernel_shape", 2, 2), intAttr("storage_order", 2)}, nil},
+		"MaxPool ceil_mode with auto_pad": {"MaxPool", []onnxpb.Attribute{intsAttr("kernel_shape", 2, 2), intAttr("ceil_mode", 1), stringAttr("auto_pad", "VALID")}, nil},
+		"AveragePool huge pads":           {"AveragePool", []onnxpb.Attribute{intsAttr("kernel_shape", 2, 2), intsAttr("pads", big, big, big, big)}, nil},
+		"LpPool p zero":                   {"LpPool", []onnxpb.Attribute{intsAttr("kernel_shape", 2, 2), intAttr("p", 0)}, nil},
+		"MaxUnpool without indices":       {"MaxUnpool", []onnxpb.Attribute{intsAttr("kernel_shape", 2, 2)}, nil},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -56,11 +64,15 @@ func TestWindowHostileAttributes(t *testing.T) {
 				inputs:  []onnxpb.ValueInfo{tensorInfo("x", -1, 3, 5, 5)},
 				outputs: []onnxpb.ValueInfo{{Name: "y", ElemType: onnxpb.TypeFloat}},
 			}
-			n := int64(1)
-			for _, d := range tc.w {
-				n *= d
+			if tc.w != nil {
+				n := int64(1)
+				for _, d := range tc.w {
+					n *= d
+				}
+				spec.inits = []onnxpb.Tensor{floatInit("w", tc.w, make([]float32, n))}
+			} else {
+				spec.nodes[0].Inputs = spec.nodes[0].Inputs[:1]
 			}
-			spec.inits = []onnxpb.Tensor{floatInit("w", tc.w, make([]float32, n))}
 			if errs := loadOrRun(t, spec.modelBytes(), []int{1, 3, 5, 5}); errs == nil {
 				t.Errorf("%s ran with hostile attributes", tc.op)
 			}
@@ -88,4 +100,21 @@ func loadOrRun(t *testing.T, data []byte, shape []int) error {
 		out[i] = &Tensor{}
 	}
 	return m.Eval([]*Tensor{in}, out)
+}
+
+// TestPoolHugeKernelOverSmallInput: a kernel of 2²⁴ × 2²⁴ positions over a 5×5 input, padded so
+// that the output is small, runs over the 25 positions inside the input, not the kernel's 2⁴⁸.
+func TestPoolHugeKernelOverSmallInput(t *testing.T) {
+	big := int64(1 << 24)
+	for _, op := range []string{"MaxPool", "AveragePool", "LpPool"} {
+		spec := graphSpec{
+			nodes: []onnxpb.Node{node(op, []string{"x"}, []string{"y"},
+				intsAttr("kernel_shape", big, big), intsAttr("pads", big-3, big-3, 0, 0), intsAttr("strides", big, big))},
+			inputs:  []onnxpb.ValueInfo{tensorInfo("x", -1, 3, 5, 5)},
+			outputs: []onnxpb.ValueInfo{{Name: "y", ElemType: onnxpb.TypeFloat}},
+		}
+		if err := loadOrRun(t, spec.modelBytes(), []int{1, 3, 5, 5}); err != nil {
+			t.Errorf("%s: %v", op, err)
+		}
+	}
 }

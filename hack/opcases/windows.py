@@ -1,0 +1,45 @@
+"""Cases for the windowed and normalization operators the ONNX 1.12 suite has no case of:
+LpPool and GlobalLpPool, GroupNormalization (opset 18). numpy computes every answer, in
+float64, from the operators' definitions in ONNX's Operators.md. Called by opcases.py."""
+
+import numpy as np
+from onnx import helper
+
+RNG = np.random.default_rng(20261203)
+
+
+def lp_pool(x, kernel, strides, pads, p):
+    """x: [N, C, D...]; zeros in the padding, which add nothing to sum |x|^p."""
+    rank = len(kernel)
+    width = [(0, 0), (0, 0)] + [(pads[d], pads[rank + d]) for d in range(rank)]
+    xp = np.pad(x.astype(np.float64), width)
+    out_sizes = [(xp.shape[2 + d] - kernel[d]) // strides[d] + 1 for d in range(rank)]
+    y = np.zeros(x.shape[:2] + tuple(out_sizes))
+    for pos in np.ndindex(*out_sizes):
+        window = tuple(slice(pos[d] * strides[d], pos[d] * strides[d] + kernel[d]) for d in range(rank))
+        y[(Ellipsis,) + pos] = (np.abs(xp[(slice(None), slice(None)) + window]) ** p).sum(
+            axis=tuple(range(2, 2 + rank))) ** (1 / p)
+    return y
+
+
+def cases(case, root):
+    x2 = RNG.standard_normal((2, 3, 5, 6)).astype(np.float32)
+    x1 = RNG.standard_normal((1, 2, 7)).astype(np.float32)
+
+    # LpPool: the default p=2 over 2-D windows with strides; p=3 over 1-D with pads.
+    case(root, "lppool_2d_p2_strides", 11,
+         [helper.make_node("LpPool", ["x"], ["y"], kernel_shape=[2, 3], strides=[2, 2])],
+         [("x", x2)], [("y", lp_pool(x2, [2, 3], [2, 2], [0, 0, 0, 0], 2).astype(np.float32))])
+    case(root, "lppool_1d_p3_pads", 11,
+         [helper.make_node("LpPool", ["x"], ["y"], kernel_shape=[3], pads=[1, 2], p=3)],
+         [("x", x1)], [("y", lp_pool(x1, [3], [1], [1, 2], 3).astype(np.float32))])
+    case(root, "lppool_2d_same_upper", 11,
+         [helper.make_node("LpPool", ["x"], ["y"], kernel_shape=[2, 2], auto_pad="SAME_UPPER")],
+         [("x", x2)], [("y", lp_pool(x2, [2, 2], [1, 1], [0, 0, 1, 1], 2).astype(np.float32))])
+
+    # GlobalLpPool: the whole spatial extent, p=2 and p=1.
+    for p in (1, 2):
+        y = (np.abs(x2.astype(np.float64)) ** p).sum(axis=(2, 3), keepdims=True) ** (1 / p)
+        case(root, f"globallppool_p{p}", 2,
+             [helper.make_node("GlobalLpPool", ["x"], ["y"], p=p)],
+             [("x", x2)], [("y", y.astype(np.float32))])
