@@ -118,3 +118,42 @@ func TestPoolHugeKernelOverSmallInput(t *testing.T) {
 		}
 	}
 }
+
+// TestResizeHostileArguments: scales and sizes no exporter writes are errors, never a panic or
+// an output past the tensor limit.
+func TestResizeHostileArguments(t *testing.T) {
+	f := func(name string, v ...float32) onnxpb.Tensor { return floatInit(name, []int64{int64(len(v))}, v) }
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	cases := map[string]struct {
+		inputs []string
+		inits  []onnxpb.Tensor
+		attrs  []onnxpb.Attribute
+	}{
+		"huge scales":        {[]string{"x", "", "s"}, []onnxpb.Tensor{f("s", 1, 1, 1e9, 1e9)}, nil},
+		"NaN scale":          {[]string{"x", "", "s"}, []onnxpb.Tensor{f("s", 1, 1, nan, 1)}, nil},
+		"infinite scale":     {[]string{"x", "", "s"}, []onnxpb.Tensor{f("s", 1, 1, inf, 1)}, nil},
+		"negative scale":     {[]string{"x", "", "s"}, []onnxpb.Tensor{f("s", 1, 1, -2, 1)}, nil},
+		"scales short":       {[]string{"x", "", "s"}, []onnxpb.Tensor{f("s", 2)}, nil},
+		"negative sizes":     {[]string{"x", "", "", "z"}, []onnxpb.Tensor{int64Init("z", 1, 3, -4, 4)}, nil},
+		"huge sizes":         {[]string{"x", "", "", "z"}, []onnxpb.Tensor{int64Init("z", 1, 3, 1<<40, 4)}, nil},
+		"sizes and scales":   {[]string{"x", "", "s", "z"}, []onnxpb.Tensor{f("s", 1, 1, 2, 2), int64Init("z", 1, 3, 4, 4)}, nil},
+		"neither":            {[]string{"x"}, nil, nil},
+		"crop without a roi": {[]string{"x", "", "s"}, []onnxpb.Tensor{f("s", 1, 1, 2, 2)}, []onnxpb.Attribute{stringAttr("coordinate_transformation_mode", "tf_crop_and_resize")}},
+		"unknown transform":  {[]string{"x", "", "s"}, []onnxpb.Tensor{f("s", 1, 1, 2, 2)}, []onnxpb.Attribute{stringAttr("coordinate_transformation_mode", "?")}},
+		"antialias":          {[]string{"x", "", "s"}, []onnxpb.Tensor{f("s", 1, 1, 2, 2)}, []onnxpb.Attribute{intAttr("antialias", 1)}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			spec := graphSpec{
+				nodes:   []onnxpb.Node{node("Resize", tc.inputs, []string{"y"}, tc.attrs...)},
+				inits:   tc.inits,
+				inputs:  []onnxpb.ValueInfo{tensorInfo("x", -1, 3, 5, 5)},
+				outputs: []onnxpb.ValueInfo{{Name: "y", ElemType: onnxpb.TypeFloat}},
+				opset:   18,
+			}
+			if err := loadOrRun(t, spec.modelBytes(), []int{1, 3, 5, 5}); err == nil {
+				t.Error("Resize ran with hostile arguments")
+			}
+		})
+	}
+}
