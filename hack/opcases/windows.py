@@ -43,3 +43,20 @@ def cases(case, root):
         case(root, f"globallppool_p{p}", 2,
              [helper.make_node("GlobalLpPool", ["x"], ["y"], p=p)],
              [("x", x2)], [("y", y.astype(np.float32))])
+
+    # GroupNormalization: scale and bias per group at opset 18, per channel from opset 21.
+    x = RNG.standard_normal((2, 6, 3, 2)).astype(np.float32)
+    x64 = x.astype(np.float64).reshape(2, 3, -1)
+    norm = ((x64 - x64.mean(axis=2, keepdims=True)) / np.sqrt(x64.var(axis=2, keepdims=True) + 1e-4)).reshape(x.shape)
+    sg = RNG.standard_normal((3,)).astype(np.float32)
+    bg = RNG.standard_normal((3,)).astype(np.float32)
+    y = norm * np.repeat(sg, 2).reshape(1, 6, 1, 1) + np.repeat(bg, 2).reshape(1, 6, 1, 1)
+    case(root, "groupnorm_opset18_per_group", 18,
+         [helper.make_node("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=3, epsilon=1e-4)],
+         [("x", x), ("s", sg), ("b", bg)], [("y", y.astype(np.float32))])
+    sc = RNG.standard_normal((6,)).astype(np.float32)
+    bc = RNG.standard_normal((6,)).astype(np.float32)
+    y = norm * sc.reshape(1, 6, 1, 1) + bc.reshape(1, 6, 1, 1)
+    case(root, "groupnorm_opset21_per_channel", 21,
+         [helper.make_node("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=3, epsilon=1e-4)],
+         [("x", x), ("s", sc), ("b", bc)], [("y", y.astype(np.float32))])
