@@ -20,6 +20,7 @@ import sys
 import numpy as np
 from onnx import helper, mapping, numpy_helper
 
+import recurrent
 import windows
 
 RNG = np.random.default_rng(20261202)
@@ -152,6 +153,7 @@ def main(root):
          [("v", v), ("m", m)], [("y", np.matmul(v.astype(np.float64), m.astype(np.float64)).astype(np.float32))])
 
     windows.cases(case, root)
+    recurrent.cases(case, root)
 
 
 if __name__ == "__main__":
