@@ -1,6 +1,7 @@
-"""Cases for the windowed and normalization operators the ONNX 1.12 suite has no case of:
-LpPool and GlobalLpPool, GroupNormalization (opset 18). numpy computes every answer, in
-float64, from the operators' definitions in ONNX's Operators.md. Called by opcases.py."""
+"""Cases for the convolution-network operators and Einsum where the ONNX 1.12 suite has none:
+LpPool and GlobalLpPool, GroupNormalization (opset 18), Einsum beyond the suite's five. numpy
+computes every answer, in float64, from the operators' definitions in ONNX's Operators.md.
+Called by opcases.py."""
 
 import numpy as np
 from onnx import helper
@@ -60,3 +61,20 @@ def cases(case, root):
     case(root, "groupnorm_opset21_per_channel", 21,
          [helper.make_node("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=3, epsilon=1e-4)],
          [("x", x), ("s", sc), ("b", bc)], [("y", y.astype(np.float32))])
+
+    # Einsum beyond the suite's five: attention scores, the implicit output, broadcast
+    # ellipsis batches, a trace, an outer product and a chain of three operands.
+    e = lambda *shape: RNG.standard_normal(shape).astype(np.float32)
+    for name, eq, ops in (
+        ("einsum_attention", "bhid,bhjd->bhij", [e(2, 3, 4, 5), e(2, 3, 6, 5)]),
+        ("einsum_implicit_matmul", "ij,jk", [e(3, 4), e(4, 2)]),
+        ("einsum_ellipsis_broadcast", "...ij,...jk->...ik", [e(2, 1, 3, 4), e(3, 4, 2)]),
+        ("einsum_trace", "ii", [e(4, 4)]),
+        ("einsum_outer", "i,j->ij", [e(3), e(4)]),
+        ("einsum_chain", "ij,jk,kl->il", [e(2, 3), e(3, 4), e(4, 5)]),
+        ("einsum_ellipsis_middle", "i...j->j...i", [e(2, 3, 4, 5)]),
+    ):
+        names = [f"x{i}" for i in range(len(ops))]
+        y = np.einsum(eq, *[o.astype(np.float64) for o in ops])
+        case(root, name, 12, [helper.make_node("Einsum", names, ["y"], equation=eq)],
+             list(zip(names, ops)), [("y", np.asarray(y).astype(np.float32))])

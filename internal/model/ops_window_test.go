@@ -80,8 +80,8 @@ func TestWindowHostileAttributes(t *testing.T) {
 	}
 }
 
-// loadOrRun loads a model and runs it on zeros of the given shape, with panics reaching the
-// test; it returns the load or run error (load errors must wrap ErrUnsupported or
+// loadOrRun loads a model and runs it on zeros of the given shape (every input), with panics
+// reaching the test; it returns the load or run error (load errors must wrap ErrUnsupported or
 // ErrInvalidModel).
 func loadOrRun(t *testing.T, data []byte, shape []int) error {
 	t.Helper()
@@ -94,12 +94,15 @@ func loadOrRun(t *testing.T, data []byte, shape []int) error {
 		}
 		return err
 	}
-	in := NewTensor(shape, make([]float32, product(shape)))
+	ins := make([]*Tensor, len(m.Metadata().Inputs))
+	for i := range ins {
+		ins[i] = NewTensor(shape, make([]float32, product(shape)))
+	}
 	out := make([]*Tensor, len(m.Metadata().Outputs))
 	for i := range out {
 		out[i] = &Tensor{}
 	}
-	return m.Eval([]*Tensor{in}, out)
+	return m.Eval(ins, out)
 }
 
 // TestPoolHugeKernelOverSmallInput: a kernel of 2²⁴ × 2²⁴ positions over a 5×5 input, padded so
