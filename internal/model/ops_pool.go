@@ -327,65 +327,50 @@ func (k *maxUnpoolKernel) run(x *exec, in, out []*Tensor) error {
 	if len(t.Shape) != 2+rank || len(idx.Shape) != len(t.Shape) || idx.Len() != t.Len() {
 		return fmt.Errorf("input %v and indices %v must have the same shape of rank %d", t.Shape, idx.Shape, 2+rank)
 	}
-	// The indices address the inferred output, (in−1)·stride + kernel − pads; an output_shape
-	// input places that, as ONNX's reference does, at the start of a larger output.
-	dims := x.dimArrays()
-	inferred := append(dims[0][:0], t.Shape[:2]...)
-	for d := range rank {
-		size := (t.Shape[2+d]-1)*k.win.strides[d] + k.win.kernel[d] - k.win.pads[d] - k.win.pads[rank+d]
-		if size < 0 {
-			return fmt.Errorf("input %v unpools to a negative size on spatial axis %d", t.Shape, d)
-		}
-		inferred = append(inferred, size)
-	}
-	shape := inferred
+	// Without output_shape the output is (in−1)·stride + kernel − pads per axis. With it, the
+	// indices address that shape directly: they are MaxPool's, into its input, whose size
+	// output_shape restores (onnxruntime and PyTorch; ONNX 1.12's reference instead placed
+	// the inferred output at the start of a larger one, see backendExpectedFailures).
+	shape := append(x.shapeBuf()[:0], t.Shape[:2]...)
 	if len(in) > 2 && in[2] != nil {
 		s, err := runShapeArg(x.shapeBuf(), in[2])
 		if err != nil {
 			return err
 		}
-		if len(s) != len(t.Shape) {
+		if len(s) != len(t.Shape) || s[0] != t.Shape[0] || s[1] != t.Shape[1] {
 			return fmt.Errorf("output_shape %v for input %v", s, t.Shape)
 		}
-		for d := range s {
-			if s[d] < inferred[d] {
-				return fmt.Errorf("output_shape %v is smaller than the unpooled %v", s, inferred)
-			}
-		}
 		shape = s
+	} else {
+		for d := range rank {
+			size := (t.Shape[2+d]-1)*k.win.strides[d] + k.win.kernel[d] - k.win.pads[d] - k.win.pads[rank+d]
+			if size < 0 {
+				return fmt.Errorf("input %v unpools to a negative size on spatial axis %d", t.Shape, d)
+			}
+			shape = append(shape, size)
+		}
 	}
 	o := out[0]
 	if err := o.reset(t.DType, shape...); err != nil {
 		return err
 	}
-	if _, err := elements(inferred); err != nil {
-		return err
-	}
 	switch t.DType {
 	case Float32:
-		return unpoolT(data[float32](t), idx.Int64[:t.Len()], data[float32](o), inferred, shape)
+		return unpoolT(data[float32](t), idx.Int64[:t.Len()], data[float32](o))
 	case Float64:
-		return unpoolT(data[float64](t), idx.Int64[:t.Len()], data[float64](o), inferred, shape)
+		return unpoolT(data[float64](t), idx.Int64[:t.Len()], data[float64](o))
 	}
 	return nil
 }
 
-// unpoolT scatters x into a zeroed o at the flat indices of the inferred shape, which sits at
-// the start of o's shape.
-func unpoolT[T float32 | float64](x []T, idx []int64, o []T, inferred, shape []int) error {
+// unpoolT scatters x into a zeroed o at the flat indices.
+func unpoolT[T float32 | float64](x []T, idx []int64, o []T) error {
 	clear(o)
-	limit := int64(product(inferred))
 	for i, at := range idx {
-		if at < 0 || at >= limit {
-			return fmt.Errorf("index %d is out of range for an output of %d elements", at, limit)
+		if at < 0 || at >= int64(len(o)) {
+			return fmt.Errorf("index %d is out of range for an output of %d elements", at, len(o))
 		}
-		off, stride, rem := 0, 1, int(at)
-		for d := len(shape) - 1; d >= 0; d-- {
-			off += (rem % inferred[d]) * stride
-			rem /= inferred[d]
-			stride *= shape[d]
-		}
-		o[off] = x[i]
+		o[at] = x[i]
 	}
 	return nil
 }

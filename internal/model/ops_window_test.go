@@ -160,3 +160,46 @@ func TestResizeHostileArguments(t *testing.T) {
 		})
 	}
 }
+
+// TestMaxUnpoolRestoresMaxPoolInput: MaxPool's indices over a 5×5 input, unpooled with
+// output_shape 5×5, put every window's maximum back where it was and zeros elsewhere (the
+// expected plane is built here from the input, window by window).
+func TestMaxUnpoolRestoresMaxPoolInput(t *testing.T) {
+	spec := graphSpec{
+		nodes: []onnxpb.Node{
+			node("MaxPool", []string{"x"}, []string{"p", "i"}, intsAttr("kernel_shape", 2, 2), intsAttr("strides", 2, 2)),
+			node("MaxUnpool", []string{"p", "i", "s"}, []string{"y"}, intsAttr("kernel_shape", 2, 2), intsAttr("strides", 2, 2)),
+		},
+		inits:   []onnxpb.Tensor{int64Init("s", 1, 1, 5, 5)},
+		inputs:  []onnxpb.ValueInfo{tensorInfo("x", 1, 1, 5, 5)},
+		outputs: []onnxpb.ValueInfo{{Name: "y", ElemType: onnxpb.TypeFloat}},
+		opset:   12,
+	}
+	m, err := Load(spec.modelBytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := make([]float32, 25)
+	for i := range x {
+		x[i] = float32((i * 7) % 11)
+	}
+	want := make([]float32, 25)
+	for wr := 0; wr < 4; wr += 2 {
+		for wc := 0; wc < 4; wc += 2 {
+			best := wr*5 + wc
+			for _, at := range []int{wr*5 + wc, wr*5 + wc + 1, (wr+1)*5 + wc, (wr+1)*5 + wc + 1} {
+				if x[at] > x[best] {
+					best = at
+				}
+			}
+			want[best] = x[best]
+		}
+	}
+	y := &Tensor{}
+	if err := m.Eval([]*Tensor{NewTensor([]int{1, 1, 5, 5}, x)}, []*Tensor{y}); err != nil {
+		t.Fatal(err)
+	}
+	if d := diffFloats(want, y.Float32, 0); d != "" {
+		t.Errorf("unpooled plane: %s", d)
+	}
+}
