@@ -78,3 +78,34 @@ def cases(case, root):
         y = np.einsum(eq, *[o.astype(np.float64) for o in ops])
         case(root, name, 12, [helper.make_node("Einsum", names, ["y"], equation=eq)],
              list(zip(names, ops)), [("y", np.asarray(y).astype(np.float32))])
+
+    # Conv where the suite has no case: a 1×1 kernel at stride 1 (the patches are the input
+    # transposed), and at stride 2; a 3×2 kernel, dilated, padded unevenly, with groups.
+    def conv(x, w, b, strides, pads, dil, group):
+        x, w = x.astype(np.float64), w.astype(np.float64)
+        xp = np.pad(x, [(0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])])
+        m, cg, kh, kw = w.shape
+        oh = (xp.shape[2] - dil[0] * (kh - 1) - 1) // strides[0] + 1
+        ow = (xp.shape[3] - dil[1] * (kw - 1) - 1) // strides[1] + 1
+        y = np.zeros((x.shape[0], m, oh, ow))
+        for o in range(m):
+            g = o // (m // group)
+            for i in range(oh):
+                for j in range(ow):
+                    patch = xp[:, g * cg:(g + 1) * cg,
+                               i * strides[0]:i * strides[0] + dil[0] * (kh - 1) + 1:dil[0],
+                               j * strides[1]:j * strides[1] + dil[1] * (kw - 1) + 1:dil[1]]
+                    y[:, o, i, j] = (patch * w[o]).sum(axis=(1, 2, 3)) + b[o]
+        return y.astype(np.float32)
+
+    x = e(2, 4, 5, 6)
+    for name, w, attrs in (
+        ("conv_1x1_pointwise", e(3, 4, 1, 1), dict(strides=[1, 1], pads=[0, 0, 0, 0], dilations=[1, 1], group=1)),
+        ("conv_1x1_stride2", e(3, 4, 1, 1), dict(strides=[2, 2], pads=[0, 0, 0, 0], dilations=[1, 1], group=1)),
+        ("conv_3x2_dilated_uneven_pads_groups", e(4, 2, 3, 2),
+         dict(strides=[1, 2], pads=[2, 1, 0, 2], dilations=[2, 2], group=2)),
+    ):
+        b = e(w.shape[0])
+        y = conv(x, w, b, attrs["strides"], attrs["pads"], attrs["dilations"], attrs["group"])
+        case(root, name, 11, [helper.make_node("Conv", ["x", "w", "b"], ["y"], **attrs)],
+             [("x", x), ("w", w), ("b", b)], [("y", y)])

@@ -221,6 +221,10 @@ func convT[T float32 | float64](x *exec, k *convKernel, g *geometry, xt, w, b, o
 		bd = data[T](b)
 	}
 	p := newPatcher(k.win, g.out[:rank], g.in[:rank], g.kernel[:rank], g.padBegin[:rank])
+	pointwise := kvol == 1 && inVol == outVol
+	for d := range rank {
+		pointwise = pointwise && g.padBegin[d] == 0 && k.win.strides[d] == 1
+	}
 
 	for img := range nImg {
 		for grp := range k.group {
@@ -228,8 +232,22 @@ func convT[T float32 | float64](x *exec, k *convKernel, g *geometry, xt, w, b, o
 			dst := od[(img*m+grp*mg)*outVol:][:mg*outVol]
 			for p0 := 0; p0 < outVol; p0 += rows {
 				r := min(rows, outVol-p0)
-				for i := range r {
-					walkPatch(&p, cols[i*kk:(i+1)*kk], src, cg, inVol, p0+i, false)
+				if pointwise {
+					// A 1×1 kernel over the unpadded input at stride 1: the patches are the
+					// input transposed, channels last.
+					for c := range cg {
+						for i, v := range src[c*inVol+p0 : c*inVol+p0+r] {
+							cols[i*kk+c] = v
+						}
+					}
+				} else if rank == 2 {
+					for i := range r {
+						patch2D(&p, cols[i*kk:(i+1)*kk], src, cg, inVol, p0+i)
+					}
+				} else {
+					for i := range r {
+						walkPatch(&p, cols[i*kk:(i+1)*kk], src, cg, inVol, p0+i, false)
+					}
 				}
 				if dense != nil {
 					dense[grp].run(r, cols32[:r*kk], prods32[:r*mg])
@@ -317,6 +335,9 @@ func walkPatch[T float32 | float64](p *patcher, row, image []T, channels, imgVol
 	}
 	last := rank - 1
 	kl, dl, bl, nl := p.kernel[last], p.dilations[last], base[last], p.img[last]
+	// Most windows lie wholly inside the image along the last axis: their lines are copied
+	// (or added) without a bounds test per element.
+	interior := bl >= 0 && bl+(kl-1)*dl < nl
 	i := 0
 	for c := range channels {
 		img := image[c*imgVol : (c+1)*imgVol]
@@ -337,6 +358,13 @@ func walkPatch[T float32 | float64](p *patcher, row, image []T, channels, imgVol
 			case !inside && !scatter:
 				clear(seg)
 			case !inside:
+			case interior && dl == 1 && !scatter:
+				copy(seg, img[off+bl:off+bl+kl])
+			case interior && dl == 1:
+				line := img[off+bl : off+bl+kl]
+				for j, v := range seg {
+					line[j] += v
+				}
 			case scatter:
 				for j, v := range seg {
 					if at := bl + j*dl; at >= 0 && at < nl {
@@ -602,4 +630,40 @@ func convTransposeT[T float32 | float64](x *exec, k *convTransposeKernel, g *geo
 		}
 	}
 	return nil
+}
+
+// patch2D is walkPatch's gather for images, the common case, without the odometer.
+func patch2D[T float32 | float64](p *patcher, row, image []T, channels, imgVol, pos int) {
+	ow := p.grid[1]
+	bh, bw := (pos/ow)*p.strides[0]-p.pads[0], (pos%ow)*p.strides[1]-p.pads[1]
+	kh, kw, dh, dw, ih, iw := p.kernel[0], p.kernel[1], p.dilations[0], p.dilations[1], p.img[0], p.img[1]
+	interior := bw >= 0 && bw+(kw-1)*dw < iw
+	i := 0
+	for c := range channels {
+		img := image[c*imgVol : (c+1)*imgVol]
+		for y := range kh {
+			seg := row[i : i+kw]
+			i += kw
+			at := bh + y*dh
+			switch {
+			case at < 0 || at >= ih:
+				clear(seg)
+			case interior && dw == 1:
+				// a few elements: a loop beats memmove's call
+				src := img[at*iw+bw : at*iw+bw+kw]
+				for x := range seg {
+					seg[x] = src[x]
+				}
+			default:
+				line := img[at*iw : (at+1)*iw]
+				for x := range seg {
+					if a := bw + x*dw; a >= 0 && a < iw {
+						seg[x] = line[a]
+					} else {
+						seg[x] = 0
+					}
+				}
+			}
+		}
+	}
 }
