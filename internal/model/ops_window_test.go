@@ -203,3 +203,83 @@ func TestMaxUnpoolRestoresMaxPoolInput(t *testing.T) {
 		t.Errorf("unpooled plane: %s", d)
 	}
 }
+
+// FuzzWindowOps gives the windowed operators drawn input shapes, weight shapes and window
+// attributes — plausible and hostile values alike, lists of the right and wrong lengths — and
+// checks that each model is refused cleanly or runs (or refuses its input) without a panic.
+// FuzzGraph rarely builds these: its inputs have no spatial axes.
+func FuzzWindowOps(f *testing.F) {
+	for _, seed := range [][]byte{
+		{0, 1, 2, 2, 2, 0, 1, 1, 1, 3, 3},
+		{1, 0, 1, 1, 3, 4, 4, 4, 5, 6, 7, 8, 9},
+		{2, 2, 3, 4, 5, 9, 9, 9, 9, 9, 9, 9, 9, 9},
+		{5, 1, 0, 0, 0, 250, 251, 252, 253, 254, 255},
+		[]byte("pads strides dilations kernel_shape output_shape"),
+	} {
+		f.Add(seed)
+	}
+	ops := []string{"Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "GlobalMaxPool", "GlobalAveragePool",
+		"GlobalLpPool", "MaxUnpool", "LRN", "InstanceNormalization", "Resize"}
+	dims := []int64{1, 2, 3, 5, 7, 0}
+	vals := []int64{0, 1, 2, 3, -1, 7, 1 << 24, 1 << 40, math.MaxInt64, math.MinInt64, 4, 1}
+	attrs := []string{"kernel_shape", "strides", "dilations", "pads", "output_padding", "output_shape"}
+	f.Fuzz(func(t *testing.T, spec []byte) {
+		g := &graphGen{b: spec}
+		op := ops[g.pick(len(ops))]
+		rank := 3 + g.pick(3)
+		shape := make([]int64, rank)
+		run := make([]int, rank)
+		for i := range shape {
+			shape[i] = dims[g.pick(len(dims))]
+			run[i] = int(shape[i])
+		}
+		n := node(op, []string{"x"}, []string{"y"})
+		var inits []onnxpb.Tensor
+		switch op {
+		case "Conv", "ConvTranspose":
+			w := make([]int64, rank)
+			count := int64(1)
+			for i := range w {
+				w[i] = dims[g.pick(len(dims))]
+				if i == 1 && g.pick(2) == 0 {
+					w[i] = shape[1]
+				}
+				count *= w[i]
+			}
+			inits = append(inits, floatInit("w", w, make([]float32, count)))
+			n.Inputs = append(n.Inputs, "w")
+		case "MaxUnpool":
+			inits = append(inits, onnxpb.Tensor{Name: "i", Dims: shape, DataType: onnxpb.TypeInt64, Int64Data: make([]int64, product(run))})
+			n.Inputs = append(n.Inputs, "i")
+		case "InstanceNormalization":
+			c := []int64{shape[1]}
+			inits = append(inits, floatInit("s", c, make([]float32, c[0])), floatInit("b", c, make([]float32, c[0])))
+			n.Inputs = append(n.Inputs, "s", "b")
+		case "Resize":
+			sc := make([]float32, rank)
+			for i := range sc {
+				sc[i] = []float32{1, 2, 0.5, 0, -1, 3e9}[g.pick(6)]
+			}
+			inits = append(inits, floatInit("s", []int64{int64(rank)}, sc))
+			n.Inputs = append(n.Inputs, "", "s")
+		}
+		for range g.pick(5) {
+			a := intsAttr(attrs[g.pick(len(attrs))])
+			for range g.pick(2 * rank) {
+				a.Ints = append(a.Ints, vals[g.pick(len(vals))])
+			}
+			n.Attributes = append(n.Attributes, a)
+		}
+		for _, name := range []string{"group", "ceil_mode", "count_include_pad", "storage_order", "p", "size"} {
+			if g.pick(4) == 0 {
+				n.Attributes = append(n.Attributes, intAttr(name, vals[g.pick(len(vals))]))
+			}
+		}
+		if g.pick(3) == 0 {
+			n.Attributes = append(n.Attributes, stringAttr("auto_pad", []string{"SAME_UPPER", "SAME_LOWER", "VALID", "NOTSET", "x"}[g.pick(5)]))
+		}
+		m := graphSpec{nodes: []onnxpb.Node{n}, inits: inits, inputs: []onnxpb.ValueInfo{tensorInfo("x", shape...)},
+			outputs: []onnxpb.ValueInfo{{Name: "y", ElemType: onnxpb.TypeFloat}}, opset: 13}
+		_ = loadOrRun(t, m.modelBytes(), run) // errors are fine; panics fail the test
+	})
+}
