@@ -125,7 +125,7 @@ test: manifests generate fmt-check vet envtest build-installer helm-lint ## Run 
 bench: ## Run the Go benchmarks (figures go to docs/benchmarks.md), with the onnxruntime anchor when its library can be fetched.
 	go test -run '^$$' -bench . -benchmem ./...
 	if lib=$$(bash hack/onnxruntime.sh); then \
-		ORT_LIB="$$lib" CGO_ENABLED=1 go test -tags ortbench -run '^$$' -bench 'Freight|TorchTabular|Trees' -benchmem ./internal/model/; \
+		ORT_LIB="$$lib" CGO_ENABLED=1 go test -tags ortbench -run '^$$' -bench 'Freight|TorchTabular|Trees|Conv' -benchmem ./internal/model/; \
 	else echo "bench: onnxruntime anchor skipped (hack/onnxruntime.sh failed)"; fi
 
 ##@ A real cluster (single node, built from source; needs root)

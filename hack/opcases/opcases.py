@@ -20,6 +20,9 @@ import sys
 import numpy as np
 from onnx import helper, mapping, numpy_helper
 
+import recurrent
+import windows
+
 RNG = np.random.default_rng(20261202)
 
 
@@ -149,6 +152,8 @@ def main(root):
     case(root, "matmul_vector_left", 13, [helper.make_node("MatMul", ["v", "m"], ["y"])],
          [("v", v), ("m", m)], [("y", np.matmul(v.astype(np.float64), m.astype(np.float64)).astype(np.float32))])
 
+    windows.cases(case, root)
+    recurrent.cases(case, root)
     index_cases(root)
 
 

@@ -196,6 +196,11 @@ var backendExpectedFailures = map[string]string{
 	"node/test_castlike_BFLOAT16_to_FLOAT_expanded": "data contradicts the model's input shape",
 	"node/test_castlike_FLOAT_to_BFLOAT16":          "data contradicts the model's input shape",
 	"node/test_castlike_FLOAT_to_BFLOAT16_expanded": "data contradicts the model's input shape",
+	// MaxUnpool's indices are MaxPool's, into its input, whose shape output_shape restores;
+	// this case's indices address the 4×4 inferred output, which ONNX 1.12's reference placed
+	// at the start of the 5×5 output_shape. onnxruntime (since its PR 2193, after ONNX issue
+	// 2398) and PyTorch unpool into output_shape directly, as this runtime does.
+	"node/test_maxunpool_export_with_output_shape": "indices address another shape than output_shape",
 }
 
 // TestBackendSuite runs the suite: every claimed case must pass, every other one must be

@@ -181,7 +181,10 @@ var fuzzAttrs = []string{"axis", "axes", "perm", "keepdims", "alpha", "beta", "t
 	"noop_with_empty_axes", "approximate", "min", "max", "num_outputs", "start", "end", "value_ints", "value_float",
 	"reduction", "ignore_index", "batch_dims", "upper", "dtype", "exclusive", "reverse", "direction", "lambd", "bias",
 	"detect_negative", "detect_positive", "blocksize", "batch_axis", "time_axis",
-	"case_change_action", "is_case_sensitive", "locale"}
+	"case_change_action", "is_case_sensitive", "locale",
+	// the sliding windows of convolution and pooling
+	"kernel_shape", "strides", "pads", "dilations", "group", "auto_pad", "ceil_mode", "output_shape", "output_padding",
+	"storage_order", "count_include_pad"}
 
 func (g *graphGen) model(ops []string) *onnxpb.Model {
 	g.tame = g.pick(4) != 0
@@ -285,7 +288,7 @@ func (g *graphGen) attribute() onnxpb.Attribute {
 			a.Ints = append(a.Ints, fuzzInts[g.pick(len(fuzzInts))])
 		}
 	case 3:
-		a.Type, a.S = onnxpb.AttrString, []byte([]string{"constant", "reflect", "edge", "tanh", "none", "?"}[g.pick(6)])
+		a.Type, a.S = onnxpb.AttrString, []byte([]string{"constant", "reflect", "edge", "tanh", "none", "?", "SAME_UPPER", "VALID"}[g.pick(8)])
 	case 4:
 		a.Type = onnxpb.AttrTensor
 		t := g.tensor("")

@@ -185,10 +185,10 @@ func TestLoadRejects(t *testing.T) {
 		"not protobuf": {data: []byte("this is not an ONNX model"), sentinel: ErrInvalidModel, want: "malformed ONNX model"},
 		"truncated":    {data: valid[:len(valid)-3], sentinel: ErrInvalidModel, want: "malformed ONNX model"},
 		"unsupported op": {
-			data: graphSpec{nodes: []onnxpb.Node{node("Conv", []string{"x", "w"}, []string{"y"})},
+			data: graphSpec{nodes: []onnxpb.Node{node("DeformConv", []string{"x", "w"}, []string{"y"})},
 				inits: []onnxpb.Tensor{floatInit("w", []int64{1}, []float32{1})}, inputs: x, outputs: y}.modelBytes(),
 			sentinel: ErrUnsupported,
-			want:     `node "Conv_y" (Conv, domain ai.onnx, opset 13): operator Conv of domain ai.onnx is not supported; supported operators of ai.onnx: Abs, Acos`,
+			want:     `node "DeformConv_y" (DeformConv, domain ai.onnx, opset 13): operator DeformConv of domain ai.onnx is not supported; supported operators of ai.onnx: Abs, Acos`,
 		},
 		"unsupported domain": {
 			data: graphSpec{nodes: []onnxpb.Node{{OpType: "Custom", Domain: "com.example", Inputs: []string{"x"}, Outputs: []string{"y"}}},

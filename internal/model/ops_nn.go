@@ -138,9 +138,17 @@ func compileBatchNorm(n *nodeCtx) (kernel, error) {
 	if err := n.arity(5, 5, 1, 5); err != nil {
 		return nil, err
 	}
-	for _, o := range n.node.Outputs[1:] {
-		if o != "" {
-			return nil, unsupported("BatchNormalization's training outputs (mean, variance)")
+	training := false
+	if n.opset >= 14 {
+		mode, err := n.attrInt("training_mode", 0)
+		if err != nil {
+			return nil, err
+		}
+		training = mode != 0
+	}
+	for i, o := range n.node.Outputs[1:] {
+		if o != "" && (!training || i >= 2) {
+			return nil, unsupported("BatchNormalization's training outputs (mean, variance) before opset 14")
 		}
 	}
 	if err := n.needTypes(0, Float32, Float64); err != nil {
@@ -165,9 +173,6 @@ func compileBatchNorm(n *nodeCtx) (kernel, error) {
 			return nil, unsupported("BatchNormalization with spatial=0")
 		}
 	}
-	if mode, err := n.attrInt("training_mode", 0); err != nil || mode != 0 {
-		return nil, unsupported("BatchNormalization in training mode")
-	}
 	in := n.shape(0)
 	if len(in) < 2 {
 		return nil, fmt.Errorf("input of shape %s has no channel axis", shapeString(in))
@@ -178,10 +183,28 @@ func compileBatchNorm(n *nodeCtx) (kernel, error) {
 		}
 	}
 	n.setOutTensor(0, n.dtype(0), in)
+	if training {
+		momentum, err := n.attrFiniteFloat("momentum", 0.9)
+		if err != nil {
+			return nil, err
+		}
+		if n.dtype(3) != n.dtype(0) || n.dtype(4) != n.dtype(0) {
+			return nil, unsupported("BatchNormalization training with statistics of another type than the input's")
+		}
+		n.setOutTensor(1, n.dtype(0), n.shape(3))
+		n.setOutTensor(2, n.dtype(0), n.shape(4))
+		return &batchNormKernel{eps: float64(eps), training: true, momentum: float64(momentum)}, nil
+	}
 	return &batchNormKernel{eps: float64(eps)}, nil
 }
 
-type batchNormKernel struct{ eps float64 }
+// batchNormKernel normalizes with the given mean and variance, or in training mode with the
+// batch's own (population variance) and outputs the running statistics updated by momentum.
+type batchNormKernel struct {
+	eps      float64
+	training bool
+	momentum float64
+}
 
 func (k *batchNormKernel) run(x *exec, in, out []*Tensor) error {
 	t := in[0]
@@ -202,6 +225,11 @@ func (k *batchNormKernel) run(x *exec, in, out []*Tensor) error {
 		}
 		vals[i] = p.Float64
 	}
+	if k.training {
+		if err := k.batchStats(x, t, vals[2], vals[3], out); err != nil {
+			return err
+		}
+	}
 	for c := range ch {
 		v := vals[3][c] + k.eps
 		if v < 0 {
@@ -220,6 +248,50 @@ func (k *batchNormKernel) run(x *exec, in, out []*Tensor) error {
 		affineT(data[float32](o), data[float32](t), scale, shift, inner)
 	case Float64:
 		affineT(data[float64](o), data[float64](t), scale, shift, inner)
+	}
+	return nil
+}
+
+// batchStats replaces mean and variance (float64 copies of the inputs) with the batch's and
+// writes the running statistics, input·momentum + batch·(1 − momentum), to outputs 1 and 2.
+func (k *batchNormKernel) batchStats(x *exec, t *Tensor, mean, variance []float64, out []*Tensor) error {
+	ch := t.Shape[1]
+	inner := product(t.Shape[2:])
+	f := x.scratch(5)
+	if err := castInto(f, t, Float64); err != nil {
+		return err
+	}
+	count := float64(t.Shape[0] * inner)
+	if count == 0 {
+		return fmt.Errorf("input of shape %v has no values to take statistics of", t.Shape)
+	}
+	for i := 1; i < min(len(out), 3); i++ {
+		if err := out[i].reset(t.DType, ch); err != nil {
+			return err
+		}
+	}
+	for c := range ch {
+		var sum, sq float64
+		for img := range t.Shape[0] {
+			for _, v := range f.Float64[(img*ch+c)*inner : (img*ch+c+1)*inner] {
+				sum += v
+			}
+		}
+		mu := sum / count
+		for img := range t.Shape[0] {
+			for _, v := range f.Float64[(img*ch+c)*inner : (img*ch+c+1)*inner] {
+				sq += (v - mu) * (v - mu)
+			}
+		}
+		running := [2]float64{mean[c]*k.momentum + mu*(1-k.momentum), variance[c]*k.momentum + sq/count*(1-k.momentum)}
+		mean[c], variance[c] = mu, sq/count
+		for i := 1; i < min(len(out), 3); i++ {
+			if t.DType == Float32 {
+				out[i].Float32[c] = float32(running[i-1])
+			} else {
+				out[i].Float64[c] = running[i-1]
+			}
+		}
 	}
 	return nil
 }
@@ -381,17 +453,7 @@ func layerNormT[T float32 | float64](o, x, scale, bias []T, mean, inv []float64,
 	scale, bias = scale[:n], bias[:n]
 	for r := range len(x) / n {
 		row, orow := x[r*n:(r+1)*n], o[r*n:(r+1)*n]
-		var sum float64
-		for _, v := range row {
-			sum += float64(v)
-		}
-		mu := sum / float64(n)
-		var sq float64
-		for _, v := range row {
-			d := float64(v) - mu
-			sq += d * d
-		}
-		is := 1 / math.Sqrt(sq/float64(n)+eps)
+		mu, is := meanInvStd(row, eps)
 		mean[r], inv[r] = mu, is
 		m, s := T(mu), T(is)
 		orow = orow[:n]
@@ -399,4 +461,19 @@ func layerNormT[T float32 | float64](o, x, scale, bias []T, mean, inv []float64,
 			orow[i] = (v-m)*s*scale[i] + bias[i]
 		}
 	}
+}
+
+// meanInvStd is the mean of xs and 1/sqrt(population variance + eps), accumulated in float64.
+func meanInvStd[T float32 | float64](xs []T, eps float64) (mean, inv float64) {
+	var sum float64
+	for _, v := range xs {
+		sum += float64(v)
+	}
+	mean = sum / float64(len(xs))
+	var sq float64
+	for _, v := range xs {
+		d := float64(v) - mean
+		sq += d * d
+	}
+	return mean, 1 / math.Sqrt(sq/float64(len(xs))+eps)
 }
