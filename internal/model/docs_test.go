@@ -38,7 +38,7 @@ func TestDocsListOperators(t *testing.T) {
 }
 
 // updateDocsEnv, set to 1, makes the tests that check a generated section of the docs write it
-// instead (make docs sets it).
+// instead (make conformance-table sets it).
 const updateDocsEnv = "FREIGHTCAST_UPDATE_DOCS"
 
 // checkGeneratedSection compares the section of the Markdown file at path between
@@ -60,7 +60,7 @@ func checkGeneratedSection(t *testing.T, path, name, want string) {
 		return
 	}
 	if os.Getenv(updateDocsEnv) != "1" {
-		t.Errorf("%s: the %s section is stale; run `make docs` (-file +now):\n%s", path, name, cmp.Diff(string(doc[i:j]), want))
+		t.Errorf("%s: the %s section is stale; run `make conformance-table` (-file +now):\n%s", path, name, cmp.Diff(string(doc[i:j]), want))
 		return
 	}
 	out := append(append(slices.Clone(doc[:i]), want...), doc[j:]...)
