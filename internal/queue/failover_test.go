@@ -293,6 +293,9 @@ func TestNothingAcceptedIsLostWhenANATSServerDies(t *testing.T) {
 			}
 			// Refusals: only 503 with Retry-After, only in the windows that explain them.
 			windows := append(slices.Clone(rec.windows), rec.noLeader...)
+			// A request in flight at the instant a server dies may lose its answer with it: the
+			// publish was sent to, or replicated through, the server that went away.
+			windows = append(windows, window{disrupted, disrupted})
 			if tc.quorumLost {
 				windows = append(windows, window{disrupted, healed})
 			}
