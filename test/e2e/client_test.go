@@ -186,8 +186,19 @@ func newQueueClient(t testing.TB, natsAddr, ns, pipeline string) *queueClient {
 	return &queueClient{nc: nc, js: js, tp: queue.TopologyFor(ns, pipeline)}
 }
 
-// counts returns predictions and dead letters in the output stream, and the consumer's lag.
+// counts returns the predictions stored (one per key of the predictions bucket, which a worker
+// writes only when the key is absent), the dead letters in the output stream, and the
+// consumer's lag.
 func (q *queueClient) counts(ctx context.Context) (predictions, deadLetters uint64, lag int64, err error) {
+	bucket, err := q.js.Stream(ctx, q.tp.BucketStream())
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	binfo, err := bucket.Info(ctx)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	predictions = binfo.State.Msgs
 	s, err := q.js.Stream(ctx, q.tp.OutputStream)
 	if err != nil {
 		return 0, 0, 0, err
@@ -196,7 +207,6 @@ func (q *queueClient) counts(ctx context.Context) (predictions, deadLetters uint
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	predictions = info.State.Subjects[q.tp.PredictionSubject]
 	deadLetters = info.State.Subjects[q.tp.DeadLetterSubject]
 	l, err := queue.ReadLag(ctx, q.js, q.tp.Stream, q.tp.Consumer)
 	if err != nil {
@@ -205,23 +215,23 @@ func (q *queueClient) counts(ctx context.Context) (predictions, deadLetters uint
 	return predictions, deadLetters, l.Total(), nil
 }
 
-// predictedIDs returns how many prediction messages each event id has in the output stream.
+// predictedIDs returns how many predictions of each event id the bucket's stream holds, each
+// checked to be the prediction of the event its key names.
 func (q *queueClient) predictedIDs(ctx context.Context) (map[string]int, error) {
-	cons, err := q.js.OrderedConsumer(ctx, q.tp.OutputStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{q.tp.PredictionSubject},
-	})
+	cons, err := q.js.OrderedConsumer(ctx, q.tp.BucketStream(), jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		return nil, err
 	}
-	s, err := q.js.Stream(ctx, q.tp.OutputStream)
+	s, err := q.js.Stream(ctx, q.tp.BucketStream())
 	if err != nil {
 		return nil, err
 	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(q.tp.PredictionSubject))
+	info, err := s.Info(ctx)
 	if err != nil {
 		return nil, err
 	}
-	want := info.State.Subjects[q.tp.PredictionSubject]
+	want := info.State.Msgs
+	prefix := q.tp.PredictionKeySubject("")
 	ids := map[string]int{}
 	for got := uint64(0); got < want; {
 		batch, err := cons.FetchNoWait(1000)
@@ -234,7 +244,10 @@ func (q *queueClient) predictedIDs(ctx context.Context) (map[string]int, error) 
 				ID string `json:"id"`
 			}
 			if err := json.Unmarshal(m.Data(), &p); err != nil {
-				return nil, fmt.Errorf("prediction message is not JSON: %v", err)
+				return nil, fmt.Errorf("prediction record is not JSON: %v", err)
+			}
+			if key := strings.TrimPrefix(m.Subject(), prefix); key != p.ID {
+				return nil, fmt.Errorf("bucket key %s holds the prediction of %s", key, p.ID)
 			}
 			ids[p.ID]++
 			n++
