@@ -3,10 +3,8 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -178,22 +176,7 @@ func TestBrokenModelRollsBack(t *testing.T) {
 	if goodDigest == "" {
 		t.Fatal("a Ready model reports no digest")
 	}
-	model := exposeOnLoopback(t, ns, "freight-delay-risk-predictor", "http")
-	request, err := os.ReadFile(filepath.Join(repoRoot, "models", "freight-delay-risk.request.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	infer := func() error {
-		resp, err := httpClient.Post("http://"+model+"/v2/models/freight-delay-risk/infer", "application/json", bytes.NewReader(request))
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("infer: %d", resp.StatusCode)
-		}
-		return nil
-	}
+	infer := sampleInfer(t, exposeOnLoopback(t, ns, "freight-delay-risk-predictor", "http"))
 	eventually(t, 30*time.Second, "OIP through the NodePort", infer)
 
 	// Nothing listens on port 1 of the pod's own loopback: every start fails to download.

@@ -62,22 +62,7 @@ func TestUnloadableModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	goodDigest := m.Status.ModelDigest
-	model := exposeOnLoopback(t, ns, "freight-delay-risk-predictor", "http")
-	request, err := os.ReadFile(filepath.Join(repoRoot, "models", "freight-delay-risk.request.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	infer := func() error {
-		resp, err := httpClient.Post("http://"+model+"/v2/models/freight-delay-risk/infer", "application/json", bytes.NewReader(request))
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("infer: %d", resp.StatusCode)
-		}
-		return nil
-	}
+	infer := sampleInfer(t, exposeOnLoopback(t, ns, "freight-delay-risk-predictor", "http"))
 	eventually(t, 30*time.Second, "OIP through the NodePort", infer)
 	pods := servingPods(t, ns)
 
@@ -185,4 +170,25 @@ func waitWarning(t testing.TB, ns, name, reason string) {
 		}
 		return fmt.Errorf("%d events, none of them", len(evs.Items))
 	})
+}
+
+// sampleInfer returns a call of the sample model's OIP infer with its sample request at addr,
+// which fails unless the answer is 200.
+func sampleInfer(t testing.TB, addr string) func() error {
+	t.Helper()
+	request, err := os.ReadFile(filepath.Join(repoRoot, "models", "freight-delay-risk.request.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() error {
+		resp, err := httpClient.Post("http://"+addr+"/v2/models/freight-delay-risk/infer", "application/json", bytes.NewReader(request))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("infer: %d", resp.StatusCode)
+		}
+		return nil
+	}
 }
