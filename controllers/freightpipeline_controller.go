@@ -204,8 +204,11 @@ func (r *FreightPipelineReconciler) applyChildObjects(ctx context.Context, s *pi
 	}
 	s.obs.ingestion = rolloutOf(ingest, applied)
 
-	applied, err = applyChild(ctx, r.Client, FreightPipelineFieldOwner,
-		desiredInferenceDeployment(p, model, modelDigest, configDigest, r.Options), infer, appsv1ac.ExtractDeployment)
+	pool := desiredInferenceDeployment(p, model, modelDigest, configDigest, r.Options)
+	if err := createPoolAtMinimum(ctx, r.Client, pool, *defaultedPipeline(p).Spec.Inference.MinReplicas); err != nil {
+		return err
+	}
+	applied, err = applyChild(ctx, r.Client, FreightPipelineFieldOwner, pool, infer, appsv1ac.ExtractDeployment)
 	if err != nil {
 		return err
 	}

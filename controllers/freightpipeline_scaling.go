@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -36,8 +38,9 @@ import (
 	"github.com/freightcast/freightcast/internal/spec"
 )
 
-// AutoscalerFieldOwner is the server-side apply field manager of the autoscaler: it owns
-// status.autoscaling of every FreightPipeline, and nothing else.
+// AutoscalerFieldOwner is the field manager of the autoscaler: it owns status.autoscaling of
+// every FreightPipeline (by server-side apply) and spec.replicas of every inference pool (set at
+// the pool's creation and through the scale subresource), and nothing else.
 const AutoscalerFieldOwner = "freightcast-autoscaler"
 
 // statusRefresh is how often a changing queue depth alone is written to status: the gauge
@@ -219,12 +222,42 @@ func (a *AutoscalerReconciler) lagReader(natsURL string, topology queue.Topology
 func (a *AutoscalerReconciler) scale(ctx context.Context, p *freightcastv1alpha1.FreightPipeline, pool *appsv1.Deployment, current int32, d autoscale.Decision) error {
 	scale := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Namespace: pool.Namespace, Name: pool.Name},
 		Spec: autoscalingv1.ScaleSpec{Replicas: d.Desired}}
-	if err := a.Client.SubResource("scale").Update(ctx, pool, client.WithSubResourceBody(scale)); err != nil {
+	if err := a.Client.SubResource("scale").Update(ctx, pool, client.WithSubResourceBody(scale), client.FieldOwner(AutoscalerFieldOwner)); err != nil {
 		return fmt.Errorf("scaling the inference pool from %d to %d: %w", current, d.Desired, err)
 	}
 	a.Metrics.ScaleDecisions.WithLabelValues(d.Direction.String(), scaleDecisionReason(d)).Inc()
 	a.Recorder.Eventf(p, pool, corev1.EventTypeNormal, scaleEventReason(d), "ScaleInferencePool",
 		"Scaled inference pool from %d to %d: %s", current, d.Desired, truncateNote(d.Reason))
+	return nil
+}
+
+// createPoolAtMinimum creates the inference pool, when it does not exist yet, with minReplicas
+// pods. Created by the pipeline's server-side apply, which never carries replicas, a pool would
+// start at the Deployment default of one: with minReplicas 0 that pod would consume events that
+// were meant to wait for activationQueueDepth (or for a retained stream's next owner), and with a
+// larger minimum the pool would start short. spec.replicas so belongs to AutoscalerFieldOwner from
+// the first write on, as the scale subresource keeps it; the pipeline's apply that follows takes
+// every other field and leaves replicas alone.
+func createPoolAtMinimum(ctx context.Context, c client.Client, desired *appsv1ac.DeploymentApplyConfiguration, minReplicas int32) error {
+	key := client.ObjectKey{Namespace: ptr.Deref(desired.Namespace, ""), Name: ptr.Deref(desired.Name, "")}
+	switch err := c.Get(ctx, key, &appsv1.Deployment{}); {
+	case err == nil:
+		return nil
+	case !apierrors.IsNotFound(err):
+		return fmt.Errorf("reading Deployment %s: %w", key, err)
+	}
+	raw, err := json.Marshal(desired)
+	if err != nil {
+		return fmt.Errorf("encoding Deployment %s: %w", key, err)
+	}
+	pool := &appsv1.Deployment{}
+	if err := json.Unmarshal(raw, pool); err != nil {
+		return fmt.Errorf("decoding Deployment %s: %w", key, err)
+	}
+	pool.Spec.Replicas = ptr.To(minReplicas)
+	if err := c.Create(ctx, pool, client.FieldOwner(AutoscalerFieldOwner)); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating Deployment %s with %d replicas: %w", key, minReplicas, err)
+	}
 	return nil
 }
 

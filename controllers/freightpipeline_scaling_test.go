@@ -225,6 +225,45 @@ func TestAutoscalerScalesToZeroAndBack(t *testing.T) {
 	waitPoolReplicas(t, ns, "orders-inference", 1, 10*time.Second)
 }
 
+// TestNewPoolStartsAtMinReplicas checks the inference pool's first size: minReplicas, from the
+// pool's creation on. A pool that started at the Deployment default of one pod would consume the
+// events that a scaled-to-zero pipeline keeps waiting for its activation depth.
+func TestNewPoolStartsAtMinReplicas(t *testing.T) {
+	for _, minReplicas := range []int32{0, 3} {
+		t.Run(fmt.Sprint(minReplicas), func(t *testing.T) {
+			_, ns, p := scalingPipeline(t, func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Inference.MinReplicas = ptr.To(minReplicas)
+				p.Spec.Inference.MaxReplicas = 5
+			})
+			pool := mustEventuallyGetDeployment(t, ns, "orders-inference")
+			if got := ptr.Deref(pool.Spec.Replicas, 1); got != minReplicas {
+				t.Fatalf("the new pool has %d replicas, want minReplicas %d", got, minReplicas)
+			}
+			// The pipeline's own apply follows the creation and a spec change applies again:
+			// neither takes replicas, which stay the autoscaler's.
+			mustUpdate(t, p, func() { p.Spec.Ingestion.Replicas = ptr.To[int32](2) })
+			waitDeployment(t, 10*time.Second, ns, "orders-ingest", "ingestion at 2 replicas", func(d *appsv1.Deployment) error {
+				if got := ptr.Deref(d.Spec.Replicas, 1); got != 2 {
+					return fmt.Errorf("replicas %d", got)
+				}
+				return nil
+			})
+			pool = mustEventuallyGetDeployment(t, ns, "orders-inference")
+			if got := ptr.Deref(pool.Spec.Replicas, 1); got != minReplicas {
+				t.Errorf("after the pipeline's applies the pool has %d replicas, want %d", got, minReplicas)
+			}
+			for _, mf := range pool.ManagedFields {
+				if mf.FieldsV1 == nil || !strings.Contains(string(mf.FieldsV1.Raw), `"f:replicas"`) {
+					continue
+				}
+				if mf.Manager != AutoscalerFieldOwner {
+					t.Errorf("spec.replicas of the pool is owned by %s (%s), want %s alone", mf.Manager, mf.Operation, AutoscalerFieldOwner)
+				}
+			}
+		})
+	}
+}
+
 // podStandIn plays the Deployment controller and the kubelet for an inference pool, which
 // envtest does not run: it keeps as many in-process workers running as the pool's replicas, and
 // stops surplus ones the way a pod gets SIGTERM (the worker drains and acknowledges).

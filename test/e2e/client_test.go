@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -281,9 +282,20 @@ func waitAllPredicted(t testing.TB, q *queueClient, events []freightEvent, alrea
 		}
 		return nil
 	})
-	ids, err := q.predictedIDs(context.Background())
-	if err != nil {
-		t.Fatal(err)
+	// The read goes through a new ephemeral consumer; on a NATS cluster its pull requests can
+	// meet "no responders" until the consumer leader's interest has reached the server this client
+	// talks to. Such an error is retried; any other fails the test at once.
+	var ids map[string]int
+	var readErr error
+	eventually(t, time.Minute, "the predictions read back", func() error {
+		ids, readErr = q.predictedIDs(context.Background())
+		if errors.Is(readErr, nats.ErrNoResponders) || errors.Is(readErr, nats.ErrTimeout) || errors.Is(readErr, context.DeadlineExceeded) {
+			return readErr
+		}
+		return nil
+	})
+	if readErr != nil {
+		t.Fatal(readErr)
 	}
 	var dup, missing []string
 	for _, e := range events {
