@@ -151,18 +151,26 @@ func TestFreightPipelineKeepsInferenceReplicasWithinBounds(t *testing.T) {
 	p.Spec.Inference.MaxReplicas = 5
 	mustCreate(t, p)
 
+	// The pool is created at its minimum.
+	waitPoolReplicas(t, ns, "orders-inference", 3, 10*time.Second)
+
+	// Someone scales the pool below minReplicas, then far past maxReplicas: the operator brings
+	// it back each time.
+	scaleBy := func(replicas int32) {
+		testenv.Eventually(t, 10*time.Second, fmt.Sprintf("scale the pool to %d", replicas), func() error {
+			d, err := getDeployment(ns, "orders-inference")
+			if err != nil {
+				return err
+			}
+			return k8s.SubResource("scale").Update(ctx, d, client.WithSubResourceBody(&autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: replicas}}))
+		})
+	}
+	scaleBy(1)
 	waitPoolReplicas(t, ns, "orders-inference", 3, 10*time.Second)
 	waitEvent(t, p, corev1.EventTypeNormal, "ScaledUp")
-
-	// Someone scales the pool far past maxReplicas: the operator brings it back.
-	testenv.Eventually(t, 10*time.Second, "scale the pool to 50", func() error {
-		d, err := getDeployment(ns, "orders-inference")
-		if err != nil {
-			return err
-		}
-		return k8s.SubResource("scale").Update(ctx, d, client.WithSubResourceBody(&autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: 50}}))
-	})
+	scaleBy(50)
 	waitPoolReplicas(t, ns, "orders-inference", 5, 10*time.Second)
+	waitEvent(t, p, corev1.EventTypeNormal, "ScaledDown")
 	// Both moves were the bounds' doing, not the queue's, and the metric says so.
 	for _, direction := range []string{"up", "down"} {
 		if v, _ := metricValue(t, "freightcast_scale_decisions_total", map[string]string{"direction": direction, "reason": "bounds"}); v < 1 {
