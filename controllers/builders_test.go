@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -317,5 +318,29 @@ func TestPipelinePoolsFollowTheServedRevision(t *testing.T) {
 				t.Errorf("pipeline config model version %q, want %q", got, tc.wantVersion)
 			}
 		})
+	}
+}
+
+// TestGoMemoryLimitFollowsTheMemoryLimit: a data-plane container with a memory limit tells the
+// Go runtime nine tenths of it, so that the collector, not the kernel's OOM killer, holds the
+// heap under it; one without a limit leaves the runtime unbounded.
+func TestGoMemoryLimitFollowsTheMemoryLimit(t *testing.T) {
+	t.Parallel()
+	goMemLimit := func(c *corev1ac.ContainerApplyConfiguration) (string, bool) {
+		for _, e := range c.Env {
+			if *e.Name == "GOMEMLIMIT" {
+				return *e.Value, true
+			}
+		}
+		return "", false
+	}
+	limited := corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}}
+	got, ok := goMemLimit(dataPlaneContainer("c", testOptions, nil, "/live", "/ready", limited))
+	if want := "241591905"; !ok || got != want { // 268435456 / 10 * 9
+		t.Errorf("GOMEMLIMIT = %q (set %v) for a 256Mi limit, want %s", got, ok, want)
+	}
+	requestsOnly := corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}}
+	if got, ok := goMemLimit(dataPlaneContainer("c", testOptions, nil, "/live", "/ready", requestsOnly)); ok {
+		t.Errorf("GOMEMLIMIT = %q without a memory limit; want it unset", got)
 	}
 }

@@ -136,7 +136,23 @@ func dataPlaneContainer(name string, opts Options, args []string, livePath, read
 	if rr := resourceRequirements(resources); rr != nil {
 		c.WithResources(rr)
 	}
+	if env := goMemoryLimitEnv(resources); env != nil {
+		c.WithEnv(env)
+	}
 	return c
+}
+
+// goMemoryLimitEnv sets GOMEMLIMIT to nine tenths of the container's memory limit, when it has
+// one. The Go collector then works harder as the heap nears the limit instead of the kernel
+// killing the pod, and the body budget of the HTTP servers (internal/httpbody) is sized from it.
+// The tenth left is for what the cgroup counts and the Go limit does not: the binary's text and
+// the page cache of the files the pod reads (its model).
+func goMemoryLimitEnv(resources corev1.ResourceRequirements) *corev1ac.EnvVarApplyConfiguration {
+	limit, ok := resources.Limits[corev1.ResourceMemory]
+	if !ok || limit.Value() <= 0 {
+		return nil
+	}
+	return corev1ac.EnvVar().WithName("GOMEMLIMIT").WithValue(strconv.FormatInt(limit.Value()/10*9, 10))
 }
 
 // urlScheme is the URL scheme of a data-plane server: https with a TLS Secret, http without.
