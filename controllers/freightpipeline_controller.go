@@ -204,11 +204,8 @@ func (r *FreightPipelineReconciler) applyChildObjects(ctx context.Context, s *pi
 	}
 	s.obs.ingestion = rolloutOf(ingest, applied)
 
-	pool := desiredInferenceDeployment(p, model, modelDigest, configDigest, r.Options)
-	if err := createPoolAtMinimum(ctx, r.Client, pool, *defaultedPipeline(p).Spec.Inference.MinReplicas); err != nil {
-		return err
-	}
-	applied, err = applyChild(ctx, r.Client, FreightPipelineFieldOwner, pool, infer, appsv1ac.ExtractDeployment)
+	applied, err = applyInferencePool(ctx, r.Client, desiredInferenceDeployment(p, model, modelDigest, configDigest, r.Options),
+		infer, *defaultedPipeline(p).Spec.Inference.MinReplicas)
 	if err != nil {
 		return err
 	}
@@ -251,13 +248,18 @@ func (r *FreightPipelineReconciler) writeStatus(ctx context.Context, s *pipeline
 	if equality.Semantic.DeepEqual(status, p.Status) {
 		return nil
 	}
+	gvk := freightcastv1alpha1.GroupVersion.WithKind("FreightPipeline")
+	if same, err := sameObject(ctx, r.APIReader, p, gvk); err != nil || !same {
+		// Another object of this name now: its own events reconcile it.
+		return err
+	}
 	if err := adoptStatusUpdates(ctx, r.Client, FreightPipelineFieldOwner, p); err != nil {
 		return err
 	}
 	before := p.Status.Conditions
 	owned := status.DeepCopy()
 	owned.Autoscaling = nil
-	if err := applyStatus(ctx, r.Client, FreightPipelineFieldOwner, p, freightcastv1alpha1.GroupVersion.WithKind("FreightPipeline"), owned); err != nil {
+	if err := applyStatus(ctx, r.Client, FreightPipelineFieldOwner, p, gvk, owned); err != nil {
 		// A pipeline whose finalizer another replica removed meanwhile is gone: nothing to report.
 		return client.IgnoreNotFound(err)
 	}

@@ -231,32 +231,66 @@ func (a *AutoscalerReconciler) scale(ctx context.Context, p *freightcastv1alpha1
 	return nil
 }
 
-// createPoolAtMinimum creates the inference pool, when it does not exist yet, with minReplicas
-// pods. Created by the pipeline's server-side apply, which never carries replicas, a pool would
-// start at the Deployment default of one: with minReplicas 0 that pod would consume events that
-// were meant to wait for activationQueueDepth (or for a retained stream's next owner), and with a
-// larger minimum the pool would start short. spec.replicas so belongs to AutoscalerFieldOwner from
-// the first write on, as the scale subresource keeps it; the pipeline's apply that follows takes
-// every other field and leaves replicas alone.
-func createPoolAtMinimum(ctx context.Context, c client.Client, desired *appsv1ac.DeploymentApplyConfiguration, minReplicas int32) error {
+// applyInferencePool applies the inference pool as applyChild does, and starts a new pool at
+// minReplicas. The pipeline's apply never carries replicas (the autoscaler's, through the scale
+// subresource), so a pool created by it alone would start at the Deployment default of one: with
+// minReplicas 0 that pod would consume events meant to wait for activationQueueDepth (or for a
+// retained stream's next owner), and with a larger minimum the pool would start short. So the
+// first apply carries minReplicas, and spec.replicas is then handed over to AutoscalerFieldOwner
+// before the pipeline's field manager lets go of it — the hand-over server-side apply documents
+// for giving replicas to an autoscaler; a field no manager owns any more would be reset. A
+// reconcile interrupted between the two finds the pipeline still owning replicas and hands them
+// over then. Only replicas change hands: every other field stays the pipeline manager's alone, so
+// that what the spec stops asking for (a volume, an owner reference) is removed.
+func applyInferencePool(ctx context.Context, c client.Client, desired *appsv1ac.DeploymentApplyConfiguration, live *appsv1.Deployment, minReplicas int32) (applied bool, err error) {
 	key := client.ObjectKey{Namespace: ptr.Deref(desired.Namespace, ""), Name: ptr.Deref(desired.Name, "")}
-	switch err := c.Get(ctx, key, &appsv1.Deployment{}); {
-	case err == nil:
-		return nil
-	case !apierrors.IsNotFound(err):
-		return fmt.Errorf("reading Deployment %s: %w", key, err)
+	switch err := c.Get(ctx, key, live); {
+	case apierrors.IsNotFound(err):
+		// A copy: Apply overwrites what it sends with the server's answer.
+		initial, err := deepCopyApplyConfiguration(desired)
+		if err != nil {
+			return false, fmt.Errorf("copying Deployment %s: %w", key, err)
+		}
+		initial.Spec.Replicas = ptr.To(minReplicas)
+		if err := c.Apply(ctx, initial, client.FieldOwner(FreightPipelineFieldOwner), client.ForceOwnership); err != nil {
+			return false, fmt.Errorf("creating Deployment %s with %d replicas: %w", key, minReplicas, err)
+		}
+		if err := handOverReplicas(ctx, c, key, minReplicas); err != nil {
+			return true, err
+		}
+	case err != nil:
+		return false, fmt.Errorf("reading Deployment %s: %w", key, err)
+	default:
+		owned, err := appsv1ac.ExtractDeployment(live, FreightPipelineFieldOwner)
+		if err != nil {
+			return false, fmt.Errorf("extracting %s's fields of Deployment %s: %w", FreightPipelineFieldOwner, key, err)
+		}
+		if owned.Spec != nil && owned.Spec.Replicas != nil {
+			if err := handOverReplicas(ctx, c, key, ptr.Deref(live.Spec.Replicas, 1)); err != nil {
+				return false, err
+			}
+		}
 	}
-	raw, err := json.Marshal(desired)
+	return applyChild(ctx, c, FreightPipelineFieldOwner, desired, live, appsv1ac.ExtractDeployment)
+}
+
+// deepCopyApplyConfiguration copies an apply configuration through its JSON form, which is all
+// that an apply sends.
+func deepCopyApplyConfiguration[A any](in *A) (*A, error) {
+	raw, err := json.Marshal(in)
 	if err != nil {
-		return fmt.Errorf("encoding Deployment %s: %w", key, err)
+		return nil, err
 	}
-	pool := &appsv1.Deployment{}
-	if err := json.Unmarshal(raw, pool); err != nil {
-		return fmt.Errorf("decoding Deployment %s: %w", key, err)
-	}
-	pool.Spec.Replicas = ptr.To(minReplicas)
-	if err := c.Create(ctx, pool, client.FieldOwner(AutoscalerFieldOwner)); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("creating Deployment %s with %d replicas: %w", key, minReplicas, err)
+	out := new(A)
+	return out, json.Unmarshal(raw, out)
+}
+
+// handOverReplicas makes AutoscalerFieldOwner an owner of the pool's spec.replicas at its
+// current value, changing nothing.
+func handOverReplicas(ctx context.Context, c client.Client, key client.ObjectKey, replicas int32) error {
+	handOver := appsv1ac.Deployment(key.Name, key.Namespace).WithSpec(appsv1ac.DeploymentSpec().WithReplicas(replicas))
+	if err := c.Apply(ctx, handOver, client.FieldOwner(AutoscalerFieldOwner), client.ForceOwnership); err != nil {
+		return fmt.Errorf("handing the replicas of Deployment %s over to the autoscaler: %w", key, err)
 	}
 	return nil
 }

@@ -257,7 +257,7 @@ func TestNewPoolStartsAtMinReplicas(t *testing.T) {
 					continue
 				}
 				if mf.Manager != AutoscalerFieldOwner {
-					t.Errorf("spec.replicas of the pool is owned by %s (%s), want %s alone", mf.Manager, mf.Operation, AutoscalerFieldOwner)
+					t.Errorf("spec.replicas of the pool is owned by %s (%s), want %s alone: %s", mf.Manager, mf.Operation, AutoscalerFieldOwner, mf.FieldsV1.Raw)
 				}
 			}
 		})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -35,9 +36,10 @@ func applyStatus(ctx context.Context, c client.Client, fieldOwner string, obj cl
 	return nil
 }
 
-// applyMetadata identifies obj in an apply request: by name, and by UID when it has one, so that
-// a status computed for an object that was deleted and created again under the same name is
-// refused rather than written onto the new one.
+// applyMetadata identifies obj in an apply request: by name, and by UID when it has one. The UID
+// does not guard a status write: the API server builds a custom resource's status update on the
+// stored object's metadata, so a status computed for an object that was deleted and created again
+// under the same name would land on the new one. sameObject is that guard.
 func applyMetadata(obj client.Object) map[string]any {
 	m := map[string]any{"namespace": obj.GetNamespace(), "name": obj.GetName()}
 	if uid := obj.GetUID(); uid != "" {
@@ -70,4 +72,21 @@ func adoptStatusUpdates(ctx context.Context, c client.Client, fieldOwner string,
 		return fmt.Errorf("adopting the status fields of %v: %w", sets.List(updaters), err)
 	}
 	return nil
+}
+
+// sameObject reports whether obj, as read from the cache, is still the object the API server
+// holds under its name: not deleted, nor deleted and created again. A reconcile that read a cache
+// not yet told of a deletion must not write the old object's status onto a new one of the same
+// name (its conditions would carry over, and the new object's events would never be told). It
+// reads around the cache, metadata only; what is left is the time between this read and the write.
+func sameObject(ctx context.Context, apiReader client.Reader, obj client.Object, gvk schema.GroupVersionKind) (bool, error) {
+	live := &metav1.PartialObjectMetadata{}
+	live.SetGroupVersionKind(gvk)
+	switch err := apiReader.Get(ctx, client.ObjectKeyFromObject(obj), live); {
+	case apierrors.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("reading %s %s: %w", gvk.Kind, client.ObjectKeyFromObject(obj), err)
+	}
+	return live.UID == obj.GetUID(), nil
 }
