@@ -39,8 +39,9 @@ import (
 )
 
 // AutoscalerFieldOwner is the field manager of the autoscaler: it owns status.autoscaling of
-// every FreightPipeline (by server-side apply) and spec.replicas of every inference pool (set at
-// the pool's creation and through the scale subresource), and nothing else.
+// every FreightPipeline (by server-side apply) and spec.replicas of every inference pool (handed
+// over to it when the pool is created, then written through the scale subresource), and nothing
+// else.
 const AutoscalerFieldOwner = "freightcast-autoscaler"
 
 // statusRefresh is how often a changing queue depth alone is written to status: the gauge
