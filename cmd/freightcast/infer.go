@@ -79,7 +79,7 @@ func parseInferFlags(args []string) (*inferOptions, error) {
 	fs.DurationVar(&o.maxBatchDelay, "max-batch-delay", 2*time.Millisecond, "longest a batch waits for requests that are being decoded")
 	fs.Int64Var(&o.maxBodyBytes, "max-body-bytes", 4<<20, "largest infer request body accepted")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 25*time.Second, "how long the process may take to exit on SIGTERM: a drain with readiness false (a fifth, at most 5s), then in-flight requests finish")
-	fs.BoolVar(&o.worker, "worker", false, "also consume the pipeline's queue as an inference pool worker (needs --pipeline-config)")
+	fs.BoolVar(&o.worker, "worker", false, "consume the pipeline's queue as an inference pool worker (needs --pipeline-config); the port then serves only the health probes and /metrics")
 	fs.StringVar(&o.pipelineConfig, "pipeline-config", "", "the pipeline's config file (pipeline.json), with --worker")
 	fs.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "concurrent queue consumers, with --worker")
 	fs.StringVar(&o.tokensFile, "tokens-file", "", "file of accepted bearer tokens, one a line, re-read when it changes; every request but /v2/health/* and /metrics then needs one")
@@ -105,6 +105,9 @@ func parseInferFlags(args []string) (*inferOptions, error) {
 		return nil, errors.New("--worker needs --pipeline-config")
 	case !o.worker && o.pipelineConfig != "":
 		return nil, errors.New("--pipeline-config is only read with --worker")
+	case o.worker && o.tokensFile != "":
+		// A pool pod serves no API for a token to guard (see oip.Config.ProbesOnly).
+		return nil, errors.New("--tokens-file is not read with --worker: an inference pool pod serves only its probes and /metrics")
 	case o.workers < 1:
 		return nil, fmt.Errorf("--workers %d must be at least 1", o.workers)
 	case o.shutdownTimeout <= 0:
@@ -181,6 +184,7 @@ func serveInfer(ctx context.Context, o *inferOptions, ln net.Listener, log *slog
 		Gatherer:       gatherer,
 		Logger:         log,
 		Tokens:         tokens,
+		ProbesOnly:     o.worker,
 		TracerProvider: o.tracerProvider,
 	})
 	if err != nil {
@@ -191,7 +195,7 @@ func serveInfer(ctx context.Context, o *inferOptions, ln net.Listener, log *slog
 	served := make(chan error, 1)
 	go func() { served <- serveOn(hs, ln, cert) }()
 	log.Info("serving the Open Inference Protocol", "addr", ln.Addr().String(), "freightcast", version.String(),
-		"tls", cert != nil, "auth", tokens != nil)
+		"tls", cert != nil, "auth", tokens != nil, "probesOnly", o.worker)
 
 	loadCtx, cancelLoad := context.WithCancel(ctx)
 	defer cancelLoad()

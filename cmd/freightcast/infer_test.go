@@ -47,6 +47,7 @@ func TestParseInferFlags(t *testing.T) {
 				drainDelay: 5 * time.Second, worker: true, pipelineConfig: "/etc/p.json", workers: 3},
 		},
 		"worker without config": {args: []string{"--model-name=m", "--model-file=a", "--worker"}, wantErr: "--worker needs --pipeline-config"},
+		"tokens with worker":    {args: []string{"--model-name=m", "--model-file=a", "--worker", "--pipeline-config=p", "--tokens-file=t"}, wantErr: "--tokens-file is not read with --worker"},
 		"config without worker": {args: []string{"--model-name=m", "--model-file=a", "--pipeline-config=p"}, wantErr: "only read with --worker"},
 		"uri": {
 			args: []string{"--model-name=m", "--model-uri=https://x/m.onnx", "--model-sha256=ab", "--max-batch-size=8", "--max-batch-delay=0", "--shutdown-timeout=10s"},

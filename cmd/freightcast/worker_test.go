@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,9 +21,6 @@ import (
 	"github.com/freightcast/freightcast/internal/testing/testenv"
 )
 
-// TestInferWorkerModeConsumesThePipeline runs `freightcast infer --worker` as an inference pool pod
-// does: it serves OIP and consumes the pipeline's queue, and on cancel (SIGTERM) it stops after
-// acknowledging what it holds.
 // workerQueue is a pipeline's queue on an in-process NATS server holding n events, and the
 // pipeline config file a worker pod reads.
 type workerQueue struct {
@@ -66,6 +64,9 @@ func newWorkerQueue(t *testing.T, n int) workerQueue {
 	return workerQueue{cfg: cfg, path: path, js: js}
 }
 
+// TestInferWorkerModeConsumesThePipeline runs `freightcast infer --worker` as an inference pool pod
+// does: it consumes the pipeline's queue, its port answers the kubelet's probes and /metrics and
+// nothing of the OIP API, and on cancel (SIGTERM) it stops after acknowledging what it holds.
 func TestInferWorkerModeConsumesThePipeline(t *testing.T) {
 	const n = 500
 	q := newWorkerQueue(t, n)
@@ -79,9 +80,7 @@ func TestInferWorkerModeConsumesThePipeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	natstest.WaitValues(t, kv, n, 30*time.Second)
-	if code, body := postSample(t, base); code != 200 {
-		t.Fatalf("the worker pod stopped serving OIP: %d %s", code, body)
-	}
+	checkProbesOnly(t, base)
 	cancel()
 	select {
 	case err := <-done:
@@ -167,5 +166,34 @@ func TestInferWorkerWithAModelThatCannotLoadKeepsTheQueue(t *testing.T) {
 	}
 	if dead := oi.State.Subjects[q.cfg.Queue.DeadLetterSubject]; dead != 0 || oi.State.Msgs != 0 {
 		t.Errorf("%d dead letters (%d messages in the output stream), want none", dead, oi.State.Msgs)
+	}
+}
+
+// checkProbesOnly asks a pool pod's port for each path a client of a model-serving pod could use,
+// and for what the kubelet and Prometheus use.
+func checkProbesOnly(t *testing.T, base string) {
+	t.Helper()
+	if code, body := postSample(t, base); code != http.StatusNotFound {
+		t.Errorf("POST /v2/models/freight/infer on a pool pod: %d %s, want 404: the pool serves no OIP API", code, body)
+	}
+	cases := map[string]int{
+		"/v2/health/live":           http.StatusOK,
+		"/v2/health/ready":          http.StatusOK,
+		"/metrics":                  http.StatusOK,
+		"/v2":                       http.StatusNotFound,
+		"/v2/models":                http.StatusNotFound,
+		"/v2/models/freight":        http.StatusNotFound,
+		"/v2/models/freight/ready":  http.StatusNotFound,
+		"/v2/models/freight/infer/": http.StatusNotFound,
+	}
+	for path, want := range cases {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s on a pool pod: %d, want %d", path, resp.StatusCode, want)
+		}
 	}
 }

@@ -17,7 +17,8 @@ type route func(w http.ResponseWriter, r *http.Request) (endpoint string, code i
 
 // routes builds the server's ServeMux. Patterns carry no method: each route checks it, so that a
 // wrong one gets this API's JSON 405 rather than the mux's plain text. Every path but /metrics
-// is also served with one trailing slash, as KServe's clients sometimes send it.
+// is also served with one trailing slash, as KServe's clients sometimes send it. With
+// ProbesOnly the mux stops after the probes and /metrics.
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	if s.metrics != nil {
@@ -40,6 +41,13 @@ func (s *Server) routes() *http.ServeMux {
 		}
 		return s.writeJSON(w, code, map[string]bool{"ready": code == http.StatusOK})
 	}))
+	notFound := func(w http.ResponseWriter, r *http.Request) (string, int) {
+		return "not_found", s.fail(w, http.StatusNotFound, metrics.ReasonNotFound, fmt.Sprintf("no route for %s", r.URL.Path))
+	}
+	mux.Handle("/", s.handler(false, notFound))
+	if s.cfg.ProbesOnly {
+		return mux
+	}
 	s.handle(mux, "/v2", true, s.get("server_metadata", func(w http.ResponseWriter, _ *http.Request) int {
 		return s.writeJSON(w, http.StatusOK, map[string]any{"name": "freightcast", "version": version.Version, "extensions": []string{}})
 	}))
@@ -53,12 +61,8 @@ func (s *Server) routes() *http.ServeMux {
 		s.handle(mux, model+"/ready", true, s.forModel(s.get("model_ready", s.modelReady)))
 		s.handle(mux, model+"/infer", true, s.forModel(s.inferRoute))
 	}
-	notFound := func(w http.ResponseWriter, r *http.Request) (string, int) {
-		return "not_found", s.fail(w, http.StatusNotFound, metrics.ReasonNotFound, fmt.Sprintf("no route for %s", r.URL.Path))
-	}
 	// Below /v2 an unknown path needs a token as much as a known one: a 404 tells what exists.
 	mux.Handle("/v2/", s.handler(true, notFound))
-	mux.Handle("/", s.handler(false, notFound))
 	return mux
 }
 

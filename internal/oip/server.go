@@ -62,6 +62,10 @@ type Config struct {
 	// Tokens, when set, are the bearer tokens every request needs, except the health probes
 	// (/v2/health/live and /v2/health/ready) and /metrics.
 	Tokens *httpauth.Tokens
+	// ProbesOnly serves the health probes and /metrics and nothing else: every other path is
+	// a 404. An inference pool pod takes its events from the queue, so no client needs its
+	// OIP API, and an API that is not served needs no token to guard it.
+	ProbesOnly bool
 	// TracerProvider, when set, gives every infer request a server span (child of the
 	// client's traceparent, if any) with the model, the request's rows and the size of the
 	// model run it joined. Nil turns tracing off at no cost.
