@@ -6,6 +6,7 @@ package queue
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -53,6 +54,13 @@ func TopologyFor(namespace, name string) Topology {
 // events, API answers). It is the pipeline's own, so that NATS permissions can let a pod subscribe
 // to its replies and to no other pipeline's (see PipelinePermissions).
 func (t Topology) InboxPrefix() string { return "_INBOX." + t.Stream }
+
+// PeersSubject is where the pipeline's ingestion pods announce themselves to each other, so that
+// each takes its share of the pipeline's rate limit (internal/ratelimit). No stream captures it:
+// heartbeats are core NATS messages, gone once delivered.
+func (t Topology) PeersSubject() string {
+	return strings.TrimSuffix(t.Subject, ".events") + ".ingestion.peers"
+}
 
 // BucketStream is the stream JetStream keeps the predictions bucket in.
 func (t Topology) BucketStream() string { return "KV_" + t.Bucket }

@@ -1,6 +1,6 @@
 // Package testenv holds what test suites of several packages share: the kube-apiserver and etcd
 // binaries that envtest runs, the committed freight model, and Eventually for waiting on
-// conditions that other goroutines or processes make true.
+// conditions that other goroutines or processes make true, and a settable Clock.
 package testenv
 
 import (
@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,4 +75,28 @@ func FreightModel(tb testing.TB) *model.Model {
 		tb.Fatal(err)
 	}
 	return m
+}
+
+// Clock is a settable time for tests whose code takes a `now func() time.Time`; safe for
+// concurrent use, so several components of one test can share it.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock returns a Clock at t.
+func NewClock(t time.Time) *Clock { return &Clock{now: t} }
+
+// Now is the clock's time; pass the method value as a component's clock.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
 }
