@@ -23,6 +23,7 @@ import (
 	"github.com/freightcast/freightcast/internal/modelsource"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/ratelimit"
 	"github.com/freightcast/freightcast/internal/tracing"
 	"github.com/freightcast/freightcast/internal/version"
 )
@@ -173,6 +174,20 @@ func runIngest(ctx context.Context, args []string) error {
 	}
 	defer nc.Close()
 
+	// The pipeline's rate limit is shared by its ingestion pods: each announces itself and takes
+	// the limit divided by the pods it hears. Stopped after the HTTP server (deferred before
+	// it), so the goodbye leaves no gap where the others already took over this pod's share.
+	var peers func() int
+	if cfg.Ingestion.RateLimit != nil {
+		p, err := ratelimit.StartPeers(ratelimit.PeersConfig{Conn: nc, Subject: cfg.Queue.PeersSubject(),
+			Fallback: ratelimit.MaxIngestionPods, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer p.Stop()
+		peers = p.Count
+	}
+
 	tp, shutdownTracing, err := tracing.Setup(ctx, "freightcast-ingest", log)
 	if err != nil {
 		return err
@@ -189,6 +204,7 @@ func runIngest(ctx context.Context, args []string) error {
 		MaxBodyBytes: cfg.Ingestion.MaxBodyBytes,
 		TokensFile:   cfg.Ingestion.TokensFile,
 		RateLimit:    cfg.Ingestion.RateLimit,
+		Peers:        peers,
 		Registry:     reg,
 		Logger:       log,
 

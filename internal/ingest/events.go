@@ -21,6 +21,7 @@ import (
 	"github.com/freightcast/freightcast/internal/event"
 	"github.com/freightcast/freightcast/internal/httpbody"
 	"github.com/freightcast/freightcast/internal/metrics"
+	"github.com/freightcast/freightcast/internal/ratelimit"
 	"github.com/freightcast/freightcast/internal/tracing"
 )
 
@@ -110,28 +111,28 @@ func (h *Handler) ingest(r *http.Request, st *requestState, received time.Time, 
 		return 0, 0, &apiError{status: http.StatusBadRequest, reason: metrics.ReasonInvalid, body: body}
 	}
 	n := st.batch.len()
-	var paid charge
+	var paid ratelimit.Charge
 	if h.limits != nil {
-		if n > h.limits.burst {
+		if float64(n) > h.limits.Burst() {
 			return 0, 0, &apiError{status: http.StatusRequestEntityTooLarge, reason: metrics.ReasonTooLarge,
-				body: errorBody{Error: fmt.Sprintf("the body holds %d events, more than the rate limit's burst of %d; send smaller bodies", n, h.limits.burst)}}
+				body: errorBody{Error: fmt.Sprintf("the body holds %d events, more than the rate limit's burst of %s; send smaller bodies", n, formatRate(h.limits.Burst()))}}
 		}
 		var ok bool
 		var wait time.Duration
-		if paid, ok, wait = h.limits.take(rateKey(r, key, h.tokens != nil), n); !ok {
+		if paid, ok, wait = h.limits.Take(rateKey(key, h.tokens != nil), n); !ok {
 			return 0, 0, &apiError{status: http.StatusTooManyRequests, reason: metrics.ReasonRateLimited, retryAfter: wait,
-				body: errorBody{Error: fmt.Sprintf("rate limit of %s events/s exceeded", strconv.FormatFloat(float64(h.limits.limit), 'f', -1, 64))}}
+				body: errorBody{Error: fmt.Sprintf("rate limit of %s events/s for the pipeline exceeded", formatRate(h.limits.Rate()))}}
 		}
 	}
 	if status := h.cfg.Conn.Status(); status != nats.CONNECTED {
-		h.limits.refund(paid, 0)
+		h.limits.Refund(paid, 0)
 		return 0, 0, &apiError{status: http.StatusServiceUnavailable, reason: metrics.ReasonUnavailable, retryAfter: retryUnavailable,
 			body: errorBody{Error: "the queue is unavailable (NATS " + strings.ToLower(status.String()) + "); nothing was stored, retry later"}}
 	}
 	accepted, dups, perr := h.publish(r.Context(), st, received, reuse)
 	if perr != nil {
 		// Duplicates count as stored: the client sent them, and the retry sends them again.
-		h.limits.refund(paid, perr.stored())
+		h.limits.Refund(paid, perr.stored())
 	}
 	return accepted, dups, perr
 }
@@ -345,3 +346,5 @@ func classifyPublishError(err error) *apiError {
 	}
 	return unavailable("the queue is unavailable; retry later", retryUnavailable, metrics.ReasonUnavailable)
 }
+
+func formatRate(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }

@@ -38,6 +38,7 @@ import (
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/ratelimit"
 	"github.com/freightcast/freightcast/internal/tracing"
 )
 
@@ -74,9 +75,13 @@ type Config struct {
 	// TokensFile, when set, holds the accepted bearer tokens, one a line; it is re-read when
 	// it changes. Empty means no authentication.
 	TokensFile string
-	// RateLimit, when set, caps events per second per bearer token, or per client address
-	// without authentication.
+	// RateLimit, when set, caps the pipeline's events per second per bearer token; without
+	// authentication all clients share one budget. The limit is the whole pipeline's: this
+	// handler admits its share, divided by Peers.
 	RateLimit *pipelineconfig.RateLimit
+	// Peers, when set, counts the pipeline's live ingestion pods (ratelimit.Peers.Count); nil
+	// means this handler is the pipeline's only one (local mode).
+	Peers func() int
 	// PublishTimeout bounds the wait for acknowledgements; DefaultPublishTimeout when zero.
 	PublishTimeout time.Duration
 	// Registry receives the ingestion metrics and is served at /metrics.
@@ -104,8 +109,8 @@ type Handler struct {
 	log     *slog.Logger
 	js      jetstream.JetStream
 	dec     *decoder
-	tokens  *httpauth.Tokens // nil without authentication
-	limits  *limiters        // nil without a rate limit
+	tokens  *httpauth.Tokens  // nil without authentication
+	limits  *ratelimit.Budget // nil without a rate limit
 	metrics *metrics.Ingest
 	mux     *http.ServeMux
 	states  sync.Pool
@@ -197,7 +202,7 @@ func New(cfg Config) (*Handler, error) {
 		}
 	}
 	if rl := cfg.RateLimit; rl != nil {
-		h.limits = newLimiters(float64(rl.EventsPerSecond), int(rl.Burst), cfg.Now)
+		h.limits = ratelimit.NewBudget(float64(rl.EventsPerSecond), float64(rl.Burst), cfg.Peers, cfg.Now)
 	}
 	if h.metrics, err = metrics.NewIngest(cfg.Registry); err != nil {
 		return nil, fmt.Errorf("ingest: registering metrics: %w", err)

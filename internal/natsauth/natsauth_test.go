@@ -137,6 +137,19 @@ func TestOnePipelinesCredentialsCannotReachAnother(t *testing.T) {
 		t.Fatalf("ingestion reading a prediction with A's credentials: %d %s", resp.StatusCode, body)
 	}
 
+	// A's ingestion pods may hear each other, to share A's rate limit.
+	peers := pipelinetest.Dial(t, in.srv.URL(), a.Topology, credsA)
+	heard, err := peers.SubscribeSync(a.PeersSubject())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := peers.Publish(a.PeersSubject(), []byte("alive 0a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := heard.NextMsg(5 * time.Second); err != nil {
+		t.Fatalf("A's heartbeat on %s with A's credentials: %v", a.PeersSubject(), err)
+	}
+
 	// B has events of its own, published with B's credentials.
 	ncB := pipelinetest.Dial(t, in.srv.URL(), b.Topology, credsB)
 	jsB, _ := jetstream.New(ncB)
@@ -206,6 +219,16 @@ func TestOnePipelinesCredentialsCannotReachAnother(t *testing.T) {
 			}
 			return err
 		}, subject: b.Subject},
+		"announce itself to B's ingestion pods": {try: func() error {
+			return ncA.Publish(b.PeersSubject(), []byte("alive 0b"))
+		}, subject: b.PeersSubject()},
+		"listen to B's ingestion pods": {try: func() error {
+			_, err := ncA.SubscribeSync(b.PeersSubject())
+			if err == nil {
+				err = ncA.Flush()
+			}
+			return err
+		}, subject: b.PeersSubject()},
 		"listen to B's replies": {try: func() error {
 			_, err := ncA.SubscribeSync(b.InboxPrefix() + ".>")
 			if err == nil {

@@ -20,6 +20,8 @@ const OperatorInboxPrefix = "_INBOX.freightcast_operator"
 //     from the bucket;
 //   - workers pull from the pipeline's consumer, acknowledge, and store predictions and dead
 //     letters in the output stream and the bucket;
+//   - ingestion pods announce themselves on the pipeline's peers subject and listen to it, to
+//     share the pipeline's rate limit;
 //   - both receive replies under the pipeline's inbox prefix only (PipelineOptions sets it), so
 //     that no pipeline can subscribe to another's replies, which carry its events.
 //
@@ -45,8 +47,9 @@ func PipelinePermissions(t Topology) Permissions {
 			// and, with domains, $JS.ACK.<domain>.<account hash>.<stream>.<consumer>...).
 			"$JS.ACK." + t.Stream + "." + t.Consumer + ".>",
 			"$JS.ACK.*.*." + t.Stream + "." + t.Consumer + ".>",
+			t.PeersSubject(),
 		},
-		Subscribe: []string{t.InboxPrefix() + ".>"},
+		Subscribe: []string{t.InboxPrefix() + ".>", t.PeersSubject()},
 	}
 }
 
