@@ -229,7 +229,9 @@ type IngestionSpec struct {
 	// +optional
 	Route *RouteSpec `json:"route,omitempty"`
 
-	// rateLimit caps events per second per token (per client address without auth).
+	// rateLimit caps the events per second of each token for the pipeline as a whole: its
+	// ingestion pods share it, each admitting the limit divided by the live pods it hears on
+	// NATS. Without auth, all clients share one budget. Precision: docs/operate.md.
 	// +optional
 	RateLimit *RateLimitSpec `json:"rateLimit,omitempty"`
 
@@ -240,7 +242,7 @@ type IngestionSpec struct {
 	MaxBodyBytes *resource.Quantity `json:"maxBodyBytes,omitempty"`
 }
 
-// RateLimitSpec is a token bucket.
+// RateLimitSpec is a token bucket, the pipeline's; each ingestion pod holds its share.
 // +kubebuilder:validation:XValidation:rule="!has(self.burst) || self.burst >= self.eventsPerSecond",message="rateLimit.burst must be at least rateLimit.eventsPerSecond"
 type RateLimitSpec struct {
 	// eventsPerSecond is the sustained rate allowed; events beyond it get 429 with Retry-After.
@@ -249,7 +251,8 @@ type RateLimitSpec struct {
 	// +required
 	EventsPerSecond int32 `json:"eventsPerSecond"`
 
-	// burst is how many events may arrive at once; defaults to eventsPerSecond.
+	// burst is how many events may arrive at once across the pipeline, and the largest body
+	// (413 above it); defaults to eventsPerSecond.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=10000000
 	// +optional
