@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -103,13 +104,8 @@ func TestParseIngestFlagsTLS(t *testing.T) {
 // nats-server whose stream is provisioned after the pod started.
 func TestRunIngestServesAndShutsDown(t *testing.T) {
 	srv := natstest.Start(t)
-	spec := queue.Spec{Topology: queue.TopologyFor("ns1", "p1"), Limits: queue.Limits{
-		MaxMessages: 100, MaxBytes: 1 << 20, MaxAge: time.Hour, DuplicateWindow: time.Minute,
-		AckWait: time.Minute, MaxDeliver: 3, MaxAckPending: 10, PredictionRetention: time.Hour,
-	}}
-	cfg := pipelineconfig.Config{Namespace: "ns1", Name: "p1", NATSURL: srv.URL(), Queue: spec,
-		Model:     pipelineconfig.Model{Name: "delay", Version: "1", Features: []string{"a", "b"}},
-		Ingestion: pipelineconfig.Ingestion{MaxBodyBytes: 1 << 16}, Inference: pipelineconfig.Inference{BatchSize: 8}}
+	cfg := testPipelineConfig(srv.URL())
+	spec := cfg.Queue
 	addr, stop := startIngest(t, cfg)
 	status := ingestStatus(addr)
 	testenv.Eventually(t, 15*time.Second, "livez", status("/livez", http.StatusOK))
@@ -139,6 +135,50 @@ func TestRunIngestServesAndShutsDown(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatalf("runIngest after cancel: %v", err)
 	}
+}
+
+// TestRunIngestPodsShareTheRateLimit runs two `freightcast ingest` processes of one pipeline with a
+// rate limit, as two pods: each hears the other on NATS and divides the limit by 2; when one
+// stops, the other takes the whole limit.
+func TestRunIngestPodsShareTheRateLimit(t *testing.T) {
+	cfg := testPipelineConfig(natstest.Start(t).URL())
+	cfg.Ingestion.RateLimit = &pipelineconfig.RateLimit{EventsPerSecond: 100, Burst: 100}
+	a, _ := startIngest(t, cfg)
+	b, stopB := startIngest(t, cfg)
+	pods := func(addr string, want int) func() error {
+		return func() error {
+			resp, err := http.Get("http://" + addr + "/metrics")
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return err
+			}
+			if line := fmt.Sprintf("freightcast_ingest_rate_limit_pods %d\n", want); !strings.Contains(string(body), line) {
+				return fmt.Errorf("/metrics lacks %q", strings.TrimSpace(line))
+			}
+			return nil
+		}
+	}
+	testenv.Eventually(t, 15*time.Second, "pod a dividing the limit by 2", pods(a, 2))
+	testenv.Eventually(t, 15*time.Second, "pod b dividing the limit by 2", pods(b, 2))
+	if err := stopB(); err != nil {
+		t.Fatalf("runIngest after cancel: %v", err)
+	}
+	testenv.Eventually(t, 15*time.Second, "pod a alone after b's goodbye", pods(a, 1))
+}
+
+// testPipelineConfig is the config of pipeline ns1/p1 on the NATS server at url.
+func testPipelineConfig(url string) pipelineconfig.Config {
+	spec := queue.Spec{Topology: queue.TopologyFor("ns1", "p1"), Limits: queue.Limits{
+		MaxMessages: 100, MaxBytes: 1 << 20, MaxAge: time.Hour, DuplicateWindow: time.Minute,
+		AckWait: time.Minute, MaxDeliver: 3, MaxAckPending: 10, PredictionRetention: time.Hour,
+	}}
+	return pipelineconfig.Config{Namespace: "ns1", Name: "p1", NATSURL: url, Queue: spec,
+		Model:     pipelineconfig.Model{Name: "delay", Version: "1", Features: []string{"a", "b"}},
+		Ingestion: pipelineconfig.Ingestion{MaxBodyBytes: 1 << 16}, Inference: pipelineconfig.Inference{BatchSize: 8}}
 }
 
 // startIngest runs `freightcast ingest` on cfg as the operator starts it, until stop (or the

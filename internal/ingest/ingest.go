@@ -207,6 +207,11 @@ func New(cfg Config) (*Handler, error) {
 	if h.metrics, err = metrics.NewIngest(cfg.Registry); err != nil {
 		return nil, fmt.Errorf("ingest: registering metrics: %w", err)
 	}
+	if cfg.RateLimit != nil && cfg.Peers != nil {
+		if err := metrics.RegisterRateLimitPods(cfg.Registry, cfg.Peers); err != nil {
+			return nil, fmt.Errorf("ingest: registering metrics: %w", err)
+		}
+	}
 	h.states.New = func() any {
 		return &requestState{seen: make([]bool, len(cfg.Features)), ids: map[string]struct{}{}}
 	}

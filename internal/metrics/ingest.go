@@ -76,3 +76,14 @@ func NewIngest(reg prometheus.Registerer) (*Ingest, error) {
 	}
 	return m, nil
 }
+
+// RegisterRateLimitPods exports the number of ingestion pods this pod divides the pipeline's
+// rate limit by, read at scrape time: the live pods it hears, or the fallback while it does not
+// know. A value above the Deployment's replicas for more than seconds says the pods cannot hear
+// each other.
+func RegisterRateLimitPods(reg prometheus.Registerer, pods func() int) error {
+	return reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "freightcast_ingest_rate_limit_pods",
+		Help: "Ingestion pods the pipeline's rate limit is divided by on this pod (the fallback while it does not know).",
+	}, func() float64 { return float64(pods()) }))
+}
