@@ -204,7 +204,7 @@ func (r *FreightPipelineReconciler) applyChildObjects(ctx context.Context, s *pi
 	}
 	s.obs.ingestion = rolloutOf(ingest, applied)
 
-	applied, err = applyInferencePool(ctx, r.Client, desiredInferenceDeployment(p, model, modelDigest, configDigest, r.Options),
+	applied, err = applyInferencePool(ctx, r.Client, r.APIReader, desiredInferenceDeployment(p, model, modelDigest, configDigest, r.Options),
 		infer, *defaultedPipeline(p).Spec.Inference.MinReplicas)
 	if err != nil {
 		return err

@@ -243,9 +243,18 @@ func (a *AutoscalerReconciler) scale(ctx context.Context, p *freightcastv1alpha1
 // reconcile interrupted between the two finds the pipeline still owning replicas and hands them
 // over then. Only replicas change hands: every other field stays the pipeline manager's alone, so
 // that what the spec stops asking for (a volume, an owner reference) is removed.
-func applyInferencePool(ctx context.Context, c client.Client, desired *appsv1ac.DeploymentApplyConfiguration, live *appsv1.Deployment, minReplicas int32) (applied bool, err error) {
+//
+// The cache may not know yet of a pool created a moment ago; applying minReplicas onto it would
+// shrink a pool the autoscaler has grown. So "not found" is asked again of the API server
+// (apiReader) before the first apply; only this reconciler creates the pool, one reconcile of a
+// pipeline at a time, so an answer of the API server holds until the apply.
+func applyInferencePool(ctx context.Context, c client.Client, apiReader client.Reader, desired *appsv1ac.DeploymentApplyConfiguration, live *appsv1.Deployment, minReplicas int32) (applied bool, err error) {
 	key := client.ObjectKey{Namespace: ptr.Deref(desired.Namespace, ""), Name: ptr.Deref(desired.Name, "")}
-	switch err := c.Get(ctx, key, live); {
+	err = c.Get(ctx, key, live)
+	if apierrors.IsNotFound(err) {
+		err = apiReader.Get(ctx, key, live)
+	}
+	switch {
 	case apierrors.IsNotFound(err):
 		// A copy: Apply overwrites what it sends with the server's answer.
 		initial, err := deepCopyApplyConfiguration(desired)
