@@ -57,6 +57,13 @@ func TestModelMountFor(t *testing.T) {
 				"--model-cache-dir=/var/cache/freightcast", "--model-name=m", "--model-version=1"},
 			wantVolumes: []string{"model-cache"},
 		},
+		"https uri trusting a CA bundle": {
+			source: freightcastv1alpha1.ModelSource{URI: "https://models.internal/m.onnx", SHA256: sha,
+				CABundle: &freightcastv1alpha1.CABundleSource{ConfigMap: freightcastv1alpha1.ConfigMapKeySelector{Name: "store-ca"}}},
+			wantArgs: []string{"--model-uri=https://models.internal/m.onnx", "--model-sha256=" + sha,
+				"--model-cache-dir=/var/cache/freightcast", "--model-ca-file=/etc/freightcast/model-ca/ca.crt", "--model-name=m", "--model-version=1"},
+			wantVolumes: []string{"model-cache", "model-ca"},
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -257,6 +264,41 @@ func TestDesiredPipelineDeployments(t *testing.T) {
 				t.Errorf("inference args %v", infer.Spec.Template.Spec.Containers[0].Args)
 			}
 		})
+	}
+}
+
+// TestDataPlanePodsMountTheDownloadsCABundle: every pod that downloads the model (serving,
+// ingestion, inference) gets the CA bundle's ConfigMap key as the file --model-ca-file names.
+func TestDataPlanePodsMountTheDownloadsCABundle(t *testing.T) {
+	t.Parallel()
+	m := newModel("ns", "m", "")
+	m.Spec.Source = freightcastv1alpha1.ModelSource{URI: "https://models.internal/m.onnx", SHA256: strings.Repeat("ab", 32),
+		CABundle: &freightcastv1alpha1.CABundleSource{ConfigMap: freightcastv1alpha1.ConfigMapKeySelector{Name: "store-ca", Key: "bundle.pem"}}}
+	p := newPipeline("ns", "orders", "m")
+	for component, d := range map[string]*appsv1ac.DeploymentApplyConfiguration{
+		"serving":   desiredPredictorDeployment(m, spec.SpecRevision(m, "sha256:m"), testOptions),
+		"ingestion": desiredIngestionDeployment(p, m, "sha256:m", "sha256:c", testOptions),
+		"inference": desiredInferenceDeployment(p, m, "sha256:m", "sha256:c", testOptions),
+	} {
+		pod := d.Spec.Template.Spec
+		var vol *corev1ac.VolumeApplyConfiguration
+		for i := range pod.Volumes {
+			if *pod.Volumes[i].Name == modelCAVolumeName {
+				vol = &pod.Volumes[i]
+			}
+		}
+		if vol == nil || vol.ConfigMap == nil || *vol.ConfigMap.Name != "store-ca" || len(vol.ConfigMap.Items) != 1 ||
+			*vol.ConfigMap.Items[0].Key != "bundle.pem" || *vol.ConfigMap.Items[0].Path != "ca.crt" {
+			t.Errorf("%s: CA volume %+v", component, vol)
+			continue
+		}
+		c := pod.Containers[0]
+		mounted := slices.ContainsFunc(c.VolumeMounts, func(vm corev1ac.VolumeMountApplyConfiguration) bool {
+			return *vm.Name == modelCAVolumeName && *vm.MountPath == modelCADir && *vm.ReadOnly
+		})
+		if !mounted || !slices.Contains(c.Args, "--model-ca-file=/etc/freightcast/model-ca/ca.crt") {
+			t.Errorf("%s: mounts %+v, args %v", component, c.VolumeMounts, c.Args)
+		}
 	}
 }
 

@@ -52,7 +52,10 @@ const (
 	modelMountDir   = "/var/lib/freightcast/model"
 	modelCacheName  = "model-cache"
 	modelCacheDir   = "/var/cache/freightcast"
-	tmpVolumeName   = "tmp"
+	// The CA bundle a model download trusts (spec.source.caBundle).
+	modelCAVolumeName = "model-ca"
+	modelCADir        = "/etc/freightcast/model-ca"
+	tmpVolumeName     = "tmp"
 
 	// How long data-plane pods get to drain after SIGTERM; workers finish and acknowledge the
 	// batch they hold, servers finish in-flight requests.

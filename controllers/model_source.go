@@ -78,6 +78,13 @@ func modelMountFor(model *freightcastv1alpha1.PredictionModel, rev freightcastv1
 			WithEmptyDir(corev1ac.EmptyDirVolumeSource()))
 		m.mounts = append(m.mounts, corev1ac.VolumeMount().WithName(modelCacheName).WithMountPath(modelCacheDir))
 		m.args = append(m.args, "--model-uri="+src.URI, "--model-sha256="+src.SHA256, "--model-cache-dir="+modelCacheDir)
+		if ca := src.CABundle; ca != nil {
+			m.volumes = append(m.volumes, corev1ac.Volume().WithName(modelCAVolumeName).
+				WithConfigMap(corev1ac.ConfigMapVolumeSource().WithName(ca.ConfigMap.Name).
+					WithItems(corev1ac.KeyToPath().WithKey(spec.CABundleKey(ca)).WithPath("ca.crt"))))
+			m.mounts = append(m.mounts, corev1ac.VolumeMount().WithName(modelCAVolumeName).WithMountPath(modelCADir).WithReadOnly(true))
+			m.args = append(m.args, "--model-ca-file="+path.Join(modelCADir, "ca.crt"))
+		}
 	}
 	srv := spec.ModelServer(model, rev)
 	m.args = append(m.args, "--model-name="+srv.Name, "--model-version="+srv.Version)
@@ -103,6 +110,17 @@ type sourceReads struct {
 
 	mu   sync.Mutex
 	last map[types.NamespacedName]sourceRead
+	// lastCA is, per model, what the last read of its CA bundle's ConfigMap gave.
+	lastCA map[types.NamespacedName]caBundleRead
+}
+
+// caBundleRead is what a read of one version of a CA bundle's ConfigMap gave.
+type caBundleRead struct {
+	uid             types.UID
+	resourceVersion string
+	key             string
+	// sourceErr is an *errSourceNotFound or *errSourceInvalid when the key holds no valid bundle.
+	sourceErr error
 }
 
 // sourceRead is what a read of one version of a source ConfigMap gave.
@@ -161,9 +179,49 @@ func (r *sourceReads) configMapModel(ctx context.Context, model types.Namespaced
 	return read, nil
 }
 
+// caBundle checks the CA bundle of model's spec.source.caBundle ca, whose ConfigMap's metadata
+// the cache holds as cm: nil when it holds valid certificates, else an *errSourceNotFound or
+// *errSourceInvalid naming the field. err is an API error. The pods would otherwise fail every
+// download at the TLS handshake, a failure that looks transient and is retried for ever.
+func (r *sourceReads) caBundle(ctx context.Context, model types.NamespacedName, cm *metav1.PartialObjectMetadata, ca *freightcastv1alpha1.CABundleSource) (error, error) {
+	key := spec.CABundleKey(ca)
+	r.mu.Lock()
+	last, ok := r.lastCA[model]
+	r.mu.Unlock()
+	if ok && last.uid == cm.UID && last.resourceVersion == cm.ResourceVersion && last.key == key {
+		return last.sourceErr, nil
+	}
+	full := &corev1.ConfigMap{}
+	switch err := r.apiReader.Get(ctx, client.ObjectKeyFromObject(cm), full); {
+	case apierrors.IsNotFound(err):
+		return caBundleNotFound(cm.Namespace, cm.Name), nil
+	case err != nil:
+		return nil, fmt.Errorf("reading CA bundle ConfigMap %s: %w", cm.Name, err)
+	}
+	read := caBundleRead{uid: full.UID, resourceVersion: full.ResourceVersion, key: key}
+	switch _, err := spec.CABundle(full, ca); {
+	case errors.Is(err, spec.ErrCABundleMissing):
+		read.sourceErr = &errSourceNotFound{msg: err.Error()}
+	case err != nil:
+		read.sourceErr = &errSourceInvalid{msg: err.Error()}
+	}
+	r.mu.Lock()
+	if r.lastCA == nil {
+		r.lastCA = map[types.NamespacedName]caBundleRead{}
+	}
+	r.lastCA[model] = read
+	r.mu.Unlock()
+	return read.sourceErr, nil
+}
+
+func caBundleNotFound(namespace, name string) error {
+	return &errSourceNotFound{msg: fmt.Sprintf("spec.source.caBundle: ConfigMap %s not found in namespace %s", name, namespace)}
+}
+
 // forget drops what was read for a model that is gone.
 func (r *sourceReads) forget(model types.NamespacedName) {
 	r.mu.Lock()
 	delete(r.last, model)
+	delete(r.lastCA, model)
 	r.mu.Unlock()
 }

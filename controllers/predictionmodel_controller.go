@@ -49,7 +49,8 @@ const (
 	modelCheckMaxBytes = 4 << 20
 )
 
-// modelConfigMapIndex indexes PredictionModels by the ConfigMap their source names.
+// modelConfigMapIndex indexes PredictionModels by the ConfigMap their source names: the model
+// file's, or the CA bundle's of a download.
 const modelConfigMapIndex = "spec.source.configMap.name"
 
 // PredictionModelReconciler keeps a PredictionModel's serving Deployment, Service and
@@ -138,15 +139,13 @@ func (r *PredictionModelReconciler) resolveSource(ctx context.Context, s *modelS
 	switch {
 	case src.ConfigMap != nil:
 		// The cache holds the ConfigMap's metadata only; its content is read when it changed.
-		cm := &metav1.PartialObjectMetadata{}
-		cm.SetGroupVersionKind(configMapGVK)
-		err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.model.Namespace, Name: src.ConfigMap.Name}, cm)
-		if apierrors.IsNotFound(err) {
+		cm, err := r.configMapMetadata(ctx, s.model.Namespace, src.ConfigMap.Name)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if cm == nil {
 			s.obs.sourceErr = &errSourceNotFound{msg: fmt.Sprintf("ConfigMap %s not found in namespace %s", src.ConfigMap.Name, s.model.Namespace)}
 			return ctrl.Result{}, nil
-		}
-		if err != nil {
-			return ctrl.Result{}, fmt.Errorf("reading model ConfigMap: %w", err)
 		}
 		features := spec.ModelServer(s.model, spec.SpecRevision(s.model, "")).Features
 		read, err := r.sources.configMapModel(ctx, client.ObjectKeyFromObject(s.model), cm, spec.ConfigMapKey(src.ConfigMap), features)
@@ -156,8 +155,34 @@ func (r *PredictionModelReconciler) resolveSource(ctx context.Context, s *modelS
 		s.obs.digest, s.obs.sourceErr, s.obs.unloadable = read.digest, read.sourceErr, read.unloadable
 	case src.URI != "":
 		s.obs.digest = "sha256:" + src.SHA256
+		if ca := src.CABundle; ca != nil {
+			cm, err := r.configMapMetadata(ctx, s.model.Namespace, ca.ConfigMap.Name)
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			if cm == nil {
+				s.obs.sourceErr = caBundleNotFound(s.model.Namespace, ca.ConfigMap.Name)
+				return ctrl.Result{}, nil
+			}
+			s.obs.sourceErr, err = r.sources.caBundle(ctx, client.ObjectKeyFromObject(s.model), cm, ca)
+			return ctrl.Result{}, err
+		}
 	}
 	return ctrl.Result{}, nil
+}
+
+// configMapMetadata returns the cached metadata of a ConfigMap (the cache holds no content), nil
+// when it does not exist.
+func (r *PredictionModelReconciler) configMapMetadata(ctx context.Context, namespace, name string) (*metav1.PartialObjectMetadata, error) {
+	cm := &metav1.PartialObjectMetadata{}
+	cm.SetGroupVersionKind(configMapGVK)
+	switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, cm); {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading ConfigMap %s: %w", name, err)
+	}
+	return cm, nil
 }
 
 // applyChildren applies the NetworkPolicy, Deployment, Service and PodDisruptionBudget. While the source does
@@ -475,8 +500,12 @@ func (r *PredictionModelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.sources.checker = modelcheck.NewChecker(modelCheckTimeout, modelCheckMaxBytes)
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &freightcastv1alpha1.PredictionModel{}, modelConfigMapIndex,
 		func(o client.Object) []string {
-			if cm := o.(*freightcastv1alpha1.PredictionModel).Spec.Source.ConfigMap; cm != nil {
-				return []string{cm.Name}
+			src := o.(*freightcastv1alpha1.PredictionModel).Spec.Source
+			switch {
+			case src.ConfigMap != nil:
+				return []string{src.ConfigMap.Name}
+			case src.CABundle != nil:
+				return []string{src.CABundle.ConfigMap.Name}
 			}
 			return nil
 		}); err != nil {
@@ -493,7 +522,7 @@ func (r *PredictionModelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.NetworkPolicy{}).
 		// A ConfigMap that appeared or whose content changed wakes the models it is the source
-		// of: their pods must roll. Its metadata tells (a new resourceVersion); its content,
+		// of (the model file's, or a download's CA bundle): their pods must roll, or may now. Its metadata tells (a new resourceVersion); its content,
 		// maybe a model of up to 1 MiB, is not cached.
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(
 			requestsByIndex(r.Client, &freightcastv1alpha1.PredictionModelList{}, modelConfigMapIndex)))

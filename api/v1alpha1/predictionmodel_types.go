@@ -122,6 +122,7 @@ type PredictionModelSpec struct {
 // ModelSource locates a model file. Exactly one field is set.
 // +kubebuilder:validation:XValidation:rule="[has(self.configMap), has(self.uri), has(self.persistentVolumeClaim)].filter(x, x).size() == 1",message="exactly one of source.configMap, source.uri or source.persistentVolumeClaim must be set"
 // +kubebuilder:validation:XValidation:rule="has(self.uri) == has(self.sha256)",message="source.sha256 is required with source.uri, and only allowed with it"
+// +kubebuilder:validation:XValidation:rule="!has(self.caBundle) || has(self.uri)",message="source.caBundle is only allowed with source.uri"
 type ModelSource struct {
 	// configMap is a key of a ConfigMap in the model's namespace holding the model file in
 	// binaryData (ConfigMaps cap out at 1 MiB, enough for the small tabular models freight uses).
@@ -140,6 +141,14 @@ type ModelSource struct {
 	// +optional
 	SHA256 string `json:"sha256,omitempty"`
 
+	// caBundle names the PEM certificate authorities the download from uri trusts, instead of
+	// the system's: for a model store whose certificate a private or in-cluster CA signed
+	// (trust-manager's, cert-manager's, the cluster's own kube-root-ca.crt). The operator reads
+	// it, refuses one that holds no valid certificate (ModelLoaded=False SourceInvalid naming
+	// spec.source.caBundle), and mounts it into every pod that downloads the model.
+	// +optional
+	CABundle *CABundleSource `json:"caBundle,omitempty"`
+
 	// persistentVolumeClaim is a file on a PersistentVolumeClaim in the model's namespace,
 	// mounted read-only.
 	// +optional
@@ -157,6 +166,33 @@ type ConfigMapModelSource struct {
 
 	// key in the ConfigMap's binaryData (or data) that holds the model file.
 	// +kubebuilder:default="model.onnx"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// CABundleSource locates a PEM bundle of CA certificates.
+type CABundleSource struct {
+	// configMap is a key of a ConfigMap in the model's namespace holding one or more PEM
+	// CERTIFICATE blocks (CA certificates are public: a ConfigMap, as trust-manager and
+	// Kubernetes' kube-root-ca.crt publish them).
+	// +required
+	ConfigMap ConfigMapKeySelector `json:"configMap"`
+}
+
+// ConfigMapKeySelector is a key of a ConfigMap in the object's namespace.
+type ConfigMapKeySelector struct {
+	// name of the ConfigMap.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	// +required
+	Name string `json:"name"`
+
+	// key in the ConfigMap's data.
+	// +kubebuilder:default="ca.crt"
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`

@@ -54,6 +54,19 @@ func TestInvalidPredictionModelsAreRejected(t *testing.T) {
 			},
 			wantInMessage: []string{"spec.source.sha256"},
 		},
+		"a CA bundle without a download": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Source.CABundle = &freightcastv1alpha1.CABundleSource{ConfigMap: freightcastv1alpha1.ConfigMapKeySelector{Name: "store-ca"}}
+			},
+			wantInMessage: []string{"spec.source", "caBundle is only allowed with source.uri"},
+		},
+		"a CA bundle ConfigMap without a name": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Source = freightcastv1alpha1.ModelSource{URI: "https://models.example.com/m.onnx", SHA256: sha,
+					CABundle: &freightcastv1alpha1.CABundleSource{}}
+			},
+			wantInMessage: []string{"spec.source.caBundle.configMap.name"},
+		},
 		"pvc path escaping the volume": {
 			mutate: func(m *freightcastv1alpha1.PredictionModel) {
 				m.Spec.Source = freightcastv1alpha1.ModelSource{PersistentVolumeClaim: &freightcastv1alpha1.PVCModelSource{ClaimName: "models", Path: "a/../../etc/passwd"}}

@@ -40,6 +40,7 @@ type inferOptions struct {
 	modelURI        string
 	modelSHA256     string
 	modelCacheDir   string
+	modelCAFile     string
 	features        string
 	inputs          string
 	maxBatchSize    int
@@ -72,6 +73,7 @@ func parseInferFlags(args []string) (*inferOptions, error) {
 	fs.StringVar(&o.modelFile, "model-file", "", "path of the ONNX model file")
 	fs.StringVar(&o.modelURI, "model-uri", "", "https:// URI of the ONNX model (needs --model-sha256)")
 	fs.StringVar(&o.modelSHA256, "model-sha256", "", "hex SHA-256 the model bytes must have")
+	fs.StringVar(&o.modelCAFile, "model-ca-file", "", modelCAFlagUsage)
 	fs.StringVar(&o.modelCacheDir, "model-cache-dir", "", "directory for downloaded models (default: a directory under the system temp dir)")
 	fs.StringVar(&o.features, "features", "", "comma-separated feature names in input column order; must match the model's own list if it declares one")
 	fs.StringVar(&o.inputs, "inputs", "", `the model's declared inputs as JSON, [{"name","datatype","shape","features"}] (a PredictionModel's spec.inputs); the model file must agree`)
@@ -279,13 +281,13 @@ func shutdown(hs *http.Server, timeout time.Duration, log *slog.Logger) error {
 }
 
 func loadModel(ctx context.Context, o *inferOptions) (*model.Model, error) {
-	data, err := modelsource.Fetch(ctx, modelsource.Spec{
+	data, err := fetchModel(ctx, modelsource.Spec{
 		Path:     o.modelFile,
 		URI:      o.modelURI,
 		SHA256:   o.modelSHA256,
 		CacheDir: o.modelCacheDir,
 		Client:   o.client,
-	})
+	}, o.modelCAFile)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -20,6 +21,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/freightcast/freightcast/internal/modelcheck"
+	"github.com/freightcast/freightcast/internal/testing/onnxtest"
+	"github.com/freightcast/freightcast/internal/testing/testcerts"
 	"github.com/freightcast/freightcast/internal/testing/testenv"
 )
 
@@ -270,6 +273,23 @@ func postSample(t *testing.T, base string) (int, string) {
 }
 
 func TestServeInferRefusesBadModels(t *testing.T) {
+	// A private model store: a TLS server whose certificate a test CA signed, holding a model the
+	// runtime refuses.
+	svm := onnxtest.SVM(3)
+	ca := testcerts.NewCA(t)
+	store := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(svm) }))
+	store.TLS = ca.ServerConfig(t)
+	store.StartTLS()
+	defer store.Close()
+	caFile := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(caFile, ca.PEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(svm)
+	download := func(sha, caFile string) *inferOptions {
+		return &inferOptions{modelName: "m", modelVersion: "1", modelURI: store.URL + "/svm.onnx", modelSHA256: sha, modelCAFile: caFile,
+			modelCacheDir: t.TempDir(), maxBatchSize: 1, maxBodyBytes: 1, shutdownTimeout: time.Second}
+	}
 	cases := map[string]struct {
 		o       *inferOptions
 		wantErr string
@@ -285,6 +305,20 @@ func TestServeInferRefusesBadModels(t *testing.T) {
 		"missing file": {
 			o:       &inferOptions{modelName: "m", modelVersion: "1", modelFile: "/nonexistent.onnx", maxBatchSize: 1, maxBodyBytes: 1, shutdownTimeout: time.Second},
 			wantErr: "no such file",
+		},
+		"a download trusted through --model-ca-file, of a model the runtime refuses": {
+			o:          download(hex.EncodeToString(sum[:]), caFile),
+			wantErr:    "SVMClassifier",
+			unloadable: true,
+		},
+		"a download from a store whose CA is not trusted": {
+			o:       download(hex.EncodeToString(sum[:]), ""),
+			wantErr: "certificate signed by unknown authority",
+		},
+		"a download whose bytes are not the pinned ones": {
+			o:          download(strings.Repeat("ab", 32), caFile),
+			wantErr:    "SHA-256 mismatch",
+			unloadable: true,
 		},
 		"not a model": {
 			o:          &inferOptions{modelName: "m", modelVersion: "1", modelFile: "infer.go", maxBatchSize: 1, maxBodyBytes: 1, shutdownTimeout: time.Second},

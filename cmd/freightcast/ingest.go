@@ -38,6 +38,7 @@ type ingestConfig struct {
 	modelURI        string
 	modelSHA256     string
 	modelCacheDir   string
+	modelCAFile     string
 	modelName       string
 	modelVersion    string
 	shutdownTimeout time.Duration
@@ -57,6 +58,7 @@ func parseIngestFlags(args []string) (ingestConfig, error) {
 	fs.StringVar(&c.modelVersion, "model-version", "", "the model's version, for logs")
 	fs.StringVar(&c.modelURI, "model-uri", "", "https:// URI of the model, instead of --model-file (needs --model-sha256)")
 	fs.StringVar(&c.modelSHA256, "model-sha256", "", "hex SHA-256 the model must have")
+	fs.StringVar(&c.modelCAFile, "model-ca-file", "", modelCAFlagUsage)
 	fs.StringVar(&c.modelCacheDir, "model-cache-dir", "", "where a downloaded model is kept")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 25*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", metricsAddrUsage)
@@ -100,7 +102,7 @@ func resolveInputs(ctx context.Context, c ingestConfig, fromConfig pipelineconfi
 		}
 		return []pipelineconfig.Input{{DataType: "FP32", Features: declared}}, nil
 	}
-	data, err := modelsource.Fetch(ctx, modelsource.Spec{Path: c.modelFile, URI: c.modelURI, SHA256: c.modelSHA256, CacheDir: c.modelCacheDir})
+	data, err := fetchModel(ctx, modelsource.Spec{Path: c.modelFile, URI: c.modelURI, SHA256: c.modelSHA256, CacheDir: c.modelCacheDir}, c.modelCAFile)
 	if err != nil {
 		return nil, err
 	}

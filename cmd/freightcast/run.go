@@ -334,7 +334,19 @@ func (m *manifests) modelBytes(ctx context.Context, pm *freightcastv1alpha1.Pred
 		}
 		return spec.ConfigMapModel(cm, spec.ConfigMapKey(src.ConfigMap))
 	case src.URI != "":
-		return modelsource.Fetch(ctx, modelsource.Spec{URI: src.URI, SHA256: src.SHA256, CacheDir: cacheDir})
+		s := modelsource.Spec{URI: src.URI, SHA256: src.SHA256, CacheDir: cacheDir}
+		if ca := src.CABundle; ca != nil {
+			cm, ok := m.configMaps[ca.ConfigMap.Name]
+			if !ok {
+				return nil, fmt.Errorf("spec.source.caBundle: its ConfigMap %s is not in the files", ca.ConfigMap.Name)
+			}
+			bundle, err := spec.CABundle(cm, ca)
+			if err != nil {
+				return nil, err
+			}
+			s.CABundle = bundle
+		}
+		return fetchModel(ctx, s, "")
 	case src.PersistentVolumeClaim != nil:
 		dir, ok := pvcDirs[src.PersistentVolumeClaim.ClaimName]
 		if !ok {

@@ -2,11 +2,21 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/testing/testcerts"
 )
 
 func writeFile(t *testing.T, dir, name, content string) string {
@@ -178,5 +188,47 @@ func TestRunReadsTokensFromSecretManifests(t *testing.T) {
 	_, _, err = m.resolve(context.Background(), nil, t.TempDir())
 	if want := "PredictionModel freight-delay-risk: spec.auth.secretRef: Secret api-tokens is not in the files; add its manifest to the -f set"; err == nil || err.Error() != want {
 		t.Errorf("without the Secret: %v, want %q", err, want)
+	}
+}
+
+// TestLocalModeDownloadsWithTheCABundle: local mode reads spec.source.caBundle from the ConfigMaps
+// in its files, as the operator mounts it into the pods, and refuses one that is missing or bad.
+func TestLocalModeDownloadsWithTheCABundle(t *testing.T) {
+	model := []byte("model bytes from a private store")
+	ca := testcerts.NewCA(t)
+	store := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(model) }))
+	store.TLS = ca.ServerConfig(t)
+	store.StartTLS()
+	defer store.Close()
+	sum := sha256.Sum256(model)
+	pm := &freightcastv1alpha1.PredictionModel{Spec: freightcastv1alpha1.PredictionModelSpec{Source: freightcastv1alpha1.ModelSource{
+		URI: store.URL + "/m.onnx", SHA256: hex.EncodeToString(sum[:]),
+		CABundle: &freightcastv1alpha1.CABundleSource{ConfigMap: freightcastv1alpha1.ConfigMapKeySelector{Name: "store-ca"}}}}}
+	caMap := func(pem string) map[string]*corev1.ConfigMap {
+		return map[string]*corev1.ConfigMap{"store-ca": {ObjectMeta: metav1.ObjectMeta{Name: "store-ca"}, Data: map[string]string{"ca.crt": pem}}}
+	}
+	cases := map[string]struct {
+		configMaps map[string]*corev1.ConfigMap
+		wantErr    string
+	}{
+		"the store's CA":    {configMaps: caMap(string(ca.PEM))},
+		"another CA":        {configMaps: caMap(string(testcerts.NewCA(t).PEM)), wantErr: "unknown authority"},
+		"no such ConfigMap": {wantErr: "spec.source.caBundle: its ConfigMap store-ca is not in the files"},
+		"not a certificate": {configMaps: caMap("hello"), wantErr: `spec.source.caBundle: ConfigMap store-ca key "ca.crt": CA bundle holds no PEM block`},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			m := &manifests{configMaps: tc.configMaps}
+			got, err := m.modelBytes(context.Background(), pm, nil, t.TempDir())
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || string(got) != string(model) {
+				t.Fatalf("got %q, %v", got, err)
+			}
+		})
 	}
 }

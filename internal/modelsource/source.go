@@ -1,12 +1,20 @@
 // Package modelsource fetches model bytes from where a PredictionModel says they are: a file path
 // (ConfigMap and PVC mounts land there) or an https:// URI pinned by a SHA-256 digest, downloaded
 // once into a cache directory.
+//
+// Bytes that do not match their declared digest are a deterministic failure (ErrDigestMismatch):
+// the response was whole (its length checked by HTTP), so the store holds other bytes than the
+// spec pins, and downloading again returns the same ones. Everything else that can go wrong on
+// the way (the network, TLS, an HTTP error status, a timeout) may pass.
 package modelsource
 
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -33,7 +41,10 @@ type Spec struct {
 	SHA256 string
 	// CacheDir holds downloads, named by digest, so a restart does not download again.
 	CacheDir string
-	// Client performs the download; nil means a client with Timeout.
+	// CABundle is PEM CA certificates the download trusts instead of the system's roots; only
+	// used when Client is nil.
+	CABundle []byte
+	// Client performs the download; nil means a client with Timeout (and CABundle).
 	Client *http.Client
 	// MaxBytes caps the model size; zero means DefaultMaxBytes.
 	MaxBytes int64
@@ -62,12 +73,59 @@ func (s Spec) Validate() error {
 		if _, err := parseDigest(s.SHA256); err != nil {
 			return err
 		}
+		if s.CABundle != nil {
+			if _, err := ParseCABundle(s.CABundle); err != nil {
+				return err
+			}
+		}
+	case s.CABundle != nil:
+		return errors.New("a CA bundle is only used to download a model from an https URI")
 	case s.SHA256 != "":
 		if _, err := parseDigest(s.SHA256); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// ErrDigestMismatch is a model whose bytes are not the ones its digest pins.
+var ErrDigestMismatch = errors.New("SHA-256 mismatch")
+
+// maxCABundleBytes bounds a CA bundle; a ConfigMap holds at most 1 MiB anyway.
+const maxCABundleBytes = 1 << 20
+
+// ParseCABundle returns the pool of the CA certificates in bundle: one or more PEM CERTIFICATE
+// blocks, nothing else but whitespace between them, each a valid X.509 certificate.
+func ParseCABundle(bundle []byte) (*x509.CertPool, error) {
+	if len(bundle) > maxCABundleBytes {
+		return nil, fmt.Errorf("CA bundle of %d bytes is larger than %d", len(bundle), maxCABundleBytes)
+	}
+	pool := x509.NewCertPool()
+	rest := bundle
+	for n := 1; ; n++ {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			if len(strings.TrimSpace(string(rest))) > 0 {
+				if n == 1 {
+					return nil, errors.New("CA bundle holds no PEM block (-----BEGIN CERTIFICATE-----)")
+				}
+				return nil, fmt.Errorf("CA bundle: text after PEM block %d is not a PEM block", n-1)
+			}
+			if n == 1 {
+				return nil, errors.New("CA bundle is empty: it needs at least one PEM CERTIFICATE block")
+			}
+			return pool, nil
+		}
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("CA bundle: PEM block %d is a %s, not a CERTIFICATE", n, block.Type)
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("CA bundle: certificate %d: %w", n, err)
+		}
+		pool.AddCert(cert)
+	}
 }
 
 func parseDigest(h string) ([]byte, error) {
@@ -131,7 +189,7 @@ func readFile(path string, limit int64) ([]byte, error) {
 func checkDigest(data []byte, want string) error {
 	sum := sha256.Sum256(data)
 	if got := hex.EncodeToString(sum[:]); got != strings.ToLower(want) {
-		return fmt.Errorf("SHA-256 mismatch: got %s, want %s", got, strings.ToLower(want))
+		return fmt.Errorf("%w: got %s, want %s", ErrDigestMismatch, got, strings.ToLower(want))
 	}
 	return nil
 }
@@ -158,6 +216,12 @@ func download(ctx context.Context, s Spec, limit int64) ([]byte, error) {
 	client := s.Client
 	if client == nil {
 		client = &http.Client{Timeout: timeout}
+		if s.CABundle != nil {
+			pool, _ := ParseCABundle(s.CABundle) // validated
+			transport := http.DefaultTransport.(*http.Transport).Clone()
+			transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+			client.Transport = transport
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/pem"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +16,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/freightcast/freightcast/internal/testing/testcerts"
 )
 
 func digest(b []byte) string {
@@ -149,5 +153,95 @@ func TestFetchFile(t *testing.T) {
 				t.Errorf("bytes differ:\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestFetchURIWithCABundle downloads from a TLS server whose certificate a private CA signed: the
+// system's roots refuse it, the CA's bundle trusts it, another CA's does not.
+func TestFetchURIWithCABundle(t *testing.T) {
+	model := []byte("model bytes from a private store")
+	ca := testcerts.NewCA(t)
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(model) }))
+	ts.TLS = ca.ServerConfig(t)
+	ts.StartTLS()
+	defer ts.Close()
+	other := testcerts.NewCA(t)
+	cases := map[string]struct {
+		bundle  []byte
+		wantErr string
+	}{
+		"the store's CA":              {bundle: ca.PEM},
+		"the store's CA after others": {bundle: append(append(other.PEM, '\n'), ca.PEM...)},
+		"no bundle: the system roots": {wantErr: "certificate signed by unknown authority"},
+		"another CA":                  {bundle: other.PEM, wantErr: "certificate signed by unknown authority"},
+		"not PEM":                     {bundle: []byte("not a certificate"), wantErr: "no PEM block"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := Fetch(context.Background(), Spec{URI: ts.URL + "/m.onnx", SHA256: digest(model), CABundle: tc.bundle, CacheDir: t.TempDir()})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(model, got); diff != "" {
+				t.Errorf("bytes differ:\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseCABundle(t *testing.T) {
+	ca := testcerts.NewCA(t)
+	_, keyPEM := ca.Issue(t, "x")
+	block, _ := pem.Decode(ca.PEM)
+	corrupt := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: block.Bytes[:len(block.Bytes)/2]})
+	cases := map[string]struct {
+		bundle  []byte
+		wantErr string
+	}{
+		"one certificate":       {bundle: ca.PEM},
+		"two certificates":      {bundle: append(append([]byte{}, ca.PEM...), testcerts.NewCA(t).PEM...)},
+		"surrounding space":     {bundle: append(append([]byte("\n  \n"), ca.PEM...), "\n\n"...)},
+		"empty":                 {bundle: []byte{}, wantErr: "empty"},
+		"only space":            {bundle: []byte(" \n"), wantErr: "empty"},
+		"text":                  {bundle: []byte("hello"), wantErr: "no PEM block"},
+		"a private key":         {bundle: keyPEM, wantErr: "PEM block 1 is a PRIVATE KEY, not a CERTIFICATE"},
+		"a corrupt certificate": {bundle: corrupt, wantErr: "certificate 1:"},
+		"trailing text":         {bundle: append(append([]byte{}, ca.PEM...), "garbage"...), wantErr: "text after PEM block 1"},
+		"too large":             {bundle: make([]byte, maxCABundleBytes+1), wantErr: "larger than"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			pool, err := ParseCABundle(tc.bundle)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || pool == nil {
+				t.Fatalf("pool %v, error %v", pool, err)
+			}
+		})
+	}
+}
+
+func TestDigestMismatchIsDistinct(t *testing.T) {
+	model := []byte("the store's bytes")
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(model) }))
+	defer ts.Close()
+	_, err := Fetch(context.Background(), Spec{URI: ts.URL + "/m.onnx", SHA256: digest([]byte("the pinned bytes")), CacheDir: t.TempDir(), Client: ts.Client()})
+	if !errors.Is(err, ErrDigestMismatch) {
+		t.Errorf("error %v, want ErrDigestMismatch", err)
+	}
+	ts.Close()
+	_, err = Fetch(context.Background(), Spec{URI: ts.URL + "/m.onnx", SHA256: digest(model), CacheDir: t.TempDir(), Client: ts.Client()})
+	if err == nil || errors.Is(err, ErrDigestMismatch) {
+		t.Errorf("a store that is down: error %v, want a failure that is not ErrDigestMismatch", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/modelsource"
 )
 
 // The ways a ConfigMap fails to hold a model file; ConfigMapModel's errors wrap one of them.
@@ -41,6 +42,36 @@ func ConfigMapModel(cm *corev1.ConfigMap, key string) ([]byte, error) {
 		return nil, &modelFileError{ErrModelEmpty, fmt.Sprintf("ConfigMap %s key %q is empty", cm.Name, key)}
 	}
 	return content, nil
+}
+
+// ErrCABundleMissing: the CA bundle's ConfigMap key does not exist. Waiting may fix it.
+var ErrCABundleMissing = errors.New("CA bundle key missing")
+
+// CABundleKey is the CA bundle's ConfigMap key with the API default applied.
+func CABundleKey(ca *freightcastv1alpha1.CABundleSource) string {
+	if ca.ConfigMap.Key == "" {
+		return "ca.crt"
+	}
+	return ca.ConfigMap.Key
+}
+
+// CABundle returns the PEM CA bundle that ConfigMap cm holds for spec.source.caBundle ca (data
+// first, where PEM text belongs, then binaryData), checked to hold valid certificates only. The
+// operator checks it before a pod downloads with it, local mode downloads with it.
+func CABundle(cm *corev1.ConfigMap, ca *freightcastv1alpha1.CABundleSource) ([]byte, error) {
+	key := CABundleKey(ca)
+	var bundle []byte
+	if s, ok := cm.Data[key]; ok {
+		bundle = []byte(s)
+	} else if b, ok := cm.BinaryData[key]; ok {
+		bundle = b
+	} else {
+		return nil, &modelFileError{ErrCABundleMissing, fmt.Sprintf("spec.source.caBundle: ConfigMap %s has no key %q", cm.Name, key)}
+	}
+	if _, err := modelsource.ParseCABundle(bundle); err != nil {
+		return nil, fmt.Errorf("spec.source.caBundle: ConfigMap %s key %q: %w", cm.Name, key, err)
+	}
+	return bundle, nil
 }
 
 // ConfigMapKey is the source's key with the API default applied.

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -58,7 +59,8 @@ func NewCA(t testing.TB) *CA {
 
 var serial = big.NewInt(100)
 
-// Issue signs a server (and client) certificate for 127.0.0.1, ::1, localhost and the given names, with
+// Issue signs a server (and client) certificate for 127.0.0.1, ::1, localhost and the given names
+// (DNS names or IP addresses), with
 // commonName as its subject. It returns the PEM certificate and PEM key.
 func (ca *CA) Issue(t testing.TB, commonName string, names ...string) (certPEM, keyPEM []byte) {
 	t.Helper()
@@ -75,8 +77,16 @@ func (ca *CA) Issue(t testing.TB, commonName string, names ...string) (certPEM, 
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		// Client auth too, so that one issued certificate also serves a client of mutual TLS.
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:    append([]string{"localhost"}, names...),
+		DNSNames:    []string{"localhost"},
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	for _, name := range names {
+		// A client dialing an address checks the certificate's IP addresses, not its names.
+		if ip := net.ParseIP(name); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, name)
+		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
@@ -102,4 +112,16 @@ func (ca *CA) WriteFiles(t testing.TB, dir, commonName string) (certFile, keyFil
 		t.Fatal(err)
 	}
 	return certFile, keyFile
+}
+
+// ServerConfig is a TLS server configuration with a certificate the CA signed for the given
+// names (DNS names or IP addresses) besides the loopback ones.
+func (ca *CA) ServerConfig(t testing.TB, names ...string) *tls.Config {
+	t.Helper()
+	certPEM, keyPEM := ca.Issue(t, "freightcast test server", names...)
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 }
