@@ -241,9 +241,9 @@ func TestNewPoolStartsAtMinReplicas(t *testing.T) {
 			}
 			// The pipeline's own apply follows the creation and a spec change applies again:
 			// neither takes replicas, which stay the autoscaler's.
-			mustUpdate(t, p, func() { p.Spec.Ingestion.Replicas = ptr.To[int32](2) })
-			waitDeployment(t, 10*time.Second, ns, "orders-ingest", "ingestion at 2 replicas", func(d *appsv1.Deployment) error {
-				if got := ptr.Deref(d.Spec.Replicas, 1); got != 2 {
+			mustUpdate(t, p, func() { p.Spec.Ingestion.Replicas = ptr.To[int32](3) })
+			waitDeployment(t, 10*time.Second, ns, "orders-ingest", "ingestion at 3 replicas", func(d *appsv1.Deployment) error {
+				if got := ptr.Deref(d.Spec.Replicas, 1); got != 3 {
 					return fmt.Errorf("replicas %d", got)
 				}
 				return nil
