@@ -35,11 +35,13 @@ func TestRunServesTheExamples(t *testing.T) {
 			if dir == "xgboost-late" {
 				names = [][]string{pipelines[0].Inputs[0].Features}
 			}
+			// Made before the cleanup that stops Run is registered, so removed after it.
+			dataDir := t.TempDir()
 			ctx, cancel := context.WithCancel(context.Background())
 			ready := make(chan local.Endpoints, 1)
 			done := make(chan error, 1)
 			go func() {
-				done <- local.Run(ctx, local.Options{DataDir: t.TempDir(), NATSAddr: "127.0.0.1:0", IngestAddr: "127.0.0.1:0",
+				done <- local.Run(ctx, local.Options{DataDir: dataDir, NATSAddr: "127.0.0.1:0", IngestAddr: "127.0.0.1:0",
 					InferAddr: "127.0.0.1:0", Workers: 1, Ready: func(e local.Endpoints) { ready <- e }}, models, pipelines)
 			}()
 			t.Cleanup(func() {

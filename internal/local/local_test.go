@@ -67,13 +67,16 @@ func startWithOptions(t testing.TB, opts Options, mutate func(*Pipeline)) Endpoi
 // runLocal runs Run with the models and pipelines on free loopback ports until the test ends.
 func runLocal(t testing.TB, opts Options, models []Model, pipelines []Pipeline) Endpoints {
 	t.Helper()
+	// The data directory is made before the cleanup below is registered, so that it is removed
+	// after Run has stopped (cleanups run last-registered first); made inside the goroutine, it
+	// could be registered later and removed under the running NATS server.
+	if opts.DataDir == "" {
+		opts.DataDir = t.TempDir()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan Endpoints, 1)
 	done := make(chan error, 1)
 	go func() {
-		if opts.DataDir == "" {
-			opts.DataDir = t.TempDir()
-		}
 		opts.NATSAddr, opts.IngestAddr, opts.InferAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 		opts.Ready = func(e Endpoints) { ready <- e }
 		done <- Run(ctx, opts, models, pipelines)
