@@ -35,23 +35,46 @@ func applyChild[O client.Object, A namedApplyConfiguration](
 	ctx context.Context, c client.Client, fieldOwner string, desired A, live O,
 	extract func(O, string) (A, error),
 ) (applied bool, err error) {
-	key := client.ObjectKey{Namespace: ptr.Deref(desired.GetNamespace(), ""), Name: ptr.Deref(desired.GetName(), "")}
+	owned, found, err := ownedFields(ctx, c, fieldOwner, childKey(desired), live, extract)
+	if err != nil {
+		return false, err
+	}
+	return applyIfChanged(ctx, c, fieldOwner, fmt.Sprintf("%T", live), desired, owned, found)
+}
+
+// childKey is where desired is applied.
+func childKey(desired namedApplyConfiguration) client.ObjectKey {
+	return client.ObjectKey{Namespace: ptr.Deref(desired.GetNamespace(), ""), Name: ptr.Deref(desired.GetName(), "")}
+}
+
+// ownedFields reads the child at key into live with r and extracts what fieldOwner owns there;
+// found is false when the child does not exist.
+func ownedFields[O client.Object, A any](
+	ctx context.Context, r client.Reader, fieldOwner string, key client.ObjectKey, live O,
+	extract func(O, string) (A, error),
+) (owned A, found bool, err error) {
 	kind := fmt.Sprintf("%T", live)
-	switch err := c.Get(ctx, key, live); {
+	switch err := r.Get(ctx, key, live); {
 	case apierrors.IsNotFound(err):
+		return owned, false, nil
 	case err != nil:
-		return false, fmt.Errorf("reading %s %s: %w", kind, key, err)
-	default:
-		current, err := extract(live, fieldOwner)
-		if err != nil {
-			return false, fmt.Errorf("extracting %s's fields of %s %s: %w", fieldOwner, kind, key, err)
-		}
-		if equality.Semantic.DeepEqual(current, desired) {
-			return false, nil
-		}
+		return owned, false, fmt.Errorf("reading %s %s: %w", kind, key, err)
+	}
+	if owned, err = extract(live, fieldOwner); err != nil {
+		return owned, false, fmt.Errorf("extracting %s's fields of %s %s: %w", fieldOwner, kind, key, err)
+	}
+	return owned, true, nil
+}
+
+// applyIfChanged applies desired (a child of the given kind) as fieldOwner unless the child exists
+// (found) and what fieldOwner owns there (owned) already equals it; applied reports whether it
+// wrote.
+func applyIfChanged[A namedApplyConfiguration](ctx context.Context, c client.Client, fieldOwner, kind string, desired, owned A, found bool) (applied bool, err error) {
+	if found && equality.Semantic.DeepEqual(owned, desired) {
+		return false, nil
 	}
 	if err := c.Apply(ctx, desired, client.FieldOwner(fieldOwner), client.ForceOwnership); err != nil {
-		return false, fmt.Errorf("applying %s %s: %w", kind, key, err)
+		return false, fmt.Errorf("applying %s %s: %w", kind, childKey(desired), err)
 	}
 	return true, nil
 }

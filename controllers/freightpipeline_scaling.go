@@ -249,39 +249,35 @@ func (a *AutoscalerReconciler) scale(ctx context.Context, p *freightcastv1alpha1
 // (apiReader) before the first apply; only this reconciler creates the pool, one reconcile of a
 // pipeline at a time, so an answer of the API server holds until the apply.
 func applyInferencePool(ctx context.Context, c client.Client, apiReader client.Reader, desired *appsv1ac.DeploymentApplyConfiguration, live *appsv1.Deployment, minReplicas int32) (applied bool, err error) {
-	key := client.ObjectKey{Namespace: ptr.Deref(desired.Namespace, ""), Name: ptr.Deref(desired.Name, "")}
-	err = c.Get(ctx, key, live)
-	if apierrors.IsNotFound(err) {
-		err = apiReader.Get(ctx, key, live)
+	kind, key := fmt.Sprintf("%T", live), childKey(desired)
+	owned, found, err := ownedFields(ctx, c, FreightPipelineFieldOwner, key, live, appsv1ac.ExtractDeployment)
+	if err == nil && !found {
+		owned, found, err = ownedFields(ctx, apiReader, FreightPipelineFieldOwner, key, live, appsv1ac.ExtractDeployment)
 	}
 	switch {
-	case apierrors.IsNotFound(err):
+	case err != nil:
+		return false, err
+	case !found:
 		// A copy: Apply overwrites what it sends with the server's answer.
 		initial, err := deepCopyApplyConfiguration(desired)
 		if err != nil {
-			return false, fmt.Errorf("copying Deployment %s: %w", key, err)
+			return false, fmt.Errorf("copying %s %s: %w", kind, key, err)
 		}
 		initial.Spec.Replicas = ptr.To(minReplicas)
 		if err := c.Apply(ctx, initial, client.FieldOwner(FreightPipelineFieldOwner), client.ForceOwnership); err != nil {
-			return false, fmt.Errorf("creating Deployment %s with %d replicas: %w", key, minReplicas, err)
+			return false, fmt.Errorf("creating %s %s with %d replicas: %w", kind, key, minReplicas, err)
 		}
 		if err := handOverReplicas(ctx, c, key, minReplicas); err != nil {
 			return true, err
 		}
-	case err != nil:
-		return false, fmt.Errorf("reading Deployment %s: %w", key, err)
-	default:
-		owned, err := appsv1ac.ExtractDeployment(live, FreightPipelineFieldOwner)
-		if err != nil {
-			return false, fmt.Errorf("extracting %s's fields of Deployment %s: %w", FreightPipelineFieldOwner, key, err)
-		}
-		if owned.Spec != nil && owned.Spec.Replicas != nil {
-			if err := handOverReplicas(ctx, c, key, ptr.Deref(live.Spec.Replicas, 1)); err != nil {
-				return false, err
-			}
+	case owned.Spec != nil && owned.Spec.Replicas != nil:
+		if err := handOverReplicas(ctx, c, key, ptr.Deref(live.Spec.Replicas, 1)); err != nil {
+			return false, err
 		}
 	}
-	return applyChild(ctx, c, FreightPipelineFieldOwner, desired, live, appsv1ac.ExtractDeployment)
+	// What the pipeline's manager owned before the hand-over differs from desired in replicas at
+	// least, so this apply lets go of them.
+	return applyIfChanged(ctx, c, FreightPipelineFieldOwner, kind, desired, owned, found)
 }
 
 // deepCopyApplyConfiguration copies an apply configuration through its JSON form, which is all
