@@ -1,0 +1,147 @@
+package oip
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/freightcast/freightcast/internal/oippb"
+)
+
+// BenchmarkGRPCvsREST is docs/benchmarks.md's comparison of the two protocols on one server
+// (freight model, max batch 64, max delay 1 ms), over loopback from the same process: c
+// concurrent callers send b.N infer requests of 1 or 64 rows between them, each the next as
+// soon as its previous answer is in. REST is driven as BenchmarkHTTPInfer drives it (c
+// keep-alive HTTP/1.1 connections, pre-built requests, a lean response reader, as wrk does);
+// gRPC by the client generated from the protocol's proto over one connection (HTTP/2 streams),
+// with the rows in raw_input_contents, as tritonclient sends them. The load generators share
+// the two cores with the server, so each protocol's client cost is in its figures.
+func BenchmarkGRPCvsREST(b *testing.B) {
+	for _, rows := range []int{1, 64} {
+		for _, proto := range []string{"rest", "grpc"} {
+			for _, c := range []int{1, 8, 64} {
+				b.Run(fmt.Sprintf("batch=%d/proto=%s/concurrency=%d", rows, proto, c), func(b *testing.B) {
+					ts := newTestServer(b, true, nil)
+					var lat []time.Duration
+					if proto == "rest" {
+						lat = benchREST(b, ts, rows, c)
+					} else {
+						lat = benchGRPC(b, ts, rows, c)
+					}
+					reportLatency(b, lat)
+					reportBatching(b, ts)
+				})
+			}
+		}
+	}
+}
+
+// drive runs b.N calls of call across c goroutines and returns each call's latency; setup
+// gives each goroutine its call.
+func drive(b *testing.B, c int, setup func() (call func() error, done func(), err error)) []time.Duration {
+	lat := make([]time.Duration, b.N)
+	var next atomic.Int64
+	errs := make(chan error, c)
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range c {
+		wg.Go(func() {
+			call, done, err := setup()
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				start := time.Now()
+				if err := call(); err != nil {
+					errs <- err
+					return
+				}
+				lat[i] = time.Since(start)
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	return lat
+}
+
+func benchREST(b *testing.B, ts *testServer, rows, c int) []time.Duration {
+	data := make([]string, rows)
+	for i := range data {
+		data[i] = jsonNumbers(featureRow(i))
+	}
+	body := `{"id":"bench","inputs":[{"name":"features","shape":[` + strconv.Itoa(rows) + `,12],"datatype":"FP32","data":[` + strings.Join(data, ",") + `]}]}`
+	addr := strings.TrimPrefix(ts.URL, "http://")
+	req := []byte("POST /v2/models/freight/infer HTTP/1.1\r\nHost: " + addr +
+		"\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+	return drive(b, c, func() (func() error, func(), error) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		r := bufio.NewReader(conn)
+		return func() error {
+			if _, err := conn.Write(req); err != nil {
+				return err
+			}
+			return readResponse(r)
+		}, func() { conn.Close() }, nil
+	})
+}
+
+func benchGRPC(b *testing.B, ts *testServer, rows, c int) []time.Duration {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	gs := ts.oip.NewGRPCServer(nil)
+	go func() { _ = gs.Serve(ln) }()
+	defer gs.Stop()
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	client := oippb.NewGRPCInferenceServiceClient(conn)
+	var raw []byte
+	for i := range rows {
+		for _, v := range featureRow(i) {
+			raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(v))
+		}
+	}
+	req := &oippb.ModelInferRequest{ModelName: "freight", Id: "bench",
+		Inputs:           []*oippb.ModelInferRequest_InferInputTensor{{Name: "features", Datatype: "FP32", Shape: []int64{int64(rows), 12}}},
+		RawInputContents: [][]byte{raw}}
+	ctx := context.Background()
+	return drive(b, c, func() (func() error, func(), error) {
+		return func() error {
+			resp, err := client.ModelInfer(ctx, req)
+			if err == nil && len(resp.RawOutputContents) != 1 {
+				err = fmt.Errorf("%d raw outputs", len(resp.RawOutputContents))
+			}
+			return err
+		}, func() {}, nil
+	})
+}
