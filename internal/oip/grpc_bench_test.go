@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/freightcast/freightcast/internal/oippb"
+	"github.com/freightcast/freightcast/internal/testing/cputime"
 )
 
 // BenchmarkGRPCvsREST is docs/benchmarks.md's comparison of the two protocols on one server
@@ -27,7 +28,9 @@ import (
 // keep-alive HTTP/1.1 connections, pre-built requests, a lean response reader, as wrk does);
 // gRPC by the client generated from the protocol's proto over one connection (HTTP/2 streams),
 // with the rows in raw_input_contents, as tritonclient sends them. The load generators share
-// the two cores with the server, so each protocol's client cost is in its figures.
+// the two cores with the server, so each protocol's client cost is in its figures; cpu-µs/req
+// is the CPU time of the whole process (server and client) per request, which moves far less
+// with the machine's other load than req/s does.
 func BenchmarkGRPCvsREST(b *testing.B) {
 	for _, rows := range []int{1, 64} {
 		for _, proto := range []string{"rest", "grpc"} {
@@ -35,12 +38,14 @@ func BenchmarkGRPCvsREST(b *testing.B) {
 				b.Run(fmt.Sprintf("batch=%d/proto=%s/concurrency=%d", rows, proto, c), func(b *testing.B) {
 					ts := newTestServer(b, true, nil)
 					var lat []time.Duration
+					var cpu time.Duration
 					if proto == "rest" {
-						lat = benchREST(b, ts, rows, c)
+						lat, cpu = benchREST(b, ts, rows, c)
 					} else {
-						lat = benchGRPC(b, ts, rows, c)
+						lat, cpu = benchGRPC(b, ts, rows, c)
 					}
 					reportLatency(b, lat)
+					b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/req")
 					reportBatching(b, ts)
 				})
 			}
@@ -48,13 +53,14 @@ func BenchmarkGRPCvsREST(b *testing.B) {
 	}
 }
 
-// drive runs b.N calls of call across c goroutines and returns each call's latency; setup
-// gives each goroutine its call.
-func drive(b *testing.B, c int, setup func() (call func() error, done func(), err error)) []time.Duration {
+// drive runs b.N calls of call across c goroutines and returns each call's latency and the
+// process's CPU time meanwhile; setup gives each goroutine its call.
+func drive(b *testing.B, c int, setup func() (call func() error, done func(), err error)) ([]time.Duration, time.Duration) {
 	lat := make([]time.Duration, b.N)
 	var next atomic.Int64
 	errs := make(chan error, c)
 	b.ResetTimer()
+	startCPU := cputime.Process()
 	var wg sync.WaitGroup
 	for range c {
 		wg.Go(func() {
@@ -80,14 +86,15 @@ func drive(b *testing.B, c int, setup func() (call func() error, done func(), er
 	}
 	wg.Wait()
 	b.StopTimer()
+	cpu := cputime.Process() - startCPU
 	close(errs)
 	for err := range errs {
 		b.Fatal(err)
 	}
-	return lat
+	return lat, cpu
 }
 
-func benchREST(b *testing.B, ts *testServer, rows, c int) []time.Duration {
+func benchREST(b *testing.B, ts *testServer, rows, c int) ([]time.Duration, time.Duration) {
 	data := make([]string, rows)
 	for i := range data {
 		data[i] = jsonNumbers(featureRow(i))
@@ -111,7 +118,7 @@ func benchREST(b *testing.B, ts *testServer, rows, c int) []time.Duration {
 	})
 }
 
-func benchGRPC(b *testing.B, ts *testServer, rows, c int) []time.Duration {
+func benchGRPC(b *testing.B, ts *testServer, rows, c int) ([]time.Duration, time.Duration) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

@@ -161,8 +161,7 @@ func decodeContents(t *inputTensor, dt string, c *oippb.InferTensorContents, n i
 	if got := counts[field]; got != n {
 		return errorf("input %q: shape %s needs %d values, contents.%s has %d", t.name, shapeString(t.shape), n, field, got)
 	}
-	d := valueSink{t: t, dt: dt, typed: typed}
-	d.bounds, _ = datatype.Of(dt)
+	d := newValueSink(t, dt, typed, true)
 	var err error
 	switch field {
 	case "bool_contents":
@@ -211,8 +210,7 @@ func decodeRaw(t *inputTensor, dt string, b []byte, n, i int, typed bool) error 
 		return errorf("input %q: raw_input_contents[%d] has %d bytes; shape %s of %s needs %d (%d values of %d bytes)",
 			t.name, i, len(b), shapeString(t.shape), dt, n*size, n, size)
 	}
-	d := valueSink{t: t, dt: dt, typed: typed}
-	d.bounds, _ = datatype.Of(dt)
+	d := newValueSink(t, dt, typed, false)
 	var err error
 	for k := 0; k < n && err == nil; k++ {
 		e := b[k*size : (k+1)*size]
@@ -274,27 +272,47 @@ func decodeRawBytes(t *inputTensor, b []byte, n, i int) error {
 }
 
 // valueSink checks each value against the datatype the request declares and stores it as the
-// model path needs: FP32 for rows, float64 with the exact integer for a typed model.
+// model path needs: FP32 for rows, float64 with the exact integer for a typed model. Only what
+// can be out of range is checked: raw values are of their datatype by construction, and so are
+// the contents fields but for the narrow integers that travel in 32-bit fields.
 type valueSink struct {
-	t      *inputTensor
-	dt     string
-	bounds datatype.Bounds
-	typed  bool
+	t     *inputTensor
+	dt    string
+	typed bool
+	// bounds, when set, are the declared datatype's, which values must be within.
+	bounds *datatype.Bounds
 }
 
 // fp32 bounds a value bound for the FP32 rows of a model served by Run.
 var fp32, _ = datatype.Of("FP32")
 
+// narrowInContents are the datatypes whose contents field is wider than they are.
+var narrowInContents = map[string]bool{"INT8": true, "INT16": true, "UINT8": true, "UINT16": true}
+
+func newValueSink(t *inputTensor, dt string, typed, contents bool) valueSink {
+	d := valueSink{t: t, dt: dt, typed: typed}
+	if contents && narrowInContents[dt] {
+		b, _ := datatype.Of(dt)
+		d.bounds = &b
+	}
+	return d
+}
+
 func (d *valueSink) add(v float64, i int64, isInt bool) error {
-	if problem := d.bounds.Problem(v); problem != "" && !(isInt && d.dt == "INT64") {
-		return d.refuse(v, problem, "")
+	if d.bounds != nil {
+		if problem := d.bounds.Problem(v); problem != "" {
+			return d.refuse(v, problem, "")
+		}
 	}
 	if d.typed {
 		d.t.addTyped(v, i, isInt)
 		return nil
 	}
-	if problem := fp32.Problem(v); problem != "" {
-		return d.refuse(v, problem, ", the type of the model's input")
+	// Only FP64 holds finite values beyond FP32's (integers all fit, if rounded).
+	if d.dt == "FP64" {
+		if problem := fp32.Problem(v); problem != "" {
+			return d.refuse(v, problem, ", the type of the model's input")
+		}
 	}
 	d.t.data = append(d.t.data, float32(v))
 	return nil
