@@ -2,11 +2,15 @@ package oip
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"net"
+	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,21 +31,25 @@ import (
 // soon as its previous answer is in. REST is driven as BenchmarkHTTPInfer drives it (c
 // keep-alive HTTP/1.1 connections, pre-built requests, a lean response reader, as wrk does);
 // gRPC by the client generated from the protocol's proto over one connection (HTTP/2 streams),
-// with the rows in raw_input_contents, as tritonclient sends them. The load generators share
+// with the rows in raw_input_contents, as tritonclient sends them. rest-nethttp is REST from
+// net/http's client, the client a Go program would use, for the comparison of full clients. The load generators share
 // the two cores with the server, so each protocol's client cost is in its figures; cpu-µs/req
 // is the CPU time of the whole process (server and client) per request, which moves far less
 // with the machine's other load than req/s does.
 func BenchmarkGRPCvsREST(b *testing.B) {
 	for _, rows := range []int{1, 64} {
-		for _, proto := range []string{"rest", "grpc"} {
+		for _, proto := range []string{"rest", "rest-nethttp", "grpc"} {
 			for _, c := range []int{1, 8, 64} {
 				b.Run(fmt.Sprintf("batch=%d/proto=%s/concurrency=%d", rows, proto, c), func(b *testing.B) {
 					ts := newTestServer(b, true, nil)
 					var lat []time.Duration
 					var cpu time.Duration
-					if proto == "rest" {
+					switch proto {
+					case "rest":
 						lat, cpu = benchREST(b, ts, rows, c)
-					} else {
+					case "rest-nethttp":
+						lat, cpu = benchRESTNetHTTP(b, ts, rows, c)
+					default:
 						lat, cpu = benchGRPC(b, ts, rows, c)
 					}
 					reportLatency(b, lat)
@@ -94,12 +102,37 @@ func drive(b *testing.B, c int, setup func() (call func() error, done func(), er
 	return lat, cpu
 }
 
-func benchREST(b *testing.B, ts *testServer, rows, c int) ([]time.Duration, time.Duration) {
+func restBody(rows int) string {
 	data := make([]string, rows)
 	for i := range data {
 		data[i] = jsonNumbers(featureRow(i))
 	}
-	body := `{"id":"bench","inputs":[{"name":"features","shape":[` + strconv.Itoa(rows) + `,12],"datatype":"FP32","data":[` + strings.Join(data, ",") + `]}]}`
+	return `{"id":"bench","inputs":[{"name":"features","shape":[` + strconv.Itoa(rows) + `,12],"datatype":"FP32","data":[` + strings.Join(data, ",") + `]}]}`
+}
+
+func benchRESTNetHTTP(b *testing.B, ts *testServer, rows, c int) ([]time.Duration, time.Duration) {
+	body := []byte(restBody(rows))
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c, MaxConnsPerHost: c, DisableCompression: true}}
+	defer client.CloseIdleConnections()
+	url := ts.URL + "/v2/models/freight/infer"
+	return drive(b, c, func() (func() error, func(), error) {
+		return func() error {
+			resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+			if err != nil {
+				return err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("status %d", resp.StatusCode)
+			}
+			return nil
+		}, func() {}, nil
+	})
+}
+
+func benchREST(b *testing.B, ts *testServer, rows, c int) ([]time.Duration, time.Duration) {
+	body := restBody(rows)
 	addr := strings.TrimPrefix(ts.URL, "http://")
 	req := []byte("POST /v2/models/freight/infer HTTP/1.1\r\nHost: " + addr +
 		"\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
@@ -126,12 +159,19 @@ func benchGRPC(b *testing.B, ts *testServer, rows, c int) ([]time.Duration, time
 	gs := ts.oip.NewGRPCServer(nil)
 	go func() { _ = gs.Serve(ln) }()
 	defer gs.Stop()
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		b.Fatal(err)
+	// BENCH_GRPC_CONNS spreads the callers over that many connections (default 1, as one
+	// tritonclient or KServe client holds).
+	conns, _ := strconv.Atoi(os.Getenv("BENCH_GRPC_CONNS"))
+	clients := make([]oippb.GRPCInferenceServiceClient, max(conns, 1))
+	for i := range clients {
+		conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close()
+		clients[i] = oippb.NewGRPCInferenceServiceClient(conn)
 	}
-	defer conn.Close()
-	client := oippb.NewGRPCInferenceServiceClient(conn)
+	var caller atomic.Int64
 	var raw []byte
 	for i := range rows {
 		for _, v := range featureRow(i) {
@@ -143,6 +183,7 @@ func benchGRPC(b *testing.B, ts *testServer, rows, c int) ([]time.Duration, time
 		RawInputContents: [][]byte{raw}}
 	ctx := context.Background()
 	return drive(b, c, func() (func() error, func(), error) {
+		client := clients[int(caller.Add(1))%len(clients)]
 		return func() error {
 			resp, err := client.ModelInfer(ctx, req)
 			if err == nil && len(resp.RawOutputContents) != 1 {
