@@ -256,7 +256,7 @@ func (g *grpcService) ModelInfer(ctx context.Context, req *oippb.ModelInferReque
 		return g.inferTyped(ctx, req, c, lm)
 	}
 	s.batcher.pending.Add(1)
-	err = decodeGRPCRequest(req, &c.req)
+	err = decodeGRPCRequest(req, &c.req, lm.meta.Inputs)
 	if err == nil {
 		err = matchRows(c, lm)
 	}
@@ -307,7 +307,7 @@ func (g *grpcService) responseHead(req *oippb.ModelInferRequest) *oippb.ModelInf
 // inferTyped answers a request to a typed model: one Eval, as for REST.
 func (g *grpcService) inferTyped(ctx context.Context, req *oippb.ModelInferRequest, c *call, lm *loadedModel) (*oippb.ModelInferResponse, error) {
 	s := g.s
-	err := decodeGRPCRequest(req, &c.req)
+	err := decodeGRPCRequest(req, &c.req, lm.meta.Inputs)
 	if err == nil {
 		err = prepareTyped(c, lm)
 	}

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/freightcast/freightcast/internal/datatype"
+	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/oippb"
 )
 
@@ -31,11 +32,17 @@ var contentsField = map[string]string{
 	"UINT64": "uint64_contents", "FP32": "fp32_contents", "FP64": "fp64_contents", "BYTES": "bytes_contents",
 }
 
-// decodeGRPCRequest fills r from req; r.typed says whether the values go to a typed model.
-func decodeGRPCRequest(req *oippb.ModelInferRequest, r *inferRequest) error {
+// decodeGRPCRequest fills r from req, for a model of modelInputs inputs; r.typed says whether
+// the values go to a typed model.
+func decodeGRPCRequest(req *oippb.ModelInferRequest, r *inferRequest, modelInputs []model.TensorInfo) error {
 	r.reset()
 	if len(req.Inputs) == 0 {
 		return errorf("the request has no inputs")
+	}
+	// More inputs than the model has are names it does not know or names given twice; refused
+	// before any is decoded, as a message may carry many thousands.
+	if len(req.Inputs) > len(modelInputs) {
+		return errorf("the request has %d inputs; the model takes %d: %s", len(req.Inputs), len(modelInputs), inputNames(modelInputs))
 	}
 	raw := req.RawInputContents
 	if len(raw) > 0 && len(raw) != len(req.Inputs) {

@@ -300,6 +300,12 @@ func TestGRPCInferErrors(t *testing.T) {
 		return &oippb.ModelInferRequest_InferInputTensor{Name: name, Datatype: dt, Shape: shape, Contents: c}
 	}
 	ok := in("input", "FP32", []int64{1, 12}, &oippb.InferTensorContents{Fp32Contents: f32(12)})
+	// As many inputs as a 4 MiB message holds: refused before any is decoded.
+	var many []*oippb.ModelInferRequest_InferInputTensor
+	for k := range 100000 {
+		many = append(many, in(fmt.Sprintf("i%d", k), "FP32", []int64{1}, &oippb.InferTensorContents{Fp32Contents: f32(1)}))
+	}
+	many = append(many, in("i0", "FP32", []int64{1}, &oippb.InferTensorContents{Fp32Contents: f32(1)}))
 	cases := map[string]struct {
 		typed   bool
 		req     *oippb.ModelInferRequest
@@ -310,8 +316,9 @@ func TestGRPCInferErrors(t *testing.T) {
 		"unknown version":      {req: &oippb.ModelInferRequest{ModelName: "m", ModelVersion: "2", Inputs: []*oippb.ModelInferRequest_InferInputTensor{ok}}, code: codes.NotFound, wantErr: `has no version "2"`},
 		"no model name":        {req: &oippb.ModelInferRequest{Inputs: []*oippb.ModelInferRequest_InferInputTensor{ok}}, code: codes.InvalidArgument, wantErr: "names no model"},
 		"no inputs":            {req: &oippb.ModelInferRequest{ModelName: "m"}, code: codes.InvalidArgument, wantErr: "no inputs"},
+		"100,000 inputs":       {req: &oippb.ModelInferRequest{ModelName: "m", Inputs: many}, code: codes.InvalidArgument, wantErr: `the request has 100001 inputs; the model takes 1: "input"`},
 		"unknown input":        {req: &oippb.ModelInferRequest{ModelName: "m", Inputs: []*oippb.ModelInferRequest_InferInputTensor{in("x", "FP32", []int64{1, 12}, &oippb.InferTensorContents{Fp32Contents: f32(12)})}}, code: codes.InvalidArgument, wantErr: `unknown input "x"`},
-		"duplicate input":      {req: &oippb.ModelInferRequest{ModelName: "m", Inputs: []*oippb.ModelInferRequest_InferInputTensor{ok, ok}}, code: codes.InvalidArgument, wantErr: `input "input" appears twice`},
+		"duplicate input":      {req: &oippb.ModelInferRequest{ModelName: "m", Inputs: []*oippb.ModelInferRequest_InferInputTensor{ok, ok}}, code: codes.InvalidArgument, wantErr: `the request has 2 inputs; the model takes 1`},
 		"no name":              {req: &oippb.ModelInferRequest{ModelName: "m", Inputs: []*oippb.ModelInferRequest_InferInputTensor{in("", "FP32", []int64{1, 12}, nil)}}, code: codes.InvalidArgument, wantErr: "inputs[0] has no name"},
 		"unknown datatype":     {req: &oippb.ModelInferRequest{ModelName: "m", Inputs: []*oippb.ModelInferRequest_InferInputTensor{in("input", "FLOAT", []int64{1, 12}, nil)}}, code: codes.InvalidArgument, wantErr: "datatype FLOAT is not supported"},
 		"no datatype":          {req: &oippb.ModelInferRequest{ModelName: "m", Inputs: []*oippb.ModelInferRequest_InferInputTensor{in("input", "", []int64{1, 12}, nil)}}, code: codes.InvalidArgument, wantErr: `input "input" has no datatype`},
@@ -331,6 +338,9 @@ func TestGRPCInferErrors(t *testing.T) {
 		"typed: INT8 range": {typed: true, req: &oippb.ModelInferRequest{ModelName: "m", Inputs: []*oippb.ModelInferRequest_InferInputTensor{
 			in("numeric", "FP32", []int64{1, 8}, &oippb.InferTensorContents{Fp32Contents: f32(8)}),
 			in("transport_mode", "INT8", []int64{1}, &oippb.InferTensorContents{IntContents: []int32{300}})}}, code: codes.InvalidArgument, wantErr: `input "transport_mode": value 0 is 300, beyond INT8`},
+		"typed: duplicate input": {typed: true, req: &oippb.ModelInferRequest{ModelName: "m", Inputs: []*oippb.ModelInferRequest_InferInputTensor{
+			in("numeric", "FP32", []int64{1, 8}, &oippb.InferTensorContents{Fp32Contents: f32(8)}),
+			in("numeric", "FP32", []int64{1, 8}, &oippb.InferTensorContents{Fp32Contents: f32(8)})}}, code: codes.InvalidArgument, wantErr: `input "numeric" appears twice`},
 		"typed: missing input": {typed: true, req: &oippb.ModelInferRequest{ModelName: "m", Inputs: []*oippb.ModelInferRequest_InferInputTensor{
 			in("numeric", "FP32", []int64{1, 8}, &oippb.InferTensorContents{Fp32Contents: f32(8)})}}, code: codes.InvalidArgument, wantErr: `missing input "transport_mode"`},
 		"typed: raw BYTES truncated": {typed: true, req: &oippb.ModelInferRequest{ModelName: "m", Inputs: []*oippb.ModelInferRequest_InferInputTensor{
