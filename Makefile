@@ -20,6 +20,13 @@ KUSTOMIZE := $(TOOLS_BIN)/kustomize-$(KUSTOMIZE_VERSION)
 # helm v4.3.1 builds with the Go here (about 2.5 minutes on 2 cores, once).
 HELM_VERSION := v4.3.1
 HELM := $(TOOLS_BIN)/helm-$(HELM_VERSION)
+# The Go code of the Open Inference Protocol's gRPC service (internal/oippb): protoc from Debian
+# (protobuf-compiler, which .ci/run installs), its Go plugins pinned here. protoc-gen-go's version
+# is go.mod's google.golang.org/protobuf.
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO := $(TOOLS_BIN)/protoc-gen-go-$(PROTOC_GEN_GO_VERSION)
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+PROTOC_GEN_GO_GRPC := $(TOOLS_BIN)/protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION)
 
 CHART := charts/freightcast
 
@@ -45,15 +52,20 @@ conformance-table: ## Rewrite docs/inference.md's ONNX backend-suite table (make
 	FREIGHTCAST_UPDATE_DOCS=1 go test -count=1 -run '^TestBackendSuite$$' ./internal/model/
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
+generate: $(CONTROLLER_GEN) $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC) ## Generate the DeepCopy methods and the gRPC code of the Open Inference Protocol.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths="./api/..."
+	@command -v protoc >/dev/null || { echo "protoc is missing: apt-get install protobuf-compiler (.ci/run does)"; exit 1; }
+	protoc --plugin=protoc-gen-go=$(PROTOC_GEN_GO) --plugin=protoc-gen-go-grpc=$(PROTOC_GEN_GO_GRPC) -I internal/oippb \
+		--go_out=internal/oippb --go_opt=paths=source_relative --go_opt=Mopen_inference_grpc.proto=github.com/freightcast/freightcast/internal/oippb \
+		--go-grpc_out=internal/oippb --go-grpc_opt=paths=source_relative --go-grpc_opt=Mopen_inference_grpc.proto=github.com/freightcast/freightcast/internal/oippb \
+		open_inference_grpc.proto
 
 .PHONY: samples
 samples: ## Regenerate the sample ConfigMaps that carry the model files (config/samples/, docs/examples/).
 	hack/sample-model-configmap.sh
 
 # Everything that generators write: checked for drift against what is committed.
-GENERATED := api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml config/samples/freightcast_v1alpha1_model_configmap.yaml docs/examples/*/model_configmap.yaml \
+GENERATED := api/v1alpha1/zz_generated.deepcopy.go internal/oippb/*.pb.go config/crd/bases config/rbac/role.yaml config/samples/freightcast_v1alpha1_model_configmap.yaml docs/examples/*/model_configmap.yaml \
 	$(CHART)/files/crds $(CHART)/files/role.yaml docs/reference.md
 
 .PHONY: verify
@@ -173,6 +185,16 @@ $(KUSTOMIZE):
 	@mkdir -p $(TOOLS_BIN)/.$(@F)
 	GOBIN=$(TOOLS_BIN)/.$(@F) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 	mv $(TOOLS_BIN)/.$(@F)/kustomize $@ && rmdir $(TOOLS_BIN)/.$(@F)
+
+$(PROTOC_GEN_GO):
+	@mkdir -p $(TOOLS_BIN)/.$(@F)
+	GOBIN=$(TOOLS_BIN)/.$(@F) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	mv $(TOOLS_BIN)/.$(@F)/protoc-gen-go $@ && rmdir $(TOOLS_BIN)/.$(@F)
+
+$(PROTOC_GEN_GO_GRPC):
+	@mkdir -p $(TOOLS_BIN)/.$(@F)
+	GOBIN=$(TOOLS_BIN)/.$(@F) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	mv $(TOOLS_BIN)/.$(@F)/protoc-gen-go-grpc $@ && rmdir $(TOOLS_BIN)/.$(@F)
 
 .PHONY: print-kustomize print-helm
 print-kustomize: $(KUSTOMIZE)

@@ -21,6 +21,10 @@ const (
 	// Port is the one HTTP port of every data-plane container: API, health and /metrics.
 	httpPort     = 8080
 	httpPortName = "http"
+	// grpcPort is the second port of a model's serving pods: the Open Inference Protocol over
+	// gRPC (freightcast infer --grpc-addr), with the same tokens and TLS as the HTTP port.
+	grpcPort     = 8081
+	grpcPortName = "grpc"
 
 	// Label keys of every child; the selector ones never change once a Deployment exists.
 	labelName      = "app.kubernetes.io/name"

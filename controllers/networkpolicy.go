@@ -64,7 +64,7 @@ func desiredPipelineNetworkPolicy(p *freightcastv1alpha1.FreightPipeline, model 
 }
 
 // desiredPredictorNetworkPolicy admits, to a model's serving pods, their HTTP port (OIP, health,
-// /metrics) from spec.networkPolicy.from or anywhere, and lets them reach DNS, for a model
+// /metrics) and their gRPC port from spec.networkPolicy.from or anywhere, and lets them reach DNS, for a model
 // downloaded over https its port (of the spec's source and of the last good one, which a
 // rollback may serve), and when tracing is on the OTLP endpoint's port.
 func desiredPredictorNetworkPolicy(model *freightcastv1alpha1.PredictionModel, opts Options) *networkingv1ac.NetworkPolicyApplyConfiguration {
@@ -77,10 +77,13 @@ func desiredPredictorNetworkPolicy(model *freightcastv1alpha1.PredictionModel, o
 	if ports = sortedUnique(ports); len(ports) > 0 {
 		egress = append(egress, tcpEgress(ports))
 	}
+	spec := networkPolicySpec(predictorSelector(model), model.Spec.NetworkPolicy.From, egress)
+	// gRPC is admitted from the same peers as REST.
+	spec.Ingress[0].WithPorts(networkingv1ac.NetworkPolicyPort().WithProtocol(corev1.ProtocolTCP).WithPort(intstr.FromString(grpcPortName)))
 	return networkingv1ac.NetworkPolicy(predictorName(model), model.Namespace).
 		WithLabels(predictorLabels(model)).
 		WithOwnerReferences(modelOwnerReference(model)).
-		WithSpec(networkPolicySpec(predictorSelector(model), model.Spec.NetworkPolicy.From, egress))
+		WithSpec(spec)
 }
 
 func networkPolicySpec(selector map[string]string, from []networkingv1.NetworkPolicyPeer, egress []*networkingv1ac.NetworkPolicyEgressRuleApplyConfiguration) *networkingv1ac.NetworkPolicySpecApplyConfiguration {

@@ -44,6 +44,8 @@ var (
 	dnsRule = networkingv1.NetworkPolicyEgressRule{Ports: []networkingv1.NetworkPolicyPort{
 		{Protocol: ptr.To(corev1.ProtocolUDP), Port: ptr.To(intstr.FromInt32(53))}, tcpPort(53)}}
 	httpIngressPort = networkingv1.NetworkPolicyPort{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromString("http"))}
+	// A model's serving pods admit gRPC from the same peers as REST.
+	grpcIngressPort = networkingv1.NetworkPolicyPort{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromString("grpc"))}
 )
 
 func TestDesiredPipelineNetworkPolicy(t *testing.T) {
@@ -162,7 +164,7 @@ func TestDesiredPredictorNetworkPolicy(t *testing.T) {
 			want := networkingv1.NetworkPolicySpec{
 				PodSelector: metav1.LabelSelector{MatchLabels: predictorSelector(m)},
 				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
-				Ingress:     []networkingv1.NetworkPolicyIngressRule{{Ports: []networkingv1.NetworkPolicyPort{httpIngressPort}}},
+				Ingress:     []networkingv1.NetworkPolicyIngressRule{{Ports: []networkingv1.NetworkPolicyPort{httpIngressPort, grpcIngressPort}}},
 				Egress:      tc.wantEgress,
 			}
 			if diff := cmp.Diff(want, np.Spec); diff != "" {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -58,11 +59,12 @@ func desiredPredictorDeployment(model *freightcastv1alpha1.PredictionModel, rev 
 	model = defaultedModel(model)
 	mm := modelMountFor(model, rev)
 	digest := rev.Digest
-	args := append([]string{"infer", fmt.Sprintf("--addr=:%d", httpPort)}, mm.args...)
+	args := append([]string{"infer", fmt.Sprintf("--addr=:%d", httpPort), fmt.Sprintf("--grpc-addr=:%d", grpcPort)}, mm.args...)
 	srv := spec.ModelServer(model, rev)
 	args = append(args, "--max-batch-size="+strconv.Itoa(srv.MaxBatchSize), "--max-batch-delay="+srv.MaxBatchDelay.String())
 
 	container := dataPlaneContainer("server", opts, args, "/v2/health/live", "/v2/health/ready", model.Spec.Resources).
+		WithPorts(corev1ac.ContainerPort().WithName(grpcPortName).WithContainerPort(grpcPort).WithProtocol(corev1.ProtocolTCP)).
 		WithVolumeMounts(mm.mounts...).
 		WithEnv(tracingEnv(opts, servicePredictor, model.Namespace, "freightcast.model", model.Name)...)
 
@@ -103,9 +105,22 @@ func defaultedModel(model *freightcastv1alpha1.PredictionModel) *freightcastv1al
 	return model
 }
 
-// desiredPredictorService exposes the serving pods' OIP port inside the cluster.
+// desiredPredictorService exposes the serving pods' OIP ports inside the cluster: REST on
+// "http", gRPC on "grpc" (appProtocol kubernetes.io/h2c in plaintext, grpc's "https" over TLS
+// being plain TLS with ALPN h2).
 func desiredPredictorService(model *freightcastv1alpha1.PredictionModel) *corev1ac.ServiceApplyConfiguration {
-	return httpService(predictorName(model), model.Namespace, urlScheme(model.Spec.TLS), predictorLabels(model), predictorSelector(model), modelOwnerReference(model))
+	svc := httpService(predictorName(model), model.Namespace, urlScheme(model.Spec.TLS), predictorLabels(model), predictorSelector(model), modelOwnerReference(model))
+	grpcProtocol := "kubernetes.io/h2c"
+	if model.Spec.TLS != nil {
+		grpcProtocol = "https"
+	}
+	svc.Spec.WithPorts(corev1ac.ServicePort().
+		WithName(grpcPortName).
+		WithPort(grpcPort).
+		WithTargetPort(intstr.FromString(grpcPortName)).
+		WithProtocol(corev1.ProtocolTCP).
+		WithAppProtocol(grpcProtocol))
+	return svc
 }
 
 // desiredPredictorPDB lets voluntary disruptions (node drains) take one serving pod at a time.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -28,12 +29,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
 )
 
 // inferOptions are the flags of freightcast infer. The operator starts model-serving pods with
 // exactly these names.
 type inferOptions struct {
 	addr            string
+	grpcAddr        string
 	modelName       string
 	modelVersion    string
 	modelFile       string
@@ -62,12 +65,15 @@ type inferOptions struct {
 	client *http.Client
 	// tracerProvider traces infer requests and worker batches; nil when tracing is off.
 	tracerProvider trace.TracerProvider
+	// grpcListener serves the OIP over gRPC (from --grpc-addr); nil serves none.
+	grpcListener net.Listener
 }
 
 func parseInferFlags(args []string) (*inferOptions, error) {
 	o := &inferOptions{}
 	fs := flag.NewFlagSet("infer", flag.ContinueOnError)
 	fs.StringVar(&o.addr, "addr", ":8080", "listen address of the Open Inference Protocol API and /metrics")
+	fs.StringVar(&o.grpcAddr, "grpc-addr", ":8081", "listen address of the Open Inference Protocol over gRPC (inference.GRPCInferenceService and grpc.health.v1), with the same tokens and TLS as --addr; empty serves none (nor does --worker)")
 	fs.StringVar(&o.modelName, "model-name", "", "name clients address the model by (required)")
 	fs.StringVar(&o.modelVersion, "model-version", "1", "model version")
 	fs.StringVar(&o.modelFile, "model-file", "", "path of the ONNX model file")
@@ -131,6 +137,12 @@ func runInfer(ctx context.Context, args []string) error {
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err
+	}
+	if o.grpcAddr != "" && !o.worker {
+		if o.grpcListener, err = net.Listen("tcp", o.grpcAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("--grpc-addr: %w", err)
+		}
 	}
 	service := "freightcast-predictor"
 	if o.worker {
@@ -198,6 +210,25 @@ func serveInfer(ctx context.Context, o *inferOptions, ln net.Listener, log *slog
 	go func() { served <- serveOn(hs, ln, cert) }()
 	log.Info("serving the Open Inference Protocol", "addr", ln.Addr().String(), "freightcast", version.String(),
 		"tls", cert != nil, "auth", tokens != nil, "probesOnly", o.worker)
+	if o.grpcListener != nil {
+		var tlsConfig *tls.Config
+		if cert != nil {
+			tlsConfig = cert.ServerConfig()
+		}
+		gs := srv.NewGRPCServer(tlsConfig)
+		go func() {
+			if err := gs.Serve(o.grpcListener); err != nil {
+				select {
+				case served <- fmt.Errorf("gRPC: %w", err):
+				default: // the HTTP server failed first, which is what ends serveInfer
+				}
+			}
+		}()
+		// On return, after the HTTP server's shutdown: in-flight calls finish, as HTTP's do,
+		// and the gRPC health service has said NOT_SERVING since the drain began.
+		defer stopGRPC(gs, o.shutdownTimeout)
+		log.Info("serving the Open Inference Protocol over gRPC", "addr", o.grpcListener.Addr().String())
+	}
 
 	loadCtx, cancelLoad := context.WithCancel(ctx)
 	defer cancelLoad()
@@ -268,6 +299,17 @@ func serveInfer(ctx context.Context, o *inferOptions, ln net.Listener, log *slog
 	rest := o.shutdownTimeout - o.drainDelay
 	log.Info("shutting down", "timeout", rest.String())
 	return shutdown(hs, rest, log)
+}
+
+// stopGRPC stops gs gracefully, or at once after timeout.
+func stopGRPC(gs *grpc.Server, timeout time.Duration) {
+	done := make(chan struct{})
+	go func() { gs.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		gs.Stop()
+	}
 }
 
 func shutdown(hs *http.Server, timeout time.Duration, log *slog.Logger) error {

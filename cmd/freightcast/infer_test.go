@@ -39,13 +39,13 @@ func TestParseInferFlags(t *testing.T) {
 	}{
 		"defaults": {
 			args: []string{"--model-name", "freight", "--model-file", "m.onnx"},
-			want: &inferOptions{addr: ":8080", modelName: "freight", modelVersion: "1", modelFile: "m.onnx",
+			want: &inferOptions{addr: ":8080", grpcAddr: ":8081", modelName: "freight", modelVersion: "1", modelFile: "m.onnx",
 				maxBatchSize: 64, maxBatchDelay: 2 * time.Millisecond, maxBodyBytes: 4 << 20, shutdownTimeout: 25 * time.Second,
 				drainDelay: 5 * time.Second, workers: runtime.GOMAXPROCS(0)},
 		},
 		"worker": {
 			args: []string{"--model-name=m", "--model-file=m.onnx", "--worker", "--pipeline-config=/etc/p.json", "--workers=3"},
-			want: &inferOptions{addr: ":8080", modelName: "m", modelVersion: "1", modelFile: "m.onnx",
+			want: &inferOptions{addr: ":8080", grpcAddr: ":8081", modelName: "m", modelVersion: "1", modelFile: "m.onnx",
 				maxBatchSize: 64, maxBatchDelay: 2 * time.Millisecond, maxBodyBytes: 4 << 20, shutdownTimeout: 25 * time.Second,
 				drainDelay: 5 * time.Second, worker: true, pipelineConfig: "/etc/p.json", workers: 3},
 		},
@@ -54,14 +54,14 @@ func TestParseInferFlags(t *testing.T) {
 		"config without worker": {args: []string{"--model-name=m", "--model-file=a", "--pipeline-config=p"}, wantErr: "only read with --worker"},
 		"uri": {
 			args: []string{"--model-name=m", "--model-uri=https://x/m.onnx", "--model-sha256=ab", "--max-batch-size=8", "--max-batch-delay=0", "--shutdown-timeout=10s"},
-			want: &inferOptions{addr: ":8080", modelName: "m", modelVersion: "1", modelURI: "https://x/m.onnx", modelSHA256: "ab",
+			want: &inferOptions{addr: ":8080", grpcAddr: ":8081", modelName: "m", modelVersion: "1", modelURI: "https://x/m.onnx", modelSHA256: "ab",
 				maxBatchSize: 8, maxBodyBytes: 4 << 20, shutdownTimeout: 10 * time.Second, drainDelay: 2 * time.Second,
 				workers: runtime.GOMAXPROCS(0)},
 		},
 		"tls and tokens": {
 			args: []string{"--model-name=m", "--model-file=m.onnx", "--tokens-file=/etc/freightcast/auth/tokens",
 				"--tls-cert-file=/etc/freightcast/tls/tls.crt", "--tls-key-file=/etc/freightcast/tls/tls.key"},
-			want: &inferOptions{addr: ":8080", modelName: "m", modelVersion: "1", modelFile: "m.onnx",
+			want: &inferOptions{addr: ":8080", grpcAddr: ":8081", modelName: "m", modelVersion: "1", modelFile: "m.onnx",
 				maxBatchSize: 64, maxBatchDelay: 2 * time.Millisecond, maxBodyBytes: 4 << 20, shutdownTimeout: 25 * time.Second,
 				drainDelay: 5 * time.Second, workers: runtime.GOMAXPROCS(0), tokensFile: "/etc/freightcast/auth/tokens",
 				tls: tlsFiles{certFile: "/etc/freightcast/tls/tls.crt", keyFile: "/etc/freightcast/tls/tls.key"}},

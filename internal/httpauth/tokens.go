@@ -111,8 +111,13 @@ func SetChallenge(h http.Header) {
 
 // Authenticate returns the digest of the request's bearer token if it is accepted.
 func (t *Tokens) Authenticate(r *http.Request) (Digest, bool) {
+	return t.AuthenticateValue(r.Header.Get("Authorization"))
+}
+
+// AuthenticateValue returns the digest of the bearer token in auth, the value of an
+// Authorization header (or of gRPC's authorization metadata), if it is accepted.
+func (t *Tokens) AuthenticateValue(auth string) (Digest, bool) {
 	t.maybeReload()
-	auth := r.Header.Get("Authorization")
 	const prefix = "Bearer "
 	if len(auth) <= len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
 		return Digest{}, false

@@ -51,6 +51,10 @@ func (b *Budget) InUse() int64 {
 	return b.used.Load()
 }
 
+// Take lends n bytes for a request whose body arrived whole by other means (a gRPC message),
+// and tells whether the budget had them; give them back with Release.
+func (b *Budget) Take(n int64) bool { return b.take(n) }
+
 func (b *Budget) take(n int64) bool {
 	if b == nil || n <= 0 {
 		return true

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/health"
 
 	"github.com/freightcast/freightcast/internal/tracing"
 )
@@ -86,6 +87,12 @@ type Server struct {
 	inferOK prometheus.Observer
 	// tracer is nil when tracing is off.
 	tracer trace.Tracer
+	// grpcInferOK is inferOK for gRPC's ModelInfer.
+	grpcInferOK prometheus.Observer
+	// health is the grpc.health.v1 service of NewGRPCServer, nil until then; healthMu orders
+	// its updates (updateHealth).
+	healthMu sync.Mutex
+	health   *health.Server
 }
 
 // loadedModel is a model with everything the hot path would otherwise compute per request.
@@ -132,6 +139,7 @@ func NewServer(cfg Config) (*Server, error) {
 		s.metrics = promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
 	}
 	s.inferOK = cfg.Metrics.RequestDuration.WithLabelValues("infer", "200")
+	s.grpcInferOK = cfg.Metrics.RequestDuration.WithLabelValues("grpc_model_infer", "OK")
 	s.batcher = newBatcher(cfg.Workers, cfg.MaxBatchSize, cfg.MaxBatchDelay, cfg.Metrics)
 	s.calls.New = func() any { return &call{done: make(chan struct{}, 1)} }
 	s.mux = s.routes()
@@ -165,6 +173,7 @@ func (s *Server) SetModel(rt model.Runtime) error {
 	if !s.model.CompareAndSwap(nil, lm) {
 		return errors.New("oip: a model is already set")
 	}
+	s.updateHealth()
 	return nil
 }
 
@@ -173,7 +182,10 @@ func (s *Server) Ready() bool { return s.model.Load() != nil && !s.draining.Load
 
 // Drain turns readiness false while requests are still served, so that load balancers stop
 // sending new ones before the listener closes.
-func (s *Server) Drain() { s.draining.Store(true) }
+func (s *Server) Drain() {
+	s.draining.Store(true)
+	s.updateHealth()
+}
 
 // Close releases the server. Call it after http.Server.Shutdown has returned; requests run on
 // their own goroutines, so there is nothing left to drain by then.
@@ -393,11 +405,18 @@ func (s *Server) tooLarge(w http.ResponseWriter) int {
 // prepare decodes the body and matches it to the model's inputs and outputs.
 func (s *Server) prepare(c *call, lm *loadedModel) error {
 	c.model, c.err = lm, nil
-	req := &c.req
-	req.typed = false
-	if err := decodeInferRequest(c.body, req); err != nil {
+	c.req.typed = false
+	if err := decodeInferRequest(c.body, &c.req); err != nil {
 		return err
 	}
+	return matchRows(c, lm)
+}
+
+// matchRows matches a decoded request of FP32 rows to the model's inputs and outputs, and sizes
+// the output buffers.
+func matchRows(c *call, lm *loadedModel) error {
+	c.model, c.err = lm, nil
+	req := &c.req
 	meta := lm.meta
 	if cap(c.in) < len(meta.Inputs) {
 		c.in = make([][]float32, len(meta.Inputs))
