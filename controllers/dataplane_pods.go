@@ -41,6 +41,8 @@ const (
 	// Pod template annotations whose change rolls the pods.
 	annotationModelDigest  = "freightcast.io/model-digest"
 	annotationConfigDigest = "freightcast.io/config-digest"
+	// annotationModelRevision names the model revision a spec.runtime pod serves.
+	annotationModelRevision = "freightcast.io/model-revision"
 
 	// Where Secrets appear inside data-plane containers: bearer tokens and TLS certificates.
 	authVolume = "auth"

@@ -77,10 +77,15 @@ func desiredPredictorNetworkPolicy(model *freightcastv1alpha1.PredictionModel, o
 	if ports = sortedUnique(ports); len(ports) > 0 {
 		egress = append(egress, tcpEgress(ports))
 	}
-	return networkingv1ac.NetworkPolicy(predictorName(model), model.Namespace).
+	policy := networkingv1ac.NetworkPolicy(predictorName(model), model.Namespace).
 		WithLabels(predictorLabels(model)).
 		WithOwnerReferences(modelOwnerReference(model)).
 		WithSpec(networkPolicySpec(predictorSelector(model), model.Spec.NetworkPolicy.From, egress))
+	if r := model.Spec.Runtime; r != nil {
+		// Another runtime's port is named after its protocol.
+		policy.Spec.Ingress[0].Ports[0].WithPort(intstr.FromString(runtimePortName(r)))
+	}
+	return policy
 }
 
 func networkPolicySpec(selector map[string]string, from []networkingv1.NetworkPolicyPeer, egress []*networkingv1ac.NetworkPolicyEgressRuleApplyConfiguration) *networkingv1ac.NetworkPolicySpecApplyConfiguration {
