@@ -46,8 +46,10 @@ const (
 
 	// Where Secrets appear inside data-plane containers: bearer tokens and TLS certificates.
 	authVolume = "auth"
-	tlsVolume  = "tls"
-	tlsDir     = "/etc/freightcast/tls"
+	// modelAuthVolume holds, in a pool that scores remotely, the tokens its model accepts.
+	modelAuthVolume = "model-auth"
+	tlsVolume       = "tls"
+	tlsDir          = "/etc/freightcast/tls"
 
 	// Where the model file appears inside data-plane containers.
 	modelVolumeName = "model"

@@ -86,7 +86,7 @@ func pipelineStatus(p *freightcastv1alpha1.FreightPipeline, obs pipelineObservat
 	setStageCondition(c, freightcastv1alpha1.ConditionIngestionReady, obs.ingestion, model, problem{}, false)
 	minZero := p.Spec.Inference.MinReplicas != nil && *p.Spec.Inference.MinReplicas == 0
 	scaledToZero := minZero && obs.inference.exists && obs.inference.desired == 0 && obs.inference.replicas == 0
-	setStageCondition(c, freightcastv1alpha1.ConditionInferenceReady, obs.inference, model, model, scaledToZero)
+	setStageCondition(c, freightcastv1alpha1.ConditionInferenceReady, obs.inference, model, inferenceBlocked(p, obs.model, model), scaledToZero)
 	setDegraded(c, pipelineProblems(obs, st.Stream)...)
 	setProgressing(c, c.isTrue(freightcastv1alpha1.ConditionDegraded), firstProblem(rollingOut(obs.ingestion, obs.inference), queueConverging(c)), pipelineSettled(c, obs))
 	var blockers []problem
@@ -135,6 +135,18 @@ func pipelineModelProblem(p *freightcastv1alpha1.FreightPipeline, model *freight
 		return problem{freightcastv1alpha1.ReasonModelNotReady, why}
 	}
 	return problem{}
+}
+
+// inferenceBlocked is what keeps the inference pool from scoring: the model's problem, or, for a
+// pool that scores through the model's Service, a model with no ready serving pod.
+func inferenceBlocked(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1.PredictionModel, modelProblem problem) problem {
+	if model == nil || !spec.RemoteScoring(p, model) || model.Status.ReadyReplicas > 0 {
+		return modelProblem
+	}
+	if modelProblem.reason != "" && modelProblem.reason != freightcastv1alpha1.ReasonModelNotReady {
+		return modelProblem
+	}
+	return problem{freightcastv1alpha1.ReasonModelUnavailable, fmt.Sprintf("the pool scores through PredictionModel %s, which has no ready serving pod: the events wait in the queue", model.Name)}
 }
 
 // modelCannotLoad is the problem of a pipeline whose model reports, for its current spec, that

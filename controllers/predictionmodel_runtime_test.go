@@ -18,6 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/pipelineconfig"
+	"github.com/freightcast/freightcast/internal/testing/natstest"
 	"github.com/freightcast/freightcast/internal/testing/testenv"
 )
 
@@ -167,4 +169,76 @@ func TestPredictionModelGRPCRuntimeWithDownload(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A pipeline whose model another runtime serves scores through the model's Service: its pool
+// mounts no model file but the model's tokens, its config names the Service, its NetworkPolicy
+// lets it reach the serving pods, ingestion takes the feature names from the spec, and when the
+// model has no ready pod the pipeline says ModelUnavailable.
+func TestFreightPipelineScoresThroughAnotherRuntime(t *testing.T) {
+	srv := natstest.Start(t)
+	ns := newNamespace(t)
+	startOperator(t, srv.URL(), ns)
+	ctx := context.Background()
+	model := newModel(ns, "ranker", "ranker-files")
+	model.Spec.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "ranker-tokens"}}
+	model.Spec.Runtime = &freightcastv1alpha1.RuntimeSpec{Image: "registry.example.com/mlserver:1.6", Port: 9000}
+	mustCreate(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ranker-files"}, BinaryData: map[string][]byte{"model.onnx": []byte("not ONNX")}}, model)
+	mustEventuallyGetDeployment(t, ns, "ranker-predictor")
+	markDeploymentRolledOut(t, ns, "ranker-predictor")
+	waitCondition(t, model, freightcastv1alpha1.ConditionModelLoaded, metav1.ConditionTrue, freightcastv1alpha1.ReasonModelLoaded)
+	p := newPipeline(ns, "orders", "ranker")
+	mustCreate(t, p)
+
+	cm := &corev1.ConfigMap{}
+	testenv.Eventually(t, 10*time.Second, "pipeline config", func() error {
+		return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "orders-pipeline"}, cm)
+	})
+	cfg, err := pipelineconfig.Parse([]byte(cm.Data[pipelineconfig.FileName]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &pipelineconfig.Remote{URL: "http://ranker-predictor." + ns + ".svc:8080", Protocol: "REST", TokenFile: "/etc/freightcast/model-auth/tokens"}
+	if diff := cmp.Diff(want, cfg.Model.Remote); diff != "" {
+		t.Errorf("pipeline config model.remote (-want +got):\n%s", diff)
+	}
+	for _, name := range []string{"orders-inference", "orders-ingest"} {
+		d := mustEventuallyGetDeployment(t, ns, name)
+		pod := d.Spec.Template.Spec
+		for _, arg := range pod.Containers[0].Args {
+			if strings.HasPrefix(arg, "--model-file") || strings.HasPrefix(arg, "--model-uri") {
+				t.Errorf("%s runs the model file (%s); another runtime serves it", name, arg)
+			}
+		}
+		if slices.ContainsFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == "model" }) {
+			t.Errorf("%s mounts the model file", name)
+		}
+		hasTokens := slices.ContainsFunc(pod.Volumes, func(v corev1.Volume) bool {
+			return v.Name == "model-auth" && v.Secret != nil && v.Secret.SecretName == "ranker-tokens"
+		})
+		if hasTokens != (name == "orders-inference") {
+			t.Errorf("%s mounts the model's tokens: %v", name, hasTokens)
+		}
+	}
+	policy := &networkingv1.NetworkPolicy{}
+	testenv.Eventually(t, 10*time.Second, "the pipeline's NetworkPolicy", func() error {
+		return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "orders-pipeline"}, policy)
+	})
+	reaches := slices.ContainsFunc(policy.Spec.Egress, func(r networkingv1.NetworkPolicyEgressRule) bool {
+		return len(r.To) == 1 && r.To[0].PodSelector != nil && r.To[0].PodSelector.MatchLabels[labelModel] == "ranker" &&
+			len(r.Ports) == 1 && r.Ports[0].Port != nil && *r.Ports[0].Port == intstr.FromInt32(9000)
+	})
+	if !reaches {
+		t.Errorf("the pipeline's egress %+v does not reach the model's pods on 9000", policy.Spec.Egress)
+	}
+
+	markDeploymentRolledOut(t, ns, "orders-ingest")
+	markDeploymentRolledOut(t, ns, "orders-inference")
+	waitCondition(t, p, freightcastv1alpha1.ConditionInferenceReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonAvailable)
+
+	// The runtime's pods are gone (killed, evicted): the pool waits for them, and says so.
+	setDeploymentStatus(t, ns, "ranker-predictor", "no pod ready", func(d *appsv1.Deployment, n int32) appsv1.DeploymentStatus {
+		return appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n}
+	})
+	waitCondition(t, p, freightcastv1alpha1.ConditionInferenceReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonModelUnavailable)
 }

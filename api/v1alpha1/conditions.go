@@ -93,6 +93,10 @@ const (
 	ReasonModelNotFound = "ModelNotFound"
 	// ReasonModelNotReady: the pipeline's model exists but has not loaded.
 	ReasonModelNotReady = "ModelNotReady"
+	// ReasonModelUnavailable (FreightPipeline): the pool scores through its model's Service
+	// (spec.inference.scoring Remote, or a model served by spec.runtime), and no serving pod of
+	// the model is ready; the events wait in the queue until one is.
+	ReasonModelUnavailable = "ModelUnavailable"
 	// ReasonQueueProvisioned: stream, consumer and bucket exist and match the spec.
 	ReasonQueueProvisioned = "Provisioned"
 	// ReasonQueueUnreachable: the NATS server did not answer.
