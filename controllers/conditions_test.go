@@ -215,9 +215,14 @@ func TestSetModelLoaded(t *testing.T) {
 		sourceErr error
 		failure   problem
 		p         rollout
+		runtime   *freightcastv1alpha1.RuntimeSpec
 		want      string
 	}{
 		"source missing": {sourceErr: &errSourceNotFound{msg: "ConfigMap m not found"}, want: "False/SourceNotFound: ConfigMap m not found"},
+		"another runtime ready": {p: rollout{exists: true, desired: 1, ready: 1, complete: true},
+			runtime: &freightcastv1alpha1.RuntimeSpec{Image: "mlserver:1.6", Protocol: freightcastv1alpha1.RuntimeProtocolREST},
+			want: "True/Loaded: 1 of 1 serving pods of runtime mlserver:1.6 are ready (Open Inference Protocol REST); " +
+				"the operator's checks of the model file against its features and inputs were skipped: they apply to Freightcast's own runtime only"},
 		"source invalid": {sourceErr: &errSourceInvalid{msg: "empty"}, p: rollout{exists: true, complete: true, ready: 1}, want: "False/SourceInvalid: empty"},
 		"rolled back":    {failure: problem{"RolloutFailed", "v2 failed"}, p: rollout{exists: true, complete: true, ready: 1}, want: "False/RolloutFailed: v2 failed"},
 		"refused":        {failure: problem{"UnsupportedModel", "SVMClassifier"}, p: rollout{exists: true, complete: true, ready: 1}, want: "False/UnsupportedModel: SVMClassifier"},
@@ -233,7 +238,7 @@ func TestSetModelLoaded(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			c := setterWith()
-			setModelLoaded(c, tc.sourceErr, tc.failure, tc.p)
+			setModelLoaded(c, tc.sourceErr, tc.failure, tc.p, tc.runtime)
 			if diff := cmp.Diff(tc.want, condition(c, freightcastv1alpha1.ConditionModelLoaded)); diff != "" {
 				t.Errorf("ModelLoaded (-want +got):\n%s", diff)
 			}

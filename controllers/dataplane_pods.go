@@ -45,11 +45,15 @@ const (
 	// Pod template annotations whose change rolls the pods.
 	annotationModelDigest  = "freightcast.io/model-digest"
 	annotationConfigDigest = "freightcast.io/config-digest"
+	// annotationModelRevision names the model revision a spec.runtime pod serves.
+	annotationModelRevision = "freightcast.io/model-revision"
 
 	// Where Secrets appear inside data-plane containers: bearer tokens and TLS certificates.
 	authVolume = "auth"
-	tlsVolume  = "tls"
-	tlsDir     = "/etc/freightcast/tls"
+	// modelAuthVolume holds, in a pool that scores remotely, the tokens its model accepts.
+	modelAuthVolume = "model-auth"
+	tlsVolume       = "tls"
+	tlsDir          = "/etc/freightcast/tls"
 
 	// Where the model file appears inside data-plane containers.
 	modelVolumeName = "model"

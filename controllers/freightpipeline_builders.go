@@ -124,7 +124,7 @@ func podAnnotations(modelDigest, configDigest string) map[string]string {
 // pipeline config and, for feature names, the model file.
 func desiredIngestionDeployment(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1.PredictionModel, modelDigest, configDigest string, opts Options) *appsv1ac.DeploymentApplyConfiguration {
 	p = defaultedPipeline(p)
-	mm := modelMountFor(model, spec.ServedRevision(model))
+	mm := pipelineModelMount(model, model.Spec.Runtime != nil)
 	args := append([]string{"ingest", fmt.Sprintf("--addr=:%d", httpPort), "--pipeline-config=" + path.Join(pipelineConfigDir, pipelineconfig.FileName)}, mm.args...)
 	container := dataPlaneContainer("ingest", opts, args, "/livez", "/readyz", p.Spec.Ingestion.Resources).
 		WithEnv(tracingEnv(opts, serviceIngest, p.Namespace, "freightcast.pipeline", p.Name)...)
@@ -141,14 +141,37 @@ func desiredIngestionDeployment(p *freightcastv1alpha1.FreightPipeline, model *f
 // the pipeline never fights it.
 func desiredInferenceDeployment(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1.PredictionModel, modelDigest, configDigest string, opts Options) *appsv1ac.DeploymentApplyConfiguration {
 	p = defaultedPipeline(p)
-	mm := modelMountFor(model, spec.ServedRevision(model))
+	remote := spec.RemoteScoring(p, model)
+	mm := pipelineModelMount(model, remote)
 	args := append([]string{"infer", "--worker", fmt.Sprintf("--addr=:%d", httpPort),
 		"--pipeline-config=" + path.Join(pipelineConfigDir, pipelineconfig.FileName),
 		"--max-batch-size=" + strconv.Itoa(int(p.Spec.Inference.BatchSize))}, mm.args...)
 	container := dataPlaneContainer("worker", opts, args, "/v2/health/live", "/v2/health/ready", p.Spec.Inference.Resources).
 		WithEnv(tracingEnv(opts, serviceInference, p.Namespace, "freightcast.pipeline", p.Name, "freightcast.model", model.Name)...)
+	var tokens []*corev1ac.VolumeApplyConfiguration
+	if remote && model.Spec.Auth != nil {
+		// The pool presents one of the tokens the model accepts: the model's own Secret,
+		// in the same namespace, mounted where the pipeline config points the workers.
+		container.WithVolumeMounts(corev1ac.VolumeMount().WithName(modelAuthVolume).WithMountPath(path.Dir(spec.RemoteModelTokenFile)).WithReadOnly(true))
+		tokens = append(tokens, corev1ac.Volume().WithName(modelAuthVolume).WithSecret(corev1ac.SecretVolumeSource().
+			WithSecretName(model.Spec.Auth.SecretRef.Name).WithDefaultMode(0o440).
+			WithItems(corev1ac.KeyToPath().WithKey(model.Spec.Auth.SecretRef.Key).WithPath(path.Base(spec.RemoteModelTokenFile)))))
+	}
 	return pipelineDeployment(p, inferenceName(p), componentInference, podAnnotations(modelDigest, configDigest),
-		pipelinePodSpec(p, container, mm, inferenceGracePeriodSeconds))
+		pipelinePodSpec(p, container, mm, inferenceGracePeriodSeconds).WithVolumes(tokens...))
+}
+
+// pipelineModelMount is how a pipeline pod gets its model: the file, or, when it does not run
+// the model (noFile: a pool that scores remotely; ingestion of a model another runtime serves,
+// whose file may be no ONNX), only the model's name, version and features.
+func pipelineModelMount(model *freightcastv1alpha1.PredictionModel, noFile bool) modelMount {
+	rev := spec.ServedRevision(model)
+	if !noFile {
+		return modelMountFor(model, rev)
+	}
+	var nameOnly freightcastv1alpha1.ModelRevision
+	nameOnly.Version = rev.Version
+	return modelMountFor(model, nameOnly)
 }
 
 // pipelineDeployment is what a pipeline's two Deployments share: labels, owner, selector, a

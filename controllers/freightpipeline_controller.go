@@ -179,6 +179,8 @@ func (r *FreightPipelineReconciler) applyChildObjects(ctx context.Context, s *pi
 	loaded := false
 	if model != nil {
 		loaded, _ = modelLoaded(model)
+		// Pods that cannot map events to the model's input are not created.
+		loaded = loaded && runtimeFeaturesUndeclared(model).none()
 	}
 	if !loaded {
 		exists, err := r.readDeployments(ctx, s, ingest, infer)

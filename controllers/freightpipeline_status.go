@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -86,7 +87,7 @@ func pipelineStatus(p *freightcastv1alpha1.FreightPipeline, obs pipelineObservat
 	setStageCondition(c, freightcastv1alpha1.ConditionIngestionReady, obs.ingestion, model, problem{}, false)
 	minZero := p.Spec.Inference.MinReplicas != nil && *p.Spec.Inference.MinReplicas == 0
 	scaledToZero := minZero && obs.inference.exists && obs.inference.desired == 0 && obs.inference.replicas == 0
-	setStageCondition(c, freightcastv1alpha1.ConditionInferenceReady, obs.inference, model, model, scaledToZero)
+	setStageCondition(c, freightcastv1alpha1.ConditionInferenceReady, obs.inference, model, inferenceBlocked(p, obs.model, model), scaledToZero)
 	setDegraded(c, pipelineProblems(obs, st.Stream)...)
 	setProgressing(c, c.isTrue(freightcastv1alpha1.ConditionDegraded), firstProblem(rollingOut(obs.ingestion, obs.inference), queueConverging(c)), pipelineSettled(c, obs))
 	var blockers []problem
@@ -131,10 +132,40 @@ func pipelineModelProblem(p *freightcastv1alpha1.FreightPipeline, model *freight
 	if cannot := modelCannotLoad(model); !cannot.none() {
 		return cannot
 	}
+	if undeclared := runtimeFeaturesUndeclared(model); !undeclared.none() {
+		return undeclared
+	}
 	if ok, why := modelLoaded(model); !ok {
 		return problem{freightcastv1alpha1.ReasonModelNotReady, why}
 	}
 	return problem{}
+}
+
+// runtimeFeaturesUndeclared is the problem of a pipeline over a model another runtime serves
+// that does not name its features in spec.features: the pipeline's pods map events by those
+// names, and read no model file to learn them. Only the spec changes that: the pipeline is
+// Degraded, and its pods are not created. The zero problem otherwise.
+func runtimeFeaturesUndeclared(model *freightcastv1alpha1.PredictionModel) problem {
+	if model == nil || model.Spec.Runtime == nil {
+		return problem{}
+	}
+	if len(model.Spec.Features) == 0 || slices.ContainsFunc(model.Spec.Inputs, func(in freightcastv1alpha1.InputSpec) bool { return len(in.Features) > 0 }) {
+		return problem{freightcastv1alpha1.ReasonModelFeaturesUndeclared, fmt.Sprintf("PredictionModel %s is served by spec.runtime: "+
+			"a pipeline needs its input's feature names in spec.features (inputs[].features need the model file, which pipelines over another runtime do not read)", model.Name)}
+	}
+	return problem{}
+}
+
+// inferenceBlocked is what keeps the inference pool from scoring: the model's problem, or, for a
+// pool that scores through the model's Service, a model with no ready serving pod.
+func inferenceBlocked(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1.PredictionModel, modelProblem problem) problem {
+	if model == nil || !spec.RemoteScoring(p, model) || model.Status.ReadyReplicas > 0 {
+		return modelProblem
+	}
+	if modelProblem.reason != "" && modelProblem.reason != freightcastv1alpha1.ReasonModelNotReady {
+		return modelProblem
+	}
+	return problem{freightcastv1alpha1.ReasonModelUnavailable, fmt.Sprintf("the pool scores through PredictionModel %s, which has no ready serving pod: the events wait in the queue", model.Name)}
 }
 
 // modelCannotLoad is the problem of a pipeline whose model reports, for its current spec, that
@@ -168,7 +199,7 @@ func pipelineProblems(obs pipelineObservation, stream string) []problem {
 			out = append(out, p)
 		}
 	}
-	out = append(out, modelCannotLoad(obs.model))
+	out = append(out, modelCannotLoad(obs.model), runtimeFeaturesUndeclared(obs.model))
 	for _, r := range []rollout{obs.ingestion, obs.inference} {
 		if r.stalled {
 			out = append(out, problem{freightcastv1alpha1.ReasonProgressDeadlineExceeded, r.message})

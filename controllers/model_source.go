@@ -138,17 +138,20 @@ type sourceRead struct {
 	unloadable *modelcheck.Unloadable
 	// checked is false when the check gave no verdict: the next reconcile tries again.
 	checked bool
+	// skipCheck: the file was only hashed, for another runtime (spec.runtime).
+	skipCheck bool
 }
 
 // configMapModel resolves model's source ConfigMap, whose metadata the cache holds as cm: the
 // digest of the model file at key and whether it serves with features, or why there is no
 // model (read.sourceErr). err is an API error.
-func (r *sourceReads) configMapModel(ctx context.Context, model types.NamespacedName, cm *metav1.PartialObjectMetadata, key string, features []string) (sourceRead, error) {
+// With check false (another runtime serves the file: spec.runtime) the file is only hashed.
+func (r *sourceReads) configMapModel(ctx context.Context, model types.NamespacedName, cm *metav1.PartialObjectMetadata, key string, features []string, check bool) (sourceRead, error) {
 	wantFeatures := strings.Join(features, ",")
 	r.mu.Lock()
 	last, ok := r.last[model]
 	r.mu.Unlock()
-	if ok && last.uid == cm.UID && last.resourceVersion == cm.ResourceVersion && last.key == key && last.features == wantFeatures && last.checked {
+	if ok && last.uid == cm.UID && last.resourceVersion == cm.ResourceVersion && last.key == key && last.features == wantFeatures && last.checked && last.skipCheck == !check {
 		return last, nil
 	}
 	full := &corev1.ConfigMap{}
@@ -158,10 +161,10 @@ func (r *sourceReads) configMapModel(ctx context.Context, model types.Namespaced
 	case err != nil:
 		return sourceRead{}, fmt.Errorf("reading model ConfigMap %s: %w", cm.Name, err)
 	}
-	read := sourceRead{uid: full.UID, resourceVersion: full.ResourceVersion, key: key, features: wantFeatures, checked: true}
+	read := sourceRead{uid: full.UID, resourceVersion: full.ResourceVersion, key: key, features: wantFeatures, checked: true, skipCheck: !check}
 	var content []byte
 	content, read.digest, read.sourceErr = configMapModelDigest(full, key)
-	if read.sourceErr == nil && r.checker != nil {
+	if read.sourceErr == nil && r.checker != nil && check {
 		switch err := r.checker.Check(ctx, content, features); {
 		case errors.Is(err, modelcheck.ErrNotChecked):
 			read.checked = false

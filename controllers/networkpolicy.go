@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"net"
 	"net/url"
@@ -52,6 +53,16 @@ func desiredPipelineNetworkPolicy(p *freightcastv1alpha1.FreightPipeline, model 
 		if ports := modelDownloadPorts(spec.ServedRevision(model).Source); len(ports) > 0 {
 			egress = append(egress, tcpEgress(ports))
 		}
+		if spec.RemoteScoring(p, model) {
+			// The pool calls the model's serving pods; egress ports are the pods' own.
+			port := int32(httpPort)
+			if r := model.Spec.Runtime; r != nil {
+				port = cmp.Or(r.Port, freightcastv1alpha1.DefaultRuntimePort)
+			}
+			egress = append(egress, networkingv1ac.NetworkPolicyEgressRule().
+				WithTo(networkingv1ac.NetworkPolicyPeer().WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(predictorSelector(model)))).
+				WithPorts(networkingv1ac.NetworkPolicyPort().WithProtocol(corev1.ProtocolTCP).WithPort(intstr.FromInt32(port))))
+		}
 	}
 	if ports := otlpPorts(opts.OTLPEndpoint); len(ports) > 0 {
 		egress = append(egress, tcpEgress(ports))
@@ -77,13 +88,24 @@ func desiredPredictorNetworkPolicy(model *freightcastv1alpha1.PredictionModel, o
 	if ports = sortedUnique(ports); len(ports) > 0 {
 		egress = append(egress, tcpEgress(ports))
 	}
-	spec := networkPolicySpec(predictorSelector(model), model.Spec.NetworkPolicy.From, egress)
-	// gRPC is admitted from the same peers as REST.
-	spec.Ingress[0].WithPorts(networkingv1ac.NetworkPolicyPort().WithProtocol(corev1.ProtocolTCP).WithPort(intstr.FromString(grpcPortName)))
-	return networkingv1ac.NetworkPolicy(predictorName(model), model.Namespace).
+	policy := networkingv1ac.NetworkPolicy(predictorName(model), model.Namespace).
 		WithLabels(predictorLabels(model)).
 		WithOwnerReferences(modelOwnerReference(model)).
-		WithSpec(spec)
+		WithSpec(networkPolicySpec(predictorSelector(model), model.Spec.NetworkPolicy.From, egress))
+	if r := model.Spec.Runtime; r != nil {
+		// Another runtime's port is named after its protocol.
+		policy.Spec.Ingress[0].Ports[0].WithPort(intstr.FromString(runtimePortName(r)))
+	} else {
+		// Our own runtime's gRPC is admitted from the same peers as REST.
+		policy.Spec.Ingress[0].WithPorts(networkingv1ac.NetworkPolicyPort().WithProtocol(corev1.ProtocolTCP).WithPort(intstr.FromString(grpcPortName)))
+	}
+	if len(model.Spec.NetworkPolicy.From) > 0 {
+		// The inference pools of the namespace's pipelines that score through the model
+		// reach it whatever spec.networkPolicy.from admits.
+		policy.Spec.Ingress[0].WithFrom(networkingv1ac.NetworkPolicyPeer().WithPodSelector(metav1ac.LabelSelector().
+			WithMatchLabels(map[string]string{labelName: appName, labelComponent: componentInference})))
+	}
+	return policy
 }
 
 func networkPolicySpec(selector map[string]string, from []networkingv1.NetworkPolicyPeer, egress []*networkingv1ac.NetworkPolicyEgressRuleApplyConfiguration) *networkingv1ac.NetworkPolicySpecApplyConfiguration {

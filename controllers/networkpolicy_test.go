@@ -286,3 +286,25 @@ func TestNetworkPoliciesAreOwnedRestoredAndOptional(t *testing.T) {
 		t.Errorf("the user's NetworkPolicy was removed: %v", err)
 	}
 }
+
+// A model that admits only some peers (spec.networkPolicy.from) still admits the inference pools
+// of its namespace, which score through it remotely; a gRPC runtime's port is admitted by name.
+func TestDesiredPredictorNetworkPolicyAdmitsRemoteScoringPools(t *testing.T) {
+	t.Parallel()
+	m := newModel("ns", "risk", "cm")
+	m.Spec.Runtime = &freightcastv1alpha1.RuntimeSpec{Image: "tritonserver:24.08", Protocol: freightcastv1alpha1.RuntimeProtocolGRPC, Port: 8001}
+	m.Spec.NetworkPolicy.From = []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "freight"}}}}
+	np := typedNetworkPolicy(t, desiredPredictorNetworkPolicy(m, Options{}))
+	grpcPort := intstr.FromString("grpc")
+	tcp := corev1.ProtocolTCP
+	want := []networkingv1.NetworkPolicyIngressRule{{
+		Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: &grpcPort}},
+		From: []networkingv1.NetworkPolicyPeer{
+			{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "freight"}}},
+			{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{labelName: appName, labelComponent: componentInference}}},
+		},
+	}}
+	if diff := cmp.Diff(want, np.Spec.Ingress); diff != "" {
+		t.Errorf("ingress (-want +got):\n%s", diff)
+	}
+}

@@ -148,7 +148,7 @@ func (r *PredictionModelReconciler) resolveSource(ctx context.Context, s *modelS
 			return ctrl.Result{}, nil
 		}
 		features := spec.ModelServer(s.model, spec.SpecRevision(s.model, "")).Features
-		read, err := r.sources.configMapModel(ctx, client.ObjectKeyFromObject(s.model), cm, spec.ConfigMapKey(src.ConfigMap), features)
+		read, err := r.sources.configMapModel(ctx, client.ObjectKeyFromObject(s.model), cm, spec.ConfigMapKey(src.ConfigMap), features, s.model.Spec.Runtime == nil)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -328,6 +328,11 @@ func (r *PredictionModelReconciler) refuse(ctx context.Context, s *modelScope, w
 // exited because the model cannot load (modelcheck.ExitUnloadable), with its termination
 // message; "" when none did.
 func (r *PredictionModelReconciler) modelLoadFailure(ctx context.Context, model *freightcastv1alpha1.PredictionModel, deploy *appsv1.Deployment) (string, error) {
+	if model.Spec.Runtime != nil {
+		// Exit code 78 is Freightcast's word for a model that cannot load; another runtime's
+		// exit codes say nothing of the kind, and the progress deadline judges its rollout.
+		return "", nil
+	}
 	var pods corev1.PodList
 	if err := r.restarter.APIReader.List(ctx, &pods, client.InNamespace(model.Namespace), client.MatchingLabels(predictorSelector(model))); err != nil {
 		return "", fmt.Errorf("listing serving pods: %w", err)
@@ -363,6 +368,9 @@ func (r *PredictionModelReconciler) movesPods(ctx context.Context, model *freigh
 	}
 	if live.Spec.Template.Annotations[annotationModelDigest] != rev.Digest || len(live.Spec.Template.Spec.Containers) == 0 {
 		return true, nil
+	}
+	if model.Spec.Runtime != nil {
+		return live.Spec.Template.Annotations[annotationModelRevision] != revisionString(rev), nil
 	}
 	args := live.Spec.Template.Spec.Containers[0].Args
 	for _, arg := range modelMountFor(model, rev).args {

@@ -68,7 +68,7 @@ func modelStatus(model *freightcastv1alpha1.PredictionModel, obs modelObservatio
 
 	c := newConditionSetter(model.Status.Conditions, model.Generation, now)
 	p := obs.predictor
-	setModelLoaded(c, obs.sourceErr, failure, p)
+	setModelLoaded(c, obs.sourceErr, failure, p, model.Spec.Runtime)
 	setDegraded(c, modelProblems(obs, failure)...)
 	rolling := problem{}
 	if !p.complete {
@@ -122,7 +122,9 @@ func rolloutFailure(generation int64, f *freightcastv1alpha1.FailedRollout, last
 // setModelLoaded sets ModelLoaded. Pods only pass readiness once they have loaded the model, so
 // a finished rollout with ready pods proves the current model file loads. failure is a failed
 // or refused rollout of the spec, the zero problem when there is none.
-func setModelLoaded(c *conditionSetter, sourceErr error, failure problem, p rollout) {
+// With another runtime (rt), True says its pods pass the protocol's readiness, and that the
+// operator's own checks of the file were skipped.
+func setModelLoaded(c *conditionSetter, sourceErr error, failure problem, p rollout, rt *freightcastv1alpha1.RuntimeSpec) {
 	const loaded = freightcastv1alpha1.ConditionModelLoaded
 	if sp := sourceProblem(sourceErr); !sp.none() {
 		c.set(loaded, metav1.ConditionFalse, sp.reason, sp.message)
@@ -133,6 +135,9 @@ func setModelLoaded(c *conditionSetter, sourceErr error, failure problem, p roll
 		c.set(loaded, metav1.ConditionFalse, failure.reason, failure.message)
 	case p.exists && p.desired == 0:
 		c.set(loaded, metav1.ConditionFalse, freightcastv1alpha1.ReasonScaledToZero, "spec.replicas is 0: no pod serves the model")
+	case p.complete && p.ready > 0 && rt != nil:
+		c.set(loaded, metav1.ConditionTrue, freightcastv1alpha1.ReasonModelLoaded, fmt.Sprintf("%d of %d serving pods of runtime %s are ready (Open Inference Protocol %s); "+
+			"the operator's checks of the model file against its features and inputs were skipped: they apply to Freightcast's own runtime only", p.ready, p.desired, rt.Image, rt.Protocol))
 	case p.complete && p.ready > 0:
 		c.set(loaded, metav1.ConditionTrue, freightcastv1alpha1.ReasonModelLoaded, fmt.Sprintf("%d of %d serving pods loaded the model", p.ready, p.desired))
 	case p.stalled:

@@ -245,6 +245,14 @@ func TestPipelineStatus(t *testing.T) {
 	failed := func(err error) queueObservation { q := healthy; q.health, q.err = nil, err; return q }
 	converging := healthy
 	converging.replicas, converging.converging = 3, true
+	runtimeReady := loadedTestModel()
+	runtimeReady.Spec.Runtime = &freightcastv1alpha1.RuntimeSpec{Image: "mlserver:1.6"}
+	runtimeReady.Status.ReadyReplicas = 1
+	runtimeDown := runtimeReady.DeepCopy()
+	runtimeDown.Status.ReadyReplicas = 0
+	runtimeDown.Status.Conditions = []metav1.Condition{{Type: "ModelLoaded", Status: metav1.ConditionFalse, Reason: "Loading", ObservedGeneration: 1}}
+	runtimeNoFeatures := runtimeReady.DeepCopy()
+	runtimeNoFeatures.Spec.Features = nil
 
 	cases := map[string]struct {
 		minReplicas int32
@@ -270,6 +278,21 @@ func TestPipelineStatus(t *testing.T) {
 			obs: pipelineObservation{queue: healthy, model: failedInPods, ingestion: ready(2), inference: ready(1)},
 			want: map[string]string{"Ready": "False/ModelLoadFailed", "Degraded": "True/ModelLoadFailed", "Progressing": "False/ModelLoadFailed",
 				"QueueReady": "True/Provisioned", "IngestionReady": "True/Available", "InferenceReady": "False/ModelLoadFailed"},
+		},
+		"scoring through another runtime": {
+			obs: pipelineObservation{queue: healthy, model: runtimeReady, ingestion: ready(2), inference: ready(1)},
+			want: map[string]string{"Ready": "True/PipelineReady", "Degraded": "False/AsExpected", "Progressing": "False/Reconciled",
+				"QueueReady": "True/Provisioned", "IngestionReady": "True/Available", "InferenceReady": "True/Available"},
+		},
+		"the other runtime has no ready pod": {
+			obs: pipelineObservation{queue: healthy, model: runtimeDown, ingestion: ready(2), inference: ready(1)},
+			want: map[string]string{"Ready": "False/ModelUnavailable", "Degraded": "False/AsExpected", "Progressing": "False/Reconciled",
+				"QueueReady": "True/Provisioned", "IngestionReady": "True/Available", "InferenceReady": "False/ModelUnavailable"},
+		},
+		"another runtime's model without spec.features": {
+			obs: pipelineObservation{queue: healthy, model: runtimeNoFeatures},
+			want: map[string]string{"Ready": "False/ModelFeaturesUndeclared", "Degraded": "True/ModelFeaturesUndeclared", "Progressing": "False/ModelFeaturesUndeclared",
+				"QueueReady": "True/Provisioned", "IngestionReady": "False/ModelFeaturesUndeclared", "InferenceReady": "False/ModelFeaturesUndeclared"},
 		},
 		"no NATS configured": {
 			obs: pipelineObservation{model: loadedTestModel(), ingestion: ready(2), inference: ready(1)},

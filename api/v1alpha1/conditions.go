@@ -93,6 +93,14 @@ const (
 	ReasonModelNotFound = "ModelNotFound"
 	// ReasonModelNotReady: the pipeline's model exists but has not loaded.
 	ReasonModelNotReady = "ModelNotReady"
+	// ReasonModelFeaturesUndeclared (FreightPipeline): the pipeline's model is served by
+	// spec.runtime but does not declare spec.features, which the pipeline's pods need to map
+	// events into its input (they do not read a file another runtime serves).
+	ReasonModelFeaturesUndeclared = "ModelFeaturesUndeclared"
+	// ReasonModelUnavailable (FreightPipeline): the pool scores through its model's Service
+	// (spec.inference.scoring Remote, or a model served by spec.runtime), and no serving pod of
+	// the model is ready; the events wait in the queue until one is.
+	ReasonModelUnavailable = "ModelUnavailable"
 	// ReasonQueueProvisioned: stream, consumer and bucket exist and match the spec.
 	ReasonQueueProvisioned = "Provisioned"
 	// ReasonQueueUnreachable: the NATS server did not answer.

@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"cmp"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -40,7 +41,18 @@ func (m *PredictionModel) Default() {
 		s.Auth.SecretRef.Key = "tokens"
 	}
 	defaultNetworkPolicy(&s.NetworkPolicy)
+	if r := s.Runtime; r != nil {
+		r.Protocol = cmp.Or(r.Protocol, RuntimeProtocolREST)
+		r.Port = cmp.Or(r.Port, DefaultRuntimePort)
+		r.ModelDir = cmp.Or(r.ModelDir, DefaultRuntimeModelDir)
+	}
 }
+
+// The defaults of spec.runtime.port and spec.runtime.modelDir.
+const (
+	DefaultRuntimePort     = 8080
+	DefaultRuntimeModelDir = "/mnt/models"
+)
 
 // DefaultProgressDeadlineSeconds is spec.progressDeadlineSeconds' default.
 const DefaultProgressDeadlineSeconds = 300

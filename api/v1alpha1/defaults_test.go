@@ -20,6 +20,7 @@ func TestGoDefaultsMatchTheSchema(t *testing.T) {
 	p.Spec.Inference.ScaleUp = &freightcastv1alpha1.ScalingRules{}
 	m := newModel(ns, "m", "m-onnx")
 	m.Spec.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "oip-tokens"}}
+	m.Spec.Runtime = &freightcastv1alpha1.RuntimeSpec{Image: "mlserver:1.6"}
 	mustCreate(t, p, m)
 
 	fromServer := &freightcastv1alpha1.FreightPipeline{}
@@ -40,6 +41,7 @@ func TestGoDefaultsMatchTheSchema(t *testing.T) {
 	}
 	modelInGo := newModel(ns, "m", "m-onnx")
 	modelInGo.Spec.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "oip-tokens"}}
+	modelInGo.Spec.Runtime = &freightcastv1alpha1.RuntimeSpec{Image: "mlserver:1.6"}
 	modelInGo.Default()
 	if diff := cmp.Diff(modelFromServer.Spec, modelInGo.Spec); diff != "" {
 		t.Errorf("PredictionModel defaults differ (-server +Go):\n%s", diff)

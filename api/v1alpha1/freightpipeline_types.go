@@ -337,7 +337,23 @@ type InferenceSpec struct {
 	// resources of each worker container.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// scoring is where the pool runs the model: InProcess, each worker with Freightcast's own
+	// runtime, or Remote, each batch one Open Inference Protocol request to the model's
+	// Service. Empty means Remote for a model served by spec.runtime, InProcess otherwise.
+	// +optional
+	Scoring ScoringMode `json:"scoring,omitempty"`
 }
+
+// ScoringMode is where an inference pool runs its model.
+// +kubebuilder:validation:Enum=InProcess;Remote
+type ScoringMode string
+
+// The scoring modes.
+const (
+	ScoringInProcess ScoringMode = "InProcess"
+	ScoringRemote    ScoringMode = "Remote"
+)
 
 // FallbackSpec is the pool size to hold while the queue depth is unknown.
 type FallbackSpec struct {

@@ -20,6 +20,8 @@ type TensorDataType string
 // +kubebuilder:validation:XValidation:rule="!has(self.inputs) || !has(self.features) || size(self.features) == 0 || size(self.inputs) == 1",message="features describe a single input tensor: with features set, inputs may list only one tensor"
 // +kubebuilder:validation:XValidation:rule="!has(self.inputs) || !has(self.features) || size(self.features) == 0 || !self.inputs.exists(i, has(i.features))",message="spec.features and inputs[].features cannot both be set: give each input its features"
 // +kubebuilder:validation:XValidation:rule="!has(self.inputs) || !self.inputs.exists(i, has(i.features)) || self.inputs.all(i, has(i.features))",message="when one input declares features every input must: a pipeline feeds every input of the model from the event's features"
+// +kubebuilder:validation:XValidation:rule="!has(self.runtime) || !has(self.tls)",message="spec.tls is not supported with spec.runtime: the runtime serves its own protocol; put TLS in front of it with spec.route"
+// +kubebuilder:validation:XValidation:rule="!has(self.runtime) || !has(self.route) || !has(self.runtime.protocol) || self.runtime.protocol == 'REST'",message="spec.route exposes REST only: it needs runtime.protocol REST"
 // +kubebuilder:validation:XValidation:rule="!has(self.inputs) || self.inputs.all(a, !has(a.features) || self.inputs.all(b, a.name == b.name || !has(b.features) || a.features.all(f, !(f in b.features))))",message="a feature may feed only one input: a name appears in the features of two inputs"
 type PredictionModelSpec struct {
 	// format is the serialisation of the model file. Only ONNX is supported.
@@ -117,6 +119,82 @@ type PredictionModelSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	NetworkPolicy NetworkPolicySpec `json:"networkPolicy,omitempty"`
+
+	// runtime serves the model with another container that speaks the Open Inference Protocol
+	// v2 (Triton, MLServer, a KServe ServingRuntime's image), for models Freightcast's own
+	// runtime does not run. The operator deploys it with the same probes, rollback, tokens,
+	// NetworkPolicy and status; the model file still comes from spec.source, placed under
+	// runtime.modelDir. The operator's own checks of the file (features and inputs against the
+	// ONNX graph) are skipped, and ModelLoaded says so. spec.resources sizes its container;
+	// spec.batching does not apply.
+	// +optional
+	Runtime *RuntimeSpec `json:"runtime,omitempty"`
+}
+
+// RuntimeProtocol is the Open Inference Protocol transport a runtime serves.
+// +kubebuilder:validation:Enum=REST;GRPC
+type RuntimeProtocol string
+
+// The Open Inference Protocol transports.
+const (
+	RuntimeProtocolREST RuntimeProtocol = "REST"
+	RuntimeProtocolGRPC RuntimeProtocol = "GRPC"
+)
+
+// RuntimeSpec is a container serving the model over the Open Inference Protocol v2, as KServe's
+// ServingRuntime describes one. Its readiness is the protocol's: GET /v2/health/ready for REST,
+// the gRPC health service (grpc.health.v1) for GRPC.
+// +kubebuilder:validation:XValidation:rule="!has(self.env) || self.env.all(e, !e.name.startsWith('FREIGHTCAST_'))",message="runtime.env names starting with FREIGHTCAST_ are the operator's: it sets FREIGHTCAST_MODEL_DIR, FREIGHTCAST_MODEL_PATH, FREIGHTCAST_MODEL_NAME and FREIGHTCAST_TOKENS_FILE"
+type RuntimeSpec struct {
+	// image is the runtime's container image.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +required
+	Image string `json:"image"`
+
+	// protocol is the transport the runtime serves the Open Inference Protocol over.
+	// +kubebuilder:default=REST
+	// +optional
+	Protocol RuntimeProtocol `json:"protocol,omitempty"`
+
+	// port is the container port the runtime listens on.
+	// +kubebuilder:default=8080
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port int32 `json:"port,omitempty"`
+
+	// command replaces the image's entrypoint.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=4096
+	// +optional
+	Command []string `json:"command,omitempty"`
+
+	// args of the runtime's container. $(FREIGHTCAST_MODEL_PATH) and the other variables the
+	// operator sets expand in them, as Kubernetes expands any container variable.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=4096
+	// +optional
+	Args []string `json:"args,omitempty"`
+
+	// env of the runtime's container, besides the FREIGHTCAST_ variables the operator sets.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	Env []corev1.EnvVar `json:"env,omitempty"`
+
+	// modelDir is the absolute directory the runtime expects the model file in (KServe mounts
+	// a storageUri at /mnt/models). The file keeps its name: the ConfigMap key, the base name
+	// of a persistentVolumeClaim path, or model.onnx for a download. FREIGHTCAST_MODEL_PATH
+	// holds its full path.
+	// +kubebuilder:default="/mnt/models"
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('/') && self != '/' && !self.split('/').exists(s, s == '..')",message="runtime.modelDir must be an absolute path other than / without '..'"
+	// +optional
+	ModelDir string `json:"modelDir,omitempty"`
 }
 
 // ModelSource locates a model file. Exactly one field is set.

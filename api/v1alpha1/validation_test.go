@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -132,6 +133,55 @@ func TestInvalidPredictionModelsAreRejected(t *testing.T) {
 			},
 			wantInMessage: []string{"spec.networkPolicy.from", "16"},
 		},
+		"runtime without an image": {
+			mutate:        func(m *freightcastv1alpha1.PredictionModel) { m.Spec.Runtime = &freightcastv1alpha1.RuntimeSpec{} },
+			wantInMessage: []string{"spec.runtime.image"},
+		},
+		"runtime with an unknown protocol": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Runtime = &freightcastv1alpha1.RuntimeSpec{Image: "tritonserver:24.08", Protocol: "SOAP"}
+			},
+			wantInMessage: []string{"spec.runtime.protocol", "REST", "GRPC"},
+		},
+		"runtime port out of range": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Runtime = &freightcastv1alpha1.RuntimeSpec{Image: "tritonserver:24.08", Port: 70000}
+			},
+			wantInMessage: []string{"spec.runtime.port"},
+		},
+		"runtime model directory that is relative": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Runtime = &freightcastv1alpha1.RuntimeSpec{Image: "tritonserver:24.08", ModelDir: "models"}
+			},
+			wantInMessage: []string{"spec.runtime.modelDir", "absolute"},
+		},
+		"runtime model directory escaping upwards": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Runtime = &freightcastv1alpha1.RuntimeSpec{Image: "tritonserver:24.08", ModelDir: "/mnt/../etc"}
+			},
+			wantInMessage: []string{"spec.runtime.modelDir", "'..'"},
+		},
+		"runtime env in the operator's namespace": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Runtime = &freightcastv1alpha1.RuntimeSpec{Image: "tritonserver:24.08",
+					Env: []corev1.EnvVar{{Name: "FREIGHTCAST_MODEL_PATH", Value: "/elsewhere"}}}
+			},
+			wantInMessage: []string{"spec.runtime", "FREIGHTCAST_"},
+		},
+		"runtime with tls": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Runtime = &freightcastv1alpha1.RuntimeSpec{Image: "tritonserver:24.08"}
+				m.Spec.TLS = &freightcastv1alpha1.TLSSpec{SecretRef: freightcastv1alpha1.SecretReference{Name: "cert"}}
+			},
+			wantInMessage: []string{"spec.tls is not supported with spec.runtime"},
+		},
+		"route to a gRPC runtime": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Runtime = &freightcastv1alpha1.RuntimeSpec{Image: "tritonserver:24.08", Protocol: freightcastv1alpha1.RuntimeProtocolGRPC, Port: 8001}
+				m.Spec.Route = &freightcastv1alpha1.RouteSpec{Gateway: freightcastv1alpha1.GatewayReference{Name: "edge"}}
+			},
+			wantInMessage: []string{"spec.route exposes REST only"},
+		},
 		"name too long for its Services": {
 			mutate:        func(m *freightcastv1alpha1.PredictionModel) { m.Name = strings.Repeat("m", 60) },
 			wantInMessage: []string{"metadata.name"},
@@ -234,6 +284,10 @@ func TestInvalidFreightPipelinesAreRejected(t *testing.T) {
 			},
 			wantInMessage: []string{"spec.networkPolicy.from", "podSelector, a namespaceSelector or an ipBlock"},
 		},
+		"unknown scoring mode": {
+			mutate:        func(p *freightcastv1alpha1.FreightPipeline) { p.Spec.Inference.Scoring = "Elsewhere" },
+			wantInMessage: []string{"spec.inference.scoring", "InProcess", "Remote"},
+		},
 		"network policy peer with a bad CIDR": {
 			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
 				p.Spec.NetworkPolicy.From = []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "10.0.0.0/33"}}}
@@ -247,6 +301,23 @@ func TestInvalidFreightPipelinesAreRejected(t *testing.T) {
 			tc.mutate(p)
 			assertRejected(t, p, tc.wantInMessage)
 		})
+	}
+}
+
+func TestARuntimeModelIsAccepted(t *testing.T) {
+	ns := newNamespace(t)
+	m := newModel(ns, "triton", "m-onnx")
+	m.Spec.Runtime = &freightcastv1alpha1.RuntimeSpec{Image: "nvcr.io/nvidia/tritonserver:24.08-py3", Protocol: freightcastv1alpha1.RuntimeProtocolGRPC,
+		Port: 8001, Args: []string{"tritonserver", "--model-repository=$(FREIGHTCAST_MODEL_DIR)"},
+		Env: []corev1.EnvVar{{Name: "LOG_VERBOSE", Value: "1"}}}
+	m.Spec.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "oip-tokens"}}
+	mustCreate(t, m)
+	got := &freightcastv1alpha1.PredictionModel{}
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(m), got); err != nil {
+		t.Fatal(err)
+	}
+	if r := got.Spec.Runtime; r.ModelDir != "/mnt/models" || r.Port != 8001 || r.Protocol != freightcastv1alpha1.RuntimeProtocolGRPC {
+		t.Errorf("runtime as stored = %+v, want modelDir /mnt/models, port 8001, GRPC", r)
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/tracing"
 	"github.com/freightcast/freightcast/internal/version"
+	"github.com/freightcast/freightcast/internal/worker"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.opentelemetry.io/otel/trace"
@@ -101,7 +102,10 @@ func parseInferFlags(args []string) (*inferOptions, error) {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	case o.modelName == "":
 		return nil, errors.New("--model-name is required")
-	case (o.modelFile == "") == (o.modelURI == ""):
+	case o.modelFile != "" && o.modelURI != "":
+		return nil, errors.New("give exactly one of --model-file and --model-uri, not both")
+	case o.modelFile == "" && o.modelURI == "" && !o.worker:
+		// A pool may score through a remote model, which its pipeline config names.
 		return nil, errors.New("give exactly one of --model-file and --model-uri")
 	case o.maxBatchSize < 1:
 		return nil, fmt.Errorf("--max-batch-size %d must be at least 1", o.maxBatchSize)
@@ -241,11 +245,19 @@ func serveInfer(ctx context.Context, o *inferOptions, ln net.Listener, log *slog
 		pipeline = &cfg
 	}
 	var rt model.Runtime
+	var remote worker.RemoteModel
 	loaded := make(chan error, 1)
 	go func() {
 		start := time.Now()
 		var err error
-		rt, err = loadModel(loadCtx, o)
+		if pipeline != nil && pipeline.Model.Remote != nil {
+			remote, err = dialRemote(loadCtx, pipeline.Model, log)
+			rt = probeRuntime{remote}
+		} else if o.modelFile == "" && o.modelURI == "" {
+			err = errors.New("the pipeline config names no remote model: give --model-file or --model-uri")
+		} else {
+			rt, err = loadModel(loadCtx, o)
+		}
 		if err == nil {
 			err = srv.SetModel(rt)
 		}
@@ -266,7 +278,7 @@ func serveInfer(ctx context.Context, o *inferOptions, ln net.Listener, log *slog
 			return fmt.Errorf("load model: %w", err)
 		}
 		if pipeline != nil {
-			if pool, err = startWorkerPool(*pipeline, rt, o.workers, reg, log, o.tracerProvider); err != nil {
+			if pool, err = startWorkerPool(*pipeline, rt, remote, o.workers, reg, log, o.tracerProvider); err != nil {
 				shutdown(hs, o.shutdownTimeout, log)
 				return err
 			}

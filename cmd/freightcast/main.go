@@ -23,12 +23,13 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"manager":   {"run the operator: the PredictionModel and FreightPipeline controllers", runManager},
-	"ingest":    {"accept freight events over HTTP and queue them in NATS JetStream", runIngest},
-	"infer":     {"serve a model over the Open Inference Protocol (with --worker: a pipeline's inference pool)", runInfer},
-	"run":       {"run pipelines and their models on this machine, on an embedded NATS (the main job of `make run`)", runLocal},
-	"nats-auth": {"issue NATS credentials: the install's operator and accounts, the operator's and each pipeline's users", runNATSAuth},
-	"version":   {"print the version and exit", runVersion},
+	"manager":     {"run the operator: the PredictionModel and FreightPipeline controllers", runManager},
+	"ingest":      {"accept freight events over HTTP and queue them in NATS JetStream", runIngest},
+	"infer":       {"serve a model over the Open Inference Protocol (with --worker: a pipeline's inference pool)", runInfer},
+	"fetch-model": {"download a model (--model-uri, --model-sha256) into a file: the init container of a PredictionModel's spec.runtime", runFetchModel},
+	"run":         {"run pipelines and their models on this machine, on an embedded NATS (the main job of `make run`)", runLocal},
+	"nats-auth":   {"issue NATS credentials: the install's operator and accounts, the operator's and each pipeline's users", runNATSAuth},
+	"version":     {"print the version and exit", runVersion},
 }
 
 func main() {
@@ -93,7 +94,7 @@ func usage() {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(os.Stderr, "  %-9s %s\n", n, commands[n].summary)
+		fmt.Fprintf(os.Stderr, "  %-12s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(os.Stderr, "\nRun 'freightcast <command> -h' for the flags of a command.")
 }

@@ -188,6 +188,9 @@ func readManifests(paths []string) (*manifests, error) {
 				if err := refuseTLS(o.Spec.TLS != nil, "spec"); err != nil {
 					return nil, fmt.Errorf("%s: PredictionModel %s: %w", f, o.Name, err)
 				}
+				if o.Spec.Runtime != nil {
+					return nil, fmt.Errorf("%s: PredictionModel %s: spec.runtime: local mode runs models with its own runtime only, not container images; remove it to run locally", f, o.Name)
+				}
 				o.Default()
 				if _, dup := m.models[o.Name]; dup {
 					return nil, fmt.Errorf("%s: PredictionModel %s is defined twice", f, o.Name)
@@ -196,6 +199,9 @@ func readManifests(paths []string) (*manifests, error) {
 			case *freightcastv1alpha1.FreightPipeline:
 				if err := refuseTLS(o.Spec.Ingestion.TLS != nil, "spec.ingestion"); err != nil {
 					return nil, fmt.Errorf("%s: FreightPipeline %s: %w", f, o.Name, err)
+				}
+				if o.Spec.Inference.Scoring == freightcastv1alpha1.ScoringRemote {
+					return nil, fmt.Errorf("%s: FreightPipeline %s: spec.inference.scoring Remote: local mode scores in-process only; remove it to run locally", f, o.Name)
 				}
 				o.Default()
 				m.pipelines = append(m.pipelines, o)

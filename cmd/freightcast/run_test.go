@@ -97,6 +97,14 @@ spec:
 			files:   map[string]string{"a.yaml": "apiVersion: freightcast.io/v1alpha1\nkind: FreightPipeline\nmetadata: {name: p}\nspec: {modelRef: {name: m}, ingestion: {tls: {secretRef: {name: c}}}}\n"},
 			wantErr: "FreightPipeline p: spec.ingestion.tls: local mode serves plain HTTP only",
 		},
+		"model served by another runtime": {
+			files:   map[string]string{"a.yaml": model + "  runtime: {image: mlserver:1.6}\n"},
+			wantErr: "PredictionModel m: spec.runtime: local mode runs models with its own runtime only",
+		},
+		"remote scoring": {
+			files:   map[string]string{"a.yaml": "apiVersion: freightcast.io/v1alpha1\nkind: FreightPipeline\nmetadata: {name: p}\nspec: {modelRef: {name: m}, inference: {scoring: Remote}}\n"},
+			wantErr: "FreightPipeline p: spec.inference.scoring Remote: local mode scores in-process only",
+		},
 		"nothing to run": {
 			files:   map[string]string{"a.yaml": "# only a comment\n"},
 			wantErr: "no PredictionModel or FreightPipeline",

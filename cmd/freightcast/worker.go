@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/model"
+	"github.com/freightcast/freightcast/internal/oipclient"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
 	"github.com/freightcast/freightcast/internal/worker"
@@ -28,9 +30,19 @@ type workerPool struct {
 	log  *slog.Logger
 }
 
-// startWorkerPool connects to the pipeline's NATS and starts n workers on the loaded model.
-func startWorkerPool(cfg pipelineconfig.Config, rt model.Runtime, n int, reg prometheus.Registerer, log *slog.Logger, tp trace.TracerProvider) (*workerPool, error) {
-	inputs, err := model.ResolveInputs(cfg.Model.Features, featureInputs(cfg.Model.Inputs), rt.Metadata())
+// startWorkerPool connects to the pipeline's NATS and starts n workers on the loaded model, or,
+// when remote is set, on the model another server runs.
+func startWorkerPool(cfg pipelineconfig.Config, rt model.Runtime, remote worker.RemoteModel, n int, reg prometheus.Registerer, log *slog.Logger, tp trace.TracerProvider) (*workerPool, error) {
+	if remote != nil {
+		rt = nil
+	}
+	var meta *model.Metadata
+	if remote != nil {
+		meta = remote.Metadata()
+	} else {
+		meta = rt.Metadata()
+	}
+	inputs, err := model.ResolveInputs(cfg.Model.Features, featureInputs(cfg.Model.Inputs), meta)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %s: %w", cfg.Name, err)
 	}
@@ -62,7 +74,7 @@ func startWorkerPool(cfg pipelineconfig.Config, rt model.Runtime, n int, reg pro
 	}
 	pool, err := worker.NewPool(context.Background(), worker.PoolConfig{
 		New: func(slot int) (*worker.Worker, error) {
-			return worker.New(worker.Config{JetStream: js, Topology: cfg.Queue.Topology, Model: rt, Inputs: inputs,
+			return worker.New(worker.Config{JetStream: js, Topology: cfg.Queue.Topology, Model: rt, Remote: remote, Inputs: inputs,
 				ModelName: cfg.Model.Name, ModelVersion: cfg.Model.Version, BatchSize: cfg.Inference.BatchSize,
 				MaxDeliver: cfg.Queue.MaxDeliver, Metrics: m, Logger: log.With("worker", slot), TracerProvider: tp})
 		},
@@ -93,3 +105,34 @@ func (p *workerPool) stop() {
 		p.log.Info("workers stopped")
 	})
 }
+
+// dialRemote reaches the remote model the pipeline config names, trying again until it answers
+// or ctx ends: the pool pod turns ready only once its model did.
+func dialRemote(ctx context.Context, m pipelineconfig.Model, log *slog.Logger) (worker.RemoteModel, error) {
+	r := m.Remote
+	if r.Protocol != pipelineconfig.ProtocolREST {
+		return nil, fmt.Errorf("model %s is served over %s: this build scores remotely over REST only", m.Name, r.Protocol)
+	}
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		c, err := oipclient.Dial(ctx, oipclient.Config{BaseURL: r.URL, Model: m.Name, TokenFile: r.TokenFile})
+		if err == nil {
+			log.Info("scoring through the remote model", "url", r.URL, "inputs", c.Metadata().Inputs, "outputs", c.Metadata().Outputs)
+			return c, nil
+		}
+		log.Warn("the remote model does not answer yet; trying again", "url", r.URL, "error", err, "in", wait.String())
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// probeRuntime stands for a remote model in a pool pod's probe server, which needs its metadata
+// to turn ready and, serving probes only (oip.Config.ProbesOnly), never runs a model.
+type probeRuntime struct{ worker.RemoteModel }
+
+var errProbesOnly = errors.New("an inference pool pod serves only its probes and /metrics: it runs no model for the API")
+
+func (probeRuntime) Eval(_, _ []*model.Tensor) error   { return errProbesOnly }
+func (probeRuntime) Run(_ int, _, _ [][]float32) error { return errProbesOnly }

@@ -197,3 +197,51 @@ func checkProbesOnly(t *testing.T, base string) {
 		}
 	}
 }
+
+// TestInferWorkerScoresThroughARemoteModel runs an inference pool pod whose pipeline scores
+// through another OIP runtime: `freightcast infer` serving the model with tokens is the stand-in
+// for that runtime. The pool pod loads no model file, presents the token it is given, and turns
+// ready once the model answered.
+func TestInferWorkerScoresThroughARemoteModel(t *testing.T) {
+	const n = 300
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(tokens, []byte("pool-secret\nsomeone-else\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	standIn := defaultOptions(freightFeatures)
+	standIn.tokensFile = tokens
+	runtimeURL, _, stopRuntime := startInfer(t, standIn)
+	defer stopRuntime()
+
+	q := newWorkerQueue(t, n)
+	q.cfg.Model.Features = strings.Split(freightFeatures, ",")
+	q.cfg.Model.Remote = &pipelineconfig.Remote{URL: runtimeURL, Protocol: pipelineconfig.ProtocolREST, TokenFile: tokens}
+	data, err := q.cfg.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(q.path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := defaultOptions("")
+	o.modelFile, o.worker, o.pipelineConfig, o.workers = "", true, q.path, 2
+	base, done, cancel := startInfer(t, o)
+	waitReady(t, base)
+	kv, err := q.js.KeyValue(context.Background(), q.cfg.Queue.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	natstest.WaitValues(t, kv, n, 30*time.Second)
+	entry, err := kv.Get(context.Background(), "e0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := event.DecodePrediction(entry.Value()); err != nil || len(p.Outputs["delay_risk"]) != 1 {
+		t.Errorf("prediction e0 = %s, %v", entry.Value(), err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("infer --worker returned %v on stop", err)
+	}
+}

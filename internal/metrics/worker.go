@@ -10,6 +10,7 @@ const (
 	DeadLetterFeatureType   = "feature_type"   // a feature value is not one its model input's type holds
 	DeadLetterNonFinite     = "non_finite"     // the model produced NaN or Inf for the event
 	DeadLetterMaxDeliveries = "max_deliveries" // the event failed on its last allowed delivery
+	DeadLetterModelRejected = "model_rejected" // a remote model refused the event itself (400)
 )
 
 // Worker is what an inference pool worker exports.
@@ -27,6 +28,11 @@ type Worker struct {
 	EventLatency prometheus.Histogram
 	// Failures counts batches that failed and were left for redelivery, by stage.
 	Failures *prometheus.CounterVec
+	// RemoteModelUnavailable is the number of workers whose remote model does not answer now
+	// (their batches wait, unacknowledged, for it).
+	RemoteModelUnavailable prometheus.Gauge
+	// RemoteRetries counts remote model requests retried because the model did not answer.
+	RemoteRetries prometheus.Counter
 }
 
 // NewWorker creates the worker metrics and registers them on reg.
@@ -59,8 +65,17 @@ func NewWorker(reg prometheus.Registerer) (*Worker, error) {
 			Name: "freightcast_worker_batch_failures_total",
 			Help: "Batches left unacknowledged for redelivery, by the stage that failed.",
 		}, []string{"stage"}),
+		RemoteModelUnavailable: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "freightcast_worker_remote_model_unavailable",
+			Help: "Workers whose remote model does not answer now; their batches stay queued until it does.",
+		}),
+		RemoteRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "freightcast_worker_remote_retries_total",
+			Help: "Remote model requests retried because the model was down, slow or overloaded.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.EventsPredicted, m.DeadLetters, m.BatchDuration, m.BatchSize, m.EventLatency, m.Failures} {
+	for _, c := range []prometheus.Collector{m.EventsPredicted, m.DeadLetters, m.BatchDuration, m.BatchSize, m.EventLatency, m.Failures,
+		m.RemoteModelUnavailable, m.RemoteRetries} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

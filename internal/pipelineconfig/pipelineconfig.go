@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -48,7 +49,26 @@ type Model struct {
 	Version  string   `json:"version"`
 	Features []string `json:"features,omitempty"`
 	Inputs   []Input  `json:"inputs,omitempty"`
+	// Remote, when set, is the server the workers send each batch to instead of running the
+	// model themselves (a FreightPipeline's spec.inference.scoring Remote).
+	Remote *Remote `json:"remote,omitempty"`
 }
+
+// Remote is a model served over the Open Inference Protocol by another server.
+type Remote struct {
+	// URL is the server's root: http(s)://host:port for REST, grpc://host:port for gRPC.
+	URL string `json:"url"`
+	// Protocol is REST or GRPC.
+	Protocol string `json:"protocol"`
+	// TokenFile, when set, holds the bearer token the workers present (its first line).
+	TokenFile string `json:"tokenFile,omitempty"`
+}
+
+// The protocols of Remote.
+const (
+	ProtocolREST = "REST"
+	ProtocolGRPC = "GRPC"
+)
 
 // Input is one model input fed by features.
 type Input struct {
@@ -106,6 +126,16 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("model.name is empty"))
 	}
 	errs = append(errs, c.Model.validateInputs()...)
+	if r := c.Model.Remote; r != nil {
+		u, err := url.Parse(r.URL)
+		want := map[string][]string{ProtocolREST: {"http", "https"}, ProtocolGRPC: {"grpc"}}[r.Protocol]
+		switch {
+		case want == nil:
+			errs = append(errs, fmt.Errorf("model.remote.protocol %q is not REST or GRPC", r.Protocol))
+		case err != nil || u.Host == "" || !slices.Contains(want, u.Scheme):
+			errs = append(errs, fmt.Errorf("model.remote.url %q is not a %s URL of a host", r.URL, strings.Join(want, " or ")))
+		}
+	}
 	if c.Ingestion.MaxBodyBytes <= 0 {
 		errs = append(errs, fmt.Errorf("ingestion.maxBodyBytes must be positive, got %d", c.Ingestion.MaxBodyBytes))
 	}

@@ -7,6 +7,7 @@
 package spec
 
 import (
+	"fmt"
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
@@ -118,6 +119,9 @@ func Pipeline(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1
 	if p.Spec.Ingestion.Auth != nil {
 		cfg.Ingestion.TokensFile = TokensFile
 	}
+	if RemoteScoring(p, model) {
+		cfg.Model.Remote = RemoteModel(model)
+	}
 	if rl := p.Spec.Ingestion.RateLimit; rl != nil {
 		burst := rl.Burst
 		if burst == 0 {
@@ -126,6 +130,40 @@ func Pipeline(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1
 		cfg.Ingestion.RateLimit = &pipelineconfig.RateLimit{EventsPerSecond: rl.EventsPerSecond, Burst: burst}
 	}
 	return cfg
+}
+
+// RemoteModelTokenFile is where an inference pool that scores remotely finds the tokens its
+// model accepts (its spec.auth Secret), the first of which it presents.
+const RemoteModelTokenFile = "/etc/freightcast/model-auth/tokens"
+
+// RemoteScoring tells whether pipeline p's pool scores through model's Service rather than
+// in-process: spec.inference.scoring, or by default when another runtime serves the model.
+func RemoteScoring(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1.PredictionModel) bool {
+	switch p.Spec.Inference.Scoring {
+	case freightcastv1alpha1.ScoringRemote:
+		return true
+	case freightcastv1alpha1.ScoringInProcess:
+		return false
+	}
+	return model.Spec.Runtime != nil
+}
+
+// RemoteModel is how a pool reaches model's serving pods: its Service (NAME-predictor, port
+// 8080) over the protocol they serve.
+func RemoteModel(model *freightcastv1alpha1.PredictionModel) *pipelineconfig.Remote {
+	r := &pipelineconfig.Remote{Protocol: pipelineconfig.ProtocolREST}
+	scheme := "http"
+	switch {
+	case model.Spec.Runtime != nil && model.Spec.Runtime.Protocol == freightcastv1alpha1.RuntimeProtocolGRPC:
+		r.Protocol, scheme = pipelineconfig.ProtocolGRPC, "grpc"
+	case model.Spec.TLS != nil:
+		scheme = "https"
+	}
+	r.URL = fmt.Sprintf("%s://%s-predictor.%s.svc:8080", scheme, model.Name, model.Namespace)
+	if model.Spec.Auth != nil {
+		r.TokenFile = RemoteModelTokenFile
+	}
+	return r
 }
 
 // FeatureInputs is how a pipeline feeds model's inputs from an event's features: the inputs

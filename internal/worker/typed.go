@@ -106,14 +106,14 @@ func (in *typedInput) check(v event.Value) string {
 	return ""
 }
 
-// run evaluates the model on the batch's events.
-func (b *typedBatch) run(rt model.Runtime, good []pending) error {
+// run evaluates the model (eval: a Runtime's Eval, or a remote request) on the batch's events.
+func (b *typedBatch) run(eval func(inputs, outputs []*model.Tensor) error, good []pending) error {
 	n := len(good)
 	b.rows = n
 	for k := range b.inputs {
 		b.fill(k, good)
 	}
-	if err := rt.Eval(b.in, b.out); err != nil {
+	if err := eval(b.in, b.out); err != nil {
 		return err
 	}
 	for j, o := range b.out {

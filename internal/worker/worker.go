@@ -45,8 +45,16 @@ type Config struct {
 	JetStream jetstream.JetStream
 	// Topology names the stream, consumer, subjects and bucket.
 	Topology queue.Topology
-	// Model scores the events.
+	// Model scores the events in this process; Remote, when set instead, in another server.
 	Model model.Runtime
+	// Remote is a model another server runs (see RemoteModel); each batch is one request.
+	Remote RemoteModel
+	// RemoteTimeout bounds one request to Remote; zero picks 10 s. A request past it is sent
+	// again: the prediction is stored once whatever the number of requests.
+	RemoteTimeout time.Duration
+	// RemoteMaxBackoff caps the wait between two requests while Remote does not answer; zero
+	// picks 2 s. It must stay well below the consumer's ack wait.
+	RemoteMaxBackoff time.Duration
 	// Inputs are the model's inputs with the features each takes, in the model's input order
 	// (model.ResolveInputs): an event's features fill them one after the other. Nil means a
 	// model of one input whose row takes every feature.
@@ -95,6 +103,9 @@ type Worker struct {
 	decoded []pending
 	// tracer is nil when tracing is off.
 	tracer trace.Tracer
+	// stop is closed when Run's context ends: a worker waiting on a remote model that is
+	// down then gives its batch back. Nil outside Run.
+	stop <-chan struct{}
 }
 
 // New checks cfg against the model and sizes the batch buffers once.
@@ -102,7 +113,7 @@ func New(cfg Config) (*Worker, error) {
 	switch {
 	case cfg.JetStream == nil:
 		return nil, errors.New("worker: no JetStream connection")
-	case cfg.Model == nil:
+	case cfg.Model == nil && cfg.Remote == nil:
 		return nil, errors.New("worker: no model")
 	case cfg.Metrics == nil:
 		return nil, errors.New("worker: no metrics")
@@ -113,7 +124,15 @@ func New(cfg Config) (*Worker, error) {
 	case cfg.Topology.Stream == "" || cfg.Topology.Consumer == "" || cfg.Topology.Bucket == "":
 		return nil, fmt.Errorf("worker: incomplete topology %+v", cfg.Topology)
 	}
-	meta := cfg.Model.Metadata()
+	var meta *model.Metadata
+	if cfg.Remote != nil {
+		if err := checkRemote(&cfg); err != nil {
+			return nil, err
+		}
+		meta = cfg.Remote.Metadata()
+	} else {
+		meta = cfg.Model.Metadata()
+	}
 	if cfg.Inputs == nil {
 		if len(meta.Inputs) != 1 {
 			return nil, fmt.Errorf("worker: the model has %d inputs; name the features of each (Config.Inputs)", len(meta.Inputs))
@@ -144,7 +163,7 @@ func New(cfg Config) (*Worker, error) {
 	for _, in := range cfg.Inputs {
 		w.features += len(in.Features)
 	}
-	if meta.CheckRows() == nil && len(meta.Inputs) == 1 && cfg.Inputs[0].DataType == "FP32" && w.features == meta.Inputs[0].RowSize() {
+	if cfg.Remote == nil && meta.CheckRows() == nil && len(meta.Inputs) == 1 && cfg.Inputs[0].DataType == "FP32" && w.features == meta.Inputs[0].RowSize() {
 		w.in = make([]float32, cfg.BatchSize*w.features)
 		w.out = make([][]float32, len(meta.Outputs))
 		for i, o := range meta.Outputs {
@@ -177,6 +196,7 @@ const pullExpiry = 5 * time.Second
 // events it already holds, and returns: a scale-in loses nothing and strands nothing until the
 // ack wait expires. A Worker runs one Run at a time.
 func (w *Worker) Run(ctx context.Context) error {
+	w.stop = ctx.Done()
 	consumer, err := w.cfg.JetStream.Consumer(ctx, w.cfg.Topology.Stream, w.cfg.Topology.Consumer)
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
@@ -245,7 +265,21 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 	if len(good) == 0 {
 		return
 	}
-	if err := w.score(ctx, good); err != nil {
+	w.finish(ctx, good, start)
+}
+
+// finish scores, stores and acknowledges the decoded events of a batch.
+func (w *Worker) finish(ctx context.Context, good []pending, start time.Time) {
+	var unavailable *errModelUnavailable
+	switch err := w.score(ctx, good); {
+	case err == nil:
+	case errors.Is(err, ErrRejected):
+		w.rejected(ctx, good, err, start)
+		return
+	case errors.As(err, &unavailable):
+		w.release(ctx, good, err)
+		return
+	default:
 		w.fail(ctx, good, "model", err)
 		return
 	}
@@ -293,9 +327,12 @@ func (w *Worker) decode(ctx context.Context, msgs []jetstream.Msg) []pending {
 // score runs the model on the events' features, one row each; the answers are in w.out (in
 // w.typed's tensors for a typed model).
 func (w *Worker) score(ctx context.Context, good []pending) error {
+	if w.cfg.Remote != nil {
+		return w.scoreRemote(ctx, good)
+	}
 	if w.typed != nil {
 		span := w.runSpan(ctx, len(good))
-		err := w.typed.run(w.cfg.Model, good)
+		err := w.typed.run(w.cfg.Model.Eval, good)
 		endSpan(span, err)
 		return err
 	}

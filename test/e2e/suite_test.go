@@ -47,6 +47,8 @@ var (
 	repoRoot   string
 	kubectlBin string
 	timings    = &timingLog{}
+	// operatorImage is the freightcast image the cluster imported.
+	operatorImage string
 	// helmRelease installs or upgrades the operator's release with extra helm flags.
 	helmRelease func(extra ...string) error
 )
@@ -62,6 +64,7 @@ func run(m *testing.M) int {
 	kubectlBin = os.Getenv("KUBECTL")
 	helm, image, natsImage := os.Getenv("HELM"), os.Getenv("FREIGHTCAST_E2E_IMAGE"), os.Getenv("FREIGHTCAST_E2E_NATS_IMAGE")
 	probeImage = os.Getenv("FREIGHTCAST_E2E_PROBE_IMAGE")
+	operatorImage = image
 	if kubeconfig == "" || kubectlBin == "" || helm == "" || image == "" || natsImage == "" || probeImage == "" {
 		fmt.Fprintln(os.Stderr, "e2e: KUBECONFIG, KUBECTL, HELM, FREIGHTCAST_E2E_IMAGE, FREIGHTCAST_E2E_NATS_IMAGE and FREIGHTCAST_E2E_PROBE_IMAGE must be set; run `make cluster-up e2e`")
 		return 2
