@@ -32,6 +32,11 @@ const (
 	// feedBuffer bounds the predictions the server sends a reader ahead of what it wrote to
 	// the connection: the flow control of the feed (a pull consumer gets no more than asked).
 	feedBuffer = 256
+	// feedCoalesce is how long the feed waits for a next prediction before it flushes those it
+	// wrote, should the stream's count of what is pending be stale.
+	feedCoalesce = time.Millisecond
+	// feedFlushEvery flushes a long burst at least every this many predictions.
+	feedFlushEvery = 64
 	// feedWriteTimeout bounds one write to a reader: a connection that takes longer is closed.
 	feedWriteTimeout = 30 * time.Second
 	// feedInactive is how long the server keeps a reader's consumer once the pod stops asking
@@ -130,11 +135,22 @@ func (h *Handler) feed(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) pump(ctx context.Context, client httpauth.Identity, it jetstream.MessagesContext, s *sseWriter) (reason string) {
 	// Next waits at most a heartbeat; the reader leaving stops the iterator, which ends it.
 	defer context.AfterFunc(ctx, it.Stop)()
+	unflushed := 0
 	for {
-		msg, err := it.Next(jetstream.NextMaxWait(h.cfg.FeedHeartbeat))
+		wait := h.cfg.FeedHeartbeat
+		if unflushed > 0 {
+			wait = feedCoalesce
+		}
+		msg, err := it.Next(jetstream.NextMaxWait(wait))
 		switch {
 		case ctx.Err() != nil:
 			return "gone"
+		case errors.Is(err, nats.ErrTimeout) && unflushed > 0:
+			if s.rc.Flush() != nil {
+				return "gone"
+			}
+			unflushed = 0
+			continue
 		case errors.Is(err, nats.ErrTimeout):
 			if !s.send(heartbeat) {
 				return "gone"
@@ -155,11 +171,19 @@ func (h *Handler) pump(ctx context.Context, client httpauth.Identity, it jetstre
 			return "lagging"
 		}
 		hd := msg.Headers()
-		if hd.Get("KV-Operation") != "" || !client.CanRead(hd.Get(queue.HeaderClient)) {
-			continue
+		if hd.Get("KV-Operation") == "" && client.CanRead(hd.Get(queue.HeaderClient)) {
+			if !s.event(meta.Sequence.Stream, "prediction", msg.Data()) {
+				return "gone"
+			}
+			unflushed++
 		}
-		if !s.event(meta.Sequence.Stream, "prediction", msg.Data()) {
-			return "gone"
+		// Flushed when the stream has nothing more for now (a lone prediction goes out at
+		// once), or after a run of them; a burst goes out in a few writes, not one each.
+		if unflushed > 0 && (meta.NumPending == 0 || unflushed >= feedFlushEvery) {
+			if s.rc.Flush() != nil {
+				return "gone"
+			}
+			unflushed = 0
 		}
 	}
 }
@@ -173,16 +197,20 @@ type sseWriter struct {
 	buf []byte
 }
 
+// send writes b and flushes it.
 func (s *sseWriter) send(b []byte) bool {
-	_ = s.rc.SetWriteDeadline(time.Now().Add(feedWriteTimeout))
-	if _, err := s.w.Write(b); err != nil {
-		return false
-	}
-	return s.rc.Flush() == nil
+	return s.write(b) && s.rc.Flush() == nil
 }
 
-// event writes one event; data lines are split at newlines, as the format requires (records
-// are compact JSON and have none).
+// write writes b, which reaches the reader when the response's buffer fills or is flushed.
+func (s *sseWriter) write(b []byte) bool {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(feedWriteTimeout))
+	_, err := s.w.Write(b)
+	return err == nil
+}
+
+// event writes one event, unflushed; data lines are split at newlines, as the format requires
+// (records are compact JSON and have none).
 func (s *sseWriter) event(id uint64, name string, data []byte) bool {
 	b := append(s.buf[:0], "id: "...)
 	b = strconv.AppendUint(b, id, 10)
@@ -196,7 +224,7 @@ func (s *sseWriter) event(id uint64, name string, data []byte) bool {
 	}
 	b = append(b, '\n')
 	s.buf = b
-	return s.send(b)
+	return s.write(b)
 }
 
 // closeWith ends the feed with an error event that says why, as JSON like every error answer.
