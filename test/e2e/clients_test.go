@@ -147,20 +147,25 @@ func openE2EFeed(t *testing.T, base, token, last string) *e2eFeed {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/predictions:stream", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Last-Event-ID", last)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var resp *http.Response
+	// The Service's port may not answer yet right after the pipeline is Ready.
+	eventually(t, 30*time.Second, "the feed", func() error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/predictions:stream", nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Last-Event-ID", last)
+		if resp, err = http.DefaultClient.Do(req); err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			return fmt.Errorf("feed: %d", resp.StatusCode)
+		}
+		return nil
+	})
 	t.Cleanup(func() { resp.Body.Close() })
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("feed: %d", resp.StatusCode)
-	}
 	return &e2eFeed{sc: bufio.NewScanner(resp.Body)}
 }
 
