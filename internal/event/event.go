@@ -2,7 +2,7 @@
 // ingestion publishes for each accepted event, and the prediction record a worker writes to the
 // predictions bucket. Both sides import it, so the formats cannot drift apart.
 //
-// # Queue message (one per event, subject Topology.Subject, NATS message id = event id)
+// # Queue message (one per event, subject Topology.EventSubject(id), NATS message id = event id)
 //
 // Compact JSON, one object, fields in this order:
 //

@@ -1,5 +1,7 @@
 // Package httpauth authenticates HTTP requests by bearer token against a file of accepted
-// tokens (a mounted Secret key), re-read when it changes. Ingestion and model serving share it.
+// tokens (a mounted Secret key), re-read when it changes, and tells who the caller is: each
+// token names a client and its scopes (ParseLine has the format). Ingestion and model serving
+// share it; model serving only asks whether a token is accepted.
 package httpauth
 
 import (
@@ -27,14 +29,14 @@ const CheckInterval = time.Second
 // same time whatever the token lengths, and the process keeps no plain token after loading.
 type Digest [sha256.Size]byte
 
-// Tokens authenticates bearer tokens against a file of accepted tokens, one a line, re-read
-// when it changes. Blank lines and lines starting with '#' are ignored.
+// Tokens authenticates bearer tokens against a file of accepted tokens, one a line (ParseLine),
+// re-read when it changes. Blank lines and lines starting with '#' are ignored.
 type Tokens struct {
 	path string
 	log  *slog.Logger
 	now  func() time.Time
 
-	set       atomic.Pointer[[]Digest]
+	set       atomic.Pointer[[]entry]
 	nextCheck throttle.Gate
 
 	mu      sync.Mutex // serialises reloads
@@ -74,22 +76,50 @@ func (t *Tokens) reload() error {
 	if err != nil {
 		return fmt.Errorf("tokens file: %w", err)
 	}
-	set := []Digest{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		set = append(set, sha256.Sum256([]byte(line)))
-	}
-	if err := sc.Err(); err != nil {
+	set, err := parseFile(data)
+	if err != nil {
 		return fmt.Errorf("tokens file %s: %w", t.path, err)
 	}
 	t.set.Store(&set)
 	t.modTime, t.size = info.ModTime(), info.Size()
 	t.log.Info("loaded bearer tokens", "file", t.path, "tokens", len(set))
 	return nil
+}
+
+// entry is one accepted token: its digest and who presents it.
+type entry struct {
+	digest Digest
+	id     Identity
+}
+
+// parseFile reads every line of a tokens file. One bad line refuses the whole file: accepting
+// the rest would silently lock that client out, or give it another identity.
+func parseFile(data []byte) ([]entry, error) {
+	set := []entry{}
+	seen := map[Digest]int{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		token, id, ok, err := ParseLine(sc.Text())
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", n, err)
+		}
+		if !ok {
+			continue
+		}
+		d := sha256.Sum256([]byte(token))
+		if id.Client == "" {
+			id.token = d
+		}
+		if first, dup := seen[d]; dup {
+			return nil, fmt.Errorf("line %d: the same token as line %d; a token names one client", n, first)
+		}
+		seen[d] = n
+		set = append(set, entry{digest: d, id: id})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return set, nil
 }
 
 // maybeReload re-reads the file at most once per CheckInterval. A file that cannot be read
@@ -109,24 +139,30 @@ func SetChallenge(h http.Header) {
 	h.Set("WWW-Authenticate", `Bearer realm="freightcast"`)
 }
 
-// Authenticate returns the digest of the request's bearer token if it is accepted.
-func (t *Tokens) Authenticate(r *http.Request) (Digest, bool) {
+// Authenticate returns who presents the request's bearer token, if the token is accepted.
+func (t *Tokens) Authenticate(r *http.Request) (Identity, bool) {
 	return t.AuthenticateValue(r.Header.Get("Authorization"))
 }
 
-// AuthenticateValue returns the digest of the bearer token in auth, the value of an
-// Authorization header (or of gRPC's authorization metadata), if it is accepted.
-func (t *Tokens) AuthenticateValue(auth string) (Digest, bool) {
+// AuthenticateValue returns who presents the bearer token in auth, the value of an
+// Authorization header (or of gRPC's authorization metadata), if the token is accepted.
+func (t *Tokens) AuthenticateValue(auth string) (Identity, bool) {
 	t.maybeReload()
 	const prefix = "Bearer "
 	if len(auth) <= len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
-		return Digest{}, false
+		return Identity{}, false
 	}
 	got := sha256.Sum256([]byte(strings.TrimSpace(auth[len(prefix):])))
-	found := 0
+	set := *t.set.Load()
+	found, at := 0, 0
 	// Look at every token, so the time taken does not tell which one, or whether any, matched.
-	for _, want := range *t.set.Load() {
-		found |= subtle.ConstantTimeCompare(got[:], want[:])
+	for i, want := range set {
+		eq := subtle.ConstantTimeCompare(got[:], want.digest[:])
+		found |= eq
+		at = subtle.ConstantTimeSelect(eq, i, at)
 	}
-	return got, found == 1
+	if found != 1 {
+		return Identity{}, false
+	}
+	return set[at].id, true
 }

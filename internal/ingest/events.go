@@ -21,6 +21,7 @@ import (
 	"github.com/freightcast/freightcast/internal/event"
 	"github.com/freightcast/freightcast/internal/httpbody"
 	"github.com/freightcast/freightcast/internal/metrics"
+	"github.com/freightcast/freightcast/internal/queue"
 	"github.com/freightcast/freightcast/internal/ratelimit"
 	"github.com/freightcast/freightcast/internal/tracing"
 )
@@ -82,7 +83,7 @@ func (h *Handler) postEvents(w http.ResponseWriter, r *http.Request) {
 // ingest runs a POST from authentication to the last ack. *reuse is cleared when st must not go
 // back to the pool because publishes may still read its buffers.
 func (h *Handler) ingest(r *http.Request, st *requestState, received time.Time, reuse *bool) (accepted, dups int, _ *apiError) {
-	key, aerr := h.authenticate(r)
+	client, aerr := h.authenticate(r)
 	if aerr != nil {
 		return 0, 0, aerr
 	}
@@ -119,7 +120,7 @@ func (h *Handler) ingest(r *http.Request, st *requestState, received time.Time, 
 		}
 		var ok bool
 		var wait time.Duration
-		if paid, ok, wait = h.limits.Take(rateKey(key, h.tokens != nil), n); !ok {
+		if paid, ok, wait = h.limits.Take(client.Key(), n); !ok {
 			return 0, 0, &apiError{status: http.StatusTooManyRequests, reason: metrics.ReasonRateLimited, retryAfter: wait,
 				body: errorBody{Error: fmt.Sprintf("rate limit of %s events/s for the pipeline exceeded", formatRate(h.limits.Rate()))}}
 		}
@@ -129,7 +130,7 @@ func (h *Handler) ingest(r *http.Request, st *requestState, received time.Time, 
 		return 0, 0, &apiError{status: http.StatusServiceUnavailable, reason: metrics.ReasonUnavailable, retryAfter: retryUnavailable,
 			body: errorBody{Error: "the queue is unavailable (NATS " + strings.ToLower(status.String()) + "); nothing was stored, retry later"}}
 	}
-	accepted, dups, perr := h.publish(r.Context(), st, received, reuse)
+	accepted, dups, perr := h.publish(r.Context(), st, client.Client, received, reuse)
 	if perr != nil {
 		// Duplicates count as stored: the client sent them, and the retry sends them again.
 		h.limits.Refund(paid, perr.stored())
@@ -196,8 +197,9 @@ func (h *Handler) readBody(r *http.Request, st *requestState) *apiError {
 }
 
 // publish queues every distinct event of the batch asynchronously and then waits for all acks,
-// so that a body costs about one round trip, not one per event.
-func (h *Handler) publish(ctx context.Context, st *requestState, received time.Time, reuse *bool) (accepted, dups int, _ *apiError) {
+// so that a body costs about one round trip, not one per event. Each event carries the name of
+// its client (none for the anonymous one), which its prediction and dead letter keep.
+func (h *Handler) publish(ctx context.Context, st *requestState, client string, received time.Time, reuse *bool) (accepted, dups int, _ *apiError) {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout+500*time.Millisecond)
 	defer cancel()
 	b := &st.batch
@@ -239,11 +241,14 @@ func (h *Handler) publish(ctx context.Context, st *requestState, received time.T
 		data := st.payload[from:len(st.payload):len(st.payload)]
 		// A body may hold more events than the pending-ack window; wait for room as long as
 		// the request may take rather than failing after the library's default 200 ms.
-		msg := &nats.Msg{Subject: h.cfg.Topology.Subject, Data: data}
-		if traceHeader != nil {
+		msg := &nats.Msg{Subject: h.cfg.Topology.EventSubject(id), Data: data}
+		if traceHeader != nil || client != "" {
 			// Room for the message id the library adds.
-			msg.Header = make(nats.Header, len(traceHeader)+1)
+			msg.Header = make(nats.Header, len(traceHeader)+2)
 			maps.Copy(msg.Header, traceHeader)
+			if client != "" {
+				msg.Header[queue.HeaderClient] = []string{client}
+			}
 		}
 		f, err := h.js.PublishMsgAsync(msg, jetstream.WithMsgID(id), h.stallWait)
 		if err != nil {

@@ -192,3 +192,44 @@ func checkTypedFeature(t *testing.T, datatype, name string, got event.Value, ora
 		}
 	}
 }
+
+// FuzzParseBatchGet: any body is refused with a message or gives 1 to MaxBatchGetIDs valid ids.
+func FuzzParseBatchGet(f *testing.F) {
+	f.Fuzz(func(t *testing.T, body []byte) {
+		ids, bad := parseBatchGet(body)
+		if bad != nil {
+			if bad.Error == "" || ids != nil {
+				t.Fatalf("refusal %+v with ids %v", bad, ids)
+			}
+			return
+		}
+		if len(ids) == 0 || len(ids) > MaxBatchGetIDs {
+			t.Fatalf("%d ids accepted", len(ids))
+		}
+		for _, id := range ids {
+			if err := event.ValidID(id); err != nil {
+				t.Fatalf("accepted id %q: %v", id, err)
+			}
+		}
+	})
+}
+
+// FuzzParseLastEventID: any header value is refused with a message or is a sequence number
+// that the next one after it fits.
+func FuzzParseLastEventID(f *testing.F) {
+	f.Fuzz(func(t *testing.T, v string) {
+		seq, set, err := parseLastEventID(v)
+		switch {
+		case err != nil:
+			if set || err.Error() == "" {
+				t.Fatalf("refusal %v with set %v", err, set)
+			}
+		case v == "":
+			if set {
+				t.Fatal("an empty header set a sequence")
+			}
+		case !set || seq == ^uint64(0):
+			t.Fatalf("%q: sequence %d, set %v", v, seq, set)
+		}
+	})
+}

@@ -72,10 +72,12 @@ type Config struct {
 	// BodyBudget bounds the body bytes in memory across the process's requests (503 when it
 	// is spent); nil sizes one from the Go memory limit (httpbody.BudgetFromMemoryLimit).
 	BodyBudget *httpbody.Budget
-	// TokensFile, when set, holds the accepted bearer tokens, one a line; it is re-read when
-	// it changes. Empty means no authentication.
+	// TokensFile, when set, holds the accepted bearer tokens, one a line with the client each
+	// names (httpauth.ParseLine); it is re-read when it changes. Empty means no authentication,
+	// and every caller reads every client's data.
 	TokensFile string
-	// RateLimit, when set, caps the pipeline's events per second per bearer token; without
+	// RateLimit, when set, caps the pipeline's events per second per client (httpauth.Identity.Key:
+	// every token of a named client shares one budget, a bare token has its own); without
 	// authentication all clients share one budget. The limit is the whole pipeline's: this
 	// handler admits its share, divided by Peers.
 	RateLimit *pipelineconfig.RateLimit
@@ -84,6 +86,14 @@ type Config struct {
 	Peers func() int
 	// PublishTimeout bounds the wait for acknowledgements; DefaultPublishTimeout when zero.
 	PublishTimeout time.Duration
+	// FeedReaders bounds the push feed's readers on this handler (503 beyond);
+	// DefaultFeedReaders when zero.
+	FeedReaders int
+	// FeedMaxLag is how many predictions a feed reader may be behind before its feed is
+	// closed; DefaultFeedMaxLag when zero.
+	FeedMaxLag int
+	// FeedHeartbeat is how often an idle feed sends a comment; DefaultFeedHeartbeat when zero.
+	FeedHeartbeat time.Duration
 	// Registry receives the ingestion metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	// Logger defaults to slog.Default().
@@ -101,6 +111,9 @@ type Config struct {
 //
 //	POST /v1/events               queue events (202, 400, 401, 413, 415, 429, 503)
 //	GET  /v1/predictions/{eventId} read a prediction (200, 400, 401, 404, 503)
+//	GET  /v1/events/{eventId}     read an event's status (200, 400, 401, 404, 503)
+//	POST /v1/predictions:batchGet read the status of up to MaxBatchGetIDs events (200, 400, 401, 413, 415, 503)
+//	GET  /v1/predictions:stream   follow the predictions as server-sent events (200, 400, 401, 503)
 //	GET  /livez                   the process is alive
 //	GET  /readyz                  NATS is connected and answers for the stream
 //	GET  /metrics                 Prometheus metrics
@@ -122,8 +135,10 @@ type Handler struct {
 	// allocation each.
 	stallWait jetstream.PublishOpt
 
-	kvMu sync.Mutex
-	kv   jetstream.KeyValue
+	// streams holds the handles of the streams reads go to.
+	streams streams
+	// feedSlots holds a token per feed reader, up to FeedReaders.
+	feedSlots chan struct{}
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -178,6 +193,15 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.FeedReaders <= 0 {
+		cfg.FeedReaders = DefaultFeedReaders
+	}
+	if cfg.FeedMaxLag <= 0 {
+		cfg.FeedMaxLag = DefaultFeedMaxLag
+	}
+	if cfg.FeedHeartbeat <= 0 {
+		cfg.FeedHeartbeat = DefaultFeedHeartbeat
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -212,6 +236,8 @@ func New(cfg Config) (*Handler, error) {
 			return nil, fmt.Errorf("ingest: registering metrics: %w", err)
 		}
 	}
+	h.streams.lookups = h.js
+	h.feedSlots = make(chan struct{}, cfg.FeedReaders)
 	h.states.New = func() any {
 		return &requestState{seen: make([]bool, len(cfg.Features)), ids: map[string]struct{}{}}
 	}
@@ -220,12 +246,17 @@ func New(cfg Config) (*Handler, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/events", only(http.MethodPost, h.instrument("events", "/v1/events", h.postEvents)))
 	mux.Handle("/v1/predictions/{eventId}", only(http.MethodGet, h.instrument("predictions", "/v1/predictions/{eventId}", h.getPrediction)))
+	// Not instrumented: a feed lasts as long as its reader, which would say nothing in the
+	// request-duration histogram; feed metrics of its own count readers and closes.
+	mux.Handle("/v1/predictions:stream", only(http.MethodGet, http.HandlerFunc(h.feed)))
+	mux.Handle("/v1/events/{eventId}", only(http.MethodGet, h.instrument("event_status", "/v1/events/{eventId}", h.getEvent)))
+	mux.Handle("/v1/predictions:batchGet", only(http.MethodPost, h.instrument("batch_get", "/v1/predictions:batchGet", h.batchGet)))
 	mux.Handle("/livez", only(http.MethodGet, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeRaw(w, http.StatusOK, liveBody) })))
 	mux.Handle("/readyz", only(http.MethodGet, http.HandlerFunc(h.readyz)))
 	mux.Handle("/metrics", only(http.MethodGet, promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: "no such path: " + r.URL.Path +
-			"; this API serves POST /v1/events and GET /v1/predictions/{eventId}"})
+			"; this API serves POST /v1/events, GET /v1/events/{eventId}, GET /v1/predictions/{eventId}, POST /v1/predictions:batchGet and GET /v1/predictions:stream"})
 	})
 	h.mux = mux
 	return h, nil

@@ -333,9 +333,9 @@ func TestWrongPathsAndMethodsAnswerJSON(t *testing.T) {
 		"POST livez": {method: "POST", path: "/livez", allow: "GET, HEAD",
 			want: answer{Status: 405, Body: map[string]any{"error": "method POST is not allowed on /livez; use GET"}}},
 		"unknown path": {method: "GET", path: "/v2/events",
-			want: answer{Status: 404, Body: map[string]any{"error": "no such path: /v2/events; this API serves POST /v1/events and GET /v1/predictions/{eventId}"}}},
+			want: answer{Status: 404, Body: map[string]any{"error": "no such path: /v2/events; this API serves POST /v1/events, GET /v1/events/{eventId}, GET /v1/predictions/{eventId}, POST /v1/predictions:batchGet and GET /v1/predictions:stream"}}},
 		"predictions without an id": {method: "GET", path: "/v1/predictions/",
-			want: answer{Status: 404, Body: map[string]any{"error": "no such path: /v1/predictions/; this API serves POST /v1/events and GET /v1/predictions/{eventId}"}}},
+			want: answer{Status: 404, Body: map[string]any{"error": "no such path: /v1/predictions/; this API serves POST /v1/events, GET /v1/events/{eventId}, GET /v1/predictions/{eventId}, POST /v1/predictions:batchGet and GET /v1/predictions:stream"}}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -374,8 +374,8 @@ func TestLostAcksAreReportedUnconfirmed(t *testing.T) {
 	// A relay between ingestion and the stream that stores each event and drops the ack.
 	lossy := e.spec.Topology
 	lossy.Subject = "lossy.events"
-	sub, err := e.nc.Subscribe(lossy.Subject, func(m *nats.Msg) {
-		fwd := &nats.Msg{Subject: e.spec.Subject, Header: m.Header, Data: m.Data}
+	sub, err := e.nc.Subscribe(lossy.EventSubject(">"), func(m *nats.Msg) {
+		fwd := &nats.Msg{Subject: e.spec.EventSubject(strings.TrimPrefix(m.Subject, lossy.Subject+".")), Header: m.Header, Data: m.Data}
 		if _, err := e.js.PublishMsg(context.Background(), fwd); err != nil {
 			t.Error(err)
 		}

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -232,6 +233,29 @@ func TestTenThousandEventsArePredictedExactlyOnce(t *testing.T) {
 		if err != nil || p.ID != id(i) || !bytes.Contains(p.Shipment, []byte(id(i))) {
 			t.Fatalf("prediction %s: %+v, %v", id(i), p, err)
 		}
+	}
+	// Local mode serves the status API and the push feed as the pods do.
+	resp, err := http.Get(url + "/v1/events/" + id(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"status":"predicted"`)) {
+		t.Errorf("GET /v1/events/%s: %d %s", id(0), resp.StatusCode, body)
+	}
+	feedReq, _ := http.NewRequest(http.MethodGet, url+"/v1/predictions:stream", nil)
+	feedReq.Header.Set("Last-Event-ID", "0")
+	feed, err := http.DefaultClient.Do(feedReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(feed.Body)
+	for sc.Scan() && !strings.HasPrefix(sc.Text(), "data: ") {
+	}
+	feed.Body.Close()
+	if feed.StatusCode != http.StatusOK || !strings.Contains(sc.Text(), `"id":"`) {
+		t.Errorf("the feed in local mode: %d, first data %q", feed.StatusCode, sc.Text())
 	}
 	// One write per prediction: the bucket's stream holds exactly one message per event.
 	bucket, err := js.Stream(context.Background(), "KV_"+topo.Bucket)

@@ -35,6 +35,11 @@ type Ingest struct {
 	PublishDuration prometheus.Histogram
 	// RequestDuration is the time to answer an API request, by handler and HTTP status code.
 	RequestDuration *prometheus.HistogramVec
+	// FeedReaders is how many readers follow the push feed on this pod now.
+	FeedReaders prometheus.Gauge
+	// FeedClosed counts feeds this pod ended, by why: the reader went ("gone"), fell too far
+	// behind ("lagging") or the store failed ("unavailable").
+	FeedClosed *prometheus.CounterVec
 }
 
 // NewIngest creates the ingestion metrics and registers them on reg.
@@ -62,9 +67,17 @@ func NewIngest(reg prometheus.Registerer) (*Ingest, error) {
 			Help:    "Time to answer an ingestion API request, by handler and HTTP status code.",
 			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16), // 0.2 ms … 6.5 s
 		}, []string{"handler", "code"}),
+		FeedReaders: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "freightcast_ingest_feed_readers",
+			Help: "Readers of the push feed (GET /v1/predictions:stream) on this pod.",
+		}),
+		FeedClosed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "freightcast_ingest_feed_closed_total",
+			Help: "Push feeds ended, by reason: gone, lagging, unavailable.",
+		}, []string{"reason"}),
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.EventsAccepted, m.EventsDuplicate, m.RequestsRejected, m.PublishDuration, m.RequestDuration} {
+	for _, c := range []prometheus.Collector{m.EventsAccepted, m.EventsDuplicate, m.RequestsRejected, m.PublishDuration, m.RequestDuration, m.FeedReaders, m.FeedClosed} {
 		errs = append(errs, reg.Register(c))
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -1,6 +1,7 @@
 package natsauth_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -137,6 +138,31 @@ func TestOnePipelinesCredentialsCannotReachAnother(t *testing.T) {
 		t.Fatalf("ingestion reading a prediction with A's credentials: %d %s", resp.StatusCode, body)
 	}
 
+	// The status API and the push feed work with A's credentials (message reads of A's
+	// streams, ordered consumers on A's bucket).
+	resp, err = http.Get(p.URL + "/v1/events/" + pipelinetest.ID(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"status":"predicted"`) {
+		t.Fatalf("ingestion reading a status with A's credentials: %d %s", resp.StatusCode, body)
+	}
+	feedReq, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/v1/predictions:stream", nil)
+	feedReq.Header.Set("Last-Event-ID", "0")
+	feed, err := http.DefaultClient.Do(feedReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(feed.Body)
+	for sc.Scan() && !strings.HasPrefix(sc.Text(), "data: ") {
+	}
+	feed.Body.Close()
+	if feed.StatusCode != http.StatusOK || !strings.Contains(sc.Text(), `"id":"ev-`) {
+		t.Fatalf("the feed with A's credentials: %d, first data %q", feed.StatusCode, sc.Text())
+	}
+
 	// A's ingestion pods may hear each other, to share A's rate limit.
 	peers := pipelinetest.Dial(t, in.srv.URL(), a.Topology, credsA)
 	heard, err := peers.SubscribeSync(a.PeersSubject())
@@ -196,6 +222,14 @@ func TestOnePipelinesCredentialsCannotReachAnother(t *testing.T) {
 			_, err := jsA.Publish(short(), "$KV."+b.Bucket+".forged", []byte(`{}`))
 			return err
 		}, subject: "$KV." + b.Bucket + ".forged"},
+		"follow B's predictions": {try: func() error {
+			_, err := jsA.CreateConsumer(short(), b.BucketStream(), jetstream.ConsumerConfig{Name: "feed"})
+			return err
+		}, subject: "$JS.API.CONSUMER.CREATE." + b.BucketStream() + ".feed"},
+		"read B's events by id": {try: func() error {
+			_, err := ncA.Request("$JS.API.STREAM.MSG.GET."+b.Stream, []byte(`{"last_by_subj":"`+b.EventSubject("b1")+`"}`), time.Second)
+			return err
+		}, subject: "$JS.API.STREAM.MSG.GET." + b.Stream},
 		"create a consumer on B": {try: func() error {
 			_, err := jsA.CreateConsumer(short(), b.Stream, jetstream.ConsumerConfig{Durable: "spy"})
 			return err

@@ -407,7 +407,7 @@ func TestRemoteScoringDeadLettersOnlyTheEventTheModelRefuses(t *testing.T) {
 	if got := testutil.ToFloat64(wm.DeadLetters.WithLabelValues(metrics.DeadLetterModelRejected)); got != 1 {
 		t.Errorf("%v events dead-lettered as refused by the model, want 1 (e7)", got)
 	}
-	sub, err := p.js.OrderedConsumer(context.Background(), p.spec.OutputStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{p.spec.DeadLetterSubject}})
+	sub, err := p.js.OrderedConsumer(context.Background(), p.spec.OutputStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{p.spec.DeadLetterKeySubject("e7")}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,10 @@ const OperatorInboxPrefix = "_INBOX.freightcast_operator"
 
 // PipelinePermissions are what a pipeline's ingestion and inference pods need, and no more:
 //
-//   - ingestion publishes events, checks its stream exists (readiness) and reads predictions
-//     from the bucket;
+//   - ingestion publishes events, checks its stream exists (readiness), reads predictions from
+//     the bucket and an event's status by id from the events and output streams, and follows
+//     the bucket's stream for the push feed with ordered consumers (which it can create, pull
+//     from and delete on that stream only, and which show nothing the bucket reads do not);
 //   - workers pull from the pipeline's consumer, acknowledge, and store predictions and dead
 //     letters in the output stream and the bucket;
 //   - ingestion pods announce themselves on the pipeline's peers subject and listen to it, to
@@ -33,14 +35,22 @@ func PipelinePermissions(t Topology) Permissions {
 	return Permissions{
 		Publish: []string{
 			t.Subject,
+			t.EventSubject(">"),
 			t.PredictionSubject,
 			t.DeadLetterSubject,
+			t.DeadLetterKeySubject(">"),
 			t.PredictionKeySubject(">"),
 			api + "STREAM.INFO." + t.Stream,
 			api + "STREAM.INFO." + bucket,
 			api + "DIRECT.GET." + bucket,
 			api + "DIRECT.GET." + bucket + ".>",
 			api + "STREAM.MSG.GET." + bucket,
+			api + "STREAM.MSG.GET." + t.Stream,
+			api + "STREAM.MSG.GET." + t.OutputStream,
+			api + "CONSUMER.CREATE." + bucket + ".>",
+			api + "CONSUMER.MSG.NEXT." + bucket + ".>",
+			api + "CONSUMER.INFO." + bucket + ".>",
+			api + "CONSUMER.DELETE." + bucket + ".>",
 			api + "CONSUMER.INFO." + t.Stream + "." + t.Consumer,
 			api + "CONSUMER.MSG.NEXT." + t.Stream + "." + t.Consumer,
 			// Acknowledgements, in the server's two reply formats ($JS.ACK.<stream>.<consumer>...

@@ -189,7 +189,7 @@ func eventsStreamConfig(spec Spec) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        spec.Stream,
 		Description: "Freightcast events awaiting prediction",
-		Subjects:    []string{spec.Subject},
+		Subjects:    spec.EventSubjects(),
 		// Work-queue retention removes an event once its prediction is acknowledged, so the
 		// limits below bound the backlog, not history.
 		Retention:  jetstream.WorkQueuePolicy,
@@ -212,7 +212,7 @@ func outputStreamConfig(spec Spec) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        spec.OutputStream,
 		Description: "Freightcast predictions and dead letters",
-		Subjects:    []string{spec.PredictionSubject, spec.DeadLetterSubject},
+		Subjects:    []string{spec.PredictionSubject, spec.DeadLetterSubject, spec.DeadLetterKeySubject(">")},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		Discard:     jetstream.DiscardOld,
@@ -312,7 +312,8 @@ func consumerConfig(spec Spec) jetstream.ConsumerConfig {
 		AckWait:       spec.AckWait,
 		MaxDeliver:    spec.MaxDeliver,
 		MaxAckPending: spec.MaxAckPending,
-		FilterSubject: spec.Subject,
+		// No filter: the stream holds nothing but events, under Subject and below it
+		// (EventSubjects), and a consumer has one filter or a list, not both.
 		// As many replicas as the stream, so that the delivery state survives the loss of a
 		// server as the events do. Set, not left at 0: a consumer that inherits the stream's
 		// count at creation keeps it when the stream is scaled later.
@@ -328,7 +329,7 @@ func (p *provisioner) ensureConsumer(ctx context.Context) error {
 		have := consumer.CachedInfo().Config
 		if have.AckWait == want.AckWait && have.MaxDeliver == want.MaxDeliver &&
 			have.MaxAckPending == want.MaxAckPending && have.Description == want.Description &&
-			have.Replicas == want.Replicas {
+			have.Replicas == want.Replicas && have.FilterSubject == want.FilterSubject {
 			return nil
 		}
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {

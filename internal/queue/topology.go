@@ -19,7 +19,9 @@ type Topology struct {
 	Pipeline  string `json:"pipeline"`
 	// Stream holds the accepted events until a worker acknowledges their prediction.
 	Stream string `json:"stream"`
-	// Subject is where ingestion publishes events.
+	// Subject is the root of the events' subjects: ingestion publishes each event to
+	// EventSubject(id) below it, so that its status can be read by id. Events published to
+	// Subject itself (by ingestion pods of earlier releases) are queued all the same.
 	Subject string `json:"subject"`
 	// Consumer is the durable pull consumer the inference pool shares.
 	Consumer string `json:"consumer"`
@@ -27,7 +29,8 @@ type Topology struct {
 	OutputStream string `json:"outputStream"`
 	// PredictionSubject carries one message per prediction, message id = event id.
 	PredictionSubject string `json:"predictionSubject"`
-	// DeadLetterSubject carries events that could not be predicted, with the reason.
+	// DeadLetterSubject is the root of the dead letters' subjects: events that could not be
+	// predicted, with the reason, each under DeadLetterKeySubject(id) when its id is known.
 	DeadLetterSubject string `json:"deadLetterSubject"`
 	// Bucket is the key-value bucket of predictions by event id.
 	Bucket string `json:"bucket"`
@@ -61,6 +64,33 @@ func (t Topology) InboxPrefix() string { return "_INBOX." + t.Stream }
 func (t Topology) PeersSubject() string {
 	return strings.TrimSuffix(t.Subject, ".events") + ".ingestion.peers"
 }
+
+// HeaderClient carries, on a queued event and on its prediction and dead letter, the name of the
+// client that sent it (httpauth.Identity.Client); absent for an anonymous client. Reads check it
+// so that a client sees only its own data.
+const HeaderClient = "Freightcast-Client"
+
+// Headers of a dead letter.
+const (
+	HeaderDeadLetterReason = "Freightcast-Dead-Letter-Reason"
+	HeaderDeadLetterError  = "Freightcast-Dead-Letter-Error"
+	HeaderEventID          = "Freightcast-Event-Id"
+	HeaderStreamSequence   = "Freightcast-Stream-Sequence"
+	// HeaderDeliveries is how many times the event was delivered, the last time included.
+	HeaderDeliveries = "Freightcast-Deliveries"
+)
+
+// EventSubject is where ingestion publishes the event id: one subject per event, so that the
+// event's place in the queue can be read by id (the last message of the subject).
+func (t Topology) EventSubject(id string) string { return t.Subject + "." + id }
+
+// EventSubjects are the events stream's subjects: every event's, and the root one that
+// ingestion pods of earlier releases publish to.
+func (t Topology) EventSubjects() []string { return []string{t.Subject, t.Subject + ".>"} }
+
+// DeadLetterKeySubject is where the dead letter of event id is stored, read by id like an
+// event's. A message that could not be decoded has no id and goes to DeadLetterSubject.
+func (t Topology) DeadLetterKeySubject(id string) string { return t.DeadLetterSubject + "." + id }
 
 // BucketStream is the stream JetStream keeps the predictions bucket in.
 func (t Topology) BucketStream() string { return "KV_" + t.Bucket }

@@ -5,12 +5,13 @@ import (
 	"time"
 )
 
-// maxIdleBuckets is how many buckets may exist before idle ones are first swept. Keys are token
-// digests, bounded by the tokens file, but a rotated token leaves its bucket behind.
+// maxIdleBuckets is how many buckets may exist before idle ones are first swept. Keys are client
+// names and bare tokens' digests, bounded by the tokens file, but a rotated token leaves its
+// bucket behind.
 const maxIdleBuckets = 10000
 
-// Budget is a pipeline's rate limit as one pod holds it: a token bucket per key (a client's
-// token) refilled at the pipeline's rate divided by the live pods, holding at most the
+// Budget is a pipeline's rate limit as one pod holds it: a token bucket per key (a client,
+// httpauth.Identity.Key) refilled at the pipeline's rate divided by the live pods, holding at most the
 // pipeline's burst divided by them. Keys never share a bucket, so one client's spending costs
 // another nothing.
 //

@@ -30,12 +30,13 @@ import (
 	"github.com/freightcast/freightcast/internal/tracing"
 )
 
-// Header names on dead letters.
+// Header names on dead letters (internal/queue names them: ingestion reads them too).
 const (
-	HeaderReason  = "Freightcast-Dead-Letter-Reason"
-	HeaderError   = "Freightcast-Dead-Letter-Error"
-	HeaderEventID = "Freightcast-Event-Id"
-	HeaderSeq     = "Freightcast-Stream-Sequence"
+	HeaderReason     = queue.HeaderDeadLetterReason
+	HeaderError      = queue.HeaderDeadLetterError
+	HeaderEventID    = queue.HeaderEventID
+	HeaderSeq        = queue.HeaderStreamSequence
+	HeaderDeliveries = queue.HeaderDeliveries
 )
 
 // Config is what a Worker needs.
@@ -397,8 +398,12 @@ func (w *Worker) store(ctx context.Context, good []pending, records []byte, ends
 		rec := records[begin:ends[i]:ends[i]]
 		begin = ends[i]
 		// Written only if absent: a redelivered event's prediction must not replace the first.
-		kf, err := w.cfg.JetStream.PublishMsgAsync(&nats.Msg{Subject: w.cfg.Topology.PredictionKeySubject(p.ev.ID), Data: rec},
-			jetstream.WithExpectLastSequencePerSubject(0))
+		msg := &nats.Msg{Subject: w.cfg.Topology.PredictionKeySubject(p.ev.ID), Data: rec}
+		// The client that sent the event owns its prediction: reads and the feed check it.
+		if client := p.msg.Headers().Get(queue.HeaderClient); client != "" {
+			msg.Header = nats.Header{queue.HeaderClient: []string{client}}
+		}
+		kf, err := w.cfg.JetStream.PublishMsgAsync(msg, jetstream.WithExpectLastSequencePerSubject(0))
 		if err != nil {
 			endSpan(span, err)
 			return good, "publish", err
@@ -497,12 +502,19 @@ func (w *Worker) deadLetter(ctx context.Context, m jetstream.Msg, id, reason str
 	dl.Header.Set(HeaderReason, reason)
 	dl.Header.Set(HeaderError, truncate(cause.Error(), 1024))
 	if id != "" {
+		// Under the event's id, so that its status can be read by id; only an event that
+		// could not be decoded has none.
+		dl.Subject = w.cfg.Topology.DeadLetterKeySubject(id)
 		dl.Header.Set(HeaderEventID, id)
+	}
+	if client := m.Headers().Get(queue.HeaderClient); client != "" {
+		dl.Header.Set(queue.HeaderClient, client)
 	}
 	msgID := "deadletter"
 	if meta, err := m.Metadata(); err == nil {
 		seq := strconv.FormatUint(meta.Sequence.Stream, 10)
 		dl.Header.Set(HeaderSeq, seq)
+		dl.Header.Set(HeaderDeliveries, strconv.FormatUint(meta.NumDelivered, 10))
 		msgID += "-" + seq
 	}
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.StoreTimeout)

@@ -204,11 +204,13 @@ func (q *queueClient) counts(ctx context.Context) (predictions, deadLetters uint
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(">"))
+	info, err := s.Info(ctx)
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	deadLetters = info.State.Subjects[q.tp.DeadLetterSubject]
+	// The output stream holds dead letters only, each under its event's subject
+	// (Topology.DeadLetterKeySubject).
+	deadLetters = info.State.Msgs
 	l, err := queue.ReadLag(ctx, q.js, q.tp.Stream, q.tp.Consumer)
 	if err != nil {
 		return predictions, deadLetters, 0, err

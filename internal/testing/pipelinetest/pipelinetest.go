@@ -127,6 +127,8 @@ type Pipeline struct {
 	Spec queue.Spec
 	// URL is the ingestion API's base URL.
 	URL string
+	// Handler is ingestion's, to serve from a server of a test's own.
+	Handler http.Handler
 	// Gate holds the workers' model runs while closed.
 	Gate *Gate
 
@@ -137,16 +139,22 @@ type Pipeline struct {
 }
 
 // Start serves ingestion on ingestConn and runs workers workers, each on a connection of its own
-// from dial, until the test ends (or Stop). The pipeline's streams must be provisioned.
-func Start(tb testing.TB, spec queue.Spec, ingestConn *nats.Conn, dial func() *nats.Conn, workers int) *Pipeline {
+// from dial, until the test ends (or Stop). The pipeline's streams must be provisioned. Each
+// configure changes ingestion's configuration before it is built (a tokens file, say).
+func Start(tb testing.TB, spec queue.Spec, ingestConn *nats.Conn, dial func() *nats.Conn, workers int, configure ...func(*ingest.Config)) *Pipeline {
 	tb.Helper()
 	m := testenv.FreightModel(tb)
 	p := &Pipeline{Spec: spec, Gate: &Gate{}, model: m}
-	h, err := ingest.New(ingest.Config{Conn: ingestConn, Topology: spec.Topology, Features: m.Metadata().Features,
-		MaxBodyBytes: 4 << 20, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+	cfg := ingest.Config{Conn: ingestConn, Topology: spec.Topology, Features: m.Metadata().Features,
+		MaxBodyBytes: 4 << 20, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	h, err := ingest.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	p.Handler = h
 	srv := httptest.NewServer(h)
 	tb.Cleanup(srv.Close)
 	p.URL = srv.URL

@@ -1,0 +1,264 @@
+package ingest_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/freightcast/freightcast/internal/ingest"
+	"github.com/freightcast/freightcast/internal/testing/pipelinetest"
+	"github.com/freightcast/freightcast/internal/testing/testenv"
+)
+
+// sse is one server-sent event (or comment) read from a feed.
+type sse struct {
+	ID, Event, Data, Comment string
+}
+
+// feedReader follows GET /v1/predictions:stream.
+type feedReader struct {
+	resp   *http.Response
+	sc     *bufio.Scanner
+	cancel context.CancelFunc
+}
+
+func openFeed(t *testing.T, p *pipelinetest.Pipeline, token, lastEventID string) (*feedReader, reply) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/v1/predictions:stream", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if lastEventID != "" {
+		req.Header.Set("Last-Event-ID", lastEventID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer cancel()
+		defer resp.Body.Close()
+		var r reply
+		r.Status = resp.StatusCode
+		if err := json.NewDecoder(resp.Body).Decode(&r.Body); err != nil {
+			t.Fatalf("%d answer is not JSON: %v", resp.StatusCode, err)
+		}
+		return nil, r
+	}
+	f := &feedReader{resp: resp, sc: bufio.NewScanner(resp.Body), cancel: cancel}
+	t.Cleanup(f.Close)
+	return f, reply{Status: 200}
+}
+
+func (f *feedReader) Close() {
+	f.cancel()
+	f.resp.Body.Close()
+}
+
+// next reads the next event or comment; ok is false at the end of the feed.
+func (f *feedReader) next(t *testing.T) (sse, bool) {
+	t.Helper()
+	var e sse
+	for f.sc.Scan() {
+		line := f.sc.Text()
+		switch {
+		case line == "":
+			if e != (sse{}) {
+				return e, true
+			}
+		case strings.HasPrefix(line, ":"):
+			e.Comment = strings.TrimSpace(line[1:])
+		case strings.HasPrefix(line, "id: "):
+			e.ID = line[4:]
+		case strings.HasPrefix(line, "event: "):
+			e.Event = line[7:]
+		case strings.HasPrefix(line, "data: "):
+			e.Data += line[6:]
+		}
+	}
+	return e, false
+}
+
+// until reads predictions until the one of id stop, and returns the event ids and the stream
+// sequence of each.
+func (f *feedReader) until(t *testing.T, stop string) (ids []string, seqs []string) {
+	t.Helper()
+	for {
+		e, ok := f.next(t)
+		if !ok {
+			t.Fatalf("the feed ended before %s; read %v", stop, ids)
+		}
+		if e.Event != "prediction" {
+			continue
+		}
+		var rec struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal([]byte(e.Data), &rec); err != nil {
+			t.Fatalf("data %q: %v", e.Data, err)
+		}
+		ids, seqs = append(ids, rec.ID), append(seqs, e.ID)
+		if rec.ID == stop {
+			return ids, seqs
+		}
+	}
+}
+
+func predicted(t *testing.T, p *pipelinetest.Pipeline, token string, ids ...string) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, fmt.Sprint("predictions of ", ids), func() error {
+		for _, id := range ids {
+			if r := call(t, p, http.MethodGet, "/v1/events/"+id, token, ""); r.Body["status"] != "predicted" {
+				return fmt.Errorf("%s: %v", id, r.Body)
+			}
+		}
+		return nil
+	})
+}
+
+// TestFeedShowsEachClientItsOwnAndResumes: a client's feed carries its predictions only, in
+// order, each once; a reader that reconnects with Last-Event-ID gets the rest and nothing twice;
+// another client's Last-Event-ID shows it nothing of the first client's.
+func TestFeedShowsEachClientItsOwnAndResumes(t *testing.T) {
+	p := clientsPipeline(t)
+	send(t, p, globex, 0, 2) // ev-0, ev-1
+	predicted(t, p, globex, "ev-0", "ev-1")
+	send(t, p, acme, 2, 5) // ev-2 … ev-4
+	predicted(t, p, acme, "ev-2", "ev-3", "ev-4")
+	send(t, p, globex, 5, 6)
+	predicted(t, p, globex, "ev-5")
+	send(t, p, acme, 6, 7) // acme's last: every earlier one is before it in the feed
+	predicted(t, p, acme, "ev-6")
+
+	f, _ := openFeed(t, p, acme, "0")
+	ids, seqs := f.until(t, "ev-6")
+	if diff := cmp.Diff([]string{"ev-2", "ev-3", "ev-4", "ev-6"}, sortedCopy(ids)); diff != "" {
+		t.Errorf("acme's feed (-want +got):\n%s", diff)
+	}
+	f.Close()
+
+	// Resume after the second prediction: the rest, once each.
+	f, _ = openFeed(t, p, acme, seqs[1])
+	rest, _ := f.until(t, "ev-6")
+	if diff := cmp.Diff(ids[2:], rest); diff != "" {
+		t.Errorf("resumed after %s (-want +got):\n%s", seqs[1], diff)
+	}
+	f.Close()
+
+	// globex resuming from just before acme's first prediction sees its own only.
+	first, _ := strconv.ParseUint(seqs[0], 10, 64)
+	f, _ = openFeed(t, p, globex, strconv.FormatUint(first-1, 10))
+	send(t, p, globex, 7, 8)
+	theirs, _ := f.until(t, "ev-7")
+	if diff := cmp.Diff([]string{"ev-5", "ev-7"}, theirs); diff != "" {
+		t.Errorf("globex's feed from acme's sequence (-want +got):\n%s", diff)
+	}
+	f.Close()
+
+	// read-all sees everyone's; a new reader without Last-Event-ID starts with what comes next.
+	f, _ = openFeed(t, p, ops, "")
+	send(t, p, acme, 8, 9)
+	if got, _ := f.until(t, "ev-8"); !slices.Equal(got, []string{"ev-8"}) {
+		t.Errorf("a new read-all reader got %v, want only what came after it", got)
+	}
+}
+
+func sortedCopy(s []string) []string {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return c
+}
+
+func TestFeedRefusals(t *testing.T) {
+	p := clientsPipeline(t, func(c *ingest.Config) { c.FeedReaders = 1 })
+	cases := map[string]struct {
+		token, last string
+		want        reply
+	}{
+		"not a number": {acme, "abc", reply{Status: 400, Body: map[string]any{"field": "Last-Event-ID",
+			"error": `Last-Event-ID "abc" is not a sequence number (the id: of an event this feed sent)`}}},
+		"out of range": {acme, "18446744073709551615", reply{Status: 400, Body: map[string]any{"field": "Last-Event-ID",
+			"error": `Last-Event-ID "18446744073709551615" is out of range`}}},
+		"no token": {"nobody", "", reply{Status: 401, Body: map[string]any{"error": "missing or unknown bearer token"}}},
+	}
+	for name, tc := range cases {
+		if _, got := openFeed(t, p, tc.token, tc.last); !cmp.Equal(tc.want, got) {
+			t.Errorf("%s: %s", name, cmp.Diff(tc.want, got))
+		}
+	}
+	first, _ := openFeed(t, p, acme, "")
+	if first == nil {
+		t.Fatal("the first reader was refused")
+	}
+	if _, got := openFeed(t, p, globex, ""); got.Status != 503 || !strings.Contains(fmt.Sprint(got.Body["error"]), "as many feed readers as it may (1)") {
+		t.Errorf("a second reader beyond the bound: %+v", got)
+	}
+	first.Close()
+	testenv.Eventually(t, 10*time.Second, "the slot freed", func() error {
+		f, got := openFeed(t, p, globex, "")
+		if f == nil {
+			return fmt.Errorf("%+v", got)
+		}
+		f.Close()
+		return nil
+	})
+}
+
+// TestFeedClosesAReaderTooFarBehind: a reader more predictions behind than the feed keeps one
+// for gets an error event naming why and where to resume, and the feed ends.
+func TestFeedClosesAReaderTooFarBehind(t *testing.T) {
+	p := clientsPipeline(t, func(c *ingest.Config) { c.FeedMaxLag = 2 })
+	send(t, p, acme, 0, 5)
+	predicted(t, p, acme, "ev-0", "ev-1", "ev-2", "ev-3", "ev-4")
+	f, _ := openFeed(t, p, acme, "0")
+	var last sse
+	for {
+		e, ok := f.next(t)
+		if !ok {
+			break
+		}
+		last = e
+	}
+	if last.Event != "error" || !strings.Contains(last.Data, "this reader is 4 predictions behind, more than the feed keeps a reader for (2); reconnect with Last-Event-ID 0 to resume") {
+		t.Errorf("last event %+v, want the error naming the lag", last)
+	}
+}
+
+// TestFeedOutlivesTheServersTimeouts: heartbeats keep an idle feed alive past the server's read
+// and write timeouts, and a prediction still arrives after them.
+func TestFeedOutlivesTheServersTimeouts(t *testing.T) {
+	p := clientsPipeline(t, func(c *ingest.Config) { c.FeedHeartbeat = 20 * time.Millisecond })
+	srv := httptest.NewUnstartedServer(p.Handler)
+	srv.Config.ReadTimeout, srv.Config.WriteTimeout = 50*time.Millisecond, 50*time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	p.URL = srv.URL
+	f, _ := openFeed(t, p, acme, "")
+	beats := 0
+	for beats < 10 { // ten heartbeats: past both timeouts
+		e, ok := f.next(t)
+		if !ok {
+			t.Fatal("the feed ended")
+		}
+		if e.Comment == "heartbeat" {
+			beats++
+		}
+	}
+	send(t, p, acme, 0, 1)
+	if got, _ := f.until(t, "ev-0"); !slices.Equal(got, []string{"ev-0"}) {
+		t.Errorf("after the heartbeats: %v", got)
+	}
+}
