@@ -282,7 +282,7 @@ func (r *run) runPipeline(ctx context.Context, i int, p Pipeline) error {
 		inputs[k] = pipelineconfig.Input(in)
 	}
 	reg := prometheus.NewRegistry()
-	h, err := ingest.New(ingest.Config{TracerProvider: r.opts.TracerProvider, Conn: r.nc, Topology: cfg.Queue.Topology, Inputs: inputs,
+	h, err := ingest.New(ingest.Config{TracerProvider: r.opts.TracerProvider, Conn: r.nc, Topology: cfg.Queue.Topology, Inputs: inputs, Transforms: cfg.Transforms,
 		MaxBodyBytes: cfg.Ingestion.MaxBodyBytes, BodyBudget: r.bodies, TokensFile: cfg.Ingestion.TokensFile, RateLimit: cfg.Ingestion.RateLimit,
 		Registry: reg, Logger: log})
 	if err != nil {

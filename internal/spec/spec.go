@@ -113,7 +113,8 @@ func Pipeline(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1
 		Ingestion: pipelineconfig.Ingestion{
 			MaxBodyBytes: p.Spec.Ingestion.MaxBodyBytes.Value(),
 		},
-		Inference: pipelineconfig.Inference{BatchSize: int(p.Spec.Inference.BatchSize)},
+		Inference:  pipelineconfig.Inference{BatchSize: int(p.Spec.Inference.BatchSize)},
+		Transforms: Transforms(p),
 	}
 	if p.Spec.Ingestion.Auth != nil {
 		cfg.Ingestion.TokensFile = TokensFile
@@ -126,6 +127,18 @@ func Pipeline(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1
 		cfg.Ingestion.RateLimit = &pipelineconfig.RateLimit{EventsPerSecond: rl.EventsPerSecond, Burst: burst}
 	}
 	return cfg
+}
+
+// Transforms are pipeline p's feature transforms and lookup tables.
+func Transforms(p *freightcastv1alpha1.FreightPipeline) pipelineconfig.Transforms {
+	var t pipelineconfig.Transforms
+	for _, f := range p.Spec.Features {
+		t.Features = append(t.Features, pipelineconfig.FeatureTransform{Name: f.Name, Expression: f.Expression})
+	}
+	for _, l := range p.Spec.LookupTables {
+		t.Tables = append(t.Tables, pipelineconfig.LookupTable{Name: l.Name, Values: l.Values})
+	}
+	return t
 }
 
 // FeatureInputs is how a pipeline feeds model's inputs from an event's features: the inputs
