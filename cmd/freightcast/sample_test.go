@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -164,4 +165,20 @@ func startLocalRun(t *testing.T, models []local.Model, pipelines []local.Pipelin
 		t.Fatal("Run not ready within 30s")
 	}
 	return local.Endpoints{}
+}
+
+// internal/ingest's transform benchmark measures the sample's transforms from a copy (the data
+// plane's tests do not read Kubernetes YAML); the copy must stay the sample's.
+func TestTheBenchmarkTransformsAreTheSamples(t *testing.T) {
+	_, pipelines := resolveSamples(t)
+	want, err := json.MarshalIndent(pipelines[0].Config.Transforms, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, '\n')
+	path := filepath.Join("..", "..", "internal", "ingest", "testdata", "sample-transforms.json")
+	got, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("%s is not the sample pipeline's transforms (%v); it should read:\n%s", path, err, want)
+	}
 }

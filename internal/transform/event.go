@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/interpreter"
 
 	"github.com/freightcast/freightcast/internal/jsonscan"
@@ -37,26 +38,27 @@ func (a *activation) ResolveName(name string) (any, bool) {
 func (a *activation) Parent() interpreter.Activation { return nil }
 
 // Bind makes ev the event with id and the shipment JSON (nil when the event has none): what
-// the next Evals read.
+// the next Evals read. The JSON is converted to CEL values once, so that the transforms do not
+// convert a field each time they read it.
 func (ev *Event) Bind(id string, shipment []byte) error {
 	// A new map each time: a result may still reference the previous event's values.
-	root := make(map[string]any, 2)
-	root["id"] = id
+	root := make(map[ref.Val]ref.Val, 2)
+	root[types.String("id")] = types.String(id)
 	if shipment != nil {
 		ev.scan.Reset(shipment)
 		v, err := ev.value(0)
 		if err != nil {
 			return fmt.Errorf("shipment: %w", err)
 		}
-		root["shipment"] = v
+		root[types.String("shipment")] = v
 	}
-	ev.act.event = types.NewStringInterfaceMap(types.DefaultTypeAdapter, root)
+	ev.act.event = types.NewRefValMap(types.DefaultTypeAdapter, root)
 	return nil
 }
 
 // value reads the JSON value at the scanner as CEL reads JSON: objects as maps, arrays as
 // lists, numbers as doubles.
-func (ev *Event) value(depth int) (any, error) {
+func (ev *Event) value(depth int) (ref.Val, error) {
 	p := &ev.scan
 	p.SkipSpace()
 	if depth > maxDepth {
@@ -64,18 +66,19 @@ func (ev *Event) value(depth int) (any, error) {
 	}
 	switch c := p.Peek(); {
 	case c == '{':
-		m := map[string]any{}
+		m := map[ref.Val]ref.Val{}
 		err := p.Object(func(key []byte) error {
+			k := types.String(key)
 			v, err := ev.value(depth + 1)
 			if err != nil {
 				return err
 			}
-			m[string(key)] = v
+			m[k] = v
 			return nil
 		})
-		return m, err
+		return types.NewRefValMap(types.DefaultTypeAdapter, m), err
 	case c == '[':
-		var l []any
+		var l []ref.Val
 		err := p.Array(func() error {
 			v, err := ev.value(depth + 1)
 			if err != nil {
@@ -84,21 +87,19 @@ func (ev *Event) value(depth int) (any, error) {
 			l = append(l, v)
 			return nil
 		})
-		if l == nil {
-			l = []any{}
-		}
-		return l, err
+		return types.NewRefValList(types.DefaultTypeAdapter, l), err
 	case c == '"':
 		s, err := p.String()
-		return string(s), err
+		return types.String(s), err
 	case c == 't' && p.Literal("true"):
-		return true, nil
+		return types.True, nil
 	case c == 'f' && p.Literal("false"):
-		return false, nil
+		return types.False, nil
 	case c == 'n' && p.Literal("null"):
 		return types.NullValue, nil
 	case c == '-' || c >= '0' && c <= '9':
-		return p.Number()
+		f, err := p.Number()
+		return types.Double(f), err
 	case p.EOF():
 		return nil, errors.New("ends where a value should be")
 	}

@@ -41,7 +41,7 @@ func newEnv(tables map[string]map[string]float64) (*cel.Env, error) {
 				return types.Double(fn(float64(d)))
 			})))
 	}
-	return cel.NewEnv(
+	return cel.NewEnv(append(zonedGetters(),
 		cel.Variable("event", cel.DynType),
 		cel.OptionalTypes(),
 		ext.Math(),
@@ -95,7 +95,7 @@ func newEnv(tables map[string]map[string]float64) (*cel.Env, error) {
 				}
 				return def
 			}))),
-	)
+	)...)
 }
 
 func overloadID(name string) string {

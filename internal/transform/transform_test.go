@@ -36,6 +36,8 @@ func TestEval(t *testing.T) {
 		"hour in a zone": {expr: `timestamp(event.shipment.departure).getHours('Asia/Shanghai')`, want: event.NumberValue(8)},
 		// 2026-11-27T00:00Z minus 2026-11-25T04:00Z.
 		"duration in hours":      {expr: `double((timestamp(event.shipment.departure) - timestamp(event.shipment.gate_in)).getMinutes()) / 60.0`, want: event.NumberValue(44)},
+		"hour at an offset":      {expr: `timestamp(event.shipment.departure).getHours('-05:30')`, want: event.NumberValue(18)},
+		"day in a zone, cached":  {expr: `timestamp(event.shipment.departure).getDate('Asia/Shanghai') + timestamp(event.shipment.departure).getDate('Asia/Shanghai')`, want: event.NumberValue(54)},
 		"lookup":                 {expr: `lookup('carrier_on_time', event.shipment.carrier, 0.5)`, want: event.NumberValue(0.71)},
 		"lookup default":         {expr: `lookup('carrier_on_time', 'Nobody', 0.5)`, want: event.NumberValue(0.5)},
 		"optional default":       {expr: `event.shipment.?weather.?severity.orValue(0.25)`, want: event.NumberValue(0.25)},
@@ -142,6 +144,8 @@ func TestEvalFails(t *testing.T) {
 		"not a number":  {expr: `event.shipment.mode`, shipment: `{"mode": "air"}`, want: "results in string air; the feature must be a number"},
 		"infinite":      {expr: `1.0 / event.shipment.x`, shipment: `{"x": 0}`, want: "a feature must be a finite number"},
 		"bad timestamp": {expr: `double(timestamp(event.shipment.t).getMonth())`, shipment: `{"t": "yesterday"}`, want: "Timestamp"},
+		"unknown zone":  {expr: `double(timestamp(event.shipment.t).getMonth('Mars/Olympus'))`, shipment: `{"t": "2026-11-27T10:00:00Z"}`, want: "unknown time zone Mars/Olympus"},
+		"bad offset":    {expr: `double(timestamp(event.shipment.t).getMonth('+25:00'))`, shipment: `{"t": "2026-11-27T10:00:00Z"}`, want: "neither a zone name nor an offset"},
 		"bad latitude":  {expr: `geo.distanceKm(event.shipment.lat, 0.0, 0.0, 0.0)`, shipment: `{"lat": 95}`, want: "latitude 95"},
 		"no shipment":   {expr: `event.shipment.x`, want: "no such key: shipment"},
 		"runtime cost":  {expr: `double(event.shipment.l.map(a, event.shipment.l.map(b, a + b)).size())`, shipment: `{"l": [` + strings.Repeat(`"aaaaaaaaaa",`, 999) + `"a"]}`, want: "cost"},
