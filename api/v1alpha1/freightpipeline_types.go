@@ -472,6 +472,12 @@ type OutputSpec struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('8760h')",message="output.predictionRetention must be between 1m and 8760h"
 	// +optional
 	PredictionRetention *metav1.Duration `json:"predictionRetention,omitempty"`
+
+	// recordInputs keeps the features the model saw (computed by spec.features or sent by the
+	// client) in each prediction record, under "features", for audits and for training the next
+	// model. Off by default: it makes every record larger.
+	// +optional
+	RecordInputs bool `json:"recordInputs,omitempty"`
 }
 
 // FreightPipelineStatus is what the operator observed of the pipeline.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/freightcast/freightcast/internal/event"
 	"github.com/freightcast/freightcast/internal/local"
 	"github.com/freightcast/freightcast/internal/testing/testenv"
 	"github.com/freightcast/freightcast/internal/transform"
@@ -50,15 +51,7 @@ func TestTheSampleTransformsComputeTheFeatures(t *testing.T) {
 	if len(set.Features()) != len(features) {
 		t.Fatalf("%d transforms for %d features", len(set.Features()), len(features))
 	}
-	nov := []float64{-0.5, math.Sqrt(3) / 2}
-	want := map[string]map[string]float64{
-		"shp-20261127-0001": {"distance_km": 8930, "mode_ocean": 1, "carrier_on_time_rate": 0.71, "port_congestion_index": 0.82, "weather_severity": 0.4,
-			"customs_complexity": 0.6, "dwell_time_hours": 52},
-		"shp-20261127-0002": {"distance_km": 612, "mode_road": 1, "carrier_on_time_rate": 0.94, "port_congestion_index": 0.1, "weather_severity": 0.05,
-			"customs_complexity": 0, "dwell_time_hours": 3},
-		"shp-20261127-0003": {"distance_km": 12980, "mode_air": 1, "carrier_on_time_rate": 0.88, "port_congestion_index": 0.35, "weather_severity": 0.9,
-			"customs_complexity": 0.8, "dwell_time_hours": 14},
-	}
+	want := sampleFeatureValues()
 	_, events := sampleEvents(t)
 	if len(events) != len(want) {
 		t.Fatalf("%d sample events", len(events))
@@ -69,27 +62,54 @@ func TestTheSampleTransformsComputeTheFeatures(t *testing.T) {
 			t.Fatal(err)
 		}
 		w := want[e.ID]
-		w["month_sin"], w["month_cos"] = nov[0], nov[1]
 		for _, f := range features {
 			got, err := set.Get(f).Eval(&ev)
 			if err != nil {
 				t.Errorf("%s: %s: %v", e.ID, f, err)
 				continue
 			}
-			tolerance := 1e-9
-			if f == "distance_km" {
-				tolerance = 0.01 * w[f]
-			}
-			if math.Abs(got.Num-w[f]) > tolerance {
-				t.Errorf("%s: %s = %v, want %v", e.ID, f, got.Num, w[f])
-			}
+			checkSampleFeature(t, e.ID, f, got.Num, w[f])
 		}
 	}
 }
 
-// `make run` with the README's curl: the raw sample shipments in, a prediction of each out.
+// sampleFeatureValues are the 12 features of each sample shipment, worked out by hand.
+func sampleFeatureValues() map[string]map[string]float64 {
+	nov := []float64{-0.5, math.Sqrt(3) / 2}
+	want := map[string]map[string]float64{
+		"shp-20261127-0001": {"distance_km": 8930, "mode_ocean": 1, "carrier_on_time_rate": 0.71, "port_congestion_index": 0.82, "weather_severity": 0.4,
+			"customs_complexity": 0.6, "dwell_time_hours": 52},
+		"shp-20261127-0002": {"distance_km": 612, "mode_road": 1, "carrier_on_time_rate": 0.94, "port_congestion_index": 0.1, "weather_severity": 0.05,
+			"customs_complexity": 0, "dwell_time_hours": 3},
+		"shp-20261127-0003": {"distance_km": 12980, "mode_air": 1, "carrier_on_time_rate": 0.88, "port_congestion_index": 0.35, "weather_severity": 0.9,
+			"customs_complexity": 0.8, "dwell_time_hours": 14},
+	}
+	for _, w := range want {
+		w["month_sin"], w["month_cos"] = nov[0], nov[1]
+	}
+	return want
+}
+
+// checkSampleFeature compares a feature with its value by hand: the distances to within 1 %,
+// the rest exactly but for rounding.
+func checkSampleFeature(t *testing.T, id, feature string, got, want float64) {
+	t.Helper()
+	tolerance := 1e-9
+	if feature == "distance_km" {
+		tolerance = 0.01 * want
+	}
+	if math.Abs(got-want) > tolerance {
+		t.Errorf("%s: %s = %v, want %v", id, feature, got, want)
+	}
+}
+
+// `make run` with the README's curl: the raw sample shipments in, a prediction of each out;
+// with spec.output.recordInputs, each record keeps the features the transforms computed and the
+// model saw.
 func TestRunServesTheSample(t *testing.T) {
 	models, pipelines := resolveSamples(t)
+	pipelines[0].Config.Output.RecordInputs = true
+	want := sampleFeatureValues()
 	eps := startLocalRun(t, models, pipelines)
 	url := eps.Ingest[pipelines[0].Config.Name]
 	raw, events := sampleEvents(t)
@@ -113,11 +133,16 @@ func TestRunServesTheSample(t *testing.T) {
 			if resp.StatusCode != http.StatusOK {
 				return fmt.Errorf("status %d", resp.StatusCode)
 			}
-			var p struct {
-				Outputs map[string][]float64 `json:"outputs"`
-			}
-			if err := json.Unmarshal(body, &p); err != nil || len(p.Outputs["delay_risk"]) != 1 {
+			p, err := event.DecodePrediction(body)
+			if err != nil || len(p.Outputs["delay_risk"]) != 1 || p.Features == nil {
 				t.Fatalf("prediction %s: %v", body, err)
+			}
+			if len(p.Features.Names) != 12 {
+				t.Fatalf("the record keeps %d features: %v", len(p.Features.Names), p.Features.Names)
+			}
+			for k, name := range p.Features.Names {
+				// The queue carries the features as computed (float64), and the record keeps them.
+				checkSampleFeature(t, e.ID, name, p.Features.Values[k].Num, want[e.ID][name])
 			}
 			return nil
 		})

@@ -39,6 +39,14 @@ type Config struct {
 	Inference Inference `json:"inference"`
 	// Transforms compute features from the raw event at ingestion (internal/transform).
 	Transforms Transforms `json:"transforms,omitzero"`
+	// Output configures the prediction records.
+	Output Output `json:"output,omitzero"`
+}
+
+// Output configures the prediction records.
+type Output struct {
+	// RecordInputs keeps the features the model saw in each prediction record.
+	RecordInputs bool `json:"recordInputs,omitempty"`
 }
 
 // Transforms are a pipeline's feature transforms: CEL expressions over the raw event, and the

@@ -119,6 +119,7 @@ func Pipeline(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1
 		},
 		Inference:  pipelineconfig.Inference{BatchSize: int(p.Spec.Inference.BatchSize)},
 		Transforms: Transforms(p),
+		Output:     pipelineconfig.Output{RecordInputs: p.Spec.Output.RecordInputs},
 	}
 	if p.Spec.Ingestion.Auth != nil {
 		cfg.Ingestion.TokensFile = TokensFile
