@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
+	"github.com/freightcast/freightcast/internal/testing/cputime"
 )
 
 // The cost of feature transforms: NDJSON bodies of the sample's raw shipments, whose 12 features
@@ -69,20 +70,29 @@ func BenchmarkTransformsNDJSON100(b *testing.B) {
 	pre.event = precomputedSampleEvent
 	raw := newPoster(e, "application/x-ndjson", perBody)
 	raw.event = rawSampleEvent
-	var preTime, rawTime time.Duration
+	var preTime, rawTime, preCPU, rawCPU time.Duration
 	b.ResetTimer()
 	for range b.N {
-		start := time.Now()
+		start, startCPU := time.Now(), cputime.Process()
 		pre.postConcurrently(b, roundEvents/perBody, clients)
-		mid := time.Now()
+		mid, midCPU := time.Now(), cputime.Process()
 		raw.postConcurrently(b, roundEvents/perBody, clients)
 		preTime += mid.Sub(start)
 		rawTime += time.Since(mid)
+		preCPU += midCPU - startCPU
+		rawCPU += cputime.Process() - midCPU
 	}
 	events := float64(b.N * roundEvents)
 	b.ReportMetric(events/preTime.Seconds(), "precomputed-events/s")
 	b.ReportMetric(events/rawTime.Seconds(), "transformed-events/s")
 	b.ReportMetric(preTime.Seconds()/rawTime.Seconds(), "ratio")
+	// CPU of the whole process (clients, handler, nats-server) per event: steadier than the
+	// rates on a shared machine.
+	if preCPU > 0 {
+		b.ReportMetric(float64(preCPU.Microseconds())/events, "precomputed-cpu-µs/event")
+		b.ReportMetric(float64(rawCPU.Microseconds())/events, "transformed-cpu-µs/event")
+		b.ReportMetric(float64(preCPU)/float64(rawCPU), "cpu-ratio")
+	}
 }
 
 // BenchmarkDecodeNDJSON100Transforms and BenchmarkDecodeNDJSON100Precomputed are the parser

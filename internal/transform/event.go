@@ -20,6 +20,36 @@ const maxDepth = 64
 type Event struct {
 	act  activation
 	scan jsonscan.Scanner
+	// keys interns the object keys of the events bound so far: the events of a pipeline share
+	// their field names, and a key converted once is a string and a CEL value never allocated
+	// again. Bounded, so that clients inventing keys cannot grow it.
+	keys interned
+	// values interns short string values the same way: modes, carriers, ports, codes recur.
+	values interned
+}
+
+// interned maps text to its CEL string, up to maxInterned of them.
+type interned map[string]ref.Val
+
+// maxInterned bounds each of Event's interning maps; maxInternedValue the strings values interns.
+const (
+	maxInterned      = 4096
+	maxInternedValue = 64
+)
+
+// get is the CEL string of raw, the same value each time while the map has room.
+func (m *interned) get(raw []byte) ref.Val {
+	if k, ok := (*m)[string(raw)]; ok { // no allocation for the lookup
+		return k
+	}
+	k := types.String(raw)
+	if *m == nil {
+		*m = interned{}
+	}
+	if len(*m) < maxInterned {
+		(*m)[string(k)] = k
+	}
+	return k
 }
 
 // activation resolves `event` and nothing else, without the map lookup and the allocation of
@@ -68,7 +98,7 @@ func (ev *Event) value(depth int) (ref.Val, error) {
 	case c == '{':
 		m := map[ref.Val]ref.Val{}
 		err := p.Object(func(key []byte) error {
-			k := types.String(key)
+			k := ev.keys.get(key)
 			v, err := ev.value(depth + 1)
 			if err != nil {
 				return err
@@ -90,7 +120,13 @@ func (ev *Event) value(depth int) (ref.Val, error) {
 		return types.NewRefValList(types.DefaultTypeAdapter, l), err
 	case c == '"':
 		s, err := p.String()
-		return types.String(s), err
+		if err != nil {
+			return nil, err
+		}
+		if len(s) <= maxInternedValue {
+			return ev.values.get(s), nil
+		}
+		return types.String(s), nil
 	case c == 't' && p.Literal("true"):
 		return types.True, nil
 	case c == 'f' && p.Literal("false"):
