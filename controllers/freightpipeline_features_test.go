@@ -2,8 +2,10 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -85,5 +87,35 @@ func TestFeatureTransformsFallBackToTheCondition(t *testing.T) {
 	waitCondition(t, p, freightcastv1alpha1.ConditionFeaturesValid, metav1.ConditionTrue, freightcastv1alpha1.ReasonFeaturesCompiled)
 	if cfg := config(); len(cfg.Transforms.Features) != 1 || cfg.Transforms.Features[0].Name != "port_congestion_index" || cfg.Transforms.Tables[0].Values["NLRTM"] != "0.82" {
 		t.Errorf("the fixed transforms did not reach the pods' config: %+v", cfg.Transforms)
+	}
+}
+
+func TestSetFeaturesValid(t *testing.T) {
+	cases := map[string]struct {
+		obs        featuresObservation
+		wantStatus metav1.ConditionStatus // "" when the condition must be absent
+		wantReason string
+		wantInMsg  string
+	}{
+		"no transforms": {obs: featuresObservation{}},
+		"compiled":      {obs: featuresObservation{declared: true}, wantStatus: metav1.ConditionTrue, wantReason: freightcastv1alpha1.ReasonFeaturesCompiled, wantInMsg: "2 feature transforms compiled"},
+		"refused":       {obs: featuresObservation{declared: true, err: errors.New(`feature "x": expression "1 +": Syntax error`)}, wantStatus: metav1.ConditionFalse, wantReason: freightcastv1alpha1.ReasonInvalidFeatureTransform, wantInMsg: `feature "x": expression "1 +": Syntax error`},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			// A stale condition from an earlier spec must go when the transforms do.
+			c := newConditionSetter([]metav1.Condition{{Type: freightcastv1alpha1.ConditionFeaturesValid, Status: metav1.ConditionFalse, Reason: "Old"}}, 3, time.Unix(0, 0))
+			setFeaturesValid(c, tc.obs, 2)
+			got := c.get(freightcastv1alpha1.ConditionFeaturesValid)
+			if tc.wantStatus == "" {
+				if got != nil {
+					t.Errorf("condition %+v, want none", got)
+				}
+				return
+			}
+			if got == nil || got.Status != tc.wantStatus || got.Reason != tc.wantReason || !strings.Contains(got.Message, tc.wantInMsg) || got.ObservedGeneration != 3 {
+				t.Errorf("got %+v, want %s/%s with %q", got, tc.wantStatus, tc.wantReason, tc.wantInMsg)
+			}
+		})
 	}
 }
