@@ -118,3 +118,39 @@ func TestTransformsAreCheckedAtStart(t *testing.T) {
 		})
 	}
 }
+
+// FuzzDecodeRawEvents: bodies of raw shipments through the sample's 12 transforms are accepted
+// with every feature finite, or refused with an event error; never a panic.
+func FuzzDecodeRawEvents(f *testing.F) {
+	f.Add([]byte(rawSampleEvent(nil, 1)), true)
+	f.Add([]byte(precomputedSampleEvent(nil, 2)), false)
+	f.Add([]byte(`{"id":"a","shipment":{"mode":"ocean","origin":{"lat":95,"lon":0},"departure":"2026-13-01T00:00:00Z"}}`), false)
+	f.Add([]byte(`{"id":"b","features":{"mode_air":1},"shipment":{"customs_codes":[1,[2],{"x":null}],"weather":{"severity":1e308}}}`), false)
+	d, err := newDecoder(sampleFeatures, "FP32")
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := d.withTransforms(sampleTransforms(f)); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, nd bool) {
+		var b batch
+		seen := make([]bool, len(sampleFeatures))
+		decode := d.decodeJSON
+		if nd {
+			decode = d.decodeNDJSON
+		}
+		err := decode(body, &b, seen)
+		if err != nil {
+			if _, ok := err.(*eventError); !ok {
+				t.Fatalf("not an event error: %T %v", err, err)
+			}
+			return
+		}
+		for _, v := range b.values {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				t.Fatalf("accepted a non-finite feature: %v", b.values)
+			}
+		}
+	})
+}
