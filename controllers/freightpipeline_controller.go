@@ -102,6 +102,7 @@ func (r *FreightPipelineReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		phases: []phase[*pipelineScope]{
 			r.ensureQueueFinalizer,
 			r.getModel,
+			r.checkFeatures,
 			r.provisionQueue,
 			r.applyChildren,
 			r.observeQueueStall,
@@ -123,6 +124,19 @@ func (r *FreightPipelineReconciler) getModel(ctx context.Context, s *pipelineSco
 		return ctrl.Result{}, fmt.Errorf("reading PredictionModel %s: %w", s.pipeline.Spec.ModelRef.Name, err)
 	}
 	s.obs.model = model
+	return ctrl.Result{}, nil
+}
+
+// checkFeatures compiles the pipeline's feature transforms against its model, as its ingestion
+// pods will: the fallback of the validating webhook, and the check of what only the model tells
+// (the features' names and types). A refusal is an observation, not an error: retrying cannot
+// fix the spec.
+func (r *FreightPipelineReconciler) checkFeatures(_ context.Context, s *pipelineScope) (ctrl.Result, error) {
+	p := s.pipeline
+	s.obs.features = featuresObservation{declared: len(p.Spec.Features) > 0 || len(p.Spec.LookupTables) > 0}
+	if s.obs.features.declared {
+		s.obs.features.err = spec.CheckTransforms(p, s.obs.model)
+	}
 	return ctrl.Result{}, nil
 }
 
@@ -189,6 +203,12 @@ func (r *FreightPipelineReconciler) applyChildObjects(ctx context.Context, s *pi
 		}
 	}
 
+	if s.obs.features.err != nil {
+		// Pods given transforms that do not compile would not start; the running ones keep
+		// the configuration they have.
+		_, err := r.readDeployments(ctx, s, ingest, infer)
+		return err
+	}
 	rendered, err := spec.Pipeline(p, model, s.obs.queue.natsURL, r.Options.DefaultQueueReplicas).Marshal()
 	if err != nil {
 		return fmt.Errorf("rendering pipeline config: %w", err)

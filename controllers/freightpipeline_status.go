@@ -28,6 +28,31 @@ type pipelineObservation struct {
 	// queueStall is a backlog that no ready inference pod has consumed for longer than the
 	// stall threshold; nil when there is none.
 	queueStall *queueStall
+	// features is what became of spec.features and spec.lookupTables.
+	features featuresObservation
+}
+
+// featuresObservation is the outcome of compiling the pipeline's feature transforms.
+type featuresObservation struct {
+	// declared: the spec has transforms or tables.
+	declared bool
+	// err is why they do not compile; nil when they do.
+	err error
+}
+
+// setFeaturesValid sets FeaturesValid from the compiled transforms, and removes it when the
+// spec has none.
+func setFeaturesValid(c *conditionSetter, obs featuresObservation, count int) {
+	switch {
+	case !obs.declared:
+		meta.RemoveStatusCondition(&c.conditions, freightcastv1alpha1.ConditionFeaturesValid)
+	case obs.err != nil:
+		c.set(freightcastv1alpha1.ConditionFeaturesValid, metav1.ConditionFalse, freightcastv1alpha1.ReasonInvalidFeatureTransform,
+			"the pods keep their last configuration until this is fixed: "+obs.err.Error())
+	default:
+		c.set(freightcastv1alpha1.ConditionFeaturesValid, metav1.ConditionTrue, freightcastv1alpha1.ReasonFeaturesCompiled,
+			fmt.Sprintf("%d feature transforms compiled", count))
+	}
 }
 
 // queueStall is a backlog that no ready inference pod consumes.
@@ -88,10 +113,11 @@ func pipelineStatus(p *freightcastv1alpha1.FreightPipeline, obs pipelineObservat
 	minZero := p.Spec.Inference.MinReplicas != nil && *p.Spec.Inference.MinReplicas == 0
 	scaledToZero := minZero && obs.inference.exists && obs.inference.desired == 0 && obs.inference.replicas == 0
 	setStageCondition(c, freightcastv1alpha1.ConditionInferenceReady, obs.inference, model, inferenceBlocked(p, obs.model, model), scaledToZero)
+	setFeaturesValid(c, obs.features, len(p.Spec.Features))
 	setDegraded(c, pipelineProblems(obs, st.Stream)...)
 	setProgressing(c, c.isTrue(freightcastv1alpha1.ConditionDegraded), firstProblem(rollingOut(obs.ingestion, obs.inference), queueConverging(c)), pipelineSettled(c, obs))
 	var blockers []problem
-	for _, cond := range notTrue(c, freightcastv1alpha1.ConditionQueueReady, freightcastv1alpha1.ConditionInferenceReady, freightcastv1alpha1.ConditionIngestionReady) {
+	for _, cond := range notTrue(c, freightcastv1alpha1.ConditionFeaturesValid, freightcastv1alpha1.ConditionQueueReady, freightcastv1alpha1.ConditionInferenceReady, freightcastv1alpha1.ConditionIngestionReady) {
 		blockers = append(blockers, problem{cond.Reason, cond.Type + ": " + cond.Message})
 	}
 	setReady(c, problem{freightcastv1alpha1.ReasonPipelineReady, "accepting events at " + st.IngestionEndpoint}, blockers...)
@@ -191,6 +217,9 @@ func modelCannotLoad(model *freightcastv1alpha1.PredictionModel) problem {
 // pipelineProblems are what may degrade a pipeline, most important first.
 func pipelineProblems(obs pipelineObservation, stream string) []problem {
 	var out []problem
+	if obs.features.err != nil {
+		out = append(out, problem{freightcastv1alpha1.ReasonInvalidFeatureTransform, "spec.features: " + obs.features.err.Error()})
+	}
 	if obs.applyErr != nil {
 		out = append(out, problem{freightcastv1alpha1.ReasonApplyFailed, obs.applyErr.Error()})
 	}

@@ -27,6 +27,10 @@ const (
 	// the operator has written the HTTPRoute; False when it cannot (e.g. no Gateway API CRDs).
 	// It does not make Ready False: the API stays reachable inside the cluster.
 	ConditionRouteReady = "RouteReady"
+	// ConditionFeaturesValid (FreightPipeline, only with spec.features or spec.lookupTables) is
+	// True when every feature transform compiles: parsed, type-checked against the model and
+	// within the cost limit. While it is False the pods keep the configuration they run.
+	ConditionFeaturesValid = "FeaturesValid"
 )
 
 // Condition reasons, PascalCase as metav1.Condition requires.
@@ -34,6 +38,11 @@ const (
 	// ReasonRouteApplied: the HTTPRoute is written; the Gateway's own status says whether it
 	// accepted it.
 	ReasonRouteApplied = "RouteApplied"
+	// ReasonFeaturesCompiled: every feature transform compiled.
+	ReasonFeaturesCompiled = "FeaturesCompiled"
+	// ReasonInvalidFeatureTransform: a feature transform or lookup table is refused; the message
+	// names the feature, the expression and the error.
+	ReasonInvalidFeatureTransform = "InvalidFeatureTransform"
 	// ReasonGatewayAPIUnavailable: the cluster does not serve gateway.networking.k8s.io/v1
 	// HTTPRoutes (the Gateway API CRDs are not installed, or were installed after the operator
 	// started: it detects them at startup).

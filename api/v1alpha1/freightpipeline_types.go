@@ -39,6 +39,54 @@ type FreightPipelineSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	NetworkPolicy NetworkPolicySpec `json:"networkPolicy,omitempty"`
+
+	// features computes model features from the raw event at ingestion, each with a CEL
+	// expression over `event` (the event's id and shipment); an event that carries a feature in
+	// its `features` keeps that value. Expressions are type-checked and cost-bounded when the
+	// pipeline is applied (see docs/transforms.md).
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=256
+	// +optional
+	Features []FeatureTransform `json:"features,omitempty"`
+
+	// lookupTables are the tables the features' lookup(table, key, default) reads.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	LookupTables []LookupTable `json:"lookupTables,omitempty"`
+}
+
+// FeatureTransform computes one model feature from the raw event.
+type FeatureTransform struct {
+	// name is the model feature the expression computes.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+
+	// expression is a CEL expression over `event` whose result is the feature's value: a
+	// number (or the type of the model input the feature feeds).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	// +required
+	Expression string `json:"expression"`
+}
+
+// LookupTable maps keys (a carrier, a port) to numbers the feature expressions look up.
+type LookupTable struct {
+	// name is what lookup('name', key, default) calls the table.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +required
+	Name string `json:"name"`
+
+	// values maps each key to a number, written as a string ("0.71"): the API has no
+	// floating-point fields.
+	// +kubebuilder:validation:MaxProperties=4096
+	// +required
+	Values map[string]string `json:"values"`
 }
 
 // ModelReference names a PredictionModel in the same namespace.
@@ -440,6 +488,12 @@ type OutputSpec struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('8760h')",message="output.predictionRetention must be between 1m and 8760h"
 	// +optional
 	PredictionRetention *metav1.Duration `json:"predictionRetention,omitempty"`
+
+	// recordInputs keeps the features the model saw (computed by spec.features or sent by the
+	// client) in each prediction record, under "features", for audits and for training the next
+	// model. Off by default: it makes every record larger.
+	// +optional
+	RecordInputs bool `json:"recordInputs,omitempty"`
 }
 
 // FreightPipelineStatus is what the operator observed of the pipeline.

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/freightcast/freightcast/internal/local"
 	"github.com/freightcast/freightcast/internal/testing/modelfixtures"
 	"github.com/freightcast/freightcast/internal/testing/testenv"
 )
@@ -35,29 +34,7 @@ func TestRunServesTheExamples(t *testing.T) {
 			if dir == "xgboost-late" {
 				names = [][]string{pipelines[0].Inputs[0].Features}
 			}
-			// Made before the cleanup that stops Run is registered, so removed after it.
-			dataDir := t.TempDir()
-			ctx, cancel := context.WithCancel(context.Background())
-			ready := make(chan local.Endpoints, 1)
-			done := make(chan error, 1)
-			go func() {
-				done <- local.Run(ctx, local.Options{DataDir: dataDir, NATSAddr: "127.0.0.1:0", IngestAddr: "127.0.0.1:0",
-					InferAddr: "127.0.0.1:0", Workers: 1, Ready: func(e local.Endpoints) { ready <- e }}, models, pipelines)
-			}()
-			t.Cleanup(func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			})
-			var eps local.Endpoints
-			select {
-			case eps = <-ready:
-			case err := <-done:
-				t.Fatalf("Run stopped: %v", err)
-			case <-time.After(30 * time.Second):
-				t.Fatal("Run not ready within 30s")
-			}
+			eps := startLocalRun(t, models, pipelines)
 			url := eps.Ingest[pipelines[0].Config.Name]
 			rows := fx.CompleteRows()[:8]
 			resp, err := http.Post(url+"/v1/events", "application/x-ndjson", strings.NewReader(fx.EventsNDJSON(rows, names)))

@@ -203,6 +203,7 @@ func runIngest(ctx context.Context, args []string) error {
 		Conn:         nc,
 		Topology:     cfg.Queue.Topology,
 		Inputs:       inputs,
+		Transforms:   cfg.Transforms,
 		MaxBodyBytes: cfg.Ingestion.MaxBodyBytes,
 		TokensFile:   cfg.Ingestion.TokensFile,
 		RateLimit:    cfg.Ingestion.RateLimit,

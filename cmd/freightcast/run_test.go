@@ -31,14 +31,7 @@ func writeFile(t *testing.T, dir, name, content string) string {
 // TestRunReadsTheSamples resolves config/samples as `make run` does: the model from its ConfigMap,
 // the pipeline's config with its defaults, features from the model.
 func TestRunReadsTheSamples(t *testing.T) {
-	m, err := readManifests([]string{filepath.Join("..", "..", "config", "samples")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	models, pipelines, err := m.resolve(context.Background(), nil, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	models, pipelines := resolveSamples(t)
 	if len(models) != 1 || models[0].Name != "freight-delay-risk" || models[0].MaxBatchSize != 64 {
 		t.Fatalf("models = %+v", models)
 	}

@@ -49,6 +49,9 @@
 // classifier's probabilities), maps that output's name to its keys, the class labels, in the
 // order of its values: output_probability[j] is the probability of labels.output_probability[j].
 // The names and types are those of the model metadata over OIP (docs/inference.md).
+// features, present only when the pipeline records inputs (spec.output.recordInputs), maps each
+// feature the model was given to its value, in the model's feature order:
+// "features":{"distance_km":8927.1,"mode_ocean":1,...}, after shipment.
 // GET /v1/predictions/{id} returns the record's bytes unchanged.
 package event
 
@@ -322,6 +325,8 @@ type Prediction struct {
 	Labels map[string][]Value `json:"labels,omitempty"`
 	// Shipment is the event's shipment JSON, passed through.
 	Shipment json.RawMessage `json:"shipment,omitempty"`
+	// Features, when the pipeline records inputs, are the feature values the model saw.
+	Features *Features `json:"features,omitempty"`
 	// ReceivedAt is when ingestion received the event; PredictedAt when the worker finished.
 	ReceivedAt  time.Time `json:"receivedAt"`
 	PredictedAt time.Time `json:"predictedAt"`

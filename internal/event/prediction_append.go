@@ -150,6 +150,10 @@ func appendPredictionTail(dst []byte, p *Prediction) []byte {
 		// record every client can decode.
 		dst = jsonenc.AppendValidUTF8(dst, p.Shipment)
 	}
+	if p.Features != nil {
+		dst = append(dst, `,"features":`...)
+		dst = p.Features.appendJSON(dst)
+	}
 	dst = append(dst, `,"receivedAt":"`...)
 	dst = p.ReceivedAt.UTC().AppendFormat(dst, time.RFC3339Nano)
 	dst = append(dst, `","predictedAt":"`...)

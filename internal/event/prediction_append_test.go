@@ -26,6 +26,11 @@ func TestAppendPredictionMatchesEncodePrediction(t *testing.T) {
 		"a classifier: label, probabilities and their labels": {ID: "evt-3", Model: "late", ModelVersion: "1",
 			Outputs: map[string][]Value{"output_label": {IntValue(1)}, "output_probability": Numbers(0.125, 0.875), "flag": {BoolValue(true)}},
 			Labels:  map[string][]Value{"output_probability": {StringValue("on_time"), StringValue("late")}}, ReceivedAt: at, PredictedAt: at},
+		// recordInputs: the features the model saw, in model order (not sorted by name).
+		"the features the model saw": {ID: "evt-4", Model: "m", ModelVersion: "1", Outputs: map[string][]Value{"risk": Numbers(0.5)},
+			Shipment:   json.RawMessage(`{"mode":"ocean"}`),
+			Features:   &Features{Names: []string{"zeta", "alpha", "mode"}, Values: []Value{NumberValue(8927.118871242441), NumberValue(-0.5), IntValue(2)}},
+			ReceivedAt: at, PredictedAt: at},
 	}
 	for name, p := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -122,5 +127,24 @@ func TestAppendPredictionWritesUTF8Only(t *testing.T) {
 	}
 	if want := `{"ref":"MSKU\ufffd\ufffd"}`; string(back.Shipment) != want {
 		t.Errorf("shipment %s, want %s", back.Shipment, want)
+	}
+}
+
+func TestRecordedFeaturesRoundTripInOrder(t *testing.T) {
+	f := &Features{Names: []string{"zeta", "alpha", "label", "flag"}, Values: []Value{NumberValue(1.5), IntValue(9007199254740993), StringValue("air"), BoolValue(true)}}
+	rec, err := AppendPrediction(nil, &Prediction{ID: "e", Model: "m", ModelVersion: "1", Outputs: map[string][]Value{"r": Numbers(1)}, Features: f,
+		ReceivedAt: time.Unix(1, 0), PredictedAt: time.Unix(2, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(rec), `"features":{"zeta":1.5,"alpha":9007199254740993,"label":"air","flag":true}`) {
+		t.Errorf("record %s", rec)
+	}
+	p, err := DecodePrediction(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(f, p.Features); diff != "" {
+		t.Errorf("decoded features (-want +got):\n%s", diff)
 	}
 }

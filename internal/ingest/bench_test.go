@@ -105,6 +105,8 @@ type poster struct {
 	url         string
 	contentType string
 	perBody     int
+	// event appends one event with the id; benchEvent when nil.
+	event func(buf []byte, id int64) []byte
 }
 
 func newPoster(e *env, contentType string, perBody int) *poster {
@@ -117,8 +119,12 @@ func newPoster(e *env, contentType string, perBody int) *poster {
 // post sends one body, reusing buf, and returns it for the next call.
 func (p *poster) post(b *testing.B, buf []byte) ([]byte, bool) {
 	buf = buf[:0]
+	event := p.event
+	if event == nil {
+		event = benchEvent
+	}
 	for range p.perBody {
-		buf = benchEvent(buf, benchSeq.Add(1))
+		buf = event(buf, benchSeq.Add(1))
 		buf = append(buf, '\n')
 	}
 	resp, err := p.client.Post(p.url, p.contentType, bytes.NewReader(buf))
@@ -233,17 +239,22 @@ func BenchmarkDecodeNDJSON100(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	benchDecode(b, d, benchEvent)
+}
+
+// benchDecode parses NDJSON bodies of 100 events that event writes.
+func benchDecode(b *testing.B, d *decoder, event func([]byte, int64) []byte) {
 	var body []byte
 	for i := range 100 {
-		body = benchEvent(body, int64(i))
+		body = event(body, int64(i))
 		body = append(body, '\n')
 	}
 	var bt batch
-	seen := make([]bool, len(testFeatures))
+	seen := make([]bool, len(d.features))
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	for range b.N {
 		bt.reset()
 		if err := d.decodeNDJSON(body, &bt, seen); err != nil {
 			b.Fatal(err)

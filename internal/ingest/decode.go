@@ -11,6 +11,7 @@ import (
 	"github.com/freightcast/freightcast/internal/event"
 	"github.com/freightcast/freightcast/internal/jsonscan"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
+	"github.com/freightcast/freightcast/internal/transform"
 )
 
 // A hand-written parser for the one event shape rather than encoding/json: it reads a feature
@@ -46,6 +47,8 @@ type batch struct {
 	// typed replaces values for a model with inputs other than FP32 and FP64.
 	typed     []event.Value
 	shipments [][]byte
+	// raw is the event the transforms read, bound anew for each event that needs them.
+	raw transform.Event
 }
 
 func (b *batch) reset() {
@@ -70,6 +73,9 @@ type decoder struct {
 	// typed is set when an input is not FP32 or FP64: events are queued as typed values
 	// (batch.typed, a v2 message), not as numbers.
 	typed bool
+	// transforms[i] computes feature i from the raw event when the event does not carry it;
+	// nil (or a nil entry) when the pipeline has no transform for it.
+	transforms []*transform.Feature
 }
 
 // featureInput is the model input a feature feeds.
@@ -111,6 +117,32 @@ func newInputsDecoder(inputs []pipelineconfig.Input) (*decoder, error) {
 		}
 	}
 	return d, nil
+}
+
+// withTransforms compiles the pipeline's feature transforms, each checked against the type of
+// the model input its feature feeds.
+func (d *decoder) withTransforms(t pipelineconfig.Transforms) error {
+	if len(t.Features) == 0 {
+		return nil
+	}
+	var unknown []string
+	for _, f := range t.Features {
+		if _, ok := d.index[f.Name]; !ok {
+			unknown = append(unknown, strconv.Quote(f.Name))
+		}
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("the transforms compute %s, which the model has no input for (its features: %s)", strings.Join(unknown, ", "), strings.Join(d.features, ", "))
+	}
+	set, err := transform.Compile(t, func(name string) string { return d.inputs[d.index[name]].datatype })
+	if err != nil {
+		return err
+	}
+	d.transforms = make([]*transform.Feature, len(d.features))
+	for i, name := range d.features {
+		d.transforms[i] = set.Get(name)
+	}
+	return nil
 }
 
 // decodeJSON parses an application/json body: one event object or an array of them.
@@ -263,16 +295,53 @@ func (d *decoder) parseEvent(p *jsonscan.Scanner, index int, b *batch, seen []bo
 	if !haveID {
 		return fail("id", "missing")
 	}
-	if !haveFeat && len(d.features) > 0 {
+	if !haveFeat && len(d.features) > 0 && d.transforms == nil {
 		return fail("features", "missing")
 	}
+	bound := false
 	for i, ok := range seen {
-		if !ok {
+		if ok {
+			continue // a feature the event carries wins over its transform
+		}
+		if d.transforms == nil {
 			return fail("features."+d.features[i], "missing; the model needs every feature")
+		}
+		if d.transforms[i] == nil {
+			return fail("features."+d.features[i], "missing; the model needs every feature, and the pipeline has no transform for it")
+		}
+		if !bound {
+			if err := b.raw.Bind(id, shipment); err != nil {
+				return fail("shipment", "%v", err)
+			}
+			bound = true
+		}
+		if err := d.compute(i, &b.raw, vals, typed); err != nil {
+			return &eventError{index: index, field: "features." + d.features[i], msg: err.Error()}
 		}
 	}
 	b.ids = append(b.ids, id)
 	b.shipments = append(b.shipments, shipment)
+	return nil
+}
+
+// compute evaluates feature i's transform into vals (typed, for a typed model), checked against
+// the model input's type as a value the event carried would be.
+func (d *decoder) compute(i int, raw *transform.Event, vals []float64, typed []event.Value) error {
+	t, in := d.transforms[i], &d.inputs[i]
+	v, err := t.Eval(raw)
+	if err != nil {
+		return fmt.Errorf("its transform %q failed: %v", t.Expression, err)
+	}
+	if v.Kind == event.Number || v.Kind == event.Integer {
+		if problem := in.bounds.Problem(v.Num); problem != "" {
+			return fmt.Errorf("its transform %q computed %v, %s, the type of the model's input%s", t.Expression, v.Num, problem, in.named())
+		}
+	}
+	if typed != nil {
+		typed[i] = v
+	} else {
+		vals[i] = v.Num
+	}
 	return nil
 }
 

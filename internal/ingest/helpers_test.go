@@ -158,6 +158,16 @@ func (e *env) streamMsgs(tb testing.TB) uint64 {
 // streamIDs returns the message ids in the events stream, in stream order.
 func (e *env) streamIDs(tb testing.TB) []string {
 	tb.Helper()
+	var ids []string
+	for _, m := range e.streamMessages(tb) {
+		ids = append(ids, m.Header.Get(nats.MsgIdHdr))
+	}
+	return ids
+}
+
+// streamMessages returns the messages of the events stream, in stream order.
+func (e *env) streamMessages(tb testing.TB) []*jetstream.RawStreamMsg {
+	tb.Helper()
 	ctx := context.Background()
 	s, err := e.js.Stream(ctx, e.spec.Stream)
 	if err != nil {
@@ -167,15 +177,15 @@ func (e *env) streamIDs(tb testing.TB) []string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var ids []string
+	var msgs []*jetstream.RawStreamMsg
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
 		m, err := s.GetMsg(ctx, seq)
 		if err != nil {
 			tb.Fatalf("message %d: %v", seq, err)
 		}
-		ids = append(ids, m.Header.Get(nats.MsgIdHdr))
+		msgs = append(msgs, m)
 	}
-	return ids
+	return msgs
 }
 
 // ev renders one event with the test model's features.

@@ -67,6 +67,9 @@ type Config struct {
 	// in the model's input order (model.ResolveInputs). Each feature value is checked against
 	// the datatype of the input it feeds.
 	Inputs []pipelineconfig.Input
+	// Transforms compute the features an event does not carry from the raw event
+	// (internal/transform); an event that carries a feature keeps its value.
+	Transforms pipelineconfig.Transforms
 	// MaxBodyBytes caps a request body (413 above it).
 	MaxBodyBytes int64
 	// BodyBudget bounds the body bytes in memory across the process's requests (503 when it
@@ -180,6 +183,9 @@ func New(cfg Config) (*Handler, error) {
 		dec, err = newInputsDecoder(cfg.Inputs)
 	} else {
 		dec, err = newDecoder(cfg.Features, cfg.InputType)
+	}
+	if err == nil {
+		err = dec.withTransforms(cfg.Transforms)
 	}
 	if err != nil {
 		errs = append(errs, fmt.Errorf("ingest: %w", err))

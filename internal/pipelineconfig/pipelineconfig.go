@@ -38,6 +38,35 @@ type Config struct {
 	Ingestion Ingestion `json:"ingestion"`
 	// Inference configures the workers.
 	Inference Inference `json:"inference"`
+	// Transforms compute features from the raw event at ingestion (internal/transform).
+	Transforms Transforms `json:"transforms,omitzero"`
+	// Output configures the prediction records.
+	Output Output `json:"output,omitzero"`
+}
+
+// Output configures the prediction records.
+type Output struct {
+	// RecordInputs keeps the features the model saw in each prediction record.
+	RecordInputs bool `json:"recordInputs,omitempty"`
+}
+
+// Transforms are a pipeline's feature transforms: CEL expressions over the raw event, and the
+// tables they look values up in.
+type Transforms struct {
+	Features []FeatureTransform `json:"features,omitempty"`
+	Tables   []LookupTable      `json:"tables,omitempty"`
+}
+
+// FeatureTransform computes the model feature Name with Expression.
+type FeatureTransform struct {
+	Name       string `json:"name"`
+	Expression string `json:"expression"`
+}
+
+// LookupTable maps keys to numbers, written as strings (the API has no floating-point fields).
+type LookupTable struct {
+	Name   string            `json:"name"`
+	Values map[string]string `json:"values"`
 }
 
 // Model identifies the model and how events feed it: Features, the columns of its one input

@@ -7,10 +7,13 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
+
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/transform"
 )
 
 // TokensFile is where the data-plane containers find the accepted bearer tokens: the operator
@@ -114,7 +117,9 @@ func Pipeline(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1
 		Ingestion: pipelineconfig.Ingestion{
 			MaxBodyBytes: p.Spec.Ingestion.MaxBodyBytes.Value(),
 		},
-		Inference: pipelineconfig.Inference{BatchSize: int(p.Spec.Inference.BatchSize)},
+		Inference:  pipelineconfig.Inference{BatchSize: int(p.Spec.Inference.BatchSize)},
+		Transforms: Transforms(p),
+		Output:     pipelineconfig.Output{RecordInputs: p.Spec.Output.RecordInputs},
 	}
 	if p.Spec.Ingestion.Auth != nil {
 		cfg.Ingestion.TokensFile = TokensFile
@@ -164,6 +169,54 @@ func RemoteModel(model *freightcastv1alpha1.PredictionModel) *pipelineconfig.Rem
 		r.TokenFile = RemoteModelTokenFile
 	}
 	return r
+}
+
+// Transforms are pipeline p's feature transforms and lookup tables.
+func Transforms(p *freightcastv1alpha1.FreightPipeline) pipelineconfig.Transforms {
+	var t pipelineconfig.Transforms
+	for _, f := range p.Spec.Features {
+		t.Features = append(t.Features, pipelineconfig.FeatureTransform{Name: f.Name, Expression: f.Expression})
+	}
+	for _, l := range p.Spec.LookupTables {
+		t.Tables = append(t.Tables, pipelineconfig.LookupTable{Name: l.Name, Values: l.Values})
+	}
+	return t
+}
+
+// CheckTransforms compiles pipeline p's transforms as ingestion will (internal/transform): each
+// expression parsed, type-checked against the model input its feature feeds and cost-bounded, and
+// each feature one the model has. model may be nil (not created yet, or a webhook that does not
+// read it): the expressions are checked alone, and the names only when the model declares its
+// features in its spec (they may also come from the model file's metadata, which ingestion
+// reads when it starts).
+func CheckTransforms(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1.PredictionModel) error {
+	t := Transforms(p)
+	if len(t.Features) == 0 && len(t.Tables) == 0 {
+		return nil
+	}
+	datatypes := map[string]string{}
+	if model != nil {
+		for _, in := range FeatureInputs(model) {
+			for _, f := range in.Features {
+				datatypes[f] = in.DataType
+			}
+		}
+		for _, f := range model.Spec.Features {
+			datatypes[f] = "FP32" // a single input of features is the FP32 the pool feeds
+		}
+	}
+	var errs []error
+	if len(datatypes) > 0 {
+		for _, f := range t.Features {
+			if _, ok := datatypes[f.Name]; !ok {
+				errs = append(errs, fmt.Errorf("feature %q: PredictionModel %s has no such feature", f.Name, model.Name))
+			}
+		}
+	}
+	if _, err := transform.Compile(t, func(name string) string { return datatypes[name] }); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // FeatureInputs is how a pipeline feeds model's inputs from an event's features: the inputs

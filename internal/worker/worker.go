@@ -67,6 +67,9 @@ type Config struct {
 	// MaxDeliver is the consumer's delivery limit: an event failing on its last delivery is
 	// dead-lettered instead of lost.
 	MaxDeliver int
+	// RecordInputs keeps the features the model saw in each prediction record (the pipeline's
+	// spec.output.recordInputs).
+	RecordInputs bool
 	// BatchLinger is how long a batch waits for more events once it has one; zero picks 500µs.
 	// It trades a little latency for fuller batches under load.
 	BatchLinger time.Duration
@@ -97,6 +100,9 @@ type Worker struct {
 	// row holds one row's outputs in that order, reused for every record.
 	byName []int
 	row    []event.Output
+	// seen holds the features of the record being written when RecordInputs is set: their
+	// names once, their values reused from record to record.
+	seen event.Features
 	// records is the encoding buffer of the batch being built.
 	records []byte
 	// dec and decoded are the batch's events, decoded into the same memory batch after batch.
@@ -184,6 +190,17 @@ func New(cfg Config) (*Worker, error) {
 	w.row = make([]event.Output, len(meta.Outputs))
 	for k, j := range w.byName {
 		w.row[k].Name = meta.Outputs[j].Name
+	}
+	if cfg.RecordInputs {
+		for _, in := range cfg.Inputs {
+			for col, f := range in.Features {
+				if f == "" { // a model whose columns the spec and the file leave unnamed
+					f = fmt.Sprintf("%s[%d]", in.Name, col)
+				}
+				w.seen.Names = append(w.seen.Names, f)
+			}
+		}
+		w.seen.Values = make([]event.Value, len(w.seen.Names))
 	}
 	return w, nil
 }
@@ -448,6 +465,16 @@ func (w *Worker) record(dst []byte, ev event.Event, i int, now time.Time) ([]byt
 	}
 	p := event.Prediction{ID: ev.ID, Model: w.cfg.ModelName, ModelVersion: w.cfg.ModelVersion,
 		Shipment: ev.Shipment, ReceivedAt: ev.ReceivedAt, PredictedAt: now}
+	if w.cfg.RecordInputs && len(ev.Features)+len(ev.Values) == len(w.seen.Values) {
+		if ev.Values != nil {
+			copy(w.seen.Values, ev.Values)
+		} else {
+			for k, f := range ev.Features {
+				w.seen.Values[k] = event.NumberValue(f)
+			}
+		}
+		p.Features = &w.seen
+	}
 	return event.AppendPredictionOutputs(dst, &p, w.row)
 }
 
