@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -26,6 +27,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/freightcast/freightcast/controllers"
+	"github.com/freightcast/freightcast/controllers/webhook"
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/natsauth"
 	"github.com/freightcast/freightcast/internal/testing/helmtest"
@@ -113,7 +115,8 @@ func TestDefaults(t *testing.T) {
 	got := kinds(objs)
 	want := map[string]int{
 		"CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 1,
-		"Role": 1, "RoleBinding": 1, "Deployment": 1, "Service": 3, "ConfigMap": 1, "StatefulSet": 1,
+		"Role": 2, "RoleBinding": 2, "Deployment": 1, "Service": 4, "ConfigMap": 1, "StatefulSet": 1,
+		"ValidatingWebhookConfiguration": 1,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("kinds rendered (-want +got):\n%s", diff)
@@ -137,7 +140,8 @@ func TestDefaults(t *testing.T) {
 	}
 	// The default NATS: one server of 9 GiB (90 % of its 10Gi claim), R1 streams.
 	if want := []string{"manager", "--leader-elect", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081",
-		"--default-queue-replicas=1", "--nats-max-file-store=9663676416", "--nats-servers=1"}; !slices.Equal(c.Args, want) {
+		"--default-queue-replicas=1", "--nats-max-file-store=9663676416", "--nats-servers=1",
+		"--webhook-service=freightcast-webhook", "--webhook-secret=freightcast-webhook-cert", "--webhook-configuration=freightcast-validating-webhook"}; !slices.Equal(c.Args, want) {
 		t.Errorf("args %q, want %q", c.Args, want)
 	}
 	if *d.Spec.Replicas != 2 || d.Spec.Template.Spec.ServiceAccountName != "freightcast-manager" {
@@ -176,7 +180,8 @@ func TestDefaults(t *testing.T) {
 			opts.JetStreamMaxStore, opts.SyncAlways, opts.TrustedOperators, opts.TLSConfig != nil)
 	}
 
-	// Least privilege: the generated rules exactly, and nothing reads Secrets.
+	// Least privilege: the generated rules exactly, and no Secret is read but the webhook's
+	// certificate, by name.
 	role := as[rbacv1.ClusterRole](t, objs, "ClusterRole", "freightcast-manager")
 	if diff := cmp.Diff(generatedRules(t), role.Rules); diff != "" {
 		t.Errorf("ClusterRole rules differ from config/rbac/role.yaml (-want +got):\n%s", diff)
@@ -188,10 +193,64 @@ func TestDefaults(t *testing.T) {
 		rules, _, _ := unstructured.NestedSlice(o.Object, "rules")
 		for _, r := range rules {
 			res, _, _ := unstructured.NestedStringSlice(r.(map[string]any), "resources")
+			if o.GetName() == "freightcast-webhook-cert" && o.GetKind() == "Role" {
+				continue // checked below
+			}
 			if slices.Contains(res, "secrets") || slices.Contains(res, "*") {
 				t.Errorf("%s %s grants %v", o.GetKind(), o.GetName(), res)
 			}
 		}
+	}
+}
+
+// checkWebhook checks the webhook's objects of a release freightcast in freightcast-system.
+func checkWebhook(t *testing.T, objs []*unstructured.Unstructured) {
+	t.Helper()
+	wantRules := []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{"freightcast-webhook-cert"}, Verbs: []string{"get", "update"}},
+		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create"}},
+	}
+	if diff := cmp.Diff(wantRules, as[rbacv1.Role](t, objs, "Role", "freightcast-webhook-cert").Rules); diff != "" {
+		t.Errorf("the webhook certificate's Role (-want +got):\n%s", diff)
+	}
+	vwc := as[admissionregistrationv1.ValidatingWebhookConfiguration](t, objs, "ValidatingWebhookConfiguration", "freightcast-validating-webhook")
+	w := vwc.Webhooks[0]
+	if *w.FailurePolicy != admissionregistrationv1.Ignore || *w.SideEffects != admissionregistrationv1.SideEffectClassNone || *w.TimeoutSeconds != 5 ||
+		!slices.Equal(w.AdmissionReviewVersions, []string{"v1"}) || len(w.ClientConfig.CABundle) != 0 {
+		t.Errorf("webhook %+v", w)
+	}
+	if s := w.ClientConfig.Service; s == nil || s.Name != "freightcast-webhook" || s.Namespace != namespace || *s.Path != webhook.ValidatePath {
+		t.Errorf("webhook clientConfig %+v", w.ClientConfig)
+	}
+	svc := as[corev1.Service](t, objs, "Service", "freightcast-webhook")
+	d := as[appsv1.Deployment](t, objs, "Deployment", "freightcast-manager")
+	if !cmp.Equal(svc.Spec.Selector, d.Spec.Selector.MatchLabels) || svc.Spec.Ports[0].TargetPort.StrVal != "webhook" {
+		t.Errorf("Service freightcast-webhook: %+v", svc.Spec)
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == "webhook" && p.ContainerPort == 9443 }) ||
+		!slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
+			return e.Name == "FREIGHTCAST_NAMESPACE" && e.ValueFrom != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace"
+		}) {
+		t.Errorf("manager ports %+v env %+v", c.Ports, c.Env)
+	}
+}
+
+func TestWebhook(t *testing.T) {
+	checkWebhook(t, render(t))
+	off := render(t, "--set", "webhook.enabled=false")
+	for _, o := range off {
+		if strings.Contains(o.GetName(), "webhook") {
+			t.Errorf("webhook off renders %s %s", o.GetKind(), o.GetName())
+		}
+	}
+	c := as[appsv1.Deployment](t, off, "Deployment", "freightcast-manager").Spec.Template.Spec.Containers[0]
+	if !slices.Contains(c.Args, "--webhook=false") || env(c, "FREIGHTCAST_NAMESPACE") != "" {
+		t.Errorf("webhook off: args %q", c.Args)
+	}
+	lifetime := as[appsv1.Deployment](t, render(t, "--set", "webhook.certLifetime=720h"), "Deployment", "freightcast-manager").Spec.Template.Spec.Containers[0]
+	if !slices.Contains(lifetime.Args, "--webhook-cert-lifetime=720h") {
+		t.Errorf("certLifetime: args %q", lifetime.Args)
 	}
 }
 
@@ -421,7 +480,8 @@ func TestImageDigestAndSettings(t *testing.T) {
 		t.Errorf("FREIGHTCAST_IMAGE_PULL_POLICY %q", env(c, "FREIGHTCAST_IMAGE_PULL_POLICY"))
 	}
 	want := []string{"manager", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081",
-		"--default-queue-replicas=1", "--nats-max-file-store=9663676416", "--nats-servers=1", "--stuck-pod-threshold=2m", "--zap-log-level=debug"}
+		"--default-queue-replicas=1", "--nats-max-file-store=9663676416", "--nats-servers=1", "--stuck-pod-threshold=2m", "--zap-log-level=debug",
+		"--webhook-service=freightcast-webhook", "--webhook-secret=freightcast-webhook-cert", "--webhook-configuration=freightcast-validating-webhook"}
 	if !slices.Equal(c.Args, want) {
 		t.Errorf("args %q, want %q", c.Args, want)
 	}
@@ -598,8 +658,10 @@ func TestNetworkPolicies(t *testing.T) {
 			t.Errorf("operator egress lacks port %d", port)
 		}
 	}
-	if len(op.Spec.Ingress) != 1 || op.Spec.Ingress[0].Ports[0].Port.IntVal != 8080 {
-		t.Errorf("operator ingress %+v, want metrics only", op.Spec.Ingress)
+	// Metrics from the cluster's pods; the webhook from any source (the API server's address
+	// depends on the cluster: networkPolicy.webhookFrom narrows it).
+	if len(op.Spec.Ingress) != 2 || op.Spec.Ingress[0].Ports[0].Port.IntVal != 8080 || op.Spec.Ingress[1].Ports[0].Port.IntVal != 9443 || len(op.Spec.Ingress[1].From) != 0 {
+		t.Errorf("operator ingress %+v, want metrics and the webhook only", op.Spec.Ingress)
 	}
 	nats := as[networkingv1.NetworkPolicy](t, objs, "NetworkPolicy", "nats")
 	var clients []networkingv1.NetworkPolicyPeer

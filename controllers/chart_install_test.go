@@ -43,7 +43,7 @@ func TestHelmChartApplies(t *testing.T) {
 				}
 				applied[obj.GetKind()]++
 			}
-			for _, kind := range []string{"CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment"} {
+			for _, kind := range []string{"CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "ValidatingWebhookConfiguration"} {
 				if applied[kind] == 0 {
 					t.Errorf("the chart rendered no %s (kinds: %v)", kind, applied)
 				}

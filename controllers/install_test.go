@@ -45,7 +45,7 @@ func TestInstallManifestApplies(t *testing.T) {
 		}
 		kinds[obj.GetKind()]++
 	}
-	for _, kind := range []string{"Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service", "ConfigMap", "StatefulSet"} {
+	for _, kind := range []string{"Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service", "ConfigMap", "StatefulSet", "ValidatingWebhookConfiguration"} {
 		if kinds[kind] == 0 {
 			t.Errorf("install.yaml has no %s (kinds: %v)", kind, kinds)
 		}

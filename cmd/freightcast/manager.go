@@ -24,6 +24,7 @@ import (
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/controllers"
+	"github.com/freightcast/freightcast/controllers/webhook"
 	"github.com/freightcast/freightcast/internal/queue"
 	"github.com/freightcast/freightcast/internal/version"
 )
@@ -50,6 +51,9 @@ type managerConfig struct {
 	// natsCredentials are the operator's own NATS credentials and CA: files of Secrets mounted
 	// into its pod.
 	natsCredentials queue.Credentials
+	// webhook serves the FreightPipeline validating webhook (and manages its certificate).
+	webhook     bool
+	webhookOpts webhook.Options
 }
 
 func parseManagerFlags(args []string) (managerConfig, *zap.Options, error) {
@@ -79,6 +83,14 @@ func parseManagerFlags(args []string) (managerConfig, *zap.Options, error) {
 	fs.StringVar(&nc.CAFile, "nats-ca-file", envOr("FREIGHTCAST_NATS_CA_FILE", ""), "PEM CA bundle the NATS servers' certificates are checked against; with it the operator speaks TLS only (env FREIGHTCAST_NATS_CA_FILE)")
 	fs.StringVar(&nc.CertFile, "nats-cert-file", envOr("FREIGHTCAST_NATS_CERT_FILE", ""), "client certificate for NATS servers that verify clients, with --nats-key-file (env FREIGHTCAST_NATS_CERT_FILE)")
 	fs.StringVar(&nc.KeyFile, "nats-key-file", envOr("FREIGHTCAST_NATS_KEY_FILE", ""), "private key of --nats-cert-file (env FREIGHTCAST_NATS_KEY_FILE)")
+	fs.BoolVar(&c.webhook, "webhook", true, "serve the validating admission webhook that refuses invalid FreightPipeline feature transforms at apply time, and manage its certificate; false leaves the check to the FeaturesValid condition")
+	w := &c.webhookOpts
+	fs.IntVar(&w.Port, "webhook-port", 9443, "port of the admission webhook server (TLS)")
+	fs.StringVar(&w.Namespace, "webhook-namespace", envOr("FREIGHTCAST_NAMESPACE", ""), "the operator's namespace, where the webhook's Service and certificate Secret are (env FREIGHTCAST_NAMESPACE, from the downward API)")
+	fs.StringVar(&w.Service, "webhook-service", "freightcast-webhook", "name of the webhook's Service: the serving certificate is for its DNS names")
+	fs.StringVar(&w.SecretName, "webhook-secret", "freightcast-webhook-cert", "name of the Secret holding the webhook's CA and serving certificate (made and rotated by the operator)")
+	fs.StringVar(&w.WebhookConfiguration, "webhook-configuration", "freightcast-validating-webhook", "name of the ValidatingWebhookConfiguration whose caBundle the operator writes")
+	fs.DurationVar(&w.CertLifetime, "webhook-cert-lifetime", webhook.DefaultCertLifetime, "validity of the webhook's CA and serving certificate; a new pair is made when less than a third of it remains")
 	zapOpts := &zap.Options{Development: false}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -105,6 +117,17 @@ func parseManagerFlags(args []string) (managerConfig, *zap.Options, error) {
 	for name, d := range map[string]time.Duration{"--queue-deletion-timeout": c.QueueDeletionTimeout, "--queue-stall-grace": c.QueueStallGrace, "--stuck-pod-threshold": c.StuckPodThreshold, "--stuck-pod-interval": c.StuckPodInterval} {
 		if d <= 0 {
 			return c, nil, fmt.Errorf("%s must be positive, got %s", name, d)
+		}
+	}
+	if c.webhook {
+		if w.Namespace == "" {
+			return c, nil, fmt.Errorf("--webhook-namespace (or FREIGHTCAST_NAMESPACE) is required with --webhook: the certificate's Secret lives there")
+		}
+		if w.Port < 1 || w.Port > 65535 {
+			return c, nil, fmt.Errorf("--webhook-port must be a port number, got %d", w.Port)
+		}
+		if w.CertLifetime < time.Hour {
+			return c, nil, fmt.Errorf("--webhook-cert-lifetime must be at least 1h, got %s", w.CertLifetime)
 		}
 	}
 	if err := c.natsCredentials.Validate(); err != nil {
@@ -150,7 +173,7 @@ func runManager(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
-	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+	opts := ctrl.Options{
 		Scheme:                  managerScheme(),
 		NewCache:                controllers.NewCache,
 		Metrics:                 metricsserver.Options{BindAddress: cfg.metricsAddr},
@@ -161,7 +184,13 @@ func runManager(ctx context.Context, args []string) error {
 		// The manager stops reconciling as soon as it loses the lease; a new leader takes over
 		// without waiting for this process to exit.
 		LeaderElectionReleaseOnCancel: true,
-	})
+	}
+	var certs *webhook.CertManager
+	if cfg.webhook {
+		certs = webhook.NewCertManager(cfg.webhookOpts, clock.RealClock{})
+		opts.WebhookServer = webhook.NewServer(cfg.webhookOpts, certs)
+	}
+	mgr, err := ctrl.NewManager(restConfig, opts)
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
@@ -174,6 +203,13 @@ func runManager(ctx context.Context, args []string) error {
 	defer connector.Close()
 	if err := controllers.SetupWithManager(mgr, cfg.Options, connector, clock.RealClock{}); err != nil {
 		return err
+	}
+	if certs != nil {
+		if err := webhook.Setup(mgr, certs); err != nil {
+			return err
+		}
+	} else {
+		log.Info("the validating webhook is off (--webhook=false): invalid feature transforms are reported by the FeaturesValid condition only")
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -94,6 +97,23 @@ func TestParseManagerFlags(t *testing.T) {
 		"no image":                  {wantErr: "--data-plane-image"},
 		"bad pull policy":           {args: []string{"--data-plane-image=i", "--data-plane-image-pull-policy=Sometimes"}, wantErr: "Always, IfNotPresent or Never"},
 		"unknown flag":              {args: []string{"--data-plane-image=i", "--frobnicate"}, wantErr: "frobnicate"},
+		"webhook without a namespace": {args: []string{"--data-plane-image=i"}, env: map[string]string{"FREIGHTCAST_NAMESPACE": ""},
+			wantErr: "--webhook-namespace (or FREIGHTCAST_NAMESPACE) is required"},
+		"webhook off needs no namespace": {args: []string{"--data-plane-image=i", "--webhook=false"}, env: map[string]string{"FREIGHTCAST_NAMESPACE": ""},
+			check: func(t *testing.T, c managerConfig) {
+				if c.webhook {
+					t.Errorf("webhook on: %+v", c)
+				}
+			}},
+		"webhook defaults": {args: []string{"--data-plane-image=i"},
+			check: func(t *testing.T, c managerConfig) {
+				w := c.webhookOpts
+				if !c.webhook || w.Port != 9443 || w.Namespace != "freightcast-system" || w.Service != "freightcast-webhook" || w.SecretName != "freightcast-webhook-cert" ||
+					w.WebhookConfiguration != "freightcast-validating-webhook" {
+					t.Errorf("webhook options %+v", c.webhookOpts)
+				}
+			}},
+		"short certificate lifetime": {args: []string{"--data-plane-image=i", "--webhook-cert-lifetime=10m"}, wantErr: "--webhook-cert-lifetime must be at least 1h"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -101,6 +121,11 @@ func TestParseManagerFlags(t *testing.T) {
 				"FREIGHTCAST_OTLP_ENDPOINT", "FREIGHTCAST_TRACE_SAMPLING_RATIO"} {
 				t.Setenv(k, tc.env[k])
 			}
+			ns, set := tc.env["FREIGHTCAST_NAMESPACE"]
+			if !set {
+				ns = "freightcast-system"
+			}
+			t.Setenv("FREIGHTCAST_NAMESPACE", ns)
 			c, _, err := parseManagerFlags(tc.args)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
@@ -155,12 +180,44 @@ func TestManagerRunsAgainstARealAPIServer(t *testing.T) {
 	}
 	t.Setenv("KUBECONFIG", path)
 
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// With the webhook (the default), every replica serves it with the certificate the
+	// operator keeps in its Secret. (One manager per process: controller names are global, so
+	// --webhook=false is covered by the flag table above and the controllers' suites, which run
+	// managers without the webhook.)
+	webhookAddr := freePort(t)
+	_, port, _ := net.SplitHostPort(webhookAddr)
+	runManagerUntilCancel(t, c, []string{"--webhook-namespace=default", "--webhook-port=" + port}, func(waitFor func(string, func() error)) {
+		waitFor("the webhook serving the certificate of its Secret", func() error {
+			s := &corev1.Secret{}
+			if err := c.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: "freightcast-webhook-cert"}, s); err != nil {
+				return err
+			}
+			roots := x509.NewCertPool()
+			if !roots.AppendCertsFromPEM(s.Data["ca.crt"]) {
+				return fmt.Errorf("the Secret has no CA")
+			}
+			conn, err := tls.Dial("tcp", webhookAddr, &tls.Config{RootCAs: roots, ServerName: "freightcast-webhook.default.svc"})
+			if err != nil {
+				return err
+			}
+			return conn.Close()
+		})
+	})
+}
+
+// runManagerUntilCancel runs the manager with args (and the flags every run needs), waits for
+// its probes, metrics and leader Lease, runs check, and cancels it.
+func runManagerUntilCancel(t *testing.T, c client.Client, args []string, check func(waitFor func(string, func() error))) {
 	metricsAddr, probeAddr := freePort(t), freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- runManager(ctx, []string{"--data-plane-image=freightcast:test", "--leader-elect", "--leader-election-namespace=default",
-			"--metrics-bind-address=" + metricsAddr, "--health-probe-bind-address=" + probeAddr, "--zap-log-level=error"})
+		done <- runManager(ctx, append([]string{"--data-plane-image=freightcast:test", "--leader-elect", "--leader-election-namespace=default",
+			"--metrics-bind-address=" + metricsAddr, "--health-probe-bind-address=" + probeAddr, "--zap-log-level=error"}, args...))
 	}()
 
 	get := func(url string) (int, string, error) {
@@ -203,10 +260,6 @@ func TestManagerRunsAgainstARealAPIServer(t *testing.T) {
 		}
 		return err
 	})
-	c, err := client.New(cfg, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	waitFor("leader Lease", func() error {
 		lease := &coordinationv1.Lease{}
 		if err := c.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: "freightcast-manager.freightcast.io"}, lease); err != nil {
@@ -217,6 +270,9 @@ func TestManagerRunsAgainstARealAPIServer(t *testing.T) {
 		}
 		return nil
 	})
+	if check != nil {
+		check(waitFor)
+	}
 
 	cancel()
 	select {

@@ -69,3 +69,8 @@ app.kubernetes.io/part-of: freightcast
 {{ include "freightcast.commonLabels" . }}
 app.kubernetes.io/component: queue
 {{- end -}}
+
+{{/* The ValidatingWebhookConfiguration (cluster-scoped, named like the ClusterRole). */}}
+{{- define "freightcast.webhookConfiguration" -}}
+{{ include "freightcast.fullname" . }}-validating-webhook
+{{- end -}}
