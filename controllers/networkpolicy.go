@@ -54,8 +54,9 @@ func desiredPipelineNetworkPolicy(p *freightcastv1alpha1.FreightPipeline, model 
 			egress = append(egress, tcpEgress(ports))
 		}
 		if spec.RemoteScoring(p, model) {
-			// The pool calls the model's serving pods; egress ports are the pods' own.
-			port := int32(httpPort)
+			// The pool calls the model's serving pods; egress ports are the pods' own: our own
+			// runtime's gRPC port (spec.RemoteModel), another runtime's one port.
+			port := int32(grpcPort)
 			if r := model.Spec.Runtime; r != nil {
 				port = cmp.Or(r.Port, freightcastv1alpha1.DefaultRuntimePort)
 			}

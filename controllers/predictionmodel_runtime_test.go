@@ -242,3 +242,47 @@ func TestFreightPipelineScoresThroughAnotherRuntime(t *testing.T) {
 	})
 	waitCondition(t, p, freightcastv1alpha1.ConditionInferenceReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonModelUnavailable)
 }
+
+// A pipeline asked to score remotely through a model our own runtime serves calls it over gRPC
+// (the runtime serves both protocols; gRPC carries the batch raw): its config names the
+// Service's grpc port, and its NetworkPolicy lets it reach the pods' gRPC port.
+func TestFreightPipelineScoresThroughOurRuntimeOverGRPC(t *testing.T) {
+	srv := natstest.Start(t)
+	ns := newNamespace(t)
+	startOperator(t, srv.URL(), ns)
+	ctx := context.Background()
+	model := newModel(ns, "risk", "risk-files")
+	mustCreate(t, newModelConfigMap(ns, "risk-files", modelBytes), model)
+	mustEventuallyGetDeployment(t, ns, "risk-predictor")
+	markDeploymentRolledOut(t, ns, "risk-predictor")
+	waitCondition(t, model, freightcastv1alpha1.ConditionModelLoaded, metav1.ConditionTrue, freightcastv1alpha1.ReasonModelLoaded)
+	p := newPipeline(ns, "orders", "risk")
+	p.Spec.Inference.Scoring = freightcastv1alpha1.ScoringRemote
+	mustCreate(t, p)
+
+	cm := &corev1.ConfigMap{}
+	testenv.Eventually(t, 10*time.Second, "pipeline config", func() error {
+		return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "orders-pipeline"}, cm)
+	})
+	cfg, err := pipelineconfig.Parse([]byte(cm.Data[pipelineconfig.FileName]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &pipelineconfig.Remote{URL: "grpc://risk-predictor." + ns + ".svc:8081", Protocol: "GRPC"}
+	if diff := cmp.Diff(want, cfg.Model.Remote); diff != "" {
+		t.Errorf("pipeline config model.remote (-want +got):\n%s", diff)
+	}
+	policy := &networkingv1.NetworkPolicy{}
+	testenv.Eventually(t, 10*time.Second, "the pipeline's NetworkPolicy reaching the model's gRPC port", func() error {
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "orders-pipeline"}, policy); err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(policy.Spec.Egress, func(r networkingv1.NetworkPolicyEgressRule) bool {
+			return len(r.To) == 1 && r.To[0].PodSelector != nil && r.To[0].PodSelector.MatchLabels[labelModel] == "risk" &&
+				len(r.Ports) == 1 && r.Ports[0].Port != nil && *r.Ports[0].Port == intstr.FromInt32(8081)
+		}) {
+			return fmt.Errorf("egress %+v does not reach the model's pods on 8081", policy.Spec.Egress)
+		}
+		return nil
+	})
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/oipclient"
+	"github.com/freightcast/freightcast/internal/oipgrpc"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
 	"github.com/freightcast/freightcast/internal/worker"
@@ -110,11 +111,20 @@ func (p *workerPool) stop() {
 // or ctx ends: the pool pod turns ready only once its model did.
 func dialRemote(ctx context.Context, m pipelineconfig.Model, log *slog.Logger) (worker.RemoteModel, error) {
 	r := m.Remote
-	if r.Protocol != pipelineconfig.ProtocolREST {
-		return nil, fmt.Errorf("model %s is served over %s: this build scores remotely over REST only", m.Name, r.Protocol)
+	dial := func() (worker.RemoteModel, error) {
+		return oipclient.Dial(ctx, oipclient.Config{BaseURL: r.URL, Model: m.Name, TokenFile: r.TokenFile})
+	}
+	switch r.Protocol {
+	case pipelineconfig.ProtocolREST:
+	case pipelineconfig.ProtocolGRPC:
+		dial = func() (worker.RemoteModel, error) {
+			return oipgrpc.DialRemote(ctx, oipgrpc.RemoteConfig{URL: r.URL, Model: m.Name, TokenFile: r.TokenFile})
+		}
+	default:
+		return nil, fmt.Errorf("model %s is served over %q, neither REST nor GRPC", m.Name, r.Protocol)
 	}
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		c, err := oipclient.Dial(ctx, oipclient.Config{BaseURL: r.URL, Model: m.Name, TokenFile: r.TokenFile})
+		c, err := dial()
 		if err == nil {
 			log.Info("scoring through the remote model", "url", r.URL, "inputs", c.Metadata().Inputs, "outputs", c.Metadata().Outputs)
 			return c, nil

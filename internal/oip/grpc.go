@@ -68,12 +68,13 @@ var grpcReasons = map[codes.Code]string{
 // NewGRPCServer returns a gRPC server of the inference and health services of s, over TLS when
 // tlsConfig is set (hand it tlsreload's ServerConfig, so that a renewed certificate is served
 // without a restart). Serve it on its own listener; GracefulStop it when the HTTP server stops.
-// Call it once per Server.
-func (s *Server) NewGRPCServer(tlsConfig *tls.Config) *grpc.Server {
+// Call it once per Server. extra adds server options (an interceptor in front of the calls).
+func (s *Server) NewGRPCServer(tlsConfig *tls.Config, extra ...grpc.ServerOption) *grpc.Server {
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(min(s.cfg.MaxBodyBytes, math.MaxInt32))),
 		grpc.UnaryInterceptor(s.grpcUnary),
 	}
+	opts = append(opts, extra...)
 	if tlsConfig != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConfig)))
 	}

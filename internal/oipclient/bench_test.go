@@ -15,23 +15,26 @@ import (
 
 // BenchmarkPipelineScoring measures a pipeline's inference pool end to end on a real
 // nats-server: events queued, scored, their predictions stored once and acknowledged. InProcess
-// runs the freight model in the workers (the anchor); Remote sends each batch to the project's
-// own OIP server on loopback, the stand-in for another runtime. Queueing the events is not
-// timed; events/s is what the pool drains.
+// runs the freight model in the workers (the anchor); REST and gRPC send each batch to the
+// project's own OIP server on loopback, the stand-in for another runtime, over each transport.
+// With -count, the modes alternate round by round. Queueing the events is not timed; events/s is
+// what the pool drains.
 func BenchmarkPipelineScoring(b *testing.B) {
 	const perOp = 4096
-	for _, mode := range []string{"InProcess", "Remote"} {
+	for _, mode := range []string{"InProcess", "REST", "gRPC"} {
 		for _, workers := range []int{1, 4} {
 			b.Run(fmt.Sprintf("%s/workers=%d", mode, workers), func(b *testing.B) {
 				m := testenv.FreightModel(b)
 				p := newPipeline(b, time.Minute)
 				var remote worker.RemoteModel
 				tune := func(c *worker.Config) { c.BatchSize = 64 }
-				if mode == "Remote" {
-					rt := startStandIn(b, m, "", nil)
-					remote = dial(b, rt.url(), "")
-				} else {
+				switch mode {
+				case "InProcess":
 					tune = func(c *worker.Config) { c.BatchSize, c.Remote, c.Model = 64, nil, m }
+				case "REST":
+					remote = transports[0].dial(b, startStandIn(b, m, "", nil), "")
+				case "gRPC":
+					remote = transports[1].dial(b, startStandIn(b, m, "", nil), "")
 				}
 				p.startWorkers(workers, remote, tune)
 				ctx := context.Background()

@@ -67,13 +67,8 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if c.http == nil {
 		c.http = &http.Client{}
 	}
-	if cfg.TokenFile != "" {
-		b, err := os.ReadFile(cfg.TokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("oipclient: token: %w", err)
-		}
-		c.token, _, _ = strings.Cut(strings.TrimSpace(string(b)), "\n")
-		c.token = strings.TrimSpace(c.token)
+	if c.token, err = ReadToken(cfg.TokenFile); err != nil {
+		return nil, err
 	}
 	body, err := c.do(ctx, http.MethodGet, c.metadataURL, nil)
 	if err != nil {
@@ -180,7 +175,22 @@ type requestTensor struct {
 	Data     any    `json:"data"`
 }
 
-type tensorMetadata struct {
+// ReadToken reads the bearer token a remote model is called with: the first line of file, ""
+// when file is "". The gRPC client (internal/oipgrpc) reads it the same way.
+func ReadToken(file string) (string, error) {
+	if file == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("oipclient: token: %w", err)
+	}
+	token, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	return strings.TrimSpace(token), nil
+}
+
+// TensorMetadata is one input or output of an OIP model metadata answer (REST or gRPC).
+type TensorMetadata struct {
 	Name     string  `json:"name"`
 	Datatype string  `json:"datatype"`
 	Shape    []int64 `json:"shape"`
@@ -189,20 +199,26 @@ type tensorMetadata struct {
 // parseMetadata reads an OIP model metadata answer.
 func parseMetadata(body []byte) (*model.Metadata, error) {
 	var md struct {
-		Inputs  []tensorMetadata `json:"inputs"`
-		Outputs []tensorMetadata `json:"outputs"`
+		Inputs  []TensorMetadata `json:"inputs"`
+		Outputs []TensorMetadata `json:"outputs"`
 	}
 	if err := json.Unmarshal(body, &md); err != nil {
 		return nil, err
 	}
-	if len(md.Inputs) == 0 || len(md.Outputs) == 0 {
+	return NewMetadata(md.Inputs, md.Outputs)
+}
+
+// NewMetadata is the model.Metadata a remote model's metadata answer describes, whichever
+// protocol brought it: both clients score the same models, so they accept the same ones.
+func NewMetadata(inputs, outputs []TensorMetadata) (*model.Metadata, error) {
+	if len(inputs) == 0 || len(outputs) == 0 {
 		return nil, errors.New("it lists no inputs or no outputs")
 	}
 	meta := &model.Metadata{}
 	for _, side := range []struct {
-		from []tensorMetadata
+		from []TensorMetadata
 		to   *[]model.TensorInfo
-	}{{md.Inputs, &meta.Inputs}, {md.Outputs, &meta.Outputs}} {
+	}{{inputs, &meta.Inputs}, {outputs, &meta.Outputs}} {
 		for _, t := range side.from {
 			dt, ok := dtypes[t.Datatype]
 			if !ok || t.Name == "" {
@@ -212,6 +228,13 @@ func parseMetadata(body []byte) (*model.Metadata, error) {
 		}
 	}
 	return meta, nil
+}
+
+// DType is the element type of an OIP datatype a remote model may take or give, false for one
+// a pipeline neither feeds nor stores.
+func DType(datatype string) (model.DType, bool) {
+	dt, ok := dtypes[datatype]
+	return dt, ok
 }
 
 // dtypes are the OIP datatypes the client sends and reads.

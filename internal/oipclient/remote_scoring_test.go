@@ -3,6 +3,8 @@ package oipclient_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +21,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/freightcast/freightcast/internal/event"
 	"github.com/freightcast/freightcast/internal/httpauth"
@@ -26,6 +31,8 @@ import (
 	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/oip"
 	"github.com/freightcast/freightcast/internal/oipclient"
+	"github.com/freightcast/freightcast/internal/oipgrpc"
+	"github.com/freightcast/freightcast/internal/oippb"
 	"github.com/freightcast/freightcast/internal/queue"
 	"github.com/freightcast/freightcast/internal/testing/natstest"
 	"github.com/freightcast/freightcast/internal/testing/testenv"
@@ -33,22 +40,105 @@ import (
 )
 
 // standInRuntime is the project's own OIP server (what `freightcast infer` serves) running the
-// freight model: the stand-in for another OIP v2 runtime that a pipeline scores through. It can
-// be stopped and started again on the same address, as a runtime's pod is killed and replaced,
-// and wrapped (front) to slow or refuse requests as a real runtime might.
+// freight model, over REST and gRPC: the stand-in for another OIP v2 runtime that a pipeline
+// scores through. It can be stopped and started again on the same addresses, as a runtime's pod
+// is killed and replaced, and told to misbehave as a real runtime might, the same on both
+// protocols.
 type standInRuntime struct {
-	t     testing.TB
-	addr  string
-	model *model.Model
-	front func(http.Handler) http.Handler
-	token string
-	srv   *http.Server
-	done  chan struct{}
+	t        testing.TB
+	addr     string
+	grpcAddr string
+	model    *model.Model
+	mis      *misbehaviour
+	token    string
+	srv      *http.Server
+	gs       *grpc.Server
+	done     chan struct{}
 }
 
-func startStandIn(t testing.TB, m *model.Model, token string, front func(http.Handler) http.Handler) *standInRuntime {
+// misbehaviour is what the stand-in does that our own server would not.
+type misbehaviour struct {
+	// slow is how many infer requests are still to be answered 300ms late (after the pool's
+	// deadline, the server computing the answer all the same).
+	slow atomic.Int32
+	// refuseDistance, when set, is a first feature (distance) whose requests are refused as
+	// the request's fault (400, InvalidArgument), as a runtime with stricter input checks than
+	// ours would.
+	refuseDistance float32
+}
+
+func (m *misbehaviour) slowNow() bool { return m != nil && m.slow.Add(-1) >= 0 }
+
+// refuses tells whether rows (12 features each) hold the refused distance.
+func (m *misbehaviour) refuses(rows []float32) bool {
+	if m == nil || m.refuseDistance == 0 {
+		return false
+	}
+	for i := 0; i < len(rows); i += 12 {
+		if rows[i] == m.refuseDistance {
+			return true
+		}
+	}
+	return false
+}
+
+const refusal = "distance is out of the trained range"
+
+// rest misbehaves in front of the REST handler.
+func (m *misbehaviour) rest(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/infer") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		var req struct {
+			Inputs []struct {
+				Data []float32 `json:"data"`
+			} `json:"inputs"`
+		}
+		if json.Unmarshal(body, &req) == nil && len(req.Inputs) == 1 && m.refuses(req.Inputs[0].Data) {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"error":"` + refusal + `"}`))
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if m.slowNow() {
+			next.ServeHTTP(w, r.WithContext(context.WithoutCancel(r.Context())))
+			time.Sleep(300 * time.Millisecond)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// grpc misbehaves in front of the gRPC service.
+func (m *misbehaviour) grpc(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	in, ok := req.(*oippb.ModelInferRequest)
+	if !ok {
+		return handler(ctx, req)
+	}
+	if len(in.RawInputContents) == 1 {
+		raw := in.RawInputContents[0]
+		rows := make([]float32, len(raw)/4)
+		for i := range rows {
+			rows[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		}
+		if m.refuses(rows) {
+			return nil, status.Error(codes.InvalidArgument, refusal)
+		}
+	}
+	if m.slowNow() {
+		resp, err := handler(context.WithoutCancel(ctx), req)
+		time.Sleep(300 * time.Millisecond)
+		return resp, err
+	}
+	return handler(ctx, req)
+}
+
+func startStandIn(t testing.TB, m *model.Model, token string, mis *misbehaviour) *standInRuntime {
 	t.Helper()
-	r := &standInRuntime{t: t, addr: "127.0.0.1:0", model: m, token: token, front: front}
+	r := &standInRuntime{t: t, addr: "127.0.0.1:0", grpcAddr: "127.0.0.1:0", model: m, token: token, mis: mis}
 	r.start()
 	t.Cleanup(r.stop)
 	return r
@@ -77,36 +167,73 @@ func (r *standInRuntime) start() {
 	if err := s.SetModel(r.model); err != nil {
 		r.t.Fatal(err)
 	}
-	var ln net.Listener
-	// The port of a stopped server may take a moment to be free again.
-	testenv.Eventually(r.t, 10*time.Second, "listening on "+r.addr, func() (err error) {
-		ln, err = net.Listen("tcp", r.addr)
-		return err
-	})
-	r.addr = ln.Addr().String()
+	ln, gln := r.listen(&r.addr), r.listen(&r.grpcAddr)
 	var h http.Handler = s
-	if r.front != nil {
-		h = r.front(h)
+	var opts []grpc.ServerOption
+	if r.mis != nil {
+		h = r.mis.rest(h)
+		opts = append(opts, grpc.ChainUnaryInterceptor(r.mis.grpc))
 	}
 	r.srv = &http.Server{Handler: h}
-	r.done = make(chan struct{})
+	r.gs = s.NewGRPCServer(nil, opts...)
+	r.done = make(chan struct{}, 2)
 	go func() {
-		defer close(r.done)
+		defer func() { r.done <- struct{}{} }()
 		_ = r.srv.Serve(ln)
+	}()
+	go func() {
+		defer func() { r.done <- struct{}{} }()
+		_ = r.gs.Serve(gln)
 	}()
 }
 
-// stop kills the server: open connections and requests in flight are cut, as when a pod dies.
+// listen listens on *addr, and sets it to the address taken.
+func (r *standInRuntime) listen(addr *string) net.Listener {
+	r.t.Helper()
+	var ln net.Listener
+	// The port of a stopped server may take a moment to be free again.
+	testenv.Eventually(r.t, 10*time.Second, "listening on "+*addr, func() (err error) {
+		ln, err = net.Listen("tcp", *addr)
+		return err
+	})
+	*addr = ln.Addr().String()
+	return ln
+}
+
+// stop kills the servers: open connections and requests in flight are cut, as when a pod dies.
 func (r *standInRuntime) stop() {
 	if r.srv == nil {
 		return
 	}
 	_ = r.srv.Close()
+	r.gs.Stop()
+	<-r.done
 	<-r.done
 	r.srv = nil
 }
 
 func (r *standInRuntime) url() string { return "http://" + r.addr }
+
+// transport is how a pool reaches the stand-in: the remote model it scores through.
+type transport struct {
+	name string
+	dial func(t testing.TB, rt *standInRuntime, tokenFile string) worker.RemoteModel
+}
+
+var transports = []transport{
+	{"REST", func(t testing.TB, rt *standInRuntime, tokenFile string) worker.RemoteModel {
+		return dial(t, rt.url(), tokenFile)
+	}},
+	{"gRPC", func(t testing.TB, rt *standInRuntime, tokenFile string) worker.RemoteModel {
+		t.Helper()
+		c, err := oipgrpc.DialRemote(context.Background(), oipgrpc.RemoteConfig{URL: "grpc://" + rt.grpcAddr, Model: "freight-delay-risk", TokenFile: tokenFile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}},
+}
 
 // pipeline is one pipeline's queue on a real in-process nats-server, scored by workers that
 // call a remote model.
@@ -296,128 +423,118 @@ func dial(t testing.TB, url, tokenFile string) *oipclient.Client {
 // dead-lettered, and while it is down the events stay queued, the pool reports it, and no
 // event is redelivered past the ack wait (the workers hold them in progress).
 func TestRemoteScoringSurvivesTheModelGoingDown(t *testing.T) {
-	m := testenv.FreightModel(t)
-	rt := startStandIn(t, m, "pool-token", nil)
-	tokenFile := t.TempDir() + "/token"
-	if err := writeFile(tokenFile, "pool-token\n"); err != nil {
-		t.Fatal(err)
-	}
-	const ackWait = time.Second
-	p := newPipeline(t, ackWait)
-	ids := p.publish(3000)
-	wm := p.startWorkers(3, dial(t, rt.url(), tokenFile), nil)
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			m := testenv.FreightModel(t)
+			rt := startStandIn(t, m, "pool-token", nil)
+			tokenFile := t.TempDir() + "/token"
+			if err := writeFile(tokenFile, "pool-token\n"); err != nil {
+				t.Fatal(err)
+			}
+			const ackWait = time.Second
+			p := newPipeline(t, ackWait)
+			ids := p.publish(3000)
+			wm := p.startWorkers(3, tr.dial(t, rt, tokenFile), nil)
 
-	testenv.Eventually(t, 30*time.Second, "the first predictions", func() error {
-		if n := p.predicted(); n < 300 {
-			return fmt.Errorf("%d predicted", n)
-		}
-		return nil
-	})
-	rt.stop()
-	testenv.Eventually(t, 30*time.Second, "the pool reporting the model unavailable", func() error {
-		if got := testutil.ToFloat64(wm.RemoteModelUnavailable); got != 3 {
-			return fmt.Errorf("%v workers report the model unavailable, want 3", got)
-		}
-		// Backoffs of 50, 100, then 200 ms: 3 workers × 15 retries is well past the ack wait.
-		if got := testutil.ToFloat64(wm.RemoteRetries); got < 45 {
-			return fmt.Errorf("%v retries", got)
-		}
-		return nil
-	})
-	held := p.predicted()
-	if held == len(ids) {
-		t.Fatal("every event was predicted before the model went down; nothing tested")
+			testenv.Eventually(t, 30*time.Second, "the first predictions", func() error {
+				if n := p.predicted(); n < 300 {
+					return fmt.Errorf("%d predicted", n)
+				}
+				return nil
+			})
+			rt.stop()
+			testenv.Eventually(t, 30*time.Second, "the pool reporting the model unavailable", func() error {
+				if got := testutil.ToFloat64(wm.RemoteModelUnavailable); got != 3 {
+					return fmt.Errorf("%v workers report the model unavailable, want 3", got)
+				}
+				// Backoffs of 50, 100, then 200 ms: 3 workers × 15 retries is well past the ack wait.
+				if got := testutil.ToFloat64(wm.RemoteRetries); got < 45 {
+					return fmt.Errorf("%v retries", got)
+				}
+				return nil
+			})
+			held := p.predicted()
+			if held == len(ids) {
+				t.Fatal("every event was predicted before the model went down; nothing tested")
+			}
+			rt.start()
+			p.checkExactlyOnce(m, ids)
+			if got := testutil.ToFloat64(wm.DeadLetters.WithLabelValues(metrics.DeadLetterMaxDeliveries)); got != 0 {
+				t.Errorf("%v events dead-lettered for max deliveries while the model was down", got)
+			}
+			consumer, err := p.js.Consumer(context.Background(), p.spec.Stream, p.spec.Consumer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, err := consumer.Info(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.NumRedelivered != 0 {
+				t.Errorf("%d events redelivered: the workers did not hold their batches while the model was down", info.NumRedelivered)
+			}
+			testenv.Eventually(t, 10*time.Second, "the pool reporting the model back", func() error {
+				if got := testutil.ToFloat64(wm.RemoteModelUnavailable); got != 0 {
+					return fmt.Errorf("%v workers still report the model unavailable", got)
+				}
+				return nil
+			})
+			t.Logf("%d predicted before the model went down, %d retries", held, int(testutil.ToFloat64(wm.RemoteRetries)))
+		})
 	}
-	rt.start()
-	p.checkExactlyOnce(m, ids)
-	if got := testutil.ToFloat64(wm.DeadLetters.WithLabelValues(metrics.DeadLetterMaxDeliveries)); got != 0 {
-		t.Errorf("%v events dead-lettered for max deliveries while the model was down", got)
-	}
-	consumer, err := p.js.Consumer(context.Background(), p.spec.Stream, p.spec.Consumer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := consumer.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.NumRedelivered != 0 {
-		t.Errorf("%d events redelivered: the workers did not hold their batches while the model was down", info.NumRedelivered)
-	}
-	testenv.Eventually(t, 10*time.Second, "the pool reporting the model back", func() error {
-		if got := testutil.ToFloat64(wm.RemoteModelUnavailable); got != 0 {
-			return fmt.Errorf("%v workers still report the model unavailable", got)
-		}
-		return nil
-	})
-	t.Logf("%d predicted before the model went down, %d retries", held, int(testutil.ToFloat64(wm.RemoteRetries)))
 }
 
-// A model slower than the pool's deadline: the request is sent again, and the answer of the
+// A model slower than the pool's deadline (DeadlineExceeded over gRPC): the request is sent again, and the answer of the
 // request that timed out (which the server computed) is never stored a second time.
 func TestRemoteScoringRetriesASlowModelWithoutDuplicates(t *testing.T) {
-	m := testenv.FreightModel(t)
-	var slowLeft atomic.Int32
-	slowLeft.Store(5)
-	rt := startStandIn(t, m, "", func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasSuffix(r.URL.Path, "/infer") && slowLeft.Add(-1) >= 0 {
-				// The server answers, but after the pool's deadline.
-				next.ServeHTTP(w, r.WithContext(context.WithoutCancel(r.Context())))
-				time.Sleep(300 * time.Millisecond)
-				return
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			m := testenv.FreightModel(t)
+			mis := &misbehaviour{}
+			mis.slow.Store(5)
+			rt := startStandIn(t, m, "", mis)
+			p := newPipeline(t, 30*time.Second)
+			ids := p.publish(500)
+			wm := p.startWorkers(2, tr.dial(t, rt, ""), func(c *worker.Config) { c.RemoteTimeout = 100 * time.Millisecond })
+			p.checkExactlyOnce(m, ids)
+			if got := testutil.ToFloat64(wm.RemoteRetries); got < 5 {
+				t.Errorf("%v retries, want at least the 5 slow requests", got)
 			}
-			next.ServeHTTP(w, r)
+			if got := testutil.ToFloat64(wm.EventsPredicted); got != float64(len(ids)) {
+				t.Errorf("%v events predicted and acknowledged, want %d", got, len(ids))
+			}
 		})
-	})
-	p := newPipeline(t, 30*time.Second)
-	ids := p.publish(500)
-	wm := p.startWorkers(2, dial(t, rt.url(), ""), func(c *worker.Config) { c.RemoteTimeout = 100 * time.Millisecond })
-	p.checkExactlyOnce(m, ids)
-	if got := testutil.ToFloat64(wm.RemoteRetries); got < 5 {
-		t.Errorf("%v retries, want at least the 5 slow requests", got)
-	}
-	if got := testutil.ToFloat64(wm.EventsPredicted); got != float64(len(ids)) {
-		t.Errorf("%v events predicted and acknowledged, want %d", got, len(ids))
 	}
 }
 
-// A runtime that refuses one event's values (400) dead-letters that event alone, with its own
+// A runtime that refuses one event's values (400, InvalidArgument) dead-letters that event alone, with its own
 // reason; the rest of its batch is predicted.
 func TestRemoteScoringDeadLettersOnlyTheEventTheModelRefuses(t *testing.T) {
-	m := testenv.FreightModel(t)
-	// e7's first feature, 207, written as the JSON the client sends; the stand-in refuses
-	// any request holding it, as a runtime with stricter input checks than ours would.
-	rt := startStandIn(t, m, "", func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			body, _ := io.ReadAll(r.Body)
-			if bytes.Contains(body, []byte("[207,")) || bytes.Contains(body, []byte(",207,")) {
-				w.WriteHeader(http.StatusBadRequest)
-				_, _ = w.Write([]byte(`{"error":"distance 207 is out of the trained range"}`))
-				return
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			m := testenv.FreightModel(t)
+			// e7's first feature, 207: the stand-in refuses any request holding it.
+			rt := startStandIn(t, m, "", &misbehaviour{refuseDistance: 207})
+			p := newPipeline(t, 30*time.Second)
+			ids := p.publish(100)
+			wm := p.startWorkers(1, tr.dial(t, rt, ""), nil)
+			p.checkExactlyOnce(m, ids, "e7")
+			if got := testutil.ToFloat64(wm.DeadLetters.WithLabelValues(metrics.DeadLetterModelRejected)); got != 1 {
+				t.Errorf("%v events dead-lettered as refused by the model, want 1 (e7)", got)
 			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			next.ServeHTTP(w, r)
+			sub, err := p.js.OrderedConsumer(context.Background(), p.spec.OutputStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{p.spec.DeadLetterKeySubject("e7")}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, err := sub.Next(jetstream.FetchMaxWait(5 * time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id, reason := msg.Headers().Get(worker.HeaderEventID), msg.Headers().Get(worker.HeaderReason); id != "e7" || reason != metrics.DeadLetterModelRejected ||
+				!strings.Contains(msg.Headers().Get(worker.HeaderError), refusal) {
+				t.Errorf("dead letter %s %s %q", id, reason, msg.Headers().Get(worker.HeaderError))
+			}
 		})
-	})
-	p := newPipeline(t, 30*time.Second)
-	ids := p.publish(100)
-	wm := p.startWorkers(1, dial(t, rt.url(), ""), nil)
-	p.checkExactlyOnce(m, ids, "e7")
-	if got := testutil.ToFloat64(wm.DeadLetters.WithLabelValues(metrics.DeadLetterModelRejected)); got != 1 {
-		t.Errorf("%v events dead-lettered as refused by the model, want 1 (e7)", got)
-	}
-	sub, err := p.js.OrderedConsumer(context.Background(), p.spec.OutputStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{p.spec.DeadLetterKeySubject("e7")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg, err := sub.Next(jetstream.FetchMaxWait(5 * time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if id, reason := msg.Headers().Get(worker.HeaderEventID), msg.Headers().Get(worker.HeaderReason); id != "e7" || reason != metrics.DeadLetterModelRejected ||
-		!strings.Contains(msg.Headers().Get(worker.HeaderError), "out of the trained range") {
-		t.Errorf("dead letter %s %s %q", id, reason, msg.Headers().Get(worker.HeaderError))
 	}
 }
 

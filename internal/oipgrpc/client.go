@@ -45,8 +45,8 @@ type Client struct {
 }
 
 // New returns a client of the server at target (host:port, or any gRPC target). It connects
-// lazily, on the first call.
-func New(target string, opts Options) (*Client, error) {
+// lazily, on the first call. dial adds to the connection's options.
+func New(target string, opts Options, dial ...grpc.DialOption) (*Client, error) {
 	if opts.Model == "" {
 		return nil, errors.New("oipgrpc: the model name is empty")
 	}
@@ -57,7 +57,7 @@ func New(target string, opts Options) (*Client, error) {
 	if opts.TLS != nil {
 		creds = credentials.NewTLS(opts.TLS)
 	}
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds))
+	conn, err := grpc.NewClient(target, append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, dial...)...)
 	if err != nil {
 		return nil, fmt.Errorf("oipgrpc: %w", err)
 	}

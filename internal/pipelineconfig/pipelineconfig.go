@@ -85,7 +85,8 @@ type Model struct {
 
 // Remote is a model served over the Open Inference Protocol by another server.
 type Remote struct {
-	// URL is the server's root: http(s)://host:port for REST, grpc://host:port for gRPC.
+	// URL is the server's root: http(s)://host:port for REST, grpc://host:port (plaintext) or
+	// grpcs://host:port (TLS) for gRPC.
 	URL string `json:"url"`
 	// Protocol is REST or GRPC.
 	Protocol string `json:"protocol"`
@@ -157,7 +158,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Model.validateInputs()...)
 	if r := c.Model.Remote; r != nil {
 		u, err := url.Parse(r.URL)
-		want := map[string][]string{ProtocolREST: {"http", "https"}, ProtocolGRPC: {"grpc"}}[r.Protocol]
+		want := map[string][]string{ProtocolREST: {"http", "https"}, ProtocolGRPC: {"grpc", "grpcs"}}[r.Protocol]
 		switch {
 		case want == nil:
 			errs = append(errs, fmt.Errorf("model.remote.protocol %q is not REST or GRPC", r.Protocol))

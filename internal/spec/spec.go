@@ -153,18 +153,26 @@ func RemoteScoring(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1a
 	return model.Spec.Runtime != nil
 }
 
-// RemoteModel is how a pool reaches model's serving pods: its Service (NAME-predictor, port
-// 8080) over the protocol they serve.
+// RemoteModel is how a pool reaches model's serving pods: its Service NAME-predictor. Our own
+// runtime serves both protocols, and the pool calls it over gRPC (port grpc, 8081; TLS when the
+// model has TLS): a batch travels as raw little-endian tensors instead of JSON numbers the server
+// must parse. Another runtime (spec.runtime) is called over the protocol it serves, on port
+// 8080.
 func RemoteModel(model *freightcastv1alpha1.PredictionModel) *pipelineconfig.Remote {
-	r := &pipelineconfig.Remote{Protocol: pipelineconfig.ProtocolREST}
-	scheme := "http"
-	switch {
-	case model.Spec.Runtime != nil && model.Spec.Runtime.Protocol == freightcastv1alpha1.RuntimeProtocolGRPC:
-		r.Protocol, scheme = pipelineconfig.ProtocolGRPC, "grpc"
+	r := &pipelineconfig.Remote{Protocol: pipelineconfig.ProtocolGRPC}
+	scheme, port := "grpc", 8081
+	switch rt := model.Spec.Runtime; {
+	case rt != nil && rt.Protocol == freightcastv1alpha1.RuntimeProtocolGRPC:
+		port = 8080
+	case rt != nil:
+		r.Protocol, scheme, port = pipelineconfig.ProtocolREST, "http", 8080
+		if model.Spec.TLS != nil {
+			scheme = "https"
+		}
 	case model.Spec.TLS != nil:
-		scheme = "https"
+		scheme = "grpcs"
 	}
-	r.URL = fmt.Sprintf("%s://%s-predictor.%s.svc:8080", scheme, model.Name, model.Namespace)
+	r.URL = fmt.Sprintf("%s://%s-predictor.%s.svc:%d", scheme, model.Name, model.Namespace, port)
 	if model.Spec.Auth != nil {
 		r.TokenFile = RemoteModelTokenFile
 	}
