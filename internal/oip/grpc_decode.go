@@ -172,8 +172,8 @@ func decodeContents(t *inputTensor, dt string, c *oippb.InferTensorContents, n i
 	var err error
 	switch field {
 	case "bool_contents":
-		for _, v := range c.BoolContents {
-			err = d.boolean(v)
+		for i := 0; i < len(c.BoolContents) && err == nil; i++ {
+			err = d.boolean(c.BoolContents[i])
 		}
 	case "int_contents":
 		for i := 0; i < len(c.IntContents) && err == nil; i++ {
