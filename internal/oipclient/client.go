@@ -16,6 +16,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/freightcast/freightcast/internal/httpauth"
 	"github.com/freightcast/freightcast/internal/model"
 	"github.com/freightcast/freightcast/internal/worker"
 )
@@ -175,8 +176,10 @@ type requestTensor struct {
 	Data     any    `json:"data"`
 }
 
-// ReadToken reads the bearer token a remote model is called with: the first line of file, ""
-// when file is "". The gRPC client (internal/oipgrpc) reads it the same way.
+// ReadToken reads the bearer token a remote model is called with: the first token the model's
+// tokens file accepts, read as the model's server reads it (httpauth: comments and blank lines
+// skipped, a bare token or client=NAME token=TOKEN), "" when file is "". A file with no token is
+// an error: the pool could never be let in.
 func ReadToken(file string) (string, error) {
 	if file == "" {
 		return "", nil
@@ -185,8 +188,16 @@ func ReadToken(file string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("oipclient: token: %w", err)
 	}
-	token, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
-	return strings.TrimSpace(token), nil
+	for n, line := range strings.Split(string(b), "\n") {
+		token, _, ok, err := httpauth.ParseLine(line)
+		if err != nil {
+			return "", fmt.Errorf("oipclient: token file %s, line %d: %w", file, n+1, err)
+		}
+		if ok {
+			return token, nil
+		}
+	}
+	return "", fmt.Errorf("oipclient: token file %s holds no token", file)
 }
 
 // TensorMetadata is one input or output of an OIP model metadata answer (REST or gRPC).
