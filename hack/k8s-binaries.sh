@@ -29,10 +29,23 @@ mkdir -p "$bindir"
 components=("$@")
 [ ${#components[@]} -gt 0 ] || components=(etcd kube-apiserver)
 
-missing=()
-for c in "${components[@]}"; do
-  [ -x "$bindir/$c" ] || missing+=("$c")
-done
+find_missing() {
+  missing=()
+  for c in "${components[@]}"; do
+    [ -x "$bindir/$c" ] || missing+=("$c")
+  done
+}
+find_missing
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "$bindir"
+  exit 0
+fi
+# Several test runs of one machine may ask at once (parallel worktrees, make test beside
+# make cluster-up): one builds, the others wait and then find the binaries there. Without the lock
+# they compiled the same component side by side and raced on its temporary file.
+exec 9>"$cache/k8s/.build.lock"
+flock 9
+find_missing
 if [ ${#missing[@]} -eq 0 ]; then
   echo "$bindir"
   exit 0
@@ -61,7 +74,7 @@ GO
       go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2 && go mod tidy >&2)
   fi
   log "building etcd $ETCD_VERSION"
-  (cd "$mod" && go build -trimpath -ldflags=-s -o "$bindir/etcd.tmp" . && mv "$bindir/etcd.tmp" "$bindir/etcd")
+  (cd "$mod" && go build -trimpath -ldflags=-s -o "$bindir/etcd.tmp.$$" . && mv "$bindir/etcd.tmp.$$" "$bindir/etcd")
 }
 
 k8s_module() {
@@ -112,7 +125,7 @@ build_k8s() {
   minor=${minor%%.*}
   local ldflags="-s -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
   log "building $c $K8S_VERSION"
-  (cd "$mod" && go build -trimpath -ldflags="$ldflags" -o "$bindir/$c.tmp" "$pkg" && mv "$bindir/$c.tmp" "$bindir/$c")
+  (cd "$mod" && go build -trimpath -ldflags="$ldflags" -o "$bindir/$c.tmp.$$" "$pkg" && mv "$bindir/$c.tmp.$$" "$bindir/$c")
 }
 
 for c in "${missing[@]}"; do
