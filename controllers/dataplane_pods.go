@@ -19,11 +19,11 @@ import (
 // The layout every data-plane pod shares: its one port, labels, volumes and timings.
 const (
 	// Port is the one HTTP port of every data-plane container: API, health and /metrics.
-	httpPort     = 8080
+	httpPort     = spec.HTTPPort
 	httpPortName = "http"
 	// grpcPort is the second port of a model's serving pods: the Open Inference Protocol over
 	// gRPC (freightcast infer --grpc-addr), with the same tokens and TLS as the HTTP port.
-	grpcPort     = 8081
+	grpcPort     = spec.GRPCPort
 	grpcPortName = "grpc"
 
 	// Label keys of every child; the selector ones never change once a Deployment exists.

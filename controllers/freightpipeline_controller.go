@@ -181,7 +181,7 @@ func (r *FreightPipelineReconciler) applyChildObjects(ctx context.Context, s *pi
 	if _, err := applyChild(ctx, r.Client, FreightPipelineFieldOwner, desiredPipelineService(p, inferenceName(p), componentInference), &corev1.Service{}, corev1ac.ExtractService); err != nil {
 		return err
 	}
-	route, err := reconcileRoute(ctx, r.Client, FreightPipelineFieldOwner, r.routes, p, ingestionName(p), p.Spec.Ingestion.Route,
+	route, err := reconcileHTTPRoute(ctx, r.Client, FreightPipelineFieldOwner, r.routes, p, ingestionName(p), p.Spec.Ingestion.Route,
 		func() *gatewayv1ac.HTTPRouteApplyConfiguration { return desiredIngestionRoute(p) })
 	s.obs.route = route
 	if err != nil {

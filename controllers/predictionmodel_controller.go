@@ -69,8 +69,9 @@ type PredictionModelReconciler struct {
 	sources sourceReads
 	// restarter deletes stuck serving pods.
 	restarter *podRestarter
-	// routes: the cluster serves Gateway API HTTPRoutes (looked up at setup).
-	routes bool
+	// routes, grpcRoutes: the cluster serves Gateway API HTTPRoutes, GRPCRoutes (looked up
+	// at setup).
+	routes, grpcRoutes bool
 }
 
 var _ reconcile.Reconciler = (*PredictionModelReconciler)(nil)
@@ -221,8 +222,22 @@ func (r *PredictionModelReconciler) applyChildObjects(ctx context.Context, s *mo
 		return err
 	}
 	var err error
-	s.obs.route, err = reconcileRoute(ctx, r.Client, PredictionModelFieldOwner, r.routes, s.model, predictorName(s.model), s.model.Spec.Route,
+	var route, grpcRoute *freightcastv1alpha1.RouteSpec
+	grpcSection := ""
+	if mr := s.model.Spec.Route; mr != nil {
+		route = &mr.RouteSpec
+		if mr.GRPC != nil {
+			grpcRoute, grpcSection = route, cmp.Or(mr.GRPC.SectionName, route.Gateway.SectionName)
+		}
+	}
+	s.obs.route, err = reconcileHTTPRoute(ctx, r.Client, PredictionModelFieldOwner, r.routes, s.model, predictorName(s.model), route,
 		func() *gatewayv1ac.HTTPRouteApplyConfiguration { return desiredPredictorRoute(s.model) })
+	if err != nil {
+		return err
+	}
+	s.obs.grpcRoute, err = reconcileRoute(ctx, r.Client, PredictionModelFieldOwner, r.grpcRoutes, s.model, predictorName(s.model), kindGRPCRoute, grpcRoute, grpcSection,
+		func() *gatewayv1ac.GRPCRouteApplyConfiguration { return desiredPredictorGRPCRoute(s.model) },
+		func() *gatewayv1.GRPCRoute { return &gatewayv1.GRPCRoute{} }, gatewayv1ac.ExtractGRPCRoute)
 	return err
 }
 
@@ -523,6 +538,9 @@ func (r *PredictionModelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.routes, err = httpRoutesServed(mgr.GetRESTMapper()); err != nil {
 		return err
 	}
+	if r.grpcRoutes, err = routeKindServed(mgr.GetRESTMapper(), kindGRPCRoute); err != nil {
+		return err
+	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&freightcastv1alpha1.PredictionModel{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&appsv1.Deployment{}).
@@ -536,6 +554,9 @@ func (r *PredictionModelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			requestsByIndex(r.Client, &freightcastv1alpha1.PredictionModelList{}, modelConfigMapIndex)))
 	if r.routes {
 		b = b.Owns(&gatewayv1.HTTPRoute{})
+	}
+	if r.grpcRoutes {
+		b = b.Owns(&gatewayv1.GRPCRoute{})
 	}
 	return b.Named("predictionmodel").Complete(r)
 }

@@ -36,8 +36,8 @@ type modelObservation struct {
 	failed *freightcastv1alpha1.FailedRollout
 	// crashLooping describes the serving pods in CrashLoopBackOff.
 	crashLooping []string
-	// route is what became of spec.route.
-	route routeObservation
+	// route and grpcRoute are what became of spec.route's HTTPRoute and GRPCRoute.
+	route, grpcRoute routeObservation
 }
 
 // modelStatus derives the whole status from the observation, one condition setter after the
@@ -86,7 +86,7 @@ func modelStatus(model *freightcastv1alpha1.PredictionModel, obs modelObservatio
 		blockers = append(blockers, problem{freightcastv1alpha1.ReasonCrashLoopBackOff, strings.Join(obs.crashLooping, "; ")})
 	}
 	setReady(c, problem{freightcastv1alpha1.ReasonAvailable, fmt.Sprintf("serving at %s", st.Endpoint)}, blockers...)
-	setRouteCondition(c, obs.route)
+	setRouteCondition(c, obs.route, obs.grpcRoute)
 	st.Conditions = c.conditions
 	return st
 }

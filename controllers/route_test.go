@@ -32,7 +32,7 @@ func TestDesiredHTTPRoutes(t *testing.T) {
 		Hostnames: []string{"events.freight.example.com"},
 	}
 	m := newModel("ns", "risk", "cm")
-	m.Spec.Route = &freightcastv1alpha1.RouteSpec{Gateway: freightcastv1alpha1.GatewayReference{Name: "internal"}}
+	m.Spec.Route = &freightcastv1alpha1.ModelRouteSpec{RouteSpec: freightcastv1alpha1.RouteSpec{Gateway: freightcastv1alpha1.GatewayReference{Name: "internal"}}}
 	cases := map[string]struct {
 		got  *gatewayv1.HTTPRoute
 		want gatewayv1.HTTPRouteSpec
@@ -65,6 +65,53 @@ func TestDesiredHTTPRoutes(t *testing.T) {
 	}
 }
 
+func TestDesiredGRPCRoutes(t *testing.T) {
+	t.Parallel()
+	gatewayRef := freightcastv1alpha1.GatewayReference{Name: "edge", Namespace: "gateways", SectionName: "https"}
+	parent := func(section string) []gatewayv1.ParentReference {
+		return []gatewayv1.ParentReference{{Group: ptr.To[gatewayv1.Group]("gateway.networking.k8s.io"), Kind: ptr.To[gatewayv1.Kind]("Gateway"),
+			Name: "edge", Namespace: ptr.To[gatewayv1.Namespace]("gateways"), SectionName: ptr.To(gatewayv1.SectionName(section))}}
+	}
+	rules := []gatewayv1.GRPCRouteRule{{BackendRefs: []gatewayv1.GRPCBackendRef{{BackendRef: gatewayv1.BackendRef{BackendObjectReference: gatewayv1.BackendObjectReference{
+		Group: ptr.To[gatewayv1.Group](""), Kind: ptr.To[gatewayv1.Kind]("Service"), Name: "risk-predictor", Port: ptr.To[gatewayv1.PortNumber](8081),
+	}}}}}}
+	cases := map[string]struct {
+		grpc *freightcastv1alpha1.GRPCRouteSpec
+		want gatewayv1.GRPCRouteSpec
+	}{
+		"the route's listener, hostnames of its own": {
+			grpc: &freightcastv1alpha1.GRPCRouteSpec{Hostnames: []string{"grpc.risk.example.com"}},
+			want: gatewayv1.GRPCRouteSpec{CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: parent("https")},
+				Hostnames: []gatewayv1.Hostname{"grpc.risk.example.com"}, Rules: rules},
+		},
+		"a listener of its own, the route's hostnames": {
+			grpc: &freightcastv1alpha1.GRPCRouteSpec{SectionName: "grpc"},
+			want: gatewayv1.GRPCRouteSpec{CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: parent("grpc")},
+				Hostnames: []gatewayv1.Hostname{"risk.example.com"}, Rules: rules},
+		},
+		"a listener and hostnames of its own": {
+			grpc: &freightcastv1alpha1.GRPCRouteSpec{SectionName: "grpc", Hostnames: []string{"grpc.risk.example.com"}},
+			want: gatewayv1.GRPCRouteSpec{CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: parent("grpc")},
+				Hostnames: []gatewayv1.Hostname{"grpc.risk.example.com"}, Rules: rules},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			m := newModel("ns", "risk", "cm")
+			m.Spec.Route = &freightcastv1alpha1.ModelRouteSpec{
+				RouteSpec: freightcastv1alpha1.RouteSpec{Gateway: gatewayRef, Hostnames: []string{"risk.example.com"}}, GRPC: tc.grpc}
+			got := typedOf[gatewayv1.GRPCRoute](t, desiredPredictorGRPCRoute(m))
+			if diff := cmp.Diff(tc.want, got.Spec); diff != "" {
+				t.Errorf("spec (-want +got):\n%s", diff)
+			}
+			if got.Name != "risk-predictor" || !metav1.IsControlledBy(got, m) {
+				t.Errorf("name %s, owners %+v", got.Name, got.OwnerReferences)
+			}
+		})
+	}
+}
+
 func routeSpec(parent gatewayv1.ParentReference, hostnames []gatewayv1.Hostname, prefix, backend string) gatewayv1.HTTPRouteSpec {
 	return gatewayv1.HTTPRouteSpec{
 		CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: []gatewayv1.ParentReference{parent}},
@@ -78,8 +125,8 @@ func routeSpec(parent gatewayv1.ParentReference, hostnames []gatewayv1.Hostname,
 	}
 }
 
-// gatewayCRDs are the Gateway API CRD files of the module go.mod pins.
-func gatewayCRDs(t *testing.T) []string {
+// gatewayCRDs are the Gateway API CRD files of the module go.mod pins, of the given resources.
+func gatewayCRDs(t *testing.T, resources ...string) []string {
 	t.Helper()
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
 	if err != nil {
@@ -87,13 +134,18 @@ func gatewayCRDs(t *testing.T) []string {
 	}
 	dir := filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard")
 	var paths []string
-	for _, kind := range []string{"gatewayclasses", "gateways", "httproutes", "referencegrants"} {
+	for _, kind := range resources {
 		paths = append(paths, filepath.Join(dir, "gateway.networking.k8s.io_"+kind+".yaml"))
 	}
 	return paths
 }
 
 func httpRoutesServedNow(t *testing.T) bool {
+	t.Helper()
+	return routeKindServedNow(t, kindHTTPRoute)
+}
+
+func routeKindServedNow(t *testing.T, kind string) bool {
 	t.Helper()
 	dc, err := discovery.NewDiscoveryClientForConfig(testConfig)
 	if err != nil {
@@ -103,7 +155,7 @@ func httpRoutesServedNow(t *testing.T) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	served, err := httpRoutesServed(restmapper.NewDiscoveryRESTMapper(groups))
+	served, err := routeKindServed(restmapper.NewDiscoveryRESTMapper(groups), kind)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +179,18 @@ func waitRoute(t *testing.T, ns, name string, check func(*gatewayv1.HTTPRoute) e
 	return r
 }
 
+func waitGRPCRoute(t *testing.T, ns, name string, check func(*gatewayv1.GRPCRoute) error) *gatewayv1.GRPCRoute {
+	t.Helper()
+	r := &gatewayv1.GRPCRoute{}
+	testenv.Eventually(t, 10*time.Second, "GRPCRoute "+name, func() error {
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, r); err != nil {
+			return err
+		}
+		return check(r)
+	})
+	return r
+}
+
 // TestHTTPRoutes runs without the Gateway API CRDs first, then installs them into the suite's API
 // server (they stay: later tests do not ask for routes) and starts a new operator, which finds
 // them at startup.
@@ -142,7 +206,7 @@ func TestHTTPRoutes(t *testing.T) {
 		ns := newNamespace(t)
 		startOperator(t, "", ns)
 		model := newModel(ns, "risk", "risk-onnx")
-		model.Spec.Route = route
+		model.Spec.Route = &freightcastv1alpha1.ModelRouteSpec{RouteSpec: *route, GRPC: &freightcastv1alpha1.GRPCRouteSpec{SectionName: "grpc"}}
 		mustCreate(t, newModelConfigMap(ns, "risk-onnx", modelBytes), model)
 		// The route cannot be written; everything else goes on.
 		waitCondition(t, model, freightcastv1alpha1.ConditionRouteReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonGatewayAPIUnavailable)
@@ -154,10 +218,35 @@ func TestHTTPRoutes(t *testing.T) {
 		waitEvent(t, p, "Warning", freightcastv1alpha1.ReasonGatewayAPIUnavailable)
 	})
 
-	if !httpRoutesServedNow(t) {
-		if _, err := envtest.InstallCRDs(testConfig, envtest.CRDInstallOptions{Paths: gatewayCRDs(t), ErrorIfPathMissing: true}); err != nil {
+	installCRDs := func(resources ...string) {
+		if _, err := envtest.InstallCRDs(testConfig, envtest.CRDInstallOptions{Paths: gatewayCRDs(t, resources...), ErrorIfPathMissing: true}); err != nil {
 			t.Fatalf("installing the Gateway API CRDs: %v", err)
 		}
+	}
+	if !httpRoutesServedNow(t) {
+		installCRDs("gatewayclasses", "gateways", "httproutes", "referencegrants")
+	}
+
+	t.Run("with HTTPRoutes but no GRPCRoutes", func(t *testing.T) {
+		if routeKindServedNow(t, kindGRPCRoute) {
+			t.Skip("the GRPCRoute CRD is already installed (an earlier run of this test)")
+		}
+		ns := newNamespace(t)
+		startOperator(t, "", ns)
+		model := newModel(ns, "risk", "risk-onnx")
+		model.Spec.Route = &freightcastv1alpha1.ModelRouteSpec{RouteSpec: freightcastv1alpha1.RouteSpec{Gateway: freightcastv1alpha1.GatewayReference{Name: "internal"}},
+			GRPC: &freightcastv1alpha1.GRPCRouteSpec{SectionName: "grpc"}}
+		mustCreate(t, newModelConfigMap(ns, "risk-onnx", modelBytes), model)
+		// The HTTPRoute is written; the condition names the kind that is missing.
+		waitRoute(t, ns, "risk-predictor", func(r *gatewayv1.HTTPRoute) error { return nil })
+		waitCondition(t, model, freightcastv1alpha1.ConditionRouteReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonGatewayAPIUnavailable)
+		if c := meta.FindStatusCondition(model.Status.Conditions, freightcastv1alpha1.ConditionRouteReady); !strings.Contains(c.Message, "GRPCRoutes") {
+			t.Errorf("message %q does not name GRPCRoutes", c.Message)
+		}
+	})
+
+	if !routeKindServedNow(t, kindGRPCRoute) {
+		installCRDs("grpcroutes")
 	}
 
 	t.Run("with the Gateway API", func(t *testing.T) {
@@ -166,7 +255,8 @@ func TestHTTPRoutes(t *testing.T) {
 		p := newPipeline(ns, "orders", "risk")
 		p.Spec.Ingestion.Route = route
 		model := newModel(ns, "risk", "risk-onnx")
-		model.Spec.Route = &freightcastv1alpha1.RouteSpec{Gateway: freightcastv1alpha1.GatewayReference{Name: "internal"}}
+		model.Spec.Route = &freightcastv1alpha1.ModelRouteSpec{RouteSpec: freightcastv1alpha1.RouteSpec{Gateway: freightcastv1alpha1.GatewayReference{Name: "internal"}},
+			GRPC: &freightcastv1alpha1.GRPCRouteSpec{SectionName: "grpc", Hostnames: []string{"grpc.risk.example.com"}}}
 		mustCreate(t, newModelConfigMap(ns, "risk-onnx", modelBytes), model, p)
 
 		wantParent := gatewayv1.ParentReference{Group: ptr.To[gatewayv1.Group]("gateway.networking.k8s.io"), Kind: ptr.To[gatewayv1.Kind]("Gateway"),
@@ -189,6 +279,26 @@ func TestHTTPRoutes(t *testing.T) {
 		mr := waitRoute(t, ns, "risk-predictor", func(r *gatewayv1.HTTPRoute) error { return nil })
 		if b := mr.Spec.Rules[0].BackendRefs[0]; b.Name != "risk-predictor" || ptr.Deref(mr.Spec.Rules[0].Matches[0].Path.Value, "") != "/v2" {
 			t.Errorf("model route %+v", mr.Spec.Rules)
+		}
+		gr := waitGRPCRoute(t, ns, "risk-predictor", func(*gatewayv1.GRPCRoute) error { return nil })
+		if b := gr.Spec.Rules[0].BackendRefs[0]; b.Name != "risk-predictor" || ptr.Deref(b.Port, 0) != 8081 ||
+			ptr.Deref(gr.Spec.ParentRefs[0].SectionName, "") != "grpc" || len(gr.Spec.Hostnames) != 1 || !metav1.IsControlledBy(gr, model) {
+			t.Errorf("model GRPCRoute %+v", gr.Spec)
+		}
+		waitCondition(t, model, freightcastv1alpha1.ConditionRouteReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonRouteApplied)
+		if c := meta.FindStatusCondition(model.Status.Conditions, freightcastv1alpha1.ConditionRouteReady); !strings.Contains(c.Message, "GRPCRoute attached to Gateway internal listener grpc") {
+			t.Errorf("message %q", c.Message)
+		}
+		// The GRPCRoute goes when the spec no longer asks for it; the HTTPRoute stays.
+		mustUpdate(t, model, func() { model.Spec.Route.GRPC = nil })
+		testenv.Eventually(t, 10*time.Second, "GRPCRoute risk-predictor deleted", func() error {
+			if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "risk-predictor"}, &gatewayv1.GRPCRoute{}); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("still there (%v)", err)
+			}
+			return nil
+		})
+		if _, err := getRoute(ns, "risk-predictor"); err != nil {
+			t.Errorf("the HTTPRoute: %v", err)
 		}
 
 		// Updated with the spec.

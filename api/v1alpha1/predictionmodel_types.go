@@ -22,6 +22,7 @@ type TensorDataType string
 // +kubebuilder:validation:XValidation:rule="!has(self.inputs) || !self.inputs.exists(i, has(i.features)) || self.inputs.all(i, has(i.features))",message="when one input declares features every input must: a pipeline feeds every input of the model from the event's features"
 // +kubebuilder:validation:XValidation:rule="!has(self.runtime) || !has(self.tls)",message="spec.tls is not supported with spec.runtime: the runtime serves its own protocol; put TLS in front of it with spec.route"
 // +kubebuilder:validation:XValidation:rule="!has(self.runtime) || !has(self.route) || !has(self.runtime.protocol) || self.runtime.protocol == 'REST'",message="spec.route exposes REST only: it needs runtime.protocol REST"
+// +kubebuilder:validation:XValidation:rule="!has(self.runtime) || !has(self.route) || !has(self.route.grpc)",message="spec.route.grpc routes Freightcast's own gRPC port: it is not supported with spec.runtime"
 // +kubebuilder:validation:XValidation:rule="!has(self.inputs) || self.inputs.all(a, !has(a.features) || self.inputs.all(b, a.name == b.name || !has(b.features) || a.features.all(f, !(f in b.features))))",message="a feature may feed only one input: a name appears in the features of two inputs"
 type PredictionModelSpec struct {
 	// format is the serialisation of the model file. Only ONNX is supported.
@@ -110,9 +111,10 @@ type PredictionModelSpec struct {
 	TLS *TLSSpec `json:"tls,omitempty"`
 
 	// route exposes the Open Inference Protocol API (/v2) through a Gateway API HTTPRoute
-	// attached to the named Gateway. /metrics stays inside the cluster.
+	// attached to the named Gateway, and its gRPC service through a GRPCRoute when route.grpc
+	// is set. /metrics stays inside the cluster.
 	// +optional
-	Route *RouteSpec `json:"route,omitempty"`
+	Route *ModelRouteSpec `json:"route,omitempty"`
 
 	// networkPolicy configures the NetworkPolicy the operator writes for the serving pods
 	// (on by default).

@@ -43,3 +43,39 @@ type GatewayReference struct {
 	// +optional
 	SectionName string `json:"sectionName,omitempty"`
 }
+
+// ModelRouteSpec exposes a model's Open Inference Protocol API: REST (/v2) through an HTTPRoute
+// and, when grpc is set, the gRPC service through a GRPCRoute as well. Each needs its Gateway API
+// CRD (gateway.networking.k8s.io/v1); without it the model reports RouteReady=False
+// GatewayAPIUnavailable and everything else runs.
+// +kubebuilder:validation:XValidation:rule="!has(self.grpc) || (has(self.grpc.sectionName) && (!has(self.gateway.sectionName) || self.grpc.sectionName != self.gateway.sectionName)) || (has(self.grpc.hostnames) && size(self.grpc.hostnames) > 0 && has(self.hostnames) && size(self.hostnames) > 0 && !self.grpc.hostnames.exists(h, h in self.hostnames))",message="route.grpc needs a sectionName or hostnames of its own: a Gateway rejects a GRPCRoute on the listener and hostnames of an HTTPRoute"
+type ModelRouteSpec struct {
+	RouteSpec `json:",inline"`
+
+	// grpc also routes inference.GRPCInferenceService to the Service's grpc port through a
+	// GRPCRoute named like the HTTPRoute, attached to the same Gateway. Give it a listener
+	// (sectionName) or hostnames of its own: the Gateway API has a GRPCRoute that shares an
+	// HTTPRoute's listener and hostname rejected.
+	// +optional
+	GRPC *GRPCRouteSpec `json:"grpc,omitempty"`
+}
+
+// GRPCRouteSpec is where on the route's Gateway the model's gRPC service is routed.
+type GRPCRouteSpec struct {
+	// sectionName is the Gateway listener of the GRPCRoute; empty means the route's
+	// gateway.sectionName.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	SectionName string `json:"sectionName,omitempty"`
+
+	// hostnames the GRPCRoute answers for; empty means the route's hostnames.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +optional
+	Hostnames []string `json:"hostnames,omitempty"`
+}

@@ -120,7 +120,7 @@ func TestInvalidPredictionModelsAreRejected(t *testing.T) {
 		},
 		"route to a gateway namespace that is not a DNS label": {
 			mutate: func(m *freightcastv1alpha1.PredictionModel) {
-				m.Spec.Route = &freightcastv1alpha1.RouteSpec{Gateway: freightcastv1alpha1.GatewayReference{Name: "edge", Namespace: "Gateways"}}
+				m.Spec.Route = &freightcastv1alpha1.ModelRouteSpec{RouteSpec: freightcastv1alpha1.RouteSpec{Gateway: freightcastv1alpha1.GatewayReference{Name: "edge", Namespace: "Gateways"}}}
 			},
 			wantInMessage: []string{"spec.route.gateway.namespace"},
 		},
@@ -178,9 +178,31 @@ func TestInvalidPredictionModelsAreRejected(t *testing.T) {
 		"route to a gRPC runtime": {
 			mutate: func(m *freightcastv1alpha1.PredictionModel) {
 				m.Spec.Runtime = &freightcastv1alpha1.RuntimeSpec{Image: "tritonserver:24.08", Protocol: freightcastv1alpha1.RuntimeProtocolGRPC, Port: 8001}
-				m.Spec.Route = &freightcastv1alpha1.RouteSpec{Gateway: freightcastv1alpha1.GatewayReference{Name: "edge"}}
+				m.Spec.Route = &freightcastv1alpha1.ModelRouteSpec{RouteSpec: freightcastv1alpha1.RouteSpec{Gateway: freightcastv1alpha1.GatewayReference{Name: "edge"}}}
 			},
 			wantInMessage: []string{"spec.route exposes REST only"},
+		},
+		"gRPC route to a runtime of the model's own": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Runtime = &freightcastv1alpha1.RuntimeSpec{Image: "tritonserver:24.08"}
+				m.Spec.Route = &freightcastv1alpha1.ModelRouteSpec{RouteSpec: freightcastv1alpha1.RouteSpec{Gateway: freightcastv1alpha1.GatewayReference{Name: "edge"}},
+					GRPC: &freightcastv1alpha1.GRPCRouteSpec{SectionName: "grpc"}}
+			},
+			wantInMessage: []string{"spec.route.grpc routes Freightcast's own gRPC port"},
+		},
+		"gRPC route on the HTTPRoute's listener and hostnames": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Route = &freightcastv1alpha1.ModelRouteSpec{RouteSpec: freightcastv1alpha1.RouteSpec{Gateway: freightcastv1alpha1.GatewayReference{Name: "edge", SectionName: "https"},
+					Hostnames: []string{"m.example.com"}}, GRPC: &freightcastv1alpha1.GRPCRouteSpec{SectionName: "https", Hostnames: []string{"m.example.com"}}}
+			},
+			wantInMessage: []string{"route.grpc needs a sectionName or hostnames of its own"},
+		},
+		"gRPC route hostname that is not a DNS name": {
+			mutate: func(m *freightcastv1alpha1.PredictionModel) {
+				m.Spec.Route = &freightcastv1alpha1.ModelRouteSpec{RouteSpec: freightcastv1alpha1.RouteSpec{Gateway: freightcastv1alpha1.GatewayReference{Name: "edge"}},
+					GRPC: &freightcastv1alpha1.GRPCRouteSpec{Hostnames: []string{"Infer_Example"}}}
+			},
+			wantInMessage: []string{"spec.route.grpc.hostnames"},
 		},
 		"name too long for its Services": {
 			mutate:        func(m *freightcastv1alpha1.PredictionModel) { m.Name = strings.Repeat("m", 60) },

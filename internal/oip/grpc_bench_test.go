@@ -10,7 +10,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,14 +30,15 @@ import (
 // soon as its previous answer is in. REST is driven as BenchmarkHTTPInfer drives it (c
 // keep-alive HTTP/1.1 connections, pre-built requests, a lean response reader, as wrk does);
 // gRPC by the client generated from the protocol's proto over one connection (HTTP/2 streams),
-// with the rows in raw_input_contents, as tritonclient sends them. rest-nethttp is REST from
+// with the rows in raw_input_contents, as tritonclient sends them; grpc-pool the same over
+// benchGRPCConns connections, the callers spread over them. rest-nethttp is REST from
 // net/http's client, the client a Go program would use, for the comparison of full clients. The load generators share
 // the two cores with the server, so each protocol's client cost is in its figures; cpu-µs/req
 // is the CPU time of the whole process (server and client) per request, which moves far less
 // with the machine's other load than req/s does.
 func BenchmarkGRPCvsREST(b *testing.B) {
 	for _, rows := range []int{1, 64} {
-		for _, proto := range []string{"rest", "rest-nethttp", "grpc"} {
+		for _, proto := range []string{"rest", "rest-nethttp", "grpc", "grpc-pool"} {
 			for _, c := range []int{1, 8, 64} {
 				b.Run(fmt.Sprintf("batch=%d/proto=%s/concurrency=%d", rows, proto, c), func(b *testing.B) {
 					ts := newTestServer(b, true, nil)
@@ -49,8 +49,10 @@ func BenchmarkGRPCvsREST(b *testing.B) {
 						lat, cpu = benchREST(b, ts, rows, c)
 					case "rest-nethttp":
 						lat, cpu = benchRESTNetHTTP(b, ts, rows, c)
+					case "grpc":
+						lat, cpu = benchGRPC(b, ts, rows, c, 1)
 					default:
-						lat, cpu = benchGRPC(b, ts, rows, c)
+						lat, cpu = benchGRPC(b, ts, rows, c, benchGRPCConns)
 					}
 					reportLatency(b, lat)
 					b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/req")
@@ -151,7 +153,10 @@ func benchREST(b *testing.B, ts *testServer, rows, c int) ([]time.Duration, time
 	})
 }
 
-func benchGRPC(b *testing.B, ts *testServer, rows, c int) ([]time.Duration, time.Duration) {
+// benchGRPCConns is grpc-pool's connections: the pool of docs/inference.md's recommended client.
+const benchGRPCConns = 4
+
+func benchGRPC(b *testing.B, ts *testServer, rows, c, conns int) ([]time.Duration, time.Duration) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -159,12 +164,11 @@ func benchGRPC(b *testing.B, ts *testServer, rows, c int) ([]time.Duration, time
 	gs := ts.oip.NewGRPCServer(nil)
 	go func() { _ = gs.Serve(ln) }()
 	defer gs.Stop()
-	// BENCH_GRPC_CONNS spreads the callers over that many connections (default 1, as one
-	// tritonclient or KServe client holds).
-	conns, _ := strconv.Atoi(os.Getenv("BENCH_GRPC_CONNS"))
-	clients := make([]oippb.GRPCInferenceServiceClient, max(conns, 1))
+	// One connection is what one tritonclient or KServe client holds; grpc-pool spreads the
+	// callers over a few, as oipgrpc.Options.Conns does.
+	clients := make([]oippb.GRPCInferenceServiceClient, conns)
 	for i := range clients {
-		conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithSharedWriteBuffer(true))
 		if err != nil {
 			b.Fatal(err)
 		}

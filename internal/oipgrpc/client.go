@@ -1,6 +1,6 @@
 // Package oipgrpc is a small client of the Open Inference Protocol over gRPC, for the data plane
 // to score batches on a model served elsewhere (a PredictionModel's Service, or any OIP v2
-// runtime: Triton, KServe's servers): one connection, one model, tensors raw, a deadline on
+// runtime: Triton, KServe's servers): one model over one or a few connections, tensors raw, a deadline on
 // every call, the bearer token as metadata. It retries nothing: whoever calls it knows whether a
 // second attempt may duplicate a prediction.
 package oipgrpc
@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -35,13 +36,19 @@ type Options struct {
 	Token string
 	// Timeout is the deadline of a call whose context has none; zero means DefaultTimeout.
 	Timeout time.Duration
+	// Conns is how many connections the client spreads its calls over, in turn; zero means
+	// one. One HTTP/2 connection frames its streams through one reader and one writer on each
+	// side, which caps a busy client well below what the server can do; a few connections
+	// let the server's cores work side by side, as REST's many keep-alive connections do.
+	Conns int
 }
 
 // Client calls one model over gRPC. It is safe for concurrent use.
 type Client struct {
-	conn *grpc.ClientConn
-	rpc  oippb.GRPCInferenceServiceClient
-	opts Options
+	conns []*grpc.ClientConn
+	rpcs  []oippb.GRPCInferenceServiceClient
+	next  atomic.Uint32
+	opts  Options
 }
 
 // New returns a client of the server at target (host:port, or any gRPC target). It connects
@@ -57,15 +64,43 @@ func New(target string, opts Options, dial ...grpc.DialOption) (*Client, error) 
 	if opts.TLS != nil {
 		creds = credentials.NewTLS(opts.TLS)
 	}
-	conn, err := grpc.NewClient(target, append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, dial...)...)
-	if err != nil {
-		return nil, fmt.Errorf("oipgrpc: %w", err)
+	if opts.Conns < 0 || opts.Conns > MaxConns {
+		return nil, fmt.Errorf("oipgrpc: %d connections asked for; between 1 and %d", opts.Conns, MaxConns)
 	}
-	return &Client{conn: conn, rpc: oippb.NewGRPCInferenceServiceClient(conn), opts: opts}, nil
+	c := &Client{opts: opts}
+	for range max(opts.Conns, 1) {
+		// Each connection is its own ClientConn: grpc-go keeps one transport per address in a
+		// ClientConn, whatever the balancer.
+		conn, err := grpc.NewClient(target, append([]grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithSharedWriteBuffer(true)}, dial...)...)
+		if err != nil {
+			_ = c.Close()
+			return nil, fmt.Errorf("oipgrpc: %w", err)
+		}
+		c.conns = append(c.conns, conn)
+		c.rpcs = append(c.rpcs, oippb.NewGRPCInferenceServiceClient(conn))
+	}
+	return c, nil
 }
 
-// Close closes the connection.
-func (c *Client) Close() error { return c.conn.Close() }
+// MaxConns bounds Options.Conns.
+const MaxConns = 64
+
+// rpc is the stub of the connection whose turn it is.
+func (c *Client) rpc() oippb.GRPCInferenceServiceClient {
+	if len(c.rpcs) == 1 {
+		return c.rpcs[0]
+	}
+	return c.rpcs[int(c.next.Add(1)%uint32(len(c.rpcs)))]
+}
+
+// Close closes the connections.
+func (c *Client) Close() error {
+	var errs []error
+	for _, conn := range c.conns {
+		errs = append(errs, conn.Close())
+	}
+	return errors.Join(errs...)
+}
 
 func (c *Client) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
 	if c.opts.Token != "" {
@@ -81,7 +116,7 @@ func (c *Client) ctx(ctx context.Context) (context.Context, context.CancelFunc) 
 func (c *Client) Ready(ctx context.Context) (bool, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	resp, err := c.rpc.ModelReady(ctx, &oippb.ModelReadyRequest{Name: c.opts.Model, Version: c.opts.Version})
+	resp, err := c.rpc().ModelReady(ctx, &oippb.ModelReadyRequest{Name: c.opts.Model, Version: c.opts.Version})
 	if err != nil {
 		return false, err
 	}
@@ -92,7 +127,7 @@ func (c *Client) Ready(ctx context.Context) (bool, error) {
 func (c *Client) Metadata(ctx context.Context) (*oippb.ModelMetadataResponse, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	return c.rpc.ModelMetadata(ctx, &oippb.ModelMetadataRequest{Name: c.opts.Model, Version: c.opts.Version})
+	return c.rpc().ModelMetadata(ctx, &oippb.ModelMetadataRequest{Name: c.opts.Model, Version: c.opts.Version})
 }
 
 // Tensor is one input or output: its values in the protocol's raw layout (little-endian; BYTES
@@ -145,7 +180,7 @@ func (c *Client) Infer(ctx context.Context, id string, inputs []Tensor, outputs 
 	}
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	resp, err := c.rpc.ModelInfer(ctx, req)
+	resp, err := c.rpc().ModelInfer(ctx, req)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +23,17 @@ import (
 // serve serves the fixture's model as "m" over gRPC on loopback and returns its address.
 func serve(t *testing.T, fx *modelfixtures.Fixture) string {
 	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveOn(t, fx, ln)
+	return ln.Addr().String()
+}
+
+// serveOn serves the fixture's model as "m" over gRPC on ln.
+func serveOn(t *testing.T, fx *modelfixtures.Fixture, ln net.Listener) {
+	t.Helper()
 	m, err := metrics.NewInference(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
@@ -36,14 +49,64 @@ func serve(t *testing.T, fx *modelfixtures.Fixture) string {
 	if err := srv.SetModel(rt); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	gs := srv.NewGRPCServer(nil)
 	go func() { _ = gs.Serve(ln) }()
 	t.Cleanup(gs.Stop)
-	return ln.Addr().String()
+}
+
+// countingListener counts the connections it accepts.
+type countingListener struct {
+	net.Listener
+	accepted atomic.Int32
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.accepted.Add(1)
+	}
+	return c, err
+}
+
+// A client of several connections spreads its calls over all of them, each answered right.
+func TestCallsSpreadOverTheConnections(t *testing.T) {
+	t.Parallel()
+	fx := modelfixtures.Load(t, "skl_rf_delay_hours")
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &countingListener{Listener: inner}
+	serveOn(t, fx, ln)
+	c, err := oipgrpc.New(ln.Addr().String(), oipgrpc.Options{Model: "m", Conns: 3, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	row := fx.CompleteRows()[0]
+	var values []float32
+	for _, v := range fx.Inputs[0].Row(row) {
+		f, _ := v.Float64()
+		values = append(values, float32(f))
+	}
+	for i := range 6 {
+		out, err := c.Infer(context.Background(), strconv.Itoa(i), []oipgrpc.Tensor{oipgrpc.FP32("input", 1, values)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := out[0].Float32s()
+		if err != nil || len(got) != 1 || !modelfixtures.Close(float64(got[0]), fx.Outputs[0].Float(row), 1e-5) {
+			t.Fatalf("call %d: %v %v, the framework says %v", i, got, err, fx.Outputs[0].Float(row))
+		}
+	}
+	if n := ln.accepted.Load(); n != 3 {
+		t.Errorf("the server accepted %d connections, want 3", n)
+	}
+	for _, n := range []int{-1, oipgrpc.MaxConns + 1} {
+		if _, err := oipgrpc.New(ln.Addr().String(), oipgrpc.Options{Model: "m", Conns: n}); err == nil {
+			t.Errorf("%d connections: no error", n)
+		}
+	}
 }
 
 // A batch of rows scored remotely comes back with the framework's answers.

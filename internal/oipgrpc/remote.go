@@ -117,7 +117,7 @@ func (r *Remote) Infer(ctx context.Context, inputs, outputs []*model.Tensor) err
 	}
 	ctx, cancel := r.c.ctx(ctx)
 	defer cancel()
-	resp, err := r.c.rpc.ModelInfer(ctx, req)
+	resp, err := r.c.rpc().ModelInfer(ctx, req)
 	if err != nil {
 		return callError(err)
 	}

@@ -153,6 +153,13 @@ func RemoteScoring(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1a
 	return model.Spec.Runtime != nil
 }
 
+// The ports of a model's Service, which controllers expose and pools call: our runtime serves
+// REST (and any spec.runtime its one protocol) on HTTPPort, and gRPC on GRPCPort.
+const (
+	HTTPPort = 8080
+	GRPCPort = 8081
+)
+
 // RemoteModel is how a pool reaches model's serving pods: its Service NAME-predictor. Our own
 // runtime serves both protocols, and the pool calls it over gRPC (port grpc, 8081; TLS when the
 // model has TLS): a batch travels as raw little-endian tensors instead of JSON numbers the server
@@ -160,12 +167,12 @@ func RemoteScoring(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1a
 // 8080.
 func RemoteModel(model *freightcastv1alpha1.PredictionModel) *pipelineconfig.Remote {
 	r := &pipelineconfig.Remote{Protocol: pipelineconfig.ProtocolGRPC}
-	scheme, port := "grpc", 8081
+	scheme, port := "grpc", GRPCPort
 	switch rt := model.Spec.Runtime; {
 	case rt != nil && rt.Protocol == freightcastv1alpha1.RuntimeProtocolGRPC:
-		port = 8080
+		port = HTTPPort
 	case rt != nil:
-		r.Protocol, scheme, port = pipelineconfig.ProtocolREST, "http", 8080
+		r.Protocol, scheme, port = pipelineconfig.ProtocolREST, "http", HTTPPort
 		if model.Spec.TLS != nil {
 			scheme = "https"
 		}
