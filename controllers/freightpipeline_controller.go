@@ -3,6 +3,7 @@ package controllers
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -37,6 +38,10 @@ const FreightPipelineFieldOwner = "freightcast-freightpipeline"
 
 // pipelineModelIndex indexes FreightPipelines by the PredictionModel they reference.
 const pipelineModelIndex = "spec.modelRef.name"
+
+// pipelineLookupConfigMapIndex indexes FreightPipelines by the ConfigMaps their lookup tables
+// are kept in.
+const pipelineLookupConfigMapIndex = "spec.lookupTables.configMapRef.name"
 
 // queueRetryInterval is how soon a pipeline whose NATS server did not answer is looked at again.
 const queueRetryInterval = 10 * time.Second
@@ -131,11 +136,33 @@ func (r *FreightPipelineReconciler) getModel(ctx context.Context, s *pipelineSco
 // pods will: the fallback of the validating webhook, and the check of what only the model tells
 // (the features' names and types). A refusal is an observation, not an error: retrying cannot
 // fix the spec.
-func (r *FreightPipelineReconciler) checkFeatures(_ context.Context, s *pipelineScope) (ctrl.Result, error) {
+func (r *FreightPipelineReconciler) checkFeatures(ctx context.Context, s *pipelineScope) (ctrl.Result, error) {
 	p := s.pipeline
 	s.obs.features = featuresObservation{declared: len(p.Spec.Features) > 0 || len(p.Spec.LookupTables) > 0}
-	if s.obs.features.declared {
-		s.obs.features.err = spec.CheckTransforms(p, s.obs.model)
+	if !s.obs.features.declared {
+		return ctrl.Result{}, nil
+	}
+	// The tables' ConfigMaps are read around the cache, which holds only the operator's own
+	// ConfigMaps; their metadata is watched (SetupWithManager), so an edit comes back here and,
+	// through the config's digest, rolls the ingestion pods.
+	t, err := spec.ResolvedTransforms(p, func(name string) (map[string]string, bool, error) {
+		cm := &corev1.ConfigMap{}
+		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: p.Namespace, Name: name}, cm)
+		if apierrors.IsNotFound(err) {
+			return nil, false, nil
+		}
+		return cm.Data, err == nil, err
+	})
+	switch {
+	case errors.Is(err, spec.ErrInvalidLookupTable):
+		s.obs.features.err, s.obs.features.reason = err, freightcastv1alpha1.ReasonInvalidLookupTable
+		return ctrl.Result{}, nil
+	case err != nil:
+		return ctrl.Result{}, err
+	}
+	s.obs.features.transforms = t
+	if err := spec.CheckResolvedTransforms(t, s.obs.model); err != nil {
+		s.obs.features.err, s.obs.features.reason = err, freightcastv1alpha1.ReasonInvalidFeatureTransform
 	}
 	return ctrl.Result{}, nil
 }
@@ -209,7 +236,9 @@ func (r *FreightPipelineReconciler) applyChildObjects(ctx context.Context, s *pi
 		_, err := r.readDeployments(ctx, s, ingest, infer)
 		return err
 	}
-	rendered, err := spec.Pipeline(p, model, s.obs.queue.natsURL, r.Options.DefaultQueueReplicas).Marshal()
+	cfg := spec.Pipeline(p, model, s.obs.queue.natsURL, r.Options.DefaultQueueReplicas)
+	cfg.Transforms = s.obs.features.transforms
+	rendered, err := cfg.Marshal()
 	if err != nil {
 		return fmt.Errorf("rendering pipeline config: %w", err)
 	}
@@ -312,6 +341,18 @@ func (r *FreightPipelineReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}); err != nil {
 		return err
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &freightcastv1alpha1.FreightPipeline{}, pipelineLookupConfigMapIndex,
+		func(o client.Object) []string {
+			var names []string
+			for _, l := range o.(*freightcastv1alpha1.FreightPipeline).Spec.LookupTables {
+				if l.ConfigMapRef != nil {
+					names = append(names, l.ConfigMapRef.Name)
+				}
+			}
+			return names
+		}); err != nil {
+		return err
+	}
 	var err error
 	if r.routes, err = httpRoutesServed(mgr.GetRESTMapper()); err != nil {
 		return err
@@ -328,7 +369,11 @@ func (r *FreightPipelineReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&freightcastv1alpha1.PredictionModel{}, handler.EnqueueRequestsFromMapFunc(
 			// A model that appeared, loaded or changed wakes the pipelines that reference it.
-			requestsByIndex(r.Client, &freightcastv1alpha1.FreightPipelineList{}, pipelineModelIndex)))
+			requestsByIndex(r.Client, &freightcastv1alpha1.FreightPipelineList{}, pipelineModelIndex))).
+		// A lookup table's ConfigMap that appeared, changed or went away wakes the pipelines
+		// that read it; only its metadata is cached (see NewCache).
+		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(
+			requestsByIndex(r.Client, &freightcastv1alpha1.FreightPipelineList{}, pipelineLookupConfigMapIndex)))
 	if r.routes {
 		b = b.Owns(&gatewayv1.HTTPRoute{})
 	}

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
 	"github.com/freightcast/freightcast/internal/spec"
 )
@@ -38,6 +39,10 @@ type featuresObservation struct {
 	declared bool
 	// err is why they do not compile; nil when they do.
 	err error
+	// reason is err's condition reason.
+	reason string
+	// transforms are the transforms with the ConfigMaps' tables read, which the pods get.
+	transforms pipelineconfig.Transforms
 }
 
 // setFeaturesValid sets FeaturesValid from the compiled transforms, and removes it when the
@@ -47,7 +52,7 @@ func setFeaturesValid(c *conditionSetter, obs featuresObservation, count int) {
 	case !obs.declared:
 		meta.RemoveStatusCondition(&c.conditions, freightcastv1alpha1.ConditionFeaturesValid)
 	case obs.err != nil:
-		c.set(freightcastv1alpha1.ConditionFeaturesValid, metav1.ConditionFalse, freightcastv1alpha1.ReasonInvalidFeatureTransform,
+		c.set(freightcastv1alpha1.ConditionFeaturesValid, metav1.ConditionFalse, obs.reason,
 			"the pods keep their last configuration until this is fixed: "+obs.err.Error())
 	default:
 		c.set(freightcastv1alpha1.ConditionFeaturesValid, metav1.ConditionTrue, freightcastv1alpha1.ReasonFeaturesCompiled,
@@ -218,7 +223,11 @@ func modelCannotLoad(model *freightcastv1alpha1.PredictionModel) problem {
 func pipelineProblems(obs pipelineObservation, stream string) []problem {
 	var out []problem
 	if obs.features.err != nil {
-		out = append(out, problem{freightcastv1alpha1.ReasonInvalidFeatureTransform, "spec.features: " + obs.features.err.Error()})
+		field := "spec.features: "
+		if obs.features.reason == freightcastv1alpha1.ReasonInvalidLookupTable {
+			field = "spec.lookupTables: "
+		}
+		out = append(out, problem{obs.features.reason, field + obs.features.err.Error()})
 	}
 	if obs.applyErr != nil {
 		out = append(out, problem{freightcastv1alpha1.ReasonApplyFailed, obs.applyErr.Error()})

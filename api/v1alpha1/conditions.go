@@ -43,6 +43,10 @@ const (
 	// ReasonInvalidFeatureTransform: a feature transform or lookup table is refused; the message
 	// names the feature, the expression and the error.
 	ReasonInvalidFeatureTransform = "InvalidFeatureTransform"
+	// ReasonInvalidLookupTable: a table of spec.lookupTables[].configMapRef cannot be read: its
+	// ConfigMap or key is missing, a value is not a number, or it holds too many entries; the
+	// message names the table, the ConfigMap and the key.
+	ReasonInvalidLookupTable = "InvalidLookupTable"
 	// ReasonGatewayAPIUnavailable: the cluster does not serve gateway.networking.k8s.io/v1
 	// HTTPRoutes (the Gateway API CRDs are not installed, or were installed after the operator
 	// started: it detects them at startup).

@@ -74,7 +74,9 @@ type FeatureTransform struct {
 	Expression string `json:"expression"`
 }
 
-// LookupTable maps keys (a carrier, a port) to numbers the feature expressions look up.
+// LookupTable maps keys (a carrier, a port) to numbers the feature expressions look up: given
+// inline (values) or kept in a ConfigMap (configMapRef), exactly one of the two.
+// +kubebuilder:validation:XValidation:rule="has(self.values) != has(self.configMapRef)",message="a lookup table takes exactly one of values and configMapRef"
 type LookupTable struct {
 	// name is what lookup('name', key, default) calls the table.
 	// +kubebuilder:validation:MinLength=1
@@ -85,8 +87,34 @@ type LookupTable struct {
 	// values maps each key to a number, written as a string ("0.71"): the API has no
 	// floating-point fields.
 	// +kubebuilder:validation:MaxProperties=4096
+	// +optional
+	Values map[string]string `json:"values,omitempty"`
+
+	// configMapRef reads the table from a ConfigMap in the pipeline's namespace, which the
+	// operator watches: an edit rolls the ingestion pods like any other change of the spec.
+	// +optional
+	ConfigMapRef *LookupTableConfigMapRef `json:"configMapRef,omitempty"`
+}
+
+// LookupTableConfigMapRef names the ConfigMap a lookup table is kept in. Without key, each entry
+// of the ConfigMap's data is one entry of the table (`kubectl create configmap carrier-rates
+// --from-literal=Maersk=0.71`); with key, that one entry holds the whole table as a JSON object
+// of numbers (`{"DHL Freight": 0.94}`), for keys a ConfigMap's own keys cannot spell (spaces).
+// Either way at most 4096 entries, each value a finite number.
+type LookupTableConfigMapRef struct {
+	// name of the ConfigMap.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	// +required
-	Values map[string]string `json:"values"`
+	Name string `json:"name"`
+
+	// key of the ConfigMap's entry that holds the table as a JSON object; empty: every entry
+	// is one of the table's.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +optional
+	Key string `json:"key,omitempty"`
 }
 
 // ModelReference names a PredictionModel in the same namespace.

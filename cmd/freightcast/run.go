@@ -313,6 +313,19 @@ func (m *manifests) resolve(ctx context.Context, pvcDirs map[string]string, data
 		}
 		// One embedded server: one replica, whatever the operator would default to.
 		cfg := spec.Pipeline(p, pm, "nats://embedded", 1)
+		// As the operator reads a lookup table's ConfigMap from the cluster, local mode reads it
+		// from the files.
+		transforms, err := spec.ResolvedTransforms(p, func(name string) (map[string]string, bool, error) {
+			cm, ok := m.configMaps[name]
+			if !ok {
+				return nil, false, errors.New("it is not in the files; add its manifest to the -f set")
+			}
+			return cm.Data, true, nil
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("FreightPipeline %s: spec.lookupTables: %w", p.Name, err)
+		}
+		cfg.Transforms = transforms
 		// The pods read the Secret where the operator mounts it; here it comes from the files.
 		tokens, err := m.tokensFile(p.Spec.Ingestion.Auth, "spec.ingestion.auth", secretsDir, "pipeline-"+p.Name)
 		if err != nil {

@@ -145,14 +145,7 @@ func TestParseRunFlags(t *testing.T) {
 // from Secret manifests in the -f set, as the pods take them from the mounted Secret; a Secret
 // or key missing from the files is named.
 func TestRunReadsTokensFromSecretManifests(t *testing.T) {
-	samples := filepath.Join("..", "..", "config", "samples")
-	read := func(name string) string {
-		data, err := os.ReadFile(filepath.Join(samples, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(data)
-	}
+	read := func(name string) string { return readSample(t, name) }
 	const auth = "spec:\n  auth: {secretRef: {name: api-tokens, key: tokens}}\n"
 	const ingestionAuth = "  ingestion:\n    auth: {secretRef: {name: api-tokens, key: ingest}}\n"
 	const secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: api-tokens}\nstringData: {tokens: \"model-token\\n\"}\ndata: {ingest: aW5nZXN0LXRva2VuCg==}\n"
@@ -232,4 +225,61 @@ func TestLocalModeDownloadsWithTheCABundle(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRunReadsLookupTablesFromConfigMapManifests: a lookup table's configMapRef is read from a
+// ConfigMap in the -f set, as the operator reads it from the cluster; a missing ConfigMap or a
+// value that is not a number is refused by name.
+func TestRunReadsLookupTablesFromConfigMapManifests(t *testing.T) {
+	read := func(name string) string { return readSample(t, name) }
+	pipeline := read("freightcast_v1alpha1_freightpipeline.yaml")
+	const inline = "    values:\n      Maersk: \"0.71\"\n      DHL Freight: \"0.94\"\n      Cathay Cargo: \"0.88\"\n"
+	if !strings.Contains(pipeline, inline) {
+		t.Fatal("the sample pipeline's carrier table changed; update this test")
+	}
+	pipeline = strings.Replace(pipeline, inline, "    configMapRef: {name: carrier-rates, key: rates.json}\n", 1)
+	resolve := func(configMap string) ([]string, error) {
+		dir := t.TempDir()
+		writeFile(t, dir, "model.yaml", read("freightcast_v1alpha1_predictionmodel.yaml"))
+		writeFile(t, dir, "pipeline.yaml", pipeline)
+		writeFile(t, dir, "cm.yaml", read("freightcast_v1alpha1_model_configmap.yaml"))
+		if configMap != "" {
+			writeFile(t, dir, "rates.yaml", configMap)
+		}
+		m, err := readManifests([]string{dir})
+		if err != nil {
+			return nil, err
+		}
+		_, pipelines, err := m.resolve(context.Background(), nil, t.TempDir())
+		if err != nil {
+			return nil, err
+		}
+		var got []string
+		for _, tb := range pipelines[0].Config.Transforms.Tables {
+			got = append(got, tb.Name+"="+tb.Values["DHL Freight"]+tb.Values["NLRTM"])
+		}
+		return got, nil
+	}
+
+	got, err := resolve("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: carrier-rates}\ndata:\n  rates.json: '{\"Maersk\": 0.71, \"DHL Freight\": 0.94}'\n")
+	if err != nil || strings.Join(got, ",") != "carrier_on_time_rate=0.94,port_congestion=0.82" {
+		t.Errorf("tables %v, %v", got, err)
+	}
+	if _, err := resolve(""); err == nil || !strings.Contains(err.Error(), `FreightPipeline eu-lanes: spec.lookupTables: lookup table "carrier_on_time_rate": reading ConfigMap carrier-rates: it is not in the files; add its manifest to the -f set`) {
+		t.Errorf("without the ConfigMap: %v", err)
+	}
+	if _, err := resolve("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: carrier-rates}\ndata:\n  rates.json: '{\"Maersk\": \"0.71\"}'\n"); err == nil ||
+		!strings.Contains(err.Error(), `table "carrier_on_time_rate": ConfigMap carrier-rates: key "rates.json": the value of "Maersk" is not a number`) {
+		t.Errorf("a string for a number: %v", err)
+	}
+}
+
+// readSample is config/samples/name.
+func readSample(t *testing.T, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
 }

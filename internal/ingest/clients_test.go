@@ -195,8 +195,14 @@ func TestBatchGetRefusesBadBodies(t *testing.T) {
 		"too many ids": {many, map[string]any{"error": "ids holds 101 ids, the limit is 100; split the request", "field": "ids"}},
 		"no ids":       {`{"ids":[]}`, map[string]any{"error": "ids is empty; name 1 to 100 event ids", "field": "ids"}},
 		"a bad id":     {`{"ids":["ok","a*b"]}`, map[string]any{"error": "id has '*' at offset 1; ids use only [A-Za-z0-9_=.-]", "field": "ids", "index": 1.0}},
-		"unknown key":  {`{"ids":["a"],"all":true}`, map[string]any{"error": `the body is not {"ids": ["id", ...]}: json: unknown field "all"`}},
-		"two values":   {`{"ids":["a"]} {"ids":["b"]}`, map[string]any{"error": "the body holds more than one JSON value"}},
+		"unknown key":  {`{"ids":["a"],"all":true}`, map[string]any{"error": `the body is not {"ids": ["id", ...]}: unknown key "all"`}},
+		"two values":   {`{"ids":["a"]} {"ids":["b"]}`, map[string]any{"error": "the body holds more than one JSON value: text follows the object at byte 14"}},
+		// encoding/json kept the last of the two lists: which ids were asked for is ambiguous.
+		"a key twice": {`{"ids":["a"],"ids":["b"]}`, map[string]any{"error": `the body is not {"ids": ["id", ...]}: the key "ids" is given twice`}},
+		"no ids key":  {`{}`, map[string]any{"error": `the body is not {"ids": ["id", ...]}: no key "ids"`, "field": "ids"}},
+		"ids null":    {`{"ids":null}`, map[string]any{"error": `the body is not {"ids": ["id", ...]}: invalid JSON at byte 7: found 'n' where '[' should be`}},
+		"a number id": {`{"ids":["a",7]}`, map[string]any{"error": `ids[1] is not a string: invalid JSON at byte 12: found '7' where a string should be`, "field": "ids", "index": 1.0}},
+		"not JSON":    {`ids=a`, map[string]any{"error": `the body is not {"ids": ["id", ...]}: invalid JSON at byte 0: found 'i' where '{' should be`}},
 	}
 	for name, tc := range cases {
 		r := call(t, p, http.MethodPost, "/v1/predictions:batchGet", acme, tc.body)

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	"github.com/freightcast/freightcast/internal/event"
 	"github.com/freightcast/freightcast/internal/httpauth"
 	"github.com/freightcast/freightcast/internal/httpbody"
+	"github.com/freightcast/freightcast/internal/jsonscan"
 	"github.com/freightcast/freightcast/internal/queue"
 )
 
@@ -202,40 +202,68 @@ func (h *Handler) unavailable(ctx context.Context, w http.ResponseWriter, err er
 	writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: errStoreUnavailable.Error()})
 }
 
-// batchGetRequest is the body of POST /v1/predictions:batchGet.
-type batchGetRequest struct {
-	IDs []string `json:"ids"`
-}
-
 // batchGetAnswer lists one result per requested id, in the request's order.
 type batchGetAnswer struct {
 	Results []eventStatus `json:"results"`
 }
 
 // parseBatchGet reads a batchGet body: {"ids": [...]}, 1 to MaxBatchGetIDs valid ids, and
-// nothing else. The error names what is wrong, and the index of a bad id.
+// nothing else, with the scanner the events are read with: a key given twice is refused, as in
+// an event, rather than one of its values silently kept. The error names what is wrong, and the
+// index of a bad id.
 func parseBatchGet(body []byte) ([]string, *errorBody) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	var req batchGetRequest
-	if err := dec.Decode(&req); err != nil {
-		return nil, &errorBody{Error: "the body is not {\"ids\": [\"id\", ...]}: " + err.Error()}
+	const form = `the body is not {"ids": ["id", ...]}: `
+	var s jsonscan.Scanner
+	s.Reset(body)
+	s.SkipSpace()
+	var ids []string
+	seen := false
+	var bad *errorBody
+	err := s.Object(func(key []byte) error {
+		if string(key) != "ids" {
+			return fmt.Errorf("unknown key %q", key)
+		}
+		if seen {
+			return errors.New(`the key "ids" is given twice`)
+		}
+		seen = true
+		ids = []string{}
+		return s.Array(func() error {
+			s.SkipSpace()
+			i := len(ids)
+			id, err := s.String()
+			if err != nil {
+				bad = &errorBody{Error: "ids[" + strconv.Itoa(i) + "] is not a string: " + err.Error(), Field: "ids", Index: &i}
+				return err
+			}
+			ids = append(ids, string(id))
+			s.SkipSpace()
+			return nil
+		})
+	})
+	switch {
+	case bad != nil:
+		return nil, bad
+	case err != nil:
+		return nil, &errorBody{Error: form + err.Error()}
 	}
-	if dec.More() {
-		return nil, &errorBody{Error: "the body holds more than one JSON value"}
+	if s.SkipSpace(); !s.EOF() {
+		return nil, &errorBody{Error: fmt.Sprintf("the body holds more than one JSON value: text follows the object at byte %d", s.Pos())}
 	}
 	switch {
-	case len(req.IDs) == 0:
+	case !seen:
+		return nil, &errorBody{Error: form + `no key "ids"`, Field: "ids"}
+	case len(ids) == 0:
 		return nil, &errorBody{Error: "ids is empty; name 1 to " + strconv.Itoa(MaxBatchGetIDs) + " event ids", Field: "ids"}
-	case len(req.IDs) > MaxBatchGetIDs:
-		return nil, &errorBody{Error: fmt.Sprintf("ids holds %d ids, the limit is %d; split the request", len(req.IDs), MaxBatchGetIDs), Field: "ids"}
+	case len(ids) > MaxBatchGetIDs:
+		return nil, &errorBody{Error: fmt.Sprintf("ids holds %d ids, the limit is %d; split the request", len(ids), MaxBatchGetIDs), Field: "ids"}
 	}
-	for i, id := range req.IDs {
+	for i, id := range ids {
 		if err := event.ValidID(id); err != nil {
 			return nil, &errorBody{Error: err.Error(), Field: "ids", Index: &i}
 		}
 	}
-	return req.IDs, nil
+	return ids, nil
 }
 
 // batchGet answers POST /v1/predictions:batchGet: 200 with the status of each id, in order; an
@@ -251,7 +279,16 @@ func (h *Handler) batchGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, held, err := httpbody.Read(r.Body, nil, maxBatchGetBytes, h.cfg.BodyBudget)
-	h.cfg.BodyBudget.Release(held)
+	// The body's bytes count against the budget until nothing reads them any more: the ids
+	// are copies.
+	released := false
+	release := func() {
+		if !released {
+			h.cfg.BodyBudget.Release(held)
+			released = true
+		}
+	}
+	defer release()
 	switch {
 	case errors.Is(err, httpbody.ErrTooLarge):
 		httpbody.Refuse(w, r, func() {
@@ -269,6 +306,7 @@ func (h *Handler) batchGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ids, bad := parseBatchGet(body)
+	release()
 	if bad != nil {
 		writeJSON(w, http.StatusBadRequest, bad)
 		return

@@ -204,8 +204,15 @@ func Transforms(p *freightcastv1alpha1.FreightPipeline) pipelineconfig.Transform
 // read it): the expressions are checked alone, and the names only when the model declares its
 // features in its spec (they may also come from the model file's metadata, which ingestion
 // reads when it starts).
+// The tables of spec.lookupTables[].configMapRef are checked as declared but empty; the
+// controller reads them and checks them with CheckResolvedTransforms.
 func CheckTransforms(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1.PredictionModel) error {
-	t := Transforms(p)
+	return CheckResolvedTransforms(Transforms(p), model)
+}
+
+// CheckResolvedTransforms is CheckTransforms of transforms t, whose tables the caller has read
+// (ResolvedTransforms).
+func CheckResolvedTransforms(t pipelineconfig.Transforms, model *freightcastv1alpha1.PredictionModel) error {
 	if len(t.Features) == 0 && len(t.Tables) == 0 {
 		return nil
 	}
