@@ -42,6 +42,8 @@ type Config struct {
 	Transforms Transforms `json:"transforms,omitzero"`
 	// Output configures the prediction records.
 	Output Output `json:"output,omitzero"`
+	// Reporting configures the reporting role; nil = no reporting.
+	Reporting *Reporting `json:"reporting,omitempty"`
 }
 
 // Output configures the prediction records.
@@ -123,6 +125,9 @@ type Ingestion struct {
 	TokensFile string `json:"tokensFile,omitempty"`
 	// RateLimit, when set, caps events per second per token.
 	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+	// ReportingURL, when set, is the reporting role's HTTP root (http://host:port) that
+	// ingestion forwards the report API (/v1/reports...) to; unset, those paths answer 404.
+	ReportingURL string `json:"reportingURL,omitempty"`
 }
 
 // RateLimit is a token bucket.

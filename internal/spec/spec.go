@@ -120,6 +120,10 @@ func Pipeline(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1
 		Inference:  pipelineconfig.Inference{BatchSize: int(p.Spec.Inference.BatchSize)},
 		Transforms: Transforms(p),
 		Output:     pipelineconfig.Output{RecordInputs: p.Spec.Output.RecordInputs},
+		Reporting:  Reporting(p),
+	}
+	if cfg.Reporting != nil {
+		cfg.Ingestion.ReportingURL = fmt.Sprintf("http://%s.%s.svc:%d", ReportingServiceName(p.Name), p.Namespace, ReportingPort)
 	}
 	if p.Spec.Ingestion.Auth != nil {
 		cfg.Ingestion.TokensFile = TokensFile
