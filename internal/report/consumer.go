@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
 )
@@ -56,10 +57,26 @@ type Service struct {
 
 	mu    sync.RWMutex
 	state *State
+	// pending is the last message applied and not yet covered by a snapshot (under mu).
+	pending jetstream.Msg
 
 	ready         atomic.Bool
-	restoredBytes int
-	lastSnapshot  atomic.Int64 // unix nanoseconds
+	lag           atomic.Uint64
+	snapshotBytes atomic.Int64
+	lastSnapshot  atomic.Int64 // unix nanoseconds; 0: none yet
+}
+
+// Stats are the service's numbers for its metrics.
+func (s *Service) Stats() metrics.ReportStats {
+	out := metrics.ReportStats{Lag: s.lag.Load(), SnapshotBytes: int(s.snapshotBytes.Load()), Ready: s.Ready(), SnapshotAgeSeconds: -1}
+	if at := s.lastSnapshot.Load(); at != 0 {
+		out.SnapshotAgeSeconds = s.opts.Now().Sub(time.Unix(0, at)).Seconds()
+	}
+	s.Read(func(st *State) {
+		c := st.Counters
+		out.Applied, out.Malformed, out.DimensionErrors, out.Folded, out.Late = c.Applied, c.Malformed, c.DimensionErrors, c.Folded, c.Late
+	})
+	return out
 }
 
 // NewService checks cfg and compiles its dimensions.
@@ -119,7 +136,6 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.ready.Store(true)
 	defer s.ready.Store(false)
-	var pending jetstream.Msg // the last message applied and not yet acknowledged
 	since, lastSnap := 0, s.opts.Now()
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(s.opts.Batch, jetstream.FetchMaxWait(time.Second))
@@ -134,9 +150,10 @@ func (s *Service) Run(ctx context.Context) error {
 		s.mu.Lock()
 		for m := range batch.Messages() {
 			s.apply(m)
-			pending = m
+			s.pending = m
 			since++
 		}
+		pending := s.pending
 		s.mu.Unlock()
 		if err := batch.Error(); err != nil && !errors.Is(err, context.Canceled) && ctx.Err() == nil {
 			s.opts.Log.Warn("fetching predictions", "error", err)
@@ -149,7 +166,7 @@ func (s *Service) Run(ctx context.Context) error {
 				s.opts.Log.Error("writing a report snapshot", "error", err)
 				continue
 			}
-			pending, since, lastSnap = nil, 0, s.opts.Now()
+			since, lastSnap = 0, s.opts.Now()
 		}
 	}
 	return nil
@@ -164,6 +181,7 @@ func (s *Service) apply(m jetstream.Msg) {
 		return
 	}
 	seq := md.Sequence.Stream
+	s.lag.Store(md.NumPending)
 	if seq <= s.state.LastSeq {
 		return // redelivered, counted already
 	}
@@ -181,6 +199,22 @@ func (s *Service) apply(m jetstream.Msg) {
 	s.state.Apply(seq, &r)
 }
 
+// Snapshot writes a snapshot of what Run applied and acknowledges it: a clean stop, called after
+// Run returned, so that the next start replays nothing.
+func (s *Service) Snapshot(ctx context.Context) error {
+	s.mu.RLock()
+	pending := s.pending
+	s.mu.RUnlock()
+	if pending == nil {
+		return nil
+	}
+	store, err := s.js.ObjectStore(ctx, s.spec.ReportStore)
+	if err != nil {
+		return fmt.Errorf("report store %s: %w", s.spec.ReportStore, err)
+	}
+	return s.snapshotAndAck(ctx, store, pending)
+}
+
 // snapshotAndAck writes the snapshot, then acknowledges up to last (AckAll): the
 // acknowledgement never runs ahead of a written snapshot.
 func (s *Service) snapshotAndAck(ctx context.Context, store jetstream.ObjectStore, last jetstream.Msg) error {
@@ -195,6 +229,7 @@ func (s *Service) snapshotAndAck(ctx context.Context, store jetstream.ObjectStor
 		return fmt.Errorf("writing snapshot of sequence %d: %w", seq, err)
 	}
 	s.lastSnapshot.Store(s.opts.Now().UnixNano())
+	s.snapshotBytes.Store(int64(len(data)))
 	if h := s.opts.Hooks.Snapshot; h != nil {
 		h(len(data), seq)
 	}
@@ -205,6 +240,11 @@ func (s *Service) snapshotAndAck(ctx context.Context, store jetstream.ObjectStor
 		// Harmless for correctness: the next run resumes from the snapshot, not the ack floor.
 		return fmt.Errorf("acknowledging sequence %d: %w", seq, err)
 	}
+	s.mu.Lock()
+	if s.pending == last {
+		s.pending = nil
+	}
+	s.mu.Unlock()
 	if h := s.opts.Hooks.Acked; h != nil {
 		h(seq)
 	}
@@ -229,8 +269,10 @@ func (s *Service) restore(ctx context.Context, store jetstream.ObjectStore) erro
 		return err
 	}
 	s.mu.Lock()
-	s.state, s.restoredBytes = st, len(data)
+	s.state = st
 	s.mu.Unlock()
+	s.snapshotBytes.Store(int64(len(data)))
+	s.lastSnapshot.Store(s.opts.Now().UnixNano())
 	s.opts.Log.Info("restored the report snapshot", "sequence", st.LastSeq, "bytes", len(data))
 	return nil
 }

@@ -2,14 +2,12 @@ package report
 
 import (
 	"cmp"
-	"math"
 	"slices"
 	"time"
 )
 
-// Summary is one dimension value's aggregates over a window.
-type Summary struct {
-	Value          string  `json:"value"`
+// Stats are the numbers of one summary or trend point.
+type Stats struct {
 	Count          uint64  `json:"count"`
 	Mean           float64 `json:"mean"`
 	P50            float64 `json:"p50"`
@@ -18,15 +16,16 @@ type Summary struct {
 	AboveThreshold uint64  `json:"aboveThreshold"`
 }
 
+// Summary is one dimension value's aggregates over a window.
+type Summary struct {
+	Value string `json:"value"`
+	Stats
+}
+
 // Point is one bucket of a trend.
 type Point struct {
-	Start          time.Time `json:"start"`
-	Count          uint64    `json:"count"`
-	Mean           float64   `json:"mean"`
-	P50            float64   `json:"p50"`
-	P90            float64   `json:"p90"`
-	P99            float64   `json:"p99"`
-	AboveThreshold uint64    `json:"aboveThreshold"`
+	Start time.Time `json:"start"`
+	Stats
 }
 
 // Window selects what a query reads: a tier, the buckets that start in [From, To), and the
@@ -57,12 +56,13 @@ func (w Window) buckets(s *State, fn func(start int64, clients map[string]*clien
 	}
 }
 
-func summarize(a *Agg, output int) (count uint64, mean, p50, p90, p99 float64) {
+func summarize(a *Agg, output int) Stats {
 	if a.Count == 0 {
-		return 0, 0, 0, 0, 0
+		return Stats{}
 	}
 	sk := &a.Sketches[output]
-	return a.Count, a.Sums[output] / float64(a.Count), sk.Quantile(0.5), sk.Quantile(0.9), sk.Quantile(0.99)
+	return Stats{Count: a.Count, Mean: a.Sums[output] / float64(a.Count), P50: sk.Quantile(0.5), P90: sk.Quantile(0.9),
+		P99: sk.Quantile(0.99), AboveThreshold: a.Above}
 }
 
 // Summaries are dimension d's values over w, for output o, with how many distinct values the
@@ -85,9 +85,7 @@ func (s *State) Summaries(w Window, d, o int) (out []Summary, otherValues int) {
 		}
 	})
 	for v, a := range merged {
-		sum := Summary{Value: v, AboveThreshold: a.Above}
-		sum.Count, sum.Mean, sum.P50, sum.P90, sum.P99 = summarize(a, o)
-		out = append(out, sum)
+		out = append(out, Summary{Value: v, Stats: summarize(a, o)})
 	}
 	for client, vs := range s.values {
 		if w.Visible(client) {
@@ -130,9 +128,7 @@ func (s *State) Trend(w Window, d, o int, v string) []Point {
 		if m.Count == 0 {
 			return
 		}
-		p := Point{Start: time.Unix(start, 0).UTC(), AboveThreshold: m.Above}
-		p.Count, p.Mean, p.P50, p.P90, p.P99 = summarize(m, o)
-		out = append(out, p)
+		out = append(out, Point{Start: time.Unix(start, 0).UTC(), Stats: summarize(m, o)})
 	})
 	slices.SortFunc(out, func(a, b Point) int { return a.Start.Compare(b.Start) })
 	return out
@@ -151,12 +147,4 @@ func (s *State) Riskiest(w Window, top int) []Shipment {
 	})
 	slices.SortFunc(out, riskier)
 	return out[:min(top, len(out))]
-}
-
-// nanToZero keeps JSON encodable: an empty sketch has no quantiles.
-func nanToZero(f float64) float64 {
-	if math.IsNaN(f) {
-		return 0
-	}
-	return f
 }

@@ -110,7 +110,7 @@ func expected(recs []genRecord, visible func(string) bool, dim func(genRecord) s
 	}
 	out := map[string]Summary{}
 	for v, xs := range values {
-		s := Summary{Value: v, Count: uint64(len(xs))}
+		s := Summary{Value: v, Stats: Stats{Count: uint64(len(xs))}}
 		var sum float64
 		for _, x := range xs {
 			sum += x
