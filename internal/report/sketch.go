@@ -99,6 +99,18 @@ func mergeBins(a, b []bin) []bin {
 	if len(a) == 0 {
 		return slices.Clone(b)
 	}
+	// A window's merge adds many small sketches into one that soon has all their bins: add in
+	// place when it does, rather than copying the bins for each sketch merged.
+	if contains(a, b) {
+		j := 0
+		for i := range a {
+			if j < len(b) && a[i].index == b[j].index {
+				a[i].count += b[j].count
+				j++
+			}
+		}
+		return a
+	}
 	out := make([]bin, 0, len(a)+len(b))
 	i, j := 0, 0
 	for i < len(a) && j < len(b) {
@@ -116,6 +128,20 @@ func mergeBins(a, b []bin) []bin {
 	}
 	out = append(out, a[i:]...)
 	return append(out, b[j:]...)
+}
+
+// contains reports whether every index of b is one of a's (both sorted).
+func contains(a, b []bin) bool {
+	i := 0
+	for _, x := range b {
+		for i < len(a) && a[i].index < x.index {
+			i++
+		}
+		if i == len(a) || a[i].index != x.index {
+			return false
+		}
+	}
+	return true
 }
 
 // Quantile is the value of rank q·(n−1) (rounded down) in the sorted values, within
