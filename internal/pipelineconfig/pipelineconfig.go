@@ -180,6 +180,14 @@ func (c Config) Validate() error {
 	if c.Inference.BatchSize <= 0 {
 		errs = append(errs, fmt.Errorf("inference.batchSize must be positive, got %d", c.Inference.BatchSize))
 	}
+	if c.Reporting != nil {
+		if err := c.Reporting.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+		if !c.Queue.Reporting {
+			errs = append(errs, errors.New("queue.reporting must be true when reporting is set: the reporting consumer and snapshot store are provisioned with the queue"))
+		}
+	}
 	return errors.Join(errs...)
 }
 

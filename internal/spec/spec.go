@@ -79,8 +79,9 @@ func Queue(p *freightcastv1alpha1.FreightPipeline, defaultReplicas int) queue.Sp
 	p = defaultedPipeline(p)
 	q := p.Spec.Queue
 	return queue.Spec{
-		Replicas: QueueReplicas(p, defaultReplicas),
-		Topology: queue.TopologyFor(p.Namespace, p.Name),
+		Replicas:  QueueReplicas(p, defaultReplicas),
+		Reporting: p.Spec.Reporting != nil,
+		Topology:  queue.TopologyFor(p.Namespace, p.Name),
 		Limits: queue.Limits{
 			MaxMessages:     q.MaxMessages,
 			MaxBytes:        q.MaxBytes.Value(),
