@@ -62,11 +62,16 @@ func pipelineOwnerReference(p *freightcastv1alpha1.FreightPipeline) *metav1ac.Ow
 }
 
 // desiredPipelineConfigMap holds the rendered config; its digest goes into the pod templates.
-func desiredPipelineConfigMap(p *freightcastv1alpha1.FreightPipeline, rendered []byte) *corev1ac.ConfigMapApplyConfiguration {
+// With spec.reporting it holds the reporting pod's config too.
+func desiredPipelineConfigMap(p *freightcastv1alpha1.FreightPipeline, rendered, reporting []byte) *corev1ac.ConfigMapApplyConfiguration {
+	data := map[string]string{pipelineconfig.FileName: string(rendered)}
+	if reporting != nil {
+		data[reportingConfigFile] = string(reporting)
+	}
 	return corev1ac.ConfigMap(pipelineConfigName(p), p.Namespace).
 		WithLabels(pipelineLabels(p, "config")).
 		WithOwnerReferences(pipelineOwnerReference(p)).
-		WithData(map[string]string{pipelineconfig.FileName: string(rendered)})
+		WithData(data)
 }
 
 func contentDigest(b []byte) string {

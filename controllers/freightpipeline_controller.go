@@ -138,6 +138,7 @@ func (r *FreightPipelineReconciler) getModel(ctx context.Context, s *pipelineSco
 // fix the spec.
 func (r *FreightPipelineReconciler) checkFeatures(ctx context.Context, s *pipelineScope) (ctrl.Result, error) {
 	p := s.pipeline
+	s.obs.reportingSpec = featuresObservation{declared: p.Spec.Reporting != nil, err: spec.CheckReporting(p)}
 	s.obs.features = featuresObservation{declared: len(p.Spec.Features) > 0 || len(p.Spec.LookupTables) > 0}
 	if !s.obs.features.declared {
 		return ctrl.Result{}, nil
@@ -226,15 +227,15 @@ func (r *FreightPipelineReconciler) applyChildObjects(ctx context.Context, s *pi
 	if !loaded {
 		exists, err := r.readDeployments(ctx, s, ingest, infer)
 		if err != nil || model == nil || !exists {
-			return err
+			return errors.Join(err, r.keepReporting(ctx, s))
 		}
 	}
 
-	if s.obs.features.err != nil {
+	if s.obs.features.err != nil || s.obs.reportingSpec.err != nil {
 		// Pods given transforms that do not compile would not start; the running ones keep
 		// the configuration they have.
 		_, err := r.readDeployments(ctx, s, ingest, infer)
-		return err
+		return errors.Join(err, r.keepReporting(ctx, s))
 	}
 	cfg := spec.Pipeline(p, model, s.obs.queue.natsURL, r.Options.DefaultQueueReplicas)
 	cfg.Transforms = s.obs.features.transforms
@@ -242,10 +243,19 @@ func (r *FreightPipelineReconciler) applyChildObjects(ctx context.Context, s *pi
 	if err != nil {
 		return fmt.Errorf("rendering pipeline config: %w", err)
 	}
-	if _, err := applyChild(ctx, r.Client, FreightPipelineFieldOwner, desiredPipelineConfigMap(p, rendered), &corev1.ConfigMap{}, corev1ac.ExtractConfigMap); err != nil {
+	var reporting []byte
+	if p.Spec.Reporting != nil {
+		if reporting, err = spec.ReportingConfig(p, cfg).Marshal(); err != nil {
+			return fmt.Errorf("rendering the reporting config: %w", err)
+		}
+	}
+	if _, err := applyChild(ctx, r.Client, FreightPipelineFieldOwner, desiredPipelineConfigMap(p, rendered, reporting), &corev1.ConfigMap{}, corev1ac.ExtractConfigMap); err != nil {
 		return err
 	}
 	configDigest := contentDigest(rendered)
+	if err := r.applyReporting(ctx, s, contentDigest(reporting)); err != nil {
+		return err
+	}
 	modelDigest := model.Status.ModelDigest
 
 	applied, err := applyChild(ctx, r.Client, FreightPipelineFieldOwner,
@@ -262,6 +272,15 @@ func (r *FreightPipelineReconciler) applyChildObjects(ctx context.Context, s *pi
 	}
 	s.obs.inference = rolloutOf(infer, applied)
 	return nil
+}
+
+// keepReporting leaves a running reporting pod as it is while the pipeline's pods are not
+// being applied, or removes it once spec.reporting is gone (that needs no new config).
+func (r *FreightPipelineReconciler) keepReporting(ctx context.Context, s *pipelineScope) error {
+	if s.pipeline.Spec.Reporting == nil {
+		return r.deleteReporting(ctx, s.pipeline)
+	}
+	return r.readReporting(ctx, s)
 }
 
 // readDeployments reads the existing Deployments for status when they are not being applied.

@@ -31,6 +31,10 @@ type pipelineObservation struct {
 	queueStall *queueStall
 	// features is what became of spec.features and spec.lookupTables.
 	features featuresObservation
+	// reportingSpec is what became of spec.reporting's dimensions; reporting the reporting
+	// Deployment's rollout.
+	reportingSpec featuresObservation
+	reporting     rollout
 }
 
 // featuresObservation is the outcome of compiling the pipeline's feature transforms.
@@ -48,15 +52,24 @@ type featuresObservation struct {
 // setFeaturesValid sets FeaturesValid from the compiled transforms, and removes it when the
 // spec has none.
 func setFeaturesValid(c *conditionSetter, obs featuresObservation, count int) {
+	setCompiled(c, freightcastv1alpha1.ConditionFeaturesValid, obs, freightcastv1alpha1.ReasonInvalidFeatureTransform,
+		freightcastv1alpha1.ReasonFeaturesCompiled, fmt.Sprintf("%d feature transforms compiled", count))
+}
+
+// setCompiled sets condType from expressions compiled: True with okMessage, False with badReason
+// and the error, and removes it when the spec declares none.
+func setCompiled(c *conditionSetter, condType string, obs featuresObservation, badReason, okReason, okMessage string) {
 	switch {
 	case !obs.declared:
-		meta.RemoveStatusCondition(&c.conditions, freightcastv1alpha1.ConditionFeaturesValid)
+		meta.RemoveStatusCondition(&c.conditions, condType)
 	case obs.err != nil:
-		c.set(freightcastv1alpha1.ConditionFeaturesValid, metav1.ConditionFalse, obs.reason,
-			"the pods keep their last configuration until this is fixed: "+obs.err.Error())
+		reason := obs.reason
+		if reason == "" {
+			reason = badReason
+		}
+		c.set(condType, metav1.ConditionFalse, reason, "the pods keep their last configuration until this is fixed: "+obs.err.Error())
 	default:
-		c.set(freightcastv1alpha1.ConditionFeaturesValid, metav1.ConditionTrue, freightcastv1alpha1.ReasonFeaturesCompiled,
-			fmt.Sprintf("%d feature transforms compiled", count))
+		c.set(condType, metav1.ConditionTrue, okReason, okMessage)
 	}
 }
 
@@ -119,10 +132,11 @@ func pipelineStatus(p *freightcastv1alpha1.FreightPipeline, obs pipelineObservat
 	scaledToZero := minZero && obs.inference.exists && obs.inference.desired == 0 && obs.inference.replicas == 0
 	setStageCondition(c, freightcastv1alpha1.ConditionInferenceReady, obs.inference, model, inferenceBlocked(p, obs.model, model), scaledToZero)
 	setFeaturesValid(c, obs.features, len(p.Spec.Features))
+	setReportingConditions(c, p, obs.reportingSpec, obs.reporting)
 	setDegraded(c, pipelineProblems(obs, st.Stream)...)
 	setProgressing(c, c.isTrue(freightcastv1alpha1.ConditionDegraded), firstProblem(rollingOut(obs.ingestion, obs.inference), queueConverging(c)), pipelineSettled(c, obs))
 	var blockers []problem
-	for _, cond := range notTrue(c, freightcastv1alpha1.ConditionFeaturesValid, freightcastv1alpha1.ConditionQueueReady, freightcastv1alpha1.ConditionInferenceReady, freightcastv1alpha1.ConditionIngestionReady) {
+	for _, cond := range notTrue(c, freightcastv1alpha1.ConditionFeaturesValid, freightcastv1alpha1.ConditionReportingValid, freightcastv1alpha1.ConditionQueueReady, freightcastv1alpha1.ConditionInferenceReady, freightcastv1alpha1.ConditionIngestionReady) {
 		blockers = append(blockers, problem{cond.Reason, cond.Type + ": " + cond.Message})
 	}
 	setReady(c, problem{freightcastv1alpha1.ReasonPipelineReady, "accepting events at " + st.IngestionEndpoint}, blockers...)

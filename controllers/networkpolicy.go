@@ -41,7 +41,7 @@ func pipelineNetworkPolicyName(p *freightcastv1alpha1.FreightPipeline) string {
 
 // desiredPipelineNetworkPolicy admits, to the pipeline's ingestion and inference pods, their HTTP
 // port (from spec.networkPolicy.from, or anywhere), and lets them reach DNS, the NATS server's
-// port(s), when the model they load is downloaded its https port, and when tracing is on the OTLP
+// port(s), with spec.reporting the reporting pod's HTTP port, when the model they load is downloaded its https port, and when tracing is on the OTLP
 // endpoint's port. Egress names ports, not addresses: a NATS server outside the cluster stays
 // reachable. model may be nil (not there yet).
 func desiredPipelineNetworkPolicy(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1.PredictionModel, natsURL string, opts Options) *networkingv1ac.NetworkPolicyApplyConfiguration {
@@ -68,11 +68,18 @@ func desiredPipelineNetworkPolicy(p *freightcastv1alpha1.FreightPipeline, model 
 	if ports := otlpPorts(opts.OTLPEndpoint); len(ports) > 0 {
 		egress = append(egress, tcpEgress(ports))
 	}
+	if p.Spec.Reporting != nil {
+		egress = append(egress, reportingEgress(p))
+	}
 	selector := map[string]string{labelName: appName, labelPipeline: p.Name}
-	return networkingv1ac.NetworkPolicy(pipelineNetworkPolicyName(p), p.Namespace).
+	policy := networkingv1ac.NetworkPolicy(pipelineNetworkPolicyName(p), p.Namespace).
 		WithLabels(pipelineLabels(p, "network-policy")).
 		WithOwnerReferences(pipelineOwnerReference(p)).
 		WithSpec(networkPolicySpec(selector, p.Spec.NetworkPolicy.From, egress))
+	// Not the reporting pod: policies add up, and this one admits clients (it has its own).
+	policy.Spec.PodSelector.WithMatchExpressions(metav1ac.LabelSelectorRequirement().
+		WithKey(labelComponent).WithOperator(metav1.LabelSelectorOpIn).WithValues(componentIngestion, componentInference))
+	return policy
 }
 
 // desiredPredictorNetworkPolicy admits, to a model's serving pods, their HTTP port (OIP, health,

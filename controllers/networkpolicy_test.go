@@ -58,9 +58,19 @@ func TestDesiredPipelineNetworkPolicy(t *testing.T) {
 		otlpEndpoint string
 		modelSource  *freightcastv1alpha1.ModelSource // nil: no model yet
 		from         []networkingv1.NetworkPolicyPeer
+		reporting    bool
 		wantIngress  []networkingv1.NetworkPolicyIngressRule
 		wantEgress   []networkingv1.NetworkPolicyEgressRule
 	}{
+		"reporting: the ingestion pods reach the reporting pod": {
+			natsURL:     "nats://nats:4222",
+			reporting:   true,
+			wantIngress: []networkingv1.NetworkPolicyIngressRule{{Ports: []networkingv1.NetworkPolicyPort{httpIngressPort}}},
+			wantEgress: []networkingv1.NetworkPolicyEgressRule{dnsRule,
+				{Ports: []networkingv1.NetworkPolicyPort{tcpPort(4222)}},
+				{Ports: []networkingv1.NetworkPolicyPort{tcpPort(8080)}, To: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{
+					MatchLabels: map[string]string{labelName: appName, labelComponent: "reporting", labelPipeline: "orders"}}}}}},
+		},
 		"in-cluster NATS on the default port, model in a ConfigMap": {
 			natsURL:     "nats://nats.freightcast-system.svc",
 			modelSource: &freightcastv1alpha1.ModelSource{ConfigMap: &freightcastv1alpha1.ConfigMapModelSource{Name: "cm"}},
@@ -102,6 +112,9 @@ func TestDesiredPipelineNetworkPolicy(t *testing.T) {
 			t.Parallel()
 			p := newPipeline("ns", "orders", "m")
 			p.Spec.NetworkPolicy.From = tc.from
+			if tc.reporting {
+				p.Spec.Reporting = &freightcastv1alpha1.ReportingSpec{}
+			}
 			var model *freightcastv1alpha1.PredictionModel
 			if tc.modelSource != nil {
 				model = newModel("ns", "m", "")
@@ -109,7 +122,9 @@ func TestDesiredPipelineNetworkPolicy(t *testing.T) {
 			}
 			np := typedNetworkPolicy(t, desiredPipelineNetworkPolicy(p, model, tc.natsURL, Options{OTLPEndpoint: tc.otlpEndpoint}))
 			want := networkingv1.NetworkPolicySpec{
-				PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{labelName: appName, labelPipeline: "orders"}},
+				PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{labelName: appName, labelPipeline: "orders"},
+					// Not the reporting pod, which has a policy of its own.
+					MatchExpressions: []metav1.LabelSelectorRequirement{{Key: labelComponent, Operator: metav1.LabelSelectorOpIn, Values: []string{"ingestion", "inference"}}}},
 				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
 				Ingress:     tc.wantIngress,
 				Egress:      tc.wantEgress,
@@ -121,6 +136,29 @@ func TestDesiredPipelineNetworkPolicy(t *testing.T) {
 				t.Errorf("name %s, owners %+v", np.Name, np.OwnerReferences)
 			}
 		})
+	}
+}
+
+// The reporting pod admits only its pipeline's ingestion pods, whatever spec.networkPolicy.from
+// admits to them, and reaches only DNS, NATS and the OTLP endpoint.
+func TestDesiredReportingNetworkPolicy(t *testing.T) {
+	t.Parallel()
+	p := newPipeline("ns", "orders", "m")
+	p.Spec.NetworkPolicy.From = []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0"}}}
+	p.Spec.Reporting = &freightcastv1alpha1.ReportingSpec{}
+	np := typedNetworkPolicy(t, desiredReportingNetworkPolicy(p, "nats://nats:4222", Options{OTLPEndpoint: "http://otel:4318"}))
+	want := networkingv1.NetworkPolicySpec{
+		PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{labelName: appName, labelComponent: "reporting", labelPipeline: "orders"}},
+		PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
+		Ingress: []networkingv1.NetworkPolicyIngressRule{{Ports: []networkingv1.NetworkPolicyPort{httpIngressPort},
+			From: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{labelName: appName, labelComponent: "ingestion", labelPipeline: "orders"}}}}}},
+		Egress: []networkingv1.NetworkPolicyEgressRule{dnsRule, {Ports: []networkingv1.NetworkPolicyPort{tcpPort(4222), tcpPort(4318)}}},
+	}
+	if diff := cmp.Diff(want, np.Spec); diff != "" {
+		t.Errorf("spec (-want +got):\n%s", diff)
+	}
+	if np.Name != "orders-reporting" || len(np.OwnerReferences) != 1 {
+		t.Errorf("name %s, owners %+v", np.Name, np.OwnerReferences)
 	}
 }
 

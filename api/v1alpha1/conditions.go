@@ -31,6 +31,14 @@ const (
 	// True when every feature transform compiles: parsed, type-checked against the model and
 	// within the cost limit. While it is False the pods keep the configuration they run.
 	ConditionFeaturesValid = "FeaturesValid"
+	// ConditionReportingValid (FreightPipeline, only with spec.reporting) is True when every
+	// reporting dimension compiles, as the feature transforms do, and the threshold is a number.
+	// While it is False the reporting pod keeps the configuration it runs.
+	ConditionReportingValid = "ReportingValid"
+	// ConditionReportingReady (FreightPipeline, only with spec.reporting) is True when the
+	// reporting Deployment has its ready pod. It does not make Ready False: events are still
+	// accepted and predicted, and the reports catch up from the stream when it is back.
+	ConditionReportingReady = "ReportingReady"
 )
 
 // Condition reasons, PascalCase as metav1.Condition requires.
@@ -47,6 +55,11 @@ const (
 	// ConfigMap or key is missing, a value is not a number, or it holds too many entries; the
 	// message names the table, the ConfigMap and the key.
 	ReasonInvalidLookupTable = "InvalidLookupTable"
+	// ReasonReportingCompiled: every reporting dimension compiled.
+	ReasonReportingCompiled = "ReportingCompiled"
+	// ReasonInvalidReporting: a reporting dimension or the threshold is refused; the message
+	// names the dimension, the expression and the error.
+	ReasonInvalidReporting = "InvalidReporting"
 	// ReasonGatewayAPIUnavailable: the cluster does not serve gateway.networking.k8s.io/v1
 	// HTTPRoutes (the Gateway API CRDs are not installed, or were installed after the operator
 	// started: it detects them at startup).

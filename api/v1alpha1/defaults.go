@@ -121,6 +121,29 @@ func (p *FreightPipeline) Default() {
 
 	defaultDuration(&p.Spec.Output.PredictionRetention, 24*time.Hour)
 	defaultNetworkPolicy(&p.Spec.NetworkPolicy)
+	if r := p.Spec.Reporting; r != nil {
+		r.Threshold = cmp.Or(r.Threshold, DefaultReportingThreshold)
+		if len(r.Buckets) == 0 {
+			r.Buckets = DefaultReportBuckets()
+		}
+		r.MaxValues = cmp.Or(r.MaxValues, 1000)
+		r.TopShipments = cmp.Or(r.TopShipments, 20)
+		if r.Credentials != nil && r.Credentials.Type == "" {
+			r.Credentials.Type = NATSCreds
+		}
+	}
+}
+
+// DefaultReportingThreshold is spec.reporting.threshold's default.
+const DefaultReportingThreshold = "0.5"
+
+// DefaultReportBuckets are spec.reporting.buckets' default: 5-minute buckets for two days,
+// hourly ones for 90 days. A list the user gives replaces it whole, in the schema as here.
+func DefaultReportBuckets() []ReportBucket {
+	return []ReportBucket{
+		{Width: metav1.Duration{Duration: 5 * time.Minute}, Retention: metav1.Duration{Duration: 48 * time.Hour}},
+		{Width: metav1.Duration{Duration: time.Hour}, Retention: metav1.Duration{Duration: 90 * 24 * time.Hour}},
+	}
 }
 
 func defaultNetworkPolicy(np *NetworkPolicySpec) {

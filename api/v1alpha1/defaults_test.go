@@ -18,6 +18,8 @@ func TestGoDefaultsMatchTheSchema(t *testing.T) {
 	p := newPipeline(ns, "p", "m")
 	p.Spec.Ingestion.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "tokens"}}
 	p.Spec.Inference.ScaleUp = &freightcastv1alpha1.ScalingRules{}
+	p.Spec.Reporting = reporting()
+	p.Spec.Reporting.Credentials = &freightcastv1alpha1.NATSCredentials{SecretRef: freightcastv1alpha1.SecretReference{Name: "reporting-nats"}}
 	m := newModel(ns, "m", "m-onnx")
 	m.Spec.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "oip-tokens"}}
 	m.Spec.Runtime = &freightcastv1alpha1.RuntimeSpec{Image: "mlserver:1.6"}
@@ -30,6 +32,8 @@ func TestGoDefaultsMatchTheSchema(t *testing.T) {
 	inGo := newPipeline(ns, "p", "m")
 	inGo.Spec.Ingestion.Auth = &freightcastv1alpha1.BearerTokenAuth{SecretRef: freightcastv1alpha1.SecretKeyReference{Name: "tokens"}}
 	inGo.Spec.Inference.ScaleUp = &freightcastv1alpha1.ScalingRules{}
+	inGo.Spec.Reporting = reporting()
+	inGo.Spec.Reporting.Credentials = &freightcastv1alpha1.NATSCredentials{SecretRef: freightcastv1alpha1.SecretReference{Name: "reporting-nats"}}
 	inGo.Default()
 	if diff := cmp.Diff(fromServer.Spec, inGo.Spec); diff != "" {
 		t.Errorf("FreightPipeline defaults differ (-server +Go):\n%s", diff)

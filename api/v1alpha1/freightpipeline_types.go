@@ -56,6 +56,129 @@ type FreightPipelineSpec struct {
 	// +kubebuilder:validation:MaxItems=32
 	// +optional
 	LookupTables []LookupTable `json:"lookupTables,omitempty"`
+
+	// reporting keeps, for the pipeline's clients, aggregates of its predictions by dimension
+	// (a lane, a carrier) and time bucket, served under /v1/reports on the ingestion endpoint
+	// with the same tokens (see docs/reporting.md). The operator runs it as its own
+	// Deployment, NAME-reporting; removing the field removes it.
+	// +optional
+	Reporting *ReportingSpec `json:"reporting,omitempty"`
+}
+
+// ReportingSpec says what the reporting role aggregates.
+// +kubebuilder:validation:XValidation:rule="!has(self.buckets) || size(self.buckets) < 2 || duration(self.buckets[0].width) < duration(self.buckets[1].width)",message="reporting.buckets must be listed finest first, each wider than the one before"
+// +kubebuilder:validation:XValidation:rule="!has(self.buckets) || size(self.buckets) < 3 || duration(self.buckets[1].width) < duration(self.buckets[2].width)",message="reporting.buckets must be listed finest first, each wider than the one before"
+// +kubebuilder:validation:XValidation:rule="!has(self.buckets) || size(self.buckets) < 4 || duration(self.buckets[2].width) < duration(self.buckets[3].width)",message="reporting.buckets must be listed finest first, each wider than the one before"
+type ReportingSpec struct {
+	// dimensions are what the predictions are grouped by, each a CEL expression over `event`
+	// (the event's id and shipment, as the feature transforms see it) whose result, a string,
+	// number or bool, is the group's value: `event.shipment.lane` is the plain field, and
+	// `has(event.shipment.mode) ? event.shipment.mode : 'road'` gives a default. An event
+	// without the field falls in the value `unknown`. The expressions are checked as the
+	// feature transforms are, and may look up spec.lookupTables.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	// +required
+	Dimensions []ReportDimension `json:"dimensions"`
+
+	// outputs are the model outputs summarized; the first is the risk that threshold, the
+	// riskiest shipments and the ordering of the answers use.
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=4
+	// +required
+	Outputs []ReportOutput `json:"outputs"`
+
+	// threshold is the risk, on the first output, above which (inclusive) a prediction counts
+	// as at risk, written as a string ("0.7"): the API has no floating-point fields.
+	// +kubebuilder:default="0.5"
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$`
+	// +optional
+	Threshold string `json:"threshold,omitempty"`
+
+	// buckets are the time resolutions kept, finest first, each with how long it is kept; a
+	// prediction counts in every one, by its predictedAt. Default: 5m kept 48h, 1h kept 90 days.
+	// +listType=atomic
+	// +kubebuilder:default={{width:"5m",retention:"48h"},{width:"1h",retention:"2160h"}}
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=4
+	// +optional
+	Buckets []ReportBucket `json:"buckets,omitempty"`
+
+	// maxValues is the most distinct values kept per client and dimension; the values seen
+	// after them are counted together as `other`, and the answers say how many were folded.
+	// +kubebuilder:default=1000
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	// +optional
+	MaxValues int32 `json:"maxValues,omitempty"`
+
+	// topShipments is how many of the riskiest shipments are kept per client and fine bucket.
+	// +kubebuilder:default=20
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	TopShipments int32 `json:"topShipments,omitempty"`
+
+	// resources of the reporting container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// credentials is the reporting pod's own NATS identity, mounted as spec.queue.credentials
+	// is (same keys and types). A reporting user reaches only its consumer of the predictions
+	// and its snapshot store, not the events (see docs/reporting.md). Unset: the pod connects
+	// with spec.queue.credentials, which must then carry the reporting permissions too.
+	// +optional
+	Credentials *NATSCredentials `json:"credentials,omitempty"`
+}
+
+// ReportDimension is one grouping of the predictions.
+type ReportDimension struct {
+	// name is how the API and the page call the dimension (/v1/reports/NAME).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z][a-z0-9_]*$`
+	// +required
+	Name string `json:"name"`
+
+	// expression is a CEL expression over `event` whose result is the dimension's value.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	// +required
+	Expression string `json:"expression"`
+}
+
+// ReportOutput is one element of a model output.
+type ReportOutput struct {
+	// name of the model output (a key of the prediction record's outputs).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+
+	// index is the element of the output's values summarized: 1 for the probability of the
+	// positive class of a [N,2] probabilities output, 0 for a single score.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=4095
+	// +optional
+	Index int32 `json:"index,omitempty"`
+}
+
+// ReportBucket is one time resolution of the aggregates.
+// +kubebuilder:validation:XValidation:rule="duration(self.retention) >= duration(self.width)",message="a reporting bucket's retention must be at least its width"
+type ReportBucket struct {
+	// width of a bucket; buckets start at multiples of it since the Unix epoch, in UTC.
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('24h')",message="reporting bucket width must be between 1m and 24h"
+	// +required
+	Width metav1.Duration `json:"width"`
+
+	// retention is how long the buckets of this width are kept.
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('8760h')",message="reporting bucket retention must be at most 8760h"
+	// +required
+	Retention metav1.Duration `json:"retention"`
 }
 
 // FeatureTransform computes one model feature from the raw event.
@@ -526,7 +649,8 @@ type OutputSpec struct {
 
 // FreightPipelineStatus is what the operator observed of the pipeline.
 type FreightPipelineStatus struct {
-	// conditions: Ready, Progressing, Degraded, IngestionReady, QueueReady, InferenceReady.
+	// conditions: Ready, Progressing, Degraded, IngestionReady, QueueReady, InferenceReady,
+	// and with spec.reporting ReportingValid and ReportingReady.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -551,6 +675,10 @@ type FreightPipelineStatus struct {
 	// inference reports the inference pool's pods.
 	// +optional
 	Inference ReplicaStatus `json:"inference,omitempty"`
+
+	// reporting reports the reporting Deployment's pod (with spec.reporting).
+	// +optional
+	Reporting *ReplicaStatus `json:"reporting,omitempty"`
 
 	// autoscaling reports the last queue-depth sample and scaling decision.
 	// +optional

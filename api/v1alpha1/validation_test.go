@@ -254,6 +254,62 @@ func TestInvalidFreightPipelinesAreRejected(t *testing.T) {
 			},
 			wantInMessage: []string{"spec.queue.maxBytes"},
 		},
+		"reporting without dimensions": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Reporting = reporting()
+				p.Spec.Reporting.Dimensions = nil
+			},
+			wantInMessage: []string{"spec.reporting.dimensions"},
+		},
+		"a reporting dimension name with capitals": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Reporting = reporting()
+				p.Spec.Reporting.Dimensions[0].Name = "Lane"
+			},
+			wantInMessage: []string{"spec.reporting.dimensions[0].name"},
+		},
+		"a reporting threshold that is not a number": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Reporting = reporting()
+				p.Spec.Reporting.Threshold = "high"
+			},
+			wantInMessage: []string{"spec.reporting.threshold"},
+		},
+		"reporting buckets coarsest first": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Reporting = reporting()
+				p.Spec.Reporting.Buckets = []freightcastv1alpha1.ReportBucket{
+					{Width: metav1.Duration{Duration: time.Hour}, Retention: metav1.Duration{Duration: 48 * time.Hour}},
+					{Width: metav1.Duration{Duration: 5 * time.Minute}, Retention: metav1.Duration{Duration: 48 * time.Hour}},
+				}
+			},
+			wantInMessage: []string{"spec.reporting", "finest first"},
+		},
+		"a reporting bucket kept less than its width": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Reporting = reporting()
+				p.Spec.Reporting.Buckets = []freightcastv1alpha1.ReportBucket{
+					{Width: metav1.Duration{Duration: time.Hour}, Retention: metav1.Duration{Duration: time.Minute}},
+				}
+			},
+			wantInMessage: []string{"spec.reporting.buckets[0]", "at least its width"},
+		},
+		"a reporting bucket narrower than a minute": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Reporting = reporting()
+				p.Spec.Reporting.Buckets = []freightcastv1alpha1.ReportBucket{
+					{Width: metav1.Duration{Duration: time.Second}, Retention: metav1.Duration{Duration: time.Hour}},
+				}
+			},
+			wantInMessage: []string{"spec.reporting.buckets[0].width", "between 1m and 24h"},
+		},
+		"no reporting output": {
+			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
+				p.Spec.Reporting = reporting()
+				p.Spec.Reporting.Outputs = nil
+			},
+			wantInMessage: []string{"spec.reporting.outputs"},
+		},
 		"burst below rate": {
 			mutate: func(p *freightcastv1alpha1.FreightPipeline) {
 				p.Spec.Ingestion.RateLimit = &freightcastv1alpha1.RateLimitSpec{EventsPerSecond: 100, Burst: 10}
@@ -375,5 +431,13 @@ func assertRejected(t *testing.T, obj client.Object, wantInMessage []string) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
+	}
+}
+
+// reporting is a valid spec.reporting, which the cases above break one field at a time.
+func reporting() *freightcastv1alpha1.ReportingSpec {
+	return &freightcastv1alpha1.ReportingSpec{
+		Dimensions: []freightcastv1alpha1.ReportDimension{{Name: "lane", Expression: "event.shipment.lane"}},
+		Outputs:    []freightcastv1alpha1.ReportOutput{{Name: "delay_risk"}},
 	}
 }

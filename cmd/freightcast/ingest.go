@@ -207,6 +207,7 @@ func runIngest(ctx context.Context, args []string) error {
 		MaxBodyBytes: cfg.Ingestion.MaxBodyBytes,
 		TokensFile:   cfg.Ingestion.TokensFile,
 		RateLimit:    cfg.Ingestion.RateLimit,
+		ReportingURL: cfg.Ingestion.ReportingURL,
 		Peers:        peers,
 		Registry:     reg,
 		Logger:       log,

@@ -27,6 +27,7 @@ var commands = map[string]command{
 	"ingest":      {"accept freight events over HTTP and queue them in NATS JetStream", runIngest},
 	"infer":       {"serve a model over the Open Inference Protocol (with --worker: a pipeline's inference pool)", runInfer},
 	"fetch-model": {"download a model (--model-uri, --model-sha256) into a file: the init container of a PredictionModel's spec.runtime", runFetchModel},
+	"report":      {"serve a pipeline's reports to its clients from the predictions stream (its reporting role)", runReport},
 	"run":         {"run pipelines and their models on this machine, on an embedded NATS (the main job of `make run`)", runLocal},
 	"nats-auth":   {"issue NATS credentials: the install's operator and accounts, the operator's and each pipeline's users", runNATSAuth},
 	"version":     {"print the version and exit", runVersion},

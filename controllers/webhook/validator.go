@@ -1,7 +1,8 @@
 // Package webhook is the operator's validating admission webhook for FreightPipeline and the
 // serving certificate it manages for itself. The webhook refuses, when the YAML is applied, the
-// feature transforms the FreightPipeline controller would refuse later with FeaturesValid=False:
-// both call spec.CheckTransforms, so the two never disagree, and the condition stays the fallback
+// feature transforms and reporting dimensions the FreightPipeline controller would refuse later
+// with FeaturesValid=False or ReportingValid=False: both call spec.CheckTransforms and
+// spec.CheckReporting, so the two never disagree, and the condition stays the fallback
 // when the webhook is not installed or not reachable (failurePolicy Ignore).
 package webhook
 
@@ -62,8 +63,10 @@ func (v *PipelineValidator) ValidateDelete(context.Context, *freightcastv1alpha1
 }
 
 func (v *PipelineValidator) validate(ctx context.Context, p *freightcastv1alpha1.FreightPipeline) (admission.Warnings, error) {
+	// The reporting dimensions need no model: they read the raw event.
+	reportErrs := reportingErrors(p, spec.CheckReporting(p))
 	if len(p.Spec.Features) == 0 && len(p.Spec.LookupTables) == 0 {
-		return nil, nil
+		return nil, invalid(p, reportErrs)
 	}
 	var warnings admission.Warnings
 	model := &freightcastv1alpha1.PredictionModel{}
@@ -74,13 +77,46 @@ func (v *PipelineValidator) validate(ctx context.Context, p *freightcastv1alpha1
 	case err != nil:
 		// Not the pipeline's fault: the API server retries nothing, so let it in and leave the
 		// check to the controller rather than refuse a valid object.
-		return admission.Warnings{fmt.Sprintf("the feature transforms were not checked (reading PredictionModel %s: %v); the controller checks them (condition FeaturesValid)", p.Spec.ModelRef.Name, err)}, nil
+		return admission.Warnings{fmt.Sprintf("the feature transforms were not checked (reading PredictionModel %s: %v); the controller checks them (condition FeaturesValid)", p.Spec.ModelRef.Name, err)}, invalid(p, reportErrs)
 	}
-	err := spec.CheckTransforms(p, model)
+	var errs field.ErrorList
+	if err := spec.CheckTransforms(p, model); err != nil {
+		errs = fieldErrors(p, err)
+	}
+	return warnings, invalid(p, append(errs, reportErrs...))
+}
+
+// invalid is the admission error of errs, nil when there are none.
+func invalid(p *freightcastv1alpha1.FreightPipeline, errs field.ErrorList) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return apierrors.NewInvalid(freightcastv1alpha1.GroupVersion.WithKind("FreightPipeline").GroupKind(), p.Name, errs)
+}
+
+// reportingErrors places each problem CheckReporting found: a dimension's at
+// spec.reporting.dimensions[i].expression, the threshold's at spec.reporting.threshold.
+func reportingErrors(p *freightcastv1alpha1.FreightPipeline, err error) field.ErrorList {
 	if err == nil {
-		return warnings, nil
+		return nil
 	}
-	return warnings, apierrors.NewInvalid(freightcastv1alpha1.GroupVersion.WithKind("FreightPipeline").GroupKind(), p.Name, fieldErrors(p, err))
+	index := map[string]int{}
+	for i, d := range p.Spec.Reporting.Dimensions {
+		if _, dup := index[d.Name]; !dup {
+			index[d.Name] = i
+		}
+	}
+	reporting := field.NewPath("spec", "reporting")
+	var out field.ErrorList
+	for _, e := range leaves(err) {
+		var de *spec.DimensionError
+		if errors.As(e, &de) {
+			out = append(out, field.Invalid(reporting.Child("dimensions").Index(index[de.Dimension]).Child("expression"), de.Expression, e.Error()))
+			continue
+		}
+		out = append(out, field.Invalid(reporting.Child("threshold"), p.Spec.Reporting.Threshold, e.Error()))
+	}
+	return out
 }
 
 // fieldErrors places each problem CheckTransforms found at the field it is about: a transform's

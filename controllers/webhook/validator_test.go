@@ -140,3 +140,35 @@ func TestWebhookChecksAPipelineWithoutItsModelAlone(t *testing.T) {
 		t.Fatalf("err = %v, want the feature's expression refused", err)
 	}
 }
+
+// The reporting dimensions are checked with or without features, and alongside them: each
+// problem at the field it is about.
+func TestWebhookRefusesInvalidReportingDimensions(t *testing.T) {
+	waitForWebhook(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	withReporting := func(name string, dims ...freightcastv1alpha1.ReportDimension) *freightcastv1alpha1.FreightPipeline {
+		p := pipeline(ns, name, "absent")
+		p.Spec.Reporting = &freightcastv1alpha1.ReportingSpec{Dimensions: dims, Outputs: []freightcastv1alpha1.ReportOutput{{Name: "delay_risk"}}}
+		return p
+	}
+	lane := freightcastv1alpha1.ReportDimension{Name: "lane", Expression: "event.shipment.lane"}
+	if err := k8s.Create(ctx, withReporting("ok", lane)); err != nil {
+		t.Fatalf("a valid dimension refused: %v", err)
+	}
+	bad := withReporting("bad", lane, freightcastv1alpha1.ReportDimension{Name: "carrier", Expression: "event.shipment.carrier +"})
+	err := k8s.Create(ctx, bad)
+	for _, w := range []string{`spec.reporting.dimensions[1].expression: Invalid value: "event.shipment.carrier +"`, `dimension "carrier"`, "Syntax error"} {
+		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), w) {
+			t.Errorf("err = %v, want it to say %q", err, w)
+		}
+	}
+	both := withReporting("both", freightcastv1alpha1.ReportDimension{Name: "legs", Expression: "[1]"})
+	both.Spec.Features = []freightcastv1alpha1.FeatureTransform{{Name: "speed", Expression: "lookup('nope', event.id, 0.0)"}}
+	err = k8s.Create(ctx, both)
+	for _, w := range []string{"spec.features[0].expression", "spec.reporting.dimensions[0].expression", `dimension "legs"`} {
+		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), w) {
+			t.Errorf("err = %v, want it to say %q", err, w)
+		}
+	}
+}

@@ -97,6 +97,9 @@ type Config struct {
 	FeedMaxLag int
 	// FeedHeartbeat is how often an idle feed sends a comment; DefaultFeedHeartbeat when zero.
 	FeedHeartbeat time.Duration
+	// ReportingURL, when set, is the reporting pod the report API (/v1/reports…) is forwarded
+	// to; empty, those paths answer 404 (the pipeline keeps no reports).
+	ReportingURL string
 	// Registry receives the ingestion metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	// Logger defaults to slog.Default().
@@ -117,6 +120,7 @@ type Config struct {
 //	GET  /v1/events/{eventId}     read an event's status (200, 400, 401, 404, 503)
 //	POST /v1/predictions:batchGet read the status of up to MaxBatchGetIDs events (200, 400, 401, 413, 415, 503)
 //	GET  /v1/predictions:stream   follow the predictions as server-sent events (200, 400, 401, 503)
+//	GET  /v1/reports…             forwarded to the reporting pod (404 without one, 503 when it is down)
 //	GET  /livez                   the process is alive
 //	GET  /readyz                  NATS is connected and answers for the stream
 //	GET  /metrics                 Prometheus metrics
@@ -129,6 +133,7 @@ type Handler struct {
 	limits  *ratelimit.Budget // nil without a rate limit
 	metrics *metrics.Ingest
 	mux     *http.ServeMux
+	reports http.Handler
 	states  sync.Pool
 	// refusals throttles the log of 5xx answers.
 	refusals logThrottle
@@ -265,11 +270,21 @@ func New(cfg Config) (*Handler, error) {
 			"; this API serves POST /v1/events, GET /v1/events/{eventId}, GET /v1/predictions/{eventId}, POST /v1/predictions:batchGet and GET /v1/predictions:stream"})
 	})
 	h.mux = mux
+	if h.reports, err = newReportProxy(cfg.ReportingURL); err != nil {
+		return nil, err
+	}
 	return h, nil
 }
 
-// ServeHTTP routes a request.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+// ServeHTTP routes a request; the report API's paths, among them /v1/reports:describe that no
+// mux pattern can express, go to the reporting pod.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if isReportPath(r.URL.Path) {
+		h.reports.ServeHTTP(w, r)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
 
 // Ready reports why this pod cannot serve now, or nil: NATS must be connected and answer for the
 // pipeline's stream with this pod's credentials. A stream that does not exist (the operator could

@@ -185,6 +185,12 @@ func (k *Keys) IssuePipeline(namespace, name string) ([]byte, error) {
 	return k.Issue("pipeline "+namespace+"/"+name, queue.PipelinePermissions(queue.TopologyFor(namespace, name)))
 }
 
+// IssueReporting signs the user of pipeline namespace/name's reporting role: its consumer of the
+// predictions bucket and its snapshot store, nothing else (queue.ReportingPermissions).
+func (k *Keys) IssueReporting(namespace, name string) ([]byte, error) {
+	return k.Issue("reporting "+namespace+"/"+name, queue.ReportingPermissions(queue.TopologyFor(namespace, name)))
+}
+
 // IssueOperator signs the Freightcast operator's user: the JetStream API of the account.
 func (k *Keys) IssueOperator() ([]byte, error) {
 	return k.Issue("freightcast-operator", queue.OperatorPermissions())

@@ -101,6 +101,16 @@ func (v *violations) about(subject string) bool {
 	return false
 }
 
+// refused publishes to subject on nc and reports whether the server refused it.
+func (v *violations) refused(nc *nats.Conn, subject string) bool {
+	_ = nc.Publish(subject, []byte(`{}`))
+	deadline := time.Now().Add(5 * time.Second)
+	for !v.about(subject) && time.Now().Before(deadline) {
+		_ = nc.FlushTimeout(time.Second)
+	}
+	return v.about(subject)
+}
+
 // TestOnePipelinesCredentialsCannotReachAnother runs pipeline A end to end with A's credentials
 // only, then tries, with the same credentials, everything that would read, write or disturb
 // pipeline B: each is refused, and B's events stay as they were.
@@ -325,12 +335,7 @@ func TestTheOperatorCannotReadOrWriteEvents(t *testing.T) {
 		t.Fatalf("the operator reading the queue depth: %v", err)
 	}
 	for _, subject := range []string{a.Subject, "$JS.API.CONSUMER.MSG.NEXT." + a.Stream + "." + a.Consumer, "$JS.API.DIRECT.GET." + a.BucketStream()} {
-		_ = nc.Publish(subject, []byte(`{}`))
-		deadline := time.Now().Add(5 * time.Second)
-		for !v.about(subject) && time.Now().Before(deadline) {
-			_ = nc.FlushTimeout(time.Second)
-		}
-		if !v.about(subject) {
+		if !v.refused(nc, subject) {
 			t.Errorf("the operator was not refused %s", subject)
 		}
 	}
@@ -402,5 +407,93 @@ func TestKeysSurviveSaveAndLoad(t *testing.T) {
 	}
 	if _, err := nats.Connect(srv.URL(), nats.UserCredentials(path)); err != nil {
 		t.Fatalf("a user issued from the loaded keys: %v", err)
+	}
+}
+
+// TestTheReportingUserReadsItsConsumerAndWritesItsSnapshots: the reporting role's credentials
+// re-create and read its consumer of the predictions bucket, acknowledge, and write and read back
+// a snapshot; they can neither publish an event, write a prediction, read the bucket directly,
+// nor touch another pipeline's consumer or store.
+func TestTheReportingUserReadsItsConsumerAndWritesItsSnapshots(t *testing.T) {
+	in := newInstall(t, 1<<30)
+	js := in.operator(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, b := pipelinetest.Spec("freight", "lanes", 1), pipelinetest.Spec("rivals", "lanes", 1)
+	a.Reporting, b.Reporting = true, true
+	for _, s := range []queue.Spec{a, b} {
+		if _, err := queue.Provision(ctx, js, s); err != nil {
+			t.Fatalf("provisioning %s: %v", s.Stream, err)
+		}
+	}
+	admin := in.creds(t, "admin", func() ([]byte, error) {
+		return in.keys.Issue("test-admin", queue.Permissions{Publish: []string{">"}, Subscribe: []string{">"}})
+	})
+	_, adminJS := natstest.Connect(t, in.srv.URL(), nats.UserCredentials(admin.CredsFile))
+	for i := range 3 {
+		if _, err := adminJS.Publish(ctx, a.PredictionKeySubject(fmt.Sprintf("e%d", i)), []byte(`{"id":"x"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	creds := in.creds(t, "reporting", func() ([]byte, error) { return in.keys.IssueReporting("freight", "lanes") })
+	opts, err := queue.ReportingOptions(a.Topology, creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v violations
+	nc, rjs := natstest.Connect(t, in.srv.URL(), append(opts, nats.ErrorHandler(v.handler))...)
+	if err := rjs.DeleteConsumer(ctx, a.BucketStream(), a.ReportConsumer); err != nil {
+		t.Fatalf("deleting its own consumer: %v", err)
+	}
+	cons, err := rjs.CreateConsumer(ctx, a.BucketStream(), queue.ReportConsumerConfig(a, 1))
+	if err != nil {
+		t.Fatalf("re-creating its own consumer after sequence 1: %v", err)
+	}
+	batch, err := cons.FetchNoWait(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	var last jetstream.Msg
+	for m := range batch.Messages() {
+		md, _ := m.Metadata()
+		seqs = append(seqs, md.Sequence.Stream)
+		last = m
+	}
+	if len(seqs) != 2 || seqs[0] != 2 || seqs[1] != 3 {
+		t.Fatalf("read stream sequences %v, want [2 3]", seqs)
+	}
+	if err := last.DoubleAck(ctx); err != nil {
+		t.Fatalf("acknowledging: %v", err)
+	}
+	store, err := rjs.ObjectStore(ctx, a.ReportStore)
+	if err != nil {
+		t.Fatalf("opening its snapshot store: %v", err)
+	}
+	if _, err := store.PutBytes(ctx, "snapshot", []byte("state")); err != nil {
+		t.Fatalf("writing a snapshot: %v", err)
+	}
+	if _, err := store.PutBytes(ctx, "snapshot", []byte("newer state")); err != nil {
+		t.Fatalf("replacing the snapshot: %v", err)
+	}
+	if got, err := store.GetBytes(ctx, "snapshot"); err != nil || string(got) != "newer state" {
+		t.Fatalf("reading the snapshot back: %q, %v", got, err)
+	}
+
+	// A refused request gets no answer: a short wait is enough to see none comes.
+	short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
+	defer cancelShort()
+	if _, err := rjs.ObjectStore(short, b.ReportStore); err == nil {
+		t.Error("opened the other pipeline's snapshot store")
+	}
+	if _, err := rjs.Consumer(short, b.BucketStream(), b.ReportConsumer); err == nil {
+		t.Error("read the other pipeline's reporting consumer")
+	}
+	for _, subject := range []string{a.Subject, a.PredictionKeySubject("forged"), "$JS.API.DIRECT.GET." + a.BucketStream() + ".$KV." + a.Bucket + ".e1",
+		"$JS.API.CONSUMER.MSG.NEXT." + a.Stream + "." + a.Consumer, "$O." + b.ReportStore + ".M.x"} {
+		if !v.refused(nc, subject) {
+			t.Errorf("the reporting user was not refused %s", subject)
+		}
 	}
 }

@@ -42,6 +42,8 @@ type Config struct {
 	Transforms Transforms `json:"transforms,omitzero"`
 	// Output configures the prediction records.
 	Output Output `json:"output,omitzero"`
+	// Reporting configures the reporting role; nil = no reporting.
+	Reporting *Reporting `json:"reporting,omitempty"`
 }
 
 // Output configures the prediction records.
@@ -123,6 +125,9 @@ type Ingestion struct {
 	TokensFile string `json:"tokensFile,omitempty"`
 	// RateLimit, when set, caps events per second per token.
 	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+	// ReportingURL, when set, is the reporting role's HTTP root (http://host:port) that
+	// ingestion forwards the report API (/v1/reports...) to; unset, those paths answer 404.
+	ReportingURL string `json:"reportingURL,omitempty"`
 }
 
 // RateLimit is a token bucket.
@@ -174,6 +179,14 @@ func (c Config) Validate() error {
 	}
 	if c.Inference.BatchSize <= 0 {
 		errs = append(errs, fmt.Errorf("inference.batchSize must be positive, got %d", c.Inference.BatchSize))
+	}
+	if c.Reporting != nil {
+		if err := c.Reporting.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+		if !c.Queue.Reporting {
+			errs = append(errs, errors.New("queue.reporting must be true when reporting is set: the reporting consumer and snapshot store are provisioned with the queue"))
+		}
 	}
 	return errors.Join(errs...)
 }

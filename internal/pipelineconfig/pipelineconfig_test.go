@@ -115,3 +115,62 @@ func withInputs(mutate func(*Config)) func() string {
 		return string(b)
 	}
 }
+
+func validReporting() *Reporting {
+	return &Reporting{
+		Dimensions:   []ReportDimension{{Name: "lane", Expression: "event.shipment.lane"}, {Name: "carrier", Expression: "event.shipment.carrier"}},
+		Outputs:      []ReportOutput{{Name: "delay_risk", Index: 0}},
+		Threshold:    0.7,
+		Buckets:      []ReportBucket{{Width: "5m", Retention: "48h"}, {Width: "1h", Retention: "2160h"}},
+		MaxValues:    1000,
+		TopShipments: 20,
+	}
+}
+
+func TestReportingRoundTripsAndRejects(t *testing.T) {
+	t.Run("round trip", func(t *testing.T) {
+		c := validConfig()
+		c.Reporting, c.Queue.Reporting = validReporting(), true
+		roundTrip(t, c)
+	})
+	cases := map[string]struct {
+		mutate      func(*Config)
+		wantInError string
+	}{
+		"queue not provisioned": {func(c *Config) { c.Queue.Reporting = false }, "queue.reporting must be true"},
+		"no dimensions":         {func(c *Config) { c.Reporting.Dimensions = nil }, "reporting.dimensions: give 1 to 8, got 0"},
+		"bad dimension name":    {func(c *Config) { c.Reporting.Dimensions[1].Name = "Carrier" }, `reporting.dimensions[1].name "Carrier" must match`},
+		"dimension twice":       {func(c *Config) { c.Reporting.Dimensions[1].Name = "lane" }, `reporting.dimensions[1].name "lane" is declared twice`},
+		"empty expression":      {func(c *Config) { c.Reporting.Dimensions[0].Expression = "" }, "reporting.dimensions[0].expression is empty"},
+		"long expression": {func(c *Config) { c.Reporting.Dimensions[0].Expression = strings.Repeat("x", 5000) },
+			"reporting.dimensions[0].expression is 5000 bytes"},
+		"no outputs":       {func(c *Config) { c.Reporting.Outputs = nil }, "reporting.outputs: give 1 to 4"},
+		"output name":      {func(c *Config) { c.Reporting.Outputs[0].Name = "" }, "reporting.outputs[0].name must be 1 to 128 bytes"},
+		"negative index":   {func(c *Config) { c.Reporting.Outputs[0].Index = -1 }, "reporting.outputs[0].index must be 0"},
+		"output twice":     {func(c *Config) { c.Reporting.Outputs = append(c.Reporting.Outputs, c.Reporting.Outputs[0]) }, "reporting.outputs[1]: delay_risk[0] is declared twice"},
+		"width not a time": {func(c *Config) { c.Reporting.Buckets[0].Width = "five" }, `reporting.buckets[0].width "five" is not a duration`},
+		"width not a divisor of a day": {func(c *Config) { c.Reporting.Buckets[0].Width = "7m" },
+			"reporting.buckets[0].width 7m must be whole minutes from 1m to 24h that divide a day"},
+		"coarsest first": {func(c *Config) { c.Reporting.Buckets[1].Width = "5m" }, "reporting.buckets[1].width 5m must be wider than the tier before"},
+		"retention":      {func(c *Config) { c.Reporting.Buckets[1].Retention = "30m" }, "reporting.buckets[1].retention 30m is shorter than its width 1h"},
+		"too many buckets": {func(c *Config) { c.Reporting.Buckets[0].Retention = "2000h" },
+			"reporting.buckets[0]: retention 2000h / width 5m is 24000 buckets, more than 10000"},
+		"no buckets":    {func(c *Config) { c.Reporting.Buckets = nil }, "reporting.buckets: give 1 to 4, got 0"},
+		"max values":    {func(c *Config) { c.Reporting.MaxValues = 0 }, "reporting.maxValues must be 1 to 100000, got 0"},
+		"top shipments": {func(c *Config) { c.Reporting.TopShipments = -1 }, "reporting.topShipments must be 0 to 1000, got -1"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := validConfig()
+			c.Reporting, c.Queue.Reporting = validReporting(), true
+			tc.mutate(&c)
+			b, err := c.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Parse(b); err == nil || !strings.Contains(err.Error(), tc.wantInError) {
+				t.Fatalf("Parse error = %v, want it to mention %q", err, tc.wantInError)
+			}
+		})
+	}
+}

@@ -238,7 +238,7 @@ type InsufficientStorageError struct {
 func (e *InsufficientStorageError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "pipeline %s needs %s of JetStream store (%d streams × maxBytes %s × %d replica(s)), reserved up front",
-		e.Pipeline, FormatBytes(e.Needed), StreamsPerPipeline, FormatBytes(e.MaxBytes), e.Replicas)
+		e.Pipeline, FormatBytes(e.Needed), e.Needed/max(e.MaxBytes*int64(e.Replicas), 1), FormatBytes(e.MaxBytes), e.Replicas)
 	c := e.Capacity
 	if avail := c.Available(); avail >= 0 {
 		fmt.Fprintf(&b, "; %s has %s free: %s is %s, of which %d stream(s) reserve %s",

@@ -30,7 +30,8 @@ type Deleted struct {
 	DroppedEvents uint64
 }
 
-// Delete removes the pipeline's consumer, events stream, output stream and predictions bucket,
+// Delete removes the pipeline's consumer, events stream, output stream, predictions bucket and
+// report snapshot store,
 // giving their storage reservations back. While the events stream holds events (pending, or
 // delivered and not acknowledged) it refuses with an *UnackedEventsError, unless dropUnacked.
 // Objects already gone are skipped, so Delete can be called again after a partial failure.
@@ -52,7 +53,11 @@ func Delete(ctx context.Context, js jetstream.JetStream, t Topology, dropUnacked
 	}
 	// The events stream first: once it is gone nothing new can arrive, and its consumer goes
 	// with it.
-	for _, name := range []string{t.Stream, t.OutputStream, t.BucketStream()} {
+	names := []string{t.Stream, t.OutputStream, t.BucketStream()}
+	if t.ReportStore != "" {
+		names = append(names, t.ReportStoreStream())
+	}
+	for _, name := range names {
 		err := js.DeleteStream(ctx, name)
 		switch {
 		case err == nil:

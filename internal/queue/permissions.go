@@ -1,5 +1,7 @@
 package queue
 
+import "github.com/nats-io/nats.go"
+
 // Permissions are the subjects a NATS user may publish to and subscribe to; everything else is
 // denied. They are what per-pipeline credentials carry (see docs/security.md, "NATS"): a
 // pipeline's pods reach their own pipeline's subjects, stream, consumer and bucket, and nothing
@@ -61,6 +63,51 @@ func PipelinePermissions(t Topology) Permissions {
 		},
 		Subscribe: []string{t.InboxPrefix() + ".>", t.PeersSubject()},
 	}
+}
+
+// ReportingPermissions are what the reporting role needs, and no more: it re-creates, reads and
+// acknowledges its own durable consumer of the predictions bucket's stream, and writes and reads
+// its snapshots in the pipeline's report store, receiving replies under its own inbox prefix
+// (ReportingInboxPrefix). It cannot publish or read an event, write a prediction, read the
+// bucket other than through its consumer, or reach any other pipeline.
+func ReportingPermissions(t Topology) Permissions {
+	const api = "$JS.API."
+	bucket, store := t.BucketStream(), t.ReportStoreStream()
+	consumer := bucket + "." + t.ReportConsumer
+	return Permissions{
+		Publish: []string{
+			api + "STREAM.INFO." + bucket,
+			api + "CONSUMER.CREATE." + consumer,
+			api + "CONSUMER.INFO." + consumer,
+			api + "CONSUMER.DELETE." + consumer,
+			api + "CONSUMER.MSG.NEXT." + consumer,
+			"$JS.ACK." + consumer + ".>",
+			"$JS.ACK.*.*." + consumer + ".>",
+			// The object store: chunks and metadata, purging a replaced snapshot's chunks, and
+			// reading back through direct gets and ordered consumers of its own stream.
+			"$O." + t.ReportStore + ".>",
+			api + "STREAM.INFO." + store,
+			api + "STREAM.PURGE." + store,
+			api + "STREAM.MSG.GET." + store,
+			api + "DIRECT.GET." + store,
+			api + "DIRECT.GET." + store + ".>",
+			api + "CONSUMER.CREATE." + store + ".>",
+			api + "CONSUMER.MSG.NEXT." + store + ".>",
+			api + "CONSUMER.INFO." + store + ".>",
+			api + "CONSUMER.DELETE." + store + ".>",
+		},
+		Subscribe: []string{t.ReportingInboxPrefix() + ".>"},
+	}
+}
+
+// ReportingOptions are the connection options of the reporting role: its credentials, and
+// replies under its own inbox prefix.
+func ReportingOptions(t Topology, c Credentials) ([]nats.Option, error) {
+	opts, err := c.Options()
+	if err != nil {
+		return nil, err
+	}
+	return append(opts, nats.CustomInboxPrefix(t.ReportingInboxPrefix())), nil
 }
 
 // OperatorPermissions are what the operator needs: the JetStream API of its account, to

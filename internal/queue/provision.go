@@ -16,12 +16,13 @@ import (
 const (
 	MetadataNamespace = "freightcast.io/namespace"
 	MetadataPipeline  = "freightcast.io/pipeline"
-	// MetadataRole is RoleEvents, RoleOutput or RolePredictions.
+	// MetadataRole is RoleEvents, RoleOutput, RolePredictions or RoleReports.
 	MetadataRole = "freightcast.io/role"
 
 	RoleEvents      = "events"
 	RoleOutput      = "output"
 	RolePredictions = "predictions"
+	RoleReports     = "reports"
 )
 
 // Result reports what Provision did.
@@ -132,6 +133,14 @@ func (p *provisioner) run(ctx context.Context) (Result, error) {
 	if err := p.ensureConsumer(ctx); err != nil {
 		return Result{}, err
 	}
+	if p.spec.Reporting {
+		if err := p.ensureStream(ctx, reportStoreStreamConfig(p.spec)); err != nil {
+			return Result{}, err
+		}
+		if err := p.ensureReportConsumer(ctx); err != nil {
+			return Result{}, err
+		}
+	}
 	p.res.Changed = len(p.res.Created) > 0 || len(p.res.Rescaled) > 0 || p.res.Changed
 	return p.res, nil
 }
@@ -144,7 +153,11 @@ func (p *provisioner) preflight(ctx context.Context) error {
 	// Streams of this pipeline that exist already (the output stream of a pipeline whose events
 	// stream was deleted by hand) reserve nothing new.
 	var asks []int64
-	for _, name := range []string{p.spec.OutputStream, p.spec.BucketStream(), p.spec.Stream} {
+	names := []string{p.spec.OutputStream, p.spec.BucketStream(), p.spec.Stream}
+	if p.spec.Reporting {
+		names = append(names, p.spec.ReportStoreStream())
+	}
+	for _, name := range names {
 		if !slices.ContainsFunc(c.Streams, func(s Stream) bool { return s.Name == name }) {
 			asks = append(asks, p.spec.MaxBytes)
 		}
@@ -392,4 +405,80 @@ func bucketStreamConfig(spec Spec) jetstream.StreamConfig {
 		Replicas:          spec.replicas(),
 		Metadata:          metadataFor(spec, RolePredictions),
 	}
+}
+
+// reportStoreStreamConfig is the reporting role's snapshot store, laid out as JetStream's object
+// store lays one out (chunks and metadata subjects, rollup, direct reads), bounded by maxBytes
+// like the other streams. It refuses rather than drops when full: a snapshot that does not fit
+// fails, and the previous one, which the new one's chunks have not replaced yet, stays whole.
+func reportStoreStreamConfig(spec Spec) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        spec.ReportStoreStream(),
+		Description: "Freightcast report snapshots",
+		Subjects:    []string{"$O." + spec.ReportStore + ".C.>", "$O." + spec.ReportStore + ".M.>"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardNew,
+		MaxMsgs:     -1,
+		MaxBytes:    spec.MaxBytes,
+		// The server's default, written out so that a provisioned store matches its spec.
+		Duplicates:  2 * time.Minute,
+		AllowRollup: true,
+		AllowDirect: true,
+		Replicas:    spec.replicas(),
+		Metadata:    metadataFor(spec, RoleReports),
+	}
+}
+
+// ReportConsumerConfig is the reporting role's durable consumer on the predictions bucket's
+// stream, starting after sequence after (0: from the first prediction kept). It acknowledges
+// cumulatively (AckAll), only what a written snapshot covers, so its ack floor is the position a
+// restart resumes from and its pending count the reporting lag. Nothing is redelivered while the
+// role runs (the ack wait is long and the role skips sequences it applied), and a restarting role
+// re-creates it at its snapshot's sequence (internal/report), so that records arrive in stream
+// order.
+func ReportConsumerConfig(spec Spec, after uint64) jetstream.ConsumerConfig {
+	c := jetstream.ConsumerConfig{
+		Durable:       spec.ReportConsumer,
+		Description:   "Freightcast reporting",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       ReportAckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: -1,
+		Replicas:      spec.replicas(),
+	}
+	if after > 0 {
+		c.DeliverPolicy, c.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+	}
+	return c
+}
+
+// ReportAckWait is how long the reporting consumer waits for an acknowledgement before it
+// redelivers: longer than any snapshot interval, so that a running role is not sent again what
+// it holds unacknowledged until its next snapshot.
+const ReportAckWait = time.Hour
+
+// ensureReportConsumer creates the reporting consumer when it is missing. An existing one is left
+// as it is: its position belongs to the reporting role, which re-creates it where its snapshot
+// ends.
+func (p *provisioner) ensureReportConsumer(ctx context.Context) error {
+	stream, name := p.spec.BucketStream(), p.spec.ReportConsumer
+	_, err := p.js.Consumer(ctx, stream, name)
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, jetstream.ErrConsumerNotFound):
+		return classify(fmt.Errorf("reading consumer %s/%s: %w", stream, name, err))
+	}
+	_, err = p.js.CreateConsumer(ctx, stream, ReportConsumerConfig(p.spec, 0))
+	if code, _ := apiCode(err); code == errCodeConsumerReplicasExceedStream {
+		p.res.Converging = true
+		return nil
+	}
+	if err != nil {
+		return classify(fmt.Errorf("creating consumer %s/%s: %w", stream, name, err))
+	}
+	p.res.Created = append(p.res.Created, stream+"/"+name)
+	return nil
 }

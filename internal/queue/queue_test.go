@@ -254,6 +254,8 @@ func TestSpecValidate(t *testing.T) {
 		"zero max deliver":          {mutate: func(s *Spec) { s.MaxDeliver = 0 }},
 		"zero ack pending":          {mutate: func(s *Spec) { s.MaxAckPending = 0 }},
 		"zero prediction retention": {mutate: func(s *Spec) { s.PredictionRetention = 0 }},
+		"reporting":                 {mutate: func(s *Spec) { s.Reporting = true }, ok: true},
+		"reporting without names":   {mutate: func(s *Spec) { s.Reporting, s.ReportStore = true, "" }},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -383,5 +385,59 @@ func TestTheBucketIsBoundedAndDropsItsOldest(t *testing.T) {
 	}
 	if int64(info.State.Bytes) > spec.MaxBytes {
 		t.Errorf("the bucket holds %d bytes, over its cap of %d", info.State.Bytes, spec.MaxBytes)
+	}
+}
+
+// TestProvisionWithReporting: a pipeline with reporting gets its snapshot store and its reporting
+// consumer, reserves one stream more, leaves the consumer where the reporting role put it, and
+// Delete removes the store.
+func TestProvisionWithReporting(t *testing.T) {
+	srv := natstest.Start(t)
+	js := connect(t, srv.URL())
+	ctx := context.Background()
+	spec := testSpec("reported")
+	spec.Reporting = true
+	if got, want := spec.Reservation(), 4*spec.MaxBytes; got != want {
+		t.Errorf("Reservation() = %d, want %d (four streams)", got, want)
+	}
+	res, err := Provision(ctx, js, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{spec.OutputStream, spec.BucketStream(), spec.Stream, spec.Stream + "/" + spec.Consumer,
+		spec.ReportStoreStream(), spec.BucketStream() + "/" + spec.ReportConsumer}
+	if fmt.Sprint(res.Created) != fmt.Sprint(want) {
+		t.Errorf("Created = %v, want %v", res.Created, want)
+	}
+	store, err := js.ObjectStore(ctx, spec.ReportStore)
+	if err != nil {
+		t.Fatalf("the report store is not an object store: %v", err)
+	}
+	if _, err := store.PutBytes(ctx, "snapshot", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	// The reporting role re-creates its consumer at its snapshot's sequence; Provision keeps it.
+	if err := js.DeleteConsumer(ctx, spec.BucketStream(), spec.ReportConsumer); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateConsumer(ctx, spec.BucketStream(), ReportConsumerConfig(spec, 41)); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := Provision(ctx, js, spec); err != nil || res.Changed {
+		t.Fatalf("second Provision: changed=%v err=%v, want no change", res.Changed, err)
+	}
+	c, err := js.Consumer(ctx, spec.BucketStream(), spec.ReportConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.CachedInfo().Config.OptStartSeq; got != 42 {
+		t.Errorf("reporting consumer starts at %d after Provision, want 42 (where the role put it)", got)
+	}
+	deleted, err := Delete(ctx, js, spec.Topology, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(deleted.Streams) != 4 || deleted.Streams[3] != spec.ReportStoreStream() {
+		t.Errorf("Delete removed %v, want the report store among them", deleted.Streams)
 	}
 }

@@ -34,6 +34,11 @@ type Topology struct {
 	DeadLetterSubject string `json:"deadLetterSubject"`
 	// Bucket is the key-value bucket of predictions by event id.
 	Bucket string `json:"bucket"`
+	// ReportConsumer is the reporting role's durable consumer on the bucket's stream
+	// (BucketStream); ReportStore the object store its snapshots are written to. Used only when
+	// Spec.Reporting is set; empty in configs rendered before reporting existed.
+	ReportConsumer string `json:"reportConsumer,omitempty"`
+	ReportStore    string `json:"reportStore,omitempty"`
 }
 
 // TopologyFor derives the names for the pipeline namespace/name.
@@ -50,8 +55,17 @@ func TopologyFor(namespace, name string) Topology {
 		PredictionSubject: subject + ".predictions",
 		DeadLetterSubject: subject + ".deadletter",
 		Bucket:            base + "_predictions",
+		ReportConsumer:    "reporting",
+		ReportStore:       base + "_reports",
 	}
 }
+
+// ReportStoreStream is the stream JetStream keeps the report snapshot store in.
+func (t Topology) ReportStoreStream() string { return "OBJ_" + t.ReportStore }
+
+// ReportingInboxPrefix is where the reporting role receives its replies: not under InboxPrefix,
+// so that the ingestion and inference pods cannot subscribe to them, nor it to theirs.
+func (t Topology) ReportingInboxPrefix() string { return "_INBOX." + t.ReportStore }
 
 // InboxPrefix is where the pipeline's pods receive replies (publish acknowledgements, fetched
 // events, API answers). It is the pipeline's own, so that NATS permissions can let a pod subscribe
@@ -132,24 +146,38 @@ type Spec struct {
 	// and its bucket: 1, 3 or 5. 0 means 1, a single copy, which is what a pipeline had before
 	// replication could be chosen.
 	Replicas int `json:"replicas,omitempty"`
+	// Reporting provisions the reporting role's durable consumer on the bucket's stream and its
+	// snapshot store (an object store bounded by MaxBytes, like the other streams).
+	Reporting bool `json:"reporting,omitempty"`
 }
 
 // replicas is Replicas with 0 read as 1.
 func (s Spec) replicas() int { return max(s.Replicas, 1) }
 
 // StreamsPerPipeline is how many streams of a pipeline reserve MaxBytes: the events, the output
-// (predictions and dead letters) and the predictions bucket's.
+// (predictions and dead letters) and the predictions bucket's; a pipeline with reporting has
+// one more, its snapshot store's (Spec.streams).
 const StreamsPerPipeline = 3
+
+// streams is how many streams of this pipeline reserve MaxBytes.
+func (s Spec) streams() int64 {
+	if s.Reporting {
+		return StreamsPerPipeline + 1
+	}
+	return StreamsPerPipeline
+}
 
 // Reservation is the store the pipeline's streams reserve up front across the cluster: each
 // reserves MaxBytes on every server that holds one of its replicas.
-func (s Spec) Reservation() int64 { return StreamsPerPipeline * s.MaxBytes * int64(s.replicas()) }
+func (s Spec) Reservation() int64 { return s.streams() * s.MaxBytes * int64(s.replicas()) }
 
 // Validate reports the first field that cannot be provisioned.
 func (s Spec) Validate() error {
 	switch {
 	case s.Stream == "" || s.Subject == "" || s.Consumer == "" || s.OutputStream == "" || s.Bucket == "":
 		return fmt.Errorf("queue: topology names must not be empty: %+v", s.Topology)
+	case s.Reporting && (s.ReportConsumer == "" || s.ReportStore == ""):
+		return fmt.Errorf("queue: reporting needs the topology's reportConsumer and reportStore names: %+v", s.Topology)
 	case s.Replicas != 0 && s.Replicas != 1 && s.Replicas != 3 && s.Replicas != 5:
 		return fmt.Errorf("queue: replicas must be 1, 3 or 5 (an odd number of servers, so that a majority survives a loss), got %d", s.Replicas)
 	case s.MaxMessages <= 0:

@@ -79,8 +79,9 @@ func Queue(p *freightcastv1alpha1.FreightPipeline, defaultReplicas int) queue.Sp
 	p = defaultedPipeline(p)
 	q := p.Spec.Queue
 	return queue.Spec{
-		Replicas: QueueReplicas(p, defaultReplicas),
-		Topology: queue.TopologyFor(p.Namespace, p.Name),
+		Replicas:  QueueReplicas(p, defaultReplicas),
+		Reporting: p.Spec.Reporting != nil,
+		Topology:  queue.TopologyFor(p.Namespace, p.Name),
 		Limits: queue.Limits{
 			MaxMessages:     q.MaxMessages,
 			MaxBytes:        q.MaxBytes.Value(),
@@ -120,6 +121,10 @@ func Pipeline(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1
 		Inference:  pipelineconfig.Inference{BatchSize: int(p.Spec.Inference.BatchSize)},
 		Transforms: Transforms(p),
 		Output:     pipelineconfig.Output{RecordInputs: p.Spec.Output.RecordInputs},
+		Reporting:  Reporting(p),
+	}
+	if cfg.Reporting != nil {
+		cfg.Ingestion.ReportingURL = fmt.Sprintf("http://%s.%s.svc:%d", ReportingServiceName(p.Name), p.Namespace, ReportingPort)
 	}
 	if p.Spec.Ingestion.Auth != nil {
 		cfg.Ingestion.TokensFile = TokensFile

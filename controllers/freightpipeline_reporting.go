@@ -1,0 +1,177 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"path"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/spec"
+)
+
+// The reporting role (spec.reporting): one pod, `freightcast report`, that keeps aggregates of
+// the pipeline's predictions in memory and answers the report API behind the ingestion pods.
+
+const (
+	componentReporting = "reporting"
+	serviceReporting   = "freightcast-reporting"
+	// reportingConfigFile is the reporting pod's config in the pipeline's ConfigMap: the
+	// pipeline's, connecting to NATS as the reporting user.
+	reportingConfigFile = "reporting.json"
+)
+
+func reportingName(p *freightcastv1alpha1.FreightPipeline) string {
+	return spec.ReportingServiceName(p.Name)
+}
+
+// desiredReportingDeployment runs `freightcast report`: one replica, replaced with Recreate,
+// because the aggregates are one writer's (two pods would both apply the stream and overwrite
+// each other's snapshots). It mounts the pipeline's tokens (it checks them itself: the
+// ingestion pods pass Authorization through) and its own NATS user when it has one.
+func desiredReportingDeployment(p *freightcastv1alpha1.FreightPipeline, configDigest string, opts Options) *appsv1ac.DeploymentApplyConfiguration {
+	p = defaultedPipeline(p)
+	args := []string{"report", fmt.Sprintf("--addr=:%d", httpPort), "--config=" + path.Join(pipelineConfigDir, reportingConfigFile)}
+	container := dataPlaneContainer("report", opts, args, "/livez", "/readyz", p.Spec.Reporting.Resources).
+		WithEnv(tracingEnv(opts, serviceReporting, p.Namespace, "freightcast.pipeline", p.Name)...).
+		WithVolumeMounts(corev1ac.VolumeMount().WithName(pipelineConfigVolume).WithMountPath(pipelineConfigDir).WithReadOnly(true))
+	queue := p.Spec.Queue
+	if cr := p.Spec.Reporting.Credentials; cr != nil {
+		queue.Credentials = cr
+	}
+	volumes := append(withNATSCredentials(container, queue), withTokens(container, p.Spec.Ingestion.Auth)...)
+	pod := dataPlanePodSpec(container, servingGracePeriodSeconds).
+		WithVolumes(corev1ac.Volume().WithName(pipelineConfigVolume).
+			WithConfigMap(corev1ac.ConfigMapVolumeSource().WithName(pipelineConfigName(p)))).
+		WithVolumes(volumes...)
+	return appsv1ac.Deployment(reportingName(p), p.Namespace).
+		WithLabels(pipelineLabels(p, componentReporting)).
+		WithOwnerReferences(pipelineOwnerReference(p)).
+		WithSpec(appsv1ac.DeploymentSpec().
+			WithReplicas(1).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(pipelineSelector(p, componentReporting))).
+			WithStrategy(appsv1ac.DeploymentStrategy().WithType(appsv1.RecreateDeploymentStrategyType)).
+			WithTemplate(corev1ac.PodTemplateSpec().
+				WithLabels(pipelineLabels(p, componentReporting)).
+				WithAnnotations(podAnnotations("", configDigest)).
+				WithSpec(pod)))
+}
+
+// desiredReportingNetworkPolicy admits to the reporting pod only the pipeline's ingestion pods,
+// which forward the report API to it, and lets it reach DNS, NATS and the OTLP endpoint. The
+// pipeline's own policy does not select it (pipelineComponents).
+func desiredReportingNetworkPolicy(p *freightcastv1alpha1.FreightPipeline, natsURL string, opts Options) *networkingv1ac.NetworkPolicyApplyConfiguration {
+	egress := []*networkingv1ac.NetworkPolicyEgressRuleApplyConfiguration{dnsEgress()}
+	if ports := sortedUnique(append(natsPorts(natsURL), otlpPorts(opts.OTLPEndpoint)...)); len(ports) > 0 {
+		egress = append(egress, tcpEgress(ports))
+	}
+	return networkingv1ac.NetworkPolicy(reportingName(p), p.Namespace).
+		WithLabels(pipelineLabels(p, componentReporting)).
+		WithOwnerReferences(pipelineOwnerReference(p)).
+		WithSpec(networkingv1ac.NetworkPolicySpec().
+			WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(pipelineSelector(p, componentReporting))).
+			WithPolicyTypes(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress).
+			WithIngress(networkingv1ac.NetworkPolicyIngressRule().
+				WithFrom(networkingv1ac.NetworkPolicyPeer().WithPodSelector(metav1ac.LabelSelector().
+					WithMatchLabels(pipelineSelector(p, componentIngestion)))).
+				WithPorts(networkingv1ac.NetworkPolicyPort().WithProtocol(corev1.ProtocolTCP).WithPort(intstr.FromString(httpPortName)))).
+			WithEgress(egress...))
+}
+
+// reportingEgress lets the pipeline's ingestion pods reach the reporting pod's HTTP port.
+func reportingEgress(p *freightcastv1alpha1.FreightPipeline) *networkingv1ac.NetworkPolicyEgressRuleApplyConfiguration {
+	return networkingv1ac.NetworkPolicyEgressRule().
+		WithTo(networkingv1ac.NetworkPolicyPeer().WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(pipelineSelector(p, componentReporting)))).
+		WithPorts(networkingv1ac.NetworkPolicyPort().WithProtocol(corev1.ProtocolTCP).WithPort(intstr.FromInt32(httpPort)))
+}
+
+// applyReporting applies the reporting pod's NetworkPolicy, Service and Deployment for the
+// rendered config digest, or, without spec.reporting, deletes the ones the pipeline controls.
+func (r *FreightPipelineReconciler) applyReporting(ctx context.Context, s *pipelineScope, configDigest string) error {
+	p := s.pipeline
+	if p.Spec.Reporting == nil {
+		return r.deleteReporting(ctx, p)
+	}
+	if err := reconcileNetworkPolicy(ctx, r.Client, FreightPipelineFieldOwner, p, networkPolicyEnabled(p.Spec.NetworkPolicy),
+		desiredReportingNetworkPolicy(p, s.obs.queue.natsURL, r.Options)); err != nil {
+		return err
+	}
+	if _, err := applyChild(ctx, r.Client, FreightPipelineFieldOwner, desiredPipelineService(p, reportingName(p), componentReporting), &corev1.Service{}, corev1ac.ExtractService); err != nil {
+		return err
+	}
+	d := &appsv1.Deployment{}
+	applied, err := applyChild(ctx, r.Client, FreightPipelineFieldOwner, desiredReportingDeployment(p, configDigest, r.Options), d, appsv1ac.ExtractDeployment)
+	if err != nil {
+		return err
+	}
+	s.obs.reporting = rolloutOf(d, applied)
+	return nil
+}
+
+// readReporting reads the reporting Deployment for status when it is not being applied.
+func (r *FreightPipelineReconciler) readReporting(ctx context.Context, s *pipelineScope) error {
+	if s.pipeline.Spec.Reporting == nil {
+		return nil
+	}
+	d := &appsv1.Deployment{}
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.pipeline.Namespace, Name: reportingName(s.pipeline)}, d)
+	if client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("reading Deployment %s: %w", reportingName(s.pipeline), err)
+	}
+	s.obs.reporting = rolloutOf(d, false)
+	return nil
+}
+
+// deleteReporting removes what spec.reporting made, once it is gone from the spec. The
+// snapshots stay on NATS with the queue (deleted with it, by its deletionPolicy).
+func (r *FreightPipelineReconciler) deleteReporting(ctx context.Context, p *freightcastv1alpha1.FreightPipeline) error {
+	key := client.ObjectKey{Namespace: p.Namespace, Name: reportingName(p)}
+	for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}, &networkingv1.NetworkPolicy{}} {
+		if err := deleteIfControlled(ctx, r.Client, p, key, obj); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setReportingConditions sets ReportingValid and ReportingReady with spec.reporting, and
+// removes them without.
+func setReportingConditions(c *conditionSetter, p *freightcastv1alpha1.FreightPipeline, valid featuresObservation, r rollout) {
+	if p.Spec.Reporting == nil {
+		meta.RemoveStatusCondition(&c.conditions, freightcastv1alpha1.ConditionReportingValid)
+		meta.RemoveStatusCondition(&c.conditions, freightcastv1alpha1.ConditionReportingReady)
+		return
+	}
+	setCompiled(c, freightcastv1alpha1.ConditionReportingValid, valid, freightcastv1alpha1.ReasonInvalidReporting,
+		freightcastv1alpha1.ReasonReportingCompiled, fmt.Sprintf("%d reporting dimensions compiled", len(p.Spec.Reporting.Dimensions)))
+	switch {
+	case !r.exists:
+		c.set(freightcastv1alpha1.ConditionReportingReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonReconciling,
+			"the reporting Deployment is created with the pipeline's pods, once its model has loaded")
+	case r.ready > 0 && r.complete:
+		c.set(freightcastv1alpha1.ConditionReportingReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonAvailable,
+			"serving reports at "+reportsEndpoint(p))
+	case r.ready > 0:
+		c.set(freightcastv1alpha1.ConditionReportingReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonRollingOut, r.message)
+	default:
+		c.set(freightcastv1alpha1.ConditionReportingReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonUnavailable,
+			"no reporting pod is ready; /v1/reports answers 503 meanwhile and the reports catch up from the stream: "+r.message)
+	}
+}
+
+// reportsEndpoint is where clients inside the cluster read reports: the ingestion Service.
+func reportsEndpoint(p *freightcastv1alpha1.FreightPipeline) string {
+	return fmt.Sprintf("%s://%s.%s.svc:%d/v1/reports/", urlScheme(p.Spec.Ingestion.TLS), ingestionName(p), p.Namespace, httpPort)
+}
