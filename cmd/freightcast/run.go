@@ -200,6 +200,9 @@ func readManifests(paths []string) (*manifests, error) {
 				if err := refuseTLS(o.Spec.Ingestion.TLS != nil, "spec.ingestion"); err != nil {
 					return nil, fmt.Errorf("%s: FreightPipeline %s: %w", f, o.Name, err)
 				}
+				if o.Spec.Reporting != nil {
+					return nil, fmt.Errorf("%s: FreightPipeline %s: spec.reporting: local mode does not run the reporting role yet; remove it to run locally", f, o.Name)
+				}
 				if o.Spec.Inference.Scoring == freightcastv1alpha1.ScoringRemote {
 					return nil, fmt.Errorf("%s: FreightPipeline %s: spec.inference.scoring Remote: local mode scores in-process only; remove it to run locally", f, o.Name)
 				}

@@ -98,6 +98,10 @@ spec:
 			files:   map[string]string{"a.yaml": "apiVersion: freightcast.io/v1alpha1\nkind: FreightPipeline\nmetadata: {name: p}\nspec: {modelRef: {name: m}, inference: {scoring: Remote}}\n"},
 			wantErr: "FreightPipeline p: spec.inference.scoring Remote: local mode scores in-process only",
 		},
+		"reporting": {
+			files:   map[string]string{"a.yaml": "apiVersion: freightcast.io/v1alpha1\nkind: FreightPipeline\nmetadata: {name: p}\nspec: {modelRef: {name: m}, reporting: {dimensions: [{name: lane, expression: event.shipment.lane}], outputs: [{name: delay_risk}]}}\n"},
+			wantErr: "FreightPipeline p: spec.reporting: local mode does not run the reporting role yet",
+		},
 		"nothing to run": {
 			files:   map[string]string{"a.yaml": "# only a comment\n"},
 			wantErr: "no PredictionModel or FreightPipeline",
