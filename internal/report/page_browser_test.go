@@ -131,6 +131,29 @@ func TestPageInABrowser(t *testing.T) {
 	if vertices != len(buckets) || vertices < 2 {
 		t.Errorf("the trend line has %d vertices, want one per non-empty bucket: %d", vertices, len(buckets))
 	}
+	// A week, by the server's clock: the hourly tier, every record of the 24 hours.
+	if err := chromedp.Do(ctx, selectOption("window", "168"),
+		chromedp.WaitVisible(chromedp.CSS(`#bars svg[data-bucket="1h"] rect.bar`)),
+		chromedp.WaitVisible(chromedp.CSS(`#trend svg[data-bucket="1h"] polyline.line-mean`))); err != nil {
+		t.Fatal(err)
+	}
+	labels = evaluate(t, `[...document.querySelectorAll('#bars .bar-label')].map(e => e.textContent)`)
+	if want := sortedByMean(expected(a.recs, acme, func(g genRecord) string { return g.carrier })); !slices.Equal(labels, want) {
+		t.Errorf("carrier bars over a week %v, want %v", labels, want)
+	}
+	trendValue := evaluate(t, `[document.querySelector('#trend svg').dataset.value]`)
+	hours := map[time.Time]bool{}
+	for _, g := range a.recs {
+		if acme(g.client) && g.carrier == trendValue[0] && !math.IsNaN(g.risk) {
+			hours[g.at.Truncate(time.Hour)] = true
+		}
+	}
+	if n := count(t, `document.querySelector('#trend polyline.line-mean').points.numberOfItems`); n != len(hours) {
+		t.Errorf("the weekly trend of %s has %d vertices, want %d hours", trendValue, n, len(hours))
+	}
+	if err := chromedp.Do(ctx, selectOption("window", "24"), chromedp.WaitVisible(chromedp.CSS(`#bars svg[data-bucket="5m"] rect.bar`))); err != nil {
+		t.Fatal(err)
+	}
 	// Riskiest: acme's own.
 	ids := evaluate(t, `[...document.querySelectorAll('#riskiest tbody tr')].map(r => r.dataset.id)`)
 	if want := riskiestOf(inWindow, acme, 20); !slices.Equal(ids, want) {

@@ -176,7 +176,7 @@
     const height = top + Math.max(1, values.length) * row + 24;
     const max = Math.max(describe.threshold || 0, ...values.map((v) => v.mean)) || 1;
     const scale = (x) => Math.max(0, x) / max * (width - left - right);
-    const chart = svg('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'data-dimension': s.dimension,
+    const chart = svg('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'data-dimension': s.dimension, 'data-bucket': s.bucket,
       'aria-label': `mean ${s.output} by ${s.dimension}` });
     values.forEach((v, i) => {
       const y = top + i * row;
@@ -213,7 +213,7 @@
     const max = Math.max(describe.threshold || 0, ...points.map((p) => p.p90), ...points.map((p) => p.mean)) || 1;
     const x = (s) => left + (new Date(s).getTime() - t0) / Math.max(1, t1 - t0) * (width - left - right);
     const y = (v) => top + (1 - v / max) * (height - top - bottom);
-    const chart = svg('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'data-value': t.value,
+    const chart = svg('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'data-value': t.value, 'data-bucket': t.bucket,
       'aria-label': `${t.output} of ${t.dimension} ${t.value} over time` });
     chart.appendChild(svg('line', { class: 'axis', x1: left, x2: width - right, y1: y(0), y2: y(0) }));
     chart.appendChild(svg('line', { class: 'axis', x1: left, x2: left, y1: top, y2: y(0) }));
