@@ -23,6 +23,7 @@ import (
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
 	"github.com/freightcast/freightcast/internal/report"
+	"github.com/freightcast/freightcast/internal/report/page"
 	"github.com/freightcast/freightcast/internal/version"
 )
 
@@ -122,7 +123,9 @@ func newReportServer(js jetstream.JetStream, cfg pipelineconfig.Config, interval
 		return nil, nil, err
 	}
 	mux := http.NewServeMux()
-	report.NewAPI(svc, tokens, nil).Register(mux)
+	api := report.NewAPI(svc, tokens, nil)
+	api.Page = page.Handler()
+	api.Register(mux)
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !svc.Ready() {

@@ -92,6 +92,10 @@ func TestReportRoleServesAClientsReportsAndSnapshotsOnStop(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The clients' page needs no token (its API calls do).
+	if status, body := get("/v1/reports/", ""); status != 200 || !strings.Contains(body, "<title>Freightcast reports</title>") {
+		t.Errorf("the page: %d %.200s", status, body)
+	}
 	if status, _ := get("/readyz", ""); status != 200 {
 		t.Errorf("/readyz = %d once serving", status)
 	}

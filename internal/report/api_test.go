@@ -23,7 +23,9 @@ type apiRig struct {
 	recs []genRecord
 }
 
-func newAPIRig(t *testing.T) *apiRig {
+func newAPIRig(t *testing.T) *apiRig { return newAPIRigWithPage(t, nil) }
+
+func newAPIRigWithPage(t *testing.T, page http.Handler) *apiRig {
 	r := newRig(t)
 	recs := generate(t, 3, 2000)
 	publish(t, r.js, r.spec, recs)
@@ -39,7 +41,9 @@ func newAPIRig(t *testing.T) *apiRig {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	NewAPI(svc, tokens, func() time.Time { return t0.Add(25 * time.Hour) }).Register(mux)
+	api := NewAPI(svc, tokens, func() time.Time { return t0.Add(25 * time.Hour) })
+	api.Page = page
+	api.Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return &apiRig{url: srv.URL, recs: recs}
