@@ -52,8 +52,11 @@ const (
 	authVolume = "auth"
 	// modelAuthVolume holds, in a pool that scores remotely, the tokens its model accepts.
 	modelAuthVolume = "model-auth"
-	tlsVolume       = "tls"
-	tlsDir          = "/etc/freightcast/tls"
+	// modelTrustVolume holds, in a pool that scores remotely over TLS, the certificates it
+	// trusts the model's server with.
+	modelTrustVolume = "model-tls"
+	tlsVolume        = "tls"
+	tlsDir           = "/etc/freightcast/tls"
 
 	// Where the model file appears inside data-plane containers.
 	modelVolumeName = "model"

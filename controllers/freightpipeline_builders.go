@@ -153,17 +153,28 @@ func desiredInferenceDeployment(p *freightcastv1alpha1.FreightPipeline, model *f
 		"--max-batch-size=" + strconv.Itoa(int(p.Spec.Inference.BatchSize))}, mm.args...)
 	container := dataPlaneContainer("worker", opts, args, "/v2/health/live", "/v2/health/ready", p.Spec.Inference.Resources).
 		WithEnv(tracingEnv(opts, serviceInference, p.Namespace, "freightcast.pipeline", p.Name, "freightcast.model", model.Name)...)
-	var tokens []*corev1ac.VolumeApplyConfiguration
+	var secrets []*corev1ac.VolumeApplyConfiguration
 	if remote && model.Spec.Auth != nil {
 		// The pool presents one of the tokens the model accepts: the model's own Secret,
 		// in the same namespace, mounted where the pipeline config points the workers.
 		container.WithVolumeMounts(corev1ac.VolumeMount().WithName(modelAuthVolume).WithMountPath(path.Dir(spec.RemoteModelTokenFile)).WithReadOnly(true))
-		tokens = append(tokens, corev1ac.Volume().WithName(modelAuthVolume).WithSecret(corev1ac.SecretVolumeSource().
+		secrets = append(secrets, corev1ac.Volume().WithName(modelAuthVolume).WithSecret(corev1ac.SecretVolumeSource().
 			WithSecretName(model.Spec.Auth.SecretRef.Name).WithDefaultMode(0o440).
 			WithItems(corev1ac.KeyToPath().WithKey(model.Spec.Auth.SecretRef.Key).WithPath(path.Base(spec.RemoteModelTokenFile)))))
 	}
+	if remote && model.Spec.TLS != nil && model.Spec.Runtime == nil {
+		// The pool trusts the model's server with the certificates of the model's own TLS
+		// Secret (spec.RemoteModel says which), never its private key. Optional: a Secret
+		// without ca.crt is the common case, and a missing key must not keep the pod from
+		// starting; the worker says which file it lacked.
+		container.WithVolumeMounts(corev1ac.VolumeMount().WithName(modelTrustVolume).WithMountPath(spec.RemoteModelTrustDir).WithReadOnly(true))
+		secrets = append(secrets, corev1ac.Volume().WithName(modelTrustVolume).WithSecret(corev1ac.SecretVolumeSource().
+			WithSecretName(model.Spec.TLS.SecretRef.Name).WithDefaultMode(0o440).WithOptional(true).
+			WithItems(corev1ac.KeyToPath().WithKey(spec.RemoteModelCAKey).WithPath(spec.RemoteModelCAKey),
+				corev1ac.KeyToPath().WithKey(spec.RemoteModelCertKey).WithPath(spec.RemoteModelCertKey))))
+	}
 	return pipelineDeployment(p, inferenceName(p), componentInference, podAnnotations(modelDigest, configDigest),
-		pipelinePodSpec(p, container, mm, inferenceGracePeriodSeconds).WithVolumes(tokens...))
+		pipelinePodSpec(p, container, mm, inferenceGracePeriodSeconds).WithVolumes(secrets...))
 }
 
 // pipelineModelMount is how a pipeline pod gets its model: the file, or, when it does not run

@@ -245,13 +245,29 @@ func TestFreightPipelineScoresThroughAnotherRuntime(t *testing.T) {
 
 // A pipeline asked to score remotely through a model our own runtime serves calls it over gRPC
 // (the runtime serves both protocols; gRPC carries the batch raw): its config names the
-// Service's grpc port, and its NetworkPolicy lets it reach the pods' gRPC port.
+// Service's grpc port, and its NetworkPolicy lets it reach the pods' gRPC port. When the model
+// serves TLS, the pool calls grpcs and trusts the certificates of the model's TLS Secret, which
+// only the pool mounts, without its private key.
 func TestFreightPipelineScoresThroughOurRuntimeOverGRPC(t *testing.T) {
+	for _, withTLS := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plaintext", true: "TLS"}[withTLS], func(t *testing.T) {
+			scoresThroughOurRuntimeOverGRPC(t, withTLS)
+		})
+	}
+}
+
+func scoresThroughOurRuntimeOverGRPC(t *testing.T, withTLS bool) {
 	srv := natstest.Start(t)
 	ns := newNamespace(t)
 	startOperator(t, srv.URL(), ns)
 	ctx := context.Background()
 	model := newModel(ns, "risk", "risk-files")
+	want := &pipelineconfig.Remote{URL: "grpc://risk-predictor." + ns + ".svc:8081", Protocol: "GRPC"}
+	if withTLS {
+		model.Spec.TLS = &freightcastv1alpha1.TLSSpec{SecretRef: freightcastv1alpha1.SecretReference{Name: "risk-tls"}}
+		want.URL = "grpcs://risk-predictor." + ns + ".svc:8081"
+		want.TrustFiles = []string{"/etc/freightcast/model-tls/ca.crt", "/etc/freightcast/model-tls/tls.crt"}
+	}
 	mustCreate(t, newModelConfigMap(ns, "risk-files", modelBytes), model)
 	mustEventuallyGetDeployment(t, ns, "risk-predictor")
 	markDeploymentRolledOut(t, ns, "risk-predictor")
@@ -268,9 +284,28 @@ func TestFreightPipelineScoresThroughOurRuntimeOverGRPC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &pipelineconfig.Remote{URL: "grpc://risk-predictor." + ns + ".svc:8081", Protocol: "GRPC"}
 	if diff := cmp.Diff(want, cfg.Model.Remote); diff != "" {
 		t.Errorf("pipeline config model.remote (-want +got):\n%s", diff)
+	}
+	for _, name := range []string{"orders-inference", "orders-ingest"} {
+		pod := mustEventuallyGetDeployment(t, ns, name).Spec.Template.Spec
+		i := slices.IndexFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == "model-tls" })
+		if (i >= 0) != (withTLS && name == "orders-inference") {
+			t.Errorf("%s mounts the model's TLS Secret: %v", name, i >= 0)
+		}
+		if i < 0 {
+			continue
+		}
+		s := pod.Volumes[i].Secret
+		wantItems := []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}, {Key: "tls.crt", Path: "tls.crt"}}
+		if s == nil || s.SecretName != "risk-tls" || s.Optional == nil || !*s.Optional || !cmp.Equal(s.Items, wantItems) {
+			t.Errorf("%s's model-tls volume = %+v, want the optional Secret risk-tls's %v only", name, s, wantItems)
+		}
+		if !slices.ContainsFunc(pod.Containers[0].VolumeMounts, func(m corev1.VolumeMount) bool {
+			return m.Name == "model-tls" && m.MountPath == "/etc/freightcast/model-tls" && m.ReadOnly
+		}) {
+			t.Errorf("%s mounts = %+v, want model-tls read-only where the config points", name, pod.Containers[0].VolumeMounts)
+		}
 	}
 	policy := &networkingv1.NetworkPolicy{}
 	testenv.Eventually(t, 10*time.Second, "the pipeline's NetworkPolicy reaching the model's gRPC port", func() error {

@@ -112,13 +112,13 @@ func (p *workerPool) stop() {
 func dialRemote(ctx context.Context, m pipelineconfig.Model, log *slog.Logger) (worker.RemoteModel, error) {
 	r := m.Remote
 	dial := func() (worker.RemoteModel, error) {
-		return oipclient.Dial(ctx, oipclient.Config{BaseURL: r.URL, Model: m.Name, TokenFile: r.TokenFile})
+		return oipclient.Dial(ctx, oipclient.Config{BaseURL: r.URL, Model: m.Name, TokenFile: r.TokenFile, TrustFiles: r.TrustFiles})
 	}
 	switch r.Protocol {
 	case pipelineconfig.ProtocolREST:
 	case pipelineconfig.ProtocolGRPC:
 		dial = func() (worker.RemoteModel, error) {
-			return oipgrpc.DialRemote(ctx, oipgrpc.RemoteConfig{URL: r.URL, Model: m.Name, TokenFile: r.TokenFile})
+			return oipgrpc.DialRemote(ctx, oipgrpc.RemoteConfig{URL: r.URL, Model: m.Name, TokenFile: r.TokenFile, TrustFiles: r.TrustFiles})
 		}
 	default:
 		return nil, fmt.Errorf("model %s is served over %q, neither REST nor GRPC", m.Name, r.Protocol)

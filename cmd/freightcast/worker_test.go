@@ -149,13 +149,20 @@ func TestInferWorkerWithAModelThatCannotLoadKeepsTheQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ci, err := consumer.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ci.Delivered.Consumer != 0 || ci.NumPending != n {
-		t.Errorf("consumer delivered %d events and has %d pending, want 0 delivered and %d pending", ci.Delivered.Consumer, ci.NumPending, n)
-	}
+	// The server counts a consumer's pending messages as they reach it, a moment after the
+	// stream stored them: wait for the count, but a delivery is a failure at once.
+	testenv.Eventually(t, 10*time.Second, "the consumer's pending count", func() error {
+		ci, err := consumer.Info(ctx)
+		switch {
+		case err != nil:
+			return err
+		case ci.Delivered.Consumer != 0:
+			t.Fatalf("consumer delivered %d events, want none", ci.Delivered.Consumer)
+		case ci.NumPending != n:
+			return fmt.Errorf("%d pending, want %d", ci.NumPending, n)
+		}
+		return nil
+	})
 	out, err := q.js.Stream(ctx, q.cfg.Queue.OutputStream)
 	if err != nil {
 		t.Fatal(err)

@@ -34,8 +34,12 @@ type Config struct {
 	Model, Version string
 	// TokenFile, when set, holds the bearer token sent with every request: its first line.
 	TokenFile string
+	// TrustFiles, for an https BaseURL, are the PEM files whose certificates the server's must
+	// chain to (the first that exists and is not empty; see ServerTrust); none means the
+	// system's roots.
+	TrustFiles []string
 	// HTTPClient sends the requests; nil means a client with no timeout of its own (each
-	// request has its context's deadline).
+	// request has its context's deadline) and the TLS of TrustFiles.
 	HTTPClient *http.Client
 }
 
@@ -66,7 +70,9 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	c := &Client{http: cfg.HTTPClient, metadataURL: path, inferURL: path + "/infer"}
 	if c.http == nil {
-		c.http = &http.Client{}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = ServerTrust(cfg.TrustFiles...)
+		c.http = &http.Client{Transport: t}
 	}
 	if c.token, err = ReadToken(cfg.TokenFile); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package oipclient_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -51,9 +52,11 @@ type standInRuntime struct {
 	model    *model.Model
 	mis      *misbehaviour
 	token    string
-	srv      *http.Server
-	gs       *grpc.Server
-	done     chan struct{}
+	// tls, when set, is the servers' TLS (both protocols), read at each start.
+	tls  *tls.Config
+	srv  *http.Server
+	gs   *grpc.Server
+	done chan struct{}
 }
 
 // misbehaviour is what the stand-in does that our own server would not.
@@ -175,7 +178,10 @@ func (r *standInRuntime) start() {
 		opts = append(opts, grpc.ChainUnaryInterceptor(r.mis.grpc))
 	}
 	r.srv = &http.Server{Handler: h}
-	r.gs = s.NewGRPCServer(nil, opts...)
+	r.gs = s.NewGRPCServer(r.tls, opts...)
+	if r.tls != nil {
+		ln = tls.NewListener(ln, r.tls)
+	}
 	r.done = make(chan struct{}, 2)
 	go func() {
 		defer func() { r.done <- struct{}{} }()

@@ -2,7 +2,6 @@ package oipgrpc
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -28,9 +27,11 @@ const MaxAnswerBytes = 64 << 20
 
 // RemoteConfig is how an inference pool reaches a model served over gRPC.
 type RemoteConfig struct {
-	// URL is grpc://host:port (plaintext, h2c) or grpcs://host:port (TLS with the system's
-	// roots, as the REST client's https).
+	// URL is grpc://host:port (plaintext, h2c) or grpcs://host:port (TLS).
 	URL string
+	// TrustFiles, for grpcs, are the PEM files whose certificates the server's must chain to,
+	// as the REST client's (oipclient.ServerTrust); none means the system's roots.
+	TrustFiles []string
 	// Model and Version address the model; an empty Version means the server's choice.
 	Model, Version string
 	// TokenFile, when set, holds the bearer token sent with every call: its first line.
@@ -59,7 +60,7 @@ func DialRemote(ctx context.Context, cfg RemoteConfig) (*Remote, error) {
 	}
 	opts := Options{Model: cfg.Model, Version: cfg.Version, Token: token}
 	if u.Scheme == "grpcs" {
-		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+		opts.TLS = oipclient.ServerTrust(cfg.TrustFiles...)
 	}
 	// gRPC's own reconnection backoff grows to two minutes: a runtime back after a restart would
 	// wait that long for the pool. Cap it as the worker caps its retries.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -94,6 +95,10 @@ type Remote struct {
 	Protocol string `json:"protocol"`
 	// TokenFile, when set, holds the bearer token the workers present (its first line).
 	TokenFile string `json:"tokenFile,omitempty"`
+	// TrustFiles, for https and grpcs, are PEM files whose certificates the server's must chain
+	// to: the first that exists and is not empty, read at every new connection. None means
+	// the system's roots.
+	TrustFiles []string `json:"trustFiles,omitempty"`
 }
 
 // The protocols of Remote.
@@ -169,6 +174,13 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("model.remote.protocol %q is not REST or GRPC", r.Protocol))
 		case err != nil || u.Host == "" || !slices.Contains(want, u.Scheme):
 			errs = append(errs, fmt.Errorf("model.remote.url %q is not a %s URL of a host", r.URL, strings.Join(want, " or ")))
+		case len(r.TrustFiles) > 0 && u.Scheme != "https" && u.Scheme != "grpcs":
+			errs = append(errs, fmt.Errorf("model.remote.trustFiles are for TLS, and model.remote.url %q is plaintext", r.URL))
+		}
+		for _, f := range r.TrustFiles {
+			if !filepath.IsAbs(f) {
+				errs = append(errs, fmt.Errorf("model.remote.trustFiles: %q is not an absolute path", f))
+			}
 		}
 	}
 	if c.Ingestion.MaxBodyBytes <= 0 {

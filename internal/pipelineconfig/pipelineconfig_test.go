@@ -33,6 +33,15 @@ func TestRoundTrip(t *testing.T) {
 		c.Model.Inputs = []Input{{Name: "numeric", Features: []string{"a", "b"}}, {Name: "transport_mode", DataType: "INT64", Features: []string{"mode"}}}
 		roundTrip(t, c)
 	})
+	t.Run("remote over TLS", func(t *testing.T) {
+		roundTrip(t, withRemote(Remote{URL: "grpcs://m-predictor.freight.svc:8081", Protocol: ProtocolGRPC, TrustFiles: []string{"/etc/ca.crt", "/etc/tls.crt"}}))
+	})
+}
+
+func withRemote(r Remote) Config {
+	c := validConfig()
+	c.Model.Remote = &r
+	return c
 }
 
 func roundTrip(t *testing.T, want Config) {
@@ -92,6 +101,14 @@ func TestParseRejects(t *testing.T) {
 		}, wantInError: "natsCredentials: queue: give one of"},
 		"queue limits": {data: func() string { c := validConfig(); c.Queue.MaxDeliver = 0; b, _ := c.Marshal(); return string(b) },
 			wantInError: "maxDeliver must be positive"},
+		"trust files of a plaintext remote": {data: func() string {
+			b, _ := withRemote(Remote{URL: "grpc://m:8081", Protocol: ProtocolGRPC, TrustFiles: []string{"/etc/ca.crt"}}).Marshal()
+			return string(b)
+		}, wantInError: `model.remote.trustFiles are for TLS, and model.remote.url "grpc://m:8081" is plaintext`},
+		"a relative trust file": {data: func() string {
+			b, _ := withRemote(Remote{URL: "https://m:8080", Protocol: ProtocolREST, TrustFiles: []string{"ca.crt"}}).Marshal()
+			return string(b)
+		}, wantInError: `model.remote.trustFiles: "ca.crt" is not an absolute path`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

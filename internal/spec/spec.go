@@ -9,6 +9,7 @@ package spec
 import (
 	"errors"
 	"fmt"
+	"path"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
@@ -169,7 +170,11 @@ const (
 // runtime serves both protocols, and the pool calls it over gRPC (port grpc, 8081; TLS when the
 // model has TLS): a batch travels as raw little-endian tensors instead of JSON numbers the server
 // must parse. Another runtime (spec.runtime) is called over the protocol it serves, on port
-// 8080.
+// 8080, in plaintext: spec.tls is refused with a runtime.
+//
+// Over TLS the pool trusts what the model's TLS Secret holds (mounted at RemoteModelTrustDir):
+// its ca.crt, as cert-manager writes it, else the served certificate itself. The certificate
+// must name the Service's DNS name, NAME-predictor.NAMESPACE.svc.
 func RemoteModel(model *freightcastv1alpha1.PredictionModel) *pipelineconfig.Remote {
 	r := &pipelineconfig.Remote{Protocol: pipelineconfig.ProtocolGRPC}
 	scheme, port := "grpc", GRPCPort
@@ -178,11 +183,9 @@ func RemoteModel(model *freightcastv1alpha1.PredictionModel) *pipelineconfig.Rem
 		port = HTTPPort
 	case rt != nil:
 		r.Protocol, scheme, port = pipelineconfig.ProtocolREST, "http", HTTPPort
-		if model.Spec.TLS != nil {
-			scheme = "https"
-		}
 	case model.Spec.TLS != nil:
 		scheme = "grpcs"
+		r.TrustFiles = []string{path.Join(RemoteModelTrustDir, RemoteModelCAKey), path.Join(RemoteModelTrustDir, RemoteModelCertKey)}
 	}
 	r.URL = fmt.Sprintf("%s://%s-predictor.%s.svc:%d", scheme, model.Name, model.Namespace, port)
 	if model.Spec.Auth != nil {
@@ -190,6 +193,18 @@ func RemoteModel(model *freightcastv1alpha1.PredictionModel) *pipelineconfig.Rem
 	}
 	return r
 }
+
+// RemoteModelTrustDir is where an inference pool that scores remotely over TLS finds the
+// certificates it trusts the model's server with: the keys RemoteModelCAKey and tls.crt of the
+// model's spec.tls Secret (never its private key).
+const RemoteModelTrustDir = "/etc/freightcast/model-tls"
+
+// The keys of the model's TLS Secret the pool reads: the issuer's CA, as cert-manager names
+// it, and the served certificate (kubernetes.io/tls).
+const (
+	RemoteModelCAKey   = "ca.crt"
+	RemoteModelCertKey = "tls.crt"
+)
 
 // Transforms are pipeline p's feature transforms and lookup tables.
 func Transforms(p *freightcastv1alpha1.FreightPipeline) pipelineconfig.Transforms {
