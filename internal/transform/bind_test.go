@@ -162,8 +162,11 @@ func sameValue(a, b event.Value) bool {
 	return a.Kind == b.Kind && math.Float64bits(a.Num) == math.Float64bits(b.Num) && a.Int == b.Int && a.Str == b.Str
 }
 
-// sameError: the same error, but for how a map that is the result prints its nested objects: in
-// CEL's notation, their keys in the random order of Go's maps before; as Go maps, keys sorted, now.
+// sameError: the same error, but for how a result that holds objects prints them (the error
+// says the result is not a feature, and what it holds): the keys of a CEL map in the random
+// order of Go's maps, before as now, and a map that is the result itself as a Go map of CEL
+// values before, with its nested objects in CEL's notation, and now in Go's; and the Go type
+// cel-go names when an object is used as a key (`event.shipment[event.shipment.origin]`).
 func sameError(a, b error) bool {
 	if (a == nil) != (b == nil) {
 		return false
@@ -171,20 +174,20 @@ func sameError(a, b error) bool {
 	if a == nil || a.Error() == b.Error() {
 		return true
 	}
-	return withoutMap(a.Error()) == withoutMap(b.Error())
+	return withoutObjects(a.Error()) == withoutObjects(b.Error())
 }
 
-func withoutMap(s string) string {
-	const word = "results in map "
-	i := strings.Index(s, word)
-	if i < 0 {
-		return s
+func withoutObjects(s string) string {
+	const badKey = "invalid qualifier type: "
+	if i := strings.Index(s, badKey); i >= 0 {
+		return s[:i+len(badKey)] + "…"
 	}
+	i := strings.Index(s, "results in ")
 	j := strings.LastIndex(s, ";")
-	if j < i {
+	if i < 0 || j < i || !strings.Contains(s[i:j], "{") && !strings.Contains(s[i:j], "map[") {
 		return s
 	}
-	return s[:i+len(word)] + "…" + s[j:]
+	return s[:i] + "results in …" + s[j:]
 }
 
 // compileForDiff compiles expr as Compile does, and a comprehension over the event's maps and
