@@ -215,3 +215,46 @@ func compileForDiff(tb testing.TB, name, expr string, tables []pipelineconfig.Lo
 	}
 	return &Feature{Name: name, Expression: expr, prg: prg}
 }
+
+// TestBindReuse: an Event bound again sees only the new event — none of the previous one's
+// fields, list elements or objects, whose storage it reuses — and after a failed Bind, none.
+func TestBindReuse(t *testing.T) {
+	s := mustCompile(t, pipelineconfig.Transforms{Features: []pipelineconfig.FeatureTransform{
+		{Name: "weather", Expression: `event.shipment.?weather.?severity.orValue(-1.0)`},
+		{Name: "codes", Expression: `double(size(event.shipment.?customs_codes.orValue([])))`},
+		{Name: "origin", Expression: `double(size(event.shipment.origin))`},
+	}}, nil)
+	var ev Event
+	eval := func() []string {
+		var got []string
+		for _, f := range s.Features() {
+			v, err := f.Eval(&ev)
+			got = append(got, fmt.Sprint(v.Num, err))
+		}
+		return got
+	}
+	steps := []struct {
+		shipment string
+		want     []string
+	}{
+		{`{"weather": {"severity": 0.4}, "customs_codes": ["a", "b", "c"], "origin": {"port": "CNSHA", "lat": 31.2}}`, []string{"0.4 <nil>", "3 <nil>", "2 <nil>"}},
+		{`{"customs_codes": ["d"], "origin": {"tz": "UTC"}}`, []string{"-1 <nil>", "1 <nil>", "1 <nil>"}},
+		{`{"origin": {}}`, []string{"-1 <nil>", "0 <nil>", "0 <nil>"}},
+	}
+	for i, step := range steps {
+		if err := ev.Bind(fmt.Sprint("e-", i), []byte(step.shipment)); err != nil {
+			t.Fatal(err)
+		}
+		if got := eval(); fmt.Sprint(got) != fmt.Sprint(step.want) {
+			t.Errorf("event %d: got %q, want %q", i, got, step.want)
+		}
+	}
+	if err := ev.Bind("bad", []byte(`{"weather": {"severity": 0.9}, "origin": {`)); err == nil {
+		t.Fatal("Bind accepted a truncated shipment")
+	}
+	for _, got := range eval() {
+		if !strings.Contains(got, "no such attribute") {
+			t.Errorf("after a failed Bind: got %q, want no event", got)
+		}
+	}
+}
