@@ -58,18 +58,25 @@ func BenchmarkApply(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
 
-// BenchmarkDecode is the record decoding and dimension evaluation per record.
+// BenchmarkDecode is the record decoding and dimension evaluation per record: with the strict
+// scanner (scan) and, as the anchor of the same run, with encoding/json (json).
 func BenchmarkDecode(b *testing.B) {
 	recs := generate(b, 9, 1000)
-	dec, err := NewDecoder(testReporting())
-	if err != nil {
-		b.Fatal(err)
+	for _, slow := range []bool{false, true} {
+		b.Run(map[bool]string{false: "scan", true: "json"}[slow], func(b *testing.B) {
+			dec, err := NewDecoder(testReporting())
+			if err != nil {
+				b.Fatal(err)
+			}
+			dec.slow = slow
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				_, _, _ = dec.Decode("acme", recs[i%len(recs)].data)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+		})
 	}
-	b.ResetTimer()
-	for i := range b.N {
-		_, _, _ = dec.Decode("acme", recs[i%len(recs)].data)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
 
 // BenchmarkReportAPI90Days queries a lane report (top 20 by mean) over the whole 90 days of
