@@ -174,14 +174,9 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	var values []Summary
-	var other int
-	a.svc.Read(func(s *State) { values, other = s.Summaries(w0, d, q.Output) })
-	Sort(values, q.Sort)
-	truncated := len(values) > q.Top
-	values = values[:min(len(values), q.Top)]
-	if values == nil {
-		values = []Summary{}
-	}
+	var all, other int
+	a.svc.Read(func(s *State) { values, all, other = s.Summaries(w0, d, q.Output, q.Sort, q.Top) })
+	truncated := all > len(values)
 	if csvOut {
 		return writeCSV(w, []string{"value", "count", "mean", "p50", "p90", "p99", "aboveThreshold"}, len(values), func(i int) []string {
 			return append([]string{values[i].Value}, statsRow(values[i].Stats)...)

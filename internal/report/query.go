@@ -65,34 +65,99 @@ func summarize(a *Agg, output int) Stats {
 		P99: sk.Quantile(0.99), AboveThreshold: a.Above}
 }
 
-// Summaries are dimension d's values over w, for output o, with how many distinct values the
-// visible clients had folded into ValueOther (a lower bound past maxFolded).
-func (s *State) Summaries(w Window, d, o int) (out []Summary, otherValues int) {
-	merged := map[string]*Agg{}
-	w.buckets(s, func(_ int64, clients map[string]*clientBucket) {
+// pieces calls fn with the clients of each entry that together count exactly the buckets of w:
+// the coarse buckets all of whose buckets start in the window and none of which was evicted,
+// and the buckets at the edges.
+func (w Window) pieces(s *State, fn func(clients map[string]*clientBucket)) {
+	t := s.tiers[w.Tier]
+	if len(t.buckets) == 0 {
+		return
+	}
+	from, to := w.From.Unix(), w.To.Unix()
+	newestStart := floorDiv(s.Newest, t.width) * t.width
+	// No bucket starts before oldest or after newestStart: the walk covers only those.
+	lo, hi := max(from, t.oldest), min(to, newestStart+t.width)
+	for start := floorDiv(lo+t.width-1, t.width) * t.width; start < hi; {
+		c := floorDiv(start, t.coarseWidth) * t.coarseWidth
+		if max(c, t.oldest) >= from && min(c+t.coarseWidth-t.width, newestStart) < to && t.intact(c, s.Newest) {
+			if clients, ok := t.coarse[c]; ok {
+				fn(clients)
+			}
+			start = c + t.coarseWidth
+			continue
+		}
+		if clients, ok := t.buckets[start]; ok {
+			fn(clients)
+		}
+		start += t.width
+	}
+}
+
+// values calls fn with each value of dimension d of the visible clients.
+func (w Window) values(clients map[string]*clientBucket, d int, fn func(v string, a *Agg)) {
+	for client, cb := range clients {
+		if w.Visible(client) {
+			for v, a := range cb.dims[d] {
+				fn(v, a)
+			}
+		}
+	}
+}
+
+// Summaries are dimension d's values over w for output o, sorted by key (Sort) and the top
+// first (all when top <= 0); with how many values there are in all, and how many distinct
+// values the visible clients had folded into ValueOther (a lower bound past maxFolded).
+// Counts and sums rank the values; only the values returned merge their sketches, in a second
+// walk of the window.
+func (s *State) Summaries(w Window, d, o int, key string, top int) (out []Summary, values, otherValues int) {
+	type partial struct {
+		count, above uint64
+		sum          float64
+	}
+	merged := map[string]*partial{}
+	w.pieces(s, func(clients map[string]*clientBucket) {
+		w.values(clients, d, func(v string, a *Agg) {
+			m := merged[v]
+			if m == nil {
+				m = &partial{}
+				merged[v] = m
+			}
+			m.count += a.Count
+			m.above += a.Above
+			m.sum += a.Sums[o]
+		})
+	})
+	out = make([]Summary, 0, len(merged))
+	for v, m := range merged {
+		out = append(out, Summary{Value: v, Stats: Stats{Count: m.count, Mean: m.sum / float64(m.count), AboveThreshold: m.above}})
+	}
+	Sort(out, key)
+	if top > 0 && len(out) > top {
+		out = out[:top]
+	}
+	sketches := make([]Sketch, len(out))
+	w.pieces(s, func(clients map[string]*clientBucket) {
 		for client, cb := range clients {
 			if !w.Visible(client) {
 				continue
 			}
-			for v, a := range cb.dims[d] {
-				m := merged[v]
-				if m == nil {
-					m = newAgg(len(s.cfg.Outputs))
-					merged[v] = m
+			for i := range out {
+				if a := cb.dims[d][out[i].Value]; a != nil {
+					sketches[i].Merge(&a.Sketches[o])
 				}
-				m.merge(a)
 			}
 		}
 	})
-	for v, a := range merged {
-		out = append(out, Summary{Value: v, Stats: summarize(a, o)})
+	for i := range out {
+		sk := &sketches[i]
+		out[i].P50, out[i].P90, out[i].P99 = sk.Quantile(0.5), sk.Quantile(0.9), sk.Quantile(0.99)
 	}
 	for client, vs := range s.values {
 		if w.Visible(client) {
 			otherValues += len(vs[d].folded)
 		}
 	}
-	return out, otherValues
+	return out, len(merged), otherValues
 }
 
 // Sort orders summaries by key (mean, count or aboveThreshold), highest first, then by value.

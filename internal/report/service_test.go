@@ -139,7 +139,7 @@ func checkAgainst(t *testing.T, svc *Service, recs []genRecord) {
 			for tier := range 2 {
 				var got []Summary
 				svc.Read(func(s *State) {
-					got, _ = s.Summaries(Window{Tier: tier, From: t0.Add(-time.Hour), To: t0.Add(48 * time.Hour), Visible: vis.fn}, d, 0)
+					got, _, _ = s.Summaries(Window{Tier: tier, From: t0.Add(-time.Hour), To: t0.Add(48 * time.Hour), Visible: vis.fn}, d, 0, "", 0)
 				})
 				if len(got) != len(want) {
 					t.Fatalf("%s, dimension %d, tier %d: %d values, want %d", vis.name, d, tier, len(got), len(want))
@@ -166,8 +166,7 @@ func everything(svc *Service) string {
 	svc.Read(func(s *State) {
 		for tier := range 2 {
 			for d := range 2 {
-				out, other := s.Summaries(Window{Tier: tier, From: t0.Add(-time.Hour), To: t0.Add(48 * time.Hour), Visible: func(string) bool { return true }}, d, 0)
-				Sort(out, "count")
+				out, _, other := s.Summaries(Window{Tier: tier, From: t0.Add(-time.Hour), To: t0.Add(48 * time.Hour), Visible: func(string) bool { return true }}, d, 0, "count", 0)
 				fmt.Fprintf(&b, "%d %d %d:", tier, d, other)
 				// Sums merged across clients in map order differ in the last bits: means to 12
 				// digits; counts and sketches exactly.

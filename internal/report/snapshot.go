@@ -181,6 +181,9 @@ func (s *State) RestoreSnapshot(data []byte) error {
 		}
 	}
 	fresh.LastSeq, fresh.Newest, fresh.Counters = snap.LastSeq, snap.Newest, snap.Counters
+	for _, t := range fresh.tiers {
+		t.buildCoarse(outputs)
+	}
 	*s = *fresh
 	return nil
 }

@@ -51,6 +51,17 @@ func newAgg(outputs int) *Agg {
 	return &Agg{Sums: make([]float64, outputs), Sketches: make([]Sketch, outputs)}
 }
 
+func (a *Agg) add(outputs []float64, threshold float64) {
+	a.Count++
+	if outputs[0] >= threshold {
+		a.Above++
+	}
+	for o, x := range outputs {
+		a.Sums[o] += x
+		a.Sketches[o].Add(x)
+	}
+}
+
 func (a *Agg) merge(o *Agg) {
 	a.Count += o.Count
 	a.Above += o.Above
@@ -91,6 +102,38 @@ type tier struct {
 	// oldest is the start of the oldest bucket, so that evict looks at the buckets only when
 	// one is due.
 	oldest int64
+	// coarse is the same aggregates merged over coarseFactor buckets (a day of hours), so that
+	// a 90-day query merges 90 entries per value and the edges, not 2160. A coarse bucket
+	// counts exactly what its buckets count until the first of them is evicted (intact); it
+	// is kept until the last of them is. It is derived: snapshots leave it out, restore
+	// rebuilds it.
+	coarse      map[int64]map[string]*clientBucket
+	coarseWidth int64
+}
+
+// coarseFactor is how many buckets of a tier a coarse bucket holds.
+const coarseFactor = 24
+
+// intact reports whether none of coarse bucket start's buckets was evicted at newest: they go
+// oldest first, so whether its first one is still due to be kept.
+func (t *tier) intact(start, newest int64) bool { return start+t.width > newest-t.retention }
+
+// bucketAt is the client's bucket at start of level, created empty when missing.
+func bucketAt(level map[int64]map[string]*clientBucket, start int64, client string, dims int) *clientBucket {
+	clients := level[start]
+	if clients == nil {
+		clients = map[string]*clientBucket{}
+		level[start] = clients
+	}
+	cb := clients[client]
+	if cb == nil {
+		cb = &clientBucket{dims: make([]map[string]*Agg, dims)}
+		for i := range cb.dims {
+			cb.dims[i] = map[string]*Agg{}
+		}
+		clients[client] = cb
+	}
+	return cb
 }
 
 // valueSet tracks one client's values of one dimension: how many (tier, bucket) entries each
@@ -135,8 +178,9 @@ type State struct {
 func NewState(cfg pipelineconfig.Reporting) *State {
 	s := &State{cfg: cfg, values: map[string][]*valueSet{}}
 	for _, t := range cfg.Tiers() {
-		s.tiers = append(s.tiers, &tier{width: int64(t.Width / time.Second), retention: int64(t.Retention / time.Second),
-			buckets: map[int64]map[string]*clientBucket{}})
+		w := int64(t.Width / time.Second)
+		s.tiers = append(s.tiers, &tier{width: w, retention: int64(t.Retention / time.Second),
+			buckets: map[int64]map[string]*clientBucket{}, coarse: map[int64]map[string]*clientBucket{}, coarseWidth: w * coarseFactor})
 	}
 	return s
 }
@@ -167,22 +211,11 @@ func (s *State) Apply(seq uint64, r *Record) {
 			s.Counters.Late++
 			continue
 		}
-		clients := t.buckets[start]
-		if clients == nil {
-			clients = map[string]*clientBucket{}
-			if len(t.buckets) == 0 || start < t.oldest {
-				t.oldest = start
-			}
-			t.buckets[start] = clients
+		if _, ok := t.buckets[start]; !ok && (len(t.buckets) == 0 || start < t.oldest) {
+			t.oldest = start
 		}
-		cb := clients[r.Client]
-		if cb == nil {
-			cb = &clientBucket{dims: make([]map[string]*Agg, len(s.cfg.Dimensions))}
-			for i := range cb.dims {
-				cb.dims[i] = map[string]*Agg{}
-			}
-			clients[r.Client] = cb
-		}
+		cb := bucketAt(t.buckets, start, r.Client, len(dims))
+		coarse := bucketAt(t.coarse, floorDiv(at, t.coarseWidth)*t.coarseWidth, r.Client, len(dims))
 		for d, v := range dims {
 			a := cb.dims[d][v]
 			if a == nil {
@@ -192,14 +225,13 @@ func (s *State) Apply(seq uint64, r *Record) {
 					vs[d].kept[v]++
 				}
 			}
-			a.Count++
-			if r.Outputs[0] >= s.cfg.Threshold {
-				a.Above++
+			a.add(r.Outputs, s.cfg.Threshold)
+			c := coarse.dims[d][v]
+			if c == nil {
+				c = newAgg(len(s.cfg.Outputs))
+				coarse.dims[d][v] = c
 			}
-			for o, x := range r.Outputs {
-				a.Sums[o] += x
-				a.Sketches[o].Add(x)
-			}
+			c.add(r.Outputs, s.cfg.Threshold)
 		}
 		if ti == 0 && s.cfg.TopShipments > 0 {
 			cb.top = s.keepTop(cb.top, r, dims)
@@ -287,6 +319,32 @@ func (s *State) evict() {
 			delete(t.buckets, start)
 		}
 		t.oldest = oldest
+		for start := range t.coarse {
+			if start+t.coarseWidth <= s.Newest-t.retention {
+				delete(t.coarse, start)
+			}
+		}
+	}
+}
+
+// buildCoarse derives the coarse buckets from the buckets (after a restore).
+func (t *tier) buildCoarse(outputs int) {
+	t.coarse = map[int64]map[string]*clientBucket{}
+	for start, clients := range t.buckets {
+		cstart := floorDiv(start, t.coarseWidth) * t.coarseWidth
+		for client, cb := range clients {
+			coarse := bucketAt(t.coarse, cstart, client, len(cb.dims))
+			for d, values := range cb.dims {
+				for v, a := range values {
+					c := coarse.dims[d][v]
+					if c == nil {
+						c = newAgg(outputs)
+						coarse.dims[d][v] = c
+					}
+					c.merge(a)
+				}
+			}
+		}
 	}
 }
 
