@@ -91,17 +91,42 @@ func (m *CertManager) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, er
 // certificate.
 func (m *CertManager) NeedLeaderElection() bool { return false }
 
+// configurationPoll is how often the manager looks for a webhook configuration that is not
+// installed: once installed, its caBundle is empty, so the API server's calls fail (and, the
+// failure policy being Ignore, admit everything) until the manager writes it.
+const configurationPoll = time.Minute
+
+// errNoConfiguration: the ValidatingWebhookConfiguration does not exist.
+var errNoConfiguration = errors.New("not installed")
+
 // Start keeps the certificate current until ctx ends: once now, then every CheckInterval.
 // A failed check is logged and retried on the next tick (sooner while no certificate is served).
+// A webhook configuration that is not installed (an operator started with --webhook but
+// without the manifest) is no error to repeat every check: it is said once, looked for every
+// configurationPoll, and said again when it appears.
 func (m *CertManager) Start(ctx context.Context) error {
 	log := ctrl.LoggerFrom(ctx).WithName("webhook-certs")
+	missing := false
 	for {
 		wait := m.CheckInterval
-		if err := m.Ensure(ctx); err != nil {
-			log.Error(err, "keeping the webhook's serving certificate current")
-			if m.current.Load() == nil {
-				wait = min(wait, 5*time.Second)
+		err := m.Ensure(ctx)
+		switch {
+		case errors.Is(err, errNoConfiguration):
+			if !missing {
+				log.Info(fmt.Sprintf("ValidatingWebhookConfiguration %s is not installed: the API server does not call this webhook, so invalid feature "+
+					"transforms are refused by the FreightPipeline's FeaturesValid condition only, not at kubectl apply. Install it with the operator "+
+					"(the chart's webhook.enabled, kustomize's config/webhook) or run with --webhook=false; once it exists its caBundle is written "+
+					"within %s", m.WebhookConfiguration, configurationPoll))
 			}
+			missing, wait = true, min(wait, configurationPoll)
+		case err != nil:
+			log.Error(err, "keeping the webhook's serving certificate current")
+		case missing:
+			log.Info(fmt.Sprintf("ValidatingWebhookConfiguration %s is installed: its caBundle is written", m.WebhookConfiguration))
+			missing = false
+		}
+		if err != nil && m.current.Load() == nil {
+			wait = min(wait, 5*time.Second)
 		}
 		select {
 		case <-ctx.Done():
@@ -301,10 +326,12 @@ func serial() *big.Int {
 
 // writeCABundle applies caBundle to every webhook of the configuration, as CertFieldOwner. The
 // configuration is installed with the operator (kustomize, Helm); until it exists there is
-// nothing to write, and the next check tries again.
+// nothing to write (errNoConfiguration), and the next check tries again.
 func (m *CertManager) writeCABundle(ctx context.Context, caBundle []byte) error {
 	live := &admissionregistrationv1.ValidatingWebhookConfiguration{}
-	if err := m.Client.Get(ctx, client.ObjectKey{Name: m.WebhookConfiguration}, live); err != nil {
+	if err := m.Client.Get(ctx, client.ObjectKey{Name: m.WebhookConfiguration}, live); apierrors.IsNotFound(err) {
+		return fmt.Errorf("ValidatingWebhookConfiguration %s: %w", m.WebhookConfiguration, errNoConfiguration)
+	} else if err != nil {
 		return fmt.Errorf("reading ValidatingWebhookConfiguration %s: %w", m.WebhookConfiguration, err)
 	}
 	apply := admissionac.ValidatingWebhookConfiguration(m.WebhookConfiguration)

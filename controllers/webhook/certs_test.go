@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,9 +15,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	testingclock "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 )
 
 // Pure unit tests of the CertManager on a fake client and a fake clock; the envtest suite
@@ -196,15 +200,7 @@ func TestCertManagerChecksOnATimer(t *testing.T) {
 	clk := testingclock.NewFakeClock(time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC))
 	m := newTestCertManager(c, clk)
 	m.CheckInterval = 24 * time.Hour
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- m.Start(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	startCertManager(t, context.Background(), m)
 	waitServed := func(not []byte) []byte {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
@@ -225,4 +221,85 @@ func TestCertManagerChecksOnATimer(t *testing.T) {
 		clk.Step(24 * time.Hour)
 	}
 	waitServed(first)
+}
+
+// An operator started with --webhook but without the webhook configuration says so once, not
+// as an error every check; it looks for the configuration every minute and, once it is
+// installed, writes its caBundle and says that once too.
+func TestCertManagerSaysOnceThatTheConfigurationIsMissing(t *testing.T) {
+	c := fake.NewClientBuilder().Build()
+	clk := testingclock.NewFakeClock(time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC))
+	m := newTestCertManager(c, clk)
+	out := &logLines{}
+	logs := out.lines
+	startCertManager(t, ctrl.LoggerInto(context.Background(), zap.New(zap.WriteTo(out))), m)
+	tick := func(d time.Duration) {
+		for !clk.HasWaiters() {
+			time.Sleep(time.Millisecond)
+		}
+		clk.Step(d)
+	}
+	for range 5 {
+		tick(m.CheckInterval)
+	}
+	for !clk.HasWaiters() {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := m.GetCertificate(nil); err != nil {
+		t.Errorf("no certificate served while the configuration is missing: %v", err)
+	}
+	got := logs()
+	if len(got) != 1 || !strings.Contains(got[0], `"msg":"ValidatingWebhookConfiguration vwc is not installed: the API server does not call this webhook`) ||
+		!strings.Contains(got[0], "--webhook=false") || strings.Contains(got[0], `"error"`) {
+		t.Fatalf("after six checks without the configuration, the log holds %q; want one message saying so", got)
+	}
+
+	if err := c.Create(context.Background(), webhookConfig()); err != nil {
+		t.Fatal(err)
+	}
+	tick(time.Minute) // not the hour of CheckInterval
+	deadline := time.Now().Add(30 * time.Second)
+	for len(caBundleOf(t, c)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if bundle := caBundleOf(t, c); !bytes.Equal(bundle, readSecret(t, c).Data["ca.crt"]) {
+		t.Fatalf("the configuration's caBundle a minute after it appeared: %q", bundle)
+	}
+	for len(logs()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := logs(); len(got) != 2 || !strings.Contains(got[1], "ValidatingWebhookConfiguration vwc is installed: its caBundle is written") {
+		t.Errorf("once installed, the log holds %q", got)
+	}
+}
+
+// logLines keeps what a logger writes, a line each.
+type logLines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logLines) lines() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.DeleteFunc(strings.Split(l.buf.String(), "\n"), func(s string) bool { return s == "" })
+}
+
+// startCertManager runs m.Start until the test ends.
+func startCertManager(t *testing.T, ctx context.Context, m *CertManager) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- m.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
 }

@@ -38,6 +38,13 @@ const (
 // in front of a real nats-server.
 func clientsPipeline(t *testing.T, configure ...func(*ingest.Config)) *pipelinetest.Pipeline {
 	t.Helper()
+	p, _ := clientsPipelineJS(t, configure...)
+	return p
+}
+
+// clientsPipelineJS is clientsPipeline, with a JetStream client of its server.
+func clientsPipelineJS(t *testing.T, configure ...func(*ingest.Config)) (*pipelinetest.Pipeline, jetstream.JetStream) {
+	t.Helper()
 	srv := natstest.Start(t)
 	spec := pipelinetest.Spec("ns1", "clients", 1)
 	nc, err := nats.Connect(srv.URL())
@@ -65,7 +72,7 @@ func clientsPipeline(t *testing.T, configure ...func(*ingest.Config)) *pipelinet
 		t.Cleanup(c.Close)
 		return c
 	}
-	return pipelinetest.Start(t, spec, nc, dial, 1, append([]func(*ingest.Config){func(c *ingest.Config) { c.TokensFile = tokens }}, configure...)...)
+	return pipelinetest.Start(t, spec, nc, dial, 1, append([]func(*ingest.Config){func(c *ingest.Config) { c.TokensFile = tokens }}, configure...)...), js
 }
 
 type reply struct {

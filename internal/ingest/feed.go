@@ -98,10 +98,21 @@ func (h *Handler) feed(w http.ResponseWriter, r *http.Request) {
 		DeliverPolicy:     jetstream.DeliverNewPolicy,
 		InactiveThreshold: feedInactive,
 	}
+	ctx := r.Context()
+	var gap *feedGap
 	if resume {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+		if after > 0 {
+			stream, err := h.js.Stream(ctx, h.cfg.Topology.BucketStream())
+			if err != nil {
+				h.unavailable(ctx, w, fmt.Errorf("feed: the predictions store: %w", err))
+				return
+			}
+			if gap = gapAfter(after, stream.CachedInfo().State); gap != nil && gap.To == 0 {
+				cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverAllPolicy, 0
+			}
+		}
 	}
-	ctx := r.Context()
 	cons, err := h.js.OrderedConsumer(ctx, h.cfg.Topology.BucketStream(), cfg)
 	if err != nil {
 		h.unavailable(ctx, w, fmt.Errorf("feed consumer: %w", err))
@@ -125,9 +136,43 @@ func (h *Handler) feed(w http.ResponseWriter, r *http.Request) {
 	if !s.send([]byte(": feed of predictions; resume with Last-Event-ID\n\n")) {
 		return
 	}
+	if gap != nil {
+		data, _ := json.Marshal(gap)
+		if !s.send(append(append([]byte("event: gap\ndata: "), data...), "\n\n"...)) {
+			return
+		}
+	}
 	h.metrics.FeedReaders.Inc()
 	defer h.metrics.FeedReaders.Dec()
 	h.metrics.FeedClosed.WithLabelValues(h.pump(ctx, client, it, s)).Inc()
+}
+
+// feedGap tells a resuming reader that predictions stored after its Last-Event-ID are gone
+// from the store, so that it knows it missed some rather than believing it has them all.
+type feedGap struct {
+	Message string `json:"message"`
+	// From and To bound the sequences removed (To is 0 when the store was created anew).
+	From uint64 `json:"from"`
+	To   uint64 `json:"to,omitempty"`
+}
+
+// gapAfter compares the sequence a reader resumes after with what the bucket's stream holds.
+// Retention removes the oldest predictions first, so the stream's first sequence past after+1
+// means those between were removed unread; a sequence beyond the last the stream ever gave
+// means the stream is not the one the reader followed (created anew: the pipeline recreated,
+// local mode on a new data directory), and starting after it would wait for the new stream to
+// catch up while its predictions went by unseen.
+func gapAfter(after uint64, st jetstream.StreamState) *feedGap {
+	switch {
+	case after > st.LastSeq:
+		return &feedGap{From: after + 1, Message: fmt.Sprintf("Last-Event-ID %d is beyond the newest prediction the store has held (%d): the store was created anew since "+
+			"(the pipeline deleted and created again, or local mode started on a new data directory) and what this reader had not read of the old one is gone; "+
+			"the feed starts again from the oldest prediction retained", after, st.LastSeq)}
+	case st.FirstSeq > after+1:
+		return &feedGap{From: after + 1, To: st.FirstSeq - 1, Message: fmt.Sprintf("the predictions stored after %d up to %d left the store before this reader came back "+
+			"(spec.output.predictionRetention): those of this client among them are not on the feed; it goes on with the oldest retained, %d", after, st.FirstSeq-1, st.FirstSeq)}
+	}
+	return nil
 }
 
 // pump writes the predictions client may read until the reader goes, falls too far behind, or

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/freightcast/freightcast/internal/ingest"
 	"github.com/freightcast/freightcast/internal/testing/pipelinetest"
@@ -260,5 +261,78 @@ func TestFeedOutlivesTheServersTimeouts(t *testing.T) {
 	send(t, p, acme, 0, 1)
 	if got, _ := f.until(t, "ev-0"); !slices.Equal(got, []string{"ev-0"}) {
 		t.Errorf("after the heartbeats: %v", got)
+	}
+}
+
+// TestFeedTellsAReaderWhatItMissed: a reader resuming after predictions the store no longer
+// holds (removed by retention, here purged the same way) gets a gap event naming them before
+// the rest; one resuming with an id beyond anything the store holds (the store created anew)
+// is told so and gets every retained prediction, not silence until the new store catches up.
+func TestFeedTellsAReaderWhatItMissed(t *testing.T) {
+	p, js := clientsPipelineJS(t)
+	send(t, p, acme, 0, 4)
+	predicted(t, p, acme, "ev-0", "ev-1", "ev-2", "ev-3")
+	f, _ := openFeed(t, p, acme, "0")
+	ids, seqs := f.until(t, "ev-3")
+	f.Close()
+	order := map[string]string{}
+	for i, id := range ids {
+		order[seqs[i]] = id
+	}
+	first, _ := strconv.ParseUint(seqs[0], 10, 64)
+	third, _ := strconv.ParseUint(seqs[2], 10, 64)
+	stream, err := js.Stream(context.Background(), p.Spec.BucketStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Retention takes the oldest first: the first two predictions go.
+	if err := stream.Purge(context.Background(), jetstream.WithPurgeSequence(third)); err != nil {
+		t.Fatal(err)
+	}
+
+	f, _ = openFeed(t, p, acme, seqs[0])
+	gap := nextEvent(t, f)
+	want := fmt.Sprintf(`{"message":"the predictions stored after %d up to %d left the store before this reader came back (spec.output.predictionRetention): those of this client among them are not on the feed; it goes on with the oldest retained, %d","from":%d,"to":%d}`,
+		first, third-1, third, first+1, third-1)
+	if gap.Event != "gap" || gap.ID != "" || gap.Data != want {
+		t.Errorf("resuming after a removed prediction: %+v, want a gap event %s", gap, want)
+	}
+	if rest, _ := f.until(t, "ev-3"); !slices.Equal(rest, []string{order[seqs[2]], order[seqs[3]]}) {
+		t.Errorf("after the gap: %v", rest)
+	}
+	f.Close()
+
+	// Resuming after the newest prediction, or from 0, is no gap.
+	for i, last := range []string{seqs[3], "0"} {
+		f, _ = openFeed(t, p, acme, last)
+		send(t, p, acme, 4+i, 5+i)
+		if e := nextEvent(t, f); e.Event != "prediction" {
+			t.Errorf("resuming after %s: %+v first, want a prediction", last, e)
+		}
+		f.Close()
+	}
+
+	// An id from a store that was created anew.
+	f, _ = openFeed(t, p, acme, "999999")
+	if gap := nextEvent(t, f); gap.Event != "gap" || !strings.Contains(gap.Data, `Last-Event-ID 999999 is beyond the newest prediction the store has held`) ||
+		!strings.Contains(gap.Data, `"from":1000000}`) {
+		t.Errorf("resuming after a sequence the store never gave: %+v", gap)
+	}
+	if e := nextEvent(t, f); e.Event != "prediction" || e.ID != strconv.FormatUint(third, 10) {
+		t.Errorf("after a store created anew, the feed starts with %+v, want the oldest retained (%d)", e, third)
+	}
+}
+
+// nextEvent is the feed's next event, past comments.
+func nextEvent(t *testing.T, f *feedReader) sse {
+	t.Helper()
+	for {
+		e, ok := f.next(t)
+		if !ok {
+			t.Fatal("the feed ended")
+		}
+		if e.Comment == "" {
+			return e
+		}
 	}
 }
