@@ -678,8 +678,8 @@ func TestNetworkPolicies(t *testing.T) {
 	}
 	dp := clients[1]
 	if dp.NamespaceSelector == nil || len(dp.PodSelector.MatchExpressions) != 2 ||
-		!slices.Equal(dp.PodSelector.MatchExpressions[1].Values, []string{"ingestion", "inference"}) {
-		t.Errorf("second NATS client peer %+v, want ingestion and inference pods of every namespace", dp)
+		!slices.Equal(dp.PodSelector.MatchExpressions[1].Values, []string{"ingestion", "inference", "reporting"}) {
+		t.Errorf("second NATS client peer %+v, want ingestion, inference and reporting pods of every namespace", dp)
 	}
 }
 
