@@ -37,11 +37,14 @@ func reportingName(p *freightcastv1alpha1.FreightPipeline) string {
 	return spec.ReportingServiceName(p.Name)
 }
 
-// desiredReportingDeployment runs `freightcast report`: one replica, replaced with Recreate,
-// because the aggregates are one writer's (two pods would both apply the stream and overwrite
-// each other's snapshots). It mounts the pipeline's tokens (it checks them itself: the
-// ingestion pods pass Authorization through) and its own NATS user when it has one.
-func desiredReportingDeployment(p *freightcastv1alpha1.FreightPipeline, configDigest string, opts Options) *appsv1ac.DeploymentApplyConfiguration {
+// desiredReportingStatefulSet runs `freightcast report`: one pod, because the aggregates are one
+// writer's (two pods would both apply the stream and overwrite each other's snapshots). A
+// StatefulSet and not a Deployment: a Deployment's ReplicaSet starts the replacement of a deleted
+// or evicted pod at once, while the old one still consumes and has its last snapshot to write
+// (strategy Recreate covers rollouts only); a StatefulSet starts it once the old pod is gone. It
+// mounts the pipeline's tokens (it checks them itself: the ingestion pods pass Authorization
+// through) and its own NATS user when it has one.
+func desiredReportingStatefulSet(p *freightcastv1alpha1.FreightPipeline, configDigest string, opts Options) *appsv1ac.StatefulSetApplyConfiguration {
 	p = defaultedPipeline(p)
 	args := []string{"report", fmt.Sprintf("--addr=:%d", httpPort), "--config=" + path.Join(pipelineConfigDir, reportingConfigFile)}
 	container := dataPlaneContainer("report", opts, args, "/livez", "/readyz", p.Spec.Reporting.Resources).
@@ -56,13 +59,15 @@ func desiredReportingDeployment(p *freightcastv1alpha1.FreightPipeline, configDi
 		WithVolumes(corev1ac.Volume().WithName(pipelineConfigVolume).
 			WithConfigMap(corev1ac.ConfigMapVolumeSource().WithName(pipelineConfigName(p)))).
 		WithVolumes(volumes...)
-	return appsv1ac.Deployment(reportingName(p), p.Namespace).
+	return appsv1ac.StatefulSet(reportingName(p), p.Namespace).
 		WithLabels(pipelineLabels(p, componentReporting)).
 		WithOwnerReferences(pipelineOwnerReference(p)).
-		WithSpec(appsv1ac.DeploymentSpec().
+		WithSpec(appsv1ac.StatefulSetSpec().
 			WithReplicas(1).
+			WithServiceName(reportingName(p)).
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(pipelineSelector(p, componentReporting))).
-			WithStrategy(appsv1ac.DeploymentStrategy().WithType(appsv1.RecreateDeploymentStrategyType)).
+			WithPodManagementPolicy(appsv1.OrderedReadyPodManagement).
+			WithUpdateStrategy(appsv1ac.StatefulSetUpdateStrategy().WithType(appsv1.RollingUpdateStatefulSetStrategyType)).
 			WithTemplate(corev1ac.PodTemplateSpec().
 				WithLabels(pipelineLabels(p, componentReporting)).
 				WithAnnotations(podAnnotations("", configDigest)).
@@ -97,7 +102,7 @@ func reportingEgress(p *freightcastv1alpha1.FreightPipeline) *networkingv1ac.Net
 		WithPorts(networkingv1ac.NetworkPolicyPort().WithProtocol(corev1.ProtocolTCP).WithPort(intstr.FromInt32(httpPort)))
 }
 
-// applyReporting applies the reporting pod's NetworkPolicy, Service and Deployment for the
+// applyReporting applies the reporting pod's NetworkPolicy, Service and StatefulSet for the
 // rendered config digest, or, without spec.reporting, deletes the ones the pipeline controls.
 func (r *FreightPipelineReconciler) applyReporting(ctx context.Context, s *pipelineScope, configDigest string) error {
 	p := s.pipeline
@@ -111,26 +116,31 @@ func (r *FreightPipelineReconciler) applyReporting(ctx context.Context, s *pipel
 	if _, err := applyChild(ctx, r.Client, FreightPipelineFieldOwner, desiredPipelineService(p, reportingName(p), componentReporting), &corev1.Service{}, corev1ac.ExtractService); err != nil {
 		return err
 	}
-	d := &appsv1.Deployment{}
-	applied, err := applyChild(ctx, r.Client, FreightPipelineFieldOwner, desiredReportingDeployment(p, configDigest, r.Options), d, appsv1ac.ExtractDeployment)
+	// The Deployment of earlier versions goes first: its pod and the StatefulSet's must not
+	// both consume.
+	if err := deleteIfControlled(ctx, r.Client, p, client.ObjectKey{Namespace: p.Namespace, Name: reportingName(p)}, &appsv1.Deployment{}); err != nil {
+		return err
+	}
+	st := &appsv1.StatefulSet{}
+	applied, err := applyChild(ctx, r.Client, FreightPipelineFieldOwner, desiredReportingStatefulSet(p, configDigest, r.Options), st, appsv1ac.ExtractStatefulSet)
 	if err != nil {
 		return err
 	}
-	s.obs.reporting = rolloutOf(d, applied)
+	s.obs.reporting = rolloutOfStatefulSet(st, applied)
 	return nil
 }
 
-// readReporting reads the reporting Deployment for status when it is not being applied.
+// readReporting reads the reporting StatefulSet for status when it is not being applied.
 func (r *FreightPipelineReconciler) readReporting(ctx context.Context, s *pipelineScope) error {
 	if s.pipeline.Spec.Reporting == nil {
 		return nil
 	}
-	d := &appsv1.Deployment{}
-	err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.pipeline.Namespace, Name: reportingName(s.pipeline)}, d)
+	st := &appsv1.StatefulSet{}
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.pipeline.Namespace, Name: reportingName(s.pipeline)}, st)
 	if client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("reading Deployment %s: %w", reportingName(s.pipeline), err)
+		return fmt.Errorf("reading StatefulSet %s: %w", reportingName(s.pipeline), err)
 	}
-	s.obs.reporting = rolloutOf(d, false)
+	s.obs.reporting = rolloutOfStatefulSet(st, false)
 	return nil
 }
 
@@ -138,7 +148,7 @@ func (r *FreightPipelineReconciler) readReporting(ctx context.Context, s *pipeli
 // snapshots stay on NATS with the queue (deleted with it, by its deletionPolicy).
 func (r *FreightPipelineReconciler) deleteReporting(ctx context.Context, p *freightcastv1alpha1.FreightPipeline) error {
 	key := client.ObjectKey{Namespace: p.Namespace, Name: reportingName(p)}
-	for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}, &networkingv1.NetworkPolicy{}} {
+	for _, obj := range []client.Object{&appsv1.StatefulSet{}, &appsv1.Deployment{}, &corev1.Service{}, &networkingv1.NetworkPolicy{}} {
 		if err := deleteIfControlled(ctx, r.Client, p, key, obj); err != nil {
 			return err
 		}
@@ -159,7 +169,7 @@ func setReportingConditions(c *conditionSetter, p *freightcastv1alpha1.FreightPi
 	switch {
 	case !r.exists:
 		c.set(freightcastv1alpha1.ConditionReportingReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonReconciling,
-			"the reporting Deployment is created with the pipeline's pods, once its model has loaded")
+			"the reporting StatefulSet is created with the pipeline's pods, once its model has loaded")
 	case r.ready > 0 && r.complete:
 		c.set(freightcastv1alpha1.ConditionReportingReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonAvailable,
 			"serving reports at "+reportsEndpoint(p))

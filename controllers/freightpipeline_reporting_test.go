@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
@@ -23,7 +24,7 @@ import (
 	"github.com/freightcast/freightcast/internal/testing/testenv"
 )
 
-func TestDesiredReportingDeployment(t *testing.T) {
+func TestDesiredReportingStatefulSet(t *testing.T) {
 	t.Parallel()
 	cases := map[string]struct {
 		mutate func(*freightcastv1alpha1.FreightPipeline)
@@ -55,9 +56,13 @@ func TestDesiredReportingDeployment(t *testing.T) {
 			p := newPipeline("ns", "orders", "m")
 			p.Spec.Reporting = &freightcastv1alpha1.ReportingSpec{}
 			tc.mutate(p)
-			d := desiredReportingDeployment(p, "sha256:r", testOptions)
-			if *d.Name != "orders-reporting" || *d.Spec.Replicas != 1 || *d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
-				t.Errorf("name %s, replicas %d, strategy %s: want orders-reporting, one pod, Recreate", *d.Name, *d.Spec.Replicas, *d.Spec.Strategy.Type)
+			d := desiredReportingStatefulSet(p, "sha256:r", testOptions)
+			// One pod, and its replacement only once it is gone (a StatefulSet's guarantee, which
+			// a Deployment does not give when its pod is deleted or evicted).
+			if *d.Name != "orders-reporting" || *d.Spec.Replicas != 1 || *d.Spec.PodManagementPolicy != appsv1.OrderedReadyPodManagement ||
+				*d.Spec.ServiceName != "orders-reporting" {
+				t.Errorf("name %s, replicas %d, pod management %s, service %s: want orders-reporting, one pod, OrderedReady",
+					*d.Name, *d.Spec.Replicas, *d.Spec.PodManagementPolicy, *d.Spec.ServiceName)
 			}
 			assertRestricted(t, d.Spec.Template.Spec)
 			c := d.Spec.Template.Spec.Containers[0]
@@ -111,9 +116,13 @@ func TestReportingFollowsTheSpec(t *testing.T) {
 	}
 	mustCreate(t, p)
 	waitCondition(t, p, freightcastv1alpha1.ConditionReportingValid, metav1.ConditionTrue, freightcastv1alpha1.ReasonReportingCompiled)
-	waitDeployment(t, 10*time.Second, ns, "orders-reporting", "the reporting Deployment", func(d *appsv1.Deployment) error {
-		if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType || *d.Spec.Replicas != 1 {
-			return fmt.Errorf("strategy %s, %d replicas", d.Spec.Strategy.Type, *d.Spec.Replicas)
+	testenv.Eventually(t, 10*time.Second, "the reporting StatefulSet", func() error {
+		st := &appsv1.StatefulSet{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "orders-reporting"}, st); err != nil {
+			return err
+		}
+		if *st.Spec.Replicas != 1 {
+			return fmt.Errorf("%d replicas", *st.Spec.Replicas)
 		}
 		return nil
 	})
@@ -147,7 +156,7 @@ func TestReportingFollowsTheSpec(t *testing.T) {
 		t.Fatalf("the reporting config has %+v", rcfg.Reporting)
 	}
 	waitCondition(t, p, freightcastv1alpha1.ConditionReportingReady, metav1.ConditionFalse, freightcastv1alpha1.ReasonUnavailable)
-	markDeploymentRolledOut(t, ns, "orders-reporting")
+	markStatefulSetRolledOut(t, ns, "orders-reporting")
 	waitCondition(t, p, freightcastv1alpha1.ConditionReportingReady, metav1.ConditionTrue, freightcastv1alpha1.ReasonAvailable)
 
 	mustUpdate(t, p, func() { p.Spec.Reporting.Dimensions[0].Expression = "event.shipment.lane +" })
@@ -161,7 +170,7 @@ func TestReportingFollowsTheSpec(t *testing.T) {
 
 	mustUpdate(t, p, func() { p.Spec.Reporting = nil })
 	testenv.Eventually(t, 10*time.Second, "the reporting objects gone", func() error {
-		for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}, &networkingv1.NetworkPolicy{}} {
+		for _, obj := range []client.Object{&appsv1.StatefulSet{}, &corev1.Service{}, &networkingv1.NetworkPolicy{}} {
 			if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "orders-reporting"}, obj); !apierrors.IsNotFound(err) {
 				return fmt.Errorf("%T: %v", obj, err)
 			}
@@ -181,5 +190,56 @@ func TestReportingFollowsTheSpec(t *testing.T) {
 			}
 		}
 		return nil
+	})
+}
+
+// markStatefulSetRolledOut stands in for the StatefulSet controller and the kubelet, which envtest
+// does not run: the status they write once the one pod of the current revision is ready.
+func markStatefulSetRolledOut(t testing.TB, ns, name string) {
+	t.Helper()
+	ctx := context.Background()
+	testenv.Eventually(t, 10*time.Second, "StatefulSet "+name+" rolled out", func() error {
+		st := &appsv1.StatefulSet{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, st); err != nil {
+			return err
+		}
+		st.Status = appsv1.StatefulSetStatus{ObservedGeneration: st.Generation, Replicas: 1, ReadyReplicas: 1,
+			CurrentReplicas: 1, UpdatedReplicas: 1, AvailableReplicas: 1}
+		return k8s.Status().Update(ctx, st)
+	})
+}
+
+// A reporting Deployment left by an earlier version goes before the StatefulSet's pod starts:
+// the two must not consume at once.
+func TestReportingReplacesTheDeploymentOfEarlierVersions(t *testing.T) {
+	srv := natstest.Start(t)
+	ns := newNamespace(t)
+	startOperator(t, srv.URL(), ns)
+	ctx := context.Background()
+	loadedModel(t, ns, "delay-risk")
+	p := newPipeline(ns, "orders", "delay-risk")
+	mustCreate(t, p)
+	waitDeployment(t, 10*time.Second, ns, "orders-ingest", "the ingestion Deployment", func(*appsv1.Deployment) error { return nil })
+	labels := map[string]string{"app": "old-reporting"}
+	old := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "orders-reporting", OwnerReferences: []metav1.OwnerReference{{
+			APIVersion: freightcastv1alpha1.GroupVersion.String(), Kind: "FreightPipeline", Name: p.Name, UID: p.UID,
+			Controller: ptr.To(true)}}},
+		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: labels},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "report", Image: "freightcast:old"}}}}},
+	}
+	mustCreate(t, old)
+	mustUpdate(t, p, func() {
+		p.Spec.Reporting = &freightcastv1alpha1.ReportingSpec{
+			Dimensions: []freightcastv1alpha1.ReportDimension{{Name: "lane", Expression: "event.shipment.lane"}},
+			Outputs:    []freightcastv1alpha1.ReportOutput{{Name: "delay_risk"}},
+		}
+	})
+	testenv.Eventually(t, 10*time.Second, "the Deployment replaced by the StatefulSet", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(old), &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("the old Deployment: %v", err)
+		}
+		return k8s.Get(ctx, client.ObjectKeyFromObject(old), &appsv1.StatefulSet{})
 	})
 }

@@ -676,7 +676,7 @@ type FreightPipelineStatus struct {
 	// +optional
 	Inference ReplicaStatus `json:"inference,omitempty"`
 
-	// reporting reports the reporting Deployment's pod (with spec.reporting).
+	// reporting reports the reporting StatefulSet's pod (with spec.reporting).
 	// +optional
 	Reporting *ReplicaStatus `json:"reporting,omitempty"`
 
