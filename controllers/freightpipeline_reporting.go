@@ -27,7 +27,11 @@ import (
 
 const (
 	componentReporting = "reporting"
-	serviceReporting   = "freightcast-reporting"
+	// reportingMetricsPort serves the reporting pod's /metrics on a port of its own: its HTTP
+	// port (the report API) admits only the ingestion pods, the metrics port the scrapers.
+	reportingMetricsPort     = 9090
+	reportingMetricsPortName = "metrics"
+	serviceReporting         = "freightcast-reporting"
 	// reportingConfigFile is the reporting pod's config in the pipeline's ConfigMap: the
 	// pipeline's, connecting to NATS as the reporting user.
 	reportingConfigFile = "reporting.json"
@@ -46,8 +50,10 @@ func reportingName(p *freightcastv1alpha1.FreightPipeline) string {
 // through) and its own NATS user when it has one.
 func desiredReportingStatefulSet(p *freightcastv1alpha1.FreightPipeline, configDigest string, opts Options) *appsv1ac.StatefulSetApplyConfiguration {
 	p = defaultedPipeline(p)
-	args := []string{"report", fmt.Sprintf("--addr=:%d", httpPort), "--config=" + path.Join(pipelineConfigDir, reportingConfigFile)}
+	args := []string{"report", fmt.Sprintf("--addr=:%d", httpPort), fmt.Sprintf("--metrics-addr=:%d", reportingMetricsPort),
+		"--config=" + path.Join(pipelineConfigDir, reportingConfigFile)}
 	container := dataPlaneContainer("report", opts, args, "/livez", "/readyz", p.Spec.Reporting.Resources).
+		WithPorts(corev1ac.ContainerPort().WithName(reportingMetricsPortName).WithContainerPort(reportingMetricsPort).WithProtocol(corev1.ProtocolTCP)).
 		WithEnv(tracingEnv(opts, serviceReporting, p.Namespace, "freightcast.pipeline", p.Name)...).
 		WithVolumeMounts(corev1ac.VolumeMount().WithName(pipelineConfigVolume).WithMountPath(pipelineConfigDir).WithReadOnly(true))
 	queue := p.Spec.Queue
@@ -74,13 +80,20 @@ func desiredReportingStatefulSet(p *freightcastv1alpha1.FreightPipeline, configD
 				WithSpec(pod)))
 }
 
-// desiredReportingNetworkPolicy admits to the reporting pod only the pipeline's ingestion pods,
-// which forward the report API to it, and lets it reach DNS, NATS and the OTLP endpoint. The
-// pipeline's own policy does not select it (pipelineComponents).
+// desiredReportingNetworkPolicy admits to the reporting pod's HTTP port only the pipeline's
+// ingestion pods, which forward the report API to it, to its metrics port the peers
+// spec.networkPolicy.from admits to the pipeline's other pods (the metrics scraper among them;
+// anywhere when empty), and lets it reach DNS, NATS and the OTLP endpoint. The pipeline's own
+// policy does not select it.
 func desiredReportingNetworkPolicy(p *freightcastv1alpha1.FreightPipeline, natsURL string, opts Options) *networkingv1ac.NetworkPolicyApplyConfiguration {
 	egress := []*networkingv1ac.NetworkPolicyEgressRuleApplyConfiguration{dnsEgress()}
 	if ports := sortedUnique(append(natsPorts(natsURL), otlpPorts(opts.OTLPEndpoint)...)); len(ports) > 0 {
 		egress = append(egress, tcpEgress(ports))
+	}
+	metrics := networkingv1ac.NetworkPolicyIngressRule().WithPorts(networkingv1ac.NetworkPolicyPort().
+		WithProtocol(corev1.ProtocolTCP).WithPort(intstr.FromString(reportingMetricsPortName)))
+	for i := range p.Spec.NetworkPolicy.From {
+		metrics.WithFrom(networkPolicyPeer(&p.Spec.NetworkPolicy.From[i]))
 	}
 	return networkingv1ac.NetworkPolicy(reportingName(p), p.Namespace).
 		WithLabels(pipelineLabels(p, componentReporting)).
@@ -92,14 +105,28 @@ func desiredReportingNetworkPolicy(p *freightcastv1alpha1.FreightPipeline, natsU
 				WithFrom(networkingv1ac.NetworkPolicyPeer().WithPodSelector(metav1ac.LabelSelector().
 					WithMatchLabels(pipelineSelector(p, componentIngestion)))).
 				WithPorts(networkingv1ac.NetworkPolicyPort().WithProtocol(corev1.ProtocolTCP).WithPort(intstr.FromString(httpPortName)))).
+			WithIngress(metrics).
 			WithEgress(egress...))
 }
 
-// reportingEgress lets the pipeline's ingestion pods reach the reporting pod's HTTP port.
-func reportingEgress(p *freightcastv1alpha1.FreightPipeline) *networkingv1ac.NetworkPolicyEgressRuleApplyConfiguration {
-	return networkingv1ac.NetworkPolicyEgressRule().
-		WithTo(networkingv1ac.NetworkPolicyPeer().WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(pipelineSelector(p, componentReporting)))).
-		WithPorts(networkingv1ac.NetworkPolicyPort().WithProtocol(corev1.ProtocolTCP).WithPort(intstr.FromInt32(httpPort)))
+// ingestToReportingName names the policy that lets the ingestion pods reach the reporting pod.
+func ingestToReportingName(p *freightcastv1alpha1.FreightPipeline) string {
+	return p.Name + "-ingest-to-reporting"
+}
+
+// desiredIngestToReportingNetworkPolicy lets the pipeline's ingestion pods, and not its
+// inference pods, reach the reporting pod's HTTP port: a policy of its own (egress only),
+// because the pipeline's policy selects both and egress rules cannot tell them apart.
+func desiredIngestToReportingNetworkPolicy(p *freightcastv1alpha1.FreightPipeline) *networkingv1ac.NetworkPolicyApplyConfiguration {
+	return networkingv1ac.NetworkPolicy(ingestToReportingName(p), p.Namespace).
+		WithLabels(pipelineLabels(p, "network-policy")).
+		WithOwnerReferences(pipelineOwnerReference(p)).
+		WithSpec(networkingv1ac.NetworkPolicySpec().
+			WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(pipelineSelector(p, componentIngestion))).
+			WithPolicyTypes(networkingv1.PolicyTypeEgress).
+			WithEgress(networkingv1ac.NetworkPolicyEgressRule().
+				WithTo(networkingv1ac.NetworkPolicyPeer().WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(pipelineSelector(p, componentReporting)))).
+				WithPorts(networkingv1ac.NetworkPolicyPort().WithProtocol(corev1.ProtocolTCP).WithPort(intstr.FromInt32(httpPort)))))
 }
 
 // applyReporting applies the reporting pod's NetworkPolicy, Service and StatefulSet for the
@@ -109,9 +136,11 @@ func (r *FreightPipelineReconciler) applyReporting(ctx context.Context, s *pipel
 	if p.Spec.Reporting == nil {
 		return r.deleteReporting(ctx, p)
 	}
-	if err := reconcileNetworkPolicy(ctx, r.Client, FreightPipelineFieldOwner, p, networkPolicyEnabled(p.Spec.NetworkPolicy),
-		desiredReportingNetworkPolicy(p, s.obs.queue.natsURL, r.Options)); err != nil {
-		return err
+	for _, np := range []*networkingv1ac.NetworkPolicyApplyConfiguration{desiredReportingNetworkPolicy(p, s.obs.queue.natsURL, r.Options),
+		desiredIngestToReportingNetworkPolicy(p)} {
+		if err := reconcileNetworkPolicy(ctx, r.Client, FreightPipelineFieldOwner, p, networkPolicyEnabled(p.Spec.NetworkPolicy), np); err != nil {
+			return err
+		}
 	}
 	if _, err := applyChild(ctx, r.Client, FreightPipelineFieldOwner, desiredPipelineService(p, reportingName(p), componentReporting), &corev1.Service{}, corev1ac.ExtractService); err != nil {
 		return err
@@ -153,7 +182,7 @@ func (r *FreightPipelineReconciler) deleteReporting(ctx context.Context, p *frei
 			return err
 		}
 	}
-	return nil
+	return deleteIfControlled(ctx, r.Client, p, client.ObjectKey{Namespace: p.Namespace, Name: ingestToReportingName(p)}, &networkingv1.NetworkPolicy{})
 }
 
 // setReportingConditions sets ReportingValid and ReportingReady with spec.reporting, and

@@ -66,8 +66,12 @@ func TestDesiredReportingStatefulSet(t *testing.T) {
 			}
 			assertRestricted(t, d.Spec.Template.Spec)
 			c := d.Spec.Template.Spec.Containers[0]
-			if diff := cmp.Diff([]string{"report", "--addr=:8080", "--config=/etc/freightcast/pipeline/reporting.json"}, c.Args); diff != "" {
+			if diff := cmp.Diff([]string{"report", "--addr=:8080", "--metrics-addr=:9090", "--config=/etc/freightcast/pipeline/reporting.json"}, c.Args); diff != "" {
 				t.Errorf("args (-want +got):\n%s", diff)
+			}
+			// The metrics port is named for the chart's PodMonitor and the NetworkPolicy.
+			if len(c.Ports) != 2 || *c.Ports[1].Name != "metrics" || *c.Ports[1].ContainerPort != 9090 {
+				t.Errorf("ports %+v, want http and metrics (9090)", c.Ports)
 			}
 			if *c.ReadinessProbe.HTTPGet.Path != "/readyz" || *c.LivenessProbe.HTTPGet.Path != "/livez" {
 				t.Errorf("probes %s, %s", *c.ReadinessProbe.HTTPGet.Path, *c.LivenessProbe.HTTPGet.Path)
@@ -131,6 +135,9 @@ func TestReportingFollowsTheSpec(t *testing.T) {
 			t.Fatalf("%T: %v", obj, err)
 		}
 	}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "orders-ingest-to-reporting"}, &networkingv1.NetworkPolicy{}); err != nil {
+		t.Fatalf("the ingestion pods' policy to the reporting pod: %v", err)
+	}
 	configs := func() (pipeline, reporting pipelineconfig.Config) {
 		t.Helper()
 		cm := &corev1.ConfigMap{}
@@ -174,6 +181,9 @@ func TestReportingFollowsTheSpec(t *testing.T) {
 			if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "orders-reporting"}, obj); !apierrors.IsNotFound(err) {
 				return fmt.Errorf("%T: %v", obj, err)
 			}
+		}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "orders-ingest-to-reporting"}, &networkingv1.NetworkPolicy{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("the ingestion pods' policy to the reporting pod: %v", err)
 		}
 		if cfg, rcfg := configs(); cfg.Ingestion.ReportingURL != "" || rcfg.Reporting != nil {
 			return fmt.Errorf("configs still carry reporting: %q, %+v", cfg.Ingestion.ReportingURL, rcfg.Reporting)
