@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -145,9 +146,9 @@ func (r *FreightPipelineReconciler) applyReporting(ctx context.Context, s *pipel
 	if _, err := applyChild(ctx, r.Client, FreightPipelineFieldOwner, desiredPipelineService(p, reportingName(p), componentReporting), &corev1.Service{}, corev1ac.ExtractService); err != nil {
 		return err
 	}
-	// The Deployment of earlier versions goes first: its pod and the StatefulSet's must not
-	// both consume.
-	if err := deleteIfControlled(ctx, r.Client, p, client.ObjectKey{Namespace: p.Namespace, Name: reportingName(p)}, &appsv1.Deployment{}); err != nil {
+	// The Deployment of earlier versions goes first, with its pod: the StatefulSet's pod must
+	// not consume while that one still does.
+	if gone, err := r.deleteReportingDeployment(ctx, p); err != nil || !gone {
 		return err
 	}
 	st := &appsv1.StatefulSet{}
@@ -157,6 +158,29 @@ func (r *FreightPipelineReconciler) applyReporting(ctx context.Context, s *pipel
 	}
 	s.obs.reporting = rolloutOfStatefulSet(st, applied)
 	return nil
+}
+
+// deleteReportingDeployment deletes the reporting Deployment that versions before the
+// StatefulSet made, in the foreground, so that it stays until its pod is gone; gone tells that
+// there is none (any more). Its deletion requeues the pipeline.
+func (r *FreightPipelineReconciler) deleteReportingDeployment(ctx context.Context, p *freightcastv1alpha1.FreightPipeline) (gone bool, _ error) {
+	d := &appsv1.Deployment{}
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: reportingName(p)}, d)
+	switch {
+	case apierrors.IsNotFound(err):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("reading Deployment %s: %w", reportingName(p), err)
+	case !metav1.IsControlledBy(d, p):
+		return true, nil
+	case d.DeletionTimestamp != nil:
+		return false, nil
+	}
+	uid := d.UID
+	if err := r.Client.Delete(ctx, d, client.Preconditions{UID: &uid}, client.PropagationPolicy(metav1.DeletePropagationForeground)); client.IgnoreNotFound(err) != nil {
+		return false, fmt.Errorf("deleting Deployment %s: %w", reportingName(p), err)
+	}
+	return false, nil
 }
 
 // readReporting reads the reporting StatefulSet for status when it is not being applied.

@@ -232,7 +232,8 @@ func TestReportingReplacesTheDeploymentOfEarlierVersions(t *testing.T) {
 	waitDeployment(t, 10*time.Second, ns, "orders-ingest", "the ingestion Deployment", func(*appsv1.Deployment) error { return nil })
 	labels := map[string]string{"app": "old-reporting"}
 	old := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "orders-reporting", OwnerReferences: []metav1.OwnerReference{{
+		// The finalizer stands in for its pod still stopping (envtest runs no garbage collector).
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "orders-reporting", Finalizers: []string{"freightcast.io/test-pod-stopping"}, OwnerReferences: []metav1.OwnerReference{{
 			APIVersion: freightcastv1alpha1.GroupVersion.String(), Kind: "FreightPipeline", Name: p.Name, UID: p.UID,
 			Controller: ptr.To(true)}}},
 		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: corev1.PodTemplateSpec{
@@ -246,10 +247,30 @@ func TestReportingReplacesTheDeploymentOfEarlierVersions(t *testing.T) {
 			Outputs:    []freightcastv1alpha1.ReportOutput{{Name: "delay_risk"}},
 		}
 	})
-	testenv.Eventually(t, 10*time.Second, "the Deployment replaced by the StatefulSet", func() error {
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(old), &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("the old Deployment: %v", err)
+	// Deleted, but no StatefulSet comes while it (and so its pod) is still there.
+	testenv.Eventually(t, 10*time.Second, "the old Deployment deleted", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(old), old); err != nil {
+			return err
 		}
+		if old.DeletionTimestamp == nil {
+			return fmt.Errorf("not deleted: finalizers %v", old.Finalizers)
+		}
+		return nil
+	})
+	mustUpdate(t, p, func() { p.Spec.Reporting.Threshold = "0.6" }) // one more reconcile
+	time.Sleep(time.Second)
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(old), &appsv1.StatefulSet{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("a StatefulSet while the old Deployment's pod may still run: %v", err)
+	}
+	// Its pod gone: the finalizers go (the garbage collector removes foregroundDeletion).
+	testenv.Eventually(t, 10*time.Second, "the old Deployment gone", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(old), old); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		old.Finalizers = nil
+		return k8s.Update(ctx, old)
+	})
+	testenv.Eventually(t, 10*time.Second, "the StatefulSet in its place", func() error {
 		return k8s.Get(ctx, client.ObjectKeyFromObject(old), &appsv1.StatefulSet{})
 	})
 }
