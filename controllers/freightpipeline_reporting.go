@@ -73,7 +73,10 @@ func desiredReportingStatefulSet(p *freightcastv1alpha1.FreightPipeline, configD
 			WithReplicas(1).
 			WithServiceName(reportingName(p)).
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(pipelineSelector(p, componentReporting))).
-			WithPodManagementPolicy(appsv1.OrderedReadyPodManagement).
+			// Parallel: with OrderedReady a pod that never got ready (a bad config) would hold
+			// back the rollout that fixes it. One pod either way: the at-most-one guarantee is
+			// the pod's name, reporting-0.
+			WithPodManagementPolicy(appsv1.ParallelPodManagement).
 			WithUpdateStrategy(appsv1ac.StatefulSetUpdateStrategy().WithType(appsv1.RollingUpdateStatefulSetStrategyType)).
 			WithTemplate(corev1ac.PodTemplateSpec().
 				WithLabels(pipelineLabels(p, componentReporting)).

@@ -59,9 +59,9 @@ func TestDesiredReportingStatefulSet(t *testing.T) {
 			d := desiredReportingStatefulSet(p, "sha256:r", testOptions)
 			// One pod, and its replacement only once it is gone (a StatefulSet's guarantee, which
 			// a Deployment does not give when its pod is deleted or evicted).
-			if *d.Name != "orders-reporting" || *d.Spec.Replicas != 1 || *d.Spec.PodManagementPolicy != appsv1.OrderedReadyPodManagement ||
+			if *d.Name != "orders-reporting" || *d.Spec.Replicas != 1 || *d.Spec.PodManagementPolicy != appsv1.ParallelPodManagement ||
 				*d.Spec.ServiceName != "orders-reporting" {
-				t.Errorf("name %s, replicas %d, pod management %s, service %s: want orders-reporting, one pod, OrderedReady",
+				t.Errorf("name %s, replicas %d, pod management %s, service %s: want orders-reporting, one pod, Parallel",
 					*d.Name, *d.Spec.Replicas, *d.Spec.PodManagementPolicy, *d.Spec.ServiceName)
 			}
 			assertRestricted(t, d.Spec.Template.Spec)
