@@ -572,8 +572,8 @@ func TestMonitoring(t *testing.T) {
 	var dash struct {
 		Title  string
 		Panels []struct {
-			Title   string
-			Targets []struct{ Expr string }
+			Title, Type, Repeat string
+			Targets             []struct{ Expr, Format string }
 		}
 	}
 	if err := json.Unmarshal([]byte(cm.Data["freightcast.json"]), &dash); err != nil {
@@ -587,12 +587,38 @@ func TestMonitoring(t *testing.T) {
 			dexprs.WriteString(tg.Expr + "\n")
 		}
 	}
-	for _, want := range []string{"Queue depth vs inference replicas", "Ingestion rate", "Prediction latency", "Errors"} {
+	for _, want := range []string{"Queue depth vs inference replicas", "Ingestion rate", "Prediction latency", "Errors",
+		"Prediction distribution", "Predicted values"} {
 		if !slices.ContainsFunc(titles, func(s string) bool { return strings.HasPrefix(s, want) }) {
 			t.Errorf("dashboard lacks a %q panel (panels: %q)", want, titles)
 		}
 	}
 	checkMetricNames(t, "dashboard", dexprs.String())
+	// The distribution of predictions: a heatmap of the histogram's buckets, one per pipeline.
+	for _, p := range dash.Panels {
+		if !strings.HasPrefix(p.Title, "Prediction distribution") {
+			continue
+		}
+		if p.Type != "heatmap" || p.Repeat != "pipeline" || len(p.Targets) != 1 || p.Targets[0].Format != "heatmap" ||
+			!strings.Contains(p.Targets[0].Expr, "sum by (le) (increase(freightcast_worker_prediction_value_bucket{") ||
+			!strings.Contains(p.Targets[0].Expr, `pipeline=~"$pipeline"`) {
+			t.Errorf("prediction distribution panel %+v, want a heatmap of the buckets repeated per pipeline", p)
+		}
+	}
+
+	// The reporting pod's metrics are on its port "metrics": its "http" port is the report API,
+	// which admits only the ingestion pods, so the scraper must not target it there.
+	pm := helmtest.Find(objs, "PodMonitor", "freightcast-data-plane")
+	pmEndpoints, _, _ := unstructured.NestedSlice(pm.Object, "spec", "podMetricsEndpoints")
+	if len(pmEndpoints) != 2 {
+		t.Fatalf("PodMonitor endpoints %v, want http and metrics", pmEndpoints)
+	}
+	httpEP, metricsEP := pmEndpoints[0].(map[string]any), pmEndpoints[1].(map[string]any)
+	relabel, _, _ := unstructured.NestedSlice(httpEP, "relabelings")
+	if httpEP["port"] != "http" || metricsEP["port"] != "metrics" || metricsEP["path"] != "/metrics" || len(relabel) != 1 ||
+		relabel[0].(map[string]any)["action"] != "drop" || relabel[0].(map[string]any)["regex"] != "reporting" {
+		t.Errorf("PodMonitor endpoints %v, want http without the reporting pods, and metrics", pmEndpoints)
+	}
 }
 
 // checkMetricNames fails for every freightcast_ metric a query names that Freightcast does not export.
@@ -678,8 +704,8 @@ func TestNetworkPolicies(t *testing.T) {
 	}
 	dp := clients[1]
 	if dp.NamespaceSelector == nil || len(dp.PodSelector.MatchExpressions) != 2 ||
-		!slices.Equal(dp.PodSelector.MatchExpressions[1].Values, []string{"ingestion", "inference"}) {
-		t.Errorf("second NATS client peer %+v, want ingestion and inference pods of every namespace", dp)
+		!slices.Equal(dp.PodSelector.MatchExpressions[1].Values, []string{"ingestion", "inference", "reporting"}) {
+		t.Errorf("second NATS client peer %+v, want ingestion, inference and reporting pods of every namespace", dp)
 	}
 }
 

@@ -87,6 +87,7 @@ type pipelineScope struct {
 // +kubebuilder:rbac:groups=freightcast.io,resources=freightpipelines/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=freightcast.io,resources=predictionmodels,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=freightcast.io,resources=freightpipelines,verbs=update;patch
@@ -383,6 +384,7 @@ func (r *FreightPipelineReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&freightcastv1alpha1.FreightPipeline{}, builder.WithPredicates(predicate.Or[client.Object](
 			predicate.GenerationChangedPredicate{}, autoscalerReportChanged, deletionStarted))).
 		Owns(&appsv1.Deployment{}).
+		Owns(&appsv1.StatefulSet{}).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.ConfigMap{}).
 		Owns(&networkingv1.NetworkPolicy{}).

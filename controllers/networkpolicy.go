@@ -41,8 +41,8 @@ func pipelineNetworkPolicyName(p *freightcastv1alpha1.FreightPipeline) string {
 
 // desiredPipelineNetworkPolicy admits, to the pipeline's ingestion and inference pods, their HTTP
 // port (from spec.networkPolicy.from, or anywhere), and lets them reach DNS, the NATS server's
-// port(s), with spec.reporting the reporting pod's HTTP port, when the model they load is downloaded its https port, and when tracing is on the OTLP
-// endpoint's port. Egress names ports, not addresses: a NATS server outside the cluster stays
+// port(s), when the model they load is downloaded its https port, and when tracing is on the OTLP
+// endpoint's port (the ingestion pods reach the reporting pod by a policy of their own). Egress names ports, not addresses: a NATS server outside the cluster stays
 // reachable. model may be nil (not there yet).
 func desiredPipelineNetworkPolicy(p *freightcastv1alpha1.FreightPipeline, model *freightcastv1alpha1.PredictionModel, natsURL string, opts Options) *networkingv1ac.NetworkPolicyApplyConfiguration {
 	egress := []*networkingv1ac.NetworkPolicyEgressRuleApplyConfiguration{dnsEgress()}
@@ -67,9 +67,6 @@ func desiredPipelineNetworkPolicy(p *freightcastv1alpha1.FreightPipeline, model 
 	}
 	if ports := otlpPorts(opts.OTLPEndpoint); len(ports) > 0 {
 		egress = append(egress, tcpEgress(ports))
-	}
-	if p.Spec.Reporting != nil {
-		egress = append(egress, reportingEgress(p))
 	}
 	selector := map[string]string{labelName: appName, labelPipeline: p.Name}
 	policy := networkingv1ac.NetworkPolicy(pipelineNetworkPolicyName(p), p.Namespace).

@@ -46,6 +46,8 @@ var (
 	httpIngressPort = networkingv1.NetworkPolicyPort{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromString("http"))}
 	// A model's serving pods admit gRPC from the same peers as REST.
 	grpcIngressPort = networkingv1.NetworkPolicyPort{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromString("grpc"))}
+	// The reporting pod's /metrics, on a port of its own.
+	metricsIngressPort = networkingv1.NetworkPolicyPort{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromString("metrics"))}
 )
 
 func TestDesiredPipelineNetworkPolicy(t *testing.T) {
@@ -62,14 +64,13 @@ func TestDesiredPipelineNetworkPolicy(t *testing.T) {
 		wantIngress  []networkingv1.NetworkPolicyIngressRule
 		wantEgress   []networkingv1.NetworkPolicyEgressRule
 	}{
-		"reporting: the ingestion pods reach the reporting pod": {
+		// The policy selects the inference pods too: the ingestion pods reach the reporting pod
+		// by a policy of their own (TestDesiredIngestToReportingNetworkPolicy).
+		"reporting: nothing here reaches the reporting pod": {
 			natsURL:     "nats://nats:4222",
 			reporting:   true,
 			wantIngress: []networkingv1.NetworkPolicyIngressRule{{Ports: []networkingv1.NetworkPolicyPort{httpIngressPort}}},
-			wantEgress: []networkingv1.NetworkPolicyEgressRule{dnsRule,
-				{Ports: []networkingv1.NetworkPolicyPort{tcpPort(4222)}},
-				{Ports: []networkingv1.NetworkPolicyPort{tcpPort(8080)}, To: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{
-					MatchLabels: map[string]string{labelName: appName, labelComponent: "reporting", labelPipeline: "orders"}}}}}},
+			wantEgress:  []networkingv1.NetworkPolicyEgressRule{dnsRule, {Ports: []networkingv1.NetworkPolicyPort{tcpPort(4222)}}},
 		},
 		"in-cluster NATS on the default port, model in a ConfigMap": {
 			natsURL:     "nats://nats.freightcast-system.svc",
@@ -139,25 +140,55 @@ func TestDesiredPipelineNetworkPolicy(t *testing.T) {
 	}
 }
 
-// The reporting pod admits only its pipeline's ingestion pods, whatever spec.networkPolicy.from
-// admits to them, and reaches only DNS, NATS and the OTLP endpoint.
+// The reporting pod admits to its API only its pipeline's ingestion pods, whatever
+// spec.networkPolicy.from admits to them, to its metrics port the peers of
+// spec.networkPolicy.from, and reaches only DNS, NATS and the OTLP endpoint.
 func TestDesiredReportingNetworkPolicy(t *testing.T) {
 	t.Parallel()
 	p := newPipeline("ns", "orders", "m")
-	p.Spec.NetworkPolicy.From = []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0"}}}
+	monitoring := networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "monitoring"}}}
+	p.Spec.NetworkPolicy.From = []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "10.0.0.0/8"}}, monitoring}
 	p.Spec.Reporting = &freightcastv1alpha1.ReportingSpec{}
 	np := typedNetworkPolicy(t, desiredReportingNetworkPolicy(p, "nats://nats:4222", Options{OTLPEndpoint: "http://otel:4318"}))
 	want := networkingv1.NetworkPolicySpec{
 		PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{labelName: appName, labelComponent: "reporting", labelPipeline: "orders"}},
 		PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
 		Ingress: []networkingv1.NetworkPolicyIngressRule{{Ports: []networkingv1.NetworkPolicyPort{httpIngressPort},
-			From: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{labelName: appName, labelComponent: "ingestion", labelPipeline: "orders"}}}}}},
+			From: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{labelName: appName, labelComponent: "ingestion", labelPipeline: "orders"}}}}},
+			{Ports: []networkingv1.NetworkPolicyPort{metricsIngressPort}, From: p.Spec.NetworkPolicy.From}},
 		Egress: []networkingv1.NetworkPolicyEgressRule{dnsRule, {Ports: []networkingv1.NetworkPolicyPort{tcpPort(4222), tcpPort(4318)}}},
 	}
 	if diff := cmp.Diff(want, np.Spec); diff != "" {
 		t.Errorf("spec (-want +got):\n%s", diff)
 	}
 	if np.Name != "orders-reporting" || len(np.OwnerReferences) != 1 {
+		t.Errorf("name %s, owners %+v", np.Name, np.OwnerReferences)
+	}
+
+	// Without spec.networkPolicy.from, metrics from anywhere, as the other pods' port.
+	p.Spec.NetworkPolicy.From = nil
+	np = typedNetworkPolicy(t, desiredReportingNetworkPolicy(p, "nats://nats:4222", Options{}))
+	if got := np.Spec.Ingress[1]; len(np.Spec.Ingress) != 2 || got.From != nil || !cmp.Equal(got.Ports, []networkingv1.NetworkPolicyPort{metricsIngressPort}) {
+		t.Errorf("ingress %+v, want the API from ingestion and metrics from anywhere", np.Spec.Ingress)
+	}
+}
+
+// Only the ingestion pods, not the inference pods, may reach the reporting pod.
+func TestDesiredIngestToReportingNetworkPolicy(t *testing.T) {
+	t.Parallel()
+	p := newPipeline("ns", "orders", "m")
+	p.Spec.Reporting = &freightcastv1alpha1.ReportingSpec{}
+	np := typedNetworkPolicy(t, desiredIngestToReportingNetworkPolicy(p))
+	want := networkingv1.NetworkPolicySpec{
+		PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{labelName: appName, labelComponent: "ingestion", labelPipeline: "orders"}},
+		PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress},
+		Egress: []networkingv1.NetworkPolicyEgressRule{{Ports: []networkingv1.NetworkPolicyPort{tcpPort(8080)}, To: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{
+			MatchLabels: map[string]string{labelName: appName, labelComponent: "reporting", labelPipeline: "orders"}}}}}},
+	}
+	if diff := cmp.Diff(want, np.Spec); diff != "" {
+		t.Errorf("spec (-want +got):\n%s", diff)
+	}
+	if np.Name != "orders-ingest-to-reporting" || len(np.OwnerReferences) != 1 {
 		t.Errorf("name %s, owners %+v", np.Name, np.OwnerReferences)
 	}
 }

@@ -56,3 +56,24 @@ func rolloutOf(d *appsv1.Deployment, changed bool) rollout {
 	}
 	return r
 }
+
+// rolloutOfStatefulSet reads st as rolloutOf reads a Deployment.
+func rolloutOfStatefulSet(st *appsv1.StatefulSet, changed bool) rollout {
+	if st == nil || st.CreationTimestamp.IsZero() {
+		return rollout{message: "StatefulSet not created yet"}
+	}
+	r := rollout{exists: true, desired: 1, replicas: st.Status.Replicas, updated: st.Status.UpdatedReplicas, ready: st.Status.ReadyReplicas}
+	if st.Spec.Replicas != nil {
+		r.desired = *st.Spec.Replicas
+	}
+	observed := !changed && st.Status.ObservedGeneration >= st.Generation
+	r.complete = observed && r.updated == r.desired && r.ready == r.desired && r.replicas == r.desired
+	switch {
+	case r.complete:
+	case !observed:
+		r.message = fmt.Sprintf("StatefulSet %s: waiting for the StatefulSet controller to observe the new spec", st.Name)
+	default:
+		r.message = fmt.Sprintf("StatefulSet %s: %d of %d pods updated, %d ready", st.Name, r.updated, r.desired, r.ready)
+	}
+	return r
+}

@@ -36,7 +36,7 @@ const (
 	// While it is False the reporting pod keeps the configuration it runs.
 	ConditionReportingValid = "ReportingValid"
 	// ConditionReportingReady (FreightPipeline, only with spec.reporting) is True when the
-	// reporting Deployment has its ready pod. It does not make Ready False: events are still
+	// reporting StatefulSet has its ready pod. It does not make Ready False: events are still
 	// accepted and predicted, and the reports catch up from the stream when it is back.
 	ConditionReportingReady = "ReportingReady"
 )

@@ -676,7 +676,7 @@ type FreightPipelineStatus struct {
 	// +optional
 	Inference ReplicaStatus `json:"inference,omitempty"`
 
-	// reporting reports the reporting Deployment's pod (with spec.reporting).
+	// reporting reports the reporting StatefulSet's pod (with spec.reporting).
 	// +optional
 	Reporting *ReplicaStatus `json:"reporting,omitempty"`
 
@@ -762,6 +762,7 @@ type ReplicaStatus struct {
 // +kubebuilder:printcolumn:name="Desired",type=integer,JSONPath=`.status.autoscaling.desiredReplicas`
 // +kubebuilder:printcolumn:name="Ingestion",type=integer,JSONPath=`.status.ingestion.readyReplicas`,priority=1
 // +kubebuilder:printcolumn:name="Queue Replicas",type=integer,JSONPath=`.status.queue.replicas`,priority=1
+// +kubebuilder:printcolumn:name="Reporting",type=string,JSONPath=`.status.conditions[?(@.type=="ReportingReady")].status`,priority=1,description="ReportingReady: the reporting pod is ready (with spec.reporting)"
 // +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.ingestionEndpoint`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type FreightPipeline struct {

@@ -77,7 +77,8 @@ func startWorkerPool(cfg pipelineconfig.Config, rt model.Runtime, remote worker.
 		New: func(slot int) (*worker.Worker, error) {
 			return worker.New(worker.Config{JetStream: js, Topology: cfg.Queue.Topology, Model: rt, Remote: remote, Inputs: inputs,
 				ModelName: cfg.Model.Name, ModelVersion: cfg.Model.Version, BatchSize: cfg.Inference.BatchSize,
-				MaxDeliver: cfg.Queue.MaxDeliver, RecordInputs: cfg.Output.RecordInputs, Metrics: m, Logger: log.With("worker", slot), TracerProvider: tp})
+				MaxDeliver: cfg.Queue.MaxDeliver, RecordInputs: cfg.Output.RecordInputs, Metrics: m, PipelineName: cfg.Name,
+				Logger: log.With("worker", slot), TracerProvider: tp})
 		},
 		// Run only fails before it consumes (no stream or consumer yet): retry until stopped.
 		RetryAfter: 2 * time.Second,

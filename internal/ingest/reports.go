@@ -24,7 +24,7 @@ import (
 const (
 	reportDialTimeout   = 2 * time.Second
 	reportAnswerTimeout = 30 * time.Second
-	// retryReporting: the reporting pod is one pod, replaced with Recreate; it is back after
+	// retryReporting: the reporting pod is one pod, replaced once it is gone; it is back after
 	// its snapshot loads.
 	retryReporting = 5 * time.Second
 )

@@ -302,7 +302,7 @@ func (r *run) runPipeline(ctx context.Context, i int, p Pipeline) error {
 		New: func(int) (*worker.Worker, error) {
 			return worker.New(worker.Config{TracerProvider: r.opts.TracerProvider, JetStream: r.js, Topology: cfg.Queue.Topology, Model: p.Model, Inputs: p.Inputs,
 				ModelName: cfg.Model.Name, ModelVersion: cfg.Model.Version, BatchSize: cfg.Inference.BatchSize,
-				MaxDeliver: cfg.Queue.MaxDeliver, RecordInputs: cfg.Output.RecordInputs, Metrics: wm, Logger: log})
+				MaxDeliver: cfg.Queue.MaxDeliver, RecordInputs: cfg.Output.RecordInputs, Metrics: wm, PipelineName: cfg.Name, Logger: log})
 		},
 		OnError: func(_ int, err error) { r.report(fmt.Errorf("pipeline %s worker: %w", cfg.Name, err)) },
 	})

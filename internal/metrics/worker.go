@@ -33,6 +33,10 @@ type Worker struct {
 	RemoteModelUnavailable prometheus.Gauge
 	// RemoteRetries counts remote model requests retried because the model did not answer.
 	RemoteRetries prometheus.Counter
+	// Predictions observes the predicted values of acknowledged events, by pipeline and model
+	// output: the distribution operators watch drift in. The outputs are the model's (a fixed,
+	// small set), so the labels stay bounded.
+	Predictions *prometheus.HistogramVec
 }
 
 // NewWorker creates the worker metrics and registers them on reg.
@@ -73,9 +77,15 @@ func NewWorker(reg prometheus.Registerer) (*Worker, error) {
 			Name: "freightcast_worker_remote_retries_total",
 			Help: "Remote model requests retried because the model was down, slow or overloaded.",
 		}),
+		Predictions: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "freightcast_worker_prediction_value",
+			Help: "Predicted values written, per pipeline and model output: a one-value output's value, a two-value output's second (a binary classifier's positive class).",
+			// Probabilities in twentieths; scores beyond 1 fall in the coarse upper buckets.
+			Buckets: append(prometheus.LinearBuckets(0.05, 0.05, 20), 2, 5, 10, 100),
+		}, []string{"pipeline", "output"}),
 	}
 	for _, c := range []prometheus.Collector{m.EventsPredicted, m.DeadLetters, m.BatchDuration, m.BatchSize, m.EventLatency, m.Failures,
-		m.RemoteModelUnavailable, m.RemoteRetries} {
+		m.RemoteModelUnavailable, m.RemoteRetries, m.Predictions} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

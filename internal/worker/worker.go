@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -77,6 +79,8 @@ type Config struct {
 	StoreTimeout time.Duration
 	// Metrics records what the worker does; required.
 	Metrics *metrics.Worker
+	// PipelineName labels the predicted values the worker observes (Metrics.Predictions).
+	PipelineName string
 	// Logger logs failures; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -92,10 +96,12 @@ type Worker struct {
 	features int
 	// typed is set for a model that Run does not serve, or whose inputs are not one FP32
 	// row: each batch is one Eval on typed tensors (typed.go).
-	typed   *typedBatch
-	outputs []model.TensorInfo
-	in      []float32
-	out     [][]float32
+	typed    *typedBatch
+	outputs  []model.TensorInfo
+	in       []float32
+	out      [][]float32
+	observed []observedOutput
+	predBuf  []float64
 	// byName lists indexes of outputs in name order, the order a record writes them in;
 	// row holds one row's outputs in that order, reused for every record.
 	byName []int
@@ -190,6 +196,19 @@ func New(cfg Config) (*Worker, error) {
 	w.row = make([]event.Output, len(meta.Outputs))
 	for k, j := range w.byName {
 		w.row[k].Name = meta.Outputs[j].Name
+		// One value per row: a score or probability; two: a binary classifier's classes, of
+		// which the second is the positive one. Other outputs have no single value to chart.
+		elem := -1
+		switch meta.Outputs[j].RowSize() {
+		case 1:
+			elem = 0
+		case 2:
+			elem = 1
+		}
+		if elem >= 0 && cfg.Metrics.Predictions != nil && meta.Outputs[j].DataType != "BYTES" {
+			w.observed = append(w.observed, observedOutput{row: k, elem: elem,
+				obs: cfg.Metrics.Predictions.WithLabelValues(cfg.PipelineName, meta.Outputs[j].Name)})
+		}
 	}
 	if cfg.RecordInputs {
 		for _, in := range cfg.Inputs {
@@ -265,6 +284,16 @@ func (w *Worker) Run(ctx context.Context) error {
 type pending struct {
 	msg jetstream.Msg
 	ev  event.Event
+	// preds are the values of w.observed for the event's prediction (NaN: none), observed
+	// once the event is acknowledged.
+	preds []float64
+}
+
+// observedOutput is a model output whose values Metrics.Predictions observes: w.row[row]'s
+// element elem.
+type observedOutput struct {
+	row, elem int
+	obs       prometheus.Observer
 }
 
 // Handle scores and stores one batch, then acknowledges it. Events that can never be predicted
@@ -380,6 +409,8 @@ func (w *Worker) score(ctx context.Context, good []pending) error {
 // acknowledged, so it must not move under them.
 func (w *Worker) encode(ctx context.Context, good []pending, now time.Time) (encoded []pending, records []byte, ends []int) {
 	w.records = w.records[:0]
+	// A new buffer each batch: the previous batch's pending entries may still hold slices of it.
+	w.predBuf = make([]float64, 0, len(good)*len(w.observed))
 	encoded = make([]pending, 0, len(good))
 	ends = make([]int, 0, len(good))
 	for i, p := range good {
@@ -391,6 +422,7 @@ func (w *Worker) encode(ctx context.Context, good []pending, now time.Time) (enc
 			w.deadLetter(ctx, p.msg, p.ev.ID, metrics.DeadLetterNonFinite, err)
 			continue
 		}
+		p.preds = w.predictedValues()
 		encoded = append(encoded, p)
 		ends = append(ends, len(w.records))
 	}
@@ -449,7 +481,28 @@ func (w *Worker) ack(ctx context.Context, stored []pending, now time.Time) {
 			continue
 		}
 		w.cfg.Metrics.EventLatency.Observe(now.Sub(p.ev.ReceivedAt).Seconds())
+		for k, o := range w.observed {
+			if v := p.preds[k]; !math.IsNaN(v) {
+				o.obs.Observe(v)
+			}
+		}
 	}
+}
+
+// predictedValues reads the observed outputs' values from the row record just wrote.
+func (w *Worker) predictedValues() []float64 {
+	start := len(w.predBuf)
+	for _, o := range w.observed {
+		v, out := math.NaN(), &w.row[o.row]
+		switch {
+		case o.elem < len(out.Values):
+			v = float64(out.Values[o.elem])
+		case o.elem < len(out.Typed) && out.Typed[o.elem].Kind != event.String:
+			v = out.Typed[o.elem].Num
+		}
+		w.predBuf = append(w.predBuf, v)
+	}
+	return w.predBuf[start:len(w.predBuf):len(w.predBuf)]
 }
 
 // record appends the prediction of the i-th row of the last model run to dst.

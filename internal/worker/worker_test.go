@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/freightcast/freightcast/internal/event"
 	"github.com/freightcast/freightcast/internal/metrics"
@@ -485,5 +486,81 @@ func TestWorkerCountsEachDeadLetterOnce(t *testing.T) {
 	want := map[string]float64{metrics.DeadLetterNonFinite: 1, metrics.DeadLetterMaxDeliveries: 1}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("dead letters by reason (-want +got):\n%s", diff)
+	}
+}
+
+// Every acknowledged prediction is observed once in the pipeline's distribution of its output,
+// in the bucket of its value (recomputed from the model apart from the worker).
+func TestWorkerObservesThePredictedValues(t *testing.T) {
+	h := newHarness(t, 30*time.Second)
+	all := ids(300)
+	h.publish(all...)
+	reg := prometheus.NewRegistry()
+	m, err := metrics.NewWorker(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, js := natstest.Connect(t, h.srv.URL())
+	w, err := New(Config{JetStream: js, Topology: h.spec.Topology, Model: h.model, ModelName: "freight-delay-risk",
+		ModelVersion: "1", BatchSize: 64, MaxDeliver: h.spec.MaxDeliver, Metrics: m, PipelineName: "orders"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := runWorker(ctx, t, w)
+	h.waitPredicted(len(all), 30*time.Second)
+	testenv.Eventually(t, 10*time.Second, "every prediction acknowledged", func() error {
+		if n := testutil.ToFloat64(m.EventsPredicted); n != float64(len(all)) {
+			return fmt.Errorf("%v acknowledged", n)
+		}
+		return nil
+	})
+	cancel()
+	wait()
+
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hist *dto.Histogram
+	for _, f := range families {
+		if f.GetName() != "freightcast_worker_prediction_value" {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range s.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["pipeline"] != "orders" || labels["output"] != "delay_risk" || len(labels) != 2 {
+				t.Errorf("series %v, want pipeline orders and output delay_risk only", labels)
+				continue
+			}
+			hist = s.GetHistogram()
+		}
+	}
+	if hist == nil {
+		t.Fatal("no freightcast_worker_prediction_value series")
+	}
+	if hist.GetSampleCount() != uint64(len(all)) {
+		t.Errorf("%d values observed, want %d", hist.GetSampleCount(), len(all))
+	}
+	var sum float64
+	for i := range all {
+		sum += h.want(i)
+	}
+	if math.Abs(hist.GetSampleSum()-sum) > 1e-6*float64(len(all)) {
+		t.Errorf("sum of the observed values %v, of the model's answers %v", hist.GetSampleSum(), sum)
+	}
+	for _, bk := range hist.GetBucket() {
+		var n uint64
+		for i := range all {
+			if h.want(i) <= bk.GetUpperBound() {
+				n++
+			}
+		}
+		if bk.GetCumulativeCount() != n {
+			t.Errorf("bucket le=%v holds %d, the model's answers %d", bk.GetUpperBound(), bk.GetCumulativeCount(), n)
+		}
 	}
 }
