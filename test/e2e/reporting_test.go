@@ -197,7 +197,8 @@ func TestReportingPerClientAcrossARestart(t *testing.T) {
 			}
 			ids[i] = s.ID
 		}
-		return sorted(ids), nil
+		slices.Sort(ids)
+		return ids, nil
 	}
 	// exactly waits until every client's reports hold exactly what it sent, nothing of the
 	// other's. Counts only grow while the pipeline works, so the first exact match is final
@@ -220,7 +221,7 @@ func TestReportingPerClientAcrossARestart(t *testing.T) {
 				if err != nil {
 					return fmt.Errorf("%s: %w", name, err)
 				}
-				if want := sorted(s.ids); !slices.Equal(ids, want) {
+				if want := slices.Sorted(slices.Values(s.ids)); !slices.Equal(ids, want) {
 					return fmt.Errorf("%s's riskiest shipments: %v, want %v", name, ids, want)
 				}
 			}
