@@ -60,7 +60,7 @@ type FreightPipelineSpec struct {
 	// reporting keeps, for the pipeline's clients, aggregates of its predictions by dimension
 	// (a lane, a carrier) and time bucket, served under /v1/reports on the ingestion endpoint
 	// with the same tokens (see docs/reporting.md). The operator runs it as its own
-	// Deployment, NAME-reporting; removing the field removes it.
+	// StatefulSet of one pod, NAME-reporting; removing the field removes it.
 	// +optional
 	Reporting *ReportingSpec `json:"reporting,omitempty"`
 }
