@@ -27,22 +27,16 @@ func TestLocalModeClientsFollowTheirOwnPredictions(t *testing.T) {
 		"stringData:\n  tokens: |\n    client=acme token=acme-local-token\n    client=globex token=globex-local-token\n")
 	ingestAddr := freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- runLocal(ctx, []string{"-f", dir, "--data-dir", t.TempDir(), "--store-size", "1Gi", "--log-level", "warn",
-			"--nats-addr", freePort(t), "--ingest-addr", ingestAddr, "--infer-addr", freePort(t)})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
+	dataDir, natsAddr, inferAddr := t.TempDir(), freePort(t), freePort(t)
+	stopped, runErr := runUntilCleanup(t, cancel, func() error {
+		return runLocal(ctx, []string{"-f", dir, "--data-dir", dataDir, "--store-size", "1Gi", "--log-level", "warn",
+			"--nats-addr", natsAddr, "--ingest-addr", ingestAddr, "--infer-addr", inferAddr})
 	})
 	base := "http://" + ingestAddr
 	testenv.Eventually(t, time.Minute, "local mode's ingestion", func() error {
 		select {
-		case err := <-done:
-			t.Fatalf("run stopped: %v", err)
+		case <-stopped:
+			t.Fatalf("run stopped: %v", *runErr)
 		default:
 		}
 		resp, err := http.Get(base + "/readyz")

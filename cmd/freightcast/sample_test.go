@@ -170,26 +170,40 @@ func startLocalRun(t *testing.T, models []local.Model, pipelines []local.Pipelin
 	dataDir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan local.Endpoints, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- local.Run(ctx, local.Options{DataDir: dataDir, NATSAddr: "127.0.0.1:0", IngestAddr: "127.0.0.1:0",
+	stopped, runErr := runUntilCleanup(t, cancel, func() error {
+		return local.Run(ctx, local.Options{DataDir: dataDir, NATSAddr: "127.0.0.1:0", IngestAddr: "127.0.0.1:0",
 			InferAddr: "127.0.0.1:0", Workers: 1, Ready: func(e local.Endpoints) { ready <- e }}, models, pipelines)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
 	})
 	select {
 	case eps := <-ready:
 		return eps
-	case err := <-done:
-		t.Fatalf("Run stopped: %v", err)
+	case <-stopped:
+		t.Fatalf("Run stopped: %v", *runErr)
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run not ready within 30s")
 	}
 	return local.Endpoints{}
+}
+
+// runUntilCleanup runs run in a goroutine until the test's cleanup cancels it and waits for it.
+// stopped is closed when run returns, with its error in *err then: a channel closed rather than
+// sent on, so that a test failing because run stopped early does not hang its own cleanup.
+func runUntilCleanup(t *testing.T, cancel context.CancelFunc, run func() error) (stopped <-chan struct{}, err *error) {
+	t.Helper()
+	done := make(chan struct{})
+	var runErr error
+	go func() {
+		defer close(done)
+		runErr = run()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		if runErr != nil {
+			t.Errorf("run: %v", runErr)
+		}
+	})
+	return done, &runErr
 }
 
 // internal/ingest's transform benchmark measures the sample's transforms from a copy (the data

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -339,9 +340,14 @@ func (r *run) shutdown() {
 }
 
 // close releases what Run holds, also when it returns early: workers are cancelled (not waited
-// for), the OIP servers closed, NATS disconnected.
+// for), the listeners closed (after a start that failed half-way, the servers already started
+// would otherwise keep their ports for the life of the process), the OIP servers closed, NATS
+// disconnected.
 func (r *run) close() {
 	r.stopWorkers()
+	for _, s := range slices.Concat(r.ingest, r.models) {
+		_ = s.Close()
+	}
 	for _, s := range r.oipServers {
 		s.Close()
 	}

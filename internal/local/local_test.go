@@ -76,23 +76,28 @@ func runLocal(t testing.TB, opts Options, models []Model, pipelines []Pipeline) 
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan Endpoints, 1)
-	done := make(chan error, 1)
+	// Closed, not sent on: both the wait below and the cleanup read it, and a Run that stops
+	// early must fail the test, not hang its cleanup.
+	stopped := make(chan struct{})
+	var runErr error
 	go func() {
+		defer close(stopped)
 		opts.NATSAddr, opts.IngestAddr, opts.InferAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 		opts.Ready = func(e Endpoints) { ready <- e }
-		done <- Run(ctx, opts, models, pipelines)
+		runErr = Run(ctx, opts, models, pipelines)
 	}()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
+		<-stopped
+		if runErr != nil {
+			t.Errorf("Run: %v", runErr)
 		}
 	})
 	select {
 	case e := <-ready:
 		return e
-	case err := <-done:
-		t.Fatalf("Run stopped before it was ready: %v", err)
+	case <-stopped:
+		t.Fatalf("Run stopped before it was ready: %v", runErr)
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run not ready within 30s")
 	}
@@ -466,6 +471,31 @@ func TestABusyNATSPortSaysSo(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("Run on a busy NATS port: %v, want an error saying the address is in use", err)
 	}
+}
+
+// TestAFailedStartFreesThePortsItTook: the model's server starts on a port that the pipeline's
+// ingestion then asks for too, so Run fails half-way; the model's port must be free again once
+// Run has returned, as a process that exits would leave it (tests run Run in-process, and a
+// leaked listener also left its goroutine behind).
+func TestAFailedStartFreesThePortsItTook(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	m := testenv.FreightModel(t)
+	err = Run(context.Background(), Options{DataDir: t.TempDir(), NATSAddr: "127.0.0.1:0", IngestAddr: addr, InferAddr: addr},
+		[]Model{{Name: "freight-delay-risk", Version: "1", Runtime: m, MaxBatchSize: 64, MaxBatchDelay: time.Millisecond}},
+		[]Pipeline{testPipeline(t, m)})
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Run with ingestion on the model's port: %v, want an error saying the address is in use", err)
+	}
+	again, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("the model's port after Run failed: %v", err)
+	}
+	again.Close()
 }
 
 // TestServersHaveThePodsLimits: local mode's servers are built by the code the pods use, so a
