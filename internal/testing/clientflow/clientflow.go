@@ -187,6 +187,9 @@ func shipments(t *testing.T, file string) func(id string, edit func(shipment map
 type feed struct {
 	sc    *bufio.Scanner
 	close func()
+	// wait bounds each untilAll: a feed that stops delivering fails the test with what it did
+	// deliver, instead of holding it until the connection's own deadline.
+	wait time.Duration
 }
 
 // openFeed follows GET /v1/predictions:stream after last until the test ends or close.
@@ -211,7 +214,7 @@ func (a API) openFeed(t *testing.T, token, last string) *feed {
 		}
 		return nil
 	})
-	f := &feed{sc: bufio.NewScanner(resp.Body), close: func() { cancel(); resp.Body.Close() }}
+	f := &feed{sc: bufio.NewScanner(resp.Body), close: func() { cancel(); resp.Body.Close() }, wait: a.Wait}
 	t.Cleanup(f.close)
 	return f
 }
@@ -220,6 +223,8 @@ func (a API) openFeed(t *testing.T, token, last string) *feed {
 // feed's order, and the feed's id (sequence) of the last. Any other event fails the test.
 func (f *feed) untilAll(t *testing.T, stop ...string) (ids []string, last string) {
 	t.Helper()
+	timeout := time.AfterFunc(f.wait, f.close)
+	defer timeout.Stop()
 	var seq, event string
 	for f.sc.Scan() {
 		line := f.sc.Text()
@@ -246,6 +251,6 @@ func (f *feed) untilAll(t *testing.T, stop ...string) (ids []string, last string
 			return ids, last
 		}
 	}
-	t.Fatalf("the feed ended before %v: %v (%v)", stop, ids, f.sc.Err())
+	t.Fatalf("the feed ended (or gave nothing more for %v) before %v: %v (%v)", f.wait, stop, ids, f.sc.Err())
 	return nil, ""
 }
