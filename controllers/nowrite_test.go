@@ -103,8 +103,8 @@ func settled(t *testing.T, op *operator, controllers ...string) {
 	last := len(op.writes.snapshot())
 	testenv.Eventually(t, 30*time.Second, fmt.Sprintf("controllers %v idle", controllers), func() error {
 		for _, c := range controllers {
-			if v, _ := metricValue(t, "workqueue_depth", map[string]string{"name": c}); v != 0 {
-				return fmt.Errorf("%s has %v queued", c, v)
+			if v, _ := metricValue(t, "workqueue_depth", map[string]string{"name": c}); v != op.queuedBefore[c] {
+				return fmt.Errorf("%s has %v queued", c, v-op.queuedBefore[c])
 			}
 			if v, _ := metricValue(t, "controller_runtime_active_workers", map[string]string{"controller": c}); v != 0 {
 				return fmt.Errorf("%s has %v reconciles running", c, v)
@@ -116,6 +116,29 @@ func settled(t *testing.T, op *operator, controllers ...string) {
 		}
 		return nil
 	})
+}
+
+// queueDepths reads workqueue_depth of every queue, by name.
+func queueDepths(t testing.TB) map[string]float64 {
+	t.Helper()
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	depths := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "workqueue_depth" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "name" {
+					depths[l.GetValue()] = m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return depths
 }
 
 // metricValue reads one series of the operator's registry: a gauge's or a counter's value, and
