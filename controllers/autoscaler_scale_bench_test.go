@@ -137,7 +137,7 @@ func BenchmarkAutoscaler1000Pipelines(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a := &AutoscalerReconciler{Client: mgr.GetClient(), Queue: connector, Recorder: mgr.GetEventRecorder("bench"),
+	a := &AutoscalerReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Queue: connector, Recorder: mgr.GetEventRecorder("bench"),
 		Clock: clock.RealClock{}, Metrics: m, Options: Options{DefaultNATSURL: natsURL}, Concurrency: autoscalerConcurrency}
 	if err := a.SetupWithManager(mgr); err != nil {
 		b.Fatal(err)

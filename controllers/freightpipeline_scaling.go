@@ -62,12 +62,15 @@ const statusRefresh = 10 * time.Second
 // recommenders live in memory, one per pipeline: a new leader starts new ones (see
 // docs/autoscaling.md for what that keeps and what it forgets).
 type AutoscalerReconciler struct {
-	Client   client.Client
-	Queue    JetStreamConnector
-	Recorder events.EventRecorder
-	Clock    clock.PassiveClock
-	Metrics  *metrics.Autoscaling
-	Options  Options
+	Client client.Client
+	// APIReader reads around the cache: a status is written only onto the object it was
+	// computed for (see sameObject).
+	APIReader client.Reader
+	Queue     JetStreamConnector
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
+	Metrics   *metrics.Autoscaling
+	Options   Options
 	// Concurrency bounds the samples in flight at once: enough that a slow NATS server does not
 	// delay the other pipelines' samples, few enough not to flood it.
 	Concurrency int
@@ -330,8 +333,13 @@ func (a *AutoscalerReconciler) writeStatus(ctx context.Context, sp *scaledPipeli
 		sp.written, sp.writtenAt = st, now
 		return nil
 	}
-	if err := applyStatus(ctx, a.Client, AutoscalerFieldOwner, p, freightcastv1alpha1.GroupVersion.WithKind("FreightPipeline"),
-		map[string]any{"autoscaling": st}); err != nil {
+	gvk := freightcastv1alpha1.GroupVersion.WithKind("FreightPipeline")
+	if same, err := sameObject(ctx, a.APIReader, p, gvk); err != nil || !same {
+		// Deleted, or created again under its name since the cache was read: the new one's own
+		// samples report on it.
+		return err
+	}
+	if err := applyStatus(ctx, a.Client, AutoscalerFieldOwner, p, gvk, map[string]any{"autoscaling": st}); err != nil {
 		// Deleted since it was read: there is nothing to report on, and its delete event forgets it.
 		return client.IgnoreNotFound(err)
 	}

@@ -512,7 +512,7 @@ func TestAutoscalerSamplesOnAFakeClock(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &AutoscalerReconciler{Client: k8s, Queue: connector, Recorder: events.NewFakeRecorder(100), Clock: clk,
+		return &AutoscalerReconciler{Client: k8s, APIReader: k8s, Queue: connector, Recorder: events.NewFakeRecorder(100), Clock: clk,
 			Metrics: m, Options: Options{DefaultNATSURL: srv.URL()}}
 	}
 	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(p)}
@@ -585,5 +585,42 @@ func TestAutoscalerSamplesOnAFakeClock(t *testing.T) {
 	clk.Step(5 * time.Minute)
 	if st = sample(b); poolSize() != 1 || st.DesiredReplicas != 1 {
 		t.Fatalf("after the stabilization window: pool %d, status %+v; want 1", poolSize(), st)
+	}
+}
+
+// TestAutoscalerWritesNoStatusOnAPipelineCreatedAgain: a sample computed from a cache that has not
+// yet seen a pipeline deleted and created again under its name must not land on the new one (the
+// API server applies a custom resource's status onto whatever object holds the name, whatever UID
+// the request carries).
+func TestAutoscalerWritesNoStatusOnAPipelineCreatedAgain(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	old := newPipeline(ns, "orders", "m")
+	mustCreate(t, old)
+	if err := k8s.Delete(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	renewed := newPipeline(ns, "orders", "m")
+	mustCreate(t, renewed)
+	a := &AutoscalerReconciler{Client: k8s, APIReader: k8s}
+	st := &freightcastv1alpha1.AutoscalingStatus{CurrentReplicas: 3, DesiredReplicas: 5}
+	if err := a.writeStatus(ctx, &scaledPipeline{}, old, st, testNow); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(renewed), renewed); err != nil {
+		t.Fatal(err)
+	}
+	if renewed.Status.Autoscaling != nil {
+		t.Errorf("the pipeline created again got the old one's autoscaling status: %+v", renewed.Status.Autoscaling)
+	}
+	// The object it was computed for still gets it.
+	if err := a.writeStatus(ctx, &scaledPipeline{}, renewed, st, testNow); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(renewed), renewed); err != nil {
+		t.Fatal(err)
+	}
+	if got := renewed.Status.Autoscaling; got == nil || got.DesiredReplicas != 5 {
+		t.Errorf("status.autoscaling of the live pipeline: %+v, want the sample's", got)
 	}
 }

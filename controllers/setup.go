@@ -63,6 +63,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options, connector JetStreamConnect
 	}
 	return (&AutoscalerReconciler{
 		Client:      mgr.GetClient(),
+		APIReader:   mgr.GetAPIReader(),
 		Queue:       connector,
 		Recorder:    mgr.GetEventRecorder("freightcast-autoscaler"),
 		Clock:       clk,
