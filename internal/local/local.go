@@ -83,9 +83,6 @@ type Options struct {
 	// ReportAddr is where the reporting role of the first pipeline with reporting listens; the
 	// i-th pipeline's takes its port plus i, as its ingestion does. Empty: any free loopback port.
 	ReportAddr string
-	// SnapshotInterval is how often reporting roles write their snapshot while predictions
-	// arrive; 0: the pod's default (30 s).
-	SnapshotInterval time.Duration
 	// Workers, when positive, fixes the number of workers per pipeline; zero lets each
 	// pipeline's autoscaling policy size them.
 	Workers int
@@ -372,7 +369,7 @@ func (r *run) runReporting(i int, cfg pipelineconfig.Config, log *slog.Logger) (
 	if err != nil {
 		return "", err
 	}
-	handler, svc, err := report.NewServer(js, cfg, r.opts.SnapshotInterval, prometheus.NewRegistry(), log)
+	handler, svc, err := report.NewServer(js, cfg, 0, prometheus.NewRegistry(), log) // 0: the pod's snapshot interval
 	if err != nil {
 		return "", err
 	}

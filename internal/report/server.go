@@ -21,7 +21,7 @@ import (
 )
 
 // NewServer builds the reporting role of pipeline cfg (which must have reporting): its service,
-// and the HTTP handler of the API, the clients' page, /livez, /readyz and /metrics (of reg, on
+// writing a snapshot every interval (0: the default of Options), and the HTTP handler of the API, the clients' page, /livez, /readyz and /metrics (of reg, on
 // which the service's collector is registered). `freightcast report` and local mode both run
 // the role from here.
 func NewServer(js jetstream.JetStream, cfg pipelineconfig.Config, interval time.Duration, reg *prometheus.Registry, log *slog.Logger) (http.Handler, *Service, error) {
