@@ -134,7 +134,7 @@ func TestParseRunFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(o.files) != 2 || o.workers != 4 || o.pvcs[0] != "models=/srv/models" || o.ingestAddr != "127.0.0.1:8080" || o.maxStore != 0 {
+	if len(o.files) != 2 || o.workers != 4 || o.pvcs[0] != "models=/srv/models" || o.ingestAddr != "127.0.0.1:8080" || o.reportAddr != "127.0.0.1:8180" || o.maxStore != 0 {
 		t.Errorf("options %+v", o)
 	}
 	if o, err := parseRunFlags([]string{"-f", "a.yaml", "--store-size=4Gi"}); err != nil || o.maxStore != 4<<30 {
