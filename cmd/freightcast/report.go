@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -15,16 +13,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/freightcast/freightcast/internal/httpauth"
 	"github.com/freightcast/freightcast/internal/httpserver"
-	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
 	"github.com/freightcast/freightcast/internal/report"
-	"github.com/freightcast/freightcast/internal/report/page"
-	"github.com/freightcast/freightcast/internal/version"
 )
 
 // reportConfig is the `freightcast report` command line.
@@ -87,7 +80,7 @@ func runReport(ctx context.Context, args []string) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	handler, svc, err := newReportServer(js, cfg, c.snapshotInterval, reg, log)
+	handler, svc, err := report.NewServer(js, cfg, c.snapshotInterval, reg, log)
 	if err != nil {
 		return err
 	}
@@ -103,80 +96,5 @@ func runReport(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return serveReport(ctx, svc, httpserver.New(handler, log), ln, c.shutdownTimeout, log)
-}
-
-// newReportServer builds the reporting role's HTTP handler (the API, /livez, /readyz, /metrics)
-// and its service; local mode builds its own from the same function.
-func newReportServer(js jetstream.JetStream, cfg pipelineconfig.Config, interval time.Duration, reg *prometheus.Registry, log *slog.Logger) (http.Handler, *report.Service, error) {
-	svc, err := report.NewService(js, cfg.Queue, *cfg.Reporting, report.Options{SnapshotInterval: interval, Log: log})
-	if err != nil {
-		return nil, nil, err
-	}
-	var tokens *httpauth.Tokens
-	if cfg.Ingestion.TokensFile != "" {
-		if tokens, err = httpauth.NewTokens(cfg.Ingestion.TokensFile, log, nil); err != nil {
-			return nil, nil, err
-		}
-	}
-	if err := reg.Register(metrics.ReportCollector{Read: svc.Stats}); err != nil {
-		return nil, nil, err
-	}
-	mux := http.NewServeMux()
-	api := report.NewAPI(svc, tokens, nil)
-	api.Page = page.Handler()
-	api.Register(mux)
-	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !svc.Ready() {
-			http.Error(w, "not ready: restoring the report snapshot or attaching the consumer", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	return mux, svc, nil
-}
-
-// serveReport runs the service and the HTTP server until ctx ends, then stops serving and
-// writes a last snapshot so that the next start replays little.
-func serveReport(ctx context.Context, svc *report.Service, srv *http.Server, ln net.Listener, shutdown time.Duration, log *slog.Logger) error {
-	runCtx, stopRun := context.WithCancel(ctx)
-	defer stopRun()
-	runErr := make(chan error, 1)
-	go func() {
-		// Run fails only before it consumes (no NATS, no store yet): retry until stopped.
-		for {
-			err := svc.Run(runCtx)
-			if err == nil || runCtx.Err() != nil {
-				runErr <- nil
-				return
-			}
-			log.Warn("reporting cannot consume yet; retrying", "error", err)
-			select {
-			case <-runCtx.Done():
-			case <-time.After(2 * time.Second):
-			}
-		}
-	}()
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("reporting", "addr", ln.Addr().String(), "version", version.String())
-	select {
-	case err := <-serveErr:
-		if !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serving HTTP: %w", err)
-		}
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdown)
-	defer cancel()
-	err := srv.Shutdown(shutdownCtx)
-	stopRun()
-	<-runErr
-	if serr := svc.Snapshot(shutdownCtx); serr != nil {
-		log.Warn("writing the last report snapshot", "error", serr)
-	}
-	log.Info("stopped")
-	return err
+	return report.Serve(ctx, svc, httpserver.New(handler, log), ln, c.shutdownTimeout, log)
 }

@@ -41,6 +41,7 @@ type runOptions struct {
 	natsAddr   string
 	ingestAddr string
 	inferAddr  string
+	reportAddr string
 	workers    int
 	logLevel   string
 	storeSize  string
@@ -56,9 +57,10 @@ func parseRunFlags(args []string) (*runOptions, error) {
 	fs.StringVar(&o.natsAddr, "nats-addr", "127.0.0.1:4222", "address of the embedded NATS server")
 	fs.StringVar(&o.ingestAddr, "ingest-addr", "127.0.0.1:8080", "address of the first pipeline's ingestion API; more pipelines take the next ports")
 	fs.StringVar(&o.inferAddr, "infer-addr", "127.0.0.1:9080", "address of the first model's Open Inference Protocol API; more models take the next ports")
+	fs.StringVar(&o.reportAddr, "report-addr", "127.0.0.1:8180", "address of the reporting role of the first pipeline with spec.reporting (the i-th pipeline's takes the port plus i); its ingestion forwards /v1/reports to it")
 	fs.IntVar(&o.workers, "workers", 0, "a fixed number of inference workers per pipeline; 0 sizes them from the queue depth with the pipeline's autoscaling spec, as the operator does")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&o.storeSize, "store-size", "", "the embedded JetStream's store (e.g. 4Gi), which each pipeline reserves 3 × spec.queue.maxBytes of up front; default: 75 % of the disk free under --data-dir")
+	fs.StringVar(&o.storeSize, "store-size", "", "the embedded JetStream's store (e.g. 4Gi), which each pipeline reserves 3 × spec.queue.maxBytes of up front (4 × with spec.reporting); default: 75 % of the disk free under --data-dir")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -119,7 +121,7 @@ func runLocal(ctx context.Context, args []string) error {
 		return err
 	}
 	return local.Run(ctx, local.Options{DataDir: filepath.Join(o.dataDir, "jetstream"), MaxStore: o.maxStore, NATSAddr: o.natsAddr,
-		IngestAddr: o.ingestAddr, InferAddr: o.inferAddr, Workers: o.workers, Out: os.Stdout, Logger: log,
+		IngestAddr: o.ingestAddr, InferAddr: o.inferAddr, ReportAddr: o.reportAddr, Workers: o.workers, Out: os.Stdout, Logger: log,
 		TracerProvider: tp}, models, pipelines)
 }
 
@@ -199,9 +201,6 @@ func readManifests(paths []string) (*manifests, error) {
 			case *freightcastv1alpha1.FreightPipeline:
 				if err := refuseTLS(o.Spec.Ingestion.TLS != nil, "spec.ingestion"); err != nil {
 					return nil, fmt.Errorf("%s: FreightPipeline %s: %w", f, o.Name, err)
-				}
-				if o.Spec.Reporting != nil {
-					return nil, fmt.Errorf("%s: FreightPipeline %s: spec.reporting: local mode does not run the reporting role yet; remove it to run locally", f, o.Name)
 				}
 				if o.Spec.Inference.Scoring == freightcastv1alpha1.ScoringRemote {
 					return nil, fmt.Errorf("%s: FreightPipeline %s: spec.inference.scoring Remote: local mode scores in-process only; remove it to run locally", f, o.Name)
@@ -307,6 +306,11 @@ func (m *manifests) resolve(ctx context.Context, pvcDirs map[string]string, data
 	}
 	var pipelines []local.Pipeline
 	for _, p := range m.pipelines {
+		// As the operator's webhook does, before anything runs: a dimension that does not
+		// compile is named.
+		if err := spec.CheckReporting(p); err != nil {
+			return nil, nil, fmt.Errorf("FreightPipeline %s: spec.reporting: %w", p.Name, err)
+		}
 		pm, ok := m.models[p.Spec.ModelRef.Name]
 		if !ok {
 			return nil, nil, fmt.Errorf("FreightPipeline %s: its model %s is not in the files", p.Name, p.Spec.ModelRef.Name)

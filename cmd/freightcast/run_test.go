@@ -12,10 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	freightcastv1alpha1 "github.com/freightcast/freightcast/api/v1alpha1"
+	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/testing/testcerts"
 )
 
@@ -98,9 +100,9 @@ spec:
 			files:   map[string]string{"a.yaml": "apiVersion: freightcast.io/v1alpha1\nkind: FreightPipeline\nmetadata: {name: p}\nspec: {modelRef: {name: m}, inference: {scoring: Remote}}\n"},
 			wantErr: "FreightPipeline p: spec.inference.scoring Remote: local mode scores in-process only",
 		},
-		"reporting": {
-			files:   map[string]string{"a.yaml": "apiVersion: freightcast.io/v1alpha1\nkind: FreightPipeline\nmetadata: {name: p}\nspec: {modelRef: {name: m}, reporting: {dimensions: [{name: lane, expression: event.shipment.lane}], outputs: [{name: delay_risk}]}}\n"},
-			wantErr: "FreightPipeline p: spec.reporting: local mode does not run the reporting role yet",
+		"a reporting dimension that does not compile": {
+			files:   map[string]string{"a.yaml": "apiVersion: freightcast.io/v1alpha1\nkind: FreightPipeline\nmetadata: {name: p}\nspec: {modelRef: {name: m}, reporting: {dimensions: [{name: lane, expression: 'event.shipment.lane +'}], outputs: [{name: delay_risk}]}}\n"},
+			wantErr: `FreightPipeline p: spec.reporting: dimension "lane": expression "event.shipment.lane +"`,
 		},
 		"nothing to run": {
 			files:   map[string]string{"a.yaml": "# only a comment\n"},
@@ -132,7 +134,7 @@ func TestParseRunFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(o.files) != 2 || o.workers != 4 || o.pvcs[0] != "models=/srv/models" || o.ingestAddr != "127.0.0.1:8080" || o.maxStore != 0 {
+	if len(o.files) != 2 || o.workers != 4 || o.pvcs[0] != "models=/srv/models" || o.ingestAddr != "127.0.0.1:8080" || o.reportAddr != "127.0.0.1:8180" || o.maxStore != 0 {
 		t.Errorf("options %+v", o)
 	}
 	if o, err := parseRunFlags([]string{"-f", "a.yaml", "--store-size=4Gi"}); err != nil || o.maxStore != 4<<30 {
@@ -186,6 +188,35 @@ func TestRunReadsTokensFromSecretManifests(t *testing.T) {
 	_, _, err = m.resolve(context.Background(), nil, t.TempDir())
 	if want := "PredictionModel freight-delay-risk: spec.auth.secretRef: Secret api-tokens is not in the files; add its manifest to the -f set"; err == nil || err.Error() != want {
 		t.Errorf("without the Secret: %v, want %q", err, want)
+	}
+}
+
+// TestRunReadsReporting: a pipeline with spec.reporting resolves to the config the reporting pod
+// reads, defaults included, with its queue provisioning the report consumer and store.
+func TestRunReadsReporting(t *testing.T) {
+	dir := t.TempDir()
+	const reporting = "spec:\n  reporting:\n    dimensions: [{name: carrier, expression: event.shipment.carrier}]\n    outputs: [{name: delay_risk}]\n    threshold: \"0.7\"\n"
+	writeFile(t, dir, "model.yaml", readSample(t, "freightcast_v1alpha1_predictionmodel.yaml"))
+	writeFile(t, dir, "pipeline.yaml", strings.Replace(readSample(t, "freightcast_v1alpha1_freightpipeline.yaml"), "spec:\n", reporting, 1))
+	writeFile(t, dir, "cm.yaml", readSample(t, "freightcast_v1alpha1_model_configmap.yaml"))
+	m, err := readManifests([]string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, pipelines, err := m.resolve(context.Background(), nil, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := pipelines[0].Config
+	if !cfg.Queue.Reporting || cfg.Reporting == nil {
+		t.Fatalf("queue.reporting %v, reporting %+v: want both", cfg.Queue.Reporting, cfg.Reporting)
+	}
+	want := pipelineconfig.Reporting{Dimensions: []pipelineconfig.ReportDimension{{Name: "carrier", Expression: "event.shipment.carrier"}},
+		Outputs: []pipelineconfig.ReportOutput{{Name: "delay_risk"}}, Threshold: 0.7,
+		Buckets:   []pipelineconfig.ReportBucket{{Width: "5m", Retention: "48h"}, {Width: "1h", Retention: "2160h"}},
+		MaxValues: cfg.Reporting.MaxValues, TopShipments: cfg.Reporting.TopShipments}
+	if diff := cmp.Diff(want, *cfg.Reporting); diff != "" || cfg.Reporting.Validate() != nil {
+		t.Errorf("reporting (-want +got):\n%s%v", diff, cfg.Reporting.Validate())
 	}
 }
 

@@ -115,10 +115,11 @@ func waitPredictions(b *testing.B, kv jetstream.KeyValue, n uint64) time.Time {
 	}
 }
 
-// BenchmarkEndToEnd measures the maximum end-to-end rate, then latency at half of it.
+// BenchmarkEndToEnd measures the maximum end-to-end rate, then latency at half of it; with
+// -reporting, of the pipeline with spec.reporting.
 func BenchmarkEndToEnd(b *testing.B) {
 	const events = 50_000
-	eps := start(b, 2)
+	eps := startBench(b)
 	url := eps.Ingest["orders"]
 	_, js := natstest.Connect(b, eps.NATS)
 	kv, err := js.KeyValue(context.Background(), queue.TopologyFor("local", "orders").Bucket)
@@ -139,6 +140,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			// CPU time of the whole process (clients, ingestion, NATS, workers) per event: on
 			// the shared machine it moves far less with the other load than the rate does.
 			b.ReportMetric(float64((cputime.Process()-cpu).Microseconds())/events, "cpu-µs/event")
+			reportCatchUp(b, eps, stored, end, cpu, events)
 			rate := float64(events) / end.Sub(since).Seconds()
 			maxRate = max(maxRate, rate)
 			lat := collectLatencies(b, js, events, since)

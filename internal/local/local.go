@@ -1,6 +1,7 @@
 // Package local runs whole pipelines in one process: an embedded nats-server with JetStream, and
-// for each pipeline its ingestion API, its model's Open Inference Protocol API and its workers —
-// the same packages the operator's pods run, wired together without Kubernetes. It is what
+// for each pipeline its ingestion API, its model's Open Inference Protocol API, its workers and,
+// with reporting, its reporting role — the same packages the operator's pods run, wired together
+// without Kubernetes. It is what
 // `freightcast run` (and `make run`) starts.
 package local
 
@@ -34,6 +35,7 @@ import (
 	"github.com/freightcast/freightcast/internal/oip"
 	"github.com/freightcast/freightcast/internal/pipelineconfig"
 	"github.com/freightcast/freightcast/internal/queue"
+	"github.com/freightcast/freightcast/internal/report"
 	"github.com/freightcast/freightcast/internal/scaler"
 	"github.com/freightcast/freightcast/internal/worker"
 )
@@ -49,7 +51,8 @@ type Model struct {
 	TokensFile string
 }
 
-// Pipeline is one pipeline to run. Config.NATSURL is ignored: local mode uses its own server.
+// Pipeline is one pipeline to run. Config.NATSURL and Config.Ingestion.ReportingURL are ignored:
+// local mode uses its own server, and its own reporting role when Config.Reporting is set.
 type Pipeline struct {
 	Config pipelineconfig.Config
 	// Model is the runtime of the pipeline's model; Inputs its inputs with the features each
@@ -78,6 +81,9 @@ type Options struct {
 	// IngestAddr and InferAddr are the first listen addresses of the ingestion and OIP APIs;
 	// further pipelines and models take the next ports.
 	IngestAddr, InferAddr string
+	// ReportAddr is where the reporting role of the first pipeline with reporting listens; the
+	// i-th pipeline's takes its port plus i, as its ingestion does. Empty: any free loopback port.
+	ReportAddr string
 	// Workers, when positive, fixes the number of workers per pipeline; zero lets each
 	// pipeline's autoscaling policy size them.
 	Workers int
@@ -95,14 +101,17 @@ type Options struct {
 // Endpoints are the URLs Run serves.
 type Endpoints struct {
 	NATS string
-	// Ingest and Infer map pipeline and model names to their base URLs.
-	Ingest map[string]string
-	Infer  map[string]string
+	// Ingest and Infer map pipeline and model names to their base URLs; Reports the names of
+	// the pipelines with reporting to their reporting role's (which their ingestion forwards
+	// /v1/reports… to, as in a cluster).
+	Ingest  map[string]string
+	Infer   map[string]string
+	Reports map[string]string
 }
 
 // Run starts everything and serves until ctx is cancelled, then stops in order: ingestion first
-// (nothing new comes in), then the workers (they finish their batches), then the OIP servers, then
-// NATS.
+// (nothing new comes in), then the workers (they finish their batches), then the reporting roles
+// (each writes its last snapshot), then the OIP servers, then NATS.
 func Run(ctx context.Context, opts Options, models []Model, pipelines []Pipeline) error {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -174,6 +183,12 @@ type run struct {
 	stopWorkers context.CancelFunc
 	autoscalers sync.WaitGroup
 	pools       []*worker.Pool
+	// Reporting roles outlive ctx until shutdown stops them, after the workers, so that their
+	// last snapshot covers every prediction; each has a NATS connection of its own, as the pod.
+	reportsCtx  context.Context
+	stopReports context.CancelFunc
+	reports     sync.WaitGroup
+	reportConns []*nats.Conn
 	// store is the embedded server's JetStream store.
 	store queue.StoreLimit
 }
@@ -190,8 +205,9 @@ func newRun(ctx context.Context, opts Options, natsURL string) (*run, error) {
 		return nil, err
 	}
 	r := &run{opts: opts, log: opts.Logger, nc: nc, js: js, failed: make(chan error, 1), bodies: httpbody.BudgetFromMemoryLimit(),
-		eps: Endpoints{NATS: natsURL, Ingest: map[string]string{}, Infer: map[string]string{}}}
+		eps: Endpoints{NATS: natsURL, Ingest: map[string]string{}, Infer: map[string]string{}, Reports: map[string]string{}}}
 	r.workersCtx, r.stopWorkers = context.WithCancel(context.WithoutCancel(ctx))
+	r.reportsCtx, r.stopReports = context.WithCancel(context.WithoutCancel(ctx))
 	return r, nil
 }
 
@@ -282,10 +298,17 @@ func (r *run) runPipeline(ctx context.Context, i int, p Pipeline) error {
 	for k, in := range p.Inputs {
 		inputs[k] = pipelineconfig.Input(in)
 	}
+	reportingURL := ""
+	if cfg.Reporting != nil {
+		var err error
+		if reportingURL, err = r.runReporting(i, cfg, log); err != nil {
+			return fmt.Errorf("local: pipeline %s reporting: %w", cfg.Name, err)
+		}
+	}
 	reg := prometheus.NewRegistry()
 	h, err := ingest.New(ingest.Config{TracerProvider: r.opts.TracerProvider, Conn: r.nc, Topology: cfg.Queue.Topology, Inputs: inputs, Transforms: cfg.Transforms,
 		MaxBodyBytes: cfg.Ingestion.MaxBodyBytes, BodyBudget: r.bodies, TokensFile: cfg.Ingestion.TokensFile, RateLimit: cfg.Ingestion.RateLimit,
-		Registry: reg, Logger: log})
+		ReportingURL: reportingURL, Registry: reg, Logger: log})
 	if err != nil {
 		return fmt.Errorf("local: pipeline %s: %w", cfg.Name, err)
 	}
@@ -328,7 +351,49 @@ func (r *run) runPipeline(ctx context.Context, i int, p Pipeline) error {
 	return nil
 }
 
-// shutdown stops ingestion, then the workers, once they drained, then the model servers.
+// runReporting starts the i-th pipeline's reporting role as `freightcast report` runs it
+// (report.NewServer and report.Serve, connected as the reporting role connects) and returns its
+// URL. Its snapshots go to the pipeline's report store in the embedded JetStream, under DataDir,
+// so a restart on the same directory resumes from the last one.
+func (r *run) runReporting(i int, cfg pipelineconfig.Config, log *slog.Logger) (string, error) {
+	log = log.With("role", "reporting")
+	natsOpts, err := queue.ReportingOptions(cfg.Queue.Topology, cfg.NATSCredentials)
+	if err != nil {
+		return "", err
+	}
+	nc, err := nats.Connect(r.eps.NATS, append(natsOpts, nats.Name("freightcast-run/report/"+cfg.Name), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1))...)
+	if err != nil {
+		return "", fmt.Errorf("connecting to the embedded NATS: %w", err)
+	}
+	r.reportConns = append(r.reportConns, nc)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return "", err
+	}
+	handler, svc, err := report.NewServer(js, cfg, 0, prometheus.NewRegistry(), log) // 0: the pod's snapshot interval
+	if err != nil {
+		return "", err
+	}
+	addr := r.opts.ReportAddr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := listenOffset(addr, i)
+	if err != nil {
+		return "", err
+	}
+	url := "http://" + ln.Addr().String()
+	r.eps.Reports[cfg.Name] = url
+	r.reports.Go(func() {
+		if err := report.Serve(r.reportsCtx, svc, httpserver.New(handler, log), ln, 25*time.Second, log); err != nil {
+			r.report(fmt.Errorf("pipeline %s reporting: %w", cfg.Name, err))
+		}
+	})
+	return url, nil
+}
+
+// shutdown stops ingestion, then the workers, once they drained, then the reporting roles, once
+// they wrote their last snapshot, then the model servers.
 func (r *run) shutdown() {
 	shutdownAll(r.ingest)
 	r.stopWorkers()
@@ -336,20 +401,28 @@ func (r *run) shutdown() {
 	for _, wp := range r.pools {
 		wp.Wait()
 	}
+	r.stopReports()
+	r.reports.Wait()
 	shutdownAll(r.models)
 }
 
 // close releases what Run holds, also when it returns early: workers are cancelled (not waited
-// for), the listeners closed (after a start that failed half-way, the servers already started
-// would otherwise keep their ports for the life of the process), the OIP servers closed, NATS
+// for), reporting roles stopped (their last snapshot written while NATS still runs), the
+// listeners closed (after a start that failed half-way, the servers already started would
+// otherwise keep their ports for the life of the process), the OIP servers closed, NATS
 // disconnected.
 func (r *run) close() {
 	r.stopWorkers()
+	r.stopReports()
+	r.reports.Wait()
 	for _, s := range slices.Concat(r.ingest, r.models) {
 		_ = s.Close()
 	}
 	for _, s := range r.oipServers {
 		s.Close()
+	}
+	for _, nc := range r.reportConns {
+		nc.Close()
 	}
 	r.nc.Close()
 }
@@ -418,6 +491,9 @@ func printEndpoints(w io.Writer, eps Endpoints) {
 	fmt.Fprintf(w, "\nFreightcast is running (Ctrl-C stops it).\n\n  NATS JetStream: %s\n", eps.NATS)
 	for name, url := range eps.Ingest {
 		fmt.Fprintf(w, "\n  pipeline %s\n    send events:     curl -XPOST %s/v1/events -H 'Content-Type: application/json' -d @models/freight-delay-risk.events.json\n    read prediction: curl %s/v1/predictions/EVENT_ID\n    metrics:         %s/metrics\n", name, url, url, url)
+		if rep, ok := eps.Reports[name]; ok {
+			fmt.Fprintf(w, "    reports:         curl %s/v1/reports:describe   (the page: %s/v1/reports/)\n    reporting role:  %s (its /metrics, /readyz)\n", url, url, rep)
+		}
 	}
 	for name, url := range eps.Infer {
 		fmt.Fprintf(w, "\n  model %s (Open Inference Protocol v2)\n    metadata: curl %s/v2/models/%s\n    infer:    curl -XPOST %s/v2/models/%s/infer -H 'Content-Type: application/json' -d @models/freight-delay-risk.request.json\n", name, url, name, url, name)

@@ -147,14 +147,18 @@ func (s *Service) Run(ctx context.Context) error {
 			time.Sleep(time.Second)
 			continue
 		}
-		s.mu.Lock()
+		// The lock is taken per record, not around the loop: the loop waits for the batch's
+		// records to arrive (up to a second when few come), and the API must not wait with it.
 		for m := range batch.Messages() {
+			s.mu.Lock()
 			s.apply(m)
 			s.pending = m
+			s.mu.Unlock()
 			since++
 		}
+		s.mu.RLock()
 		pending := s.pending
-		s.mu.Unlock()
+		s.mu.RUnlock()
 		if err := batch.Error(); err != nil && !errors.Is(err, context.Canceled) && ctx.Err() == nil {
 			s.opts.Log.Warn("fetching predictions", "error", err)
 		}
