@@ -138,10 +138,6 @@ func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { r
 // operator is a running manager with both controllers, as `freightcast manager` runs them.
 type operator struct {
 	writes *writeCounter
-	// queuedBefore is workqueue_depth by queue name when the operator started. The gauges are
-	// the process's, one per name, shared by every test's manager: an item left in the queue of
-	// a manager stopped by an earlier test stays counted for ever.
-	queuedBefore map[string]float64
 	// cache is the manager's.
 	cache cache.Cache
 }
@@ -160,7 +156,7 @@ func startOperator(t testing.TB, defaultNATSURL, namespace string, tune ...func(
 // time past a threshold, or hold it still to show that something does not happen before it.
 func startOperatorWithClock(t testing.TB, clk clock.PassiveClock, defaultNATSURL, namespace string, tune ...func(*Options)) *operator {
 	t.Helper()
-	op := &operator{writes: &writeCounter{}, queuedBefore: queueDepths(t)}
+	op := &operator{writes: &writeCounter{}}
 	cfg := rest.CopyConfig(testConfig)
 	cfg.WrapTransport = op.writes.RoundTrip
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
