@@ -33,6 +33,9 @@ type Worker struct {
 	RemoteModelUnavailable prometheus.Gauge
 	// RemoteRetries counts remote model requests retried because the model did not answer.
 	RemoteRetries prometheus.Counter
+	// Requeued counts events given back to the queue as new messages because their remote
+	// model was down on their last allowed delivery.
+	Requeued prometheus.Counter
 	// Predictions observes the predicted values of acknowledged events, by pipeline and model
 	// output: the distribution operators watch drift in. The outputs are the model's (a fixed,
 	// small set), so the labels stay bounded.
@@ -77,6 +80,10 @@ func NewWorker(reg prometheus.Registerer) (*Worker, error) {
 			Name: "freightcast_worker_remote_retries_total",
 			Help: "Remote model requests retried because the model was down, slow or overloaded.",
 		}),
+		Requeued: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "freightcast_worker_requeued_total",
+			Help: "Events given back to the queue as new messages because their remote model was down on their last allowed delivery.",
+		}),
 		Predictions: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "freightcast_worker_prediction_value",
 			Help: "Predicted values written, per pipeline and model output: a one-value output's value, a two-value output's second (a binary classifier's positive class).",
@@ -85,7 +92,7 @@ func NewWorker(reg prometheus.Registerer) (*Worker, error) {
 		}, []string{"pipeline", "output"}),
 	}
 	for _, c := range []prometheus.Collector{m.EventsPredicted, m.DeadLetters, m.BatchDuration, m.BatchSize, m.EventLatency, m.Failures,
-		m.RemoteModelUnavailable, m.RemoteRetries, m.Predictions} {
+		m.RemoteModelUnavailable, m.RemoteRetries, m.Requeued, m.Predictions} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -297,6 +297,15 @@ func (p *pipeline) publish(n int) []string {
 // startWorkers runs n workers scoring through the remote model until the test ends.
 func (p *pipeline) startWorkers(n int, remote worker.RemoteModel, tune func(*worker.Config)) *metrics.Worker {
 	p.t.Helper()
+	m, stop := p.runWorkers(n, remote, tune)
+	p.t.Cleanup(stop)
+	return m
+}
+
+// runWorkers runs n workers scoring through the remote model until stop, which waits for them
+// to return (as a pod's workers stop on SIGTERM).
+func (p *pipeline) runWorkers(n int, remote worker.RemoteModel, tune func(*worker.Config)) (m *metrics.Worker, stop func()) {
+	p.t.Helper()
 	m, err := metrics.NewWorker(prometheus.NewRegistry())
 	if err != nil {
 		p.t.Fatal(err)
@@ -322,8 +331,7 @@ func (p *pipeline) startWorkers(n int, remote worker.RemoteModel, tune func(*wor
 			}
 		}()
 	}
-	p.t.Cleanup(func() { cancel(); wg.Wait() })
-	return m
+	return m, func() { cancel(); wg.Wait() }
 }
 
 // predicted counts the predictions stored.
@@ -488,6 +496,56 @@ func TestRemoteScoringSurvivesTheModelGoingDown(t *testing.T) {
 			t.Logf("%d predicted before the model went down, %d retries", held, int(testutil.ToFloat64(wm.RemoteRetries)))
 		})
 	}
+}
+
+// The model is down through more restarts of the pool than the consumer allows deliveries
+// (MaxDeliver 3, five restarts, each with every event held): an event on its last delivery goes
+// back to the queue as a new message rather than being given back (or, from a killed pod,
+// left) past its last delivery, where the server would never deliver it again. When the model
+// is back, every event is predicted exactly once and none was dead-lettered.
+func TestRemoteScoringOutlastsMoreRestartsThanDeliveries(t *testing.T) {
+	tr := transports[0]
+	m := testenv.FreightModel(t)
+	rt := startStandIn(t, m, "pool-token", nil)
+	tokenFile := t.TempDir() + "/token"
+	if err := writeFile(tokenFile, "pool-token\n"); err != nil {
+		t.Fatal(err)
+	}
+	p := newPipeline(t, time.Minute)
+	remote := tr.dial(t, rt, tokenFile)
+	rt.stop()
+	const events = 100
+	ids := p.publish(events)
+	bigBatch := func(c *worker.Config) { c.BatchSize = 2 * events }
+	consumer, err := p.js.Consumer(context.Background(), p.spec.Stream, p.spec.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	requeued := 0.0
+	for restart := range 5 {
+		wm, stop := p.runWorkers(1, remote, bigBatch)
+		testenv.Eventually(t, 30*time.Second, fmt.Sprintf("round %d: every event held for the model", restart), func() error {
+			info, err := consumer.Info(context.Background())
+			if err != nil {
+				return err
+			}
+			if info.NumAckPending != events || testutil.ToFloat64(wm.RemoteRetries) == 0 {
+				return fmt.Errorf("%d events held, %d waiting, %v retries", info.NumAckPending, info.NumPending, testutil.ToFloat64(wm.RemoteRetries))
+			}
+			return nil
+		})
+		stop()
+		requeued += testutil.ToFloat64(wm.Requeued)
+		if got := testutil.ToFloat64(wm.DeadLetters.WithLabelValues(metrics.DeadLetterMaxDeliveries)); got != 0 {
+			t.Fatalf("round %d: %v events dead-lettered for max deliveries while the model was down", restart, got)
+		}
+	}
+	if requeued < events {
+		t.Errorf("%v events requeued over five restarts, want each at least once (MaxDeliver %d)", requeued, p.spec.MaxDeliver)
+	}
+	rt.start()
+	p.startWorkers(1, remote, bigBatch)
+	p.checkExactlyOnce(m, ids)
 }
 
 // A model slower than the pool's deadline (DeadlineExceeded over gRPC): the request is sent again, and the answer of the

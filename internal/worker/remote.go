@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/freightcast/freightcast/internal/metrics"
 	"github.com/freightcast/freightcast/internal/model"
@@ -34,6 +37,14 @@ func (e *errModelUnavailable) Error() string {
 	return "the remote model is unavailable: " + e.err.Error()
 }
 func (e *errModelUnavailable) Unwrap() error { return e.err }
+
+// errRequeued: while the remote model was down, the batch's events on their last allowed
+// delivery went back to the queue (requeue); rest are the events still to score.
+type errRequeued struct{ rest []pending }
+
+func (e *errRequeued) Error() string {
+	return fmt.Sprintf("events on their last delivery requeued while the remote model is down; %d left to score", len(e.rest))
+}
 
 // Defaults of the remote scoring knobs in Config.
 const (
@@ -73,6 +84,9 @@ func (w *Worker) scoreRemote(ctx context.Context, good []pending) error {
 			down = true
 			w.cfg.Metrics.RemoteModelUnavailable.Inc()
 			w.cfg.Logger.WarnContext(ctx, "worker: the remote model does not answer; holding the batch until it does", "events", len(good), "error", err)
+			if rest, requeued := w.requeue(ctx, good); requeued {
+				return &errRequeued{rest: rest}
+			}
 		}
 		w.cfg.Metrics.RemoteRetries.Inc()
 		for _, p := range good {
@@ -86,6 +100,59 @@ func (w *Worker) scoreRemote(ctx context.Context, good []pending) error {
 		}
 		backoff = min(2*backoff, w.cfg.RemoteMaxBackoff)
 	}
+}
+
+// requeue gives the events of good that are on their last allowed delivery back to the queue as
+// new messages, and acknowledges the originals. Held for a model that is down, such an event
+// would be stranded by the next restart of its worker: given back (graceful stop) or left to the
+// ack wait (a killed pod), a message past its last delivery is never delivered again, and sits in
+// the stream, neither predicted nor dead-lettered. A new message starts its deliveries afresh, so
+// an outage outlasts any number of worker restarts; the model being down is no fault of the
+// events. The copy keeps the subject (its status by id), the data and the headers (client, trace
+// context), not the message id: the stream's duplicate window still holds the original's, and
+// would drop the copy. A crash between the copy and the acknowledgement leaves two messages of
+// one event, and the bucket, written only if absent, one prediction. An event whose copy cannot be
+// stored (the stream full) stays in the batch, held. It returns the events left to score and
+// whether any went back.
+func (w *Worker) requeue(ctx context.Context, good []pending) ([]pending, bool) {
+	var rest []pending
+	requeued := false
+	for i, p := range good {
+		meta, err := p.msg.Metadata()
+		if err != nil || meta.NumDelivered < uint64(w.cfg.MaxDeliver) {
+			if requeued {
+				rest = append(rest, p)
+			}
+			continue
+		}
+		copied := nats.NewMsg(p.msg.Subject())
+		copied.Data = p.msg.Data()
+		for k, v := range p.msg.Headers() {
+			if !strings.HasPrefix(k, "Nats-") {
+				copied.Header[k] = v
+			}
+		}
+		pctx, cancel := context.WithTimeout(ctx, w.cfg.StoreTimeout)
+		_, err = w.cfg.JetStream.PublishMsg(pctx, copied)
+		cancel()
+		if err != nil {
+			w.cfg.Logger.WarnContext(ctx, "worker: an event on its last delivery could not go back to the queue; holding it", "event", p.ev.ID, "error", err)
+			if requeued {
+				rest = append(rest, p)
+			}
+			continue
+		}
+		if !requeued {
+			// The first one given back: the events before it stay.
+			rest, requeued = append(make([]pending, 0, len(good)), good[:i]...), true
+		}
+		if err := p.msg.Ack(); err != nil {
+			w.cfg.Logger.WarnContext(ctx, "worker: ack of a requeued event", "event", p.ev.ID, "error", err)
+		}
+		w.cfg.Metrics.Requeued.Inc()
+		w.cfg.Logger.InfoContext(ctx, "worker: the remote model is down on an event's last allowed delivery; it goes back to the queue", "event", p.ev.ID)
+	}
+	return rest, requeued
 }
 
 // rejected settles a batch the remote model refused. One event refused alone is dead-lettered:

@@ -318,8 +318,14 @@ func (w *Worker) Handle(ctx context.Context, msgs []jetstream.Msg) {
 // finish scores, stores and acknowledges the decoded events of a batch.
 func (w *Worker) finish(ctx context.Context, good []pending, start time.Time) {
 	var unavailable *errModelUnavailable
+	var requeued *errRequeued
 	switch err := w.score(ctx, good); {
 	case err == nil:
+	case errors.As(err, &requeued):
+		if len(requeued.rest) > 0 {
+			w.finish(ctx, requeued.rest, start)
+		}
+		return
 	case errors.Is(err, ErrRejected):
 		w.rejected(ctx, good, err, start)
 		return
