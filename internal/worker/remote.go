@@ -115,44 +115,38 @@ func (w *Worker) scoreRemote(ctx context.Context, good []pending) error {
 // stored (the stream full) stays in the batch, held. It returns the events left to score and
 // whether any went back.
 func (w *Worker) requeue(ctx context.Context, good []pending) ([]pending, bool) {
-	var rest []pending
-	requeued := false
-	for i, p := range good {
+	rest := make([]pending, 0, len(good))
+	for _, p := range good {
 		meta, err := p.msg.Metadata()
-		if err != nil || meta.NumDelivered < uint64(w.cfg.MaxDeliver) {
-			if requeued {
-				rest = append(rest, p)
-			}
-			continue
+		if err != nil || meta.NumDelivered < uint64(w.cfg.MaxDeliver) || !w.giveBack(ctx, p) {
+			rest = append(rest, p)
 		}
-		copied := nats.NewMsg(p.msg.Subject())
-		copied.Data = p.msg.Data()
-		for k, v := range p.msg.Headers() {
-			if !strings.HasPrefix(k, "Nats-") {
-				copied.Header[k] = v
-			}
-		}
-		pctx, cancel := context.WithTimeout(ctx, w.cfg.StoreTimeout)
-		_, err = w.cfg.JetStream.PublishMsg(pctx, copied)
-		cancel()
-		if err != nil {
-			w.cfg.Logger.WarnContext(ctx, "worker: an event on its last delivery could not go back to the queue; holding it", "event", p.ev.ID, "error", err)
-			if requeued {
-				rest = append(rest, p)
-			}
-			continue
-		}
-		if !requeued {
-			// The first one given back: the events before it stay.
-			rest, requeued = append(make([]pending, 0, len(good)), good[:i]...), true
-		}
-		if err := p.msg.Ack(); err != nil {
-			w.cfg.Logger.WarnContext(ctx, "worker: ack of a requeued event", "event", p.ev.ID, "error", err)
-		}
-		w.cfg.Metrics.Requeued.Inc()
-		w.cfg.Logger.InfoContext(ctx, "worker: the remote model is down on an event's last allowed delivery; it goes back to the queue", "event", p.ev.ID)
 	}
-	return rest, requeued
+	return rest, len(rest) < len(good)
+}
+
+// giveBack publishes a copy of p's message (see requeue) and acknowledges the original; it
+// reports whether the copy is stored.
+func (w *Worker) giveBack(ctx context.Context, p pending) bool {
+	copied := nats.NewMsg(p.msg.Subject())
+	copied.Data = p.msg.Data()
+	for k, v := range p.msg.Headers() {
+		if !strings.HasPrefix(k, "Nats-") {
+			copied.Header[k] = v
+		}
+	}
+	pctx, cancel := context.WithTimeout(ctx, w.cfg.StoreTimeout)
+	defer cancel()
+	if _, err := w.cfg.JetStream.PublishMsg(pctx, copied); err != nil {
+		w.cfg.Logger.WarnContext(ctx, "worker: an event on its last delivery could not go back to the queue; holding it", "event", p.ev.ID, "error", err)
+		return false
+	}
+	if err := p.msg.Ack(); err != nil {
+		w.cfg.Logger.WarnContext(ctx, "worker: ack of a requeued event", "event", p.ev.ID, "error", err)
+	}
+	w.cfg.Metrics.Requeued.Inc()
+	w.cfg.Logger.InfoContext(ctx, "worker: the remote model is down on an event's last allowed delivery; it goes back to the queue", "event", p.ev.ID)
+	return true
 }
 
 // rejected settles a batch the remote model refused. One event refused alone is dead-lettered:
