@@ -111,7 +111,7 @@ type feedStream struct {
 	buffer      int
 }
 
-// start reads where a reader's consumer of fs begins: after `after` when it resumes, else after
+// feedStart reads where a reader's consumer of fs begins: after `after` when it resumes, else after
 // the stream's last message, so that the reader's position is known before anything arrives
 // (every event's id carries both positions). pos is that position; gap is set when what the
 // reader would read next left the stream, or the stream is not the one it followed.
@@ -133,7 +133,7 @@ func (h *Handler) feedStart(ctx context.Context, fs feedStream, resume bool, aft
 	return after + 1, after, gap, nil
 }
 
-// consume follows fs from sequence start with an ordered consumer.
+// feedConsume follows fs from sequence start with an ordered consumer.
 func (h *Handler) feedConsume(ctx context.Context, fs feedStream, start uint64) (jetstream.MessagesContext, error) {
 	cons, err := h.js.OrderedConsumer(ctx, fs.stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects:    []string{fs.filter},
