@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/freightcast/freightcast/internal/ingest"
@@ -120,9 +122,20 @@ func (f *feedReader) until(t *testing.T, stop string) (ids []string, seqs []stri
 
 func predicted(t *testing.T, p *pipelinetest.Pipeline, token string, ids ...string) {
 	t.Helper()
-	testenv.Eventually(t, 30*time.Second, fmt.Sprint("predictions of ", ids), func() error {
+	reach(t, p, token, "predicted", ids...)
+}
+
+func deadLettered(t *testing.T, p *pipelinetest.Pipeline, token string, ids ...string) {
+	t.Helper()
+	reach(t, p, token, "dead_lettered", ids...)
+}
+
+// reach waits until every event of ids has the status want.
+func reach(t *testing.T, p *pipelinetest.Pipeline, token, want string, ids ...string) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, fmt.Sprint(want, " ", ids), func() error {
 		for _, id := range ids {
-			if r := call(t, p, http.MethodGet, "/v1/events/"+id, token, ""); r.Body["status"] != "predicted" {
+			if r := call(t, p, http.MethodGet, "/v1/events/"+id, token, ""); r.Body["status"] != want {
 				return fmt.Errorf("%s: %v", id, r.Body)
 			}
 		}
@@ -160,7 +173,7 @@ func TestFeedShowsEachClientItsOwnAndResumes(t *testing.T) {
 	f.Close()
 
 	// globex resuming from just before acme's first prediction sees its own only.
-	first, _ := strconv.ParseUint(seqs[0], 10, 64)
+	first := predSeq(t, seqs[0])
 	f, _ = openFeed(t, p, globex, strconv.FormatUint(first-1, 10))
 	send(t, p, globex, 7, 8)
 	theirs, _ := f.until(t, "ev-7")
@@ -190,9 +203,15 @@ func TestFeedRefusals(t *testing.T) {
 		want        reply
 	}{
 		"not a number": {acme, "abc", reply{Status: 400, Body: map[string]any{"field": "Last-Event-ID",
-			"error": `Last-Event-ID "abc" is not a sequence number (the id: of an event this feed sent)`}}},
+			"error": `Last-Event-ID "abc" is not an id this feed sent: its prediction position "abc" is not a sequence number (want PRED.DEAD, two of them)`}}},
+		"no dead-letter position": {acme, "12.", reply{Status: 400, Body: map[string]any{"field": "Last-Event-ID",
+			"error": `Last-Event-ID "12." is not an id this feed sent: its dead-letter position "" is not a sequence number (want PRED.DEAD, two of them)`}}},
+		"three parts": {acme, "1.2.3", reply{Status: 400, Body: map[string]any{"field": "Last-Event-ID",
+			"error": `Last-Event-ID "1.2.3" is not an id this feed sent: its dead-letter position "2.3" is not a sequence number (want PRED.DEAD, two of them)`}}},
 		"out of range": {acme, "18446744073709551615", reply{Status: 400, Body: map[string]any{"field": "Last-Event-ID",
-			"error": `Last-Event-ID "18446744073709551615" is out of range`}}},
+			"error": `Last-Event-ID "18446744073709551615" is out of range: its prediction position 18446744073709551615 does not fit a stream sequence`}}},
+		"dead-letter position out of range": {acme, "1.99999999999999999999", reply{Status: 400, Body: map[string]any{"field": "Last-Event-ID",
+			"error": `Last-Event-ID "1.99999999999999999999" is out of range: its dead-letter position 99999999999999999999 does not fit a stream sequence`}}},
 		"no token": {"nobody", "", reply{Status: 401, Body: map[string]any{"error": "missing or unknown bearer token"}}},
 	}
 	for name, tc := range cases {
@@ -233,7 +252,7 @@ func TestFeedClosesAReaderTooFarBehind(t *testing.T) {
 		}
 		last = e
 	}
-	if last.Event != "error" || !strings.Contains(last.Data, "this reader is 4 predictions behind, more than the feed keeps a reader for (2); reconnect with Last-Event-ID 0 to resume") {
+	if last.Event != "error" || !strings.Contains(last.Data, "this reader is 4 predictions behind, more than the feed keeps a reader for (2); reconnect with Last-Event-ID 0.0 to resume") {
 		t.Errorf("last event %+v, want the error naming the lag", last)
 	}
 }
@@ -279,8 +298,7 @@ func TestFeedTellsAReaderWhatItMissed(t *testing.T) {
 	for i, id := range ids {
 		order[seqs[i]] = id
 	}
-	first, _ := strconv.ParseUint(seqs[0], 10, 64)
-	third, _ := strconv.ParseUint(seqs[2], 10, 64)
+	first, third := predSeq(t, seqs[0]), predSeq(t, seqs[2])
 	stream, err := js.Stream(context.Background(), p.Spec.BucketStream())
 	if err != nil {
 		t.Fatal(err)
@@ -292,7 +310,7 @@ func TestFeedTellsAReaderWhatItMissed(t *testing.T) {
 
 	f, _ = openFeed(t, p, acme, seqs[0])
 	gap := nextEvent(t, f)
-	want := fmt.Sprintf(`{"message":"the predictions stored after %d up to %d left the store before this reader came back (spec.output.predictionRetention): those of this client among them are not on the feed; it goes on with the oldest retained, %d","from":%d,"to":%d}`,
+	want := fmt.Sprintf(`{"message":"the predictions stored after %d up to %d left the store before this reader came back (spec.output.predictionRetention): those of this client among them are not on the feed; it goes on with the oldest retained, %d","of":"prediction","from":%d,"to":%d}`,
 		first, third-1, third, first+1, third-1)
 	if gap.Event != "gap" || gap.ID != "" || gap.Data != want {
 		t.Errorf("resuming after a removed prediction: %+v, want a gap event %s", gap, want)
@@ -314,11 +332,11 @@ func TestFeedTellsAReaderWhatItMissed(t *testing.T) {
 
 	// An id from a store that was created anew.
 	f, _ = openFeed(t, p, acme, "999999")
-	if gap := nextEvent(t, f); gap.Event != "gap" || !strings.Contains(gap.Data, `Last-Event-ID 999999 is beyond the newest prediction the store has held`) ||
+	if gap := nextEvent(t, f); gap.Event != "gap" || !strings.Contains(gap.Data, `Last-Event-ID's prediction position 999999 is beyond the newest the store has held`) ||
 		!strings.Contains(gap.Data, `"from":1000000}`) {
 		t.Errorf("resuming after a sequence the store never gave: %+v", gap)
 	}
-	if e := nextEvent(t, f); e.Event != "prediction" || e.ID != strconv.FormatUint(third, 10) {
+	if e := nextEvent(t, f); e.Event != "prediction" || predSeq(t, e.ID) != third {
 		t.Errorf("after a store created anew, the feed starts with %+v, want the oldest retained (%d)", e, third)
 	}
 }
@@ -335,4 +353,237 @@ func nextEvent(t *testing.T, f *feedReader) sse {
 			return e
 		}
 	}
+}
+
+// entry is a prediction or dead letter read from a feed: its kind, the event's id, and the
+// feed's id (position) of it.
+type entry struct {
+	Kind, ID, At string
+	Data         string
+}
+
+// entries reads the feed's predictions and dead letters until done says it has them all.
+func (f *feedReader) entries(t *testing.T, done func([]entry) bool) []entry {
+	t.Helper()
+	var got []entry
+	for !done(got) {
+		e, ok := f.next(t)
+		if !ok {
+			t.Fatalf("the feed ended; read %v", got)
+		}
+		if e.Event != "prediction" && e.Event != "dead_letter" {
+			continue
+		}
+		var rec struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal([]byte(e.Data), &rec); err != nil {
+			t.Fatalf("data %q: %v", e.Data, err)
+		}
+		got = append(got, entry{Kind: e.Event, ID: rec.ID, At: e.ID, Data: e.Data})
+	}
+	return got
+}
+
+// upTo is done once the feed has given a prediction of every id of preds and a dead letter of
+// every id of deads.
+func upTo(preds, deads []string) func([]entry) bool {
+	return func(got []entry) bool {
+		for kind, ids := range map[string][]string{"prediction": preds, "dead_letter": deads} {
+			for _, id := range ids {
+				if !slices.ContainsFunc(got, func(e entry) bool { return e.Kind == kind && e.ID == id }) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+}
+
+// ofKind lists, in the feed's order, the ids of the entries of one kind.
+func ofKind(es []entry, kind string) []string {
+	var ids []string
+	for _, e := range es {
+		if e.Kind == kind {
+			ids = append(ids, e.ID)
+		}
+	}
+	return ids
+}
+
+var severity = regexp.MustCompile(`"weather_severity":[^,}]*`)
+
+// poison sends events from to to-1 with a weather severity that makes the model's output NaN:
+// the inference pool dead-letters each (non_finite).
+func poison(t *testing.T, p *pipelinetest.Pipeline, token string, from, to int) {
+	t.Helper()
+	body := severity.ReplaceAllString(string(pipelinetest.NDJSON(from, to)), `"weather_severity":3e38`)
+	if r := call(t, p, http.MethodPost, "/v1/events", token, body); r.Status != http.StatusAccepted {
+		t.Fatalf("POST poisoned events %d..%d: %+v", from, to-1, r)
+	}
+}
+
+// TestFeedCarriesTheClientsDeadLetters: a dead-lettered event reaches its own client's feed
+// once, with the status endpoint's reason and detail, and no other client's; read-all sees
+// every client's, in the order they were dead-lettered.
+func TestFeedCarriesTheClientsDeadLetters(t *testing.T) {
+	p := clientsPipeline(t)
+	feeds := map[string]*feedReader{}
+	for _, token := range []string{acme, globex, ops} {
+		feeds[token], _ = openFeed(t, p, token, "")
+	}
+	send(t, p, acme, 0, 1)
+	poison(t, p, acme, 1, 2)
+	deadLettered(t, p, acme, "ev-1")
+	poison(t, p, globex, 2, 3)
+	deadLettered(t, p, globex, "ev-2")
+	send(t, p, acme, 3, 4)
+	send(t, p, globex, 4, 5)
+	predicted(t, p, acme, "ev-0", "ev-3")
+	predicted(t, p, globex, "ev-4")
+
+	acmes := feeds[acme].entries(t, upTo([]string{"ev-0", "ev-3"}, []string{"ev-1"}))
+	// A last prediction after them: anything read before it that is not acme's, or twice, fails.
+	send(t, p, acme, 5, 6)
+	acmes = append(acmes, feeds[acme].entries(t, upTo([]string{"ev-5"}, nil))...)
+	if diff := cmp.Diff([]string{"ev-0", "ev-3", "ev-5"}, ofKind(acmes, "prediction")); diff != "" {
+		t.Errorf("acme's predictions (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"ev-1"}, ofKind(acmes, "dead_letter")); diff != "" {
+		t.Errorf("acme's dead letters (-want +got):\n%s", diff)
+	}
+	var dl map[string]any
+	for _, e := range acmes {
+		if e.Kind == "dead_letter" {
+			_ = json.Unmarshal([]byte(e.Data), &dl)
+		}
+	}
+	status := call(t, p, http.MethodGet, "/v1/events/ev-1", acme, "").Body["deadLetter"].(map[string]any)
+	status["id"] = "ev-1"
+	if diff := cmp.Diff(status, dl); diff != "" || dl["reason"] != "non_finite" {
+		t.Errorf("acme's dead letter on the feed differs from its status (-status +feed):\n%s", diff)
+	}
+
+	send(t, p, globex, 6, 7)
+	globexes := feeds[globex].entries(t, upTo([]string{"ev-4", "ev-6"}, []string{"ev-2"}))
+	if diff := cmp.Diff([]entry{{Kind: "dead_letter", ID: "ev-2"}, {Kind: "prediction", ID: "ev-4"}, {Kind: "prediction", ID: "ev-6"}}, globexes,
+		cmpopts.IgnoreFields(entry{}, "At", "Data")); diff != "" {
+		t.Errorf("globex's feed (-want +got):\n%s", diff)
+	}
+	all := feeds[ops].entries(t, upTo([]string{"ev-6"}, []string{"ev-1", "ev-2"}))
+	if diff := cmp.Diff([]string{"ev-1", "ev-2"}, ofKind(all, "dead_letter")); diff != "" {
+		t.Errorf("the read-all feed's dead letters (-want +got):\n%s", diff)
+	}
+}
+
+// TestFeedResumesBothKindsExactly: a reader that reconnects with the id of any entry it read
+// gets, of each kind, exactly the entries that came after it; one that holds an id of the older
+// form (a prediction sequence alone) resumes its predictions exactly and gets the dead letters
+// stored from its reconnection on; dead letters that left the store are named by a gap event.
+func TestFeedResumesBothKindsExactly(t *testing.T) {
+	p, js := clientsPipelineJS(t)
+	f, _ := openFeed(t, p, acme, "")
+	send(t, p, acme, 0, 1)
+	first := f.entries(t, upTo([]string{"ev-0"}, nil))
+	f.Close()
+
+	// Disconnected: predictions and dead letters of acme's, and globex's, go by.
+	send(t, p, acme, 1, 2)
+	poison(t, p, acme, 2, 3)
+	poison(t, p, globex, 3, 4)
+	send(t, p, acme, 4, 5)
+	poison(t, p, acme, 5, 6)
+	predicted(t, p, acme, "ev-1", "ev-4")
+	deadLettered(t, p, acme, "ev-2", "ev-5")
+	deadLettered(t, p, globex, "ev-3")
+
+	f, _ = openFeed(t, p, acme, first[len(first)-1].At)
+	read := f.entries(t, upTo([]string{"ev-1", "ev-4"}, []string{"ev-2", "ev-5"}))
+	send(t, p, acme, 6, 7)
+	read = append(read, f.entries(t, upTo([]string{"ev-6"}, nil))...)
+	f.Close()
+	if diff := cmp.Diff([]string{"ev-1", "ev-4", "ev-6"}, ofKind(read, "prediction")); diff != "" {
+		t.Errorf("predictions resumed after %s (-want +got):\n%s", first[len(first)-1].At, diff)
+	}
+	if diff := cmp.Diff([]string{"ev-2", "ev-5"}, ofKind(read, "dead_letter")); diff != "" {
+		t.Errorf("dead letters resumed after %s (-want +got):\n%s", first[len(first)-1].At, diff)
+	}
+
+	// From the id of each entry read: of each kind, what came after it, once each.
+	for i, e := range read[:len(read)-1] {
+		f, _ = openFeed(t, p, acme, e.At)
+		rest := read[i+1:]
+		got := f.entries(t, upTo(ofKind(rest, "prediction"), ofKind(rest, "dead_letter")))
+		f.Close()
+		for _, kind := range []string{"prediction", "dead_letter"} {
+			if diff := cmp.Diff(ofKind(rest, kind), ofKind(got, kind)); diff != "" {
+				t.Errorf("%ss resumed after %s (%s %s) (-want +got):\n%s", kind, e.At, e.Kind, e.ID, diff)
+			}
+		}
+	}
+
+	// The older form: the predictions after it, exactly; dead letters from now on.
+	pred, _, _ := strings.Cut(first[len(first)-1].At, ".")
+	f, _ = openFeed(t, p, acme, pred)
+	poison(t, p, acme, 7, 8)
+	deadLettered(t, p, acme, "ev-7")
+	send(t, p, acme, 8, 9)
+	predicted(t, p, acme, "ev-8")
+	old := f.entries(t, upTo([]string{"ev-8"}, []string{"ev-7"}))
+	f.Close()
+	if diff := cmp.Diff([]string{"ev-1", "ev-4", "ev-6", "ev-8"}, ofKind(old, "prediction")); diff != "" {
+		t.Errorf("predictions resumed after the older form %s (-want +got):\n%s", pred, diff)
+	}
+	if diff := cmp.Diff([]string{"ev-7"}, ofKind(old, "dead_letter")); diff != "" {
+		t.Errorf("dead letters resumed after the older form %s (-want +got):\n%s", pred, diff)
+	}
+	// "0" is everything retained, of both kinds.
+	f, _ = openFeed(t, p, acme, "0")
+	if all := f.entries(t, upTo([]string{"ev-8"}, []string{"ev-7"})); !slices.Equal(ofKind(all, "dead_letter"), []string{"ev-2", "ev-5", "ev-7"}) {
+		t.Errorf("from 0: dead letters %v", ofKind(all, "dead_letter"))
+	}
+	f.Close()
+
+	// Retention took the dead letters up to ev-5's: a reader after ev-2's is told.
+	var afterTwo, five string
+	for _, e := range read {
+		if e.Kind == "dead_letter" {
+			afterTwo, five = five, e.At
+		}
+	}
+	_, fiveSeq, _ := strings.Cut(five, ".")
+	seq, _ := strconv.ParseUint(fiveSeq, 10, 64)
+	out, err := js.Stream(context.Background(), p.Spec.OutputStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Purge(context.Background(), jetstream.WithPurgeSequence(seq+1)); err != nil {
+		t.Fatal(err)
+	}
+	f, _ = openFeed(t, p, acme, afterTwo)
+	_, twoSeq, _ := strings.Cut(afterTwo, ".")
+	gap := nextEvent(t, f)
+	want := fmt.Sprintf(`"of":"dead_letter","from":%d,"to":%d}`, mustUint(t, twoSeq)+1, seq)
+	if gap.Event != "gap" || !strings.HasSuffix(gap.Data, want) || !strings.Contains(gap.Data, "the dead letters stored after "+twoSeq) {
+		t.Errorf("resuming after removed dead letters: %+v, want a gap ending %s", gap, want)
+	}
+	if rest := f.entries(t, upTo(nil, []string{"ev-7"})); !slices.Equal(ofKind(rest, "dead_letter"), []string{"ev-7"}) {
+		t.Errorf("after the gap: %v", rest)
+	}
+}
+
+func mustUint(t *testing.T, s string) uint64 {
+	t.Helper()
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// predSeq is the prediction position of a feed id.
+func predSeq(t *testing.T, id string) uint64 {
+	t.Helper()
+	pred, _, _ := strings.Cut(id, ".")
+	return mustUint(t, pred)
 }

@@ -214,22 +214,28 @@ func FuzzParseBatchGet(f *testing.F) {
 	})
 }
 
-// FuzzParseLastEventID: any header value is refused with a message or is a sequence number
-// that the next one after it fits.
+// FuzzParseLastEventID: any header value is refused with a message, or is a position in both
+// streams (one, in the older form) whose next sequences fit, and which the feed writes back as
+// an id that reads the same.
 func FuzzParseLastEventID(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v string) {
-		seq, set, err := parseLastEventID(v)
+		id, err := parseLastEventID(v)
 		switch {
 		case err != nil:
-			if set || err.Error() == "" {
-				t.Fatalf("refusal %v with set %v", err, set)
+			if id != (feedID{}) || err.Error() == "" {
+				t.Fatalf("refusal %v with %+v", err, id)
 			}
 		case v == "":
-			if set {
-				t.Fatal("an empty header set a sequence")
+			if id.resume {
+				t.Fatal("an empty header resumes")
 			}
-		case !set || seq == ^uint64(0):
-			t.Fatalf("%q: sequence %d, set %v", v, seq, set)
+		case !id.resume || id.pred == ^uint64(0) || id.dead == ^uint64(0) || (id.predOnly && id.dead != 0):
+			t.Fatalf("%q: %+v", v, id)
+		default:
+			again, err := parseLastEventID(string(appendFeedID(nil, id.pred, id.dead)))
+			if want := (feedID{pred: id.pred, dead: id.dead, resume: true}); err != nil || again != want {
+				t.Fatalf("%q: %+v written back reads %+v, %v", v, id, again, err)
+			}
 		}
 	})
 }

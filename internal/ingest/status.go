@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/freightcast/freightcast/internal/event"
@@ -54,6 +55,12 @@ type deadLetter struct {
 	// Deliveries is how many times the inference pool received the event; 0 when the dead
 	// letter was written by a release that did not record it.
 	Deliveries int `json:"deliveries"`
+}
+
+// deadLetterOf reads a dead letter from the headers the inference pool stores it with.
+func deadLetterOf(h nats.Header) deadLetter {
+	n, _ := strconv.Atoi(h.Get(queue.HeaderDeliveries))
+	return deadLetter{Reason: h.Get(queue.HeaderDeadLetterReason), Detail: h.Get(queue.HeaderDeadLetterError), Deliveries: n}
 }
 
 // errStoreUnavailable is a read that failed for a reason other than absence.
@@ -144,8 +151,8 @@ func (h *Handler) status(ctx context.Context, client httpauth.Identity, id strin
 			return h.notFound(id), nil
 		}
 		st.Status = statusDeadLettered
-		n, _ := strconv.Atoi(dead.Header.Get(queue.HeaderDeliveries))
-		st.DeadLetter = &deadLetter{Reason: dead.Header.Get(queue.HeaderDeadLetterReason), Detail: dead.Header.Get(queue.HeaderDeadLetterError), Deliveries: n}
+		dl := deadLetterOf(dead.Header)
+		st.DeadLetter = &dl
 		return st, nil
 	}
 	if st.Prediction, err = h.prediction(ctx, client, id); err != nil || st.Prediction != nil {

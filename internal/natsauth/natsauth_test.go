@@ -149,7 +149,12 @@ func TestOnePipelinesCredentialsCannotReachAnother(t *testing.T) {
 	}
 
 	// The status API and the push feed work with A's credentials (message reads of A's
-	// streams, ordered consumers on A's bucket).
+	// streams, ordered consumers on A's bucket and on the dead letters of A's output stream).
+	dl := nats.NewMsg(a.DeadLetterKeySubject("ev-dead"))
+	dl.Header.Set(queue.HeaderDeadLetterReason, "non_finite")
+	if _, err := adminJS.PublishMsg(ctx, dl); err != nil {
+		t.Fatal(err)
+	}
 	resp, err = http.Get(p.URL + "/v1/events/" + pipelinetest.ID(7))
 	if err != nil {
 		t.Fatal(err)
@@ -166,11 +171,18 @@ func TestOnePipelinesCredentialsCannotReachAnother(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc := bufio.NewScanner(feed.Body)
-	for sc.Scan() && !strings.HasPrefix(sc.Text(), "data: ") {
+	var prediction, deadLetter bool
+	for event := ""; !(prediction && deadLetter) && sc.Scan(); {
+		line := sc.Text()
+		if e, ok := strings.CutPrefix(line, "event: "); ok {
+			event = e
+		}
+		prediction = prediction || event == "prediction" && strings.Contains(line, `"id":"ev-`)
+		deadLetter = deadLetter || event == "dead_letter" && strings.Contains(line, `"id":"ev-dead","reason":"non_finite"`)
 	}
 	feed.Body.Close()
-	if feed.StatusCode != http.StatusOK || !strings.Contains(sc.Text(), `"id":"ev-`) {
-		t.Fatalf("the feed with A's credentials: %d, first data %q", feed.StatusCode, sc.Text())
+	if feed.StatusCode != http.StatusOK || !prediction || !deadLetter {
+		t.Fatalf("the feed with A's credentials: %d, a prediction %v, the dead letter %v (%v)", feed.StatusCode, prediction, deadLetter, sc.Err())
 	}
 
 	// A's ingestion pods may hear each other, to share A's rate limit.
@@ -236,6 +248,14 @@ func TestOnePipelinesCredentialsCannotReachAnother(t *testing.T) {
 			_, err := jsA.CreateConsumer(short(), b.BucketStream(), jetstream.ConsumerConfig{Name: "feed"})
 			return err
 		}, subject: "$JS.API.CONSUMER.CREATE." + b.BucketStream() + ".feed"},
+		"follow B's dead letters": {try: func() error {
+			_, err := jsA.CreateConsumer(short(), b.OutputStream, jetstream.ConsumerConfig{Name: "feed", FilterSubject: b.DeadLetterKeySubject(">")})
+			return err
+		}, subject: "$JS.API.CONSUMER.CREATE." + b.OutputStream + ".feed." + b.DeadLetterKeySubject(">")},
+		"follow its own output stream beyond the dead letters": {try: func() error {
+			_, err := jsA.CreateConsumer(short(), a.OutputStream, jetstream.ConsumerConfig{Name: "spy"})
+			return err
+		}, subject: "$JS.API.CONSUMER.CREATE." + a.OutputStream + ".spy"},
 		"read B's events by id": {try: func() error {
 			_, err := ncA.Request("$JS.API.STREAM.MSG.GET."+b.Stream, []byte(`{"last_by_subj":"`+b.EventSubject("b1")+`"}`), time.Second)
 			return err

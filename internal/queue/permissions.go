@@ -21,7 +21,10 @@ const OperatorInboxPrefix = "_INBOX.freightcast_operator"
 //   - ingestion publishes events, checks its stream exists (readiness), reads predictions from
 //     the bucket and an event's status by id from the events and output streams, and follows
 //     the bucket's stream for the push feed with ordered consumers (which it can create, pull
-//     from and delete on that stream only, and which show nothing the bucket reads do not);
+//     from and delete on that stream only, and which show nothing the bucket reads do not),
+//     and the output stream's dead letters for the feed too: it can create consumers there
+//     only with the dead letters' filter (the API subject names it, and the server checks it
+//     against the consumer's), so that they show nothing a status read by id does not;
 //   - workers pull from the pipeline's consumer, acknowledge, and store predictions and dead
 //     letters in the output stream and the bucket;
 //   - ingestion pods announce themselves on the pipeline's peers subject and listen to it, to
@@ -53,6 +56,11 @@ func PipelinePermissions(t Topology) Permissions {
 			api + "CONSUMER.MSG.NEXT." + bucket + ".>",
 			api + "CONSUMER.INFO." + bucket + ".>",
 			api + "CONSUMER.DELETE." + bucket + ".>",
+			api + "STREAM.INFO." + t.OutputStream,
+			api + "CONSUMER.CREATE." + t.OutputStream + ".*." + t.DeadLetterKeySubject(">"),
+			api + "CONSUMER.MSG.NEXT." + t.OutputStream + ".*",
+			api + "CONSUMER.INFO." + t.OutputStream + ".*",
+			api + "CONSUMER.DELETE." + t.OutputStream + ".*",
 			api + "CONSUMER.INFO." + t.Stream + "." + t.Consumer,
 			api + "CONSUMER.MSG.NEXT." + t.Stream + "." + t.Consumer,
 			// Acknowledgements, in the server's two reply formats ($JS.ACK.<stream>.<consumer>...

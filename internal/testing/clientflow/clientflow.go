@@ -1,9 +1,10 @@
 // Package clientflow is issue 16's "done when" as one flow over the documented HTTP API only, so
 // that local mode (cmd/freightcast) and the real cluster (test/e2e) are held to the same
 // assertions: two clients send raw shipments that the sample pipeline's transforms turn into
-// features, follow their predictions on the push feed and resume it after a disconnect, see a
-// dead-lettered shipment with its reason, get a 400 naming the event and the feature for a
-// shipment a transform cannot read, and neither sees the other's data.
+// features, follow their predictions and dead letters on the push feed and resume it after a
+// disconnect, see a dead-lettered shipment with its reason by status and on the feed, get a 400
+// naming the event and the feature for a shipment a transform cannot read, and neither sees the
+// other's data.
 package clientflow
 
 import (
@@ -83,9 +84,12 @@ func Run(t *testing.T, a API) {
 		t.Errorf("the valid shipment of the refused body: %d %v %v", code, out, err)
 	}
 
-	got, last := feed.untilAll(t, "acme-1", "acme-2")
+	got, deads, last := feed.untilAll(t, []string{"acme-1", "acme-2"}, "acme-poison")
 	if s := sorted(got); s != "acme-1,acme-2" {
-		t.Errorf("acme's feed: %v, want acme-1, acme-2 and nothing else (neither globex's nor the dead letter)", got)
+		t.Errorf("acme's feed: predictions %v, want acme-1, acme-2 and nothing else (none of globex's)", got)
+	}
+	if !slices.Equal(deads, []string{"acme-poison non_finite"}) {
+		t.Errorf("acme's feed: dead letters %v, want acme-poison's alone (non_finite)", deads)
 	}
 	// A disconnect: what is predicted meanwhile comes on the resumed feed, after the last id
 	// read, once each (on a cluster, through whichever ingestion pod the Service picks).
@@ -94,8 +98,8 @@ func Run(t *testing.T, a API) {
 	status(a.Acme, "acme-4", "predicted")
 	resumed := a.openFeed(t, a.Acme, last)
 	a.send(t, a.Acme, shipment("acme-last", nil))
-	if got, _ := resumed.untilAll(t, "acme-3", "acme-4", "acme-last"); sorted(got) != "acme-3,acme-4,acme-last" {
-		t.Errorf("acme's feed resumed after %s: %v, want acme-3, acme-4, acme-last once each", last, got)
+	if got, deads, _ := resumed.untilAll(t, []string{"acme-3", "acme-4", "acme-last"}); sorted(got) != "acme-3,acme-4,acme-last" || len(deads) != 0 {
+		t.Errorf("acme's feed resumed after %s: %v and dead letters %v, want acme-3, acme-4, acme-last once each and no dead letter again", last, got, deads)
 	}
 
 	// globex sees nothing of acme's: by id, by status, by batchGet, on its feed from the start.
@@ -111,8 +115,8 @@ func Run(t *testing.T, a API) {
 	}
 	theirs := a.openFeed(t, a.Globex, "0")
 	a.send(t, a.Globex, shipment("globex-last", nil))
-	if got, _ := theirs.untilAll(t, "globex-last"); sorted(got) != "globex-1,globex-2,globex-last" {
-		t.Errorf("globex's feed: %v", got)
+	if got, deads, _ := theirs.untilAll(t, []string{"globex-last"}); sorted(got) != "globex-1,globex-2,globex-last" || len(deads) != 0 {
+		t.Errorf("globex's feed: %v, dead letters %v (want none)", got, deads)
 	}
 }
 
@@ -219,9 +223,11 @@ func (a API) openFeed(t *testing.T, token, last string) *feed {
 	return f
 }
 
-// untilAll reads the feed until it has seen every id of stop; it returns the ids read, in the
-// feed's order, and the feed's id (sequence) of the last. Any other event fails the test.
-func (f *feed) untilAll(t *testing.T, stop ...string) (ids []string, last string) {
+// untilAll reads the feed until it has seen a prediction of every id of stop and a dead letter
+// of every id of stopDead; it returns the ids of the predictions read and the "id reason" of the
+// dead letters, in the feed's order, and the feed's id (position) of the last. Any other event
+// fails the test.
+func (f *feed) untilAll(t *testing.T, stop []string, stopDead ...string) (ids, deads []string, last string) {
 	t.Helper()
 	timeout := time.AfterFunc(f.wait, f.close)
 	defer timeout.Stop()
@@ -241,16 +247,25 @@ func (f *feed) untilAll(t *testing.T, stop ...string) (ids []string, last string
 			continue
 		}
 		var rec struct {
-			ID string `json:"id"`
+			ID     string `json:"id"`
+			Reason string `json:"reason"`
 		}
-		if err := json.Unmarshal([]byte(data), &rec); err != nil || event != "prediction" || seq == "" {
+		if err := json.Unmarshal([]byte(data), &rec); err != nil || (event != "prediction" && event != "dead_letter") || seq == "" {
 			t.Fatalf("feed event %q id %q data %q: %v", event, seq, data, err)
 		}
-		ids, last, seq, event = append(ids, rec.ID), seq, "", ""
-		if !slices.ContainsFunc(stop, func(id string) bool { return !slices.Contains(ids, id) }) {
-			return ids, last
+		if event == "prediction" {
+			ids = append(ids, rec.ID)
+		} else {
+			deads = append(deads, rec.ID+" "+rec.Reason)
+		}
+		last, seq, event = seq, "", ""
+		if !slices.ContainsFunc(stop, func(id string) bool { return !slices.Contains(ids, id) }) &&
+			!slices.ContainsFunc(stopDead, func(id string) bool {
+				return !slices.ContainsFunc(deads, func(d string) bool { return strings.HasPrefix(d, id+" ") })
+			}) {
+			return ids, deads, last
 		}
 	}
-	t.Fatalf("the feed ended (or gave nothing more for %v) before %v: %v (%v)", f.wait, stop, ids, f.sc.Err())
-	return nil, ""
+	t.Fatalf("the feed ended (or gave nothing more for %v) before %v and the dead letters of %v: %v %v (%v)", f.wait, stop, stopDead, ids, deads, f.sc.Err())
+	return nil, nil, ""
 }
