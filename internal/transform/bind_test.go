@@ -166,7 +166,8 @@ func sameValue(a, b event.Value) bool {
 // says the result is not a feature, and what it holds): the keys of a CEL map in the random
 // order of Go's maps, before as now, and a map that is the result itself as a Go map of CEL
 // values before, with its nested objects in CEL's notation, and now in Go's; and the Go type
-// cel-go names when an object is used as a key (`event.shipment[event.shipment.origin]`).
+// cel-go names when an object is used as a key (`event.shipment[event.shipment.origin]`), and a
+// map that strings.join refuses.
 func sameError(a, b error) bool {
 	if (a == nil) != (b == nil) {
 		return false
@@ -178,9 +179,11 @@ func sameError(a, b error) bool {
 }
 
 func withoutObjects(s string) string {
-	const badKey = "invalid qualifier type: "
-	if i := strings.Index(s, badKey); i >= 0 {
-		return s[:i+len(badKey)] + "…"
+	// cel-go's strings.join prints the element it refuses, a map in Go's random key order.
+	for _, prefix := range []string{"invalid qualifier type: ", "join: invalid input: "} {
+		if i := strings.Index(s, prefix); i >= 0 {
+			return s[:i+len(prefix)] + "…"
+		}
 	}
 	i := strings.Index(s, "results in ")
 	j := strings.LastIndex(s, ";")
