@@ -2,7 +2,8 @@
 
 Only what the fixtures use is covered: Pipeline, ColumnTransformer over column indices,
 SimpleImputer, StandardScaler, OneHotEncoder, LogisticRegression (lbfgs), RandomForest and
-GradientBoosting classifiers, RandomForest and DecisionTree regressors, and an XGBClassifier
+GradientBoosting classifiers, RandomForest and DecisionTree regressors, SVC and NuSVC (with
+probabilities, or decision_function_shape="ovo"), SVR and NuSVR, and an XGBClassifier
 registered with onnxmltools' converter the way onnxmltools' documentation shows. Each converter
 emits the nodes, names and attributes skl2onnx emits (see compare.py for the check against the
 real thing), then the graph is finished as skl2onnx finishes it: nodes sorted by depth, then
@@ -20,6 +21,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.svm import SVC, SVR, NuSVC, NuSVR
 from sklearn.tree import DecisionTreeRegressor
 
 import onnxemit
@@ -143,6 +145,11 @@ class SklConverter:
             self.work.append(lambda: self._forest_regressor(model, inp, out))
             self.outputs = [(out.name, TensorProto.FLOAT, [None, 1])]
             return out
+        if isinstance(model, (SVR, NuSVR)):
+            out = _Var(self.g.var("variable"), 1)
+            self.work.append(lambda: self._svm_regressor(model, inp, out))
+            self.outputs = [(out.name, TensorProto.FLOAT, [None, 1])]
+            return out
         return self._parse_classifier(model, inp)
 
     def _parse_column_transformer(self, model, inp):
@@ -231,6 +238,8 @@ class SklConverter:
             self._forest_classifier(model, inp, label, proba)
         elif isinstance(model, GradientBoostingClassifier):
             self._boosting_classifier(model, inp, label, proba)
+        elif isinstance(model, (SVC, NuSVC)):
+            self._svm_classifier(model, inp, label, proba)
         elif type(model).__name__ == "XGBClassifier":
             xgbemit.add_classifier(self.g, model, inp.name, label, proba)
         else:
@@ -313,6 +322,45 @@ class SklConverter:
         attrs.update(t.attrs())
         self.g.node("TreeEnsembleRegressor", inp.name, out.name, domain="ai.onnx.ml", version=1,
                     **attrs)
+
+    def _svm_classifier(self, model, inp, label, proba):
+        classes = model.classes_
+        if model.probA_.size == 0 and len(classes) > 2 and model.decision_function_shape == "ovr":
+            raise NotImplementedError("the fixtures' SVCs without probabilities use 'ovo' scores")
+        attrs = {"name": self.g.opname("SVMc"), "kernel_type": model.kernel.upper(),
+                 "kernel_params": [float(v) for v in (model._gamma, model.coef0, model.degree)],
+                 "support_vectors": model.support_vectors_.ravel().astype(np.float32)}
+        coef, rho = model.dual_coef_.ravel(), model.intercept_
+        if len(classes) == 2:
+            # scikit-learn flips libsvm's signs for two classes; the converter flips them back.
+            coef, rho = -coef, -rho
+        attrs["coefficients"] = coef.astype(np.float32)
+        attrs["rho"] = rho.astype(np.float32)
+        if model.probA_.size > 0:
+            attrs["prob_a"] = model.probA_.astype(np.float32)
+        if model.probB_.size > 0:
+            attrs["prob_b"] = model.probB_.astype(np.float32)
+        attrs["post_transform"] = "NONE"
+        attrs["vectors_per_class"] = model.n_support_.tolist()
+        attrs.update(_class_label_attrs(classes, "classlabels_ints"))
+        scores = self.g.var("SVM02")
+        self.g.node("SVMClassifier", inp.name, [label, scores], domain="ai.onnx.ml", version=1,
+                    **attrs)
+        self.g.node("Cast", scores, proba, version=9, name=self.g.opname("Cast"),
+                    to=TensorProto.FLOAT)
+
+    def _svm_regressor(self, model, inp, out):
+        attrs = {"name": self.g.opname("SVM"), "kernel_type": model.kernel.upper(),
+                 "kernel_params": [np.float32(v) for v in (model._gamma, model.coef0,
+                                                           model.degree)],
+                 "support_vectors": model.support_vectors_.ravel().astype(np.float32),
+                 "coefficients": model.dual_coef_.ravel().astype(np.float32),
+                 "rho": model.intercept_.astype(np.float32), "post_transform": "NONE",
+                 "n_supports": len(model.support_)}
+        raw = self.g.var("SVM03")
+        self.g.node("SVMRegressor", inp.name, raw, domain="ai.onnx.ml", version=1, **attrs)
+        self.g.node("Cast", raw, out.name, version=9, name=self.g.opname("Cast"),
+                    to=TensorProto.FLOAT)
 
     def _zipmap(self, classes, label, proba, out_label, out_proba, strings):
         attrs = {"name": self.g.opname("ZipMap")}
