@@ -35,7 +35,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sklearn.svm import SVC, SVR
+from sklearn.svm import SVC, SVR, OneClassSVM
 from sklearn.tree import DecisionTreeRegressor
 from xgboost import XGBClassifier, XGBRegressor
 
@@ -135,6 +135,12 @@ def _decision_outputs(label, scores):
         return [_tensor(label, model.predict(X)),
                 _tensor(scores, model.decision_function(X).astype(np.float32))]
     return outputs
+
+
+def _outlier_outputs(model, X):
+    """predict (1 inlier, -1 outlier) and decision_function, as [N, 1] columns."""
+    return [_tensor("label", model.predict(X).astype(np.int64).reshape(-1, 1)),
+            _tensor("scores", model.decision_function(X).astype(np.float32).reshape(-1, 1))]
 
 
 def _regressor_outputs(name):
@@ -327,6 +333,10 @@ def _svm_fixtures(data):
                 f"SVR (RBF, C=10) on delay hours, {SVM_ROWS} training rows; skl2onnx",
                 lambda: SVR(kernel="rbf", C=10.0).fit(s.X, s.delay_hours),
                 _skl(), _skl_real(), inputs=(t.X,), outputs=_regressor_outputs("variable")),
+        Fixture("skl_ocsvm_outliers",
+                f"OneClassSVM (RBF, nu=0.05) on {SVM_ROWS} legs: unusual shipments; skl2onnx",
+                lambda: OneClassSVM(nu=0.05).fit(s.X),
+                _skl(), _skl_real(), inputs=(t.X,), outputs=_outlier_outputs),
         Fixture("skl_scaled_svc_grade",
                 "Pipeline(StandardScaler, SVC (POLY of degree 3, probability=True)) on string "
                 f"delay grades, {SVM_ROWS} training rows; skl2onnx with ZipMap",

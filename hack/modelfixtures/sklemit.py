@@ -3,7 +3,7 @@
 Only what the fixtures use is covered: Pipeline, ColumnTransformer over column indices,
 SimpleImputer, StandardScaler, OneHotEncoder, LogisticRegression (lbfgs), RandomForest and
 GradientBoosting classifiers, RandomForest and DecisionTree regressors, SVC and NuSVC (with
-probabilities, or decision_function_shape="ovo"), SVR and NuSVR, and an XGBClassifier
+probabilities, or decision_function_shape="ovo"), SVR, NuSVR and OneClassSVM, and an XGBClassifier
 registered with onnxmltools' converter the way onnxmltools' documentation shows. Each converter
 emits the nodes, names and attributes skl2onnx emits (see compare.py for the check against the
 real thing), then the graph is finished as skl2onnx finishes it: nodes sorted by depth, then
@@ -21,7 +21,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sklearn.svm import SVC, SVR, NuSVC, NuSVR
+from sklearn.svm import SVC, SVR, NuSVC, NuSVR, OneClassSVM
 from sklearn.tree import DecisionTreeRegressor
 
 import onnxemit
@@ -145,6 +145,12 @@ class SklConverter:
             self.work.append(lambda: self._forest_regressor(model, inp, out))
             self.outputs = [(out.name, TensorProto.FLOAT, [None, 1])]
             return out
+        if isinstance(model, OneClassSVM):
+            label, scores = self.g.var("label"), self.g.var("scores")
+            self.work.append(lambda: self._one_class_svm(model, inp, label, scores))
+            self.outputs = [(label, TensorProto.INT64, [None, 1]),
+                            (scores, TensorProto.FLOAT, [None, 1])]
+            return None
         if isinstance(model, (SVR, NuSVR)):
             out = _Var(self.g.var("variable"), 1)
             self.work.append(lambda: self._svm_regressor(model, inp, out))
@@ -349,7 +355,7 @@ class SklConverter:
         self.g.node("Cast", scores, proba, version=9, name=self.g.opname("Cast"),
                     to=TensorProto.FLOAT)
 
-    def _svm_regressor(self, model, inp, out):
+    def _svm_regressor(self, model, inp, out, raw_seed="SVM03"):
         attrs = {"name": self.g.opname("SVM"), "kernel_type": model.kernel.upper(),
                  "kernel_params": [np.float32(v) for v in (model._gamma, model.coef0,
                                                            model.degree)],
@@ -357,10 +363,19 @@ class SklConverter:
                  "coefficients": model.dual_coef_.ravel().astype(np.float32),
                  "rho": model.intercept_.astype(np.float32), "post_transform": "NONE",
                  "n_supports": len(model.support_)}
-        raw = self.g.var("SVM03")
+        raw = self.g.var(raw_seed)
         self.g.node("SVMRegressor", inp.name, raw, domain="ai.onnx.ml", version=1, **attrs)
         self.g.node("Cast", raw, out.name, version=9, name=self.g.opname("Cast"),
                     to=TensorProto.FLOAT)
+
+    def _one_class_svm(self, model, inp, label, scores):
+        """The regressor's score (decision_function), and its sign as the label."""
+        self._svm_regressor(model, inp, _Var(scores, 1), raw_seed="SVMO1")
+        pred = self.g.var("float_prediction")
+        # An unnamed node: skl2onnx names it after its position.
+        self.g.node("Sign", scores, pred, version=9, name=f"N{len(self.g.nodes)}")
+        self.g.node("Cast", pred, label, version=9, name=self.g.opname("Cast"),
+                    to=TensorProto.INT64)
 
     def _zipmap(self, classes, label, proba, out_label, out_proba, strings):
         attrs = {"name": self.g.opname("ZipMap")}
