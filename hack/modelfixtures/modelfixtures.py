@@ -329,6 +329,13 @@ def _svm_fixtures(data):
                 lambda: SVC(decision_function_shape="ovo", **svc).fit(s.X, s.grade),
                 _skl(zipmap=False), _skl_real(zipmap=False), inputs=(t.X,),
                 outputs=_decision_outputs("label", "probabilities")),
+        Fixture("skl_svc_grade_ovr_nozipmap",
+                f"SVC (RBF, scikit-learn's defaults) on 3 delay grades, {SVM_ROWS} training "
+                "rows: the 'ovr' decision function skl2onnx computes after the SVM; "
+                "zipmap=False",
+                lambda: SVC(**svc).fit(s.X, s.grade),
+                _skl(zipmap=False), _skl_real(zipmap=False), inputs=(t.X,),
+                outputs=_decision_outputs("label", "probabilities")),
         Fixture("skl_svr_delay_hours",
                 f"SVR (RBF, C=10) on delay hours, {SVM_ROWS} training rows; skl2onnx",
                 lambda: SVR(kernel="rbf", C=10.0).fit(s.X, s.delay_hours),

@@ -331,8 +331,9 @@ class SklConverter:
 
     def _svm_classifier(self, model, inp, label, proba):
         classes = model.classes_
-        if model.probA_.size == 0 and len(classes) > 2 and model.decision_function_shape == "ovr":
-            raise NotImplementedError("the fixtures' SVCs without probabilities use 'ovo' scores")
+        # Without probabilities, scikit-learn's default 'ovr' shape turns the pairs' decision
+        # values into per-class scores; skl2onnx adds that computation after the SVM.
+        ovr = model.probA_.size == 0 and len(classes) > 2 and model.decision_function_shape == "ovr"
         attrs = {"name": self.g.opname("SVMc"), "kernel_type": model.kernel.upper(),
                  "kernel_params": [float(v) for v in (model._gamma, model.coef0, model.degree)],
                  "support_vectors": model.support_vectors_.ravel().astype(np.float32)}
@@ -346,14 +347,82 @@ class SklConverter:
             attrs["prob_a"] = model.probA_.astype(np.float32)
         if model.probB_.size > 0:
             attrs["prob_b"] = model.probB_.astype(np.float32)
+        out = self.g.var("before_ovr") if ovr else proba
         attrs["post_transform"] = "NONE"
         attrs["vectors_per_class"] = model.n_support_.tolist()
         attrs.update(_class_label_attrs(classes, "classlabels_ints"))
         scores = self.g.var("SVM02")
         self.g.node("SVMClassifier", inp.name, [label, scores], domain="ai.onnx.ml", version=1,
                     **attrs)
-        self.g.node("Cast", scores, proba, version=9, name=self.g.opname("Cast"),
+        self.g.node("Cast", scores, out, version=9, name=self.g.opname("Cast"),
                     to=TensorProto.FLOAT)
+        if ovr:
+            self._ovr_decision(len(classes), out, proba)
+
+    def _unnamed(self):
+        """The name skl2onnx gives a node added without one: its position."""
+        return f"N{len(self.g.nodes)}"
+
+    def _ovr_decision(self, n, pairs, proba):
+        """scikit-learn's _ovr_decision_function over the pairs' decision values: votes plus
+        the summed confidences squashed into (-1/3, 1/3), per class."""
+        g = self.g
+        cst0 = g.initializer(g.var("cst0"), TensorProto.FLOAT, [], [0])
+        negative = g.var("negative")
+        g.node("Less", [pairs, cst0], negative, version=9, name=g.opname("Less"))
+        inegative = g.var("inegative")
+        g.node("Cast", negative, inegative, version=9, name=g.opname("Cast"), to=TensorProto.FLOAT)
+        neg = g.var("neg")
+        g.node("Neg", pairs, neg, name=self._unnamed())
+        sign, score = g.var("prob_sign"), g.var("prob_sign")
+        g.node("Identity", inegative, sign, name=self._unnamed())
+        g.node("Identity", neg, score, name=self._unnamed())
+        ovr = g.var("ovr_output")
+        g.node("Identity", ovr, proba, name=self._unnamed())
+        # The SklearnOVRDecisionFunction operator, converted after the SVM's.
+        cst3 = g.initializer(g.var("cst3"), TensorProto.FLOAT, [], [3])
+        cst1 = g.initializer(g.var("cst1"), TensorProto.FLOAT, [], [1])
+        sumc = [g.var("svcsumc_%d" % i) for i in range(n)]
+        vote = [g.var("svcvote_%d" % i) for i in range(n)]
+        sumc_add = {x: [] for x in sumc}
+        vote_add = {x: [] for x in vote}
+        k = 0
+        for i in range(n):
+            for j in range(i + 1, n):
+                ind = g.initializer(g.var("Cind_%d" % k), TensorProto.INT64, [], [k])
+                ext = g.var("Csvc_%d" % k)
+                g.node("ArrayFeatureExtractor", [score, ind], ext, domain="ai.onnx.ml",
+                       name=self._unnamed())
+                sumc_add[sumc[j]].append(ext)
+                cneg = g.var("Cneg_%d" % k)
+                g.node("Neg", ext, cneg, version=6, name=self._unnamed())
+                sumc_add[sumc[i]].append(cneg)
+                ext = g.var("Vsvcv_%d" % k)
+                g.node("ArrayFeatureExtractor", [sign, ind], ext, domain="ai.onnx.ml",
+                       name=self._unnamed())
+                vote_add[vote[j]].append(ext)
+                vneg = g.var("Vnegv_%d" % k)
+                g.node("Neg", ext, vneg, version=6, name=self._unnamed())
+                vneg1 = g.var("Vnegv1_%d" % k)
+                g.node("Add", [vneg, cst1], vneg1, version=7, name="AddCl_%d_%d" % (i, j))
+                vote_add[vote[i]].append(vneg1)
+                k += 1
+        for add in (sumc_add, vote_add):
+            for total, terms in add.items():
+                g.node("Sum", terms, total, version=8, name=g.opname("Sum"))
+        conc = g.var("Csvcconc")
+        g.node("Concat", sumc, conc, version=11, name=g.opname("Concat"), axis=1)
+        conc_vote = g.var("Vsvcconcv")
+        g.node("Concat", vote, conc_vote, version=11, name=g.opname("Concat"), axis=1)
+        conc_abs = g.var("Cabs")
+        g.node("Abs", conc, conc_abs, version=6, name=g.opname("Abs"))
+        abs1 = g.var("Cconc_abs1")
+        g.node("Add", [conc_abs, cst1], abs1, version=7, name="AddF0")
+        abs3 = g.var("Cconc_abs3")
+        g.node("Mul", [abs1, cst3], abs3, version=7, name=g.opname("Mul"))
+        final = g.var("Csvcfinal")
+        g.node("Div", [conc, abs3], final, version=7, name=g.opname("Div"))
+        g.node("Add", [conc_vote, final], ovr, version=7, name="AddF1")
 
     def _svm_regressor(self, model, inp, out, raw_seed="SVM03"):
         attrs = {"name": self.g.opname("SVM"), "kernel_type": model.kernel.upper(),
