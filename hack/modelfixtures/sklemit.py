@@ -363,6 +363,14 @@ class SklConverter:
         """The name skl2onnx gives a node added without one: its position."""
         return f"N{len(self.g.nodes)}"
 
+    def _pair_column(self, src, ind, ext_seed, neg_seed):
+        """Column ind of src, and its negation."""
+        ext, neg = self.g.var(ext_seed), self.g.var(neg_seed)
+        self.g.node("ArrayFeatureExtractor", [src, ind], ext, domain="ai.onnx.ml",
+                    name=self._unnamed())
+        self.g.node("Neg", ext, neg, version=6, name=self._unnamed())
+        return ext, neg
+
     def _ovr_decision(self, n, pairs, proba):
         """scikit-learn's _ovr_decision_function over the pairs' decision values: votes plus
         the summed confidences squashed into (-1/3, 1/3), per class."""
@@ -390,19 +398,11 @@ class SklConverter:
         for i in range(n):
             for j in range(i + 1, n):
                 ind = g.initializer(g.var("Cind_%d" % k), TensorProto.INT64, [], [k])
-                ext = g.var("Csvc_%d" % k)
-                g.node("ArrayFeatureExtractor", [score, ind], ext, domain="ai.onnx.ml",
-                       name=self._unnamed())
+                ext, cneg = self._pair_column(score, ind, "Csvc_%d" % k, "Cneg_%d" % k)
                 sumc_add[sumc[j]].append(ext)
-                cneg = g.var("Cneg_%d" % k)
-                g.node("Neg", ext, cneg, version=6, name=self._unnamed())
                 sumc_add[sumc[i]].append(cneg)
-                ext = g.var("Vsvcv_%d" % k)
-                g.node("ArrayFeatureExtractor", [sign, ind], ext, domain="ai.onnx.ml",
-                       name=self._unnamed())
+                ext, vneg = self._pair_column(sign, ind, "Vsvcv_%d" % k, "Vnegv_%d" % k)
                 vote_add[vote[j]].append(ext)
-                vneg = g.var("Vnegv_%d" % k)
-                g.node("Neg", ext, vneg, version=6, name=self._unnamed())
                 vneg1 = g.var("Vnegv1_%d" % k)
                 g.node("Add", [vneg, cst1], vneg1, version=7, name="AddCl_%d_%d" % (i, j))
                 vote_add[vote[i]].append(vneg1)
