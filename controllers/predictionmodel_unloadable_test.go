@@ -82,18 +82,18 @@ func TestPredictionModelRefusesAModelThatCannotLoad(t *testing.T) {
 	ns := newNamespace(t)
 	startOperatorWithClock(t, testingclock.NewFakeClock(time.Now()), "", ns)
 	model := servingModel(t, ns)
-	mustCreate(t, newModelConfigMap(ns, "m-svm", onnxtest.SVM(3)), newModelConfigMap(ns, "m-cut", onnxtest.Truncated(1, 2, 3)))
+	mustCreate(t, newModelConfigMap(ns, "m-fused", onnxtest.Refused(3)), newModelConfigMap(ns, "m-cut", onnxtest.Truncated(1, 2, 3)))
 
-	setModelSource(t, model, "m-svm")
+	setModelSource(t, model, "m-fused")
 	model = waitConditions(t, model, "ModelLoaded=False/UnsupportedModel", "Degraded=True/UnsupportedModel", "Progressing=False/UnsupportedModel", "Ready=False/UnsupportedModel")
 	msg := conditionMessage(model, freightcastv1alpha1.ConditionDegraded)
-	for _, want := range []string{"ConfigMap m-svm", "SVMClassifier", "ai.onnx.ml", `"svc"`, "the serving pods stay on ConfigMap m-v1"} {
+	for _, want := range []string{"ConfigMap m-fused", "FusedGemm", "com.microsoft", `"fused"`, "the serving pods stay on ConfigMap m-v1"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("Degraded message %q lacks %q", msg, want)
 		}
 	}
 	assertPredictorServes(t, ns, "m-predictor", "m-v1", digestOf(modelBytes))
-	if f := model.Status.FailedRollout; f == nil || f.Reason != freightcastv1alpha1.ReasonUnsupportedModel || f.Revision.Source.ConfigMap.Name != "m-svm" {
+	if f := model.Status.FailedRollout; f == nil || f.Reason != freightcastv1alpha1.ReasonUnsupportedModel || f.Revision.Source.ConfigMap.Name != "m-fused" {
 		t.Errorf("failedRollout = %+v", f)
 	}
 	if model.Status.ModelDigest != digestOf(modelBytes) {
@@ -112,7 +112,7 @@ func TestPredictionModelRefusesAModelThatCannotLoad(t *testing.T) {
 	assertPredictorServes(t, ns, "m-predictor", "m-v1", digestOf(modelBytes))
 
 	// A model that never served one that loads gets no serving pods at all.
-	fresh := newModel(ns, "fresh", "m-svm")
+	fresh := newModel(ns, "fresh", "m-fused")
 	mustCreate(t, fresh)
 	fresh = waitConditions(t, fresh, "Degraded=True/UnsupportedModel", "Progressing=False/UnsupportedModel")
 	if msg := conditionMessage(fresh, freightcastv1alpha1.ConditionDegraded); !strings.Contains(msg, "nothing serves the model") {
@@ -126,13 +126,13 @@ func TestPredictionModelRefusesAModelThatCannotLoad(t *testing.T) {
 	fixed := onnxtest.Linear(3, 2, 1)
 	cm := &corev1.ConfigMap{}
 	testenv.Eventually(t, 10*time.Second, "fix the model file in place", func() error {
-		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "m-svm"}, cm); err != nil {
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "m-fused"}, cm); err != nil {
 			return err
 		}
 		cm.BinaryData["model.onnx"] = fixed
 		return k8s.Update(context.Background(), cm)
 	})
-	waitPredictorServes(t, ns, "fresh-predictor", "m-svm", digestOf(fixed))
+	waitPredictorServes(t, ns, "fresh-predictor", "m-fused", digestOf(fixed))
 	waitConditions(t, fresh, "Degraded=False/AsExpected")
 }
 
@@ -166,7 +166,7 @@ func unloadablePod(t testing.TB, ns, name string, d *appsv1.Deployment, unreadyF
 	return pod
 }
 
-const svmLoadError = `freightcast infer: load model: model: operator SVMClassifier (domain ai.onnx.ml, opset 1) of node "svc" is not supported`
+const fusedLoadError = `freightcast infer: load model: model not supported: node "fused" (FusedGemm, domain com.microsoft, opset 1): operator FusedGemm of domain "com.microsoft" is not supported (supported domains: ai.onnx, ai.onnx.ml)`
 
 // TestPredictionModelReportsAPodThatCannotLoadItsModel: a model the operator cannot read (a URI)
 // is reported from its first pod's exit, without waiting for the progress deadline: the pods
@@ -176,23 +176,23 @@ func TestPredictionModelReportsAPodThatCannotLoadItsModel(t *testing.T) {
 	startOperatorWithClock(t, testingclock.NewFakeClock(time.Now()), "", ns)
 	model := servingModel(t, ns)
 	mustUpdate(t, model, func() {
-		model.Spec.Source = freightcastv1alpha1.ModelSource{URI: "https://models.example.com/svm.onnx", SHA256: strings.Repeat("ab", 32)}
+		model.Spec.Source = freightcastv1alpha1.ModelSource{URI: "https://models.example.com/fused.onnx", SHA256: strings.Repeat("ab", 32)}
 	})
 	var d *appsv1.Deployment
 	waitDeployment(t, 15*time.Second, ns, "m-predictor", "serving the URI", func(got *appsv1.Deployment) error {
 		d = got
-		if !strings.Contains(strings.Join(got.Spec.Template.Spec.Containers[0].Args, " "), "--model-uri=https://models.example.com/svm.onnx") {
+		if !strings.Contains(strings.Join(got.Spec.Template.Spec.Containers[0].Args, " "), "--model-uri=https://models.example.com/fused.onnx") {
 			return fmt.Errorf("args %v", got.Spec.Template.Spec.Containers[0].Args)
 		}
 		return nil
 	})
 	waitConditions(t, model, "Progressing=True/RollingOut")
 	// Nothing but the pod changes: the Deployment's status says nothing of a pod that crashed.
-	unloadablePod(t, ns, "m-predictor-svm", d, time.Second, svmLoadError)
+	unloadablePod(t, ns, "m-predictor-fused", d, time.Second, fusedLoadError)
 
 	model = waitConditions(t, model, "Degraded=True/ModelLoadFailed", "ModelLoaded=False/ModelLoadFailed", "Progressing=False/ModelLoadFailed", "Ready=False/ModelLoadFailed")
 	msg := conditionMessage(model, freightcastv1alpha1.ConditionDegraded)
-	for _, want := range []string{"https://models.example.com/svm.onnx", "pod m-predictor-svm container server exited with code 78", "SVMClassifier", "rolled back to ConfigMap m-v1"} {
+	for _, want := range []string{"https://models.example.com/fused.onnx", "pod m-predictor-fused container server exited with code 78", "FusedGemm", "rolled back to ConfigMap m-v1"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("Degraded message %q lacks %q", msg, want)
 		}
@@ -217,13 +217,13 @@ func TestAModelThatCannotLoadIsNotHealedAndItsStatusHolds(t *testing.T) {
 	})
 	ctx := context.Background()
 	model := newModel(ns, "m", "")
-	model.Spec.Source = freightcastv1alpha1.ModelSource{URI: "https://models.example.com/svm.onnx", SHA256: strings.Repeat("ab", 32)}
+	model.Spec.Source = freightcastv1alpha1.ModelSource{URI: "https://models.example.com/fused.onnx", SHA256: strings.Repeat("ab", 32)}
 	mustCreate(t, model)
 	d := mustEventuallyGetDeployment(t, ns, "m-predictor")
-	pod := unloadablePod(t, ns, "m-predictor-svm", d, 10*time.Minute, svmLoadError)
+	pod := unloadablePod(t, ns, "m-predictor-fused", d, 10*time.Minute, fusedLoadError)
 	model = waitConditions(t, model, "Degraded=True/ModelLoadFailed", "Progressing=False/ModelLoadFailed", "Ready=False/ModelLoadFailed")
 	held := model.Status.DeepCopy()
-	if msg := conditionMessage(model, freightcastv1alpha1.ConditionDegraded); !strings.Contains(msg, "SVMClassifier") || !strings.Contains(msg, "nothing serves the model") {
+	if msg := conditionMessage(model, freightcastv1alpha1.ConditionDegraded); !strings.Contains(msg, "FusedGemm") || !strings.Contains(msg, "nothing serves the model") {
 		t.Errorf("Degraded message %q", msg)
 	}
 
@@ -270,9 +270,9 @@ func TestPipelineOfAModelThatCannotLoad(t *testing.T) {
 	ns := newNamespace(t)
 	startOperatorWithClock(t, testingclock.NewFakeClock(time.Now()), srv.URL(), ns)
 	ctx := context.Background()
-	model := newModel(ns, "m", "m-svm")
+	model := newModel(ns, "m", "m-fused")
 	p := newPipeline(ns, "orders", "m")
-	mustCreate(t, newModelConfigMap(ns, "m-svm", onnxtest.SVM(3)), model, p)
+	mustCreate(t, newModelConfigMap(ns, "m-fused", onnxtest.Refused(3)), model, p)
 
 	testenv.Eventually(t, 15*time.Second, "the pipeline names its model and why it cannot load", func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
@@ -280,7 +280,7 @@ func TestPipelineOfAModelThatCannotLoad(t *testing.T) {
 		}
 		for _, typ := range []string{freightcastv1alpha1.ConditionDegraded, freightcastv1alpha1.ConditionInferenceReady, freightcastv1alpha1.ConditionReady} {
 			c := meta.FindStatusCondition(p.Status.Conditions, typ)
-			if c == nil || c.Reason != freightcastv1alpha1.ReasonUnsupportedModel || !strings.Contains(c.Message, "PredictionModel m cannot load") || !strings.Contains(c.Message, "SVMClassifier") {
+			if c == nil || c.Reason != freightcastv1alpha1.ReasonUnsupportedModel || !strings.Contains(c.Message, "PredictionModel m cannot load") || !strings.Contains(c.Message, "FusedGemm") {
 				return fmt.Errorf("%s is %+v", typ, c)
 			}
 		}

@@ -275,9 +275,9 @@ func postSample(t *testing.T, base string) (int, string) {
 func TestServeInferRefusesBadModels(t *testing.T) {
 	// A private model store: a TLS server whose certificate a test CA signed, holding a model the
 	// runtime refuses.
-	svm := onnxtest.SVM(3)
+	fused := onnxtest.Refused(3)
 	ca := testcerts.NewCA(t)
-	store := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(svm) }))
+	store := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(fused) }))
 	store.TLS = ca.ServerConfig(t)
 	store.StartTLS()
 	defer store.Close()
@@ -285,9 +285,9 @@ func TestServeInferRefusesBadModels(t *testing.T) {
 	if err := os.WriteFile(caFile, ca.PEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256(svm)
+	sum := sha256.Sum256(fused)
 	download := func(sha, caFile string) *inferOptions {
-		return &inferOptions{modelName: "m", modelVersion: "1", modelURI: store.URL + "/svm.onnx", modelSHA256: sha, modelCAFile: caFile,
+		return &inferOptions{modelName: "m", modelVersion: "1", modelURI: store.URL + "/fused.onnx", modelSHA256: sha, modelCAFile: caFile,
 			modelCacheDir: t.TempDir(), maxBatchSize: 1, maxBodyBytes: 1, shutdownTimeout: time.Second}
 	}
 	cases := map[string]struct {
@@ -308,7 +308,7 @@ func TestServeInferRefusesBadModels(t *testing.T) {
 		},
 		"a download trusted through --model-ca-file, of a model the runtime refuses": {
 			o:          download(hex.EncodeToString(sum[:]), caFile),
-			wantErr:    "SVMClassifier",
+			wantErr:    "FusedGemm",
 			unloadable: true,
 		},
 		"a download from a store whose CA is not trusted": {

@@ -115,8 +115,8 @@ func TestInferWorkerWithAModelThatCannotLoadKeepsTheQueue(t *testing.T) {
 	const n = 50
 	q := newWorkerQueue(t, n)
 	ctx := context.Background()
-	bad := filepath.Join(t.TempDir(), "svm.onnx")
-	if err := os.WriteFile(bad, onnxtest.SVM(12), 0o600); err != nil {
+	bad := filepath.Join(t.TempDir(), "fused.onnx")
+	if err := os.WriteFile(bad, onnxtest.Refused(12), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	o := defaultOptions(freightFeatures)
@@ -126,9 +126,9 @@ func TestInferWorkerWithAModelThatCannotLoadKeepsTheQueue(t *testing.T) {
 	select {
 	case err := <-done:
 		if code := exitCode(err); code != modelcheck.ExitUnloadable {
-			t.Fatalf("infer --worker with an SVMClassifier returned %v (exit code %d), want exit code %d", err, code, modelcheck.ExitUnloadable)
+			t.Fatalf("infer --worker with a FusedGemm returned %v (exit code %d), want exit code %d", err, code, modelcheck.ExitUnloadable)
 		}
-		if !strings.Contains(err.Error(), "SVMClassifier") {
+		if !strings.Contains(err.Error(), "FusedGemm") {
 			t.Errorf("error %q does not name the operator", err)
 		}
 	case <-time.After(30 * time.Second):

@@ -35,6 +35,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.svm import SVC, SVR, OneClassSVM
 from sklearn.tree import DecisionTreeRegressor
 from xgboost import XGBClassifier, XGBRegressor
 
@@ -49,6 +50,9 @@ import xgbemit  # noqa: E402
 SEED = 20261127
 TRAIN_ROWS = 4000
 EXPECTED_ROWS = 48
+# The support vector machines train on the first rows only: their files hold the support
+# vectors, a good share of the training rows.
+SVM_ROWS = 400
 # A fixture larger than this is committed gzip-compressed.
 MAX_FIXTURE_BYTES = 1 << 20
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "internal",
@@ -125,6 +129,20 @@ def _classifier_outputs(label, proba, zipmap):
     return outputs
 
 
+def _decision_outputs(label, scores):
+    """predict and decision_function: an SVC without probabilities."""
+    def outputs(model, X):
+        return [_tensor(label, model.predict(X)),
+                _tensor(scores, model.decision_function(X).astype(np.float32))]
+    return outputs
+
+
+def _outlier_outputs(model, X):
+    """predict (1 inlier, -1 outlier) and decision_function, as [N, 1] columns."""
+    return [_tensor("label", model.predict(X).astype(np.int64).reshape(-1, 1)),
+            _tensor("scores", model.decision_function(X).astype(np.float32).reshape(-1, 1))]
+
+
 def _regressor_outputs(name):
     def outputs(model, X):
         return [_tensor(name, model.predict(X).astype(np.float32).reshape(-1, 1))]
@@ -181,6 +199,15 @@ def fixtures(data):
     Xc, Xct = _mode_columns(dm), _mode_columns(tm)
     late, grade = d.late, d.grade
     xgb = dict(random_state=SEED, n_jobs=1, tree_method="hist")
+    return _tree_and_linear_fixtures(data, xgb) + _svm_fixtures(data)
+
+
+def _tree_and_linear_fixtures(data, xgb):
+    d, t = data.train, data.test
+    dm, tm = data.train_missing, data.test_missing
+    X, Xm = d.X, dm.X
+    Xc, Xct = _mode_columns(dm), _mode_columns(tm)
+    late, grade = d.late, d.grade
     return [
         Fixture("xgb_binary",
                 "XGBClassifier, 100 trees of depth ≤ 6, binary:logistic, trained with 5 % "
@@ -276,6 +303,54 @@ def fixtures(data):
                         ("mode", OneHotEncoder(handle_unknown="ignore"), [8])])),
                     ("lr", LogisticRegression(max_iter=1000))]).fit(Xc, dm.late),
                 _skl(), _skl_real(), inputs=(Xct,),
+                outputs=_classifier_outputs("output_label", "output_probability", True)),
+    ]
+
+
+def _svm_fixtures(data):
+    s, t = data.train.rows(slice(0, SVM_ROWS)), data.test
+    svc = dict(kernel="rbf", random_state=SEED)
+    return [
+        Fixture("skl_svc_binary",
+                f"SVC (RBF, probability=True) on late, {SVM_ROWS} training rows; skl2onnx "
+                "with ZipMap",
+                lambda: SVC(probability=True, **svc).fit(s.X, s.late),
+                _skl(), _skl_real(), inputs=(t.X,),
+                outputs=_classifier_outputs("output_label", "output_probability", True)),
+        Fixture("skl_svc_grade",
+                f"SVC (RBF, probability=True) on 3 delay grades, one against one, {SVM_ROWS} "
+                "training rows; skl2onnx with ZipMap",
+                lambda: SVC(probability=True, **svc).fit(s.X, s.grade),
+                _skl(), _skl_real(), inputs=(t.X,),
+                outputs=_classifier_outputs("output_label", "output_probability", True)),
+        Fixture("skl_svc_grade_ovo_nozipmap",
+                f"SVC (RBF, decision_function_shape='ovo') on 3 delay grades, {SVM_ROWS} "
+                "training rows: decision values; skl2onnx with zipmap=False",
+                lambda: SVC(decision_function_shape="ovo", **svc).fit(s.X, s.grade),
+                _skl(zipmap=False), _skl_real(zipmap=False), inputs=(t.X,),
+                outputs=_decision_outputs("label", "probabilities")),
+        Fixture("skl_svc_grade_ovr_nozipmap",
+                f"SVC (RBF, scikit-learn's defaults) on 3 delay grades, {SVM_ROWS} training "
+                "rows: the 'ovr' decision function skl2onnx computes after the SVM; "
+                "zipmap=False",
+                lambda: SVC(**svc).fit(s.X, s.grade),
+                _skl(zipmap=False), _skl_real(zipmap=False), inputs=(t.X,),
+                outputs=_decision_outputs("label", "probabilities")),
+        Fixture("skl_svr_delay_hours",
+                f"SVR (RBF, C=10) on delay hours, {SVM_ROWS} training rows; skl2onnx",
+                lambda: SVR(kernel="rbf", C=10.0).fit(s.X, s.delay_hours),
+                _skl(), _skl_real(), inputs=(t.X,), outputs=_regressor_outputs("variable")),
+        Fixture("skl_ocsvm_outliers",
+                f"OneClassSVM (RBF, nu=0.05) on {SVM_ROWS} legs: unusual shipments; skl2onnx",
+                lambda: OneClassSVM(nu=0.05).fit(s.X),
+                _skl(), _skl_real(), inputs=(t.X,), outputs=_outlier_outputs),
+        Fixture("skl_scaled_svc_grade",
+                "Pipeline(StandardScaler, SVC (POLY of degree 3, probability=True)) on string "
+                f"delay grades, {SVM_ROWS} training rows; skl2onnx with ZipMap",
+                lambda: Pipeline([("scale", StandardScaler()),
+                                  ("svc", SVC(kernel="poly", degree=3, probability=True,
+                                              random_state=SEED))]).fit(s.X, _grades(s.grade)),
+                _skl(), _skl_real(), inputs=(t.X,),
                 outputs=_classifier_outputs("output_label", "output_probability", True)),
     ]
 

@@ -284,8 +284,55 @@ def preprocess_cases():
     return out
 
 
+def svm_cases():
+    """SVMClassifier and SVMRegressor: kernels, the binary form, one against one, the liblinear
+    forms, one_class. No case has probabilities over three classes: the reference evaluator
+    builds their coupling matrix with a dot product across each row where libsvm and
+    onnxruntime multiply element by element (the scikit-learn fixtures cover those)."""
+    f = TensorProto.FLOAT
+    x = _rows(53, 16, 3)
+    rng = np.random.Generator(np.random.PCG64(59))
+    sv = rng.normal(size=(5, 3)).astype(np.float32).round(2).ravel()
+    coef2 = rng.normal(size=(2, 5)).astype(np.float32).round(2).ravel()
+    binary = dict(classlabels_ints=[0, 1], vectors_per_class=[2, 3], support_vectors=sv,
+                  coefficients=[0.8, 0.5, -0.6, -0.4, -0.3], rho=[0.1], kernel_type="RBF",
+                  kernel_params=[0.4, 0.0, 3.0])
+    grades = dict(vectors_per_class=[2, 1, 2], support_vectors=sv, coefficients=coef2,
+                  rho=[0.2, -0.3, 0.1])
+    label, labels = ("Y", TensorProto.INT64, [None]), ("Y", TensorProto.STRING, [None])
+    regressor = dict(n_supports=5, support_vectors=sv, coefficients=coef2[:5], rho=[0.3],
+                     kernel_type="RBF", kernel_params=[0.4, 0.0, 3.0])
+
+    def svc(name, lab, width, **attrs):
+        return (name, _model("SVMClassifier", [("X", x)], [lab, ("Z", f, [None, width])],
+                             **attrs))
+
+    def svr(name, inp=x, **attrs):
+        return (name, _model("SVMRegressor", [("X", inp)], [("Y", f, [None, 1])], **attrs))
+
+    return [
+        svc("svm_binary_rbf", label, 2, **binary),
+        svc("svm_binary_probabilities", label, 2, prob_a=[-1.7], prob_b=[0.2], **binary),
+        svc("svm_grade_poly", label, 3, classlabels_ints=[0, 1, 2], kernel_type="POLY",
+            kernel_params=[0.3, 1.0, 3.0], **grades),
+        svc("svm_grade_sigmoid_softmax", label, 3, classlabels_ints=[0, 1, 2],
+            kernel_type="SIGMOID", kernel_params=[0.2, -0.1, 0.0], post_transform="SOFTMAX",
+            **grades),
+        svc("svm_grade_strings_rbf", labels, 3,
+            classlabels_strings=["on_time", "minor", "major"], kernel_type="RBF",
+            kernel_params=[0.5, 0.0, 3.0], **grades),
+        svc("svm_linear_form", label, 2, classlabels_ints=[3, 7],
+            coefficients=[0.5, -1.0, 0.25, -0.5, 1.0, 0.1], rho=[0.2]),
+        svr("svm_regressor_rbf", **regressor),
+        svr("svm_regressor_poly_double", inp=x.astype(np.float64),
+            **dict(regressor, kernel_type="POLY", kernel_params=[0.3, 1.0, 2.0])),
+        svr("svm_one_class", **dict(regressor, rho=[-0.5], one_class=1)),
+        svr("svm_regressor_linear", coefficients=[0.5, -1.0, 2.0], rho=[0.1], n_supports=0),
+    ]
+
+
 def cases():
-    return tree_cases() + linear_cases() + preprocess_cases()
+    return tree_cases() + linear_cases() + preprocess_cases() + svm_cases()
 
 
 def _tensor(name, a):

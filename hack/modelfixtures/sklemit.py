@@ -2,7 +2,8 @@
 
 Only what the fixtures use is covered: Pipeline, ColumnTransformer over column indices,
 SimpleImputer, StandardScaler, OneHotEncoder, LogisticRegression (lbfgs), RandomForest and
-GradientBoosting classifiers, RandomForest and DecisionTree regressors, and an XGBClassifier
+GradientBoosting classifiers, RandomForest and DecisionTree regressors, SVC and NuSVC (with
+probabilities, or decision_function_shape="ovo"), SVR, NuSVR and OneClassSVM, and an XGBClassifier
 registered with onnxmltools' converter the way onnxmltools' documentation shows. Each converter
 emits the nodes, names and attributes skl2onnx emits (see compare.py for the check against the
 real thing), then the graph is finished as skl2onnx finishes it: nodes sorted by depth, then
@@ -20,6 +21,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.svm import SVC, SVR, NuSVC, NuSVR, OneClassSVM
 from sklearn.tree import DecisionTreeRegressor
 
 import onnxemit
@@ -143,6 +145,17 @@ class SklConverter:
             self.work.append(lambda: self._forest_regressor(model, inp, out))
             self.outputs = [(out.name, TensorProto.FLOAT, [None, 1])]
             return out
+        if isinstance(model, OneClassSVM):
+            label, scores = self.g.var("label"), self.g.var("scores")
+            self.work.append(lambda: self._one_class_svm(model, inp, label, scores))
+            self.outputs = [(label, TensorProto.INT64, [None, 1]),
+                            (scores, TensorProto.FLOAT, [None, 1])]
+            return None
+        if isinstance(model, (SVR, NuSVR)):
+            out = _Var(self.g.var("variable"), 1)
+            self.work.append(lambda: self._svm_regressor(model, inp, out))
+            self.outputs = [(out.name, TensorProto.FLOAT, [None, 1])]
+            return out
         return self._parse_classifier(model, inp)
 
     def _parse_column_transformer(self, model, inp):
@@ -231,6 +244,8 @@ class SklConverter:
             self._forest_classifier(model, inp, label, proba)
         elif isinstance(model, GradientBoostingClassifier):
             self._boosting_classifier(model, inp, label, proba)
+        elif isinstance(model, (SVC, NuSVC)):
+            self._svm_classifier(model, inp, label, proba)
         elif type(model).__name__ == "XGBClassifier":
             xgbemit.add_classifier(self.g, model, inp.name, label, proba)
         else:
@@ -313,6 +328,123 @@ class SklConverter:
         attrs.update(t.attrs())
         self.g.node("TreeEnsembleRegressor", inp.name, out.name, domain="ai.onnx.ml", version=1,
                     **attrs)
+
+    def _svm_classifier(self, model, inp, label, proba):
+        classes = model.classes_
+        # Without probabilities, scikit-learn's default 'ovr' shape turns the pairs' decision
+        # values into per-class scores; skl2onnx adds that computation after the SVM.
+        ovr = model.probA_.size == 0 and len(classes) > 2 and model.decision_function_shape == "ovr"
+        attrs = {"name": self.g.opname("SVMc"), "kernel_type": model.kernel.upper(),
+                 "kernel_params": [float(v) for v in (model._gamma, model.coef0, model.degree)],
+                 "support_vectors": model.support_vectors_.ravel().astype(np.float32)}
+        coef, rho = model.dual_coef_.ravel(), model.intercept_
+        if len(classes) == 2:
+            # scikit-learn flips libsvm's signs for two classes; the converter flips them back.
+            coef, rho = -coef, -rho
+        attrs["coefficients"] = coef.astype(np.float32)
+        attrs["rho"] = rho.astype(np.float32)
+        if model.probA_.size > 0:
+            attrs["prob_a"] = model.probA_.astype(np.float32)
+        if model.probB_.size > 0:
+            attrs["prob_b"] = model.probB_.astype(np.float32)
+        out = self.g.var("before_ovr") if ovr else proba
+        attrs["post_transform"] = "NONE"
+        attrs["vectors_per_class"] = model.n_support_.tolist()
+        attrs.update(_class_label_attrs(classes, "classlabels_ints"))
+        scores = self.g.var("SVM02")
+        self.g.node("SVMClassifier", inp.name, [label, scores], domain="ai.onnx.ml", version=1,
+                    **attrs)
+        self.g.node("Cast", scores, out, version=9, name=self.g.opname("Cast"),
+                    to=TensorProto.FLOAT)
+        if ovr:
+            self._ovr_decision(len(classes), out, proba)
+
+    def _unnamed(self):
+        """The name skl2onnx gives a node added without one: its position."""
+        return f"N{len(self.g.nodes)}"
+
+    def _pair_column(self, src, ind, ext_seed, neg_seed):
+        """Column ind of src, and its negation."""
+        ext, neg = self.g.var(ext_seed), self.g.var(neg_seed)
+        self.g.node("ArrayFeatureExtractor", [src, ind], ext, domain="ai.onnx.ml",
+                    name=self._unnamed())
+        self.g.node("Neg", ext, neg, version=6, name=self._unnamed())
+        return ext, neg
+
+    def _ovr_decision(self, n, pairs, proba):
+        """scikit-learn's _ovr_decision_function over the pairs' decision values: votes plus
+        the summed confidences squashed into (-1/3, 1/3), per class."""
+        g = self.g
+        cst0 = g.initializer(g.var("cst0"), TensorProto.FLOAT, [], [0])
+        negative = g.var("negative")
+        g.node("Less", [pairs, cst0], negative, version=9, name=g.opname("Less"))
+        inegative = g.var("inegative")
+        g.node("Cast", negative, inegative, version=9, name=g.opname("Cast"), to=TensorProto.FLOAT)
+        neg = g.var("neg")
+        g.node("Neg", pairs, neg, name=self._unnamed())
+        sign, score = g.var("prob_sign"), g.var("prob_sign")
+        g.node("Identity", inegative, sign, name=self._unnamed())
+        g.node("Identity", neg, score, name=self._unnamed())
+        ovr = g.var("ovr_output")
+        g.node("Identity", ovr, proba, name=self._unnamed())
+        # The SklearnOVRDecisionFunction operator, converted after the SVM's.
+        cst3 = g.initializer(g.var("cst3"), TensorProto.FLOAT, [], [3])
+        cst1 = g.initializer(g.var("cst1"), TensorProto.FLOAT, [], [1])
+        sumc = [g.var("svcsumc_%d" % i) for i in range(n)]
+        vote = [g.var("svcvote_%d" % i) for i in range(n)]
+        sumc_add = {x: [] for x in sumc}
+        vote_add = {x: [] for x in vote}
+        k = 0
+        for i in range(n):
+            for j in range(i + 1, n):
+                ind = g.initializer(g.var("Cind_%d" % k), TensorProto.INT64, [], [k])
+                ext, cneg = self._pair_column(score, ind, "Csvc_%d" % k, "Cneg_%d" % k)
+                sumc_add[sumc[j]].append(ext)
+                sumc_add[sumc[i]].append(cneg)
+                ext, vneg = self._pair_column(sign, ind, "Vsvcv_%d" % k, "Vnegv_%d" % k)
+                vote_add[vote[j]].append(ext)
+                vneg1 = g.var("Vnegv1_%d" % k)
+                g.node("Add", [vneg, cst1], vneg1, version=7, name="AddCl_%d_%d" % (i, j))
+                vote_add[vote[i]].append(vneg1)
+                k += 1
+        for add in (sumc_add, vote_add):
+            for total, terms in add.items():
+                g.node("Sum", terms, total, version=8, name=g.opname("Sum"))
+        conc = g.var("Csvcconc")
+        g.node("Concat", sumc, conc, version=11, name=g.opname("Concat"), axis=1)
+        conc_vote = g.var("Vsvcconcv")
+        g.node("Concat", vote, conc_vote, version=11, name=g.opname("Concat"), axis=1)
+        conc_abs = g.var("Cabs")
+        g.node("Abs", conc, conc_abs, version=6, name=g.opname("Abs"))
+        abs1 = g.var("Cconc_abs1")
+        g.node("Add", [conc_abs, cst1], abs1, version=7, name="AddF0")
+        abs3 = g.var("Cconc_abs3")
+        g.node("Mul", [abs1, cst3], abs3, version=7, name=g.opname("Mul"))
+        final = g.var("Csvcfinal")
+        g.node("Div", [conc, abs3], final, version=7, name=g.opname("Div"))
+        g.node("Add", [conc_vote, final], ovr, version=7, name="AddF1")
+
+    def _svm_regressor(self, model, inp, out, raw_seed="SVM03"):
+        attrs = {"name": self.g.opname("SVM"), "kernel_type": model.kernel.upper(),
+                 "kernel_params": [np.float32(v) for v in (model._gamma, model.coef0,
+                                                           model.degree)],
+                 "support_vectors": model.support_vectors_.ravel().astype(np.float32),
+                 "coefficients": model.dual_coef_.ravel().astype(np.float32),
+                 "rho": model.intercept_.astype(np.float32), "post_transform": "NONE",
+                 "n_supports": len(model.support_)}
+        raw = self.g.var(raw_seed)
+        self.g.node("SVMRegressor", inp.name, raw, domain="ai.onnx.ml", version=1, **attrs)
+        self.g.node("Cast", raw, out.name, version=9, name=self.g.opname("Cast"),
+                    to=TensorProto.FLOAT)
+
+    def _one_class_svm(self, model, inp, label, scores):
+        """The regressor's score (decision_function), and its sign as the label."""
+        self._svm_regressor(model, inp, _Var(scores, 1), raw_seed="SVMO1")
+        pred = self.g.var("float_prediction")
+        # An unnamed node: skl2onnx names it after its position.
+        self.g.node("Sign", scores, pred, version=9, name=f"N{len(self.g.nodes)}")
+        self.g.node("Cast", pred, label, version=9, name=self.g.opname("Cast"),
+                    to=TensorProto.INT64)
 
     def _zipmap(self, classes, label, proba, out_label, out_proba, strings):
         attrs = {"name": self.g.opname("ZipMap")}

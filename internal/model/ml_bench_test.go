@@ -52,6 +52,35 @@ func BenchmarkTrees(b *testing.B) {
 	}
 }
 
+// BenchmarkSVM runs the SVM fixtures (about 260 support vectors of 12 features each) through
+// Eval: the kernel rows dominate, and a warm run allocates nothing.
+func BenchmarkSVM(b *testing.B) {
+	for _, name := range []string{"skl_svc_grade", "skl_svc_grade_ovo_nozipmap", "skl_svr_delay_hours"} {
+		fx := loadFixture(b, name)
+		m, err := Load(fx.model)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, rows := range []int{1, 64} {
+			b.Run(fmt.Sprintf("%s/batch=%d", name, rows), func(b *testing.B) {
+				x, cols := benchRows(fx, rows)
+				in := []*Tensor{NewTensor([]int{rows, cols}, x)}
+				out := make([]*Tensor, len(m.Metadata().Outputs))
+				for i := range out {
+					out[i] = &Tensor{}
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := m.Eval(in, out); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
+			})
+		}
+	}
+}
+
 // cpuTimer reports the process's CPU time per operation next to the wall clock, a figure a
 // machine shared with other work disturbs less.
 type cpuTimer struct{ start time.Duration }

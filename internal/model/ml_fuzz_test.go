@@ -5,6 +5,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/freightcast/freightcast/internal/onnxpb"
 )
 
 // FuzzTreeEnsemble builds tree ensemble attributes from arbitrary bytes — out-of-range and
@@ -210,6 +212,13 @@ func FuzzMLModel(f *testing.F) {
 	for _, name := range []string{"skl_logreg_grade", "skl_impute_onehot", "xgb_binary_zipmap", "skl_rf_grade"} {
 		f.Add(loadFixture(f, name).model)
 	}
+	// Small SVMs of every form: the fixtures' hold hundreds of support vectors.
+	f.Add(svmClassifierModel(svmBinary(floatsAttr("prob_a", -2), floatsAttr("prob_b", 0)), 1, 2))
+	f.Add(svmClassifierModel(svm3(stringAttr("kernel_type", "RBF"), floatsAttr("prob_a", -1, -1, -1), floatsAttr("prob_b", 0, 0, 0)), 1, 3))
+	f.Add(svmClassifierModel(svm3(stringAttr("kernel_type", "SIGMOID")), 1, 3))
+	f.Add(svmClassifierModel([]onnxpb.Attribute{intsAttr("classlabels_ints", 0, 1), floatsAttr("coefficients", 1, 0, 0, 1), floatsAttr("rho", 0.5)}, 2, 2))
+	f.Add(svmRegressorModel([]onnxpb.Attribute{stringAttr("kernel_type", "POLY"), floatsAttr("kernel_params", 0.5, 1, 3),
+		intAttr("n_supports", 2), floatsAttr("support_vectors", 0, 1), floatsAttr("coefficients", 2, -1), floatsAttr("rho", 0.5), intAttr("one_class", 1)}, 1))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		recoverPanics = false
 		defer func() { recoverPanics = true }()

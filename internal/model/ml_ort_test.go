@@ -160,7 +160,15 @@ func TestORTMatchesFrameworks(t *testing.T) {
 			for i, o := range runORT(t, s, fx) {
 				got, keys := o.tensor()
 				want := fx.json.Outputs[i]
-				sameAnswers(t, want.Name, got, fx.outputs[i], 1e-5)
+				tol := 1e-5
+				if f.Name == "skl_svr_delay_hours" {
+					// onnxruntime's RBF kernel is a float32 GEMM, ‖x‖² + ‖v‖² − 2x·v, over raw
+					// distances of thousands of km: terms near 1e8 cancel to a few digits, and
+					// predictions move by up to about 1e-4 relatively (the runtime computes the
+					// differences in float64 and stays within 5e-7 of scikit-learn).
+					tol = 3e-4
+				}
+				sameAnswers(t, want.Name, got, fx.outputs[i], tol)
 				for k, raw := range want.ZipMapLabels {
 					var label any
 					if err := json.Unmarshal(raw, &label); err != nil {

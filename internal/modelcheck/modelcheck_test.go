@@ -23,8 +23,8 @@ func TestLoad(t *testing.T) {
 	}{
 		"a linear model with its three features":      {data: onnxtest.Linear(1, 2, 3), features: []string{"a", "b", "c"}},
 		"a linear model serving the file's own names": {data: onnxtest.Linear(1, 2, 3)},
-		"an operator the runtime refuses": {data: onnxtest.SVM(3), features: []string{"a", "b", "c"}, kind: Unsupported,
-			says: []string{"SVMClassifier", "ai.onnx.ml", `"svc"`}},
+		"an operator the runtime refuses": {data: onnxtest.Refused(3), features: []string{"a", "b", "c"}, kind: Unsupported,
+			says: []string{"FusedGemm", "com.microsoft", `"fused"`}},
 		"a truncated file":   {data: onnxtest.Truncated(1, 2, 3), kind: Invalid, says: []string{"invalid model"}},
 		"not a model at all": {data: []byte("not an ONNX model"), kind: Invalid, says: []string{"invalid model"}},
 		"two features for three inputs": {data: onnxtest.Linear(1, 2, 3), features: []string{"a", "b"}, kind: Invalid,
@@ -76,8 +76,8 @@ func TestCheckerGivesAVerdict(t *testing.T) {
 	if err := c.Check(context.Background(), onnxtest.Linear(1, 2), []string{"a", "b"}); err != nil {
 		t.Errorf("a model that loads: %v", err)
 	}
-	if u := AsUnloadable(c.Check(context.Background(), onnxtest.SVM(2), nil)); u == nil || u.Kind != Unsupported {
-		t.Errorf("SVMClassifier: %+v, want Unsupported", u)
+	if u := AsUnloadable(c.Check(context.Background(), onnxtest.Refused(2), nil)); u == nil || u.Kind != Unsupported {
+		t.Errorf("FusedGemm: %+v, want Unsupported", u)
 	}
 }
 
@@ -87,24 +87,24 @@ func TestCheckerGivesAVerdict(t *testing.T) {
 // long a compile takes.
 func TestCheckerLeavesWhatItCannotDecide(t *testing.T) {
 	t.Parallel()
-	svm := onnxtest.SVM(2)
-	c := NewChecker(50*time.Millisecond, len(svm))
-	if err := c.Check(context.Background(), make([]byte, len(svm)+1), nil); !errors.Is(err, ErrNotChecked) || AsUnloadable(err) != nil {
+	fused := onnxtest.Refused(2)
+	c := NewChecker(50*time.Millisecond, len(fused))
+	if err := c.Check(context.Background(), make([]byte, len(fused)+1), nil); !errors.Is(err, ErrNotChecked) || AsUnloadable(err) != nil {
 		t.Errorf("a file past MaxBytes: %v, want ErrNotChecked", err)
 	}
 	c.slot <- struct{}{}
-	if err := c.Check(context.Background(), svm, nil); !errors.Is(err, ErrNotChecked) {
+	if err := c.Check(context.Background(), fused, nil); !errors.Is(err, ErrNotChecked) {
 		t.Errorf("with the slot taken: %v, want ErrNotChecked", err)
 	}
 	<-c.slot
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	c.slot <- struct{}{}
-	if err := c.Check(ctx, svm, nil); !errors.Is(err, ErrNotChecked) {
+	if err := c.Check(ctx, fused, nil); !errors.Is(err, ErrNotChecked) {
 		t.Errorf("with ctx done: %v, want ErrNotChecked", err)
 	}
 	<-c.slot
-	if u := AsUnloadable(c.Check(context.Background(), svm, nil)); u == nil {
+	if u := AsUnloadable(c.Check(context.Background(), fused, nil)); u == nil {
 		t.Error("with the slot free again, no verdict")
 	}
 }

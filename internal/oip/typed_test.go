@@ -109,6 +109,8 @@ func TestInferFixturesMatchTheirFrameworks(t *testing.T) {
 		"skl_impute_onehot",     // scikit-learn Pipeline: imputer, scaler, one-hot, logistic regression, ZipMap
 		"skl_logreg_grade",      // scikit-learn multiclass logistic regression, ZipMap
 		"skl_rf_delay_hours",    // scikit-learn random forest regressor
+		"skl_svc_grade",         // scikit-learn SVC, one against one, coupled probabilities, ZipMap
+		"skl_svr_delay_hours",   // scikit-learn support vector regressor
 		"torch_tabular_opset13", // PyTorch: FP32 numeric and INT64 transport mode
 		"torch_tabular_opset17",
 	} {

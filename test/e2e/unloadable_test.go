@@ -49,9 +49,9 @@ func unloadableHold(t testing.TB) time.Duration {
 	return d
 }
 
-// TestUnloadableModel applies, to a serving model, a ConfigMap whose model the runtime refuses (an
-// SVMClassifier) and then one that is not ONNX at all: each is reported Ready=False/Degraded=True
-// with the loader's message within 10 s of the apply. Then the same SVMClassifier from an https
+// TestUnloadableModel applies, to a serving model, a ConfigMap whose model the runtime refuses (a
+// FusedGemm) and then one that is not ONNX at all: each is reported Ready=False/Degraded=True
+// with the loader's message within 10 s of the apply. Then the same FusedGemm from an https
 // URI on a private model store the test serves, trusted through spec.source.caBundle: reported
 // ModelLoadFailed with the pod's message within 10 s of the first crash, and rolled back. All the
 // while the previous revision keeps serving and no pod of it restarts; the status holds for the
@@ -75,7 +75,7 @@ func TestUnloadableModel(t *testing.T) {
 		content                       []byte
 		version                       string
 	}{
-		{"an operator the runtime refuses", "svm-model", freightcastv1alpha1.ReasonUnsupportedModel, "SVMClassifier", onnxtest.SVM(12), "2"},
+		{"an operator the runtime refuses", "fused-model", freightcastv1alpha1.ReasonUnsupportedModel, "FusedGemm", onnxtest.Refused(12), "2"},
 		{"a file that is not ONNX", "broken-model", freightcastv1alpha1.ReasonInvalidModel, "invalid model", []byte("not an ONNX model"), "3"},
 	} {
 		applyYAML(t, ns, fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\nbinaryData:\n  model.onnx: %s\n",
@@ -107,15 +107,15 @@ func TestUnloadableModel(t *testing.T) {
 	if net.ParseIP(nodeIP) == nil {
 		t.Fatalf("FREIGHTCAST_E2E_NODE_IP %q is not an address (make e2e sets it)", nodeIP)
 	}
-	svm := onnxtest.SVM(12)
-	store := newPrivateModelStore(t, nodeIP, svm)
+	fused := onnxtest.Refused(12)
+	store := newPrivateModelStore(t, nodeIP, fused)
 	if err := k8s.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "model-store-ca"},
 		Data: map[string]string{"ca.crt": string(store.caPEM)}}); err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256(svm)
+	sum := sha256.Sum256(fused)
 	patch := fmt.Appendf(nil, `{"spec":{"version":"4","source":{"configMap":null,"uri":%q,"sha256":%q,"caBundle":{"configMap":{"name":"model-store-ca"}}}}}`,
-		store.url+"/svm.onnx", hex.EncodeToString(sum[:]))
+		store.url+"/fused.onnx", hex.EncodeToString(sum[:]))
 	if err := k8s.Patch(ctx, m, client.RawPatch("application/merge-patch+json", patch)); err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestUnloadableModel(t *testing.T) {
 		if err := k8s.Get(ctx, key, m); err != nil {
 			return err
 		}
-		return reportsUnloadable(m, freightcastv1alpha1.ReasonModelLoadFailed, "SVMClassifier")
+		return reportsUnloadable(m, freightcastv1alpha1.ReasonModelLoadFailed, "FusedGemm")
 	})
 	reported := time.Now()
 	if firstCrash.IsZero() {

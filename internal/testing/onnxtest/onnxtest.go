@@ -22,34 +22,31 @@ func Linear(weights ...float32) []byte {
 	})
 }
 
-// SVM is a valid ONNX model the runtime refuses by name: a scikit-learn-style linear support
-// vector classifier (ai.onnx.ml SVMClassifier, opset 1) over `features` of [batch, features],
-// as skl2onnx writes for an SVC. Loading it fails with model.ErrUnsupported naming the operator,
-// its domain and opset, and the node "svc".
-func SVM(features int) []byte {
+// Refused is a valid ONNX model the runtime refuses by name: an MLP layer as onnxruntime saves
+// it after optimising the graph offline, its Gemm and activation fused into one FusedGemm of
+// onnxruntime's own domain com.microsoft (opset 1), over `features` of [batch, features].
+// Loading it fails with model.ErrUnsupported naming the operator, its domain and the node
+// "fused".
+func Refused(features int) []byte {
 	n := int64(features)
-	coef := make([]float32, 2*features)
-	for i := range coef {
-		coef[i] = float32(i%3) - 1
+	w := make([]float32, 2*features)
+	for i := range w {
+		w[i] = float32(i%3) - 1
 	}
-	return marshal([]onnxpb.OperatorSet{{Version: 13}, {Domain: "ai.onnx.ml", Version: 1}}, &onnxpb.Graph{
-		Name: "svc",
-		Nodes: []onnxpb.Node{{OpType: "SVMClassifier", Domain: "ai.onnx.ml", Name: "svc",
-			Inputs: []string{"features"}, Outputs: []string{"label", "probabilities"},
+	return marshal([]onnxpb.OperatorSet{{Version: 13}, {Domain: "com.microsoft", Version: 1}}, &onnxpb.Graph{
+		Name: "fused",
+		Nodes: []onnxpb.Node{{OpType: "FusedGemm", Domain: "com.microsoft", Name: "fused",
+			Inputs: []string{"features", "w", "b"}, Outputs: []string{"hidden"},
 			Attributes: []onnxpb.Attribute{
-				{Name: "classlabels_ints", Type: onnxpb.AttrInts, Ints: []int64{0, 1}},
-				{Name: "coefficients", Type: onnxpb.AttrFloats, Floats: coef},
-				{Name: "kernel_type", Type: onnxpb.AttrString, S: []byte("LINEAR")},
-				{Name: "rho", Type: onnxpb.AttrFloats, Floats: []float32{0.5}},
-				{Name: "vectors_per_class", Type: onnxpb.AttrInts, Ints: []int64{1, 1}},
-				{Name: "support_vectors", Type: onnxpb.AttrFloats, Floats: coef},
-				{Name: "post_transform", Type: onnxpb.AttrString, S: []byte("NONE")},
+				{Name: "activation", Type: onnxpb.AttrString, S: []byte("Relu")},
+				{Name: "transB", Type: onnxpb.AttrInt, I: 0},
 			}}},
-		Inputs: []onnxpb.ValueInfo{batchOf("features", n)},
-		Outputs: []onnxpb.ValueInfo{
-			{Name: "label", ElemType: onnxpb.TypeInt64, HasShape: true, Shape: []onnxpb.Dim{{Param: "N"}}},
-			batchOf("probabilities", 2),
+		Initializers: []onnxpb.Tensor{
+			{Name: "w", Dims: []int64{n, 2}, DataType: onnxpb.TypeFloat, FloatData: w},
+			{Name: "b", Dims: []int64{2}, DataType: onnxpb.TypeFloat, FloatData: []float32{0.5, -0.5}},
 		},
+		Inputs:  []onnxpb.ValueInfo{batchOf("features", n)},
+		Outputs: []onnxpb.ValueInfo{batchOf("hidden", 2)},
 	})
 }
 
