@@ -5,6 +5,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/freightcast/freightcast/internal/onnxpb"
 )
 
 // FuzzTreeEnsemble builds tree ensemble attributes from arbitrary bytes — out-of-range and
@@ -210,6 +212,12 @@ func FuzzMLModel(f *testing.F) {
 	for _, name := range []string{"skl_logreg_grade", "skl_impute_onehot", "xgb_binary_zipmap", "skl_rf_grade"} {
 		f.Add(loadFixture(f, name).model)
 	}
+	// TreeEnsemble (opset 5) with BRANCH_MEMBER, and CategoryMapper.
+	f.Add(tree5Model(membershipAttrs(), onnxpb.TypeFloat, 1, 4))
+	codes := tensorInfo("Y", -1, 2)
+	codes.ElemType = onnxpb.TypeInt64
+	f.Add(mlModel("CategoryMapper", 1, []onnxpb.Attribute{intsAttr("cats_int64s", 1, 2), stringsAttr("cats_strings", "air", "sea")},
+		onnxpb.TypeString, 2, codes))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		recoverPanics = false
 		defer func() { recoverPanics = true }()
