@@ -209,7 +209,8 @@ func FuzzMLModel(f *testing.F) {
 	for _, name := range mlopsCases(f) {
 		f.Add(loadCase(f, "testdata/mlops", name).model)
 	}
-	for _, name := range []string{"skl_logreg_grade", "skl_impute_onehot", "xgb_binary_zipmap", "skl_rf_grade"} {
+	for _, name := range []string{"skl_logreg_grade", "skl_impute_onehot", "xgb_binary_zipmap", "skl_rf_grade",
+		"te5_member_float", "skl_gb_grade_te5", "category_mapper"} {
 		f.Add(loadFixture(f, name).model)
 	}
 	// TreeEnsemble (opset 5) with BRANCH_MEMBER, and CategoryMapper.
