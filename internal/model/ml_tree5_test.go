@@ -217,3 +217,201 @@ func TestCategoryMapper(t *testing.T) {
 		t.Fatalf("a FLOAT input: %v", err)
 	}
 }
+
+// FuzzTreeEnsemble5 builds TreeEnsemble (opset 5) attributes from arbitrary bytes — children
+// anywhere (cycles, self, past the ends), leaf flags other than 0 and 1, every mode and some
+// unknown, membership sets of any size (empty, holding 0, NaN-less tails), roots that share
+// nodes, nodes whose branches name one leaf — and compiles them. Anything accepted must run,
+// and agree with a direct walk of the opset-5 structure as the specification describes it.
+func FuzzTreeEnsemble5(f *testing.F) {
+	f.Add([]byte{3, 2, 0, 1, 0, 6, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})
+	f.Add([]byte{9, 4, 3, 2, 6, 6, 6, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 0x80, 0x40, 7})
+	f.Add([]byte{1, 1, 1, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{12, 8, 2, 0xff, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		t5, members := tree5FromBytes(data)
+		const cols, rows = 3, 9
+		if t5.check() != nil || t5.splitMembers(members) != nil {
+			return
+		}
+		spec, err := t5.spec()
+		if err != nil {
+			return
+		}
+		fo, err := compileForest(spec, cols, false)
+		if err != nil {
+			return
+		}
+		x := fuzzRows(data, rows, cols)
+		var sc treeScratch
+		if err := fo.scoreFloat32(x, rows, cols, &sc); err != nil {
+			t.Fatalf("a compiled forest fails to run: %v", err)
+		}
+		got := make([]float64, rows*fo.nTargets)
+		regressInto(fo, &sc, rows, got)
+		for r := range rows {
+			want, ok := walkTree5(t5, x[r*cols:(r+1)*cols])
+			if !ok {
+				t.Fatalf("the compiler accepted trees the walk cannot finish (a cycle)")
+			}
+			for k, w := range want {
+				g := got[r*fo.nTargets+k]
+				if math.Abs(g-w) > 1e-4*(1+math.Abs(w)) {
+					t.Fatalf("row %d target %d: %v, the walk says %v", r, k, g, w)
+				}
+			}
+		}
+	})
+}
+
+// tree5FromBytes reads a TreeEnsemble from fuzz bytes: a header (nodes, leaves, roots,
+// flags), then per node its mode, feature, split and children, then the leaves, the roots and
+// the membership values.
+func tree5FromBytes(data []byte) (*tree5, []float64) {
+	at := 0
+	next := func() int {
+		at++
+		if at > len(data) {
+			return at * 7 % 251
+		}
+		return int(data[at-1])
+	}
+	n, m, nroots, flags := 1+next()%12, 1+next()%10, 1+next()%4, next()
+	t := &tree5{nTargets: int64(1 + flags%3), aggregate: tree5Aggregates[flags>>2%4], post: "NONE"}
+	splits := []float64{0, 0.5, -0.5, 1, math.NaN(), math.Inf(1), 0.25, 2}
+	nMember := 0
+	for i := range n {
+		b := next()
+		mode := uint8(b % 7)
+		if b == 0xff {
+			mode = 9 // unknown
+		}
+		nMember += int(b2i(mode == tree5Member))
+		t.modes = append(t.modes, mode)
+		t.features = append(t.features, int64(next()%cols5(b)))
+		t.splits = append(t.splits, splits[next()%len(splits)])
+		t.missing = append(t.missing, int64(next()%2))
+		for side := range 2 {
+			c := next()
+			leaf := int64(c % 2)
+			idx := int64(c>>1) % int64(m)
+			switch {
+			case c&0xe0 == 0xe0:
+				idx = int64(c>>1) % int64(max(n, m)+1) // anywhere: cycles, past the ends
+			case leaf == 0 && i+1+side < n:
+				idx = int64(i + 1 + side) // usually below: a tree, not a cycle
+			default:
+				leaf = 1
+			}
+			if c == 0xfe {
+				leaf = 2
+			}
+			if side == 0 {
+				t.trueLeaf, t.trueIDs = append(t.trueLeaf, leaf), append(t.trueIDs, idx)
+			} else {
+				t.falseLeaf, t.falseIDs = append(t.falseLeaf, leaf), append(t.falseIDs, idx)
+			}
+		}
+	}
+	for range m {
+		k := int64(next()) % t.nTargets
+		if next()%29 == 0 {
+			k = t.nTargets // past the targets
+		}
+		t.leafTargets = append(t.leafTargets, k)
+		t.leafWeights = append(t.leafWeights, float64(next()-128)/32)
+	}
+	for range nroots {
+		t.roots = append(t.roots, int64(next()%(n+1)))
+	}
+	var members []float64
+	for range nMember {
+		for range next() % 4 {
+			members = append(members, []float64{0, 1, -0.5, 2, 0.25}[next()%5])
+		}
+		if next()%11 != 0 {
+			members = append(members, math.NaN())
+		}
+	}
+	return t, members
+}
+
+// cols5 is how many features a fuzzed node may read: now and then one past the 3 columns.
+func cols5(b int) int {
+	if b&0x60 == 0x60 {
+		return 4
+	}
+	return 3
+}
+
+// walkTree5 is the specification's walk of one row: every tree from its root to a leaf,
+// weights aggregated per target (MIN and MAX leave 0 where no leaf voted, as the runtime
+// does). ok is false when a walk does not end.
+func walkTree5(t *tree5, x []float32) ([]float64, bool) {
+	sum := make([]float64, t.nTargets)
+	voted := make([]bool, t.nTargets)
+	n := len(t.features)
+	for _, root := range t.roots {
+		i := root
+		for steps := 0; ; steps++ {
+			if steps > n {
+				return nil, false
+			}
+			leaf, next := t.falseLeaf[i], t.falseIDs[i]
+			sameLeaf := t.trueLeaf[i] == 1 && leaf == 1 && t.trueIDs[i] == next
+			if !sameLeaf && tree5True(t, int(i), float64(x[t.features[i]])) {
+				leaf, next = t.trueLeaf[i], t.trueIDs[i]
+			}
+			if leaf == 0 {
+				i = next
+				continue
+			}
+			k, w := t.leafTargets[next], t.leafWeights[next]
+			switch {
+			case t.aggregate == "MIN" && voted[k]:
+				sum[k] = min(sum[k], w)
+			case t.aggregate == "MAX" && voted[k]:
+				sum[k] = max(sum[k], w)
+			case t.aggregate == "MIN" || t.aggregate == "MAX":
+				sum[k] = w
+			default:
+				sum[k] += w
+			}
+			voted[k] = true
+			break
+		}
+	}
+	if t.aggregate == "AVERAGE" {
+		for k := range sum {
+			sum[k] /= float64(len(t.roots))
+		}
+	}
+	return sum, true
+}
+
+func tree5True(t *tree5, i int, v float64) bool {
+	if v != v && t.missing[i] == 1 {
+		return true
+	}
+	s := t.splits[i]
+	switch t.modes[i] {
+	case 0:
+		return v <= s
+	case 1:
+		return v < s
+	case 2:
+		return v >= s
+	case 3:
+		return v > s
+	case 4:
+		return v == s
+	case 5:
+		return v != s
+	}
+	for _, m := range t.members[i] {
+		if v == m {
+			return true
+		}
+	}
+	return false
+}
