@@ -186,7 +186,7 @@ def _goes_true(mode, v, split, members, missing):
 
 def walk(attrs, row):
     """One row's outputs: each tree walked from its root to a leaf, the leaves' weights
-    aggregated per target, then the post transform (NONE or LOGISTIC here)."""
+    aggregated per target (SUM or AVERAGE; these models' post transform is NONE)."""
     sets = _sets(attrs)
     votes = [[] for _ in range(attrs["n_targets"])]
     missing = attrs.get("nodes_missing_value_tracks_true") or [0] * len(attrs["nodes_modes"])
@@ -205,17 +205,17 @@ def walk(attrs, row):
     n_trees = len(attrs["tree_roots"])
     out = []
     for v in votes:
-        s = {0: lambda: sum(v) / n_trees, 1: lambda: sum(v)}[agg]()
-        if attrs["post_transform"] == POSTS["LOGISTIC"]:
-            s = 1 / (1 + math.exp(-s))
-        out.append(s)
+        if attrs["post_transform"] != POSTS["NONE"]:
+            raise NotImplementedError("post transform")
+        out.append({0: lambda: sum(v) / n_trees, 1: lambda: sum(v)}[agg]())
     return out
 
 
 def _member_float():
     """FLOAT [N, 3]: mode id (a category), distance km, weather severity (NaN when missing).
-    Two targets, SUM: BRANCH_MEMBER sets holding 0, an empty set that only NaN enters, every
-    other mode, a leaf two nodes share, and a one-leaf tree."""
+    Two targets, SUM: BRANCH_MEMBER sets (one holding 0), every other mode, a leaf two nodes
+    share, and a one-leaf tree. Members are integers, as LightGBM's categories are (onnxruntime
+    refuses others and empty sets; the Go tests cover those)."""
     nan = float("nan")
     return {
         "n_targets": 2, "aggregate_function": 1, "post_transform": 0,
@@ -229,17 +229,18 @@ def _member_float():
         "nodes_trueleafs": [0, 1, 1, 1, 0, 1, 0, 1, 1],
         "nodes_falsenodeids": [2, 1, 3, 1, 6, 5, 6, 9, 8],
         "nodes_falseleafs": [0, 1, 0, 1, 0, 1, 1, 1, 1],
-        "membership_values": [0.0, 2.0, nan, nan, 3.0, 4.0, 1.5, nan],
+        "membership_values": [0.0, 2.0, nan, 1.0, 3.0, nan, 3.0, 4.0, 1.0, nan],
         "leaf_targetids": [0, 0, 0, 1, 1, 1, 0, 1, 1, 0],
         "leaf_weights": [1.5, 4.0, 9.25, 0.125, 0.75, -0.5, 2.0, 0.3, 0.0625, -1.25],
     }
 
 
 def _member_double():
-    """DOUBLE [N, 2]: members that float32 cannot hold (0.1, 1e-9), AVERAGE and LOGISTIC."""
+    """DOUBLE [N, 2]: a member float32 cannot hold (2^24 + 1), a split it cannot hold (0.1),
+    AVERAGE; one target, so no post transform (onnxruntime applies only PROBIT to one)."""
     nan = float("nan")
     return {
-        "n_targets": 1, "aggregate_function": 0, "post_transform": 2,
+        "n_targets": 1, "aggregate_function": 0, "post_transform": 0,
         "tree_roots": [0, 2],
         "nodes_modes": [6, 0, 6],
         "nodes_featureids": [0, 1, 1],
@@ -249,7 +250,7 @@ def _member_double():
         "nodes_trueleafs": [1, 1, 1],
         "nodes_falsenodeids": [1, 2, 4],
         "nodes_falseleafs": [0, 1, 1],
-        "membership_values": [0.1, 1e-9, -3.0, nan, 7.0, nan],
+        "membership_values": [16777217.0, -3.0, nan, 7.0, nan],
         "leaf_targetids": [0, 0, 0, 0, 0],
         "leaf_weights": [2.5, -1.0, 0.25, 1.75, -0.5],
     }
@@ -258,7 +259,7 @@ def _member_double():
 def _member_rows(rng, n):
     mode = rng.integers(0, 5, n).astype(np.float64)
     mode[rng.random(n) < 0.15] = np.nan
-    mode[rng.random(n) < 0.1] = 1.5
+    mode[rng.random(n) < 0.1] = 5  # a category no set holds
     dist = np.round(rng.uniform(50, 4000, n))
     dist[:3] = [800.0, 1500.0, 799.0]  # on the thresholds
     weather = rng.uniform(0, 1, n)
@@ -268,8 +269,8 @@ def _member_rows(rng, n):
 
 
 def _double_rows(rng, n):
-    a = rng.choice([0.1, float(np.float32(0.1)), 1e-9, -3.0, 7.0, 0.0, np.nan], n)
-    b = rng.choice([0.1, float(np.float32(0.1)), 0.05, 7.0, 1e-9, np.nan], n)
+    a = rng.choice([16777217.0, 16777216.0, -3.0, -4.0, 7.0, 0.0, np.nan], n)
+    b = rng.choice([0.1, float(np.float32(0.1)), 0.05, 7.0, 7.5, np.nan], n)
     return np.stack([a, b], axis=1)
 
 
@@ -330,8 +331,8 @@ def generate(mf, data, out, manifest):
         old = emit(model, Xm.shape[1], name)
         Xt = boundary(tm.X, old)
         write(name, describe,
-              tree_ensemble_model(to_tree_ensemble(_tree_node(old)), Xm.shape[1], name, output,
-                                  1),
+              tree_ensemble_model(to_tree_ensemble(_tree_node(old), post_transform="NONE"),
+                                  Xm.shape[1], name, output, 1),
               [mf._tensor("input", Xt)],
               [mf._tensor(output, answer(Xt).astype(np.float32).reshape(-1, 1))],
               f"onnxmltools {xgbemit.onnxemit.ONNXMLTOOLS_VERSION} (reproduced), {te5}")
@@ -345,10 +346,11 @@ def generate(mf, data, out, manifest):
     clf = XGBClassifier(n_estimators=40, max_depth=4, **xgb).fit(Xm, dm.late)
     xgb_fixture("xgb_binary_te5",
                 "XGBClassifier, 40 trees of depth ≤ 4, binary:logistic with missing readings; "
-                "onnxmltools' TreeEnsembleClassifier rewritten into one TreeEnsemble target "
-                "under LOGISTIC: the probability of late",
-                clf, xgbemit.classifier_model, "probability",
-                lambda Xt: clf.predict_proba(Xt)[:, 1])
+                "onnxmltools' TreeEnsembleClassifier rewritten into one TreeEnsemble target, "
+                "post transform NONE: the margin (onnxruntime applies only PROBIT to one "
+                "target)",
+                clf, xgbemit.classifier_model, "margin",
+                lambda Xt: clf.predict(Xt, output_margin=True))
 
     gb = GradientBoostingClassifier(n_estimators=15, max_depth=3, random_state=mf.SEED).fit(
         X, data.train.grade)
@@ -370,9 +372,9 @@ def generate(mf, data, out, manifest):
     attrs = _member_float()
     rows = _member_rows(rng, 40)
     write("te5_member_float",
-          "hand-built TreeEnsemble: BRANCH_MEMBER on the mode id (a set holding 0, an empty "
-          "set), every other mode, NaN tracks, a shared leaf, a one-leaf tree; FLOAT, 2 "
-          "targets, SUM; answers from a plain walk of the specification",
+          "hand-built TreeEnsemble: BRANCH_MEMBER on the mode id (a set holding 0), every "
+          "other mode, NaN tracks, a shared leaf, a one-leaf tree; FLOAT, 2 targets, SUM; "
+          "answers from a plain walk of the specification",
           tree_ensemble_model(attrs, 3, "te5_member_float", "Y", 2),
           [mf._tensor("input", rows)],
           [mf._tensor("Y", np.array([walk(attrs, r) for r in rows], dtype=np.float32))],
@@ -380,8 +382,8 @@ def generate(mf, data, out, manifest):
     attrs = _member_double()
     rows = _double_rows(rng, 32)
     write("te5_member_double",
-          "hand-built TreeEnsemble: BRANCH_MEMBER on DOUBLE values float32 cannot hold, "
-          "AVERAGE, LOGISTIC; answers from a plain walk of the specification",
+          "hand-built TreeEnsemble: BRANCH_MEMBER and a split on DOUBLE values float32 "
+          "cannot hold, AVERAGE; answers from a plain walk of the specification",
           tree_ensemble_model(attrs, 2, "te5_member_double", "Y", 1, elem=TensorProto.DOUBLE),
           [_f64("input", rows)],
           [_f64("Y", np.array([walk(attrs, r) for r in rows]))],

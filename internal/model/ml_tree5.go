@@ -16,9 +16,11 @@ import (
 // compiled by the same forest compiler: each tree is unrolled from its root (a node two trees
 // share is copied into each; a node two parents of one tree share stays shared), a leaf becomes
 // a LEAF node with its one weight, a node whose two branches are the same leaf becomes that leaf
-// (the specification's one-leaf tree), and a BRANCH_MEMBER node becomes a chain of BRANCH_EQ
-// nodes, one per member, whose true branches all go to the member node's, as onnxruntime
-// unrolls it.
+// (the specification's one-leaf tree), and a BRANCH_MEMBER node becomes a chain of range
+// tests, two per member (x < m goes on to the next member, else x ≤ m is a member), whose true
+// branches all go to the member node's: an exact comparison, as the specification and its
+// reference evaluator compare (onnxruntime unrolls it into BRANCH_EQ nodes the same way).
+// Range tests keep the fast layouts, where BRANCH_EQ would need the per-node one.
 
 func init() {
 	register(opImpl{domain: domainML, name: "TreeEnsemble", minOpset: 5, maxOpset: maxOpsetML, compile: compileTreeEnsemble5})
@@ -255,7 +257,7 @@ func (t *tree5) splitMembers(values []float64) error {
 }
 
 // spec unrolls every tree from its root into the older operators' form. Ids: node i keeps i,
-// leaf j becomes n+j, and the chain of a BRANCH_MEMBER node with k members takes k−1 ids
+// leaf j becomes n+j, and the chain of a BRANCH_MEMBER node with k members takes 2k−1 ids
 // from n+m on.
 func (t *tree5) spec() (*treeSpec, error) {
 	n, m := int64(len(t.features)), int64(len(t.leafTargets))
@@ -263,7 +265,7 @@ func (t *tree5) spec() (*treeSpec, error) {
 	next := n + m
 	for i, set := range t.members {
 		chain[i] = next
-		next += int64(max(len(set)-1, 0))
+		next += int64(max(2*len(set)-1, 0))
 	}
 	s := &treeSpec{nTargets: int(t.nTargets), aggregate: t.aggregate, post: t.post}
 	child := func(leaf, idx int64) int64 {
@@ -307,17 +309,22 @@ func (t *tree5) spec() (*treeSpec, error) {
 			set := t.members[id]
 			if len(set) == 0 {
 				// Nothing is a member: only NaN may go to the true branch.
-				s.addBranch(int64(tree), id, t.features[id], "BRANCH_EQ", math.NaN(), tr, fa, missing)
+				s.addBranch(int64(tree), id, t.features[id], "BRANCH_LEQ", math.NaN(), tr, fa, missing)
 			}
+			// Member k: "below" sends x past the member's range to the next member (or the
+			// false branch), else "within" sends it to the true branch or the next member;
+			// NaN passes "below" and takes "within"'s missing-value direction.
 			for k, v := range set {
-				self, no := id, fa
+				below, within := id, chain[id]+int64(2*k)
 				if k > 0 {
-					self = chain[id] + int64(k) - 1
+					below = chain[id] + int64(2*k-1)
 				}
+				no := fa
 				if k < len(set)-1 {
-					no = chain[id] + int64(k)
+					no = chain[id] + int64(2*k+1)
 				}
-				s.addBranch(int64(tree), self, t.features[id], "BRANCH_EQ", v, tr, no, missing)
+				s.addBranch(int64(tree), below, t.features[id], "BRANCH_LT", v, no, within, 0)
+				s.addBranch(int64(tree), within, t.features[id], "BRANCH_LEQ", v, tr, no, missing)
 			}
 			stack = append(stack, fa, tr)
 		}

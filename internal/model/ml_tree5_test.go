@@ -104,13 +104,14 @@ func TestTreeEnsemble5SpecExamples(t *testing.T) {
 }
 
 // TestTreeEnsemble5Membership: a member 0 (which ONNX's reference evaluator's parser takes
-// for the end of the set), an empty set, NaN with and without missing-value tracks, and a
-// one-leaf tree written as a node whose branches are the same leaf.
+// for the end of the set), exact comparisons (no truncation to integers), an empty set, NaN
+// with and without missing-value tracks, and a one-leaf tree written as a node whose branches
+// are the same leaf.
 func TestTreeEnsemble5Membership(t *testing.T) {
 	nan := math.NaN()
 	attrs := []onnxpb.Attribute{
 		intAttr("n_targets", 2), intsAttr("tree_roots", 0, 2),
-		tensorAttr("membership_values", onnxpb.TypeFloat, 0, 3, nan, nan),
+		tensorAttr("membership_values", onnxpb.TypeFloat, 0, 3, -2, 0.5, nan, nan),
 		tensorAttr("nodes_modes", onnxpb.TypeUint8, 6, 6, 0), intsAttr("nodes_featureids", 0, 0, 5),
 		tensorAttr("nodes_splits", onnxpb.TypeFloat, 0, 0, 0),
 		intsAttr("nodes_truenodeids", 0, 1, 3), intsAttr("nodes_trueleafs", 1, 1, 1),
@@ -123,12 +124,13 @@ func TestTreeEnsemble5Membership(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := []*Tensor{{}}
-	x := NewTensor([]int{5, 1}, []float32{0, 3, 2, float32(nan), -0})
+	x := NewTensor([]int{12, 1}, []float32{0, 3, 2, float32(nan), -0, 0.99, -0.99, 3.9, 4, -2.5, -3, 0.5})
 	if err := m.Eval([]*Tensor{x}, out); err != nil {
 		t.Fatal(err)
 	}
 	// The second tree reads feature 5 of a one-column input: it is a leaf, never a split.
-	want := NewTensor([]int{5, 2}, []float32{1, 0.5, 1, 0.5, 3, 0.5, 2, 0.5, 1, 0.5})
+	want := NewTensor([]int{12, 2}, []float32{1, 0.5, 1, 0.5, 3, 0.5, 2, 0.5, 1, 0.5,
+		3, 0.5, 3, 0.5, 3, 0.5, 3, 0.5, 3, 0.5, 3, 0.5, 1, 0.5})
 	sameAnswers(t, "membership", out[0], want, 0)
 }
 
@@ -327,7 +329,7 @@ func tree5FromBytes(data []byte) (*tree5, []float64) {
 	var members []float64
 	for range nMember {
 		for range next() % 4 {
-			members = append(members, []float64{0, 1, -0.5, 2, 0.25}[next()%5])
+			members = append(members, []float64{0, 1, -1, 2, 0.25, -0.5, math.Inf(1)}[next()%7])
 		}
 		if next()%11 != 0 {
 			members = append(members, math.NaN())
