@@ -45,6 +45,7 @@ import freightdata  # noqa: E402
 import onnxemit  # noqa: E402
 import sklemit  # noqa: E402
 import torchnet  # noqa: E402
+import tree5emit  # noqa: E402
 import xgbemit  # noqa: E402
 
 SEED = 20261127
@@ -460,6 +461,7 @@ def generate(out):
                                            file))
         print(f"{fx.name}: {len(blob)} bytes", file=sys.stderr)
     _torch_fixtures(data, out, manifest)
+    tree5emit.generate(sys.modules[__name__], data, out, manifest)
     _write(os.path.join(out, "manifest.json"), _json(manifest))
 
 

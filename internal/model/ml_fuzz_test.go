@@ -209,7 +209,8 @@ func FuzzMLModel(f *testing.F) {
 	for _, name := range mlopsCases(f) {
 		f.Add(loadCase(f, "testdata/mlops", name).model)
 	}
-	for _, name := range []string{"skl_logreg_grade", "skl_impute_onehot", "xgb_binary_zipmap", "skl_rf_grade"} {
+	for _, name := range []string{"skl_logreg_grade", "skl_impute_onehot", "xgb_binary_zipmap", "skl_rf_grade",
+		"te5_member_float", "skl_gb_grade_te5", "category_mapper"} {
 		f.Add(loadFixture(f, name).model)
 	}
 	// Small SVMs of every form: the fixtures' hold hundreds of support vectors.
@@ -219,6 +220,12 @@ func FuzzMLModel(f *testing.F) {
 	f.Add(svmClassifierModel([]onnxpb.Attribute{intsAttr("classlabels_ints", 0, 1), floatsAttr("coefficients", 1, 0, 0, 1), floatsAttr("rho", 0.5)}, 2, 2))
 	f.Add(svmRegressorModel([]onnxpb.Attribute{stringAttr("kernel_type", "POLY"), floatsAttr("kernel_params", 0.5, 1, 3),
 		intAttr("n_supports", 2), floatsAttr("support_vectors", 0, 1), floatsAttr("coefficients", 2, -1), floatsAttr("rho", 0.5), intAttr("one_class", 1)}, 1))
+	// TreeEnsemble (opset 5) with BRANCH_MEMBER, and CategoryMapper.
+	f.Add(tree5Model(membershipAttrs(), onnxpb.TypeFloat, 1, 4))
+	codes := tensorInfo("Y", -1, 2)
+	codes.ElemType = onnxpb.TypeInt64
+	f.Add(mlModel("CategoryMapper", 1, []onnxpb.Attribute{intsAttr("cats_int64s", 1, 2), stringsAttr("cats_strings", "air", "sea")},
+		onnxpb.TypeString, 2, codes))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		recoverPanics = false
 		defer func() { recoverPanics = true }()

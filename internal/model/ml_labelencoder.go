@@ -42,10 +42,16 @@ func compileLabelEncoder(n *nodeCtx) (kernel, error) {
 	if err != nil {
 		return nil, err
 	}
+	return tab.kernel(n, n.opset >= 4)
+}
+
+// kernel checks the input against the table's keys and returns the kernel mapping it: the
+// LabelEncoder's and CategoryMapper's.
+func (tab *labelTable) kernel(n *nodeCtx, nanKeys bool) (kernel, error) {
 	if err := n.needTypes(0, tab.keys.DType); err != nil {
 		return nil, err
 	}
-	if err := tab.index(n.opset >= 4); err != nil {
+	if err := tab.index(nanKeys); err != nil {
 		return nil, err
 	}
 	n.setOutTensor(0, tab.values.DType, slices.Clone(n.shape(0)))
@@ -75,11 +81,7 @@ func labelEncoderV1(n *nodeCtx) (*labelTable, error) {
 	if err != nil {
 		return nil, err
 	}
-	defInt, err := n.attrInt("default_int64", -1)
-	if err != nil {
-		return nil, err
-	}
-	defStr, err := n.attrString("default_string", "_Unused")
+	defInt, defStr, err := mapDefaults(n)
 	if err != nil {
 		return nil, err
 	}
@@ -95,6 +97,17 @@ func labelEncoderV1(n *nodeCtx) (*labelTable, error) {
 		return &labelTable{keys: ints, values: strs, def: NewTensor([]int{}, []string{defStr})}, nil
 	}
 	return nil, unsupported("LabelEncoder (opset 1) maps strings and int64s, not %s", n.dtype(0))
+}
+
+// mapDefaults reads default_int64 and default_string, the defaults of a string↔int64 map
+// (LabelEncoder opset 1, CategoryMapper).
+func mapDefaults(n *nodeCtx) (int64, string, error) {
+	defInt, err := n.attrInt("default_int64", -1)
+	if err != nil {
+		return 0, "", err
+	}
+	defStr, err := n.attrString("default_string", "_Unused")
+	return defInt, defStr, err
 }
 
 // labelEncoderV2 reads opsets 2 to 5: keys_*/values_* attributes, and from opset 4 the tensor

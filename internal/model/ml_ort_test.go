@@ -21,6 +21,7 @@ import (
 type ortOutput struct {
 	shape   []int64
 	float32 []float32
+	float64 []float64 // TreeEnsemble (opset 5) on DOUBLE input
 	int64   []int64
 	strings []string
 	keys    []string // a sequence of maps: its keys, formatted
@@ -77,6 +78,8 @@ func readORT(t testing.TB, v ort.Value) ortOutput {
 	switch x := v.(type) {
 	case *ort.Tensor[float32]:
 		return ortOutput{shape: x.GetShape(), float32: x.GetData()}
+	case *ort.Tensor[float64]:
+		return ortOutput{shape: x.GetShape(), float64: x.GetData()}
 	case *ort.Tensor[int64]:
 		return ortOutput{shape: x.GetShape(), int64: x.GetData()}
 	case *ort.StringTensor:
@@ -145,6 +148,8 @@ func (o ortOutput) tensor() (t *Tensor, keys []string) {
 		return NewTensor(shape, o.int64), nil
 	case o.strings != nil:
 		return NewTensor(shape, o.strings), nil
+	case o.float64 != nil:
+		return NewTensor(shape, o.float64), nil
 	}
 	return NewTensor(shape, o.float32), o.keys
 }

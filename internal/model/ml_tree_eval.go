@@ -222,7 +222,11 @@ func scoreModal[T float32 | float64](f *forest, x []T, rows, cols int, s *treeSc
 }
 
 // regress writes a regressor's outputs, rows × nTargets, from the aggregated scores.
-func (f *forest) regress(s *treeScratch, rows int, out []float32) {
+func (f *forest) regress(s *treeScratch, rows int, out []float32) { regressInto(f, s, rows, out) }
+
+// regressInto is regress for an output of either precision: TreeEnsemble (ai.onnx.ml 5)
+// writes its input's type.
+func regressInto[T float32 | float64](f *forest, s *treeScratch, rows int, out []T) {
 	nt := f.nTargets
 	for r := range rows {
 		s.row = f.rowScores(s, r, s.row)
@@ -232,7 +236,7 @@ func (f *forest) regress(s *treeScratch, rows int, out []float32) {
 		}
 		f.post.apply(sc)
 		for k, v := range sc {
-			out[r*nt+k] = float32(v)
+			out[r*nt+k] = T(v)
 		}
 	}
 }

@@ -68,6 +68,7 @@ func (c classLabels) dtype() DType {
 type treeKernel struct {
 	f      *forest
 	labels classLabels
+	out64  bool // a DOUBLE output (TreeEnsemble with DOUBLE input)
 }
 
 func (k *treeKernel) run(x *exec, in, out []*Tensor) error {
@@ -99,6 +100,13 @@ func (k *treeKernel) run(x *exec, in, out []*Tensor) error {
 	sc.Float64, sc.Float32, has.Bool, b32.Float32, b64.Float64 = s.scores, s.scores32, s.has, s.block32, s.block64
 	if err != nil {
 		return err
+	}
+	if k.out64 {
+		if err := out[0].reset(Float64, rows, f.nTargets); err != nil {
+			return err
+		}
+		regressInto(f, &s, rows, data[float64](out[0]))
+		return nil
 	}
 	if !f.classifier {
 		if err := out[0].reset(Float32, rows, f.nTargets); err != nil {
