@@ -42,6 +42,17 @@ func TestSampleReadsTheQueueAndDecides(t *testing.T) {
 		t.Fatal(err)
 	}
 	read := ConsumerLag(js, spec.Topology)
+	// nats-server counts a consumer's pending messages as the stream signals it, after the
+	// publish acknowledgement: wait until all 250 are counted (seen 233 right after).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		lag, err := read(ctx)
+		if err == nil && lag.Total() == 250 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the consumer counts %+v (err %v) of the 250 events published", lag, err)
+		}
+	}
 	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 	drained.Sample(ctx, read, now, 1, 1)
 
