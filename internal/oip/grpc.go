@@ -80,8 +80,8 @@ func (s *Server) NewGRPCServer(tlsConfig *tls.Config, extra ...grpc.ServerOption
 		// own, whose stack grows anew for every call (decoding a message needs more than a
 		// new goroutine's stack). A stream finding no worker idle gets its own goroutine, so
 		// the pool is sized for the calls in flight, not the cores: with one worker per core,
-		// 64 callers spent 5-8 % of the CPU growing stacks, with 32 or 64 workers 2-3 %, with
-		// 256 8-10 %, for the garbage collector shrinks the stacks of the workers it finds
+		// 64 callers spent 5-8 % of the CPU growing stacks, with 32 or 64 workers 2-4 %, with
+		// 256 8-11 %, for the garbage collector shrinks the stacks of the workers it finds
 		// idle and each grows them back (GODEBUG=gcshrinkstackoff=1 removes that cost).
 		grpc.NumStreamWorkers(streamWorkers),
 		// Answers are written through one buffer per connection, not one per stream.
