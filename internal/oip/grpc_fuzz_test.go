@@ -3,7 +3,9 @@ package oip
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -74,4 +76,94 @@ func FuzzModelInferRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// rawDatatypes are the datatypes of fixed size in raw_input_contents, which
+// FuzzRawMatchesContents picks from.
+var rawDatatypes = []string{"BOOL", "INT8", "UINT8", "INT16", "UINT16", "FP16", "INT32", "UINT32", "FP32", "INT64", "UINT64", "FP64"}
+
+// FuzzRawMatchesContents checks the raw decoding of each datatype, its FP32 fast path for rows
+// included, against the typed contents decoding of the same values, which checks and stores
+// them one by one: the same values kept, or the same refusal, for rows and for a typed model.
+func FuzzRawMatchesContents(f *testing.F) {
+	fp32 := func(vs ...float32) []byte {
+		var b []byte
+		for _, v := range vs {
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+		}
+		return b
+	}
+	f.Add(uint8(8), false, fp32(1.5, -2, 0, 3e38))
+	f.Add(uint8(8), false, fp32(1, float32(math.Inf(-1)), float32(math.NaN())))
+	f.Add(uint8(8), true, fp32(1, 2, float32(math.Inf(1))))
+	f.Add(uint8(11), false, binary.LittleEndian.AppendUint64(nil, math.Float64bits(1e300)))
+	f.Add(uint8(5), false, []byte{0x00, 0x7c, 0x01, 0x3c})
+	f.Add(uint8(10), true, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	f.Add(uint8(0), true, []byte{0, 1, 3})
+	f.Fuzz(func(t *testing.T, which uint8, typed bool, b []byte) {
+		dt := rawDatatypes[int(which)%len(rawDatatypes)]
+		size := rawSize[dt]
+		n := len(b) / size
+		b = b[:n*size]
+		if dt == "BOOL" {
+			// Raw bytes other than 0 and 1 have no contents to compare with (TestGRPCInferErrors
+			// covers their refusal).
+			for k := range b {
+				b[k] &= 1
+			}
+		}
+		cdt, c := contentsOf(dt, b)
+		raw, want := inputTensor{name: []byte("x")}, inputTensor{name: []byte("x")}
+		rawErr := decodeRaw(&raw, dt, b, n, 0, typed)
+		wantErr := decodeContents(&want, cdt, c, n, typed)
+		if fmt.Sprint(rawErr) != fmt.Sprint(wantErr) {
+			t.Fatalf("%s (typed %v) % x: raw decoding %v, contents %v", dt, typed, b, rawErr, wantErr)
+		}
+		if rawErr == nil && (!slices.Equal(raw.data, want.data) || !slices.Equal(raw.num, want.num) ||
+			!slices.Equal(raw.ints, want.ints) || !slices.Equal(raw.intOK, want.intOK)) {
+			t.Fatalf("%s (typed %v) % x: raw decoding %v %v %v %v, contents %v %v %v %v", dt, typed, b,
+				raw.data, raw.num, raw.ints, raw.intOK, want.data, want.num, want.ints, want.intOK)
+		}
+	})
+}
+
+// contentsOf is raw contents b of datatype dt as the contents field dt travels in, and the
+// datatype to decode them as (FP16, which has no field, as FP32 values).
+func contentsOf(dt string, b []byte) (string, *oippb.InferTensorContents) {
+	le := binary.LittleEndian
+	c := &oippb.InferTensorContents{}
+	size := rawSize[dt]
+	for k := 0; k+size <= len(b); k += size {
+		e := b[k:]
+		switch dt {
+		case "BOOL":
+			c.BoolContents = append(c.BoolContents, e[0] == 1)
+		case "INT8":
+			c.IntContents = append(c.IntContents, int32(int8(e[0])))
+		case "UINT8":
+			c.UintContents = append(c.UintContents, uint32(e[0]))
+		case "INT16":
+			c.IntContents = append(c.IntContents, int32(int16(le.Uint16(e))))
+		case "UINT16":
+			c.UintContents = append(c.UintContents, uint32(le.Uint16(e)))
+		case "INT32":
+			c.IntContents = append(c.IntContents, int32(le.Uint32(e)))
+		case "UINT32":
+			c.UintContents = append(c.UintContents, le.Uint32(e))
+		case "INT64":
+			c.Int64Contents = append(c.Int64Contents, int64(le.Uint64(e)))
+		case "UINT64":
+			c.Uint64Contents = append(c.Uint64Contents, le.Uint64(e))
+		case "FP16":
+			c.Fp32Contents = append(c.Fp32Contents, halfToFloat(le.Uint16(e)))
+		case "FP32":
+			c.Fp32Contents = append(c.Fp32Contents, math.Float32frombits(le.Uint32(e)))
+		case "FP64":
+			c.Fp64Contents = append(c.Fp64Contents, math.Float64frombits(le.Uint64(e)))
+		}
+	}
+	if dt == "FP16" {
+		return "FP32", c
+	}
+	return dt, c
 }
