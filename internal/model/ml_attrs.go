@@ -59,4 +59,29 @@ func mlRows(batch int, in, out []valueType) bool {
 
 func mlRowKernel(f kernelFunc) kernel { return rowFunc{kernelFunc: f, local: mlRows} }
 
+// featureRows is how many rows an ml operator's input holds: [N, F] is N rows, [F] one.
+func featureRows(X *Tensor) int {
+	if len(X.Shape) == 2 {
+		return X.Shape[0]
+	}
+	return 1
+}
+
+// attrLen is the length of one of a node's list attributes, for sameLengths.
+type attrLen struct {
+	name string
+	n    int
+}
+
+// sameLengths refuses the first list whose length is not n, the length of the list named ref:
+// parallel attribute lists (one value per node, per leaf) must line up.
+func sameLengths(ref string, n int, lists ...attrLen) error {
+	for _, l := range lists {
+		if l.n != n {
+			return fmt.Errorf("%s has %d values, %s %d", l.name, l.n, ref, n)
+		}
+	}
+	return nil
+}
+
 func (k *treeKernel) rowLocal(batch int, in, out []valueType) bool { return mlRows(batch, in, out) }

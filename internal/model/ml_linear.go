@@ -142,10 +142,7 @@ func compileLinearClassifier(n *nodeCtx) (kernel, error) {
 	n.setOutTensor(1, Float32, []int{rows, c})
 	return mlRowKernel(func(x *exec, in, out []*Tensor) error {
 		X := in[0]
-		rows := 1
-		if len(X.Shape) == 2 {
-			rows = X.Shape[0]
-		}
+		rows := featureRows(X)
 		sc, idx := x.scratch(0), x.scratch(1)
 		if err := sc.reset(Float64, rows*l.targets); err != nil {
 			return err
@@ -208,10 +205,7 @@ func compileLinearRegressor(n *nodeCtx) (kernel, error) {
 	n.setOutTensor(0, Float32, []int{rows, l.targets})
 	return mlRowKernel(func(x *exec, in, out []*Tensor) error {
 		X := in[0]
-		rows := 1
-		if len(X.Shape) == 2 {
-			rows = X.Shape[0]
-		}
+		rows := featureRows(X)
 		sc := x.scratch(0)
 		if err := sc.reset(Float64, rows*l.targets); err != nil {
 			return err

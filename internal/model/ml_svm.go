@@ -224,10 +224,7 @@ func compileSVMClassifier(n *nodeCtx) (kernel, error) {
 	n.setOutTensor(1, Float32, []int{rows, c.width})
 	return mlRowKernel(func(x *exec, in, out []*Tensor) error {
 		X := in[0]
-		rows := 1
-		if len(X.Shape) == 2 {
-			rows = X.Shape[0]
-		}
+		rows := featureRows(X)
 		idx := x.scratch(0)
 		if err := idx.reset(Int32, rows); err != nil {
 			return err
@@ -580,10 +577,7 @@ func compileSVMRegressor(n *nodeCtx) (kernel, error) {
 	n.setOutTensor(0, Float32, []int{rows, 1})
 	return mlRowKernel(func(x *exec, in, out []*Tensor) error {
 		X := in[0]
-		rows := 1
-		if len(X.Shape) == 2 {
-			rows = X.Shape[0]
-		}
+		rows := featureRows(X)
 		k := x.scratch(0)
 		if err := k.reset(Float64, rows*g.vectors); err != nil {
 			return err

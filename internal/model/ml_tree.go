@@ -324,17 +324,11 @@ func compileForestLayout(s *treeSpec, cols int, wide bool, layout forestLayout) 
 
 func (s *treeSpec) checkLengths() error {
 	n := len(s.nodeIDs)
-	for _, l := range []struct {
-		name string
-		n    int
-	}{
-		{"nodes_treeids", len(s.treeIDs)}, {"nodes_featureids", len(s.featureIDs)},
-		{"nodes_modes", len(s.modes)}, {"nodes_values", len(s.thresholds)},
-		{"nodes_truenodeids", len(s.trueIDs)}, {"nodes_falsenodeids", len(s.falseIDs)},
-	} {
-		if l.n != n {
-			return fmt.Errorf("%s has %d values, nodes_nodeids %d", l.name, l.n, n)
-		}
+	if err := sameLengths("nodes_nodeids", n,
+		attrLen{"nodes_treeids", len(s.treeIDs)}, attrLen{"nodes_featureids", len(s.featureIDs)},
+		attrLen{"nodes_modes", len(s.modes)}, attrLen{"nodes_values", len(s.thresholds)},
+		attrLen{"nodes_truenodeids", len(s.trueIDs)}, attrLen{"nodes_falsenodeids", len(s.falseIDs)}); err != nil {
+		return err
 	}
 	if len(s.missingTrue) != 0 && len(s.missingTrue) != n {
 		return fmt.Errorf("nodes_missing_value_tracks_true has %d values, nodes_nodeids %d", len(s.missingTrue), n)
@@ -343,16 +337,8 @@ func (s *treeSpec) checkLengths() error {
 	if s.classifier {
 		prefix = "class"
 	}
-	m := len(s.leafNodeIDs)
-	for _, l := range []struct {
-		name string
-		n    int
-	}{{"_treeids", len(s.leafTreeIDs)}, {"_ids", len(s.leafTargets)}, {"_weights", len(s.leafWeights)}} {
-		if l.n != m {
-			return fmt.Errorf("%s%s has %d values, %s_nodeids %d", prefix, l.name, l.n, prefix, m)
-		}
-	}
-	return nil
+	return sameLengths(prefix+"_nodeids", len(s.leafNodeIDs), attrLen{prefix + "_treeids", len(s.leafTreeIDs)},
+		attrLen{prefix + "_ids", len(s.leafTargets)}, attrLen{prefix + "_weights", len(s.leafWeights)})
 }
 
 // treeDepths walks every tree from its root without recursion, refusing cycles, and returns

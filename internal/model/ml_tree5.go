@@ -165,17 +165,11 @@ func decodeTree5(n *nodeCtx) (*tree5, error) {
 // check refuses lists of different lengths, indexes out of range and unknown modes.
 func (t *tree5) check() error {
 	n, m := len(t.features), len(t.leafTargets)
-	for _, l := range []struct {
-		name string
-		n    int
-	}{
-		{"nodes_truenodeids", len(t.trueIDs)}, {"nodes_falsenodeids", len(t.falseIDs)},
-		{"nodes_trueleafs", len(t.trueLeaf)}, {"nodes_falseleafs", len(t.falseLeaf)},
-		{"nodes_modes", len(t.modes)}, {"nodes_splits", len(t.splits)},
-	} {
-		if l.n != n {
-			return fmt.Errorf("%s has %d values, nodes_featureids %d", l.name, l.n, n)
-		}
+	if err := sameLengths("nodes_featureids", n,
+		attrLen{"nodes_truenodeids", len(t.trueIDs)}, attrLen{"nodes_falsenodeids", len(t.falseIDs)},
+		attrLen{"nodes_trueleafs", len(t.trueLeaf)}, attrLen{"nodes_falseleafs", len(t.falseLeaf)},
+		attrLen{"nodes_modes", len(t.modes)}, attrLen{"nodes_splits", len(t.splits)}); err != nil {
+		return err
 	}
 	if len(t.missing) != 0 && len(t.missing) != n {
 		return fmt.Errorf("nodes_missing_value_tracks_true has %d values, nodes_featureids %d", len(t.missing), n)

@@ -39,10 +39,7 @@ func compileZipMap(n *nodeCtx) (kernel, error) {
 	n.setView(0)
 	return kernelFunc(func(_ *exec, in, out []*Tensor) error {
 		x := in[0]
-		rows := 1
-		if len(x.Shape) == 2 {
-			rows = x.Shape[0]
-		}
+		rows := featureRows(x)
 		if last := x.Shape[len(x.Shape)-1]; last != c {
 			return fmt.Errorf("ZipMap has %d class labels, the input %d probabilities per row", c, last)
 		}
